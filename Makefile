@@ -1,0 +1,39 @@
+# The two commands of README.md: `make run` and `make test`. Everything installs itself into .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+MODEL ?= googlenet
+RESULTS ?= results/$(MODEL)
+
+.PHONY: run test lint bench clean install
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the main job on the built-in default model (today: build it, profile it, write its costs)
+run: $(STAMP)
+	$(BIN)/staronnx doctor
+	$(BIN)/staronnx zoo build $(MODEL)
+	$(BIN)/staronnx profile $(MODEL) --device cpu --batch 1,8 --runs 20 --warmup 3 \
+		-o $(RESULTS)/costs.csv --force
+
+## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check staronnx_cli tests experiments
+
+## bench: the paper's four models: parameter counts, one inference, per-node profile coverage and ratios
+bench: $(STAMP)
+	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,26 @@
+"""The `staronnx` command: one thin module per subcommand, read like a table of contents."""
+
+from __future__ import annotations
+
+import typer
+
+from . import doctor, profile, zoo
+
+app = typer.Typer(
+    name="staronnx",
+    help="Which batch size gives the lowest worst-case latency at a query rate, on GPUs and CPU core groups.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(zoo.app, name="zoo")
+app.command("profile")(profile.profile)
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

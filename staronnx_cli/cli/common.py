@@ -1,0 +1,57 @@
+"""What every command shares: consoles, the one-line error contract, list parsing."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from ..errors import UserError
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 2):
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command):
+    """UserError -> one line, exit 2; any other failure -> one line, exit 1 (traceback with STARONNX_DEBUG=1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except UserError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; files already written are kept", 130)
+        except Exception as exc:  # noqa: BLE001 - the CLI boundary
+            if os.environ.get("STARONNX_DEBUG"):
+                raise
+            fail(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+                 "(rerun with STARONNX_DEBUG=1 for the traceback and report it)", 1)
+
+    return wrapper
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """'1,8' -> [1, 8]; anything else is a UserError naming the option."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} '{text}' is not a list of integers: write e.g. {option} 1,8") from None
+    if not values:
+        raise UserError(f"{option} is empty: write e.g. {option} 1,8")
+    return values
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,115 @@
+"""`staronnx profile MODEL`: per-node execution times from ONNX Runtime's profiler -> costs.csv."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .. import modelio
+from ..devices import parse_device
+from ..errors import UserError
+from ..profile.costs import meta_path, write_costs
+from ..profile.profiler import BatchProfile, ProfileSettings, profile_model, summary_stats
+from ..zoo import cache
+from ..zoo.registry import ZOO
+from .common import console, handle_errors, parse_int_list
+
+
+def resolve_model(model: str) -> Path:
+    """A path, or a zoo model name when no such file exists (built and cached on first use)."""
+    path = Path(model)
+    if not path.exists() and model in ZOO:
+        built_path, built = cache.build_cached(model)
+        console.print(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}")
+        return built_path
+    return path
+
+
+@handle_errors
+def profile(
+    model: Annotated[str, typer.Argument(help="An .onnx file, or a zoo model name (see 'staronnx zoo list').")],
+    device: Annotated[str, typer.Option(help="cpu, cpu:THREADS, cuda or cuda:ID.")] = "cpu",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma separated.")] = "1",
+    runs: Annotated[int, typer.Option(help="Measured runs per batch size.")] = 20,
+    warmup: Annotated[int, typer.Option(help="Runs dropped before measuring.")] = 3,
+    opt_level: Annotated[str, typer.Option(
+        help="ORT graph optimisation level to profile at: basic keeps node names (exact per-node times); "
+             "extended/all fuse more and times of fused nodes are shared by a work estimate.")] = "basic",
+    output: Annotated[Path, typer.Option("-o", "--output", help="Costs CSV to write.")] = Path("costs.csv"),
+    overhead: Annotated[bool, typer.Option(help="Also time runs without the profiler and at level all.")] = True,
+    top: Annotated[int, typer.Option(help="Nodes shown in the summary.")] = 12,
+    force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
+):
+    """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
+    if opt_level not in ("basic", "extended", "all"):
+        raise UserError(f"--opt-level '{opt_level}': choose basic, extended or all")
+    if output.exists() and not force:
+        raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
+    settings = ProfileSettings(resolve_model(model), parse_device(device), parse_int_list(batch, "--batch"),
+                               runs, warmup, opt_level, overhead)
+    total = len(settings.batch_sizes) * (settings.runs + settings.warmup)
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"profiling on {settings.device}", total=total)
+        done: dict[int, int] = {}
+
+        def on_run(batch_size: int, run: int, _total: int):
+            done[batch_size] = run
+            bar.update(task, completed=sum(done.values()), description=f"profiling batch {batch_size}")
+
+        results = profile_model(settings, on_run)
+    rows = [row for r in results for row in r.rows]
+    write_costs(output, rows, _meta(settings, results))
+    for r in results:
+        render_summary(r, settings, top)
+    console.print(f"wrote {output} ({len(rows)} rows) and {meta_path(output)}")
+
+
+def _meta(settings: ProfileSettings, results: list[BatchProfile]) -> dict:
+    return {
+        "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
+        "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
+        "warmup": settings.warmup,
+        "batches": {str(r.batch_size): {
+            "end_to_end_profiled": summary_stats(r.run_us),
+            "end_to_end_plain": summary_stats(r.plain_run_us) if r.plain_run_us else None,
+            "end_to_end_level_all": summary_stats(r.full_opt_run_us) if r.full_opt_run_us else None,
+            "node_sum_us": round(r.node_sum_us, 1),
+        } for r in results},
+    }
+
+
+def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:
+    frame = pd.DataFrame(result.rows)
+    total = frame["mean_us"].sum() or 1.0
+    table = Table(title=f"{settings.model.name}: top {top} nodes, batch {result.batch_size} on {settings.device} "
+                        f"(level {settings.opt_level})")
+    for column in ("node", "op", "mean us", "std us", "share", "attributed"):
+        table.add_column(column, justify="right" if column in ("mean us", "std us", "share") else "left")
+    for _, row in frame.nlargest(top, "mean_us").iterrows():
+        table.add_row(row["node"], row["op_type"], f"{row['mean_us']:.1f}", f"{row['std_us']:.1f}",
+                      f"{100 * row['mean_us'] / total:.1f} %", row["how"])
+    console.print(table)
+    by_op = frame.groupby("op_type")["mean_us"].agg(["sum", "count"]).sort_values("sum", ascending=False)
+    ops = Table(title="time per op type")
+    for column in ("op type", "nodes", "total us", "share"):
+        ops.add_column(column, justify="left" if column == "op type" else "right")
+    for op, row in by_op.iterrows():
+        ops.add_row(op, str(int(row["count"])), f"{row['sum']:.1f}", f"{100 * row['sum'] / total:.1f} %")
+    console.print(ops)
+    end_to_end = result.end_to_end_us
+    console.print(f"batch {result.batch_size}: end-to-end {end_to_end / 1000:.3f} ms per run (profiled, mean of "
+                  f"{len(result.run_us)}), sum of nodes {result.node_sum_us / 1000:.3f} ms = "
+                  f"{100 * result.node_sum_us / end_to_end:.1f} % of end-to-end")
+    if result.plain_run_us:
+        plain = statistics.fmean(result.plain_run_us)
+        full = statistics.fmean(result.full_opt_run_us)
+        console.print(f"  profiler overhead: {100 * (end_to_end / plain - 1):+.1f} % "
+                      f"(unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
+                      f"= {100 * full / plain:.0f} % of level {settings.opt_level}")

@@ -1,0 +1,50 @@
+"""`staronnx zoo list | build NAME -o FILE`: the built-in models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..zoo import cache
+from ..zoo.registry import ZOO
+from .common import console, handle_errors
+
+app = typer.Typer(help="Built-in models: the paper's four and small ones for demos and tests.", no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_models():
+    """List the zoo's models with their published parameter counts."""
+    table = Table(title="staronnx zoo: seeded random weights (timing does not depend on them)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("input -> out", no_wrap=True)
+    table.add_column("what")
+    for e in ZOO.values():
+        params = f"{e.published_params / 1e6:.1f} M" if e.published_params else "tiny"
+        cached = " *" if cache.cached_path(e.name).exists() else ""
+        shapes = f"{'x'.join(map(str, e.input_shape))} -> {'x'.join(map(str, e.output_shape))}"
+        table.add_row(e.name + cached, params, shapes, e.summary)
+    console.print(table)
+    console.print(f"* = already built in {cache.cache_dir() / 'zoo'}; build with 'staronnx zoo build NAME -o FILE'")
+
+
+@app.command("build")
+@handle_errors
+def build(
+    name: Annotated[str, typer.Argument(help="Model name, see 'staronnx zoo list'.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the .onnx file.")] = None,
+    seed: Annotated[int, typer.Option(help="Weight seed; the same seed gives the same bytes.")] = 0,
+    force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
+):
+    """Build a zoo model (cached after the first build) and write it to OUTPUT."""
+    if output is None:
+        path, built = cache.build_cached(name, seed)
+        console.print(f"{'built' if built else 'cached'} {name}: {path}")
+        return
+    cached, built = cache.export(name, output, seed, force)
+    console.print(f"{'built' if built else 'copied'} {name} -> {output} (cache: {cached})")

@@ -1,0 +1,41 @@
+"""Device specs as users write them: `cpu`, `cpu:THREADS`, `cuda`, `cuda:ID`."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from .errors import UserError
+
+_SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity-aware, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str  # "cpu" or "cuda"
+    number: int  # threads for cpu, device id for cuda
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.number}"
+
+
+def parse_device(spec: str) -> Device:
+    match = _SPEC.match(spec.strip().lower())
+    if not match:
+        raise UserError(f"--device '{spec}' is not a device: write cpu, cpu:THREADS, cuda or cuda:ID")
+    kind, number = match.group(1), match.group(2)
+    if kind == "cpu":
+        threads = int(number) if number else usable_cores()
+        if threads < 1:
+            raise UserError(f"--device '{spec}': a CPU device needs at least 1 thread, e.g. cpu:2")
+        return Device("cpu", threads)
+    return Device("cuda", int(number) if number else 0)

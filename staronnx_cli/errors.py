@@ -1,0 +1,7 @@
+"""One exception type for mistakes a user can fix: the CLI prints its message as one line, exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input: the message names the problem and the fix."""
+
+    exit_code = 2

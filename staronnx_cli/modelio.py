@@ -1,0 +1,153 @@
+"""Loading a user's ONNX model with the checks that turn confusing ORT errors into one clear line."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import external_data_helper, helper
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]  # without the batch dimension
+    batch_dim: str  # the symbolic name of the batch dimension ("" if ORT must infer it)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(path: str | Path, with_weights: bool = True) -> onnx.ModelProto:
+    """Parse and check a model file; external data must stay inside the model's folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model file '{path}' not found: check the path, or build one with "
+                        f"'staronnx zoo build googlenet -o {path}'")
+    if path.is_dir():
+        raise UserError(f"'{path}' is a directory, not an ONNX model file: give the path of a .onnx file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input
+        raise UserError(f"'{path}' is not an ONNX model ({type(exc).__name__}): "
+                        "give a file exported with torch.onnx.export or built with 'staronnx zoo build'") from None
+    if not model.graph.node or not model.graph.output:
+        raise UserError(f"'{path}' is not an ONNX model (no graph nodes or outputs): "
+                        "give a file exported with torch.onnx.export or built with 'staronnx zoo build'")
+    _check_external_data(model, path)
+    if with_weights:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
+    folder = path.parent.resolve()
+    for tensor in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (folder / location).resolve()
+        if not target.is_relative_to(folder):
+            raise UserError(f"tensor '{tensor.name}' of '{path}' points to external data '{location}' "
+                            "outside the model's folder: move the data file beside the model")
+        if not target.exists():
+            raise UserError(f"external data file '{location}' of '{path}' is missing: "
+                            "copy it beside the model")
+
+
+def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
+    """The model's real inputs (not initializers), each with a batch dimension first."""
+    initializers = {i.name for i in model.graph.initializer}
+    specs = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        ttype = value.type.tensor_type
+        dims = list(ttype.shape.dim)
+        if not dims:
+            raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape): "
+                            "re-export the model with a dynamic first axis (torch.onnx.export dynamic_axes)")
+        first, rest = dims[0], dims[1:]
+        if first.HasField("dim_value") and first.dim_value != 0:
+            raise UserError(f"input '{value.name}' has a fixed first dimension {first.dim_value}, not a batch "
+                            "dimension: re-export with a dynamic batch axis (torch.onnx.export dynamic_axes)")
+        unknown = [d.dim_param or "?" for d in rest if not d.HasField("dim_value")]
+        if unknown:
+            raise UserError(f"input '{value.name}' has symbolic dimensions {unknown} besides the batch: fix them "
+                            "first with 'python -m onnxruntime.tools.make_dynamic_shape_fixed'")
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+        specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param))
+    if not specs:
+        raise UserError("the model has no inputs (every input is an initializer): nothing to feed a batch to")
+    return specs
+
+
+def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch of random inputs; integer inputs get small non-negative values (token ids, indices)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in specs:
+        shape = (batch, *spec.shape)
+        if np.issubdtype(spec.dtype, np.floating):
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
+        elif spec.dtype == np.bool_:
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
+        else:
+            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
+    return feeds
+
+
+def shape_skeleton(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
+    """A light copy for shape inference: batch fixed, large weights replaced by typed inputs.
+
+    Small initializers (shape constants, axes) stay, so data propagation can compute Reshape targets.
+    """
+    graph = onnx.GraphProto()
+    graph.node.extend(model.graph.node)
+    graph.output.extend(model.graph.output)
+    for value in model.graph.input:
+        fixed = graph.input.add()
+        fixed.CopyFrom(value)
+        dims = fixed.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = batch
+    for init in model.graph.initializer:
+        if int(np.prod(init.dims)) <= 1024 and not external_data_helper.uses_external_data(init):
+            graph.initializer.append(init)
+        else:
+            graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    skeleton = helper.make_model(graph, opset_imports=model.opset_import)
+    skeleton.ir_version = model.ir_version
+    return skeleton
+
+
+def tensor_bytes_by_node(model: onnx.ModelProto, batch: int) -> dict[str, int]:
+    """Bytes each node writes (sum of its outputs) at this batch size, where shape inference knows them."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model, batch), data_prop=True)
+    except Exception:  # noqa: BLE001 - unknown shapes are reported as unknown, never as zero
+        return {}
+    sizes = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        ttype = value.type.tensor_type
+        dims = ttype.shape.dim
+        if ttype.elem_type and dims and all(d.HasField("dim_value") for d in dims):
+            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).itemsize
+            sizes[value.name] = int(np.prod([d.dim_value for d in dims])) * itemsize
+    result = {}
+    for node in model.graph.node:
+        outs = [t for t in node.output if t]
+        if outs and all(t in sizes for t in outs):
+            result[node.name] = sum(sizes[t] for t in outs)
+    return result

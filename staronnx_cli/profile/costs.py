@@ -1,0 +1,56 @@
+"""The cost table (`costs.csv`): one row per (original node, device, batch size). Columns named once here.
+
+A sidecar `<name>.meta.json` keeps what a row cannot: the model's sha256, the optimisation level, the
+end-to-end time of each batch size and the profiling overhead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+
+# The contract of DESIGN.md section 5, then our additions.
+COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
+           "how", "share", "kernels"]
+REQUIRED = COLUMNS[:9]
+SCHEMA_VERSION = 1
+
+
+def meta_path(costs_path: str | Path) -> Path:
+    path = Path(costs_path)
+    return path.with_name(path.stem + ".meta.json")
+
+
+def write_costs(path: str | Path, rows: list[dict], meta: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+    meta_path(path).write_text(json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2) + "\n")
+
+
+def read_costs(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"costs file '{path}' not found: make one with 'staronnx profile MODEL -o {path}'")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many types for garbage
+        raise UserError(f"'{path}' is not a costs CSV ({type(exc).__name__}): "
+                        "make one with 'staronnx profile MODEL -o costs.csv'") from None
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise UserError(f"'{path}' is not a staronnx costs file (missing columns {', '.join(missing)}): "
+                        "make one with 'staronnx profile MODEL -o costs.csv'")
+    return frame
+
+
+def read_meta(costs_path: str | Path) -> dict:
+    path = meta_path(costs_path)
+    return json.loads(path.read_text()) if path.exists() else {}

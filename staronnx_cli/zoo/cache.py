@@ -1,0 +1,66 @@
+"""Built zoo models live in a user cache directory, keyed by name, seed and the builder's source."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import onnx
+
+from ..errors import UserError
+from .registry import ZOO, ZooEntry
+
+
+def cache_dir() -> Path:
+    """$STARONNX_CACHE, else $XDG_CACHE_HOME/staronnx, else ~/.cache/staronnx."""
+    if os.environ.get("STARONNX_CACHE"):
+        return Path(os.environ["STARONNX_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "staronnx"
+
+
+def entry(name: str) -> ZooEntry:
+    if name not in ZOO:
+        raise UserError(f"no zoo model named '{name}': choose one of {', '.join(ZOO)} (see 'staronnx zoo list')")
+    return ZOO[name]
+
+
+def _source_digest(e: ZooEntry) -> str:
+    """Changes whenever the builder code changes, so a stale cached model is never reused."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in (here / "builder.py", here / f"{e.module.partition(':')[0]}.py"):
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cached_path(name: str, seed: int = 0) -> Path:
+    e = entry(name)
+    return cache_dir() / "zoo" / f"{name}-seed{seed}-{_source_digest(e)}.onnx"
+
+
+def build_cached(name: str, seed: int = 0) -> tuple[Path, bool]:
+    """Path of the built model, building it on first use; returns (path, was_built_now)."""
+    path = cached_path(name, seed)
+    if path.exists():
+        return path, False
+    model = entry(name).build(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+    return path, True
+
+
+def export(name: str, output: Path, seed: int = 0, force: bool = False) -> tuple[Path, bool]:
+    """Copy the (cached) model to `output`; refuses to overwrite without force."""
+    if output.exists() and not force:
+        raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
+    if output.is_dir():
+        raise UserError(f"-o '{output}' is a directory: give a file name such as {output / (name + '.onnx')}")
+    path, built = build_cached(name, seed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, output)
+    return path, built

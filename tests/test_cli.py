@@ -1,0 +1,106 @@
+"""The CLI through typer's CliRunner: zoo, profile, doctor, and the bad-input contract."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+from test_modelio import relu_model
+
+from staronnx_cli.ortenv import cuda_status
+from staronnx_cli.profile.costs import COLUMNS, read_meta
+
+
+def test_zoo_list_names_every_model(cli):
+    result = cli("zoo", "list")
+    assert result.exit_code == 0
+    for name in ("googlenet", "efficientnetv2_s", "nfnet_f0", "vit_b16_7", "tiny_cnn"):
+        assert name in result.stdout
+
+
+def test_zoo_build_writes_the_file_and_refuses_to_overwrite(cli, tmp_path):
+    out = tmp_path / "t.onnx"
+    result = cli("zoo", "build", "tiny_cnn", "-o", out)
+    assert result.exit_code == 0 and out.exists() and "cache" in result.stdout
+    before = out.read_bytes()
+    assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", out), "already exists", "--force")
+    assert out.read_bytes() == before
+    assert cli("zoo", "build", "tiny_cnn", "-o", out, "--force").exit_code == 0
+
+
+def test_zoo_build_unknown_name(cli, tmp_path):
+    assert_one_line_error(cli("zoo", "build", "resnet9000", "-o", tmp_path / "x.onnx"), "resnet9000", "zoo list")
+
+
+def test_profile_gives_every_compute_node_a_row(cli, tiny_cnn_path, tmp_path):
+    out = tmp_path / "costs.csv"
+    result = cli("profile", tiny_cnn_path, "--device", "cpu:1", "--batch", "1,4", "--runs", "3", "--warmup", "1",
+                 "-o", out)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    costs = pd.read_csv(out)
+    assert list(costs.columns) == COLUMNS
+    model = onnx.load(str(tiny_cnn_path))
+    for batch in (1, 4):
+        rows = costs[costs.batch_size == batch]
+        assert sorted(rows.node) == sorted(n.name for n in model.graph.node)
+        assert (rows.runs == 3).all() and (rows.device == "cpu:1").all()
+        assert (rows.mean_us >= 0).all() and (rows.output_bytes > 0).all()
+    # output bytes scale with the batch
+    first = costs[costs.node == model.graph.node[0].name].set_index("batch_size").output_bytes
+    assert first[4] == 4 * first[1]
+    meta = read_meta(out)
+    assert meta["opt_level"] == "basic" and set(meta["batches"]) == {"1", "4"}
+    assert "sum of nodes" in result.stdout and "profiler overhead" in result.stdout
+
+
+def test_profile_accepts_a_zoo_name(cli, tmp_path):
+    out = tmp_path / "c.csv"
+    result = cli("profile", "tiny_transformer", "--runs", "2", "--warmup", "0", "--no-overhead", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert len(pd.read_csv(out)) == len(onnx.load(str(Path(result.stdout.split("at ")[1].split()[0]))).graph.node)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["profile", "missing.onnx"], ["not found"]),
+    (["profile", "TINY", "--device", "gpu7"], ["gpu7", "cpu:THREADS"]),
+    (["profile", "TINY", "--runs", "0"], ["--runs 0"]),
+    (["profile", "TINY", "--batch", "0"], ["--batch"]),
+    (["profile", "TINY", "--batch", "a,b"], ["--batch"]),
+    (["profile", "TINY", "--opt-level", "max"], ["--opt-level"]),
+    pytest.param(["profile", "TINY", "--device", "cuda:0"], ["CUDA is not usable", "--device cpu"],
+                 marks=pytest.mark.skipif(cuda_status().usable, reason="a GPU is here")),
+])
+def test_profile_bad_input_is_one_line_and_exit_2(cli, tiny_cnn_path, tmp_path, args, fragments):
+    args = [str(tiny_cnn_path) if a == "TINY" else a for a in args]
+    assert_one_line_error(cli(*args, "-o", tmp_path / "c.csv"), *fragments)
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_profile_text_file_and_model_without_batch(cli, tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("hello\n")
+    assert_one_line_error(cli("profile", text, "-o", tmp_path / "c.csv"), "not an ONNX model")
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(relu_model([1, 4]), str(fixed))
+    assert_one_line_error(cli("profile", fixed, "-o", tmp_path / "c.csv"), "fixed first dimension")
+
+
+def test_profile_never_overwrites_without_force(cli, tiny_cnn_path, tmp_path):
+    out = tmp_path / "c.csv"
+    out.write_text("precious\n")
+    assert_one_line_error(cli("profile", tiny_cnn_path, "-o", out), "already exists", "--force")
+    assert out.read_text() == "precious\n"
+
+
+def test_doctor_reports_cuda_without_ort_log_noise():
+    # A subprocess, because ONNX Runtime's C++ logger writes to file descriptor 2, not to sys.stderr.
+    result = subprocess.run([sys.executable, "-m", "staronnx_cli", "doctor"], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "ONNX Runtime" in result.stdout and "--workers auto" in result.stdout
+    assert "CUDA" in result.stdout
+    assert result.stderr.strip() == "", result.stderr  # e.g. no "Failed to load library ... libcublasLt"

@@ -1,0 +1,74 @@
+"""Loading user models: every mistake becomes a UserError that names the fix."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from staronnx_cli import modelio
+from staronnx_cli.errors import UserError
+
+
+def relu_model(input_shape, name="x"):
+    graph = helper.make_graph([helper.make_node("Relu", [name], ["y"], name="relu")], "m",
+                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, input_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, input_shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(UserError, match="not found.*zoo build"):
+        modelio.load_model(tmp_path / "nope.onnx")
+    with pytest.raises(UserError, match="is a directory"):
+        modelio.load_model(tmp_path)
+
+
+def test_text_file_named_onnx(tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_text("this is not a model\n")
+    with pytest.raises(UserError, match="not an ONNX model"):
+        modelio.load_model(path)
+
+
+@pytest.mark.parametrize("shape, message", [([1, 4], "fixed first dimension 1"), ([], "no batch dimension"),
+                                            (["b", "seq"], "symbolic dimensions")])
+def test_inputs_without_a_usable_batch_dimension(shape, message):
+    with pytest.raises(UserError, match=message):
+        modelio.input_specs(relu_model(shape))
+
+
+def test_input_specs_and_random_inputs():
+    (spec,) = modelio.input_specs(relu_model(["N", 3, 5]))
+    assert (spec.name, spec.shape, spec.batch_dim, spec.dtype) == ("x", (3, 5), "N", np.float32)
+    feeds = modelio.random_inputs([spec], 4)
+    assert feeds["x"].shape == (4, 3, 5) and feeds["x"].dtype == np.float32
+
+
+def test_external_data_is_loaded_and_must_stay_in_the_models_folder(tmp_path):
+    weight = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "m",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    folder = tmp_path / "model"
+    folder.mkdir()
+    onnx.save(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="m.data", size_threshold=0)
+    loaded = modelio.load_model(folder / "m.onnx")
+    assert numpy_helper.to_array(loaded.graph.initializer[0]).sum() == 16
+
+    escaped = onnx.load(str(folder / "m.onnx"), load_external_data=False)
+    for entry in escaped.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../elsewhere.data"
+    onnx.save(escaped, str(folder / "escaped.onnx"))
+    with pytest.raises(UserError, match="outside the model's folder"):
+        modelio.load_model(folder / "escaped.onnx")
+
+
+def test_tensor_bytes_by_node_fixes_the_batch():
+    sizes = modelio.tensor_bytes_by_node(relu_model(["b", 3, 5]), batch=8)
+    assert sizes == {"relu": 8 * 3 * 5 * 4}
