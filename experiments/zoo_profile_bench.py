@@ -61,10 +61,11 @@ def main() -> None:
         rows.append(bench_model(name, args.runs, args.warmup, args.device))
         pd.DataFrame(rows).to_csv(args.out / "zoo_profile.csv", index=False)  # written as measured
     table = Table(title=f"paper models, batch 1, {args.device}, {args.runs} runs")
-    for column in rows[0]:
-        table.add_column(column)
+    table.add_column("")
     for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
+        table.add_column(row["model"], justify="right")
+    for key in list(rows[0])[1:]:
+        table.add_row(key, *(str(row[key]) for row in rows))
     console.print(table)
     console.print(f"wrote {args.out / 'zoo_profile.csv'}")
 

@@ -104,3 +104,29 @@ def test_doctor_reports_cuda_without_ort_log_noise():
     assert "ONNX Runtime" in result.stdout and "--workers auto" in result.stdout
     assert "CUDA" in result.stdout
     assert result.stderr.strip() == "", result.stderr  # e.g. no "Failed to load library ... libcublasLt"
+
+
+def test_profile_a_model_with_two_inputs_an_int_input_and_external_data(cli, tmp_path):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((8, 8), np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"], name="mm"),
+             helper.make_node("Add", ["m", "b"], ["s"], name="add"),
+             helper.make_node("Cast", ["ids"], ["idf"], name="cast", to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["s", "idf"], ["out"], name="mul")]
+    graph = helper.make_graph(nodes, "two_inputs",
+                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 8]),
+                               helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n", 8]),
+                               helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 8])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 8])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "two.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="two.data", size_threshold=0)
+    out = tmp_path / "c.csv"
+    result = cli("profile", path, "--batch", "2", "--runs", "2", "--warmup", "0", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    costs = pd.read_csv(out)
+    assert sorted(costs.node) == ["add", "cast", "mm", "mul"]
+    assert costs.set_index("node").output_bytes["mm"] == 2 * 8 * 4

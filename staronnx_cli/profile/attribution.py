@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
+from ..modelio import shape_skeleton
+
 MAC_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "FusedConv", "FusedMatMul"}
 
 
@@ -113,7 +115,7 @@ def attribute(original: onnx.ModelProto, optimised: onnx.ModelProto) -> list[Att
 def _work_estimates(model: onnx.ModelProto) -> dict[str, float]:
     """Rough work per node at batch 1: MACs for Conv/MatMul/Gemm, output elements otherwise."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        inferred = onnx.shape_inference.infer_shapes(shape_skeleton(model, 1), strict_mode=False)
     except Exception:  # noqa: BLE001 - without shapes every node weighs the same
         return {}
     elements = {}
