@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import doctor, profile, zoo
+from . import doctor, profile, split, zoo
 
 app = typer.Typer(
     name="staronnx",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(zoo.app, name="zoo")
 app.command("profile")(profile.profile)
+app.command("split")(split.split)
 app.command("doctor")(doctor.doctor)
 
 

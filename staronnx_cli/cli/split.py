@@ -1,0 +1,73 @@
+"""`staronnx split MODEL`: METIS / topological partitions at a target offload fraction -> a verified plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..split.splitter import SplitSettings, run_split
+from .common import console, handle_errors
+from .profile import resolve_model
+
+
+def _kib(size: int) -> str:
+    return f"{size / 1024:,.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):,.2f} MiB"
+
+
+@handle_errors
+def split(
+    model: Annotated[str, typer.Argument(help="An .onnx file, or a zoo model name.")],
+    costs: Annotated[Path | None, typer.Option(help="costs.csv of 'staronnx profile' (default: profile now).")] = None,
+    offload: Annotated[float, typer.Option(help="Compute fraction moved to later part(s), in (0, 1).")] = 0.1,
+    parts: Annotated[int, typer.Option(help="Number of parts (a chain).")] = 2,
+    method: Annotated[str, typer.Option(help="metis, topo, or both (keep the better).")] = "both",
+    batch: Annotated[int, typer.Option(help="Batch size whose times and tensor bytes weigh the graph.")] = 1,
+    device: Annotated[str | None, typer.Option(help="Which device's times in COSTS (default: its first).")] = None,
+    seeds: Annotated[int, typer.Option(help="METIS seeds tried; the best repaired one is kept.")] = 8,
+    tolerance: Annotated[float, typer.Option(help="Accepted distance to the target fraction.")] = 0.03,
+    check: Annotated[bool, typer.Option("--verify/--no-verify", help="Run parts vs the full model.")] = True,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Plan directory to write.")] = Path("plan"),
+    force: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+):
+    """Split MODEL into an acyclic chain of parts and write PLAN_DIR/plan.json + part_<i>.onnx."""
+    settings = SplitSettings(model=resolve_model(model), output=output, costs=costs, offload=offload, parts=parts,
+                             method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
+                             check=check, force=force)
+    with console.status("splitting") as status:
+        result = run_split(settings, lambda text: status.update(text))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    plan = result.plan
+    methods = Table(title=f"methods at offload {offload} ({parts} parts, batch {batch}, times of {plan.device})")
+    for column in ("method", "best of", "achieved fraction", "cut per batch", ""):
+        methods.add_column(column, justify="right" if "fraction" in column or "cut" in column else "left")
+    for c in result.candidates:
+        kept = "kept" if c is result.chosen else ""
+        methods.add_row(c.method, c.detail, f"{c.fraction:.3f}", _kib(c.cut_bytes), kept)
+    console.print(methods)
+    table = Table(title=f"plan: {output}/plan.json")
+    for column in ("part", "nodes", "estimated us", "share", "first node", "last node"):
+        table.add_column(column, justify="right" if column in ("part", "nodes", "estimated us", "share") else "left")
+    for p, names in zip(plan.parts, result.part_nodes):
+        table.add_row(str(p.index), str(p.nodes), f"{p.estimated_us.get(plan.device, 0):,.0f}", f"{p.share:.1%}",
+                      names[0], names[-1])
+    console.print(table)
+    cuts = Table(title="tensors between parts")
+    for column in ("from", "to", "tensor", "bytes per sample"):
+        cuts.add_column(column, justify="right" if column in ("from", "to", "bytes per sample") else "left")
+    specs = {t.name: t for p in plan.parts for t in p.inputs}
+    for edge in plan.edges:
+        for name in edge.tensors:
+            spec = specs[name]
+            cuts.add_row("input" if edge.source < 0 else str(edge.source), str(edge.target), name,
+                         _kib(spec.bytes_per_sample + spec.fixed_bytes))
+    console.print(cuts)
+    console.print(f"achieved offload {plan.achieved_fraction:.3f} (target {plan.target_fraction}), "
+                  f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
+    if plan.verification:
+        v = plan.verification
+        console.print(f"verified: parts chained = full model on a batch of {v['batch']}, max abs diff "
+                      f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g})")

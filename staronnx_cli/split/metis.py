@@ -1,0 +1,37 @@
+"""METIS through pymetis: the only module that imports it.
+
+The DAG is given to METIS as an undirected graph (both directions stored), vertex weight = time in
+integer microseconds (at least 1), edge weight = bytes in KiB (at least 1; METIS needs positive integers
+and 32-bit sums). `tpwgts` asks for the target share of each part.
+"""
+
+from __future__ import annotations
+
+import pymetis
+
+from .graph import WeightedDag
+
+
+def metis_parts(dag: WeightedDag, shares: list[float], seed: int) -> list[int]:
+    n = len(dag.names)
+    neighbours: list[dict[int, int]] = [dict() for _ in range(n)]
+    for (u, v), size in dag.edges().items():
+        kib = max(1, -(-size // 1024))
+        neighbours[u][v] = neighbours[u].get(v, 0) + kib
+        neighbours[v][u] = neighbours[v].get(u, 0) + kib
+    xadj, adjncy, eweights = [0], [], []
+    for v in range(n):
+        for w, kib in sorted(neighbours[v].items()):
+            adjncy.append(w)
+            eweights.append(kib)
+        xadj.append(len(adjncy))
+    vweights = [max(1, round(w)) for w in dag.weights_us]
+    total = sum(shares)
+    options = pymetis.Options(seed=seed, ufactor=10, numbering=0)
+    if hasattr(pymetis, "CSRAdjacency"):  # pymetis 2025+; xadj/adjncy keywords are deprecated there
+        graph = {"adjacency": pymetis.CSRAdjacency(xadj, adjncy)}
+    else:
+        graph = {"xadj": xadj, "adjncy": adjncy}
+    _, membership = pymetis.part_graph(len(shares), **graph, vweights=vweights, eweights=eweights,
+                                       tpwgts=[s / total for s in shares], options=options)
+    return list(membership)

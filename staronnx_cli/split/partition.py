@@ -1,0 +1,69 @@
+"""The two partitioning methods, each returning its best acyclic chain, and the rule that picks between them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import WeightedDag, cut_bytes, is_chain, offload_fraction, part_weights, targets
+from .metis import metis_parts
+from .repair import lift, lower, refine
+from .topo import cut_in_order, topological_orders
+
+
+@dataclass(frozen=True)
+class Candidate:
+    method: str  # "metis" or "topo"
+    detail: str  # the seed and repair, or the topological order used
+    parts: tuple[int, ...]
+    fraction: float  # achieved offload fraction
+    cut_bytes: int
+    part_us: tuple[float, ...]
+
+    def score(self, offload: float, tolerance: float) -> tuple:
+        """Within tolerance: fewest cut bytes; otherwise: closest fraction first."""
+        miss = abs(self.fraction - offload)
+        return (0, self.cut_bytes, miss) if miss <= tolerance else (1, miss, self.cut_bytes)
+
+
+def _candidate(dag: WeightedDag, method: str, detail: str, parts: list[int], count: int) -> Candidate:
+    assert is_chain(dag, parts), "a repaired partition must be an acyclic chain"
+    return Candidate(method, detail, tuple(parts), offload_fraction(dag, parts), cut_bytes(dag, parts),
+                     tuple(part_weights(dag, parts, count)))
+
+
+def best(candidates: list[Candidate], offload: float, tolerance: float) -> Candidate:
+    return min(candidates, key=lambda c: c.score(offload, tolerance))
+
+
+def _relabel_by_position(parts: list[int], count: int) -> list[int]:
+    """METIS labels carry no order: number parts by the mean topological position of their nodes."""
+    positions: dict[int, list[int]] = {}
+    for v, p in enumerate(parts):
+        positions.setdefault(p, []).append(v)
+    ranked = sorted(positions, key=lambda p: sum(positions[p]) / len(positions[p]))
+    mapping = {p: i for i, p in enumerate(ranked)}
+    return [mapping[p] for p in parts]
+
+
+def split_metis(dag: WeightedDag, offload: float, count: int, tolerance: float, seeds: range) -> Candidate:
+    shares = targets(offload, count)
+    target_us = [s * dag.total_us for s in shares]
+    found = []
+    for seed in seeds:
+        raw = _relabel_by_position(metis_parts(dag, shares, seed), count)
+        for name, repair in (("lift", lift), ("lower", lower)):
+            parts = refine(dag, repair(dag, raw), target_us, tolerance * dag.total_us / 2)
+            if len(set(parts)) == count:
+                found.append(_candidate(dag, "metis", f"seed {seed}, {name}", parts, count))
+    if not found:  # METIS gave fewer non-empty parts than asked on every seed
+        return split_topo(dag, offload, count, tolerance)
+    return best(found, offload, tolerance)
+
+
+def split_topo(dag: WeightedDag, offload: float, count: int, tolerance: float) -> Candidate:
+    target_us = [s * dag.total_us for s in targets(offload, count)]
+    found = []
+    for name, order in topological_orders(dag).items():
+        parts = cut_in_order(dag, order, target_us, tolerance * dag.total_us / (count - 1))
+        found.append(_candidate(dag, "topo", f"{name} order", parts, count))
+    return best(found, offload, tolerance)

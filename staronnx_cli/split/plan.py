@@ -1,0 +1,98 @@
+"""plan.json: the contract between `split` and `sweep` (versioned; read back exactly as written)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+
+PLAN_SCHEMA_VERSION = 1
+PLAN_FILE = "plan.json"
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: str
+    shape: list  # ints and "batch"
+    bytes_per_sample: int
+    fixed_bytes: int = 0
+
+
+@dataclass
+class PartSpec:
+    index: int
+    file: str
+    nodes: int
+    compute_nodes: int
+    estimated_us: dict[str, float]  # device -> predicted time at the plan's batch size
+    share: float  # of the compute time on the plan's device
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+@dataclass
+class EdgeSpec:
+    source: int  # part index, or -1 for the model's inputs
+    target: int
+    tensors: list[str]
+    bytes_per_sample: int
+    fixed_bytes: int = 0
+
+
+@dataclass
+class Plan:
+    source_model: str
+    source_sha256: str
+    costs_file: str
+    costs_sha256: str
+    device: str
+    batch_size: int
+    method: str
+    detail: str
+    seed: int
+    target_fraction: float
+    achieved_fraction: float
+    cut_bytes: int  # at the plan's batch size
+    parts: list[PartSpec]
+    edges: list[EdgeSpec]
+    model_inputs: list[str]
+    model_outputs: list[str]
+    comparison: list[dict] = field(default_factory=list)
+    verification: dict = field(default_factory=dict)
+    schema_version: int = PLAN_SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+
+def write_plan(plan: Plan, directory: Path) -> Path:
+    path = directory / PLAN_FILE
+    tmp = path.with_name(PLAN_FILE + ".tmp")
+    tmp.write_text(plan.to_json())
+    tmp.replace(path)
+    return path
+
+
+def read_plan(directory: str | Path) -> Plan:
+    directory = Path(directory)
+    path = directory / PLAN_FILE if directory.is_dir() else directory
+    if not path.exists():
+        raise UserError(f"no plan at '{directory}': make one with 'staronnx split MODEL -o {directory}'")
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UserError(f"'{path}' is not valid JSON ({exc}): recreate it with 'staronnx split'") from None
+    version = data.get("schema_version")
+    if version != PLAN_SCHEMA_VERSION:
+        raise UserError(f"'{path}' has plan schema version {version}, this staronnx reads {PLAN_SCHEMA_VERSION}: "
+                        "recreate the plan with this version's 'staronnx split'")
+    try:
+        data["parts"] = [PartSpec(**{**p, "inputs": [TensorSpec(**t) for t in p["inputs"]],
+                                     "outputs": [TensorSpec(**t) for t in p["outputs"]]}) for p in data["parts"]]
+        data["edges"] = [EdgeSpec(**e) for e in data["edges"]]
+        return Plan(**data)
+    except (TypeError, KeyError) as exc:
+        raise UserError(f"'{path}' is not a staronnx plan ({exc}): recreate it with 'staronnx split'") from None

@@ -1,0 +1,209 @@
+"""`split` as one call: costs -> weighted DAG -> METIS and/or topological cut -> parts on disk -> verified plan."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+
+from .. import modelio
+from ..devices import parse_device
+from ..errors import UserError
+from ..profile.costs import read_costs, read_meta, write_costs
+from .extract import part_io, write_part
+from .graph import WeightedDag, build_dag, constant_nodes
+from .partition import Candidate, best, split_metis, split_topo
+from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, write_plan
+from .tensors import TensorInfo, tensor_table
+from .verify import verify
+
+METHODS = ("metis", "topo", "both")
+
+
+@dataclass
+class SplitSettings:
+    model: Path
+    output: Path
+    costs: Path | None = None
+    offload: float = 0.1
+    parts: int = 2
+    method: str = "both"
+    batch: int = 1
+    device: str | None = None  # which device's times in the costs file; default: its first
+    seeds: int = 8
+    tolerance: float = 0.03
+    check: bool = True
+    check_tolerance: float = 1e-4  # relative to the largest output value
+    force: bool = False
+
+
+@dataclass
+class SplitResult:
+    plan: Plan
+    chosen: Candidate
+    candidates: list[Candidate]
+    notes: list[str] = field(default_factory=list)
+    part_nodes: list[list[str]] = field(default_factory=list)
+
+
+def check_settings(s: SplitSettings) -> None:
+    if not 0.0 < s.offload < 1.0:
+        raise UserError(f"--offload {s.offload}: the fraction moved to later parts must be strictly between 0 and 1 "
+                        "(the paper uses 0.05 to 0.15)")
+    if s.parts < 2:
+        raise UserError(f"--parts {s.parts}: a split needs at least 2 parts")
+    if s.method not in METHODS:
+        raise UserError(f"--method {s.method}: choose metis, topo or both")
+    if s.batch < 1:
+        raise UserError(f"--batch {s.batch}: the batch size must be at least 1")
+    if s.output.exists() and not s.output.is_dir():
+        raise UserError(f"-o '{s.output}' is a file: give a directory for the plan")
+    if s.output.exists() and any(s.output.iterdir()) and not s.force:
+        raise UserError(f"plan directory '{s.output}' already exists: choose another -o or add --force to replace it")
+
+
+def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, device: str | None,
+               notes: list[str]) -> tuple[dict[str, float], str, pd.DataFrame]:
+    frame = read_costs(path)
+    meta = read_meta(path)
+    recorded = meta.get("model_sha256")
+    if recorded and recorded != model_sha:
+        raise UserError(f"'{path}' was measured on another model (sha256 {recorded[:12]}, this one {model_sha[:12]}): "
+                        f"profile this model with 'staronnx profile MODEL -o {path}'")
+    names = {n.name for n in model.graph.node}
+    foreign = set(frame.node) - names
+    if foreign:
+        raise UserError(f"'{path}' has {len(foreign)} nodes this model lacks (e.g. '{sorted(foreign)[0]}'): it comes "
+                        f"from another model; profile this one with 'staronnx profile MODEL -o {path}'")
+    devices = list(dict.fromkeys(frame.device))
+    device = device or devices[0]
+    if device not in devices:
+        raise UserError(f"--device {device}: '{path}' has times for {', '.join(devices)} only")
+    rows = frame[frame.device == device]
+    sizes = sorted(set(rows.batch_size))
+    nearest = min(sizes, key=lambda b: (abs(b - batch), b))
+    if nearest != batch:
+        notes.append(f"{path} has no batch {batch} on {device}: using its batch-{nearest} times")
+    rows = rows[rows.batch_size == nearest]
+    compute = [n.name for n in model.graph.node if n.name not in constant_nodes(model.graph)]
+    missing = [n for n in compute if n not in set(rows.node)]
+    if missing:
+        raise UserError(f"'{path}' has no time for {len(missing)} compute nodes (e.g. '{missing[0]}'): "
+                        f"profile this model again with 'staronnx profile MODEL -o {path}'")
+    return dict(zip(rows.node, rows.mean_us)), device, frame[frame.batch_size == nearest]
+
+
+def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
+    from ..profile.profiler import ProfileSettings, profile_model
+
+    device = parse_device("cpu")
+    results = profile_model(ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2,
+                                            overhead=False))
+    path = settings.output / "costs.csv"
+    write_costs(path, results[0].rows, {"model": str(settings.model),
+                                        "model_sha256": modelio.sha256_of(settings.model),
+                                        "device": str(device), "opt_level": "basic"})
+    notes.append(f"no --costs: profiled {settings.model.name} on {device} now (10 runs, batch {settings.batch}) "
+                 f"-> {path}")
+    return path
+
+
+def _spec(info: TensorInfo) -> TensorSpec:
+    return TensorSpec(info.name, info.dtype, list(info.shape), info.bytes_per_sample, info.fixed_bytes)
+
+
+def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
+    check_settings(s)
+    notes: list[str] = []
+    on_step("loading the model")
+    model = modelio.load_model(s.model)
+    modelio.input_specs(model)
+    model_sha = modelio.sha256_of(s.model)
+    compute_count = sum(1 for n in model.graph.node if n.name not in constant_nodes(model.graph))
+    if compute_count < s.parts:
+        raise UserError(f"the model has {compute_count} compute node(s): it cannot be split into {s.parts} parts")
+    if s.output.exists() and s.force:
+        shutil.rmtree(s.output)
+    s.output.mkdir(parents=True, exist_ok=True)
+    if s.costs is None:
+        on_step("profiling (no --costs given)")
+        s.costs = _profile_now(s, notes)
+    node_us, device, all_costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, notes)
+
+    on_step("measuring tensor sizes")
+    wanted = {t for n in model.graph.node for t in n.output if t} | {i.name for i in model.graph.input}
+    wanted -= {i.name for i in model.graph.initializer}
+    constant_out = {t for n in model.graph.node if n.name in constant_nodes(model.graph) for t in n.output}
+    tensors = tensor_table(model, s.model, wanted - constant_out)
+    dag = build_dag(model, node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
+
+    on_step("partitioning")
+    candidates = []
+    if s.method in ("metis", "both"):
+        candidates.append(split_metis(dag, s.offload, s.parts, s.tolerance, range(s.seeds)))
+    if s.method in ("topo", "both"):
+        candidates.append(split_topo(dag, s.offload, s.parts, s.tolerance))
+    chosen = best(candidates, s.offload, s.tolerance)
+    if abs(chosen.fraction - s.offload) > s.tolerance:
+        notes.append(_why_unreachable(dag, chosen, s.offload))
+
+    on_step("writing parts")
+    ios = part_io(model, dag, list(chosen.parts), s.parts)
+    files = []
+    for i, io in enumerate(ios):
+        files.append(s.output / f"part_{i}.onnx")
+        write_part(model, io, i, tensors, files[-1])
+    plan = _plan(s, model, model_sha, device, all_costs, dag, chosen, candidates, ios, tensors)
+    write_plan(plan, s.output)
+    if s.check:
+        on_step("verifying the chain of parts against the full model")
+        plan.verification = verify(s.model, files, min(s.batch, 4))
+        limit = s.check_tolerance * max(1.0, plan.verification["output_scale"])
+        plan.verification["tolerance"] = limit
+        plan.verification["passed"] = plan.verification["max_abs_diff"] <= limit
+        write_plan(plan, s.output)
+        if not plan.verification["passed"]:
+            raise UserError(f"verification failed: the parts differ from the full model by "
+                            f"{plan.verification['max_abs_diff']:.3g} (> {limit:.3g}); the plan is kept in "
+                            f"{s.output} for inspection; please report this model")
+    return SplitResult(plan, chosen, candidates, notes, [io.node_names for io in ios])
+
+
+def _why_unreachable(dag: WeightedDag, chosen: Candidate, offload: float) -> str:
+    heaviest = int(np.argmax(dag.weights_us))
+    share = dag.weights_us[heaviest] / dag.total_us
+    return (f"offload {offload:.3f} cannot be reached within tolerance: the closest acyclic chain moves "
+            f"{chosen.fraction:.3f} (node weights are coarse: '{dag.names[heaviest]}' alone is {share:.1%})")
+
+
+def _plan(s, model, model_sha, device, all_costs, dag, chosen, candidates, ios, tensors) -> Plan:
+    part_of_node = {name: chosen.parts[v] for v, name in enumerate(dag.names)}
+    parts = []
+    for i, io in enumerate(ios):
+        names = [n for n in io.node_names if n in part_of_node]
+        estimated = {str(d): round(float(rows[rows.node.isin(names)].mean_us.sum()), 1)
+                     for d, rows in all_costs.groupby("device")}
+        parts.append(PartSpec(i, f"part_{i}.onnx", len(io.node_names), len(names), estimated,
+                              round(chosen.part_us[i] / dag.total_us, 4),
+                              [_spec(tensors[t]) for t in io.inputs], [_spec(tensors[t]) for t in io.outputs]))
+    producer = {t: i for i, io in enumerate(ios) for t in io.outputs}
+    grouped: dict[tuple[int, int], list[str]] = {}
+    for i, io in enumerate(ios):
+        for t in io.inputs:
+            grouped.setdefault((producer.get(t, -1), i), []).append(t)
+    edges = [EdgeSpec(src, dst, names, sum(tensors[t].bytes_per_sample for t in names),
+                      sum(tensors[t].fixed_bytes for t in names)) for (src, dst), names in sorted(grouped.items())]
+    seed = int(chosen.detail.split()[1].rstrip(",")) if chosen.method == "metis" else 0
+    return Plan(
+        source_model=str(s.model), source_sha256=model_sha, costs_file=str(s.costs),
+        costs_sha256=modelio.sha256_of(s.costs), device=device, batch_size=s.batch, method=chosen.method,
+        detail=chosen.detail, seed=seed, target_fraction=s.offload, achieved_fraction=round(chosen.fraction, 4),
+        cut_bytes=chosen.cut_bytes, parts=parts, edges=edges,
+        model_inputs=[i.name for i in model.graph.input if i.name in tensors],
+        model_outputs=[o.name for o in model.graph.output],
+        comparison=[{"method": c.method, "detail": c.detail, "achieved_fraction": round(c.fraction, 4),
+                     "cut_bytes": c.cut_bytes} for c in candidates])

@@ -1,0 +1,107 @@
+"""`staronnx split` end to end on tiny models: plan, parts, verification, by-hand chaining, bad input."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import assert_one_line_error
+from test_modelio import relu_model
+
+from staronnx_cli.split.plan import read_plan, write_plan
+
+
+@pytest.fixture(scope="module")
+def tiny_costs(tmp_path_factory, tiny_cnn_path):
+    from typer.testing import CliRunner
+
+    from staronnx_cli.cli.app import app
+
+    out = tmp_path_factory.mktemp("costs") / "costs.csv"
+    result = CliRunner().invoke(app, ["profile", str(tiny_cnn_path), "--device", "cpu:1", "--batch", "2",
+                                      "--runs", "3", "--warmup", "1", "--no-overhead", "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def test_split_writes_a_verified_plan_that_chains_by_hand(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    plan_dir = tmp_path / "plan"
+    result = cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.2", "--batch", "2", "-o", plan_dir)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "metis" in result.stdout and "topo" in result.stdout and "verified" in result.stdout
+    plan = read_plan(plan_dir)
+    assert [p.file for p in plan.parts] == ["part_0.onnx", "part_1.onnx"]
+    assert plan.verification["passed"] and plan.method in ("metis", "topo")
+    # times are measured (noisy), so check consistency, not a value: the tail's share is the offload
+    assert plan.achieved_fraction == pytest.approx(sum(p.share for p in plan.parts[1:]), abs=2e-4)
+    # run part_0 then part_1 by hand, feeding tensors by the names plan.json gives
+    x = np.random.default_rng(3).standard_normal((5, 3, 32, 32)).astype(np.float32)
+    pool = {"image": x}
+    for part in plan.parts:
+        session = ort.InferenceSession(str(plan_dir / part.file), providers=["CPUExecutionProvider"])
+        assert sorted(i.name for i in session.get_inputs()) == sorted(t.name for t in part.inputs)
+        pool.update(zip([t.name for t in part.outputs], session.run([t.name for t in part.outputs],
+                                                                    {t.name: pool[t.name] for t in part.inputs})))
+    full = ort.InferenceSession(str(tiny_cnn_path), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(pool["logits"], full.run(None, {"image": x})[0], rtol=1e-5, atol=1e-5)
+    # every compute node is in exactly one part
+    model = onnx.load(str(tiny_cnn_path))
+    names = [n.name for p in plan.parts for n in onnx.load(str(plan_dir / p.file)).graph.node]
+    assert sorted(names) == sorted(n.name for n in model.graph.node)
+    # plan.json round-trips exactly
+    write_plan(read_plan(plan_dir), tmp_path)
+    assert json.loads((tmp_path / "plan.json").read_text()) == json.loads((plan_dir / "plan.json").read_text())
+
+
+def test_three_parts_without_costs_profiles_on_the_fly(cli, tmp_path):
+    plan_dir = tmp_path / "plan3"
+    result = cli("split", "tiny_transformer", "--parts", "3", "--offload", "0.3", "-o", plan_dir)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "no --costs: profiled" in result.stdout
+    plan = read_plan(plan_dir)
+    assert len(plan.parts) == 3 and plan.verification["passed"]
+    sources = {(e.source, e.target) for e in plan.edges}
+    assert all(src < dst for src, dst in sources), "a chain: tensors only flow forward"
+    assert (plan_dir / "costs.csv").exists()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--offload", "0"], ["--offload 0.0", "between 0 and 1"]),
+    (["--offload", "1.5"], ["--offload 1.5"]),
+    (["--parts", "1"], ["--parts 1"]),
+    (["--method", "random"], ["--method random"]),
+])
+def test_bad_options(cli, tiny_cnn_path, tiny_costs, tmp_path, args, fragments):
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, *args, "-o", tmp_path / "p"), *fragments)
+    assert not (tmp_path / "p").exists()
+
+
+def test_costs_of_another_model(cli, tiny_costs, tmp_path):
+    from staronnx_cli.zoo.cache import build_cached
+
+    other = build_cached("tiny_transformer")[0]
+    assert_one_line_error(cli("split", other, "--costs", tiny_costs, "-o", tmp_path / "p"), "another model")
+
+
+def test_existing_plan_is_kept_without_force(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    plan_dir = tmp_path / "plan"
+    plan_dir.mkdir()
+    (plan_dir / "keep.txt").write_text("mine")
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir), "already exists",
+                          "--force")
+    assert (plan_dir / "keep.txt").read_text() == "mine"
+
+
+def test_a_model_with_one_compute_node_cannot_be_split(cli, tmp_path):
+    path = tmp_path / "one.onnx"
+    onnx.save(relu_model(["b", 4]), str(path))
+    assert_one_line_error(cli("split", path, "-o", tmp_path / "p"), "1 compute node")
+
+
+def test_reading_a_plan_from_a_newer_schema_fails_clearly(tmp_path):
+    from staronnx_cli.errors import UserError
+
+    (tmp_path / "plan.json").write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(UserError, match="schema version 99"):
+        read_plan(tmp_path)

@@ -1,0 +1,75 @@
+"""Property tests of the partitioners on random DAGs: every node in one part, a chain, fractions right."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from staronnx_cli.split.graph import WeightedDag, cut_bytes, is_chain, offload_fraction, part_weights
+from staronnx_cli.split.partition import split_metis, split_topo
+from staronnx_cli.split.repair import lift, lower
+from staronnx_cli.split.topo import crossing_bytes, topological_orders
+
+
+def random_dag(seed: int, n: int) -> WeightedDag:
+    """n vertices in topological order; vertex v writes tensor t<v> read by 1-3 later vertices."""
+    rng = random.Random(seed)
+    producer, consumers, sizes = {}, {}, {}
+    for v in range(n - 1):
+        readers = sorted(rng.sample(range(v + 1, n), min(n - v - 1, rng.randint(1, 3))))
+        producer[f"t{v}"], consumers[f"t{v}"], sizes[f"t{v}"] = v, readers, rng.randint(1, 1 << 20)
+    weights = [rng.choice([0.0, rng.uniform(1, 1000)]) if rng.random() < 0.1 else rng.uniform(1, 1000)
+               for _ in range(n)]
+    return WeightedDag([f"n{v}" for v in range(n)], weights, producer, consumers, sizes)
+
+
+dags = st.builds(random_dag, st.integers(0, 10_000), st.integers(4, 60))
+
+
+@settings(max_examples=60, deadline=None)
+@given(dags, st.lists(st.integers(0, 2), min_size=60, max_size=60))
+def test_repairs_always_give_a_chain_and_keep_every_node(dag, labels):
+    raw = labels[: len(dag.names)]
+    for repair in (lift, lower):
+        parts = repair(dag, raw)
+        assert len(parts) == len(dag.names) and set(parts) <= {0, 1, 2}
+        assert is_chain(dag, parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dags, st.sampled_from([0.05, 0.1, 0.3]), st.sampled_from([2, 3]))
+def test_both_methods_return_chains_with_fractions_computed_right(dag, offload, count):
+    for candidate in (split_topo(dag, offload, count, 0.03), split_metis(dag, offload, count, 0.03, range(2))):
+        parts = list(candidate.parts)
+        assert len(parts) == len(dag.names)
+        assert is_chain(dag, parts)
+        assert len(set(parts)) == count, "every part gets at least one node"
+        weights = part_weights(dag, parts, count)
+        assert sum(weights) == pytest.approx(dag.total_us)
+        assert candidate.fraction == pytest.approx(sum(weights[1:]) / dag.total_us)
+        assert candidate.fraction == pytest.approx(offload_fraction(dag, parts))
+        assert candidate.cut_bytes == cut_bytes(dag, parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(dags)
+def test_every_order_is_topological_and_crossing_matches_a_direct_count(dag):
+    for order in topological_orders(dag).values():
+        assert sorted(order) == list(range(len(dag.names)))
+        position = {v: i for i, v in enumerate(order)}
+        assert all(position[u] < position[v] for u in range(len(order)) for v in dag.succs[u])
+        crossing = crossing_bytes(dag, order)
+        for p in (1, len(order) // 2, len(order) - 1):
+            parts = [0 if position[v] < p else 1 for v in range(len(order))]
+            assert crossing[p] == cut_bytes(dag, parts)
+
+
+def test_a_hand_made_diamond():
+    # a -> b, a -> c, b -> d, c -> d ; d is cheap and is the natural tail
+    dag = WeightedDag(["a", "b", "c", "d"], [50.0, 20.0, 20.0, 10.0],
+                      {"ta": 0, "tb": 1, "tc": 2}, {"ta": [1, 2], "tb": [3], "tc": [3]},
+                      {"ta": 1000, "tb": 10, "tc": 30})
+    best = split_topo(dag, 0.1, 2, 0.03)
+    assert best.parts == (0, 0, 0, 1) and best.fraction == pytest.approx(0.1) and best.cut_bytes == 40
+    assert lift(dag, [1, 0, 0, 0]) == [1, 1, 1, 1] and lower(dag, [1, 0, 0, 0]) == [0, 0, 0, 0]
