@@ -16,12 +16,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the main job on the built-in default model (today: build it, profile it, write its costs)
+## run: the main job on the built-in default model (today: build, profile, split 10 % to a second part)
 run: $(STAMP)
 	$(BIN)/staronnx doctor
 	$(BIN)/staronnx zoo build $(MODEL)
 	$(BIN)/staronnx profile $(MODEL) --device cpu --batch 1,8 --runs 20 --warmup 3 \
 		-o $(RESULTS)/costs.csv --force
+	$(BIN)/staronnx split $(MODEL) --costs $(RESULTS)/costs.csv --offload 0.1 --parts 2 --method both \
+		-o $(RESULTS)/plan --force
 
 ## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
 test: $(STAMP)

@@ -65,7 +65,7 @@ def split(
             cuts.add_row("input" if edge.source < 0 else str(edge.source), str(edge.target), name,
                          _kib(spec.bytes_per_sample + spec.fixed_bytes))
     console.print(cuts)
-    console.print(f"achieved offload {plan.achieved_fraction:.3f} (target {plan.target_fraction}), "
+    console.print(f"achieved offload {result.chosen.fraction:.3f} (target {plan.target_fraction}), "
                   f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
     if plan.verification:
         v = plan.verification
