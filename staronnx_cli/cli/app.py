@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import doctor, profile, split, zoo
+from . import doctor, profile, split, sweep, zoo
 
 app = typer.Typer(
     name="staronnx",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(zoo.app, name="zoo")
 app.command("profile")(profile.profile)
 app.command("split")(split.split)
+app.command("sweep")(sweep.sweep)
 app.command("doctor")(doctor.doctor)
 
 

@@ -1,0 +1,69 @@
+"""Performance models: per (part, worker kind, batch size), the running mean and variance of execution time.
+
+StarPU's calibration: the first sample of a key is dropped (cold caches, lazy allocations), a key is
+calibrated after 10 kept samples, and once calibrated a sample beyond mean + 5 std is not learned from.
+Saved as JSON and reused (keyed by host and model sha256 by the caller).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+CALIBRATION_SAMPLES = 10
+
+
+@dataclass
+class Stats:
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    dropped_first: bool = False
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else 0.0
+
+    def add(self, value: float) -> None:
+        if not self.dropped_first:
+            self.dropped_first = True
+            return
+        if self.count >= CALIBRATION_SAMPLES and value > self.mean + 5 * max(self.std, 1e-6):
+            return
+        self.count += 1
+        delta = value - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (value - self.mean)
+
+
+class PerfModel:
+    def __init__(self):
+        self.stats: dict[tuple[int, str, int], Stats] = {}
+
+    def record(self, part: int, kind_key: str, batch: int, seconds: float) -> None:
+        self.stats.setdefault((part, kind_key, batch), Stats()).add(seconds)
+
+    def calibrated(self, part: int, kind_key: str, batch: int) -> bool:
+        s = self.stats.get((part, kind_key, batch))
+        return s is not None and s.count >= CALIBRATION_SAMPLES
+
+    def predict(self, part: int, kind_key: str, batch: int) -> float | None:
+        s = self.stats.get((part, kind_key, batch))
+        return s.mean if s is not None and s.count > 0 else None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"part": p, "kind": k, "batch": b, "count": s.count, "mean_s": s.mean, "m2": s.m2}
+                for (p, k, b), s in sorted(self.stats.items())]
+        path.write_text(json.dumps({"version": 1, "models": rows}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> PerfModel:
+        model = cls()
+        if path.exists():
+            for row in json.loads(path.read_text()).get("models", []):
+                model.stats[(row["part"], row["kind"], row["batch"])] = Stats(row["count"], row["mean_s"], row["m2"],
+                                                                               True)
+        return model

@@ -1,0 +1,121 @@
+"""Scheduling policies: pure decisions (state and `now` in, a worker out), no threads, no clock of their own.
+
+The runtime owns the queues and the bookkeeping; a policy only answers "where does this ready task go".
+Returning None means "keep it in the central queue until a worker is idle" (eager).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import UserError
+from .perfmodel import PerfModel
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    index: int
+    kind: str  # "cpu" / "cuda"
+    kind_key: str  # performance-model key, e.g. "cpu:2"
+    memory_node: str
+    idle: bool
+    expected_free_s: float  # when it should finish what it runs and has queued (absolute, engine time)
+
+
+@dataclass(frozen=True)
+class ReadyTask:
+    batch_index: int
+    part: int
+    batch_size: int
+    input_bytes_by_node: dict[str, int]  # memory node -> bytes of this task's inputs valid there
+
+
+class Policy:
+    name = "policy"
+    central = False  # True: tasks wait in one FIFO until a worker is idle (the runtime asks again then)
+
+    def choose(self, task: ReadyTask, workers: list[WorkerState], now: float, perf: PerfModel) -> int | None:
+        raise NotImplementedError
+
+
+class Eager(Policy):
+    """Central FIFO: the first idle capable worker takes the task."""
+
+    name, central = "eager", True
+
+    def choose(self, task, workers, now, perf):
+        return next((w.index for w in workers if w.idle), None)
+
+
+class RoundRobin(Policy):
+    """Batches go to workers in turn (the baseline of the paper's related work); parts follow their batch."""
+
+    name = "roundrobin"
+
+    def choose(self, task, workers, now, perf):
+        return workers[task.batch_index % len(workers)].index
+
+
+class Static(Policy):
+    """`static:cuda,cpu`: part i runs on workers of the i-th kind (the last kind for later parts)."""
+
+    name = "static"
+
+    def __init__(self, kinds: list[str]):
+        self.kinds = kinds
+
+    def choose(self, task, workers, now, perf):
+        kind = self.kinds[min(task.part, len(self.kinds) - 1)]
+        capable = [w for w in workers if w.kind == kind]
+        if not capable:
+            return None
+        return min(capable, key=lambda w: (max(w.expected_free_s, now), w.index)).index
+
+
+class Dmda(Policy):
+    """StarPU's dmda / HEFT: the least expected end = max(free, now + transfer) + predicted execution.
+
+    A worker kind with no prediction yet is chosen first, so every kind gets calibrated.
+    """
+
+    name = "dmda"
+
+    def __init__(self, bandwidth_bytes_per_s: float = 12e9, latency_s: float = 10e-6):
+        self.bandwidth = bandwidth_bytes_per_s
+        self.latency = latency_s
+
+    def transfer_s(self, task: ReadyTask, node: str) -> float:
+        missing = sum(b for n, b in task.input_bytes_by_node.items() if n != node)
+        return 0.0 if missing == 0 else self.latency + missing / self.bandwidth
+
+    def choose(self, task, workers, now, perf):
+        best = None
+        for w in workers:
+            predicted = perf.predict(task.part, w.kind_key, task.batch_size)
+            if predicted is None or not perf.calibrated(task.part, w.kind_key, task.batch_size):
+                if w.idle:
+                    return w.index  # calibrate this kind now
+                predicted = predicted if predicted is not None else float("inf")
+            start = max(w.expected_free_s, now + self.transfer_s(task, w.memory_node))
+            end = start + predicted
+            if best is None or end < best[0]:
+                best = (end, w.index)
+        if best is None or best[0] == float("inf"):
+            return next((w.index for w in workers if w.idle), workers[0].index)
+        return best[1]
+
+
+def make_policy(spec: str) -> Policy:
+    name, _, arg = spec.partition(":")
+    if name == "eager":
+        return Eager()
+    if name == "roundrobin":
+        return RoundRobin()
+    if name == "dmda":
+        return Dmda()
+    if name == "static":
+        kinds = [k.strip() for k in (arg or "cpu").split(",") if k.strip()]
+        if any(k not in ("cpu", "cuda") for k in kinds):
+            raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu")
+        return Static(kinds)
+    raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda or static:KIND,KIND")

@@ -1,0 +1,194 @@
+"""The runtime's scheduler: batches become tasks, ready tasks go where the policy says, completions free workers.
+
+Engine-independent: it talks to a loop (clock and events) and an executor (how a task's run comes about:
+threads running ONNX Runtime, or a duration from a performance model). Times are seconds from the point's t0.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..load.schedule import BatchSchedule
+from .perfmodel import PerfModel
+from .policies import Policy, ReadyTask, WorkerState
+from .workers import HOST, WorkerSpec
+
+
+@dataclass(frozen=True)
+class PartGraph:
+    """Parts of the model and which parts each one needs (a chain or a DAG), with bytes per sample of inputs."""
+
+    deps: list[list[int]]  # part -> parts whose outputs it reads
+    input_bytes_per_sample: list[dict[int, int]]  # part -> {source part (-1 = model input): bytes per sample}
+
+    @classmethod
+    def single(cls) -> PartGraph:
+        return cls([[]], [{-1: 0}])
+
+
+@dataclass
+class TaskRecord:
+    part: int
+    worker: int
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class BatchRecord:
+    index: int
+    first_arrival_s: float
+    scheduled_release_s: float
+    actual_release_s: float = float("nan")
+    end_s: float = float("nan")
+    tasks: list[TaskRecord] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class Limits:
+    max_backlog: int  # released but unfinished batches beyond which the point is congested
+    time_cap_s: float  # engine time beyond which the point is congested
+
+
+class Scheduler:
+    def __init__(self, loop, executor, workers: list[WorkerSpec], policy: Policy, perf: PerfModel, parts: PartGraph):
+        self.loop, self.executor, self.workers, self.policy, self.perf, self.parts = (
+            loop, executor, workers, policy, perf, parts)
+        self.queues: list[deque] = [deque() for _ in workers]
+        self.central: deque = deque()
+        self.running: list[tuple[int, int] | None] = [None] * len(workers)
+        self.expected_free = [0.0] * len(workers)
+        self.where: dict[tuple[int, int], str] = {}  # (batch, part) -> memory node of its outputs
+
+    # -- one point ---------------------------------------------------------------------------------
+    def run(self, schedule: BatchSchedule, limits: Limits, on_batch=None) -> tuple[list[BatchRecord], str]:
+        """Release every batch on time, run its tasks, stop early on congestion. Returns records and why
+        the point was congested ('' if it was not)."""
+        self.records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]))
+                        for k in range(schedule.batches)]
+        self.batch_size = schedule.batch_size
+        self.remaining: dict[int, set[int]] = {}
+        self.done_parts: dict[int, set[int]] = {}
+        self.released = 0
+        self.closed: set[int] = set()  # batches finished or abandoned
+        self.stop_reason = ""
+        self.on_batch = on_batch
+        self.limits = limits
+        if self.records:
+            self.loop.schedule(self.records[0].scheduled_release_s, lambda: self._release(0))
+        while len(self.closed) < self.released or (self.released < len(self.records) and not self.stop_reason):
+            callback = self.loop.wait_next()
+            if callback is None:
+                break
+            callback()
+        return self.records, self.stop_reason
+
+    def _release(self, k: int) -> None:
+        if self.stop_reason:
+            return
+        record = self.records[k]
+        record.actual_release_s = self.loop.now()
+        self.released += 1
+        self.remaining[k] = set(range(len(self.parts.deps)))
+        self.done_parts[k] = set()
+        for part, deps in enumerate(self.parts.deps):
+            if not deps:
+                self._dispatch(k, part)
+        backlog = self.released - len(self.closed)
+        if backlog > self.limits.max_backlog:
+            self.stop_reason = f"backlog of {backlog} unfinished batches (> {self.limits.max_backlog})"
+        elif self.loop.now() > self.limits.time_cap_s:
+            self.stop_reason = f"time cap of {self.limits.time_cap_s:.1f} s reached"
+        if self.stop_reason:
+            self._drop_queued()
+        elif k + 1 < len(self.records):
+            self.loop.schedule(self.records[k + 1].scheduled_release_s, lambda: self._release(k + 1))
+
+    def _drop_queued(self) -> None:
+        """Congested: forget tasks not started yet (their batches never finish); running ones complete."""
+        dropped = {k for q in [*self.queues, self.central] for (k, _) in q}
+        for q in [*self.queues, self.central]:
+            q.clear()
+        running = {r[0] for r in self.running if r is not None}
+        for k in dropped - running:
+            self._close(k)
+
+    # -- placing tasks ------------------------------------------------------------------------------
+    def _states(self, now: float) -> list[WorkerState]:
+        return [WorkerState(i, w.kind, w.kind_key, w.memory_node, self.running[i] is None and not self.queues[i],
+                            max(self.expected_free[i], now)) for i, w in enumerate(self.workers)]
+
+    def _ready_task(self, k: int, part: int) -> ReadyTask:
+        by_node: dict[str, int] = {}
+        for source, per_sample in self.parts.input_bytes_per_sample[part].items():
+            node = HOST if source < 0 else self.where.get((k, source), HOST)
+            by_node[node] = by_node.get(node, 0) + per_sample * self.batch_size
+        return ReadyTask(k, part, self.batch_size, by_node)
+
+    def _dispatch(self, k: int, part: int) -> None:
+        now = self.loop.now()
+        choice = self.policy.choose(self._ready_task(k, part), self._states(now), now, self.perf)
+        if choice is None:
+            self.central.append((k, part))
+            return
+        predicted = self.perf.predict(part, self.workers[choice].kind_key, self.batch_size) or 0.0
+        self.expected_free[choice] = max(self.expected_free[choice], now) + predicted
+        self.queues[choice].append((k, part))
+        self._start_next(choice)
+
+    def _start_next(self, w: int) -> None:
+        if self.running[w] is not None:
+            return
+        if not self.queues[w] and self.policy.central and self.central:
+            k, part = self.central.popleft()
+            predicted = self.perf.predict(part, self.workers[w].kind_key, self.batch_size) or 0.0
+            self.expected_free[w] = max(self.expected_free[w], self.loop.now()) + predicted
+            self.queues[w].append((k, part))
+        if not self.queues[w]:
+            return
+        k, part = self.queues[w].popleft()
+        self.running[w] = (k, part)
+        self.executor.start(w, k, part, self.batch_size, self._completion(w, k, part))
+
+    def _completion(self, w: int, k: int, part: int):
+        def complete(start_s: float, end_s: float, error: str = "") -> None:
+            self.running[w] = None
+            record = self.records[k]
+            record.tasks.append(TaskRecord(part, w, start_s, end_s))
+            if error:
+                record.error = record.error or error
+            else:
+                self.perf.record(part, self.workers[w].kind_key, self.batch_size, end_s - start_s)
+            self.where[(k, part)] = self.workers[w].memory_node
+            self.done_parts[k].add(part)
+            self.remaining[k].discard(part)
+            if not self.remaining[k] or error:
+                self._finish_batch(k, end_s)
+            elif self.stop_reason:
+                self._close(k)  # congested: later parts are not started
+            else:
+                for nxt, deps in enumerate(self.parts.deps):
+                    if nxt in self.remaining[k] and part in deps and set(deps) <= self.done_parts[k]:
+                        self._dispatch(k, nxt)
+            self._start_next(w)
+            if self.policy.central:
+                for other in range(len(self.workers)):
+                    self._start_next(other)
+
+        return complete
+
+    def _finish_batch(self, k: int, end_s: float) -> None:
+        if k not in self.closed:
+            self.records[k].end_s = end_s
+            self._close(k)
+            if self.on_batch:
+                self.on_batch(self.records[k])
+
+    def _close(self, k: int) -> None:
+        if k not in self.closed:
+            self.closed.add(k)
+            self.executor.release_batch(k)
+            for part in range(len(self.parts.deps)):
+                self.where.pop((k, part), None)

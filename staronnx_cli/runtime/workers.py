@@ -1,0 +1,62 @@
+"""Worker specs: `cpu:GxK` (G workers of K pinned cores), `cpu:K`, `cuda:ID`, joined by commas, or `auto`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+HOST = "host"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    name: str  # "cpu0", "cuda0"
+    kind: str  # "cpu" or "cuda"
+    cores: tuple[int, ...]  # pinned cores (cpu); the driving core (cuda), if any
+    device_id: int = 0
+
+    @property
+    def memory_node(self) -> str:
+        return HOST if self.kind == "cpu" else f"cuda:{self.device_id}"
+
+    @property
+    def kind_key(self) -> str:
+        """What a performance model is keyed by: the kind and its size (cpu:4, cuda)."""
+        return f"cpu:{len(self.cores)}" if self.kind == "cpu" else "cuda"
+
+
+def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: str = "") -> list[WorkerSpec]:
+    """Workers for a spec string, cores given out in order; one clear error for anything impossible."""
+    if spec.strip() == "auto":
+        from ..machine import auto_worker_layout, numa_nodes
+
+        spec = auto_worker_layout(numa_nodes(), 1 if cuda_usable else 0)
+    workers: list[WorkerSpec] = []
+    free = list(cores)
+    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+        cpu = re.fullmatch(r"cpu:(?:(\d+)x)?(\d+)", item)
+        gpu = re.fullmatch(r"cuda(?::(\d+))?", item)
+        if cpu:
+            groups, size = int(cpu.group(1) or 1), int(cpu.group(2))
+            if groups < 1 or size < 1:
+                raise UserError(f"--workers {item}: groups and cores must be at least 1, e.g. cpu:2x1")
+            if groups * size > len(free):
+                raise UserError(f"--workers {spec}: asks for {groups * size} more cores but only {len(free)} are "
+                                f"free of {len(cores)} usable here; try cpu:1x{len(cores)} or cpu:{len(cores)}x1")
+            for _ in range(groups):
+                mine, free = tuple(free[:size]), free[size:]
+                workers.append(WorkerSpec(f"cpu{sum(w.kind == 'cpu' for w in workers)}", "cpu", mine))
+        elif gpu:
+            if not cuda_usable:
+                why = cuda_reason or "see staronnx doctor"
+                raise UserError(f"--workers {item}: no usable CUDA device here ({why}); "
+                                "use CPU workers, e.g. --workers cpu:1x2")
+            workers.append(WorkerSpec(f"cuda{gpu.group(1) or 0}", "cuda", (), int(gpu.group(1) or 0)))
+        else:
+            raise UserError(f"--workers '{item}' is not a worker: write cpu:GxK (G workers of K cores), cpu:K, "
+                            "cuda:ID, or auto")
+    if not workers:
+        raise UserError("--workers is empty: write e.g. --workers cpu:1x2")
+    return workers

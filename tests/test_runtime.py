@@ -1,0 +1,121 @@
+"""The runtime on the virtual clock (exact), policies on hand-built states, load and metrics (pure)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from staronnx_cli.errors import UserError
+from staronnx_cli.load.schedule import batch_schedule, fixed_rate, fixed_rate_batches
+from staronnx_cli.metrics.points import congestion, summarize
+from staronnx_cli.runtime.executors import ModelledExecutor
+from staronnx_cli.runtime.loop import VirtualLoop
+from staronnx_cli.runtime.perfmodel import PerfModel
+from staronnx_cli.runtime.policies import Dmda, ReadyTask, WorkerState, make_policy
+from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
+from staronnx_cli.runtime.workers import WorkerSpec, parse_workers
+from staronnx_cli.sweep.grid import parse_rates
+
+
+def test_batches_are_released_at_their_last_arrival():
+    s = fixed_rate_batches(100.0, 4, 3)  # tau = 10 ms
+    assert s.first_arrival_s.tolist() == pytest.approx([0.0, 0.04, 0.08])
+    assert s.release_s.tolist() == pytest.approx([0.03, 0.07, 0.11])
+    assert batch_schedule(fixed_rate(10, 7), 3).batches == 2  # an incomplete last batch is not released
+
+
+def run(durations, workers=1, policy="eager", rate=100.0, n=2, batches=20, parts=None, max_backlog=50):
+    loop = VirtualLoop()
+    specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: durations[part])
+    scheduler = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), parts or PartGraph.single())
+    return scheduler.run(fixed_rate_batches(rate, n, batches), Limits(max_backlog, 1e9))
+
+
+@pytest.mark.parametrize("policy", ["eager", "roundrobin", "dmda"])
+def test_uncongested_latency_is_formation_plus_service_exactly(policy):
+    records, why = run([0.005], workers=1, policy=policy, rate=100.0, n=2)
+    assert why == ""
+    assert [round(r.end_s - r.first_arrival_s, 12) for r in records] == [0.015] * 20  # (N-1) tau + S
+
+
+def test_one_worker_saturates_where_arithmetic_says():
+    # S = 25 ms for N = 2: saturation at N / S = 80 q/s
+    fine, why = run([0.025], rate=79.0, batches=60)
+    assert why == "" and all(math.isfinite(r.end_s) for r in fine)
+    _, why = run([0.025], rate=81.0, batches=400, max_backlog=5)
+    assert "backlog" in why
+
+
+def test_two_workers_take_batches_in_turn_and_double_saturation():
+    records, why = run([0.025], workers=2, policy="roundrobin", rate=150.0, batches=60)
+    assert why == ""
+    assert [r.tasks[0].worker for r in records[:4]] == [0, 1, 0, 1]
+
+
+def test_a_chain_of_two_parts_runs_in_order_on_the_workers_dmda_picks():
+    chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
+    records, why = run([0.004, 0.001], workers=2, policy="dmda", rate=100.0, n=1, parts=chain)
+    assert why == ""
+    for r in records:
+        first, second = sorted(r.tasks, key=lambda t: t.part)
+        assert first.end_s <= second.start_s and r.end_s == second.end_s
+
+
+def test_dmda_calibrates_then_picks_the_least_expected_end():
+    perf = PerfModel()
+    for _ in range(12):
+        perf.record(0, "cpu:1", 1, 0.010)
+        perf.record(0, "cpu:2", 1, 0.004)
+    task = ReadyTask(0, 0, 1, {"host": 0})
+    busy_fast = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.0), WorkerState(1, "cpu", "cpu:2", "host", False, 0.02)]
+    assert Dmda().choose(task, busy_fast, 0.0, perf) == 0  # 0 + 10 ms beats 20 + 4 ms
+    free_fast = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.0), WorkerState(1, "cpu", "cpu:2", "host", True, 0.0)]
+    assert Dmda().choose(task, free_fast, 0.0, perf) == 1
+    uncalibrated = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.0),
+                    WorkerState(1, "cuda", "cuda", "cuda:0", True, 0.0)]
+    assert Dmda().choose(task, uncalibrated, 0.0, perf) == 1  # a kind with no model yet is tried first
+
+
+def test_dmda_counts_transfers_of_inputs_not_on_the_workers_node():
+    perf = PerfModel()
+    for kind in ("cpu:1", "cuda"):
+        for _ in range(12):
+            perf.record(0, kind, 1, 0.001)
+    task = ReadyTask(0, 0, 1, {"host": 120_000_000})  # 120 MB on the host: 10 ms at 12 GB/s
+    workers = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.005), WorkerState(1, "cuda", "cuda", "cuda:0", True, 0)]
+    assert Dmda().choose(task, workers, 0.0, perf) == 0
+
+
+def test_worker_specs():
+    workers = parse_workers("cpu:2x1", [0, 1], False)
+    assert [(w.name, w.cores, w.kind_key) for w in workers] == [("cpu0", (0,), "cpu:1"), ("cpu1", (1,), "cpu:1")]
+    assert parse_workers("cpu:2", [0, 1], False)[0].cores == (0, 1)
+    with pytest.raises(UserError, match="only 2 are free"):
+        parse_workers("cpu:2x2", [0, 1], False)
+    with pytest.raises(UserError, match="no usable CUDA"):
+        parse_workers("cuda:0", [0, 1], False, "no driver")
+    with pytest.raises(UserError, match="not a worker"):
+        parse_workers("gpu", [0, 1], False)
+    with pytest.raises(UserError, match="unknown"):
+        make_policy("fastest")
+
+
+def test_rates():
+    assert parse_rates("10:50:20") == [10.0, 30.0, 50.0]
+    assert parse_rates("200,10") == [10.0, 200.0]
+    for bad in ("0,10", "-5", "a:b:c", "10:50:0"):
+        with pytest.raises(UserError):
+            parse_rates(bad)
+
+
+def test_summary_and_congestion_on_synthetic_records():
+    first = np.array([0.0, 0.02, 0.04])
+    end = first + 0.015
+    arrivals = np.array([0.0, 0.01, 0.02, 0.03, 0.04, 0.05])
+    s = summarize(first, end, arrivals, 2, 0.06)
+    assert s.mean_max_latency_ms == pytest.approx(15.0) and s.max_latency_ms == pytest.approx(15.0)
+    assert s.p50_latency_ms == pytest.approx(10.0) and not s.congested  # queries wait 15 and 5 ms
+    growing = 0.01 + 0.005 * np.arange(40)
+    assert "grows" in congestion(growing, 0, 100, 0.0, 1e9)
+    assert congestion(np.full(40, 0.01) + 1e-4 * np.sin(np.arange(40)), 0, 100, 0.0, 1e9) == ""
