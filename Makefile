@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the main job on the built-in default model (today: build, profile, split 10 % to a second part)
+## run: the main job on the default model: build, profile, split 10 % off, sweep the whole and the split model
 run: $(STAMP)
 	$(BIN)/staronnx doctor
 	$(BIN)/staronnx zoo build $(MODEL)
@@ -24,6 +24,10 @@ run: $(STAMP)
 		-o $(RESULTS)/costs.csv --force
 	$(BIN)/staronnx split $(MODEL) --costs $(RESULTS)/costs.csv --offload 0.1 --parts 2 --method both \
 		-o $(RESULTS)/plan --force
+	$(BIN)/staronnx sweep $(MODEL) --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
+		--batches 20 --warmup 3 -o $(RESULTS)/sweep_whole --force
+	$(BIN)/staronnx sweep $(RESULTS)/plan --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
+		--batches 20 --warmup 3 -o $(RESULTS)/sweep_split --force
 
 ## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
 test: $(STAMP)
