@@ -14,7 +14,7 @@ import onnx
 from onnx import helper
 
 from .graph import WeightedDag, _all_inputs, constant_nodes
-from .tensors import BATCH, TensorInfo
+from .tensors import TensorInfo
 
 EXTERNAL_DATA_THRESHOLD = 1_500_000_000
 
@@ -93,5 +93,3 @@ def write_part(model: onnx.ModelProto, io: PartIO, index: int, tensors: dict[str
         onnx.save_model(part, str(path))
     return size
 
-
-__all__ = ["BATCH", "PartIO", "part_io", "write_part"]

@@ -67,7 +67,7 @@ def check_settings(s: SplitSettings) -> None:
 
 
 def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, device: str | None,
-               notes: list[str]) -> tuple[dict[str, float], str, pd.DataFrame]:
+               constants: set[str], notes: list[str]) -> tuple[dict[str, float], str, pd.DataFrame]:
     frame = read_costs(path)
     meta = read_meta(path)
     recorded = meta.get("model_sha256")
@@ -89,7 +89,7 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
     if nearest != batch:
         notes.append(f"{path} has no batch {batch} on {device}: using its batch-{nearest} times")
     rows = rows[rows.batch_size == nearest]
-    compute = [n.name for n in model.graph.node if n.name not in constant_nodes(model.graph)]
+    compute = [n.name for n in model.graph.node if n.name not in constants]
     missing = [n for n in compute if n not in set(rows.node)]
     if missing:
         raise UserError(f"'{path}' has no time for {len(missing)} compute nodes (e.g. '{missing[0]}'): "
@@ -123,7 +123,8 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     model = modelio.load_model(s.model)
     modelio.input_specs(model)
     model_sha = modelio.sha256_of(s.model)
-    compute_count = sum(1 for n in model.graph.node if n.name not in constant_nodes(model.graph))
+    constants = constant_nodes(model.graph)
+    compute_count = sum(1 for n in model.graph.node if n.name not in constants)
     if compute_count < s.parts:
         raise UserError(f"the model has {compute_count} compute node(s): it cannot be split into {s.parts} parts")
     if s.output.exists() and s.force:
@@ -132,12 +133,12 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     if s.costs is None:
         on_step("profiling (no --costs given)")
         s.costs = _profile_now(s, notes)
-    node_us, device, all_costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, notes)
+    node_us, device, all_costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes)
 
     on_step("measuring tensor sizes")
     wanted = {t for n in model.graph.node for t in n.output if t} | {i.name for i in model.graph.input}
     wanted -= {i.name for i in model.graph.initializer}
-    constant_out = {t for n in model.graph.node if n.name in constant_nodes(model.graph) for t in n.output}
+    constant_out = {t for n in model.graph.node if n.name in constants for t in n.output}
     tensors = tensor_table(model, s.model, wanted - constant_out)
     dag = build_dag(model, node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
