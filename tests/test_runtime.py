@@ -119,3 +119,45 @@ def test_summary_and_congestion_on_synthetic_records():
     growing = 0.01 + 0.005 * np.arange(40)
     assert "grows" in congestion(growing, 0, 100, 0.0, 1e9)
     assert congestion(np.full(40, 0.01) + 1e-4 * np.sin(np.arange(40)), 0, 100, 0.0, 1e9) == ""
+
+
+def test_the_latency_trend_stops_a_slowly_overloaded_point_before_the_backlog_bound():
+    from staronnx_cli.sweep.point import latency_watch
+
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", "cpu", (0,))]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.0105)  # 10.5 ms per batch every 10 ms
+    scheduler = Scheduler(loop, executor, specs, make_policy("eager"), PerfModel(), PartGraph.single())
+    records, why = scheduler.run(fixed_rate_batches(100.0, 1, 2000), Limits(10_000, 1e9), latency_watch(5))
+    assert "grows" in why
+    assert sum(math.isfinite(r.end_s) for r in records) < 300  # stopped early, not after 2000 batches
+
+
+def test_a_point_row_from_records_on_the_virtual_clock():
+    from staronnx_cli.sweep.point import PointSpec, batch_rows, point_row, run_point
+
+    spec = PointSpec(batch_size=2, rate_qps=100.0, warmup=2, batches=10)
+    specs = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
+    loop = VirtualLoop()
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.010)
+    records, stop, times = run_point(spec, executor, specs, make_policy("roundrobin"), PerfModel(),
+                                     PartGraph.single(), loop_factory=lambda: loop)
+    row = point_row(spec, records, stop, times, ["cpu0", "cpu1"], service_s=0.010)
+    assert stop == "" and row["batches"] == 10 and not row["congested"]
+    assert row["mean_max_latency_ms"] == pytest.approx(20.0)  # (N-1) tau + S = 10 + 10 ms
+    assert row["latency_over_ideal"] == pytest.approx(1.0) and row["ideal_latency_ms"] == pytest.approx(20.0)
+    assert row["p50_latency_ms"] == pytest.approx(15.0)  # queries wait 20 and 10 ms
+    # each worker runs 10 ms of every 40 ms (window: first measured arrival 40 ms to last end 240 ms)
+    assert row["utilisation"] == "cpu0=0.250 cpu1=0.250"
+    assert row["release_lateness_p99_us"] == 0.0
+    rows = batch_rows(spec, records, ["cpu0", "cpu1"])
+    assert [r["placement"] for r in rows[:3]] == ["0:cpu0", "0:cpu1", "0:cpu0"]
+    assert [r["measured"] for r in rows[:3]] == [False, False, True] and rows[0]["queries"] == 2
+
+
+def test_ideal_saturation_and_utilisation_arithmetic():
+    from staronnx_cli.metrics.points import ideal_latency_s, ideal_rho_max, utilisation
+
+    assert ideal_rho_max(4, [0.05, 0.05]) == pytest.approx(160.0)
+    assert ideal_latency_s(4, 100.0, 0.05) == pytest.approx(0.08)
+    assert utilisation([[(0.0, 1.0), (2.0, 3.0)], []], (0.5, 2.5)) == [0.5, 0.0]

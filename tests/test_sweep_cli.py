@@ -1,6 +1,7 @@
 """A short real sweep of a tiny model: structure and invariants of the result files (never a timing)."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -56,3 +57,125 @@ def test_sweep_of_a_plan_with_a_missing_part(cli, tmp_path, tiny_cnn_path):
     assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
     (plan / "part_1.onnx").unlink()
     assert_one_line_error(cli("sweep", plan, "-o", tmp_path / "r"), "part_1.onnx")
+
+
+def _points(run):
+    return pd.read_csv(run / "points.csv")
+
+
+@pytest.mark.realtime
+def test_an_onnx_runtime_error_inside_one_task_fails_that_batch_and_the_sweep_goes_on(cli, tiny_cnn_path, tmp_path,
+                                                                                       monkeypatch):
+    from staronnx_cli.runtime.executors import ThreadExecutor
+
+    real_input = ThreadExecutor._input
+
+    def wrong_dtype_for_batch_4(self, k, name, size, worker):
+        value = real_input(self, k, name, size, worker)
+        return value.astype("float64") if k == 4 else value  # ONNX Runtime refuses it: INVALID_ARGUMENT
+
+    monkeypatch.setattr(ThreadExecutor, "_input", wrong_dtype_for_batch_4)
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1,2", "--rate", "50",
+                 "--batches", "8", "--warmup", "1", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    points, batches = _points(run), pd.read_csv(run / "batches.csv")
+    assert len(points) == 2 and (points.batches == 7).all()  # 8 measured, the failed one left out
+    assert points.errors.str.contains("INVALID_ARGUMENT|Unexpected input data type", regex=True).all()
+    failed = batches[batches.error.notna()]
+    assert failed.batch_index.tolist() == [4, 4]
+
+
+@pytest.mark.realtime
+def test_workers_that_cannot_run_one_batch_size_fail_its_points_only(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    from staronnx_cli.runtime.executors import ThreadExecutor
+
+    real_prepare = ThreadExecutor._prepare
+
+    def refuse_batch_3(self, worker, part_files, warmup_runs):
+        if self.fixed_batch == 3:
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory at batch 3")
+        return real_prepare(self, worker, part_files, warmup_runs)
+
+    monkeypatch.setattr(ThreadExecutor, "_prepare", refuse_batch_3)
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "3,1", "--rate", "50,60",
+                 "--batches", "3", "--warmup", "0", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    points = _points(run)
+    failed = points[points.batch_size == 3]
+    assert len(failed) == 2 and (failed.batches == 0).all() and failed.errors.str.contains("out of memory").all()
+    assert (points[points.batch_size == 1].batches == 3).all()
+    assert "failed" in result.stdout
+
+
+@pytest.mark.realtime
+def test_dynamic_batching_releases_partial_batches_after_the_queue_delay(cli, tiny_cnn_path, tmp_path):
+    run = tmp_path / "run"
+    # tau = 20 ms, delay 5 ms: a batch of up to 4 never fills, each query goes alone after 5 ms
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "4", "--rate", "50",
+                 "--max-queue-delay", "5", "--batches", "4", "--warmup", "1", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    batches = pd.read_csv(run / "batches.csv")
+    assert (batches.queries == 1).all()
+    assert ((batches.scheduled_release_s - batches.first_arrival_s) * 1000).round(6).eq(5.0).all()
+    assert (batches.first_query_latency_ms > 5.0).all()
+    assert json.loads((run / "run.json").read_text())["max_queue_delay_ms"] == 5.0
+
+
+@pytest.mark.realtime
+def test_performance_models_are_cached_per_host_and_model_and_recalibrated_on_demand(cli, tiny_cnn_path, tmp_path,
+                                                                                      monkeypatch):
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    args = ["sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "12",
+            "--warmup", "1"]
+    assert cli(*args, "-o", tmp_path / "a").exit_code == 0
+    meta = json.loads((tmp_path / "a" / "run.json").read_text())
+    cache = Path(meta["perfmodel"])
+    assert cache.parent == tmp_path / "cache" / "perfmodels" and meta["model_sha256"][:16] in cache.name
+    first = json.loads(cache.read_text())["models"][0]
+    assert (first["part"], first["kind"], first["batch"]) == (0, "cpu:1", 1) and first["count"] == 12  # 13, 1st dropped
+    assert cli(*args, "-o", tmp_path / "b").exit_code == 0  # reuses and extends the same models
+    assert json.loads(cache.read_text())["models"][0]["count"] > 12
+    assert cli(*args, "--calibrate", "-o", tmp_path / "c").exit_code == 0  # starts afresh
+    assert json.loads(cache.read_text())["models"][0]["count"] == 12
+
+
+def test_sweep_refuses_a_static_policy_without_its_worker_kind(cli, tiny_cnn_path, tmp_path):
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "static:cuda,cpu", "--workers", "cpu:1x1",
+                              "-o", tmp_path / "r"), "cuda workers")
+
+
+def test_sweep_refuses_an_unknown_arrival_process_and_a_negative_queue_delay(cli, tiny_cnn_path, tmp_path):
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--arrival", "bursty", "-o", tmp_path / "r"), "--arrival")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-queue-delay", "-1", "-o", tmp_path / "r"), "delay")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--arrival", f"trace:{tmp_path}/none.txt", "-o",
+                              tmp_path / "r"), "trace")
+
+
+@pytest.mark.realtime
+def test_ctrl_c_keeps_the_finished_points_and_resume_completes_the_grid(tiny_cnn_path, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "staronnx_cli", "sweep", str(tiny_cnn_path), "--workers", "cpu:1x1", "--batch",
+            "1", "--rate", "20,21,22,23,24,25", "--batches", "20", "--warmup", "0", "-o", str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ((run / "points.csv").exists() and len(_points(run)) >= 1):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "Traceback" not in err
+    kept = _points(run)
+    assert 1 <= len(kept) < 6
+    result = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    points = _points(run)
+    assert sorted(points.rate_qps) == [20, 21, 22, 23, 24, 25]
+    assert points.iloc[: len(kept)].equals(kept)  # the finished points are kept as they were

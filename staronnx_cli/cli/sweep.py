@@ -10,6 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import UserError
 from ..sweep.grid import parse_rates
 from ..sweep.runner import SweepSettings, run_sweep
 from .common import console, handle_errors, parse_int_list
@@ -25,8 +26,15 @@ def sweep(
     rate: Annotated[str, typer.Option(help="Rates in queries/s: START:STOP:STEP or a list.")] = "10:100:10",
     batches: Annotated[int, typer.Option(help="Measured batches per point (paper: 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up batches per point, not measured.")] = 5,
+    arrival: Annotated[str, typer.Option(help="Arrival process: fixed (the paper's), poisson (seeded), or "
+                                              "trace:FILE (one time in s per line, scaled to each rate).")] = "fixed",
+    max_queue_delay: Annotated[float | None, typer.Option(
+        help="Triton-style dynamic batching: a batch also closes when its first query has waited this many ms "
+             "(default: wait for N queries, as in the paper).")] = None,
     system: Annotated[str, typer.Option(help="Label of the system in the result files.")] = "staronnx",
-    seed: Annotated[int, typer.Option(help="Seed of the random inputs, recorded in run.json.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs and Poisson arrivals, recorded.")] = 0,
+    calibrate: Annotated[bool, typer.Option(help="Calibrate the performance models afresh (default: reuse "
+                                                 "this host's models of this model, if any).")] = False,
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path("results/run"),
     resume: Annotated[bool, typer.Option(help="Continue a run: skip the points already in points.csv.")] = False,
     force: Annotated[bool, typer.Option(help="Start the run directory over.")] = False,
@@ -35,36 +43,72 @@ def sweep(
     path = Path(target)
     settings = SweepSettings(path if path.is_dir() else resolve_model(target), output, workers, policy,
                              tuple(parse_int_list(batch, "--batch")), tuple(parse_rates(rate)), batches, warmup,
-                             system, seed, resume, force, command="staronnx sweep " + target)
+                             arrival, max_queue_delay, system, seed, calibrate, resume, force,
+                             command="staronnx sweep " + target)
+    try:
+        _run_with_progress(settings)
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
+                        "the same command and --resume", exit_code=130) from None
+    render_answer(output)
+
+
+def _run_with_progress(settings: SweepSettings) -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates))
 
         def on_point(row):
-            latency = row.get("mean_max_latency_ms")
-            text = "congested" if row["congested"] else f"{latency:.2f} ms"
-            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}  {row.get('reason', '')}")
+            if row.get("errors") and not row.get("batches"):
+                text = f"failed: {row['errors']}"
+            elif row["congested"]:
+                text = f"congested: {row.get('reason', '')}"
+            else:
+                ratio = row.get("latency_over_ideal")
+                text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
+            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}")
 
         run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done))
-    render_answer(output)
 
 
 def render_answer(output: Path) -> None:
-    """For each rate the batch size of least mean max-latency, and rho_max per batch size."""
+    """For each rate the batch size of least mean max-latency, and rho_max per batch size (with the ideal)."""
     points = pd.read_csv(output / "points.csv")
-    ok = points[~points.congested.astype(bool)]
+    valid = points[(points.batches > 0)]
+    ok = valid[~valid.congested.astype(bool)]
     table = Table(title=f"{output}: best batch size N*(rho) (least mean max-latency among uncongested points)")
-    for column in ("rate q/s", "N*", "mean max-latency ms", "std ms"):
+    for column in ("rate q/s", "N*", "mean max-latency ms", "std ms", "ideal ms", "measured/ideal"):
         table.add_column(column, justify="right")
     for rate_qps, group in ok.groupby("rate_qps"):
         best = group.loc[group.mean_max_latency_ms.astype(float).idxmin()]
+        ideal = pd.to_numeric(pd.Series([best.get("ideal_latency_ms")]), errors="coerce").iloc[0]
         table.add_row(f"{rate_qps:g}", str(int(best.batch_size)), f"{float(best.mean_max_latency_ms):.2f}",
-                      f"{float(best.std_max_latency_ms):.2f}")
+                      f"{float(best.std_max_latency_ms):.2f}", "" if pd.isna(ideal) else f"{ideal:.2f}",
+                      "" if pd.isna(ideal) else f"{float(best.mean_max_latency_ms) / ideal:.3f}")
     console.print(table)
-    rho = Table(title="rho_max(N): highest uncongested rate")
-    rho.add_column("N", justify="right")
-    rho.add_column("rho_max q/s", justify="right")
+    rho = Table(title="rho_max(N): highest uncongested rate of the grid, and the ideal N * workers / S(N)")
+    for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms", "ideal q/s"):
+        rho.add_column(column, justify="right")
+    workers = _worker_count(output)
     for n, group in points.groupby("batch_size"):
-        good = group[~group.congested.astype(bool)]
-        rho.add_row(str(n), f"{good.rate_qps.max():g}" if len(good) else "none (congested at every rate)")
+        good = group[~group.congested.astype(bool) & (group.batches > 0)]
+        bad = group[group.congested.astype(bool)]
+        service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()
+        s_ms = float(service.median()) if len(service) else float("nan")
+        ideal = n * workers * 1000 / s_ms if s_ms == s_ms and workers else float("nan")
+        failed = group[(group.batches == 0) & ~group.congested.astype(bool)]
+        rho.add_row(str(n), f"{good.rate_qps.max():g}" if len(good) else
+                    ("failed" if len(failed) else "none (congested at every rate)"),
+                    f"{bad.rate_qps.min():g}" if len(bad) else "beyond the grid",
+                    "" if s_ms != s_ms else f"{s_ms:.2f}", "" if ideal != ideal else f"{ideal:.1f}")
     console.print(rho)
+
+
+def _worker_count(output: Path) -> int:
+    """Workers of the run (from run.json), for the ideal saturation of identical workers."""
+    import json
+
+    try:
+        return len(json.loads((output / "run.json").read_text()).get("worker_cores", {}))
+    except (OSError, ValueError):
+        return 0

@@ -30,26 +30,50 @@ def poisson(rate_qps: float, queries: int, seed: int) -> np.ndarray:
 
 
 def from_trace(path: Path, queries: int) -> np.ndarray:
-    """Arrival times (seconds, one per line, non-decreasing), shifted to start at 0, repeated if short."""
+    """A trace file's arrivals (seconds, one per line, non-decreasing) at unit mean rate, starting at 0 and
+    repeated (one mean gap between repetitions) until there are `queries` of them."""
     try:
         times = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read arrival trace '{path}' ({exc}): one time in seconds per line") from None
-    if times.size < 2 or np.any(np.diff(times) < 0):
-        raise UserError(f"arrival trace '{path}' needs at least two non-decreasing times, one per line")
-    times = times - times[0]
-    span = times[-1] + (times[-1] / (times.size - 1))
+    if times.size < 2 or np.any(np.diff(times) < 0) or times[-1] == times[0]:
+        raise UserError(f"arrival trace '{path}' needs at least two non-decreasing times, one per line, "
+                        "not all equal")
+    times = (times - times[0]) / ((times[-1] - times[0]) / (times.size - 1))
+    span = times[-1] + 1.0
     reps = -(-queries // times.size)
     return (np.concatenate([times + r * span for r in range(reps)]))[:queries]
 
 
+ARRIVALS = "fixed, poisson, or trace:FILE"
+
+
+def arrivals(kind: str, rate_qps: float, queries: int, seed: int = 0) -> np.ndarray:
+    """Arrival times of `queries` queries at mean rate `rate_qps`: `fixed` (the paper's), `poisson` (seeded),
+    or `trace:FILE` (a file's inter-arrival pattern, scaled to the mean rate)."""
+    if rate_qps <= 0:
+        raise UserError(f"--rate {rate_qps}: a query rate must be positive (queries per second)")
+    if kind == "fixed":
+        return fixed_rate(rate_qps, queries)
+    if kind == "poisson":
+        return poisson(rate_qps, queries, seed)
+    if kind.startswith("trace:"):
+        return from_trace(Path(kind.partition(":")[2]), queries) / rate_qps
+    raise UserError(f"--arrival '{kind}' is unknown: choose {ARRIVALS}")
+
+
 @dataclass(frozen=True)
 class BatchSchedule:
-    """When each batch is released and when its first query arrived (plain arrays)."""
+    """When each batch is released, when its first query arrived, and how many queries it holds (plain arrays).
 
-    batch_size: int
+    `first_query[k]` indexes the arrival array, so query latencies can be computed from the same data.
+    """
+
+    batch_size: int  # the nominal N (the largest batch)
     first_arrival_s: np.ndarray  # per batch: arrival of its first query (latency is measured from here)
-    release_s: np.ndarray  # per batch: arrival of its last query (when it can start)
+    release_s: np.ndarray  # per batch: when it can start (its last query arrived, or its first waited long enough)
+    sizes: np.ndarray  # per batch: queries it holds (N, except under dynamic batching)
+    first_query: np.ndarray  # per batch: index of its first query in the arrival array
 
     @property
     def batches(self) -> int:
@@ -57,11 +81,36 @@ class BatchSchedule:
 
 
 def batch_schedule(arrivals: np.ndarray, batch_size: int) -> BatchSchedule:
+    """The paper's batching: batch k holds queries kN .. kN+N-1 and is released at the last one's arrival."""
     if batch_size < 1:
         raise UserError(f"--batch {batch_size}: a batch size must be at least 1")
     count = len(arrivals) // batch_size
     grouped = arrivals[: count * batch_size].reshape(count, batch_size)
-    return BatchSchedule(batch_size, grouped[:, 0].copy(), grouped[:, -1].copy())
+    return BatchSchedule(batch_size, grouped[:, 0].copy(), grouped[:, -1].copy(), np.full(count, batch_size),
+                         np.arange(count) * batch_size)
+
+
+def dynamic_batch_schedule(arrivals: np.ndarray, batch_size: int, max_queue_delay_s: float) -> BatchSchedule:
+    """Triton-style timeout batching: a batch closes when it holds N queries or when its first query has
+    waited `max_queue_delay_s`, whichever comes first (a smaller batch is released then)."""
+    if batch_size < 1:
+        raise UserError(f"--batch {batch_size}: a batch size must be at least 1")
+    if max_queue_delay_s < 0:
+        raise UserError(f"--max-queue-delay {max_queue_delay_s * 1e3:g} ms: a delay cannot be negative")
+    firsts, releases, sizes, starts = [], [], [], []
+    i = 0
+    while i < len(arrivals):
+        deadline = arrivals[i] + max_queue_delay_s
+        j = min(i + batch_size, int(np.searchsorted(arrivals, deadline, side="right")), len(arrivals))
+        j = max(j, i + 1)
+        full = j - i == batch_size
+        firsts.append(arrivals[i])
+        releases.append(arrivals[j - 1] if full else max(deadline, arrivals[j - 1]))
+        sizes.append(j - i)
+        starts.append(i)
+        i = j
+    return BatchSchedule(batch_size, np.array(firsts), np.array(releases), np.array(sizes, dtype=np.int64),
+                         np.array(starts, dtype=np.int64))
 
 
 def fixed_rate_batches(rate_qps: float, batch_size: int, batches: int) -> BatchSchedule:

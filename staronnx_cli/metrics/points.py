@@ -25,9 +25,10 @@ class PointSummary:
     reason: str
 
 
-def query_latencies(first_arrival_s: np.ndarray, end_s: np.ndarray, arrivals_s: np.ndarray, n: int) -> np.ndarray:
-    """Latency of every query of the given batches (arrivals_s: all arrivals of those batches, in order)."""
-    ends = np.repeat(end_s, n)
+def query_latencies(end_s: np.ndarray, arrivals_s: np.ndarray, sizes) -> np.ndarray:
+    """Latency of every query of the given batches (arrivals_s: all arrivals of those batches, in order;
+    sizes: queries per batch, one number or one per batch)."""
+    ends = np.repeat(end_s, sizes)
     return ends - arrivals_s[: len(ends)]
 
 
@@ -54,15 +55,16 @@ def congestion(latency_s: np.ndarray, backlog: int, max_backlog: int, elapsed_s:
     return ""
 
 
-def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: np.ndarray, batch_size: int,
+def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: np.ndarray, sizes,
               duration_s: float, congested_reason: str = "") -> PointSummary:
-    """Summary of the measured batches (arrays aligned per batch; query_arrivals_s per query)."""
+    """Summary of the measured batches (arrays aligned per batch; query_arrivals_s per query; sizes: queries
+    per batch, one number or one per batch)."""
     latency = end_s - first_arrival_s
     if latency.size == 0:
         nan = float("nan")
         return PointSummary(0, nan, nan, nan, nan, nan, 0.0, True, congested_reason or "no batch completed")
-    queries = query_latencies(first_arrival_s, end_s, query_arrivals_s, batch_size)
-    achieved = latency.size * batch_size / duration_s if duration_s > 0 else float("nan")
+    queries = query_latencies(end_s, query_arrivals_s, sizes)
+    achieved = queries.size / duration_s if duration_s > 0 else float("nan")
     return PointSummary(
         batches=int(latency.size), mean_max_latency_ms=float(1000 * latency.mean()),
         std_max_latency_ms=float(1000 * latency.std(ddof=1)) if latency.size > 1 else 0.0,
@@ -70,3 +72,21 @@ def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: 
         p99_latency_ms=float(1000 * np.percentile(queries, 99)),
         max_latency_ms=float(1000 * latency.max()), achieved_qps=float(achieved),
         congested=bool(congested_reason), reason=congested_reason)
+
+
+def utilisation(busy: list[list[tuple[float, float]]], window: tuple[float, float]) -> list[float]:
+    """Per worker, the fraction of `window` it spent running tasks (intervals clipped to the window)."""
+    lo, hi = window
+    if hi <= lo:
+        return [float("nan")] * len(busy)
+    return [sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in intervals) / (hi - lo) for intervals in busy]
+
+
+def ideal_latency_s(batch_size: int, rate_qps: float, service_s: float) -> float:
+    """No system does better than the formation time (N-1) tau plus the isolated service time S(N)."""
+    return (batch_size - 1) / rate_qps + service_s
+
+
+def ideal_rho_max(batch_size: int, service_s_per_worker: list[float]) -> float:
+    """Saturation of w workers, each finishing a batch of N every S_w(N): N * sum(1 / S_w)."""
+    return batch_size * sum(1.0 / s for s in service_s_per_worker if s > 0)

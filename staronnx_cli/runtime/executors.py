@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
-from ..ortenv import session_options
+from ..ortenv import providers_for, session_options
 from .workers import WorkerSpec
 
 
@@ -37,19 +37,32 @@ class ModelledExecutor:
         pass
 
 
-class ThreadExecutor:
-    """One thread per CPU worker, pinned to its cores, with one warmed ORT session per part."""
+WORKER_NICE = 19  # workers yield to the load generator's thread: a release is never late behind a kernel
 
-    def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int, warmup_runs: int = 3):
+
+class ThreadExecutor:
+    """One thread per worker, pinned to its cores (CPU) or driving its GPU, with one warmed ORT session per part.
+
+    Tensors between parts are kept per batch in `store`, on the memory node of the worker that made them
+    (host arrays, or `gpu.DeviceTensor`s); a CPU worker reading a GPU tensor fetches it through that GPU's
+    runner. `variable_batches` (dynamic batching) builds sessions without a fixed batch dimension.
+    """
+
+    def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int, warmup_runs: int = 3,
+                 variable_batches: bool = False, seed: int = 0):
         self.loop, self.workers = loop, workers
-        self.store: dict[tuple[int, str], np.ndarray] = {}
-        model = modelio.load_model(part_files[0], with_weights=False)
-        self.model_inputs = modelio.random_inputs(modelio.input_specs(model), batch)
+        self.fixed_batch = None if variable_batches else batch
+        self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
+        models = [modelio.load_model(p, with_weights=False) for p in part_files]
+        self.model_inputs = modelio.random_inputs(modelio.input_specs(models[0]), batch, seed)
+        consumed = {i.name for m in models for i in m.graph.input}
+        self.final_outputs = {o.name for m in models for o in m.graph.output if o.name not in consumed}
         self.inboxes = [queue.SimpleQueue() for _ in workers]
-        self.sessions: list[list[ort.InferenceSession] | None] = [None] * len(workers)
+        self.runners: list[object | None] = [None] * len(workers)
+        self.gpus: dict[int, object] = {}  # device id -> its runner, for fetching tensors from it
         ready = threading.Barrier(len(workers) + 1)
         self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._serve, args=(i, part_files, batch, warmup_runs, ready),
+        self.threads = [threading.Thread(target=self._serve, args=(i, part_files, warmup_runs, ready),
                                          name=f"staronnx-{w.name}", daemon=True) for i, w in enumerate(workers)]
         for t in self.threads:
             t.start()
@@ -60,66 +73,121 @@ class ThreadExecutor:
 
             raise UserError(self.errors[0])
 
-    def _session(self, path: Path, worker: WorkerSpec, batch: int) -> ort.InferenceSession:
-        so = session_options(len(worker.cores))
-        if len(worker.cores) > 1:  # the caller thread is pinned below; ORT's extra threads get 1-based ids
+    # -- preparing a worker ---------------------------------------------------------------------------
+    def _options(self, path: Path, worker: WorkerSpec):
+        so = session_options(len(worker.cores) or 1)
+        if worker.kind == "cpu" and len(worker.cores) > 1:  # the driving thread is pinned; ORT's others: 1-based
             so.add_session_config_entry("session.intra_op_thread_affinities",
                                         ";".join(str(c + 1) for c in worker.cores[1:]))
-        for spec in modelio.input_specs(modelio.load_model(path, with_weights=False)):
-            if spec.batch_dim:
-                so.add_free_dimension_override_by_name(spec.batch_dim, batch)
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        if self.fixed_batch:
+            for spec in modelio.input_specs(modelio.load_model(path, with_weights=False)):
+                if spec.batch_dim:
+                    so.add_free_dimension_override_by_name(spec.batch_dim, self.fixed_batch)
+        return so
 
-    def _feeds(self, session: ort.InferenceSession, k: int) -> dict:
-        return {i.name: self.model_inputs[i.name] if i.name in self.model_inputs else self.store[(k, i.name)]
-                for i in session.get_inputs()}
+    def _prepare(self, worker: WorkerSpec, part_files: list[Path], warmup_runs: int):
+        if worker.kind == "cuda":
+            from .gpu import CudaRunner
 
-    def _serve(self, i: int, part_files: list[Path], batch: int, warmup_runs: int, ready: threading.Barrier):
+            def factory(path):
+                return ort.InferenceSession(str(path), self._options(path, worker),
+                                            providers=providers_for("cuda", worker.device_id))
+
+            runner = CudaRunner(worker.device_id, part_files, factory, self.model_inputs, warmup_runs)
+            self.gpus[worker.device_id] = runner
+            return runner
+        sessions = [ort.InferenceSession(str(p), self._options(p, worker), providers=["CPUExecutionProvider"])
+                    for p in part_files]
+        runner = CpuRunner(sessions)
+        warm: dict = dict(self.model_inputs)
+        for part, session in enumerate(sessions):  # chain order, so later parts get real inputs
+            for _ in range(warmup_runs):
+                outputs = runner.run(part, {x.name: warm[x.name] for x in session.get_inputs()})
+            warm.update(outputs)
+        return runner
+
+    def _serve(self, i: int, part_files: list[Path], warmup_runs: int, ready: threading.Barrier):
         worker = self.workers[i]
         try:
             if hasattr(os, "sched_setaffinity") and worker.cores:
                 os.sched_setaffinity(0, set(worker.cores))  # pins this thread (pid 0 = the caller)
-            sessions = [self._session(p, worker, batch) for p in part_files]
-            warm: dict = dict(self.model_inputs)
-            for session in sessions:  # warm up in chain order so later parts get real inputs
-                feeds = {x.name: warm[x.name] for x in session.get_inputs()}
-                names = [o.name for o in session.get_outputs()]
-                for _ in range(warmup_runs):
-                    outputs = session.run(names, feeds)
-                warm.update(zip(names, outputs))
-            self.sessions[i] = sessions
+            if hasattr(os, "setpriority"):  # ORT's own threads are created below and inherit it
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+            self.runners[i] = self._prepare(worker, part_files, warmup_runs)
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
             self.errors.append(f"worker {worker.name} cannot prepare its sessions: {str(exc).splitlines()[0][:200]}")
         ready.wait()
-        if self.sessions[i] is None:
+        runner = self.runners[i]
+        if runner is None:
             return
         while True:
             item = self.inboxes[i].get()
             if item is None:
                 return
-            k, part, complete = item
-            session = self.sessions[i][part]
+            k, part, size, complete = item
             start = self.loop.now()
             error = ""
             try:
-                names = [o.name for o in session.get_outputs()]
-                outputs = session.run(names, self._feeds(session, k))
-                for name, value in zip(names, outputs):
-                    self.store[(k, name)] = value
+                feeds = {name: self._input(k, name, size, worker) for name in runner.input_names[part]}
+                if worker.kind == "cuda":
+                    outputs = runner.run(part, feeds, self.final_outputs)
+                else:
+                    outputs = runner.run(part, feeds)
+                self.store.setdefault(k, {}).update(outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             end = self.loop.now()
             self.loop.post(lambda s=start, e=end, err=error, c=complete: c(s, e, err))
 
+    def _input(self, k: int, name: str, size: int, worker: WorkerSpec):
+        if name in self.model_inputs:
+            return self.model_inputs[name][:size]  # a leading slice of a C-contiguous array stays contiguous
+        value = self.store[k][name]
+        if worker.kind == "cpu" and not isinstance(value, np.ndarray):
+            return self.gpus[value.device_id].to_host(value)
+        return value
+
+    def service_time(self, w: int, size: int, parts: int, runs: int = 5) -> float:
+        """S(N): the median time of one batch through every part on worker `w` alone (nothing else running)."""
+        from .loop import RealLoop
+
+        saved, self.loop = self.loop, RealLoop(lead_s=0.0)
+        errors: list[str] = []
+        times = []
+        try:
+            for _ in range(runs):
+                t0 = self.loop.now()
+                for part in range(parts):
+                    self.start(w, -1, part, size, lambda s, e, err: errors.append(err) if err else None)
+                    self.loop.wait_next()()
+                times.append(self.loop.now() - t0)
+        finally:
+            self.release_batch(-1)
+            self.loop = saved
+        return float("nan") if errors else float(np.median(times))
+
+    # -- the scheduler's side ------------------------------------------------------------------------
     def start(self, w: int, k: int, part: int, batch: int, complete) -> None:
-        self.inboxes[w].put((k, part, complete))
+        self.inboxes[w].put((k, part, batch, complete))
 
     def release_batch(self, k: int) -> None:
-        for key in [key for key in self.store if key[0] == k]:
-            self.store.pop(key, None)
+        self.store.pop(k, None)
 
     def close(self) -> None:
         for inbox in self.inboxes:
             inbox.put(None)
         for t in self.threads:
             t.join(timeout=10)
+
+
+class CpuRunner:
+    """A CPU worker's sessions, one per part, with their input and output names looked up once."""
+
+    def __init__(self, sessions: list[ort.InferenceSession]):
+        self.sessions = sessions
+        self.input_names = [[i.name for i in s.get_inputs()] for s in sessions]
+        self.output_names = [[o.name for o in s.get_outputs()] for s in sessions]
+
+    def run(self, part: int, feeds: dict) -> dict:
+        names = self.output_names[part]
+        return dict(zip(names, self.sessions[part].run(names, feeds)))

@@ -40,6 +40,8 @@ class BatchRecord:
     index: int
     first_arrival_s: float
     scheduled_release_s: float
+    size: int = 1  # queries in the batch
+    first_query: int = 0  # index of its first query in the arrival array
     actual_release_s: float = float("nan")
     end_s: float = float("nan")
     tasks: list[TaskRecord] = field(default_factory=list)
@@ -63,18 +65,19 @@ class Scheduler:
         self.where: dict[tuple[int, int], str] = {}  # (batch, part) -> memory node of its outputs
 
     # -- one point ---------------------------------------------------------------------------------
-    def run(self, schedule: BatchSchedule, limits: Limits, on_batch=None) -> tuple[list[BatchRecord], str]:
+    def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         """Release every batch on time, run its tasks, stop early on congestion. Returns records and why
-        the point was congested ('' if it was not)."""
-        self.records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]))
+        the point was congested ('' if it was not). `watch(record)` is called as each batch finishes and
+        may return a reason to stop (e.g. latency growing with k)."""
+        self.records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]),
+                                    int(schedule.sizes[k]), int(schedule.first_query[k]))
                         for k in range(schedule.batches)]
-        self.batch_size = schedule.batch_size
         self.remaining: dict[int, set[int]] = {}
         self.done_parts: dict[int, set[int]] = {}
         self.released = 0
         self.closed: set[int] = set()  # batches finished or abandoned
         self.stop_reason = ""
-        self.on_batch = on_batch
+        self.watch = watch
         self.limits = limits
         if self.records:
             self.loop.schedule(self.records[0].scheduled_release_s, lambda: self._release(0))
@@ -124,8 +127,8 @@ class Scheduler:
         by_node: dict[str, int] = {}
         for source, per_sample in self.parts.input_bytes_per_sample[part].items():
             node = HOST if source < 0 else self.where.get((k, source), HOST)
-            by_node[node] = by_node.get(node, 0) + per_sample * self.batch_size
-        return ReadyTask(k, part, self.batch_size, by_node)
+            by_node[node] = by_node.get(node, 0) + per_sample * self.records[k].size
+        return ReadyTask(k, part, self.records[k].size, by_node)
 
     def _dispatch(self, k: int, part: int) -> None:
         now = self.loop.now()
@@ -133,7 +136,7 @@ class Scheduler:
         if choice is None:
             self.central.append((k, part))
             return
-        predicted = self.perf.predict(part, self.workers[choice].kind_key, self.batch_size) or 0.0
+        predicted = self.perf.predict(part, self.workers[choice].kind_key, self.records[k].size) or 0.0
         self.expected_free[choice] = max(self.expected_free[choice], now) + predicted
         self.queues[choice].append((k, part))
         self._start_next(choice)
@@ -143,24 +146,26 @@ class Scheduler:
             return
         if not self.queues[w] and self.policy.central and self.central:
             k, part = self.central.popleft()
-            predicted = self.perf.predict(part, self.workers[w].kind_key, self.batch_size) or 0.0
+            predicted = self.perf.predict(part, self.workers[w].kind_key, self.records[k].size) or 0.0
             self.expected_free[w] = max(self.expected_free[w], self.loop.now()) + predicted
             self.queues[w].append((k, part))
         if not self.queues[w]:
             return
         k, part = self.queues[w].popleft()
         self.running[w] = (k, part)
-        self.executor.start(w, k, part, self.batch_size, self._completion(w, k, part))
+        self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
 
     def _completion(self, w: int, k: int, part: int):
         def complete(start_s: float, end_s: float, error: str = "") -> None:
             self.running[w] = None
+            self.expected_free[w] = self.loop.now() + sum(
+                self.perf.predict(p, self.workers[w].kind_key, self.records[b].size) or 0.0 for b, p in self.queues[w])
             record = self.records[k]
             record.tasks.append(TaskRecord(part, w, start_s, end_s))
             if error:
                 record.error = record.error or error
             else:
-                self.perf.record(part, self.workers[w].kind_key, self.batch_size, end_s - start_s)
+                self.perf.record(part, self.workers[w].kind_key, record.size, end_s - start_s)
             self.where[(k, part)] = self.workers[w].memory_node
             self.done_parts[k].add(part)
             self.remaining[k].discard(part)
@@ -183,8 +188,10 @@ class Scheduler:
         if k not in self.closed:
             self.records[k].end_s = end_s
             self._close(k)
-            if self.on_batch:
-                self.on_batch(self.records[k])
+            why = self.watch(self.records[k]) if self.watch else ""
+            if why and not self.stop_reason:
+                self.stop_reason = why
+                self._drop_queued()
 
     def _close(self, k: int) -> None:
         if k not in self.closed:

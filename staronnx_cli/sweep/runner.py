@@ -17,17 +17,17 @@ import pandas as pd
 
 from .. import __version__, modelio
 from ..errors import UserError
-from ..load.schedule import fixed_rate, fixed_rate_batches
+from ..load.schedule import arrivals
 from ..machine import machine_info
-from ..metrics.points import congestion, summarize
 from ..ortenv import cuda_status
-from ..runtime.executors import ThreadExecutor
+from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop
-from ..runtime.perfmodel import PerfModel
+from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.policies import make_policy
-from ..runtime.scheduler import Limits, PartGraph, Scheduler
+from ..runtime.scheduler import PartGraph
 from ..runtime.workers import parse_workers
 from ..split.plan import read_plan
+from .point import PointSpec, batch_rows, point_row, run_point
 from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
 
 
@@ -41,8 +41,11 @@ class SweepSettings:
     rates: tuple[float, ...] = (10.0,)
     batches: int = 50
     warmup: int = 5
+    arrival: str = "fixed"
+    max_queue_delay_ms: float | None = None
     system: str = "staronnx"
     seed: int = 0
+    calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones
     resume: bool = False
     force: bool = False
     command: str = ""
@@ -83,21 +86,33 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
     if s.warmup < 0:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
+    if s.max_queue_delay_ms is not None and s.max_queue_delay_ms < 0:
+        raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms cannot be negative")
+    arrivals(s.arrival, 1.0, 2, s.seed)  # an unknown kind or an unreadable trace fails here, before any work
     points = s.output / "points.csv"
     if points.exists() and not (s.resume or s.force):
         raise UserError(f"run directory '{s.output}' already has results: add --resume to continue it or --force "
                         "to start over")
+    if points.exists() and s.resume:
+        meta = s.output / "run.json"
+        version = json.loads(meta.read_text()).get("schema_version") if meta.exists() else None
+        if version != RUN_SCHEMA_VERSION:
+            raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
+                            f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
 
 
-def run_metadata(s: SweepSettings, target: Target, workers) -> dict:
+def run_metadata(s: SweepSettings, target: Target, workers, perf_file: Path) -> dict:
     info = machine_info()
+    status = cuda_status()
     return {"schema_version": RUN_SCHEMA_VERSION, "command": s.command or " ".join(sys.argv),
             "staronnx": __version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
-            "cpu": info.cpu_model, "cores": info.cores, "gpu": cuda_status().reason if cuda_status().usable else None,
+            "cpu": info.cpu_model, "cores": info.cores, "gpu": status.reason if status.usable else None,
             "target": str(s.target), "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
-            "workers": s.workers, "worker_cores": {w.name: list(w.cores) for w in workers}, "policy": s.policy,
-            "engine": "real", "system": s.system, "seed": s.seed, "batches": s.batches, "warmup": s.warmup,
-            "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node()}
+            "parts": len(target.part_files), "workers": s.workers,
+            "worker_cores": {w.name: list(w.cores) for w in workers}, "policy": s.policy, "engine": "real",
+            "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms, "seed": s.seed,
+            "batches": s.batches, "warmup": s.warmup, "perfmodel": str(perf_file), "calibrate": s.calibrate,
+            "worker_nice": WORKER_NICE, "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node()}
 
 
 def _done_points(path: Path) -> set[tuple[int, float]]:
@@ -108,44 +123,58 @@ def _done_points(path: Path) -> set[tuple[int, float]]:
 
 
 def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda done, total: None) -> list[dict]:
+    """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point."""
     check_settings(s)
     target = load_target(s.target)
     status = cuda_status()
     workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
     policy = make_policy(s.policy)
+    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in workers)]
+    if missing:
+        raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but --workers {s.workers} has none: "
+                        f"add one or change the policy")
+    perf_file = cache_file(platform.node(), target.model_sha256, target.plan_sha256, ort.__version__)
+    perf = PerfModel() if s.calibrate else PerfModel.load(perf_file)
     s.output.mkdir(parents=True, exist_ok=True)
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
     if not (s.output / "run.json").exists():
-        (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, workers), indent=2) + "\n")
+        (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, workers, perf_file), indent=2) + "\n")
     done = _done_points(s.output / "points.csv") if s.resume else set()
-    perf = PerfModel.load(s.output / "perfmodel.json")
+    names = [w.name for w in workers]
+    label = {"system": s.system, "engine": "real", "policy": s.policy, "workers": s.workers}
     rows = []
-    total = len(s.batch_sizes) * len(s.rates)
-    progress = 0
+    total, progress = len(s.batch_sizes) * len(s.rates), 0
     for n in s.batch_sizes:
-        executor = None
+        todo = [r for r in s.rates if (n, r) not in done]
+        progress += len(s.rates) - len(todo)
+        on_progress(progress, total)
+        if not todo:
+            continue
+        executor, failure, service = _prepare(s, workers, target, n)
         congested_at = None
         try:
-            for rate in s.rates:
-                progress += 1
-                if (n, rate) in done:
-                    on_progress(progress, total)
-                    continue
-                if congested_at is not None:
-                    row = _skipped_row(s, n, rate, congested_at)
+            for rate in todo:
+                spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
+                                 None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
+                if failure:
+                    row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
+                           "reason": "failed: workers could not run this batch size", "errors": failure}
+                elif congested_at is not None:
+                    row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
+                           "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
                 else:
-                    if executor is None:
-                        loop = RealLoop()
-                        executor = ThreadExecutor(loop, workers, target.part_files, n)
-                    row, batch_rows = _run_point(s, n, rate, workers, policy, perf, executor, target.graph)
-                    append_rows(s.output / "batches.csv", BATCH_COLUMNS, batch_rows)
+                    records, stop, times = run_point(spec, executor, workers, policy, perf, target.graph)
+                    row = {**label, **point_row(spec, records, stop, times, names, service)}
+                    append_rows(s.output / "batches.csv", BATCH_COLUMNS,
+                                [{"system": s.system, **b} for b in batch_rows(spec, records, names)])
                     if row["congested"]:
                         congested_at = rate
                 append_rows(s.output / "points.csv", POINT_COLUMNS, [row])
-                perf.save(s.output / "perfmodel.json")
+                perf.save(perf_file)
                 rows.append(row)
+                progress += 1
                 on_point(row)
                 on_progress(progress, total)
         finally:
@@ -154,53 +183,13 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
     return rows
 
 
-def _skipped_row(s: SweepSettings, n: int, rate: float, congested_at: float) -> dict:
-    return {"system": s.system, "engine": "real", "policy": s.policy, "workers": s.workers, "batch_size": n,
-            "rate_qps": rate, "batches": 0, "congested": True,
-            "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
-
-
-def _run_point(s, n, rate, workers, policy, perf, executor, graph) -> tuple[dict, list[dict]]:
-    loop = RealLoop()
-    executor.loop = loop
-    schedule = fixed_rate_batches(rate, n, s.warmup + s.batches)
-    duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
-    limits = Limits(max_backlog=max(8, 4 * len(workers)), time_cap_s=1.5 * duration + 10.0)
-    scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
-    records, stop = scheduler.run(schedule, limits)
-    measured = [r for r in records[s.warmup:] if math.isfinite(r.end_s)]
-    latency = np.array([r.end_s - r.first_arrival_s for r in measured])
-    reason = stop or congestion(latency, 0, 1, 0.0, float("inf"))
-    errors = sorted({r.error for r in records if r.error})
-    arrivals = fixed_rate(rate, n * (s.warmup + s.batches))
-    if measured:
-        query_arrivals = np.concatenate([arrivals[r.index * n:(r.index + 1) * n] for r in measured])
-        span = max(r.end_s for r in measured) - measured[0].first_arrival_s
-    else:
-        query_arrivals, span = np.array([]), 0.0
-    summary = summarize(np.array([r.first_arrival_s for r in measured]), np.array([r.end_s for r in measured]),
-                        query_arrivals, n, span, reason)
-    released = [r for r in records if math.isfinite(r.actual_release_s)]
-    lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
-    row = {"system": s.system, "engine": "real", "policy": s.policy, "workers": s.workers, "batch_size": n,
-           "rate_qps": rate, "batches": summary.batches,
-           **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.__dict__.items() if k != "batches"},
-           "release_lateness_p99_us": round(float(np.percentile(lateness, 99) * 1e6), 1) if lateness.size else "",
-           "errors": "; ".join(errors)}
-    if summary.congested:
-        for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
-            row[key] = ""
-    names = [w.name for w in workers]
-
-    def ordered(record):
-        return sorted(record.tasks, key=lambda t: t.part)
-
-    batch_rows = [{
-        "system": s.system, "batch_size": n, "rate_qps": rate, "batch_index": r.index, "measured": r.index >= s.warmup,
-        "first_arrival_s": round(r.first_arrival_s, 7), "scheduled_release_s": round(r.scheduled_release_s, 7),
-        "actual_release_s": round(r.actual_release_s, 7), "end_s": round(r.end_s, 7),
-        "first_query_latency_ms": round(1000 * (r.end_s - r.first_arrival_s), 4),
-        "placement": ",".join(f"{t.part}:{names[t.worker]}" for t in ordered(r)),
-        "task_times": ";".join(f"{t.part}:{t.start_s:.7f}-{t.end_s:.7f}" for t in ordered(r)),
-        "error": r.error} for r in records if math.isfinite(r.actual_release_s)]
-    return row, batch_rows
+def _prepare(s: SweepSettings, workers, target: Target, n: int):
+    """Workers with warmed sessions for batch size n, and S(n) on the first worker alone.
+    A failure here (ONNX Runtime refusing the model at this batch size) fails this N's points, not the sweep."""
+    try:
+        executor = ThreadExecutor(RealLoop(), workers, target.part_files, n, variable_batches=s.max_queue_delay_ms
+                                  is not None, seed=s.seed)
+    except UserError as exc:
+        return None, str(exc), None
+    service = executor.service_time(0, n, len(target.part_files))
+    return executor, "", service if math.isfinite(service) else None

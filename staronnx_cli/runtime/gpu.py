@@ -1,0 +1,172 @@
+"""The GPU worker: ONNX Runtime's CUDA execution provider driven through I/O binding.
+
+Why this shape (ONNX Runtime's I/O binding and CuPy's stream documentation):
+- inputs and outputs stay on the device between parts that run on the same GPU (no round trip per part);
+- host<->device copies go through pinned host buffers on a copy stream of their own, so one batch's copies
+  do not queue behind another batch's kernels on ORT's compute stream;
+- pinned buffers are recycled by (shape, dtype) and device buffers come from CuPy's caching pool, so a
+  steady stream of batches allocates nothing after the first few.
+
+Imported only when a CUDA worker is asked for: CuPy is the optional `cuda12`/`cuda13` extra. This machine
+has no GPU: `PinnedPool` and `DeviceTensor` bookkeeping are tested without one; the CUDA calls are written
+against the documentation and have not run here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+class PinnedPool:
+    """Page-locked host buffers, recycled by (shape, dtype): take one, give it back when done."""
+
+    def __init__(self, allocate: Callable[[tuple[int, ...], np.dtype], np.ndarray]):
+        self._allocate = allocate
+        self._free: dict[tuple, list[np.ndarray]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self.allocations = 0
+
+    def take(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        key = (tuple(shape), np.dtype(dtype).str)
+        with self._lock:
+            if self._free[key]:
+                return self._free[key].pop()
+            self.allocations += 1
+        return self._allocate(tuple(shape), np.dtype(dtype))
+
+    def give(self, buffer: np.ndarray) -> None:
+        with self._lock:
+            self._free[(buffer.shape, buffer.dtype.str)].append(buffer)
+
+
+def cupy_pinned_allocator(cupy) -> Callable[[tuple[int, ...], np.dtype], np.ndarray]:
+    def allocate(shape, dtype):
+        count = int(np.prod(shape)) if shape else 1
+        memory = cupy.cuda.alloc_pinned_memory(max(count * dtype.itemsize, 1))
+        return np.frombuffer(memory, dtype, count).reshape(shape)
+
+    return allocate
+
+
+class DeviceTensor:
+    """A tensor that lives on a GPU: a CuPy array (which keeps whatever owns its memory alive)."""
+
+    def __init__(self, array, device_id: int):
+        self.array, self.device_id = array, device_id
+
+    @property
+    def memory_node(self) -> str:
+        return f"cuda:{self.device_id}"
+
+
+def import_cupy():
+    try:
+        import cupy
+    except ImportError:
+        raise UserError("a CUDA worker needs CuPy: pip install 'staronnx[cuda12]' (or [cuda13] for CUDA 13)") from None
+    return cupy
+
+
+class CudaRunner:
+    """One GPU worker's sessions (one per part) and its transfers. Used from the worker's own thread only,
+    except `to_host`, which a CPU worker calls to fetch a tensor this GPU produced."""
+
+    def __init__(self, device_id: int, part_files: list[Path], session_factory, warm_inputs: dict[str, np.ndarray],
+                 warmup_runs: int):
+        import onnxruntime as ort
+
+        self.cupy = import_cupy()
+        self.ort = ort
+        self.device_id = device_id
+        with self.cupy.cuda.Device(device_id):
+            self.copy_stream = self.cupy.cuda.Stream(non_blocking=True)
+        self.pinned = PinnedPool(cupy_pinned_allocator(self.cupy))
+        self.sessions = [session_factory(path) for path in part_files]
+        for path, session in zip(part_files, self.sessions):
+            if "CUDAExecutionProvider" not in session.get_providers():
+                raise UserError(f"ONNX Runtime could not put {path.name} on cuda:{device_id} (it fell back to CPU); "
+                                "check 'staronnx doctor'")
+        self.input_names = [[i.name for i in s.get_inputs()] for s in self.sessions]
+        self.output_names = [[o.name for o in s.get_outputs()] for s in self.sessions]
+        warm: dict = dict(warm_inputs)
+        for part, session in enumerate(self.sessions):
+            for _ in range(warmup_runs):
+                outputs = self.run(part, {i.name: warm[i.name] for i in session.get_inputs()}, set())
+            warm.update(outputs)
+
+    # -- transfers ------------------------------------------------------------------------------------
+    def to_device(self, value: np.ndarray):
+        """Host -> device through a recycled pinned buffer, on the copy stream."""
+        cp = self.cupy
+        staging = self.pinned.take(value.shape, value.dtype)
+        np.copyto(staging, value)
+        with cp.cuda.Device(self.device_id):
+            device = cp.empty(value.shape, value.dtype)
+            device.set(staging, stream=self.copy_stream)
+            self.copy_stream.synchronize()
+        self.pinned.give(staging)
+        return device
+
+    def to_host(self, tensor: DeviceTensor) -> np.ndarray:
+        """Device -> host through a recycled pinned buffer, on the copy stream (a plain array comes back)."""
+        cp = self.cupy
+        staging = self.pinned.take(tensor.array.shape, tensor.array.dtype)
+        with cp.cuda.Device(self.device_id):
+            tensor.array.get(stream=self.copy_stream, out=staging)
+            self.copy_stream.synchronize()
+        host = staging.copy()
+        self.pinned.give(staging)
+        return host
+
+    def _as_cupy(self, value) -> object:
+        if isinstance(value, DeviceTensor):
+            if value.device_id == self.device_id:
+                return value.array
+            with self.cupy.cuda.Device(self.device_id):
+                return self.cupy.asarray(value.array)  # peer copy
+        return self.to_device(np.ascontiguousarray(value))
+
+    def _wrap_output(self, ortvalue):
+        """ORT allocated this output on the device (from its arena): view it as CuPy without a copy."""
+        cp = self.cupy
+        dtype = _ORT_DTYPES[ortvalue.data_type()]
+        memory = cp.cuda.UnownedMemory(ortvalue.data_ptr(), max(ortvalue.tensor_size_in_bytes(), 1), ortvalue,
+                                       self.device_id)
+        return cp.ndarray(tuple(ortvalue.shape()), dtype, cp.cuda.MemoryPointer(memory, 0))
+
+    # -- one task -------------------------------------------------------------------------------------
+    def run(self, part: int, feeds: dict, to_host: set[str]) -> dict:
+        """Run a part on inputs wherever they are; outputs named in `to_host` come back to host memory
+        (final results: a batch is done when its result is in host memory), the others stay on the GPU."""
+        session = self.sessions[part]
+        binding = session.io_binding()
+        keep = []  # device inputs must outlive the run
+        for spec in session.get_inputs():
+            array = self._as_cupy(feeds[spec.name])
+            keep.append(array)
+            binding.bind_input(spec.name, "cuda", self.device_id, np.dtype(array.dtype).type, list(array.shape),
+                               array.data.ptr)
+        for name in self.output_names[part]:
+            binding.bind_output(name, "cuda", self.device_id)
+        binding.synchronize_inputs()
+        session.run_with_iobinding(binding)
+        binding.synchronize_outputs()
+        results = {}
+        for name, value in zip(self.output_names[part], binding.get_outputs()):
+            tensor = DeviceTensor(self._wrap_output(value), self.device_id)
+            results[name] = self.to_host(tensor) if name in to_host else tensor
+        return results
+
+
+_ORT_DTYPES = {
+    "tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16),
+    "tensor(double)": np.dtype(np.float64), "tensor(int64)": np.dtype(np.int64), "tensor(int32)": np.dtype(np.int32),
+    "tensor(int8)": np.dtype(np.int8), "tensor(uint8)": np.dtype(np.uint8), "tensor(bool)": np.dtype(np.bool_),
+}
