@@ -36,9 +36,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check staronnx_cli tests experiments
 
-## bench: the paper's four models: parameter counts, one inference, per-node profile coverage and ratios
+## bench: the zoo models (parameters, profile coverage) and the runtime (saturation, overhead, latency/ideal)
 bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
+	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

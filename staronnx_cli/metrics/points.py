@@ -32,26 +32,29 @@ def query_latencies(end_s: np.ndarray, arrivals_s: np.ndarray, sizes) -> np.ndar
     return ends - arrivals_s[: len(ends)]
 
 
-def congestion(latency_s: np.ndarray, backlog: int, max_backlog: int, elapsed_s: float, time_cap_s: float,
-               min_batches: int = 10) -> str:
-    """Why a point is congested ('' if it is not): backlog bound, time cap, or latency growing with k.
+UNSERVED_FRACTION = 0.03  # latency rising by 3 % of elapsed time = 3 % of the offered load not served
+SLOPE_T = 4.0  # and the rise must stand 4 standard errors above noise
 
-    The trend test fits L_k = a + b k on the batches so far: a queue that cannot keep up grows by
-    (S/w - N tau) per batch, so a slope that would add more than the mean latency over the run is growth,
-    not noise.
+
+def congestion(latency_s: np.ndarray, release_s: np.ndarray, min_batches: int = 10) -> str:
+    """Why a point is congested ('' if it is not), from its batches so far.
+
+    Regress L_k on the batch's release time t_k. A system that keeps up has a stationary L_k (slope 0);
+    one that serves a fraction c of the offered load has dL/dt = 1 - c (its queue grows by that much per
+    second of arrivals), whatever the arrival process. Congested: the slope exceeds 3 % and is 4 standard
+    errors above zero. The backlog bound and time cap are enforced by the scheduler itself.
     """
-    if backlog > max_backlog:
-        return f"backlog of {backlog} released batches not finished (> {max_backlog})"
-    if elapsed_s > time_cap_s:
-        return f"point ran {elapsed_s:.1f} s (> time cap {time_cap_s:.1f} s)"
     k = len(latency_s)
-    if k >= min_batches:
-        slope, intercept = np.polyfit(np.arange(k), latency_s, 1)
-        growth = slope * k
-        half = k // 2
-        rising = np.median(latency_s[half:]) > 1.5 * np.median(latency_s[:half])
-        if growth > max(np.mean(latency_s), 1e-6) and rising:
-            return f"latency grows by {1000 * slope:.3f} ms per batch"
+    if k < max(min_batches, 3):
+        return ""
+    t = np.asarray(release_s, dtype=np.float64)
+    if np.ptp(t) <= 0:
+        return ""
+    slope, intercept = np.polyfit(t, latency_s, 1)
+    residual = latency_s - (intercept + slope * t)
+    stderr = np.sqrt(residual @ residual / (k - 2) / np.sum((t - t.mean()) ** 2))
+    if slope > UNSERVED_FRACTION and slope > SLOPE_T * stderr:
+        return f"latency grows {1000 * slope:.0f} ms per s: about {min(slope, 1):.0%} of the load is not served"
     return ""
 
 

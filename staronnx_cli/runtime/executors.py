@@ -23,11 +23,23 @@ class ModelledExecutor:
     """Virtual time: a task takes `duration(part, kind_key, batch)` seconds, exactly."""
 
     def __init__(self, loop, workers: list[WorkerSpec], duration: Callable[[int, str, int], float]):
-        self.loop, self.workers, self.duration = loop, workers, duration
+        self.workers, self.duration = workers, duration
+        self.loop = loop
+
+    @property
+    def loop(self):
+        return self._loop
+
+    @loop.setter
+    def loop(self, loop) -> None:
+        """A new point brings a new clock: every worker is free at its start."""
+        self._loop = loop
+        self.busy_until = [0.0] * len(self.workers)  # a worker runs one task at a time, in the order handed over
 
     def start(self, w: int, k: int, part: int, batch: int, complete) -> None:
-        start = self.loop.now()
+        start = max(self.loop.now(), self.busy_until[w])
         end = start + self.duration(part, self.workers[w].kind_key, batch)
+        self.busy_until[w] = end
         self.loop.schedule(end, lambda: complete(start, end))
 
     def release_batch(self, k: int) -> None:
@@ -147,7 +159,7 @@ class ThreadExecutor:
             return self.gpus[value.device_id].to_host(value)
         return value
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 5) -> float:
+    def service_time(self, w: int, size: int, parts: int, runs: int = 10) -> float:
         """S(N): the median time of one batch through every part on worker `w` alone (nothing else running)."""
         from .loop import RealLoop
 

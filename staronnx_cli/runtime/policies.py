@@ -6,14 +6,13 @@ Returning None means "keep it in the central queue until a worker is idle" (eage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import UserError
 from .perfmodel import PerfModel
 
 
-@dataclass(frozen=True)
-class WorkerState:
+class WorkerState(NamedTuple):  # NamedTuples: built for every decision, so cheap to make
     index: int
     kind: str  # "cpu" / "cuda"
     kind_key: str  # performance-model key, e.g. "cpu:2"
@@ -22,8 +21,7 @@ class WorkerState:
     expected_free_s: float  # when it should finish what it runs and has queued (absolute, engine time)
 
 
-@dataclass(frozen=True)
-class ReadyTask:
+class ReadyTask(NamedTuple):
     batch_index: int
     part: int
     batch_size: int

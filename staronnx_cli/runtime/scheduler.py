@@ -60,8 +60,14 @@ class Scheduler:
             loop, executor, workers, policy, perf, parts)
         self.queues: list[deque] = [deque() for _ in workers]
         self.central: deque = deque()
-        self.running: list[tuple[int, int] | None] = [None] * len(workers)
+        # tasks handed to the executor, oldest first: with a queue of its own (dmda, static, roundrobin) a
+        # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too)
+        self.inflight: list[deque] = [deque() for _ in workers]
+        self.depth = 1 if policy.central else 2
+        self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.expected_free = [0.0] * len(workers)
+        self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)
+        self.predicted: dict[tuple[int, int], float] = {}
         self.where: dict[tuple[int, int], str] = {}  # (batch, part) -> memory node of its outputs
 
     # -- one point ---------------------------------------------------------------------------------
@@ -112,15 +118,17 @@ class Scheduler:
     def _drop_queued(self) -> None:
         """Congested: forget tasks not started yet (their batches never finish); running ones complete."""
         dropped = {k for q in [*self.queues, self.central] for (k, _) in q}
-        for q in [*self.queues, self.central]:
+        for w, q in enumerate(self.queues):
+            self.pending_s[w] -= sum(self.predicted.pop(task, 0.0) for task in q)
             q.clear()
-        running = {r[0] for r in self.running if r is not None}
+        self.central.clear()
+        running = {k for q in self.inflight for (k, _) in q}
         for k in dropped - running:
             self._close(k)
 
     # -- placing tasks ------------------------------------------------------------------------------
     def _states(self, now: float) -> list[WorkerState]:
-        return [WorkerState(i, w.kind, w.kind_key, w.memory_node, self.running[i] is None and not self.queues[i],
+        return [WorkerState(i, w.kind, self.kind_keys[i], w.memory_node, not self.inflight[i] and not self.queues[i],
                             max(self.expected_free[i], now)) for i, w in enumerate(self.workers)]
 
     def _ready_task(self, k: int, part: int) -> ReadyTask:
@@ -136,36 +144,42 @@ class Scheduler:
         if choice is None:
             self.central.append((k, part))
             return
-        predicted = self.perf.predict(part, self.workers[choice].kind_key, self.records[k].size) or 0.0
-        self.expected_free[choice] = max(self.expected_free[choice], now) + predicted
-        self.queues[choice].append((k, part))
+        self._assign(choice, k, part, now)
         self._start_next(choice)
 
+    def _assign(self, w: int, k: int, part: int, now: float) -> None:
+        predicted = self.perf.predict(part, self.kind_keys[w], self.records[k].size) or 0.0
+        self.predicted[(k, part)] = predicted
+        self.pending_s[w] += predicted
+        self.expected_free[w] = max(self.expected_free[w], now) + predicted
+        self.queues[w].append((k, part))
+
     def _start_next(self, w: int) -> None:
-        if self.running[w] is not None:
-            return
+        while len(self.inflight[w]) < self.depth and self._hand_over(w):
+            pass
+
+    def _hand_over(self, w: int) -> bool:
         if not self.queues[w] and self.policy.central and self.central:
             k, part = self.central.popleft()
-            predicted = self.perf.predict(part, self.workers[w].kind_key, self.records[k].size) or 0.0
-            self.expected_free[w] = max(self.expected_free[w], self.loop.now()) + predicted
-            self.queues[w].append((k, part))
+            self._assign(w, k, part, self.loop.now())
         if not self.queues[w]:
-            return
+            return False
         k, part = self.queues[w].popleft()
-        self.running[w] = (k, part)
+        self.inflight[w].append((k, part))
         self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
+        return True
 
     def _completion(self, w: int, k: int, part: int):
         def complete(start_s: float, end_s: float, error: str = "") -> None:
-            self.running[w] = None
-            self.expected_free[w] = self.loop.now() + sum(
-                self.perf.predict(p, self.workers[w].kind_key, self.records[b].size) or 0.0 for b, p in self.queues[w])
+            self.inflight[w].remove((k, part))
+            self.pending_s[w] = max(0.0, self.pending_s[w] - self.predicted.pop((k, part), 0.0))
+            self.expected_free[w] = self.loop.now() + self.pending_s[w]  # StarPU: re-based at each completion
             record = self.records[k]
             record.tasks.append(TaskRecord(part, w, start_s, end_s))
             if error:
                 record.error = record.error or error
             else:
-                self.perf.record(part, self.workers[w].kind_key, record.size, end_s - start_s)
+                self.perf.record(part, self.kind_keys[w], record.size, end_s - start_s)
             self.where[(k, part)] = self.workers[w].memory_node
             self.done_parts[k].add(part)
             self.remaining[k].discard(part)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -17,11 +18,11 @@ class WorkerSpec:
     cores: tuple[int, ...]  # pinned cores (cpu); the driving core (cuda), if any
     device_id: int = 0
 
-    @property
+    @functools.cached_property
     def memory_node(self) -> str:
         return HOST if self.kind == "cpu" else f"cuda:{self.device_id}"
 
-    @property
+    @functools.cached_property
     def kind_key(self) -> str:
         """What a performance model is keyed by: the kind and its size (cpu:4, cuda)."""
         return f"cpu:{len(self.cores)}" if self.kind == "cpu" else "cuda"

@@ -41,12 +41,16 @@ def limits_for(schedule: BatchSchedule, workers: int) -> Limits:
 def latency_watch(warmup: int):
     """Online trend test: stop the point as soon as the measured L_k grow with k (metrics.congestion)."""
     latencies: list[float] = []
+    releases: list[float] = []
 
     def watch(record: BatchRecord) -> str:
         if record.index < warmup or record.error:
             return ""
         latencies.append(record.end_s - record.first_arrival_s)
-        return congestion(np.array(latencies), 0, 1, 0.0, float("inf"), min_batches=20) if len(latencies) >= 20 else ""
+        releases.append(record.scheduled_release_s)
+        if len(latencies) < 20 or len(latencies) % 5:
+            return ""  # a look every 5 batches from the 20th: few looks, few false alarms
+        return congestion(np.array(latencies), np.array(releases))
 
     return watch
 
@@ -67,7 +71,7 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
     measured = [r for r in records[p.warmup:] if math.isfinite(r.end_s) and not r.error]
     errors = sorted({r.error for r in records if r.error})
     latency = np.array([r.end_s - r.first_arrival_s for r in measured])
-    reason = stop or congestion(latency, 0, 1, 0.0, float("inf"))
+    reason = stop or congestion(latency, np.array([r.scheduled_release_s for r in measured]))
     if errors and not measured:
         reason = reason or "every batch failed"
     if measured:
