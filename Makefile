@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the main job on the default model: build, profile, split 10 % off, sweep the whole and the split model
+## run: the main job on the default model: build, profile, split 10 % off, sweep the whole and the split model, plot
 run: $(STAMP)
 	$(BIN)/staronnx doctor
 	$(BIN)/staronnx zoo build $(MODEL)
@@ -25,9 +25,13 @@ run: $(STAMP)
 	$(BIN)/staronnx split $(MODEL) --costs $(RESULTS)/costs.csv --offload 0.1 --parts 2 --method both \
 		-o $(RESULTS)/plan --force
 	$(BIN)/staronnx sweep $(MODEL) --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
-		--batches 20 --warmup 3 -o $(RESULTS)/sweep_whole --force
+		--batches 30 --warmup 3 -o $(RESULTS)/sweep_whole --force
 	$(BIN)/staronnx sweep $(RESULTS)/plan --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
-		--batches 20 --warmup 3 -o $(RESULTS)/sweep_split --force
+		--batches 30 --warmup 3 -o $(RESULTS)/sweep_split --force
+	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind envelope -o $(RESULTS)/envelope.png
+	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind batches -o $(RESULTS)/batches.png
+	$(BIN)/staronnx plot $(RESULTS)/sweep_whole $(RESULTS)/sweep_split --kind splits -o $(RESULTS)/splits.png
+	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
 
 ## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
 test: $(STAMP)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import doctor, profile, split, sweep, zoo
+from . import doctor, plot, profile, report, split, sweep, trace, zoo
 
 app = typer.Typer(
     name="staronnx",
@@ -17,6 +17,9 @@ app.add_typer(zoo.app, name="zoo")
 app.command("profile")(profile.profile)
 app.command("split")(split.split)
 app.command("sweep")(sweep.sweep)
+app.command("plot")(plot.plot)
+app.command("report")(report.report)
+app.command("trace")(trace.trace)
 app.command("doctor")(doctor.doctor)
 
 

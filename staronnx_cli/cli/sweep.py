@@ -13,6 +13,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..sweep.grid import parse_rates
 from ..sweep.runner import SweepSettings, run_sweep
+from ..zoo.cache import display_name
 from .common import console, handle_errors, parse_int_list
 from .profile import resolve_model
 
@@ -44,7 +45,7 @@ def sweep(
     settings = SweepSettings(path if path.is_dir() else resolve_model(target), output, workers, policy,
                              tuple(parse_int_list(batch, "--batch")), tuple(parse_rates(rate)), batches, warmup,
                              arrival, max_queue_delay, system, seed, calibrate, resume, force,
-                             command="staronnx sweep " + target)
+                             command="staronnx sweep " + target, model_name=_model_name(target, path))
     try:
         _run_with_progress(settings)
     except KeyboardInterrupt:
@@ -112,3 +113,15 @@ def _worker_count(output: Path) -> int:
         return len(json.loads((output / "run.json").read_text()).get("worker_cores", {}))
     except (OSError, ValueError):
         return 0
+
+
+def _model_name(target: str, path: Path) -> str:
+    """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
+    if path.is_dir():
+        import json
+
+        try:
+            return display_name(Path(json.loads((path / "plan.json").read_text())["source_model"]))
+        except (OSError, ValueError, KeyError):
+            return path.name
+    return display_name(path) if path.suffix == ".onnx" else target

@@ -63,7 +63,7 @@ class Scheduler:
         # tasks handed to the executor, oldest first: with a queue of its own (dmda, static, roundrobin) a
         # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too)
         self.inflight: list[deque] = [deque() for _ in workers]
-        self.depth = 1 if policy.central else 2
+        self.depth = 1 if policy.central else 4
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.expected_free = [0.0] * len(workers)
         self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)

@@ -50,7 +50,7 @@ def latency_watch(warmup: int):
         releases.append(record.scheduled_release_s)
         if len(latencies) < 20 or len(latencies) % 5:
             return ""  # a look every 5 batches from the 20th: few looks, few false alarms
-        return congestion(np.array(latencies), np.array(releases))
+        return congestion(np.array(latencies), np.array(releases), t_threshold=4.0)
 
     return watch
 

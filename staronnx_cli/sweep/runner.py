@@ -49,6 +49,7 @@ class SweepSettings:
     resume: bool = False
     force: bool = False
     command: str = ""
+    model_name: str = ""  # as the user named it (zoo name, file stem), for titles
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Target:
     graph: PartGraph
     model_sha256: str
     plan_sha256: str
+    offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
+    split_method: str = ""
 
 
 def load_target(path: Path) -> Target:
@@ -72,7 +75,8 @@ def load_target(path: Path) -> Target:
                             "split the model again")
         deps = [sorted({e.source for e in plan.edges if e.target == i and e.source >= 0}) for i in range(len(files))]
         sizes = [{e.source: e.bytes_per_sample for e in plan.edges if e.target == i} for i in range(len(files))]
-        return Target(files, PartGraph(deps, sizes), plan.source_sha256, modelio.sha256_of(path / "plan.json"))
+        return Target(files, PartGraph(deps, sizes), plan.source_sha256, modelio.sha256_of(path / "plan.json"),
+                      plan.achieved_fraction, plan.method)
     model = modelio.load_model(path, with_weights=False)
     specs = modelio.input_specs(model)
     per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs)
@@ -107,8 +111,10 @@ def run_metadata(s: SweepSettings, target: Target, workers, perf_file: Path) -> 
     return {"schema_version": RUN_SCHEMA_VERSION, "command": s.command or " ".join(sys.argv),
             "staronnx": __version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
             "cpu": info.cpu_model, "cores": info.cores, "gpu": status.reason if status.usable else None,
-            "target": str(s.target), "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
-            "parts": len(target.part_files), "workers": s.workers,
+            "target": str(s.target), "model_name": s.model_name or s.target.stem,
+            "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
+            "parts": len(target.part_files), "offload_fraction": target.offload_fraction,
+            "split_method": target.split_method, "workers": s.workers,
             "worker_cores": {w.name: list(w.cores) for w in workers}, "policy": s.policy, "engine": "real",
             "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms, "seed": s.seed,
             "batches": s.batches, "warmup": s.warmup, "perfmodel": str(perf_file), "calibrate": s.calibrate,

@@ -14,6 +14,11 @@ BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
                  "task_times", "error"]
 
+# what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
+POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
+BATCH_COLUMNS_REQUIRED = ["system", "batch_size", "rate_qps", "batch_index", "scheduled_release_s", "actual_release_s",
+                          "end_s", "first_query_latency_ms"]
+
 
 def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     new = not path.exists()

@@ -1,0 +1,29 @@
+"""`staronnx report RUN_DIR... -o report.md`: figures, tables and metadata of runs in one Markdown file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..plots.report import write_report
+from ..plots.results import read_runs
+from .common import console, handle_errors
+
+
+@handle_errors
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by staronnx sweep.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The Markdown file.")] = Path("report.md"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing report.")] = False,
+):
+    """Write the figures, the best-N and rho_max tables and each run's metadata into one Markdown file."""
+    if output.suffix.lower() != ".md":
+        raise UserError(f"-o {output}: a report is Markdown, name it e.g. report.md")
+    if output.exists() and not force:
+        raise UserError(f"'{output}' exists: add --force to overwrite it")
+    written = write_report(read_runs(runs), output)
+    folder = written[0].with_name(written[0].stem + "_files")
+    console.print(f"wrote {written[0]} and {len(written) - 1} figure(s) in {folder}/")

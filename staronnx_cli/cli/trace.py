@@ -1,0 +1,24 @@
+"""`staronnx trace RUN_DIR --batch-size N --rate R -o trace.json`: one point for Perfetto / chrome://tracing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..plots.results import read_run
+from ..plots.tracefile import write_trace
+from .common import console, handle_errors
+
+
+@handle_errors
+def trace(
+    run: Annotated[Path, typer.Argument(help="A run directory written by staronnx sweep.")],
+    batch_size: Annotated[int | None, typer.Option(help="The point's batch size (default: the smallest).")] = None,
+    rate: Annotated[float | None, typer.Option(help="The point's rate (default: its highest uncongested).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
+):
+    """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked."""
+    written, n, rho = write_trace(read_run(run), batch_size, rate, output)
+    console.print(f"wrote {written} (N={n} at {rho:g} q/s): open it in https://ui.perfetto.dev")

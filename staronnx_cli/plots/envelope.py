@@ -1,0 +1,63 @@
+"""The answer in numbers (pure, exact): the best batch size at each rate, and where each batch size saturates.
+
+A point is *usable* when it measured batches and was not congested. N*(rho) is the N of least mean
+max-latency among the usable points at rho (ties go to the smaller N: less formation time for the same
+latency). rho_max(N) is the highest usable rate of N.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def usable(points: pd.DataFrame) -> pd.DataFrame:
+    latency = pd.to_numeric(points["mean_max_latency_ms"], errors="coerce")
+    return points[(points["batches"] > 0) & ~points["congested"].astype(bool) & latency.notna()]
+
+
+def envelope(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per rate with a usable point: rate_qps, batch_size (N*), mean and std of the max latency."""
+    ok = usable(points).sort_values(["rate_qps", "mean_max_latency_ms", "batch_size"])
+    best = ok.groupby("rate_qps", sort=True).head(1)
+    columns = ["rate_qps", "batch_size", "mean_max_latency_ms", "std_max_latency_ms"]
+    return best[columns].reset_index(drop=True)
+
+
+def rho_max(points: pd.DataFrame) -> dict[int, float | None]:
+    """Per batch size, the highest usable rate (None: no usable point)."""
+    ok = usable(points)
+    return {int(n): (float(ok[ok.batch_size == n].rate_qps.max()) if (ok.batch_size == n).any() else None)
+            for n in sorted(points.batch_size.unique())}
+
+
+def first_congested(points: pd.DataFrame) -> dict[int, float | None]:
+    """Per batch size, the lowest rate found congested (None: none in the grid)."""
+    bad = points[points["congested"].astype(bool)]
+    return {int(n): (float(bad[bad.batch_size == n].rate_qps.min()) if (bad.batch_size == n).any() else None)
+            for n in sorted(points.batch_size.unique())}
+
+
+def system_rho_max(points: pd.DataFrame) -> float | None:
+    """The highest rate any batch size sustains: how far the system goes with the best N."""
+    values = [v for v in rho_max(points).values() if v is not None]
+    return max(values) if values else None
+
+
+def ideal_curve(points: pd.DataFrame, n: int) -> pd.DataFrame:
+    """(N-1)/rho + S(N) at the rates of N's points, where S(N) was measured (service_ms)."""
+    mine = points[points.batch_size == n]
+    service = pd.to_numeric(mine.get("service_ms", pd.Series(dtype=float)), errors="coerce").dropna()
+    if service.empty:
+        return pd.DataFrame(columns=["rate_qps", "ideal_ms"])
+    s_ms = float(service.median())
+    rates = sorted(mine.rate_qps.unique())
+    return pd.DataFrame({"rate_qps": rates, "ideal_ms": [1000 * (n - 1) / r + s_ms for r in rates]})
+
+
+def is_finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

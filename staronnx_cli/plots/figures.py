@@ -1,0 +1,278 @@
+"""The figures, drawn from result files only (paper Fig. 2a, 2b, 3, 4, and a worker timeline).
+
+Each function takes runs read by `results.read_run` and returns a matplotlib Figure; `save` writes it in
+the format the file name asks for. Colours: one per batch size, the same in every figure; one per run in
+comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is ever needed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..errors import UserError  # noqa: E402
+from . import envelope as env  # noqa: E402
+from .results import Run, legend_labels  # noqa: E402
+
+RATE_LABEL = "injected throughput (queries/s)"
+LATENCY_LABEL = "mean max-latency per batch (ms)"
+_BATCH_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                  "#bcbd22", "#7f7f7f"]
+_RUN_COLOURS = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+
+
+def batch_colour(n: int) -> str:
+    """Powers of two (the usual grid) get the first colours in order; anything else a fixed other one."""
+    if n > 0 and n & (n - 1) == 0:
+        return _BATCH_COLOURS[int(math.log2(n)) % len(_BATCH_COLOURS)]
+    return _BATCH_COLOURS[(n * 7 + 3) % len(_BATCH_COLOURS)]
+
+
+def title_of(run: Run) -> str:
+    meta = run.meta
+    machine = f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores" + (", GPU" if meta.get("gpu") else "")
+    return f"{run.model_name} on {machine}"
+
+
+def subtitle_of(run: Run) -> str:
+    meta = run.meta
+    bits = [f"system {meta.get('system', 'staronnx')}", f"workers {meta.get('workers', '?')}",
+            f"policy {meta.get('policy', '?')}", f"engine {meta.get('engine', 'real')}",
+            f"{meta.get('batches', '?')} batches per point"]
+    if meta.get("arrival", "fixed") != "fixed":
+        bits.append(f"arrival {meta['arrival']}")
+    return ", ".join(bits)
+
+
+def _new(run_title: str, subtitle: str, wide: bool = False):
+    fig, ax = plt.subplots(figsize=(10 if wide else 8, 5.2), layout="constrained")
+    fig.suptitle(run_title, fontsize=12)
+    ax.set_title(subtitle, fontsize=8.5, color="#444444")
+    ax.grid(True, which="both", alpha=0.25)
+    return fig, ax
+
+
+def _latency_axes(ax, log: bool) -> None:
+    ax.set_xlabel(RATE_LABEL)
+    ax.set_ylabel(LATENCY_LABEL)
+    ax.set_xlim(left=0)
+    if log:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+
+
+def _need_usable(run: Run) -> pd.DataFrame:
+    ok = env.usable(run.points)
+    if ok.empty:
+        lowest = run.points.rate_qps.min()
+        raise UserError(f"run '{run.path}' has no uncongested point to draw (every point congested or failed): "
+                        f"sweep lower rates than {lowest:g} q/s")
+    return ok
+
+
+def _mark_congestion(ax, run: Run, colour_of) -> None:
+    """A dotted vertical line where each batch size was first found congested, and a note saying so."""
+    marked = False
+    for n, rate in env.first_congested(run.points).items():
+        if rate is not None:
+            ax.axvline(rate, color=colour_of(n), linestyle=":", linewidth=1.2, alpha=0.8)
+            marked = True
+    if marked:
+        ax.text(0.99, 0.01, "dotted: first congested rate of each N", transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=7.5, color="#555555")
+
+
+def batches_figure(run: Run, log: bool = False):
+    """Fig. 2a: mean max-latency against throughput, one curve per batch size, std as error bars."""
+    ok = _need_usable(run)
+    fig, ax = _new(title_of(run), subtitle_of(run))
+    for n, group in ok.groupby("batch_size"):
+        group = group.sort_values("rate_qps")
+        ax.errorbar(group.rate_qps, group.mean_max_latency_ms, yerr=group.std_max_latency_ms.fillna(0),
+                    color=batch_colour(int(n)), marker="o", markersize=4, capsize=3, linewidth=1.5, label=f"N = {n}")
+    _mark_congestion(ax, run, batch_colour)
+    _latency_axes(ax, log)
+    ax.legend(title="batch size", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+    return fig
+
+
+def envelope_figure(run: Run, log: bool = False):
+    """Fig. 2b: at each rate the batch size of least latency (N written at each point), the per-N curves in
+    grey behind, and the ideal (N-1)/rho + S(N) of the chosen N, dashed."""
+    ok = _need_usable(run)
+    best = env.envelope(run.points)
+    fig, ax = _new(title_of(run), subtitle_of(run))
+    for n, group in ok.groupby("batch_size"):
+        group = group.sort_values("rate_qps")
+        ax.plot(group.rate_qps, group.mean_max_latency_ms, color="#bbbbbb", linewidth=1, marker=".", zorder=1)
+        last = group.iloc[-1]
+        ax.annotate(f"N={n}", (last.rate_qps, last.mean_max_latency_ms), textcoords="offset points", xytext=(4, 0),
+                    fontsize=7.5, color="#888888", va="center")
+    ax.plot(best.rate_qps, best.mean_max_latency_ms, color="black", linewidth=2, zorder=3, label="best N at each rate")
+    span = max(float(best.rate_qps.max() - best.rate_qps.min()), 1e-9)
+    last_x, last_n = None, None
+    for _, row in best.iterrows():
+        n = int(row.batch_size)
+        ax.scatter(row.rate_qps, row.mean_max_latency_ms, color=batch_colour(n), s=36, zorder=4, edgecolor="black")
+        if n != last_n or last_x is None or row.rate_qps - last_x > 0.06 * span:  # no labels on top of each other
+            ax.annotate(f"{n}", (row.rate_qps, row.mean_max_latency_ms), textcoords="offset points", xytext=(0, 7),
+                        ha="center", fontsize=8, color=batch_colour(n), fontweight="bold")
+            last_x, last_n = row.rate_qps, n
+    ideal = _ideal_along(run.points, best)
+    if not ideal.empty:
+        ax.plot(ideal.rate_qps, ideal.ideal_ms, color="#555555", linestyle="--", linewidth=1.2, zorder=2,
+                label="ideal (N-1)/rho + S(N) of that N")
+    top = env.system_rho_max(run.points)
+    if top is not None:
+        ax.axvline(top, color="black", linestyle=":", linewidth=1)
+        ax.annotate(f"rho_max {top:g} q/s", (top, 0.97), xycoords=("data", "axes fraction"), ha="right",
+                    va="top", fontsize=8, rotation=90, xytext=(-3, 0), textcoords="offset points")
+    _latency_axes(ax, log)
+    ax.plot([], [], color="#bbbbbb", linewidth=1, label="each N (grey)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+    ax.text(1.01, 0.02, "numbers: the best N", transform=ax.transAxes, fontsize=8, color="#444444")
+    return fig
+
+
+def _ideal_along(points: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, row in best.iterrows():
+        curve = env.ideal_curve(points, int(row.batch_size))
+        match = curve[curve.rate_qps == row.rate_qps]
+        if not match.empty:
+            rows.append({"rate_qps": row.rate_qps, "ideal_ms": float(match.ideal_ms.iloc[0])})
+    return pd.DataFrame(rows, columns=["rate_qps", "ideal_ms"])
+
+
+def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool = False, title: str | None = None):
+    """Fig. 3 / Fig. 4: the envelopes of several runs on one figure, each rho_max marked."""
+    fig, ax = _new(title or title_of(runs[0]), "best batch size at each rate; dotted: each run's rho_max")
+    drawn = 0
+    for i, run in enumerate(runs):
+        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
+        label = (labels or legend_labels(runs))[i]
+        best = env.envelope(run.points)
+        top = env.system_rho_max(run.points)
+        if best.empty:
+            ax.plot([], [], color=colour, label=f"{label}: no uncongested point")
+            continue
+        drawn += 1
+        ax.plot(best.rate_qps, best.mean_max_latency_ms, color=colour, marker="o", markersize=4, linewidth=1.8,
+                label=f"{label}: rho_max {top:g} q/s")
+        ax.axvline(top, color=colour, linestyle=":", linewidth=1.2)
+    if not drawn:
+        raise UserError("none of the runs has an uncongested point to draw: sweep lower rates")
+    _latency_axes(ax, log)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, ncol=1 if len(runs) > 3 else len(runs))
+    return fig
+
+
+def split_label(run: Run) -> str:
+    """'whole model' or 'K parts, f % on the later parts' from the plan the run measured (if still there)."""
+    parts = int(run.meta.get("parts", 1) or 1)
+    if parts <= 1:
+        return f"whole model ({run.path.name})"
+    fraction = run.meta.get("offload_fraction")
+    share = f", {100 * float(fraction):.0f} % offloaded" if fraction is not None else ""
+    return f"{parts} parts{share} ({run.path.name})"
+
+
+def splits_figure(runs: list[Run], log: bool = False):
+    models = {run.model for run in runs}
+    if len(models) > 1:
+        names = ", ".join(sorted({run.model_name for run in runs}))
+        raise UserError(f"--kind splits compares splits of one model, but these runs measured different models "
+                        f"({names}): use --kind compare")
+    return compare_figure(runs, [split_label(r) for r in runs], log, title=f"{title_of(runs[0])}: splits")
+
+
+def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None = None):
+    """Which worker ran which part when, for one point: to see overlap and idle time."""
+    batches = run.batches
+    n, rho = pick_point(run, batch_size, rate)
+    mine = batches[(batches.batch_size == n) & (batches.rate_qps == rho)]
+    tasks = task_table(mine)
+    if tasks.empty:
+        raise UserError(f"point N={n}, {rho:g} q/s of '{run.path}' ran no task: choose another with --batch-size "
+                        "and --rate")
+    workers = sorted(tasks.worker.unique(), key=_worker_order)
+    fig, ax = _new(title_of(run), f"timeline of N = {n} at {rho:g} q/s: one bar per task, colour = part", wide=True)
+    parts = sorted(tasks.part.unique())
+    part_colours = {p: _RUN_COLOURS[(p + 2) % len(_RUN_COLOURS)] for p in parts}
+    for y, worker in enumerate(workers):
+        mine_w = tasks[tasks.worker == worker]
+        for part in parts:
+            sel = mine_w[mine_w.part == part]
+            ax.broken_barh(list(zip(1000 * sel.start_s, 1000 * (sel.end_s - sel.start_s))), (y - 0.35, 0.7),
+                           facecolors=part_colours[part], edgecolor="white", linewidth=0.3)
+    releases = 1000 * mine.actual_release_s
+    ax.vlines(releases, -0.6, len(workers) - 0.4, color="#999999", linewidth=0.5, linestyle="-", alpha=0.6)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=part_colours[part], label=f"part {part}") for part in parts]
+    handles.append(ax.plot([], [], color="#999999", linewidth=0.8, label="batch release")[0])
+    ax.set_yticks(range(len(workers)), workers)
+    ax.set_xlabel("time since the point's start (ms)")
+    ax.set_ylim(-0.6, len(workers) - 0.4)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+    return fig
+
+
+def _worker_order(name: str) -> tuple[str, int]:
+    """cuda0, cuda1, cpu0, cpu1, cpu10 in that order (GPUs first, numbers as numbers)."""
+    kind = name.rstrip("0123456789")
+    return ("0" if kind == "cuda" else "1") + kind, int(name[len(kind):] or 0)
+
+
+def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[int, float]:
+    """The point asked for, or by default the highest uncongested rate of the smallest batch size."""
+    points = run.points
+    if batch_size is not None and rate is not None:
+        hit = points[(points.batch_size == batch_size) & ((points.rate_qps - rate).abs() < 1e-6)]
+        if hit.empty:
+            have = ", ".join(f"N={int(b)} {r:g}" for b, r in zip(points.batch_size, points.rate_qps))
+            raise UserError(f"run '{run.path}' has no point N={batch_size} at {rate:g} q/s; it has: {have}")
+        return int(batch_size), float(hit.rate_qps.iloc[0])
+    ok = env.usable(points)
+    if batch_size is not None:
+        ok = ok[ok.batch_size == batch_size]
+    if rate is not None:
+        ok = ok[(ok.rate_qps - rate).abs() < 1e-6]
+    if ok.empty:
+        raise UserError(f"run '{run.path}' has no uncongested point matching that: give --batch-size and --rate "
+                        "of a point in its points.csv")
+    ok = ok.sort_values(["batch_size", "rate_qps"], ascending=[True, False])
+    return int(ok.batch_size.iloc[0]), float(ok.rate_qps.iloc[0])
+
+
+def task_table(batches: pd.DataFrame) -> pd.DataFrame:
+    """batches.csv's `placement` and `task_times` unpacked: one row per task (batch, part, worker, start, end)."""
+    rows = []
+    for _, b in batches.iterrows():
+        if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
+            continue
+        where = dict(item.split(":", 1) for item in b.placement.split(","))
+        for item in b.task_times.split(";"):
+            part, _, span = item.partition(":")
+            start, _, end = span.partition("-")
+            rows.append({"batch_index": int(b.batch_index), "part": int(part), "worker": where.get(part, "?"),
+                         "start_s": float(start), "end_s": float(end)})
+    return pd.DataFrame(rows, columns=["batch_index", "part", "worker", "start_s", "end_s"])
+
+
+def save(fig, output: Path) -> Path:
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".svg", ".pdf"):
+        raise UserError(f"-o {output}: write a .png, .svg or .pdf file")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=150 if suffix == ".png" else None)
+    plt.close(fig)
+    return output

@@ -1,0 +1,107 @@
+"""Reading a run directory for plots and reports: only the result files, validated, never the runtime."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from ..sweep.schema import BATCH_COLUMNS_REQUIRED, POINT_COLUMNS_REQUIRED, RUN_SCHEMA_VERSION
+from ..zoo.cache import display_name
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict
+    points: pd.DataFrame
+
+    @property
+    def label(self) -> str:
+        """How the run is named in legends: the system, then what distinguishes runs of one system."""
+        parts = [str(self.meta.get("system", "staronnx"))]
+        if self.meta.get("system", "staronnx") == "staronnx":
+            parts += [str(self.meta.get("workers", "")), str(self.meta.get("policy", ""))]
+        if self.meta.get("parts", 1) and int(self.meta.get("parts", 1)) > 1:
+            parts.append(f"{self.meta['parts']} parts")
+        if self.meta.get("engine", "real") != "real":
+            parts.append(f"({self.meta['engine']})")
+        return " ".join(p for p in parts if p)
+
+    @property
+    def model(self) -> str:
+        """The model a run measured: the source model's sha256 (a plan records the source's)."""
+        return str(self.meta.get("model_sha256", ""))
+
+    @property
+    def model_name(self) -> str:
+        """As the user named it (zoo name or file stem); older runs: from the target path."""
+        if self.meta.get("model_name"):
+            return str(self.meta["model_name"])
+        target = Path(str(self.meta.get("target", "?")))
+        return display_name(target) if target.suffix == ".onnx" else target.name
+
+    @cached_property
+    def batches(self) -> pd.DataFrame:
+        file = self.path / "batches.csv"
+        if not file.exists():
+            raise UserError(f"run '{self.path}' has no batches.csv: a timeline needs the per-batch records")
+        frame = _read_csv(file)
+        _require(frame, BATCH_COLUMNS_REQUIRED, file)
+        return frame
+
+
+def _read_csv(file: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"'{file}' is not a readable CSV ({str(exc).splitlines()[0]}): rerun the sweep") from None
+
+
+def _require(frame: pd.DataFrame, columns: list[str], file: Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise UserError(f"'{file}' lacks the column(s) {', '.join(missing)}: is it a staronnx result file? "
+                        "rerun the sweep")
+
+
+def read_run(path: Path) -> Run:
+    """A run directory (run.json + points.csv), checked: one clear error for anything else."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"'{path}' is not a directory: give the run directory a sweep wrote (-o of staronnx sweep)")
+    meta_file, points_file = path / "run.json", path / "points.csv"
+    if not meta_file.exists() or not points_file.exists():
+        raise UserError(f"'{path}' is not a run directory (it needs run.json and points.csv, written by "
+                        "staronnx sweep)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError:
+        raise UserError(f"'{meta_file}' is not valid JSON: rerun the sweep into a new directory") from None
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or version > RUN_SCHEMA_VERSION:
+        raise UserError(f"run '{path}' has schema version {version}, newer than this staronnx reads "
+                        f"({RUN_SCHEMA_VERSION}): upgrade staronnx")
+    points = _read_csv(points_file)
+    _require(points, POINT_COLUMNS_REQUIRED, points_file)
+    points["congested"] = points["congested"].astype(str).str.lower().isin(["true", "1"])
+    for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
+        if column in points:
+            points[column] = pd.to_numeric(points[column], errors="coerce")
+    return Run(path, meta, points)
+
+
+def read_runs(paths: list[Path]) -> list[Run]:
+    if not paths:
+        raise UserError("no run directory given: name at least one directory written by staronnx sweep")
+    return [read_run(p) for p in paths]
+
+
+def legend_labels(runs: list[Run]) -> list[str]:
+    """Each run's label, with its directory name added where two runs would read the same."""
+    labels = [r.label for r in runs]
+    return [f"{label} ({run.path.name})" if labels.count(label) > 1 else label for label, run in zip(labels, runs)]

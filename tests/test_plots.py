@@ -1,0 +1,136 @@
+"""plot, report and trace: the answer computed exactly, every kind drawn from committed fixtures, bad input."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+
+from staronnx_cli.plots import envelope as env
+from staronnx_cli.plots.results import read_run
+
+RUNS = Path(__file__).parent / "data" / "runs"
+
+
+def points(rows):
+    frame = pd.DataFrame(rows, columns=["batch_size", "rate_qps", "batches", "mean_max_latency_ms",
+                                        "std_max_latency_ms", "congested"])
+    return frame
+
+
+def test_envelope_and_rho_max_on_hand_made_points():
+    p = points([
+        (1, 10, 50, 5.0, 0.1, False), (2, 10, 50, 105.0, 1.0, False),
+        (1, 20, 50, 6.0, 0.1, False), (2, 20, 50, 56.0, 1.0, False),
+        (1, 40, 20, None, None, True), (2, 40, 50, 31.0, 1.0, False),
+        (2, 80, 50, 30.0, 1.0, False), (4, 80, 50, 30.0, 1.0, False),  # a tie goes to the smaller N
+        (4, 160, 0, None, None, False),  # failed: no batch measured
+    ])
+    best = env.envelope(p)
+    assert best.rate_qps.tolist() == [10, 20, 40, 80] and best.batch_size.tolist() == [1, 1, 2, 2]
+    assert best.mean_max_latency_ms.tolist() == [5.0, 6.0, 31.0, 30.0]
+    assert env.rho_max(p) == {1: 20.0, 2: 80.0, 4: 80.0}
+    assert env.first_congested(p) == {1: 40.0, 2: None, 4: None}
+    assert env.system_rho_max(p) == 80.0
+
+
+def test_the_fixture_envelope_matches_the_arithmetic_of_its_virtual_machine():
+    run = read_run(RUNS / "two_workers")  # S(N) = 4 + 3N ms on two workers
+    best = env.envelope(run.points)
+    assert best.batch_size.tolist() == [1, 1, 2]  # at 400 q/s N=1 congests (2 workers / 7 ms = 286 q/s)
+    assert best.mean_max_latency_ms.tolist() == pytest.approx([7.0, 7.0, 12.5])  # (N-1)/rho + S(N)
+    assert env.rho_max(run.points) == {1: 250.0, 2: 400.0, 4: 400.0}
+    ideal = env.ideal_curve(run.points, 2)
+    assert ideal[ideal.rate_qps == 400.0].ideal_ms.iloc[0] == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize("kind, runs, suffix", [
+    ("envelope", ["two_workers"], ".png"), ("batches", ["one_worker"], ".svg"),
+    ("compare", ["two_workers", "one_worker", "split"], ".pdf"), ("splits", ["two_workers", "split"], ".png"),
+    ("timeline", ["split"], ".png"),
+])
+def test_every_kind_draws_a_file(cli, tmp_path, kind, runs, suffix):
+    output = tmp_path / f"figure{suffix}"
+    result = cli("plot", *[RUNS / r for r in runs], "--kind", kind, "-o", output)
+    assert result.exit_code == 0, result.stderr
+    data = output.read_bytes()
+    assert len(data) > 5000
+    assert data.startswith({".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}[suffix])
+
+
+def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
+    single = tmp_path / "single"
+    shutil.copytree(RUNS / "two_workers", single)
+    p = pd.read_csv(single / "points.csv")
+    p.iloc[[0]].to_csv(single / "points.csv", index=False)
+    assert cli("plot", single, "--kind", "envelope", "-o", tmp_path / "one.png").exit_code == 0
+    assert cli("plot", single, "--kind", "batches", "-o", tmp_path / "two.png").exit_code == 0
+    jammed = tmp_path / "jammed"
+    shutil.copytree(RUNS / "two_workers", jammed)
+    p = pd.read_csv(jammed / "points.csv")
+    p["congested"] = True
+    p.to_csv(jammed / "points.csv", index=False)
+    for kind in ("envelope", "batches", "compare"):
+        assert_one_line_error(cli("plot", jammed, "--kind", kind, "-o", tmp_path / "x.png"), "lower rates")
+
+
+def test_plot_bad_input(cli, tmp_path):
+    assert_one_line_error(cli("plot", tmp_path, "-o", tmp_path / "x.png"), "not a run directory")
+    broken = tmp_path / "broken"
+    shutil.copytree(RUNS / "one_worker", broken)
+    pd.read_csv(broken / "points.csv").drop(columns=["mean_max_latency_ms"]).to_csv(broken / "points.csv")
+    assert_one_line_error(cli("plot", broken, "-o", tmp_path / "x.png"), "mean_max_latency_ms")
+    newer = tmp_path / "newer"
+    shutil.copytree(RUNS / "one_worker", newer)
+    meta = json.loads((newer / "run.json").read_text())
+    (newer / "run.json").write_text(json.dumps({**meta, "schema_version": 99}))
+    assert_one_line_error(cli("plot", newer, "-o", tmp_path / "x.png"), "upgrade staronnx")
+    other = tmp_path / "other"
+    shutil.copytree(RUNS / "split", other)
+    meta = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**meta, "model_sha256": "ef" * 32, "model_name": "other"}))
+    assert_one_line_error(cli("plot", RUNS / "two_workers", other, "--kind", "splits", "-o", tmp_path / "x.png"),
+                          "different models")
+    assert_one_line_error(cli("plot", RUNS / "split", "--kind", "pie", "-o", tmp_path / "x.png"), "--kind 'pie'")
+    assert_one_line_error(cli("plot", RUNS / "split", "-o", tmp_path / "x.gif"), ".png")
+    assert_one_line_error(cli("plot", RUNS / "split", RUNS / "one_worker", "--kind", "envelope"), "--kind compare")
+
+
+def test_plot_table_prints_the_answer_in_markdown(cli):
+    result = cli("plot", RUNS / "two_workers", "--table", "--format", "md")
+    assert result.exit_code == 0, result.stderr
+    assert "| rate q/s | best N | mean max-latency ms | std ms | measured/ideal |" in result.stdout
+    assert "| 400 | 2 | 12.50 | 0.00 | 1.000 |" in result.stdout
+    assert "| 1 | 250 | 400 |" in result.stdout  # N, rho_max, first congested
+
+
+def test_report_holds_figures_tables_and_metadata(cli, tmp_path):
+    output = tmp_path / "report.md"
+    result = cli("report", RUNS / "two_workers", RUNS / "split", "-o", output)
+    assert result.exit_code == 0, result.stderr
+    text = output.read_text()
+    for image in [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
+        assert (tmp_path / image).stat().st_size > 5000
+    assert "## Comparison" in text and "| model_sha256 |" in text and "rho_max" in text
+    assert_one_line_error(cli("report", RUNS / "two_workers", "-o", output), "--force")
+
+
+def test_trace_is_valid_trace_event_json(cli, tmp_path):
+    output = tmp_path / "trace.json"
+    result = cli("trace", RUNS / "split", "--batch-size", "2", "--rate", "400", "-o", output)
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(output.read_text())["traceEvents"]
+    slices = [e for e in events if e["ph"] == "X"]
+    batches = pd.read_csv(RUNS / "split" / "batches.csv")
+    released = batches[(batches.batch_size == 2) & (batches.rate_qps == 400)]
+    assert len(slices) == 2 * len(released)  # two parts per batch
+    for e in slices:
+        assert {"ph", "ts", "dur", "pid", "tid", "name"} <= set(e) and e["dur"] >= 0
+        assert isinstance(e["ts"], (int, float)) and isinstance(e["tid"], int)
+    names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert names == {"load generator", "cpu0", "cpu1"}
+    assert sum(e["ph"] == "i" for e in events) == len(released)
+    assert_one_line_error(cli("trace", RUNS / "split", "--batch-size", "3", "--rate", "400", "-o", output),
+                          "no point N=3")
