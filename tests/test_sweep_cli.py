@@ -179,3 +179,18 @@ def test_ctrl_c_keeps_the_finished_points_and_resume_completes_the_grid(tiny_cnn
     points = _points(run)
     assert sorted(points.rate_qps) == [20, 21, 22, 23, 24, 25]
     assert points.iloc[: len(kept)].equals(kept)  # the finished points are kept as they were
+
+
+def test_sweep_of_a_plan_whose_source_model_changed(cli, tmp_path, tiny_cnn_path):
+    import shutil
+
+    import onnx
+
+    model = tmp_path / "model.onnx"
+    shutil.copy(tiny_cnn_path, model)
+    plan = tmp_path / "plan"
+    assert cli("split", model, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    changed = onnx.load(str(model))
+    changed.doc_string = "edited after the split"  # any change of the file changes its sha256
+    onnx.save(changed, str(model))
+    assert_one_line_error(cli("sweep", plan, "-o", tmp_path / "r"), "sha256 differs")

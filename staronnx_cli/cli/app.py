@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import doctor, plot, profile, report, split, sweep, trace, zoo
+from . import doctor, platform, plot, profile, report, split, sweep, trace, zoo
 
 app = typer.Typer(
     name="staronnx",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(zoo.app, name="zoo")
+app.add_typer(platform.app, name="platform")
 app.command("profile")(profile.profile)
 app.command("split")(split.split)
 app.command("sweep")(sweep.sweep)

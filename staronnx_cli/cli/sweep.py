@@ -36,16 +36,23 @@ def sweep(
     seed: Annotated[int, typer.Option(help="Seed of the random inputs and Poisson arrivals, recorded.")] = 0,
     calibrate: Annotated[bool, typer.Option(help="Calibrate the performance models afresh (default: reuse "
                                                  "this host's models of this model, if any).")] = False,
+    engine: Annotated[str, typer.Option(help="real (run ONNX Runtime) or sim (the same scheduler on a virtual "
+                                             "clock, times from --platform or this host's models).")] = "real",
+    platform: Annotated[Path | None, typer.Option(help="sim: a platform file (TOML) describing the machine.")] = None,
+    sim_noise: Annotated[bool, typer.Option(help="sim: draw task times from the models' std (seeded).")] = False,
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path("results/run"),
     resume: Annotated[bool, typer.Option(help="Continue a run: skip the points already in points.csv.")] = False,
     force: Annotated[bool, typer.Option(help="Start the run directory over.")] = False,
 ):
     """Replay fixed-rate streams and write run.json, batches.csv and points.csv, point by point."""
     path = Path(target)
-    settings = SweepSettings(path if path.is_dir() else resolve_model(target), output, workers, policy,
-                             tuple(parse_int_list(batch, "--batch")), tuple(parse_rates(rate)), batches, warmup,
-                             arrival, max_queue_delay, system, seed, calibrate, resume, force,
-                             command="staronnx sweep " + target, model_name=_model_name(target, path))
+    settings = SweepSettings(
+        path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
+        batch_sizes=tuple(parse_int_list(batch, "--batch")), rates=tuple(parse_rates(rate)), batches=batches,
+        warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
+        calibrate=calibrate, engine=engine, platform=platform, sim_noise=sim_noise, resume=resume, force=force,
+        command=" ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
+        model_name=_model_name(target, path))
     try:
         _run_with_progress(settings)
     except KeyboardInterrupt:
@@ -113,6 +120,11 @@ def _worker_count(output: Path) -> int:
         return len(json.loads((output / "run.json").read_text()).get("worker_cores", {}))
     except (OSError, ValueError):
         return 0
+
+
+def _echo(engine: str, platform: Path | None, workers: str) -> list[str]:
+    """What run.json's command line records besides the target (the grid is recorded field by field)."""
+    return [f"--engine {engine}", *([f"--platform {platform}"] if platform else [f"--workers {workers}"])]
 
 
 def _model_name(target: str, path: Path) -> str:

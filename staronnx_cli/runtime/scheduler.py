@@ -21,6 +21,7 @@ class PartGraph:
 
     deps: list[list[int]]  # part -> parts whose outputs it reads
     input_bytes_per_sample: list[dict[int, int]]  # part -> {source part (-1 = model input): bytes per sample}
+    final_output_bytes_per_sample: list[int] | None = None  # part -> bytes of model outputs it writes
 
     @classmethod
     def single(cls) -> PartGraph:
@@ -64,6 +65,7 @@ class Scheduler:
         # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too)
         self.inflight: list[deque] = [deque() for _ in workers]
         self.depth = 1 if policy.central else 4
+        self.pass_inputs = getattr(executor, "needs_input_bytes", False)
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.expected_free = [0.0] * len(workers)
         self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)
@@ -166,7 +168,11 @@ class Scheduler:
             return False
         k, part = self.queues[w].popleft()
         self.inflight[w].append((k, part))
-        self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
+        if self.pass_inputs:
+            self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part),
+                                self._ready_task(k, part).input_bytes_by_node)
+        else:
+            self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
         return True
 
     def _completion(self, w: int, k: int, part: int):

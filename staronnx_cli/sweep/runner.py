@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import json
-import math
-import os
 import platform
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from .. import __version__, modelio
+from .. import __version__
 from ..errors import UserError
 from ..load.schedule import arrivals
 from ..machine import machine_info
 from ..ortenv import cuda_status
-from ..runtime.executors import WORKER_NICE, ThreadExecutor
-from ..runtime.loop import RealLoop
-from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.policies import make_policy
-from ..runtime.scheduler import PartGraph
-from ..runtime.workers import parse_workers
-from ..split.plan import read_plan
+from .engines import make_engine
 from .point import PointSpec, batch_rows, point_row, run_point
 from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
+from .target import Target, load_target
 
 
 @dataclass
@@ -46,41 +38,13 @@ class SweepSettings:
     system: str = "staronnx"
     seed: int = 0
     calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones
+    engine: str = "real"  # or "sim": the same scheduler on a virtual clock
+    platform: Path | None = None  # sim: the machine (default: this host's cached performance models)
+    sim_noise: bool = False  # sim: draw execution times from the models' std (seeded)
     resume: bool = False
     force: bool = False
     command: str = ""
     model_name: str = ""  # as the user named it (zoo name, file stem), for titles
-
-
-@dataclass
-class Target:
-    part_files: list[Path]
-    graph: PartGraph
-    model_sha256: str
-    plan_sha256: str
-    offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
-    split_method: str = ""
-
-
-def load_target(path: Path) -> Target:
-    if path.is_dir():
-        plan = read_plan(path)
-        files = [path / p.file for p in plan.parts]
-        missing = [str(f) for f in files if not f.exists()]
-        if missing:
-            raise UserError(f"plan '{path}' lacks its part file {missing[0]}: recreate it with 'staronnx split'")
-        source = Path(plan.source_model)
-        if source.exists() and modelio.sha256_of(source) != plan.source_sha256:
-            raise UserError(f"plan '{path}' was made from another version of {source} (sha256 differs): "
-                            "split the model again")
-        deps = [sorted({e.source for e in plan.edges if e.target == i and e.source >= 0}) for i in range(len(files))]
-        sizes = [{e.source: e.bytes_per_sample for e in plan.edges if e.target == i} for i in range(len(files))]
-        return Target(files, PartGraph(deps, sizes), plan.source_sha256, modelio.sha256_of(path / "plan.json"),
-                      plan.achieved_fraction, plan.method)
-    model = modelio.load_model(path, with_weights=False)
-    specs = modelio.input_specs(model)
-    per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs)
-    return Target([path], PartGraph([[]], [{-1: per_sample}]), modelio.sha256_of(path), "")
 
 
 def check_settings(s: SweepSettings) -> None:
@@ -105,7 +69,7 @@ def check_settings(s: SweepSettings) -> None:
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
 
 
-def run_metadata(s: SweepSettings, target: Target, workers, perf_file: Path) -> dict:
+def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
     info = machine_info()
     status = cuda_status()
     return {"schema_version": RUN_SCHEMA_VERSION, "command": s.command or " ".join(sys.argv),
@@ -114,11 +78,14 @@ def run_metadata(s: SweepSettings, target: Target, workers, perf_file: Path) -> 
             "target": str(s.target), "model_name": s.model_name or s.target.stem,
             "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
             "parts": len(target.part_files), "offload_fraction": target.offload_fraction,
-            "split_method": target.split_method, "workers": s.workers,
-            "worker_cores": {w.name: list(w.cores) for w in workers}, "policy": s.policy, "engine": "real",
-            "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms, "seed": s.seed,
-            "batches": s.batches, "warmup": s.warmup, "perfmodel": str(perf_file), "calibrate": s.calibrate,
-            "worker_nice": WORKER_NICE, "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": platform.node()}
+            "split_method": target.split_method, "workers": _workers_label(s, engine),
+            "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": s.policy,
+            "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
+            "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "host": platform.node(), **engine.metadata()}
+
+
+def _workers_label(s: SweepSettings, engine) -> str:
+    return engine.platform.workers_spec if getattr(engine, "platform", None) is not None and s.platform else s.workers
 
 
 def _done_points(path: Path) -> set[tuple[int, float]]:
@@ -132,24 +99,22 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
     """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point."""
     check_settings(s)
     target = load_target(s.target)
-    status = cuda_status()
-    workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
+    engine = make_engine(s, target)
+    workers, perf = engine.workers, engine.perf
     policy = make_policy(s.policy)
     missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in workers)]
     if missing:
-        raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but --workers {s.workers} has none: "
-                        f"add one or change the policy")
-    perf_file = cache_file(platform.node(), target.model_sha256, target.plan_sha256, ort.__version__)
-    perf = PerfModel() if s.calibrate else PerfModel.load(perf_file)
+        raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
+                        f"({_workers_label(s, engine)}) have none: add one or change the policy")
     s.output.mkdir(parents=True, exist_ok=True)
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
     if not (s.output / "run.json").exists():
-        (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, workers, perf_file), indent=2) + "\n")
+        (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, engine), indent=2) + "\n")
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
-    label = {"system": s.system, "engine": "real", "policy": s.policy, "workers": s.workers}
+    label = {"system": s.system, "engine": engine.name, "policy": s.policy, "workers": _workers_label(s, engine)}
     rows = []
     total, progress = len(s.batch_sizes) * len(s.rates), 0
     for n in s.batch_sizes:
@@ -158,7 +123,7 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
         on_progress(progress, total)
         if not todo:
             continue
-        executor, failure, service = _prepare(s, workers, target, n)
+        executor, failure, service = engine.prepare(n)
         congested_at = None
         try:
             for rate in todo:
@@ -171,14 +136,15 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
                     row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
                            "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
                 else:
-                    records, stop, times = run_point(spec, executor, workers, policy, perf, target.graph)
+                    records, stop, times = run_point(spec, executor, workers, policy, perf, target.graph,
+                                                     engine.loop_factory)
                     row = {**label, **point_row(spec, records, stop, times, names, service)}
                     append_rows(s.output / "batches.csv", BATCH_COLUMNS,
                                 [{"system": s.system, **b} for b in batch_rows(spec, records, names)])
                     if row["congested"]:
                         congested_at = rate
                 append_rows(s.output / "points.csv", POINT_COLUMNS, [row])
-                perf.save(perf_file)
+                engine.after_point()
                 rows.append(row)
                 progress += 1
                 on_point(row)
@@ -187,15 +153,3 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
             if executor is not None:
                 executor.close()
     return rows
-
-
-def _prepare(s: SweepSettings, workers, target: Target, n: int):
-    """Workers with warmed sessions for batch size n, and S(n) on the first worker alone.
-    A failure here (ONNX Runtime refusing the model at this batch size) fails this N's points, not the sweep."""
-    try:
-        executor = ThreadExecutor(RealLoop(), workers, target.part_files, n, variable_batches=s.max_queue_delay_ms
-                                  is not None, seed=s.seed)
-    except UserError as exc:
-        return None, str(exc), None
-    service = executor.service_time(0, n, len(target.part_files))
-    return executor, "", service if math.isfinite(service) else None

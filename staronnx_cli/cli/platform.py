@@ -1,0 +1,52 @@
+"""`staronnx platform from-run RUN_DIR -o PLATFORM.toml` and `staronnx platform check PLATFORM.toml TARGET`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UserError
+from ..runtime.platform import read_platform, write_platform
+from ..runtime.simtimes import part_times
+from ..sweep.capture import platform_from_run
+from ..sweep.target import load_target
+from .common import console, handle_errors
+from .profile import resolve_model
+
+app = typer.Typer(help="Platform files: machines for the simulated engine (--engine sim).", no_args_is_help=True)
+
+
+@app.command("from-run")
+@handle_errors
+def from_run(
+    run: Annotated[Path, typer.Argument(help="A run directory of a real sweep on this machine.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Platform file to write (TOML).")] = Path(
+        "platform.toml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+):
+    """Capture this machine from a real run: its workers, measured task times and dispatch overhead."""
+    if output.exists() and not force:
+        raise UserError(f"'{output}' exists: add --force to overwrite it")
+    platform = platform_from_run(run)
+    write_platform(platform, output)
+    console.print(f"wrote {output}: {platform.workers_spec}, {len(platform.times)} task times, "
+                  f"task overhead {platform.task_us:.1f} us")
+
+
+@app.command("check")
+@handle_errors
+def check(
+    platform: Annotated[Path, typer.Argument(help="A platform file (TOML).")],
+    target: Annotated[str, typer.Argument(help="The model, zoo name or plan directory it will simulate.")],
+):
+    """Validate a platform against a target: every worker kind has a time for every part."""
+    path = Path(target)
+    loaded = load_target(path if path.is_dir() else resolve_model(target))
+    p = read_platform(platform)
+    times = part_times(p, loaded.part_files)
+    console.print(f"{platform}: {p.name} ({'estimate' if p.estimate else 'measured'}), workers {p.workers_spec}")
+    for kind in sorted({g.kind_key for g in p.workers}):
+        cells = ", ".join(f"part {i}: {1000 * times.mean(i, kind, 1):.3f} ms" for i in range(len(loaded.part_files)))
+        console.print(f"  {kind} at batch 1: {cells}")

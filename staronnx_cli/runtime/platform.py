@@ -1,0 +1,224 @@
+"""Platform files: a machine for the simulated engine (workers, task times, transfers, overheads), in TOML.
+
+```toml
+name = "this machine"
+estimate = false                      # true when the figures are derived, not measured
+notes = "where the figures come from"
+
+[[workers]]                           # repeated; `count` workers of this shape
+kind = "cpu"                          # cpu or cuda
+count = 2
+cores = 1                             # cpu: cores per worker (performance-model kind cpu:<cores>)
+
+[transfer]                            # between different memory nodes (host, cuda:0, ...)
+bandwidth_GBps = 12.0
+latency_us = 10.0
+
+[overhead]
+task_us = 20.0                        # added to every task: dispatch, wake-up, framework
+
+[[times]]                             # measured: one row per (part, kind, batch)
+part = 0
+kind = "cpu:1"
+batch = 1
+mean_ms = 14.2
+std_ms = 0.3
+
+[[speeds]]                            # or derived: a profile's per-node costs, scaled (see sim_times)
+kind = "cuda"
+costs = "costs_cpu.csv"               # relative to this file
+device = "cpu:1"                      # which device's rows of that file
+factor = 0.05                         # every node's time x this ...
+op_factors = { Conv = 0.03 }          # ... or x this for an op type
+node_us = 6.0                         # plus a fixed cost per node (kernel launch)
+```
+
+Batch sizes without a time are interpolated linearly between the nearest measured ones, extrapolated
+along the last segment, or proportionally from a single one (stated in `describe`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from ..errors import UserError
+
+KINDS = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    kind: str
+    count: int
+    cores: int
+
+    @property
+    def kind_key(self) -> str:
+        return f"cpu:{self.cores}" if self.kind == "cpu" else "cuda"
+
+
+@dataclass(frozen=True)
+class TimeRow:
+    part: int
+    kind: str  # kind key: cpu:<cores> or cuda
+    batch: int
+    mean_ms: float
+    std_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Speed:
+    kind: str
+    costs: Path
+    device: str
+    factor: float = 1.0
+    op_factors: dict = field(default_factory=dict)
+    node_us: float = 0.0
+
+
+@dataclass
+class Platform:
+    name: str
+    workers: list[WorkerGroup]
+    bandwidth_GBps: float = 12.0
+    latency_us: float = 10.0
+    task_us: float = 0.0
+    times: list[TimeRow] = field(default_factory=list)
+    speeds: list[Speed] = field(default_factory=list)
+    estimate: bool = False
+    notes: str = ""
+    path: Path | None = None
+
+    @property
+    def workers_spec(self) -> str:
+        """The same workers in --workers syntax (cpu:GxK, cuda:ID), for run.json and labels."""
+        items, gpu = [], 0
+        for g in self.workers:
+            if g.kind == "cpu":
+                items.append(f"cpu:{g.count}x{g.cores}")
+            else:
+                items += [f"cuda:{gpu + i}" for i in range(g.count)]
+                gpu += g.count
+        return ",".join(items)
+
+
+def _number(table: dict, key: str, where: str, default=None, minimum: float | None = None, integer=False):
+    value = table.get(key, default)
+    if value is None:
+        raise UserError(f"platform: {where} needs '{key}'")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise UserError(f"platform: {where}: '{key}' must be a{'n integer' if integer else ' number'}, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise UserError(f"platform: {where}: '{key}' = {value} must be at least {minimum:g}")
+    if not math.isfinite(value):
+        raise UserError(f"platform: {where}: '{key}' must be finite")
+    return value
+
+
+def parse_platform(data: dict, path: Path | None = None) -> Platform:
+    """Validate a platform's TOML table: one clear error naming the entry and the fix."""
+    groups = []
+    for i, w in enumerate(data.get("workers", [])):
+        where = f"[[workers]] #{i + 1}"
+        kind = w.get("kind")
+        if kind not in KINDS:
+            raise UserError(f"platform: {where}: kind {kind!r} is not a worker kind: write kind = \"cpu\" or \"cuda\"")
+        groups.append(WorkerGroup(kind, _number(w, "count", where, 1, 1, True), _number(w, "cores", where, 1, 1, True)))
+    if not groups:
+        raise UserError("platform: no [[workers]]: add e.g. [[workers]] kind = \"cpu\" count = 2 cores = 1")
+    transfer, overhead = data.get("transfer", {}), data.get("overhead", {})
+    bandwidth = _number(transfer, "bandwidth_GBps", "[transfer]", 12.0)
+    if bandwidth <= 0:
+        raise UserError(f"platform: [transfer]: bandwidth_GBps = {bandwidth} must be positive (GB/s)")
+    times = []
+    for i, t in enumerate(data.get("times", [])):
+        where = f"[[times]] #{i + 1}"
+        kind = str(t.get("kind", ""))
+        if not (kind == "cuda" or (kind.startswith("cpu:") and kind[4:].isdigit())):
+            raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
+        times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
+                             _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
+    speeds = []
+    for i, s in enumerate(data.get("speeds", [])):
+        where = f"[[speeds]] #{i + 1}"
+        if "costs" not in s or "kind" not in s:
+            raise UserError(f"platform: {where} needs kind and costs (a costs.csv of staronnx profile)")
+        costs = Path(s["costs"])
+        if path is not None and not costs.is_absolute():
+            costs = path.parent / costs
+        factors = s.get("op_factors", {})
+        for op, f in factors.items():
+            _number({op: f}, op, f"{where} op_factors", None, 0)
+        speeds.append(Speed(str(s["kind"]), costs, str(s.get("device", "")), _number(s, "factor", where, 1.0, 0),
+                            dict(factors), _number(s, "node_us", where, 0.0, 0)))
+    return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
+                    _number(transfer, "latency_us", "[transfer]", 10.0, 0),
+                    _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
+                    bool(data.get("estimate", False)), str(data.get("notes", "")), path)
+
+
+def read_platform(path: Path) -> Platform:
+    if not path.is_file():
+        raise UserError(f"platform file '{path}' not found: write one (README: platform files) or capture this "
+                        "machine with 'staronnx platform from-run RUN_DIR'")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"platform file '{path}' is not valid TOML ({exc})") from None
+    return parse_platform(data, path)
+
+
+# -- writing ----------------------------------------------------------------------------------------------
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(round(v, 9)) if isinstance(v, float) else str(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def dump_platform(p: Platform) -> str:
+    """TOML text of a platform (a small emitter: tomllib reads, nothing in the standard library writes)."""
+    lines = [f"name = {_value(p.name)}", f"estimate = {_value(p.estimate)}", f"notes = {_value(p.notes)}", ""]
+    for g in p.workers:
+        lines += ["[[workers]]", f"kind = {_value(g.kind)}", f"count = {g.count}", f"cores = {g.cores}", ""]
+    lines += ["[transfer]", f"bandwidth_GBps = {_value(float(p.bandwidth_GBps))}",
+              f"latency_us = {_value(float(p.latency_us))}", "", "[overhead]", f"task_us = {_value(float(p.task_us))}",
+              ""]
+    for t in p.times:
+        lines += ["[[times]]", f"part = {t.part}", f"kind = {_value(t.kind)}", f"batch = {t.batch}",
+                  f"mean_ms = {_value(float(t.mean_ms))}", f"std_ms = {_value(float(t.std_ms))}", ""]
+    for s in p.speeds:
+        lines += ["[[speeds]]", f"kind = {_value(s.kind)}", f"costs = {_value(str(s.costs))}",
+                  f"device = {_value(s.device)}", f"factor = {_value(float(s.factor))}"]
+        if s.op_factors:
+            lines.append(f"op_factors = {_value(s.op_factors)}")
+        lines += [f"node_us = {_value(float(s.node_us))}", ""]
+    return "\n".join(lines)
+
+
+def write_platform(p: Platform, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump_platform(p))
+
+
+# -- time of a part at any batch size ----------------------------------------------------------------------
+def interpolate(points: dict[int, float], batch: int) -> float:
+    """Linear in the batch size between measured ones, extended along the last segment; proportional from one."""
+    sizes = sorted(points)
+    if batch in points:
+        return points[batch]
+    if len(sizes) == 1:
+        return points[sizes[0]] * batch / sizes[0]
+    lo = max((s for s in sizes if s < batch), default=sizes[0])
+    hi = min((s for s in sizes if s > batch), default=sizes[-1])
+    if lo == hi:  # outside the measured range: the nearest segment
+        lo, hi = (sizes[0], sizes[1]) if batch < sizes[0] else (sizes[-2], sizes[-1])
+    slope = (points[hi] - points[lo]) / (hi - lo)
+    return max(points[lo] + slope * (batch - lo), 0.0)

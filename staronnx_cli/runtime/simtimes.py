@@ -1,0 +1,93 @@
+"""Task times for the simulated engine: a platform's measured rows, or its speeds applied to profile costs.
+
+`PartTimes.mean(part, kind, batch)` is what a task takes on a worker of that kind (seconds), before the
+platform's per-task overhead and transfers, which the simulated executor adds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from .. import modelio
+from ..errors import UserError
+from .platform import Platform, Speed, interpolate
+
+
+class PartTimes:
+    def __init__(self, table: dict[tuple[int, str], dict[int, tuple[float, float]]]):
+        self.table = table  # (part, kind) -> {batch: (mean_s, std_s)}
+        self._cache: dict[tuple[int, str, int], tuple[float, float]] = {}
+
+    def _lookup(self, part: int, kind: str, batch: int) -> tuple[float, float]:
+        key = (part, kind, batch)
+        if key not in self._cache:
+            points = self.table[(part, kind)]
+            mean = interpolate({b: m for b, (m, _) in points.items()}, batch)
+            std = interpolate({b: s for b, (_, s) in points.items()}, batch)
+            self._cache[key] = (mean, std)
+        return self._cache[key]
+
+    def mean(self, part: int, kind: str, batch: int) -> float:
+        return self._lookup(part, kind, batch)[0]
+
+    def std(self, part: int, kind: str, batch: int) -> float:
+        return self._lookup(part, kind, batch)[1]
+
+    def kinds(self) -> set[str]:
+        return {kind for _, kind in self.table}
+
+
+def _from_speed(speed: Speed, part_files: list[Path]) -> dict[int, dict[int, tuple[float, float]]]:
+    if not speed.costs.is_file():
+        raise UserError(f"platform: [[speeds]] kind {speed.kind}: costs file '{speed.costs}' not found")
+    try:
+        costs = pd.read_csv(speed.costs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise UserError(f"platform: '{speed.costs}' is not a costs.csv of staronnx profile") from None
+    missing = {"node", "op_type", "device", "batch_size", "mean_us", "std_us"} - set(costs.columns)
+    if missing:
+        raise UserError(f"platform: '{speed.costs}' lacks {', '.join(sorted(missing))}: give a costs.csv of "
+                        "staronnx profile")
+    if speed.device:
+        costs = costs[costs.device == speed.device]
+        if costs.empty:
+            raise UserError(f"platform: '{speed.costs}' has no rows of device {speed.device}")
+    out: dict[int, dict[int, tuple[float, float]]] = {}
+    for part, file in enumerate(part_files):
+        nodes = [n.name for n in modelio.load_model(file, with_weights=False).graph.node]
+        mine = costs[costs.node.isin(nodes)]
+        absent = set(nodes) - set(mine.node)
+        if absent:
+            raise UserError(f"platform: '{speed.costs}' has no cost for node {sorted(absent)[0]} of part {part}: "
+                            "profile the model this plan was split from")
+        factor = mine.op_type.map(lambda op: speed.op_factors.get(op, speed.factor)).astype(float)
+        per_batch = {}
+        for batch, rows in mine.assign(scaled=mine.mean_us * factor, var=(mine.std_us * factor) ** 2).groupby(
+                "batch_size"):
+            mean_us = rows.scaled.sum() + speed.node_us * len(nodes)
+            per_batch[int(batch)] = (mean_us / 1e6, float(rows["var"].sum()) ** 0.5 / 1e6)
+        out[part] = per_batch
+    return out
+
+
+def part_times(platform: Platform, part_files: list[Path]) -> PartTimes:
+    """Every (part, kind) of the platform's workers resolved, or one clear error naming what is missing."""
+    table: dict[tuple[int, str], dict[int, tuple[float, float]]] = defaultdict(dict)
+    parts = len(part_files)
+    for row in platform.times:
+        if row.part >= parts:
+            raise UserError(f"platform: [[times]] part {row.part} does not exist: the target has {parts} part(s)")
+        table[(row.part, row.kind)][row.batch] = (row.mean_ms / 1e3, row.std_ms / 1e3)
+    for speed in platform.speeds:
+        for part, per_batch in _from_speed(speed, part_files).items():
+            for batch, value in per_batch.items():
+                table[(part, speed.kind)].setdefault(batch, value)
+    for group in platform.workers:
+        for part in range(parts):
+            if not table.get((part, group.kind_key)):
+                raise UserError(f"platform: no time for part {part} on {group.kind_key} workers: add [[times]] "
+                                f"part = {part}, kind = \"{group.kind_key}\" (or [[speeds]] for that kind)")
+    return PartTimes(dict(table))

@@ -1,0 +1,62 @@
+"""The simulated engine's executor: the real scheduler's tasks take the platform's times on a virtual clock.
+
+StarPU's SimGrid mode in miniature: nothing runs; a task on worker w starts when w is free, then takes
+the platform's per-task overhead, the transfers of its inputs held on other memory nodes, its execution
+time for (part, worker kind, batch size), and, on a GPU, the copy of final outputs back to host memory.
+With `noise_seed`, execution times are drawn from the models' std (seeded: same seed, same run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .executors import ModelledExecutor
+from .platform import Platform
+from .scheduler import PartGraph
+from .simtimes import PartTimes
+from .workers import HOST, WorkerSpec
+
+
+class SimExecutor(ModelledExecutor):
+    """A ModelledExecutor whose task time is the platform's: overhead + transfers + execution (+ copy back)."""
+
+    needs_input_bytes = True  # the scheduler passes where each task's inputs are (bytes per memory node)
+
+    def __init__(self, loop, workers: list[WorkerSpec], platform: Platform, times: PartTimes, graph: PartGraph,
+                 noise_seed: int | None = None):
+        self.workers, self.platform, self.times, self.graph = workers, platform, times, graph
+        self.final_out = graph.final_output_bytes_per_sample or [0] * len(graph.deps)
+        self.kinds = [w.kind_key for w in workers]
+        self.nodes = [w.memory_node for w in workers]
+        self.overhead_s = platform.task_us / 1e6
+        self.bandwidth = platform.bandwidth_GBps * 1e9
+        self.latency_s = platform.latency_us / 1e6
+        self.rng = np.random.default_rng(noise_seed) if noise_seed is not None else None
+        self.loop = loop
+
+    def transfer_s(self, nbytes: float) -> float:
+        return self.latency_s + nbytes / self.bandwidth if nbytes > 0 else 0.0
+
+    def execution_s(self, part: int, kind: str, batch: int, noise: bool = True) -> float:
+        mean = self.times.mean(part, kind, batch)
+        if self.rng is None or not noise:
+            return mean
+        return max(float(self.rng.normal(mean, self.times.std(part, kind, batch))), 0.1 * mean)
+
+    def task_s(self, w: int, part: int, batch: int, inputs: dict[str, int], noise: bool = True) -> float:
+        node = self.nodes[w]
+        moved = sum(self.transfer_s(b) for n, b in inputs.items() if n != node)
+        back = self.transfer_s(self.final_out[part] * batch) if node != HOST else 0.0
+        return self.overhead_s + moved + self.execution_s(part, self.kinds[w], batch, noise) + back
+
+    def start(self, w: int, k: int, part: int, batch: int, complete, inputs: dict[str, int] | None = None) -> None:
+        start = max(self.loop.now(), self.busy_until[w])
+        end = start + self.task_s(w, part, batch, inputs or {})
+        self.busy_until[w] = end
+        self.loop.schedule(end, lambda: complete(start, end))
+
+    def service_time(self, w: int, size: int, parts: int, runs: int = 1) -> float:
+        """S(N) on worker w alone: every part in turn, the model's inputs brought from the host (no noise)."""
+        return sum(self.task_s(w, p, size, {HOST: self.graph.input_bytes_per_sample[p].get(-1, 0) * size}, False)
+                   for p in range(parts))
+

@@ -1,0 +1,71 @@
+"""`staronnx platform from-run`: this machine as a platform file, from a real run's files and models.
+
+Workers come from run.json, task times from the performance models the run used (per part, worker kind
+and batch size: mean and std of what the worker threads measured, under the run's own load), and the
+per-task overhead from batches.csv: the median delay from a batch's release to its first task's start
+when the worker it went to had nothing to do (the dispatch path: loop, queue, thread wake-up).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..runtime.perfmodel import PerfModel
+from ..runtime.platform import Platform, TimeRow, WorkerGroup
+
+
+def dispatch_overhead_us(batches: pd.DataFrame) -> float:
+    """Median release -> start of a batch's first task, over batches whose worker was idle at release."""
+    delays, busy_until = [], {}
+    for _, b in batches.sort_values(["batch_size", "rate_qps", "batch_index"]).iterrows():
+        if not isinstance(b.get("task_times"), str) or not isinstance(b.get("placement"), str):
+            continue
+        key = (b.batch_size, b.rate_qps)
+        where = dict(item.split(":", 1) for item in b.placement.split(","))
+        spans = {int(p): tuple(float(x) for x in span.split("-")) for p, _, span in
+                 (item.partition(":") for item in b.task_times.split(";"))}
+        first = min(spans)
+        worker = where[str(first)]
+        if busy_until.get((key, worker), -1.0) <= b.actual_release_s:
+            delays.append(spans[first][0] - b.actual_release_s)
+        for part, (_, end) in spans.items():
+            w = where[str(part)]
+            busy_until[(key, w)] = max(busy_until.get((key, w), -1.0), end)
+    return float(1e6 * np.median(delays)) if delays else 0.0
+
+
+def platform_from_run(run: Path) -> Platform:
+    meta_file = run / "run.json"
+    if not meta_file.exists():
+        raise UserError(f"'{run}' is not a run directory (no run.json): give the -o directory of a real sweep")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("engine", "real") != "real":
+        raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
+    perf_file = Path(str(meta.get("perfmodel", "")))
+    if not perf_file.is_file():
+        raise UserError(f"the performance models of run '{run}' ({perf_file}) are gone: sweep again on this machine")
+    perf = PerfModel.load(perf_file)
+    sizes: dict[tuple[str, int], int] = {}
+    for name, cores in meta.get("worker_cores", {}).items():
+        kind = "cuda" if name.startswith("cuda") else "cpu"
+        key = (kind, len(cores) if kind == "cpu" else 1)
+        sizes[key] = sizes.get(key, 0) + 1
+    groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
+    kinds = {g.kind_key for g in groups}
+    parts = int(meta.get("parts", 1))
+    times = [TimeRow(p, k, b, round(1000 * s.mean, 6), round(1000 * s.std, 6)) for (p, k, b), s in
+             sorted(perf.stats.items()) if k in kinds and p < parts and s.count > 0]
+    if not times:
+        raise UserError(f"the performance models of run '{run}' have no time for its workers: sweep again")
+    batches_file = run / "batches.csv"
+    overhead = dispatch_overhead_us(pd.read_csv(batches_file)) if batches_file.exists() else 0.0
+    notes = (f"captured from {run} ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, ONNX Runtime "
+             f"{meta.get('onnxruntime', '?')}, model {meta.get('model_name', '?')}, {parts} part(s)); task times: "
+             f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv")
+    return Platform(f"{meta.get('host', 'this host')}: {meta.get('workers', '')}", groups, task_us=round(overhead, 3),
+                    times=times, notes=notes)

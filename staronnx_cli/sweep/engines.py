@@ -1,0 +1,146 @@
+"""The two engines a sweep can drive: `real` (threads running ONNX Runtime, wall clock) and `sim` (the same
+scheduler on a virtual clock, task times from a platform). The runner only asks an engine for workers,
+an executor and S(N) per batch size, its loop, and what to record in run.json."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform as host
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .. import modelio
+from ..errors import UserError
+from ..ortenv import cuda_status
+from ..runtime.executors import WORKER_NICE, ThreadExecutor
+from ..runtime.loop import RealLoop, VirtualLoop
+from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
+from ..runtime.platform import Platform, TimeRow, WorkerGroup, read_platform
+from ..runtime.simtimes import part_times
+from ..runtime.simulated import SimExecutor
+from ..runtime.workers import WorkerSpec, parse_workers
+from .target import Target
+
+
+class RealEngine:
+    name = "real"
+    loop_factory = RealLoop
+
+    def __init__(self, s, target: Target):
+        status = cuda_status()
+        self.settings, self.target = s, target
+        self.workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
+        self.perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
+        self.perf = PerfModel() if s.calibrate else PerfModel.load(self.perf_file)
+
+    def prepare(self, n: int):
+        """Workers with warmed sessions for batch size n, and S(n) on the first worker alone. A failure here
+        (ONNX Runtime refusing the model at this batch size) fails this N's points, not the sweep."""
+        try:
+            executor = ThreadExecutor(RealLoop(), self.workers, self.target.part_files, n,
+                                      variable_batches=self.settings.max_queue_delay_ms is not None,
+                                      seed=self.settings.seed)
+        except UserError as exc:
+            return None, str(exc), None
+        service = executor.service_time(0, n, len(self.target.part_files))
+        return executor, "", service if math.isfinite(service) else None
+
+    def after_point(self) -> None:
+        self.perf.save(self.perf_file)
+
+    def metadata(self) -> dict:
+        return {"perfmodel": str(self.perf_file), "calibrate": self.settings.calibrate, "worker_nice": WORKER_NICE,
+                "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+class SimEngine:
+    """No wall clock in what it writes: the same settings and seed give the same bytes."""
+
+    name = "sim"
+    loop_factory = VirtualLoop
+
+    def __init__(self, s, target: Target):
+        self.settings, self.target = s, target
+        if s.platform is not None:
+            self.platform = read_platform(s.platform)
+        else:
+            self.platform = platform_from_cache(s.workers, target)
+        self.workers = platform_workers(self.platform)
+        self.times = part_times(self.platform, target.part_files)
+        self.perf = seeded_perfmodel(self.times, self.workers, len(target.part_files), s.batch_sizes)
+
+    def prepare(self, n: int):
+        executor = SimExecutor(VirtualLoop(), self.workers, self.platform, self.times, self.target.graph,
+                               self.settings.seed if self.settings.sim_noise else None)
+        return executor, "", executor.service_time(0, n, len(self.target.part_files))
+
+    def after_point(self) -> None:
+        pass
+
+    def metadata(self) -> dict:
+        p = self.platform
+        return {"platform": str(p.path) if p.path else "from this host's performance models",
+                "platform_name": p.name, "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
+                "platform_estimate": p.estimate, "sim_noise": self.settings.sim_noise}
+
+
+def make_engine(s, target: Target):
+    if s.engine == "real":
+        if s.platform is not None:
+            raise UserError("--platform describes a machine for the simulator: add --engine sim")
+        return RealEngine(s, target)
+    if s.engine == "sim":
+        return SimEngine(s, target)
+    raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
+
+
+def platform_workers(p: Platform) -> list[WorkerSpec]:
+    """Worker specs of a platform: GPUs numbered in order; CPU workers get core ids that only name them."""
+    workers, gpu, core = [], 0, 0
+    for g in p.workers:
+        for _ in range(g.count):
+            if g.kind == "cuda":
+                workers.append(WorkerSpec(f"cuda{gpu}", "cuda", (), gpu))
+                gpu += 1
+            else:
+                cpu_index = sum(w.kind == "cpu" for w in workers)
+                workers.append(WorkerSpec(f"cpu{cpu_index}", "cpu", tuple(range(core, core + g.cores))))
+                core += g.cores
+    return workers
+
+
+def platform_from_cache(spec: str, target: Target) -> Platform:
+    """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target."""
+    workers = parse_workers(spec, list(range(4096)), True)  # simulated workers are not bounded by this machine
+    perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
+    perf = PerfModel.load(perf_file)
+    if not perf.stats:
+        raise UserError(f"no performance models of this model on this host ({perf_file.name}): run a real sweep "
+                        "first, or give --platform PLATFORM.toml")
+    groups: dict[tuple[str, int], int] = {}
+    for w in workers:
+        key = (w.kind, len(w.cores) or 1)
+        groups[key] = groups.get(key, 0) + 1
+    times = [TimeRow(part, kind, batch, 1000 * s.mean, 1000 * s.std) for (part, kind, batch), s in
+             sorted(perf.stats.items()) if s.count > 0]
+    return Platform(f"{host.node()} (cached performance models)", [WorkerGroup(k, c, cores) for (k, cores), c in
+                                                                   groups.items()], times=times)
+
+
+def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) -> PerfModel:
+    """dmda starts calibrated, as StarPU's simulator does: its models hold the platform's times."""
+    perf = PerfModel()
+    for kind in {w.kind_key for w in workers}:
+        for part in range(parts):
+            for n in batch_sizes:
+                mean, std = times.mean(part, kind, n), times.std(part, kind, n)
+                perf.stats[(part, kind, n)] = Stats(CALIBRATION_SAMPLES, mean, std ** 2 * (CALIBRATION_SAMPLES - 1),
+                                                    True)
+    return perf
+
+
+def platform_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,59 @@
+"""What a sweep runs: a model file or a plan directory, as part files and the graph of parts (with bytes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from onnx import helper
+
+from .. import modelio
+from ..errors import UserError
+from ..runtime.scheduler import PartGraph
+from ..split.plan import read_plan
+
+
+@dataclass
+class Target:
+    part_files: list[Path]
+    graph: PartGraph
+    model_sha256: str
+    plan_sha256: str
+    offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
+    split_method: str = ""
+
+
+def load_target(path: Path) -> Target:
+    if path.is_dir():
+        plan = read_plan(path)
+        files = [path / p.file for p in plan.parts]
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            raise UserError(f"plan '{path}' lacks its part file {missing[0]}: recreate it with 'staronnx split'")
+        source = Path(plan.source_model)
+        if source.exists() and modelio.sha256_of(source) != plan.source_sha256:
+            raise UserError(f"plan '{path}' was made from another version of {source} (sha256 differs): "
+                            "split the model again")
+        deps = [sorted({e.source for e in plan.edges if e.target == i and e.source >= 0}) for i in range(len(files))]
+        sizes = [{e.source: e.bytes_per_sample for e in plan.edges if e.target == i} for i in range(len(files))]
+        final = [sum(t.bytes_per_sample for t in p.outputs if t.name in plan.model_outputs) for p in plan.parts]
+        return Target(files, PartGraph(deps, sizes, final), plan.source_sha256, modelio.sha256_of(path / "plan.json"),
+                      plan.achieved_fraction, plan.method)
+    model = modelio.load_model(path, with_weights=False)
+    specs = modelio.input_specs(model)
+    per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs)
+    return Target([path], PartGraph([[]], [{-1: per_sample}], [_output_bytes_per_sample(model)]),
+                  modelio.sha256_of(path), "")
+
+
+def _output_bytes_per_sample(model) -> int:
+    """Bytes per sample of the model's outputs, from their declared shapes (0 where a dimension is unknown)."""
+    total = 0
+    for value in model.graph.output:
+        ttype = value.type.tensor_type
+        rest = list(ttype.shape.dim)[1:]
+        if ttype.elem_type and all(d.HasField("dim_value") for d in rest):
+            itemsize = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type)).itemsize
+            total += int(np.prod([d.dim_value for d in rest])) * itemsize
+    return total

@@ -1,0 +1,138 @@
+"""The simulated engine: exact latencies and saturation on hand-written platforms, determinism, bad input."""
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+
+from staronnx_cli.runtime.platform import interpolate, parse_platform, read_platform
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def platform_text(workers='[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n', times=None, extra=""):
+    rows = times if times is not None else [(0, "cpu:1", 1, 10.0), (0, "cpu:1", 2, 16.0)]
+    body = "".join(f'[[times]]\npart = {p}\nkind = "{k}"\nbatch = {b}\nmean_ms = {m}\nstd_ms = 0.5\n\n'
+                   for p, k, b, m in rows)
+    return f'name = "test"\n{workers}\n{extra}\n{body}'
+
+
+def sweep(cli, target, platform, out, *args):
+    result = cli("sweep", target, "--engine", "sim", "--platform", platform, "--batches", "50", "--warmup", "5",
+                 "-o", out, *args)
+    assert result.exit_code == 0, result.stderr
+    return pd.read_csv(out / "points.csv")
+
+
+def test_one_worker_latency_is_formation_plus_service_and_saturates_where_arithmetic_says(cli, tiny_cnn_path,
+                                                                                         tmp_path):
+    p = write(tmp_path / "p.toml", platform_text())  # S(1) = 10 ms, S(2) = 16 ms: rho_max 100 and 125 q/s
+    points = sweep(cli, tiny_cnn_path, p, tmp_path / "run", "--batch", "1,2", "--rate", "50,90,120,140")
+    ok = points[~points.congested]
+    assert sorted(zip(ok.batch_size, ok.rate_qps)) == [(1, 50), (1, 90), (2, 50), (2, 90), (2, 120)]
+    for _, row in ok.iterrows():
+        expected = 1000 * (row.batch_size - 1) / row.rate_qps + (10.0 if row.batch_size == 1 else 16.0)
+        assert row.mean_max_latency_ms == pytest.approx(expected, abs=1e-3)
+        assert row.std_max_latency_ms == pytest.approx(0.0, abs=1e-3) and row.latency_over_ideal == pytest.approx(1)
+    assert points[(points.batch_size == 1) & (points.rate_qps == 120)].congested.all()
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert meta["engine"] == "sim" and meta["platform_name"] == "test" and "start_time" not in meta
+
+
+def test_two_workers_double_saturation_and_a_third_batch_size_is_interpolated(cli, tiny_cnn_path, tmp_path):
+    p = write(tmp_path / "p.toml", platform_text('[[workers]]\nkind = "cpu"\ncount = 2\ncores = 1\n'))
+    points = sweep(cli, tiny_cnn_path, p, tmp_path / "run", "--batch", "1,4", "--rate", "150,190,230")
+    n1 = points[points.batch_size == 1].set_index("rate_qps")
+    assert not n1.loc[190].congested and n1.loc[230].congested  # 2 workers / 10 ms = 200 q/s
+    n4 = points[points.batch_size == 4].set_index("rate_qps")  # S(4) = 28 ms along 10 -> 16 ms: 286 q/s
+    assert n4.loc[150].mean_max_latency_ms == pytest.approx(1000 * 3 / 150 + 28.0, abs=1e-3)
+
+
+def test_a_gpu_worker_pays_transfers_of_inputs_and_results(cli, tiny_cnn_path, tmp_path):
+    p = write(tmp_path / "p.toml", platform_text('[[workers]]\nkind = "cuda"\ncount = 1\n',
+                                                 [(0, "cuda", 1, 1.0)],
+                                                 "[transfer]\nbandwidth_GBps = 1.0\nlatency_us = 100.0\n"
+                                                 "[overhead]\ntask_us = 50.0\n"))
+    points = sweep(cli, tiny_cnn_path, p, tmp_path / "run", "--batch", "1", "--rate", "100")
+    # 50 us overhead + (100 us + 12288 B at 1 GB/s) in + 1 ms + (100 us + 40 B) back to host memory
+    expected = 0.050 + 0.100 + 0.012288 + 1.0 + 0.100 + 0.00004
+    assert points.mean_max_latency_ms.iloc[0] == pytest.approx(expected, abs=1e-4)  # written to 0.1 us
+
+
+def test_same_inputs_and_seed_give_the_same_bytes(cli, tiny_cnn_path, tmp_path):
+    p = write(tmp_path / "p.toml", platform_text('[[workers]]\nkind = "cpu"\ncount = 2\ncores = 1\n'))
+    args = ["--batch", "1,2", "--rate", "60,150", "--sim-noise", "--seed", "4"]
+    sweep(cli, tiny_cnn_path, p, tmp_path / "a", *args)
+    sweep(cli, tiny_cnn_path, p, tmp_path / "b", *args)
+    sweep(cli, tiny_cnn_path, p, tmp_path / "c", *args[:-1], "5")
+    for name in ("points.csv", "batches.csv", "run.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "batches.csv").read_bytes() != (tmp_path / "c" / "batches.csv").read_bytes()
+    noisy = pd.read_csv(tmp_path / "a" / "points.csv")
+    assert (noisy[~noisy.congested].std_max_latency_ms > 0).all()  # noise drawn from std_ms = 0.5
+
+
+def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, tmp_path):
+    real = tmp_path / "real"
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:2x1", "--batch", "1", "--rate", "50", "--batches", "12",
+                 "--warmup", "1", "-o", real)
+    assert result.exit_code == 0, result.stderr
+    platform = tmp_path / "captured.toml"
+    assert cli("platform", "from-run", real, "-o", platform).exit_code == 0
+    p = read_platform(platform)
+    assert p.workers_spec == "cpu:2x1" and {t.kind for t in p.times} == {"cpu:1"} and p.task_us >= 0
+    points = sweep(cli, tiny_cnn_path, platform, tmp_path / "sim", "--batch", "1", "--rate", "50")
+    assert not points.congested.any() and points.engine.eq("sim").all()
+    assert cli("platform", "check", platform, tiny_cnn_path).exit_code == 0
+    assert_one_line_error(cli("platform", "from-run", real, "-o", platform), "--force")
+    assert_one_line_error(cli("platform", "from-run", tmp_path / "sim", "-o", tmp_path / "x.toml"), "real run")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    (platform_text(times=[(0, "cpu:1", 1, 1.0)]) + "[[times]]\npart = 5\nkind = \"cpu:1\"\nbatch = 1\nmean_ms = 1\n",
+     "part 5 does not exist"),
+    (platform_text(extra="[transfer]\nbandwidth_GBps = -3.0\n"), "must be positive"),
+    (platform_text('[[workers]]\nkind = "cuda"\ncount = 1\n'), "no time for part 0 on cuda workers"),
+    (platform_text('[[workers]]\nkind = "tpu"\n'), "not a worker kind"),
+    (platform_text(times=[(0, "cpu:1", 1, -1.0)]), "mean_ms"),
+    ("name = \"x\"\n", "no [[workers]]"),
+    ("workers = [[[", "not valid TOML"),
+])
+def test_bad_platforms(cli, tiny_cnn_path, tmp_path, text, fragment):
+    p = write(tmp_path / "p.toml", text)
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", p, "-o", tmp_path / "r"),
+                          fragment)
+
+
+def test_a_plan_part_without_times_and_other_engine_mistakes(cli, tiny_cnn_path, tmp_path):
+    plan = tmp_path / "plan"
+    assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    p = write(tmp_path / "p.toml", platform_text())  # times for part 0 only
+    assert_one_line_error(cli("sweep", plan, "--engine", "sim", "--platform", p, "-o", tmp_path / "r"),
+                          "no time for part 1 on cpu:1 workers")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--platform", p, "-o", tmp_path / "r"), "--engine sim")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "warp", "-o", tmp_path / "r"), "--engine 'warp'")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "none.toml",
+                              "-o", tmp_path / "r"), "not found")
+
+
+def test_interpolation_between_and_beyond_measured_batch_sizes():
+    assert interpolate({1: 10.0, 2: 16.0}, 4) == pytest.approx(28.0)
+    assert interpolate({1: 10.0, 4: 28.0, 8: 40.0}, 2) == pytest.approx(16.0)
+    assert interpolate({2: 8.0}, 6) == pytest.approx(24.0)  # one size: proportional
+    assert interpolate({4: 10.0, 8: 30.0}, 1) == 0.0  # never negative
+
+
+def test_platform_round_trips_through_its_toml_writer(tmp_path):
+    import tomllib
+
+    from staronnx_cli.runtime.platform import dump_platform
+
+    text = platform_text(extra='[overhead]\ntask_us = 12.5\n')
+    p = parse_platform(tomllib.loads(text))
+    again = parse_platform(tomllib.loads(dump_platform(p)))
+    assert again.workers == p.workers and again.times == p.times and again.task_us == 12.5
