@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint bench clean install
+.PHONY: run test lint bench paper-sim clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
 	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
+	$(BIN)/python experiments/sim_bench.py
+
+## paper-sim: the paper's four models on its machine (an estimate), simulated at offload 0, 5, 10, 15 %
+paper-sim: $(STAMP)
+	$(BIN)/python experiments/paper_sim.py --out results/paper_sim
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -131,7 +131,7 @@ def test_the_latency_trend_stops_a_slowly_overloaded_point_before_the_backlog_bo
 
     loop = VirtualLoop()
     specs = [WorkerSpec("cpu0", "cpu", (0,))]
-    executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.0105)  # 10.5 ms per batch every 10 ms
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.012)  # 12 ms per batch every 10 ms
     scheduler = Scheduler(loop, executor, specs, make_policy("eager"), PerfModel(), PartGraph.single())
     records, why = scheduler.run(fixed_rate_batches(100.0, 1, 2000), Limits(10_000, 1e9), latency_watch(5))
     assert "grows" in why

@@ -14,6 +14,7 @@ from ..sweep.capture import platform_from_run
 from ..sweep.target import load_target
 from .common import console, handle_errors
 from .profile import resolve_model
+from .sweep import model_name_of
 
 app = typer.Typer(help="Platform files: machines for the simulated engine (--engine sim).", no_args_is_help=True)
 
@@ -45,7 +46,7 @@ def check(
     path = Path(target)
     loaded = load_target(path if path.is_dir() else resolve_model(target))
     p = read_platform(platform)
-    times = part_times(p, loaded.part_files)
+    times = part_times(p, loaded.part_files, model_name_of(target, path))
     console.print(f"{platform}: {p.name} ({'estimate' if p.estimate else 'measured'}), workers {p.workers_spec}")
     for kind in sorted({g.kind_key for g in p.workers}):
         cells = ", ".join(f"part {i}: {1000 * times.mean(i, kind, 1):.3f} ms" for i in range(len(loaded.part_files)))

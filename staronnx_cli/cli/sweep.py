@@ -52,7 +52,7 @@ def sweep(
         warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
         calibrate=calibrate, engine=engine, platform=platform, sim_noise=sim_noise, resume=resume, force=force,
         command=" ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
-        model_name=_model_name(target, path))
+        model_name=model_name_of(target, path))
     try:
         _run_with_progress(settings)
     except KeyboardInterrupt:
@@ -127,7 +127,7 @@ def _echo(engine: str, platform: Path | None, workers: str) -> list[str]:
     return [f"--engine {engine}", *([f"--platform {platform}"] if platform else [f"--workers {workers}"])]
 
 
-def _model_name(target: str, path: Path) -> str:
+def model_name_of(target: str, path: Path) -> str:
     """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
     if path.is_dir():
         import json

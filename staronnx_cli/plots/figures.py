@@ -37,6 +37,8 @@ def batch_colour(n: int) -> str:
 
 def title_of(run: Run) -> str:
     meta = run.meta
+    if meta.get("engine") == "sim":
+        return f"{run.model_name}, simulated on {meta.get('platform_name') or 'a platform'}"
     machine = f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores" + (", GPU" if meta.get("gpu") else "")
     return f"{run.model_name} on {machine}"
 

@@ -26,7 +26,7 @@ std_ms = 0.3
 
 [[speeds]]                            # or derived: a profile's per-node costs, scaled (see sim_times)
 kind = "cuda"
-costs = "costs_cpu.csv"               # relative to this file
+costs = "costs_cpu.csv"               # relative to this file; {model} = the swept model's name
 device = "cpu:1"                      # which device's rows of that file
 factor = 0.05                         # every node's time x this ...
 op_factors = { Conv = 0.03 }          # ... or x this for an op type
@@ -147,7 +147,7 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
         where = f"[[speeds]] #{i + 1}"
         if "costs" not in s or "kind" not in s:
             raise UserError(f"platform: {where} needs kind and costs (a costs.csv of staronnx profile)")
-        costs = Path(s["costs"])
+        costs = Path(s["costs"])  # may hold {model}: the target model's name
         if path is not None and not costs.is_absolute():
             costs = path.parent / costs
         factors = s.get("op_factors", {})

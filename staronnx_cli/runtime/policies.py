@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..errors import UserError
-from .perfmodel import PerfModel
+from .perfmodel import CALIBRATION_SAMPLES, PerfModel
 
 
 class WorkerState(NamedTuple):  # NamedTuples: built for every decision, so cheap to make
@@ -87,20 +87,24 @@ class Dmda(Policy):
         return 0.0 if missing == 0 else self.latency + missing / self.bandwidth
 
     def choose(self, task, workers, now, perf):
-        best = None
+        stats, part, batch = perf.stats, task.part, task.batch_size  # inlined lookups: called for every task
+        total = sum(task.input_bytes_by_node.values())
+        best_end, best = float("inf"), None
         for w in workers:
-            predicted = perf.predict(task.part, w.kind_key, task.batch_size)
-            if predicted is None or not perf.calibrated(task.part, w.kind_key, task.batch_size):
+            s = stats.get((part, w.kind_key, batch))
+            if s is None or s.count < CALIBRATION_SAMPLES:
                 if w.idle:
                     return w.index  # calibrate this kind now
-                predicted = predicted if predicted is not None else float("inf")
-            start = max(w.expected_free_s, now + self.transfer_s(task, w.memory_node))
-            end = start + predicted
-            if best is None or end < best[0]:
-                best = (end, w.index)
-        if best is None or best[0] == float("inf"):
+                if s is None or s.count == 0:
+                    continue
+            missing = total - task.input_bytes_by_node.get(w.memory_node, 0)
+            ready = now + (self.latency + missing / self.bandwidth if missing > 0 else 0.0)
+            end = (w.expected_free_s if w.expected_free_s > ready else ready) + s.mean
+            if end < best_end:
+                best_end, best = end, w.index
+        if best is None:
             return next((w.index for w in workers if w.idle), workers[0].index)
-        return best[1]
+        return best
 
 
 def make_policy(spec: str) -> Policy:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..load.schedule import BatchSchedule
 from .perfmodel import PerfModel
@@ -28,8 +29,7 @@ class PartGraph:
         return cls([[]], [{-1: 0}])
 
 
-@dataclass
-class TaskRecord:
+class TaskRecord(NamedTuple):  # one per task: a tuple is cheap to make
     part: int
     worker: int
     start_s: float
@@ -67,6 +67,12 @@ class Scheduler:
         self.depth = 1 if policy.central else 4
         self.pass_inputs = getattr(executor, "needs_input_bytes", False)
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
+        self.nodes = [w.memory_node for w in workers]
+        self.roots = [p for p, deps in enumerate(parts.deps) if not deps]
+        self.all_parts = frozenset(range(len(parts.deps)))
+        self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
+        self.dep_sets = [set(deps) for deps in parts.deps]
+        self.ready: dict[tuple[int, int], ReadyTask] = {}  # computed at dispatch, handed to the executor later
         self.expected_free = [0.0] * len(workers)
         self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)
         self.predicted: dict[tuple[int, int], float] = {}
@@ -102,11 +108,10 @@ class Scheduler:
         record = self.records[k]
         record.actual_release_s = self.loop.now()
         self.released += 1
-        self.remaining[k] = set(range(len(self.parts.deps)))
+        self.remaining[k] = set(self.all_parts)
         self.done_parts[k] = set()
-        for part, deps in enumerate(self.parts.deps):
-            if not deps:
-                self._dispatch(k, part)
+        for part in self.roots:
+            self._dispatch(k, part)
         backlog = self.released - len(self.closed)
         if backlog > self.limits.max_backlog:
             self.stop_reason = f"backlog of {backlog} unfinished batches (> {self.limits.max_backlog})"
@@ -130,8 +135,9 @@ class Scheduler:
 
     # -- placing tasks ------------------------------------------------------------------------------
     def _states(self, now: float) -> list[WorkerState]:
-        return [WorkerState(i, w.kind, self.kind_keys[i], w.memory_node, not self.inflight[i] and not self.queues[i],
-                            max(self.expected_free[i], now)) for i, w in enumerate(self.workers)]
+        new, free, inflight, queues = tuple.__new__, self.expected_free, self.inflight, self.queues
+        return [new(WorkerState, (i, w.kind, self.kind_keys[i], self.nodes[i], not inflight[i] and not queues[i],
+                                  free[i] if free[i] > now else now)) for i, w in enumerate(self.workers)]
 
     def _ready_task(self, k: int, part: int) -> ReadyTask:
         by_node: dict[str, int] = {}
@@ -142,7 +148,10 @@ class Scheduler:
 
     def _dispatch(self, k: int, part: int) -> None:
         now = self.loop.now()
-        choice = self.policy.choose(self._ready_task(k, part), self._states(now), now, self.perf)
+        task = self._ready_task(k, part)
+        if self.pass_inputs:
+            self.ready[(k, part)] = task
+        choice = self.policy.choose(task, self._states(now), now, self.perf)
         if choice is None:
             self.central.append((k, part))
             return
@@ -157,7 +166,8 @@ class Scheduler:
         self.queues[w].append((k, part))
 
     def _start_next(self, w: int) -> None:
-        while len(self.inflight[w]) < self.depth and self._hand_over(w):
+        inflight = self.inflight[w]
+        while len(inflight) < self.depth and (self.queues[w] or self.central) and self._hand_over(w):
             pass
 
     def _hand_over(self, w: int) -> bool:
@@ -170,7 +180,7 @@ class Scheduler:
         self.inflight[w].append((k, part))
         if self.pass_inputs:
             self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part),
-                                self._ready_task(k, part).input_bytes_by_node)
+                                self.ready.pop((k, part)).input_bytes_by_node)
         else:
             self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
         return True
@@ -186,19 +196,21 @@ class Scheduler:
                 record.error = record.error or error
             else:
                 self.perf.record(part, self.kind_keys[w], record.size, end_s - start_s)
-            self.where[(k, part)] = self.workers[w].memory_node
-            self.done_parts[k].add(part)
-            self.remaining[k].discard(part)
-            if not self.remaining[k] or error:
+            self.where[(k, part)] = self.nodes[w]
+            done = self.done_parts[k]
+            done.add(part)
+            remaining = self.remaining[k]
+            remaining.discard(part)
+            if not remaining or error:
                 self._finish_batch(k, end_s)
             elif self.stop_reason:
                 self._close(k)  # congested: later parts are not started
             else:
-                for nxt, deps in enumerate(self.parts.deps):
-                    if nxt in self.remaining[k] and part in deps and set(deps) <= self.done_parts[k]:
+                for nxt in self.successors[part]:
+                    if nxt in remaining and self.dep_sets[nxt] <= done:
                         self._dispatch(k, nxt)
             self._start_next(w)
-            if self.policy.central:
+            if self.central:  # only a central policy leaves tasks there
                 for other in range(len(self.workers)):
                     self._start_next(other)
 

@@ -31,7 +31,8 @@ class PartTimes:
         return self._cache[key]
 
     def mean(self, part: int, kind: str, batch: int) -> float:
-        return self._lookup(part, kind, batch)[0]
+        hit = self._cache.get((part, kind, batch))
+        return hit[0] if hit is not None else self._lookup(part, kind, batch)[0]
 
     def std(self, part: int, kind: str, batch: int) -> float:
         return self._lookup(part, kind, batch)[1]
@@ -40,40 +41,48 @@ class PartTimes:
         return {kind for _, kind in self.table}
 
 
-def _from_speed(speed: Speed, part_files: list[Path]) -> dict[int, dict[int, tuple[float, float]]]:
-    if not speed.costs.is_file():
-        raise UserError(f"platform: [[speeds]] kind {speed.kind}: costs file '{speed.costs}' not found")
-    try:
-        costs = pd.read_csv(speed.costs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        raise UserError(f"platform: '{speed.costs}' is not a costs.csv of staronnx profile") from None
-    missing = {"node", "op_type", "device", "batch_size", "mean_us", "std_us"} - set(costs.columns)
-    if missing:
-        raise UserError(f"platform: '{speed.costs}' lacks {', '.join(sorted(missing))}: give a costs.csv of "
-                        "staronnx profile")
+def scaled_costs(costs: pd.DataFrame, speed: Speed) -> pd.DataFrame:
+    """A profile's per-node rows as the speed's device would run them: x factor (or its op type's), + node_us."""
     if speed.device:
         costs = costs[costs.device == speed.device]
-        if costs.empty:
-            raise UserError(f"platform: '{speed.costs}' has no rows of device {speed.device}")
+    factor = costs.op_type.map(lambda op: speed.op_factors.get(op, speed.factor)).astype(float)
+    return costs.assign(mean_us=costs.mean_us * factor + speed.node_us, std_us=costs.std_us * factor)
+
+
+def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
+    path = Path(str(speed.costs).replace("{model}", model_name))
+    if not path.is_file():
+        raise UserError(f"platform: [[speeds]] kind {speed.kind}: costs file '{path}' not found (profile the model "
+                        f"with 'staronnx profile MODEL -o {path}')")
+    try:
+        costs = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        raise UserError(f"platform: '{path}' is not a costs.csv of staronnx profile") from None
+    missing = {"node", "op_type", "device", "batch_size", "mean_us", "std_us"} - set(costs.columns)
+    if missing:
+        raise UserError(f"platform: '{path}' lacks {', '.join(sorted(missing))}: give a costs.csv of "
+                        "staronnx profile")
+    if speed.device and not (costs.device == speed.device).any():
+        raise UserError(f"platform: '{path}' has no rows of device {speed.device}")
+    return costs
+
+
+def _from_speed(speed: Speed, part_files: list[Path], model_name: str) -> dict[int, dict[int, tuple[float, float]]]:
+    costs = scaled_costs(read_speed_costs(speed, model_name), speed)
     out: dict[int, dict[int, tuple[float, float]]] = {}
     for part, file in enumerate(part_files):
         nodes = [n.name for n in modelio.load_model(file, with_weights=False).graph.node]
         mine = costs[costs.node.isin(nodes)]
         absent = set(nodes) - set(mine.node)
         if absent:
-            raise UserError(f"platform: '{speed.costs}' has no cost for node {sorted(absent)[0]} of part {part}: "
-                            "profile the model this plan was split from")
-        factor = mine.op_type.map(lambda op: speed.op_factors.get(op, speed.factor)).astype(float)
-        per_batch = {}
-        for batch, rows in mine.assign(scaled=mine.mean_us * factor, var=(mine.std_us * factor) ** 2).groupby(
-                "batch_size"):
-            mean_us = rows.scaled.sum() + speed.node_us * len(nodes)
-            per_batch[int(batch)] = (mean_us / 1e6, float(rows["var"].sum()) ** 0.5 / 1e6)
-        out[part] = per_batch
+            raise UserError(f"platform: the costs of {speed.kind} have no row for node {sorted(absent)[0]} of part "
+                            f"{part}: profile the model this plan was split from")
+        out[part] = {int(batch): (rows.mean_us.sum() / 1e6, float((rows.std_us ** 2).sum()) ** 0.5 / 1e6)
+                     for batch, rows in mine.groupby("batch_size")}
     return out
 
 
-def part_times(platform: Platform, part_files: list[Path]) -> PartTimes:
+def part_times(platform: Platform, part_files: list[Path], model_name: str = "") -> PartTimes:
     """Every (part, kind) of the platform's workers resolved, or one clear error naming what is missing."""
     table: dict[tuple[int, str], dict[int, tuple[float, float]]] = defaultdict(dict)
     parts = len(part_files)
@@ -82,7 +91,7 @@ def part_times(platform: Platform, part_files: list[Path]) -> PartTimes:
             raise UserError(f"platform: [[times]] part {row.part} does not exist: the target has {parts} part(s)")
         table[(row.part, row.kind)][row.batch] = (row.mean_ms / 1e3, row.std_ms / 1e3)
     for speed in platform.speeds:
-        for part, per_batch in _from_speed(speed, part_files).items():
+        for part, per_batch in _from_speed(speed, part_files, model_name).items():
             for batch, value in per_batch.items():
                 table[(part, speed.kind)].setdefault(batch, value)
     for group in platform.workers:

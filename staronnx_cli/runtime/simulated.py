@@ -39,15 +39,21 @@ class SimExecutor(ModelledExecutor):
 
     def execution_s(self, part: int, kind: str, batch: int, noise: bool = True) -> float:
         mean = self.times.mean(part, kind, batch)
+        if self.rng is None:
+            return mean
         if self.rng is None or not noise:
             return mean
         return max(float(self.rng.normal(mean, self.times.std(part, kind, batch))), 0.1 * mean)
 
     def task_s(self, w: int, part: int, batch: int, inputs: dict[str, int], noise: bool = True) -> float:
         node = self.nodes[w]
-        moved = sum(self.transfer_s(b) for n, b in inputs.items() if n != node)
-        back = self.transfer_s(self.final_out[part] * batch) if node != HOST else 0.0
-        return self.overhead_s + moved + self.execution_s(part, self.kinds[w], batch, noise) + back
+        total = self.overhead_s + self.execution_s(part, self.kinds[w], batch, noise)
+        for n, nbytes in inputs.items():
+            if n != node and nbytes > 0:
+                total += self.latency_s + nbytes / self.bandwidth
+        if node != HOST and self.final_out[part]:
+            total += self.latency_s + self.final_out[part] * batch / self.bandwidth  # results back to host
+        return total
 
     def start(self, w: int, k: int, part: int, batch: int, complete, inputs: dict[str, int] | None = None) -> None:
         start = max(self.loop.now(), self.busy_until[w])

@@ -69,7 +69,7 @@ class SimEngine:
         else:
             self.platform = platform_from_cache(s.workers, target)
         self.workers = platform_workers(self.platform)
-        self.times = part_times(self.platform, target.part_files)
+        self.times = part_times(self.platform, target.part_files, s.model_name or s.target.stem)
         self.perf = seeded_perfmodel(self.times, self.workers, len(target.part_files), s.batch_sizes)
 
     def prepare(self, n: int):
