@@ -40,7 +40,7 @@ class ModelledExecutor:
         start = max(self.loop.now(), self.busy_until[w])
         end = start + self.duration(part, self.workers[w].kind_key, batch)
         self.busy_until[w] = end
-        self.loop.schedule(end, lambda: complete(start, end))
+        self.loop.schedule(end, complete, w, k, part, start, end)
 
     def release_batch(self, k: int) -> None:
         pass
@@ -149,7 +149,7 @@ class ThreadExecutor:
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             end = self.loop.now()
-            self.loop.post(lambda s=start, e=end, err=error, c=complete: c(s, e, err))
+            self.loop.post(complete, i, k, part, start, end, error)
 
     def _input(self, k: int, name: str, size: int, worker: WorkerSpec):
         if name in self.model_inputs:
@@ -170,8 +170,9 @@ class ThreadExecutor:
             for _ in range(runs):
                 t0 = self.loop.now()
                 for part in range(parts):
-                    self.start(w, -1, part, size, lambda s, e, err: errors.append(err) if err else None)
-                    self.loop.wait_next()()
+                    self.start(w, -1, part, size, lambda w_, k_, p_, s, e, err="": errors.append(err) if err else None)
+                    callback, args = self.loop.wait_next()
+                    callback(*args)
                 times.append(self.loop.now() - t0)
         finally:
             self.release_batch(-1)

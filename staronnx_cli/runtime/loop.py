@@ -26,22 +26,24 @@ class VirtualLoop:
     def now(self) -> float:
         return self._now
 
-    def schedule(self, at: float, callback: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (at, next(self._order), callback))
+    def schedule(self, at: float, callback: Callable, *args) -> None:
+        """At time `at`, call callback(*args) (arguments, not closures: one less object per event)."""
+        heapq.heappush(self._heap, (at, next(self._order), callback, args))
 
     def next_due(self) -> float:
         return self._heap[0][0] if self._heap else float("inf")
 
-    def pop_due(self) -> Callable[[], None]:
-        at, _, callback = heapq.heappop(self._heap)
-        self._now = max(self._now, at)
-        return callback
+    def pop_due(self) -> tuple[Callable, tuple]:
+        at, _, callback, args = heapq.heappop(self._heap)
+        if at > self._now:
+            self._now = at
+        return callback, args
 
-    def wait_next(self) -> Callable[[], None] | None:
-        """The next thing to do: a due event's callback, or None when nothing is left."""
+    def wait_next(self) -> tuple[Callable, tuple] | None:
+        """The next thing to do, (callback, args) of a due event, or None when nothing is left."""
         return self.pop_due() if self._heap else None
 
-    def post(self, callback: Callable[[], None]) -> None:
+    def post(self, callback: Callable, *args) -> None:
         """From another thread: not used by the virtual loop (its executor schedules completions)."""
         raise RuntimeError("the virtual loop has no other threads")
 
@@ -57,10 +59,10 @@ class RealLoop(VirtualLoop):
     def now(self) -> float:
         return time.perf_counter() - self._t0
 
-    def post(self, callback: Callable[[], None]) -> None:
-        self._inbox.put(callback)
+    def post(self, callback: Callable, *args) -> None:
+        self._inbox.put((callback, args))
 
-    def wait_next(self) -> Callable[[], None] | None:
+    def wait_next(self) -> tuple[Callable, tuple] | None:
         due = self.next_due()
         while True:
             try:
@@ -77,6 +79,6 @@ class RealLoop(VirtualLoop):
                     continue
             # spin: poll the inbox until the event is due
 
-    def pop_due(self) -> Callable[[], None]:
-        _, _, callback = heapq.heappop(self._heap)
-        return callback
+    def pop_due(self) -> tuple[Callable, tuple]:
+        _, _, callback, args = heapq.heappop(self._heap)
+        return callback, args

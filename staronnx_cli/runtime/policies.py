@@ -18,7 +18,7 @@ class WorkerState(NamedTuple):  # NamedTuples: built for every decision, so chea
     kind_key: str  # performance-model key, e.g. "cpu:2"
     memory_node: str
     idle: bool
-    expected_free_s: float  # when it should finish what it runs and has queued (absolute, engine time)
+    expected_free_s: float  # when it should finish what it runs and has queued (engine time; past = free now)
 
 
 class ReadyTask(NamedTuple):
@@ -31,6 +31,7 @@ class ReadyTask(NamedTuple):
 class Policy:
     name = "policy"
     central = False  # True: tasks wait in one FIFO until a worker is idle (the runtime asks again then)
+    uses_inputs = False  # True: it reads where the task's inputs are (the runtime works that out only then)
 
     def choose(self, task: ReadyTask, workers: list[WorkerState], now: float, perf: PerfModel) -> int | None:
         raise NotImplementedError
@@ -76,7 +77,7 @@ class Dmda(Policy):
     A worker kind with no prediction yet is chosen first, so every kind gets calibrated.
     """
 
-    name = "dmda"
+    name, uses_inputs = "dmda", True
 
     def __init__(self, bandwidth_bytes_per_s: float = 12e9, latency_s: float = 10e-6):
         self.bandwidth = bandwidth_bytes_per_s

@@ -36,7 +36,7 @@ class TaskRecord(NamedTuple):  # one per task: a tuple is cheap to make
     end_s: float
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchRecord:
     index: int
     first_arrival_s: float
@@ -66,6 +66,7 @@ class Scheduler:
         self.inflight: list[deque] = [deque() for _ in workers]
         self.depth = 1 if policy.central else 4
         self.pass_inputs = getattr(executor, "needs_input_bytes", False)
+        self.learns = getattr(executor, "measures", True)  # a simulated task's time is the model's own: not learnt
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.nodes = [w.memory_node for w in workers]
         self.roots = [p for p, deps in enumerate(parts.deps) if not deps]
@@ -73,6 +74,7 @@ class Scheduler:
         self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
         self.dep_sets = [set(deps) for deps in parts.deps]
         self.ready: dict[tuple[int, int], ReadyTask] = {}  # computed at dispatch, handed to the executor later
+        self._state_cache: list[WorkerState | None] = [None] * len(workers)
         self.expected_free = [0.0] * len(workers)
         self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)
         self.predicted: dict[tuple[int, int], float] = {}
@@ -94,12 +96,12 @@ class Scheduler:
         self.watch = watch
         self.limits = limits
         if self.records:
-            self.loop.schedule(self.records[0].scheduled_release_s, lambda: self._release(0))
+            self.loop.schedule(self.records[0].scheduled_release_s, self._release, 0)
         while len(self.closed) < self.released or (self.released < len(self.records) and not self.stop_reason):
-            callback = self.loop.wait_next()
-            if callback is None:
+            event = self.loop.wait_next()
+            if event is None:
                 break
-            callback()
+            event[0](*event[1])
         return self.records, self.stop_reason
 
     def _release(self, k: int) -> None:
@@ -120,7 +122,7 @@ class Scheduler:
         if self.stop_reason:
             self._drop_queued()
         elif k + 1 < len(self.records):
-            self.loop.schedule(self.records[k + 1].scheduled_release_s, lambda: self._release(k + 1))
+            self.loop.schedule(self.records[k + 1].scheduled_release_s, self._release, k + 1)
 
     def _drop_queued(self) -> None:
         """Congested: forget tasks not started yet (their batches never finish); running ones complete."""
@@ -128,6 +130,7 @@ class Scheduler:
         for w, q in enumerate(self.queues):
             self.pending_s[w] -= sum(self.predicted.pop(task, 0.0) for task in q)
             q.clear()
+            self._state_cache[w] = None
         self.central.clear()
         running = {k for q in self.inflight for (k, _) in q}
         for k in dropped - running:
@@ -135,9 +138,13 @@ class Scheduler:
 
     # -- placing tasks ------------------------------------------------------------------------------
     def _states(self, now: float) -> list[WorkerState]:
-        new, free, inflight, queues = tuple.__new__, self.expected_free, self.inflight, self.queues
-        return [new(WorkerState, (i, w.kind, self.kind_keys[i], self.nodes[i], not inflight[i] and not queues[i],
-                                  free[i] if free[i] > now else now)) for i, w in enumerate(self.workers)]
+        """The workers as the policy sees them; an entry is rebuilt only after that worker changed."""
+        states = self._state_cache
+        for i, state in enumerate(states):
+            if state is None:
+                states[i] = WorkerState(i, self.workers[i].kind, self.kind_keys[i], self.nodes[i],
+                                        not self.inflight[i] and not self.queues[i], self.expected_free[i])
+        return states
 
     def _ready_task(self, k: int, part: int) -> ReadyTask:
         by_node: dict[str, int] = {}
@@ -148,9 +155,12 @@ class Scheduler:
 
     def _dispatch(self, k: int, part: int) -> None:
         now = self.loop.now()
-        task = self._ready_task(k, part)
-        if self.pass_inputs:
-            self.ready[(k, part)] = task
+        if self.pass_inputs or self.policy.uses_inputs:
+            task = self._ready_task(k, part)
+            if self.pass_inputs:
+                self.ready[(k, part)] = task
+        else:
+            task = ReadyTask(k, part, self.records[k].size, {})
         choice = self.policy.choose(task, self._states(now), now, self.perf)
         if choice is None:
             self.central.append((k, part))
@@ -164,6 +174,7 @@ class Scheduler:
         self.pending_s[w] += predicted
         self.expected_free[w] = max(self.expected_free[w], now) + predicted
         self.queues[w].append((k, part))
+        self._state_cache[w] = None
 
     def _start_next(self, w: int) -> None:
         inflight = self.inflight[w]
@@ -178,43 +189,43 @@ class Scheduler:
             return False
         k, part = self.queues[w].popleft()
         self.inflight[w].append((k, part))
+        self._state_cache[w] = None
         if self.pass_inputs:
-            self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part),
+            self.executor.start(w, k, part, self.records[k].size, self._complete,
                                 self.ready.pop((k, part)).input_bytes_by_node)
         else:
-            self.executor.start(w, k, part, self.records[k].size, self._completion(w, k, part))
+            self.executor.start(w, k, part, self.records[k].size, self._complete)
         return True
 
-    def _completion(self, w: int, k: int, part: int):
-        def complete(start_s: float, end_s: float, error: str = "") -> None:
-            self.inflight[w].remove((k, part))
-            self.pending_s[w] = max(0.0, self.pending_s[w] - self.predicted.pop((k, part), 0.0))
-            self.expected_free[w] = self.loop.now() + self.pending_s[w]  # StarPU: re-based at each completion
-            record = self.records[k]
-            record.tasks.append(TaskRecord(part, w, start_s, end_s))
-            if error:
-                record.error = record.error or error
-            else:
-                self.perf.record(part, self.kind_keys[w], record.size, end_s - start_s)
-            self.where[(k, part)] = self.nodes[w]
-            done = self.done_parts[k]
-            done.add(part)
-            remaining = self.remaining[k]
-            remaining.discard(part)
-            if not remaining or error:
-                self._finish_batch(k, end_s)
-            elif self.stop_reason:
-                self._close(k)  # congested: later parts are not started
-            else:
-                for nxt in self.successors[part]:
-                    if nxt in remaining and self.dep_sets[nxt] <= done:
-                        self._dispatch(k, nxt)
-            self._start_next(w)
-            if self.central:  # only a central policy leaves tasks there
-                for other in range(len(self.workers)):
-                    self._start_next(other)
-
-        return complete
+    def _complete(self, w: int, k: int, part: int, start_s: float, end_s: float, error: str = "") -> None:
+        """Task (k, part) ended on worker w (called on the loop's thread)."""
+        self.inflight[w].remove((k, part))
+        self.pending_s[w] = max(0.0, self.pending_s[w] - self.predicted.pop((k, part), 0.0))
+        self.expected_free[w] = self.loop.now() + self.pending_s[w]  # StarPU: re-based at each completion
+        self._state_cache[w] = None
+        record = self.records[k]
+        record.tasks.append(TaskRecord(part, w, start_s, end_s))
+        if error:
+            record.error = record.error or error
+        elif self.learns:
+            self.perf.record(part, self.kind_keys[w], record.size, end_s - start_s)
+        self.where[(k, part)] = self.nodes[w]
+        done = self.done_parts[k]
+        done.add(part)
+        remaining = self.remaining[k]
+        remaining.discard(part)
+        if not remaining or error:
+            self._finish_batch(k, end_s)
+        elif self.stop_reason:
+            self._close(k)  # congested: later parts are not started
+        else:
+            for nxt in self.successors[part]:
+                if nxt in remaining and self.dep_sets[nxt] <= done:
+                    self._dispatch(k, nxt)
+        self._start_next(w)
+        if self.central:  # only a central policy leaves tasks there
+            for other in range(len(self.workers)):
+                self._start_next(other)
 
     def _finish_batch(self, k: int, end_s: float) -> None:
         if k not in self.closed:

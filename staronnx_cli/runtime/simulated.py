@@ -21,6 +21,7 @@ class SimExecutor(ModelledExecutor):
     """A ModelledExecutor whose task time is the platform's: overhead + transfers + execution (+ copy back)."""
 
     needs_input_bytes = True  # the scheduler passes where each task's inputs are (bytes per memory node)
+    measures = False  # its durations come from the models: dmda keeps the platform's times (StarPU's simulator)
 
     def __init__(self, loop, workers: list[WorkerSpec], platform: Platform, times: PartTimes, graph: PartGraph,
                  noise_seed: int | None = None):
@@ -59,7 +60,7 @@ class SimExecutor(ModelledExecutor):
         start = max(self.loop.now(), self.busy_until[w])
         end = start + self.task_s(w, part, batch, inputs or {})
         self.busy_until[w] = end
-        self.loop.schedule(end, lambda: complete(start, end))
+        self.loop.schedule(end, complete, w, k, part, start, end)
 
     def service_time(self, w: int, size: int, parts: int, runs: int = 1) -> float:
         """S(N) on worker w alone: every part in turn, the model's inputs brought from the host (no noise)."""
