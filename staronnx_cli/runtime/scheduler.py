@@ -6,6 +6,7 @@ threads running ONNX Runtime, or a duration from a performance model). Times are
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -97,12 +98,21 @@ class Scheduler:
         self.limits = limits
         if self.records:
             self.loop.schedule(self.records[0].scheduled_release_s, self._release, 0)
+        collecting = gc.isenabled()
+        gc.disable()  # no pauses inside a point (and no scans of its growing records); collected right after
+        try:
+            self._loop_until_done()
+        finally:
+            if collecting:
+                gc.enable()
+        return self.records, self.stop_reason
+
+    def _loop_until_done(self) -> None:
         while len(self.closed) < self.released or (self.released < len(self.records) and not self.stop_reason):
             event = self.loop.wait_next()
             if event is None:
                 break
             event[0](*event[1])
-        return self.records, self.stop_reason
 
     def _release(self, k: int) -> None:
         if self.stop_reason:
@@ -209,6 +219,9 @@ class Scheduler:
             record.error = record.error or error
         elif self.learns:
             self.perf.record(part, self.kind_keys[w], record.size, end_s - start_s)
+        if k in self.closed:  # its batch failed or was abandoned while this task ran
+            self._start_next(w)
+            return
         self.where[(k, part)] = self.nodes[w]
         done = self.done_parts[k]
         done.add(part)
@@ -240,5 +253,7 @@ class Scheduler:
         if k not in self.closed:
             self.closed.add(k)
             self.executor.release_batch(k)
+            self.remaining.pop(k, None)
+            self.done_parts.pop(k, None)
             for part in range(len(self.parts.deps)):
                 self.where.pop((k, part), None)
