@@ -194,3 +194,36 @@ def test_sweep_of_a_plan_whose_source_model_changed(cli, tmp_path, tiny_cnn_path
     changed.doc_string = "edited after the split"  # any change of the file changes its sha256
     onnx.save(changed, str(model))
     assert_one_line_error(cli("sweep", plan, "-o", tmp_path / "r"), "sha256 differs")
+
+
+@pytest.mark.realtime
+def test_native_and_roundrobin_baselines_write_the_same_files(cli, tiny_cnn_path, tmp_path):
+    common = ["--batch", "1,2", "--rate", "40", "--batches", "6", "--warmup", "1"]
+    native, rr = tmp_path / "native", tmp_path / "rr"
+    result = cli("sweep", tiny_cnn_path, "--system", "native", "--workers", "cpu:1x2", *common, "-o", native)
+    assert result.exit_code == 0, result.stderr
+    result = cli("sweep", tiny_cnn_path, "--system", "roundrobin", "--workers", "cpu:2x1", *common, "-o", rr)
+    assert result.exit_code == 0, result.stderr
+    for run, system, policy in ((native, "native", "fifo"), (rr, "roundrobin", "eager")):
+        points, batches = pd.read_csv(run / "points.csv"), pd.read_csv(run / "batches.csv")
+        assert list(points.columns) == POINT_COLUMNS and list(batches.columns) == BATCH_COLUMNS
+        assert (points.system == system).all() and (points.policy == policy).all() and (points.batches == 6).all()
+        assert json.loads((run / "run.json").read_text())["system"] == system
+        measured = batches[batches.measured]
+        formation_ms = 1000 * (measured.batch_size - 1) / measured.rate_qps
+        assert (measured.first_query_latency_ms >= formation_ms - 1e-6).all()
+        starts = measured.task_times.str.extract(r"^0:([0-9.]+)-")[0].astype(float)
+        assert (starts >= measured.scheduled_release_s - 1e-6).all()  # nothing starts before its release
+    assert pd.read_csv(native / "batches.csv").placement.eq("0:cpu0").all()  # one session, one device
+    assert set(pd.read_csv(rr / "batches.csv").placement) <= {"0:cpu0", "0:cpu1"}
+
+
+def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
+    plan = tmp_path / "plan"
+    assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    assert_one_line_error(cli("sweep", plan, "--system", "native", "-o", tmp_path / "r"), "whole model")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--workers", "cpu:2x1", "-o",
+                              tmp_path / "r"), "one worker")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "vllm", "-o", tmp_path / "r"), "--system 'vllm'")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--engine", "sim", "-o",
+                              tmp_path / "r"), "real only")

@@ -19,9 +19,11 @@ from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop, VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
 from ..runtime.platform import Platform, TimeRow, WorkerGroup, read_platform
+from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import part_times
 from ..runtime.simulated import SimExecutor
 from ..runtime.workers import WorkerSpec, parse_workers
+from .native import NativeSession, PlainLoop, check_native
 from .target import Target
 
 
@@ -51,9 +53,38 @@ class RealEngine:
     def after_point(self) -> None:
         self.perf.save(self.perf_file)
 
+    def runner(self, loop, executor, policy, graph):
+        return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
+
     def metadata(self) -> dict:
         return {"perfmodel": str(self.perf_file), "calibrate": self.settings.calibrate, "worker_nice": WORKER_NICE,
                 "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+class NativeEngine(RealEngine):
+    """`--system native`: one ORT session, FIFO in a plain loop (no scheduler, no worker threads)."""
+
+    def __init__(self, s, target: Target):
+        super().__init__(s, target)
+        check_native(self.workers, len(target.part_files))
+
+    def prepare(self, n: int):
+        try:
+            session = NativeSession(self.workers[0], self.target.part_files[0], n, self.settings.seed)
+        except UserError as exc:
+            return None, str(exc), None
+        service = session.service_time(0, n, 1)
+        return session, "", service if math.isfinite(service) else None
+
+    def after_point(self) -> None:
+        pass  # no scheduler, no performance models
+
+    def runner(self, loop, executor, policy, graph):
+        return PlainLoop(loop, executor)
+
+    def metadata(self) -> dict:
+        return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "native": "one ONNX Runtime session, batches first in first out in one plain loop"}
 
 
 class SimEngine:
@@ -80,6 +111,9 @@ class SimEngine:
     def after_point(self) -> None:
         pass
 
+    def runner(self, loop, executor, policy, graph):
+        return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
+
     def metadata(self) -> dict:
         p = self.platform
         return {"platform": str(p.path) if p.path else "from this host's performance models",
@@ -87,14 +121,34 @@ class SimEngine:
                 "platform_estimate": p.estimate, "sim_noise": self.settings.sim_noise}
 
 
+SYSTEMS = ("staronnx", "native", "roundrobin", "triton")
+
+
 def make_engine(s, target: Target):
-    if s.engine == "real":
-        if s.platform is not None:
-            raise UserError("--platform describes a machine for the simulator: add --engine sim")
-        return RealEngine(s, target)
+    if s.system not in SYSTEMS:
+        raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
+    if s.system in ("roundrobin", "native") and len(target.part_files) > 1:
+        raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
+    if s.engine not in ("real", "sim"):
+        raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
     if s.engine == "sim":
+        if s.system in ("native", "triton"):
+            raise UserError(f"--system {s.system} runs for real only: drop --engine sim")
         return SimEngine(s, target)
-    raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
+    if s.platform is not None:
+        raise UserError("--platform describes a machine for the simulator: add --engine sim")
+    if s.system == "native":
+        return NativeEngine(s, target)
+    if s.system == "triton":
+        from .triton import TritonEngine
+
+        return TritonEngine(s, target)
+    return RealEngine(s, target)
+
+
+def policy_of(s) -> str:
+    """The policy a system runs: roundrobin is the whole model on the first free worker (central FIFO)."""
+    return {"roundrobin": "eager", "native": "fifo", "triton": "triton-dynamic-batcher"}.get(s.system, s.policy)
 
 
 def platform_workers(p: Platform) -> list[WorkerSpec]:

@@ -66,12 +66,16 @@ def latency_watch(warmup: int):
     return watch
 
 
-def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop):
-    """Run one point on `executor` and return (records, stop reason, arrival times)."""
+def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop, runner=None):
+    """Run one point on `executor` and return (records, stop reason, arrival times). `runner(loop, executor,
+    policy, graph)` makes what runs it (default: the scheduler; the native baseline's plain loop)."""
     times, schedule = point_schedule(p)
     loop = loop_factory()
     executor.loop = loop
-    scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
+    if runner is None:
+        scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
+    else:
+        scheduler = runner(loop, executor, policy, graph)
     records, stop = scheduler.run(schedule, limits_for(schedule, len(workers)), latency_watch(p.warmup))
     return records, stop, times
 

@@ -17,7 +17,7 @@ from ..load.schedule import arrivals
 from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..runtime.policies import make_policy
-from .engines import make_engine
+from .engines import make_engine, policy_of
 from .point import PointSpec, batch_rows, point_row, run_point
 from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
 from .target import Target, load_target
@@ -79,7 +79,7 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
             "parts": len(target.part_files), "offload_fraction": target.offload_fraction,
             "split_method": target.split_method, "workers": _workers_label(s, engine),
-            "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": s.policy,
+            "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": policy_of(s),
             "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
             "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "host": platform.node(), **engine.metadata()}
 
@@ -101,7 +101,8 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
     target = load_target(s.target)
     engine = make_engine(s, target)
     workers, perf = engine.workers, engine.perf
-    policy = make_policy(s.policy)
+    policy_spec = policy_of(s)
+    policy = make_policy(policy_spec) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
     missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
@@ -114,7 +115,7 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
         (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, engine), indent=2) + "\n")
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
-    label = {"system": s.system, "engine": engine.name, "policy": s.policy, "workers": _workers_label(s, engine)}
+    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": _workers_label(s, engine)}
     rows = []
     total, progress = len(s.batch_sizes) * len(s.rates), 0
     for n in s.batch_sizes:
@@ -137,7 +138,7 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
                            "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
                 else:
                     records, stop, times = run_point(spec, executor, workers, policy, perf, target.graph,
-                                                     engine.loop_factory)
+                                                     engine.loop_factory, engine.runner)
                     row = {**label, **point_row(spec, records, stop, times, names, service)}
                     append_rows(s.output / "batches.csv", BATCH_COLUMNS,
                                 [{"system": s.system, **b} for b in batch_rows(spec, records, names)])
