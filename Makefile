@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint bench paper-sim clean install
+.PHONY: run test lint bench compare paper-sim clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,triton]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -45,6 +45,10 @@ bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
 	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
 	$(BIN)/python experiments/sim_bench.py
+
+## compare: the paper's Fig. 3 on this machine: staronnx, native, roundrobin and Triton on googlenet
+compare: $(STAMP)
+	$(BIN)/python experiments/compare.py --model $(MODEL) --out results/compare
 
 ## paper-sim: the paper's four models on its machine (an estimate), simulated at offload 0, 5, 10, 15 %
 paper-sim: $(STAMP)

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from staronnx_cli.plots import envelope as env
 from staronnx_cli.plots.figures import save, splits_figure
 from staronnx_cli.plots.results import read_runs
+from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.profile.costs import meta_path
 from staronnx_cli.runtime.platform import read_platform
 from staronnx_cli.runtime.simtimes import part_times, read_speed_costs, scaled_costs
@@ -116,12 +116,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "summary.csv", index=False)
     (args.out / "platform.json").write_text(json.dumps({"platform": str(PLATFORM), "name": platform.name}) + "\n")
-    table = Table(title=f"simulated on {platform.name}: rho_max (highest uncongested rate of the grid)")
-    for column in frame.columns:
-        table.add_column(column)
-    for row in frame.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
-    console.print(table)
+    console.print(rich_table([{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")],
+                             f"simulated on {platform.name}: rho_max (highest uncongested rate of the grid)"))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ def sweep(
                                              "clock, times from --platform or this host's models).")] = "real",
     platform: Annotated[Path | None, typer.Option(help="sim: a platform file (TOML) describing the machine.")] = None,
     sim_noise: Annotated[bool, typer.Option(help="sim: draw task times from the models' std (seeded).")] = False,
+    triton_port: Annotated[int, typer.Option(help="triton: gRPC port on 127.0.0.1 (HTTP +1, metrics +2); "
+                                                  "0 picks free ports.")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path("results/run"),
     resume: Annotated[bool, typer.Option(help="Continue a run: skip the points already in points.csv.")] = False,
     force: Annotated[bool, typer.Option(help="Start the run directory over.")] = False,
@@ -52,7 +54,8 @@ def sweep(
         path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
         batch_sizes=tuple(parse_int_list(batch, "--batch")), rates=tuple(parse_rates(rate)), batches=batches,
         warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
-        calibrate=calibrate, engine=engine, platform=platform, sim_noise=sim_noise, resume=resume, force=force,
+        calibrate=calibrate, engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port,
+        resume=resume, force=force,
         command=" ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
         model_name=model_name_of(target, path))
     try:

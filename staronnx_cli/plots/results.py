@@ -28,6 +28,8 @@ class Run:
             parts += [str(self.meta.get("workers", "")), str(self.meta.get("policy", ""))]
         if self.meta.get("parts", 1) and int(self.meta.get("parts", 1)) > 1:
             parts.append(f"{self.meta['parts']} parts")
+        if self.meta.get("system") == "triton":
+            parts.append("(ONNX Runtime in its Python backend)")
         if self.meta.get("engine", "real") != "real":
             parts.append(f"({self.meta['engine']})")
         return " ".join(p for p in parts if p)

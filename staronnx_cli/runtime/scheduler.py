@@ -50,6 +50,12 @@ class BatchRecord:
     error: str = ""
 
 
+def records_of(schedule: BatchSchedule) -> list[BatchRecord]:
+    """One empty record per batch of the schedule (whatever then runs the batches fills them in)."""
+    return [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]), int(schedule.sizes[k]),
+                        int(schedule.first_query[k])) for k in range(schedule.batches)]
+
+
 @dataclass
 class Limits:
     max_backlog: int  # released but unfinished batches beyond which the point is congested
@@ -86,9 +92,7 @@ class Scheduler:
         """Release every batch on time, run its tasks, stop early on congestion. Returns records and why
         the point was congested ('' if it was not). `watch(record)` is called as each batch finishes and
         may return a reason to stop (e.g. latency growing with k)."""
-        self.records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]),
-                                    int(schedule.sizes[k]), int(schedule.first_query[k]))
-                        for k in range(schedule.batches)]
+        self.records = records_of(schedule)
         self.remaining: dict[int, set[int]] = {}
         self.done_parts: dict[int, set[int]] = {}
         self.released = 0

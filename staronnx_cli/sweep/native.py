@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..load.schedule import BatchSchedule
 from ..ortenv import providers_for, session_options
 from ..runtime.loop import SPIN_S, RealLoop
-from ..runtime.scheduler import BatchRecord, Limits, TaskRecord
+from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.workers import WorkerSpec
 
 
@@ -80,8 +80,7 @@ class PlainLoop:
         self.loop, self.session = loop, session
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
-        records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]),
-                               int(schedule.sizes[k]), int(schedule.first_query[k])) for k in range(schedule.batches)]
+        records = records_of(schedule)
         for record in records:
             woke = self._wait_until(record.scheduled_release_s)
             # idle loop: released when it woke (its lateness); busy loop: the batch was there on time and queued
