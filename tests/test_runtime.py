@@ -165,3 +165,20 @@ def test_ideal_saturation_and_utilisation_arithmetic():
     assert ideal_rho_max(4, [0.05, 0.05]) == pytest.approx(160.0)
     assert ideal_latency_s(4, 100.0, 0.05) == pytest.approx(0.08)
     assert utilisation([[(0.0, 1.0), (2.0, 3.0)], []], (0.5, 2.5)) == [0.5, 0.0]
+
+
+def test_a_late_latency_rise_with_idle_workers_is_a_disturbance_not_congestion():
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=50.0, warmup=0, batches=40)
+    records = []
+    for k in range(40):
+        t = 0.02 * k
+        service = 0.005 if k < 30 else 0.005 + 0.002 * (k - 29)  # the last ten batches slow down
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + service)
+        record.tasks.append(TaskRecord(0, 0, t, t + service))
+        records.append(record)
+    row = point_row(spec, records, "", [0.02 * k for k in range(40)], ["cpu0"], 0.005)
+    assert not row["congested"] and row["reason"].startswith("not congested") and "busy" in row["reason"]
+    assert row["batches"] == 40 and row["mean_max_latency_ms"] != ""

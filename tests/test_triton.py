@@ -71,3 +71,27 @@ def test_triton_refuses_what_it_cannot_do(cli, tiny_cnn_path, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "pytriton", None)  # as if the extra were not installed
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "triton", "--workers", "cpu:1x1", "-o",
                               tmp_path / "r"), "staronnx[triton]")
+
+
+@pytest.mark.realtime
+def test_ctrl_c_stops_triton_and_keeps_finished_points(tiny_cnn_path, tmp_path):
+    import os
+    import signal
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "staronnx_cli", "sweep", str(tiny_cnn_path), "--system", "triton", "--workers",
+            "cpu:1x1", "--batch", "1", "--rate", "20,21,22,23,24,25", "--batches", "20", "--warmup", "0", "-o",
+            str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not ((run / "points.csv").exists() and
+                                               len(pd.read_csv(run / "points.csv")) >= 1):
+        time.sleep(0.05)
+    assert triton_processes(), "the server should be running mid-sweep"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume" in err, err
+    assert 1 <= len(pd.read_csv(run / "points.csv")) < 6
+    assert triton_processes() == []

@@ -40,6 +40,7 @@ def limits_for(schedule: BatchSchedule, workers: int) -> Limits:
 
 
 WATCH_WINDOW = 60
+BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
 
 
 def latency_watch(warmup: int):
@@ -86,7 +87,17 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
     measured = [r for r in records[p.warmup:] if math.isfinite(r.end_s) and not r.error]
     errors = sorted({r.error for r in records if r.error})
     latency = np.array([r.end_s - r.first_arrival_s for r in measured])
-    reason = stop or congestion(latency, np.array([r.scheduled_release_s for r in measured]))
+    busy = [[(t.start_s, t.end_s) for r in records for t in r.tasks if t.worker == w] for w in range(len(worker_names))]
+    reason, note = stop, ""
+    if not stop:
+        trend = congestion(latency, np.array([r.scheduled_release_s for r in measured]))
+        later = measured[len(measured) // 2:]
+        busiest = max(utilisation(busy, (later[0].first_arrival_s, max(r.end_s for r in later))), default=0.0) \
+            if later else 0.0
+        if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
+            note = f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
+        else:
+            reason = trend
     if errors and not measured:
         reason = reason or "every batch failed"
     if measured:
@@ -97,7 +108,6 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
     sizes = np.array([r.size for r in measured], dtype=np.int64)
     summary = summarize(np.array([r.first_arrival_s for r in measured]), np.array([r.end_s for r in measured]),
                         query_times, sizes, window[1] - window[0], reason)
-    busy = [[(t.start_s, t.end_s) for r in records for t in r.tasks if t.worker == w] for w in range(len(worker_names))]
     released = [r for r in records if math.isfinite(r.actual_release_s)]
     lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
     row = {"batch_size": p.batch_size, "rate_qps": p.rate_qps, "arrival": p.arrival,
@@ -109,6 +119,8 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
            "release_lateness_p99_us": round(float(np.percentile(lateness, 99) * 1e6), 1) if lateness.size else "",
            "service_ms": round(1000 * service_s, 4) if service_s else "", "ideal_latency_ms": "",
            "latency_over_ideal": "", "errors": "; ".join(errors)}
+    if note and not summary.congested:
+        row["reason"] = note
     if summary.congested:
         for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
             row[key] = ""
