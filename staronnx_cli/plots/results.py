@@ -23,9 +23,9 @@ class Run:
     @property
     def label(self) -> str:
         """How the run is named in legends: the system, then what distinguishes runs of one system."""
-        parts = [str(self.meta.get("system", "staronnx"))]
+        parts = [str(self.meta.get("system", "staronnx")), str(self.meta.get("workers", ""))]
         if self.meta.get("system", "staronnx") == "staronnx":
-            parts += [str(self.meta.get("workers", "")), str(self.meta.get("policy", ""))]
+            parts.append(str(self.meta.get("policy", "")))
         if self.meta.get("parts", 1) and int(self.meta.get("parts", 1)) > 1:
             parts.append(f"{self.meta['parts']} parts")
         if self.meta.get("system") == "triton":
