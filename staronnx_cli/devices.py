@@ -37,5 +37,8 @@ def parse_device(spec: str) -> Device:
         threads = int(number) if number else usable_cores()
         if threads < 1:
             raise UserError(f"--device '{spec}': a CPU device needs at least 1 thread, e.g. cpu:2")
+        if threads > usable_cores():
+            raise UserError(f"--device '{spec}': {threads} threads but {usable_cores()} usable cores here (threads "
+                            f"would share cores and the times would mean little); use cpu:{usable_cores()} or fewer")
         return Device("cpu", threads)
     return Device("cuda", int(number) if number else 0)

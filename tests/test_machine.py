@@ -21,10 +21,15 @@ def test_auto_layout_one_worker_per_numa_node_and_a_core_per_gpu():
     assert auto_worker_layout([[0]], 1) == "cuda:0"
 
 
-@pytest.mark.parametrize("spec, device", [("cpu:3", Device("cpu", 3)), ("cuda", Device("cuda", 0)),
+@pytest.mark.parametrize("spec, device", [("cpu:1", Device("cpu", 1)), ("cuda", Device("cuda", 0)),
                                           ("CUDA:1", Device("cuda", 1))])
 def test_parse_device(spec, device):
     assert parse_device(spec) == device
+
+
+def test_more_threads_than_cores_is_refused():
+    with pytest.raises(UserError, match="usable cores"):
+        parse_device("cpu:4096")
 
 
 def test_plain_cpu_uses_every_usable_core():

@@ -182,3 +182,18 @@ def test_a_late_latency_rise_with_idle_workers_is_a_disturbance_not_congestion()
     row = point_row(spec, records, "", [0.02 * k for k in range(40)], ["cpu0"], 0.005)
     assert not row["congested"] and row["reason"].startswith("not congested") and "busy" in row["reason"]
     assert row["batches"] == 40 and row["mean_max_latency_ms"] != ""
+
+
+def test_full_workers_and_twice_the_ideal_latency_is_saturation_even_without_a_clear_trend():
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=100.0, warmup=0, batches=40)
+    records = []
+    for k in range(40):  # the worker never rests; latency wobbles around 25 ms against an ideal of 10 ms
+        t = 0.01 * k
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + 0.025 + 0.004 * (k % 2))
+        record.tasks.append(TaskRecord(0, 0, t + 0.015 + 0.004 * (k % 2) - 0.01, t + 0.025 + 0.004 * (k % 2)))
+        records.append(record)
+    row = point_row(spec, records, "", [0.01 * k for k in range(40)], ["cpu0"], 0.010)
+    assert row["congested"] and row["reason"].startswith("saturated")

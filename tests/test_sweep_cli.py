@@ -227,3 +227,28 @@ def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "vllm", "-o", tmp_path / "r"), "--system 'vllm'")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--engine", "sim", "-o",
                               tmp_path / "r"), "real only")
+
+
+def test_review_mistakes_get_one_line(cli, tiny_cnn_path, tmp_path):
+    """Found by a walk through the README: each of these once ran on, crashed or answered off the point."""
+    run = tmp_path / "run"
+    args = ["sweep", tiny_cnn_path, "--engine", "sim", "--workers", "cpu:1x1", "--batch", "1", "--rate", "50",
+            "--batches", "3", "-o", run]
+    # a simulated sweep needs this host's models of the model: make them with a short real one first
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "12",
+               "-o", tmp_path / "real").exit_code == 0
+    assert cli(*args).exit_code == 0
+    assert_one_line_error(cli(*args[:-2], "--policy", "eager", "-o", run, "--resume"), "policy")  # not the same run
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--seed", "-1", "-o", tmp_path / "s"), "--seed -1")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--rate", "20:10:5", "-o", tmp_path / "s"), "STOP is below")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--workers", "cpu:1x1", "--platform",
+                              tmp_path / "p.toml", "-o", tmp_path / "s"), "drop one")
+    assert cli("platform", "from-run", tmp_path / "real", "-o", tmp_path / "p.toml").exit_code == 0
+    assert_one_line_error(cli("sweep", "tiny_transformer", "--engine", "sim", "--platform", tmp_path / "p.toml",
+                              "-o", tmp_path / "s"), "another model")
+    jammed = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "p.toml", "--batch", "1",
+                 "--rate", "100000", "--batches", "3", "-o", tmp_path / "j")
+    assert jammed.exit_code == 0 and "no uncongested point" in jammed.stdout
+    assert_one_line_error(cli("plot", tmp_path / "j", "--table"), "lower rates")
+    points = pd.read_csv(run / "points.csv")
+    assert len(points) == 1  # --batch 1,1 would have been measured once too (duplicates dropped)

@@ -51,7 +51,7 @@ def parse_int_list(text: str, option: str) -> list[int]:
         raise UserError(f"{option} '{text}' is not a list of integers: write e.g. {option} 1,8") from None
     if not values:
         raise UserError(f"{option} is empty: write e.g. {option} 1,8")
-    return values
+    return list(dict.fromkeys(values))  # 1,1,2 -> 1,2: a point is measured once
 
 
 def is_interactive() -> bool:

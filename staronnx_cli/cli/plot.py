@@ -35,6 +35,7 @@ def plot(
     loaded = read_runs(runs)
     if table:
         for run in loaded:
+            figures.need_usable(run)
             _print_tables(run, format)
         return
     if kind in ("envelope", "batches", "timeline") and len(loaded) > 1:

@@ -26,7 +26,7 @@ def resolve_model(model: str) -> Path:
     path = Path(model)
     if not path.exists() and model in ZOO:
         built_path, built = cache.build_cached(model)
-        console.print(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}")
+        console.print(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}", soft_wrap=True)
         return built_path
     return path
 
@@ -49,9 +49,12 @@ def profile(
     """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
     if opt_level not in ("basic", "extended", "all"):
         raise UserError(f"--opt-level '{opt_level}': choose basic, extended or all")
+    resolved = resolve_model(model)
+    if not resolved.exists():
+        raise UserError(f"model file '{model}' not found: give an .onnx file or a zoo name (staronnx zoo list)")
     if output.exists() and not force:
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
-    settings = ProfileSettings(resolve_model(model), parse_device(device), parse_int_list(batch, "--batch"),
+    settings = ProfileSettings(resolved, parse_device(device), parse_int_list(batch, "--batch"),
                                runs, warmup, opt_level, overhead)
     total = len(settings.batch_sizes) * (settings.runs + settings.warmup)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

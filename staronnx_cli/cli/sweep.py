@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..sweep.grid import parse_rates
-from ..sweep.runner import SweepSettings, run_sweep
+from ..sweep.runner import SweepSettings, prepare_sweep, run_sweep
 from ..zoo.cache import display_name
 from .common import console, handle_errors, parse_int_list
 from .profile import resolve_model
@@ -21,7 +23,9 @@ from .profile import resolve_model
 @handle_errors
 def sweep(
     target: Annotated[str, typer.Argument(help="An .onnx file, a zoo model name, or a plan directory from split.")],
-    workers: Annotated[str, typer.Option(help="cpu:GxK (G workers of K cores), cpu:K, cuda:ID, or auto.")] = "cpu:1x2",
+    workers: Annotated[str | None, typer.Option(
+        help="cpu:GxK (G workers of K cores), cpu:K, cuda:ID, or auto (default cpu:1x2; a --platform has its own).")
+    ] = None,
     policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, or static:KIND,KIND.")] = "dmda",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma separated.")] = "1,2,4",
     rate: Annotated[str, typer.Option(help="Rates in queries/s: START:STOP:STEP or a list.")] = "10:100:10",
@@ -48,25 +52,32 @@ def sweep(
     resume: Annotated[bool, typer.Option(help="Continue a run: skip the points already in points.csv.")] = False,
     force: Annotated[bool, typer.Option(help="Start the run directory over.")] = False,
 ):
-    """Replay fixed-rate streams and write run.json, batches.csv and points.csv, point by point."""
+    """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
+    point."""
     path = Path(target)
+    if workers is not None and platform is not None:
+        raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
+                        "the simulated machine has; drop one of them")
+    workers = workers or "cpu:1x2"
     settings = SweepSettings(
         path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
         batch_sizes=tuple(parse_int_list(batch, "--batch")), rates=tuple(parse_rates(rate)), batches=batches,
         warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
         calibrate=calibrate, engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port,
         resume=resume, force=force,
-        command=" ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
+        command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
+        " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
         model_name=model_name_of(target, path))
+    prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
     try:
-        _run_with_progress(settings)
+        _run_with_progress(settings, prepared)
     except KeyboardInterrupt:
         raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
                         "the same command and --resume", exit_code=130) from None
     render_answer(output)
 
 
-def _run_with_progress(settings: SweepSettings) -> None:
+def _run_with_progress(settings: SweepSettings, prepared) -> None:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates))
@@ -81,7 +92,7 @@ def _run_with_progress(settings: SweepSettings) -> None:
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}")
 
-        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done))
+        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done), prepared)
 
 
 def render_answer(output: Path) -> None:
@@ -89,6 +100,10 @@ def render_answer(output: Path) -> None:
     points = pd.read_csv(output / "points.csv")
     valid = points[(points.batches > 0)]
     ok = valid[~valid.congested.astype(bool)]
+    if ok.empty:
+        console.print(f"{output}: no uncongested point in this grid (every point congested or failed): sweep "
+                      f"lower rates than {points.rate_qps.min():g} q/s", soft_wrap=True)
+        return
     table = Table(title=f"{output}: best batch size N*(rho) (least mean max-latency among uncongested points)")
     for column in ("rate q/s", "N*", "mean max-latency ms", "std ms", "ideal ms", "measured/ideal"):
         table.add_column(column, justify="right")

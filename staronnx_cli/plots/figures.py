@@ -38,9 +38,17 @@ def batch_colour(n: int) -> str:
 def title_of(run: Run) -> str:
     meta = run.meta
     if meta.get("engine") == "sim":
-        return f"{run.model_name}, simulated on {meta.get('platform_name') or 'a platform'}"
+        return f"{run.model_name}{_split_words(meta)}, simulated on {meta.get('platform_name') or 'a platform'}"
     machine = f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores" + (", GPU" if meta.get("gpu") else "")
-    return f"{run.model_name} on {machine}"
+    return f"{run.model_name}{_split_words(meta)} on {machine}"
+
+
+def _split_words(meta: dict) -> str:
+    parts = int(meta.get("parts", 1) or 1)
+    if parts <= 1:
+        return ""
+    fraction = meta.get("offload_fraction")
+    return f" ({parts} parts" + (f", {100 * float(fraction):.0f} % offloaded)" if fraction else ")")
 
 
 def subtitle_of(run: Run) -> str:
@@ -71,7 +79,11 @@ def _latency_axes(ax, log: bool) -> None:
         ax.set_ylim(bottom=0)
 
 
-def _need_usable(run: Run) -> pd.DataFrame:
+def need_usable(run: Run) -> pd.DataFrame:
+    """The run's uncongested points, or one clear error (an empty figure or table helps nobody)."""
+    if run.points.empty:
+        raise UserError(f"run '{run.path}' has no points yet: its sweep wrote none (interrupted at once?); "
+                        "continue it with --resume")
     ok = env.usable(run.points)
     if ok.empty:
         lowest = run.points.rate_qps.min()
@@ -94,7 +106,7 @@ def _mark_congestion(ax, run: Run, colour_of) -> None:
 
 def batches_figure(run: Run, log: bool = False):
     """Fig. 2a: mean max-latency against throughput, one curve per batch size, std as error bars."""
-    ok = _need_usable(run)
+    ok = need_usable(run)
     fig, ax = _new(title_of(run), subtitle_of(run))
     for n, group in ok.groupby("batch_size"):
         group = group.sort_values("rate_qps")
@@ -109,7 +121,7 @@ def batches_figure(run: Run, log: bool = False):
 def envelope_figure(run: Run, log: bool = False):
     """Fig. 2b: at each rate the batch size of least latency (N written at each point), the per-N curves in
     grey behind, and the ideal (N-1)/rho + S(N) of the chosen N, dashed."""
-    ok = _need_usable(run)
+    ok = need_usable(run)
     best = env.envelope(run.points)
     fig, ax = _new(title_of(run), subtitle_of(run))
     for n, group in ok.groupby("batch_size"):

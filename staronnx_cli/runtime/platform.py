@@ -92,6 +92,7 @@ class Platform:
     estimate: bool = False
     notes: str = ""
     path: Path | None = None
+    target_sha256: str = ""  # [[times]] measured on one model (or plan): its sha256, checked by the simulator
 
     @property
     def workers_spec(self) -> str:
@@ -158,7 +159,8 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
     return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
                     _number(transfer, "latency_us", "[transfer]", 10.0, 0),
                     _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
-                    bool(data.get("estimate", False)), str(data.get("notes", "")), path)
+                    bool(data.get("estimate", False)), str(data.get("notes", "")), path,
+                    str(data.get("target_sha256", "")))
 
 
 def read_platform(path: Path) -> Platform:
@@ -185,7 +187,10 @@ def _value(v) -> str:
 
 def dump_platform(p: Platform) -> str:
     """TOML text of a platform (a small emitter: tomllib reads, nothing in the standard library writes)."""
-    lines = [f"name = {_value(p.name)}", f"estimate = {_value(p.estimate)}", f"notes = {_value(p.notes)}", ""]
+    lines = [f"name = {_value(p.name)}", f"estimate = {_value(p.estimate)}", f"notes = {_value(p.notes)}"]
+    if p.target_sha256:
+        lines.append(f"target_sha256 = {_value(p.target_sha256)}  # the model or plan its [[times]] belong to")
+    lines.append("")
     for g in p.workers:
         lines += ["[[workers]]", f"kind = {_value(g.kind)}", f"count = {g.count}", f"cores = {g.cores}", ""]
     lines += ["[transfer]", f"bandwidth_GBps = {_value(float(p.bandwidth_GBps))}",

@@ -68,4 +68,4 @@ def platform_from_run(run: Path) -> Platform:
              f"{meta.get('onnxruntime', '?')}, model {meta.get('model_name', '?')}, {parts} part(s)); task times: "
              f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv")
     return Platform(f"{meta.get('host', 'this host')}: {meta.get('workers', '')}", groups, task_us=round(overhead, 3),
-                    times=times, notes=notes)
+                    times=times, notes=notes, target_sha256=meta.get("plan_sha256") or meta.get("model_sha256", ""))

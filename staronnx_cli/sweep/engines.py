@@ -97,6 +97,11 @@ class SimEngine:
         self.settings, self.target = s, target
         if s.platform is not None:
             self.platform = read_platform(s.platform)
+            mine = target.plan_sha256 or target.model_sha256
+            if self.platform.target_sha256 and self.platform.target_sha256 != mine:
+                raise UserError(f"platform '{s.platform}' holds task times of another model or plan (sha256 "
+                                f"{self.platform.target_sha256[:12]}, this target {mine[:12]}): capture one from a "
+                                "run of this target, or use [[speeds]]")
         else:
             self.platform = platform_from_cache(s.workers, target)
         self.workers = platform_workers(self.platform)

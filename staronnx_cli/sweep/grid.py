@@ -11,6 +11,8 @@ def parse_rates(text: str) -> list[float]:
             start, stop, step = (float(v) for v in text.split(":"))
             if step <= 0:
                 raise UserError(f"--rate {text}: the step must be positive, e.g. 10:100:10")
+            if stop < start:
+                raise UserError(f"--rate {text}: STOP is below START; write START:STOP:STEP, e.g. 10:100:10")
             count = int(round((stop - start) / step)) + 1
             rates = [round(start + i * step, 9) for i in range(max(count, 0))]
         else:

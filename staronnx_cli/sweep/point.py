@@ -41,6 +41,7 @@ def limits_for(schedule: BatchSchedule, workers: int) -> Limits:
 
 WATCH_WINDOW = 60
 BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
+SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
 
 
 def latency_watch(warmup: int):
@@ -96,8 +97,13 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
             if later else 0.0
         if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
             note = f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
-        else:
+        elif trend:
             reason = trend
+        elif busiest >= SATURATED_BUSY and service_s and measured and p.arrival == "fixed" \
+                and p.max_queue_delay_s is None:
+            over = float(latency.mean()) / ideal_latency_s(p.batch_size, p.rate_qps, service_s)
+            if over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
+                reason = f"saturated: busiest worker {busiest:.0%} busy and latency {over:.1f} x the ideal"
     if errors and not measured:
         reason = reason or "every batch failed"
     if measured:

@@ -55,6 +55,8 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
     if s.warmup < 0:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
+    if s.seed < 0:
+        raise UserError(f"--seed {s.seed}: a seed is a non-negative integer")
     if s.max_queue_delay_ms is not None and s.max_queue_delay_ms < 0:
         raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms cannot be negative")
     arrivals(s.arrival, 1.0, 2, s.seed)  # an unknown kind or an unreadable trace fails here, before any work
@@ -68,6 +70,19 @@ def check_settings(s: SweepSettings) -> None:
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
+
+
+RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
+               "max_queue_delay_ms", "batches", "warmup", "seed")
+
+
+def check_resume(s: SweepSettings, meta: dict, run_dir: Path) -> None:
+    """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
+    old = json.loads((run_dir / "run.json").read_text())
+    for key in RESUME_KEYS:
+        if old.get(key) != meta.get(key):
+            raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
+                            f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
 
 
 def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
@@ -96,24 +111,45 @@ def _done_points(path: Path) -> set[tuple[int, float]]:
     return {(int(b), float(r)) for b, r in zip(frame.batch_size, frame.rate_qps)}
 
 
-def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda done, total: None) -> list[dict]:
-    """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point."""
+@dataclass
+class Prepared:
+    """A sweep checked and ready: everything a user can get wrong fails here, before any progress bar."""
+
+    target: Target
+    engine: object
+    policy: object
+    meta: dict
+
+
+def prepare_sweep(s: SweepSettings) -> Prepared:
     check_settings(s)
+    make_policy(s.policy)  # an unknown policy is refused even when a baseline system ignores it
     target = load_target(s.target)
     engine = make_engine(s, target)
-    workers, perf = engine.workers, engine.perf
-    policy_spec = policy_of(s)
-    policy = make_policy(policy_spec) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
-    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in workers)]
+    policy = make_policy(policy_of(s)) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
+    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
                         f"({_workers_label(s, engine)}) have none: add one or change the policy")
+    meta = run_metadata(s, target, engine)
+    if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
+        check_resume(s, meta, s.output)
+    return Prepared(target, engine, policy, meta)
+
+
+def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda done, total: None,
+              prepared: Prepared | None = None) -> list[dict]:
+    """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point."""
+    prepared = prepared or prepare_sweep(s)
+    target, engine, policy, meta = prepared.target, prepared.engine, prepared.policy, prepared.meta
+    workers, perf = engine.workers, engine.perf
+    policy_spec = policy_of(s)
     s.output.mkdir(parents=True, exist_ok=True)
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
     if not (s.output / "run.json").exists():
-        (s.output / "run.json").write_text(json.dumps(run_metadata(s, target, engine), indent=2) + "\n")
+        (s.output / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": _workers_label(s, engine)}

@@ -43,6 +43,8 @@ def _source_digest(e: ZooEntry) -> str:
 
 
 def cached_path(name: str, seed: int = 0) -> Path:
+    if seed < 0:
+        raise UserError(f"--seed {seed}: a seed is a non-negative integer")
     e = entry(name)
     return cache_dir() / "zoo" / f"{name}-seed{seed}-{_source_digest(e)}.onnx"
 

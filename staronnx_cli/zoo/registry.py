@@ -37,7 +37,7 @@ ZOO: dict[str, ZooEntry] = {e.name: e for e in [
              85_804_039, (3, 224, 224), (7,), "paper"),
     ZooEntry("mobilenet_v3_small", "mobilenet_v3", "MobileNetV3-Small (torchvision)",
              2_542_856, (3, 224, 224), (1000,), "demo"),
-    ZooEntry("tiny_cnn", "tiny:build_cnn", "CNN with parallel branches, ~1 ms (tests)",
+    ZooEntry("tiny_cnn", "tiny:build_cnn", "CNN with parallel branches, well under 1 ms (tests)",
              0, (3, 32, 32), (10,), "test"),
     ZooEntry("tiny_transformer", "tiny:build_transformer", "2-block transformer, 16 tokens (tests)",
              0, (16, 32), (4,), "test"),
