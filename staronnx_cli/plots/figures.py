@@ -94,12 +94,17 @@ def need_usable(run: Run) -> pd.DataFrame:
 
 def _mark_congestion(ax, run: Run, colour_of) -> None:
     """A dotted vertical line where each batch size was first found congested, and a note saying so."""
-    marked = False
+    by_rate: dict[float, list[int]] = {}
     for n, rate in env.first_congested(run.points).items():
         if rate is not None:
-            ax.axvline(rate, color=colour_of(n), linestyle=":", linewidth=1.2, alpha=0.8)
-            marked = True
-    if marked:
+            by_rate.setdefault(rate, []).append(n)
+    for rate, sizes in by_rate.items():  # one line per rate, labelled with every N it stops
+        ax.axvline(rate, color=colour_of(sizes[0]) if len(sizes) == 1 else "#555555", linestyle=":", linewidth=1.2,
+                   alpha=0.8)
+        ax.annotate("N=" + ",".join(map(str, sizes)), (rate, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(2, -10), textcoords="offset points", fontsize=7.5, color="#555555")
+    if by_rate:
+        ax.set_xlim(right=max(ax.get_xlim()[1], 1.08 * max(by_rate)))  # room for the last label
         ax.text(0.99, 0.01, "dotted: first congested rate of each N", transform=ax.transAxes, ha="right",
                 va="bottom", fontsize=7.5, color="#555555")
 

@@ -7,6 +7,10 @@ and 32-bit sums). `tpwgts` asks for the target share of each part.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import pymetis
 
 from .graph import WeightedDag
@@ -32,6 +36,25 @@ def metis_parts(dag: WeightedDag, shares: list[float], seed: int) -> list[int]:
         graph = {"adjacency": pymetis.CSRAdjacency(xadj, adjncy)}
     else:
         graph = {"xadj": xadj, "adjncy": adjncy}
-    _, membership = pymetis.part_graph(len(shares), **graph, vweights=vweights, eweights=eweights,
-                                       tpwgts=[s / total for s in shares], options=options)
+    with _quiet_c_output():  # METIS prints its complaints ("***Cannot bisect ...") from C, to fd 1
+        _, membership = pymetis.part_graph(len(shares), **graph, vweights=vweights, eweights=eweights,
+                                           tpwgts=[s / total for s in shares], options=options)
     return list(membership)
+
+
+@contextlib.contextmanager
+def _quiet_c_output():
+    """Send what C code writes to stdout/stderr to /dev/null for the duration (Python's own streams flushed)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)

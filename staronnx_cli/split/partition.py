@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .graph import WeightedDag, cut_bytes, is_chain, offload_fraction, part_weights, targets
 from .metis import metis_parts
@@ -55,8 +55,9 @@ def split_metis(dag: WeightedDag, offload: float, count: int, tolerance: float, 
             parts = refine(dag, repair(dag, raw), target_us, tolerance * dag.total_us / 2)
             if len(set(parts)) == count:
                 found.append(_candidate(dag, "metis", f"seed {seed}, {name}", parts, count))
-    if not found:  # METIS gave fewer non-empty parts than asked on every seed
-        return split_topo(dag, offload, count, tolerance)
+    if not found:  # METIS gave fewer non-empty parts than asked on every seed: say so, keep the topo cut
+        fallback = split_topo(dag, offload, count, tolerance)
+        return replace(fallback, detail=f"{fallback.detail} (METIS found no {count}-part split on any seed)")
     return best(found, offload, tolerance)
 
 
