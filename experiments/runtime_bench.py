@@ -89,24 +89,20 @@ def runtime_saturation(path: Path, spec: str, batch: int, batches: int, low_rate
     (release -> start) at a low rate where no task waits behind another."""
     workers = parse_workers(spec, CORES, False)
     executor = ThreadExecutor(RealLoop(), workers, [path], batch)
+    def replay(releases: np.ndarray):
+        """Batches released at these times through a fresh scheduler on the warmed executor (no limits)."""
+        executor.loop = RealLoop()
+        schedule = BatchSchedule(batch, releases, releases, np.full(batches, batch), np.arange(batches) * batch)
+        scheduler = Scheduler(executor.loop, executor, workers, make_policy("dmda"), PerfModel(), PartGraph.single())
+        return scheduler.run(schedule, Limits(10 ** 9, 1e9))[0]
+
     try:
-        zeros = np.zeros(batches)
-        schedule = BatchSchedule(batch, zeros, zeros, np.full(batches, batch), np.arange(batches) * batch)
-        loop = RealLoop()
-        executor.loop = loop
-        records, _ = Scheduler(loop, executor, workers, make_policy("dmda"), PerfModel(), PartGraph.single()).run(
-            schedule, Limits(10 ** 9, 1e9))
+        records = replay(np.zeros(batches))
         first = min(t.start_s for r in records for t in r.tasks)
         qps = batches * batch / (max(r.end_s for r in records) - first)
         delays = []
         if low_rate:
-            gap = 1.0 / low_rate
-            times = np.arange(batches) * gap
-            schedule = BatchSchedule(batch, times, times, np.full(batches, batch), np.arange(batches) * batch)
-            loop = RealLoop()
-            executor.loop = loop
-            records, _ = Scheduler(loop, executor, workers, make_policy("dmda"), PerfModel(),
-                                   PartGraph.single()).run(schedule, Limits(10 ** 9, 1e9))
+            records = replay(np.arange(batches) / low_rate)
             delays = [r.tasks[0].start_s - r.actual_release_s for r in records]
         return qps, delays
     finally:

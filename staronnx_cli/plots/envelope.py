@@ -7,8 +7,6 @@ latency). rho_max(N) is the highest usable rate of N.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 
@@ -54,10 +52,3 @@ def ideal_curve(points: pd.DataFrame, n: int) -> pd.DataFrame:
     s_ms = float(service.median())
     rates = sorted(mine.rate_qps.unique())
     return pd.DataFrame({"rate_qps": rates, "ideal_ms": [1000 * (n - 1) / r + s_ms for r in rates]})
-
-
-def is_finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

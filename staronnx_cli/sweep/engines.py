@@ -8,7 +8,6 @@ import math
 import os
 import platform as host
 import time
-from pathlib import Path
 
 import onnxruntime as ort
 
@@ -199,7 +198,3 @@ def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) 
                 perf.stats[(part, kind, n)] = Stats(CALIBRATION_SAMPLES, mean, std ** 2 * (CALIBRATION_SAMPLES - 1),
                                                     True)
     return perf
-
-
-def platform_path(value: str | None) -> Path | None:
-    return Path(value) if value else None
