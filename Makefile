@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint bench compare paper-sim clean install
+.PHONY: run test lint bench compare paper-sim gpu-profile-check clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ compare: $(STAMP)
 ## paper-sim: the paper's four models on its machine (an estimate), simulated at offload 0, 5, 10, 15 %
 paper-sim: $(STAMP)
 	$(BIN)/python experiments/paper_sim.py --out results/paper_sim
+
+## gpu-profile-check: on a GPU machine, profile --device cuda measures GPU time and splits on it hit their target
+gpu-profile-check: $(STAMP)
+	$(BIN)/python experiments/gpu_profile_check.py --model $(MODEL) --out results/gpu_profile_check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

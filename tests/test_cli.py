@@ -49,12 +49,15 @@ def test_profile_gives_every_compute_node_a_row(cli, tiny_cnn_path, tmp_path):
         assert sorted(rows.node) == sorted(n.name for n in model.graph.node)
         assert (rows.runs == 3).all() and (rows.device == "cpu:1").all()
         assert (rows.mean_us >= 0).all() and (rows.output_bytes > 0).all()
+        assert (rows.timing == "cpu").all() and (rows.host_us == rows.mean_us).all()  # on a CPU, host time is it
     # output bytes scale with the batch
     first = costs[costs.node == model.graph.node[0].name].set_index("batch_size").output_bytes
     assert first[4] == 4 * first[1]
     meta = read_meta(out)
     assert meta["opt_level"] == "basic" and set(meta["batches"]) == {"1", "4"}
+    assert meta["timing"] == ["cpu"] and meta["batches"]["1"]["gpu"] is None and meta["gpu_clock"] is None
     assert "sum of nodes" in result.stdout and "profiler overhead" in result.stdout
+    assert f"staronnx plot {out} --kind nodes" in result.stdout
 
 
 def test_profile_accepts_a_zoo_name(cli, tmp_path):

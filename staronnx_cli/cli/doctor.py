@@ -24,6 +24,14 @@ def cupy_status() -> str:
         return f"{cupy.__version__}, no usable device ({str(exc).splitlines()[0][:80]})"
 
 
+def gpu_profiling_status(cuda_usable: bool) -> str:
+    if not cuda_usable:
+        return "no CUDA: nothing to profile on a GPU"
+    from ..profile.cupti_recorder import gpu_clock_status  # CUPTI is loaded only where CUDA works
+
+    return gpu_clock_status()
+
+
 @handle_errors
 def doctor():
     """Python, ONNX Runtime, CUDA (tested for real), CuPy, CPU, NUMA, and the `--workers auto` layout."""
@@ -46,6 +54,7 @@ def doctor():
                                   f"providers listed: {', '.join(ort.get_available_providers())}")
     table.add_row("CUDA", ("usable: " if cuda.usable else "not usable: ") + cuda.reason)
     table.add_row("CuPy", cupy_status())
+    table.add_row("GPU profiling", gpu_profiling_status(cuda.usable))
     table.add_row("CPU", info.cpu_model)
     table.add_row("cores (usable)", str(info.cores))
     table.add_row("NUMA nodes", "; ".join(f"node {i}: {len(c)} cores ({c[0]}-{c[-1]})"

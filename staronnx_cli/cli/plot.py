@@ -1,4 +1,4 @@
-"""`staronnx plot RUN_DIR...`: figures (and the answer as a table) from result files only."""
+"""`staronnx plot RUN_DIR...` (or `plot COSTS.csv --kind nodes`): figures and tables from result files only."""
 
 from __future__ import annotations
 
@@ -8,30 +8,40 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..plots import figures, tables
+from ..plots import figures, nodes, tables
 from ..plots.results import read_runs
 from .common import console, handle_errors
 
-KINDS = ("envelope", "batches", "compare", "splits", "timeline")
+KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes")
 
 
 @handle_errors
 def plot(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories written by staronnx sweep.")],
-    kind: Annotated[str, typer.Option(help="envelope, batches, compare, splits or timeline.")] = "envelope",
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run directories written by staronnx sweep; with --kind nodes, costs files of staronnx profile.")],
+    kind: Annotated[str, typer.Option(
+        help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
+             "CPU and a GPU costs file each node's CPU/GPU time ratio.")] = "envelope",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
                                                 "(default: <run>/<kind>.png).")] = None,
     log: Annotated[bool, typer.Option(help="Log-scale latency axis.")] = False,
-    batch_size: Annotated[int | None, typer.Option(help="timeline: the point's batch size.")] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="timeline: the point's batch size; nodes: the profiled batch size (default: the largest).")] = None,
     rate: Annotated[float | None, typer.Option(help="timeline: the point's rate in queries/s.")] = None,
     table: Annotated[bool, typer.Option(help="Print the envelope and rho_max per N instead of drawing.")] = False,
     format: Annotated[str, typer.Option(help="With --table: rich or md (Markdown).")] = "rich",
+    top: Annotated[int, typer.Option(help="nodes: how many of the most expensive nodes to show.")] = 15,
 ):
     """Draw latency against throughput (per batch size, the best-N envelope, comparisons, splits, a timeline)."""
     if kind not in KINDS:
         raise UserError(f"--kind '{kind}' is unknown: choose one of {', '.join(KINDS)}")
     if format not in ("rich", "md"):
         raise UserError(f"--format '{format}' is unknown: choose rich or md")
+    if kind == "nodes":
+        return _plot_nodes(runs, batch_size, output, table, format, top)
+    costs = [p for p in runs if p.is_file() and p.suffix == ".csv"]
+    if costs:
+        raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
     loaded = read_runs(runs)
     if table:
         for run in loaded:
@@ -61,3 +71,24 @@ def _print_tables(run, format: str) -> None:
         return
     console.print(tables.rich_table(envelope_rows, f"{run.label}: best batch size at each rate"))
     console.print(tables.rich_table(rho_rows, "rho_max(N): highest uncongested rate"))
+
+
+def _plot_nodes(paths: list[Path], batch_size: int | None, output: Path | None, table: bool, format: str,
+                top: int) -> None:
+    if top < 1:
+        raise UserError(f"--top {top}: show at least one node, e.g. --top 15")
+    loaded = nodes.read_node_times(paths)
+    batch = nodes.pick_batch(loaded, batch_size)
+    if table:
+        rows = nodes.node_rows_for_table(loaded, batch, top)
+        title = f"{loaded[0].model_name}, batch {batch}: " + (
+            "nodes where the CPU is least behind the GPU" if len(loaded) == 2 else f"top {top} nodes")
+        if format == "md":
+            typer.echo(f"### {title}\n\n{tables.markdown(rows)}")
+        else:
+            console.print(tables.rich_table(rows, title))
+        return
+    first = loaded[0].path
+    written = figures.save(nodes.nodes_figure(loaded, batch, top),
+                           output or first.with_name(f"{first.stem}_nodes.png"))
+    console.print(f"wrote {written}")

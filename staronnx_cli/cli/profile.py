@@ -15,7 +15,7 @@ from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
 from ..profile.costs import meta_path, write_costs
-from ..profile.profiler import BatchProfile, ProfileSettings, profile_model, summary_stats
+from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings, profile_model, summary_stats
 from ..zoo import cache
 from ..zoo.registry import ZOO
 from .common import console, handle_errors, parse_int_list
@@ -66,33 +66,56 @@ def profile(
             done[batch_size] = run
             bar.update(task, completed=sum(done.values()), description=f"profiling batch {batch_size}")
 
-        results = profile_model(settings, on_run)
-    rows = [row for r in results for row in r.rows]
-    write_costs(output, rows, _meta(settings, results))
-    for r in results:
+        result = profile_model(settings, on_run)
+    if result.note:
+        console.print(f"[yellow]note:[/] no GPU clock: {result.note}. Node times are host launch times "
+                      "(timing host-launch): 'staronnx split' refuses them unless given --allow-host-times",
+                      soft_wrap=True)
+    rows = [row for r in result.batches for row in r.rows]
+    write_costs(output, rows, _meta(settings, result))
+    for r in result.batches:
         render_summary(r, settings, top)
-    console.print(f"wrote {output} ({len(rows)} rows) and {meta_path(output)}")
+    console.print(f"wrote {output} ({len(rows)} rows) and {meta_path(output)}; "
+                  f"draw it with 'staronnx plot {output} --kind nodes'", soft_wrap=True)
 
 
-def _meta(settings: ProfileSettings, results: list[BatchProfile]) -> dict:
+def _meta(settings: ProfileSettings, result: ProfileResult) -> dict:
     return {
         "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
         "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
         "warmup": settings.warmup,
+        "timing": sorted({r.timing for r in result.batches}),
+        "gpu_clock": result.gpu_clock or None, "gpu_clock_note": result.note or None,
         "batches": {str(r.batch_size): {
+            "timing": r.timing,
             "end_to_end_profiled": summary_stats(r.run_us),
             "end_to_end_plain": summary_stats(r.plain_run_us) if r.plain_run_us else None,
             "end_to_end_level_all": summary_stats(r.full_opt_run_us) if r.full_opt_run_us else None,
             "node_sum_us": round(r.node_sum_us, 1),
-        } for r in results},
+            "host_sum_us": round(sum(row["host_us"] for row in r.rows), 1),
+            "gpu": _gpu_meta(r),
+        } for r in result.batches},
     }
+
+
+def _gpu_meta(r: BatchProfile) -> dict | None:
+    if r.gpu is None:
+        return None
+    g = r.gpu
+    return {"kernels_per_run": round(g.kernels_per_run, 2),
+            "kernel_us_per_run": summary_stats(g.kernel_us), "node_us_per_run": summary_stats(g.node_us),
+            "outside_nodes_us_per_run": summary_stats(g.outside_us),
+            "attributed_fraction": round(g.attributed_fraction, 4),
+            "kernel_us_per_run_cupti_alone": round(g.plain_kernel_us, 1) if g.plain_kernel_us else None,
+            "profiler_on_over_cupti_alone": round(g.profiler_ratio, 4) if g.profiler_ratio else None}
 
 
 def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
+    clock = {"gpu": "GPU time, CUPTI", "cpu": "CPU time", "host-launch": "host launch times, not GPU time"}
     table = Table(title=f"{settings.model.name}: top {top} nodes, batch {result.batch_size} on {settings.device} "
-                        f"(level {settings.opt_level})")
+                        f"(level {settings.opt_level}, {clock[result.timing]})")
     for column in ("node", "op", "mean us", "std us", "share", "attributed"):
         table.add_column(column, justify="right" if column in ("mean us", "std us", "share") else "left")
     for _, row in frame.nlargest(top, "mean_us").iterrows():
@@ -107,12 +130,30 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
         ops.add_row(op, str(int(row["count"])), f"{row['sum']:.1f}", f"{100 * row['sum'] / total:.1f} %")
     console.print(ops)
     end_to_end = result.end_to_end_us
-    console.print(f"batch {result.batch_size}: end-to-end {end_to_end / 1000:.3f} ms per run (profiled, mean of "
-                  f"{len(result.run_us)}), sum of nodes {result.node_sum_us / 1000:.3f} ms = "
-                  f"{100 * result.node_sum_us / end_to_end:.1f} % of end-to-end")
+    if result.gpu is not None:
+        _render_gpu(result)
+    else:
+        console.print(f"batch {result.batch_size}: end-to-end {end_to_end / 1000:.3f} ms per run (profiled, mean of "
+                      f"{len(result.run_us)}), sum of nodes {result.node_sum_us / 1000:.3f} ms = "
+                      f"{100 * result.node_sum_us / end_to_end:.1f} % of end-to-end"
+                      + (" (host launch times)" if result.timing == "host-launch" else ""))
     if result.plain_run_us:
         plain = statistics.fmean(result.plain_run_us)
         full = statistics.fmean(result.full_opt_run_us)
         console.print(f"  profiler overhead: {100 * (end_to_end / plain - 1):+.1f} % "
                       f"(unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
                       f"= {100 * full / plain:.0f} % of level {settings.opt_level}")
+
+
+def _render_gpu(result: BatchProfile) -> None:
+    g = result.gpu
+    kernel = statistics.fmean(g.kernel_us)
+    console.print(f"batch {result.batch_size}: GPU time per run {kernel / 1000:.3f} ms ({g.kernels_per_run:.0f} "
+                  f"kernels, CUPTI, mean of {len(g.kernel_us)}); sum of nodes {result.node_sum_us / 1000:.3f} ms = "
+                  f"{100 * result.node_sum_us / kernel:.1f} % of it; {100 * g.attributed_fraction:.1f} % of GPU time "
+                  f"attributed; ORT's input/output copies {statistics.fmean(g.outside_us) / 1000:.3f} ms; "
+                  f"host: end-to-end {result.end_to_end_us / 1000:.3f} ms, launch times sum "
+                  f"{sum(r['host_us'] for r in result.rows) / 1000:.3f} ms", soft_wrap=True)
+    if g.profiler_ratio:
+        console.print(f"  GPU time with ORT's profiler on / CUPTI alone: {g.profiler_ratio:.3f} "
+                      f"({g.plain_kernel_us / 1000:.3f} ms per run without the profiler)")

@@ -31,17 +31,21 @@ def split(
     check: Annotated[bool, typer.Option("--verify/--no-verify", help="Run parts vs the full model.")] = True,
     output: Annotated[Path, typer.Option("-o", "--output", help="Plan directory to write.")] = Path("plan"),
     force: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
+    allow_host_times: Annotated[bool, typer.Option(
+        help="Cut a GPU split on host launch times (costs profiled on CUDA without CUPTI): the fraction is then of "
+             "launch time, not of GPU time.")] = False,
 ):
     """Split MODEL into an acyclic chain of parts and write PLAN_DIR/plan.json + part_<i>.onnx."""
     settings = SplitSettings(model=resolve_model(model), output=output, costs=costs, offload=offload, parts=parts,
                              method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
-                             check=check, force=force)
+                             check=check, force=force, allow_host_times=allow_host_times)
     with console.status("splitting") as status:
         result = run_split(settings, lambda text: status.update(text))
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     plan = result.plan
-    methods = Table(title=f"methods at offload {offload} ({parts} parts, batch {batch}, times of {plan.device})")
+    methods = Table(title=f"methods at offload {offload} ({parts} parts, batch {batch}, fractions of "
+                          f"{plan.fraction_of})")
     for column in ("method", "best of", "achieved fraction", "cut per batch", ""):
         methods.add_column(column, justify="right" if "fraction" in column or "cut" in column else "left")
     for c in result.candidates:
@@ -65,7 +69,8 @@ def split(
             cuts.add_row("input" if edge.source < 0 else str(edge.source), str(edge.target), name,
                          _kib(spec.bytes_per_sample + spec.fixed_bytes))
     console.print(cuts)
-    console.print(f"achieved offload {result.chosen.fraction:.3f} (target {plan.target_fraction}), "
+    console.print(f"achieved offload {result.chosen.fraction:.3f} of {plan.fraction_of} "
+                  f"(target {plan.target_fraction}), "
                   f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
     if plan.verification:
         v = plan.verification

@@ -1,7 +1,12 @@
 """The cost table (`costs.csv`): one row per (original node, device, batch size). Columns named once here.
 
+`mean_us`, `median_us` and `std_us` are in the clock that `timing` names: `gpu` (the GPU's own time, CUPTI),
+`cpu` (host time of a kernel run on the CPU) or `host-launch` (host time of a CUDA kernel: its launch, not
+its work; see rows.py). `host_us` is ORT's host time in every case. Files from before these two columns
+hold CPU times, or launch times where their device is cuda.
+
 A sidecar `<name>.meta.json` keeps what a row cannot: the model's sha256, the optimisation level, the
-end-to-end time of each batch size and the profiling overhead.
+timing source, the end-to-end (and GPU) time of each batch size and the profiling overhead.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from ..errors import UserError
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
-           "how", "share", "kernels"]
+           "how", "share", "kernels", "host_us", "timing"]
 REQUIRED = COLUMNS[:9]
 SCHEMA_VERSION = 1
 
@@ -54,3 +59,11 @@ def read_costs(path: str | Path) -> pd.DataFrame:
 def read_meta(costs_path: str | Path) -> dict:
     path = meta_path(costs_path)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def timing_of(frame: pd.DataFrame) -> pd.Series:
+    """Each row's timing; rows written before the column existed: cpu, or host-launch on a cuda device."""
+    legacy = frame["device"].astype(str).str.startswith("cuda").map({True: "host-launch", False: "cpu"})
+    if "timing" not in frame.columns:
+        return legacy
+    return frame["timing"].fillna(legacy)

@@ -1,11 +1,15 @@
-"""Run a model under ONNX Runtime's profiler and turn the trace into per-node costs of the original graph."""
+"""Run a model under ONNX Runtime's profiler (and, on a GPU, CUPTI) and turn the traces into per-node costs.
+
+On CUDA, ORT's profiler sees only when each node *launched* its kernels; CUPTI records what the GPU did.
+Where CUPTI is available the measured runs are recorded by both, and each node's time is its GPU time
+(gpu_times.py); where it is not, the host times are kept and marked `host-launch`, with the reason.
+"""
 
 from __future__ import annotations
 
 import statistics
 import tempfile
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +21,11 @@ from .. import modelio
 from ..devices import Device
 from ..errors import UserError
 from ..ortenv import cuda_status, providers_for, session_options
-from .attribution import attribute
-from .trace import load_trace
+from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
+from .rows import CPU_PROVIDER, node_rows
+from .trace import Trace, load_trace
+
+MIN_ATTRIBUTED = 0.9  # below this share of GPU time matched to runs, CUPTI's records are not trusted
 
 
 @dataclass
@@ -33,12 +40,34 @@ class ProfileSettings:
 
 
 @dataclass
+class GpuStats:
+    """What the GPU did in each measured run (CUPTI), and with ORT's profiler off."""
+
+    kernels_per_run: float
+    kernel_us: list[float]  # all kernels of each measured run: the GPU's compute time per run
+    node_us: list[float]  # what was attributed to nodes (kernels, and the nodes' own copies and memsets)
+    outside_us: list[float]  # launched by no node: ORT's copies of the inputs in and the outputs out
+    attributed_fraction: float
+    plain_kernel_us: float | None = None  # kernel time per run with ORT's profiler off (CUPTI alone)
+
+    @property
+    def profiler_ratio(self) -> float | None:
+        """GPU time per run with ORT's profiler on / CUPTI alone."""
+        if not self.plain_kernel_us:
+            return None
+        return statistics.fmean(self.kernel_us) / self.plain_kernel_us
+
+
+@dataclass
 class BatchProfile:
     batch_size: int
     rows: list[dict]
     run_us: list[int]  # end-to-end time of each measured (profiled) run
     plain_run_us: list[int] = field(default_factory=list)  # same level, profiler off
     full_opt_run_us: list[int] = field(default_factory=list)  # level "all", profiler off
+    gpu: GpuStats | None = None
+    timing: str = "cpu"  # the clock of this batch size's node times: cpu, gpu or host-launch
+    note: str = ""  # why a CUDA profile fell back to host launch times
 
     @property
     def node_sum_us(self) -> float:
@@ -47,6 +76,13 @@ class BatchProfile:
     @property
     def end_to_end_us(self) -> float:
         return statistics.fmean(self.run_us)
+
+
+@dataclass
+class ProfileResult:
+    batches: list[BatchProfile]
+    gpu_clock: str = ""  # on CUDA: "cupti-python X" when node times come from the GPU, else ""
+    note: str = ""  # on CUDA without CUPTI: why (one line)
 
 
 def check_settings(settings: ProfileSettings) -> None:
@@ -63,15 +99,31 @@ def check_settings(settings: ProfileSettings) -> None:
                             "profile on the CPU with --device cpu")
 
 
-def profile_model(settings: ProfileSettings, on_batch=None) -> list[BatchProfile]:
-    """Profile every batch size; `on_batch(done_runs, total_runs)` reports progress."""
+def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
+    """Profile every batch size; `on_batch(batch, done_runs, total_runs)` reports progress."""
     check_settings(settings)
     model = modelio.load_model(settings.model)
     specs = modelio.input_specs(model)
-    results = []
+    recorder, note = _gpu_recorder(settings.device)
+    result = ProfileResult([], recorder.source if recorder else "", note)
     for batch in settings.batch_sizes:
-        results.append(_profile_batch(settings, model, specs, batch, on_batch))
-    return results
+        profiled = _profile_batch(settings, model, specs, batch, on_batch, recorder)
+        if profiled.note and recorder is not None:  # CUPTI's records did not hold up: trust them no further
+            recorder, result.note = None, profiled.note
+        result.batches.append(profiled)
+    return result
+
+
+def _gpu_recorder(device: Device):
+    """A CUPTI recorder on CUDA, or (None, why not); nothing to record on a CPU."""
+    if device.kind != "cuda":
+        return None, ""
+    from .cupti_recorder import CuptiRecorder, CuptiUnavailable  # CUPTI is loaded only for CUDA profiling
+
+    try:
+        return CuptiRecorder(), ""
+    except CuptiUnavailable as exc:
+        return None, str(exc)
 
 
 def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profile_prefix: str | None = None,
@@ -88,8 +140,7 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
     try:
         return ort.InferenceSession(str(settings.model), so, providers=providers_for(device.kind, device.number))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: "
-                        f"{str(exc).splitlines()[0][:200]}") from None
+        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {_first_line(exc)}") from None
 
 
 def _timed_runs(session: ort.InferenceSession, feeds: dict, count: int) -> list[int]:
@@ -101,56 +152,93 @@ def _timed_runs(session: ort.InferenceSession, feeds: dict, count: int) -> list[
     return times
 
 
-def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, batch: int, on_batch) -> BatchProfile:
-    """Profiled runs, then (one session at a time) unprofiled runs at the same level and at level all.
+def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, batch: int, on_batch,
+                   recorder) -> BatchProfile:
+    """Profiled runs (recorded by CUPTI too, on a GPU), then, one session at a time, unprofiled runs.
 
     Sessions are not interleaved run by run: an idle ORT session's threads keep spinning after a run
     and would steal the cores of the next session (measured: GoogLeNet 2.6x slower interleaved).
     """
     feeds = modelio.random_inputs(specs, batch)
     total = settings.warmup + settings.runs
+    recording = None
     with tempfile.TemporaryDirectory(prefix="staronnx-profile-") as tmp:
         optimised_path = str(Path(tmp) / "optimised.onnx")
         session = _session(settings, specs, batch, settings.opt_level, str(Path(tmp) / "ort"), optimised_path)
-        for i in range(total):
-            try:
-                session.run(None, feeds)
-            except Exception as exc:  # noqa: BLE001
-                raise UserError(f"ONNX Runtime failed to run '{settings.model}' at batch {batch}: "
-                                f"{str(exc).splitlines()[0][:200]}") from None
-            if on_batch:
-                on_batch(batch, i + 1, total)
+        _run(settings, session, feeds, batch, 0, settings.warmup, total, on_batch)
+        if recorder is not None:
+            with recorder:
+                _run(settings, session, feeds, batch, settings.warmup, total, total, on_batch)
+            recording = recorder.recording
+        else:
+            _run(settings, session, feeds, batch, settings.warmup, total, total, on_batch)
+        start_ns = session.get_profiling_start_time_ns()
         trace = load_trace(session.end_profiling())
         optimised = onnx.load(optimised_path, load_external_data=False)
-    measured = set(range(settings.warmup, total))
-    per_kernel: dict[str, list[int]] = defaultdict(lambda: [0] * total)
-    ops: dict[str, str] = {}
-    out_bytes: dict[str, int] = {}
-    for k in trace.kernels:
-        per_kernel[k.kernel][k.run] += k.dur_us
-        ops[k.kernel] = k.op_type
-        out_bytes[k.kernel] = k.output_bytes
-    tensor_bytes = modelio.tensor_bytes_by_node(model, batch)
-    rows = []
-    for a in attribute(model, optimised):
-        samples = [a.share * sum(per_kernel[k][r] for k in a.kernels if k in per_kernel) for r in sorted(measured)]
-        rows.append({
-            "node": a.node, "op_type": a.op_type, "device": str(settings.device), "batch_size": batch,
-            "runs": len(samples), "mean_us": round(statistics.fmean(samples), 3),
-            "median_us": round(statistics.median(samples), 3),
-            "std_us": round(statistics.stdev(samples), 3) if len(samples) > 1 else 0.0,
-            "output_bytes": tensor_bytes.get(a.node, out_bytes.get(a.node, -1)),
-            "how": a.how, "share": round(a.share, 6), "kernels": " ".join(a.kernels),
-        })
-    run_us = [trace.runs_us[r] for r in sorted(measured) if r < len(trace.runs_us)]
-    plain_us, full_us = [], []
+    measured = list(range(settings.warmup, total))
+    gpu_times, note = (None, "") if recording is None else _checked(trace, start_ns, recording, measured)
+    result = BatchProfile(batch, node_rows(model, optimised, trace, measured, str(settings.device), batch, gpu_times),
+                          [trace.runs_us[r] for r in measured if r < len(trace.runs_us)], note=note)
+    timings = {row["timing"] for row in result.rows}
+    result.timing = next((t for t in ("host-launch", "gpu") if t in timings), "cpu")
+    if gpu_times is not None:
+        result.gpu = _gpu_stats(gpu_times, measured)
     if settings.overhead:
-        for level, times in ((settings.opt_level, plain_us), ("all", full_us)):
-            other = _session(settings, specs, batch, level)
-            _timed_runs(other, feeds, settings.warmup)
-            times.extend(_timed_runs(other, feeds, settings.runs))
-            del other
-    return BatchProfile(batch, rows, run_us, plain_us, full_us)
+        other = _session(settings, specs, batch, settings.opt_level)
+        _timed_runs(other, feeds, settings.warmup)
+        result.plain_run_us = _timed_runs(other, feeds, settings.runs)
+        if result.gpu is not None:  # the same runs' GPU time with CUPTI alone, ORT's profiler off
+            with recorder:
+                _timed_runs(other, feeds, settings.runs)
+            result.gpu.plain_kernel_us = recorder.recording.kernel_ns() / 1000 / settings.runs
+        del other
+        full = _session(settings, specs, batch, "all")
+        _timed_runs(full, feeds, settings.warmup)
+        result.full_opt_run_us = _timed_runs(full, feeds, settings.runs)
+        del full
+    return result
+
+
+def _run(settings: ProfileSettings, session, feeds: dict, batch: int, first: int, stop: int, total: int,
+         on_batch) -> None:
+    for i in range(first, stop):
+        try:
+            session.run(None, feeds)
+        except Exception as exc:  # noqa: BLE001
+            raise UserError(f"ONNX Runtime failed to run '{settings.model}' at batch {batch}: "
+                            f"{_first_line(exc)}") from None
+        if on_batch:
+            on_batch(batch, i + 1, total)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _checked(trace: Trace, start_ns: int, recording: GpuRecording, measured: list[int]
+             ) -> tuple[GpuTimes | None, str]:
+    """CUPTI's records matched to ORT's nodes, or (None, why they cannot be trusted)."""
+    cuda_kernels = any(k.provider != CPU_PROVIDER for k in trace.kernels if k.run in set(measured))
+    if not cuda_kernels:
+        return None, ""  # every node ran on the CPU provider: its host times are its times
+    if not any(a.kind == "kernel" for a in recording.activities):
+        return None, "CUPTI recorded no GPU kernel during the profiled runs"
+    times = attribute_gpu_activity(trace, start_ns, recording)
+    empty = [r for r in measured if r not in times.runs or times.runs[r].kernels == 0]
+    if empty or times.attributed_fraction < MIN_ATTRIBUTED:
+        return None, (f"CUPTI's records could not be matched to ORT's nodes ({100 * times.attributed_fraction:.0f} % "
+                      f"of GPU time matched, {len(empty)} of {len(measured)} runs without kernels)")
+    return times, ""
+
+
+def _gpu_stats(times: GpuTimes, measured: list[int]) -> GpuStats:
+    runs = [times.runs.get(r) for r in measured]
+    return GpuStats(kernels_per_run=statistics.fmean(r.kernels if r else 0 for r in runs),
+                    kernel_us=[r.kernel_us if r else 0.0 for r in runs],
+                    node_us=[r.node_us if r else 0.0 for r in runs],
+                    outside_us=[r.outside_us if r else 0.0 for r in runs],
+                    attributed_fraction=times.attributed_fraction)
 
 
 def summary_stats(values: list[int]) -> dict:

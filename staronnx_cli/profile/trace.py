@@ -2,11 +2,14 @@
 
 The trace is a list of Chrome trace events. Kernel executions are `cat == "Node"` events named
 `<node>_kernel_time`; each `model_run` event (cat "Session") spans one `InferenceSession.run`, and a
-kernel belongs to the run whose span contains it.
+kernel belongs to the run whose span contains it. Times are microseconds from the session's profiling
+start (`InferenceSession.get_profiling_start_time_ns()`), which is what lets GPU activity recorded on
+the same clock be matched to the node that launched it (see gpu_times.py).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +25,29 @@ class KernelEvent:
     kernel: str  # the node name in the graph ORT executed (may be a fused node)
     op_type: str
     provider: str
-    dur_us: int
+    dur_us: int  # host time of the kernel call (on CUDA: the launch, not the GPU's work)
     output_bytes: int
+    ts_us: int = 0  # start, from the profiling start
 
 
 @dataclass(frozen=True)
 class Trace:
-    runs_us: list[int]  # duration of each model_run, in order
+    run_spans_us: list[tuple[int, int]]  # (start, end) of each model_run, in order
     kernels: list[KernelEvent]
+
+    @property
+    def runs_us(self) -> list[int]:
+        """Duration of each model_run, in order."""
+        return [end - start for start, end in self.run_spans_us]
 
 
 def load_trace(path: str | Path) -> Trace:
+    """Read ORT's profile JSON (or a gzipped copy of one)."""
+    path = Path(path)
     try:
-        events = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
+        text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+        events = json.loads(text)
+    except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"cannot read ONNX Runtime profile '{path}': {exc}") from None
     return parse_trace(events)
 
@@ -57,8 +69,8 @@ def parse_trace(events: list[dict]) -> Trace:
         kernels.append(KernelEvent(
             run=run, kernel=name[: -len(KERNEL_SUFFIX)], op_type=args.get("op_name", ""),
             provider=args.get("provider", ""), dur_us=int(e["dur"]),
-            output_bytes=int(args.get("output_size", 0) or 0)))
-    return Trace(runs_us=[end - start for start, end in runs], kernels=kernels)
+            output_bytes=int(args.get("output_size", 0) or 0), ts_us=int(e["ts"])))
+    return Trace(run_spans_us=runs, kernels=kernels)
 
 
 def _run_containing(runs: list[tuple[int, int]], ts: int) -> int | None:

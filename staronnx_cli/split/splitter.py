@@ -13,7 +13,7 @@ import pandas as pd
 from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
-from ..profile.costs import read_costs, read_meta, write_costs
+from ..profile.costs import read_costs, read_meta, timing_of, write_costs
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
 from .partition import Candidate, best, split_metis, split_topo
@@ -39,6 +39,7 @@ class SplitSettings:
     check: bool = True
     check_tolerance: float = 1e-4  # relative to the largest output value
     force: bool = False
+    allow_host_times: bool = False  # cut a GPU split on host launch times (no CUPTI when profiled)
 
 
 @dataclass
@@ -66,8 +67,34 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"plan directory '{s.output}' already exists: choose another -o or add --force to replace it")
 
 
+@dataclass
+class Costs:
+    """The node times a split is cut on, and what clock they come from."""
+
+    node_us: dict[str, float]
+    device: str
+    timing: str  # gpu, cpu, host-launch (or "gpu+cpu" when a CUDA session left nodes on the CPU)
+    table: pd.DataFrame  # every device's rows at the chosen batch size
+    sha256: str  # of the costs file, as read
+
+    @property
+    def fraction_of(self) -> str:
+        """What the offload fraction is a fraction of, in words (plan.json, the CLI)."""
+        clock = {"gpu": "GPU time (CUPTI)", "cpu": "CPU time", "host-launch": "host launch time (not GPU time)",
+                 "gpu+cpu": "GPU time (CUPTI; nodes ORT left on the CPU: CPU time)"}.get(self.timing, self.timing)
+        return f"{clock} on {self.device}"
+
+
+def _timing_words(timings: set[str]) -> str:
+    if timings == {"gpu", "cpu"}:
+        return "gpu+cpu"
+    if "host-launch" in timings:
+        return "host-launch"
+    return timings.pop() if len(timings) == 1 else "+".join(sorted(timings))
+
+
 def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, device: str | None,
-               constants: set[str], notes: list[str]) -> tuple[dict[str, float], str, pd.DataFrame]:
+               constants: set[str], notes: list[str], allow_host_times: bool) -> Costs:
     frame = read_costs(path)
     meta = read_meta(path)
     recorded = meta.get("model_sha256")
@@ -94,19 +121,30 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
     if missing:
         raise UserError(f"'{path}' has no time for {len(missing)} compute nodes (e.g. '{missing[0]}'): "
                         f"profile this model again with 'staronnx profile MODEL -o {path}'")
-    return dict(zip(rows.node, rows.mean_us)), device, frame[frame.batch_size == nearest]
+    timing = _timing_words(set(timing_of(rows)))
+    if timing == "host-launch":
+        why = meta.get("gpu_clock_note") or "it was profiled without CUPTI, or before staronnx measured GPU time"
+        if not allow_host_times:
+            raise UserError(f"'{path}' holds host launch times for {device}, not GPU time ({why}): a GPU split cut "
+                            "on them moves launch overhead, not compute. Profile again with cupti-python installed "
+                            "(pip install 'staronnx[cuda13]' or [cuda12]), or add --allow-host-times to cut on them "
+                            "anyway")
+        notes.append(f"cutting on host launch times of {device} (--allow-host-times): the fraction is of launch "
+                     "time, not of GPU time")
+    return Costs(dict(zip(rows.node, rows.mean_us)), device, timing, frame[frame.batch_size == nearest],
+                 modelio.sha256_of(path))
 
 
 def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
     from ..profile.profiler import ProfileSettings, profile_model
 
     device = parse_device("cpu")
-    results = profile_model(ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2,
-                                            overhead=False))
+    result = profile_model(ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2,
+                                           overhead=False))
     path = settings.output / "costs.csv"
-    write_costs(path, results[0].rows, {"model": str(settings.model),
-                                        "model_sha256": modelio.sha256_of(settings.model),
-                                        "device": str(device), "opt_level": "basic"})
+    write_costs(path, result.batches[0].rows, {"model": str(settings.model),
+                                               "model_sha256": modelio.sha256_of(settings.model),
+                                               "device": str(device), "opt_level": "basic", "timing": ["cpu"]})
     notes.append(f"no --costs: profiled {settings.model.name} on {device} now (10 runs, batch {settings.batch}) "
                  f"-> {path}")
     return path
@@ -127,20 +165,23 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     compute_count = sum(1 for n in model.graph.node if n.name not in constants)
     if compute_count < s.parts:
         raise UserError(f"the model has {compute_count} compute node(s): it cannot be split into {s.parts} parts")
+    costs = None
+    if s.costs is not None:  # read and checked before the output is touched: a refused file loses nothing
+        costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes, s.allow_host_times)
     if s.output.exists() and s.force:
         shutil.rmtree(s.output)
     s.output.mkdir(parents=True, exist_ok=True)
-    if s.costs is None:
+    if costs is None:
         on_step("profiling (no --costs given)")
         s.costs = _profile_now(s, notes)
-    node_us, device, all_costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes)
+        costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes, s.allow_host_times)
 
     on_step("measuring tensor sizes")
     wanted = {t for n in model.graph.node for t in n.output if t} | {i.name for i in model.graph.input}
     wanted -= {i.name for i in model.graph.initializer}
     constant_out = {t for n in model.graph.node if n.name in constants for t in n.output}
     tensors = tensor_table(model, s.model, wanted - constant_out)
-    dag = build_dag(model, node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
+    dag = build_dag(model, costs.node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
     on_step("partitioning")
     candidates = []
@@ -158,7 +199,7 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     for i, io in enumerate(ios):
         files.append(s.output / f"part_{i}.onnx")
         write_part(model, io, i, tensors, files[-1])
-    plan = _plan(s, model, model_sha, device, all_costs, dag, chosen, candidates, ios, tensors)
+    plan = _plan(s, model, model_sha, costs, dag, chosen, candidates, ios, tensors)
     write_plan(plan, s.output)
     if s.check:
         on_step("verifying the chain of parts against the full model")
@@ -181,13 +222,13 @@ def _why_unreachable(dag: WeightedDag, chosen: Candidate, offload: float) -> str
             f"{chosen.fraction:.3f} (node weights are coarse: '{dag.names[heaviest]}' alone is {share:.1%})")
 
 
-def _plan(s, model, model_sha, device, all_costs, dag, chosen, candidates, ios, tensors) -> Plan:
+def _plan(s, model, model_sha, costs: Costs, dag, chosen, candidates, ios, tensors) -> Plan:
     part_of_node = {name: chosen.parts[v] for v, name in enumerate(dag.names)}
     parts = []
     for i, io in enumerate(ios):
         names = [n for n in io.node_names if n in part_of_node]
         estimated = {str(d): round(float(rows[rows.node.isin(names)].mean_us.sum()), 1)
-                     for d, rows in all_costs.groupby("device")}
+                     for d, rows in costs.table.groupby("device")}
         parts.append(PartSpec(i, f"part_{i}.onnx", len(io.node_names), len(names), estimated,
                               round(chosen.part_us[i] / dag.total_us, 4),
                               [_spec(tensors[t]) for t in io.inputs], [_spec(tensors[t]) for t in io.outputs]))
@@ -201,10 +242,11 @@ def _plan(s, model, model_sha, device, all_costs, dag, chosen, candidates, ios, 
     seed = int(chosen.detail.split()[1].rstrip(",")) if chosen.method == "metis" else 0
     return Plan(
         source_model=str(s.model), source_sha256=model_sha, costs_file=str(s.costs),
-        costs_sha256=modelio.sha256_of(s.costs), device=device, batch_size=s.batch, method=chosen.method,
+        costs_sha256=costs.sha256, device=costs.device, batch_size=s.batch, method=chosen.method,
         detail=chosen.detail, seed=seed, target_fraction=s.offload, achieved_fraction=round(chosen.fraction, 4),
         cut_bytes=chosen.cut_bytes, parts=parts, edges=edges,
         model_inputs=[i.name for i in model.graph.input if i.name in tensors],
         model_outputs=[o.name for o in model.graph.output],
         comparison=[{"method": c.method, "detail": c.detail, "achieved_fraction": round(c.fraction, 4),
-                     "cut_bytes": c.cut_bytes} for c in candidates])
+                     "cut_bytes": c.cut_bytes} for c in candidates],
+        timing=costs.timing, fraction_of=costs.fraction_of)
