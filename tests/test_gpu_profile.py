@@ -124,15 +124,15 @@ class FakeCupti:
     ActivityMemcpyKind = enum.IntEnum("ActivityMemcpyKind", "HTOD DTOH")
     OFFSET = 5_000
 
-    def __init__(self, replay: GpuRecording, refuse: bool = False):
-        self.replay, self.refuse, self.enabled, self.callbacks = replay, refuse, set(), None
+    def __init__(self, replay: GpuRecording, refuse_after: int | None = None):
+        self.replay, self.refuse_after, self.enabled, self.callbacks = replay, refuse_after, set(), None
 
     def activity_register_callbacks(self, requested, completed):
         self.callbacks = (requested, completed)
 
     def activity_enable(self, kind):
-        if self.refuse:
-            raise RuntimeError("CUPTI_ERROR_INSUFFICIENT_PRIVILEGES")
+        if self.refuse_after is not None and len(self.enabled) >= self.refuse_after:
+            raise RuntimeError("CUPTI_ERROR_MULTIPLE_SUBSCRIBERS_NOT_SUPPORTED")
         self.enabled.add(kind)
 
     def activity_disable(self, kind):
@@ -153,6 +153,8 @@ class FakeCupti:
         records += [SimpleNamespace(kind=kinds[a.kind], correlation_id=a.correlation, start=a.start_ns, end=a.end_ns,
                                     name=a.name, bytes=a.bytes, copy_kind=self.ActivityMemcpyKind.HTOD)
                     for a in self.replay.activities]
+        records.append(SimpleNamespace(kind=self.ActivityKind.CONCURRENT_KERNEL, correlation_id=1, start=0, end=0,
+                                       name="incomplete", bytes=0))  # a forced flush may hand in such a record
         self.callbacks[1](records[: len(records) // 2])  # CUPTI hands buffers over in pieces
         self.callbacks[1](records[len(records) // 2:])
 
@@ -174,16 +176,32 @@ def test_the_recorder_copies_every_record_out_of_cuptis_buffers(monkeypatch):
     assert [(a.kind, a.correlation, a.start_ns, a.end_ns) for a in got.activities] == [
         (a.kind, a.correlation, a.start_ns, a.end_ns) for a in replay.activities]
     assert abs(got.cupti_minus_wall_ns - FakeCupti.OFFSET) < 1_000_000  # within the bracket of two clock reads
+    assert got.dropped == 1  # the record without timestamps
     with recorder:  # a second recording starts empty (callbacks registered once per process)
         pass
     assert len(recorder.recording.activities) == len(replay.activities)
 
 
-def test_a_driver_that_refuses_cupti_is_one_line(monkeypatch):
-    monkeypatch.setattr(cupti_recorder, "load_cupti", lambda: FakeCupti(GpuRecording([], []), refuse=True))
+def test_cupti_refusing_a_kind_is_one_line_and_leaves_nothing_enabled(monkeypatch):
+    fake = FakeCupti(GpuRecording([], []), refuse_after=2)
+    monkeypatch.setattr(cupti_recorder, "load_cupti", lambda: fake)
     monkeypatch.setattr(cupti_recorder._Sink, "registered", False)
-    with pytest.raises(cupti_recorder.CuptiUnavailable, match="CUPTI refused to record .*INSUFFICIENT_PRIVILEGES"):
+    with pytest.raises(cupti_recorder.CuptiUnavailable, match="CUPTI refused to record .*MULTIPLE_SUBSCRIBERS"):
         cupti_recorder.CuptiRecorder()
+    assert fake.enabled == set()  # the two kinds it had enabled are off again
+
+
+def test_a_recording_that_cannot_start_falls_back_to_host_times_with_the_runs_done(monkeypatch):
+    from staronnx_cli.profile.profiler import _recorded
+
+    fake = FakeCupti(GpuRecording([], []))
+    monkeypatch.setattr(cupti_recorder, "load_cupti", lambda: fake)
+    monkeypatch.setattr(cupti_recorder._Sink, "registered", False)
+    recorder = cupti_recorder.CuptiRecorder()
+    fake.refuse_after = 0  # e.g. another profiler attached meanwhile
+    runs = []
+    recording, note = _recorded(recorder, lambda: runs.append(1))
+    assert runs == [1] and recording is None and "CUPTI refused to record" in note
 
 
 # -- split on GPU costs ---------------------------------------------------------------------------------------------

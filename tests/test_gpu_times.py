@@ -103,11 +103,11 @@ def test_a_launch_inside_a_node_gives_that_node_the_gpu_duration_not_the_launch_
 def test_launches_between_nodes_outside_runs_or_unknown_are_kept_apart():
     trace = trace_of(("a", 0, 10, 5), ("a", 1, 210, 5), runs=((0, 100), (200, 300)))
     recording = GpuRecording(
-        [ApiCall(1, at_us(2)), ApiCall(2, at_us(15.5)), ApiCall(3, at_us(17)), ApiCall(4, at_us(150)),
+        [ApiCall(1, at_us(2)), ApiCall(2, at_us(16.5)), ApiCall(3, at_us(18)), ApiCall(4, at_us(150)),
          ApiCall(5, at_us(211))],
         [GpuActivity("memcpy", 1, at_us(3), at_us(7), "HtoD"),  # the run's input copy, before any node
-         GpuActivity("kernel", 2, at_us(20), at_us(24)),  # launched 0.5 us past a's end: a's (us resolution)
-         GpuActivity("kernel", 3, at_us(24), at_us(25)),  # 2 us past the end: no node's
+         GpuActivity("kernel", 2, at_us(20), at_us(24)),  # 1.5 us past a's end: a's (ORT truncates to us)
+         GpuActivity("kernel", 3, at_us(24), at_us(25)),  # 3 us past the end: no node's
          GpuActivity("kernel", 4, at_us(151), at_us(152)),  # between runs
          GpuActivity("kernel", 9, at_us(160), at_us(161)),  # no launch record
          GpuActivity("kernel", 5, at_us(212), at_us(220))])

@@ -144,8 +144,9 @@ def test_a_point_row_from_records_on_the_virtual_clock():
     spec = PointSpec(batch_size=2, rate_qps=100.0, warmup=2, batches=10)
     specs = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
     executor = ModelledExecutor(VirtualLoop(), specs, lambda part, kind, b: 0.010)
-    records, stop, times = run_point(spec, executor, specs, make_policy("roundrobin"), PerfModel(),
-                                     PartGraph.single(), loop_factory=VirtualLoop)
+    records, stop, times, first = run_point(spec, executor, specs, make_policy("roundrobin"), PerfModel(),
+                                            PartGraph.single(), loop_factory=VirtualLoop)
+    assert first == 2  # nothing to settle: measured right after the warm-up
     row = point_row(spec, records, stop, times, ["cpu0", "cpu1"], service_s=0.010)
     assert stop == "" and row["batches"] == 10 and not row["congested"]
     assert row["mean_max_latency_ms"] == pytest.approx(20.0)  # (N-1) tau + S = 10 + 10 ms

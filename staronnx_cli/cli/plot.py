@@ -23,12 +23,14 @@ def plot(
         help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
              "CPU and a GPU costs file each node's CPU/GPU time ratio.")] = "envelope",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
-                                                "(default: <run>/<kind>.png).")] = None,
+                                                "(default: <run>/<kind>.png; nodes: <costs>_nodes.png beside the "
+                                                "first costs file).")] = None,
     log: Annotated[bool, typer.Option(help="Log-scale latency axis.")] = False,
     batch_size: Annotated[int | None, typer.Option(
         help="timeline: the point's batch size; nodes: the profiled batch size (default: the largest).")] = None,
     rate: Annotated[float | None, typer.Option(help="timeline: the point's rate in queries/s.")] = None,
-    table: Annotated[bool, typer.Option(help="Print the envelope and rho_max per N instead of drawing.")] = False,
+    table: Annotated[bool, typer.Option(help="Print the envelope and rho_max per N instead of drawing (nodes: the "
+                                             "top nodes, or where the CPU is least behind the GPU).")] = False,
     format: Annotated[str, typer.Option(help="With --table: rich or md (Markdown).")] = "rich",
     top: Annotated[int, typer.Option(help="nodes: how many of the most expensive nodes to show.")] = 15,
 ):
@@ -38,6 +40,9 @@ def plot(
     if format not in ("rich", "md"):
         raise UserError(f"--format '{format}' is unknown: choose rich or md")
     if kind == "nodes":
+        if log or rate is not None:
+            raise UserError(f"{'--log' if log else '--rate'} does not apply to --kind nodes (a profile has no rate "
+                            "and its times are drawn on linear axes): drop it")
         return _plot_nodes(runs, batch_size, output, table, format, top)
     costs = [p for p in runs if p.is_file() and p.suffix == ".csv"]
     if costs:
@@ -78,15 +83,19 @@ def _plot_nodes(paths: list[Path], batch_size: int | None, output: Path | None, 
     if top < 1:
         raise UserError(f"--top {top}: show at least one node, e.g. --top 15")
     loaded = nodes.read_node_times(paths)
-    batch = nodes.pick_batch(loaded, batch_size)
+    batch, note = nodes.pick_batch(loaded, batch_size)
+    for line in (note, nodes.launch_time_note(loaded, batch)):
+        if line:
+            console.print(f"[yellow]note:[/] {line}", soft_wrap=True)
     if table:
         rows = nodes.node_rows_for_table(loaded, batch, top)
         title = f"{loaded[0].model_name}, batch {batch}: " + (
-            "nodes where the CPU is least behind the GPU" if len(loaded) == 2 else f"top {top} nodes")
+            "nodes where the CPU is least behind the GPU" if len(loaded) == 2 else
+            f"top {top} nodes on {loaded[0].device} ({loaded[0].clock(batch)})")
         if format == "md":
             typer.echo(f"### {title}\n\n{tables.markdown(rows)}")
         else:
-            console.print(tables.rich_table(rows, title))
+            console.print(tables.rich_table(rows, title, text_columns=("node", "op")))
         return
     first = loaded[0].path
     written = figures.save(nodes.nodes_figure(loaded, batch, top),

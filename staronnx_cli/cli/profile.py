@@ -105,7 +105,7 @@ def _gpu_meta(r: BatchProfile) -> dict | None:
     return {"kernels_per_run": round(g.kernels_per_run, 2),
             "kernel_us_per_run": summary_stats(g.kernel_us), "node_us_per_run": summary_stats(g.node_us),
             "outside_nodes_us_per_run": summary_stats(g.outside_us),
-            "attributed_fraction": round(g.attributed_fraction, 4),
+            "attributed_fraction": round(g.attributed_fraction, 4), "dropped_records": g.dropped_records,
             "kernel_us_per_run_cupti_alone": round(g.plain_kernel_us, 1) if g.plain_kernel_us else None,
             "profiler_on_over_cupti_alone": round(g.profiler_ratio, 4) if g.profiler_ratio else None}
 

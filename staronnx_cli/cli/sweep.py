@@ -114,8 +114,9 @@ def render_answer(output: Path) -> None:
                       f"{float(best.std_max_latency_ms):.2f}", "" if pd.isna(ideal) else f"{ideal:.2f}",
                       "" if pd.isna(ideal) else f"{float(best.mean_max_latency_ms) / ideal:.3f}")
     console.print(table)
-    rho = Table(title="rho_max(N): highest uncongested rate of the grid, and the ideal N * workers / S(N)")
-    for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms", "ideal q/s"):
+    rho = Table(title="rho_max(N): highest uncongested rate of the grid, and the workers' capacity "
+                      "N * sum over workers of 1 / S_w(N)")
+    for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms (fastest)", "capacity q/s"):
         rho.add_column(column, justify="right")
     workers = _worker_count(output)
     for n, group in points.groupby("batch_size"):
@@ -123,7 +124,9 @@ def render_answer(output: Path) -> None:
         bad = group[group.congested.astype(bool)]
         service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()
         s_ms = float(service.median()) if len(service) else float("nan")
-        ideal = n * workers * 1000 / s_ms if s_ms == s_ms and workers else float("nan")
+        capacity = pd.to_numeric(group.get("capacity_qps", pd.Series(dtype=float)), errors="coerce").dropna()
+        ideal = float(capacity.median()) if len(capacity) else (  # runs before capacity_qps: identical workers
+            n * workers * 1000 / s_ms if s_ms == s_ms and workers else float("nan"))
         failed = group[(group.batches == 0) & ~group.congested.astype(bool)]
         rho.add_row(str(n), f"{good.rate_qps.max():g}" if len(good) else
                     ("failed" if len(failed) else "none (congested at every rate)"),
@@ -133,7 +136,7 @@ def render_answer(output: Path) -> None:
 
 
 def _worker_count(output: Path) -> int:
-    """Workers of the run (from run.json), for the ideal saturation of identical workers."""
+    """Workers of the run (from run.json), for the capacity of identical workers in runs without capacity_qps."""
     import json
 
     try:

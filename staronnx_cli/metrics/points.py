@@ -94,11 +94,30 @@ def utilisation(busy: list[list[tuple[float, float]]], window: tuple[float, floa
     return [sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in intervals) / (hi - lo) for intervals in busy]
 
 
-def ideal_latency_s(batch_size: int, rate_qps: float, service_s: float) -> float:
-    """No system does better than the formation time (N-1) tau plus the isolated service time S(N)."""
-    return (batch_size - 1) / rate_qps + service_s
+def ideal_latency_s(batch_size: int, rate_qps: float, service_s) -> float:
+    """No system does better than the formation time (N-1) tau plus the mean isolated service time.
+
+    `service_s`: S(N) (identical workers, however many), or one S_w(N) per worker. With unequal workers, a
+    rate beyond what the fastest worker serves (N / S_fast) sends some batches to slower ones: the least mean
+    service time fills the fastest workers to capacity first (a fluid bound: no queueing). Beyond every
+    worker's capacity: infinite.
+    """
+    if np.isscalar(service_s):
+        return (batch_size - 1) / rate_qps + float(service_s)
+    services = sorted(s for s in np.atleast_1d(np.asarray(service_s, dtype=np.float64)) if s > 0 and s == s)
+    if not services:
+        return float("nan")
+    demand = rate_qps / batch_size  # batches per second
+    left, busy = demand, 0.0
+    for s in services:
+        taken = min(left, 1.0 / s)
+        busy += taken * s
+        left -= taken
+        if left <= demand * 1e-12:
+            return (batch_size - 1) / rate_qps + busy / demand
+    return float("inf")
 
 
-def ideal_rho_max(batch_size: int, service_s_per_worker: list[float]) -> float:
+def ideal_rho_max(batch_size: int, service_s_per_worker) -> float:
     """Saturation of w workers, each finishing a batch of N every S_w(N): N * sum(1 / S_w)."""
-    return batch_size * sum(1.0 / s for s in service_s_per_worker if s > 0)
+    return batch_size * sum(1.0 / s for s in service_s_per_worker if s > 0 and s == s)

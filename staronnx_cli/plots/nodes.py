@@ -25,7 +25,7 @@ from ..zoo.cache import display_name  # noqa: E402
 
 CLOCKS = {"gpu": "GPU time (CUPTI)", "cpu": "CPU time", "host-launch": "host launch time, not GPU time"}
 GPU_COLOUR, CPU_COLOUR = "#2ca02c", "#1f77b4"
-OP_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#d62728", "#8c564b"]  # the op types with most GPU time
+OP_COLOURS = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]  # op types: apart from the GPU/CPU colours
 
 
 @dataclass
@@ -61,26 +61,58 @@ def read_node_times(paths: list[Path]) -> list[NodeTimes]:
         if path.is_dir():
             raise UserError(f"'{path}' is a directory: --kind nodes draws costs files written by 'staronnx profile'")
         frame = read_costs(path)
+        meta = read_meta(path)
+        _check_against_sidecar(path, frame, meta)
         for device, rows in frame.groupby("device", sort=False):
-            tables.append(NodeTimes(path, str(device), rows.assign(timing=timing_of(rows)), read_meta(path)))
+            tables.append(NodeTimes(path, str(device), rows.assign(timing=timing_of(rows)), meta))
     if len(tables) > 2 or (len(tables) == 2 and {t.on_gpu for t in tables} != {True, False}):
         raise UserError("--kind nodes draws one costs file, or one CPU and one GPU costs file of the same model to "
                         f"compare them; got {', '.join(f'{t.path} ({t.device})' for t in tables)}")
     shas = {t.meta.get("model_sha256") for t in tables} - {None}
     if len(shas) > 1:
-        raise UserError("these costs files were measured on different models: compare files of one model")
+        raise UserError("these costs files were measured on different models ("
+                        f"{', '.join(f'{t.path}: {t.model_name}' for t in tables)}): compare files of one model")
     return sorted(tables, key=lambda t: not t.on_gpu)  # the GPU's first
 
 
-def pick_batch(tables: list[NodeTimes], batch: int | None) -> int:
-    common = sorted(set.intersection(*(set(t.frame.batch_size) for t in tables)))
+def _check_against_sidecar(path: Path, frame: pd.DataFrame, meta: dict) -> None:
+    """A costs file whose rows no longer add up to what `profile` wrote beside it was cut or edited."""
+    for batch, figures in (meta.get("batches") or {}).items():
+        expected = (figures or {}).get("node_sum_us")
+        rows = frame[(frame.batch_size == int(batch)) & (frame.device.astype(str) == str(meta.get("device")))]
+        if expected is None or rows.empty:
+            continue
+        total = float(rows.mean_us.sum())
+        if abs(total - expected) > max(1.0, 0.01 * expected):
+            raise UserError(f"'{path}': its batch-{batch} rows sum to {total:.1f} us but profile recorded "
+                            f"{expected:.1f} us beside it (the file is cut short or was edited): profile again")
+
+
+def pick_batch(tables: list[NodeTimes], batch: int | None) -> tuple[int, str]:
+    """The batch size to draw, and a note when files had batch sizes that are left out."""
+    sizes = {t.path.name if len(tables) == 1 or t.path != tables[0].path else t.device:
+             sorted(set(t.frame.batch_size)) for t in tables}
+    listing = "; ".join(f"{name}: {', '.join(map(str, b))}" for name, b in sizes.items())
+    common = sorted(set.intersection(*(set(b) for b in sizes.values())))
     if not common:
-        raise UserError("these costs files share no batch size: profile both at one, e.g. --batch 8")
-    if batch is None:
-        return common[-1]
-    if batch not in common:
-        raise UserError(f"--batch-size {batch}: the costs have batch sizes {', '.join(map(str, common))}")
-    return batch
+        raise UserError(f"these costs files share no batch size ({listing}): profile one of them again at a batch "
+                        "size the other has")
+    if batch is not None and batch not in common:
+        raise UserError(f"--batch-size {batch}: the batch sizes of every file are {', '.join(map(str, common))} "
+                        f"({listing})")
+    chosen = common[-1] if batch is None else batch
+    extra = len(tables) > 1 and any(set(b) != set(common) for b in sizes.values())
+    return chosen, (f"batch {chosen}: the largest batch size both files have ({listing})" if extra and batch is None
+                    else "")
+
+
+def launch_time_note(tables: list[NodeTimes], batch: int) -> str:
+    """One line when a GPU file holds launch times: its node times are not the GPU's work."""
+    gpu = [t for t in tables if t.on_gpu and "launch" in t.clock(batch)]
+    if not gpu:
+        return ""
+    return (f"{gpu[0].path} holds host launch times of {gpu[0].device}, not GPU time (profiled without CUPTI): "
+            "its node times and any CPU/GPU ratio are launch overhead; profile with cupti-python installed")
 
 
 def ratio_table(gpu: pd.DataFrame, cpu: pd.DataFrame) -> pd.DataFrame:
@@ -105,7 +137,7 @@ def node_rows_for_table(tables: list[NodeTimes], batch: int, top: int) -> list[d
     ratios = ratios[ratios.gpu_share >= 0.005].nsmallest(top, "cpu_over_gpu")
     return [{"node": r.node, "op": r.op_type, f"{tables[0].device} us": f"{r.mean_us_gpu:.1f}",
              f"{tables[1].device} us": f"{r.mean_us_cpu:.1f}", "cpu/gpu": f"{r.cpu_over_gpu:.1f}",
-             "GPU time left after it": f"{100 * r.gpu_after:.1f} %"} for r in ratios.itertuples()]
+             "GPU time after": f"{100 * r.gpu_after:.1f} %"} for r in ratios.itertuples()]
 
 
 def nodes_figure(tables: list[NodeTimes], batch: int, top: int = 15):
@@ -127,8 +159,8 @@ def _top_nodes(ax, rows: pd.DataFrame, total: float, top: int, title: str) -> No
     y = np.arange(len(best))
     ax.barh(y, best.mean_us, xerr=best.std_us, color="#555555", error_kw={"elinewidth": 0.7, "ecolor": "#999999"})
     ax.set_yticks(y, [f"{n} ({op})" for n, op in zip(best.node, best.op_type)], fontsize=8)
-    for yi, us in zip(y, best.mean_us):
-        ax.text(us, yi, f" {100 * us / total:.1f} %", va="center", fontsize=7.5)
+    for yi, us, std in zip(y, best.mean_us, best.std_us):
+        ax.text(us + std, yi, f" {100 * us / total:.1f} %", va="center", fontsize=7.5)  # past the error bar
     ax.set_xlabel("mean time per run (us), error bar: std over runs")
     ax.set_title(title, fontsize=10)
     ax.margins(x=0.18)
@@ -141,12 +173,15 @@ def _op_types(ax, tables) -> None:
     height = 0.8 / len(ops.columns)
     for i, device in enumerate(ops.columns):
         colour = GPU_COLOUR if device.startswith("cuda") else CPU_COLOUR
-        ax.barh(np.arange(len(ops)) + i * height, shares[device], height, color=colour,
-                label=f"{device}: {ops[device].sum() / 1000:.3f} ms per run")
+        y = np.arange(len(ops)) + i * height
+        ax.barh(y, shares[device], height, color=colour, label=f"{device}: {ops[device].sum() / 1000:.3f} ms per run")
+        for yi, share in zip(y, shares[device]):
+            ax.text(share, yi, f" {share:.1f} %" if share >= 0.05 else " <0.1 %", va="center", fontsize=6.5)
     ax.set_yticks(np.arange(len(ops)) + height * (len(ops.columns) - 1) / 2, ops.index, fontsize=8)
     ax.set_xlabel("share of the node time sum (%)")
     ax.set_title("time per op type", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
+    ax.margins(x=0.15)
 
 
 def _ratios(ax, table: pd.DataFrame, cpu: str, gpu: str) -> None:
@@ -159,15 +194,19 @@ def _ratios(ax, table: pd.DataFrame, cpu: str, gpu: str) -> None:
             ax.scatter(sel.index, sel.cpu_over_gpu, s=8 + 600 * sel.gpu_share, alpha=0.7, linewidths=0,
                        color=OP_COLOURS[shown.index(op)] if op != "other" else "#999999", label=op)
     ax.set_yscale("log")
-    ax.set_xlabel("node, in graph order (size: its share of GPU time)")
+    ax.set_xlabel("node, in graph order (dot size: its share of GPU time)")
     ax.set_ylabel(f"{cpu} time / {gpu} time")
     ax.set_title("how far behind the CPU is, node by node", fontsize=10)
-    ax.legend(fontsize=7.5, loc="upper left", markerscale=0.6)
+    legend = ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(shown) + 1,
+                       frameon=False)
+    for handle in legend.legend_handles:
+        handle.set_sizes([30])
     after = ax.twinx()
     after.plot(table.index, 100 * table.gpu_after, color=GPU_COLOUR, linewidth=1.2)
     after.set_ylim(0, 100)
     after.set_ylabel("GPU time left after this node (%)", color=GPU_COLOUR)
-    for share in (5, 10, 15):
-        after.axhline(share, color=GPU_COLOUR, linewidth=0.6, linestyle="--", alpha=0.7)
-        after.text(0.995, share, f"{share} %", transform=after.get_yaxis_transform(), ha="right", va="bottom",
+    after.tick_params(axis="y", colors=GPU_COLOUR)
+    for share in (5, 10, 15):  # marks on the right axis only: they are shares of GPU time, not ratios
+        after.axhline(share, xmin=0.93, xmax=1.0, color=GPU_COLOUR, linewidth=1.0)
+        after.text(0.92, share, f"{share} %", transform=after.get_yaxis_transform(), ha="right", va="center",
                    fontsize=7, color=GPU_COLOUR)

@@ -39,12 +39,17 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rich_table(rows: list[dict], title: str):
+def rich_table(rows: list[dict], title: str, text_columns: tuple[str, ...] = ()):
+    """Numbers right-aligned; `text_columns` left-aligned and never cut (they wrap instead)."""
     from rich.table import Table
 
     table = Table(title=title)
     for column in (rows[0] if rows else {"": ""}):
-        table.add_column(column, justify="right")
+        if column in text_columns:
+            longest = max([len(column)] + [len(str(r[column])) for r in rows])
+            table.add_column(column, justify="left", overflow="fold", min_width=min(40, longest))
+        else:
+            table.add_column(column, justify="right")
     for r in rows:
         table.add_row(*[str(v) for v in r.values()])
     return table

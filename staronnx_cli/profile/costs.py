@@ -53,7 +53,38 @@ def read_costs(path: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"'{path}' is not a staronnx costs file (missing columns {', '.join(missing)}): "
                         "make one with 'staronnx profile MODEL -o costs.csv'")
+    for column in [c for c in NUMERIC if c in frame.columns]:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise UserError(f"'{path}' line {row + 2}: {column} is '{frame[column].iloc[row]}', not a number (the "
+                            "file is cut short or was edited): profile again with 'staronnx profile'")
+        frame[column] = values
+    _check_timing(path, frame)
     return frame
+
+
+NUMERIC = ["batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes", "host_us"]
+TIMINGS = {"gpu": "cuda", "host-launch": "cuda", "cpu": None}  # timing -> the device kind it needs (None: any)
+
+
+def _check_timing(path: Path, frame: pd.DataFrame) -> None:
+    if "timing" not in frame.columns:
+        return
+    known = frame.timing.isin(list(TIMINGS))
+    if not known.all():
+        row = int((~known).idxmax())
+        value = frame.timing.iloc[row]
+        raise UserError(f"'{path}' line {row + 2}: timing '{'' if pd.isna(value) else value}' is not one of "
+                        f"{', '.join(TIMINGS)} (the file is cut short or was edited): profile again with "
+                        "'staronnx profile'")
+    on_cpu = ~frame.device.astype(str).str.startswith("cuda") & frame.timing.isin(["gpu", "host-launch"])
+    if on_cpu.any():
+        row = int(on_cpu.idxmax())
+        raise UserError(f"'{path}' line {row + 2}: timing '{frame.timing.iloc[row]}' on device "
+                        f"{frame.device.iloc[row]}: GPU timings belong to cuda devices; profile again with "
+                        "'staronnx profile'")
 
 
 def read_meta(costs_path: str | Path) -> dict:

@@ -6,8 +6,9 @@ launched them (host start), all on CUPTI's clock; `gpu_times.attribute_gpu_activ
 node. Records are copied out of CUPTI's buffers inside the callback (the buffer is reused afterwards).
 
 Where CUPTI cannot be used (cupti-python missing, built for another CUDA major than ONNX Runtime, a driver
-that refuses: e.g. CUPTI_ERROR_INSUFFICIENT_PRIVILEGES), `CuptiUnavailable` carries one line saying why and
-what to do; `profile` then keeps ORT's host times and marks them as launch times.
+too old: CUPTI_ERROR_NOT_INITIALIZED, another profiler holding CUPTI), `CuptiUnavailable` carries one line
+saying why and what to do; `profile` then keeps ORT's host times and marks them as launch times. (Tracing,
+unlike counter profiling, is allowed to non-root users since CUDA 10.2.)
 """
 
 from __future__ import annotations
@@ -57,9 +58,24 @@ def load_cupti():
                                f"is built for CUDA {ort_major}: pip install 'cupti-python=={ort_major}.*'")
     try:
         from cupti import cupti
+
+        cupti.get_timestamp()  # libcupti loads on the binding's first call: a missing library or old driver fails here
     except Exception as exc:  # noqa: BLE001 - ImportError, OSError (libcupti missing), anything its loader raises
-        raise CuptiUnavailable(f"cupti-python {version} cannot load ({_first_line(exc)}): {_INSTALL_HINT}") from None
+        raise CuptiUnavailable(f"cupti-python {version} cannot load ({_cupti_error(exc)}): {_INSTALL_HINT}") from None
     return cupti
+
+
+def _cupti_error(exc: BaseException) -> str:
+    """CUPTI's own name for the failure (e.g. CUPTI_ERROR_NOT_INITIALIZED) where the binding gives a status."""
+    status = getattr(exc, "status", None)
+    if status is not None:
+        try:
+            from cupti import cupti
+
+            return f"{cupti.Result(status).name}"
+        except Exception:  # noqa: BLE001 - fall back to the message
+            pass
+    return _first_line(exc)
 
 
 def gpu_clock_status() -> str:
@@ -88,26 +104,31 @@ class CuptiRecorder:
 
     def __init__(self):
         self._cupti = load_cupti()
+        self._offset_ns = 0
         self._kinds = [getattr(self._cupti.ActivityKind, name) for name in _KIND_NAMES]
         self.recording: GpuRecording | None = None
         self.source = f"cupti-python {cupti_version()}"
-        try:
-            self._register()
-            self._enable()
-            self._disable()
-        except CuptiUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - cuptiError and whatever the binding raises
-            raise CuptiUnavailable(f"CUPTI refused to record ({_first_line(exc)}); GPU profiling may need "
-                                   "root or NVreg_RestrictProfilingToAdminUsers=0") from None
+        self._register()
+        self._enable()
+        self._disable()
 
     def __enter__(self) -> CuptiRecorder:
-        _Sink.records = []
-        self._offset_ns = self._clock_offset_ns()
-        self._enable()
+        self.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _Sink.records = []
+        self._offset_ns = self._clock_offset_ns()
+        try:
+            self._enable()
+        except CuptiUnavailable:
+            _Sink.records = None
+            raise
+
+    def stop(self) -> GpuRecording:
         try:
             self._cupti.activity_flush_all(int(self._cupti.ActivityFlag.FLUSH_FORCED))
         finally:
@@ -116,15 +137,26 @@ class CuptiRecorder:
         calls = [ApiCall(c, start, self._api_name(kind, cbid)) for tag, c, start, kind, cbid, _ in raw if tag == "api"]
         activities = [GpuActivity(tag, c, start, end, name, size) for tag, c, start, end, name, size in raw
                       if tag != "api"]
-        self.recording = GpuRecording(calls, activities, self._offset_ns, self.source)
+        complete = [a for a in activities if 0 < a.start_ns <= a.end_ns]  # a forced flush may hand in partial ones
+        self.recording = GpuRecording(calls, complete, self._offset_ns, self.source, len(activities) - len(complete))
+        return self.recording
 
     def _enable(self) -> None:
-        for kind in self._kinds:
-            self._cupti.activity_enable(kind)
+        """Every kind on, or none: a kind left on after a failure would slow every later run of the process."""
+        try:
+            for kind in self._kinds:
+                self._cupti.activity_enable(kind)
+        except Exception as exc:  # noqa: BLE001 - cuptiError and whatever the binding raises
+            self._disable()
+            raise CuptiUnavailable(f"CUPTI refused to record ({_cupti_error(exc)}); another profiler (Nsight "
+                                   "Systems, PyTorch's) may hold CUPTI in this process") from None
 
     def _disable(self) -> None:
         for kind in self._kinds:
-            self._cupti.activity_disable(kind)
+            try:
+                self._cupti.activity_disable(kind)
+            except Exception:  # noqa: BLE001 - disabling what never got enabled
+                pass
 
     def _clock_offset_ns(self) -> int:
         """CUPTI's clock minus the wall clock (ORT's profiler clock), from the tightest of a few brackets."""

@@ -31,7 +31,7 @@ from .trace import Trace
 
 RECORDING_SCHEMA = 1
 ACTIVITY_KINDS = ("kernel", "memcpy", "memset")
-EDGE_SLACK_NS = 1000  # ORT's events have microsecond resolution: a launch up to 1 us past a node's end is its
+EDGE_SLACK_NS = 2000  # ORT truncates start and duration to microseconds: a node's end may read up to 2 us early
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,7 @@ class GpuRecording:
     activities: list[GpuActivity]
     cupti_minus_wall_ns: int = 0
     source: str = ""  # e.g. "cupti-python 13.4.0"
+    dropped: int = 0  # incomplete records left out (no timestamps: CUPTI could not collect them)
 
     def kernel_ns(self) -> int:
         return sum(a.dur_ns for a in self.activities if a.kind == "kernel")
@@ -155,7 +156,7 @@ def write_recording(recording: GpuRecording, path: str | Path) -> None:
     names = sorted({c.name for c in recording.api_calls} | {a.name for a in recording.activities})
     index = {n: i for i, n in enumerate(names)}
     data = {
-        "schema": RECORDING_SCHEMA, "source": recording.source,
+        "schema": RECORDING_SCHEMA, "source": recording.source, "dropped": recording.dropped,
         "cupti_minus_wall_ns": recording.cupti_minus_wall_ns, "base_ns": base, "names": names,
         "api": {"correlation": [c.correlation for c in recording.api_calls],
                 "start_ns": [c.start_ns - base for c in recording.api_calls],
@@ -183,4 +184,4 @@ def read_recording(path: str | Path) -> GpuRecording:
                       for k, c, s, d, n, b in columns]
     except (OSError, ValueError, KeyError, IndexError, TypeError, EOFError) as exc:
         raise UserError(f"cannot read GPU recording '{path}': {exc}") from None
-    return GpuRecording(calls, activities, data["cupti_minus_wall_ns"], data.get("source", ""))
+    return GpuRecording(calls, activities, data["cupti_minus_wall_ns"], data.get("source", ""), data.get("dropped", 0))

@@ -49,6 +49,7 @@ class GpuStats:
     outside_us: list[float]  # launched by no node: ORT's copies of the inputs in and the outputs out
     attributed_fraction: float
     plain_kernel_us: float | None = None  # kernel time per run with ORT's profiler off (CUPTI alone)
+    dropped_records: int = 0  # incomplete CUPTI records left out
 
     @property
     def profiler_ratio(self) -> float | None:
@@ -166,37 +167,54 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
         optimised_path = str(Path(tmp) / "optimised.onnx")
         session = _session(settings, specs, batch, settings.opt_level, str(Path(tmp) / "ort"), optimised_path)
         _run(settings, session, feeds, batch, 0, settings.warmup, total, on_batch)
-        if recorder is not None:
-            with recorder:
-                _run(settings, session, feeds, batch, settings.warmup, total, total, on_batch)
-            recording = recorder.recording
-        else:
-            _run(settings, session, feeds, batch, settings.warmup, total, total, on_batch)
+        recording, note = _recorded(recorder, lambda: _run(settings, session, feeds, batch, settings.warmup, total,
+                                                           total, on_batch))
         start_ns = session.get_profiling_start_time_ns()
         trace = load_trace(session.end_profiling())
         optimised = onnx.load(optimised_path, load_external_data=False)
     measured = list(range(settings.warmup, total))
-    gpu_times, note = (None, "") if recording is None else _checked(trace, start_ns, recording, measured)
+    if recording is not None:
+        gpu_times, note = _checked(trace, start_ns, recording, measured)
+    else:
+        gpu_times = None
     result = BatchProfile(batch, node_rows(model, optimised, trace, measured, str(settings.device), batch, gpu_times),
                           [trace.runs_us[r] for r in measured if r < len(trace.runs_us)], note=note)
     timings = {row["timing"] for row in result.rows}
     result.timing = next((t for t in ("host-launch", "gpu") if t in timings), "cpu")
     if gpu_times is not None:
-        result.gpu = _gpu_stats(gpu_times, measured)
+        result.gpu = _gpu_stats(gpu_times, measured, recording.dropped)
     if settings.overhead:
         other = _session(settings, specs, batch, settings.opt_level)
         _timed_runs(other, feeds, settings.warmup)
         result.plain_run_us = _timed_runs(other, feeds, settings.runs)
         if result.gpu is not None:  # the same runs' GPU time with CUPTI alone, ORT's profiler off
-            with recorder:
-                _timed_runs(other, feeds, settings.runs)
-            result.gpu.plain_kernel_us = recorder.recording.kernel_ns() / 1000 / settings.runs
+            plain, _ = _recorded(recorder, lambda: _timed_runs(other, feeds, settings.runs))
+            result.gpu.plain_kernel_us = plain.kernel_ns() / 1000 / settings.runs if plain else None
         del other
         full = _session(settings, specs, batch, "all")
         _timed_runs(full, feeds, settings.warmup)
         result.full_opt_run_us = _timed_runs(full, feeds, settings.runs)
         del full
     return result
+
+
+def _recorded(recorder, runs) -> tuple[GpuRecording | None, str]:
+    """Do `runs()` under CUPTI when a recorder is given: (its recording, '') or (None, why it could not record)."""
+    if recorder is None:
+        runs()
+        return None, ""
+    from .cupti_recorder import CuptiUnavailable
+
+    try:
+        recorder.start()
+    except CuptiUnavailable as exc:
+        runs()
+        return None, str(exc)
+    try:
+        runs()
+    finally:
+        recording = recorder.stop()
+    return recording, ""
 
 
 def _run(settings: ProfileSettings, session, feeds: dict, batch: int, first: int, stop: int, total: int,
@@ -232,9 +250,10 @@ def _checked(trace: Trace, start_ns: int, recording: GpuRecording, measured: lis
     return times, ""
 
 
-def _gpu_stats(times: GpuTimes, measured: list[int]) -> GpuStats:
+def _gpu_stats(times: GpuTimes, measured: list[int], dropped: int = 0) -> GpuStats:
     runs = [times.runs.get(r) for r in measured]
     return GpuStats(kernels_per_run=statistics.fmean(r.kernels if r else 0 for r in runs),
+                    dropped_records=dropped,
                     kernel_us=[r.kernel_us if r else 0.0 for r in runs],
                     node_us=[r.node_us if r else 0.0 for r in runs],
                     outside_us=[r.outside_us if r else 0.0 for r in runs],

@@ -48,6 +48,14 @@ class ModelledExecutor:
     def close(self) -> None:
         pass
 
+    def service_time(self, w: int, size: int, parts: int, runs: int = 1, on_task=None) -> float:
+        """S(N) on worker w alone; `on_task(part, seconds)` sees each task of the `runs` batches."""
+        tasks = [self.duration(part, self.workers[w].kind_key, size) for part in range(parts)]
+        for _ in range(runs if on_task is not None else 0):
+            for part, seconds in enumerate(tasks):
+                on_task(part, seconds)
+        return sum(tasks)
+
 
 WORKER_NICE = 19  # workers yield to the load generator's thread: a release is never late behind a kernel
 
@@ -159,18 +167,26 @@ class ThreadExecutor:
             return self.gpus[value.device_id].to_host(value)
         return value
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 10) -> float:
-        """S(N): the median time of one batch through every part on worker `w` alone (nothing else running)."""
+    def service_time(self, w: int, size: int, parts: int, runs: int = 10, on_task=None) -> float:
+        """S(N): the median time of one batch through every part on worker `w` alone (nothing else running).
+        `on_task(part, seconds)` sees each task's time (to calibrate performance models outside any point)."""
         from .loop import RealLoop
 
         saved, self.loop = self.loop, RealLoop(lead_s=0.0)
         errors: list[str] = []
         times = []
+
+        def done(w_, k_, part, start, end, error=""):
+            if error:
+                errors.append(error)
+            elif on_task is not None:
+                on_task(part, end - start)
+
         try:
             for _ in range(runs):
                 t0 = self.loop.now()
                 for part in range(parts):
-                    self.start(w, -1, part, size, lambda w_, k_, p_, s, e, err="": errors.append(err) if err else None)
+                    self.start(w, -1, part, size, done)
                     callback, args = self.loop.wait_next()
                     callback(*args)
                 times.append(self.loop.now() - t0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -58,8 +59,26 @@ def records_of(schedule: BatchSchedule) -> list[BatchRecord]:
 
 @dataclass
 class Limits:
+    """When a point stops: congestion bounds, and how many of the schedule's batches it releases.
+
+    A point releases `planned` batches; there, `extend()` may grant `step` more (a queue still filling
+    toward its steady state is judged once it got there), as often as it says yes.
+    """
+
     max_backlog: int  # released but unfinished batches beyond which the point is congested
     time_cap_s: float  # engine time beyond which the point is congested
+    planned: int | None = None  # batches released before `extend` is asked (None: the whole schedule)
+    step: int = 0
+    extend: Callable[[], bool] | None = None
+
+    def may_release(self, k: int) -> bool:
+        """Whether batch k (released in order) is released."""
+        if self.planned is None or k < self.planned:
+            return True
+        if k == self.planned and self.step > 0 and self.extend is not None and self.extend():
+            self.planned += self.step
+            return True
+        return False
 
 
 class Scheduler:
@@ -96,6 +115,7 @@ class Scheduler:
         self.remaining: dict[int, set[int]] = {}
         self.done_parts: dict[int, set[int]] = {}
         self.released = 0
+        self.releasing = bool(self.records)  # until the last batch the limits allow is released
         self.closed: set[int] = set()  # batches finished or abandoned
         self.stop_reason = ""
         self.watch = watch
@@ -112,7 +132,7 @@ class Scheduler:
         return self.records, self.stop_reason
 
     def _loop_until_done(self) -> None:
-        while len(self.closed) < self.released or (self.released < len(self.records) and not self.stop_reason):
+        while len(self.closed) < self.released or (self.releasing and not self.stop_reason):
             event = self.loop.wait_next()
             if event is None:
                 break
@@ -120,6 +140,7 @@ class Scheduler:
 
     def _release(self, k: int) -> None:
         if self.stop_reason:
+            self.releasing = False
             return
         record = self.records[k]
         record.actual_release_s = self.loop.now()
@@ -134,9 +155,12 @@ class Scheduler:
         elif self.loop.now() > self.limits.time_cap_s:
             self.stop_reason = f"time cap of {self.limits.time_cap_s:.1f} s reached"
         if self.stop_reason:
+            self.releasing = False
             self._drop_queued()
-        elif k + 1 < len(self.records):
+        elif k + 1 < len(self.records) and self.limits.may_release(k + 1):
             self.loop.schedule(self.records[k + 1].scheduled_release_s, self._release, k + 1)
+        else:
+            self.releasing = False
 
     def _drop_queued(self) -> None:
         """Congested: forget tasks not started yet (their batches never finish); running ones complete."""

@@ -8,12 +8,14 @@ import math
 import os
 import platform as host
 import time
+from dataclasses import replace
 
 import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError
 from ..ortenv import cuda_status
+from ..runtime.calibration import Calibration, measure_workers
 from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop, VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
@@ -36,18 +38,23 @@ class RealEngine:
         self.workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
         self.perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
         self.perf = PerfModel() if s.calibrate else PerfModel.load(self.perf_file)
+        self.calibration: list[Calibration] = []
 
     def prepare(self, n: int):
-        """Workers with warmed sessions for batch size n, and S(n) on the first worker alone. A failure here
-        (ONNX Runtime refusing the model at this batch size) fails this N's points, not the sweep."""
+        """Workers with warmed sessions for batch size n; S_w(n) of each worker kind alone, which also calibrates
+        its performance models, before any point. A failure here (ONNX Runtime refusing the model at this batch
+        size) fails this N's points, not the sweep."""
         try:
             executor = ThreadExecutor(RealLoop(), self.workers, self.target.part_files, n,
                                       variable_batches=self.settings.max_queue_delay_ms is not None,
                                       seed=self.settings.seed)
         except UserError as exc:
             return None, str(exc), None
-        service = executor.service_time(0, n, len(self.target.part_files))
-        return executor, "", service if math.isfinite(service) else None
+        services, log = measure_workers(executor, self.workers, self.perf, n, len(self.target.part_files))
+        self.calibration.extend(log)
+        if any(c.calibrated for c in log):
+            self.perf.save(self.perf_file)
+        return executor, "", services
 
     def after_point(self) -> None:
         self.perf.save(self.perf_file)
@@ -57,7 +64,8 @@ class RealEngine:
 
     def metadata(self) -> dict:
         return {"perfmodel": str(self.perf_file), "calibrate": self.settings.calibrate, "worker_nice": WORKER_NICE,
-                "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "calibration": [c.to_json() for c in self.calibration]}
 
 
 class NativeEngine(RealEngine):
@@ -73,7 +81,7 @@ class NativeEngine(RealEngine):
         except UserError as exc:
             return None, str(exc), None
         service = session.service_time(0, n, 1)
-        return session, "", service if math.isfinite(service) else None
+        return session, "", [service] if math.isfinite(service) else None
 
     def after_point(self) -> None:
         pass  # no scheduler, no performance models
@@ -105,12 +113,18 @@ class SimEngine:
             self.platform = platform_from_cache(s.workers, target)
         self.workers = platform_workers(self.platform)
         self.times = part_times(self.platform, target.part_files, s.model_name or s.target.stem)
-        self.perf = seeded_perfmodel(self.times, self.workers, len(target.part_files), s.batch_sizes)
+        # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
+        # calibrated in simulation before the points as the real engine does
+        self.perf = PerfModel() if s.calibrate else seeded_perfmodel(self.times, self.workers,
+                                                                     len(target.part_files), s.batch_sizes)
+        self.calibration: list[Calibration] = []
 
     def prepare(self, n: int):
         executor = SimExecutor(VirtualLoop(), self.workers, self.platform, self.times, self.target.graph,
                                self.settings.seed if self.settings.sim_noise else None)
-        return executor, "", executor.service_time(0, n, len(self.target.part_files))
+        services, log = measure_workers(executor, self.workers, self.perf, n, len(self.target.part_files))
+        self.calibration.extend(replace(c, seconds=0.0) for c in log)  # no wall clock in a simulated run
+        return executor, "", services
 
     def after_point(self) -> None:
         pass
@@ -122,7 +136,8 @@ class SimEngine:
         p = self.platform
         return {"platform": str(p.path) if p.path else "from this host's performance models",
                 "platform_name": p.name, "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
-                "platform_estimate": p.estimate, "sim_noise": self.settings.sim_noise}
+                "platform_estimate": p.estimate, "sim_noise": self.settings.sim_noise,
+                "calibrate": self.settings.calibrate, "calibration": [c.to_json() for c in self.calibration]}
 
 
 SYSTEMS = ("staronnx", "native", "roundrobin", "triton")

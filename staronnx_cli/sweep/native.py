@@ -82,6 +82,8 @@ class PlainLoop:
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
         for record in records:
+            if not limits.may_release(record.index):
+                break
             woke = self._wait_until(record.scheduled_release_s)
             # idle loop: released when it woke (its lateness); busy loop: the batch was there on time and queued
             record.actual_release_s = woke if woke is not None else record.scheduled_release_s
@@ -90,7 +92,8 @@ class PlainLoop:
             end = self.loop.now()
             record.tasks.append(TaskRecord(0, 0, start, end))
             record.end_s, record.error = end, error
-            waiting = sum(1 for r in records[record.index + 1:] if r.scheduled_release_s <= end)
+            upto = len(records) if limits.planned is None else limits.planned  # batches beyond are not released
+            waiting = sum(1 for r in records[record.index + 1:upto] if r.scheduled_release_s <= end)
             if waiting > limits.max_backlog:
                 return records, f"backlog of {waiting} released batches waiting (> {limits.max_backlog})"
             if end > limits.time_cap_s:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..load.schedule import BatchSchedule, arrivals, batch_schedule, dynamic_batch_schedule
-from ..metrics.points import congestion, ideal_latency_s, summarize, utilisation
+from ..metrics.points import congestion, ideal_latency_s, ideal_rho_max, summarize, utilisation
 from ..runtime.loop import RealLoop
 from ..runtime.scheduler import BatchRecord, Limits, Scheduler
 
@@ -23,54 +23,109 @@ class PointSpec:
     arrival: str = "fixed"
     max_queue_delay_s: float | None = None  # None: the paper's batching (wait for N queries)
     seed: int = 0
+    extensions: int = 4  # at most this many times K more batches while a queue still fills (see PointJudge)
+
+    @property
+    def most_batches(self) -> int:
+        return self.warmup + self.batches * (1 + self.extensions)
 
 
 def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
-    """The whole point's arrivals and batches, computed before it runs (plain data)."""
-    queries = p.batch_size * (p.warmup + p.batches)
+    """The whole point's arrivals and batches, computed before it runs (plain data), extensions included."""
+    queries = p.batch_size * p.most_batches
     times = arrivals(p.arrival, p.rate_qps, queries, p.seed)
     if p.max_queue_delay_s is None:
         return times, batch_schedule(times, p.batch_size)
     return times, dynamic_batch_schedule(times, p.batch_size, p.max_queue_delay_s)
 
 
-def limits_for(schedule: BatchSchedule, workers: int) -> Limits:
+MAX_BACKLOG = 64  # a worker more than ~30 times slower than the fastest is left to the time cap
+
+
+def max_backlog(workers: int, services_s=()) -> int:
+    """Unfinished batches beyond which a point is congested. With unequal workers dmda lets the fast worker's
+    queue grow until a slow worker's expected end is sooner: up to S_slow / S_fast batches deep in steady
+    state, so the bound grows with that ratio (a GPU at 6.75 ms and a CPU group at 120 ms: 18 deep)."""
+    known = [s for s in services_s if s > 0 and s == s]
+    ratio = math.ceil(max(known) / min(known)) if known else 1
+    return max(8, 4 * workers, min(2 * ratio + 2 * workers, MAX_BACKLOG))
+
+
+def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
-    return Limits(max_backlog=max(8, 4 * workers), time_cap_s=1.5 * duration + 10.0)
+    planned = min(schedule.batches, p.warmup + p.batches)
+    return Limits(max_backlog=max_backlog(workers, services_s), time_cap_s=1.5 * duration + 10.0,
+                  planned=planned, step=p.batches, extend=judge.extend if judge else None)
 
 
 WATCH_WINDOW = 60
 BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
 SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
+EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
+
+
+class PointJudge:
+    """Watches a running point's batches: stops it early when it is clearly overloaded, and extends it while its
+    queue is still filling toward a steady state.
+
+    Early stop (`watch`), deliberately conservative: every 10 batches from the 30th, when the last 60 batches
+    show latency rising by more than 10 % of elapsed time at 6 standard errors, and the rate is beyond the
+    workers' capacity N * sum(1 / S_w(N)) (or that is unknown). Below capacity a rising latency is a queue that
+    has not settled: with unequal workers, dmda lets the fast worker's queue grow until a slow worker's expected
+    end is sooner, which takes many batches near the fast worker's own capacity.
+    Extension (`extend`, asked when the planned W + K batches are released): K more batches, up to
+    `extensions` times, while the latest K finished batches still show a significantly rising latency (0.5 % of
+    elapsed time: more sensitive than the final test, since running on only costs time) and the rate is within
+    capacity. The point is then judged on its last K batches.
+    """
+
+    def __init__(self, p: PointSpec, capacity_qps: float | None = None):
+        self.p = p
+        self.below_capacity = capacity_qps is not None and p.rate_qps <= capacity_qps
+        self.latencies: deque = deque(maxlen=max(WATCH_WINDOW, p.batches))
+        self.releases: deque = deque(maxlen=max(WATCH_WINDOW, p.batches))
+        self.seen = 0
+        self.extended = 0
+
+    def watch(self, record: BatchRecord) -> str:
+        if record.index < self.p.warmup or record.error:
+            return ""
+        self.seen += 1
+        self.latencies.append(record.end_s - record.first_arrival_s)
+        self.releases.append(record.scheduled_release_s)
+        if self.seen < 30 or self.seen % 10 or self.below_capacity:
+            return ""
+        return congestion(np.array(self.latencies)[-WATCH_WINDOW:], np.array(self.releases)[-WATCH_WINDOW:],
+                          t_threshold=6.0, unserved=0.10)
+
+    def extend(self) -> bool:
+        if self.extended >= self.p.extensions or not self.below_capacity:
+            return False
+        latest = self.p.batches
+        recent = np.array(self.latencies)[-latest:]  # the whole window that would be measured, not its later half
+        rising = congestion(recent, np.array(self.releases)[-latest:], min_batches=len(recent),
+                            unserved=EXTEND_ON_RISE)
+        if rising:
+            self.extended += 1
+        return bool(rising)
 
 
 def latency_watch(warmup: int):
-    """Online trend test, deliberately conservative: every 10 batches from the 30th, stop a running point
-    only when its last 60 batches show latency rising by more than 10 % of elapsed time at 6 standard
-    errors. Milder growth is judged at the end (metrics.congestion): a dmda queue may grow for a while
-    before another worker's expected end is sooner, then level off; the backlog bound catches gross
-    overload sooner."""
-    latencies: deque = deque(maxlen=WATCH_WINDOW)  # the most recent batches: a look costs the same at any k
-    releases: deque = deque(maxlen=WATCH_WINDOW)
-    seen = 0
-
-    def watch(record: BatchRecord) -> str:
-        nonlocal seen
-        if record.index < warmup or record.error:
-            return ""
-        seen += 1
-        latencies.append(record.end_s - record.first_arrival_s)
-        releases.append(record.scheduled_release_s)
-        if seen < 30 or seen % 10:
-            return ""
-        return congestion(np.array(latencies), np.array(releases), t_threshold=6.0, unserved=0.10)
-
-    return watch
+    """The early-stop test alone (no capacity known: it may stop a point below capacity too)."""
+    return PointJudge(PointSpec(1, 1.0, warmup, 2, extensions=0)).watch
 
 
-def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop, runner=None):
-    """Run one point on `executor` and return (records, stop reason, arrival times). `runner(loop, executor,
-    policy, graph)` makes what runs it (default: the scheduler; the native baseline's plain loop)."""
+def first_measured(p: PointSpec, records: list[BatchRecord]) -> int:
+    """The measured batches are the last K released (W of warm-up, plus any extension before them)."""
+    released = sum(1 for r in records if math.isfinite(r.actual_release_s))
+    return max(p.warmup, released - p.batches)
+
+
+def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop, runner=None,
+              services_s=()):
+    """Run one point on `executor` and return (records, stop reason, arrival times, first measured batch).
+    `runner(loop, executor, policy, graph)` makes what runs it (default: the scheduler; the native baseline's
+    plain loop). `services_s`: S_w(N) per worker, for the capacity the judge and the backlog bound use."""
     times, schedule = point_schedule(p)
     loop = loop_factory()
     executor.loop = loop
@@ -78,32 +133,61 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
         scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
     else:
         scheduler = runner(loop, executor, policy, graph)
-    records, stop = scheduler.run(schedule, limits_for(schedule, len(workers)), latency_watch(p.warmup))
-    return records, stop, times
+    known = [s for s in services_s if s > 0 and s == s]
+    capacity = ideal_rho_max(p.batch_size, known) if len(known) == len(workers) and known else None
+    judge = PointJudge(p, capacity)
+    records, stop = scheduler.run(schedule, limits_for(schedule, p, len(workers), known, judge), judge.watch)
+    return records, stop, times, first_measured(p, records)
 
 
 def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.ndarray, worker_names: list[str],
-              service_s: float | None) -> dict:
-    """The points.csv row: the summary of the measured batches, utilisation, release lateness, the ideal."""
-    measured = [r for r in records[p.warmup:] if math.isfinite(r.end_s) and not r.error]
+              service_s, first: int | None = None) -> dict:
+    """The points.csv row: the summary of the measured batches, utilisation, release lateness, the ideal.
+
+    `service_s`: S(N) (one number), or S_w(N) per worker (unequal workers: the ideal latency fills the fastest
+    first, the capacity is N * sum(1 / S_w)). `first`: the first measured batch (default: after the warm-up).
+    """
+    first = p.warmup if first is None else first
+    services = _services(service_s, len(worker_names))
+    fastest = min(services) if services else None
+    ideal_of = service_s if np.isscalar(service_s) or service_s is None else services
+    measured = [r for r in records[first:] if math.isfinite(r.end_s) and not r.error]
     errors = sorted({r.error for r in records if r.error})
     latency = np.array([r.end_s - r.first_arrival_s for r in measured])
     busy = [[(t.start_s, t.end_s) for r in records for t in r.tasks if t.worker == w] for w in range(len(worker_names))]
     reason, note = stop, ""
     if not stop:
-        trend = congestion(latency, np.array([r.scheduled_release_s for r in measured]))
+        releases = np.array([r.scheduled_release_s for r in measured])
+        trend = congestion(latency, releases)
+        rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
         later = measured[len(measured) // 2:]
-        busiest = max(utilisation(busy, (later[0].first_arrival_s, max(r.end_s for r in later))), default=0.0) \
-            if later else 0.0
+        window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
+        shares = utilisation(busy, window) if later else []
+        used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
+        busiest, least_used = max(used, default=0.0), min(used, default=0.0)
+        capacity = ideal_rho_max(p.batch_size, services) if len(services) == len(worker_names) else None
+        within = bool(capacity) and p.rate_qps <= capacity  # the workers together can serve this rate
+        spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
         if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
             note = f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
+        elif rising and within and first >= p.warmup + p.extensions * p.batches:
+            note = (f"not settled: latency still rising after {first + p.batches} batches, below the workers' "
+                    f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is "
+                    "a lower bound")
         elif trend:
             reason = trend
-        elif busiest >= SATURATED_BUSY and service_s and measured and p.arrival == "fixed" \
-                and p.max_queue_delay_s is None:
-            over = float(latency.mean()) / ideal_latency_s(p.batch_size, p.rate_qps, service_s)
-            if over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
-                reason = f"saturated: busiest worker {busiest:.0%} busy and latency {over:.1f} x the ideal"
+        elif rising and capacity and not within:
+            reason = f"{rising} at a rate beyond the workers' capacity of {capacity:.0f} q/s"
+        elif least_used >= SATURATED_BUSY and not spare and fastest and measured and p.arrival == "fixed" \
+                and p.max_queue_delay_s is None:  # the workers in use are full and none is left to settle on
+            ideal = ideal_latency_s(p.batch_size, p.rate_qps, ideal_of)
+            over = float(latency.mean()) / ideal
+            if not math.isfinite(ideal):
+                reason = f"saturated: every worker in use at least {least_used:.0%} busy at a rate beyond the " \
+                         f"workers' capacity of {capacity:.0f} q/s"
+            elif over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
+                reason = f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} " \
+                         "x the ideal"
     if errors and not measured:
         reason = reason or "every batch failed"
     if measured:
@@ -116,6 +200,7 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
                         query_times, sizes, window[1] - window[0], reason)
     released = [r for r in records if math.isfinite(r.actual_release_s)]
     lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
+    capacity = ideal_rho_max(p.batch_size, services) if len(services) == len(worker_names) and services else None
     row = {"batch_size": p.batch_size, "rate_qps": p.rate_qps, "arrival": p.arrival,
            "max_queue_delay_ms": "" if p.max_queue_delay_s is None else round(1000 * p.max_queue_delay_s, 3),
            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.__dict__.items()},
@@ -123,22 +208,35 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
            "utilisation": " ".join(f"{n}={u:.3f}" for n, u in zip(worker_names, utilisation(busy, window))
                                    if math.isfinite(u)),
            "release_lateness_p99_us": round(float(np.percentile(lateness, 99) * 1e6), 1) if lateness.size else "",
-           "service_ms": round(1000 * service_s, 4) if service_s else "", "ideal_latency_ms": "",
-           "latency_over_ideal": "", "errors": "; ".join(errors)}
+           "service_ms": round(1000 * fastest, 4) if fastest else "", "ideal_latency_ms": "",
+           "latency_over_ideal": "", "errors": "; ".join(errors), "warmup_batches": first,
+           "capacity_qps": round(capacity, 2) if capacity else ""}
     if note and not summary.congested:
         row["reason"] = note
     if summary.congested:
         for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
             row[key] = ""
-    elif service_s and p.arrival == "fixed" and p.max_queue_delay_s is None and measured:
-        ideal = ideal_latency_s(p.batch_size, p.rate_qps, service_s)
-        row["ideal_latency_ms"] = round(1000 * ideal, 4)
-        row["latency_over_ideal"] = round(float(latency.mean()) / ideal, 4)
+    elif fastest and p.arrival == "fixed" and p.max_queue_delay_s is None and measured:
+        ideal = ideal_latency_s(p.batch_size, p.rate_qps, ideal_of)
+        if math.isfinite(ideal):
+            row["ideal_latency_ms"] = round(1000 * ideal, 4)
+            row["latency_over_ideal"] = round(float(latency.mean()) / ideal, 4)
     return row
 
 
-def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str]) -> list[dict]:
-    """The batches.csv rows: every released batch, warm-up ones flagged `measured = False`."""
+def _services(service_s, workers: int) -> list[float]:
+    """S(N) as one number (identical workers) or one per worker -> the known per-worker values."""
+    if service_s is None:
+        return []
+    if np.isscalar(service_s):
+        return [float(service_s)] * workers if service_s > 0 and service_s == service_s else []
+    return [float(s) for s in service_s if s is not None and s > 0 and s == s]
+
+
+def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str], first: int | None = None
+               ) -> list[dict]:
+    """The batches.csv rows: every released batch, warm-up ones (and any extension) flagged `measured = False`."""
+    first = p.warmup if first is None else first
     rows = []
     for r in records:
         if not math.isfinite(r.actual_release_s):
@@ -146,7 +244,7 @@ def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str]
         tasks = sorted(r.tasks, key=lambda t: t.part)
         rows.append({
             "batch_size": p.batch_size, "rate_qps": p.rate_qps, "batch_index": r.index, "queries": r.size,
-            "measured": r.index >= p.warmup, "first_arrival_s": round(r.first_arrival_s, 7),
+            "measured": r.index >= first, "first_arrival_s": round(r.first_arrival_s, 7),
             "scheduled_release_s": round(r.scheduled_release_s, 7), "actual_release_s": round(r.actual_release_s, 7),
             "end_s": round(r.end_s, 7),
             "first_query_latency_ms": round(1000 * (r.end_s - r.first_arrival_s), 4),

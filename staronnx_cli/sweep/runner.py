@@ -111,6 +111,29 @@ def _done_points(path: Path) -> set[tuple[int, float]]:
     return {(int(b), float(r)) for b, r in zip(frame.batch_size, frame.rate_qps)}
 
 
+def _per_worker(service, workers: int) -> list[float]:
+    """An engine's S(N): one per worker, or one number for a single-worker system; [] when unknown."""
+    if service is None:
+        return []
+    if isinstance(service, (list, tuple)):
+        return [float(x) for x in service]
+    return [float(service)] * workers
+
+
+def _record_calibration(run_json: Path, engine) -> None:
+    """run.json keeps what each worker kind ran alone before the points, and how long that took."""
+    log = getattr(engine, "calibration", None)
+    if log is None or not run_json.exists():
+        return
+    meta = json.loads(run_json.read_text())
+    seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
+    meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
+                                                         if json.dumps(c.to_json(), sort_keys=True) not in seen]
+    tmp = run_json.with_name(run_json.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(run_json)
+
+
 @dataclass
 class Prepared:
     """A sweep checked and ready: everything a user can get wrong fails here, before any progress bar."""
@@ -162,6 +185,8 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
         if not todo:
             continue
         executor, failure, service = engine.prepare(n)
+        services = _per_worker(service, len(workers))
+        _record_calibration(s.output / "run.json", engine)
         congested_at = None
         try:
             for rate in todo:
@@ -174,11 +199,11 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda do
                     row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
                            "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
                 else:
-                    records, stop, times = run_point(spec, executor, workers, policy, perf, target.graph,
-                                                     engine.loop_factory, engine.runner)
-                    row = {**label, **point_row(spec, records, stop, times, names, service)}
+                    records, stop, times, first = run_point(spec, executor, workers, policy, perf, target.graph,
+                                                            engine.loop_factory, engine.runner, services)
+                    row = {**label, **point_row(spec, records, stop, times, names, services, first)}
                     append_rows(s.output / "batches.csv", BATCH_COLUMNS,
-                                [{"system": s.system, **b} for b in batch_rows(spec, records, names)])
+                                [{"system": s.system, **b} for b in batch_rows(spec, records, names, first)])
                     if row["congested"]:
                         congested_at = rate
                 append_rows(s.output / "points.csv", POINT_COLUMNS, [row])

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-RUN_SCHEMA_VERSION = 2
+RUN_SCHEMA_VERSION = 3
 POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qps", "batches", "mean_max_latency_ms",
                  "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "achieved_qps",
                  "congested", "reason", "arrival", "max_queue_delay_ms", "mean_queries_per_batch", "utilisation",
-                 "release_lateness_p99_us", "service_ms", "ideal_latency_ms", "latency_over_ideal", "errors"]
+                 "release_lateness_p99_us", "service_ms", "ideal_latency_ms", "latency_over_ideal", "errors",
+                 "warmup_batches", "capacity_qps"]
 BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "measured", "first_arrival_s",
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
                  "task_times", "error"]

@@ -126,6 +126,8 @@ class TritonLoop:
 
         stop = ""
         for record in records:
+            if not limits.may_release(record.index):
+                break
             for q in range(record.size):
                 due = record.first_arrival_s if q == 0 else None
                 due = self._arrival(schedule, record, q) if due is None else due

@@ -42,8 +42,8 @@ def make(name: str, workers: int, parts: int, rates: list[float], sizes=(1, 2, 4
             else:
                 spec = PointSpec(n, rate, warmup=2, batches=30)
                 executor = ModelledExecutor(VirtualLoop(), specs, lambda p, k, b: service(p, parts, b))
-                records, stop, times = run_point(spec, executor, specs, make_policy("dmda"), PerfModel(), graph,
-                                                 loop_factory=VirtualLoop)
+                records, stop, times, _ = run_point(spec, executor, specs, make_policy("dmda"), PerfModel(), graph,
+                                                    loop_factory=VirtualLoop)
                 row = {**label, **point_row(spec, records, stop, times, names, sum(service(p, parts, n)
                                                                                   for p in range(parts)))}
                 append_rows(out / "batches.csv", BATCH_COLUMNS,
