@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint bench compare paper-sim gpu-profile-check clean install
+.PHONY: run test lint bench bench-gpu compare paper-sim gpu-profile-check clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
 	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
 	$(BIN)/python experiments/sim_bench.py
+
+## bench-gpu: on a GPU machine, staronnx's GPU worker (1, 2, 4 per GPU, auto) against native ONNX Runtime
+bench-gpu: $(STAMP)
+	$(BIN)/python experiments/gpu_bench.py --model $(MODEL) --out results/bench/gpu
 
 ## compare: the paper's Fig. 3 on this machine: staronnx, native, roundrobin and Triton on googlenet
 compare: $(STAMP)

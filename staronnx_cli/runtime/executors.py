@@ -114,7 +114,7 @@ class ThreadExecutor:
                                             providers=providers_for("cuda", worker.device_id))
 
             runner = CudaRunner(worker.device_id, part_files, factory, self.model_inputs, warmup_runs)
-            self.gpus[worker.device_id] = runner
+            self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
             return runner
         sessions = [ort.InferenceSession(str(p), self._options(p, worker), providers=["CPUExecutionProvider"])
                     for p in part_files]
@@ -148,7 +148,7 @@ class ThreadExecutor:
             start = self.loop.now()
             error = ""
             try:
-                feeds = {name: self._input(k, name, size, worker) for name in runner.input_names[part]}
+                feeds = {name: self._input(k, name, size, worker, runner) for name in runner.input_names[part]}
                 if worker.kind == "cuda":
                     outputs = runner.run(part, feeds, self.final_outputs)
                 else:
@@ -159,8 +159,10 @@ class ThreadExecutor:
             end = self.loop.now()
             self.loop.post(complete, i, k, part, start, end, error)
 
-    def _input(self, k: int, name: str, size: int, worker: WorkerSpec):
+    def _input(self, k: int, name: str, size: int, worker: WorkerSpec, runner):
         if name in self.model_inputs:
+            if worker.kind == "cuda":
+                return runner.inputs.batch(name, size)  # born pinned: one DMA to the device
             return self.model_inputs[name][:size]  # a leading slice of a C-contiguous array stays contiguous
         value = self.store[k][name]
         if worker.kind == "cpu" and not isinstance(value, np.ndarray):

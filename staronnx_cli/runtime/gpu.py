@@ -7,9 +7,12 @@ Why this shape (ONNX Runtime's I/O binding and CuPy's stream documentation):
 - pinned buffers are recycled by (shape, dtype) and device buffers come from CuPy's caching pool, so a
   steady stream of batches allocates nothing after the first few.
 
-Imported only when a CUDA worker is asked for: CuPy is the optional `cuda12`/`cuda13` extra. This machine
-has no GPU: `PinnedPool` and `DeviceTensor` bookkeeping are tested without one; the CUDA calls are written
-against the documentation and have not run here.
+- the model's inputs are born pinned (`PinnedInputs`, copied once when the worker is prepared): a batch's
+  upload is one DMA, with no host-side copy on the hot path.
+
+Imported only when a CUDA worker is asked for: CuPy is the optional `cuda12`/`cuda13` extra. The CUDA calls
+ran on an H100 (before pinned inputs); `PinnedPool`, `PinnedInputs` and `DeviceTensor` bookkeeping are
+tested without a GPU.
 """
 
 from __future__ import annotations
@@ -44,6 +47,34 @@ class PinnedPool:
     def give(self, buffer: np.ndarray) -> None:
         with self._lock:
             self._free[(buffer.shape, buffer.dtype.str)].append(buffer)
+
+
+class Pinned:
+    """A host array in page-locked memory: it goes to the device in one DMA, with no staging copy."""
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+
+class PinnedInputs:
+    """The model's inputs, copied once into page-locked memory when the worker is prepared (before any point):
+    a batch of n is a leading slice of each buffer (rows are C-contiguous), so no batch is copied on the host.
+
+    On an H100 the host-side copy into a pinned staging buffer before each upload cost 0.2 / 0.6 / 1.7 ms at
+    batch 1 / 8 / 32 (GoogLeNet), a third of the batch's time at 32.
+    """
+
+    def __init__(self, inputs: dict[str, np.ndarray], allocate: Callable[[tuple[int, ...], np.dtype], np.ndarray]):
+        self.buffers = {}
+        for name, value in inputs.items():
+            buffer = allocate(value.shape, value.dtype)
+            np.copyto(buffer, value)
+            self.buffers[name] = buffer
+
+    def batch(self, name: str, size: int) -> Pinned:
+        return Pinned(self.buffers[name][:size])
 
 
 def cupy_pinned_allocator(cupy) -> Callable[[tuple[int, ...], np.dtype], np.ndarray]:
@@ -88,6 +119,7 @@ class CudaRunner:
         with self.cupy.cuda.Device(device_id):
             self.copy_stream = self.cupy.cuda.Stream(non_blocking=True)
         self.pinned = PinnedPool(cupy_pinned_allocator(self.cupy))
+        self.inputs = PinnedInputs(warm_inputs, cupy_pinned_allocator(self.cupy))
         self.sessions = [session_factory(path) for path in part_files]
         for path, session in zip(part_files, self.sessions):
             if "CUDAExecutionProvider" not in session.get_providers():
@@ -102,16 +134,22 @@ class CudaRunner:
             warm.update(outputs)
 
     # -- transfers ------------------------------------------------------------------------------------
-    def to_device(self, value: np.ndarray):
-        """Host -> device through a recycled pinned buffer, on the copy stream."""
+    def to_device(self, value: np.ndarray | Pinned):
+        """Host -> device on the copy stream: a Pinned array in one DMA; any other through a recycled pinned
+        staging buffer (a host copy first)."""
         cp = self.cupy
-        staging = self.pinned.take(value.shape, value.dtype)
-        np.copyto(staging, value)
+        staging = None
+        if isinstance(value, Pinned):
+            source = value.array
+        else:
+            source = staging = self.pinned.take(value.shape, value.dtype)
+            np.copyto(staging, value)
         with cp.cuda.Device(self.device_id):
-            device = cp.empty(value.shape, value.dtype)
-            device.set(staging, stream=self.copy_stream)
+            device = cp.empty(source.shape, source.dtype)
+            device.set(source, stream=self.copy_stream)
             self.copy_stream.synchronize()
-        self.pinned.give(staging)
+        if staging is not None:
+            self.pinned.give(staging)
         return device
 
     def to_host(self, tensor: DeviceTensor) -> np.ndarray:
@@ -131,6 +169,8 @@ class CudaRunner:
                 return value.array
             with self.cupy.cuda.Device(self.device_id):
                 return self.cupy.asarray(value.array)  # peer copy
+        if isinstance(value, Pinned):
+            return self.to_device(value)
         return self.to_device(np.ascontiguousarray(value))
 
     def _wrap_output(self, ortvalue):

@@ -1,4 +1,5 @@
-"""Worker specs: `cpu:GxK` (G workers of K pinned cores), `cpu:K`, `cuda:ID`, joined by commas, or `auto`."""
+"""Worker specs: `cpu:GxK` (G workers of K pinned cores), `cpu:K`, `cuda:ID`, `cuda:IDxW` (W workers sharing one
+GPU, each with its own host thread, sessions and streams), joined by commas, or `auto`."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
     free = list(cores)
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
         cpu = re.fullmatch(r"cpu:(?:(\d+)x)?(\d+)", item)
-        gpu = re.fullmatch(r"cuda(?::(\d+))?", item)
+        gpu = re.fullmatch(r"cuda(?::(\d+))?(?:x(\d+))?", item)
         if cpu:
             groups, size = int(cpu.group(1) or 1), int(cpu.group(2))
             if groups < 1 or size < 1:
@@ -54,10 +55,17 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
                 why = cuda_reason or "see staronnx doctor"
                 raise UserError(f"--workers {item}: no usable CUDA device here ({why}); "
                                 "use CPU workers, e.g. --workers cpu:1x2")
-            workers.append(WorkerSpec(f"cuda{gpu.group(1) or 0}", "cuda", (), int(gpu.group(1) or 0)))
+            device, count = int(gpu.group(1) or 0), int(gpu.group(2) or 1)
+            if count < 1:
+                raise UserError(f"--workers {item}: at least one worker per GPU, e.g. cuda:{device}x2")
+            if any(w.kind == "cuda" and w.device_id == device for w in workers):
+                raise UserError(f"--workers {spec}: cuda:{device} is given twice; for several workers on one GPU "
+                                f"write cuda:{device}x2")
+            for j in range(count):  # one memory node: tensors pass between them without a copy
+                workers.append(WorkerSpec(f"cuda{device}" + (f".{j}" if count > 1 else ""), "cuda", (), device))
         else:
             raise UserError(f"--workers '{item}' is not a worker: write cpu:GxK (G workers of K cores), cpu:K, "
-                            "cuda:ID, or auto")
+                            "cuda:ID, cuda:IDxW (W workers on one GPU), or auto")
     if not workers:
         raise UserError("--workers is empty: write e.g. --workers cpu:1x2")
     return workers
