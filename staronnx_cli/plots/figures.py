@@ -230,13 +230,19 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
         mine_w = tasks[tasks.worker == worker]
         for part in parts:
             sel = mine_w[mine_w.part == part]
-            ax.broken_barh(list(zip(1000 * sel.start_s, 1000 * (sel.end_s - sel.start_s))), (y - 0.35, 0.7),
+            ax.broken_barh(list(zip(1000 * sel.start_s, 1000 * (sel.end_s - sel.start_s))), (y - 0.35, 0.6),
                            facecolors=part_colours[part], edgecolor="white", linewidth=0.3)
+        copies = mine_w.dropna(subset=["transfer_start_s"])  # a GPU worker's input copies, under its tasks
+        ax.broken_barh(list(zip(1000 * copies.transfer_start_s, 1000 * (copies.transfer_end_s -
+                                                                         copies.transfer_start_s))),
+                       (y + 0.28, 0.1), facecolors="#444444")
     releases = 1000 * mine.actual_release_s
     ax.vlines(releases, -0.6, len(workers) - 0.4, color="#999999", linewidth=0.5, linestyle="-", alpha=0.6)
     from matplotlib.patches import Patch
 
     handles = [Patch(color=part_colours[part], label=f"part {part}") for part in parts]
+    if tasks.transfer_start_s.notna().any():
+        handles.append(Patch(color="#444444", label="input copies (GPU)"))
     handles.append(ax.plot([], [], color="#999999", linewidth=0.8, label="batch release")[0])
     ax.set_yticks(range(len(workers)), workers)
     ax.set_xlabel("time since the point's start (ms)")
@@ -272,19 +278,35 @@ def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[in
     return int(ok.batch_size.iloc[0]), float(ok.rate_qps.iloc[0])
 
 
+TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s"]
+
+
 def task_table(batches: pd.DataFrame) -> pd.DataFrame:
-    """batches.csv's `placement` and `task_times` unpacked: one row per task (batch, part, worker, start, end)."""
+    """batches.csv's `placement`, `task_times` and `transfer_times` unpacked: one row per task (batch, part,
+    worker, start, end, and the span of its input copies where a GPU worker made them; NaN otherwise)."""
     rows = []
     for _, b in batches.iterrows():
         if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
             continue
         where = dict(item.split(":", 1) for item in b.placement.split(","))
-        for item in b.task_times.split(";"):
-            part, _, span = item.partition(":")
-            start, _, end = span.partition("-")
+        copies = dict(_spans(b.get("transfer_times")))
+        for part, (start, end) in _spans(b.task_times):
+            copy = copies.get(part, (float("nan"), float("nan")))
             rows.append({"batch_index": int(b.batch_index), "part": int(part), "worker": where.get(part, "?"),
-                         "start_s": float(start), "end_s": float(end)})
-    return pd.DataFrame(rows, columns=["batch_index", "part", "worker", "start_s", "end_s"])
+                         "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1]})
+    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+
+
+def _spans(text) -> list[tuple[str, tuple[float, float]]]:
+    """'0:0.1-0.2;1:0.2-0.3' -> [('0', (0.1, 0.2)), ('1', (0.2, 0.3))]; nothing for an empty cell."""
+    if not isinstance(text, str) or not text:
+        return []
+    spans = []
+    for item in text.split(";"):
+        part, _, span = item.partition(":")
+        start, _, end = span.partition("-")
+        spans.append((part, (float(start), float(end))))
+    return spans
 
 
 def save(fig, output: Path) -> Path:

@@ -34,6 +34,15 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None) -> dict:
                        "args": {"scheduled_us": round(1e6 * float(b.scheduled_release_s), 3),
                                 "late_us": round(1e6 * (float(b.actual_release_s) - float(b.scheduled_release_s)), 3)}})
     latency = dict(zip(mine.batch_index.astype(int), mine.first_query_latency_ms))
+    copying = sorted(tasks.dropna(subset=["transfer_start_s"]).worker.unique()) if not tasks.empty else []
+    ctid = {w: len(workers) + 1 + i for i, w in enumerate(copying)}  # a track per GPU worker's copy stream
+    events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": ctid[w], "args": {"name": f"{w} copies"}}
+               for w in copying]
+    for _, t in tasks.dropna(subset=["transfer_start_s"]).iterrows():
+        events.append({"ph": "X", "name": f"inputs of part {int(t.part)}", "cat": "transfer", "pid": PID,
+                       "tid": ctid[t.worker], "ts": round(1e6 * t.transfer_start_s, 3),
+                       "dur": round(1e6 * (t.transfer_end_s - t.transfer_start_s), 3),
+                       "args": {"batch": int(t.batch_index), "part": int(t.part)}})
     for _, t in tasks.iterrows():
         events.append({"ph": "X", "name": f"part {int(t.part)}", "cat": "task", "pid": PID, "tid": tid[t.worker],
                        "ts": round(1e6 * t.start_s, 3), "dur": round(1e6 * (t.end_s - t.start_s), 3),

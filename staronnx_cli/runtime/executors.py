@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..ortenv import providers_for, session_options
+from .prefetch import Prefetcher
 from .workers import WorkerSpec
 
 
@@ -69,8 +71,10 @@ class ThreadExecutor:
     """
 
     def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int, warmup_runs: int = 3,
-                 variable_batches: bool = False, seed: int = 0):
+                 variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True):
         self.loop, self.workers = loop, workers
+        self.cuda_graphs = cuda_graphs
+        self.graph_notes: list[str] = []  # GPU workers: which parts run as CUDA graphs, and why not
         self.fixed_batch = None if variable_batches else batch
         self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
         models = [modelio.load_model(p, with_weights=False) for p in part_files]
@@ -107,13 +111,19 @@ class ThreadExecutor:
 
     def _prepare(self, worker: WorkerSpec, part_files: list[Path], warmup_runs: int):
         if worker.kind == "cuda":
-            from .gpu import CudaRunner
+            from .gpu import CAPTURE_LOCK, CudaRunner
 
-            def factory(path):
-                return ort.InferenceSession(str(path), self._options(path, worker),
-                                            providers=providers_for("cuda", worker.device_id))
+            def factory(path, graph: bool = False):
+                providers = providers_for("cuda", worker.device_id)
+                if graph:
+                    providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "enable_cuda_graph": "1"})
+                return ort.InferenceSession(str(path), self._options(path, worker), providers=providers)
 
-            runner = CudaRunner(worker.device_id, part_files, factory, self.model_inputs, warmup_runs)
+            with CAPTURE_LOCK:  # GPU workers are prepared one at a time: no capture overlaps other GPU work
+                runner = CudaRunner(worker.device_id, part_files, factory, self.model_inputs, warmup_runs,
+                                    graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
+                                    else None, fixed_batch=self.fixed_batch)
+            self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
             self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
             return runner
         sessions = [ort.InferenceSession(str(p), self._options(p, worker), providers=["CPUExecutionProvider"])
@@ -140,6 +150,9 @@ class ThreadExecutor:
         runner = self.runners[i]
         if runner is None:
             return
+        if worker.kind == "cuda":
+            self._serve_gpu(i, worker, runner)
+            return
         while True:
             item = self.inboxes[i].get()
             if item is None:
@@ -158,6 +171,51 @@ class ThreadExecutor:
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             end = self.loop.now()
             self.loop.post(complete, i, k, part, start, end, error)
+
+    def _serve_gpu(self, i: int, worker: WorkerSpec, runner) -> None:
+        """A GPU worker's loop: the inputs of the tasks it holds are copied ahead while the current one runs."""
+        inbox, pending, closing = self.inboxes[i], deque(), False
+
+        def copy(item):
+            k, part, size, _ = item
+            feeds = {name: self._input(k, name, size, worker, runner) for name in runner.input_names[part]}
+            return feeds, runner.prefetch(feeds, self.loop.now())
+
+        ahead = Prefetcher(copy)
+        while True:
+            if not pending:
+                item = inbox.get()
+                if item is None:
+                    return
+                pending.append(item)
+            while not closing and len(pending) <= ahead.depth:  # take what is already held, without waiting
+                try:
+                    item = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    closing = True
+                else:
+                    pending.append(item)
+            start = self.loop.now()
+            error, transfer = "", None
+            item = pending[0]
+            k, part, size, complete = item
+            try:
+                ahead.ahead(pending)
+                feeds, copies = ahead.take(item)
+                if copies is not None:
+                    feeds = {**feeds, **runner.arrived(copies)}
+                outputs = runner.run(part, feeds, self.final_outputs)
+                transfer = runner.transfer_interval(copies)
+                self.store.setdefault(k, {}).update(outputs)
+            except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            pending.popleft()
+            end = self.loop.now()
+            self.loop.post(complete, i, k, part, start, end, error, transfer)
+            if closing and not pending:
+                return
 
     def _input(self, k: int, name: str, size: int, worker: WorkerSpec, runner):
         if name in self.model_inputs:

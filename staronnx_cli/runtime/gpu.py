@@ -8,7 +8,11 @@ Why this shape (ONNX Runtime's I/O binding and CuPy's stream documentation):
   steady stream of batches allocates nothing after the first few.
 
 - the model's inputs are born pinned (`PinnedInputs`, copied once when the worker is prepared): a batch's
-  upload is one DMA, with no host-side copy on the hot path.
+  upload is one DMA, with no host-side copy on the hot path;
+- where a part's shapes are static at the batch size, it also runs as a CUDA graph (ORT's `enable_cuda_graph`,
+  one session per part and batch size; on an H100 that took GoogLeNet at batch 1 from 1.26 to 0.87 ms):
+  captured while the worker is prepared, one capture at a time in the process, kept only if its outputs
+  equal the plain session's.
 
 Imported only when a CUDA worker is asked for: CuPy is the optional `cuda12`/`cuda13` extra. The CUDA calls
 ran on an H100 (before pinned inputs); `PinnedPool`, `PinnedInputs` and `DeviceTensor` bookkeeping are
@@ -77,6 +81,51 @@ class PinnedInputs:
         return Pinned(self.buffers[name][:size])
 
 
+CONTROL_FLOW = {"If", "Loop", "Scan"}
+CAPTURE_LOCK = threading.RLock()  # held while a GPU worker is prepared: a capture never overlaps other GPU work
+
+
+def cuda_graph_eligible(model, fixed_batch: int | None) -> tuple[bool, str]:
+    """Whether ONNX Runtime can capture this part as a CUDA graph at this batch size, or why not.
+
+    ORT's CUDA graphs need shapes that never change between runs (a fixed batch size, every other input
+    dimension static) and no control flow (If, Loop, Scan). That every node runs on the CUDA provider is known
+    only once the session exists: a session that cannot capture falls back to the plain one.
+    """
+    if fixed_batch is None:
+        return False, "batch sizes vary (dynamic batching)"
+    ops = sorted({n.op_type for n in model.graph.node} & CONTROL_FLOW)
+    if ops:
+        return False, f"control flow ({', '.join(ops)})"
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        symbolic = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
+        if symbolic:
+            return False, f"input {value.name} has a dynamic dimension ({symbolic[0]})"
+    return True, ""
+
+
+class GraphPart:
+    """A part captured as a CUDA graph: its session, with device buffers bound to it for good (a replay reads
+    and writes the same addresses): a batch's inputs are copied into them, its outputs copied out of them."""
+
+    def __init__(self, ort, session, device_id: int, inputs: dict[str, tuple], outputs: dict[str, tuple]):
+        def buffer(shape, dtype):
+            return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, "cuda", device_id)
+
+        self.session = session
+        self.inputs = {name: buffer(*spec) for name, spec in inputs.items()}
+        self.outputs = {name: buffer(*spec) for name, spec in outputs.items()}
+        self.binding = session.io_binding()
+        for name, value in self.inputs.items():
+            self.binding.bind_ortvalue_input(name, value)
+        for name, value in self.outputs.items():
+            self.binding.bind_ortvalue_output(name, value)
+
+
 def cupy_pinned_allocator(cupy) -> Callable[[tuple[int, ...], np.dtype], np.ndarray]:
     def allocate(shape, dtype):
         count = int(np.prod(shape)) if shape else 1
@@ -105,12 +154,19 @@ def import_cupy():
     return cupy
 
 
+class Prefetched:
+    """Copies of one task's host inputs issued on the copy stream, between two CUDA events."""
+
+    def __init__(self, arrays: dict, started, done, issued_s: float, staging: list):
+        self.arrays, self.started, self.done, self.issued_s, self.staging = arrays, started, done, issued_s, staging
+
+
 class CudaRunner:
     """One GPU worker's sessions (one per part) and its transfers. Used from the worker's own thread only,
     except `to_host`, which a CPU worker calls to fetch a tensor this GPU produced."""
 
     def __init__(self, device_id: int, part_files: list[Path], session_factory, warm_inputs: dict[str, np.ndarray],
-                 warmup_runs: int):
+                 warmup_runs: int, graph_factory=None, fixed_batch: int | None = None):
         import onnxruntime as ort
 
         self.cupy = import_cupy()
@@ -127,11 +183,72 @@ class CudaRunner:
                                 "check 'staronnx doctor'")
         self.input_names = [[i.name for i in s.get_inputs()] for s in self.sessions]
         self.output_names = [[o.name for o in s.get_outputs()] for s in self.sessions]
+        self.graphs: dict[int, GraphPart] = {}
+        self.graph_notes: list[str] = []  # per part: captured, or why not
         warm: dict = dict(warm_inputs)
         for part, session in enumerate(self.sessions):
+            feeds = {i.name: warm[i.name] for i in session.get_inputs()}
             for _ in range(warmup_runs):
-                outputs = self.run(part, {i.name: warm[i.name] for i in session.get_inputs()}, set())
+                outputs = self.run(part, feeds, set())
+            if graph_factory is not None:
+                self._capture(part, part_files[part], graph_factory, fixed_batch, feeds, outputs)
             warm.update(outputs)
+
+    # -- CUDA graphs ------------------------------------------------------------------------------------
+    def _capture(self, part: int, path: Path, graph_factory, fixed_batch, feeds: dict, expected: dict) -> None:
+        """Capture the part as a CUDA graph (its shapes from the plain session's warm-up) and keep it only if
+        its outputs equal the plain session's; any failure leaves the plain session, saying why."""
+        from .. import modelio
+
+        ok, why = cuda_graph_eligible(modelio.load_model(path, with_weights=False), fixed_batch)
+        if not ok:
+            self.graph_notes.append(f"part {part}: no CUDA graph: {why}")
+            return
+        shapes_in = {name: (tuple(_shape(v)), _dtype(v)) for name, v in feeds.items()}
+        shapes_out = {name: (tuple(v.array.shape), v.array.dtype) for name, v in expected.items()}
+        try:
+            with CAPTURE_LOCK:  # ORT captures on one of the first runs; two captures at once fail (900/901)
+                graph = GraphPart(self.ort, graph_factory(path), self.device_id, shapes_in, shapes_out)
+                self.graphs[part] = graph
+                for _ in range(3):
+                    got = self.run(part, feeds, set(expected))
+            for name, value in expected.items():
+                if not np.allclose(got[name], self.to_host(value), rtol=1e-3, atol=1e-5):
+                    raise RuntimeError(f"output {name} differs from the plain session's")
+        except Exception as exc:  # noqa: BLE001 - any failure: the plain session serves this part
+            self.graphs.pop(part, None)
+            text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            self.graph_notes.append(f"part {part}: no CUDA graph: {text}")
+            return
+        self.graph_notes.append(f"part {part}: CUDA graph")
+
+    def _run_graph(self, part: int, feeds: dict, to_host: set[str]) -> dict:
+        graph = self.graphs[part]
+        cp = self.cupy
+        with cp.cuda.Device(self.device_id):
+            for name, value in graph.inputs.items():
+                target = self._wrap_output(value)  # a CuPy view of the bound buffer
+                source = feeds[name]
+                if isinstance(source, DeviceTensor):
+                    target.data.copy_from_device_async(self._as_cupy(source).data, target.nbytes, self.copy_stream)
+                elif isinstance(source, Pinned):
+                    target.set(source.array, stream=self.copy_stream)
+                else:
+                    target.set(np.ascontiguousarray(source), stream=self.copy_stream)
+            self.copy_stream.synchronize()
+            graph.session.run_with_iobinding(graph.binding)
+            graph.binding.synchronize_outputs()
+            results = {}
+            for name, value in graph.outputs.items():
+                view = DeviceTensor(self._wrap_output(value), self.device_id)
+                if name in to_host:
+                    results[name] = self.to_host(view)
+                else:  # the next replay overwrites the bound buffer: the batch keeps its own copy
+                    copy = cp.empty(view.array.shape, view.array.dtype)
+                    copy.data.copy_from_device_async(view.array.data, view.array.nbytes, self.copy_stream)
+                    results[name] = DeviceTensor(copy, self.device_id)
+            self.copy_stream.synchronize()
+        return results
 
     # -- transfers ------------------------------------------------------------------------------------
     def to_device(self, value: np.ndarray | Pinned):
@@ -163,6 +280,46 @@ class CudaRunner:
         self.pinned.give(staging)
         return host
 
+    def prefetch(self, feeds: dict, issued_s: float) -> Prefetched | None:
+        """Start copying a task's host inputs to this GPU on the copy stream, without waiting (None: nothing on
+        the host). Pinned inputs go in one DMA; pageable ones through a pinned staging buffer."""
+        host = {name: value for name, value in feeds.items() if not isinstance(value, DeviceTensor)}
+        if not host:
+            return None
+        cp = self.cupy
+        staging = []
+        with cp.cuda.Device(self.device_id):
+            started = cp.cuda.Event()
+            started.record(self.copy_stream)
+            arrays = {}
+            for name, value in host.items():
+                if isinstance(value, Pinned):
+                    source = value.array
+                else:
+                    source = self.pinned.take(value.shape, value.dtype)
+                    np.copyto(source, value)
+                    staging.append(source)
+                arrays[name] = cp.empty(source.shape, source.dtype)
+                arrays[name].set(source, stream=self.copy_stream)
+            done = cp.cuda.Event()
+            done.record(self.copy_stream)
+        return Prefetched(arrays, started, done, issued_s, staging)
+
+    def arrived(self, copies: Prefetched) -> dict:
+        """Wait for this task's copies only (its event), then its inputs as device tensors."""
+        copies.done.synchronize()
+        for buffer in copies.staging:
+            self.pinned.give(buffer)
+        copies.staging = []
+        return {name: DeviceTensor(array, self.device_id) for name, array in copies.arrays.items()}
+
+    def transfer_interval(self, copies: Prefetched | None) -> tuple[float, float] | None:
+        """When the copies ran, on the loop's clock: their GPU duration (events) placed at their issue."""
+        if copies is None:
+            return None
+        seconds = self.cupy.cuda.get_elapsed_time(copies.started, copies.done) / 1000
+        return copies.issued_s, copies.issued_s + seconds
+
     def _as_cupy(self, value) -> object:
         if isinstance(value, DeviceTensor):
             if value.device_id == self.device_id:
@@ -185,6 +342,8 @@ class CudaRunner:
     def run(self, part: int, feeds: dict, to_host: set[str]) -> dict:
         """Run a part on inputs wherever they are; outputs named in `to_host` come back to host memory
         (final results: a batch is done when its result is in host memory), the others stay on the GPU."""
+        if part in self.graphs:
+            return self._run_graph(part, feeds, to_host)
         session = self.sessions[part]
         binding = session.io_binding()
         keep = []  # device inputs must outlive the run
@@ -203,6 +362,18 @@ class CudaRunner:
             tensor = DeviceTensor(self._wrap_output(value), self.device_id)
             results[name] = self.to_host(tensor) if name in to_host else tensor
         return results
+
+
+def _shape(value) -> tuple:
+    if isinstance(value, DeviceTensor):
+        return value.array.shape
+    return (value.array if isinstance(value, Pinned) else value).shape
+
+
+def _dtype(value) -> np.dtype:
+    if isinstance(value, DeviceTensor):
+        return np.dtype(value.array.dtype)
+    return (value.array if isinstance(value, Pinned) else value).dtype
 
 
 _ORT_DTYPES = {

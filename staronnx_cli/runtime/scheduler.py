@@ -36,6 +36,7 @@ class TaskRecord(NamedTuple):  # one per task: a tuple is cheap to make
     worker: int
     start_s: float
     end_s: float
+    transfer: tuple[float, float] | None = None  # a GPU task's input copies (issued ahead, while others ran)
 
 
 @dataclass(slots=True)
@@ -235,14 +236,15 @@ class Scheduler:
             self.executor.start(w, k, part, self.records[k].size, self._complete)
         return True
 
-    def _complete(self, w: int, k: int, part: int, start_s: float, end_s: float, error: str = "") -> None:
+    def _complete(self, w: int, k: int, part: int, start_s: float, end_s: float, error: str = "",
+                  transfer: tuple[float, float] | None = None) -> None:
         """Task (k, part) ended on worker w (called on the loop's thread)."""
         self.inflight[w].remove((k, part))
         self.pending_s[w] = max(0.0, self.pending_s[w] - self.predicted.pop((k, part), 0.0))
         self.expected_free[w] = self.loop.now() + self.pending_s[w]  # StarPU: re-based at each completion
         self._state_cache[w] = None
         record = self.records[k]
-        record.tasks.append(TaskRecord(part, w, start_s, end_s))
+        record.tasks.append(TaskRecord(part, w, start_s, end_s, transfer))
         if error:
             record.error = record.error or error
         elif self.learns:

@@ -39,6 +39,7 @@ class RealEngine:
         self.perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
         self.perf = PerfModel() if s.calibrate else PerfModel.load(self.perf_file)
         self.calibration: list[Calibration] = []
+        self.graph_notes: list[str] = []
 
     def prepare(self, n: int):
         """Workers with warmed sessions for batch size n; S_w(n) of each worker kind alone, which also calibrates
@@ -47,9 +48,10 @@ class RealEngine:
         try:
             executor = ThreadExecutor(RealLoop(), self.workers, self.target.part_files, n,
                                       variable_batches=self.settings.max_queue_delay_ms is not None,
-                                      seed=self.settings.seed)
+                                      seed=self.settings.seed, cuda_graphs=self.settings.cuda_graphs)
         except UserError as exc:
             return None, str(exc), None
+        self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
         services, log = measure_workers(executor, self.workers, self.perf, n, len(self.target.part_files))
         self.calibration.extend(log)
         if any(c.calibrated for c in log):

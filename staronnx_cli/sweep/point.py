@@ -249,5 +249,8 @@ def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str]
             "end_s": round(r.end_s, 7),
             "first_query_latency_ms": round(1000 * (r.end_s - r.first_arrival_s), 4),
             "placement": ",".join(f"{t.part}:{worker_names[t.worker]}" for t in tasks),
-            "task_times": ";".join(f"{t.part}:{t.start_s:.7f}-{t.end_s:.7f}" for t in tasks), "error": r.error})
+            "task_times": ";".join(f"{t.part}:{t.start_s:.7f}-{t.end_s:.7f}" for t in tasks),
+            "transfer_times": ";".join(f"{t.part}:{t.transfer[0]:.7f}-{t.transfer[1]:.7f}" for t in tasks
+                                       if t.transfer),
+            "error": r.error})
     return rows

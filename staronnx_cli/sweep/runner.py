@@ -38,6 +38,7 @@ class SweepSettings:
     system: str = "staronnx"
     seed: int = 0
     calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones
+    cuda_graphs: bool = True  # GPU workers run parts with static shapes as CUDA graphs
     engine: str = "real"  # or "sim": the same scheduler on a virtual clock
     platform: Path | None = None  # sim: the machine (default: this host's cached performance models)
     sim_noise: bool = False  # sim: draw execution times from the models' std (seeded)
@@ -73,7 +74,7 @@ def check_settings(s: SweepSettings) -> None:
 
 
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
-               "max_queue_delay_ms", "batches", "warmup", "seed")
+               "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
 
 
 def check_resume(s: SweepSettings, meta: dict, run_dir: Path) -> None:
@@ -97,7 +98,8 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "split_method": target.split_method, "workers": _workers_label(s, engine),
             "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": policy_of(s),
             "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
-            "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "host": platform.node(), **engine.metadata()}
+            "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "cuda_graphs": s.cuda_graphs,
+            "host": platform.node(), **engine.metadata()}
 
 
 def _workers_label(s: SweepSettings, engine) -> str:
@@ -121,7 +123,8 @@ def _per_worker(service, workers: int) -> list[float]:
 
 
 def _record_calibration(run_json: Path, engine) -> None:
-    """run.json keeps what each worker kind ran alone before the points, and how long that took."""
+    """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
+    parts GPU workers run as CUDA graphs."""
     log = getattr(engine, "calibration", None)
     if log is None or not run_json.exists():
         return
@@ -129,6 +132,9 @@ def _record_calibration(run_json: Path, engine) -> None:
     seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
     meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
                                                          if json.dumps(c.to_json(), sort_keys=True) not in seen]
+    notes = getattr(engine, "graph_notes", [])
+    if notes:
+        meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
     tmp = run_json.with_name(run_json.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(run_json)

@@ -13,7 +13,7 @@ POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qp
                  "warmup_batches", "capacity_qps"]
 BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "measured", "first_arrival_s",
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
-                 "task_times", "error"]
+                 "task_times", "error", "transfer_times"]
 
 # what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
