@@ -166,6 +166,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
     import threading
 
     from staronnx_cli.runtime.executors import ThreadExecutor
+    from staronnx_cli.runtime.gpu import PinnedPool
     from staronnx_cli.runtime.workers import WorkerSpec
 
     log, lock = [], threading.Lock()
@@ -181,16 +182,19 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
         def arrived(self, copies):
             return {"x": f"on device {copies}"}
 
-        def run(self, part, feeds, to_host):
+        pinned = PinnedPool(lambda shape, dtype: np.empty(shape, dtype))
+
+        def run(self, part, feeds, to_host, lend=False):
             with lock:
                 log.append(("run", feeds["x"]))
-            return {"y": feeds["x"]}
+            assert lend and to_host == {"y"}
+            return {"y": self.pinned.take((1,), np.float32)}  # a final output in a lent pinned buffer
 
         def transfer_interval(self, copies):
             return (float(copies), float(copies) + 0.5)
 
     executor = object.__new__(ThreadExecutor)
-    executor.inboxes, executor.store, executor.final_outputs = [queue.SimpleQueue()], {}, {"y"}
+    executor.inboxes, executor.store, executor.final_outputs, executor.lent = [queue.SimpleQueue()], {}, {"y"}, {}
     executor.model_inputs = {"x": np.arange(8)}
     executor.loop = type("Loop", (), {"now": lambda self: 0.0, "post": lambda self, cb, *args: cb(*args)})()
     done = []
@@ -202,6 +206,12 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
     assert log == [("copy", 0), ("copy", 1), ("copy", 2), ("run", "on device 0"), ("copy", 3),
                    ("run", "on device 1"), ("run", "on device 2"), ("run", "on device 3")]
     assert [(args[1], args[-2], args[-1]) for args in done] == [(k, "", (float(k), k + 0.5)) for k in range(4)]
+    runner_pool = Runner.pinned
+    assert runner_pool.allocations == 4 and sorted(executor.lent) == [0, 1, 2, 3]
+    for k in range(4):  # a released batch gives its output buffers back: the next batches allocate nothing
+        executor.release_batch(k)
+    assert executor.lent == {} and [runner_pool.take((1,), np.float32) is not None for _ in range(4)]
+    assert runner_pool.allocations == 4
 
 
 def test_transfer_times_are_read_back_per_task():

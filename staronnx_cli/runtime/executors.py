@@ -75,6 +75,7 @@ class ThreadExecutor:
         self.loop, self.workers = loop, workers
         self.cuda_graphs = cuda_graphs
         self.graph_notes: list[str] = []  # GPU workers: which parts run as CUDA graphs, and why not
+        self.lent: dict[int, list] = {}  # batch -> (pool, pinned buffer) holding its final outputs
         self.fixed_batch = None if variable_batches else batch
         self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
         models = [modelio.load_model(p, with_weights=False) for p in part_files]
@@ -206,7 +207,9 @@ class ThreadExecutor:
                 feeds, copies = ahead.take(item)
                 if copies is not None:
                     feeds = {**feeds, **runner.arrived(copies)}
-                outputs = runner.run(part, feeds, self.final_outputs)
+                outputs = runner.run(part, feeds, self.final_outputs, lend=True)
+                lent = [outputs[name] for name in self.final_outputs if name in outputs]
+                self.lent.setdefault(k, []).extend((runner.pinned, buffer) for buffer in lent)
                 transfer = runner.transfer_interval(copies)
                 self.store.setdefault(k, {}).update(outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
@@ -261,6 +264,8 @@ class ThreadExecutor:
 
     def release_batch(self, k: int) -> None:
         self.store.pop(k, None)
+        for pool, buffer in self.lent.pop(k, []):  # final outputs GPU workers left in pinned buffers
+            pool.give(buffer)
 
     def close(self) -> None:
         for inbox in self.inboxes:

@@ -222,7 +222,7 @@ class CudaRunner:
             return
         self.graph_notes.append(f"part {part}: CUDA graph")
 
-    def _run_graph(self, part: int, feeds: dict, to_host: set[str]) -> dict:
+    def _run_graph(self, part: int, feeds: dict, to_host: set[str], lend: bool = False) -> dict:
         graph = self.graphs[part]
         cp = self.cupy
         with cp.cuda.Device(self.device_id):
@@ -242,7 +242,7 @@ class CudaRunner:
             for name, value in graph.outputs.items():
                 view = DeviceTensor(self._wrap_output(value), self.device_id)
                 if name in to_host:
-                    results[name] = self.to_host(view)
+                    results[name] = self.to_host(view, lend)
                 else:  # the next replay overwrites the bound buffer: the batch keeps its own copy
                     copy = cp.empty(view.array.shape, view.array.dtype)
                     copy.data.copy_from_device_async(view.array.data, view.array.nbytes, self.copy_stream)
@@ -269,13 +269,17 @@ class CudaRunner:
             self.pinned.give(staging)
         return device
 
-    def to_host(self, tensor: DeviceTensor) -> np.ndarray:
-        """Device -> host through a recycled pinned buffer, on the copy stream (a plain array comes back)."""
+    def to_host(self, tensor: DeviceTensor, lend: bool = False) -> np.ndarray:
+        """Device -> host into a recycled pinned buffer, on the copy stream. `lend`: that buffer itself comes
+        back (no host copy), and whoever holds it gives it back to `pinned` when done (the executor does, when
+        the batch is released); otherwise a plain copy comes back and the buffer is recycled at once."""
         cp = self.cupy
         staging = self.pinned.take(tensor.array.shape, tensor.array.dtype)
         with cp.cuda.Device(self.device_id):
             tensor.array.get(stream=self.copy_stream, out=staging)
             self.copy_stream.synchronize()
+        if lend:
+            return staging
         host = staging.copy()
         self.pinned.give(staging)
         return host
@@ -339,11 +343,12 @@ class CudaRunner:
         return cp.ndarray(tuple(ortvalue.shape()), dtype, cp.cuda.MemoryPointer(memory, 0))
 
     # -- one task -------------------------------------------------------------------------------------
-    def run(self, part: int, feeds: dict, to_host: set[str]) -> dict:
+    def run(self, part: int, feeds: dict, to_host: set[str], lend: bool = False) -> dict:
         """Run a part on inputs wherever they are; outputs named in `to_host` come back to host memory
-        (final results: a batch is done when its result is in host memory), the others stay on the GPU."""
+        (final results: a batch is done when its result is in host memory), the others stay on the GPU.
+        `lend`: those come back in pinned buffers lent to the caller (see to_host)."""
         if part in self.graphs:
-            return self._run_graph(part, feeds, to_host)
+            return self._run_graph(part, feeds, to_host, lend)
         session = self.sessions[part]
         binding = session.io_binding()
         keep = []  # device inputs must outlive the run
@@ -360,7 +365,7 @@ class CudaRunner:
         results = {}
         for name, value in zip(self.output_names[part], binding.get_outputs()):
             tensor = DeviceTensor(self._wrap_output(value), self.device_id)
-            results[name] = self.to_host(tensor) if name in to_host else tensor
+            results[name] = self.to_host(tensor, lend) if name in to_host else tensor
         return results
 
 
