@@ -195,6 +195,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
 
     executor = object.__new__(ThreadExecutor)
     executor.inboxes, executor.store, executor.final_outputs, executor.lent = [queue.SimpleQueue()], {}, {"y"}, {}
+    executor.store_lock = threading.Lock()
     executor.model_inputs = {"x": np.arange(8)}
     executor.loop = type("Loop", (), {"now": lambda self: 0.0, "post": lambda self, cb, *args: cb(*args)})()
     done = []
@@ -212,6 +213,10 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
         executor.release_batch(k)
     assert executor.lent == {} and [runner_pool.take((1,), np.float32) is not None for _ in range(4)]
     assert runner_pool.allocations == 4
+    # a task that ends after its batch was released (it failed elsewhere, or the point stopped) keeps nothing
+    late = runner_pool.take((1,), np.float32)
+    executor._keep(2, {"y": late}, [(runner_pool, late)])
+    assert 2 not in executor.store and 2 not in executor.lent and runner_pool.take((1,), np.float32) is late
 
 
 def test_transfer_times_are_read_back_per_task():

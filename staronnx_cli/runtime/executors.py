@@ -76,6 +76,7 @@ class ThreadExecutor:
         self.cuda_graphs = cuda_graphs
         self.graph_notes: list[str] = []  # GPU workers: which parts run as CUDA graphs, and why not
         self.lent: dict[int, list] = {}  # batch -> (pool, pinned buffer) holding its final outputs
+        self.store_lock = threading.Lock()
         self.fixed_batch = None if variable_batches else batch
         self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
         models = [modelio.load_model(p, with_weights=False) for p in part_files]
@@ -167,7 +168,7 @@ class ThreadExecutor:
                     outputs = runner.run(part, feeds, self.final_outputs)
                 else:
                     outputs = runner.run(part, feeds)
-                self.store.setdefault(k, {}).update(outputs)
+                self._keep(k, outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             end = self.loop.now()
@@ -208,10 +209,9 @@ class ThreadExecutor:
                 if copies is not None:
                     feeds = {**feeds, **runner.arrived(copies)}
                 outputs = runner.run(part, feeds, self.final_outputs, lend=True)
-                lent = [outputs[name] for name in self.final_outputs if name in outputs]
-                self.lent.setdefault(k, []).extend((runner.pinned, buffer) for buffer in lent)
+                lent = [(runner.pinned, outputs[name]) for name in self.final_outputs if name in outputs]
                 transfer = runner.transfer_interval(copies)
-                self.store.setdefault(k, {}).update(outputs)
+                self._keep(k, outputs, lent)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
             pending.popleft()
@@ -227,7 +227,7 @@ class ThreadExecutor:
             return self.model_inputs[name][:size]  # a leading slice of a C-contiguous array stays contiguous
         value = self.store[k][name]
         if worker.kind == "cpu" and not isinstance(value, np.ndarray):
-            return self.gpus[value.device_id].to_host(value)
+            return self.gpus[value.device_id].fetch(value)
         return value
 
     def service_time(self, w: int, size: int, parts: int, runs: int = 10, on_task=None) -> float:
@@ -262,10 +262,34 @@ class ThreadExecutor:
     def start(self, w: int, k: int, part: int, batch: int, complete) -> None:
         self.inboxes[w].put((k, part, batch, complete))
 
+    def _keep(self, k: int, outputs: dict, lent: list | None = None) -> None:
+        """A task's outputs, kept for its batch, unless the batch was released while the task ran (it failed
+        or its point stopped): then nothing is kept and lent buffers go straight back."""
+        with self.store_lock:
+            if k in self.released:
+                for pool, buffer in lent or []:
+                    pool.give(buffer)
+                return
+            self.store.setdefault(k, {}).update(outputs)
+            if lent:
+                self.lent.setdefault(k, []).extend(lent)
+
     def release_batch(self, k: int) -> None:
-        self.store.pop(k, None)
-        for pool, buffer in self.lent.pop(k, []):  # final outputs GPU workers left in pinned buffers
-            pool.give(buffer)
+        with self.store_lock:
+            self.released.add(k)
+            self.store.pop(k, None)
+            for pool, buffer in self.lent.pop(k, []):  # final outputs GPU workers left in pinned buffers
+                pool.give(buffer)
+
+    @property
+    def loop(self):
+        return self._loop
+
+    @loop.setter
+    def loop(self, loop) -> None:
+        """A new point (batch indices start again at 0): nothing of it is released yet."""
+        self._loop = loop
+        self.released = set()
 
     def close(self) -> None:
         for inbox in self.inboxes:

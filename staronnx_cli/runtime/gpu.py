@@ -173,7 +173,10 @@ class CudaRunner:
         self.ort = ort
         self.device_id = device_id
         with self.cupy.cuda.Device(device_id):
-            self.copy_stream = self.cupy.cuda.Stream(non_blocking=True)
+            self.copy_stream = self.cupy.cuda.Stream(non_blocking=True)  # prefetches and this worker's results
+            self.bind_stream = self.cupy.cuda.Stream(non_blocking=True)  # inputs into a graph's bound buffers
+            self.fetch_stream = self.cupy.cuda.Stream(non_blocking=True)  # CPU workers fetching tensors from here
+        self.fetch_lock = threading.Lock()
         self.pinned = PinnedPool(cupy_pinned_allocator(self.cupy))
         self.inputs = PinnedInputs(warm_inputs, cupy_pinned_allocator(self.cupy))
         self.sessions = [session_factory(path) for path in part_files]
@@ -188,7 +191,7 @@ class CudaRunner:
         warm: dict = dict(warm_inputs)
         for part, session in enumerate(self.sessions):
             feeds = {i.name: warm[i.name] for i in session.get_inputs()}
-            for _ in range(warmup_runs):
+            for _ in range(max(1, warmup_runs)):
                 outputs = self.run(part, feeds, set())
             if graph_factory is not None:
                 self._capture(part, part_files[part], graph_factory, fixed_batch, feeds, outputs)
@@ -207,14 +210,20 @@ class CudaRunner:
         shapes_in = {name: (tuple(_shape(v)), _dtype(v)) for name, v in feeds.items()}
         shapes_out = {name: (tuple(v.array.shape), v.array.dtype) for name, v in expected.items()}
         try:
-            with CAPTURE_LOCK:  # ORT captures on one of the first runs; two captures at once fail (900/901)
+            with CAPTURE_LOCK:  # ORT captures after 2 plain runs; two captures at once fail (900/901)
                 graph = GraphPart(self.ort, graph_factory(path), self.device_id, shapes_in, shapes_out)
                 self.graphs[part] = graph
                 for _ in range(3):
                     got = self.run(part, feeds, set(expected))
+                changed = {name: _halved(value, self.cupy) for name, value in feeds.items()}
+                replayed = self.run(part, changed, set(expected))  # a replay must read the new inputs
             for name, value in expected.items():
                 if not np.allclose(got[name], self.to_host(value), rtol=1e-3, atol=1e-5):
                     raise RuntimeError(f"output {name} differs from the plain session's")
+            plain = self._run_plain(part, changed, set(expected))
+            for name in expected:
+                if not np.allclose(replayed[name], plain[name], rtol=1e-3, atol=1e-5):
+                    raise RuntimeError(f"output {name} of a replay on new inputs differs from the plain session's")
         except Exception as exc:  # noqa: BLE001 - any failure: the plain session serves this part
             self.graphs.pop(part, None)
             text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
@@ -229,15 +238,17 @@ class CudaRunner:
             for name, value in graph.inputs.items():
                 target = self._wrap_output(value)  # a CuPy view of the bound buffer
                 source = feeds[name]
-                if isinstance(source, DeviceTensor):
-                    target.data.copy_from_device_async(self._as_cupy(source).data, target.nbytes, self.copy_stream)
+                if isinstance(source, DeviceTensor):  # this GPU's, or a peer's: copied directly either way
+                    if source.array.shape != target.shape or source.array.dtype != target.dtype:
+                        raise RuntimeError(f"input {name}: {source.array.shape} {source.array.dtype} does not fit "
+                                           f"the captured {target.shape} {target.dtype}")
+                    target.data.copy_from_device_async(source.array.data, target.nbytes, self.bind_stream)
                 elif isinstance(source, Pinned):
-                    target.set(source.array, stream=self.copy_stream)
+                    target.set(source.array, stream=self.bind_stream)
                 else:
-                    target.set(np.ascontiguousarray(source), stream=self.copy_stream)
-            self.copy_stream.synchronize()
-            graph.session.run_with_iobinding(graph.binding)
-            graph.binding.synchronize_outputs()
+                    target.set(np.ascontiguousarray(source), stream=self.bind_stream)
+            self.bind_stream.synchronize()
+            graph.session.run_with_iobinding(graph.binding)  # ORT synchronizes its stream when the run ends
             results = {}
             for name, value in graph.outputs.items():
                 view = DeviceTensor(self._wrap_output(value), self.device_id)
@@ -245,9 +256,9 @@ class CudaRunner:
                     results[name] = self.to_host(view, lend)
                 else:  # the next replay overwrites the bound buffer: the batch keeps its own copy
                     copy = cp.empty(view.array.shape, view.array.dtype)
-                    copy.data.copy_from_device_async(view.array.data, view.array.nbytes, self.copy_stream)
+                    copy.data.copy_from_device_async(view.array.data, view.array.nbytes, self.bind_stream)
                     results[name] = DeviceTensor(copy, self.device_id)
-            self.copy_stream.synchronize()
+            self.bind_stream.synchronize()
         return results
 
     # -- transfers ------------------------------------------------------------------------------------
@@ -269,15 +280,22 @@ class CudaRunner:
             self.pinned.give(staging)
         return device
 
-    def to_host(self, tensor: DeviceTensor, lend: bool = False) -> np.ndarray:
+    def fetch(self, tensor: DeviceTensor) -> np.ndarray:
+        """For a CPU worker's thread: a tensor of this GPU in host memory, on a stream of its own (the worker's
+        copy stream stays free for its prefetches)."""
+        with self.fetch_lock:
+            return self.to_host(tensor, stream=self.fetch_stream)
+
+    def to_host(self, tensor: DeviceTensor, lend: bool = False, stream=None) -> np.ndarray:
         """Device -> host into a recycled pinned buffer, on the copy stream. `lend`: that buffer itself comes
         back (no host copy), and whoever holds it gives it back to `pinned` when done (the executor does, when
         the batch is released); otherwise a plain copy comes back and the buffer is recycled at once."""
         cp = self.cupy
+        stream = stream or self.copy_stream
         staging = self.pinned.take(tensor.array.shape, tensor.array.dtype)
         with cp.cuda.Device(self.device_id):
-            tensor.array.get(stream=self.copy_stream, out=staging)
-            self.copy_stream.synchronize()
+            tensor.array.get(stream=stream, out=staging)
+            stream.synchronize()
         if lend:
             return staging
         host = staging.copy()
@@ -349,6 +367,9 @@ class CudaRunner:
         `lend`: those come back in pinned buffers lent to the caller (see to_host)."""
         if part in self.graphs:
             return self._run_graph(part, feeds, to_host, lend)
+        return self._run_plain(part, feeds, to_host, lend)
+
+    def _run_plain(self, part: int, feeds: dict, to_host: set[str], lend: bool = False) -> dict:
         session = self.sessions[part]
         binding = session.io_binding()
         keep = []  # device inputs must outlive the run
@@ -359,14 +380,22 @@ class CudaRunner:
                                array.data.ptr)
         for name in self.output_names[part]:
             binding.bind_output(name, "cuda", self.device_id)
-        binding.synchronize_inputs()
+        # no binding.synchronize_inputs/outputs: they are cudaDeviceSynchronize, which would also wait for the
+        # other workers on this GPU; inputs were waited for on the host, and ORT syncs its stream at run end
         session.run_with_iobinding(binding)
-        binding.synchronize_outputs()
         results = {}
         for name, value in zip(self.output_names[part], binding.get_outputs()):
             tensor = DeviceTensor(self._wrap_output(value), self.device_id)
             results[name] = self.to_host(tensor, lend) if name in to_host else tensor
         return results
+
+
+def _halved(value, cupy):
+    """The same input with other values (to check that a CUDA graph's replay reads what is bound now)."""
+    if isinstance(value, DeviceTensor):
+        return DeviceTensor(value.array * 0.5 if value.array.dtype.kind == "f" else value.array, value.device_id)
+    array = value.array if isinstance(value, Pinned) else value
+    return array * 0.5 if array.dtype.kind == "f" else array
 
 
 def _shape(value) -> tuple:
