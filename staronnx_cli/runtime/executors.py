@@ -21,12 +21,8 @@ from .prefetch import Prefetcher
 from .workers import WorkerSpec
 
 
-class ModelledExecutor:
-    """Virtual time: a task takes `duration(part, kind_key, batch)` seconds, exactly."""
-
-    def __init__(self, loop, workers: list[WorkerSpec], duration: Callable[[int, str, int], float]):
-        self.workers, self.duration = workers, duration
-        self.loop = loop
+class PointClock:
+    """An executor is given a new loop for every point: `_new_point()` resets what belongs to one point."""
 
     @property
     def loop(self):
@@ -34,8 +30,22 @@ class ModelledExecutor:
 
     @loop.setter
     def loop(self, loop) -> None:
-        """A new point brings a new clock: every worker is free at its start."""
         self._loop = loop
+        self._new_point()
+
+    def _new_point(self) -> None:
+        pass
+
+
+class ModelledExecutor(PointClock):
+    """Virtual time: a task takes `duration(part, kind_key, batch)` seconds, exactly."""
+
+    def __init__(self, loop, workers: list[WorkerSpec], duration: Callable[[int, str, int], float]):
+        self.workers, self.duration = workers, duration
+        self.loop = loop
+
+    def _new_point(self) -> None:
+        """Every worker is free at a point's start."""
         self.busy_until = [0.0] * len(self.workers)  # a worker runs one task at a time, in the order handed over
 
     def start(self, w: int, k: int, part: int, batch: int, complete) -> None:
@@ -62,7 +72,7 @@ class ModelledExecutor:
 WORKER_NICE = 19  # workers yield to the load generator's thread: a release is never late behind a kernel
 
 
-class ThreadExecutor:
+class ThreadExecutor(PointClock):
     """One thread per worker, pinned to its cores (CPU) or driving its GPU, with one warmed ORT session per part.
 
     Tensors between parts are kept per batch in `store`, on the memory node of the worker that made them
@@ -281,14 +291,8 @@ class ThreadExecutor:
             for pool, buffer in self.lent.pop(k, []):  # final outputs GPU workers left in pinned buffers
                 pool.give(buffer)
 
-    @property
-    def loop(self):
-        return self._loop
-
-    @loop.setter
-    def loop(self, loop) -> None:
-        """A new point (batch indices start again at 0): nothing of it is released yet."""
-        self._loop = loop
+    def _new_point(self) -> None:
+        """Batch indices start again at 0: nothing of the new point is released yet."""
         self.released = set()
 
     def close(self) -> None:
