@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import onnxruntime as ort
 
+from .errors import first_line
+
 ERROR_SEVERITY = 3  # 0 verbose .. 4 fatal; 3 hides warnings
 FATAL_SEVERITY = 4  # used while probing CUDA, whose missing libraries are logged as errors
 ort.set_default_logger_severity(ERROR_SEVERITY)
@@ -62,7 +64,7 @@ def cuda_status() -> CudaStatus:
         sess = ort.InferenceSession(model.SerializeToString(), options,
                                     providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - any failure means "not usable"; we report it
-        return CudaStatus(False, f"CUDA session failed: {str(exc).splitlines()[0][:160]}")
+        return CudaStatus(False, f"CUDA session failed: {first_line(exc, 160)}")
     finally:
         ort.set_default_logger_severity(ERROR_SEVERITY)
     if "CUDAExecutionProvider" not in sess.get_providers():

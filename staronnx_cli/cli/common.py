@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
-console = Console()
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = Console(emoji=False)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(message: str, code: int = 2):
@@ -37,7 +37,7 @@ def handle_errors(command):
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             if os.environ.get("STARONNX_DEBUG"):
                 raise
-            fail(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+            fail(f"internal error: {type(exc).__name__}: {first_line(exc)} "
                  "(rerun with STARONNX_DEBUG=1 for the traceback and report it)", 1)
 
     return wrapper

@@ -8,6 +8,7 @@ import onnxruntime as ort
 from rich.table import Table
 
 from .. import __version__
+from ..errors import first_line
 from ..machine import auto_worker_layout, machine_info
 from ..ortenv import cuda_status
 from .common import console, handle_errors
@@ -21,7 +22,7 @@ def cupy_status() -> str:
     try:
         return f"{cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} device(s)"
     except Exception as exc:  # noqa: BLE001 - no driver / no device
-        return f"{cupy.__version__}, no usable device ({str(exc).splitlines()[0][:80]})"
+        return f"{cupy.__version__}, no usable device ({first_line(exc, 80)})"
 
 
 def gpu_profiling_status(cuda_usable: bool) -> str:

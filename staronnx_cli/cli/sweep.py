@@ -9,6 +9,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -95,7 +96,8 @@ def _run_with_progress(settings: SweepSettings, prepared) -> None:
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}")
 
-        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done), prepared)
+        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done), prepared,
+                  lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
 
 
 def render_answer(output: Path) -> None:

@@ -36,6 +36,10 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
         times = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read arrival trace '{path}' ({exc}): one time in seconds per line") from None
+    if not np.all(np.isfinite(times)):
+        bad = int(np.argmax(~np.isfinite(times)))
+        raise UserError(f"arrival trace '{path}' line {bad + 1}: {times[bad]} is not a finite time; one time in "
+                        "seconds per line")
     if times.size < 2 or np.any(np.diff(times) < 0) or times[-1] == times[0]:
         raise UserError(f"arrival trace '{path}' needs at least two non-decreasing times, one per line, "
                         "not all equal")
@@ -51,8 +55,8 @@ ARRIVALS = "fixed, poisson, or trace:FILE"
 def arrivals(kind: str, rate_qps: float, queries: int, seed: int = 0) -> np.ndarray:
     """Arrival times of `queries` queries at mean rate `rate_qps`: `fixed` (the paper's), `poisson` (seeded),
     or `trace:FILE` (a file's inter-arrival pattern, scaled to the mean rate)."""
-    if rate_qps <= 0:
-        raise UserError(f"--rate {rate_qps}: a query rate must be positive (queries per second)")
+    if not np.isfinite(rate_qps) or rate_qps <= 0:
+        raise UserError(f"--rate {rate_qps}: a query rate must be a positive, finite number (queries per second)")
     if kind == "fixed":
         return fixed_rate(rate_qps, queries)
     if kind == "poisson":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
-from ..sweep.schema import BATCH_COLUMNS_REQUIRED, POINT_COLUMNS_REQUIRED, RUN_SCHEMA_VERSION
+from ..errors import UserError, first_line
+from ..sweep.schema import BATCH_COLUMNS_REQUIRED, POINT_COLUMNS_REQUIRED, RUN_SCHEMA_VERSION, complete_text
 from ..zoo.cache import display_name
 
 
@@ -59,9 +60,9 @@ class Run:
 
 def _read_csv(file: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(file)
+        return pd.read_csv(io.StringIO(complete_text(file)))  # a row cut by a crash is not a finished point
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"'{file}' is not a readable CSV ({str(exc).splitlines()[0]}): rerun the sweep") from None
+        raise UserError(f"'{file}' is not a readable CSV ({first_line(exc)}): rerun the sweep") from None
 
 
 def _require(frame: pd.DataFrame, columns: list[str], file: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 import time
 
+from ..errors import first_line
 from .gpu_times import ApiCall, GpuActivity, GpuRecording
 
 BUFFER_BYTES = 8 << 20
@@ -25,11 +26,6 @@ _INSTALL_HINT = "pip install 'staronnx[cuda13]' (CUDA 13) or 'staronnx[cuda12]' 
 
 class CuptiUnavailable(Exception):
     """CUPTI cannot record here; the message is one line naming why and the fix."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def cupti_version() -> str:
@@ -75,7 +71,7 @@ def _cupti_error(exc: BaseException) -> str:
             return f"{cupti.Result(status).name}"
         except Exception:  # noqa: BLE001 - fall back to the message
             pass
-    return _first_line(exc)
+    return first_line(exc)
 
 
 def gpu_clock_status() -> str:

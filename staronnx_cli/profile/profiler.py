@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..devices import Device
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..ortenv import cuda_status, providers_for, session_options
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
@@ -141,7 +141,7 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
     try:
         return ort.InferenceSession(str(settings.model), so, providers=providers_for(device.kind, device.number))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
-        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {_first_line(exc)}") from None
+        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {first_line(exc)}") from None
 
 
 def _timed_runs(session: ort.InferenceSession, feeds: dict, count: int) -> list[int]:
@@ -224,14 +224,9 @@ def _run(settings: ProfileSettings, session, feeds: dict, batch: int, first: int
             session.run(None, feeds)
         except Exception as exc:  # noqa: BLE001
             raise UserError(f"ONNX Runtime failed to run '{settings.model}' at batch {batch}: "
-                            f"{_first_line(exc)}") from None
+                            f"{first_line(exc)}") from None
         if on_batch:
             on_batch(batch, i + 1, total)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
 def _checked(trace: Trace, start_ns: int, recording: GpuRecording, measured: list[int]

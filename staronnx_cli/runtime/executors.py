@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
+from ..errors import first_line
 from ..ortenv import providers_for, session_options
 from .prefetch import Prefetcher
 from .workers import WorkerSpec
@@ -157,7 +158,7 @@ class ThreadExecutor(PointClock):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
             self.runners[i] = self._prepare(worker, part_files, warmup_runs)
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
-            self.errors.append(f"worker {worker.name} cannot prepare its sessions: {str(exc).splitlines()[0][:200]}")
+            self.errors.append(f"worker {worker.name} cannot prepare its sessions: {first_line(exc)}")
         ready.wait()
         runner = self.runners[i]
         if runner is None:
@@ -180,7 +181,7 @@ class ThreadExecutor(PointClock):
                     outputs = runner.run(part, feeds)
                 self._keep(k, outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                error = f"{type(exc).__name__}: {first_line(exc)}"
             end = self.loop.now()
             self.loop.post(complete, i, k, part, start, end, error)
 
@@ -223,7 +224,7 @@ class ThreadExecutor(PointClock):
                 transfer = runner.transfer_interval(copies)
                 self._keep(k, outputs, lent)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
-                error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+                error = f"{type(exc).__name__}: {first_line(exc)}"
             pending.popleft()
             end = self.loop.now()
             self.loop.post(complete, i, k, part, start, end, error, transfer)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 
 class PinnedPool:
@@ -226,7 +226,7 @@ class CudaRunner:
                     raise RuntimeError(f"output {name} of a replay on new inputs differs from the plain session's")
         except Exception as exc:  # noqa: BLE001 - any failure: the plain session serves this part
             self.graphs.pop(part, None)
-            text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            text = first_line(exc, 160)
             self.graph_notes.append(f"part {part}: no CUDA graph: {text}")
             return
         self.graph_notes.append(f"part {part}: CUDA graph")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ..profile.costs import read_costs, read_meta, timing_of, write_costs
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
 from .partition import Candidate, best, split_metis, split_topo
-from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, write_plan
+from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, clear_plan_dir, write_plan
 from .tensors import TensorInfo, tensor_table
 from .verify import verify
 
@@ -168,8 +167,8 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     costs = None
     if s.costs is not None:  # read and checked before the output is touched: a refused file loses nothing
         costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes, s.allow_host_times)
-    if s.output.exists() and s.force:
-        shutil.rmtree(s.output)
+    if s.force:
+        clear_plan_dir(s.output, [s.model, s.costs])
     s.output.mkdir(parents=True, exist_ok=True)
     if costs is None:
         on_step("profiling (no --costs given)")

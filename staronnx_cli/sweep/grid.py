@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import UserError
+
+MAX_RATES = 10_000  # rates in one grid: more is a typo (a tiny step), not a sweep anyone waits for
 
 
 def parse_rates(text: str) -> list[float]:
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
+            if not all(math.isfinite(v) for v in (start, stop, step)):
+                raise UserError(f"--rate {text}: START, STOP and STEP must be finite numbers, e.g. 10:100:10")
             if step <= 0:
                 raise UserError(f"--rate {text}: the step must be positive, e.g. 10:100:10")
             if stop < start:
                 raise UserError(f"--rate {text}: STOP is below START; write START:STOP:STEP, e.g. 10:100:10")
             count = int(round((stop - start) / step)) + 1
+            if count > MAX_RATES:
+                raise UserError(f"--rate {text}: {count:,} rates in one grid (at most {MAX_RATES:,}); use a larger "
+                                "step")
             rates = [round(start + i * step, 9) for i in range(max(count, 0))]
         else:
             rates = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--rate '{text}': write START:STOP:STEP or a list such as 10,50,200") from None
-    if not rates or any(r <= 0 for r in rates):
-        raise UserError(f"--rate {text}: every rate must be positive (queries per second)")
+    if not rates or any(not math.isfinite(r) or r <= 0 for r in rates):
+        raise UserError(f"--rate {text}: every rate must be a positive, finite number (queries per second)")
+    if len(rates) > MAX_RATES:
+        raise UserError(f"--rate {text}: {len(rates):,} rates in one grid (at most {MAX_RATES:,})")
     return sorted(set(rates))

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
 from ..ortenv import providers_for, session_options
 from ..runtime.loop import SPIN_S, RealLoop
@@ -48,7 +48,7 @@ class NativeSession:
                 self.session.run(self.names, self.feeds)
         except Exception as exc:
             self.close()
-            raise UserError(f"native session cannot run batch {batch}: {str(exc).splitlines()[0][:200]}") from None
+            raise UserError(f"native session cannot run batch {batch}: {first_line(exc)}") from None
 
     def run_batch(self, size: int) -> str:
         """Run one batch of `size` queries; returns '' or the error."""
@@ -56,7 +56,7 @@ class NativeSession:
             self.session.run(self.names, {k: v[:size] for k, v in self.feeds.items()})
             return ""
         except Exception as exc:  # noqa: BLE001 - recorded in the batch, the sweep goes on
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            return f"{type(exc).__name__}: {first_line(exc)}"
 
     def service_time(self, w: int, size: int, parts: int, runs: int = 10) -> float:
         times = []

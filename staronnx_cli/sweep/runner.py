@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import platform
 import sys
@@ -18,8 +20,9 @@ from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..runtime.policies import make_policy
 from .engines import make_engine, policy_of
+from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
-from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
+from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows, cut_partial_line
 from .target import Target, load_target
 
 
@@ -58,8 +61,9 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
     if s.seed < 0:
         raise UserError(f"--seed {s.seed}: a seed is a non-negative integer")
-    if s.max_queue_delay_ms is not None and s.max_queue_delay_ms < 0:
-        raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms cannot be negative")
+    if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
+        raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
+                        "more")
     arrivals(s.arrival, 1.0, 2, s.seed)  # an unknown kind or an unreadable trace fails here, before any work
     points = s.output / "points.csv"
     if points.exists() and not (s.resume or s.force):
@@ -167,18 +171,51 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
 
 
 def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda done, total: None,
-              prepared: Prepared | None = None) -> list[dict]:
-    """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point."""
+              prepared: Prepared | None = None, on_notice=lambda text: None) -> list[dict]:
+    """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point; the run
+    directory locked against a second writer the whole time."""
     prepared = prepared or prepare_sweep(s)
+    with run_lock(s.output):
+        return _sweep(s, prepared, on_point, on_progress, on_notice)
+
+
+def repair_run(run_dir: Path) -> list[str]:
+    """Before a resume: cut a torn last line from each result file, and drop the batch rows of points that never
+    got their points.csv row (points.csv is the commit record), so a resumed point is not counted twice."""
+    notes = [n for n in (cut_partial_line(run_dir / "points.csv"), cut_partial_line(run_dir / "batches.csv")) if n]
+    batches = run_dir / "batches.csv"
+    if not batches.exists():
+        return notes
+    committed = _done_points(run_dir / "points.csv")
+    rows = list(csv.reader(io.StringIO(batches.read_text())))
+    if not rows:
+        return notes
+    size, rate = rows[0].index("batch_size"), rows[0].index("rate_qps")
+    keep = [rows[0]] + [r for r in rows[1:] if (int(r[size]), float(r[rate])) in committed]
+    if len(keep) < len(rows):
+        text = io.StringIO()
+        csv.writer(text).writerows(keep)
+        tmp = batches.with_name(batches.name + ".tmp")
+        tmp.write_text(text.getvalue())
+        tmp.replace(batches)
+        notes.append(f"batches.csv: {len(rows) - len(keep)} rows of a point that never finished were removed")
+    return notes
+
+
+def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
     target, engine, policy, meta = prepared.target, prepared.engine, prepared.policy, prepared.meta
     workers, perf = engine.workers, engine.perf
     policy_spec = policy_of(s)
-    s.output.mkdir(parents=True, exist_ok=True)
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
-    if not (s.output / "run.json").exists():
-        (s.output / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if s.resume:
+        for note in repair_run(s.output):
+            on_notice(note)
+    if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
+        tmp = s.output / "run.json.tmp"
+        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.replace(s.output / "run.json")
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": _workers_label(s, engine)}

@@ -1,9 +1,14 @@
-"""Result files of a sweep: column names live here once; rows are appended as each point finishes."""
+"""Result files of a sweep: column names live here once; rows are appended as each point finishes, whole or not
+at all. points.csv is the commit record: a point's batch rows count only once its points.csv row is there."""
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 from pathlib import Path
+
+from ..errors import UserError, first_line
 
 RUN_SCHEMA_VERSION = 3
 POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qps", "batches", "mean_max_latency_ms",
@@ -22,10 +27,39 @@ BATCH_COLUMNS_REQUIRED = ["system", "batch_size", "rate_qps", "batch_index", "sc
 
 
 def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
+    """Rows written whole or not at all: rendered first, then one write, flushed and synced to disk. A crash or a
+    full disk can leave at most a partial last line, which `cut_partial_line` removes before the file grows."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
+    if not path.exists():
+        writer.writeheader()
+    writer.writerows(rows)
+    try:
+        with open(path, "a", newline="") as f:
+            f.write(text.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): the points measured before are "
+                        "kept; free space or fix permissions, then continue with --resume") from None
+
+
+def cut_partial_line(path: Path) -> str:
+    """A result file whose last line was cut (a crash, a full disk) loses that line; '' or a notice saying so."""
+    if not path.exists():
+        return ""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return ""
+    keep = data.rfind(b"\n") + 1
+    with open(path, "r+b") as f:
+        f.truncate(keep)
         f.flush()
+        os.fsync(f.fileno())
+    return f"{path.name}: its last line was incomplete (an interrupted write) and was removed"
+
+
+def complete_text(path: Path) -> str:
+    """A result file's text without a partial last line (for readers: plots never count a torn row)."""
+    text = path.read_text()
+    return text if not text or text.endswith("\n") else text[: text.rfind("\n") + 1]

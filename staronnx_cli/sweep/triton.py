@@ -21,7 +21,7 @@ from functools import partial
 import numpy as np
 
 from .. import modelio
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import SPIN_S, RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -117,7 +117,7 @@ class TritonLoop:
             with lock:
                 record = records[k]
                 if error is not None and not record.error:
-                    record.error = str(error).splitlines()[0][:200]
+                    record.error = first_line(error)
                 done_at[k] = max(done_at.get(k, 0.0), now)
                 pending[k] -= 1
                 if pending[k] == 0:

@@ -1,0 +1,151 @@
+"""Faults (issue 13): what a typo, a crash or a second writer must never do. Each case asserts the exit code, the
+one line, and the files left behind."""
+
+import shutil
+import threading
+
+import pytest
+from conftest import assert_one_line_error
+
+from staronnx_cli.errors import UserError, first_line
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_cnn_path):
+    """A user's folder: a model, its costs, and notes of their own."""
+    shutil.copy(tiny_cnn_path, tmp_path / "m.onnx")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    return tmp_path
+
+
+@pytest.fixture
+def costs(workdir, cli):
+    path = workdir / "costs.csv"
+    assert cli("profile", workdir / "m.onnx", "--device", "cpu:1", "--runs", "2", "--warmup", "0", "--no-overhead",
+               "-o", path).exit_code == 0
+    return path
+
+
+def test_split_force_never_deletes_a_folder_it_did_not_write(cli, workdir, costs, monkeypatch):
+    monkeypatch.chdir(workdir)
+    before = sorted(p.name for p in workdir.iterdir())
+    assert_one_line_error(cli("split", "m.onnx", "--costs", "costs.csv", "-o", ".", "--force"),
+                          "is not one", "'m.onnx'")
+    assert sorted(p.name for p in workdir.iterdir()) == before  # model, costs and notes all there
+    (workdir / "runs").mkdir()
+    (workdir / "runs" / "other_run.csv").write_text("x\n")
+    assert_one_line_error(cli("split", "m.onnx", "--costs", "costs.csv", "-o", "runs", "--force"), "is not one")
+    assert (workdir / "runs" / "other_run.csv").exists()
+
+
+def test_split_force_never_deletes_its_own_input_and_replaces_a_real_plan(cli, workdir, costs, monkeypatch):
+    monkeypatch.chdir(workdir)
+    assert cli("split", "m.onnx", "--costs", "costs.csv", "-o", "plan", "--no-verify").exit_code == 0
+    shutil.copy(costs, workdir / "plan" / "costs.csv")
+    assert_one_line_error(cli("split", "m.onnx", "--costs", "plan/costs.csv", "-o", "plan", "--force"),
+                          "an input of this split")
+    assert (workdir / "plan" / "costs.csv").exists() and (workdir / "plan" / "plan.json").exists()
+    (workdir / "plan" / "costs.csv").unlink()
+    result = cli("split", "m.onnx", "--costs", "costs.csv", "-o", "plan", "--force", "--no-verify")
+    assert result.exit_code == 0, result.stderr  # a plan of ours is replaced
+    (workdir / "empty").mkdir()
+    assert cli("split", "m.onnx", "--costs", "costs.csv", "-o", "empty", "--force", "--no-verify").exit_code == 0
+
+
+@pytest.mark.parametrize("rate, fragment", [
+    ("nan", "positive, finite"), ("inf", "positive, finite"), ("5,nan", "positive, finite"),
+    ("10:nan:10", "finite numbers"), ("10:100:1e-9", "rates in one grid"),
+])
+def test_rates_that_are_not_finite_or_too_many_are_refused_not_run(cli, tiny_cnn_path, tmp_path, rate, fragment):
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--rate", rate, "-o", tmp_path / "r"), fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_error_message_never_shows_rich_emoji_codes(cli, tiny_cnn_path, tmp_path):
+    result = cli("sweep", tiny_cnn_path, "--rate", "10:100:1e-9", "-o", tmp_path / "r")
+    assert "10:100:1e-9" in result.stderr  # not "10💯1e-9"
+
+
+def test_an_arrival_trace_with_nan_and_a_nan_delay_are_refused(cli, tiny_cnn_path, tmp_path):
+    trace = tmp_path / "t.txt"
+    trace.write_text("0\n0.1\nnan\n0.3\n")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--arrival", f"trace:{trace}", "-o", tmp_path / "r"),
+                          "line 3", "not a finite time")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-queue-delay", "nan", "-o", tmp_path / "r"),
+                          "--max-queue-delay nan")
+
+
+def test_an_exception_without_a_message_is_still_one_line():
+    assert first_line(MemoryError()) == "MemoryError"
+    assert first_line(RuntimeError("\n  \nsecond line")) == "second line"
+    assert first_line(ValueError("x" * 500), 20) == "x" * 20
+
+
+def test_a_worker_failing_with_an_empty_exception_fails_the_batch_size_instead_of_hanging(tiny_cnn_path,
+                                                                                           monkeypatch):
+    from staronnx_cli.runtime.executors import ThreadExecutor
+    from staronnx_cli.runtime.loop import RealLoop
+    from staronnx_cli.runtime.workers import WorkerSpec
+
+    def out_of_memory(self, worker, part_files, warmup_runs):
+        raise MemoryError()
+
+    monkeypatch.setattr(ThreadExecutor, "_prepare", out_of_memory)
+    outcome = []
+
+    def build():
+        try:
+            ThreadExecutor(RealLoop(), [WorkerSpec("cpu0", "cpu", (0,))], [tiny_cnn_path], 1)
+        except UserError as exc:
+            outcome.append(str(exc))
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "ThreadExecutor hung on an exception without a message"
+    assert outcome == ["worker cpu0 cannot prepare its sessions: MemoryError"]
+
+
+SWEEP = ["--workers", "cpu:1x1", "--batch", "1", "--rate", "20,40", "--batches", "4", "--warmup", "1"]
+
+
+def test_a_torn_last_row_is_cut_and_uncommitted_batch_rows_dropped_on_resume(cli, tiny_cnn_path, tmp_path):
+    import pandas as pd
+
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    points, batches = run / "points.csv", run / "batches.csv"
+    whole = points.read_text()
+    points.write_text(whole[: whole.rstrip("\n").rfind("\n") + 1] + "staronnx,real,dmda,cpu:1x1,1,40.0,4,1.2")
+    # the 40 q/s point "crashed" after writing its batch rows and part of its points row
+    plot = cli("plot", run, "--table", "--format", "md")
+    assert plot.exit_code == 0 and "| 40 |" not in plot.stdout  # a torn row is not a finished point
+    result = cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume")
+    assert result.exit_code == 0, result.stderr
+    assert "its last line was incomplete" in result.stdout and "rows of a point that never finished" in result.stdout
+    finished = pd.read_csv(points)
+    assert sorted(zip(finished.batch_size, finished.rate_qps)) == [(1, 20.0), (1, 40.0)]  # each once, whole
+    rows = pd.read_csv(batches)
+    assert rows.groupby("rate_qps").size().to_dict() == {20.0: 5, 40.0: 5}  # 1 warm-up + 4, no duplicates
+
+
+def test_a_second_writer_is_refused_naming_the_holder(cli, tiny_cnn_path, tmp_path):
+    import os
+
+    from staronnx_cli.sweep.lock import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):
+        for extra in ([], ["--force"]):
+            assert_one_line_error(cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, *extra),
+                                  "being written by another sweep", f"pid {os.getpid()}")
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0  # released with its holder
+
+
+def test_a_result_file_that_cannot_be_written_is_one_line(tmp_path):
+    from staronnx_cli.sweep.schema import POINT_COLUMNS, append_rows
+
+    blocked = tmp_path / "points.csv"
+    blocked.mkdir()  # e.g. a full disk or a read-only file system: any OSError
+    with pytest.raises(UserError, match="cannot write .*points measured before are kept"):
+        append_rows(blocked, POINT_COLUMNS, [{"batch_size": 1}])
