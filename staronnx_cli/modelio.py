@@ -29,6 +29,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_MODEL_BYTES = 2**31  # protobuf's limit for one message: weights beyond it live in external data files
+
+
 def load_model(path: str | Path, with_weights: bool = True) -> onnx.ModelProto:
     """Parse and check a model file; external data must stay inside the model's folder."""
     path = Path(path)
@@ -37,6 +40,12 @@ def load_model(path: str | Path, with_weights: bool = True) -> onnx.ModelProto:
                         f"'staronnx zoo build googlenet -o {path}'")
     if path.is_dir():
         raise UserError(f"'{path}' is a directory, not an ONNX model file: give the path of a .onnx file")
+    if not path.is_file():  # a device (a link to /dev/zero would be read forever), a pipe, a socket
+        raise UserError(f"'{path}' is not a regular file: give the path of a .onnx file")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise UserError(f"'{path}' is {path.stat().st_size / 2**30:.1f} GiB, more than an ONNX file can hold (2 GiB): "
+                        "large weights belong in external data beside it (onnx.save_model(..., "
+                        "save_as_external_data=True))")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input

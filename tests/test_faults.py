@@ -149,3 +149,104 @@ def test_a_result_file_that_cannot_be_written_is_one_line(tmp_path):
     blocked.mkdir()  # e.g. a full disk or a read-only file system: any OSError
     with pytest.raises(UserError, match="cannot write .*points measured before are kept"):
         append_rows(blocked, POINT_COLUMNS, [{"batch_size": 1}])
+
+
+def test_a_point_of_few_batches_far_beyond_capacity_is_congested(cli, tiny_cnn_path, tmp_path):
+    import pandas as pd
+
+    for batches in (5, 2):
+        run = tmp_path / f"b{batches}"
+        cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "1e9", "--batches", batches,
+            "--warmup", "0", "-o", run)
+        point = pd.read_csv(run / "points.csv").iloc[0]
+        assert bool(point.congested), point.reason  # not rho_max = 1e9
+
+
+def test_memory_is_checked_before_anything_runs(cli, tiny_cnn_path, tmp_path):
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batches", "100000000", "-o", tmp_path / "r"),
+                          "GiB of schedule and records", "--max-memory")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "4000000", "-o", tmp_path / "r"),
+                          "GiB of input batches")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-memory", "nan", "-o", tmp_path / "r"), "--max-memory")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_model_that_is_no_regular_file_or_that_ort_cannot_load_fails_before_any_point(cli, tmp_path):
+    from onnx import TensorProto, helper, save
+
+    (tmp_path / "zero.onnx").symlink_to("/dev/zero")
+    assert_one_line_error(cli("sweep", tmp_path / "zero.onnx", "-o", tmp_path / "r"), "not a regular file")
+    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "odd.onnx")
+    assert_one_line_error(cli("sweep", tmp_path / "odd.onnx", "-o", tmp_path / "r"), "ONNX Runtime cannot load")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_plan_whose_parts_were_changed_or_point_outside_is_refused(cli, workdir, costs, monkeypatch):
+    import json
+
+    monkeypatch.chdir(workdir)
+    assert cli("split", "m.onnx", "--costs", "costs.csv", "-o", "plan", "--no-verify").exit_code == 0
+    part = workdir / "plan" / "part_1.onnx"
+    part.write_bytes(part.read_bytes() + b"\0")
+    assert_one_line_error(cli("sweep", "plan", "-o", "r"), "part_1.onnx is not the file split wrote")
+    plan = json.loads((workdir / "plan" / "plan.json").read_text())
+    plan["parts"][1]["file"] = "../m.onnx"
+    (workdir / "plan" / "plan.json").write_text(json.dumps(plan))
+    assert_one_line_error(cli("sweep", "plan", "-o", "r"), "outside its directory")
+
+
+def test_outputs_that_would_overwrite_a_file_or_a_run_are_refused(cli, tiny_cnn_path, tmp_path):
+    (tmp_path / "file").write_text("keep\n")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "-o", tmp_path / "file"), "is a file")
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    before = (run / "run.json").read_text()
+    assert_one_line_error(cli("trace", run, "-o", run / "run.json"), "overwrite the run's own run.json")
+    assert (run / "run.json").read_text() == before and (tmp_path / "file").read_text() == "keep\n"
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_sweeps_interrupted_at_random_moments_resume_to_the_whole_grid(tiny_cnn_path, tmp_path, signal_name):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    rng = random.Random(f"faults-{signal_name}")  # seeded: the same moments on every run of the suite
+    run = tmp_path / "run"
+    grid = ["--workers", "cpu:1x1", "--batch", "1,2", "--rate", "20,40,60,80", "--batches", "6", "--warmup", "1"]
+    env = {**os.environ, "COLUMNS": "200"}
+
+    def sweep(*extra):
+        resume = ["--resume"] if (run / "run.json").exists() else []
+        return subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", str(tiny_cnn_path), *grid, "-o",
+                                 str(run), *resume, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env, text=True)
+
+    for _ in range(3):
+        proc = sweep()
+        time.sleep(rng.uniform(1.0, 5.0))  # start-up (imports, sessions) included: anywhere in the run
+        proc.send_signal(getattr(signal, signal_name))
+        _, err = proc.communicate(timeout=60)
+        assert "Traceback" not in err, err
+    final = sweep()
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    points_text, batches_text = (run / "points.csv").read_text(), (run / "batches.csv").read_text()
+    assert points_text.endswith("\n") and batches_text.endswith("\n")  # no torn row left
+    points, batches = pd.read_csv(run / "points.csv"), pd.read_csv(run / "batches.csv")
+    keys = list(zip(points.batch_size, points.rate_qps))
+    assert sorted(keys) == sorted((n, r) for n in (1, 2) for r in (20.0, 40.0, 60.0, 80.0))  # each point once
+    assert not batches.duplicated(["batch_size", "rate_qps", "batch_index"]).any()
+    ran = points[points.batches > 0]
+    for n, rate in zip(ran.batch_size, ran.rate_qps):
+        mine = batches[(batches.batch_size == n) & (batches.rate_qps == rate)]
+        assert list(mine.batch_index) == list(range(len(mine)))  # one whole run of the point, in order

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UserError
 from ..plots.results import read_run
 from ..plots.tracefile import write_trace
+from ..sweep.schema import RUN_FILES
 from .common import console, handle_errors
 
 
@@ -20,5 +22,10 @@ def trace(
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
 ):
     """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked."""
+    if output.resolve().parent == run.resolve() and output.name in RUN_FILES:
+        raise UserError(f"-o {output} would overwrite the run's own {output.name}: write the trace elsewhere, e.g. "
+                        f"-o {run}/trace.json")
+    if output.exists() and output.is_dir():
+        raise UserError(f"-o {output} is a directory: give a file name, e.g. -o {output}/trace.json")
     written, n, rho = write_trace(read_run(run), batch_size, rate, output)
     console.print(f"wrote {written} (N={n} at {rho:g} q/s): open it in https://ui.perfetto.dev")

@@ -32,6 +32,7 @@ class PartSpec:
     share: float  # of the compute time on the plan's device
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    sha256: str = ""  # of the part file as written ("" in older plans)
 
 
 @dataclass

@@ -199,6 +199,8 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
         files.append(s.output / f"part_{i}.onnx")
         write_part(model, io, i, tensors, files[-1])
     plan = _plan(s, model, model_sha, costs, dag, chosen, candidates, ios, tensors)
+    for part, file in zip(plan.parts, files):
+        part.sha256 = modelio.sha256_of(file)
     write_plan(plan, s.output)
     if s.check:
         on_step("verifying the chain of parts against the full model")

@@ -54,13 +54,16 @@ def max_backlog(workers: int, services_s=()) -> int:
 def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
     planned = min(schedule.batches, p.warmup + p.batches)
-    return Limits(max_backlog=max_backlog(workers, services_s), time_cap_s=1.5 * duration + 10.0,
+    # a point of few batches is judged too: its bound is at most half of them (never below what the workers hold)
+    bound = max(workers + 1, min(max_backlog(workers, services_s), planned // 2))
+    return Limits(max_backlog=bound, time_cap_s=1.5 * duration + 10.0,
                   planned=planned, step=p.batches, extend=judge.extend if judge else None)
 
 
 WATCH_WINDOW = 60
 BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
 SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
+FAR_BEYOND = 3.0  # a rate this many times the isolated capacity is congested whatever a short point shows
 EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
 
 
@@ -188,6 +191,11 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
             elif over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
                 reason = f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} " \
                          "x the ideal"
+    if not reason and not note and measured and services and len(services) == len(worker_names):
+        capacity = ideal_rho_max(p.batch_size, services)
+        if p.rate_qps > FAR_BEYOND * capacity:  # too few batches for a queue to show, but no system serves this
+            reason = (f"{p.rate_qps / capacity:.0f} x the workers' capacity of {capacity:.0f} q/s (too few batches "
+                      "for the queue to show)")
     if errors and not measured:
         reason = reason or "every batch failed"
     if measured:

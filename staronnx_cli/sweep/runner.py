@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -14,7 +16,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..load.schedule import arrivals
 from ..machine import machine_info
 from ..ortenv import cuda_status
@@ -40,6 +42,7 @@ class SweepSettings:
     max_queue_delay_ms: float | None = None
     system: str = "staronnx"
     seed: int = 0
+    max_memory_gib: float | None = None  # refuse a sweep needing more (default: half this machine's memory)
     calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones
     cuda_graphs: bool = True  # GPU workers run parts with static shapes as CUDA graphs
     engine: str = "real"  # or "sim": the same scheduler on a virtual clock
@@ -53,6 +56,8 @@ class SweepSettings:
 
 
 def check_settings(s: SweepSettings) -> None:
+    if s.output.exists() and not s.output.is_dir():
+        raise UserError(f"-o '{s.output}' is a file: a sweep writes a run directory; choose another -o")
     if any(b < 1 for b in s.batch_sizes):
         raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
     if s.batches < 2:
@@ -117,6 +122,48 @@ def _done_points(path: Path) -> set[tuple[int, float]]:
     return {(int(b), float(r)) for b, r in zip(frame.batch_size, frame.rate_qps)}
 
 
+RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measured: ~500 bytes with one task)
+
+
+def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
+    """What the largest point holds at once: its arrival schedule and batch records (extensions included), and
+    the input batches (a host copy, and a pinned one per GPU worker). ORT's own memory is not counted."""
+    n = max(s.batch_sizes)
+    batches = s.warmup + s.batches * (1 + PointSpec(n, 1.0, s.warmup, s.batches).extensions)
+    parts = len(target.part_files)
+    schedule = n * batches * 8 + batches * (4 * 8 + RECORD_BYTES + parts * TASK_BYTES)
+    per_sample = sum(target.graph.input_bytes_per_sample[p].get(-1, 0) for p in range(parts))
+    inputs = per_sample * n * (1 + sum(w.kind == "cuda" for w in workers))
+    return schedule + inputs, (f"{batches:,} batches of {n} at the largest point: {schedule / 2**30:.2f} GiB of "
+                               f"schedule and records, {inputs / 2**30:.2f} GiB of input batches")
+
+
+def check_loadable(target: Target) -> None:
+    """A model or plan part ONNX Runtime cannot load is a user error before the first point (not a run of failed
+    points): each part is loaded once on the CPU, without graph optimisation (fast)."""
+    import onnxruntime as ort
+
+    from ..ortenv import session_options
+
+    for part in target.part_files:
+        try:
+            ort.InferenceSession(str(part), session_options(1, "disabled"), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/NotImplemented types
+            raise UserError(f"ONNX Runtime cannot load '{part}' ({first_line(exc)}): check the model with "
+                            "'staronnx profile', or re-export it") from None
+
+
+def check_memory(s: SweepSettings, target: Target, workers) -> None:
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**34
+    limit_gib = s.max_memory_gib if s.max_memory_gib is not None else total / 2 / 2**30
+    if not (limit_gib > 0 and math.isfinite(limit_gib)):
+        raise UserError(f"--max-memory {limit_gib:g}: give a positive, finite number of GiB")
+    needed, why = memory_needed(s, target, workers)
+    if needed > limit_gib * 2**30:
+        raise UserError(f"this sweep needs about {needed / 2**30:.3g} GiB ({why}), more than --max-memory "
+                        f"{limit_gib:.3g} GiB: lower --batches or the largest --batch, or raise --max-memory")
+
+
 def _per_worker(service, workers: int) -> list[float]:
     """An engine's S(N): one per worker, or one number for a single-worker system; [] when unknown."""
     if service is None:
@@ -164,6 +211,9 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
                         f"({_workers_label(s, engine)}) have none: add one or change the policy")
+    check_memory(s, target, engine.workers)
+    if s.engine == "real":
+        check_loadable(target)
     meta = run_metadata(s, target, engine)
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
         check_resume(s, meta, s.output)

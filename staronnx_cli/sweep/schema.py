@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import UserError, first_line
 
 RUN_SCHEMA_VERSION = 3
+RUN_FILES = ("run.json", "points.csv", "batches.csv")  # what a run directory is made of (never overwritten by plots)
 POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qps", "batches", "mean_max_latency_ms",
                  "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "achieved_qps",
                  "congested", "reason", "arrival", "max_queue_delay_ms", "mean_queries_per_batch", "utilisation",

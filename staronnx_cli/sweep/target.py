@@ -28,9 +28,17 @@ def load_target(path: Path) -> Target:
     if path.is_dir():
         plan = read_plan(path)
         files = [path / p.file for p in plan.parts]
+        outside = [p.file for p, f in zip(plan.parts, files) if f.resolve().parent != path.resolve()]
+        if outside:
+            raise UserError(f"plan '{path}' names a part file outside its directory ({outside[0]}): recreate it with "
+                            "'staronnx split'")
         missing = [str(f) for f in files if not f.exists()]
         if missing:
             raise UserError(f"plan '{path}' lacks its part file {missing[0]}: recreate it with 'staronnx split'")
+        changed = [f.name for p, f in zip(plan.parts, files) if p.sha256 and modelio.sha256_of(f) != p.sha256]
+        if changed:
+            raise UserError(f"plan '{path}': {changed[0]} is not the file split wrote (sha256 differs): recreate the "
+                            "plan with 'staronnx split'")
         source = Path(plan.source_model)
         if source.exists() and modelio.sha256_of(source) != plan.source_sha256:
             raise UserError(f"plan '{path}' was made from another version of {source} (sha256 differs): "
