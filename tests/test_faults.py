@@ -250,3 +250,31 @@ def test_sweeps_interrupted_at_random_moments_resume_to_the_whole_grid(tiny_cnn_
     for n, rate in zip(ran.batch_size, ran.rate_qps):
         mine = batches[(batches.batch_size == n) & (batches.rate_qps == rate)]
         assert list(mine.batch_index) == list(range(len(mine)))  # one whole run of the point, in order
+
+
+def test_a_torn_performance_model_cache_is_reported_and_ignored(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", tmp_path / "a").exit_code == 0
+    cache = tmp_path / "cache" / "perfmodels"
+    (file,) = list(cache.glob("*.json"))
+    assert not list(cache.glob("*.tmp"))  # written through a temporary file, renamed
+    file.write_text(file.read_text()[:40])  # a crash in the middle of an older, non-atomic write
+    result = cli("sweep", tiny_cnn_path, *SWEEP, "-o", tmp_path / "b")
+    assert result.exit_code == 0, result.stderr
+    assert "is unreadable" in result.stdout and "calibrated afresh" in result.stdout
+    assert json.loads(file.read_text())["models"]  # rewritten whole by the new sweep
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--tolerance", "nan"], "--tolerance nan"), (["--tolerance", "-1"], "--tolerance -1"),
+    (["--seeds", "0"], "--seeds 0"),
+])
+def test_split_numbers_are_checked(cli, workdir, costs, args, fragment):
+    assert_one_line_error(cli("split", workdir / "m.onnx", "--costs", costs, *args, "-o", workdir / "p"), fragment)
+
+
+def test_a_triton_port_out_of_range_is_one_line(cli, tiny_cnn_path, tmp_path):
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "triton", "--triton-port", "70000",
+                              "--workers", "cpu:1x1", "-o", tmp_path / "r"), "--triton-port 70000")

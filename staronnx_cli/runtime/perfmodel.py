@@ -54,18 +54,30 @@ class PerfModel:
         return s.mean if s is not None and s.count > 0 else None
 
     def save(self, path: Path) -> None:
+        """Atomically (a temporary file renamed over the old one): a crash never leaves a torn cache."""
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"part": p, "kind": k, "batch": b, "count": s.count, "mean_s": s.mean, "m2": s.m2}
-                for (p, k, b), s in sorted(self.stats.items())]
-        path.write_text(json.dumps({"version": 1, "models": rows}, indent=1) + "\n")
+                for (p, k, b), s in sorted(self.stats.items()) if math.isfinite(s.mean) and math.isfinite(s.m2)]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"version": 1, "models": rows}, indent=1, allow_nan=False) + "\n")
+        tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> PerfModel:
+    def load(cls, path: Path, on_notice=lambda text: None) -> PerfModel:
+        """The cached models; a torn or foreign cache file is reported (`on_notice`) and ignored, never fatal."""
         model = cls()
-        if path.exists():
+        if not path.exists():
+            return model
+        try:
             for row in json.loads(path.read_text()).get("models", []):
-                model.stats[(row["part"], row["kind"], row["batch"])] = Stats(row["count"], row["mean_s"], row["m2"],
-                                                                               True)
+                stats = Stats(int(row["count"]), float(row["mean_s"]), float(row["m2"]), True)
+                if stats.count < 0 or not (math.isfinite(stats.mean) and math.isfinite(stats.m2)):
+                    raise ValueError(f"a model of part {row['part']} is not finite")
+                model.stats[(int(row["part"]), str(row["kind"]), int(row["batch"]))] = stats
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            on_notice(f"performance-model cache '{path}' is unreadable ({exc.__class__.__name__}): ignored, the "
+                      "models are calibrated afresh")
+            return cls()
         return model
 
 

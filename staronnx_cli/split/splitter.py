@@ -60,6 +60,11 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"--method {s.method}: choose metis, topo or both")
     if s.batch < 1:
         raise UserError(f"--batch {s.batch}: the batch size must be at least 1")
+    if not 0.0 <= s.tolerance < 1.0:  # NaN fails this too
+        raise UserError(f"--tolerance {s.tolerance}: a distance to the target fraction, at least 0 and below 1 "
+                        "(default 0.03)")
+    if s.seeds < 1:
+        raise UserError(f"--seeds {s.seeds}: METIS needs at least one seed, e.g. --seeds 8")
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: give a directory for the plan")
     if s.output.exists() and any(s.output.iterdir()) and not s.force:

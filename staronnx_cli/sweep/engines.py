@@ -37,7 +37,8 @@ class RealEngine:
         self.settings, self.target = s, target
         self.workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
         self.perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
-        self.perf = PerfModel() if s.calibrate else PerfModel.load(self.perf_file)
+        self.notices: list[str] = []  # said once the sweep starts (e.g. a torn performance-model cache)
+        self.perf = PerfModel() if s.calibrate else PerfModel.load(self.perf_file, self.notices.append)
         self.calibration: list[Calibration] = []
         self.graph_notes: list[str] = []
 

@@ -66,6 +66,9 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
     if s.seed < 0:
         raise UserError(f"--seed {s.seed}: a seed is a non-negative integer")
+    if not 0 <= s.triton_port <= 65533:  # it uses the port and the next two
+        raise UserError(f"--triton-port {s.triton_port}: a TCP port from 1 to 65533 (it uses P, P+1, P+2), or 0 "
+                        "for free ones")
     if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
         raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
                         "more")
@@ -259,6 +262,8 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
+    for note in getattr(engine, "notices", []):
+        on_notice(note)
     if s.resume:
         for note in repair_run(s.output):
             on_notice(note)
