@@ -16,3 +16,20 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     (MemoryError() has no message: indexing its lines would raise again, inside an error path)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+def json_text(value, indent: int | None = 2) -> str:
+    """JSON for our files: a NaN or an infinity (not JSON; other tools choke on them) becomes null."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), indent=indent, allow_nan=False) + "\n"

@@ -278,3 +278,13 @@ def test_split_numbers_are_checked(cli, workdir, costs, args, fragment):
 def test_a_triton_port_out_of_range_is_one_line(cli, tiny_cnn_path, tmp_path):
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "triton", "--triton-port", "70000",
                               "--workers", "cpu:1x1", "-o", tmp_path / "r"), "--triton-port 70000")
+
+
+def test_our_json_never_holds_nan_or_infinity():
+    import json
+
+    from staronnx_cli.errors import json_text
+
+    text = json_text({"service_ms": float("nan"), "capacity": [1.0, float("inf")], "ok": 2})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in our JSON")) == {
+        "service_ms": None, "capacity": [1.0, None], "ok": 2}

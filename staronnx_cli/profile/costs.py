@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import UserError, json_text
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -37,7 +37,10 @@ def write_costs(path: str | Path, rows: list[dict], meta: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
-    meta_path(path).write_text(json.dumps({"schema_version": SCHEMA_VERSION, **meta}, indent=2) + "\n")
+    sidecar = meta_path(path)
+    tmp_meta = sidecar.with_name(sidecar.name + ".tmp")
+    tmp_meta.write_text(json_text({"schema_version": SCHEMA_VERSION, **meta}))
+    tmp_meta.replace(sidecar)
 
 
 def read_costs(path: str | Path) -> pd.DataFrame:

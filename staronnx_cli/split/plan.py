@@ -7,7 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, json_text
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_FILE = "plan.json"
@@ -69,7 +69,7 @@ class Plan:
     schema_version: int = PLAN_SCHEMA_VERSION
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        return json_text(asdict(self))
 
 
 def write_plan(plan: Plan, directory: Path) -> Path:

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError, first_line
+from ..errors import UserError, first_line, json_text
 from ..load.schedule import arrivals
 from ..machine import machine_info
 from ..ortenv import cuda_status
@@ -190,7 +190,7 @@ def _record_calibration(run_json: Path, engine) -> None:
     if notes:
         meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
     tmp = run_json.with_name(run_json.name + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.write_text(json_text(meta))
     tmp.replace(run_json)
 
 
@@ -269,7 +269,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
         tmp = s.output / "run.json.tmp"
-        tmp.write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.write_text(json_text(meta))
         tmp.replace(s.output / "run.json")
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
