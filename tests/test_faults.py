@@ -288,3 +288,19 @@ def test_our_json_never_holds_nan_or_infinity():
     text = json_text({"service_ms": float("nan"), "capacity": [1.0, float("inf")], "ok": 2})
     assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in our JSON")) == {
         "service_ms": None, "capacity": [1.0, None], "ok": 2}
+
+
+@pytest.mark.realtime
+def test_ctrl_c_while_starting_is_one_line():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "doctor"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(0.2)  # the interpreter is still importing ONNX Runtime and the commands
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err
