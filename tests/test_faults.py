@@ -322,3 +322,16 @@ def test_ctrl_c_at_any_moment_of_start_up_never_prints_a_traceback():
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err and len(lines) <= 1
     assert proc.returncode in (130, -signal.SIGINT, 0)  # 0: doctor had already finished
+
+
+def test_a_run_json_or_a_figure_that_cannot_be_written_is_one_line(cli, tiny_cnn_path, tmp_path):
+    from staronnx_cli.sweep.runner import write_run_json
+
+    blocked = tmp_path / "run.json.tmp"
+    blocked.mkdir()  # stands for a read-only or full file system: any OSError
+    with pytest.raises(UserError, match="cannot write .*points measured before are kept"):
+        write_run_json(tmp_path / "run.json", {"schema_version": 3})
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    (tmp_path / "taken.png").mkdir()  # a directory where the figure should go
+    assert_one_line_error(cli("plot", run, "-o", tmp_path / "taken.png"), "cannot write", "choose another -o")

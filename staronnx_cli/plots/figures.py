@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only: no display is ever needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..errors import UserError  # noqa: E402
+from ..errors import UserError, first_line  # noqa: E402
 from . import envelope as env  # noqa: E402
 from .results import Run, legend_labels  # noqa: E402
 
@@ -313,7 +313,11 @@ def save(fig, output: Path) -> Path:
     suffix = output.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
         raise UserError(f"-o {output}: write a .png, .svg or .pdf file")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=150 if suffix == ".png" else None)
-    plt.close(fig)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(output, dpi=150 if suffix == ".png" else None)
+    except OSError as exc:
+        raise UserError(f"cannot write {output} ({exc.strerror or first_line(exc)}): choose another -o") from None
+    finally:
+        plt.close(fig)
     return output

@@ -189,9 +189,18 @@ def _record_calibration(run_json: Path, engine) -> None:
     notes = getattr(engine, "graph_notes", [])
     if notes:
         meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
-    tmp = run_json.with_name(run_json.name + ".tmp")
-    tmp.write_text(json_text(meta))
-    tmp.replace(run_json)
+    write_run_json(run_json, meta)
+
+
+def write_run_json(path: Path, meta: dict) -> None:
+    """Atomically; a file system that refuses (read-only, full) is one line, and what was measured is kept."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json_text(meta))
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): free space or fix permissions, "
+                        "then continue with --resume; the points measured before are kept") from None
 
 
 @dataclass
@@ -268,9 +277,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         for note in repair_run(s.output):
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
-        tmp = s.output / "run.json.tmp"
-        tmp.write_text(json_text(meta))
-        tmp.replace(s.output / "run.json")
+        write_run_json(s.output / "run.json", meta)
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": _workers_label(s, engine)}
