@@ -14,7 +14,7 @@ from rich.table import Table
 from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
-from ..profile.costs import meta_path, write_costs
+from ..profile.costs import CLOCK_WORDS, meta_path, write_costs
 from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings, profile_model, summary_stats
 from ..zoo import cache
 from ..zoo.registry import ZOO
@@ -113,9 +113,8 @@ def _gpu_meta(r: BatchProfile) -> dict | None:
 def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
-    clock = {"gpu": "GPU time, CUPTI", "cpu": "CPU time", "host-launch": "host launch times, not GPU time"}
     table = Table(title=f"{settings.model.name}: top {top} nodes, batch {result.batch_size} on {settings.device} "
-                        f"(level {settings.opt_level}, {clock[result.timing]})")
+                        f"(level {settings.opt_level}, {CLOCK_WORDS[result.timing]})")
     for column in ("node", "op", "mean us", "std us", "share", "attributed"):
         table.add_column(column, justify="right" if column in ("mean us", "std us", "share") else "left")
     for _, row in frame.nlargest(top, "mean_us").iterrows():

@@ -20,10 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
-from ..profile.costs import read_costs, read_meta, timing_of  # noqa: E402
+from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of  # noqa: E402
 from ..zoo.cache import display_name  # noqa: E402
 
-CLOCKS = {"gpu": "GPU time (CUPTI)", "cpu": "CPU time", "host-launch": "host launch time, not GPU time"}
 GPU_COLOUR, CPU_COLOUR = "#2ca02c", "#1f77b4"
 OP_COLOURS = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]  # op types: apart from the GPU/CPU colours
 
@@ -50,9 +49,7 @@ class NodeTimes:
         return self.frame[self.frame.batch_size == batch].reset_index(drop=True)
 
     def clock(self, batch: int) -> str:
-        timings = set(timing_of(self.at(batch)))
-        main = next((t for t in ("host-launch", "gpu") if t in timings), "cpu")
-        return CLOCKS[main]
+        return CLOCK_WORDS[main_timing(timing_of(self.at(batch)))]
 
 
 def read_node_times(paths: list[Path]) -> list[NodeTimes]:

@@ -68,6 +68,14 @@ def read_costs(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+CLOCK_WORDS = {"gpu": "GPU time (CUPTI)", "cpu": "CPU time", "host-launch": "host launch time, not GPU time"}
+
+
+def main_timing(timings) -> str:
+    """The clock of a set of rows as a whole: any launch time taints it, else GPU time, else CPU time."""
+    return next((t for t in ("host-launch", "gpu") if t in set(timings)), "cpu")
+
+
 NUMERIC = ["batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes", "host_us"]
 TIMINGS = {"gpu": "cuda", "host-launch": "cuda", "cpu": None}  # timing -> the device kind it needs (None: any)
 

@@ -21,6 +21,7 @@ from .. import modelio
 from ..devices import Device
 from ..errors import UserError, first_line
 from ..ortenv import cuda_status, providers_for, session_options
+from .costs import main_timing
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
 from .trace import Trace, load_trace
@@ -179,8 +180,7 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
         gpu_times = None
     result = BatchProfile(batch, node_rows(model, optimised, trace, measured, str(settings.device), batch, gpu_times),
                           [trace.runs_us[r] for r in measured if r < len(trace.runs_us)], note=note)
-    timings = {row["timing"] for row in result.rows}
-    result.timing = next((t for t in ("host-launch", "gpu") if t in timings), "cpu")
+    result.timing = main_timing(row["timing"] for row in result.rows)
     if gpu_times is not None:
         result.gpu = _gpu_stats(gpu_times, measured, recording.dropped)
     if settings.overhead:

@@ -25,7 +25,6 @@ from .gpu_times import GpuTimes
 from .trace import Trace
 
 CPU_PROVIDER = "CPUExecutionProvider"
-TIMINGS = ("gpu", "cpu", "host-launch")
 
 
 def _stats(samples: list[float]) -> dict:

@@ -12,7 +12,7 @@ import pandas as pd
 from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
-from ..profile.costs import read_costs, read_meta, timing_of, write_costs
+from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
 from .partition import Candidate, best, split_metis, split_topo
@@ -84,17 +84,14 @@ class Costs:
     @property
     def fraction_of(self) -> str:
         """What the offload fraction is a fraction of, in words (plan.json, the CLI)."""
-        clock = {"gpu": "GPU time (CUPTI)", "cpu": "CPU time", "host-launch": "host launch time (not GPU time)",
-                 "gpu+cpu": "GPU time (CUPTI; nodes ORT left on the CPU: CPU time)"}.get(self.timing, self.timing)
+        clock = {**CLOCK_WORDS, "gpu+cpu": "GPU time (CUPTI; nodes ORT left on the CPU: CPU time)"}.get(
+            self.timing, self.timing)
         return f"{clock} on {self.device}"
 
 
 def _timing_words(timings: set[str]) -> str:
-    if timings == {"gpu", "cpu"}:
-        return "gpu+cpu"
-    if "host-launch" in timings:
-        return "host-launch"
-    return timings.pop() if len(timings) == 1 else "+".join(sorted(timings))
+    """A GPU profile whose CUDA session left some nodes on the CPU is said so; otherwise the rows' main clock."""
+    return "gpu+cpu" if timings == {"gpu", "cpu"} else main_timing(timings)
 
 
 def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, device: str | None,

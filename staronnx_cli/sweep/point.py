@@ -136,9 +136,8 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
         scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
     else:
         scheduler = runner(loop, executor, policy, graph)
-    known = [s for s in services_s if s > 0 and s == s]
-    capacity = ideal_rho_max(p.batch_size, known) if len(known) == len(workers) and known else None
-    judge = PointJudge(p, capacity)
+    known = _services(list(services_s), len(workers))
+    judge = PointJudge(p, _capacity(p.batch_size, known, len(workers)))
     records, stop = scheduler.run(schedule, limits_for(schedule, p, len(workers), known, judge), judge.watch)
     return records, stop, times, first_measured(p, records)
 
@@ -152,6 +151,7 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
     """
     first = p.warmup if first is None else first
     services = _services(service_s, len(worker_names))
+    capacity = _capacity(p.batch_size, services, len(worker_names))
     fastest = min(services) if services else None
     ideal_of = service_s if np.isscalar(service_s) or service_s is None else services
     measured = [r for r in records[first:] if math.isfinite(r.end_s) and not r.error]
@@ -168,7 +168,6 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
         shares = utilisation(busy, window) if later else []
         used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
         busiest, least_used = max(used, default=0.0), min(used, default=0.0)
-        capacity = ideal_rho_max(p.batch_size, services) if len(services) == len(worker_names) else None
         within = bool(capacity) and p.rate_qps <= capacity  # the workers together can serve this rate
         spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
         if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
@@ -191,8 +190,7 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
             elif over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
                 reason = f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} " \
                          "x the ideal"
-    if not reason and not note and measured and services and len(services) == len(worker_names):
-        capacity = ideal_rho_max(p.batch_size, services)
+    if not reason and not note and measured and capacity:
         if p.rate_qps > FAR_BEYOND * capacity:  # too few batches for a queue to show, but no system serves this
             reason = (f"{p.rate_qps / capacity:.0f} x the workers' capacity of {capacity:.0f} q/s (too few batches "
                       "for the queue to show)")
@@ -208,7 +206,6 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
                         query_times, sizes, window[1] - window[0], reason)
     released = [r for r in records if math.isfinite(r.actual_release_s)]
     lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
-    capacity = ideal_rho_max(p.batch_size, services) if len(services) == len(worker_names) and services else None
     row = {"batch_size": p.batch_size, "rate_qps": p.rate_qps, "arrival": p.arrival,
            "max_queue_delay_ms": "" if p.max_queue_delay_s is None else round(1000 * p.max_queue_delay_s, 3),
            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.__dict__.items()},
@@ -230,6 +227,11 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
             row["ideal_latency_ms"] = round(1000 * ideal, 4)
             row["latency_over_ideal"] = round(float(latency.mean()) / ideal, 4)
     return row
+
+
+def _capacity(batch_size: int, services: list[float], workers: int) -> float | None:
+    """N * sum(1 / S_w(N)) when every worker's S(N) is known, else None."""
+    return ideal_rho_max(batch_size, services) if services and len(services) == workers else None
 
 
 def _services(service_s, workers: int) -> list[float]:
