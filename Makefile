@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint bench bench-gpu compare paper-sim gpu-profile-check clean install
+.PHONY: run test lint faults bench bench-gpu compare paper-sim gpu-profile-check clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check staronnx_cli tests experiments
+
+## faults: every adversarial case of issue 13 through the CLI, as a table in results/faults.md (about 6 minutes)
+faults: $(STAMP)
+	$(BIN)/python experiments/fault_cases.py --out results/faults.md
 
 ## bench: the zoo models (parameters, profile coverage) and the runtime (saturation, overhead, latency/ideal)
 bench: $(STAMP)

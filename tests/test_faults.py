@@ -163,10 +163,14 @@ def test_a_point_of_few_batches_far_beyond_capacity_is_congested(cli, tiny_cnn_p
 
 
 def test_memory_is_checked_before_anything_runs(cli, tiny_cnn_path, tmp_path):
-    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batches", "100000000", "-o", tmp_path / "r"),
+    hours = ("--max-hours", "1e12")  # the duration check would refuse them first
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batches", "100000000", *hours, "-o", tmp_path / "r"),
                           "GiB of schedule and records", "--max-memory")
-    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "4000000", "-o", tmp_path / "r"),
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "4000000", *hours, "-o", tmp_path / "r"),
                           "GiB of input batches")
+    # ONNX Runtime's tensors: tiny_cnn writes 0.15 MiB per sample, 14.5 GiB at N = 100,000 (23 GB seen in top)
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "100000", "--max-memory", "12", *hours, "-o",
+                              tmp_path / "r"), "14.53 GiB of ONNX Runtime tensors on 1 worker(s)")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-memory", "nan", "-o", tmp_path / "r"), "--max-memory")
     assert not (tmp_path / "r").exists()
 
@@ -209,7 +213,7 @@ def test_outputs_that_would_overwrite_a_file_or_a_run_are_refused(cli, tiny_cnn_
 
 
 @pytest.mark.realtime
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL", "SIGTERM"])
 def test_sweeps_interrupted_at_random_moments_resume_to_the_whole_grid(tiny_cnn_path, tmp_path, signal_name):
     import os
     import random
@@ -335,3 +339,69 @@ def test_a_run_json_or_a_figure_that_cannot_be_written_is_one_line(cli, tiny_cnn
     assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
     (tmp_path / "taken.png").mkdir()  # a directory where the figure should go
     assert_one_line_error(cli("plot", run, "-o", tmp_path / "taken.png"), "cannot write", "choose another -o")
+
+
+def test_a_sweep_whose_arrivals_last_too_long_is_refused_before_it_starts(cli, tiny_cnn_path, tmp_path):
+    from staronnx_cli.sweep.runner import SweepSettings, arrival_seconds, check_duration
+
+    grid = SweepSettings(tiny_cnn_path, tmp_path, batch_sizes=(1, 4), rates=(10.0, 20.0), batches=5, warmup=1)
+    assert arrival_seconds(grid) == 6 * (1 / 10 + 1 / 20 + 4 / 10 + 4 / 20)
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "100000", "--max-memory", "100", "-o",
+                              tmp_path / "r"), "447 h to arrive", "batch 100000 at 10 q/s", "--max-hours")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-hours", "nan", "-o", tmp_path / "r"), "--max-hours")
+    assert not (tmp_path / "r").exists()
+    check_duration(SweepSettings(tiny_cnn_path, tmp_path, rates=(1e-6,), engine="sim"))  # virtual time: allowed
+    with pytest.raises(UserError, match="--max-hours 24"):
+        check_duration(SweepSettings(tiny_cnn_path, tmp_path, rates=(1e-6,), engine="real"))
+
+
+def test_a_torn_run_json_is_one_line_for_resume_plot_and_trace(cli, tiny_cnn_path, tmp_path):
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    text = (run / "run.json").read_text()
+    (run / "run.json").write_text(text[: len(text) // 2])
+    assert_one_line_error(cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume"), "run.json", "not valid JSON")
+    assert_one_line_error(cli("plot", run, "-o", tmp_path / "e.png"), "run.json", "not valid JSON")
+    assert_one_line_error(cli("trace", run, "-o", tmp_path / "t.json"), "run.json", "not valid JSON")
+    assert (run / "points.csv").exists()  # what was measured is kept
+
+
+def test_costs_with_a_negative_or_infinite_figure_are_refused(cli, workdir, costs):
+    import pandas as pd
+
+    for value in ("-5", "inf"):
+        frame = pd.read_csv(costs)
+        frame["mean_us"] = frame["mean_us"].astype(object)
+        frame.loc[1, "mean_us"] = value
+        frame.to_csv(workdir / "bad.csv", index=False)
+        assert_one_line_error(cli("split", workdir / "m.onnx", "--costs", workdir / "bad.csv", "-o",
+                                  workdir / "p"), "bad.csv' line 3: mean_us", "profile again")
+    assert not (workdir / "p").exists()
+
+
+def test_an_empty_arrival_trace_is_one_line_without_numpy_warnings(cli, tiny_cnn_path, tmp_path):
+    (tmp_path / "t.txt").write_text("")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, *SWEEP, "--arrival", f"trace:{tmp_path / 't.txt'}", "-o",
+                              tmp_path / "r"), "at least two")
+
+
+def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    (tmp_path / "file").write_text("mine\n")
+    inside_a_file = tmp_path / "file" / "out"  # ENOTDIR, for real: a path through a regular file
+    assert_one_line_error(cli("trace", run, "-o", inside_a_file / "t.json"), "Not a directory", "another -o")
+    assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", inside_a_file / "z.onnx"), "Not a directory")
+    assert_one_line_error(cli("report", run, "-o", inside_a_file / "r.md"), "Not a directory")
+
+    def read_only(*args, **kwargs):  # a read-only or full file system (root ignores permissions, so simulated)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(args[0]))
+
+    monkeypatch.setattr(os, "replace", read_only)
+    assert_one_line_error(cli("profile", tiny_cnn_path, "--runs", "2", "--warmup", "0", "--no-overhead", "-o",
+                              tmp_path / "c.csv"), "Read-only file system", "write elsewhere with -o")
+    monkeypatch.undo()
+    assert (tmp_path / "file").read_text() == "mine\n" and (run / "points.csv").exists()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
-import sys
 
 import typer
 from rich.console import Console
@@ -34,13 +34,40 @@ def handle_errors(command):
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             fail("interrupted; files already written are kept", 130)
+        except OSError as exc:
+            if exc.errno not in STORAGE_FIXES or os.environ.get("STARONNX_DEBUG"):
+                raise_internal(exc)
+            fail(storage_message(exc))
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
-            if os.environ.get("STARONNX_DEBUG"):
-                raise
-            fail(f"internal error: {type(exc).__name__}: {first_line(exc)} "
-                 "(rerun with STARONNX_DEBUG=1 for the traceback and report it)", 1)
+            raise_internal(exc)
 
     return wrapper
+
+
+def raise_internal(exc: BaseException):
+    if os.environ.get("STARONNX_DEBUG"):
+        raise exc
+    fail(f"internal error: {type(exc).__name__}: {first_line(exc)} "
+         "(rerun with STARONNX_DEBUG=1 for the traceback and report it)", 1)
+
+
+_AGAIN = "files already written are kept (a sweep continues with --resume)"
+STORAGE_FIXES = {  # the file system said no: the user's to fix, not a bug of ours
+    errno.EROFS: "write elsewhere with -o; " + _AGAIN,
+    errno.EACCES: "write elsewhere with -o or fix the permissions; " + _AGAIN,
+    errno.EPERM: "write elsewhere with -o or fix the permissions; " + _AGAIN,
+    errno.ENOSPC: "free some space and run again; " + _AGAIN,
+    errno.EDQUOT: "free some space and run again; " + _AGAIN,
+    errno.EFBIG: "the file size limit (ulimit -f) was reached: raise it and run again; " + _AGAIN,
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another -o",
+    errno.EISDIR: "the path is a folder, not a file: choose another -o",
+}
+
+
+def storage_message(exc: OSError) -> str:
+    """'Read-only file system: 'r_files': write elsewhere with -o; ...' - the file, the reason, the fix."""
+    where = f" '{exc.filename}'" if exc.filename else ""
+    return f"{exc.strerror or errno.errorcode.get(exc.errno, 'I/O error')}:{where}: {STORAGE_FIXES[exc.errno]}"
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -52,7 +79,3 @@ def parse_int_list(text: str, option: str) -> list[int]:
     if not values:
         raise UserError(f"{option} is empty: write e.g. {option} 1,8")
     return list(dict.fromkeys(values))  # 1,1,2 -> 1,2: a point is measured once
-
-
-def is_interactive() -> bool:
-    return sys.stderr.isatty()

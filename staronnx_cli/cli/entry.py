@@ -1,12 +1,19 @@
 """The `staronnx` executable: the app is imported inside `main`, so a Ctrl-C while ONNX Runtime and the rest load
-(a second or two) is one line, like a Ctrl-C later, not a traceback."""
+(a second or two) is one line, like a Ctrl-C later, not a traceback. A SIGTERM (`kill`, a job scheduler's time
+limit) is handled as a Ctrl-C: the same cleanup (a Triton server stopped, workers joined) and the same one line."""
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         from .app import app
 

@@ -46,6 +46,9 @@ def sweep(
     max_memory: Annotated[float | None, typer.Option(
         help="GiB a sweep may hold (schedules, batch records, input batches), checked before it starts "
              "(default: half this machine's memory).")] = None,
+    max_hours: Annotated[float, typer.Option(
+        help="Hours the queries of a real sweep may take to arrive, checked before it starts (a guard against a "
+             "typo such as --batch 100000).")] = 24.0,
     cuda_graphs: Annotated[bool, typer.Option(
         help="GPU workers run parts whose shapes are static at the batch size as CUDA graphs (checked against "
              "the plain session when the worker is prepared); --no-cuda-graphs to compare.")] = True,
@@ -70,8 +73,8 @@ def sweep(
         path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
         batch_sizes=tuple(parse_int_list(batch, "--batch")), rates=tuple(parse_rates(rate)), batches=batches,
         warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
-        calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, engine=engine, platform=platform,
-        sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
+        calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
+        engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
         command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
         " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
         model_name=model_name_of(target, path))

@@ -7,6 +7,7 @@ arrived, at (kN + N - 1) * tau; its latency is measured from its first query's a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
     """A trace file's arrivals (seconds, one per line, non-decreasing) at unit mean rate, starting at 0 and
     repeated (one mean gap between repetitions) until there are `queries` of them."""
     try:
-        times = np.loadtxt(path, dtype=np.float64, ndmin=1)
+        with warnings.catch_warnings():  # an empty file: numpy warns, then our own message below says it better
+            warnings.simplefilter("ignore", UserWarning)
+            times = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read arrival trace '{path}' ({exc}): one time in seconds per line") from None
     if not np.all(np.isfinite(times)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,7 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, first_line
-from ..sweep.schema import BATCH_COLUMNS_REQUIRED, POINT_COLUMNS_REQUIRED, RUN_SCHEMA_VERSION, complete_text
+from ..sweep.schema import (
+    BATCH_COLUMNS_REQUIRED,
+    POINT_COLUMNS_REQUIRED,
+    RUN_SCHEMA_VERSION,
+    complete_text,
+    read_run_meta,
+)
 from ..zoo.cache import display_name
 
 
@@ -81,10 +86,7 @@ def read_run(path: Path) -> Run:
     if not meta_file.exists() or not points_file.exists():
         raise UserError(f"'{path}' is not a run directory (it needs run.json and points.csv, written by "
                         "staronnx sweep)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except ValueError:
-        raise UserError(f"'{meta_file}' is not valid JSON: rerun the sweep into a new directory") from None
+    meta = read_run_meta(meta_file)
     version = meta.get("schema_version")
     if not isinstance(version, int) or version > RUN_SCHEMA_VERSION:
         raise UserError(f"run '{path}' has schema version {version}, newer than this staronnx reads "

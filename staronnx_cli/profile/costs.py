@@ -63,6 +63,11 @@ def read_costs(path: str | Path) -> pd.DataFrame:
             row = int(bad.idxmax())
             raise UserError(f"'{path}' line {row + 2}: {column} is '{frame[column].iloc[row]}', not a number (the "
                             "file is cut short or was edited): profile again with 'staronnx profile'")
+        wrong = ~values.between(0, float("inf"), inclusive="left")  # negative or infinite: no time or size is
+        if wrong.any():
+            row = int(wrong.idxmax())
+            raise UserError(f"'{path}' line {row + 2}: {column} is {values.iloc[row]:g}, not a finite value of 0 or "
+                            "more (the file was edited): profile again with 'staronnx profile'")
         frame[column] = values
     _check_timing(path, frame)
     return frame

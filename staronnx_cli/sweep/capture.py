@@ -8,7 +8,6 @@ when the worker it went to had nothing to do (the dispatch path: loop, queue, th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 from ..errors import UserError
 from ..runtime.perfmodel import PerfModel
 from ..runtime.platform import Platform, TimeRow, WorkerGroup
+from .schema import read_run_meta
 
 
 def dispatch_overhead_us(batches: pd.DataFrame) -> float:
@@ -43,7 +43,7 @@ def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
     if not meta_file.exists():
         raise UserError(f"'{run}' is not a run directory (no run.json): give the -o directory of a real sweep")
-    meta = json.loads(meta_file.read_text())
+    meta = read_run_meta(meta_file)
     if meta.get("engine", "real") != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
     perf_file = Path(str(meta.get("perfmodel", "")))

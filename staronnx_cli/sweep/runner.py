@@ -24,7 +24,7 @@ from ..runtime.policies import make_policy
 from .engines import make_engine, policy_of
 from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
-from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows, cut_partial_line
+from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows, cut_partial_line, read_run_meta
 from .target import Target, load_target
 
 
@@ -43,6 +43,7 @@ class SweepSettings:
     system: str = "staronnx"
     seed: int = 0
     max_memory_gib: float | None = None  # refuse a sweep needing more (default: half this machine's memory)
+    max_hours: float = 24.0  # refuse a real sweep whose arrivals alone last longer (a typo in --batch or --rate)
     calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones
     cuda_graphs: bool = True  # GPU workers run parts with static shapes as CUDA graphs
     engine: str = "real"  # or "sim": the same scheduler on a virtual clock
@@ -72,6 +73,7 @@ def check_settings(s: SweepSettings) -> None:
     if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
         raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
                         "more")
+    check_duration(s)
     arrivals(s.arrival, 1.0, 2, s.seed)  # an unknown kind or an unreadable trace fails here, before any work
     points = s.output / "points.csv"
     if points.exists() and not (s.resume or s.force):
@@ -79,7 +81,7 @@ def check_settings(s: SweepSettings) -> None:
                         "to start over")
     if points.exists() and s.resume:
         meta = s.output / "run.json"
-        version = json.loads(meta.read_text()).get("schema_version") if meta.exists() else None
+        version = read_run_meta(meta).get("schema_version") if meta.exists() else None
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
@@ -91,7 +93,7 @@ RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "po
 
 def check_resume(s: SweepSettings, meta: dict, run_dir: Path) -> None:
     """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
-    old = json.loads((run_dir / "run.json").read_text())
+    old = read_run_meta(run_dir / "run.json")
     for key in RESUME_KEYS:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
@@ -129,16 +131,28 @@ RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measur
 
 
 def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
-    """What the largest point holds at once: its arrival schedule and batch records (extensions included), and
-    the input batches (a host copy, and a pinned one per GPU worker). ORT's own memory is not counted."""
+    """What the largest point holds at once: its arrival schedule and batch records (extensions included), the
+    input batches (a host copy, and a pinned one per GPU worker), and ONNX Runtime's tensors: every worker may run
+    the largest part at once, each holding at most all of that part's intermediate tensors (ORT's planner reuses
+    some, so this is a bound, not a forecast; the simulated engine runs none)."""
     n = max(s.batch_sizes)
     batches = s.warmup + s.batches * (1 + PointSpec(n, 1.0, s.warmup, s.batches).extensions)
     parts = len(target.part_files)
     schedule = n * batches * 8 + batches * (4 * 8 + RECORD_BYTES + parts * TASK_BYTES)
     per_sample = sum(target.graph.input_bytes_per_sample[p].get(-1, 0) for p in range(parts))
     inputs = per_sample * n * (1 + sum(w.kind == "cuda" for w in workers))
-    return schedule + inputs, (f"{batches:,} batches of {n} at the largest point: {schedule / 2**30:.2f} GiB of "
-                               f"schedule and records, {inputs / 2**30:.2f} GiB of input batches")
+    tensors = 0 if s.engine == "sim" else max(map(activation_bytes_per_sample, target.part_files)) * n * len(workers)
+    return schedule + inputs + tensors, (
+        f"{batches:,} batches of {n} at the largest point: {schedule / 2**30:.2f} GiB of schedule and records, "
+        f"{inputs / 2**30:.2f} GiB of input batches, up to {tensors / 2**30:.2f} GiB of ONNX Runtime tensors on "
+        f"{len(workers)} worker(s)")
+
+
+def activation_bytes_per_sample(part: Path) -> int:
+    """Bytes per sample of all the tensors a model's nodes write (0 where shape inference cannot tell)."""
+    from .. import modelio
+
+    return sum(modelio.tensor_bytes_by_node(modelio.load_model(part, with_weights=False), 1).values())
 
 
 def check_loadable(target: Target) -> None:
@@ -154,6 +168,23 @@ def check_loadable(target: Target) -> None:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/NotImplemented types
             raise UserError(f"ONNX Runtime cannot load '{part}' ({first_line(exc)}): check the model with "
                             "'staronnx profile', or re-export it") from None
+
+
+def arrival_seconds(s: SweepSettings) -> float:
+    """How long the grid's queries take to arrive, at the least: (warm-up + measured) batches of N queries at each
+    rate, without the extensions a rising point may add; the sweep cannot be shorter on the real clock."""
+    return sum((s.warmup + s.batches) * n / rate for n in s.batch_sizes for rate in s.rates)
+
+
+def check_duration(s: SweepSettings) -> None:
+    if not (s.max_hours > 0 and math.isfinite(s.max_hours)):
+        raise UserError(f"--max-hours {s.max_hours:g}: give a positive, finite number of hours")
+    hours = arrival_seconds(s) / 3600
+    if s.engine == "real" and hours > s.max_hours:
+        n, rate = max(s.batch_sizes), min(s.rates)
+        raise UserError(f"this sweep's queries alone take {hours:.3g} h to arrive (batch {n} at {rate:g} q/s fills "
+                        f"one batch every {n / rate:.3g} s), more than --max-hours {s.max_hours:g}: lower --batch or "
+                        f"--batches, raise the lowest --rate, or raise --max-hours")
 
 
 def check_memory(s: SweepSettings, target: Target, workers) -> None:
@@ -182,7 +213,7 @@ def _record_calibration(run_json: Path, engine) -> None:
     log = getattr(engine, "calibration", None)
     if log is None or not run_json.exists():
         return
-    meta = json.loads(run_json.read_text())
+    meta = read_run_meta(run_json)
     seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
     meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
                                                          if json.dumps(c.to_json(), sort_keys=True) not in seen]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 
@@ -28,18 +29,28 @@ BATCH_COLUMNS_REQUIRED = ["system", "batch_size", "rate_qps", "batch_index", "sc
 
 
 def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
-    """Rows written whole or not at all: rendered first, then one write, flushed and synced to disk. A crash or a
-    full disk can leave at most a partial last line, which `cut_partial_line` removes before the file grows."""
+    """Rows written whole or not at all: rendered first, then one write, flushed and synced to disk; a write the
+    file system refuses halfway (disk full) is cut back. A crash can leave at most a partial last line, which
+    `cut_partial_line` removes before the file grows."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
-    if not path.exists():
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
         writer.writeheader()
     writer.writerows(rows)
+    data = text.getvalue().encode()
     try:
-        with open(path, "a", newline="") as f:
-            f.write(text.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = 0
+            while written < len(data):  # unbuffered: nothing is left in a buffer to be flushed later
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # shrinking frees space: it works on a full disk
+            raise
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): the points measured before are "
                         "kept; free space or fix permissions, then continue with --resume") from None
@@ -64,3 +75,15 @@ def complete_text(path: Path) -> str:
     """A result file's text without a partial last line (for readers: plots never count a torn row)."""
     text = path.read_text()
     return text if not text or text.endswith("\n") else text[: text.rfind("\n") + 1]
+
+
+def read_run_meta(path: Path) -> dict:
+    """run.json as a dict; a torn or edited file is one line naming it (a crash while writing it, an editor)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"'{path}' is not valid JSON (cut short or edited): sweep again into a new -o, or with "
+                        "--force") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"'{path}' is not a staronnx run.json: sweep again into a new -o, or with --force")
+    return meta

@@ -1,0 +1,660 @@
+"""The adversarial cases of issue 13, run as a user runs them: the installed `staronnx` in a fresh folder per case.
+
+Each case sets up files, runs one or more commands (some interrupted, some on a read-only mount or under a file
+size limit), and checks the exit code, the message and the files left behind. The result is a Markdown table
+(stdout and --out), one row per case: what was tried, what was expected, what happened.
+
+    python experiments/fault_cases.py --out results/faults.md [--only SUBSTRING]
+
+Read-only cases need a bind mount (root); where that is refused they are reported as not run, never as passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SWEEP = ["--workers", "cpu:1x1", "--batch", "1,2", "--rate", "50,100", "--batches", "5", "--warmup", "1"]
+ENV = {**os.environ, "COLUMNS": "200", "STARONNX_CACHE": str(Path(tempfile.gettempdir()) / "staronnx-faults-cache")}
+
+
+@dataclass
+class Outcome:
+    rc: int | None
+    out: str
+    err: str
+    seconds: float
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+def staronnx(cwd: Path, *args, timeout: float = 120, limit_file_bytes: int | None = None) -> Outcome:
+    """One command, as a user types it; a hang is an outcome (rc None), not a stuck harness."""
+    def limits():
+        default_sigint()
+        if limit_file_bytes is not None:  # a full disk, seen from the program: writes fail with EFBIG
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
+
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "staronnx_cli", *map(str, args)], cwd=cwd, env=ENV, text=True,
+                              capture_output=True, timeout=timeout, preexec_fn=limits)
+        return Outcome(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
+    except subprocess.TimeoutExpired as exc:
+        return Outcome(None, str(exc.stdout or ""), str(exc.stderr or ""), time.perf_counter() - start)
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl-C acts as at a terminal, even when this harness runs in the background (where the shell
+    starts it with SIGINT ignored, which its children would inherit: Python then never sees a Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def one_line(o: Outcome, rc: int = 2, *fragments: str) -> str | None:
+    """The bad-input contract: exit code, one line on stderr holding every fragment, no traceback."""
+    if o.rc is None:
+        return f"hung ({o.seconds:.0f} s)"
+    if o.rc != rc:
+        return f"exit {o.rc}, expected {rc}: {(o.lines or ['(nothing on stderr)'])[-1][:160]}"
+    if "Traceback" in o.err + o.out:
+        return "traceback"
+    if rc and len(o.lines) != 1:
+        return f"{len(o.lines)} lines on stderr"
+    missing = [f for f in fragments if f not in (o.lines[0] if o.lines else "")]
+    return f"message lacks {missing}: {o.lines[0][:160] if o.lines else ''}" if missing else None
+
+
+def rows_of(path: Path) -> list[str]:
+    return path.read_text().splitlines()[1:] if path.exists() else []
+
+
+def grid_complete(run: Path, sizes=(1, 2), rates=(50.0, 100.0)) -> str | None:
+    """Each point once in points.csv, no torn row, no batch row twice."""
+    import pandas as pd
+
+    for name in ("points.csv", "batches.csv"):
+        if not (run / name).read_text().endswith("\n"):
+            return f"{name} ends in a torn row"
+    points, batches = pd.read_csv(run / "points.csv"), pd.read_csv(run / "batches.csv")
+    keys = sorted(zip(points.batch_size, points.rate_qps))
+    if keys != sorted((n, r) for n in sizes for r in rates):
+        return f"points {keys}"
+    if batches.duplicated(["batch_size", "rate_qps", "batch_index"]).any():
+        return "duplicate batch rows"
+    return None
+
+
+@dataclass
+class Case:
+    group: str
+    tried: str
+    expected: str
+    run: Callable[[Path], str | None]  # None: as expected; otherwise what went wrong
+    needs: set[str] = field(default_factory=set)
+
+
+CASES: list[Case] = []
+
+
+def case(group: str, tried: str, expected: str, needs: set[str] | None = None):
+    def register(fn):
+        CASES.append(Case(group, tried, expected, fn, needs or set()))
+        return fn
+    return register
+
+
+def fixtures(base: Path) -> None:
+    """tiny.onnx, its costs, a plan and a finished run: what a user has after the README's first steps."""
+    steps = [("zoo", "build", "tiny_cnn", "-o", "tiny.onnx"),
+             ("profile", "tiny.onnx", "--batch", "1", "--runs", "5", "--warmup", "1", "-o", "costs.csv"),
+             ("split", "tiny.onnx", "--costs", "costs.csv", "-o", "plan"),
+             ("sweep", "tiny.onnx", *SWEEP, "-o", "run")]
+    for step in steps:
+        o = staronnx(base, *step)
+        if o.rc != 0:
+            sys.exit(f"fixture step {' '.join(step)} failed: {o.err}")
+
+
+# ---- --force replaces only what the command wrote -------------------------------------------------------------
+
+@case("force", "`split -o . --force` in the folder holding the model and costs", "exit 2, nothing deleted")
+def _(d):
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", ".", "--force"),
+                    2, "not one") or (None if (d / "tiny.onnx").exists() and (d / "costs.csv").exists() else "deleted")
+
+
+@case("force", "`split -o results --force`, results/ holding another run", "exit 2, the run kept")
+def _(d):
+    (d / "results").mkdir()
+    shutil.copytree(d / "run", d / "results" / "run")
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "results", "--force")) or (
+        None if (d / "results/run/points.csv").exists() else "run deleted")
+
+
+@case("force", "`split -o plan --force --costs plan/costs.csv` (the input inside the plan)", "exit 2, costs kept")
+def _(d):
+    shutil.copy(d / "costs.csv", d / "plan" / "costs.csv")
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "plan/costs.csv", "-o", "plan", "--force")) or (
+        None if (d / "plan/costs.csv").exists() else "costs deleted")
+
+
+@case("force", "`split -o plan --force` over a real plan", "exit 0, a new plan.json")
+def _(d):
+    before = (d / "plan/plan.json").stat().st_mtime_ns
+    o = staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "plan", "--force", "--offload", "0.2")
+    return one_line(o, 0) or (None if (d / "plan/plan.json").stat().st_mtime_ns != before else "not replaced")
+
+
+@case("force", "`split -o plan` without --force over a plan", "exit 2, plan kept")
+def _(d):
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "plan"), 2, "--force")
+
+
+@case("force", "`split -o costs.csv` (an existing file)", "exit 2, file kept")
+def _(d):
+    text = (d / "costs.csv").read_text()
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "costs.csv", "--force")) or (
+        None if (d / "costs.csv").read_text() == text else "costs changed")
+
+
+@case("force", "`sweep --force` into a run folder that also holds a user's notes", "exit 0, notes kept")
+def _(d):
+    (d / "run" / "notes.txt").write_text("mine\n")
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--force"), 0) or (
+        None if (d / "run/notes.txt").exists() else "notes deleted")
+
+
+@case("force", "`profile -o costs.csv` over existing costs without --force", "exit 2, costs kept")
+def _(d):
+    return one_line(staronnx(d, "profile", "tiny.onnx", "--batch", "1", "--runs", "2", "-o", "costs.csv"), 2,
+                    "--force")
+
+
+@case("force", "`report -o` over an existing report without --force", "exit 2")
+def _(d):
+    (d / "report.md").write_text("mine\n")
+    return one_line(staronnx(d, "report", "run", "-o", "report.md"), 2) or (
+        None if (d / "report.md").read_text() == "mine\n" else "overwritten")
+
+
+# ---- crash-safe result files -------------------------------------------------------------------------------------
+
+def tear(path: Path, keep_chars: int = 25) -> None:
+    """Cut the last row mid-line, as a crash or a full disk leaves it."""
+    text = path.read_text().rstrip("\n")
+    path.write_text(text[: text.rfind("\n") + 1 + keep_chars])
+
+
+@case("torn", "points.csv cut mid-row, then `sweep --resume`", "notice, row cut, grid completed once")
+def _(d):
+    tear(d / "run/points.csv")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume")
+    return one_line(o, 0) or (None if "incomplete" in o.out + o.err else "no notice") or grid_complete(d / "run")
+
+
+@case("torn", "points.csv cut mid-row, then `plot --table`", "the torn row is not a point")
+def _(d):
+    tear(d / "run/points.csv")
+    o = staronnx(d, "plot", "run", "--table", "-o", "e.png")
+    return one_line(o, 0) or (None if o.out.count("100") >= 1 and "nan" not in o.out.lower() else o.out[-300:])
+
+
+@case("torn", "points.csv cut mid-row, then `plot --kind timeline` and `trace`", "both work")
+def _(d):
+    tear(d / "run/points.csv")
+    tear(d / "run/batches.csv")
+    return (one_line(staronnx(d, "plot", "run", "--kind", "timeline", "--batch-size", "1", "--rate", "50",
+                              "-o", "t.png"), 0)
+            or one_line(staronnx(d, "trace", "run", "--batch-size", "1", "--rate", "50", "-o", "t.json"), 0))
+
+
+@case("torn", "batches.csv holds rows of a point whose points.csv row is missing, then `--resume`",
+      "those rows dropped, no duplicates")
+def _(d):
+    lines = (d / "run/points.csv").read_text().splitlines(keepends=True)
+    (d / "run/points.csv").write_text("".join(lines[:-1]))  # the last point never committed
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume")
+    return one_line(o, 0) or grid_complete(d / "run")
+
+
+@case("torn", "run.json cut in half, then `--resume`", "exit 2, one line naming run.json")
+def _(d):
+    text = (d / "run/run.json").read_text()
+    (d / "run/run.json").write_text(text[: len(text) // 2])
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume"), 2, "run.json")
+
+
+@case("torn", "run.json cut in half, then `plot`", "exit 2, one line naming run.json")
+def _(d):
+    text = (d / "run/run.json").read_text()
+    (d / "run/run.json").write_text(text[: len(text) // 2])
+    return one_line(staronnx(d, "plot", "run", "-o", "e.png"), 2, "run.json")
+
+
+@case("torn", "plan.json cut in half, then `sweep plan`", "exit 2, one line naming plan.json")
+def _(d):
+    text = (d / "plan/plan.json").read_text()
+    (d / "plan/plan.json").write_text(text[: len(text) // 2])
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "r2"), 2, "plan.json")
+
+
+@case("torn", "costs.csv cut mid-row, then `split`", "exit 2, one line naming costs.csv")
+def _(d):
+    tear(d / "costs.csv", 5)
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "p2"), 2, "costs.csv")
+
+
+@case("torn", "a torn performance-model cache file, then a sweep", "notice naming the file, sweep runs")
+def _(d):
+    cache = Path(ENV["STARONNX_CACHE"]) / "perfmodels"
+    for f in cache.glob("*.json"):
+        f.write_text(f.read_text()[:20])
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "r2")
+    return one_line(o, 0) or (None if "perfmodels" in o.out + o.err else "no notice")
+
+
+# ---- numbers at the edge ----------------------------------------------------------------------------------------
+
+def refused(args: list[str], *fragments: str, subject="tiny.onnx", command="sweep", extra=SWEEP):
+    def check(d):
+        o = staronnx(d, command, subject, *extra, *args, "-o", "out")
+        return one_line(o, 2, *fragments) or (None if o.seconds < 30 else f"took {o.seconds:.0f} s")
+    return check
+
+
+for args, fragments, what in [
+    (["--rate", "nan"], ["--rate"], "`--rate nan`"),
+    (["--rate", "inf"], ["--rate"], "`--rate inf`"),
+    (["--rate", "-5"], ["--rate"], "`--rate -5`"),
+    (["--rate", "0"], ["--rate"], "`--rate 0`"),
+    (["--rate", "10:100:1e-9"], ["--rate"], "`--rate 10:100:1e-9` (90 billion rates)"),
+    (["--rate", "abc"], ["--rate"], "`--rate abc`"),
+    (["--batches", "100000000"], ["--max-hours"], "`--batches 100000000`"),
+    (["--batches", "100000000", "--max-hours", "1e9"], ["--max-memory"], "`--batches 100000000 --max-hours 1e9`"),
+    (["--batches", "0"], ["--batches"], "`--batches 0`"),
+    (["--warmup", "-1"], ["--warmup"], "`--warmup -1`"),
+    (["--batch", "100000"], ["--max-memory"], "`--batch 100000` (15 GiB of tensors)"),
+    (["--batch", "100000", "--max-memory", "100", "--rate", "10:100:10"], ["--max-hours"],
+     "`--batch 100000 --max-memory 100` at 10 to 100 q/s (447 h of arrivals)"),
+    (["--max-hours", "nan"], ["--max-hours"], "`--max-hours nan`"),
+    (["--batch", "0"], ["--batch"], "`--batch 0`"),
+    (["--batch", "1,x"], ["--batch"], "`--batch 1,x`"),
+    (["--max-queue-delay", "nan"], ["--max-queue-delay"], "`--max-queue-delay nan`"),
+    (["--max-queue-delay", "-1"], ["--max-queue-delay"], "`--max-queue-delay -1`"),
+    (["--seed", "-1"], ["--seed"], "`--seed -1`"),
+    (["--triton-port", "70000"], ["--triton-port"], "`--triton-port 70000`"),
+    (["--max-memory", "nan"], ["--max-memory"], "`--max-memory nan`"),
+    (["--max-memory", "0.000001"], ["--max-memory"], "`--max-memory 0.000001`"),
+    (["--workers", "cpu:0"], ["--workers"], "`--workers cpu:0`"),
+    (["--workers", "cpu:1x999"], ["--workers"], "`--workers cpu:1x999` (more cores than the machine)"),
+    (["--policy", "bogus"], ["--policy"], "`--policy bogus`"),
+    (["--arrival", "trace:missing.txt"], ["missing.txt"], "`--arrival trace:` a file that does not exist"),
+]:
+    case("numbers", what, "exit 2 at once, one line naming the option")(refused(args, *fragments))
+
+for content, what in [("0\n0.1\nnan\n0.3\n", "NaN"), ("0\ninf\n", "inf"), ("", "nothing"),
+                      ("0\n-1\n0.5\n", "a negative time"), ("0\nabc\n", "text")]:
+    def _trace(d, content=content):
+        (d / "t.txt").write_text(content)
+        o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--arrival", "trace:t.txt", "-o", "out")
+        return one_line(o, 2, "t.txt")
+    case("numbers", f"an arrival trace holding {what}", "exit 2 at once, one line naming the file")(_trace)
+
+for args, option, what in [(["--offload", "nan"], "--offload", "`split --offload nan`"),
+                           (["--offload", "1.5"], "--offload", "`split --offload 1.5`"),
+                           (["--tolerance", "nan"], "--tolerance", "`split --tolerance nan`"),
+                           (["--parts", "0"], "--parts", "`split --parts 0`"),
+                           (["--seeds", "0"], "--seeds", "`split --seeds 0`"),
+                           (["--batch", "0"], "--batch", "`split --batch 0`")]:
+    case("numbers", what, "exit 2, one line naming the option")(
+        refused(args, option, command="split", extra=["--costs", "costs.csv"]))
+
+for args, option, what in [(["--runs", "0"], "--runs", "`profile --runs 0`"),
+                           (["--batch", "-3"], "--batch", "`profile --batch -3`"),
+                           (["--warmup", "-1"], "--warmup", "`profile --warmup -1`")]:
+    case("numbers", what, "exit 2, one line naming the option")(refused(args, option, command="profile", extra=[]))
+
+
+def _costs_with(value: str):
+    def check(d):
+        import pandas as pd
+
+        costs = pd.read_csv(d / "costs.csv")
+        column = "mean_us" if "mean_us" in costs.columns else costs.select_dtypes("number").columns[-1]
+        costs[column] = costs[column].astype(object)
+        costs.loc[0, column] = value
+        costs.to_csv(d / "costs.csv", index=False)
+        return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "p2"), 2, "costs.csv")
+    return check
+
+
+case("numbers", "costs.csv with a NaN time", "exit 2, one line naming the file")(_costs_with("nan"))
+case("numbers", "costs.csv with a negative time", "exit 2, one line naming the file")(_costs_with("-5"))
+
+
+@case("numbers", "costs.csv without its columns (some other CSV)", "exit 2, one line naming the file")
+def _(d):
+    (d / "costs.csv").write_text("a,b\n1,2\n")
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "p2"), 2, "costs.csv")
+
+
+def _platform_with(old: str, new: str):
+    def check(d):
+        text = (HERE / "platforms" / "h100_googlenet_whole.toml").read_text()
+        assert old in text, old
+        (d / "p.toml").write_text(text.replace(old, new, 1))
+        o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--engine", "sim", "--platform", "p.toml", "-o", "out")
+        return one_line(o, 2, "p.toml")
+    return check
+
+
+case("numbers", "a platform file with a NaN figure", "exit 2, one line naming the file")(
+    _platform_with("bandwidth_GBps = 12.0", "bandwidth_GBps = nan"))
+case("numbers", "a platform file with a negative bandwidth", "exit 2, one line naming the file")(
+    _platform_with("bandwidth_GBps = 12.0", "bandwidth_GBps = -1.0"))
+
+
+@case("numbers", "`--rate 1e9 --batches 5` (far beyond capacity, few batches)", "congested, not rho_max 1e9")
+def _(d):
+    import pandas as pd
+
+    o = staronnx(d, "sweep", "tiny.onnx", "--workers", "cpu:1x1", "--batch", "1", "--rate", "1e9", "--batches",
+                 "5", "--warmup", "1", "-o", "out")
+    if (err := one_line(o, 0)):
+        return err
+    return None if bool(pd.read_csv(d / "out/points.csv").congested.iloc[0]) else "judged uncongested"
+
+
+# ---- models and plans -------------------------------------------------------------------------------------------
+
+def model_case(prepare: Callable[[Path], str], *fragments: str):
+    def check(d):
+        o = staronnx(d, "sweep", prepare(d), *SWEEP, "-o", "out", timeout=60)
+        return one_line(o, 2, *fragments) or (None if not (d / "out/points.csv").exists() else "points written")
+    return check
+
+
+def _link_zero(d):
+    os.symlink("/dev/zero", d / "zero.onnx")
+    return "zero.onnx"
+
+
+def _write(name: str, data: bytes):
+    def make(d):
+        (d / name).write_bytes(data)
+        return name
+    return make
+
+
+def _external_outside(d):
+    import onnx
+
+    model = onnx.load(d / "tiny.onnx")
+    onnx.save(model, d / "ext.onnx", save_as_external_data=True, all_tensors_to_one_file=True, location="w.bin",
+              size_threshold=0)
+    model = onnx.load(d / "ext.onnx", load_external_data=False)
+    for init in model.graph.initializer:
+        for entry in init.external_data:
+            if entry.key == "location":
+                entry.value = "../../../etc/passwd"
+    onnx.save(model, d / "ext.onnx")
+    return "ext.onnx"
+
+
+def _bad_op(d):
+    import onnx
+
+    model = onnx.load(d / "tiny.onnx")
+    model.graph.node[0].op_type = "NoSuchOp"
+    onnx.save(model, d / "bad.onnx")
+    return "bad.onnx"
+
+
+for prepare, fragments, what in [
+    (_link_zero, ["zero.onnx"], "a model path that is a link to /dev/zero"),
+    (lambda d: "missing.onnx", ["missing.onnx"], "a model file that does not exist"),
+    (lambda d: (d / "dir.onnx").mkdir() or "dir.onnx", ["dir.onnx"], "a model path that is a folder"),
+    (_write("garbage.onnx", os.urandom(4096)), ["garbage.onnx"], "a model file of random bytes"),
+    (_write("empty.onnx", b""), ["empty.onnx"], "an empty model file"),
+    (_external_outside, ["ext.onnx"], "external data whose path leaves the model's folder"),
+    (_bad_op, ["bad.onnx"], "a valid ONNX file ONNX Runtime cannot load (unknown operator)"),
+]:
+    case("models", what, "exit 2 before any point, one line naming it")(model_case(prepare, *fragments))
+
+
+@case("plans", "a plan part changed after the split", "exit 2, sha256 mismatch named")
+def _(d):
+    with open(d / "plan/part_1.onnx", "ab") as f:
+        f.write(b"\0")
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "out"), 2, "part_1.onnx")
+
+
+@case("plans", "plan.json naming a part outside the plan folder", "exit 2, one line")
+def _(d):
+    path = d / "plan/plan.json"
+    path.write_text(path.read_text().replace('"part_1.onnx"', '"../tiny.onnx"'))
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "out"), 2, "plan")
+
+
+@case("plans", "a plan folder without plan.json", "exit 2, one line")
+def _(d):
+    (d / "plan/plan.json").unlink()
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "out"), 2, "plan")
+
+
+# ---- one writer per run directory -------------------------------------------------------------------------------
+
+def _concurrent(second_args: list[str]):
+    def check(d):
+        long = ["--workers", "cpu:1x1", "--batch", "1", "--rate", "20", "--batches", "60", "--warmup", "1"]
+        first = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", "tiny.onnx", *long, "-o", "busy"],
+                                 cwd=d, env=ENV, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(300):  # until it holds the lock
+            if (d / "busy/.staronnx.lock").exists() and (d / "busy/.staronnx.lock").read_text().strip():
+                break
+            time.sleep(0.1)
+        second = staronnx(d, "sweep", "tiny.onnx", *long, "-o", "busy", *second_args)
+        _, err = first.communicate(timeout=300)
+        if first.returncode != 0:
+            return f"the first sweep failed: {err[-200:]}"
+        return one_line(second, 2, f"pid {first.pid}") or (
+            None if len(rows_of(d / "busy/points.csv")) == 1 else "rows mixed")
+    return check
+
+
+case("lock", "two sweeps into one -o at once", "the second: exit 2 naming the holder's pid; one point")(
+    _concurrent(["--resume"]))
+case("lock", "a `--force` sweep into a run being written", "exit 2 naming the pid; the run intact")(
+    _concurrent(["--force"]))
+
+
+@case("lock", "a stale run folder (run.json, no points.csv), then a sweep without flags", "replaced, exit 0")
+def _(d):
+    (d / "stale").mkdir()
+    (d / "stale/run.json").write_text('{"model": "other"}\n')
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "stale")
+    return one_line(o, 0) or (None if "tiny" in (d / "stale/run.json").read_text() else "old run.json kept")
+
+
+# ---- outputs ----------------------------------------------------------------------------------------------------
+
+@case("outputs", "`sweep -o` naming an existing file", "exit 2, file kept")
+def _(d):
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "costs.csv"), 2, "is a file")
+
+
+for command, what in [(["trace", "run", "-o", "run/points.csv"], "`trace -o run/points.csv`"),
+                      (["plot", "run", "-o", "run/run.json"], "`plot -o run/run.json`"),
+                      (["report", "run", "-o", "run/batches.csv", "--force"], "`report -o run/batches.csv --force`")]:
+    def _own(d, command=command):
+        target = d / command[-1 if command[-1] != "--force" else -2]
+        before = target.read_text()
+        return one_line(staronnx(d, *command), 2, "run") or (None if target.read_text() == before else "overwritten")
+    case("outputs", f"{what}: over a run's own file", "exit 2, the file unchanged")(_own)
+
+
+def read_only(command: list[str]):
+    """The case folder bind-mounted read-only: the command must say so in one line, exit 2."""
+    def check(d):
+        ro = d.parent / (d.name + "-ro")
+        ro.mkdir()
+        mounted = subprocess.run(["mount", "--bind", str(d), str(ro)], capture_output=True).returncode == 0 and \
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True).returncode == 0
+        try:
+            if not mounted:
+                return "NOT RUN: no read-only bind mount here (needs root)"
+            return one_line(staronnx(ro, *command), 2, "Read-only file system")
+        finally:
+            subprocess.run(["umount", str(ro)], capture_output=True)
+    return check
+
+
+for command in (["sweep", "tiny.onnx", *SWEEP, "-o", "new"], ["sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume"],
+                ["split", "tiny.onnx", "--costs", "costs.csv", "-o", "p2"],
+                ["profile", "tiny.onnx", "--batch", "1", "--runs", "2", "-o", "c2.csv"],
+                ["plot", "run", "-o", "e.png"], ["report", "run", "-o", "r.md"], ["trace", "run", "-o", "t.json"],
+                ["zoo", "build", "tiny_cnn", "-o", "z.onnx"]):
+    case("outputs", f"`{' '.join(command[:2])} ... -o {command[command.index('-o') + 1]}` on a read-only file system",
+         "exit 2, one line naming it", {"mount"})(read_only(command))
+
+
+@case("outputs", "a full disk during a sweep (file size limit), then `--resume` with space",
+      "exit 2 one line, whole rows only; resume completes the grid")
+def _(d):
+    size = (d / "run/batches.csv").stat().st_size
+    shutil.rmtree(d / "run")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", limit_file_bytes=size // 2)
+    if (err := one_line(o, 2, "--resume")):
+        return err
+    if not all((d / "run" / f).read_text().endswith("\n") for f in ("points.csv", "batches.csv")
+               if (d / "run" / f).exists()):
+        return "a torn row left"
+    again = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume")
+    return one_line(again, 0) or grid_complete(d / "run")
+
+
+# ---- interrupts -------------------------------------------------------------------------------------------------
+
+def _interrupt(sig: signal.Signals, after_s: float):
+    def check(d):
+        shutil.rmtree(d / "run")
+        grid = ["--workers", "cpu:1x1", "--batch", "1,2", "--rate", "5,10", "--batches", "20", "--warmup", "1"]
+        proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", "tiny.onnx", *grid, "-o", "run"],
+                                cwd=d, env=ENV, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=default_sigint)
+        time.sleep(after_s)
+        if proc.poll() is not None:
+            return f"NOT RUN: the sweep ended before the signal (exit {proc.returncode})"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        if "Traceback" in err:
+            return "traceback"
+        if sig != signal.SIGKILL and len([x for x in err.splitlines() if x.strip()]) != 1:
+            return f"stderr: {err[-200:]}"
+        flags = ["--resume"] if (d / "run/run.json").exists() else []
+        o = staronnx(d, "sweep", "tiny.onnx", *grid, "-o", "run", *flags)
+        return one_line(o, 0) or grid_complete(d / "run", rates=(5.0, 10.0))
+    return check
+
+
+for sig, after in [(signal.SIGINT, 0.3), (signal.SIGINT, 4.0), (signal.SIGKILL, 4.0), (signal.SIGINT, 12.0),
+                   (signal.SIGKILL, 15.0), (signal.SIGTERM, 6.0)]:
+    case("interrupts", f"{sig.name} {after:g} s into a sweep, then the same sweep (--resume if run.json exists)",
+         "one line (not SIGKILL), no traceback; the grid completed, each point once")(_interrupt(sig, after))
+
+
+@case("interrupts", "Triton baseline sweep, then look for a tritonserver left running", "none left", {"triton"})
+def _(d):
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--system", "triton", "-o", "tr", timeout=300)
+    if (err := one_line(o, 0)):
+        return err
+    return triton_left(d)
+
+
+def triton_left(d: Path) -> str | None:
+    left = subprocess.run(["pgrep", "-f", f"tritonserver.*{d.name}"], capture_output=True, text=True).stdout.split()
+    return f"tritonserver still running: {left}" if left else None
+
+
+def _triton_interrupted(sig: signal.Signals):
+    def check(d):
+        grid = ["--workers", "cpu:1x1", "--batch", "1", "--rate", "20,21,22,23", "--batches", "20", "--warmup", "0"]
+        proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", str(d / "tiny.onnx"), "--system",
+                                 "triton", *grid, "-o", str(d / "tr")], cwd=d, env=ENV, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_sigint)
+        for _ in range(900):  # until the first point is written: the server is up
+            if len(rows_of(d / "tr/points.csv")) >= 1:
+                break
+            time.sleep(0.1)
+        else:
+            proc.kill()
+            return "no point within 90 s"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=90)
+        return one_line(Outcome(proc.returncode, "", err, 0), 130, "--resume") or triton_left(d)
+    return check
+
+
+for sig in (signal.SIGINT, signal.SIGTERM):
+    case("interrupts", f"{sig.name} during a Triton baseline sweep", "exit 130, one line; no tritonserver left",
+         {"triton"})(_triton_interrupted(sig))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/faults.md"))
+    parser.add_argument("--only", default="", help="run the cases whose text holds this")
+    parser.add_argument("--skip", default="", help="comma-separated needs to skip: triton, mount")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    root = Path(tempfile.mkdtemp(prefix="staronnx-faults-"))
+    base = root / "base"
+    base.mkdir()
+    fixtures(base)
+    lines = ["| # | group | tried | expected | result |", "|---|---|---|---|---|"]
+    passed = failed = not_run = 0
+    for i, c in enumerate(CASES, 1):
+        if args.only and args.only not in c.tried:
+            continue
+        if c.needs & skip:
+            result = f"NOT RUN (--skip {','.join(c.needs & skip)})"
+        else:
+            work = root / f"case{i}"
+            shutil.copytree(base, work)
+            try:
+                problem = c.run(work)
+            except Exception as exc:  # noqa: BLE001 - a broken case is reported, the others still run
+                problem = f"harness error: {type(exc).__name__}: {exc}"
+            result = "pass" if problem is None else ("NOT RUN: " + problem[9:] if problem.startswith("NOT RUN")
+                                                      else f"FAIL: {problem}")
+        passed += result == "pass"
+        not_run += result.startswith("NOT RUN")
+        failed += result.startswith("FAIL")
+        row = f"| {i} | {c.group} | {c.tried} | {c.expected} | {result.replace('|', '/')} |"
+        print(row, flush=True)
+        lines.append(row)
+    summary = f"\n{passed} passed, {failed} failed, {not_run} not run, of {passed + failed + not_run} cases.\n"
+    print(summary)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n" + summary)
+    shutil.rmtree(root, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
