@@ -19,8 +19,8 @@ from rich.console import Console
 from staronnx_cli.errors import UserError
 from staronnx_cli.plots import envelope as env
 from staronnx_cli.plots.figures import compare_figure, save
-from staronnx_cli.plots.results import read_run
 from staronnx_cli.plots.tables import rich_table
+from staronnx_cli.results.read import read_run
 from staronnx_cli.sweep.grid import parse_rates
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep
 from staronnx_cli.zoo.cache import build_cached

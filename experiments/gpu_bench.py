@@ -21,11 +21,11 @@ from rich.console import Console
 from staronnx_cli.errors import UserError
 from staronnx_cli.ortenv import cuda_status
 from staronnx_cli.plots import envelope as env
-from staronnx_cli.plots.results import read_run
 from staronnx_cli.plots.tables import rich_table
+from staronnx_cli.results.read import read_run
 from staronnx_cli.runtime.workers import WorkerSpec
-from staronnx_cli.sweep.native import NativeSession
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep
+from staronnx_cli.systems.native import NativeSession
 from staronnx_cli.zoo.cache import build_cached
 
 LAYOUTS = {"native": "cuda:0", "cuda:0": "cuda:0", "cuda:0x2": "cuda:0x2", "cuda:0x4": "cuda:0x4", "auto": "auto"}
@@ -35,8 +35,8 @@ FRACTIONS = (0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0, 2.3, 2.6, 3.0)  
 def native_service_s(model: Path, n: int) -> float:
     session = NativeSession(WorkerSpec("cuda0", "cuda", (), 0), model, n, 0)
     try:
-        session.service_time(0, n, 1, runs=5)  # warm
-        return session.service_time(0, n, 1, runs=20)
+        session.service_time(n, runs=5)  # warm
+        return session.service_time(n, runs=20)
     finally:
         session.close()
 

@@ -22,9 +22,9 @@ from rich.console import Console
 
 from staronnx_cli.plots import envelope as env
 from staronnx_cli.plots.figures import save, splits_figure
-from staronnx_cli.plots.results import read_runs
 from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.profile.costs import meta_path
+from staronnx_cli.results.read import read_runs
 from staronnx_cli.runtime.platform import read_platform
 from staronnx_cli.runtime.simtimes import part_times, read_speed_costs, scaled_costs
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep

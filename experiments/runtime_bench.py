@@ -29,11 +29,11 @@ from rich.table import Table
 
 from staronnx_cli import modelio
 from staronnx_cli.load.schedule import BatchSchedule
-from staronnx_cli.ortenv import session_options
 from staronnx_cli.runtime.executors import ThreadExecutor
 from staronnx_cli.runtime.loop import RealLoop
 from staronnx_cli.runtime.perfmodel import PerfModel
 from staronnx_cli.runtime.policies import make_policy
+from staronnx_cli.runtime.realtime import pinned_session_options
 from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
 from staronnx_cli.runtime.workers import parse_workers
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep
@@ -61,13 +61,8 @@ def plain_loop_qps(path: Path, cores: list[int], batch: int, runs: int) -> float
 
     def work():
         os.sched_setaffinity(0, set(cores))
-        so = session_options(len(cores))
-        if len(cores) > 1:
-            so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cores[1:]))
+        so = pinned_session_options(cores, path, batch)
         specs = modelio.input_specs(modelio.load_model(path, with_weights=False))
-        for spec in specs:
-            if spec.batch_dim:
-                so.add_free_dimension_override_by_name(spec.batch_dim, batch)
         session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         feeds = modelio.random_inputs(specs, batch)
         names = [o.name for o in session.get_outputs()]

@@ -21,8 +21,8 @@ from staronnx_cli.runtime.policies import make_policy
 from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
 from staronnx_cli.runtime.simtimes import PartTimes
 from staronnx_cli.runtime.simulated import SimExecutor
-from staronnx_cli.sweep.engines import platform_workers, seeded_perfmodel
 from staronnx_cli.sweep.point import latency_watch
+from staronnx_cli.systems.sim import platform_workers, seeded_perfmodel
 
 GPU_AND_CPUS = {"workers": [{"kind": "cuda", "count": 1}, {"kind": "cpu", "count": 2, "cores": 8}],
                 "overhead": {"task_us": 20.0}}

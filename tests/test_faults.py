@@ -119,7 +119,7 @@ def test_a_torn_last_row_is_cut_and_uncommitted_batch_rows_dropped_on_resume(cli
     points.write_text(whole[: whole.rstrip("\n").rfind("\n") + 1] + "staronnx,real,dmda,cpu:1x1,1,40.0,4,1.2")
     # the 40 q/s point "crashed" after writing its batch rows and part of its points row
     plot = cli("plot", run, "--table", "--format", "md")
-    assert plot.exit_code == 0 and "| 40 |" not in plot.stdout  # a torn row is not a finished point
+    assert plot.exit_code == 0 and "| 40 |" not in plot.stdout, plot.stderr  # a torn row is not a finished point
     result = cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume")
     assert result.exit_code == 0, result.stderr
     assert "its last line was incomplete" in result.stdout and "rows of a point that never finished" in result.stdout
@@ -143,7 +143,7 @@ def test_a_second_writer_is_refused_naming_the_holder(cli, tiny_cnn_path, tmp_pa
 
 
 def test_a_result_file_that_cannot_be_written_is_one_line(tmp_path):
-    from staronnx_cli.sweep.schema import POINT_COLUMNS, append_rows
+    from staronnx_cli.results.schema import POINT_COLUMNS, append_rows
 
     blocked = tmp_path / "points.csv"
     blocked.mkdir()  # e.g. a full disk or a read-only file system: any OSError

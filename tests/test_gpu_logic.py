@@ -222,7 +222,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
 def test_transfer_times_are_read_back_per_task():
     import pandas as pd
 
-    from staronnx_cli.plots.figures import task_table
+    from staronnx_cli.results.tasks import task_table
 
     batches = pd.DataFrame({"batch_index": [0, 1], "placement": ["0:cuda0,1:cpu0", "0:cuda0"],
                             "task_times": ["0:0.010-0.012;1:0.012-0.020", "0:0.020-0.022"],

@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_one_line_error
 
 from staronnx_cli.ortenv import cuda_status
-from staronnx_cli.sweep.schema import BATCH_COLUMNS, POINT_COLUMNS
+from staronnx_cli.results.schema import BATCH_COLUMNS, POINT_COLUMNS
 
 
 @pytest.mark.realtime

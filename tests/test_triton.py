@@ -49,7 +49,7 @@ def test_a_busy_port_is_a_clear_error_and_no_server_is_left(cli, tiny_cnn_path, 
 
 
 def test_triton_is_stopped_when_the_sweep_fails(cli, tiny_cnn_path, tmp_path, monkeypatch):
-    from staronnx_cli.sweep import triton
+    from staronnx_cli.systems import triton
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("client failed")

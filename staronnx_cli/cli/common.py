@@ -70,6 +70,13 @@ def storage_message(exc: OSError) -> str:
     return f"{exc.strerror or errno.errorcode.get(exc.errno, 'I/O error')}:{where}: {STORAGE_FIXES[exc.errno]}"
 
 
+def resolve_model(model: str):
+    """A path, or a zoo name built on first use (said on the console)."""
+    from ..zoo.names import resolve_model as resolve
+
+    return resolve(model, lambda text: console.print(text, soft_wrap=True))
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
     """'1,8' -> [1, 8]; anything else is a UserError naming the option."""
     try:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import platform
 
-import onnxruntime as ort
-from rich.table import Table
-
 from .. import __version__
 from ..errors import first_line
-from ..machine import auto_worker_layout, machine_info
-from ..ortenv import cuda_status
 from .common import console, handle_errors
 
 
@@ -36,6 +31,12 @@ def gpu_profiling_status(cuda_usable: bool) -> str:
 @handle_errors
 def doctor():
     """Python, ONNX Runtime, CUDA (tested for real), CuPy, CPU, NUMA, and the `--workers auto` layout."""
+    import onnxruntime as ort
+    from rich.table import Table
+
+    from ..machine import auto_worker_layout, machine_info
+    from ..ortenv import cuda_status
+
     info = machine_info()
     cuda = cuda_status()
     gpus = 0

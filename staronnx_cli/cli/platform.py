@@ -8,13 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..runtime.platform import read_platform, write_platform
-from ..runtime.simtimes import part_times
-from ..sweep.capture import platform_from_run
-from ..sweep.target import load_target
-from .common import console, handle_errors
-from .profile import resolve_model
-from .sweep import model_name_of
+from .common import console, handle_errors, resolve_model
 
 app = typer.Typer(help="Platform files: machines for the simulated engine (--engine sim).", no_args_is_help=True)
 
@@ -28,6 +22,9 @@ def from_run(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ):
     """Capture this machine from a real run: its workers, measured task times and dispatch overhead."""
+    from ..runtime.platform import write_platform
+    from ..sweep.capture import platform_from_run
+
     if output.exists() and not force:
         raise UserError(f"'{output}' exists: add --force to overwrite it")
     platform = platform_from_run(run)
@@ -43,6 +40,11 @@ def check(
     target: Annotated[str, typer.Argument(help="The model, zoo name or plan directory it will simulate.")],
 ):
     """Validate a platform against a target: every worker kind has a time for every part."""
+    from ..runtime.platform import read_platform
+    from ..runtime.simtimes import part_times
+    from ..sweep.target import load_target
+    from ..zoo.names import model_name_of
+
     path = Path(target)
     loaded = load_target(path if path.is_dir() else resolve_model(target))
     p = read_platform(platform)

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..plots import figures, nodes, tables
-from ..plots.results import read_runs
 from .common import console, handle_errors
 
 KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes")
@@ -35,6 +33,9 @@ def plot(
     top: Annotated[int, typer.Option(help="nodes: how many of the most expensive nodes to show.")] = 15,
 ):
     """Draw latency against throughput (per batch size, the best-N envelope, comparisons, splits, a timeline)."""
+    from ..plots import figures  # matplotlib: loaded only by the commands that draw
+    from ..results.read import read_runs
+
     if kind not in KINDS:
         raise UserError(f"--kind '{kind}' is unknown: choose one of {', '.join(KINDS)}")
     if format not in ("rich", "md"):
@@ -70,6 +71,8 @@ def plot(
 
 
 def _print_tables(run, format: str) -> None:
+    from ..plots import tables
+
     envelope_rows, rho_rows = tables.envelope_rows(run), tables.rho_rows(run)
     if format == "md":
         typer.echo(f"### {run.label}\n\n{tables.markdown(envelope_rows)}\n{tables.markdown(rho_rows)}")
@@ -80,6 +83,8 @@ def _print_tables(run, format: str) -> None:
 
 def _plot_nodes(paths: list[Path], batch_size: int | None, output: Path | None, table: bool, format: str,
                 top: int) -> None:
+    from ..plots import figures, nodes, tables
+
     if top < 1:
         raise UserError(f"--top {top}: show at least one node, e.g. --top 15")
     loaded = nodes.read_node_times(paths)

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .. import modelio
-from ..devices import parse_device
 from ..errors import UserError
-from ..profile.costs import CLOCK_WORDS, meta_path, write_costs
-from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings, profile_model, summary_stats
-from ..zoo import cache
-from ..zoo.registry import ZOO
-from .common import console, handle_errors, parse_int_list
+from .common import console, handle_errors, parse_int_list, resolve_model
 
-
-def resolve_model(model: str) -> Path:
-    """A path, or a zoo model name when no such file exists (built and cached on first use)."""
-    path = Path(model)
-    if not path.exists() and model in ZOO:
-        built_path, built = cache.build_cached(model)
-        console.print(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}", soft_wrap=True)
-        return built_path
-    return path
+if TYPE_CHECKING:
+    from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings
 
 
 @handle_errors
@@ -47,6 +31,12 @@ def profile(
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
 ):
     """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..devices import parse_device
+    from ..profile.costs import meta_path, write_costs
+    from ..profile.profiler import ProfileSettings, profile_model
+
     if opt_level not in ("basic", "extended", "all"):
         raise UserError(f"--opt-level '{opt_level}': choose basic, extended or all")
     resolved = resolve_model(model)
@@ -80,6 +70,9 @@ def profile(
 
 
 def _meta(settings: ProfileSettings, result: ProfileResult) -> dict:
+    from .. import modelio
+    from ..profile.profiler import summary_stats
+
     return {
         "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
         "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
@@ -99,6 +92,8 @@ def _meta(settings: ProfileSettings, result: ProfileResult) -> dict:
 
 
 def _gpu_meta(r: BatchProfile) -> dict | None:
+    from ..profile.profiler import summary_stats
+
     if r.gpu is None:
         return None
     g = r.gpu
@@ -111,6 +106,11 @@ def _gpu_meta(r: BatchProfile) -> dict | None:
 
 
 def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    from ..profile.costs import CLOCK_WORDS
+
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
     table = Table(title=f"{settings.model.name}: top {top} nodes, batch {result.batch_size} on {settings.device} "

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..plots.report import write_report
-from ..plots.results import read_runs
 from .common import console, handle_errors
 
 
@@ -20,6 +18,9 @@ def report(
     force: Annotated[bool, typer.Option(help="Overwrite an existing report.")] = False,
 ):
     """Write the figures, the best-N and rho_max tables and each run's metadata into one Markdown file."""
+    from ..plots.report import write_report
+    from ..results.read import read_runs
+
     if output.suffix.lower() != ".md":
         raise UserError(f"-o {output}: a report is Markdown, name it e.g. report.md")
     if output.exists() and not force:

@@ -6,11 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..split.splitter import SplitSettings, run_split
-from .common import console, handle_errors
-from .profile import resolve_model
+from .common import console, handle_errors, resolve_model
 
 
 def _kib(size: int) -> str:
@@ -36,6 +33,10 @@ def split(
              "launch time, not of GPU time.")] = False,
 ):
     """Split MODEL into an acyclic chain of parts and write PLAN_DIR/plan.json + part_<i>.onnx."""
+    from rich.table import Table
+
+    from ..split.splitter import SplitSettings, run_split
+
     settings = SplitSettings(model=resolve_model(model), output=output, costs=costs, offload=offload, parts=parts,
                              method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
                              check=check, force=force, allow_host_times=allow_host_times)

@@ -7,18 +7,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..errors import UserError
-from ..sweep.grid import parse_rates
-from ..sweep.runner import SweepSettings, prepare_sweep, run_sweep
-from ..zoo.cache import display_name
-from .common import console, handle_errors, parse_int_list
-from .profile import resolve_model
+from .common import console, handle_errors, parse_int_list, resolve_model
 
 
 @handle_errors
@@ -64,6 +56,10 @@ def sweep(
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
+    from ..sweep.grid import parse_rates
+    from ..sweep.runner import SweepSettings, prepare_sweep
+    from ..zoo.names import model_name_of
+
     path = Path(target)
     if workers is not None and platform is not None:
         raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
@@ -87,7 +83,12 @@ def sweep(
     render_answer(output)
 
 
-def _run_with_progress(settings: SweepSettings, prepared) -> None:
+def _run_with_progress(settings, prepared) -> None:
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..sweep.runner import run_sweep
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
         task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates))
@@ -108,66 +109,49 @@ def _run_with_progress(settings: SweepSettings, prepared) -> None:
 
 def render_answer(output: Path) -> None:
     """For each rate the batch size of least mean max-latency, and rho_max per batch size (with the ideal)."""
-    points = pd.read_csv(output / "points.csv")
-    valid = points[(points.batches > 0)]
-    ok = valid[~valid.congested.astype(bool)]
-    if ok.empty:
+    import pandas as pd
+    from rich.table import Table
+
+    from ..plots import envelope as env
+    from ..results.read import read_run
+
+    run = read_run(output)
+    points = run.points
+    best = env.envelope(points)
+    if best.empty:
         console.print(f"{output}: no uncongested point in this grid (every point congested or failed): sweep "
                       f"lower rates than {points.rate_qps.min():g} q/s", soft_wrap=True)
         return
     table = Table(title=f"{output}: best batch size N*(rho) (least mean max-latency among uncongested points)")
     for column in ("rate q/s", "N*", "mean max-latency ms", "std ms", "ideal ms", "measured/ideal"):
         table.add_column(column, justify="right")
-    for rate_qps, group in ok.groupby("rate_qps"):
-        best = group.loc[group.mean_max_latency_ms.astype(float).idxmin()]
-        ideal = pd.to_numeric(pd.Series([best.get("ideal_latency_ms")]), errors="coerce").iloc[0]
-        table.add_row(f"{rate_qps:g}", str(int(best.batch_size)), f"{float(best.mean_max_latency_ms):.2f}",
-                      f"{float(best.std_max_latency_ms):.2f}", "" if pd.isna(ideal) else f"{ideal:.2f}",
-                      "" if pd.isna(ideal) else f"{float(best.mean_max_latency_ms) / ideal:.3f}")
+    ideals = points.set_index(["rate_qps", "batch_size"]).get("ideal_latency_ms")
+    for b in best.itertuples():
+        ideal = float("nan") if ideals is None else float(ideals.get((b.rate_qps, b.batch_size), float("nan")))
+        table.add_row(f"{b.rate_qps:g}", str(int(b.batch_size)), f"{b.mean_max_latency_ms:.2f}",
+                      f"{b.std_max_latency_ms:.2f}", "" if pd.isna(ideal) else f"{ideal:.2f}",
+                      "" if pd.isna(ideal) else f"{b.mean_max_latency_ms / ideal:.3f}")
     console.print(table)
     rho = Table(title="rho_max(N): highest uncongested rate of the grid, and the workers' capacity "
                       "N * sum over workers of 1 / S_w(N)")
     for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms (fastest)", "capacity q/s"):
         rho.add_column(column, justify="right")
-    workers = _worker_count(output)
+    workers = len(run.meta.get("worker_cores", {}))
+    highest, first_bad = env.rho_max(points), env.first_congested(points)
     for n, group in points.groupby("batch_size"):
-        good = group[~group.congested.astype(bool) & (group.batches > 0)]
-        bad = group[group.congested.astype(bool)]
         service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()
         s_ms = float(service.median()) if len(service) else float("nan")
         capacity = pd.to_numeric(group.get("capacity_qps", pd.Series(dtype=float)), errors="coerce").dropna()
         ideal = float(capacity.median()) if len(capacity) else (  # runs before capacity_qps: identical workers
             n * workers * 1000 / s_ms if s_ms == s_ms and workers else float("nan"))
         failed = group[(group.batches == 0) & ~group.congested.astype(bool)]
-        rho.add_row(str(n), f"{good.rate_qps.max():g}" if len(good) else
+        rho.add_row(str(n), f"{highest[n]:g}" if highest[n] is not None else
                     ("failed" if len(failed) else "none (congested at every rate)"),
-                    f"{bad.rate_qps.min():g}" if len(bad) else "beyond the grid",
+                    f"{first_bad[n]:g}" if first_bad[n] is not None else "beyond the grid",
                     "" if s_ms != s_ms else f"{s_ms:.2f}", "" if ideal != ideal else f"{ideal:.1f}")
     console.print(rho)
-
-
-def _worker_count(output: Path) -> int:
-    """Workers of the run (from run.json), for the capacity of identical workers in runs without capacity_qps."""
-    import json
-
-    try:
-        return len(json.loads((output / "run.json").read_text()).get("worker_cores", {}))
-    except (OSError, ValueError):
-        return 0
 
 
 def _echo(engine: str, platform: Path | None, workers: str) -> list[str]:
     """What run.json's command line records besides the target (the grid is recorded field by field)."""
     return [f"--engine {engine}", *([f"--platform {platform}"] if platform else [f"--workers {workers}"])]
-
-
-def model_name_of(target: str, path: Path) -> str:
-    """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
-    if path.is_dir():
-        import json
-
-        try:
-            return display_name(Path(json.loads((path / "plan.json").read_text())["source_model"]))
-        except (OSError, ValueError, KeyError):
-            return path.name
-    return display_name(path) if path.suffix == ".onnx" else target

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from ..plots.results import read_run
-from ..plots.tracefile import write_trace
-from ..sweep.schema import RUN_FILES
 from .common import console, handle_errors
 
 
@@ -22,6 +19,10 @@ def trace(
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
 ):
     """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked."""
+    from ..plots.tracefile import write_trace
+    from ..results.read import read_run
+    from ..results.schema import RUN_FILES
+
     if output.resolve().parent == run.resolve() and output.name in RUN_FILES:
         raise UserError(f"-o {output} would overwrite the run's own {output.name}: write the trace elsewhere, e.g. "
                         f"-o {run}/trace.json")

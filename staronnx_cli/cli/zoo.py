@@ -6,10 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..zoo import cache
-from ..zoo.registry import ZOO
 from .common import console, handle_errors
 
 app = typer.Typer(help="Built-in models: the paper's four and small ones for demos and tests.", no_args_is_help=True)
@@ -19,6 +16,11 @@ app = typer.Typer(help="Built-in models: the paper's four and small ones for dem
 @handle_errors
 def list_models():
     """List the zoo's models with their published parameter counts."""
+    from rich.table import Table
+
+    from ..zoo import cache
+    from ..zoo.registry import ZOO
+
     table = Table(title="staronnx zoo: seeded random weights (timing does not depend on them)")
     table.add_column("name", no_wrap=True)
     table.add_column("params", justify="right", no_wrap=True)
@@ -42,6 +44,8 @@ def build(
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
 ):
     """Build a zoo model (cached after the first build) and write it to OUTPUT."""
+    from ..zoo import cache
+
     if output is None:
         path, built = cache.build_cached(name, seed)
         console.print(f"{'built' if built else 'cached'} {name}: {path}")

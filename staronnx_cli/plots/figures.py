@@ -18,8 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import UserError, first_line  # noqa: E402
+from ..results.read import Run, legend_labels  # noqa: E402
+from ..results.tasks import task_table  # noqa: E402
 from . import envelope as env  # noqa: E402
-from .results import Run, legend_labels  # noqa: E402
 
 RATE_LABEL = "injected throughput (queries/s)"
 LATENCY_LABEL = "mean max-latency per batch (ms)"
@@ -276,37 +277,6 @@ def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[in
                         "of a point in its points.csv")
     ok = ok.sort_values(["batch_size", "rate_qps"], ascending=[True, False])
     return int(ok.batch_size.iloc[0]), float(ok.rate_qps.iloc[0])
-
-
-TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s"]
-
-
-def task_table(batches: pd.DataFrame) -> pd.DataFrame:
-    """batches.csv's `placement`, `task_times` and `transfer_times` unpacked: one row per task (batch, part,
-    worker, start, end, and the span of its input copies where a GPU worker made them; NaN otherwise)."""
-    rows = []
-    for _, b in batches.iterrows():
-        if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
-            continue
-        where = dict(item.split(":", 1) for item in b.placement.split(","))
-        copies = dict(_spans(b.get("transfer_times")))
-        for part, (start, end) in _spans(b.task_times):
-            copy = copies.get(part, (float("nan"), float("nan")))
-            rows.append({"batch_index": int(b.batch_index), "part": int(part), "worker": where.get(part, "?"),
-                         "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1]})
-    return pd.DataFrame(rows, columns=TASK_COLUMNS)
-
-
-def _spans(text) -> list[tuple[str, tuple[float, float]]]:
-    """'0:0.1-0.2;1:0.2-0.3' -> [('0', (0.1, 0.2)), ('1', (0.2, 0.3))]; nothing for an empty cell."""
-    if not isinstance(text, str) or not text:
-        return []
-    spans = []
-    for item in text.split(";"):
-        part, _, span = item.partition(":")
-        start, _, end = span.partition("-")
-        spans.append((part, (float(start), float(end))))
-    return spans
 
 
 def save(fig, output: Path) -> Path:

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of  # noqa: E402
-from ..zoo.cache import display_name  # noqa: E402
+from ..zoo.names import display_name  # noqa: E402
 
 GPU_COLOUR, CPU_COLOUR = "#2ca02c", "#1f77b4"
 OP_COLOURS = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]  # op types: apart from the GPU/CPU colours

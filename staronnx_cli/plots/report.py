@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..results.read import Run
 from . import figures, tables
-from .results import Run
 
 META_KEYS = ["command", "system", "engine", "workers", "worker_cores", "policy", "arrival", "max_queue_delay_ms",
              "batches", "warmup", "seed", "cpu", "cores", "gpu", "host", "python", "onnxruntime", "staronnx",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..results.read import Run
 from . import envelope as env
-from .results import Run
 
 
 def envelope_rows(run: Run) -> list[dict]:

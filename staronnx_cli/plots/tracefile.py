@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .figures import pick_point, task_table
-from .results import Run
+from ..results.read import Run
+from ..results.tasks import task_table
+from .figures import pick_point
 
 PID = 1
 

@@ -17,8 +17,9 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import first_line
-from ..ortenv import providers_for, session_options
+from ..ortenv import providers_for
 from .prefetch import Prefetcher
+from .realtime import pinned_session_options
 from .workers import WorkerSpec
 
 
@@ -40,6 +41,9 @@ class PointClock:
 
 class ModelledExecutor(PointClock):
     """Virtual time: a task takes `duration(part, kind_key, batch)` seconds, exactly."""
+
+    needs_input_bytes = False
+    measures = True  # tests stand it in for measured times: the models learn from it as from real ones
 
     def __init__(self, loop, workers: list[WorkerSpec], duration: Callable[[int, str, int], float]):
         self.workers, self.duration = workers, duration
@@ -81,6 +85,9 @@ class ThreadExecutor(PointClock):
     runner. `variable_batches` (dynamic batching) builds sessions without a fixed batch dimension.
     """
 
+    needs_input_bytes = False  # inputs travel as arrays; their bytes matter only to the simulator
+    measures = True
+
     def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int, warmup_runs: int = 3,
                  variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True):
         self.loop, self.workers = loop, workers
@@ -112,15 +119,7 @@ class ThreadExecutor(PointClock):
 
     # -- preparing a worker ---------------------------------------------------------------------------
     def _options(self, path: Path, worker: WorkerSpec):
-        so = session_options(len(worker.cores) or 1)
-        if worker.kind == "cpu" and len(worker.cores) > 1:  # the driving thread is pinned; ORT's others: 1-based
-            so.add_session_config_entry("session.intra_op_thread_affinities",
-                                        ";".join(str(c + 1) for c in worker.cores[1:]))
-        if self.fixed_batch:
-            for spec in modelio.input_specs(modelio.load_model(path, with_weights=False)):
-                if spec.batch_dim:
-                    so.add_free_dimension_override_by_name(spec.batch_dim, self.fixed_batch)
-        return so
+        return pinned_session_options(worker.cores, path, self.fixed_batch, worker.kind)
 
     def _prepare(self, worker: WorkerSpec, part_files: list[Path], warmup_runs: int):
         if worker.kind == "cuda":

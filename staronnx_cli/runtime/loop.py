@@ -14,7 +14,7 @@ import queue
 import time
 from collections.abc import Callable
 
-SPIN_S = 0.0005  # the last half millisecond before a due event is spun, not slept
+from .realtime import SPIN_S
 
 
 class VirtualLoop:

@@ -83,7 +83,7 @@ class PerfModel:
 
 def cache_file(host: str, model_sha256: str, plan_sha256: str, ort_version: str) -> Path:
     """Where the models of one (host, model or plan, ONNX Runtime version) live between runs."""
-    from ..zoo.cache import cache_dir
+    from ..cachedir import cache_dir
 
     key = "-".join(x for x in (host or "host", model_sha256[:16], plan_sha256[:8], f"ort{ort_version}") if x)
     return cache_dir() / "perfmodels" / f"{key}.json"

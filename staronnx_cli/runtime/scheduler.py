@@ -81,6 +81,15 @@ class Limits:
             return True
         return False
 
+    def stop_reason(self, unfinished: int, now: float) -> str:
+        """The one stop rule of every system: more released batches unfinished than the bound, or past the time
+        cap; '' while neither."""
+        if unfinished > self.max_backlog:
+            return f"backlog of {unfinished} unfinished batches (> {self.max_backlog})"
+        if now > self.time_cap_s:
+            return f"time cap of {self.time_cap_s:.1f} s reached"
+        return ""
+
 
 class Scheduler:
     def __init__(self, loop, executor, workers: list[WorkerSpec], policy: Policy, perf: PerfModel, parts: PartGraph):
@@ -92,8 +101,8 @@ class Scheduler:
         # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too)
         self.inflight: list[deque] = [deque() for _ in workers]
         self.depth = 1 if policy.central else 4
-        self.pass_inputs = getattr(executor, "needs_input_bytes", False)
-        self.learns = getattr(executor, "measures", True)  # a simulated task's time is the model's own: not learnt
+        self.pass_inputs = executor.needs_input_bytes  # the contract: systems/contract.py
+        self.learns = executor.measures  # a simulated task's time is the model's own: not learnt
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.nodes = [w.memory_node for w in workers]
         self.roots = [p for p, deps in enumerate(parts.deps) if not deps]
@@ -150,11 +159,7 @@ class Scheduler:
         self.done_parts[k] = set()
         for part in self.roots:
             self._dispatch(k, part)
-        backlog = self.released - len(self.closed)
-        if backlog > self.limits.max_backlog:
-            self.stop_reason = f"backlog of {backlog} unfinished batches (> {self.limits.max_backlog})"
-        elif self.loop.now() > self.limits.time_cap_s:
-            self.stop_reason = f"time cap of {self.limits.time_cap_s:.1f} s reached"
+        self.stop_reason = self.limits.stop_reason(self.released - len(self.closed), self.loop.now())
         if self.stop_reason:
             self.releasing = False
             self._drop_queued()

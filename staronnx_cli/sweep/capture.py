@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..results.schema import read_run_meta
+from ..results.tasks import task_table
 from ..runtime.perfmodel import PerfModel
 from ..runtime.platform import Platform, TimeRow, WorkerGroup
-from .schema import read_run_meta
 
 
 def dispatch_overhead_us(batches: pd.DataFrame) -> float:
@@ -26,16 +27,12 @@ def dispatch_overhead_us(batches: pd.DataFrame) -> float:
         if not isinstance(b.get("task_times"), str) or not isinstance(b.get("placement"), str):
             continue
         key = (b.batch_size, b.rate_qps)
-        where = dict(item.split(":", 1) for item in b.placement.split(","))
-        spans = {int(p): tuple(float(x) for x in span.split("-")) for p, _, span in
-                 (item.partition(":") for item in b.task_times.split(";"))}
-        first = min(spans)
-        worker = where[str(first)]
-        if busy_until.get((key, worker), -1.0) <= b.actual_release_s:
-            delays.append(spans[first][0] - b.actual_release_s)
-        for part, (_, end) in spans.items():
-            w = where[str(part)]
-            busy_until[(key, w)] = max(busy_until.get((key, w), -1.0), end)
+        tasks = task_table(pd.DataFrame([b])).sort_values("part")
+        first = tasks.iloc[0]
+        if busy_until.get((key, first.worker), -1.0) <= b.actual_release_s:
+            delays.append(first.start_s - b.actual_release_s)
+        for t in tasks.itertuples():
+            busy_until[(key, t.worker)] = max(busy_until.get((key, t.worker), -1.0), t.end_s)
     return float(1e6 * np.median(delays)) if delays else 0.0
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..load.schedule import BatchSchedule, arrivals, batch_schedule, dynamic_batch_schedule
 from ..metrics.points import congestion, ideal_latency_s, ideal_rho_max, summarize, utilisation
+from ..results.tasks import pack_tasks
 from ..runtime.loop import RealLoop
 from ..runtime.scheduler import BatchRecord, Limits, Scheduler
 
@@ -251,16 +252,11 @@ def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str]
     for r in records:
         if not math.isfinite(r.actual_release_s):
             continue
-        tasks = sorted(r.tasks, key=lambda t: t.part)
         rows.append({
             "batch_size": p.batch_size, "rate_qps": p.rate_qps, "batch_index": r.index, "queries": r.size,
             "measured": r.index >= first, "first_arrival_s": round(r.first_arrival_s, 7),
             "scheduled_release_s": round(r.scheduled_release_s, 7), "actual_release_s": round(r.actual_release_s, 7),
             "end_s": round(r.end_s, 7),
             "first_query_latency_ms": round(1000 * (r.end_s - r.first_arrival_s), 4),
-            "placement": ",".join(f"{t.part}:{worker_names[t.worker]}" for t in tasks),
-            "task_times": ";".join(f"{t.part}:{t.start_s:.7f}-{t.end_s:.7f}" for t in tasks),
-            "transfer_times": ";".join(f"{t.part}:{t.transfer[0]:.7f}-{t.transfer[1]:.7f}" for t in tasks
-                                       if t.transfer),
-            "error": r.error})
+            **pack_tasks(r.tasks, worker_names), "error": r.error})
     return rows

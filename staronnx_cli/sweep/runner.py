@@ -20,11 +20,18 @@ from ..errors import UserError, first_line, json_text
 from ..load.schedule import arrivals
 from ..machine import machine_info
 from ..ortenv import cuda_status
+from ..results.schema import (
+    BATCH_COLUMNS,
+    POINT_COLUMNS,
+    RUN_SCHEMA_VERSION,
+    append_rows,
+    cut_partial_line,
+    read_run_meta,
+)
 from ..runtime.policies import make_policy
-from .engines import make_engine, policy_of
+from ..systems import make_engine, policy_of
 from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
-from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows, cut_partial_line, read_run_meta
 from .target import Target, load_target
 
 
@@ -109,15 +116,11 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "target": str(s.target), "model_name": s.model_name or s.target.stem,
             "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
             "parts": len(target.part_files), "offload_fraction": target.offload_fraction,
-            "split_method": target.split_method, "workers": _workers_label(s, engine),
+            "split_method": target.split_method, "workers": engine.workers_label(),
             "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": policy_of(s),
             "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
             "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "cuda_graphs": s.cuda_graphs,
             "host": platform.node(), **engine.metadata()}
-
-
-def _workers_label(s: SweepSettings, engine) -> str:
-    return engine.platform.workers_spec if getattr(engine, "platform", None) is not None and s.platform else s.workers
 
 
 def _done_points(path: Path) -> set[tuple[int, float]]:
@@ -198,15 +201,6 @@ def check_memory(s: SweepSettings, target: Target, workers) -> None:
                         f"{limit_gib:.3g} GiB: lower --batches or the largest --batch, or raise --max-memory")
 
 
-def _per_worker(service, workers: int) -> list[float]:
-    """An engine's S(N): one per worker, or one number for a single-worker system; [] when unknown."""
-    if service is None:
-        return []
-    if isinstance(service, (list, tuple)):
-        return [float(x) for x in service]
-    return [float(service)] * workers
-
-
 def _record_calibration(run_json: Path, engine) -> None:
     """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
     parts GPU workers run as CUDA graphs."""
@@ -253,7 +247,7 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
-                        f"({_workers_label(s, engine)}) have none: add one or change the policy")
+                        f"({engine.workers_label()}) have none: add one or change the policy")
     check_memory(s, target, engine.workers)
     if s.engine == "real":
         check_loadable(target)
@@ -311,7 +305,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         write_run_json(s.output / "run.json", meta)
     done = _done_points(s.output / "points.csv") if s.resume else set()
     names = [w.name for w in workers]
-    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": _workers_label(s, engine)}
+    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label()}
     rows = []
     total, progress = len(s.batch_sizes) * len(s.rates), 0
     for n in s.batch_sizes:
@@ -320,8 +314,8 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         on_progress(progress, total)
         if not todo:
             continue
-        executor, failure, service = engine.prepare(n)
-        services = _per_worker(service, len(workers))
+        setup = engine.prepare(n)
+        executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
         _record_calibration(s.output / "run.json", engine)
         congested_at = None
         try:

@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 import shutil
 from pathlib import Path
 
 import onnx
 
+from ..cachedir import cache_dir
 from ..errors import UserError
 from .registry import ZOO, ZooEntry
-
-
-def cache_dir() -> Path:
-    """$STARONNX_CACHE, else $XDG_CACHE_HOME/staronnx, else ~/.cache/staronnx."""
-    if os.environ.get("STARONNX_CACHE"):
-        return Path(os.environ["STARONNX_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "staronnx"
-
-
-def display_name(path: Path) -> str:
-    """A model's name for titles: the zoo name for a cached zoo file (name-seedS-digest.onnx), else the stem."""
-    return re.sub(r"-seed\d+-[0-9a-f]{12}$", "", Path(path).stem)
 
 
 def entry(name: str) -> ZooEntry:

@@ -6,6 +6,7 @@ python tests/data/runs/make_runs.py   (from the repository root)
 import json
 from pathlib import Path
 
+from staronnx_cli.results.schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
 from staronnx_cli.runtime.executors import ModelledExecutor
 from staronnx_cli.runtime.loop import VirtualLoop
 from staronnx_cli.runtime.perfmodel import PerfModel
@@ -13,7 +14,6 @@ from staronnx_cli.runtime.policies import make_policy
 from staronnx_cli.runtime.scheduler import PartGraph
 from staronnx_cli.runtime.workers import WorkerSpec
 from staronnx_cli.sweep.point import PointSpec, batch_rows, point_row, run_point
-from staronnx_cli.sweep.schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
 
 HERE = Path(__file__).parent
 MODEL_SHA = "ab" * 32

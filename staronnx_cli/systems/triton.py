@@ -15,21 +15,23 @@ import math
 import os
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from .. import modelio
 from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
-from ..runtime.loop import SPIN_S, RealLoop
+from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
+from ..runtime.realtime import wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.workers import WorkerSpec, parse_workers
 from ..triton.repository import MODEL_NAME, write_repository
 from ..triton.server import TritonServer, wheel_dir
-from .target import Target
+from .contract import BatchSizeSetup
 
 WAIT_FOR_N_US = 10_000_000  # "wait for N": a delay no point reaches before its N-th query arrives
 TRITON_NOTE = "Triton Inference Server 2.51 (nvidia-pytriton wheel), ONNX Runtime inside its Python backend"
@@ -58,7 +60,7 @@ class TritonClient:
         """on_done(result=..., error=...): tritonclient calls back with these keyword names only."""
         self.client.async_infer(MODEL_NAME, self.request(), callback=on_done)
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 10) -> float:
+    def service_time(self, size: int, runs: int = 10) -> float:
         """S(N): N queries sent at once, until the last result is back (Triton batches them)."""
         times = []
         for _ in range(runs):
@@ -131,7 +133,7 @@ class TritonLoop:
             for q in range(record.size):
                 due = record.first_arrival_s if q == 0 else None
                 due = self._arrival(schedule, record, q) if due is None else due
-                self._wait_until(due)
+                wait_until(self.loop.now, due)
                 sent = self.loop.now()
                 first_sent.setdefault(record.index, sent)
                 if q == record.size - 1:
@@ -142,11 +144,8 @@ class TritonLoop:
             for k in sorted(newly):
                 self._close(records[k], first_sent, done_at)
                 stop = stop or (watch(records[k]) if watch and not records[k].error else "")
-            outstanding = sum(1 for n in pending.values() if n > 0) - (len(records) - record.index - 1)
-            if outstanding > limits.max_backlog:
-                stop = f"backlog of {outstanding} groups not answered (> {limits.max_backlog})"
-            elif self.loop.now() > limits.time_cap_s:
-                stop = f"time cap of {limits.time_cap_s:.1f} s reached"
+            unfinished = sum(1 for n in pending.values() if n > 0) - (len(records) - record.index - 1)
+            stop = stop or limits.stop_reason(unfinished, self.loop.now())
             if stop:
                 break
         deadline = time.perf_counter() + max(5.0, limits.time_cap_s - self.loop.now())
@@ -176,13 +175,15 @@ class TritonLoop:
         record.end_s = end
         record.tasks.append(TaskRecord(0, 0, first_sent[record.index], end))
 
-    def _wait_until(self, due: float) -> None:
-        while True:
-            remaining = due - self.loop.now()
-            if remaining <= 0:
-                return
-            if remaining > SPIN_S:
-                time.sleep(remaining - SPIN_S)
+
+@dataclass(frozen=True)
+class TritonConfig:
+    workers: str  # one CPU worker: the model instance's cores
+    output: Path  # the run directory: the server's repository and logs go under output/triton
+    arrival: str = "fixed"
+    max_queue_delay_ms: float | None = None
+    port: int = 0  # gRPC port (HTTP +1, metrics +2); 0: free ones
+    seed: int = 0
 
 
 class TritonEngine:
@@ -192,44 +193,47 @@ class TritonEngine:
     name = "real"
     loop_factory = RealLoop
 
-    def __init__(self, s, target: Target):
-        if len(target.part_files) > 1:
+    def __init__(self, config: TritonConfig, part_files: list[Path]):
+        if len(part_files) > 1:
             raise UserError("--system triton serves the whole model: give the model, not a plan")
-        if s.arrival != "fixed":
+        if config.arrival != "fixed":
             raise UserError("--system triton replays the fixed-rate stream only: drop --arrival")
-        self.settings, self.target = s, target
-        workers = parse_workers(s.workers, sorted(os.sched_getaffinity(0)), False)
+        self.config, self.part_files = config, part_files
+        workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), False)
         if len(workers) != 1 or workers[0].kind != "cpu":
             raise UserError("--system triton runs one model instance on CPU cores here: give one CPU worker, "
                             "e.g. --workers cpu:1x2")
         self.workers: list[WorkerSpec] = [replace(workers[0], name="triton")]  # its one model instance
         self.perf = PerfModel()
         wheel_dir()  # not installed: one line saying how, before any work
-        self.work = s.output / "triton"
-        self.delay_us = WAIT_FOR_N_US if s.max_queue_delay_ms is None else int(1000 * s.max_queue_delay_ms)
+        self.work = config.output / "triton"
+        self.delay_us = WAIT_FOR_N_US if config.max_queue_delay_ms is None else int(1000 * config.max_queue_delay_ms)
 
     def prepare(self, n: int):
         worker = self.workers[0]
-        model = self.target.part_files[0]
+        model = self.part_files[0]
         repository = write_repository(self.work / f"repository_b{n}", model, n, self.delay_us, len(worker.cores),
                                       list(worker.cores))
-        server = TritonServer(repository, self.work, self.settings.triton_port)
+        server = TritonServer(repository, self.work, self.config.port)
         server.start()
         try:
-            client = TritonClient(server, modelio.load_model(model, with_weights=False), self.settings.seed)
+            client = TritonClient(server, modelio.load_model(model, with_weights=False), self.config.seed)
             for _ in range(3):  # warm: the stub's first ORT runs
-                client.service_time(0, n, 1, runs=1)
-            service = client.service_time(0, n, 1)
+                client.service_time(n, runs=1)
+            service = client.service_time(n)
         except BaseException:  # Ctrl-C too: the server never outlives the sweep
             server.stop()
             raise
-        return client, "", service if math.isfinite(service) else None
+        return BatchSizeSetup(client, "", [service] if math.isfinite(service) else None)
 
     def runner(self, loop, executor, policy, graph):
         return TritonLoop(loop, executor)
 
     def after_point(self) -> None:
         pass
+
+    def workers_label(self) -> str:
+        return self.config.workers
 
     def metadata(self) -> dict:
         return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "triton": TRITON_NOTE,

@@ -10,14 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, first_line
-from ..sweep.schema import (
+from ..zoo.names import display_name
+from .schema import (
     BATCH_COLUMNS_REQUIRED,
     POINT_COLUMNS_REQUIRED,
     RUN_SCHEMA_VERSION,
     complete_text,
     read_run_meta,
 )
-from ..zoo.cache import display_name
 
 
 @dataclass

@@ -7,8 +7,10 @@ next batch, late if the previous one ran past its release: that queueing is what
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,56 @@ import onnxruntime as ort
 from .. import modelio
 from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
-from ..ortenv import providers_for, session_options
-from ..runtime.loop import SPIN_S, RealLoop
+from ..ortenv import providers_for
+from ..runtime.loop import RealLoop
+from ..runtime.perfmodel import PerfModel
+from ..runtime.realtime import pinned_session_options, wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
-from ..runtime.workers import WorkerSpec
+from ..runtime.workers import WorkerSpec, parse_workers
+from .contract import BatchSizeSetup
+
+
+@dataclass(frozen=True)
+class NativeConfig:
+    workers: str  # one worker: the session's device and cores
+    seed: int = 0
+
+
+class NativeEngine:
+    """`--system native`: one ORT session, FIFO in a plain loop (no scheduler, no worker threads, no models)."""
+
+    name = "real"
+    loop_factory = RealLoop
+
+    def __init__(self, config: NativeConfig, part_files: list[Path]):
+        from ..ortenv import cuda_status
+
+        status = cuda_status()
+        self.config, self.part_files = config, part_files
+        self.workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
+        check_native(self.workers, len(part_files))
+        self.perf = PerfModel()  # nothing to predict: the plain loop takes batches in order
+
+    def prepare(self, n: int) -> BatchSizeSetup:
+        try:
+            session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed)
+        except UserError as exc:
+            return BatchSizeSetup(failure=str(exc))
+        service = session.service_time(n)
+        return BatchSizeSetup(session, "", [service] if math.isfinite(service) else None)
+
+    def after_point(self) -> None:
+        pass
+
+    def runner(self, loop, executor, policy, graph):
+        return PlainLoop(loop, executor)
+
+    def workers_label(self) -> str:
+        return self.config.workers
+
+    def metadata(self) -> dict:
+        return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "native": "one ONNX Runtime session, batches first in first out in one plain loop"}
 
 
 class NativeSession:
@@ -32,14 +80,8 @@ class NativeSession:
         self._saved_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if worker.cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(worker.cores))
-        so = session_options(len(worker.cores) or 1)
-        if worker.kind == "cpu" and len(worker.cores) > 1:
-            so.add_session_config_entry("session.intra_op_thread_affinities",
-                                        ";".join(str(c + 1) for c in worker.cores[1:]))
+        so = pinned_session_options(worker.cores, model, batch, worker.kind)
         specs = modelio.input_specs(modelio.load_model(model, with_weights=False))
-        for spec in specs:
-            if spec.batch_dim:
-                so.add_free_dimension_override_by_name(spec.batch_dim, batch)
         try:
             self.session = ort.InferenceSession(str(model), so, providers=providers_for(worker.kind, worker.device_id))
             self.feeds = modelio.random_inputs(specs, batch, seed)
@@ -58,7 +100,8 @@ class NativeSession:
         except Exception as exc:  # noqa: BLE001 - recorded in the batch, the sweep goes on
             return f"{type(exc).__name__}: {first_line(exc)}"
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 10) -> float:
+    def service_time(self, size: int, runs: int = 10) -> float:
+        """S(N): the median of `runs` batches of `size` run back to back."""
         times = []
         for _ in range(runs):
             start = time.perf_counter()
@@ -84,7 +127,7 @@ class PlainLoop:
         for record in records:
             if not limits.may_release(record.index):
                 break
-            woke = self._wait_until(record.scheduled_release_s)
+            woke = wait_until(self.loop.now, record.scheduled_release_s)
             # idle loop: released when it woke (its lateness); busy loop: the batch was there on time and queued
             record.actual_release_s = woke if woke is not None else record.scheduled_release_s
             start = self.loop.now()
@@ -93,27 +136,11 @@ class PlainLoop:
             record.tasks.append(TaskRecord(0, 0, start, end))
             record.end_s, record.error = end, error
             upto = len(records) if limits.planned is None else limits.planned  # batches beyond are not released
-            waiting = sum(1 for r in records[record.index + 1:upto] if r.scheduled_release_s <= end)
-            if waiting > limits.max_backlog:
-                return records, f"backlog of {waiting} released batches waiting (> {limits.max_backlog})"
-            if end > limits.time_cap_s:
-                return records, f"time cap of {limits.time_cap_s:.1f} s reached"
-            why = watch(record) if watch and not error else ""
+            unfinished = sum(1 for r in records[record.index + 1:upto] if r.scheduled_release_s <= end)
+            why = limits.stop_reason(unfinished, end) or (watch(record) if watch and not error else "")
             if why:
                 return records, why
         return records, ""
-
-    def _wait_until(self, due: float) -> float | None:
-        """Sleep, then spin the last stretch, as the runtime's loop does; the time it woke, or None when
-        `due` had already passed (nothing to wait for)."""
-        if due - self.loop.now() <= 0:
-            return None
-        while True:
-            remaining = due - self.loop.now()
-            if remaining <= 0:
-                return self.loop.now()
-            if remaining > SPIN_S:
-                time.sleep(remaining - SPIN_S)
 
 
 def check_native(workers: list[WorkerSpec], parts: int) -> None:

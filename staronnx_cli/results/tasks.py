@@ -1,0 +1,49 @@
+"""The task columns of batches.csv, written and read in one place.
+
+A batch's tasks are packed into three cells: `placement` '0:cpu0,1:cuda0' (part -> worker), `task_times`
+'0:0.1000000-0.2000000;1:...' (part -> start-end in s from the point's t0), and `transfer_times` (the same for the
+copies of a GPU task's inputs, where the worker measured them; empty otherwise).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s"]
+
+
+def pack_tasks(tasks, worker_names: list[str]) -> dict[str, str]:
+    """A batch's TaskRecords (part, worker, start_s, end_s, transfer) -> its three cells."""
+    tasks = sorted(tasks, key=lambda t: t.part)
+    return {"placement": ",".join(f"{t.part}:{worker_names[t.worker]}" for t in tasks),
+            "task_times": ";".join(f"{t.part}:{t.start_s:.7f}-{t.end_s:.7f}" for t in tasks),
+            "transfer_times": ";".join(f"{t.part}:{t.transfer[0]:.7f}-{t.transfer[1]:.7f}" for t in tasks
+                                       if t.transfer)}
+
+
+def task_table(batches: pd.DataFrame) -> pd.DataFrame:
+    """batches.csv's task cells unpacked: one row per task (batch, part, worker, start, end, and the span of its
+    input copies where a GPU worker made them; NaN otherwise). Batches without tasks (failed) are skipped."""
+    rows = []
+    for b in batches.to_dict("records"):
+        if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
+            continue
+        where = dict(item.split(":", 1) for item in b["placement"].split(","))
+        copies = dict(spans(b.get("transfer_times")))
+        for part, (start, end) in spans(b["task_times"]):
+            copy = copies.get(part, (float("nan"), float("nan")))
+            rows.append({"batch_index": int(b["batch_index"]), "part": int(part), "worker": where.get(part, "?"),
+                         "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1]})
+    return pd.DataFrame(rows, columns=TASK_COLUMNS)
+
+
+def spans(text) -> list[tuple[str, tuple[float, float]]]:
+    """'0:0.1-0.2;1:0.2-0.3' -> [('0', (0.1, 0.2)), ('1', (0.2, 0.3))]; nothing for an empty cell."""
+    if not isinstance(text, str) or not text:
+        return []
+    found = []
+    for item in text.split(";"):
+        part, _, span = item.partition(":")
+        start, _, end = span.partition("-")
+        found.append((part, (float(start), float(end))))
+    return found

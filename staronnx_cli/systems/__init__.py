@@ -1,0 +1,48 @@
+"""What runs a sweep's points: four systems behind one contract (contract.py), chosen here from the settings.
+Each engine gets only the configuration it uses."""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .contract import BatchSizeSetup, Engine, Executor, Runner
+
+__all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "make_engine", "policy_of"]
+
+SYSTEMS = ("staronnx", "native", "roundrobin", "triton")
+
+
+def make_engine(s, target) -> Engine:
+    """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
+    if s.system not in SYSTEMS:
+        raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
+    if s.system in ("roundrobin", "native") and len(target.part_files) > 1:
+        raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
+    if s.engine not in ("real", "sim"):
+        raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
+    if s.engine == "sim":
+        if s.system in ("native", "triton"):
+            raise UserError(f"--system {s.system} runs for real only: drop --engine sim")
+        from .sim import SimConfig, SimEngine
+
+        return SimEngine(SimConfig(s.workers, s.platform, s.model_name or s.target.stem, tuple(s.batch_sizes),
+                                   s.seed, s.sim_noise, s.calibrate), target)
+    if s.platform is not None:
+        raise UserError("--platform describes a machine for the simulator: add --engine sim")
+    if s.system == "native":
+        from .native import NativeConfig, NativeEngine
+
+        return NativeEngine(NativeConfig(s.workers, s.seed), target.part_files)
+    if s.system == "triton":
+        from .triton import TritonConfig, TritonEngine
+
+        return TritonEngine(TritonConfig(s.workers, s.output, s.arrival, s.max_queue_delay_ms, s.triton_port, s.seed),
+                            target.part_files)
+    from .real import RealConfig, RealEngine
+
+    return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None),
+                      target.part_files, target.model_sha256, target.plan_sha256)
+
+
+def policy_of(s) -> str:
+    """The policy a system runs: roundrobin is the whole model on the first free worker (central FIFO)."""
+    return {"roundrobin": "eager", "native": "fifo", "triton": "triton-dynamic-batcher"}.get(s.system, s.policy)

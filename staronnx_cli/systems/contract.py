@@ -1,0 +1,75 @@
+"""The contract between a sweep and what runs its points. Four systems keep it, side by side in this package:
+the runtime on the wall clock (real.py) and on a virtual one (sim.py), and two baselines, one ONNX Runtime session
+in a plain loop (native.py) and a real Triton server (triton.py).
+
+A sweep asks an Engine for its workers, then, batch size by batch size, for a prepared executor (`prepare`), and
+for every point a Runner on a fresh loop (`runner`); the Runner releases the point's batches and returns their
+records and why it stopped. Everything else (schedules, judging, files) is the sweep's and the same for all four.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..load.schedule import BatchSchedule
+from ..runtime.perfmodel import PerfModel
+from ..runtime.scheduler import BatchRecord, Limits, PartGraph
+from ..runtime.workers import WorkerSpec
+
+
+class Loop(Protocol):
+    """A clock and its events: `loop.VirtualLoop` (jumps) or `loop.RealLoop` (waits)."""
+
+    def now(self) -> float: ...
+    def schedule(self, at: float, callback: Callable, *args) -> None: ...
+
+
+class Executor(Protocol):
+    """Runs the scheduler's tasks on workers and calls `complete(w, k, part, start, end, ...)` through the loop.
+
+    `needs_input_bytes`: the scheduler passes, with each task, the bytes of its inputs per memory node (the
+    simulator charges their transfers). `measures`: task times are measured, so the performance models learn
+    from them (a simulated time is the model's own: not learnt)."""
+
+    needs_input_bytes: bool
+    measures: bool
+    loop: Loop  # set by the sweep before each point: a fresh loop, a fresh point
+
+    def start(self, w: int, k: int, part: int, batch: int, complete: Callable, *inputs) -> None: ...
+    def release_batch(self, k: int) -> None: ...
+    def service_time(self, w: int, size: int, parts: int, runs: int = ..., on_task=None) -> float: ...
+    def close(self) -> None: ...
+
+
+class Runner(Protocol):
+    """Releases a point's batches, in order, while `limits.may_release(k)`; stops at `limits.stop_reason` or when
+    `watch(record)` of a finished batch says why; returns every record and the reason ('' when all ran)."""
+
+    def run(self, schedule: BatchSchedule, limits: Limits,
+            watch: Callable[[BatchRecord], str] | None = None) -> tuple[list[BatchRecord], str]: ...
+
+
+@dataclass
+class BatchSizeSetup:
+    """What `Engine.prepare(n)` returns: the executor for batch size n, or why the workers cannot run it (the
+    sweep then records that N's points as failed and goes on); and S_w(n), the service time of each worker alone
+    (one number for a single-worker system; None when unknown)."""
+
+    executor: Any = None  # an Executor, or what the system's own Runner drives (a session, a Triton client)
+    failure: str = ""
+    services_s: list[float] | None = field(default=None)
+
+
+class Engine(Protocol):
+    name: str  # "real" or "sim": which clock the run.json says
+    workers: list[WorkerSpec]
+    perf: PerfModel  # what dmda predicts with (empty for the baselines)
+    loop_factory: Callable[[], Loop]
+
+    def prepare(self, n: int) -> BatchSizeSetup: ...
+    def runner(self, loop: Loop, executor: Any, policy, graph: PartGraph) -> Runner: ...
+    def after_point(self) -> None: ...
+    def metadata(self) -> dict: ...
+    def workers_label(self) -> str: ...

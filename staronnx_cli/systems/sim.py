@@ -1,0 +1,126 @@
+"""`--engine sim`: the runtime's scheduler on a virtual clock, task times from a platform file (or this host's
+performance models). No wall clock in what it writes: the same settings and seed give the same bytes."""
+
+from __future__ import annotations
+
+import platform as host
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import onnxruntime as ort
+
+from .. import modelio
+from ..errors import UserError
+from ..runtime.calibration import Calibration, measure_workers
+from ..runtime.loop import VirtualLoop
+from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
+from ..runtime.platform import Platform, TimeRow, WorkerGroup, read_platform
+from ..runtime.scheduler import Scheduler
+from ..runtime.simtimes import part_times
+from ..runtime.simulated import SimExecutor
+from ..runtime.workers import WorkerSpec, parse_workers
+from ..sweep.target import Target
+from .contract import BatchSizeSetup
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    workers: str  # --workers, used without a platform file (with this host's performance models)
+    platform: Path | None
+    model_name: str  # for [[speeds]] rows that name models
+    batch_sizes: tuple[int, ...]  # dmda's models are seeded for these
+    seed: int = 0
+    sim_noise: bool = False  # draw task times from the models' std (seeded)
+    calibrate: bool = False  # start dmda's models empty and calibrate them in simulation
+
+
+class SimEngine:
+    name = "sim"
+    loop_factory = VirtualLoop
+
+    def __init__(self, config: SimConfig, target: Target):
+        self.config, self.target = config, target
+        if config.platform is not None:
+            self.platform = read_platform(config.platform)
+            mine = target.plan_sha256 or target.model_sha256
+            if self.platform.target_sha256 and self.platform.target_sha256 != mine:
+                raise UserError(f"platform '{config.platform}' holds task times of another model or plan (sha256 "
+                                f"{self.platform.target_sha256[:12]}, this target {mine[:12]}): capture one from a "
+                                "run of this target, or use [[speeds]]")
+        else:
+            self.platform = platform_from_cache(config.workers, target)
+        self.workers = platform_workers(self.platform)
+        self.times = part_times(self.platform, target.part_files, config.model_name)
+        # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
+        # calibrated in simulation before the points as the real engine does
+        self.perf = PerfModel() if config.calibrate else seeded_perfmodel(self.times, self.workers,
+                                                                          len(target.part_files), config.batch_sizes)
+        self.calibration: list[Calibration] = []
+
+    def prepare(self, n: int) -> BatchSizeSetup:
+        executor = SimExecutor(VirtualLoop(), self.workers, self.platform, self.times, self.target.graph,
+                               self.config.seed if self.config.sim_noise else None)
+        services, log = measure_workers(executor, self.workers, self.perf, n, len(self.target.part_files))
+        self.calibration.extend(replace(c, seconds=0.0) for c in log)  # no wall clock in a simulated run
+        return BatchSizeSetup(executor, "", services)
+
+    def after_point(self) -> None:
+        pass
+
+    def runner(self, loop, executor, policy, graph):
+        return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
+
+    def workers_label(self) -> str:
+        return self.platform.workers_spec if self.config.platform else self.config.workers
+
+    def metadata(self) -> dict:
+        p = self.platform
+        return {"platform": str(p.path) if p.path else "from this host's performance models",
+                "platform_name": p.name, "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
+                "platform_estimate": p.estimate, "sim_noise": self.config.sim_noise,
+                "calibrate": self.config.calibrate, "calibration": [c.to_json() for c in self.calibration]}
+
+
+def platform_workers(p: Platform) -> list[WorkerSpec]:
+    """Worker specs of a platform: GPUs numbered in order; CPU workers get core ids that only name them."""
+    workers, gpu, core = [], 0, 0
+    for g in p.workers:
+        for _ in range(g.count):
+            if g.kind == "cuda":
+                workers.append(WorkerSpec(f"cuda{gpu}", "cuda", (), gpu))
+                gpu += 1
+            else:
+                cpu_index = sum(w.kind == "cpu" for w in workers)
+                workers.append(WorkerSpec(f"cpu{cpu_index}", "cpu", tuple(range(core, core + g.cores))))
+                core += g.cores
+    return workers
+
+
+def platform_from_cache(spec: str, target: Target) -> Platform:
+    """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target."""
+    workers = parse_workers(spec, list(range(4096)), True)  # simulated workers are not bounded by this machine
+    perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
+    perf = PerfModel.load(perf_file)
+    if not perf.stats:
+        raise UserError(f"no performance models of this model on this host ({perf_file.name}): run a real sweep "
+                        "first, or give --platform PLATFORM.toml")
+    groups: dict[tuple[str, int], int] = {}
+    for w in workers:
+        key = (w.kind, len(w.cores) or 1)
+        groups[key] = groups.get(key, 0) + 1
+    times = [TimeRow(part, kind, batch, 1000 * s.mean, 1000 * s.std) for (part, kind, batch), s in
+             sorted(perf.stats.items()) if s.count > 0]
+    return Platform(f"{host.node()} (cached performance models)", [WorkerGroup(k, c, cores) for (k, cores), c in
+                                                                   groups.items()], times=times)
+
+
+def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) -> PerfModel:
+    """dmda starts calibrated, as StarPU's simulator does: its models hold the platform's times."""
+    perf = PerfModel()
+    for kind in {w.kind_key for w in workers}:
+        for part in range(parts):
+            for n in batch_sizes:
+                mean, std = times.mean(part, kind, n), times.std(part, kind, n)
+                perf.stats[(part, kind, n)] = Stats(CALIBRATION_SAMPLES, mean, std ** 2 * (CALIBRATION_SAMPLES - 1),
+                                                    True)
+    return perf

@@ -1,0 +1,39 @@
+"""What the user typed as a model: a path, or a zoo name to build on first use; and the name titles show."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+
+def resolve_model(model: str, say: Callable[[str], None] = lambda text: None) -> Path:
+    """A path, or a zoo model name when no such file exists (built and cached on first use, said through `say`)."""
+    path = Path(model)
+    if path.exists():
+        return path
+    from .registry import ZOO  # builds import onnx: only when a zoo name is given
+
+    if model not in ZOO:
+        return path
+    from .cache import build_cached
+
+    built_path, built = build_cached(model)
+    say(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}")
+    return built_path
+
+
+def display_name(path: Path) -> str:
+    """A model's name for titles: the zoo name for a cached zoo file (name-seedS-digest.onnx), else the stem."""
+    return re.sub(r"-seed\d+-[0-9a-f]{12}$", "", Path(path).stem)
+
+
+def model_name_of(target: str, path: Path) -> str:
+    """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
+    if path.is_dir():
+        try:
+            return display_name(Path(json.loads((path / "plan.json").read_text())["source_model"]))
+        except (OSError, ValueError, KeyError):
+            return path.name
+    return display_name(path) if path.suffix == ".onnx" else target
