@@ -13,6 +13,7 @@ from staronnx_cli.runtime.loop import VirtualLoop
 from staronnx_cli.runtime.perfmodel import PerfModel
 from staronnx_cli.runtime.policies import Dmda, ReadyTask, WorkerState, make_policy
 from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
+from staronnx_cli.runtime.transfer import Link
 from staronnx_cli.runtime.workers import WorkerSpec, parse_workers
 from staronnx_cli.sweep.grid import parse_rates
 
@@ -85,6 +86,20 @@ def test_dmda_counts_transfers_of_inputs_not_on_the_workers_node():
     task = ReadyTask(0, 0, 1, {"host": 120_000_000})  # 120 MB on the host: 10 ms at 12 GB/s
     workers = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.005), WorkerState(1, "cuda", "cuda", "cuda:0", True, 0)]
     assert Dmda().choose(task, workers, 0.0, perf) == 0
+    assert Dmda(Link(120e9, 10e-6)).choose(task, workers, 0.0, perf) == 1  # a link 10x faster: 1 ms, the GPU wins
+
+
+def test_a_simulated_sweeps_dmda_predicts_transfers_with_the_platforms_link(tiny_cnn_path, tmp_path):
+    from staronnx_cli.sweep.runner import SweepSettings, prepare_sweep
+
+    platform = tmp_path / "p.toml"
+    platform.write_text('name = "slow link"\n[[workers]]\nkind = "cuda"\ncount = 1\n[transfer]\n'
+                        'bandwidth_GBps = 0.5\nlatency_us = 40.0\n[[times]]\npart = 0\nkind = "cuda"\nbatch = 1\n'
+                        'mean_ms = 1.0\n')
+    prepared = prepare_sweep(SweepSettings(tiny_cnn_path, tmp_path / "run", engine="sim", platform=platform,
+                                           batch_sizes=(1,)))
+    assert prepared.policy.link == Link(0.5e9, 40e-6) == prepared.engine.link
+    assert Link(0.5e9, 40e-6).seconds(0) == 0.0 and Link(0.5e9, 40e-6).seconds(1e6) == 40e-6 + 2e-3
 
 
 def test_worker_specs():

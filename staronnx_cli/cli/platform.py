@@ -42,7 +42,7 @@ def check(
     """Validate a platform against a target: every worker kind has a time for every part."""
     from ..runtime.platform import read_platform
     from ..runtime.simtimes import part_times
-    from ..sweep.target import load_target
+    from ..systems.target import load_target
     from ..zoo.names import model_name_of
 
     path = Path(target)

@@ -46,6 +46,7 @@ from pathlib import Path
 import tomllib
 
 from ..errors import UserError
+from .transfer import Link
 
 KINDS = ("cpu", "cuda")
 
@@ -93,6 +94,10 @@ class Platform:
     notes: str = ""
     path: Path | None = None
     target_sha256: str = ""  # [[times]] measured on one model (or plan): its sha256, checked by the simulator
+
+    @property
+    def link(self) -> Link:
+        return Link(self.bandwidth_GBps * 1e9, self.latency_us / 1e6)
 
     @property
     def workers_spec(self) -> str:

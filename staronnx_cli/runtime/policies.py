@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from ..errors import UserError
 from .perfmodel import CALIBRATION_SAMPLES, PerfModel
+from .transfer import DEFAULT_LINK, Link
 
 
 class WorkerState(NamedTuple):  # NamedTuples: built for every decision, so cheap to make
@@ -79,13 +80,8 @@ class Dmda(Policy):
 
     name, uses_inputs = "dmda", True
 
-    def __init__(self, bandwidth_bytes_per_s: float = 12e9, latency_s: float = 10e-6):
-        self.bandwidth = bandwidth_bytes_per_s
-        self.latency = latency_s
-
-    def transfer_s(self, task: ReadyTask, node: str) -> float:
-        missing = sum(b for n, b in task.input_bytes_by_node.items() if n != node)
-        return 0.0 if missing == 0 else self.latency + missing / self.bandwidth
+    def __init__(self, link: Link = DEFAULT_LINK):
+        self.link = link  # the platform's figures in simulation; the default on a real machine
 
     def choose(self, task, workers, now, perf):
         stats, part, batch = perf.stats, task.part, task.batch_size  # inlined lookups: called for every task
@@ -99,7 +95,7 @@ class Dmda(Policy):
                 if s is None or s.count == 0:
                     continue
             missing = total - task.input_bytes_by_node.get(w.memory_node, 0)
-            ready = now + (self.latency + missing / self.bandwidth if missing > 0 else 0.0)
+            ready = now + self.link.seconds(missing)
             end = (w.expected_free_s if w.expected_free_s > ready else ready) + s.mean
             if end < best_end:
                 best_end, best = end, w.index
@@ -108,14 +104,15 @@ class Dmda(Policy):
         return best
 
 
-def make_policy(spec: str) -> Policy:
+def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
+    """A policy from --policy; `link`: the transfer figures dmda predicts with."""
     name, _, arg = spec.partition(":")
     if name == "eager":
         return Eager()
     if name == "roundrobin":
         return RoundRobin()
     if name == "dmda":
-        return Dmda()
+        return Dmda(link)
     if name == "static":
         kinds = [k.strip() for k in (arg or "cpu").split(",") if k.strip()]
         if any(k not in ("cpu", "cuda") for k in kinds):

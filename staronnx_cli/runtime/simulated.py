@@ -30,13 +30,9 @@ class SimExecutor(ModelledExecutor):
         self.kinds = [w.kind_key for w in workers]
         self.nodes = [w.memory_node for w in workers]
         self.overhead_s = platform.task_us / 1e6
-        self.bandwidth = platform.bandwidth_GBps * 1e9
-        self.latency_s = platform.latency_us / 1e6
+        self.link = platform.link
         self.rng = np.random.default_rng(noise_seed) if noise_seed is not None else None
         self.loop = loop
-
-    def transfer_s(self, nbytes: float) -> float:
-        return self.latency_s + nbytes / self.bandwidth if nbytes > 0 else 0.0
 
     def execution_s(self, part: int, kind: str, batch: int, noise: bool = True) -> float:
         mean = self.times.mean(part, kind, batch)
@@ -50,10 +46,10 @@ class SimExecutor(ModelledExecutor):
         node = self.nodes[w]
         total = self.overhead_s + self.execution_s(part, self.kinds[w], batch, noise)
         for n, nbytes in inputs.items():
-            if n != node and nbytes > 0:
-                total += self.latency_s + nbytes / self.bandwidth
-        if node != HOST and self.final_out[part]:
-            total += self.latency_s + self.final_out[part] * batch / self.bandwidth  # results back to host
+            if n != node:
+                total += self.link.seconds(nbytes)
+        if node != HOST:
+            total += self.link.seconds(self.final_out[part] * batch)  # results back to host memory
         return total
 
     def start(self, w: int, k: int, part: int, batch: int, complete, inputs: dict[str, int] | None = None) -> None:

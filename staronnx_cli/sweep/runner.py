@@ -30,9 +30,9 @@ from ..results.schema import (
 )
 from ..runtime.policies import make_policy
 from ..systems import make_engine, policy_of
+from ..systems.target import Target, load_target
 from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
-from .target import Target, load_target
 
 
 @dataclass
@@ -243,7 +243,7 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     make_policy(s.policy)  # an unknown policy is refused even when a baseline system ignores it
     target = load_target(s.target)
     engine = make_engine(s, target)
-    policy = make_policy(policy_of(s)) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
+    policy = make_policy(policy_of(s), engine.link) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
     missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "

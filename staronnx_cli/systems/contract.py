@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ..load.schedule import BatchSchedule
 from ..runtime.perfmodel import PerfModel
 from ..runtime.scheduler import BatchRecord, Limits, PartGraph
+from ..runtime.transfer import Link
 from ..runtime.workers import WorkerSpec
 
 
@@ -67,6 +68,7 @@ class Engine(Protocol):
     workers: list[WorkerSpec]
     perf: PerfModel  # what dmda predicts with (empty for the baselines)
     loop_factory: Callable[[], Loop]
+    link: Link  # the transfer figures dmda predicts with (a platform's in simulation)
 
     def prepare(self, n: int) -> BatchSizeSetup: ...
     def runner(self, loop: Loop, executor: Any, policy, graph: PartGraph) -> Runner: ...

@@ -24,6 +24,7 @@ from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
 from ..runtime.realtime import pinned_session_options, wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
+from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
 from .contract import BatchSizeSetup
 
@@ -39,6 +40,7 @@ class NativeEngine:
 
     name = "real"
     loop_factory = RealLoop
+    link = DEFAULT_LINK  # no policy runs here
 
     def __init__(self, config: NativeConfig, part_files: list[Path]):
         from ..ortenv import cuda_status

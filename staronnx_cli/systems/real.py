@@ -17,6 +17,7 @@ from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.scheduler import Scheduler
+from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import parse_workers
 from .contract import BatchSizeSetup
 
@@ -33,6 +34,7 @@ class RealConfig:
 class RealEngine:
     name = "real"
     loop_factory = RealLoop
+    link = DEFAULT_LINK  # dmda's transfer figures (not measured on this machine yet)
 
     def __init__(self, config: RealConfig, part_files: list[Path], model_sha256: str, plan_sha256: str):
         status = cuda_status()

@@ -19,8 +19,8 @@ from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import part_times
 from ..runtime.simulated import SimExecutor
 from ..runtime.workers import WorkerSpec, parse_workers
-from ..sweep.target import Target
 from .contract import BatchSizeSetup
+from .target import Target
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class SimEngine:
         else:
             self.platform = platform_from_cache(config.workers, target)
         self.workers = platform_workers(self.platform)
+        self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
         self.times = part_times(self.platform, target.part_files, config.model_name)
         # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
         # calibrated in simulation before the points as the real engine does

@@ -28,6 +28,7 @@ from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
 from ..runtime.realtime import wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
+from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
 from ..triton.repository import MODEL_NAME, write_repository
 from ..triton.server import TritonServer, wheel_dir
@@ -192,6 +193,7 @@ class TritonEngine:
 
     name = "real"
     loop_factory = RealLoop
+    link = DEFAULT_LINK  # no policy runs here
 
     def __init__(self, config: TritonConfig, part_files: list[Path]):
         if len(part_files) > 1:
