@@ -60,7 +60,7 @@ def main() -> None:
             continue
         runs.append(read_run(out))
     figure = save(compare_figure(runs), args.out / args.model / "compare.png")
-    reference = next((r for r in runs if r.meta.get("system") == "native"), runs[0])
+    reference = next((r for r in runs if r.meta.system == "native"), runs[0])
     ref_top = env.system_rho_max(reference.points)
     common = set.intersection(*[set(env.usable(r.points).rate_qps) for r in runs]) if runs else set()
     at = max(common) if common else None
@@ -71,7 +71,7 @@ def main() -> None:
         latency = float(best[best.rate_qps == at].mean_max_latency_ms.iloc[0]) if at is not None else None
         ref_best = env.envelope(reference.points)
         ref_latency = float(ref_best[ref_best.rate_qps == at].mean_max_latency_ms.iloc[0]) if at is not None else None
-        rows.append({"system": run.meta.get("system"), "workers": run.meta.get("workers"), "rho_max_qps": top,
+        rows.append({"system": run.meta.system, "workers": run.meta.workers, "rho_max_qps": top,
                      "rho_max_over_native": round(top / ref_top, 3) if top and ref_top else None,
                      "common_rate_qps": at, "best_latency_ms": round(latency, 3) if latency else None,
                      "latency_over_native": round(latency / ref_latency, 3) if latency and ref_latency else None})

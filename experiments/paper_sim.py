@@ -108,8 +108,8 @@ def main() -> None:
         whole = env.system_rho_max(loaded[0].points)
         for run in loaded:
             top = env.system_rho_max(run.points)
-            summary.append({"model": model, "run": run.path.name, "parts": run.meta["parts"],
-                            "offload": run.meta["offload_fraction"], "rho_max_qps": top,
+            summary.append({"model": model, "run": run.path.name, "parts": run.meta.parts,
+                            "offload": run.meta.offload_fraction, "rho_max_qps": top,
                             "rho_max_over_whole": round(top / whole, 3) if top and whole else None,
                             "grid_step_qps": round(rates[1] - rates[0], 1)})
     frame = pd.DataFrame(summary)

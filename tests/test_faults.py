@@ -342,7 +342,7 @@ def test_a_run_json_or_a_figure_that_cannot_be_written_is_one_line(cli, tiny_cnn
 
 
 def test_a_sweep_whose_arrivals_last_too_long_is_refused_before_it_starts(cli, tiny_cnn_path, tmp_path):
-    from staronnx_cli.sweep.runner import SweepSettings, arrival_seconds, check_duration
+    from staronnx_cli.sweep.checks import SweepSettings, arrival_seconds, check_duration
 
     grid = SweepSettings(tiny_cnn_path, tmp_path, batch_sizes=(1, 4), rates=(10.0, 20.0), batches=5, warmup=1)
     assert arrival_seconds(grid) == 6 * (1 / 10 + 1 / 20 + 4 / 10 + 4 / 20)
@@ -405,3 +405,18 @@ def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, t
                               tmp_path / "c.csv"), "Read-only file system", "write elsewhere with -o")
     monkeypatch.undo()
     assert (tmp_path / "file").read_text() == "mine\n" and (run / "points.csv").exists()
+
+
+def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny_cnn_path, tmp_path):
+    import json
+
+    from staronnx_cli.results.runmeta import RunMeta
+
+    old = RunMeta.from_json({"schema_version": 2, "workers": "cpu:2x1", "calibration": []}, tmp_path / "run.json")
+    assert (old.engine, old.system, old.parts, old.offload_fraction) == ("real", "staronnx", 1, None)
+    assert old.get("calibration") == [] and old.get("workers") == "cpu:2x1" and old.get("nothing") is None
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "parts": "two"}))  # edited by hand
+    assert_one_line_error(cli("plot", run, "-o", tmp_path / "e.png"), "run.json' is not a staronnx run.json")

@@ -136,7 +136,7 @@ def render_answer(output: Path) -> None:
                       "N * sum over workers of 1 / S_w(N)")
     for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms (fastest)", "capacity q/s"):
         rho.add_column(column, justify="right")
-    workers = len(run.meta.get("worker_cores", {}))
+    workers = len(run.meta.worker_cores)
     highest, first_bad = env.rho_max(points), env.first_congested(points)
     for n, group in points.groupby("batch_size"):
         service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()

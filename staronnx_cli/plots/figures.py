@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 
 from ..errors import UserError, first_line  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
+from ..results.runmeta import RunMeta  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
 from . import envelope as env  # noqa: E402
 
@@ -38,27 +39,26 @@ def batch_colour(n: int) -> str:
 
 def title_of(run: Run) -> str:
     meta = run.meta
-    if meta.get("engine") == "sim":
-        return f"{run.model_name}{_split_words(meta)}, simulated on {meta.get('platform_name') or 'a platform'}"
-    machine = f"{meta.get('cpu', '?')}, {meta.get('cores', '?')} cores" + (", GPU" if meta.get("gpu") else "")
+    if meta.engine == "sim":
+        return f"{run.model_name}{_split_words(meta)}, simulated on {meta.platform_name or 'a platform'}"
+    machine = f"{meta.cpu}, {meta.cores if meta.cores is not None else '?'} cores" + (", GPU" if meta.gpu else "")
     return f"{run.model_name}{_split_words(meta)} on {machine}"
 
 
-def _split_words(meta: dict) -> str:
-    parts = int(meta.get("parts", 1) or 1)
+def _split_words(meta: RunMeta) -> str:
+    parts = int(meta.parts)
     if parts <= 1:
         return ""
-    fraction = meta.get("offload_fraction")
+    fraction = meta.offload_fraction
     return f" ({parts} parts" + (f", {100 * float(fraction):.0f} % offloaded)" if fraction else ")")
 
 
 def subtitle_of(run: Run) -> str:
     meta = run.meta
-    bits = [f"system {meta.get('system', 'staronnx')}", f"workers {meta.get('workers', '?')}",
-            f"policy {meta.get('policy', '?')}", f"engine {meta.get('engine', 'real')}",
-            f"{meta.get('batches', '?')} batches per point"]
-    if meta.get("arrival", "fixed") != "fixed":
-        bits.append(f"arrival {meta['arrival']}")
+    bits = [f"system {meta.system}", f"workers {meta.workers or '?'}", f"policy {meta.policy or '?'}",
+            f"engine {meta.engine}", f"{meta.batches if meta.batches is not None else '?'} batches per point"]
+    if meta.arrival != "fixed":
+        bits.append(f"arrival {meta.arrival}")
     return ", ".join(bits)
 
 
@@ -197,10 +197,10 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
 
 def split_label(run: Run) -> str:
     """'whole model' or 'K parts, f % on the later parts' from the plan the run measured (if still there)."""
-    parts = int(run.meta.get("parts", 1) or 1)
+    parts = int(run.meta.parts)
     if parts <= 1:
         return f"whole model ({run.path.name})"
-    fraction = run.meta.get("offload_fraction")
+    fraction = run.meta.offload_fraction
     share = f", {100 * float(fraction):.0f} % offloaded" if fraction is not None else ""
     return f"{parts} parts{share} ({run.path.name})"
 

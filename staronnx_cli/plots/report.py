@@ -39,7 +39,7 @@ def write_report(runs: list[Run], output: Path) -> list[Path]:
         lines += ["### Best batch size at each rate", "", tables.markdown(tables.envelope_rows(run)),
                   "### Saturation per batch size", "", tables.markdown(tables.rho_rows(run)),
                   "### Run", "", "| key | value |", "|---|---|"]
-        lines += [f"| {key} | `{run.meta[key]}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
+        lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
         lines.append("")
     output.write_text("\n".join(lines) + "\n")
     return [output, *written]

@@ -25,7 +25,7 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None) -> dict:
     tid = {w: i + 1 for i, w in enumerate(workers)}
     events: list[dict] = [
         {"ph": "M", "name": "process_name", "pid": PID, "tid": 0,
-         "args": {"name": f"{run.model_name}: N={n} at {rho:g} q/s ({run.meta.get('workers', '')})"}},
+         "args": {"name": f"{run.model_name}: N={n} at {rho:g} q/s ({run.meta.workers})"}},
         {"ph": "M", "name": "thread_name", "pid": PID, "tid": 0, "args": {"name": "load generator"}},
     ]
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": tid[w], "args": {"name": w}} for w in workers]

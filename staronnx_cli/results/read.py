@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import UserError, first_line
 from ..zoo.names import display_name
+from .runmeta import RunMeta
 from .schema import (
     BATCH_COLUMNS_REQUIRED,
     POINT_COLUMNS_REQUIRED,
@@ -23,34 +24,35 @@ from .schema import (
 @dataclass
 class Run:
     path: Path
-    meta: dict
+    meta: RunMeta
     points: pd.DataFrame
 
     @property
     def label(self) -> str:
         """How the run is named in legends: the system, then what distinguishes runs of one system."""
-        parts = [str(self.meta.get("system", "staronnx")), str(self.meta.get("workers", ""))]
-        if self.meta.get("system", "staronnx") == "staronnx":
-            parts.append(str(self.meta.get("policy", "")))
-        if self.meta.get("parts", 1) and int(self.meta.get("parts", 1)) > 1:
-            parts.append(f"{self.meta['parts']} parts")
-        if self.meta.get("system") == "triton":
+        meta = self.meta
+        parts = [meta.system, meta.workers]
+        if meta.system == "staronnx":
+            parts.append(meta.policy)
+        if int(meta.parts) > 1:
+            parts.append(f"{meta.parts} parts")
+        if meta.system == "triton":
             parts.append("(ONNX Runtime in its Python backend)")
-        if self.meta.get("engine", "real") != "real":
-            parts.append(f"({self.meta['engine']})")
+        if meta.engine != "real":
+            parts.append(f"({meta.engine})")
         return " ".join(p for p in parts if p)
 
     @property
     def model(self) -> str:
         """The model a run measured: the source model's sha256 (a plan records the source's)."""
-        return str(self.meta.get("model_sha256", ""))
+        return self.meta.model_sha256
 
     @property
     def model_name(self) -> str:
         """As the user named it (zoo name or file stem); older runs: from the target path."""
-        if self.meta.get("model_name"):
-            return str(self.meta["model_name"])
-        target = Path(str(self.meta.get("target", "?")))
+        if self.meta.model_name:
+            return self.meta.model_name
+        target = Path(self.meta.target or "?")
         return display_name(target) if target.suffix == ".onnx" else target.name
 
     @cached_property
@@ -97,7 +99,7 @@ def read_run(path: Path) -> Run:
     for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
         if column in points:
             points[column] = pd.to_numeric(points[column], errors="coerce")
-    return Run(path, meta, points)
+    return Run(path, RunMeta.from_json(meta, meta_file), points)
 
 
 def read_runs(paths: list[Path]) -> list[Run]:

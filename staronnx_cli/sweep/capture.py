@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..results.runmeta import RunMeta
 from ..results.schema import read_run_meta
 from ..results.tasks import task_table
 from ..runtime.perfmodel import PerfModel
@@ -40,29 +41,29 @@ def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
     if not meta_file.exists():
         raise UserError(f"'{run}' is not a run directory (no run.json): give the -o directory of a real sweep")
-    meta = read_run_meta(meta_file)
-    if meta.get("engine", "real") != "real":
+    meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
+    if meta.engine != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
-    perf_file = Path(str(meta.get("perfmodel", "")))
+    perf_file = Path(meta.perfmodel)
     if not perf_file.is_file():
         raise UserError(f"the performance models of run '{run}' ({perf_file}) are gone: sweep again on this machine")
     perf = PerfModel.load(perf_file)
     sizes: dict[tuple[str, int], int] = {}
-    for name, cores in meta.get("worker_cores", {}).items():
+    for name, cores in meta.worker_cores.items():
         kind = "cuda" if name.startswith("cuda") else "cpu"
         key = (kind, len(cores) if kind == "cpu" else 1)
         sizes[key] = sizes.get(key, 0) + 1
     groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
     kinds = {g.kind_key for g in groups}
-    parts = int(meta.get("parts", 1))
+    parts = int(meta.parts)
     times = [TimeRow(p, k, b, round(1000 * s.mean, 6), round(1000 * s.std, 6)) for (p, k, b), s in
              sorted(perf.stats.items()) if k in kinds and p < parts and s.count > 0]
     if not times:
         raise UserError(f"the performance models of run '{run}' have no time for its workers: sweep again")
     batches_file = run / "batches.csv"
     overhead = dispatch_overhead_us(pd.read_csv(batches_file)) if batches_file.exists() else 0.0
-    notes = (f"captured from {run} ({meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, ONNX Runtime "
-             f"{meta.get('onnxruntime', '?')}, model {meta.get('model_name', '?')}, {parts} part(s)); task times: "
+    notes = (f"captured from {run} ({meta.cpu}, {meta.cores if meta.cores is not None else '?'} cores, ONNX Runtime "
+             f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: "
              f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv")
-    return Platform(f"{meta.get('host', 'this host')}: {meta.get('workers', '')}", groups, task_us=round(overhead, 3),
-                    times=times, notes=notes, target_sha256=meta.get("plan_sha256") or meta.get("model_sha256", ""))
+    return Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, task_us=round(overhead, 3),
+                    times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256)
