@@ -420,3 +420,43 @@ def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny
     meta = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**meta, "parts": "two"}))  # edited by hand
     assert_one_line_error(cli("plot", run, "-o", tmp_path / "e.png"), "run.json' is not a staronnx run.json")
+
+
+def test_ctrl_c_while_workers_prepare_their_sessions_stops_them_before_exiting(tiny_cnn_path, monkeypatch):
+    """A Ctrl-C while ONNX Runtime builds the workers' sessions: the workers finish what they do and stop, so the
+    interpreter never exits under a thread inside ONNX Runtime (that crashed it: SIGSEGV in 2 of 30 tries)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from staronnx_cli.runtime.executors import ThreadExecutor
+    from staronnx_cli.runtime.loop import RealLoop
+    from staronnx_cli.runtime.workers import parse_workers
+
+    prepare = ThreadExecutor._prepare
+
+    def slow_prepare(self, *args):
+        time.sleep(0.5)  # the Ctrl-C lands meanwhile
+        return prepare(self, *args)
+
+    monkeypatch.setattr(ThreadExecutor, "_prepare", slow_prepare)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()  # a real signal: it interrupts waits
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        ThreadExecutor(RealLoop(), parse_workers("cpu:1x1", [0], False), [tiny_cnn_path], 1)
+    assert not [t for t in threading.enumerate() if t not in before and t.name.startswith("staronnx-")]
+
+
+def test_a_ctrl_c_while_typer_parses_the_options_is_still_one_line(monkeypatch, capsys):
+    from staronnx_cli.cli import common, entry
+
+    def interrupted_parse():
+        raise SystemExit(130)  # what typer makes of a KeyboardInterrupt while it parses, silently
+
+    monkeypatch.setattr(common, "told", False)
+    monkeypatch.setattr("staronnx_cli.cli.app.app", interrupted_parse)
+    with pytest.raises(SystemExit) as exit_:
+        entry.main()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "error: interrupted while starting; nothing was written\n"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
@@ -12,11 +15,14 @@ from rich.markup import escape
 
 from ..errors import UserError, first_line
 
+told = False  # whether a command printed its one line (the entry point says one itself when none did)
 console = Console(emoji=False)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def fail(message: str, code: int = 2):
+    global told
+    told = True
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)  # messages may hold [brackets]
     raise typer.Exit(code)
 
@@ -27,6 +33,8 @@ def handle_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
+            with deferred_interrupts():
+                load_numerical_stack()
             return command(*args, **kwargs)
         except typer.Exit:
             raise
@@ -42,6 +50,32 @@ def handle_errors(command):
             raise_internal(exc)
 
     return wrapper
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) is held while C extensions load and raised once they have: an interrupt inside
+    numpy's import, as ONNX Runtime imports it, makes the extension print a traceback and fail with ImportError;
+    one inside protobuf's or pandas' initialisation crashed the interpreter later (SIGSEGV)."""
+    received: list[int] = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt
+
+
+def load_numerical_stack() -> None:
+    """The C extensions every command but --help needs (--help stays quick without them): an interrupt while one
+    initialises can leave it half-made (a traceback printed from C, or a crash later)."""
+    import numpy  # noqa: F401
+    import onnx  # noqa: F401
+    import onnxruntime  # noqa: F401
+    import pandas  # noqa: F401
 
 
 def raise_internal(exc: BaseException):

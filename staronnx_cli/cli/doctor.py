@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import platform
 
-from .. import __version__
 from ..errors import first_line
 from .common import console, handle_errors
 
@@ -34,6 +33,7 @@ def doctor():
     import onnxruntime as ort
     from rich.table import Table
 
+    from .. import __version__
     from ..machine import auto_worker_layout, machine_info
     from ..ortenv import cuda_status
 

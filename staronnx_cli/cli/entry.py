@@ -21,3 +21,12 @@ def main() -> None:
     except KeyboardInterrupt:  # the commands handle their own; this is the start-up before them
         sys.stderr.write("error: interrupted while starting; nothing was written\n")
         sys.exit(130)
+    except SystemExit as exc:  # typer turns a Ctrl-C while it parses the options into a silent exit 130
+        if exc.code == 130 and not _told():
+            sys.stderr.write("error: interrupted while starting; nothing was written\n")
+        raise
+
+
+def _told() -> bool:
+    common = sys.modules.get("staronnx_cli.cli.common")
+    return bool(common and common.told)

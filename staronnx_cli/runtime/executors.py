@@ -110,7 +110,12 @@ class ThreadExecutor(PointClock):
                                          name=f"staronnx-{w.name}", daemon=True) for i, w in enumerate(workers)]
         for t in self.threads:
             t.start()
-        ready.wait()
+        try:
+            ready.wait()
+        except BaseException:  # Ctrl-C while the workers prepare: let them finish what ORT is doing, then stop
+            ready.abort()  # (an interpreter exiting under a thread inside ONNX Runtime can crash)
+            self.close()  # workers already past the barrier wait for a task: told to stop
+            raise
         if self.errors:
             self.close()
             from ..errors import UserError
@@ -158,7 +163,10 @@ class ThreadExecutor(PointClock):
             self.runners[i] = self._prepare(worker, part_files, warmup_runs)
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
             self.errors.append(f"worker {worker.name} cannot prepare its sessions: {first_line(exc)}")
-        ready.wait()
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:  # the sweep was interrupted while the workers prepared
+            return
         runner = self.runners[i]
         if runner is None:
             return
