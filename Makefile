@@ -24,9 +24,9 @@ run: $(STAMP)
 		-o $(RESULTS)/costs.csv --force
 	$(BIN)/staronnx split $(MODEL) --costs $(RESULTS)/costs.csv --offload 0.1 --parts 2 --method both \
 		-o $(RESULTS)/plan --force
-	$(BIN)/staronnx sweep $(MODEL) --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
+	$(BIN)/staronnx sweep $(MODEL) --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate auto \
 		--batches 30 --warmup 3 -o $(RESULTS)/sweep_whole --force
-	$(BIN)/staronnx sweep $(RESULTS)/plan --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate 20:140:30 \
+	$(BIN)/staronnx sweep $(RESULTS)/plan --workers cpu:2x1 --policy dmda --batch 1,2,4 --rate auto \
 		--batches 30 --warmup 3 -o $(RESULTS)/sweep_split --force
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind envelope -o $(RESULTS)/envelope.png
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind batches -o $(RESULTS)/batches.png

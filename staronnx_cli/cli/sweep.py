@@ -21,7 +21,9 @@ def sweep(
     ] = None,
     policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, or static:KIND,KIND.")] = "dmda",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma separated.")] = "1,2,4",
-    rate: Annotated[str, typer.Option(help="Rates in queries/s: START:STOP:STEP or a list.")] = "10:100:10",
+    rate: Annotated[str, typer.Option(
+        help="Rates in queries/s: auto (fitted to each batch size's measured capacity, then its saturation found "
+             "within 3 %), START:STOP:STEP, or a list.")] = "auto",
     batches: Annotated[int, typer.Option(help="Measured batches per point (paper: 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up batches per point, not measured.")] = 5,
     arrival: Annotated[str, typer.Option(help="Arrival process: fixed (the paper's), poisson (seeded), or "
@@ -67,7 +69,8 @@ def sweep(
     workers = workers or "cpu:1x2"
     settings = SweepSettings(
         path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
-        batch_sizes=tuple(parse_int_list(batch, "--batch")), rates=tuple(parse_rates(rate)), batches=batches,
+        batch_sizes=tuple(parse_int_list(batch, "--batch")), batches=batches, auto_rates=rate == "auto",
+        rates=() if rate == "auto" else tuple(parse_rates(rate)),
         warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
         calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
         engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
@@ -91,7 +94,7 @@ def _run_with_progress(settings, prepared) -> None:
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
-        task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates))
+        task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates) or None)  # auto: later
 
         def on_point(row):
             if row.get("errors") and not row.get("batches"):
@@ -103,7 +106,7 @@ def _run_with_progress(settings, prepared) -> None:
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}")
 
-        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done), prepared,
+        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done, total=total), prepared,
                   lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
 
 

@@ -104,7 +104,7 @@ def check_loadable(target: Target) -> None:
 def arrival_seconds(s: SweepSettings) -> float:
     """How long the grid's queries take to arrive, at the least: (warm-up + measured) batches of N queries at each
     rate, without the extensions a rising point may add; the sweep cannot be shorter on the real clock."""
-    return sum((s.warmup + s.batches) * n / rate for n in s.batch_sizes for rate in s.rates)
+    return sum((s.warmup + s.batches) * n / rate for n in s.batch_sizes for rate in s.rates)  # auto: 0 until known
 
 
 def check_duration(s: SweepSettings) -> None:

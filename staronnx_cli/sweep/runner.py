@@ -7,7 +7,7 @@ import io
 import json
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import onnxruntime as ort
@@ -28,7 +28,8 @@ from ..results.schema import (
 from ..runtime.policies import make_policy
 from ..systems import make_engine, policy_of
 from ..systems.target import Target, load_target
-from .checks import check_loadable, check_memory, check_resume, check_settings
+from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
+from .checks import check_duration, check_loadable, check_memory, check_resume, check_settings
 from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
 from .settings import SweepSettings
@@ -51,12 +52,16 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
 
 
 def _done_points(path: Path) -> set[tuple[int, float]]:
+    return set(_measured(path))
+
+
+def _measured(path: Path) -> dict[tuple[int, float], bool]:
+    """(N, rate) -> congested, for every point in points.csv."""
     if not path.exists():
-        return set()
+        return {}
     frame = pd.read_csv(path)
-    return {(int(b), float(r)) for b, r in zip(frame.batch_size, frame.rate_qps)}
-
-
+    congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
+    return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
 
 
 def _record_calibration(run_json: Path, engine) -> None:
@@ -148,8 +153,7 @@ def repair_run(run_dir: Path) -> list[str]:
 
 
 def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
-    target, engine, policy, meta = prepared.target, prepared.engine, prepared.policy, prepared.meta
-    workers, perf = engine.workers, engine.perf
+    engine, meta = prepared.engine, prepared.meta
     policy_spec = policy_of(s)
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
@@ -161,46 +165,116 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
         write_run_json(s.output / "run.json", meta)
-    done = _done_points(s.output / "points.csv") if s.resume else set()
-    names = [w.name for w in workers]
+    measured = _measured(s.output / "points.csv") if s.resume else {}
+    names = [w.name for w in engine.workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label()}
+    grid, capacities = (list(s.rates), {}) if not s.auto_rates else _auto_grid(s, engine, on_notice)
     rows = []
-    total, progress = len(s.batch_sizes) * len(s.rates), 0
+    total, progress = len(s.batch_sizes) * len(grid), 0
     for n in s.batch_sizes:
-        todo = [r for r in s.rates if (n, r) not in done]
-        progress += len(s.rates) - len(todo)
+        todo = [r for r in grid if (n, r) not in measured]
+        progress += len(grid) - len(todo)
         on_progress(progress, total)
-        if not todo:
+        mine = [(r, c) for (m, r), c in measured.items() if m == n]
+        if not todo and not (s.auto_rates and next_probe(mine, capacities.get(n))):
             continue
         setup = engine.prepare(n)
         executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
         _record_calibration(s.output / "run.json", engine)
-        congested_at = None
+        point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point)
         try:
             for rate in todo:
-                spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
-                                 None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
-                if failure:
-                    row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
-                           "reason": "failed: workers could not run this batch size", "errors": failure}
-                elif congested_at is not None:
-                    row = {**label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
-                           "reason": f"not run: batch {n} was already congested at {congested_at:g} q/s"}
-                else:
-                    records, stop, times, first = run_point(spec, executor, workers, policy, perf, target.graph,
-                                                            engine.loop_factory, engine.runner, services)
-                    row = {**label, **point_row(spec, records, stop, times, names, services, first)}
-                    append_rows(s.output / "batches.csv", BATCH_COLUMNS,
-                                [{"system": s.system, **b} for b in batch_rows(spec, records, names, first)])
-                    if row["congested"]:
-                        congested_at = rate
-                append_rows(s.output / "points.csv", POINT_COLUMNS, [row])
-                engine.after_point()
-                rows.append(row)
+                point.measure(rate)
                 progress += 1
-                on_point(row)
+                on_progress(progress, total)
+            probes = 0
+            point.congested_at = None  # a probe lies below the congested rate it refines
+            while s.auto_rates and not failure and probes < MAX_PROBES:
+                rate = next_probe(mine, capacities.get(n))
+                if rate is None or any(r == rate for r, _ in mine):
+                    break
+                total += 1
+                point.measure(rate)
+                probes += 1
+                progress += 1
                 on_progress(progress, total)
         finally:
             if executor is not None:
                 executor.close()
     return rows
+
+
+@dataclass
+class _PointRunner:
+    """Measures the points of one batch size on its prepared executor and appends their rows; after a congested
+    point, higher rates of the grid are recorded as congested without running (they would only be slower)."""
+
+    s: SweepSettings
+    prepared: Prepared
+    label: dict
+    names: list[str]
+    n: int
+    executor: object
+    failure: str
+    services: list[float]
+    rows: list[dict]
+    mine: list[tuple[float, bool]]  # (rate, congested) of this N, in points.csv
+    on_point: object
+    congested_at: float | None = None
+
+    def measure(self, rate: float) -> dict:
+        s, n, engine = self.s, self.n, self.prepared.engine
+        spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
+                         None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
+        if self.failure:
+            row = {**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
+                   "reason": "failed: workers could not run this batch size", "errors": self.failure}
+        elif self.congested_at is not None and rate > self.congested_at:
+            row = {**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
+                   "reason": f"not run: batch {n} was already congested at {self.congested_at:g} q/s"}
+        else:
+            records, stop, times, first = run_point(spec, self.executor, engine.workers, self.prepared.policy,
+                                                    engine.perf, self.prepared.target.graph, engine.loop_factory,
+                                                    engine.runner, self.services)
+            row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
+            append_rows(s.output / "batches.csv", BATCH_COLUMNS,
+                        [{"system": s.system, **b} for b in batch_rows(spec, records, self.names, first)])
+            if row["congested"] and self.congested_at is None:
+                self.congested_at = rate
+        append_rows(s.output / "points.csv", POINT_COLUMNS, [row])
+        engine.after_point()
+        self.rows.append(row)
+        self.mine.append((rate, bool(row["congested"])))
+        self.on_point(row)
+        return row
+
+
+def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
+    """`--rate auto`: each N's capacity measured first (its workers prepared once for it, then closed), the union
+    grid of fractions of them, both kept in run.json; a resumed run reuses the grid it started with."""
+    run_json = s.output / "run.json"
+    meta = read_run_meta(run_json)
+    if s.resume and meta.get("auto_rates"):
+        return [float(r) for r in meta["auto_rates"]], {int(k): v for k, v in meta["auto_capacity_qps"].items()}
+    capacities: dict[int, float | None] = {}
+    for n in s.batch_sizes:
+        setup = engine.prepare(n)
+        try:
+            capacities[n] = None if setup.failure else capacity_qps(n, list(setup.services_s or []))
+        finally:
+            if setup.executor is not None:
+                setup.executor.close()
+    _record_calibration(run_json, engine)
+    grid = union_grid(capacities)
+    if not grid:
+        raise UserError("--rate auto: no worker's service time could be measured at any batch size: give rates, "
+                        "e.g. --rate 10:100:10")
+    check_duration(replace(s, rates=tuple(grid), auto_rates=False))
+    meta = read_run_meta(run_json)
+    meta.update({"auto_rates": grid, "auto_capacity_qps": {str(n): (round(c, 3) if c else None)
+                                                            for n, c in capacities.items()}})
+    write_run_json(run_json, meta)
+    on_notice("--rate auto: capacity " + ", ".join(f"N={n} {c:.4g} q/s" for n, c in capacities.items() if c)
+              + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s, then each N's rho_max to "
+              f"{100 * PRECISION:.0f} %")
+    return grid, capacities

@@ -14,6 +14,7 @@ class SweepSettings:
     policy: str = "dmda"
     batch_sizes: tuple[int, ...] = (1, 2, 4)
     rates: tuple[float, ...] = (10.0,)
+    auto_rates: bool = False  # --rate auto: the grid is fitted to each N's measured capacity (sweep/autogrid.py)
     batches: int = 50
     warmup: int = 5
     arrival: str = "fixed"

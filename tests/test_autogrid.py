@@ -1,0 +1,52 @@
+"""`--rate auto`: the grid fitted to each batch size's capacity, and rho_max found by bisection (exact, virtual
+clock)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from staronnx_cli.sweep.autogrid import PRECISION, capacity_qps, next_probe, nice, union_grid
+
+PLATFORM = ('name = "one worker"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n'  # S(1) = 10 ms, S(2) = 16 ms
+            + "".join(f'[[times]]\npart = 0\nkind = "cpu:1"\nbatch = {n}\nmean_ms = {ms}\nstd_ms = 0.5\n'
+                      for n, ms in ((1, 10.0), (2, 16.0))))
+
+
+def test_capacity_grid_and_rounding():
+    assert capacity_qps(2, [0.016]) == pytest.approx(125.0)
+    assert capacity_qps(1, [0.010, 0.010]) == pytest.approx(200.0) and capacity_qps(1, []) is None
+    assert nice(412.73) == 413 and nice(93.75) == 93.8 and nice(0.012345) == 0.0123
+    assert union_grid({1: 100.0, 2: 125.0}) == [25, 31.2, 50, 62.5, 70, 85, 100, 125, 138]  # 110: within 10 % of 100
+    assert union_grid({1: 64.6, 2: 64.9, 4: 63.6}) == [15.9, 31.8, 44.5, 54.1, 63.6, 70.0]  # not three of each
+
+
+def test_the_next_probe_bisects_until_rho_max_is_known_within_precision():
+    assert next_probe([(90.0, False), (105.0, True)], 100.0) == 97.5  # halfway
+    assert next_probe([(99.0, False), (101.0, True)], 100.0) is None  # within 3 %: known
+    assert next_probe([(60.0, False), (90.0, False)], 100.0) == 112.5  # nothing congested yet: go past it
+    assert next_probe([(200.0, False)], 100.0) is None  # twice the capacity and still fine: stop there
+    assert next_probe([(20.0, True), (40.0, True)], 100.0) == 10.0  # congested everywhere: look lower
+    assert next_probe([(0.5, True)], 100.0) is None  # ... down to 1 % of the capacity
+    assert next_probe([(50.0, False)], None) is None  # no capacity measured: nothing to aim at
+    assert next_probe([(90.0, False), (80.0, True), (105.0, True)], 100.0) == 97.5  # congested below a fine one: noise
+
+
+def test_rate_auto_finds_each_batch_sizes_saturation_within_three_percent(cli, tiny_cnn_path, tmp_path):
+    (tmp_path / "p.toml").write_text(PLATFORM)
+    run = tmp_path / "run"
+    args = ["sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "p.toml", "--batch", "1,2",
+            "--batches", "50", "--warmup", "5", "-o", run]
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    assert "--rate auto: capacity N=1 100 q/s, N=2 125 q/s" in result.stdout
+    points = pd.read_csv(run / "points.csv")
+    for n, exact in ((1, 100.0), (2, 125.0)):  # one worker, fixed arrivals: rho_max(N) = N / S(N) exactly
+        mine = points[points.batch_size == n]
+        fine = mine[~mine.congested & (mine.batches > 0)]
+        assert abs(fine.rate_qps.max() / exact - 1) <= PRECISION, fine.rate_qps.max()
+        assert len(fine) >= 4  # a curve, not a point at the edge of the axes
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["auto_capacity_qps"] == {"1": 100.0, "2": 125.0} and meta["auto_rates"][0] == 25
+    again = cli(*args, "--resume")  # the same grid, nothing left to measure
+    assert again.exit_code == 0 and len(pd.read_csv(run / "points.csv")) == len(points)
