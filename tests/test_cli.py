@@ -145,3 +145,18 @@ def test_the_cli_starts_without_loading_the_heavy_libraries():
             "print(sorted(m for m in ('onnxruntime', 'pandas', 'numpy', 'onnx', 'matplotlib') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_version_and_the_exit_code_of_a_sweep_with_no_answer(cli, tiny_cnn_path, tmp_path):
+    from staronnx_cli import __version__
+
+    version = cli("--version")
+    assert version.exit_code == 0 and version.stdout.strip() == f"staronnx {__version__}"
+    platform = tmp_path / "p.toml"
+    platform.write_text('name = "slow"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n[[times]]\npart = 0\n'
+                        'kind = "cpu:1"\nbatch = 1\nmean_ms = 100.0\n')  # 10 q/s at most
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1", "--rate", "50,80",
+                 "--batches", "10", "--warmup", "1", "-o", run)
+    assert result.exit_code == 3 and "no uncongested point" in result.stdout and "exit code 3" in result.stdout
+    assert len((run / "points.csv").read_text().splitlines()) == 3  # measured and kept all the same

@@ -252,7 +252,7 @@ def test_review_mistakes_get_one_line(cli, tiny_cnn_path, tmp_path):
                               "-o", tmp_path / "s"), "another model")
     jammed = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "p.toml", "--batch", "1",
                  "--rate", "100000", "--batches", "3", "-o", tmp_path / "j")
-    assert jammed.exit_code == 0 and "no uncongested point" in jammed.stdout
+    assert jammed.exit_code == 3 and "no uncongested point" in jammed.stdout  # ran, wrote, no answer
     assert_one_line_error(cli("plot", tmp_path / "j", "--table"), "lower rates")
     points = pd.read_csv(run / "points.csv")
     assert len(points) == 1  # --batch 1,1 would have been measured once too (duplicates dropped)

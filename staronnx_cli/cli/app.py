@@ -13,6 +13,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"staronnx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                              help="Print staronnx's version and exit.")) -> None:
+    """Which batch size gives the lowest worst-case latency at a query rate, on GPUs and CPU core groups."""
+
+
 app.add_typer(zoo.app, name="zoo")
 app.add_typer(platform.app, name="platform")
 app.command("profile")(profile.profile)

@@ -83,7 +83,8 @@ def sweep(
     except KeyboardInterrupt:
         raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
                         "the same command and --resume", exit_code=130) from None
-    render_answer(output)
+    if not render_answer(output):
+        raise typer.Exit(NO_ANSWER)
 
 
 def _run_with_progress(settings, prepared) -> None:
@@ -110,8 +111,12 @@ def _run_with_progress(settings, prepared) -> None:
                   lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
 
 
-def render_answer(output: Path) -> None:
-    """For each rate the batch size of least mean max-latency, and rho_max per batch size (with the ideal)."""
+NO_ANSWER = 3  # exit code: the sweep ran and wrote its files, but no point of the grid was uncongested
+
+
+def render_answer(output: Path) -> bool:
+    """For each rate the batch size of least mean max-latency, and rho_max per batch size (with the ideal);
+    False when there is no answer (every point congested or failed)."""
     import pandas as pd
     from rich.table import Table
 
@@ -123,8 +128,8 @@ def render_answer(output: Path) -> None:
     best = env.envelope(points)
     if best.empty:
         console.print(f"{output}: no uncongested point in this grid (every point congested or failed): sweep "
-                      f"lower rates than {points.rate_qps.min():g} q/s", soft_wrap=True)
-        return
+                      f"lower rates than {points.rate_qps.min():g} q/s (exit code {NO_ANSWER})", soft_wrap=True)
+        return False
     table = Table(title=f"{output}: best batch size N*(rho) (least mean max-latency among uncongested points)")
     for column in ("rate q/s", "N*", "mean max-latency ms", "std ms", "ideal ms", "measured/ideal"):
         table.add_column(column, justify="right")
@@ -153,6 +158,7 @@ def render_answer(output: Path) -> None:
                     f"{first_bad[n]:g}" if first_bad[n] is not None else "beyond the grid",
                     "" if s_ms != s_ms else f"{s_ms:.2f}", "" if ideal != ideal else f"{ideal:.1f}")
     console.print(rho)
+    return True
 
 
 def _echo(engine: str, platform: Path | None, workers: str) -> list[str]:
