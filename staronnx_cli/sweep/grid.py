@@ -27,7 +27,7 @@ def parse_rates(text: str) -> list[float]:
         else:
             rates = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--rate '{text}': write START:STOP:STEP or a list such as 10,50,200") from None
+        raise UserError(f"--rate '{text}': write auto, START:STOP:STEP or a list such as 10,50,200") from None
     if not rates or any(not math.isfinite(r) or r <= 0 for r in rates):
         raise UserError(f"--rate {text}: every rate must be a positive, finite number (queries per second)")
     if len(rates) > MAX_RATES:
