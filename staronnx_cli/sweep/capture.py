@@ -23,19 +23,18 @@ from ..runtime.platform import Platform, TimeRow, WorkerGroup
 
 def dispatch_overhead_us(batches: pd.DataFrame) -> float:
     """Median release -> start of a batch's first task, over batches whose worker was idle at release."""
-    delays, busy_until = [], {}
-    for _, b in batches.sort_values(["batch_size", "rate_qps", "batch_index"]).iterrows():
-        if not isinstance(b.get("task_times"), str) or not isinstance(b.get("placement"), str):
-            continue
-        key = (b.batch_size, b.rate_qps)
-        tasks = task_table(pd.DataFrame([b])).sort_values("part")
-        first = tasks.iloc[0]
-        if busy_until.get((key, first.worker), -1.0) <= b.actual_release_s:
-            delays.append(first.start_s - b.actual_release_s)
-        for t in tasks.itertuples():
-            busy_until[(key, t.worker)] = max(busy_until.get((key, t.worker), -1.0), t.end_s)
+    delays = []
+    for _, point in batches.groupby(["batch_size", "rate_qps"], sort=False):
+        release = dict(zip(point.batch_index, point.actual_release_s))
+        busy_until: dict[str, float] = {}
+        for index, tasks in task_table(point).groupby("batch_index", sort=True):
+            tasks = tasks.sort_values("part")
+            first = tasks.iloc[0]
+            if busy_until.get(first.worker, -1.0) <= release[index]:
+                delays.append(first.start_s - release[index])
+            for t in tasks.itertuples():
+                busy_until[t.worker] = max(busy_until.get(t.worker, -1.0), t.end_s)
     return float(1e6 * np.median(delays)) if delays else 0.0
-
 
 def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
