@@ -3,16 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+FULL_STAMP := $(VENV)/.installed-full-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
 .PHONY: run test lint faults bench bench-gpu compare paper-sim gpu-profile-check clean install
 
+# What staronnx itself needs (make run, the benchmarks); the tests and `make compare` add pytest and a real
+# Triton server (the [dev,triton] extras, about 0.5 GB more).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,triton]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(FULL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,triton]'
+	touch $(FULL_STAMP)
 
 install: $(STAMP)
 
@@ -34,14 +41,14 @@ run: $(STAMP)
 	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
 
 ## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
-test: $(STAMP)
+test: $(FULL_STAMP)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(FULL_STAMP)
 	$(BIN)/ruff check staronnx_cli tests experiments
 
 ## faults: every adversarial case of issue 13 through the CLI, as a table in results/faults.md (about 6 minutes)
-faults: $(STAMP)
+faults: $(FULL_STAMP)
 	$(BIN)/python experiments/fault_cases.py --out results/faults.md
 
 ## bench: the zoo models (parameters, profile coverage) and the runtime (saturation, overhead, latency/ideal)
@@ -55,7 +62,7 @@ bench-gpu: $(STAMP)
 	$(BIN)/python experiments/gpu_bench.py --model $(MODEL) --out results/bench/gpu
 
 ## compare: the paper's Fig. 3 on this machine: staronnx, native, roundrobin and Triton on googlenet
-compare: $(STAMP)
+compare: $(FULL_STAMP)
 	$(BIN)/python experiments/compare.py --model $(MODEL) --out results/compare
 
 ## paper-sim: the paper's four models on its machine (an estimate), simulated at offload 0, 5, 10, 15 %

@@ -78,7 +78,7 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     frame.to_csv(args.out / args.model / "compare.csv", index=False)
     (args.out / args.model / "skipped.json").write_text(json.dumps(skipped, indent=1) + "\n")
-    console.print(rich_table([{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")],
+    console.print(rich_table(frame.to_dict("records"),
                              f"{args.model}: systems on this machine (figure: {figure})"))
 
 

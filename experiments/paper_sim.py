@@ -116,7 +116,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "summary.csv", index=False)
     (args.out / "platform.json").write_text(json.dumps({"platform": str(PLATFORM), "name": platform.name}) + "\n")
-    console.print(rich_table([{k: str(v) for k, v in row.items()} for row in frame.to_dict("records")],
+    console.print(rich_table(frame.to_dict("records"),
                              f"simulated on {platform.name}: rho_max (highest uncongested rate of the grid)"))
 
 

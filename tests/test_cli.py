@@ -160,3 +160,12 @@ def test_version_and_the_exit_code_of_a_sweep_with_no_answer(cli, tiny_cnn_path,
                  "--batches", "10", "--warmup", "1", "-o", run)
     assert result.exit_code == 3 and "no uncongested point" in result.stdout and "exit code 3" in result.stdout
     assert len((run / "points.csv").read_text().splitlines()) == 3  # measured and kept all the same
+
+
+@pytest.mark.parametrize("command", [[], ["zoo", "build"], ["profile"], ["split"], ["sweep"], ["plot"], ["report"],
+                                     ["trace"], ["doctor"], ["platform"]])
+def test_help_reads_without_artefacts(cli, command):
+    """Arguments in upper case, flags without a type (typer 0.27+ printed `{model}` and `<bool>`)."""
+    text = cli(*command, "--help").stdout
+    assert "Usage: staronnx" in text
+    assert "<bool>" not in text and "{" not in text.split("Usage:")[1].splitlines()[0]

@@ -101,9 +101,9 @@ def test_plot_bad_input(cli, tmp_path):
 def test_plot_table_prints_the_answer_in_markdown(cli):
     result = cli("plot", RUNS / "two_workers", "--table", "--format", "md")
     assert result.exit_code == 0, result.stderr
-    assert "| rate q/s | best N | mean max-latency ms | std ms | measured/ideal |" in result.stdout
-    assert "| 400 | 2 | 12.50 | 0.00 | 1.000 |" in result.stdout
-    assert "| 1 | 250 | 400 |" in result.stdout  # N, rho_max, first congested
+    assert "| rate q/s | best N | mean max-latency ms | std ms | ideal ms | measured/ideal |" in result.stdout
+    assert "| 400 | 2 | 12.50 | 0.00 | 12.50 | 1.000 |" in result.stdout
+    assert "| 1 | 250 | 400 | 7.00 |" in result.stdout  # N, rho_max, first congested, S(N)
 
 
 def test_report_holds_figures_tables_and_metadata(cli, tmp_path):
@@ -134,3 +134,32 @@ def test_trace_is_valid_trace_event_json(cli, tmp_path):
     assert sum(e["ph"] == "i" for e in events) == len(released)
     assert_one_line_error(cli("trace", RUNS / "split", "--batch-size", "3", "--rate", "400", "-o", output),
                           "no point N=3")
+
+
+def _overlaps(fig, texts) -> list[tuple[str, str]]:
+    fig.canvas.draw()
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts if t.get_text()]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+
+
+def test_figure_labels_never_collide_and_legends_list_only_what_is_drawn():
+    from staronnx_cli.plots import figures
+
+    whole, split, one = (read_run(RUNS / name) for name in ("two_workers", "split", "one_worker"))
+    fig = figures.envelope_figure(whole)
+    ax = fig.axes[0]
+    assert _overlaps(fig, ax.texts) == []
+    assert sorted(t.get_text() for t in ax.texts if t.get_text().startswith("N=")) == ["N=1", "N=2", "N=4"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "best N at each rate", "ideal (N-1)/rho + S(N) of that N", "rho_max 400 q/s (saturation)", "each N (grey)"]
+    fig = figures.batches_figure(whole)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["N = 1", "N = 2", "N = 4", "N = 1 congested from 400 q/s", "N = 2, 4 congested from 550 q/s"]
+    assert len(fig.axes[0].texts) == 0  # nothing written on the lines themselves
+    jammed = read_run(RUNS / "one_worker")
+    jammed.points = jammed.points.assign(congested=True)
+    fig = figures.compare_figure([whole, split, jammed], ["whole " * 20, "split", "jammed"])
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(legend) == 2 and all(max(len(line) for line in label.splitlines()) <= 60 for label in legend)
+    assert "not drawn (no uncongested point): jammed" in fig.axes[0].get_title()
+    assert {line.get_color() for line in fig.axes[0].lines if line.get_linestyle() == ":"} == {"#555555"}  # shared

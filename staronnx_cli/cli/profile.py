@@ -107,9 +107,11 @@ def _gpu_meta(r: BatchProfile) -> dict | None:
 
 def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:
     import pandas as pd
+    from rich.markup import escape
     from rich.table import Table
 
     from ..profile.costs import CLOCK_WORDS
+    from ..profile.steadiness import profile_warnings
 
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
@@ -142,6 +144,9 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
         console.print(f"  profiler overhead: {100 * (end_to_end / plain - 1):+.1f} % "
                       f"(unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
                       f"= {100 * full / plain:.0f} % of level {settings.opt_level}")
+    for warning in profile_warnings(result.batch_size, result.run_us, result.plain_run_us, result.full_opt_run_us,
+                                    settings.opt_level):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def _render_gpu(result: BatchProfile) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ..errors import UserError
 from .common import console, handle_errors, parse_int_list, resolve_model
@@ -17,7 +19,9 @@ from .common import console, handle_errors, parse_int_list, resolve_model
 def sweep(
     target: Annotated[str, typer.Argument(help="An .onnx file, a zoo model name, or a plan directory from split.")],
     workers: Annotated[str | None, typer.Option(
-        help="cpu:GxK (G workers of K cores), cpu:K, cuda:ID, or auto (default cpu:1x2; a --platform has its own).")
+        help="cpu:GxK (G workers of K cores each), cpu:K, cuda:ID, cuda:IDxW (W workers on one GPU), or auto; "
+             "mix them with commas: cuda:0,cpu:1x15 (a GPU and 15 cores), cpu:1x1,cpu:1x1 (one worker per part "
+             "of a 2-part plan). Default cpu:1x2; a --platform has its own.")
     ] = None,
     policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, or static:KIND,KIND.")] = "dmda",
     batch: Annotated[str, typer.Option(help="Batch sizes, comma separated.")] = "1,2,4",
@@ -55,47 +59,62 @@ def sweep(
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path("results/run"),
     resume: Annotated[bool, typer.Option(help="Continue a run: skip the points already in points.csv.")] = False,
     force: Annotated[bool, typer.Option(help="Start the run directory over.")] = False,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the summary (verdict, best batch sizes, "
+                                                               "rho_max, warnings) as JSON on stdout; "
+                                                               "progress goes to stderr.")] = False,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
-    from ..sweep.grid import parse_rates
-    from ..sweep.runner import SweepSettings, prepare_sweep
-    from ..zoo.names import model_name_of
+    with _progress_on_stderr(json_summary):  # stdout carries only the JSON then
+        from ..sweep.grid import parse_rates
+        from ..sweep.runner import SweepSettings, prepare_sweep
+        from ..zoo.names import model_name_of
 
-    path = Path(target)
-    if workers is not None and platform is not None:
-        raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
-                        "the simulated machine has; drop one of them")
-    workers = workers or "cpu:1x2"
-    settings = SweepSettings(
-        path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
-        batch_sizes=tuple(parse_int_list(batch, "--batch")), batches=batches, auto_rates=rate == "auto",
-        rates=() if rate == "auto" else tuple(parse_rates(rate)),
-        warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
-        calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
-        engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
-        command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
-        " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
-        model_name=model_name_of(target, path))
-    prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
+        path = Path(target)
+        if workers is not None and platform is not None:
+            raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
+                            "the simulated machine has; drop one of them")
+        workers = workers or "cpu:1x2"
+        settings = SweepSettings(
+            path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
+            batch_sizes=tuple(parse_int_list(batch, "--batch")), batches=batches, auto_rates=rate == "auto",
+            rates=() if rate == "auto" else tuple(parse_rates(rate)),
+            warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
+            calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
+            engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
+            command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
+            " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
+            model_name=model_name_of(target, path))
+        prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
+        for warning in prepared.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        try:
+            _run_with_progress(settings, prepared)
+        except KeyboardInterrupt:
+            raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
+                            "the same command and --resume", exit_code=130) from None
+        if not render_answer(output, json_summary):
+            raise typer.Exit(NO_ANSWER)
+
+
+@contextmanager
+def _progress_on_stderr(on: bool):
+    console.stderr = on
     try:
-        _run_with_progress(settings, prepared)
-    except KeyboardInterrupt:
-        raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
-                        "the same command and --resume", exit_code=130) from None
-    if not render_answer(output):
-        raise typer.Exit(NO_ANSWER)
+        yield
+    finally:
+        console.stderr = False
 
 
 def _run_with_progress(settings, prepared) -> None:
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A bar over the seconds of scheduled arrivals (its ETA divides those), labelled in batches."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..sweep.runner import run_sweep
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as bar:
-        task = bar.add_task("sweeping", total=len(settings.batch_sizes) * len(settings.rates) or None)  # auto: later
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[batches]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("preparing", total=None, batches="")
 
         def on_point(row):
             if row.get("errors") and not row.get("batches"):
@@ -105,60 +124,45 @@ def _run_with_progress(settings, prepared) -> None:
             else:
                 ratio = row.get("latency_over_ideal")
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
-            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {text}")
+            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}")
 
-        run_sweep(settings, on_point, lambda done, total: bar.update(task, completed=done, total=total), prepared,
-                  lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
+        def on_progress(p):
+            bar.update(task, description=p.point or "preparing", completed=p.seconds_done,
+                       total=p.seconds_total or None, batches=f"{p.batches_done}/{p.batches_total} batches")
+
+        run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(
+            f"[yellow]note:[/] {escape(text)}"))
 
 
 NO_ANSWER = 3  # exit code: the sweep ran and wrote its files, but no point of the grid was uncongested
 
 
-def render_answer(output: Path) -> bool:
-    """For each rate the batch size of least mean max-latency, and rho_max per batch size (with the ideal);
-    False when there is no answer (every point congested or failed)."""
-    import pandas as pd
-    from rich.table import Table
+def render_answer(output: Path, as_json: bool = False) -> bool:
+    """The best batch size at each rate, rho_max per batch size, the verdict in words and the noise warnings
+    (or all of it as JSON on stdout); False when there is no answer (every point congested or failed)."""
+    import json
 
-    from ..plots import envelope as env
+    from ..plots import tables
+    from ..plots.summary import summary
     from ..results.read import read_run
 
     run = read_run(output)
-    points = run.points
-    best = env.envelope(points)
-    if best.empty:
-        console.print(f"{output}: no uncongested point in this grid (every point congested or failed): sweep "
-                      f"lower rates than {points.rate_qps.min():g} q/s (exit code {NO_ANSWER})", soft_wrap=True)
-        return False
-    table = Table(title=f"{output}: best batch size N*(rho) (least mean max-latency among uncongested points)")
-    for column in ("rate q/s", "N*", "mean max-latency ms", "std ms", "ideal ms", "measured/ideal"):
-        table.add_column(column, justify="right")
-    ideals = points.set_index(["rate_qps", "batch_size"]).get("ideal_latency_ms")
-    for b in best.itertuples():
-        ideal = float("nan") if ideals is None else float(ideals.get((b.rate_qps, b.batch_size), float("nan")))
-        table.add_row(f"{b.rate_qps:g}", str(int(b.batch_size)), f"{b.mean_max_latency_ms:.2f}",
-                      f"{b.std_max_latency_ms:.2f}", "" if pd.isna(ideal) else f"{ideal:.2f}",
-                      "" if pd.isna(ideal) else f"{b.mean_max_latency_ms / ideal:.3f}")
-    console.print(table)
-    rho = Table(title="rho_max(N): highest uncongested rate of the grid, and the workers' capacity "
-                      "N * sum over workers of 1 / S_w(N)")
-    for column in ("N", "rho_max q/s", "first congested q/s", "S(N) ms (fastest)", "capacity q/s"):
-        rho.add_column(column, justify="right")
-    workers = len(run.meta.worker_cores)
-    highest, first_bad = env.rho_max(points), env.first_congested(points)
-    for n, group in points.groupby("batch_size"):
-        service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()
-        s_ms = float(service.median()) if len(service) else float("nan")
-        capacity = pd.to_numeric(group.get("capacity_qps", pd.Series(dtype=float)), errors="coerce").dropna()
-        ideal = float(capacity.median()) if len(capacity) else (  # runs before capacity_qps: identical workers
-            n * workers * 1000 / s_ms if s_ms == s_ms and workers else float("nan"))
-        failed = group[(group.batches == 0) & ~group.congested.astype(bool)]
-        rho.add_row(str(n), f"{highest[n]:g}" if highest[n] is not None else
-                    ("failed" if len(failed) else "none (congested at every rate)"),
-                    f"{first_bad[n]:g}" if first_bad[n] is not None else "beyond the grid",
-                    "" if s_ms != s_ms else f"{s_ms:.2f}", "" if ideal != ideal else f"{ideal:.1f}")
-    console.print(rho)
-    return True
+    data = summary(run)
+    if as_json:
+        typer.echo(json.dumps({**data, "exit_code": 0 if data["answered"] else NO_ANSWER}, indent=2))
+        return data["answered"]
+    if data["answered"]:
+        console.print(tables.rich_table(tables.envelope_rows(run), f"{output}: best batch size N* at each rate "
+                                        "(least worst-case latency: mean over batches of each batch's max latency)"))
+        console.print(tables.rich_table(tables.rho_rows(run), "rho_max(N): highest uncongested rate; capacity: "
+                                        "N x sum over workers of 1 / S_w(N)"))
+    for sentence in data["verdict"]:
+        console.print(f"[bold]verdict:[/] {escape(sentence)}", soft_wrap=True)
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+    if not data["answered"]:
+        console.print(f"{output}: no uncongested point in this grid (exit code {NO_ANSWER})", soft_wrap=True)
+    return data["answered"]
 
 
 def _echo(engine: str, platform: Path | None, workers: str) -> list[str]:

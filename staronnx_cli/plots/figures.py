@@ -63,9 +63,11 @@ def subtitle_of(run: Run) -> str:
 
 
 def _new(run_title: str, subtitle: str, wide: bool = False):
+    import textwrap
+
     fig, ax = plt.subplots(figsize=(10 if wide else 8, 5.2), layout="constrained")
-    fig.suptitle(run_title, fontsize=12)
-    ax.set_title(subtitle, fontsize=8.5, color="#444444")
+    fig.suptitle(textwrap.fill(run_title, 95 if wide else 75), fontsize=12)  # wrapped: a long title never clips
+    ax.set_title(textwrap.fill(subtitle, 130 if wide else 105), fontsize=8.5, color="#444444")
     ax.grid(True, which="both", alpha=0.25)
     return fig, ax
 
@@ -94,20 +96,15 @@ def need_usable(run: Run) -> pd.DataFrame:
 
 
 def _mark_congestion(ax, run: Run, colour_of) -> None:
-    """A dotted vertical line where each batch size was first found congested, and a note saying so."""
+    """A dotted vertical line where each batch size was first found congested, named in the legend (labels on
+    the lines collided where batch sizes congest at nearby rates); batch sizes congested at one rate share one."""
     by_rate: dict[float, list[int]] = {}
     for n, rate in env.first_congested(run.points).items():
         if rate is not None:
             by_rate.setdefault(rate, []).append(n)
-    for rate, sizes in by_rate.items():  # one line per rate, labelled with every N it stops
+    for rate, sizes in sorted(by_rate.items()):
         ax.axvline(rate, color=colour_of(sizes[0]) if len(sizes) == 1 else "#555555", linestyle=":", linewidth=1.2,
-                   alpha=0.8)
-        ax.annotate("N=" + ",".join(map(str, sizes)), (rate, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(2, -10), textcoords="offset points", fontsize=7.5, color="#555555")
-    if by_rate:
-        ax.set_xlim(right=max(ax.get_xlim()[1], 1.08 * max(by_rate)))  # room for the last label
-        ax.text(0.99, 0.01, "dotted: first congested rate of each N", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=7.5, color="#555555")
+                   alpha=0.8, label=f"N = {', '.join(map(str, sizes))} congested from {rate:g} q/s")
 
 
 def batches_figure(run: Run, log: bool = False):
@@ -120,7 +117,10 @@ def batches_figure(run: Run, log: bool = False):
                     color=batch_colour(int(n)), marker="o", markersize=4, capsize=3, linewidth=1.5, label=f"N = {n}")
     _mark_congestion(ax, run, batch_colour)
     _latency_axes(ax, log)
-    ax.legend(title="batch size", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: "congested" in labels[i])  # the curves, then the lines
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], title="batch size (bars: std)",
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
     return fig
 
 
@@ -130,12 +130,11 @@ def envelope_figure(run: Run, log: bool = False):
     ok = need_usable(run)
     best = env.envelope(run.points)
     fig, ax = _new(title_of(run), subtitle_of(run))
+    starts = []
     for n, group in ok.groupby("batch_size"):
         group = group.sort_values("rate_qps")
         ax.plot(group.rate_qps, group.mean_max_latency_ms, color="#bbbbbb", linewidth=1, marker=".", zorder=1)
-        last = group.iloc[-1]
-        ax.annotate(f"N={n}", (last.rate_qps, last.mean_max_latency_ms), textcoords="offset points", xytext=(4, 0),
-                    fontsize=7.5, color="#888888", va="center")
+        starts.append((int(n), float(group.rate_qps.iloc[0]), float(group.mean_max_latency_ms.iloc[0])))
     ax.plot(best.rate_qps, best.mean_max_latency_ms, color="black", linewidth=2, zorder=3, label="best N at each rate")
     span = max(float(best.rate_qps.max() - best.rate_qps.min()), 1e-9)
     last_x, last_n = None, None
@@ -152,14 +151,30 @@ def envelope_figure(run: Run, log: bool = False):
                 label="ideal (N-1)/rho + S(N) of that N")
     top = env.system_rho_max(run.points)
     if top is not None:
-        ax.axvline(top, color="black", linestyle=":", linewidth=1)
-        ax.annotate(f"rho_max {top:g} q/s", (top, 0.97), xycoords=("data", "axes fraction"), ha="right",
-                    va="top", fontsize=8, rotation=90, xytext=(-3, 0), textcoords="offset points")
+        ax.axvline(top, color="black", linestyle=":", linewidth=1, label=f"rho_max {top:g} q/s (saturation)")
     _latency_axes(ax, log)
+    _label_curve_starts(fig, ax, starts)
     ax.plot([], [], color="#bbbbbb", linewidth=1, label="each N (grey)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
     ax.text(1.01, 0.02, "numbers: the best N", transform=ax.transAxes, fontsize=8, color="#444444")
     return fig
+
+
+def _label_curve_starts(fig, ax, starts: list[tuple[int, float, float]]) -> None:
+    """'N=k' left of each grey curve's first point (curves are furthest apart at low rates, and the best-N
+    numbers sit above the points, not beside them), pushed apart vertically so no two labels overlap."""
+    gap = 7.5 * 1.4  # points: the label's font size and some air
+    placed: list[float] = []
+    left = ax.transAxes.transform((0, 0))[0]
+    for n, x, y in sorted(starts, key=lambda s: s[2]):
+        px, py = ax.transData.transform((x, y))
+        points_y = py * 72 / fig.dpi
+        shift = max(0.0, (placed[-1] + gap - points_y) if placed else 0.0)
+        placed.append(points_y + shift)
+        room = (px - left) * 72 / fig.dpi > 30  # points to the left of the first point
+        ax.annotate(f"N={n}", (x, y), textcoords="offset points", xytext=(-6 if room else 6, shift if room else
+                                                                          shift + 9),
+                    ha="right" if room else "left", va="center", fontsize=7.5, color="#777777")
 
 
 def _ideal_along(points: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
@@ -173,25 +188,32 @@ def _ideal_along(points: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
 
 
 def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool = False, title: str | None = None):
-    """Fig. 3 / Fig. 4: the envelopes of several runs on one figure, each rho_max marked."""
-    fig, ax = _new(title or title_of(runs[0]), "best batch size at each rate; dotted: each run's rho_max")
-    drawn = 0
-    for i, run in enumerate(runs):
-        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
-        label = (labels or legend_labels(runs))[i]
-        best = env.envelope(run.points)
-        top = env.system_rho_max(run.points)
-        if best.empty:
-            ax.plot([], [], color=colour, label=f"{label}: no uncongested point")
-            continue
-        drawn += 1
-        ax.plot(best.rate_qps, best.mean_max_latency_ms, color=colour, marker="o", markersize=4, linewidth=1.8,
-                label=f"{label}: rho_max {top:g} q/s")
-        ax.axvline(top, color=colour, linestyle=":", linewidth=1.2)
-    if not drawn:
+    """Fig. 3 / Fig. 4: the envelopes of several runs on one figure, each rho_max marked (dotted, in the run's
+    colour; grey where several runs share it). Only what is drawn is in the legend, below the axes, its labels
+    wrapped so that a long one never squeezes the axes."""
+    import textwrap
+
+    labels = labels or legend_labels(runs)
+    tops = [env.system_rho_max(run.points) for run in runs]
+    skipped = [label for label, top in zip(labels, tops) if top is None]
+    if len(skipped) == len(runs):
         raise UserError("none of the runs has an uncongested point to draw: sweep lower rates")
+    subtitle = "best batch size at each rate; dotted: each run's rho_max" + (
+        f"; not drawn (no uncongested point): {', '.join(skipped)}" if skipped else "")
+    fig, ax = _new(title or title_of(runs[0]), subtitle)
+    for i, (run, label, top) in enumerate(zip(runs, labels, tops)):
+        if top is None:
+            continue
+        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
+        best = env.envelope(run.points)
+        ax.plot(best.rate_qps, best.mean_max_latency_ms, color=colour, marker="o", markersize=4, linewidth=1.8,
+                label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60))
+        shared = sum(t == top for t in tops) > 1
+        ax.axvline(top, color="#555555" if shared else colour, linestyle=":", linewidth=1.2)
     _latency_axes(ax, log)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, ncol=1 if len(runs) > 3 else len(runs))
+    drawn = [label for label, top in zip(labels, tops) if top is not None]
+    columns = len(drawn) if sum(min(len(label), 60) + 25 for label in drawn) <= 130 else 1
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, ncol=columns)
     return fig
 
 

@@ -6,10 +6,25 @@ from pathlib import Path
 
 from ..results.read import Run
 from . import figures, tables
+from .noise import noise_warnings
+from .verdict import verdict
 
 META_KEYS = ["command", "system", "engine", "workers", "worker_cores", "policy", "arrival", "max_queue_delay_ms",
              "batches", "warmup", "seed", "cpu", "cores", "gpu", "host", "python", "onnxruntime", "staronnx",
              "target", "parts", "offload_fraction", "model_sha256", "plan_sha256", "start_time"]
+
+COLUMNS = """<details><summary>What the columns mean</summary>
+
+- **mean max-latency ms**: the worst case the best batch size minimises. Each batch's longest query latency
+  (its first query's: waiting for the batch to fill, then for a worker, then the service), averaged over the
+  measured batches of the point. **std ms**: its standard deviation across those batches.
+- **ideal ms**: (N - 1) / rate + S(N), the latency with no queueing: batch formation plus the service time of
+  the fastest worker alone. **measured/ideal**: 1.0 is ideal; below 0.9 the ideal's S(N) came from a slow spell.
+- **rho_max q/s**: the highest rate a batch size sustains without a growing queue (congestion: a rising latency
+  trend or a backlog of unfinished batches). **first congested q/s**: the lowest rate found congested.
+- **S(N) ms (fastest)**: one batch of N through the whole model on the fastest worker alone (median of 10 runs).
+  **capacity q/s**: N x the sum over workers of 1 / S_w(N), what the workers could serve with perfect scheduling.
+</details>"""
 
 
 def write_report(runs: list[Run], output: Path) -> list[Path]:
@@ -17,7 +32,13 @@ def write_report(runs: list[Run], output: Path) -> list[Path]:
     folder = output.with_name(output.stem + "_files")
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", ""]
+    lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", "", "## Verdict", ""]
+    lines += [f"- {sentence}" for sentence in verdict(runs)] + [""]
+    warnings = [(run, w) for run in runs for w in noise_warnings(run)]
+    if warnings:
+        lines += ["**Noise** (these figures may not be the machine's own):", ""]
+        lines += [f"- {run.label + ': ' if len(runs) > 1 else ''}{w}" for run, w in warnings] + [""]
+    lines += [COLUMNS, ""]
     if len(runs) > 1:
         image = figures.save(figures.compare_figure(runs), folder / "compare.png")
         written.append(image)

@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from ..results.read import Run
-from . import envelope as env
+from .summary import best_points, saturation
 
 
 def envelope_rows(run: Run) -> list[dict]:
-    """For each rate with an uncongested point: the best N, its latency (mean and std), measured/ideal."""
-    rows = []
-    for _, row in env.envelope(run.points).iterrows():
-        n = int(row.batch_size)
-        ideal = env.ideal_curve(run.points, n)
-        hit = ideal[ideal.rate_qps == row.rate_qps]
-        ratio = float(row.mean_max_latency_ms) / float(hit.ideal_ms.iloc[0]) if not hit.empty else None
-        rows.append({"rate q/s": f"{row.rate_qps:g}", "best N": str(n),
-                     "mean max-latency ms": f"{row.mean_max_latency_ms:.2f}",
-                     "std ms": "" if pd.isna(row.std_max_latency_ms) else f"{row.std_max_latency_ms:.2f}",
-                     "measured/ideal": "" if ratio is None else f"{ratio:.3f}"})
-    return rows
+    """For each rate with an uncongested point: the best N, its worst-case latency (mean, std), ideal, ratio."""
+    return [{"rate q/s": f"{r['rate_qps']:g}", "best N": str(r["batch_size"]),
+             "mean max-latency ms": f"{r['mean_max_latency_ms']:.2f}", "std ms": _fixed(r["std_max_latency_ms"]),
+             "ideal ms": _fixed(r["ideal_latency_ms"]), "measured/ideal": _fixed(r["latency_over_ideal"], 3)}
+            for r in best_points(run)]
 
 
 def rho_rows(run: Run) -> list[dict]:
-    highest, first_bad = env.rho_max(run.points), env.first_congested(run.points)
-    return [{"N": str(n), "rho_max q/s": "none" if highest[n] is None else f"{highest[n]:g}",
-             "first congested q/s": "beyond the grid" if first_bad[n] is None else f"{first_bad[n]:g}"}
-            for n in highest]
+    """Per N: rho_max, the first congested rate, S(N) of the fastest worker, and the workers' capacity."""
+    return [{"N": str(r["batch_size"]),
+             "rho_max q/s": f"{r['rho_max_qps']:g}" if r["rho_max_qps"] is not None else
+             ("failed" if r["failed"] else "none (congested at every rate)"),
+             "first congested q/s": "beyond the grid" if r["first_congested_qps"] is None else
+             f"{r['first_congested_qps']:g}",
+             "S(N) ms (fastest)": _fixed(r["service_ms"]), "capacity q/s": _fixed(r["capacity_qps"], 1)}
+            for r in saturation(run)]
+
+
+def _fixed(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -39,17 +38,27 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cell(value) -> str:
+    """A table cell: missing values (None, NaN) blank, floats without float noise (0.30000000000000004)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def rich_table(rows: list[dict], title: str, text_columns: tuple[str, ...] = ()):
-    """Numbers right-aligned; `text_columns` left-aligned and never cut (they wrap instead)."""
+    """Numbers right-aligned; `text_columns` left-aligned. No cell or header is ever cut: on a narrow terminal
+    they fold onto more lines (Rich's default would end them in '...')."""
     from rich.table import Table
 
     table = Table(title=title)
     for column in (rows[0] if rows else {"": ""}):
         if column in text_columns:
-            longest = max([len(column)] + [len(str(r[column])) for r in rows])
+            longest = max([len(column)] + [len(cell(r[column])) for r in rows])
             table.add_column(column, justify="left", overflow="fold", min_width=min(40, longest))
         else:
-            table.add_column(column, justify="right")
+            table.add_column(column, justify="right", overflow="fold")
     for r in rows:
-        table.add_row(*[str(v) for v in r.values()])
+        table.add_row(*[cell(v) for v in r.values()])
     return table

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
+from ..metrics.spread import relative_spread
 from .perfmodel import CALIBRATION_SAMPLES, PerfModel
 from .workers import WorkerSpec
 
@@ -29,9 +30,11 @@ class Calibration:
     seconds: float  # how long it took (wall clock; the simulator's bookkeeping in simulation)
     calibrated: bool  # whether these runs calibrated the kind's performance models (else: only S(N))
     service_ms: float
+    spread: float | None = None  # (75th - 25th percentile) / median of the runs' times; None: no spread measured
 
     def to_json(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items() if v is not None}
+
 
 
 def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int, parts: int, learn: bool = True
@@ -51,5 +54,6 @@ def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int
 
         started = time.perf_counter()
         by_kind[kind] = executor.service_time(w, n, parts, runs=runs, on_task=learn_task if needed else None)
-        log.append(Calibration(n, kind, runs, time.perf_counter() - started, needed, 1000 * by_kind[kind]))
+        spread = relative_spread(getattr(executor, "service_samples", ()))
+        log.append(Calibration(n, kind, runs, time.perf_counter() - started, needed, 1000 * by_kind[kind], spread))
     return [by_kind[w.kind_key] for w in workers], log

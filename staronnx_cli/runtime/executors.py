@@ -274,6 +274,7 @@ class ThreadExecutor(PointClock):
         finally:
             self.release_batch(-1)
             self.loop = saved
+        self.service_samples = [] if errors else times  # the spread of these runs is recorded with S(N)
         return float("nan") if errors else float(np.median(times))
 
     # -- the scheduler's side ------------------------------------------------------------------------

@@ -127,3 +127,19 @@ def check_memory(s: SweepSettings, target: Target, workers) -> None:
     if needed > limit_gib * 2**30:
         raise UserError(f"this sweep needs about {needed / 2**30:.3g} GiB ({why}), more than --max-memory "
                         f"{limit_gib:.3g} GiB: lower --batches or the largest --batch, or raise --max-memory")
+
+
+def layout_warnings(target: Target, workers, system: str) -> list[str]:
+    """A plan whose parts cannot run side by side on these workers: said once before the sweep, with the fix."""
+    parts = len(target.part_files)
+    if parts < 2 or system != "staronnx":
+        return []
+    warnings = []
+    if len(workers) == 1:
+        warnings.append(f"a {parts}-part plan on a single worker ({workers[0].name}): its parts run one after "
+                        "the other on the same cores, so splitting cannot raise saturation here; give each device "
+                        "its worker, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0,cpu:1x15")
+    if target.costs_device.startswith("cuda") and not any(w.kind == "cuda" for w in workers):
+        warnings.append(f"this plan was split on GPU costs ({target.costs_device}) but no worker is a GPU: it "
+                        "measures the split on CPU workers only; add one, e.g. --workers cuda:0,cpu:1x15")
+    return warnings

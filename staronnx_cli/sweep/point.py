@@ -126,10 +126,11 @@ def first_measured(p: PointSpec, records: list[BatchRecord]) -> int:
 
 
 def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop, runner=None,
-              services_s=()):
+              services_s=(), on_batch=None):
     """Run one point on `executor` and return (records, stop reason, arrival times, first measured batch).
     `runner(loop, executor, policy, graph)` makes what runs it (default: the scheduler; the native baseline's
-    plain loop). `services_s`: S_w(N) per worker, for the capacity the judge and the backlog bound use."""
+    plain loop). `services_s`: S_w(N) per worker, for the capacity the judge and the backlog bound use.
+    `on_batch(record)`: told of each finished batch (on the loop's thread: keep it short)."""
     times, schedule = point_schedule(p)
     loop = loop_factory()
     executor.loop = loop
@@ -139,7 +140,14 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
         scheduler = runner(loop, executor, policy, graph)
     known = _services(list(services_s), len(workers))
     judge = PointJudge(p, _capacity(p.batch_size, known, len(workers)))
-    records, stop = scheduler.run(schedule, limits_for(schedule, p, len(workers), known, judge), judge.watch)
+    watch = judge.watch
+    if on_batch is not None:  # e.g. the progress bar; told of every finished batch before the judge
+
+        def watch(record: BatchRecord) -> str:
+            on_batch(record)
+            return judge.watch(record)
+
+    records, stop = scheduler.run(schedule, limits_for(schedule, p, len(workers), known, judge), watch)
     return records, stop, times, first_measured(p, records)
 
 

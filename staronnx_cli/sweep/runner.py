@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import __version__
 from ..errors import UserError, first_line, json_text
+from ..hostload import counters, sample_load
 from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..results.schema import (
@@ -29,9 +30,17 @@ from ..runtime.policies import make_policy
 from ..systems import make_engine, policy_of
 from ..systems.target import Target, load_target
 from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
-from .checks import check_duration, check_loadable, check_memory, check_resume, check_settings
+from .checks import (
+    check_duration,
+    check_loadable,
+    check_memory,
+    check_resume,
+    check_settings,
+    layout_warnings,
+)
 from .lock import run_lock
 from .point import PointSpec, batch_rows, point_row, run_point
+from .progress import SweepProgress
 from .settings import SweepSettings
 
 
@@ -99,6 +108,7 @@ class Prepared:
     engine: object
     policy: object
     meta: dict
+    warnings: list[str]  # about the layout, said before the sweep starts (sweep/checks.layout_warnings)
 
 
 def prepare_sweep(s: SweepSettings) -> Prepared:
@@ -117,10 +127,10 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     meta = run_metadata(s, target, engine)
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
         check_resume(s, meta, s.output)
-    return Prepared(target, engine, policy, meta)
+    return Prepared(target, engine, policy, meta, layout_warnings(target, engine.workers, s.system))
 
 
-def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda done, total: None,
+def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda progress: None,
               prepared: Prepared | None = None, on_notice=lambda text: None) -> list[dict]:
     """Every (N, rho) of the grid, N by N; one executor (warmed sessions) per N; rows appended per point; the run
     directory locked against a second writer the whole time."""
@@ -165,43 +175,60 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
         write_run_json(s.output / "run.json", meta)
+    watch_load = engine.name == "real"  # the virtual clock does not care how busy the machine is
+    since = _record_load(s.output / "run.json", "start") if watch_load else None
     measured = _measured(s.output / "points.csv") if s.resume else {}
     names = [w.name for w in engine.workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label()}
     grid, capacities = (list(s.rates), {}) if not s.auto_rates else _auto_grid(s, engine, on_notice)
     rows = []
-    total, progress = len(s.batch_sizes) * len(grid), 0
+    planned = s.warmup + s.batches
+    progress = SweepProgress(listener=on_progress)
+    for n in s.batch_sizes:
+        for rate in grid:
+            progress.add(n, rate, planned)
+            if (n, rate) in measured:
+                progress.start(n, rate, planned)
+                progress.finish()
     for n in s.batch_sizes:
         todo = [r for r in grid if (n, r) not in measured]
-        progress += len(grid) - len(todo)
-        on_progress(progress, total)
         mine = [(r, c) for (m, r), c in measured.items() if m == n]
         if not todo and not (s.auto_rates and next_probe(mine, capacities.get(n))):
             continue
         setup = engine.prepare(n)
         executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
         _record_calibration(s.output / "run.json", engine)
-        point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point)
+        point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
+                             progress)
         try:
             for rate in todo:
                 point.measure(rate)
-                progress += 1
-                on_progress(progress, total)
             probes = 0
             point.congested_at = None  # a probe lies below the congested rate it refines
             while s.auto_rates and not failure and probes < MAX_PROBES:
                 rate = next_probe(mine, capacities.get(n))
                 if rate is None or any(r == rate for r, _ in mine):
                     break
-                total += 1
+                progress.add(n, rate, planned)
                 point.measure(rate)
                 probes += 1
-                progress += 1
-                on_progress(progress, total)
         finally:
             if executor is not None:
                 executor.close()
+    if watch_load:
+        _record_load(s.output / "run.json", "during", since, s.system == "triton")
     return rows
+
+
+def _record_load(run_json: Path, when: str, since=None, server_elsewhere: bool = False):
+    """run.json's machine_load: at the start, the machine over a short window; at the end, the other processes'
+    CPU time over the whole sweep (not for Triton: its server is another process). Returns the counters."""
+    start = counters()
+    if not server_elsewhere:
+        meta = read_run_meta(run_json)
+        meta["machine_load"] = meta.get("machine_load", []) + [sample_load(when, since)]
+        write_run_json(run_json, meta)
+    return start
 
 
 @dataclass
@@ -220,10 +247,12 @@ class _PointRunner:
     rows: list[dict]
     mine: list[tuple[float, bool]]  # (rate, congested) of this N, in points.csv
     on_point: object
+    progress: SweepProgress
     congested_at: float | None = None
 
     def measure(self, rate: float) -> dict:
         s, n, engine = self.s, self.n, self.prepared.engine
+        self.progress.start(n, rate, s.warmup + s.batches)
         spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
                          None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
         if self.failure:
@@ -235,7 +264,8 @@ class _PointRunner:
         else:
             records, stop, times, first = run_point(spec, self.executor, engine.workers, self.prepared.policy,
                                                     engine.perf, self.prepared.target.graph, engine.loop_factory,
-                                                    engine.runner, self.services)
+                                                    engine.runner, self.services,
+                                                    on_batch=lambda record: self.progress.batch(n, rate))
             row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
             append_rows(s.output / "batches.csv", BATCH_COLUMNS,
                         [{"system": s.system, **b} for b in batch_rows(spec, records, self.names, first)])
@@ -245,6 +275,7 @@ class _PointRunner:
         engine.after_point()
         self.rows.append(row)
         self.mine.append((rate, bool(row["congested"])))
+        self.progress.finish()
         self.on_point(row)
         return row
 

@@ -22,6 +22,7 @@ class Target:
     plan_sha256: str
     offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
     split_method: str = ""
+    costs_device: str = ""  # of the plan: the device its costs were profiled on (cpu:K, cuda:I)
 
 
 def load_target(path: Path) -> Target:
@@ -47,7 +48,7 @@ def load_target(path: Path) -> Target:
         sizes = [{e.source: e.bytes_per_sample for e in plan.edges if e.target == i} for i in range(len(files))]
         final = [sum(t.bytes_per_sample for t in p.outputs if t.name in plan.model_outputs) for p in plan.parts]
         return Target(files, PartGraph(deps, sizes, final), plan.source_sha256, modelio.sha256_of(path / "plan.json"),
-                      plan.achieved_fraction, plan.method)
+                      plan.achieved_fraction, plan.method, plan.device)
     model = modelio.load_model(path, with_weights=False)
     specs = modelio.input_specs(model)
     per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs)

@@ -1,0 +1,68 @@
+"""Noise called out (hyperfine-style): what in a run's files says its figures may not be the machine's, each
+warning naming the cause and the fix. Computed from the exported files only, so sweep, report and --json agree."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..hostload import busy_warnings
+from ..metrics.spread import SPREAD
+from ..results.read import Run
+from . import envelope as env
+
+BELOW_IDEAL = 0.90  # measured latency below this share of the ideal: the ideal's S(N) came from a slow spell
+LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load generator itself was starved
+
+
+def noise_warnings(run: Run) -> list[str]:
+    """Every warning for one run, most telling first."""
+    return [*busy_warnings(run.meta.get("machine_load") or []), *_spread_warnings(run), *_below_ideal(run),
+            *_late_releases(run), *_disturbances(run)]
+
+
+def _spread_warnings(run: Run) -> list[str]:
+    wide = [c for c in run.meta.get("calibration") or [] if (c.get("spread") or 0) > SPREAD]
+    if not wide:
+        return []
+    worst = max(wide, key=lambda c: c["spread"])
+    which = ", ".join(f"N={c['batch_size']} on {c['kind']} {c['spread']:.0%}" for c in wide[:4])
+    more = f" and {len(wide) - 4} more" if len(wide) > 4 else ""
+    return [f"S(N) was measured unsteadily ({which}{more}; interquartile range over median of "
+            f"{worst['runs']} runs, above {SPREAD:.0%}): the ideal and the capacity rest on it; sweep again on "
+            "a quiet machine"]
+
+
+def _below_ideal(run: Run) -> list[str]:
+    points = env.usable(run.points)
+    if "latency_over_ideal" not in points:
+        return []
+    ratio = pd.to_numeric(points["latency_over_ideal"], errors="coerce")
+    low = points[ratio < BELOW_IDEAL]
+    if low.empty:
+        return []
+    worst = low.loc[ratio[low.index].idxmin()]
+    return [f"{len(low)} point(s) ran faster than their ideal (lowest: N={int(worst.batch_size)} at "
+            f"{worst.rate_qps:g} q/s, {float(worst.latency_over_ideal):.2f} x): S(N) was measured in a slow "
+            "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine"]
+
+
+def _late_releases(run: Run) -> list[str]:
+    if "release_lateness_p99_us" not in run.points:
+        return []
+    late = pd.to_numeric(run.points["release_lateness_p99_us"], errors="coerce")
+    if not (late > LATE_RELEASE_US).any():
+        return []
+    worst = run.points.loc[late.idxmax()]
+    return [f"queries were released late at {int((late > LATE_RELEASE_US).sum())} point(s) (p99 up to "
+            f"{late.max() / 1000:.1f} ms, N={int(worst.batch_size)} at {worst.rate_qps:g} q/s): the load "
+            "generator's thread was starved of CPU; leave it a core (fewer worker cores) or stop other work"]
+
+
+def _disturbances(run: Run) -> list[str]:
+    reasons = run.points.get("reason", pd.Series(dtype=str)).fillna("").astype(str)
+    hits = run.points[reasons.str.contains("a disturbance", regex=False)]
+    if hits.empty:
+        return []
+    where = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
+    return [f"latency rose while the workers had time to spare at {len(hits)} point(s) ({where}): something "
+            "else slowed the machine then; their latencies are pessimistic: sweep again on a quiet machine"]

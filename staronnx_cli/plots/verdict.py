@@ -1,0 +1,187 @@
+"""The answer in words: which batch size to use at which rate (and its worst-case latency), where each batch size
+and the machine saturate, and, for a whole model and its split, whether splitting pushed saturation further.
+
+"Worst-case latency" is points.csv's mean_max_latency_ms: each batch's longest query latency (its first query,
+which waited for the batch to form, then for a worker, then for the service), averaged over the measured
+batches. It is what the best batch size N* minimises at each rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..results.read import Run
+from ..sweep.autogrid import PRECISION
+from . import envelope as env
+
+LATENCY_CHANGE = 0.05  # a split's latency within this share of the whole model's counts as the same
+
+
+def ms(value: float) -> str:
+    """Milliseconds to three significant figures, without a trailing exponent."""
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def qps(value: float) -> str:
+    """A rate as the grid holds it, never in exponent notation: 14600, 57.89, 0.5."""
+    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}"
+
+
+def run_verdict(run: Run) -> list[str]:
+    """Sentences for one run: the best batch size by rate, then saturation per batch size and overall."""
+    best = env.envelope(run.points)
+    if best.empty:
+        lowest = run.points.rate_qps.min()
+        return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s): "
+                "sweep lower rates."]
+    return [_best_sentence(best), *_saturation_sentences(run)]
+
+
+def _best_sentence(best) -> str:
+    """Consecutive rates with the same N* as one range: 'N=1 from 10 to 40 q/s (worst case 7.00 to 12.5 ms)'."""
+    pieces, rows = [], list(best.itertuples())
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i < len(rows) and rows[i].batch_size == rows[start].batch_size:
+            continue
+        group = rows[start:i]
+        low, high = min(r.mean_max_latency_ms for r in group), max(r.mean_max_latency_ms for r in group)
+        rates = (f"at {qps(group[0].rate_qps)} q/s" if len(group) == 1 else
+                 f"from {qps(group[0].rate_qps)} to {qps(group[-1].rate_qps)} q/s")
+        latency = f"{ms(low)} ms" if ms(low) == ms(high) else f"{ms(low)} to {ms(high)} ms"
+        pieces.append(f"N={int(group[0].batch_size)} {rates} (worst-case latency {latency})")
+        start = i
+    return "Best batch size: " + "; ".join(pieces) + "."
+
+
+def resolution(run: Run) -> float:
+    """How finely this run knows rho_max, as a share of it: the auto grid's precision, or the gap between the
+    highest uncongested and the first congested rate of the best batch size in an explicit grid."""
+    if run.meta.get("auto_rates"):
+        return PRECISION
+    top, n = top_rate(run)
+    first = env.first_congested(run.points).get(n) if n is not None else None
+    return (first / top - 1) if top and first else 0.0
+
+
+def top_rate(run: Run) -> tuple[float | None, int | None]:
+    """The machine's rho_max (the highest uncongested rate of any N) and the smallest N reaching it."""
+    highest = env.rho_max(run.points)
+    top = max((v for v in highest.values() if v is not None), default=None)
+    return top, (None if top is None else min(n for n, v in highest.items() if v == top))
+
+
+def _saturation_sentences(run: Run) -> list[str]:
+    highest, first_bad = env.rho_max(run.points), env.first_congested(run.points)
+    how = (f"within {PRECISION:.0%}" if run.meta.get("auto_rates") else "the highest uncongested rate of the grid")
+    per_n = []
+    for n, top in highest.items():
+        if top is None:
+            failed = run.points[(run.points.batch_size == n) & ~run.points.congested.astype(bool)]
+            per_n.append(f"N={n} failed" if len(failed) else f"N={n} congested at every rate")
+        elif first_bad[n] is None:
+            per_n.append(f"N={n} above {qps(top)} q/s (never congested in the grid)")
+        else:
+            per_n.append(f"N={n} at {qps(top)} q/s")
+    top, n = top_rate(run)
+    sentences = [f"Saturation (rho_max, {how}): " + ", ".join(per_n) + "."]
+    if first_bad.get(n) is None:
+        sentences.append(f"The machine serves at least {qps(top)} q/s (with N={n}): no batch size congested at the "
+                         "top of the grid; sweep higher rates to find where it saturates.")
+    elif resolution(run) > PRECISION:
+        sentences.append(f"The machine saturates between {qps(top)} and {qps(first_bad[n])} q/s, with N={n} (its "
+                         "highest uncongested and first congested rates: a finer grid, or --rate auto, narrows it).")
+    else:
+        sentences.append(f"The machine saturates at {qps(top)} q/s, with N={n}: above it every batch size's "
+                         "queue grows without bound.")
+    return sentences
+
+
+def split_verdict(whole: Run, split: Run) -> str:
+    """Whether splitting raised saturation (by how much, or 'no'), and at which rates it lowers latency."""
+    share = split.meta.offload_fraction
+    what = f"{split.meta.parts} parts" + (f", {share:.0%} of the compute offloaded" if share else "")
+    whole_top, _ = top_rate(whole)
+    split_top, _ = top_rate(split)
+    if split_top is None:
+        return f"The split ({what}) had no uncongested point: no comparison."
+    if whole_top is None:
+        return f"The split ({what}) serves up to {qps(split_top)} q/s; the whole model had no uncongested point."
+    change = split_top / whole_top - 1
+    tolerance = max(resolution(whole), resolution(split), PRECISION)
+    if change > tolerance:
+        head = f"Splitting ({what}) raised saturation from {qps(whole_top)} to {qps(split_top)} q/s ({change:+.0%})."
+    elif change < -tolerance:
+        head = f"Splitting ({what}) lowered saturation from {qps(whole_top)} to {qps(split_top)} q/s ({change:+.0%})."
+    else:
+        head = (f"Splitting ({what}) did not raise saturation: {qps(whole_top)} q/s whole, {qps(split_top)} q/s "
+                f"split ({change:+.0%}, within the {tolerance:.0%} these sweeps resolve).")
+    return head + " " + _latency_change(whole, split)
+
+
+def _latency_change(whole: Run, split: Run) -> str:
+    """The split's best latency at each of its rates against the whole model's at the same rate (interpolated
+    linearly between the whole model's measured rates where the grids differ)."""
+    mine, theirs = env.envelope(split.points), env.envelope(whole.points)
+    rates, latencies = theirs.rate_qps.to_numpy(float), theirs.mean_max_latency_ms.to_numpy(float)
+    lower, higher, beyond, gains = [], [], [], []
+    for row in mine.itertuples():
+        if row.rate_qps > rates.max():
+            beyond.append(row.rate_qps)
+            continue
+        if row.rate_qps < rates.min():
+            continue
+        reference = float(np.interp(row.rate_qps, rates, latencies))
+        ratio = row.mean_max_latency_ms / reference - 1
+        if ratio < -LATENCY_CHANGE:
+            lower.append(row.rate_qps)
+            gains.append(-ratio)
+        elif ratio > LATENCY_CHANGE:
+            higher.append(row.rate_qps)
+    words = []
+    if lower:
+        words.append(f"It lowers the worst-case latency at {_rates(lower)} (by up to {max(gains):.0%})")
+    if higher:
+        words.append(f"it raises it at {_rates(higher)}" if words else
+                     f"It raises the worst-case latency at {_rates(higher)}")
+    if beyond:
+        words.append(f"{'it' if words else 'It'} alone serves {_rates(beyond)}, beyond the whole model's "
+                     "saturation")
+    if not words:
+        return (f"Its worst-case latency is within {LATENCY_CHANGE:.0%} of the whole model's at every rate both "
+                "served.")
+    return "; ".join(words) + (" (the whole model's latency interpolated between its measured rates)."
+                               if not set(mine.rate_qps) <= set(theirs.rate_qps) else ".")
+
+
+def _rates(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{qps(values[0])} q/s"
+    if len(values) <= 3:
+        return ", ".join(qps(v) for v in values[:-1]) + f" and {qps(values[-1])} q/s"
+    return f"{len(values)} rates from {qps(values[0])} to {qps(values[-1])} q/s"
+
+
+def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
+    """(whole, split) of the same source model, same system; a split pairs with the whole run on the same
+    workers where there is one."""
+    found = []
+    for split in (r for r in runs if int(r.meta.parts) > 1):
+        wholes = [r for r in runs if int(r.meta.parts) == 1 and r.model == split.model and r.model
+                  and r.meta.system == split.meta.system and r.meta.engine == split.meta.engine]
+        same = [r for r in wholes if r.meta.workers == split.meta.workers]
+        if same or wholes:
+            found.append(((same or wholes)[0], split))
+    return found
+
+
+def verdict(runs: list[Run]) -> list[str]:
+    """The report's opening: each run's sentences (prefixed by its label when there are several), then each
+    whole-vs-split pair's."""
+    from ..results.read import legend_labels
+
+    if len(runs) == 1:
+        return run_verdict(runs[0])
+    labels = dict(zip((id(r) for r in runs), legend_labels(runs)))
+    lines = [f"{labels[id(r)]}: " + " ".join(run_verdict(r)) for r in runs]
+    return lines + [split_verdict(whole, split) for whole, split in pairs(runs)]

@@ -1,0 +1,34 @@
+"""Noise in a profile called out: repeated runs that disagree, a profiler that seems to cost less than nothing,
+an optimisation level that seems to slow the model down. Each says what it means and what to do."""
+
+from __future__ import annotations
+
+import statistics
+
+from ..metrics.spread import SPREAD, relative_spread
+
+NEGATIVE_OVERHEAD = -0.02  # profiled runs faster than unprofiled ones by more than this: noise, not a gain
+SLOWER_LEVEL_ALL = 1.15  # level all this much slower than the profiled level: the runs were disturbed
+
+
+def profile_warnings(batch_size: int, run_us: list[float], plain_us: list[float] | None = None,
+                     full_us: list[float] | None = None, level: str = "basic") -> list[str]:
+    """Warnings for one batch size's profile: end-to-end runs (profiled), and if timed, unprofiled runs at the
+    profiled level and at level all."""
+    warnings = []
+    spread = relative_spread(run_us)
+    if spread is not None and spread > SPREAD:
+        warnings.append(f"batch {batch_size}: the {len(run_us)} profiled runs spread {spread:.0%} (interquartile "
+                        f"range over median, above {SPREAD:.0%}): node costs are uncertain; profile again on a "
+                        "quiet machine, or with more --runs")
+    if plain_us and full_us:
+        profiled, plain, full = statistics.fmean(run_us), statistics.fmean(plain_us), statistics.fmean(full_us)
+        if profiled / plain - 1 < NEGATIVE_OVERHEAD:
+            warnings.append(f"batch {batch_size}: runs with the profiler on were {1 - profiled / plain:.1%} faster "
+                            "than without it: the machine's noise is larger than the profiler's overhead; profile "
+                            "again on a quiet machine")
+        if full / plain > SLOWER_LEVEL_ALL:
+            warnings.append(f"batch {batch_size}: level all ran at {full / plain:.0%} of level {level}'s time "
+                            "(more optimisation should not be slower): those runs were disturbed; profile again "
+                            "on a quiet machine")
+    return warnings

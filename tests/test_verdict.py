@@ -1,0 +1,211 @@
+"""The answer in words and the noise called out: exact sentences on fixture runs, every warning on synthetic noisy
+data (and none on clean data), the layout warnings, and `sweep --json`'s schema."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from staronnx_cli.hostload import Counters, _cpu_ticks, busy_warnings, sample_load
+from staronnx_cli.plots.noise import noise_warnings
+from staronnx_cli.plots.verdict import pairs, run_verdict, split_verdict, verdict
+from staronnx_cli.results.read import Run, read_run
+from staronnx_cli.results.runmeta import RunMeta
+from staronnx_cli.runtime.workers import WorkerSpec
+from staronnx_cli.sweep.checks import layout_warnings
+
+RUNS = Path(__file__).parent / "data" / "runs"
+PLATFORM = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+
+
+def test_the_verdict_of_a_fixture_run_in_words():
+    assert run_verdict(read_run(RUNS / "two_workers")) == [
+        "Best batch size: N=1 from 100 to 250 q/s (worst-case latency 7.00 ms); N=2 at 400 q/s (worst-case "
+        "latency 12.5 ms).",
+        "Saturation (rho_max, the highest uncongested rate of the grid): N=1 at 250 q/s, N=2 at 400 q/s, "
+        "N=4 at 400 q/s.",
+        "The machine saturates between 400 and 550 q/s, with N=2 (its highest uncongested and first congested "
+        "rates: a finer grid, or --rate auto, narrows it).",
+    ]
+
+
+def test_whole_and_split_fixtures_pair_and_the_split_does_not_raise_saturation():
+    whole, split, other = (read_run(RUNS / name) for name in ("two_workers", "split", "one_worker"))
+    assert [(w.path.name, s.path.name) for w, s in pairs([other, split, whole])] == [("two_workers", "split")]
+    assert split_verdict(whole, split) == (
+        "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 400 q/s whole, 400 q/s split "
+        "(+0%, within the 38% these sweeps resolve). It raises the worst-case latency at 400 q/s.")
+    lines = verdict([whole, split])
+    assert lines[0].startswith("staronnx cpu:2x1 dmda (sim): Best batch size: N=1")
+    assert lines[-1].startswith("Splitting (2 parts")
+
+
+def hand_run(parts: int, rows: list[tuple], auto: bool = True) -> Run:
+    points = pd.DataFrame(rows, columns=["batch_size", "rate_qps", "batches", "mean_max_latency_ms",
+                                         "std_max_latency_ms", "congested"])
+    meta = RunMeta(schema_version=3, parts=parts, model_sha256="m", offload_fraction=0.1 if parts > 1 else 0.0,
+                   extra={"auto_rates": [10.0]} if auto else {})
+    return Run(Path(f"run{parts}"), meta, points)
+
+
+def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_figures():
+    whole = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 12.0, 0.1, False), (1, 30, 30, 20.0, 1.0, False),
+                         (1, 40, 10, None, None, True)])
+    split = hand_run(2, [(1, 10, 30, 10.2, 0.1, False), (1, 25, 30, 11.0, 0.1, False), (1, 30, 30, 13.0, 0.1, False),
+                         (1, 36, 30, 25.0, 2.0, False), (1, 37, 10, None, None, True)])
+    # at 25 q/s the whole model's 16 ms is interpolated between 20 and 30 q/s: 11 ms is 31 % lower; 13 vs 20: 35 %
+    assert split_verdict(whole, split) == (
+        "Splitting (2 parts, 10% of the compute offloaded) raised saturation from 30 to 36 q/s (+20%). It lowers "
+        "the worst-case latency at 25 and 30 q/s (by up to 35%); it alone serves 36 q/s, beyond the whole model's "
+        "saturation (the whole model's latency interpolated between its measured rates).")
+    same = hand_run(2, [(1, 10, 30, 10.3, 0.1, False), (1, 30, 30, 20.5, 0.1, False), (1, 31, 10, None, None, True)])
+    assert split_verdict(whole, same) == (
+        "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30 q/s split "
+        "(+0%, within the 3% these sweeps resolve). Its worst-case latency is within 5% of the whole model's at "
+        "every rate both served.")
+
+
+def test_a_run_without_an_uncongested_point_says_to_sweep_lower():
+    jammed = hand_run(1, [(1, 500, 10, None, None, True), (2, 500, 0, None, None, False)])
+    assert run_verdict(jammed) == ["No point was uncongested (every batch size congested or failed from 500 q/s): "
+                                   "sweep lower rates."]
+
+
+def noisy_copy(tmp_path: Path) -> Path:
+    run = tmp_path / "noisy"
+    shutil.copytree(RUNS / "two_workers", run)
+    meta = json.loads((run / "run.json").read_text())
+    meta["calibration"] = [{"batch_size": 1, "kind": "cpu:1", "runs": 10, "seconds": 0.1, "calibrated": False,
+                            "service_ms": 7.0, "spread": 0.31},
+                           {"batch_size": 2, "kind": "cpu:1", "runs": 10, "seconds": 0.1, "calibrated": False,
+                            "service_ms": 10.0, "spread": 0.02}]
+    meta["machine_load"] = [{"when": "start", "cores": 2, "loadavg_1m": 1.5, "others_busy_cores": 1.2,
+                             "stolen_cores": 0.0},
+                            {"when": "during", "cores": 2, "loadavg_1m": 2.5, "others_busy_cores": 0.1,
+                             "stolen_cores": 0.4}]
+    (run / "run.json").write_text(json.dumps(meta))
+    points = pd.read_csv(run / "points.csv")
+    first = points.index[(points.batch_size == 2) & (points.rate_qps == 250)][0]
+    points.loc[first, "latency_over_ideal"] = 0.8
+    points.loc[first, "release_lateness_p99_us"] = 3200.0
+    points["reason"] = points["reason"].astype(object)
+    points.loc[points.index[(points.batch_size == 4) & (points.rate_qps == 100)][0], "reason"] = \
+        "not congested: latency grows (a disturbance)"
+    points.to_csv(run / "points.csv", index=False)
+    return run
+
+
+def test_noise_is_called_out_with_cause_and_fix_and_clean_runs_say_nothing(tmp_path):
+    assert noise_warnings(read_run(RUNS / "two_workers")) == []
+    warnings = noise_warnings(read_run(noisy_copy(tmp_path)))
+    assert warnings == [
+        "at the sweep's start, other processes kept 1.2 of 2 cores busy on average: latencies may be high and "
+        "rho_max low; stop them (see top) and sweep again",
+        "during the sweep, the hypervisor took 0.4 cores' worth of time for other guests (steal): timings on this "
+        "VM are noisy; use a dedicated machine for figures",
+        "S(N) was measured unsteadily (N=1 on cpu:1 31%; interquartile range over median of 10 runs, above 10%): "
+        "the ideal and the capacity rest on it; sweep again on a quiet machine",
+        "1 point(s) ran faster than their ideal (lowest: N=2 at 250 q/s, 0.80 x): S(N) was measured in a slow "
+        "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine",
+        "queries were released late at 1 point(s) (p99 up to 3.2 ms, N=2 at 250 q/s): the load generator's thread "
+        "was starved of CPU; leave it a core (fewer worker cores) or stop other work",
+        "latency rose while the workers had time to spare at 1 point(s) (N=4 at 100 q/s): something else slowed "
+        "the machine then; their latencies are pessimistic: sweep again on a quiet machine",
+    ]
+
+
+def test_the_report_opens_with_the_verdict_then_the_noise(cli, tmp_path):
+    output = tmp_path / "report.md"
+    assert cli("report", RUNS / "two_workers", noisy_copy(tmp_path), "-o", output).exit_code == 0
+    text = output.read_text()
+    assert text.index("## Verdict") < text.index("**Noise**") < text.index("What the columns mean") \
+        < text.index("## Comparison")
+    assert "- staronnx cpu:2x1 dmda (sim) (two_workers): Best batch size: N=1 from 100 to 250 q/s" in text
+    assert "mean max-latency ms**: the worst case" in text
+
+
+def test_load_counts_only_this_process_cores_and_busy_machines_warn(tmp_path):
+    import os
+
+    mine = sorted(os.sched_getaffinity(0))
+    lines = ["cpu  9 9 9 9 9 9 9 9"] + [f"cpu{c} 100 0 50 1000 0 5 5 7" for c in mine]
+    lines.append(f"cpu{max(mine) + 1} 999999 0 0 0 0 0 0 999")  # another core of the host: not ours
+    (tmp_path / "stat").write_text("\n".join(lines) + "\n")
+    assert _cpu_ticks(tmp_path / "stat") == (160 * len(mine), 7 * len(mine))
+    (tmp_path / "bad").write_text("intr 1 2 3\n")
+    assert _cpu_ticks(tmp_path / "bad") is None
+    sample = sample_load("during", Counters(0, 0, 0.0, 0.0), stat=tmp_path / "stat")
+    assert sample["when"] == "during" and sample["others_busy_cores"] >= 0 and sample["over_s"] > 0
+    assert busy_warnings([{"when": "start", "cores": 2, "others_busy_cores": 0.49, "stolen_cores": 0.19}]) == []
+    assert len(busy_warnings([{"when": "start", "cores": 2, "others_busy_cores": 0.5, "stolen_cores": 0.2}])) == 2
+    assert "load average was 3" in busy_warnings([{"when": "start", "cores": 2, "loadavg_1m": 3}])[0]
+
+
+class FakeTarget:
+    def __init__(self, parts: int, device: str):
+        self.part_files, self.costs_device = [Path(f"part_{i}.onnx") for i in range(parts)], device
+
+
+def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_about():
+    one = [WorkerSpec("cpu0", "cpu", (0, 1))]
+    two = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
+    gpu = [WorkerSpec("cuda0", "cuda", (), 0), WorkerSpec("cpu0", "cpu", (0,))]
+    assert layout_warnings(FakeTarget(1, ""), one, "staronnx") == []
+    assert layout_warnings(FakeTarget(2, "cpu:2"), two, "staronnx") == []
+    assert layout_warnings(FakeTarget(2, "cuda:0"), gpu, "staronnx") == []
+    assert "single worker (cpu0)" in layout_warnings(FakeTarget(2, "cpu:2"), one, "staronnx")[0]
+    assert "split on GPU costs (cuda:0) but no worker is a GPU" in layout_warnings(FakeTarget(3, "cuda:0"), two,
+                                                                                   "staronnx")[0]
+
+
+def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_path):
+    args = ["sweep", tiny_cnn_path, "--engine", "sim", "--platform", PLATFORM, "--batch", "1,2", "--batches", "10",
+            "--warmup", "2", "--json"]
+    result = cli(*args, "--rate", "100,400", "-o", tmp_path / "a")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)  # nothing else on stdout: no progress, no note, no table
+    assert set(data) == {"summary_version", "run", "model", "label", "answered", "rho_max_qps", "rho_max_batch_size",
+                         "verdict", "warnings", "best", "saturation", "exit_code"}
+    assert data["summary_version"] == 1 and data["answered"] and data["exit_code"] == 0
+    assert data["rho_max_qps"] == 400.0 and data["model"] == tiny_cnn_path.stem.split("-")[0]
+    assert data["verdict"][0] == "Best batch size: N=1 from 100 to 400 q/s (worst-case latency 2.08 ms)."
+    assert [b["rate_qps"] for b in data["best"]] == [100.0, 400.0]
+    assert set(data["best"][0]) == {"rate_qps", "batch_size", "mean_max_latency_ms", "std_max_latency_ms",
+                                    "ideal_latency_ms", "latency_over_ideal"}
+    assert [s["batch_size"] for s in data["saturation"]] == [1, 2]
+    assert set(data["saturation"][0]) == {"batch_size", "rho_max_qps", "first_congested_qps", "service_ms",
+                                          "capacity_qps", "failed"}
+    assert "N=1" in result.stderr  # the points went to stderr
+    jammed = cli(*args, "--rate", "100000", "-o", tmp_path / "b")
+    data = json.loads(jammed.stdout)
+    assert jammed.exit_code == 3 and data["exit_code"] == 3 and not data["answered"] and data["best"] == []
+    assert data["rho_max_qps"] is None and data["rho_max_batch_size"] is None
+
+
+def test_progress_counts_batches_and_scheduled_seconds_to_the_end(tiny_cnn_path, tmp_path):
+    from staronnx_cli.sweep.runner import SweepSettings, run_sweep
+
+    seen = []
+    settings = SweepSettings(tiny_cnn_path, tmp_path / "run", batch_sizes=(1, 2),
+                             rates=(100.0, 200.0), batches=10, warmup=2, engine="sim", platform=PLATFORM)
+    run_sweep(settings, on_progress=lambda p: seen.append((p.batches_done, p.batches_total, p.seconds_done,
+                                                            p.seconds_total)))
+    done, total, seconds, seconds_total = seen[-1]
+    assert done == total == 4 * 12
+    assert seconds == pytest.approx(seconds_total) and seconds_total == pytest.approx(12 * (1 / 100 + 1 / 200) * 3)
+    assert all(a[0] <= b[0] and a[2] <= b[2] + 1e-12 for a, b in zip(seen, seen[1:]))
+
+
+def test_profile_noise_is_called_out_and_steady_profiles_say_nothing():
+    from staronnx_cli.profile.steadiness import profile_warnings
+
+    steady = [100.0] * 20
+    assert profile_warnings(1, steady, steady, [80.0] * 20) == []
+    assert profile_warnings(1, steady) == []
+    warnings = profile_warnings(8, [100.0, 100.0, 150.0, 60.0] * 5, [110.0] * 20, [200.0] * 20, "basic")  # IQR 90-112.5
+    assert len(warnings) == 3
+    assert warnings[0].startswith("batch 8: the 20 profiled runs spread 22% (interquartile range over median")
+    assert "runs with the profiler on were 6.8% faster than without it" in warnings[1]
+    assert "level all ran at 182% of level basic's time" in warnings[2]
