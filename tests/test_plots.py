@@ -163,3 +163,34 @@ def test_figure_labels_never_collide_and_legends_list_only_what_is_drawn():
     assert len(legend) == 2 and all(max(len(line) for line in label.splitlines()) <= 60 for label in legend)
     assert "not drawn (no uncongested point): jammed" in fig.axes[0].get_title()
     assert {line.get_color() for line in fig.axes[0].lines if line.get_linestyle() == ":"} == {"#555555"}  # shared
+
+
+def test_rich_tables_fold_on_a_narrow_terminal_and_never_cut():
+    from rich.console import Console
+
+    from staronnx_cli.plots.tables import rich_table
+
+    rows = [{"system": "native", "rho_max_over_native": None, "efficiency_of_the_workers": 0.1 + 0.2,
+             "latency": float("nan"), "workers": "cuda:0x2,cpu:1x14"}]
+    console = Console(width=50, record=True)
+    console.print(rich_table(rows, "systems"))
+    text = console.export_text()
+    assert "…" not in text and "..." not in text and "nan" not in text and "None" not in text
+    letters = sorted(ch for ch in text if ch.isalnum() or ch in "_.:,")  # every character is still there
+    for value in ("efficiency_of_the_workers", "0.3", "cuda:0x2,cpu:1x14", "rho_max_over_native", "systems"):
+        for ch in set(value):
+            assert letters.count(ch) >= value.count(ch), (value, ch)
+
+
+def test_the_envelope_leaves_out_rates_where_an_unmeasured_batch_size_would_have_done_better():
+    """--rate auto refines N=4's saturation at 45 q/s, where N=1 (measured at 40 and 50, uncongested, 30 and 31 ms)
+    did not run: N=4's 181 ms is not the best there. At 55 q/s (N=1's probe) N=4, between 200 and 220 ms, would
+    not have beaten N=1: N=1 stays. At 70 q/s N=1 is congested (from 60): N=4 is the best."""
+    p = points([
+        (1, 40, 30, 30.0, 1.0, False), (4, 40, 30, 180.0, 5.0, False), (4, 45, 30, 181.0, 5.0, False),
+        (1, 50, 30, 31.0, 1.0, False), (4, 50, 30, 200.0, 5.0, False), (1, 55, 30, 40.0, 1.0, False),
+        (1, 60, 10, None, None, True), (4, 70, 30, 220.0, 5.0, False), (4, 80, 10, None, None, True),
+    ])
+    assert env.unmeasured_better(p, 45, 181.0) and not env.unmeasured_better(p, 55, 40.0)
+    best = env.envelope(p)
+    assert best.rate_qps.tolist() == [40, 50, 55, 70] and best.batch_size.tolist() == [1, 1, 1, 4]

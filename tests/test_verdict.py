@@ -59,7 +59,7 @@ def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_f
     assert split_verdict(whole, split) == (
         "Splitting (2 parts, 10% of the compute offloaded) raised saturation from 30 to 36 q/s (+20%). It lowers "
         "the worst-case latency at 25 and 30 q/s (by up to 35%); it alone serves 36 q/s, beyond the whole model's "
-        "saturation (the whole model's latency interpolated between its measured rates).")
+        "saturation (the whole model's latencies interpolated between its measured rates).")
     same = hand_run(2, [(1, 10, 30, 10.3, 0.1, False), (1, 30, 30, 20.5, 0.1, False), (1, 31, 10, None, None, True)])
     assert split_verdict(whole, same) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30 q/s split "

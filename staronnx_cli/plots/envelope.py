@@ -7,6 +7,7 @@ latency). rho_max(N) is the highest usable rate of N.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 
@@ -16,11 +17,29 @@ def usable(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def envelope(points: pd.DataFrame) -> pd.DataFrame:
-    """One row per rate with a usable point: rate_qps, batch_size (N*), mean and std of the max latency."""
+    """One row per rate with a usable point: rate_qps, batch_size (N*), mean and std of the max latency; without
+    the rates where an unmeasured batch size may have done better (see `unmeasured_better`)."""
     ok = usable(points).sort_values(["rate_qps", "mean_max_latency_ms", "batch_size"])
     best = ok.groupby("rate_qps", sort=True).head(1)
+    known = [not unmeasured_better(points, r.rate_qps, r.mean_max_latency_ms) for r in best.itertuples()]
+    best = best.loc[np.array(known, dtype=bool)]
     columns = ["rate_qps", "batch_size", "mean_max_latency_ms", "std_max_latency_ms"]
     return best[columns].reset_index(drop=True)
+
+
+def unmeasured_better(points: pd.DataFrame, rate: float, latency: float) -> bool:
+    """Whether a batch size that did not run at `rate`, but ran uncongested below and above it, would have beaten
+    `latency` there (its latency interpolated between its neighbours). `--rate auto` refines each N's
+    saturation at rates of its own: at N=4's 50 q/s, N=1 (measured at 45 and 55) did not run, and if its
+    neighbours are faster than N=4 the best batch size at 50 q/s is not known; if slower, N=4 stays."""
+    for n, mine in usable(points).groupby("batch_size"):
+        if (points[points.batch_size == n].rate_qps == rate).any():
+            continue
+        mine = mine.sort_values("rate_qps")
+        rates = mine.rate_qps.to_numpy(float)
+        if rates[0] < rate < rates[-1] and np.interp(rate, rates, mine.mean_max_latency_ms.to_numpy(float)) < latency:
+            return True
+    return False
 
 
 def rho_max(points: pd.DataFrame) -> dict[int, float | None]:

@@ -119,19 +119,32 @@ def split_verdict(whole: Run, split: Run) -> str:
     return head + " " + _latency_change(whole, split)
 
 
+def best_latency_at(points, rate: float) -> float | None:
+    """A run's least worst-case latency at `rate` over its batch sizes, each one's curve interpolated linearly
+    between its measured uncongested rates (only batch sizes whose measured range covers the rate)."""
+    values = []
+    for _, mine in env.usable(points).groupby("batch_size"):
+        mine = mine.sort_values("rate_qps")
+        rates = mine.rate_qps.to_numpy(float)
+        if rates[0] <= rate <= rates[-1]:
+            values.append(float(np.interp(rate, rates, mine.mean_max_latency_ms.to_numpy(float))))
+    return min(values, default=None)
+
+
 def _latency_change(whole: Run, split: Run) -> str:
-    """The split's best latency at each of its rates against the whole model's at the same rate (interpolated
-    linearly between the whole model's measured rates where the grids differ)."""
-    mine, theirs = env.envelope(split.points), env.envelope(whole.points)
-    rates, latencies = theirs.rate_qps.to_numpy(float), theirs.mean_max_latency_ms.to_numpy(float)
+    """The split's best latency at each of its rates against the whole model's best at the same rate (each of
+    its batch sizes interpolated between its measured rates where the grids differ)."""
+    mine = env.envelope(split.points)
+    whole_top, _ = top_rate(whole)
+    exact = set(whole.points.rate_qps.astype(float))
     lower, higher, beyond, gains = [], [], [], []
     for row in mine.itertuples():
-        if row.rate_qps > rates.max():
+        if row.rate_qps > whole_top:
             beyond.append(row.rate_qps)
             continue
-        if row.rate_qps < rates.min():
+        reference = best_latency_at(whole.points, row.rate_qps)
+        if reference is None:
             continue
-        reference = float(np.interp(row.rate_qps, rates, latencies))
         ratio = row.mean_max_latency_ms / reference - 1
         if ratio < -LATENCY_CHANGE:
             lower.append(row.rate_qps)
@@ -150,8 +163,9 @@ def _latency_change(whole: Run, split: Run) -> str:
     if not words:
         return (f"Its worst-case latency is within {LATENCY_CHANGE:.0%} of the whole model's at every rate both "
                 "served.")
-    return "; ".join(words) + (" (the whole model's latency interpolated between its measured rates)."
-                               if not set(mine.rate_qps) <= set(theirs.rate_qps) else ".")
+    interpolated = not set(mine.rate_qps.astype(float)) <= exact
+    return "; ".join(words) + (" (the whole model's latencies interpolated between its measured rates)."
+                               if interpolated else ".")
 
 
 def _rates(values: list[float]) -> str:
