@@ -23,7 +23,8 @@ $(FULL_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-## run: the main job on the default model: build, profile, split 10 % off, sweep the whole and the split model, plot
+## run: the main job on the default model: build, profile, split 10 % off, sweep the whole and the split model, plot,
+## then advise what to run at 20 and 40 q/s
 run: $(STAMP)
 	$(BIN)/staronnx doctor
 	$(BIN)/staronnx zoo build $(MODEL)
@@ -39,6 +40,7 @@ run: $(STAMP)
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind batches -o $(RESULTS)/batches.png
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole $(RESULTS)/sweep_split --kind splits -o $(RESULTS)/splits.png
 	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
+	$(BIN)/staronnx advise $(MODEL) --rate 20,40 -o $(RESULTS)/advice --force
 
 ## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
 test: $(FULL_STAMP)
@@ -56,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
 	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
 	$(BIN)/python experiments/sim_bench.py
+	$(BIN)/python experiments/advise_bench.py
 
 ## bench-gpu: on a GPU machine, staronnx's GPU worker (1, 2, 4 per GPU, auto) against native ONNX Runtime
 bench-gpu: $(STAMP)

@@ -1,0 +1,123 @@
+"""The advice written down: advice.md (its first lines the recommendation, its expected latency and headroom to
+saturation), candidates.csv (every candidate at every rate, simulated or pruned and why), advice.png (the top
+candidates: predicted dashed, measured solid)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .confirm import Confirmed
+from .search import SearchResult
+
+
+def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: float | None) -> list[dict]:
+    """Per target rate: the chosen candidate (measured best among the confirmed where measured, else predicted
+    best), its predicted and measured latency, predicted rho_max, and why there is none where there is none."""
+    out = []
+    for rate in sorted({r["rate_qps"] for r in result.rows}):
+        mine = [e for e in entries if rate in e.rates]
+        measured = [e for e in mine if e.measured.get(rate) is not None]
+        if measured:
+            pick = min(measured, key=lambda e: (e.measured[rate], e.candidate.batch_size))
+        elif mine:
+            pick = min(mine, key=lambda e: (e.predicted[rate], e.candidate.batch_size))
+        else:
+            out.append({"rate_qps": rate, "setup": None, "why": _none_why(result, rate, bound_ms)})
+            continue
+        out.append({"rate_qps": rate, "setup": pick.candidate.setup, "candidate": pick.candidate,
+                    "predicted_ms": pick.predicted.get(rate), "measured_ms": pick.measured.get(rate),
+                    "rho_max_predicted": pick.rho_max_predicted, "confirmed": bool(measured),
+                    "congested_for_real": not measured and any(rate in e.measured for e in mine)})
+    return out
+
+
+def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
+    capacity = max((r["capacity_bound_qps"] or 0 for r in result.rows), default=0)
+    best = [r for r in result.rows if r["rate_qps"] == rate and r["predicted_latency_ms"] is not None
+            and not r["predicted_congested"]]
+    if best and bound_ms is not None:
+        least = min(r["predicted_latency_ms"] for r in best)
+        return f"no candidate meets {bound_ms:g} ms at {rate:g} q/s (the least predicted: {least:.1f} ms)"
+    return (f"no candidate keeps up with {rate:g} q/s: every one congests (the highest capacity of any candidate is "
+            f"{capacity:.4g} q/s, an upper bound)")
+
+
+def headline(rec: dict) -> str:
+    if rec["setup"] is None:
+        return f"At {rec['rate_qps']:g} q/s: {rec['why']}."
+    if rec["confirmed"]:
+        latency = f"{rec['measured_ms']:.1f} ms measured ({rec['predicted_ms']:.1f} ms predicted)"
+    elif rec["congested_for_real"]:
+        latency = (f"{rec['predicted_ms']:.1f} ms predicted, but every top candidate congested when measured on "
+                   "this machine (the simulation is optimistic here)")
+    else:
+        latency = f"{rec['predicted_ms']:.1f} ms predicted (not confirmed for real)"
+    top = rec["rho_max_predicted"]
+    headroom = (f"; it saturates at about {top:.4g} q/s or beyond ({top / rec['rate_qps']:.2g} x this rate, "
+                "simulated)" if top else "")
+    return f"At {rec['rate_qps']:g} q/s: {rec['setup']}: worst-case latency {latency}{headroom}."
+
+
+def write_candidates(result: SearchResult, path: Path) -> None:
+    pd.DataFrame(result.rows).to_csv(path, index=False)
+
+
+def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResult, entries: list[Confirmed],
+                   figure: Path | None, command: str) -> None:
+    lines = [f"# Advice for {model}", ""] + [f"**{headline(r)}**" + "  " for r in recs] + [""]
+    why = ", ".join(f"{v} by {k}" for k, v in result.pruned.items() if v)
+    lines += [f"Search: {result.simulated} (candidate, rate) points simulated, {sum(result.pruned.values())} pruned "
+              f"({why or 'none'}) in {result.seconds:.1f} s.", ""]
+    lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
+    lines += ["## The top candidates, predicted and measured", "",
+              "| rate q/s | setup | predicted ms | measured ms | predicted rho_max q/s |", "|---:|---|---:|---:|---:|"]
+    for e in sorted(entries, key=lambda e: (min(e.rates), min(e.predicted.values()))):
+        for rate in e.rates:
+            measured = e.measured.get(rate, "not run")
+            lines.append(f"| {rate:g} | {e.candidate.setup} | {_ms(e.predicted.get(rate))} | "
+                         f"{_ms(measured) if measured != 'not run' else 'not run'} | "
+                         f"{'' if e.rho_max_predicted is None else f'{e.rho_max_predicted:.4g}'} |")
+    lines += ["", "Measured: congested means the real sweep found the queue growing at that rate.", ""]
+    if figure is not None:
+        lines += [f"![the top candidates]({figure.name})", ""]
+    lines += ["Every candidate, with why it was pruned or what it predicted: `candidates.csv`; the simulated runs: "
+              "`sim/`, `headroom/`; the real confirmations: `real/`.", "", f"Command: `{command}`", ""]
+    path.write_text("\n".join(lines))
+
+
+def _ms(value) -> str:
+    return "congested" if value is None else f"{value:.2f}"
+
+
+def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
+    """The top candidates' predicted curves (dashed) and their measured points (solid)."""
+    import matplotlib.pyplot as plt
+
+    from ..plots.figures import _RUN_COLOURS, LATENCY_LABEL, RATE_LABEL, save
+
+    drawn = [e for e in entries if e.curve]
+    if not drawn:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 5.2), layout="constrained")
+    fig.suptitle(f"{model}: the top candidates of advise", fontsize=12)
+    ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x: congested when measured",
+                 fontsize=8.5, color="#444444")
+    for i, e in enumerate(drawn):
+        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
+        rates, latencies = zip(*e.curve)
+        ax.plot(rates, latencies, linestyle="--", color=colour, linewidth=1.2, label=e.candidate.setup)
+        real = sorted((r, v) for r, v in e.measured.items() if v is not None)
+        if real:
+            ax.plot(*zip(*real), linestyle="-", marker="o", color=colour, linewidth=2)
+        jammed = [(r, e.predicted[r]) for r, v in e.measured.items() if v is None and e.predicted.get(r)]
+        if jammed:  # congested for real: marked at the latency that was predicted there
+            ax.plot(*zip(*jammed), linestyle="none", marker="x", markersize=9, color=colour)
+    ax.set_xlabel(RATE_LABEL)
+    ax.set_ylabel(LATENCY_LABEL)
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.25)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncol=1)
+    return save(fig, path)

@@ -1,0 +1,74 @@
+"""After the search: the top candidates at each rate, their predicted saturation (simulated at rates above the
+target), and, on this machine, short real sweeps of them at the target rates: predicted and measured side by
+side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .search import SearchResult, SearchSettings, simulate
+from .space import Candidate, Target
+
+TOP = 3
+HEADROOM = (1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)  # multiples of each target rate simulated
+
+
+@dataclass
+class Confirmed:
+    candidate: Candidate
+    rates: list[float]  # the target rates at which it is among the top
+    predicted: dict[float, float | None] = field(default_factory=dict)  # rate -> latency (None: congested)
+    measured: dict[float, float | None] = field(default_factory=dict)
+    rho_max_predicted: float | None = None
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (rate, predicted latency) uncongested
+
+
+def candidate_of(row: dict, targets: list[Target]) -> Candidate:
+    target = next(t for t in targets if t.key == row["target"])
+    return Candidate(target, row["layout"], row["policy"], int(row["batch_size"]))
+
+
+def top_candidates(result: SearchResult, targets: list[Target], bound_ms: float | None) -> list[Confirmed]:
+    """The TOP uncongested candidates of least predicted latency at each rate (within the bound, if any)."""
+    chosen: dict[str, Confirmed] = {}
+    for rate in sorted({r["rate_qps"] for r in result.rows}):
+        ok = [r for r in result.rows if r["rate_qps"] == rate and r["status"] == "simulated"
+              and not r["predicted_congested"] and r["predicted_latency_ms"] is not None
+              and (bound_ms is None or r["predicted_latency_ms"] <= bound_ms)]
+        for row in sorted(ok, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]))[:TOP]:
+            c = candidate_of(row, targets)
+            entry = chosen.setdefault(c.name, Confirmed(c, []))
+            entry.rates.append(rate)
+            entry.predicted[rate] = row["predicted_latency_ms"]
+    return list(chosen.values())
+
+
+def predict_saturation(entries: list[Confirmed], s: SearchSettings) -> None:
+    """Each top candidate simulated at multiples of its target rates: its predicted curve and rho_max (the
+    highest uncongested of those rates: a lower bound of the true one, within the step of HEADROOM)."""
+    for e in entries:
+        rates = sorted({round(r * f, 3) for r in e.rates for f in HEADROOM})
+        points = simulate(e.candidate, rates, s.out / "headroom" / e.candidate.name,
+                          (s.platforms or {}).get(e.candidate.layout), s.model_name, s.batches, s.warmup, s.seed)
+        ok = [(float(p["rate_qps"]), float(p["mean_max_latency_ms"])) for p in points
+              if not p["congested"] and p.get("mean_max_latency_ms") not in ("", None)]
+        e.curve = sorted(ok)
+        e.rho_max_predicted = max((r for r, _ in ok), default=None)
+
+
+def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step) -> None:
+    """Short real sweeps, one candidate after the other (alone on the machine), at its target rates."""
+    from ..sweep.runner import SweepSettings, run_sweep
+
+    for e in entries:
+        c = e.candidate
+        on_step(f"confirming for real: {c.setup} at {', '.join(f'{r:g}' for r in e.rates)} q/s")
+        out = s.out / "real" / c.name
+        settings = SweepSettings(Path(c.target.path), out, workers=c.layout, policy=c.policy,
+                                 batch_sizes=(c.batch_size,), rates=tuple(sorted(e.rates)), batches=batches,
+                                 warmup=warmup, seed=s.seed, force=True, model_name=s.model_name,
+                                 command=f"staronnx advise (confirmation): {c.setup}")
+        for p in run_sweep(settings):
+            latency = p.get("mean_max_latency_ms")
+            e.measured[float(p["rate_qps"])] = None if p["congested"] or latency in ("", None) else float(latency)

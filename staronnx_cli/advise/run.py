@@ -1,0 +1,136 @@
+"""`advise` from settings to files: the machine's layouts and the model's targets, the search in simulation, the
+top candidates confirmed for real, the advice written. Every mistake is one line before anything runs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..errors import UserError
+from .answer import draw, recommendations, write_candidates, write_markdown
+from .confirm import Confirmed, measure, predict_saturation, top_candidates
+from .search import SearchResult, SearchSettings, process_pool, search
+from .space import BATCH_SIZES, OFFLOADS, POLICIES, Target, machine_layouts
+
+
+@dataclass
+class AdviseSettings:
+    model: Path
+    output: Path
+    rates: tuple[float, ...]
+    model_name: str = ""
+    latency_bound_ms: float | None = None
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    offloads: tuple[float, ...] = OFFLOADS
+    policies: tuple[str, ...] = POLICIES
+    platform: Path | None = None
+    budget_s: float = 600.0
+    batches: int = 50  # per simulated point
+    warmup: int = 5
+    confirm: bool = True
+    confirm_batches: int = 30
+    jobs: int = 0  # 0: this machine's usable cores
+    seed: int = 0
+    force: bool = False
+    command: str = ""
+
+
+@dataclass
+class Advice:
+    recommendations: list[dict]
+    result: SearchResult
+    confirmed: list[Confirmed]
+    files: list[Path] = field(default_factory=list)
+
+
+def check(s: AdviseSettings) -> None:
+    if not s.rates:
+        raise UserError("advise needs the target rate(s): give --rate R (queries/s), e.g. --rate 40,80")
+    bad = [r for r in s.rates if not (math.isfinite(r) and r > 0)]
+    if bad:
+        raise UserError(f"--rate {bad[0]:g}: a rate is a positive number of queries per second")
+    if any(n < 1 for n in s.batch_sizes) or not s.batch_sizes:
+        raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
+    if any(not 0 < f < 1 for f in s.offloads):
+        raise UserError("--offload: fractions strictly between 0 and 1 (e.g. 0.05,0.1,0.15), or 0 for no split")
+    if s.latency_bound_ms is not None and not (math.isfinite(s.latency_bound_ms) and s.latency_bound_ms > 0):
+        raise UserError(f"--latency-bound {s.latency_bound_ms:g}: a bound is a positive number of ms")
+    if not s.budget_s > 0:
+        raise UserError(f"--budget-s {s.budget_s:g}: give the seconds calibration may take, e.g. 600")
+    unknown = [p for p in s.policies if p not in POLICIES]
+    if unknown:
+        raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
+    if (s.output / "advice.md").exists() and not s.force:
+        raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
+
+
+def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
+    from ..devices import usable_cores
+    from ..ortenv import cuda_status
+
+    check(s)
+    s.output.mkdir(parents=True, exist_ok=True)
+    cores = usable_cores()
+    notes = []
+    if s.platform is None:
+        from .targets import make_targets
+        from .times import HostTimes
+
+        targets, one_run_s = make_targets(s.model, s.offloads, on_step=on_step)
+        layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
+        times, platforms, confirm = HostTimes.of(targets), None, s.confirm
+    else:
+        targets, layouts, times, platforms, one_run_s = _platform_space(s)
+        confirm = False
+        notes.append("simulated on the platform file's machine: nothing confirmed for real")
+        if s.offloads:
+            notes.append("splits were not searched: a platform file's times belong to one target (the whole model "
+                         "here); capture a platform from a run of each split to compare them")
+    settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
+                              tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
+                              s.warmup, s.seed, s.jobs or cores, s.budget_s, platforms, one_run_s, cores)
+    pool = process_pool(settings.jobs)
+    try:
+        result = search(settings, times, on_step, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    result.notes = notes + result.notes
+    entries = top_candidates(result, targets, s.latency_bound_ms)
+    predict_saturation(entries, settings)
+    if confirm and entries:
+        measure(entries, settings, s.confirm_batches, 3, on_step)
+    recs = recommendations(result, entries, s.latency_bound_ms)
+    figure = draw(entries, settings.model_name, s.output / "advice.png")
+    write_candidates(result, s.output / "candidates.csv")
+    write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command)
+    files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
+    return Advice(recs, result, entries, files)
+
+
+def _platform_space(s: AdviseSettings):
+    """A platform file's machine: its worker groups and every non-empty subset of them as layouts (each written
+    as a platform file of its own); its times for the whole model only."""
+    from itertools import combinations
+
+    from .. import modelio
+    from ..runtime.platform import read_platform, write_platform
+    from ..runtime.simtimes import part_times
+    from .times import PlatformTimes
+
+    platform = read_platform(s.platform)
+    sha = modelio.sha256_of(s.model)
+    if platform.target_sha256 and platform.target_sha256 != sha:
+        raise UserError(f"--platform {s.platform}: its task times are of another model or plan (sha256 "
+                        f"{platform.target_sha256[:12]}, this model {sha[:12]}): give the platform of this model")
+    layouts, files = [], {}
+    for size in range(1, len(platform.workers) + 1):
+        for groups in combinations(platform.workers, size):
+            variant = replace(platform, workers=list(groups), path=None)
+            path = s.output / "platforms" / f"{len(files)}.toml"
+            write_platform(variant, path)
+            layouts.append(variant.workers_spec)
+            files[variant.workers_spec] = path
+    times = PlatformTimes(part_times(platform, [s.model], s.model_name or s.model.stem), 1)
+    return [Target("whole", str(s.model))], layouts, times, files, 0.0

@@ -1,0 +1,173 @@
+"""The search: batch sizes in increasing order; at each, every candidate that could still win at some target rate
+is simulated there (a process pool), the rest pruned by the bounds, and the best latency per rate kept. A batch
+size whose formation time (N-1)/rate alone exceeds the best latency found at every rate ends the search: no
+larger batch size can win."""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .space import Candidate, Target, candidates
+from .times import bounds, calibrate_all, calibration_estimate_s, check_budget, worker_kinds
+
+
+@dataclass
+class SearchSettings:
+    model_name: str
+    targets: list[Target]
+    layouts: list[str]
+    batch_sizes: tuple[int, ...]
+    rates: tuple[float, ...]
+    policies: tuple[str, ...]
+    out: Path
+    latency_bound_ms: float | None = None
+    batches: int = 50
+    warmup: int = 5
+    seed: int = 0
+    jobs: int = 1
+    budget_s: float = 600.0
+    platforms: dict[str, Path] | None = None  # layout -> platform file (simulating a platform's machine)
+    one_run_s: float = 0.0  # the model's end-to-end run at batch 1, for calibration estimates
+    cores: int = 1
+
+
+@dataclass
+class SearchResult:
+    rows: list[dict] = field(default_factory=list)  # candidates.csv: one per (candidate, rate)
+    best: dict[float, dict] = field(default_factory=dict)  # rate -> the row of least predicted latency
+    simulated: int = 0
+    pruned: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def simulate(c: Candidate, rates: list[float], out: Path, platform: Path | None, model_name: str, batches: int,
+             warmup: int, seed: int) -> list[dict]:
+    """One candidate at its rates on the virtual clock (the sweep's own code: judge, congestion, points.csv)."""
+    from ..sweep.runner import SweepSettings, run_sweep
+
+    settings = SweepSettings(Path(c.target.path), out, workers=c.layout, policy=c.policy, batch_sizes=(c.batch_size,),
+                             rates=tuple(sorted(rates)), batches=batches, warmup=warmup, engine="sim",
+                             platform=platform, seed=seed, force=True, model_name=model_name,
+                             command=f"staronnx advise: {c.setup}")
+    return run_sweep(settings)
+
+
+def _row(c: Candidate, rate: float, status: str, b=None, point: dict | None = None) -> dict:
+    point = point or {}
+    latency = point.get("mean_max_latency_ms")
+    return {"target": c.target.key, "parts": c.target.parts, "offload": c.target.offload, "layout": c.layout,
+            "policy": c.policy, "batch_size": c.batch_size, "rate_qps": rate, "status": status,
+            "predicted_latency_ms": latency if latency not in ("", None) else None,
+            "predicted_congested": point.get("congested") if point else None, "reason": point.get("reason", ""),
+            "capacity_bound_qps": round(b.capacity_qps, 2) if b else None,
+            "latency_lower_bound_ms": round(b.latency_ms, 4) if b else None, "candidate": c.name}
+
+
+def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> SearchResult:
+    started = time.perf_counter()
+    result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
+    best = {r: math.inf for r in s.rates}
+    budget = s.budget_s
+    kinds = {k for layout in s.layouts for k in worker_kinds(layout)}
+    capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
+    hopeless: set[float] = set()  # rates no larger batch size will reach
+    for n in sorted(s.batch_sizes):
+        live = [r for r in s.rates if 1000 * (n - 1) / r < min(best[r], s.latency_bound_ms or math.inf)
+                and r not in hopeless]
+        everyone = candidates(s.targets, s.layouts, n, s.policies)
+        if not live:
+            for c in everyone:
+                result.rows += [_row(c, r, "pruned: formation time above the best latency") for r in s.rates]
+            result.pruned["formation"] += len(everyone) * len(s.rates)
+            continue
+        missing = [(t, k) for t in s.targets for k in sorted(times.missing(t.key, kinds, n))]
+        if missing and s.platforms is None:
+            estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
+            if n == min(s.batch_sizes):
+                check_budget(estimate, budget, n)
+            elif estimate > budget:
+                result.notes.append(f"N={n} and larger were not searched: calibrating them takes about "
+                                    f"{estimate:.0f} s, more than the {budget:.0f} s of --budget-s left")
+                break
+            on_step(f"N={n}: calibrating {len(missing)} (target, worker kind) pair(s), about {estimate:.0f} s")
+            spent = time.perf_counter()
+            result.notes += calibrate_all(times, missing, n, on_step)
+            budget -= time.perf_counter() - spent
+        jobs, caps = [], [0.0]
+        for c in everyone:
+            b = bounds(c, times.part_s(c.target.key, n))
+            caps.append(b.capacity_qps if b else 0.0)
+            todo = []
+            for r in s.rates:
+                if r not in live:
+                    result.rows.append(_row(c, r, "pruned: formation time above the best latency", b))
+                    result.pruned["formation"] += 1
+                elif b is None:
+                    result.rows.append(_row(c, r, "pruned: no task times", b))
+                    result.pruned["no times"] += 1
+                elif r > b.capacity_qps:
+                    result.rows.append(_row(c, r, "pruned: rate above its capacity", b))
+                    result.pruned["capacity"] += 1
+                elif 1000 * (n - 1) / r + b.latency_ms >= best[r]:
+                    result.rows.append(_row(c, r, "pruned: lower bound above the best latency", b))
+                    result.pruned["lower bound"] += 1
+                else:
+                    todo.append(r)
+            if todo:
+                jobs.append((c, todo, b))
+        capacity[n] = max(caps)
+        _give_up_unreachable(s.rates, best, capacity, hopeless, result.notes)
+        on_step(f"N={n}: simulating {sum(len(t) for _, t, _ in jobs)} (candidate, rate) points")
+        for (c, todo, b), points in zip(jobs, _run(jobs, s, pool)):
+            by_rate = {float(p["rate_qps"]): p for p in points}
+            for r in todo:
+                point = by_rate.get(float(r), {})
+                result.rows.append(_row(c, r, "simulated", b, point))
+                result.simulated += 1
+                latency = point.get("mean_max_latency_ms")
+                if point and not point.get("congested") and latency not in ("", None) and latency < best[r]:
+                    best[r] = latency
+                    result.best[r] = result.rows[-1]
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+GROWTH = 1.05  # a doubling of N that raises the best capacity less than this: larger N will not reach a rate
+
+
+def _give_up_unreachable(rates, best, capacity: dict[int, float], hopeless: set[float], notes: list[str]) -> None:
+    """A rate no candidate serves yet, beyond every capacity, while the best capacity has stopped growing with N
+    (less than 5 % in each of the last two steps of N): larger batch sizes are not calibrated for it (on a CPU, a
+    model's time per sample hardly falls with N, so neither does the capacity rise)."""
+    sizes = sorted(capacity)
+    if len(sizes) < 3:
+        return
+    first, before, now = (capacity[n] for n in sizes[-3:])
+    for r in rates:
+        if r not in hopeless and best[r] == math.inf and r > now and now < GROWTH * before < GROWTH ** 2 * first:
+            hopeless.add(r)
+            notes.append(f"{r:g} q/s is beyond every candidate: the highest capacity went from {first:.4g} q/s "
+                         f"(N={sizes[-3]}) to {before:.4g} (N={sizes[-2]}) and {now:.4g} (N={sizes[-1]}), less than "
+                         "5 % per step; larger batch sizes were not searched for it")
+
+
+def _run(jobs, s: SearchSettings, pool) -> list[list[dict]]:
+    args = [(c, todo, s.out / "sim" / c.name, (s.platforms or {}).get(c.layout), s.model_name, s.batches, s.warmup,
+             s.seed) for c, todo, _ in jobs]
+    if pool is None or len(args) < 2:
+        return [simulate(*a) for a in args]
+    return list(pool.map(_simulate_args, args))
+
+
+def _simulate_args(args) -> list[dict]:
+    return simulate(*args)
+
+
+def process_pool(jobs: int):
+    """A pool of `jobs` processes (None: simulate in this process)."""
+    return ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None

@@ -1,0 +1,83 @@
+"""What `advise` searches: candidates (a target, a worker layout, a policy, a batch size), and the layouts a
+machine offers. Plain data: the search, the simulator and the real confirmation all take these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+POLICIES = ("dmda", "eager")
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+OFFLOADS = (0.05, 0.10, 0.15)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The whole model or one split of it, as `sweep` takes it."""
+
+    key: str  # "whole", "split10" (10 % offloaded), ...
+    path: str  # a model file or a plan directory
+    parts: int = 1
+    offload: float = 0.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    target: Target
+    layout: str  # --workers syntax
+    policy: str
+    batch_size: int
+
+    @property
+    def name(self) -> str:
+        """Unique and file-name safe: whole_cpu-2x1_dmda_N4."""
+        return f"{self.target.key}_{self.layout.replace(':', '-').replace(',', '+')}_{self.policy}_N{self.batch_size}"
+
+    @property
+    def setup(self) -> str:
+        """What a user would type, in words."""
+        what = "whole model" if self.target.parts == 1 else \
+            f"{self.target.parts} parts ({self.target.offload:.0%} offloaded)"
+        return f"{what}, --workers {self.layout}, --policy {self.policy}, N={self.batch_size}"
+
+
+def workers_in(layout: str) -> int:
+    """How many workers a layout has (cpu:GxK counts G, cuda:IDxW counts W)."""
+    count = 0
+    for item in layout.split(","):
+        kind, _, size = item.partition(":")
+        if "x" in size:
+            count += int(size.split("x")[0] if kind == "cpu" else size.split("x")[1])
+        else:
+            count += 1
+    return count
+
+
+def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1, 2)) -> list[str]:
+    """Every way to use the machine whole: CPU cores in G equal groups of K (G x K = the cores left), alone or
+    beside each GPU count with W workers per GPU (one core kept back per GPU to drive it); each GPU alone too."""
+    def cpu_groups(n: int) -> list[str]:
+        return [f"cpu:{n // k}x{k}" for k in range(1, n + 1) if n % k == 0]
+
+    layouts = cpu_groups(cores) if cores > 0 else []
+    for w in per_gpu if gpus else ():
+        gpu = ",".join(f"cuda:{g}" + (f"x{w}" if w > 1 else "") for g in range(gpus))
+        layouts.append(gpu)
+        left = cores - gpus
+        layouts += [f"{gpu},{cpu}" for cpu in cpu_groups(left)] if left > 0 else []
+    return layouts
+
+
+def candidates(targets: list[Target], layouts: list[str], batch_size: int,
+               policies: tuple[str, ...] = POLICIES) -> list[Candidate]:
+    """Every (target, layout, policy) at one batch size. A layout of one worker runs one policy (they all place
+    every task on it); a plan of several parts only on layouts of several workers (on one, its parts would run
+    one after the other: never better than the whole model)."""
+    found = []
+    for target in targets:
+        for layout in layouts:
+            several = workers_in(layout) > 1
+            if target.parts > 1 and not several:
+                continue
+            for policy in policies if several else policies[:1]:
+                found.append(Candidate(target, layout, policy, batch_size))
+    return found

@@ -1,0 +1,58 @@
+"""The targets `advise` compares: the whole model and its splits at each offload fraction, made with `split` on a
+CPU profile of the model. Profile and plans are cached by model (and costs) sha256, so a second advice reuses
+them instead of profiling and splitting again."""
+
+from __future__ import annotations
+
+import platform as host
+from pathlib import Path
+
+from .. import modelio
+from ..cachedir import cache_dir
+from .space import Target
+
+
+def _cache(model_sha: str) -> Path:
+    import onnxruntime as ort
+
+    return cache_dir() / "advise" / f"{host.node() or 'host'}-{model_sha[:16]}-ort{ort.__version__}"
+
+
+def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tuple[Path, float]:
+    """A CPU profile of the model at batch 1 (cached), and its end-to-end time per run (seconds)."""
+    import json
+
+    from ..devices import parse_device
+    from ..profile.costs import write_costs
+    from ..profile.profiler import ProfileSettings, profile_model
+
+    path = _cache(model_sha) / "costs.csv"
+    meta = path.with_name("costs.advise.json")
+    if path.exists() and meta.exists():
+        return path, float(json.loads(meta.read_text())["end_to_end_s"])
+    on_step(f"profiling {model.name} on the CPU (10 runs at batch 1) for its splits")
+    device = parse_device("cpu")
+    batch = profile_model(ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)).batches[0]
+    write_costs(path, batch.rows, {"model": str(model), "model_sha256": model_sha, "device": str(device),
+                                   "opt_level": "basic", "timing": ["cpu"]})
+    meta.write_text(json.dumps({"end_to_end_s": batch.end_to_end_us / 1e6}) + "\n")
+    return path, batch.end_to_end_us / 1e6
+
+
+def make_targets(model: Path, offloads: tuple[float, ...], parts: int = 2, on_step=lambda text: None
+                 ) -> tuple[list[Target], float]:
+    """The whole model and one plan per offload fraction (made now, or found in the cache); also the model's
+    end-to-end time per run at batch 1 on all cores, which calibration estimates start from."""
+    from ..split.splitter import SplitSettings, run_split
+
+    model_sha = modelio.sha256_of(model)
+    costs, end_to_end_s = profiled_costs(model, model_sha, on_step)
+    targets = [Target("whole", str(model))]
+    costs_sha = modelio.sha256_of(costs)[:12]
+    for fraction in offloads:
+        plan = _cache(model_sha) / f"plan-{costs_sha}-f{round(100 * fraction):02d}-p{parts}"
+        if not (plan / "plan.json").exists():
+            on_step(f"splitting {model.name}: {fraction:.0%} of its CPU time to the later part(s)")
+            run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=parts, force=True))
+        targets.append(Target(f"split{round(100 * fraction):02d}", str(plan), parts, fraction))
+    return targets, end_to_end_s

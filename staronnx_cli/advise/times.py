@@ -1,0 +1,147 @@
+"""Task times for the search: this host's performance models (calibrated with short real runs where missing, the
+time said before it is spent) or a platform file's; and the two bounds that prune candidates without simulating
+them."""
+
+from __future__ import annotations
+
+import math
+import platform as host
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..runtime.calibration import SERVICE_RUNS
+from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, cache_file
+from ..systems.target import load_target
+from .space import Candidate, Target
+
+RUNS = max(SERVICE_RUNS, CALIBRATION_SAMPLES + 1)  # batches a worker kind runs alone to calibrate (and warm-up)
+
+
+def worker_kinds(layout: str) -> list[str]:
+    """The kind key of each worker of a layout: cpu:2x1 -> [cpu:1, cpu:1]; cuda:0x2,cpu:1x14 -> [cuda, cuda,
+    cpu:14]."""
+    kinds = []
+    for item in layout.split(","):
+        kind, _, size = item.partition(":")
+        if kind == "cpu":
+            groups, _, cores = size.partition("x") if "x" in size else ("1", "x", size)
+            kinds += [f"cpu:{cores}"] * int(groups)
+        else:
+            kinds += ["cuda"] * (int(size.partition("x")[2]) if "x" in size else 1)
+    return kinds
+
+
+@dataclass
+class HostTimes:
+    """This host's performance models, one file per target (as the real engine keeps them)."""
+
+    targets: dict[str, object]  # target key -> systems.target.Target (part files, sha256s)
+
+    @classmethod
+    def of(cls, targets: list[Target]) -> HostTimes:
+        return cls({t.key: load_target(Path(t.path)) for t in targets})
+
+    def _perf(self, key: str) -> PerfModel:
+        import onnxruntime as ort
+
+        loaded = self.targets[key]
+        return PerfModel.load(cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__))
+
+    def part_s(self, key: str, n: int) -> dict[str, list[float | None]]:
+        """kind -> the time of each part at batch n (None where not calibrated)."""
+        perf, parts = self._perf(key), len(self.targets[key].part_files)
+        kinds = {k for (_, k, b) in perf.stats if b == n}
+        return {k: [perf.predict(p, k, n) if perf.calibrated(p, k, n) else None for p in range(parts)] for k in kinds}
+
+    def missing(self, key: str, kinds: set[str], n: int) -> set[str]:
+        have = self.part_s(key, n)
+        return {k for k in kinds if k not in have or any(t is None for t in have[k])}
+
+    def calibrate(self, key: str, kind: str, n: int) -> str:
+        """Short real runs of one worker of `kind` alone at batch n (the real engine's calibration, saved in the
+        host's cache); returns why it failed ('' when it did not)."""
+        from ..systems.real import RealConfig, RealEngine
+
+        loaded = self.targets[key]
+        layout = "cuda:0" if kind == "cuda" else f"cpu:1x{kind.split(':')[1]}"
+        engine = RealEngine(RealConfig(layout), loaded.part_files, loaded.model_sha256, loaded.plan_sha256)
+        setup = engine.prepare(n)
+        if setup.executor is not None:
+            setup.executor.close()
+        engine.after_point()
+        return setup.failure
+
+
+@dataclass
+class PlatformTimes:
+    """A platform file's times (for the one target they were measured on)."""
+
+    times: object  # runtime.simtimes.PartTimes
+    parts: int
+
+    def part_s(self, key: str, n: int) -> dict[str, list[float | None]]:
+        out = {}
+        for kind in self.times.kinds():
+            try:
+                out[kind] = [self.times.mean(p, kind, n) for p in range(self.parts)]
+            except KeyError:
+                continue
+        return out
+
+    def missing(self, key: str, kinds: set[str], n: int) -> set[str]:
+        return {k for k in kinds if k not in self.part_s(key, n)}
+
+
+def calibration_estimate_s(missing: list[tuple[Target, str]], n: int, one_run_s: float, cores: int) -> float:
+    """Seconds to calibrate these (target, kind) at batch n: RUNS batches of n, a kind of K cores taking about
+    cores / K times the all-core run (plus a second per kind for its sessions)."""
+    total = 0.0
+    for _, kind in missing:
+        share = cores / int(kind.split(":")[1]) if kind.startswith("cpu:") else 1.0
+        total += RUNS * n * one_run_s * share + 1.0
+    return total
+
+
+def calibrate_all(times: HostTimes, missing: list[tuple[Target, str]], n: int, on_step) -> list[str]:
+    failures = []
+    for target, kind in missing:
+        on_step(f"calibrating {target.key} on {kind} at N={n}")
+        started = time.perf_counter()
+        failure = times.calibrate(target.key, kind, n)
+        if failure:
+            failures.append(f"{target.key} on {kind} at N={n}: {failure}")
+        on_step(f"calibrated {target.key} on {kind} at N={n} in {time.perf_counter() - started:.1f} s")
+    return failures
+
+
+@dataclass(frozen=True)
+class Bounds:
+    capacity_qps: float  # no schedule serves more (inf: unknown)
+    latency_ms: float  # no schedule answers sooner at the given rate (without the formation time)
+
+
+def bounds(c: Candidate, part_s: dict[str, list[float | None]]) -> Bounds | None:
+    """What the candidate can do at best, from its task times (None: a time is missing). A batch's critical path
+    is at least each part on its fastest kind; a whole model serves at most N x sum_w 1 / S_w(N); a plan at most
+    N x workers / (its least total work per batch)."""
+    kinds = worker_kinds(c.layout)
+    rows = [part_s.get(k) for k in set(kinds)]
+    if any(r is None or any(t is None for t in r) for r in rows):
+        return None
+    parts = len(rows[0])
+    fastest = [min(part_s[k][p] for k in set(kinds)) for p in range(parts)]
+    least_work = sum(fastest)
+    if parts == 1:
+        capacity = c.batch_size * sum(1.0 / part_s[k][0] for k in kinds)
+    else:
+        capacity = c.batch_size * len(kinds) / least_work
+    return Bounds(capacity if math.isfinite(capacity) else math.inf, 1000 * least_work)
+
+
+def check_budget(estimate_s: float, budget_left_s: float, n: int) -> None:
+    if estimate_s > budget_left_s:
+        raise UserError(f"--budget-s: calibrating N={n} takes about {estimate_s:.0f} s, more than the "
+                        f"{budget_left_s:.0f} s left: raise --budget-s, or give fewer --batch sizes or --offload "
+                        "fractions")

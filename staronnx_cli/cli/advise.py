@@ -1,0 +1,74 @@
+"""`staronnx advise MODEL --rate R`: which batch size, split and worker layout to run at R queries/s, searched in
+simulation, confirmed for real."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..errors import UserError
+from .common import console, handle_errors, parse_int_list, resolve_model
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"{option} '{text}': give numbers separated by commas, e.g. {option} 40,80") from None
+
+
+@handle_errors
+def advise(
+    model: Annotated[str, typer.Argument(help="An .onnx file or a zoo model name.")],
+    rate: Annotated[str, typer.Option(help="The target rate(s) in queries/s, comma separated.")] = "",
+    latency_bound: Annotated[float | None, typer.Option(
+        help="ms: only candidates whose worst-case latency stays under it.")] = None,
+    batch: Annotated[str, typer.Option(help="Batch sizes searched (larger ones only while they could still "
+                                            "win).")] = "1,2,4,8,16,32,64",
+    offload: Annotated[str, typer.Option(help="Splits searched beside the whole model: fractions of the compute "
+                                              "moved to a second part; 0 for none.")] = "0.05,0.1,0.15",
+    policy: Annotated[str, typer.Option(help="Policies compared on layouts of several workers.")] = "dmda,eager",
+    platform: Annotated[Path | None, typer.Option(help="Advise for the machine of a platform file (simulated "
+                                                       "only) instead of this one.")] = None,
+    budget_s: Annotated[float, typer.Option(help="Seconds the calibration of missing task times may take; said "
+                                                 "before it starts.")] = 600.0,
+    confirm: Annotated[bool, typer.Option(help="Confirm the top 3 candidates at each rate with short real "
+                                               "sweeps.")] = True,
+    confirm_batches: Annotated[int, typer.Option(help="Measured batches per confirmation point.")] = 30,
+    batches: Annotated[int, typer.Option(help="Measured batches per simulated point.")] = 50,
+    jobs: Annotated[int, typer.Option(help="Processes simulating candidates (0: one per usable core).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of inputs and simulated noise.")] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The advice directory.")] = Path("results/advice"),
+    force: Annotated[bool, typer.Option(help="Replace an advice in the directory.")] = False,
+):
+    """Search batch sizes, splits, worker layouts and policies in simulation for the target rate(s), confirm the
+    best for real, and write advice.md, candidates.csv and advice.png."""
+    from ..advise.answer import headline
+    from ..advise.run import AdviseSettings
+    from ..advise.run import advise as run_advise
+    from ..zoo.names import model_name_of
+
+    offloads = tuple(f for f in _floats(offload, "--offload") if f != 0)
+    settings = AdviseSettings(
+        resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
+        tuple(parse_int_list(batch, "--batch")), offloads, tuple(p for p in policy.split(",") if p),
+        platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs, seed=seed,
+        force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
+    with console.status("advising") as status:
+        advice = run_advise(settings, lambda text: (console.print(f"[dim]{escape(text)}[/]"),
+                                                    status.update(escape(text))))
+    for rec in advice.recommendations:
+        console.print(f"[bold]advice:[/] {escape(headline(rec))}", soft_wrap=True)
+    result = advice.result
+    console.print(f"{result.simulated} (candidate, rate) points simulated, {sum(result.pruned.values())} pruned, in "
+                  f"{result.seconds:.1f} s; wrote {', '.join(str(f) for f in advice.files)}", soft_wrap=True)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    if all(rec["setup"] is None for rec in advice.recommendations):
+        raise UserError(advice.recommendations[0]["why"] + f" (and at every other rate): advice in {output}; "
+                        "give lower rates")

@@ -1,0 +1,145 @@
+"""advise: the space, the bounds, the search against brute force on the virtual loop (exactly), the files, bad input."""
+
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+
+from staronnx_cli.advise.run import AdviseSettings, advise
+from staronnx_cli.advise.search import simulate
+from staronnx_cli.advise.space import Candidate, Target, candidates, machine_layouts, workers_in
+from staronnx_cli.advise.times import bounds, worker_kinds
+
+PLATFORM = """name = "test: a GPU and two CPU cores"
+[[workers]]
+kind = "cuda"
+count = 1
+[[workers]]
+kind = "cpu"
+count = 2
+cores = 1
+[overhead]
+task_us = 20.0
+[[times]]
+part = 0
+kind = "cuda"
+batch = 1
+mean_ms = 1.0
+[[times]]
+part = 0
+kind = "cuda"
+batch = 8
+mean_ms = 2.4
+[[times]]
+part = 0
+kind = "cpu:1"
+batch = 1
+mean_ms = 2.0
+[[times]]
+part = 0
+kind = "cpu:1"
+batch = 8
+mean_ms = 12.0
+"""
+
+
+def test_the_layouts_of_a_machine_and_the_candidates_on_them():
+    assert machine_layouts(2, 0) == ["cpu:2x1", "cpu:1x2"]
+    layouts = machine_layouts(4, 1)
+    assert layouts[:3] == ["cpu:4x1", "cpu:2x2", "cpu:1x4"]
+    assert {"cuda:0", "cuda:0,cpu:3x1", "cuda:0,cpu:1x3", "cuda:0x2", "cuda:0x2,cpu:3x1"} <= set(layouts)
+    assert [workers_in(x) for x in ("cpu:2x1", "cuda:0x2,cpu:1x3", "cuda:0")] == [2, 3, 1]
+    assert worker_kinds("cuda:0x2,cpu:2x7") == ["cuda", "cuda", "cpu:7", "cpu:7"]
+    whole, split = Target("whole", "m.onnx"), Target("split10", "plan", 2, 0.1)
+    found = candidates([whole, split], ["cpu:2x1", "cpu:1x2"], 4)
+    # one policy on a single worker; a plan never on a single worker
+    assert [(c.target.key, c.layout, c.policy) for c in found] == [
+        ("whole", "cpu:2x1", "dmda"), ("whole", "cpu:2x1", "eager"), ("whole", "cpu:1x2", "dmda"),
+        ("split10", "cpu:2x1", "dmda"), ("split10", "cpu:2x1", "eager")]
+    assert found[3].name == "split10_cpu-2x1_dmda_N4"
+
+
+def test_bounds_hold_what_no_schedule_can_beat():
+    times = {"cuda": [0.001, 0.004], "cpu:1": [0.010, 0.002]}
+    plan = Candidate(Target("s", "p", 2, 0.2), "cuda:0,cpu:1x1", "dmda", 4)
+    b = bounds(plan, times)
+    assert b.latency_ms == pytest.approx(3.0)  # part 0 on the GPU (1 ms), part 1 on the CPU (2 ms)
+    assert b.capacity_qps == pytest.approx(4 * 2 / 0.003)  # 2 workers, 3 ms of least work per batch
+    whole = Candidate(Target("w", "m"), "cuda:0,cpu:2x1", "dmda", 2)
+    b = bounds(whole, {"cuda": [0.002], "cpu:1": [0.010]})
+    assert b.capacity_qps == pytest.approx(2 * (1 / 0.002 + 2 / 0.010)) and b.latency_ms == pytest.approx(2.0)
+    assert bounds(whole, {"cuda": [0.002]}) is None  # a CPU time is missing
+
+
+def test_the_search_finds_what_brute_force_finds_exactly_on_the_virtual_loop(tiny_cnn_path, tmp_path):
+    """Every (layout, policy, N) simulated at every rate against advise's pruned search. 100 batches per point:
+    with 30, a point 6 % beyond its workers' capacity (GPU + 2 CPUs, N=2 at 3000 q/s) ended before its queue
+    showed and brute force took its 3.4 ms for an answer, where advise's capacity bound had pruned it."""
+    platform = tmp_path / "machine.toml"
+    platform.write_text(PLATFORM)
+    rates = (300.0, 1500.0, 3000.0)
+    out = tmp_path / "advice"
+    result = advise(AdviseSettings(tiny_cnn_path, out, rates, "tiny_cnn", batch_sizes=(1, 2, 4, 8), offloads=(),
+                                   platform=platform, batches=100, warmup=3, jobs=1))
+    recs = {r["rate_qps"]: r for r in result.recommendations}
+    layouts = {path: spec for spec, path in _platform_files(out).items()}
+    brute: dict[float, float] = {r: math.inf for r in rates}
+    for path, layout in layouts.items():
+        for n in (1, 2, 4, 8):
+            for policy in ("dmda", "eager") if workers_in(layout) > 1 else ("dmda",):
+                c = Candidate(Target("whole", str(tiny_cnn_path)), layout, policy, n)
+                for p in simulate(c, list(rates), tmp_path / "brute" / c.name, path, "tiny_cnn", 100, 3, 0):
+                    if not p["congested"]:
+                        brute[p["rate_qps"]] = min(brute[p["rate_qps"]], p["mean_max_latency_ms"])
+    for rate in rates:
+        assert recs[rate]["predicted_ms"] == brute[rate], rate  # the same simulator: equal to the last bit
+    assert result.result.simulated + sum(result.result.pruned.values()) == len(result.result.rows)
+    assert sum(result.result.pruned.values()) > 0  # the bounds spared some simulations
+    text = (out / "advice.md").read_text()
+    assert text.splitlines()[2].startswith("**At 300 q/s: whole model, --workers ")
+    assert "nothing confirmed for real" in text
+    frame = pd.read_csv(out / "candidates.csv")
+    assert set(frame.status.str.split(":").str[0]) <= {"simulated", "pruned"}
+    assert (out / "advice.png").stat().st_size > 5000
+
+
+def _platform_files(out: Path) -> dict[str, Path]:
+    from staronnx_cli.runtime.platform import read_platform
+
+    return {read_platform(p).workers_spec: p for p in sorted((out / "platforms").glob("*.toml"))}
+
+
+def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_cnn_path, tmp_path):
+    out = tmp_path / "advice"
+    result = cli("advise", tiny_cnn_path, "--rate", "200", "--batch", "1,2", "--offload", "0.1", "--batches", "20",
+                 "--confirm-batches", "5", "--jobs", "2", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "advice: At 200 q/s:" in result.stdout
+    text = (out / "advice.md").read_text()
+    assert "ms measured" in text.splitlines()[2] or "congested when measured" in text.splitlines()[2]
+    assert any((out / "real").iterdir()) and any((out / "sim").iterdir())
+    frame = pd.read_csv(out / "candidates.csv")
+    assert {"whole", "split10"} == set(frame.target) and {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
+
+
+def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    out = tmp_path / "a"
+    assert_one_line_error(cli("advise", tiny_cnn_path, "-o", out), "--rate R")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "0", "-o", out), "--rate 0")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "x", "-o", out), "--rate 'x'")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--offload", "1.5", "-o", out), "--offload")
+    platform = tmp_path / "machine.toml"
+    platform.write_text(PLATFORM)
+    jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
+                 "--offload", "0", "-o", out)
+    assert_one_line_error(jammed, "no candidate keeps up with 1e+08 q/s", "highest capacity")
+    assert (out / "advice.md").exists() and (out / "candidates.csv").exists()  # written before the error
+    fresh = tmp_path / "cache"
+    monkeypatch.setenv("STARONNX_CACHE", str(fresh))
+    shutil.copytree(Path(tiny_cnn_path).parent.parent, fresh, ignore=shutil.ignore_patterns("perfmodels", "advise"))
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "0", "--budget-s", "0.01",
+                              "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
