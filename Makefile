@@ -10,7 +10,7 @@ RESULTS ?= results/$(MODEL)
 .PHONY: run test lint faults bench bench-gpu compare paper-sim gpu-profile-check clean install
 
 # What staronnx itself needs (make run, the benchmarks); the tests and `make compare` add pytest and a real
-# Triton server (the [dev,triton] extras, about 0.5 GB more).
+# Triton server and Ray (the [dev,triton,ray] extras, about 0.7 GB more).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(FULL_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,triton]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,triton,ray]'
 	touch $(FULL_STAMP)
 
 install: $(STAMP)

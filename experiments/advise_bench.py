@@ -1,5 +1,5 @@
 """Benchmark: simulated (candidate, rate) points per minute of advise's search (issue 16's target: >= 2,000 on 2
-cores), with one process and with a pool of every usable core, side by side in one run.
+cores), with one process, a pool of every usable core and (if installed) Ray on this machine, side by side.
 
 Every candidate of the H100 platform in the repository (its three layouts x batch sizes 1 to 64 x policies) at
 eight rates, simulated the way `advise` simulates them (the sweep's code on the virtual clock, 50 batches per
@@ -9,6 +9,7 @@ point, files written), without pruning. Usage: python experiments/advise_bench.p
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import time
 from pathlib import Path
@@ -36,18 +37,21 @@ def main() -> None:
         advise = AdviseSettings(model, Path(tmp), tuple(rates), "googlenet", platform=PLATFORM, offloads=())
         targets, layouts, _, platforms, _ = _platform_space(advise)
         jobs = [(c, rates, None) for n in BATCH_SIZES for c in candidates(targets, layouts, n, POLICIES)]
-        for processes in sorted({1, usable_cores()}):
+        engines = [(f"{n} process(es)", n, False) for n in sorted({1, usable_cores()})]
+        if importlib.util.find_spec("ray"):
+            engines.append(("Ray on this machine", usable_cores(), True))
+        for engine, processes, ray in engines:
             settings = SearchSettings("googlenet", targets, layouts, BATCH_SIZES, tuple(rates), POLICIES,
-                                      Path(tmp) / f"p{processes}", platforms=platforms, jobs=processes)
-            pool = process_pool(processes)
-            started = time.perf_counter()
+                                      Path(tmp) / engine.replace(" ", "_"), platforms=platforms, jobs=processes)
+            pool = process_pool(processes, ray)
+            started = time.perf_counter()  # Ray's start is before: it is paid once per advise, not per point
             results = _run(jobs, settings, pool)
             seconds = time.perf_counter() - started
             if pool is not None:
                 pool.shutdown()
             points = sum(len(r) for r in results)
             ran = sum(1 for r in results for p in r if not str(p.get("reason", "")).startswith("not run"))
-            rows.append({"processes": processes, "candidates": len(jobs), "points": points,
+            rows.append({"engine": engine, "candidates": len(jobs), "points": points,
                          "simulated": ran,  # the others: recorded congested without running (beyond a congested rate)
                          "seconds": round(seconds, 2), "points per minute": round(60 * points / seconds),
                          "simulated per minute": round(60 * ran / seconds)})

@@ -143,3 +143,30 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     shutil.copytree(Path(tiny_cnn_path).parent.parent, fresh, ignore=shutil.ignore_patterns("perfmodels", "advise"))
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "0", "--budget-s", "0.01",
                               "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
+
+
+def _search_rows(tiny_cnn_path, out: Path, **engine) -> pd.DataFrame:
+    platform = out.parent / "machine.toml"
+    platform.write_text(PLATFORM)
+    advise(AdviseSettings(tiny_cnn_path, out, (300.0, 1500.0), "tiny_cnn", batch_sizes=(1, 2, 4), offloads=(),
+                          platform=platform, batches=40, warmup=3, **engine))
+    return pd.read_csv(out / "candidates.csv")
+
+
+def test_the_same_candidates_and_seed_give_the_same_rows_in_one_process_or_a_pool(tiny_cnn_path, tmp_path):
+    alone = _search_rows(tiny_cnn_path, tmp_path / "one", jobs=1)
+    pooled = _search_rows(tiny_cnn_path, tmp_path / "pool", jobs=2)
+    pd.testing.assert_frame_equal(alone, pooled)
+    assert (alone.status == "simulated").sum() > 2
+
+
+def test_ray_gives_the_same_rows_and_a_bad_address_is_one_line(cli, tiny_cnn_path, tmp_path):
+    pytest.importorskip("ray")
+    alone = _search_rows(tiny_cnn_path, tmp_path / "one", jobs=1)
+    on_ray = _search_rows(tiny_cnn_path, tmp_path / "ray", ray=True)
+    pd.testing.assert_frame_equal(alone, on_ray)
+    platform = tmp_path / "machine.toml"
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--platform", platform, "--ray",
+                              "--ray-address", "127.0.0.1:9", "-o", tmp_path / "bad"), "--ray-address 127.0.0.1:9")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--ray-address", "127.0.0.1:9", "-o",
+                              tmp_path / "bad"), "add --ray")

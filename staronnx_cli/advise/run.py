@@ -31,6 +31,8 @@ class AdviseSettings:
     confirm: bool = True
     confirm_batches: int = 30
     jobs: int = 0  # 0: this machine's usable cores
+    ray: bool = False  # simulate on a Ray cluster instead of a local process pool
+    ray_address: str | None = None  # None: a Ray instance started on this machine
     seed: int = 0
     force: bool = False
     command: str = ""
@@ -61,6 +63,8 @@ def check(s: AdviseSettings) -> None:
     unknown = [p for p in s.policies if p not in POLICIES]
     if unknown:
         raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
+    if s.ray_address and not s.ray:
+        raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
     if (s.output / "advice.md").exists() and not s.force:
         raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
 
@@ -90,7 +94,7 @@ def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
     settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
                               tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
                               s.warmup, s.seed, s.jobs or cores, s.budget_s, platforms, one_run_s, cores)
-    pool = process_pool(settings.jobs)
+    pool = process_pool(settings.jobs, s.ray, s.ray_address)
     try:
         result = search(settings, times, on_step, pool)
     finally:

@@ -159,7 +159,7 @@ def _give_up_unreachable(rates, best, capacity: dict[int, float], hopeless: set[
 def _run(jobs, s: SearchSettings, pool) -> list[list[dict]]:
     args = [(c, todo, s.out / "sim" / c.name, (s.platforms or {}).get(c.layout), s.model_name, s.batches, s.warmup,
              s.seed) for c, todo, _ in jobs]
-    if pool is None or len(args) < 2:
+    if pool is None or (len(args) < 2 and not hasattr(pool, "ray")):
         return [simulate(*a) for a in args]
     return list(pool.map(_simulate_args, args))
 
@@ -168,6 +168,10 @@ def _simulate_args(args) -> list[dict]:
     return simulate(*args)
 
 
-def process_pool(jobs: int):
-    """A pool of `jobs` processes (None: simulate in this process)."""
+def process_pool(jobs: int, ray: bool = False, ray_address: str | None = None):
+    """A pool of `jobs` processes (None: simulate in this process), or a Ray cluster's workers."""
+    if ray:
+        from .raypool import RayPool
+
+        return RayPool(ray_address, _simulate_args)
     return ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None

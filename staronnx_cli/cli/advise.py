@@ -42,6 +42,10 @@ def advise(
     confirm_batches: Annotated[int, typer.Option(help="Measured batches per confirmation point.")] = 30,
     batches: Annotated[int, typer.Option(help="Measured batches per simulated point.")] = 50,
     jobs: Annotated[int, typer.Option(help="Processes simulating candidates (0: one per usable core).")] = 0,
+    ray: Annotated[bool, typer.Option(help="Simulate on a Ray cluster (the [ray] extra) instead of local "
+                                           "processes; real confirmation stays on this machine.")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="With --ray: the cluster's address (default: start "
+                                                         "Ray on this machine).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of inputs and simulated noise.")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="The advice directory.")] = Path("results/advice"),
     force: Annotated[bool, typer.Option(help="Replace an advice in the directory.")] = False,
@@ -57,7 +61,8 @@ def advise(
     settings = AdviseSettings(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(p for p in policy.split(",") if p),
-        platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs, seed=seed,
+        platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs, ray=ray,
+        ray_address=ray_address, seed=seed,
         force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
     with console.status("advising") as status:
         advice = run_advise(settings, lambda text: (console.print(f"[dim]{escape(text)}[/]"),
