@@ -174,7 +174,11 @@ def test_rich_tables_fold_on_a_narrow_terminal_and_never_cut():
              "latency": float("nan"), "workers": "cuda:0x2,cpu:1x14"}]
     console = Console(width=50, record=True)
     console.print(rich_table(rows, "systems"))
+    console.print(rich_table([{"rate q/s": "500", "setup": "whole model, --workers cpu:2x1, --policy dmda, N=1",
+                               "predicted ms": "0.16", "measured ms": "congested", "rho_max q/s": "2000"}],
+                             "with a text column", text_columns=("setup",)))
     text = console.export_text()
+    assert all(line.rstrip()[-1] in "┓┃┩│┘" for line in text.splitlines() if line.startswith(("┏", "┃", "│", "└")))
     assert "…" not in text and "..." not in text and "nan" not in text and "None" not in text
     letters = sorted(ch for ch in text if ch.isalnum() or ch in "_.:,")  # every character is still there
     for value in ("efficiency_of_the_workers", "0.3", "cuda:0x2,cpu:1x14", "rho_max_over_native", "systems"):

@@ -71,20 +71,28 @@ def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResul
     lines += [f"Search: {result.simulated} (candidate, rate) points simulated, {sum(result.pruned.values())} pruned "
               f"({why or 'none'}) in {result.seconds:.1f} s.", ""]
     lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
-    lines += ["## The top candidates, predicted and measured", "",
-              "| rate q/s | setup | predicted ms | measured ms | predicted rho_max q/s |", "|---:|---|---:|---:|---:|"]
-    for e in sorted(entries, key=lambda e: (min(e.rates), min(e.predicted.values()))):
-        for rate in e.rates:
-            measured = e.measured.get(rate, "not run")
-            lines.append(f"| {rate:g} | {e.candidate.setup} | {_ms(e.predicted.get(rate))} | "
-                         f"{_ms(measured) if measured != 'not run' else 'not run'} | "
-                         f"{'' if e.rho_max_predicted is None else f'{e.rho_max_predicted:.4g}'} |")
-    lines += ["", "Measured: congested means the real sweep found the queue growing at that rate.", ""]
+    from ..plots.tables import markdown
+
+    lines += ["## The top candidates, predicted and measured", "", markdown(top_rows(entries)),
+              "Measured: congested means the real sweep found the queue growing at that rate.", ""]
     if figure is not None:
         lines += [f"![the top candidates]({figure.name})", ""]
     lines += ["Every candidate, with why it was pruned or what it predicted: `candidates.csv`; the simulated runs: "
               "`sim/`, `headroom/`; the real confirmations: `real/`.", "", f"Command: `{command}`", ""]
     path.write_text("\n".join(lines))
+
+
+def top_rows(entries: list[Confirmed]) -> list[dict]:
+    """The top candidates at each rate, predicted beside measured (the table printed and in advice.md)."""
+    rows = []
+    for e in sorted(entries, key=lambda e: (min(e.rates), min(e.predicted.values()))):
+        for rate in e.rates:
+            measured = e.measured.get(rate, "not run")
+            rows.append({"rate q/s": f"{rate:g}", "setup": e.candidate.setup,
+                         "predicted ms": _ms(e.predicted.get(rate)),
+                         "measured ms": _ms(measured) if measured != "not run" else "not run",
+                         "predicted rho_max q/s": "" if e.rho_max_predicted is None else f"{e.rho_max_predicted:.4g}"})
+    return sorted(rows, key=lambda r: float(r["rate q/s"]))
 
 
 def _ms(value) -> str:

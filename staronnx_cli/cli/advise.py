@@ -52,9 +52,10 @@ def advise(
 ):
     """Search batch sizes, splits, worker layouts and policies in simulation for the target rate(s), confirm the
     best for real, and write advice.md, candidates.csv and advice.png."""
-    from ..advise.answer import headline
+    from ..advise.answer import headline, top_rows
     from ..advise.run import AdviseSettings
     from ..advise.run import advise as run_advise
+    from ..plots.tables import rich_table
     from ..zoo.names import model_name_of
 
     offloads = tuple(f for f in _floats(offload, "--offload") if f != 0)
@@ -67,6 +68,9 @@ def advise(
     with console.status("advising") as status:
         advice = run_advise(settings, lambda text: (console.print(f"[dim]{escape(text)}[/]"),
                                                     status.update(escape(text))))
+    if advice.confirmed:
+        console.print(rich_table(top_rows(advice.confirmed), "the top candidates, predicted and measured",
+                                 text_columns=("setup",)))
     for rec in advice.recommendations:
         console.print(f"[bold]advice:[/] {escape(headline(rec))}", soft_wrap=True)
     result = advice.result

@@ -54,9 +54,8 @@ def rich_table(rows: list[dict], title: str, text_columns: tuple[str, ...] = ())
 
     table = Table(title=title)
     for column in (rows[0] if rows else {"": ""}):
-        if column in text_columns:
-            longest = max([len(column)] + [len(cell(r[column])) for r in rows])
-            table.add_column(column, justify="left", overflow="fold", min_width=min(40, longest))
+        if column in text_columns:  # no min_width: Rich would crop the table's right side to honour it
+            table.add_column(column, justify="left", overflow="fold")
         else:
             table.add_column(column, justify="right", overflow="fold")
     for r in rows:
