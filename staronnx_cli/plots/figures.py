@@ -178,8 +178,17 @@ def _label_curve_starts(fig, ax, starts: list[tuple[int, float, float]]) -> None
 
 
 def _ideal_along(points: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """The ideal of the chosen N at each rate: points.csv's ideal_latency_ms (none beyond what the workers can
+    serve, as in the tables), or (N-1)/rho + S(N) for runs written before that column."""
     rows = []
+    recorded = "ideal_latency_ms" in points
     for _, row in best.iterrows():
+        if recorded:
+            hit = points[(points.batch_size == row.batch_size) & (points.rate_qps == row.rate_qps)].ideal_latency_ms
+            value = pd.to_numeric(hit, errors="coerce").dropna()
+            if not value.empty:
+                rows.append({"rate_qps": row.rate_qps, "ideal_ms": float(value.iloc[0])})
+            continue
         curve = env.ideal_curve(points, int(row.batch_size))
         match = curve[curve.rate_qps == row.rate_qps]
         if not match.empty:
