@@ -50,7 +50,9 @@ def test_the_layouts_of_a_machine_and_the_candidates_on_them():
     assert machine_layouts(2, 0) == ["cpu:2x1", "cpu:1x2"]
     layouts = machine_layouts(4, 1)
     assert layouts[:3] == ["cpu:4x1", "cpu:2x2", "cpu:1x4"]
-    assert {"cuda:0", "cuda:0,cpu:3x1", "cuda:0,cpu:1x3", "cuda:0x2", "cuda:0x2,cpu:3x1"} <= set(layouts)
+    assert {"cuda:0", "cuda:0,cpu:3x1", "cuda:0,cpu:1x3"} <= set(layouts)
+    assert not any("x2," in x or x.endswith("cuda:0x2") for x in layouts)  # the simulator cannot share a GPU
+    assert "cuda:0x2,cpu:3x1" in machine_layouts(4, 1, per_gpu=(1, 2))
     assert [workers_in(x) for x in ("cpu:2x1", "cuda:0x2,cpu:1x3", "cuda:0")] == [2, 3, 1]
     assert worker_kinds("cuda:0x2,cpu:2x7") == ["cuda", "cuda", "cpu:7", "cpu:7"]
     whole, split = Target("whole", "m.onnx"), Target("split10", "plan", 2, 0.1)
@@ -72,6 +74,7 @@ def test_bounds_hold_what_no_schedule_can_beat():
     b = bounds(whole, {"cuda": [0.002], "cpu:1": [0.010]})
     assert b.capacity_qps == pytest.approx(2 * (1 / 0.002 + 2 / 0.010)) and b.latency_ms == pytest.approx(2.0)
     assert bounds(whole, {"cuda": [0.002]}) is None  # a CPU time is missing
+    assert bounds(whole, {"cuda": [0.0], "cpu:1": [0.010]}) is None  # a platform extrapolated down to 0 ms
 
 
 def test_the_search_finds_what_brute_force_finds_exactly_on_the_virtual_loop(tiny_cnn_path, tmp_path):
@@ -170,3 +173,40 @@ def test_ray_gives_the_same_rows_and_a_bad_address_is_one_line(cli, tiny_cnn_pat
                               "--ray-address", "127.0.0.1:9", "-o", tmp_path / "bad"), "--ray-address 127.0.0.1:9")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--ray-address", "127.0.0.1:9", "-o",
                               tmp_path / "bad"), "add --ray")
+
+
+def test_the_search_keeps_the_three_best_and_ignores_unsettled_points():
+    """Pruning spares whatever could enter the 3 best at a rate (confirmation measures 3), and a point whose
+    latency is only a lower bound ("not settled") never sets them."""
+    from staronnx_cli.advise.search import SearchSettings, eligible, search
+
+    class Times:
+        def part_s(self, key, n):
+            return {"cpu:1": [0.010 * n], "cpu:2": [0.006 * n]}
+
+        def missing(self, key, kinds, n):
+            return set()
+
+    latencies = {("cpu:2x1", 1): 10.0, ("cpu:1x2", 1): 30.0, ("cpu:2x1", 2): 15.0, ("cpu:1x2", 2): 40.0}
+    simulated = []
+
+    def fake_run(jobs, s, pool):
+        simulated.extend((c.layout, c.batch_size) for c, _, _ in jobs)
+        return [[{"rate_qps": r, "congested": False, "mean_max_latency_ms": latencies[(c.layout, c.batch_size)],
+                  "reason": ""} for r in todo] for c, todo, _ in jobs]
+
+    import staronnx_cli.advise.search as module
+
+    saved, module._run = module._run, fake_run
+    try:
+        s = SearchSettings("m", [Target("whole", "m.onnx")], ["cpu:2x1", "cpu:1x2"], (1, 2), (100.0,), ("dmda",),
+                           Path("/nonexistent"), platforms={})
+        result = search(s, Times())
+    finally:
+        module._run = saved
+    # N=2's lower bound on cpu:2x1 is 10 ms of formation + 12 ms: above the best (10) but below the third
+    # (infinite with two found): it is simulated, and it is second at 15 ms
+    assert ("cpu:2x1", 2) in simulated
+    assert result.best[100.0]["predicted_latency_ms"] == 10.0
+    assert not eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": "not settled: rising"})
+    assert eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": ""})

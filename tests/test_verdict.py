@@ -52,7 +52,7 @@ def hand_run(parts: int, rows: list[tuple], auto: bool = True) -> Run:
 
 def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_figures():
     whole = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 12.0, 0.1, False), (1, 30, 30, 20.0, 1.0, False),
-                         (1, 40, 10, None, None, True)])
+                         (1, 30.8, 10, None, None, True)])  # auto: bisected to within 3 %
     split = hand_run(2, [(1, 10, 30, 10.2, 0.1, False), (1, 25, 30, 11.0, 0.1, False), (1, 30, 30, 13.0, 0.1, False),
                          (1, 36, 30, 25.0, 2.0, False), (1, 37, 10, None, None, True)])
     # at 25 q/s the whole model's 16 ms is interpolated between 20 and 30 q/s: 11 ms is 31 % lower; 13 vs 20: 35 %
@@ -209,3 +209,22 @@ def test_profile_noise_is_called_out_and_steady_profiles_say_nothing():
     assert warnings[0].startswith("batch 8: the 20 profiled runs spread 22% (interquartile range over median")
     assert "runs with the profiler on were 6.8% faster than without it" in warnings[1]
     assert "level all ran at 182% of level basic's time" in warnings[2]
+
+
+def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():
+    low = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 11.0, 0.1, False)], auto=False)  # never congested
+    split = hand_run(2, [(1, 10, 30, 10.0, 0.1, False), (1, 40, 30, 12.0, 0.1, False), (1, 50, 10, None, None, True)])
+    text = split_verdict(low, split)
+    assert text.startswith("Splitting (2 parts, 10% of the compute offloaded): saturation at least 20 q/s whole, "
+                           "40 q/s split; the whole model never congested in its grid")
+    assert "beyond the whole model's saturation" not in text
+    probe_cut = hand_run(1, [(1, 20, 30, 10.0, 0.1, False), (1, 40, 10, None, None, True)])  # auto, stopped early
+    assert "Saturation (rho_max, within 100%)" in run_verdict(probe_cut)[1]
+
+
+def test_noise_and_summary_read_a_minimal_points_file(tmp_path):
+    from staronnx_cli.plots.summary import summary
+
+    run = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 10, None, None, True)])
+    assert noise_warnings(run) == []
+    assert summary(run)["saturation"][0]["service_ms"] is None

@@ -29,17 +29,35 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
         out.append({"rate_qps": rate, "setup": pick.candidate.setup, "candidate": pick.candidate,
                     "predicted_ms": pick.predicted.get(rate), "measured_ms": pick.measured.get(rate),
                     "rho_max_predicted": pick.rho_max_predicted, "confirmed": bool(measured),
-                    "congested_for_real": not measured and any(rate in e.measured for e in mine)})
+                    "congested_for_real": not measured and any(rate in e.measured for e in mine),
+                    "over_bound": bound_ms is not None and measured and pick.measured[rate] > bound_ms,
+                    "bound_ms": bound_ms})
     return out
 
 
 def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
-    capacity = max((r["capacity_bound_qps"] or 0 for r in result.rows), default=0)
-    best = [r for r in result.rows if r["rate_qps"] == rate and r["predicted_latency_ms"] is not None
-            and not r["predicted_congested"]]
-    if best and bound_ms is not None:
-        least = min(r["predicted_latency_ms"] for r in best)
+    """Why no candidate answers at `rate`, from what happened to its rows (the most frequent fate first)."""
+    mine = [r for r in result.rows if r["rate_qps"] == rate]
+    capacity = max((r["capacity_bound_qps"] or 0 for r in mine), default=0)
+    served = [r for r in mine if r["predicted_latency_ms"] is not None and not r["predicted_congested"]]
+    if served and bound_ms is not None:
+        least = min(r["predicted_latency_ms"] for r in served)
         return f"no candidate meets {bound_ms:g} ms at {rate:g} q/s (the least predicted: {least:.1f} ms)"
+    fates = {"formation": "formation", "no task times": "times", "capacity": "capacity", "beyond every": "capacity",
+             "lower bound": "bound"}
+    counts: dict[str, int] = {}
+    for r in mine:
+        fate = "congested" if r["status"] == "simulated" else next(
+            (v for k, v in fates.items() if k in r["status"]), "other")
+        counts[fate] = counts.get(fate, 0) + 1
+    if counts.get("times", 0) == len(mine):
+        return (f"no candidate could be judged at {rate:g} q/s: no task times (calibration failed, see the notes, "
+                "or the platform lacks them)")
+    if bound_ms is not None and counts.get("formation", 0) + counts.get("bound", 0) == len(mine):
+        return (f"no candidate meets {bound_ms:g} ms at {rate:g} q/s: even the formation time and the least "
+                "critical path exceed it (try smaller --batch sizes)")
+    if capacity == 0:
+        return f"no candidate was searched at {rate:g} q/s (see the notes: --budget-s, --batch)"
     return (f"no candidate keeps up with {rate:g} q/s: every one congests (the highest capacity of any candidate is "
             f"{capacity:.4g} q/s, an upper bound)")
 
@@ -49,6 +67,8 @@ def headline(rec: dict) -> str:
         return f"At {rec['rate_qps']:g} q/s: {rec['why']}."
     if rec["confirmed"]:
         latency = f"{rec['measured_ms']:.1f} ms measured ({rec['predicted_ms']:.1f} ms predicted)"
+        if rec.get("over_bound"):
+            latency += f", above the {rec['bound_ms']:g} ms bound on this machine"
     elif rec["congested_for_real"]:
         latency = (f"{rec['predicted_ms']:.1f} ms predicted, but every top candidate congested when measured on "
                    "this machine (the simulation is optimistic here)")
@@ -87,10 +107,10 @@ def top_rows(entries: list[Confirmed]) -> list[dict]:
     rows = []
     for e in sorted(entries, key=lambda e: (min(e.rates), min(e.predicted.values()))):
         for rate in e.rates:
-            measured = e.measured.get(rate, "not run")
+            measured = ("failed" if rate in e.failed else
+                        _ms(e.measured[rate]) if rate in e.measured else "not run")
             rows.append({"rate q/s": f"{rate:g}", "setup": e.candidate.setup,
-                         "predicted ms": _ms(e.predicted.get(rate)),
-                         "measured ms": _ms(measured) if measured != "not run" else "not run",
+                         "predicted ms": _ms(e.predicted.get(rate)), "measured ms": measured,
                          "predicted rho_max q/s": "" if e.rho_max_predicted is None else f"{e.rho_max_predicted:.4g}"})
     return sorted(rows, key=lambda r: float(r["rate q/s"]))
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .search import SearchResult, SearchSettings, simulate
+from ..errors import UserError
+from .search import SearchResult, SearchSettings, eligible, simulate
 from .space import Candidate, Target
 
 TOP = 3
@@ -19,7 +20,8 @@ class Confirmed:
     candidate: Candidate
     rates: list[float]  # the target rates at which it is among the top
     predicted: dict[float, float | None] = field(default_factory=dict)  # rate -> latency (None: congested)
-    measured: dict[float, float | None] = field(default_factory=dict)
+    measured: dict[float, float | None] = field(default_factory=dict)  # None: congested for real
+    failed: dict[float, str] = field(default_factory=dict)  # rate -> why the real point measured nothing
     rho_max_predicted: float | None = None
     curve: list[tuple[float, float]] = field(default_factory=list)  # (rate, predicted latency) uncongested
 
@@ -34,7 +36,8 @@ def top_candidates(result: SearchResult, targets: list[Target], bound_ms: float 
     chosen: dict[str, Confirmed] = {}
     for rate in sorted({r["rate_qps"] for r in result.rows}):
         ok = [r for r in result.rows if r["rate_qps"] == rate and r["status"] == "simulated"
-              and not r["predicted_congested"] and r["predicted_latency_ms"] is not None
+              and eligible({"congested": r["predicted_congested"], "reason": r["reason"],
+                            "mean_max_latency_ms": r["predicted_latency_ms"]})
               and (bound_ms is None or r["predicted_latency_ms"] <= bound_ms)]
         for row in sorted(ok, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]))[:TOP]:
             c = candidate_of(row, targets)
@@ -57,10 +60,12 @@ def predict_saturation(entries: list[Confirmed], s: SearchSettings) -> None:
         e.rho_max_predicted = max((r for r, _ in ok), default=None)
 
 
-def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step) -> None:
-    """Short real sweeps, one candidate after the other (alone on the machine), at its target rates."""
+def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step) -> list[str]:
+    """Short real sweeps, one candidate after the other (alone on the machine), at its target rates; a candidate
+    the machine refuses (memory, a model ONNX Runtime cannot run at N) is noted and the others still run."""
     from ..sweep.runner import SweepSettings, run_sweep
 
+    notes = []
     for e in entries:
         c = e.candidate
         on_step(f"confirming for real: {c.setup} at {', '.join(f'{r:g}' for r in e.rates)} q/s")
@@ -69,6 +74,18 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
                                  batch_sizes=(c.batch_size,), rates=tuple(sorted(e.rates)), batches=batches,
                                  warmup=warmup, seed=s.seed, force=True, model_name=s.model_name,
                                  command=f"staronnx advise (confirmation): {c.setup}")
-        for p in run_sweep(settings):
-            latency = p.get("mean_max_latency_ms")
-            e.measured[float(p["rate_qps"])] = None if p["congested"] or latency in ("", None) else float(latency)
+        try:
+            points = run_sweep(settings)
+        except UserError as exc:
+            notes.append(f"not confirmed: {c.setup}: {exc}")
+            e.failed.update({r: str(exc) for r in e.rates})
+            continue
+        for p in points:
+            rate, latency = float(p["rate_qps"]), p.get("mean_max_latency_ms")
+            if p["congested"]:
+                e.measured[rate] = None
+            elif latency in ("", None):
+                e.failed[rate] = p.get("errors") or p.get("reason") or "no batch measured"
+            else:
+                e.measured[rate] = float(latency)
+    return notes

@@ -60,6 +60,8 @@ def check(s: AdviseSettings) -> None:
         raise UserError(f"--latency-bound {s.latency_bound_ms:g}: a bound is a positive number of ms")
     if not s.budget_s > 0:
         raise UserError(f"--budget-s {s.budget_s:g}: give the seconds calibration may take, e.g. 600")
+    if not s.policies:
+        raise UserError(f"--policy: give at least one of {', '.join(POLICIES)}")
     unknown = [p for p in s.policies if p not in POLICIES]
     if unknown:
         raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
@@ -101,13 +103,13 @@ def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
         if pool is not None:
             pool.shutdown()
     result.notes = notes + result.notes
+    write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
     entries = top_candidates(result, targets, s.latency_bound_ms)
     predict_saturation(entries, settings)
     if confirm and entries:
-        measure(entries, settings, s.confirm_batches, 3, on_step)
+        result.notes += measure(entries, settings, s.confirm_batches, 3, on_step)
     recs = recommendations(result, entries, s.latency_bound_ms)
     figure = draw(entries, settings.model_name, s.output / "advice.png")
-    write_candidates(result, s.output / "candidates.csv")
     write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command)
     files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
@@ -134,7 +136,8 @@ def _platform_space(s: AdviseSettings):
             variant = replace(platform, workers=list(groups), path=None)
             path = s.output / "platforms" / f"{len(files)}.toml"
             write_platform(variant, path)
-            layouts.append(variant.workers_spec)
-            files[variant.workers_spec] = path
+            if variant.workers_spec not in files:  # two identical groups give one layout, not two
+                layouts.append(variant.workers_spec)
+                files[variant.workers_spec] = path
     times = PlatformTimes(part_times(platform, [s.model], s.model_name or s.model.stem), 1)
     return [Target("whole", str(s.model))], layouts, times, files, 0.0

@@ -1,7 +1,7 @@
-"""The search: batch sizes in increasing order; at each, every candidate that could still win at some target rate
-is simulated there (a process pool), the rest pruned by the bounds, and the best latency per rate kept. A batch
-size whose formation time (N-1)/rate alone exceeds the best latency found at every rate ends the search: no
-larger batch size can win."""
+"""The search: batch sizes in increasing order; at each, every candidate that could still be among the 3 best at
+some target rate is simulated there (a process pool), the rest pruned by the bounds, and the 3 least latencies
+per rate kept (confirmation measures the 3 best). A batch size whose formation time (N-1)/rate alone exceeds the
+third least latency at every rate ends the search: no larger batch size can enter the 3."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .space import Candidate, Target, candidates
+from .space import Candidate, Target, candidates, workers_in
 from .times import bounds, calibrate_all, calibration_estimate_s, check_budget, worker_kinds
 
 
@@ -68,24 +68,39 @@ def _row(c: Candidate, rate: float, status: str, b=None, point: dict | None = No
             "latency_lower_bound_ms": round(b.latency_ms, 4) if b else None, "candidate": c.name}
 
 
+TOP = 3  # candidates kept per rate: confirmation measures these, so pruning spares the TOP best, not only the best
+
+
+def eligible(point: dict) -> bool:
+    """A simulated point that can answer: uncongested, with a latency that is not just a lower bound (a queue
+    still filling when its batches ran out: "not settled")."""
+    latency = point.get("mean_max_latency_ms")
+    return bool(point) and not point.get("congested") and latency not in ("", None) \
+        and not str(point.get("reason") or "").startswith("not settled")
+
+
 def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> SearchResult:
     started = time.perf_counter()
     result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
-    best = {r: math.inf for r in s.rates}
+    leaders: dict[float, list[float]] = {r: [] for r in s.rates}  # the TOP least latencies found per rate
+
+    def bar(r: float) -> float:  # what a candidate must beat to be among the TOP at r (and within the bound)
+        kept = leaders[r]
+        return min(kept[TOP - 1] if len(kept) >= TOP else math.inf, s.latency_bound_ms or math.inf)
+
     budget = s.budget_s
-    kinds = {k for layout in s.layouts for k in worker_kinds(layout)}
     capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
     hopeless: set[float] = set()  # rates no larger batch size will reach
     for n in sorted(s.batch_sizes):
-        live = [r for r in s.rates if 1000 * (n - 1) / r < min(best[r], s.latency_bound_ms or math.inf)
-                and r not in hopeless]
+        live = [r for r in s.rates if 1000 * (n - 1) / r < bar(r) and r not in hopeless]
         everyone = candidates(s.targets, s.layouts, n, s.policies)
         if not live:
             for c in everyone:
-                result.rows += [_row(c, r, "pruned: formation time above the best latency") for r in s.rates]
-            result.pruned["formation"] += len(everyone) * len(s.rates)
+                result.rows += [_pruned_row(c, r, hopeless) for r in s.rates]
+                result.pruned["formation"] += sum(r not in hopeless for r in s.rates)
+                result.pruned["capacity"] += sum(r in hopeless for r in s.rates)
             continue
-        missing = [(t, k) for t in s.targets for k in sorted(times.missing(t.key, kinds, n))]
+        missing = [(t, k) for t in s.targets for k in sorted(times.missing(t.key, kinds_for(t, s.layouts), n))]
         if missing and s.platforms is None:
             estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
             if n == min(s.batch_sizes):
@@ -105,23 +120,23 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> Se
             todo = []
             for r in s.rates:
                 if r not in live:
-                    result.rows.append(_row(c, r, "pruned: formation time above the best latency", b))
-                    result.pruned["formation"] += 1
+                    result.rows.append(_pruned_row(c, r, hopeless, b))
+                    result.pruned["capacity" if r in hopeless else "formation"] += 1
                 elif b is None:
                     result.rows.append(_row(c, r, "pruned: no task times", b))
                     result.pruned["no times"] += 1
                 elif r > b.capacity_qps:
                     result.rows.append(_row(c, r, "pruned: rate above its capacity", b))
                     result.pruned["capacity"] += 1
-                elif 1000 * (n - 1) / r + b.latency_ms >= best[r]:
-                    result.rows.append(_row(c, r, "pruned: lower bound above the best latency", b))
+                elif 1000 * (n - 1) / r + b.latency_ms >= bar(r):
+                    result.rows.append(_row(c, r, f"pruned: lower bound above the {TOP} best latencies", b))
                     result.pruned["lower bound"] += 1
                 else:
                     todo.append(r)
             if todo:
                 jobs.append((c, todo, b))
         capacity[n] = max(caps)
-        _give_up_unreachable(s.rates, best, capacity, hopeless, result.notes)
+        _give_up_unreachable(s.rates, leaders, capacity, hopeless, result.notes)
         on_step(f"N={n}: simulating {sum(len(t) for _, t, _ in jobs)} (candidate, rate) points")
         for (c, todo, b), points in zip(jobs, _run(jobs, s, pool)):
             by_rate = {float(p["rate_qps"]): p for p in points}
@@ -129,31 +144,45 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> Se
                 point = by_rate.get(float(r), {})
                 result.rows.append(_row(c, r, "simulated", b, point))
                 result.simulated += 1
-                latency = point.get("mean_max_latency_ms")
-                if point and not point.get("congested") and latency not in ("", None) and latency < best[r]:
-                    best[r] = latency
-                    result.best[r] = result.rows[-1]
+                if eligible(point):
+                    latency = float(point["mean_max_latency_ms"])
+                    leaders[r] = sorted(leaders[r] + [latency])[:TOP]
+                    if r not in result.best or latency < result.best[r]["predicted_latency_ms"]:
+                        result.best[r] = result.rows[-1]
     result.seconds = time.perf_counter() - started
     return result
+
+
+def kinds_for(target: Target, layouts: list[str]) -> set[str]:
+    """The worker kinds a target runs on: every layout's for the whole model; a plan only runs on layouts of
+    several workers (its single-worker kinds would be calibrated for nothing)."""
+    return {k for layout in layouts for k in worker_kinds(layout) if target.parts == 1 or workers_in(layout) > 1}
+
+
+def _pruned_row(c: Candidate, r: float, hopeless: set[float], b=None) -> dict:
+    if r in hopeless:
+        return _row(c, r, "pruned: beyond every capacity, which stopped growing with N", b)
+    return _row(c, r, f"pruned: formation time above the {TOP} best latencies", b)
 
 
 GROWTH = 1.05  # a doubling of N that raises the best capacity less than this: larger N will not reach a rate
 
 
-def _give_up_unreachable(rates, best, capacity: dict[int, float], hopeless: set[float], notes: list[str]) -> None:
+def _give_up_unreachable(rates, leaders, capacity: dict[int, float], hopeless: set[float], notes: list[str]) -> None:
     """A rate no candidate serves yet, beyond every capacity, while the best capacity has stopped growing with N
-    (less than 5 % in each of the last two steps of N): larger batch sizes are not calibrated for it (on a CPU, a
-    model's time per sample hardly falls with N, so neither does the capacity rise)."""
+    (less than 5 % per doubling of N in each of the last two steps): larger batch sizes are not calibrated for it
+    (on a CPU, a model's time per sample hardly falls with N, so neither does the capacity rise)."""
     sizes = sorted(capacity)
     if len(sizes) < 3:
         return
-    first, before, now = (capacity[n] for n in sizes[-3:])
+    (n0, n1, n2), (first, before, now) = sizes[-3:], (capacity[n] for n in sizes[-3:])
+    slow = now < GROWTH ** math.log2(n2 / n1) * before and before < GROWTH ** math.log2(n1 / n0) * first
     for r in rates:
-        if r not in hopeless and best[r] == math.inf and r > now and now < GROWTH * before < GROWTH ** 2 * first:
+        if r not in hopeless and not leaders[r] and r > now and slow:
             hopeless.add(r)
             notes.append(f"{r:g} q/s is beyond every candidate: the highest capacity went from {first:.4g} q/s "
-                         f"(N={sizes[-3]}) to {before:.4g} (N={sizes[-2]}) and {now:.4g} (N={sizes[-1]}), less than "
-                         "5 % per step; larger batch sizes were not searched for it")
+                         f"(N={n0}) to {before:.4g} (N={n1}) and {now:.4g} (N={n2}), less than 5 % per doubling "
+                         "of N; larger batch sizes were not searched for it")
 
 
 def _run(jobs, s: SearchSettings, pool) -> list[list[dict]]:

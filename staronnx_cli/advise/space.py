@@ -52,9 +52,11 @@ def workers_in(layout: str) -> int:
     return count
 
 
-def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1, 2)) -> list[str]:
+def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1,)) -> list[str]:
     """Every way to use the machine whole: CPU cores in G equal groups of K (G x K = the cores left), alone or
-    beside each GPU count with W workers per GPU (one core kept back per GPU to drive it); each GPU alone too."""
+    beside each GPU count with W workers per GPU (one core kept back per GPU to drive it); each GPU alone too.
+    advise keeps one worker per GPU: the simulator gives every worker a device of its own, so W workers sharing
+    one GPU would be predicted W times its capacity."""
     def cpu_groups(n: int) -> list[str]:
         return [f"cpu:{n // k}x{k}" for k in range(1, n + 1) if n % k == 0]
 
@@ -64,7 +66,7 @@ def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1, 2)) ->
         layouts.append(gpu)
         left = cores - gpus
         layouts += [f"{gpu},{cpu}" for cpu in cpu_groups(left)] if left > 0 else []
-    return layouts
+    return list(dict.fromkeys(layouts))
 
 
 def candidates(targets: list[Target], layouts: list[str], batch_size: int,

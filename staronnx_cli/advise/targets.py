@@ -49,10 +49,11 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: int = 2, on_st
     costs, end_to_end_s = profiled_costs(model, model_sha, on_step)
     targets = [Target("whole", str(model))]
     costs_sha = modelio.sha256_of(costs)[:12]
-    for fraction in offloads:
-        plan = _cache(model_sha) / f"plan-{costs_sha}-f{round(100 * fraction):02d}-p{parts}"
+    for fraction in dict.fromkeys(offloads):
+        percent = f"{100 * fraction:g}".replace(".", "_")  # 0.124 -> 12_4: two fractions never share a plan
+        plan = _cache(model_sha) / f"plan-{costs_sha}-f{percent}-p{parts}"
         if not (plan / "plan.json").exists():
             on_step(f"splitting {model.name}: {fraction:.0%} of its CPU time to the later part(s)")
             run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=parts, force=True))
-        targets.append(Target(f"split{round(100 * fraction):02d}", str(plan), parts, fraction))
+        targets.append(Target(f"split{percent}", str(plan), parts, fraction))
     return targets, end_to_end_s

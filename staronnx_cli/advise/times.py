@@ -128,7 +128,7 @@ def bounds(c: Candidate, part_s: dict[str, list[float | None]]) -> Bounds | None
     N x workers / (its least total work per batch)."""
     kinds = worker_kinds(c.layout)
     rows = [part_s.get(k) for k in set(kinds)]
-    if any(r is None or any(t is None for t in r) for r in rows):
+    if any(r is None or any(t is None or not t > 0 for t in r) for r in rows):  # a platform extrapolated to 0
         return None
     parts = len(rows[0])
     fastest = [min(part_s[k][p] for k in set(kinds)) for p in range(parts)]

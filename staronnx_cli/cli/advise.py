@@ -78,6 +78,7 @@ def advise(
                   f"{result.seconds:.1f} s; wrote {', '.join(str(f) for f in advice.files)}", soft_wrap=True)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    if all(rec["setup"] is None for rec in advice.recommendations):
-        raise UserError(advice.recommendations[0]["why"] + f" (and at every other rate): advice in {output}; "
-                        "give lower rates")
+    recs = advice.recommendations
+    if recs and all(rec["setup"] is None for rec in recs):
+        others = " (and at every other rate)" if len(recs) > 1 else ""
+        raise UserError(f"{recs[0]['why']}{others}: advice in {output}; give lower rates")

@@ -59,7 +59,9 @@ def _late_releases(run: Run) -> list[str]:
 
 
 def _disturbances(run: Run) -> list[str]:
-    reasons = run.points.get("reason", pd.Series(dtype=str)).fillna("").astype(str)
+    if "reason" not in run.points:
+        return []
+    reasons = run.points["reason"].fillna("").astype(str)
     hits = run.points[reasons.str.contains("a disturbance", regex=False)]
     if hits.empty:
         return []

@@ -45,7 +45,7 @@ def saturation(run: Run) -> list[dict]:
     workers = len(run.meta.worker_cores)
     rows = []
     for n, group in points.groupby("batch_size"):
-        service = pd.to_numeric(group.get("service_ms"), errors="coerce").dropna()
+        service = pd.to_numeric(group.get("service_ms", pd.Series(dtype=float)), errors="coerce").dropna()
         s_ms = float(service.median()) if len(service) else None
         capacity = pd.to_numeric(group.get("capacity_qps", pd.Series(dtype=float)), errors="coerce").dropna()
         ideal = float(capacity.median()) if len(capacity) else (  # runs before capacity_qps: identical workers

@@ -57,11 +57,10 @@ def _best_sentence(best) -> str:
 def resolution(run: Run) -> float:
     """How finely this run knows rho_max, as a share of it: the auto grid's precision, or the gap between the
     highest uncongested and the first congested rate of the best batch size in an explicit grid."""
-    if run.meta.get("auto_rates"):
-        return PRECISION
     top, n = top_rate(run)
     first = env.first_congested(run.points).get(n) if n is not None else None
-    return (first / top - 1) if top and first else 0.0
+    gap = (first / top - 1) if top and first else 0.0
+    return max(PRECISION, gap) if run.meta.get("auto_rates") else gap  # auto stops early at MAX_PROBES
 
 
 def top_rate(run: Run) -> tuple[float | None, int | None]:
@@ -73,7 +72,8 @@ def top_rate(run: Run) -> tuple[float | None, int | None]:
 
 def _saturation_sentences(run: Run) -> list[str]:
     highest, first_bad = env.rho_max(run.points), env.first_congested(run.points)
-    how = (f"within {PRECISION:.0%}" if run.meta.get("auto_rates") else "the highest uncongested rate of the grid")
+    how = (f"within {resolution(run):.0%}" if run.meta.get("auto_rates") else
+           "the highest uncongested rate of the grid")
     per_n = []
     for n, top in highest.items():
         if top is None:
@@ -109,6 +109,15 @@ def split_verdict(whole: Run, split: Run) -> str:
         return f"The split ({what}) serves up to {qps(split_top)} q/s; the whole model had no uncongested point."
     change = split_top / whole_top - 1
     tolerance = max(resolution(whole), resolution(split), PRECISION)
+    open_whole, open_split = _never_congested(whole), _never_congested(split)
+    if open_whole or open_split:  # a rho_max that is only a lower bound cannot be compared as if it were known
+        whole_words = f"at least {qps(whole_top)}" if open_whole else qps(whole_top)
+        split_words = f"at least {qps(split_top)}" if open_split else qps(split_top)
+        which = " and ".join(name for name, is_open in (("the whole model", open_whole), ("the split", open_split))
+                             if is_open)
+        return (f"Splitting ({what}): saturation {whole_words} q/s whole, {split_words} q/s split; {which} never "
+                "congested in its grid, so which saturates first is not known: sweep higher rates. "
+                + _latency_change(whole, split))
     if change > tolerance:
         head = f"Splitting ({what}) raised saturation from {qps(whole_top)} to {qps(split_top)} q/s ({change:+.0%})."
     elif change < -tolerance:
@@ -131,6 +140,12 @@ def best_latency_at(points, rate: float) -> float | None:
     return min(values, default=None)
 
 
+def _never_congested(run: Run) -> bool:
+    """Whether the batch size that reaches the run's rho_max never congested: its rho_max is then a lower bound."""
+    _, n = top_rate(run)
+    return n is not None and env.first_congested(run.points).get(n) is None
+
+
 def _latency_change(whole: Run, split: Run) -> str:
     """The split's best latency at each of its rates against the whole model's best at the same rate (each of
     its batch sizes interpolated between its measured rates where the grids differ)."""
@@ -140,7 +155,8 @@ def _latency_change(whole: Run, split: Run) -> str:
     lower, higher, beyond, gains = [], [], [], []
     for row in mine.itertuples():
         if row.rate_qps > whole_top:
-            beyond.append(row.rate_qps)
+            if not _never_congested(whole):  # beyond a known saturation; else: simply not measured there
+                beyond.append(row.rate_qps)
             continue
         reference = best_latency_at(whole.points, row.rate_qps)
         if reference is None:
