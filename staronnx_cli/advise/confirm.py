@@ -60,13 +60,15 @@ def predict_saturation(entries: list[Confirmed], s: SearchSettings) -> None:
         e.rho_max_predicted = max((r for r, _ in ok), default=None)
 
 
-def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step) -> list[str]:
+def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step,
+            on_count=lambda done, total: None) -> list[str]:
     """Short real sweeps, one candidate after the other (alone on the machine), at its target rates; a candidate
     the machine refuses (memory, a model ONNX Runtime cannot run at N) is noted and the others still run."""
     from ..sweep.runner import SweepSettings, run_sweep
 
     notes = []
-    for e in entries:
+    for i, e in enumerate(entries):
+        on_count(i, len(entries))
         c = e.candidate
         on_step(f"confirming for real: {c.setup} at {', '.join(f'{r:g}' for r in e.rates)} q/s")
         out = s.out / "real" / c.name
@@ -88,4 +90,5 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
                 e.failed[rate] = p.get("errors") or p.get("reason") or "no batch measured"
             else:
                 e.measured[rate] = float(latency)
+    on_count(len(entries), len(entries))
     return notes

@@ -71,7 +71,9 @@ def check(s: AdviseSettings) -> None:
         raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
 
 
-def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
+def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, done, total: None) -> Advice:
+    """`on_step(text)`: what it does now; `on_count(stage, done, total)`: how far the simulated search and the
+    real confirmation are."""
     from ..devices import usable_cores
     from ..ortenv import cuda_status
 
@@ -98,7 +100,7 @@ def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
                               s.warmup, s.seed, s.jobs or cores, s.budget_s, platforms, one_run_s, cores)
     pool = process_pool(settings.jobs, s.ray, s.ray_address)
     try:
-        result = search(settings, times, on_step, pool)
+        result = search(settings, times, on_step, pool, lambda done, total: on_count("simulated", done, total))
     finally:
         if pool is not None:
             pool.shutdown()
@@ -107,7 +109,8 @@ def advise(s: AdviseSettings, on_step=lambda text: None) -> Advice:
     entries = top_candidates(result, targets, s.latency_bound_ms)
     predict_saturation(entries, settings)
     if confirm and entries:
-        result.notes += measure(entries, settings, s.confirm_batches, 3, on_step)
+        result.notes += measure(entries, settings, s.confirm_batches, 3, on_step,
+                                lambda done, total: on_count("confirmed", done, total))
     recs = recommendations(result, entries, s.latency_bound_ms)
     figure = draw(entries, settings.model_name, s.output / "advice.png")
     write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command)

@@ -79,7 +79,9 @@ def eligible(point: dict) -> bool:
         and not str(point.get("reason") or "").startswith("not settled")
 
 
-def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> SearchResult:
+def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
+           on_count=lambda done, total: None) -> SearchResult:
+    """`on_count(done, total)`: (candidate, rate) points simulated so far, of those planned so far."""
     started = time.perf_counter()
     result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
     leaders: dict[float, list[float]] = {r: [] for r in s.rates}  # the TOP least latencies found per rate
@@ -91,6 +93,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> Se
     budget = s.budget_s
     capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
     hopeless: set[float] = set()  # rates no larger batch size will reach
+    planned = 0
     for n in sorted(s.batch_sizes):
         live = [r for r in s.rates if 1000 * (n - 1) / r < bar(r) and r not in hopeless]
         everyone = candidates(s.targets, s.layouts, n, s.policies)
@@ -138,6 +141,8 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> Se
         capacity[n] = max(caps)
         _give_up_unreachable(s.rates, leaders, capacity, hopeless, result.notes)
         on_step(f"N={n}: simulating {sum(len(t) for _, t, _ in jobs)} (candidate, rate) points")
+        planned += sum(len(t) for _, t, _ in jobs)
+        on_count(result.simulated, planned)
         for (c, todo, b), points in zip(jobs, _run(jobs, s, pool)):
             by_rate = {float(p["rate_qps"]): p for p in points}
             for r in todo:
@@ -149,6 +154,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None) -> Se
                     leaders[r] = sorted(leaders[r] + [latency])[:TOP]
                     if r not in result.best or latency < result.best[r]["predicted_latency_ms"]:
                         result.best[r] = result.rows[-1]
+            on_count(result.simulated, planned)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -185,12 +191,13 @@ def _give_up_unreachable(rates, leaders, capacity: dict[int, float], hopeless: s
                          "of N; larger batch sizes were not searched for it")
 
 
-def _run(jobs, s: SearchSettings, pool) -> list[list[dict]]:
+def _run(jobs, s: SearchSettings, pool):
+    """Each job's points, in the order of `jobs`, as they come (the caller counts them)."""
     args = [(c, todo, s.out / "sim" / c.name, (s.platforms or {}).get(c.layout), s.model_name, s.batches, s.warmup,
              s.seed) for c, todo, _ in jobs]
     if pool is None or (len(args) < 2 and not hasattr(pool, "ray")):
-        return [simulate(*a) for a in args]
-    return list(pool.map(_simulate_args, args))
+        return (simulate(*a) for a in args)
+    return pool.map(_simulate_args, args)
 
 
 def _simulate_args(args) -> list[dict]:

@@ -65,9 +65,19 @@ def advise(
         platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs, ray=ray,
         ray_address=ray_address, seed=seed,
         force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
-    with console.status("advising") as status:
-        advice = run_advise(settings, lambda text: (console.print(f"[dim]{escape(text)}[/]"),
-                                                    status.update(escape(text))))
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stage]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("preparing", total=None, stage="")
+
+        def on_step(text: str) -> None:
+            bar.console.print(f"[dim]{escape(text)}[/]")
+            bar.update(task, description=escape(text[:50]))
+
+        advice = run_advise(settings, on_step, lambda stage, done, total: bar.update(
+            task, completed=done, total=total or None, stage=stage))
     if advice.confirmed:
         console.print(rich_table(top_rows(advice.confirmed), "the top candidates, predicted and measured",
                                  text_columns=("setup",)))
