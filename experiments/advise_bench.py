@@ -44,8 +44,10 @@ def main() -> None:
             settings = SearchSettings("googlenet", targets, layouts, BATCH_SIZES, tuple(rates), POLICIES,
                                       Path(tmp) / engine.replace(" ", "_"), platforms=platforms, jobs=processes)
             pool = process_pool(processes, ray)
-            started = time.perf_counter()  # Ray's start is before: it is paid once per advise, not per point
-            results = _run(jobs, settings, pool)
+            if pool is not None and not ray:  # the forkserver and its children started, as Ray's are, before
+                list(pool.map(abs, range(4 * processes)))
+            started = time.perf_counter()  # starting Ray or the pool is paid once per advise, not per point
+            results = list(_run(jobs, settings, pool))
             seconds = time.perf_counter() - started
             if pool is not None:
                 pool.shutdown()

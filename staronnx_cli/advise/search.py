@@ -210,4 +210,13 @@ def process_pool(jobs: int, ray: bool = False, ray_address: str | None = None):
         from .raypool import RayPool
 
         return RayPool(ray_address, _simulate_args)
-    return ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else None
+    if jobs <= 1:
+        return None
+    import multiprocessing
+
+    # forkserver: children forked from a clean server, not from this process and its threads (ONNX Runtime's
+    # pools after calibration, Rich's refresh thread), which fork() would copy mid-lock
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["staronnx_cli.advise.search", "staronnx_cli.sweep.runner",
+                                    "staronnx_cli.systems.sim"])  # imported once, before the children fork
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
