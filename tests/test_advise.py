@@ -148,6 +148,25 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
                               "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
 
 
+def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli, tiny_cnn_path, tmp_path):
+    plan = tmp_path / "plan"
+    assert cli("split", tiny_cnn_path, "--offload", "0.2", "--parts", "2", "--method", "topo", "-o", plan
+               ).exit_code == 0
+    platform = tmp_path / "plan.toml"
+    rows = "".join(f"[[times]]\npart = {p}\nkind = \"{k}\"\nbatch = 1\nmean_ms = {ms}\n"
+                   for p, k, ms in ((0, "cuda", 1.0), (1, "cuda", 0.5), (0, "cpu:1", 4.0), (1, "cpu:1", 1.0)))
+    platform.write_text(PLATFORM.split("[[times]]")[0] + rows)
+    out = tmp_path / "advice"
+    result = cli("advise", plan, "--rate", "200", "--batch", "1,2", "--platform", platform, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    frame = pd.read_csv(out / "candidates.csv")
+    assert set(frame.target) == {"plan"} and set(frame.parts) == {2}
+    assert "advice: At 200 q/s: 2 parts" in result.stdout
+    assert_one_line_error(cli("advise", plan, "--rate", "200", "-o", tmp_path / "b"), "is a plan directory")
+    assert_one_line_error(cli("advise", tmp_path / "none.onnx", "--rate", "200", "-o", tmp_path / "b"),
+                          "neither a file nor a zoo model")
+
+
 def _search_rows(tiny_cnn_path, out: Path, **engine) -> pd.DataFrame:
     platform = out.parent / "machine.toml"
     platform.write_text(PLATFORM)

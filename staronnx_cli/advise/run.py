@@ -47,6 +47,12 @@ class Advice:
 
 
 def check(s: AdviseSettings) -> None:
+    if not s.model.exists():
+        raise UserError(f"'{s.model}' is neither a file nor a zoo model: give an .onnx file or a zoo name "
+                        "(staronnx zoo list)")
+    if s.model.is_dir() and s.platform is None:
+        raise UserError(f"'{s.model}' is a plan directory: advise splits the model itself, so give the model; a "
+                        "plan goes with --platform (a platform captured from a run of that plan)")
     if not s.rates:
         raise UserError("advise needs the target rate(s): give --rate R (queries/s), e.g. --rate 40,80")
     bad = [r for r in s.rates if not (math.isfinite(r) and r > 0)]
@@ -93,7 +99,7 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         confirm = False
         notes.append("simulated on the platform file's machine: nothing confirmed for real")
         if s.offloads:
-            notes.append("splits were not searched: a platform file's times belong to one target (the whole model "
+            notes.append("splits were not searched: a platform file's times belong to one target (the one given "
                          "here); capture a platform from a run of each split to compare them")
     settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
                               tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
@@ -120,19 +126,21 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
 
 def _platform_space(s: AdviseSettings):
     """A platform file's machine: its worker groups and every non-empty subset of them as layouts (each written
-    as a platform file of its own); its times for the whole model only."""
+    as a platform file of its own); its times for the one target they belong to (the model, or a plan)."""
     from itertools import combinations
 
-    from .. import modelio
     from ..runtime.platform import read_platform, write_platform
     from ..runtime.simtimes import part_times
+    from ..systems.target import load_target
     from .times import PlatformTimes
 
     platform = read_platform(s.platform)
-    sha = modelio.sha256_of(s.model)
+    loaded = load_target(s.model)
+    sha = loaded.plan_sha256 or loaded.model_sha256
     if platform.target_sha256 and platform.target_sha256 != sha:
         raise UserError(f"--platform {s.platform}: its task times are of another model or plan (sha256 "
-                        f"{platform.target_sha256[:12]}, this model {sha[:12]}): give the platform of this model")
+                        f"{platform.target_sha256[:12]}, this one {sha[:12]}): give the platform of this model, or "
+                        "the plan directory its times were captured from")
     layouts, files = [], {}
     for size in range(1, len(platform.workers) + 1):
         for groups in combinations(platform.workers, size):
@@ -142,5 +150,8 @@ def _platform_space(s: AdviseSettings):
             if variant.workers_spec not in files:  # two identical groups give one layout, not two
                 layouts.append(variant.workers_spec)
                 files[variant.workers_spec] = path
-    times = PlatformTimes(part_times(platform, [s.model], s.model_name or s.model.stem), 1)
-    return [Target("whole", str(s.model))], layouts, times, files, 0.0
+    parts = len(loaded.part_files)
+    times = PlatformTimes(part_times(platform, loaded.part_files, s.model_name or s.model.stem), parts)
+    target = (Target("whole", str(s.model)) if parts == 1 else
+              Target("plan", str(s.model), parts, loaded.offload_fraction))
+    return [target], layouts, times, files, 0.0

@@ -24,7 +24,8 @@ def _floats(text: str, option: str) -> tuple[float, ...]:
 
 @handle_errors
 def advise(
-    model: Annotated[str, typer.Argument(help="An .onnx file or a zoo model name.")],
+    model: Annotated[str, typer.Argument(help="An .onnx file or a zoo model name (with --platform, also a plan "
+                                               "directory whose times the platform holds).")],
     rate: Annotated[str, typer.Option(help="The target rate(s) in queries/s, comma separated.")] = "",
     latency_bound: Annotated[float | None, typer.Option(
         help="ms: only candidates whose worst-case latency stays under it.")] = None,
@@ -66,6 +67,10 @@ def advise(
         ray_address=ray_address, seed=seed,
         force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..advise.run import check
+
+    check(settings)  # every mistake is one line here, before the progress bar
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stage]}"),
                TimeElapsedColumn())
