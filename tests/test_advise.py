@@ -10,8 +10,8 @@ from conftest import assert_one_line_error
 
 from staronnx_cli.advise.run import AdviseSettings, advise
 from staronnx_cli.advise.search import simulate
-from staronnx_cli.advise.space import Candidate, Target, candidates, machine_layouts, workers_in
-from staronnx_cli.advise.times import bounds, worker_kinds
+from staronnx_cli.advise.space import Candidate, Target, candidates, machine_layouts, worker_kinds, workers_in
+from staronnx_cli.advise.times import bounds
 
 PLATFORM = """name = "test: a GPU and two CPU cores"
 [[workers]]

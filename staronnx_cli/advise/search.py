@@ -11,8 +11,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .space import Candidate, Target, candidates, workers_in
-from .times import bounds, calibrate_all, calibration_estimate_s, check_budget, worker_kinds
+from .space import Candidate, Target, candidates, worker_kinds, workers_in
+from .times import bounds, calibrate_all, calibration_estimate_s, check_budget
 
 
 @dataclass

@@ -40,16 +40,16 @@ class Candidate:
         return f"{what}, --workers {self.layout}, --policy {self.policy}, N={self.batch_size}"
 
 
+def worker_kinds(layout: str) -> list[str]:
+    """The kind key of each worker of a layout, as the runtime parses it: cpu:2x1 -> [cpu:1, cpu:1];
+    cuda:0x2,cpu:1x14 -> [cuda, cuda, cpu:14] (core ids are not this machine's: any layout may be simulated)."""
+    from ..runtime.workers import parse_workers
+
+    return [w.kind_key for w in parse_workers(layout, list(range(4096)), True)]
+
+
 def workers_in(layout: str) -> int:
-    """How many workers a layout has (cpu:GxK counts G, cuda:IDxW counts W)."""
-    count = 0
-    for item in layout.split(","):
-        kind, _, size = item.partition(":")
-        if "x" in size:
-            count += int(size.split("x")[0] if kind == "cpu" else size.split("x")[1])
-        else:
-            count += 1
-    return count
+    return len(worker_kinds(layout))
 
 
 def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1,)) -> list[str]:

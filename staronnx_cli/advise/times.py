@@ -14,23 +14,9 @@ from ..errors import UserError
 from ..runtime.calibration import SERVICE_RUNS
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, cache_file
 from ..systems.target import load_target
-from .space import Candidate, Target
+from .space import Candidate, Target, worker_kinds
 
 RUNS = max(SERVICE_RUNS, CALIBRATION_SAMPLES + 1)  # batches a worker kind runs alone to calibrate (and warm-up)
-
-
-def worker_kinds(layout: str) -> list[str]:
-    """The kind key of each worker of a layout: cpu:2x1 -> [cpu:1, cpu:1]; cuda:0x2,cpu:1x14 -> [cuda, cuda,
-    cpu:14]."""
-    kinds = []
-    for item in layout.split(","):
-        kind, _, size = item.partition(":")
-        if kind == "cpu":
-            groups, _, cores = size.partition("x") if "x" in size else ("1", "x", size)
-            kinds += [f"cpu:{cores}"] * int(groups)
-        else:
-            kinds += ["cuda"] * (int(size.partition("x")[2]) if "x" in size else 1)
-    return kinds
 
 
 @dataclass
