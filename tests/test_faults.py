@@ -87,7 +87,7 @@ def test_a_worker_failing_with_an_empty_exception_fails_the_batch_size_instead_o
     from staronnx_cli.runtime.loop import RealLoop
     from staronnx_cli.runtime.workers import WorkerSpec
 
-    def out_of_memory(self, worker, part_files, warmup_runs):
+    def out_of_memory(self, worker, m, warmup_runs):
         raise MemoryError()
 
     monkeypatch.setattr(ThreadExecutor, "_prepare", out_of_memory)

@@ -196,14 +196,14 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
     executor = object.__new__(ThreadExecutor)
     executor.inboxes, executor.store, executor.final_outputs, executor.lent = [queue.SimpleQueue()], {}, {"y"}, {}
     executor.store_lock = threading.Lock()
-    executor.model_inputs = {"x": np.arange(8)}
+    executor.inputs, executor.part_model, executor.first_part = [{"x": np.arange(8)}], [0], [0]
     executor.loop = type("Loop", (), {"now": lambda self: 0.0, "post": lambda self, cb, *args: cb(*args)})()
     done = []
     for k in range(4):  # the scheduler handed over four tasks before the worker looked
         executor.inboxes[0].put((k, 0, 1, lambda *args: done.append(args)))
     executor.inboxes[0].put(None)
-    executor._input = lambda k, name, size, worker, runner: np.array([k])
-    executor._serve_gpu(0, WorkerSpec("cuda0", "cuda", (), 0), Runner())
+    executor._input = lambda k, m, name, size, worker, runner: np.array([k])
+    executor._serve_gpu(0, WorkerSpec("cuda0", "cuda", (), 0), [Runner()])
     assert log == [("copy", 0), ("copy", 1), ("copy", 2), ("run", "on device 0"), ("copy", 3),
                    ("run", "on device 1"), ("run", "on device 2"), ("run", "on device 3")]
     assert [(args[1], args[-2], args[-1]) for args in done] == [(k, "", (float(k), k + 0.5)) for k in range(4)]

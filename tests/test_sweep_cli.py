@@ -92,10 +92,10 @@ def test_workers_that_cannot_run_one_batch_size_fail_its_points_only(cli, tiny_c
 
     real_prepare = ThreadExecutor._prepare
 
-    def refuse_batch_3(self, worker, part_files, warmup_runs):
-        if self.fixed_batch == 3:
+    def refuse_batch_3(self, worker, m, warmup_runs):
+        if self.batches[m] == 3:
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory at batch 3")
-        return real_prepare(self, worker, part_files, warmup_runs)
+        return real_prepare(self, worker, m, warmup_runs)
 
     monkeypatch.setattr(ThreadExecutor, "_prepare", refuse_batch_3)
     run = tmp_path / "run"

@@ -17,17 +17,31 @@ from .common import console, handle_errors, parse_int_list, resolve_model
 
 @handle_errors
 def sweep(
-    target: Annotated[str, typer.Argument(help="An .onnx file, a zoo model name, or a plan directory from split.")],
+    target: Annotated[str | None, typer.Argument(
+        help="An .onnx file, a zoo model name, or a plan directory from split (none with --mix).")] = None,
     workers: Annotated[str | None, typer.Option(
         help="cpu:GxK (G workers of K cores each), cpu:K, cuda:ID, cuda:IDxW (W workers on one GPU), or auto; "
              "mix them with commas: cuda:0,cpu:1x15 (a GPU and 15 cores), cpu:1x1,cpu:1x1 (one worker per part "
              "of a 2-part plan). Default cpu:1x2; a --platform has its own.")
     ] = None,
-    policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, or static:KIND,KIND.")] = "dmda",
-    batch: Annotated[str, typer.Option(help="Batch sizes, comma separated.")] = "1,2,4",
-    rate: Annotated[str, typer.Option(
+    policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, deadline (earliest deadline first on each "
+                                             "model's latency target, placed as dmda), or static:KIND,KIND.")
+                      ] = "dmda",
+    batch: Annotated[str | None, typer.Option(help="Batch sizes, comma separated (default 1,2,4; a mix sets its "
+                                                   "own).")] = None,
+    rate: Annotated[str | None, typer.Option(
         help="Rates in queries/s: auto (fitted to each batch size's measured capacity, then its saturation found "
-             "within 3 %), START:STOP:STEP, or a list.")] = "auto",
+             "within 3 %), START:STOP:STEP, or a list (default auto; a mix sets its own).")] = None,
+    mix: Annotated[Path | None, typer.Option(
+        help="A mix file (TOML): several models served together on the same workers, each with its rate, batch "
+             "size(s), latency target and priority (README: several models at once).")] = None,
+    scale: Annotated[str, typer.Option(help="--mix: multipliers of every model's rate, START:STOP:STEP or a list "
+                                            "(the sweep's axis).")] = "0.5:2:0.5",
+    vary: Annotated[str | None, typer.Option(help="--mix: scale this model's rate only, the others at their own.")
+                    ] = None,
+    memory_limit: Annotated[str | None, typer.Option(
+        help="--mix: what each worker's sessions may hold, e.g. cuda:0=8GiB,cpu=2GiB; a mix that cannot fit is "
+             "refused before the first point (GPU sessions' arenas are capped, CPU ones checked).")] = None,
     batches: Annotated[int, typer.Option(help="Measured batches per point (paper: 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up batches per point, not measured.")] = 5,
     arrival: Annotated[str, typer.Option(help="Arrival process: fixed (the paper's), poisson (seeded), or "
@@ -70,14 +84,22 @@ def sweep(
         from ..sweep.runner import SweepSettings, prepare_sweep
         from ..zoo.names import model_name_of
 
-        path = Path(target)
         if workers is not None and platform is not None:
             raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
                             "the simulated machine has; drop one of them")
         workers = workers or "cpu:1x2"
+        if mix is not None:
+            return _sweep_mix(locals())
+        if target is None:
+            raise UserError("sweep needs a model (an .onnx file, a zoo name or a plan directory), or --mix MIX.toml")
+        for option, value in (("--scale", scale != "0.5:2:0.5"), ("--vary", vary), ("--memory-limit", memory_limit)):
+            if value:
+                raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
+        rate = rate or "auto"
+        path = Path(target)
         settings = SweepSettings(
             path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
-            batch_sizes=tuple(parse_int_list(batch, "--batch")), batches=batches, auto_rates=rate == "auto",
+            batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), batches=batches, auto_rates=rate == "auto",
             rates=() if rate == "auto" else tuple(parse_rates(rate)),
             warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
             calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
@@ -97,6 +119,83 @@ def sweep(
             raise typer.Exit(NO_ANSWER)
 
 
+def _sweep_mix(given: dict) -> None:
+    """`sweep --mix`: checked in one line, then run point by point, then the answer per model."""
+    from ..mix.run import MixSettings, prepare_mix, run_mix
+    from ..mix.spec import parse_scales, read_mix
+
+    for option, name in (("--batch", "batch"), ("--rate", "rate"), ("target", "target")):
+        if given[name] is not None:
+            where = "the mix file gives each model's" if name != "target" else "the mix file names the models"
+            raise UserError(f"{option if name != 'target' else given['target']} with --mix: {where}; drop it")
+    mix = read_mix(given["mix"])
+    settings = MixSettings(
+        given["mix"], given["output"], workers=given["workers"], policy=given["policy"],
+        batch_sizes=tuple(sorted({n for m in mix.models for n in m.batch_sizes})), rates=(), batches=given["batches"],
+        warmup=given["warmup"], arrival=given["arrival"], max_queue_delay_ms=given["max_queue_delay"],
+        system=given["system"], seed=given["seed"], calibrate=given["calibrate"], cuda_graphs=given["cuda_graphs"],
+        max_memory_gib=given["max_memory"], max_hours=given["max_hours"], engine=given["engine"],
+        platform=given["platform"], sim_noise=given["sim_noise"], triton_port=given["triton_port"],
+        resume=given["resume"], force=given["force"], command=shlex.join(["staronnx", *sys.argv[1:]])
+        if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem,
+        mix=mix, scales=parse_scales(given["scale"]), vary=given["vary"], memory_limit=given["memory_limit"])
+    prepared = prepare_mix(settings, resolve_model)
+    try:
+        with _progress_bar() as (bar, on_progress):
+            def on_point(row):
+                text = f"congested: {row.get('reason', '')}" if row["congested"] else \
+                    f"{row['mean_max_latency_ms']:.2f} ms" if row.get("batches") else f"failed: {row.get('errors')}"
+                target = row.get("latency_target_ms")
+                mark = "" if target in ("", None) else "  (meets its target)" if row.get("met_target") is True else \
+                    f"  (target {target:g} ms missed)"
+                bar.console.print(f"scale {row['scale']:<5g} {row['model']:<16} N={row['batch_size']:<3} "
+                                  f"{row['rate_qps']:>8.4g} q/s  {escape(text)}{mark}")
+
+            run_mix(settings, prepared, on_point, on_progress,
+                    lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
+    except KeyboardInterrupt:
+        raise UserError(f"interrupted: the points finished so far are in {settings.output}/points.csv; continue "
+                        "with the same command and --resume", exit_code=130) from None
+    if not render_mix_answer(settings.output, given["json_summary"]):
+        raise typer.Exit(NO_ANSWER)
+
+
+def render_mix_answer(output: Path, as_json: bool = False) -> bool:
+    """Per model, its worst-case latency at each scale against its target; the largest scale meeting every
+    target, in words (or as JSON on stdout); False when no scale meets every target."""
+    import json
+
+    from ..plots import tables
+    from ..plots.mix import mix_summary, mix_table_rows
+    from ..results.read import read_run
+
+    run = read_run(output)
+    data = mix_summary(run)
+    if as_json:
+        typer.echo(json.dumps({**data, "exit_code": 0 if data["answered"] else NO_ANSWER}, indent=2))
+        return data["answered"]
+    console.print(tables.rich_table(mix_table_rows(run), f"{output}: worst-case latency per model (mean over "
+                                    "batches of each batch's max latency, ms) at each scale of the mix"))
+    for sentence in data["verdict"]:
+        console.print(f"[bold]verdict:[/] {escape(sentence)}", soft_wrap=True)
+    return data["answered"]
+
+
+@contextmanager
+def _progress_bar():
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[batches]}"),
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+        task = bar.add_task("preparing", total=None, batches="")
+
+        def on_progress(p):
+            bar.update(task, description=p.point or "preparing", completed=p.seconds_done,
+                       total=p.seconds_total or None, batches=f"{p.batches_done}/{p.batches_total} batches")
+
+        yield bar, on_progress
+
+
 @contextmanager
 def _progress_on_stderr(on: bool):
     console.stderr = on
@@ -108,14 +207,9 @@ def _progress_on_stderr(on: bool):
 
 def _run_with_progress(settings, prepared) -> None:
     """A bar over the seconds of scheduled arrivals (its ETA divides those), labelled in batches."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from ..sweep.runner import run_sweep
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[batches]}"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("preparing", total=None, batches="")
-
+    with _progress_bar() as (bar, on_progress):
         def on_point(row):
             if row.get("errors") and not row.get("batches"):
                 text = f"failed: {row['errors']}"
@@ -125,10 +219,6 @@ def _run_with_progress(settings, prepared) -> None:
                 ratio = row.get("latency_over_ideal")
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}")
-
-        def on_progress(p):
-            bar.update(task, description=p.point or "preparing", completed=p.seconds_done,
-                       total=p.seconds_total or None, batches=f"{p.batches_done}/{p.batches_total} batches")
 
         run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(
             f"[yellow]note:[/] {escape(text)}"))

@@ -81,6 +81,10 @@ class BatchSchedule:
     release_s: np.ndarray  # per batch: when it can start (its last query arrived, or its first waited long enough)
     sizes: np.ndarray  # per batch: queries it holds (N, except under dynamic batching)
     first_query: np.ndarray  # per batch: index of its first query in the arrival array
+    # a mix (mix/schedule.py): per batch, its model, deadline (first arrival + the model's target) and priority
+    models: np.ndarray | None = None
+    deadline_s: np.ndarray | None = None
+    priority: np.ndarray | None = None
 
     @property
     def batches(self) -> int:

@@ -11,16 +11,16 @@ from pathlib import Path
 
 from ..errors import UserError, first_line
 
-RUN_SCHEMA_VERSION = 3
+RUN_SCHEMA_VERSION = 4  # 4: the model column (and a mix's scale, mix, latency_target_ms, met_target)
 RUN_FILES = ("run.json", "points.csv", "batches.csv")  # what a run directory is made of (never overwritten by plots)
 POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qps", "batches", "mean_max_latency_ms",
                  "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "achieved_qps",
                  "congested", "reason", "arrival", "max_queue_delay_ms", "mean_queries_per_batch", "utilisation",
                  "release_lateness_p99_us", "service_ms", "ideal_latency_ms", "latency_over_ideal", "errors",
-                 "warmup_batches", "capacity_qps"]
+                 "warmup_batches", "capacity_qps", "model", "scale", "mix", "latency_target_ms", "met_target"]
 BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "measured", "first_arrival_s",
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
-                 "task_times", "error", "transfer_times"]
+                 "task_times", "error", "transfer_times", "model", "scale"]
 
 # what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]

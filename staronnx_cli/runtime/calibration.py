@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from ..metrics.spread import relative_spread
+from .executors import part_range
 from .perfmodel import CALIBRATION_SAMPLES, PerfModel
 from .workers import WorkerSpec
 
@@ -37,16 +38,17 @@ class Calibration:
 
 
 
-def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int, parts: int, learn: bool = True
-                    ) -> tuple[list[float], list[Calibration]]:
-    """S_w(N) of every worker (one measurement per worker kind) and the calibration each kind needed."""
+def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int, parts: int | range,
+                    learn: bool = True) -> tuple[list[float], list[Calibration]]:
+    """S_w(N) of every worker (one measurement per worker kind) and the calibration each kind needed; `parts`: the
+    model's count of parts, or a mix's model's range of them."""
     by_kind: dict[str, float] = {}
     log = []
     for w, spec in enumerate(workers):
         kind = spec.kind_key
         if kind in by_kind:
             continue
-        needed = learn and any(not perf.calibrated(part, kind, n) for part in range(parts))
+        needed = learn and any(not perf.calibrated(part, kind, n) for part in part_range(parts))
         runs = max(SERVICE_RUNS, CALIBRATION_SAMPLES + 1) if needed else SERVICE_RUNS
 
         def learn_task(part: int, seconds: float, kind=kind) -> None:

@@ -65,13 +65,19 @@ class ModelledExecutor(PointClock):
     def close(self) -> None:
         pass
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 1, on_task=None) -> float:
-        """S(N) on worker w alone; `on_task(part, seconds)` sees each task of the `runs` batches."""
-        tasks = [self.duration(part, self.workers[w].kind_key, size) for part in range(parts)]
+    def service_time(self, w: int, size: int, parts: int | range, runs: int = 1, on_task=None) -> float:
+        """S(N) on worker w alone (of a mix's model: its range of parts); `on_task(part, seconds)` sees each task
+        of the `runs` batches."""
+        tasks = [(part, self.duration(part, self.workers[w].kind_key, size)) for part in part_range(parts)]
         for _ in range(runs if on_task is not None else 0):
-            for part, seconds in enumerate(tasks):
+            for part, seconds in tasks:
                 on_task(part, seconds)
-        return sum(tasks)
+        return sum(seconds for _, seconds in tasks)
+
+
+def part_range(parts: int | range) -> range:
+    """`parts` parts from the first, or a mix's model's range of parts."""
+    return parts if isinstance(parts, range) else range(parts)
 
 
 WORKER_NICE = 19  # workers yield to the load generator's thread: a release is never late behind a kernel
@@ -83,30 +89,40 @@ class ThreadExecutor(PointClock):
     Tensors between parts are kept per batch in `store`, on the memory node of the worker that made them
     (host arrays, or `gpu.DeviceTensor`s); a CPU worker reading a GPU tensor fetches it through that GPU's
     runner. `variable_batches` (dynamic batching) builds sessions without a fixed batch dimension.
+    A mix (`models`: part -> model, `batch`: one size per model) gives every worker one runner per model, each
+    with that model's sessions and inputs; part numbers are the union's, a runner's its own.
     """
 
     needs_input_bytes = False  # inputs travel as arrays; their bytes matter only to the simulator
     measures = True
 
-    def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int, warmup_runs: int = 3,
-                 variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True):
+    def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int | list[int],
+                 warmup_runs: int = 3, variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True,
+                 models: list[int] | None = None, memory_limits: dict[str, int] | None = None):
         self.loop, self.workers = loop, workers
         self.cuda_graphs = cuda_graphs
         self.graph_notes: list[str] = []  # GPU workers: which parts run as CUDA graphs, and why not
         self.lent: dict[int, list] = {}  # batch -> (pool, pinned buffer) holding its final outputs
         self.store_lock = threading.Lock()
-        self.fixed_batch = None if variable_batches else batch
+        self.part_model = models or [0] * len(part_files)
+        count = max(self.part_model) + 1
+        self.batches = [batch] * count if isinstance(batch, int) else list(batch)
+        self.first_part = [self.part_model.index(m) for m in range(count)]
+        self.files = [[f for f, m in zip(part_files, self.part_model) if m == model] for model in range(count)]
+        self.memory_limits = memory_limits or {}  # worker name -> bytes its sessions may hold (--memory-limit)
+        self.variable_batches = variable_batches
         self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
-        models = [modelio.load_model(p, with_weights=False) for p in part_files]
-        self.model_inputs = modelio.random_inputs(modelio.input_specs(models[0]), batch, seed)
-        consumed = {i.name for m in models for i in m.graph.input}
-        self.final_outputs = {o.name for m in models for o in m.graph.output if o.name not in consumed}
+        protos = [modelio.load_model(p, with_weights=False) for p in part_files]
+        self.inputs = [modelio.random_inputs(modelio.input_specs(protos[self.first_part[m]]), self.batches[m],
+                                             seed + m) for m in range(count)]
+        consumed = {i.name for m in protos for i in m.graph.input}
+        self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed}
         self.inboxes = [queue.SimpleQueue() for _ in workers]
         self.runners: list[object | None] = [None] * len(workers)
         self.gpus: dict[int, object] = {}  # device id -> its runner, for fetching tensors from it
         ready = threading.Barrier(len(workers) + 1)
         self.errors: list[str] = []
-        self.threads = [threading.Thread(target=self._serve, args=(i, part_files, warmup_runs, ready),
+        self.threads = [threading.Thread(target=self._serve, args=(i, warmup_runs, ready),
                                          name=f"staronnx-{w.name}", daemon=True) for i, w in enumerate(workers)]
         for t in self.threads:
             t.start()
@@ -123,55 +139,61 @@ class ThreadExecutor(PointClock):
             raise UserError(self.errors[0])
 
     # -- preparing a worker ---------------------------------------------------------------------------
-    def _options(self, path: Path, worker: WorkerSpec):
-        return pinned_session_options(worker.cores, path, self.fixed_batch, worker.kind)
+    def _options(self, path: Path, worker: WorkerSpec, fixed_batch: int | None):
+        return pinned_session_options(worker.cores, path, fixed_batch, worker.kind)
 
-    def _prepare(self, worker: WorkerSpec, part_files: list[Path], warmup_runs: int):
+    def _prepare(self, worker: WorkerSpec, m: int, warmup_runs: int):
+        """Worker's runner of model m: its sessions, warmed on its inputs."""
+        part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
+        limit = self.memory_limits.get(worker.name)
         if worker.kind == "cuda":
             from .gpu import CAPTURE_LOCK, CudaRunner
 
             def factory(path, graph: bool = False):
                 providers = providers_for("cuda", worker.device_id)
+                if limit:  # each session's arena within its share of the worker's budget (--memory-limit)
+                    share = limit // len(self.part_model)
+                    providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "gpu_mem_limit": str(share)})
                 if graph:
                     providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "enable_cuda_graph": "1"})
-                return ort.InferenceSession(str(path), self._options(path, worker), providers=providers)
+                return ort.InferenceSession(str(path), self._options(path, worker, fixed_batch), providers=providers)
 
             with CAPTURE_LOCK:  # GPU workers are prepared one at a time: no capture overlaps other GPU work
-                runner = CudaRunner(worker.device_id, part_files, factory, self.model_inputs, warmup_runs,
+                runner = CudaRunner(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
                                     graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
-                                    else None, fixed_batch=self.fixed_batch)
+                                    else None, fixed_batch=fixed_batch)
             self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
             self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
             return runner
-        sessions = [ort.InferenceSession(str(p), self._options(p, worker), providers=["CPUExecutionProvider"])
-                    for p in part_files]
+        sessions = [ort.InferenceSession(str(p), self._options(p, worker, fixed_batch),
+                                         providers=["CPUExecutionProvider"]) for p in part_files]
         runner = CpuRunner(sessions)
-        warm: dict = dict(self.model_inputs)
+        warm: dict = dict(self.inputs[m])
         for part, session in enumerate(sessions):  # chain order, so later parts get real inputs
             for _ in range(warmup_runs):
                 outputs = runner.run(part, {x.name: warm[x.name] for x in session.get_inputs()})
             warm.update(outputs)
         return runner
 
-    def _serve(self, i: int, part_files: list[Path], warmup_runs: int, ready: threading.Barrier):
+    def _serve(self, i: int, warmup_runs: int, ready: threading.Barrier):
         worker = self.workers[i]
         try:
             if hasattr(os, "sched_setaffinity") and worker.cores:
                 os.sched_setaffinity(0, set(worker.cores))  # pins this thread (pid 0 = the caller)
             if hasattr(os, "setpriority"):  # ORT's own threads are created below and inherit it
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
-            self.runners[i] = self._prepare(worker, part_files, warmup_runs)
+            self.runners[i] = [self._prepare(worker, m, warmup_runs) for m in range(len(self.files))]
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
             self.errors.append(f"worker {worker.name} cannot prepare its sessions: {first_line(exc)}")
         try:
             ready.wait()
         except threading.BrokenBarrierError:  # the sweep was interrupted while the workers prepared
             return
-        runner = self.runners[i]
-        if runner is None:
+        runners = self.runners[i]
+        if runners is None:
             return
         if worker.kind == "cuda":
-            self._serve_gpu(i, worker, runner)
+            self._serve_gpu(i, worker, runners)
             return
         while True:
             item = self.inboxes[i].get()
@@ -181,24 +203,25 @@ class ThreadExecutor(PointClock):
             start = self.loop.now()
             error = ""
             try:
-                feeds = {name: self._input(k, name, size, worker, runner) for name in runner.input_names[part]}
-                if worker.kind == "cuda":
-                    outputs = runner.run(part, feeds, self.final_outputs)
-                else:
-                    outputs = runner.run(part, feeds)
+                m = self.part_model[part]
+                runner, local = runners[m], part - self.first_part[m]
+                feeds = {name: self._input(k, m, name, size, worker, runner) for name in runner.input_names[local]}
+                outputs = runner.run(local, feeds)
                 self._keep(k, outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             end = self.loop.now()
             self.loop.post(complete, i, k, part, start, end, error)
 
-    def _serve_gpu(self, i: int, worker: WorkerSpec, runner) -> None:
+    def _serve_gpu(self, i: int, worker: WorkerSpec, runners: list) -> None:
         """A GPU worker's loop: the inputs of the tasks it holds are copied ahead while the current one runs."""
         inbox, pending, closing = self.inboxes[i], deque(), False
 
         def copy(item):
             k, part, size, _ = item
-            feeds = {name: self._input(k, name, size, worker, runner) for name in runner.input_names[part]}
+            m = self.part_model[part]
+            runner, local = runners[m], part - self.first_part[m]
+            feeds = {name: self._input(k, m, name, size, worker, runner) for name in runner.input_names[local]}
             return feeds, runner.prefetch(feeds, self.loop.now())
 
         ahead = Prefetcher(copy)
@@ -221,12 +244,14 @@ class ThreadExecutor(PointClock):
             error, transfer = "", None
             item = pending[0]
             k, part, size, complete = item
+            m = self.part_model[part]
+            runner, local = runners[m], part - self.first_part[m]
             try:
                 ahead.ahead(pending)
                 feeds, copies = ahead.take(item)
                 if copies is not None:
                     feeds = {**feeds, **runner.arrived(copies)}
-                outputs = runner.run(part, feeds, self.final_outputs, lend=True)
+                outputs = runner.run(local, feeds, self.final_outputs, lend=True)
                 lent = [(runner.pinned, outputs[name]) for name in self.final_outputs if name in outputs]
                 transfer = runner.transfer_interval(copies)
                 self._keep(k, outputs, lent)
@@ -238,19 +263,20 @@ class ThreadExecutor(PointClock):
             if closing and not pending:
                 return
 
-    def _input(self, k: int, name: str, size: int, worker: WorkerSpec, runner):
-        if name in self.model_inputs:
+    def _input(self, k: int, m: int, name: str, size: int, worker: WorkerSpec, runner):
+        if name in self.inputs[m]:
             if worker.kind == "cuda":
                 return runner.inputs.batch(name, size)  # born pinned: one DMA to the device
-            return self.model_inputs[name][:size]  # a leading slice of a C-contiguous array stays contiguous
+            return self.inputs[m][name][:size]  # a leading slice of a C-contiguous array stays contiguous
         value = self.store[k][name]
         if worker.kind == "cpu" and not isinstance(value, np.ndarray):
             return self.gpus[value.device_id].fetch(value)
         return value
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 10, on_task=None) -> float:
-        """S(N): the median time of one batch through every part on worker `w` alone (nothing else running).
-        `on_task(part, seconds)` sees each task's time (to calibrate performance models outside any point)."""
+    def service_time(self, w: int, size: int, parts: int | range, runs: int = 10, on_task=None) -> float:
+        """S(N): the median time of one batch through every part (of a mix's model: its range) on worker `w` alone
+        (nothing else running). `on_task(part, seconds)` sees each task's time (to calibrate performance models
+        outside any point)."""
         from .loop import RealLoop
 
         saved, self.loop = self.loop, RealLoop(lead_s=0.0)
@@ -266,7 +292,7 @@ class ThreadExecutor(PointClock):
         try:
             for _ in range(runs):
                 t0 = self.loop.now()
-                for part in range(parts):
+                for part in part_range(parts):
                     self.start(w, -1, part, size, done)
                     callback, args = self.loop.wait_next()
                     callback(*args)

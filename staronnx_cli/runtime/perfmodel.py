@@ -53,6 +53,21 @@ class PerfModel:
         s = self.stats.get((part, kind_key, batch))
         return s.mean if s is not None and s.count > 0 else None
 
+    @classmethod
+    def merged(cls, models: list[tuple[PerfModel, int]]) -> PerfModel:
+        """A mix's models as one: each model's parts renumbered from its first part in the mix."""
+        out = cls()
+        for model, first in models:
+            out.stats.update({(part + first, kind, batch): s for (part, kind, batch), s in model.stats.items()})
+        return out
+
+    def parts(self, first: int, count: int) -> PerfModel:
+        """One model of a mix, parts numbered from 0 again (what its own cache file holds)."""
+        out = PerfModel()
+        out.stats = {(part - first, kind, batch): s for (part, kind, batch), s in self.stats.items()
+                     if first <= part < first + count}
+        return out
+
     def save(self, path: Path) -> None:
         """Atomically (a temporary file renamed over the old one): a crash never leaves a torn cache."""
         path.parent.mkdir(parents=True, exist_ok=True)

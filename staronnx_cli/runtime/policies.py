@@ -32,6 +32,7 @@ class ReadyTask(NamedTuple):
 class Policy:
     name = "policy"
     central = False  # True: tasks wait in one FIFO until a worker is idle (the runtime asks again then)
+    ordered = False  # True: each worker's queue runs the most urgent task first, not the oldest
     uses_inputs = False  # True: it reads where the task's inputs are (the runtime works that out only then)
 
     def choose(self, task: ReadyTask, workers: list[WorkerState], now: float, perf: PerfModel) -> int | None:
@@ -104,6 +105,15 @@ class Dmda(Policy):
         return best
 
 
+class Deadline(Dmda):
+    """Earliest deadline first: a task goes where dmda expects it to end first, and each worker runs the most
+    urgent task it holds: the higher priority, then the earlier deadline (its batch's first arrival plus its
+    model's latency target), then the older; a batch without a target has no deadline (after those with one).
+    The ordering lives in the runtime's queues (scheduler.UrgencyQueue); the choice stays pure."""
+
+    name, ordered = "deadline", True
+
+
 def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     """A policy from --policy; `link`: the transfer figures dmda predicts with."""
     name, _, arg = spec.partition(":")
@@ -113,9 +123,11 @@ def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
         return RoundRobin()
     if name == "dmda":
         return Dmda(link)
+    if name == "deadline":
+        return Deadline(link)
     if name == "static":
         kinds = [k.strip() for k in (arg or "cpu").split(",") if k.strip()]
         if any(k not in ("cpu", "cuda") for k in kinds):
             raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu")
         return Static(kinds)
-    raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda or static:KIND,KIND")
+    raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda, deadline or static:KIND,KIND")

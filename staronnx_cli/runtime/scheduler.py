@@ -7,6 +7,9 @@ threads running ONNX Runtime, or a duration from a performance model). Times are
 from __future__ import annotations
 
 import gc
+import heapq
+import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +28,32 @@ class PartGraph:
     deps: list[list[int]]  # part -> parts whose outputs it reads
     input_bytes_per_sample: list[dict[int, int]]  # part -> {source part (-1 = model input): bytes per sample}
     final_output_bytes_per_sample: list[int] | None = None  # part -> bytes of model outputs it writes
+    models: list[int] | None = None  # part -> the model it belongs to, in a mix (None: one model)
 
     @classmethod
     def single(cls) -> PartGraph:
         return cls([[]], [{-1: 0}])
+
+    @classmethod
+    def union(cls, graphs: list[PartGraph]) -> PartGraph:
+        """Several models' graphs as one, parts numbered model after model: one scheduler runs a mix."""
+        deps, sizes, final, models, offset = [], [], [], [], 0
+        for m, g in enumerate(graphs):
+            deps += [[d + offset for d in ds] for ds in g.deps]
+            sizes += [{(s + offset if s >= 0 else s): b for s, b in per.items()} for per in g.input_bytes_per_sample]
+            final += g.final_output_bytes_per_sample or [0] * len(g.deps)
+            models += [m] * len(g.deps)
+            offset += len(g.deps)
+        return cls(deps, sizes, final, models)
+
+    def parts_of(self) -> list[list[int]]:
+        """Model -> its parts (one model: every part)."""
+        if self.models is None:
+            return [list(range(len(self.deps)))]
+        out: list[list[int]] = [[] for _ in range(max(self.models, default=-1) + 1)]
+        for part, m in enumerate(self.models):
+            out[m].append(part)
+        return out
 
 
 class TaskRecord(NamedTuple):  # one per task: a tuple is cheap to make
@@ -50,12 +75,42 @@ class BatchRecord:
     end_s: float = float("nan")
     tasks: list[TaskRecord] = field(default_factory=list)
     error: str = ""
+    model: int = 0  # in a mix, the model whose batch it is
+    deadline_s: float = math.inf  # its first query's arrival + its model's latency target (the deadline policy)
+    priority: int = 0  # its model's priority (higher first, under the deadline policy)
 
 
 def records_of(schedule: BatchSchedule) -> list[BatchRecord]:
     """One empty record per batch of the schedule (whatever then runs the batches fills them in)."""
-    return [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]), int(schedule.sizes[k]),
-                        int(schedule.first_query[k])) for k in range(schedule.batches)]
+    records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]),
+                           int(schedule.sizes[k]), int(schedule.first_query[k])) for k in range(schedule.batches)]
+    if schedule.models is not None:
+        for record, m, deadline, priority in zip(records, schedule.models, schedule.deadline_s, schedule.priority):
+            record.model, record.deadline_s, record.priority = int(m), float(deadline), int(priority)
+    return records
+
+
+class UrgencyQueue:
+    """A worker's queue under the deadline policy: the most urgent task first, by (priority high to low, deadline
+    early to late, arrival order); the FIFO queue's interface (append, popleft, iteration, clear)."""
+
+    def __init__(self, urgency: Callable[[tuple[int, int]], tuple]):
+        self.urgency, self.heap, self.order = urgency, [], itertools.count()
+
+    def append(self, task: tuple[int, int]) -> None:
+        heapq.heappush(self.heap, (self.urgency(task), next(self.order), task))
+
+    def popleft(self) -> tuple[int, int]:
+        return heapq.heappop(self.heap)[2]
+
+    def __iter__(self):
+        return (entry[2] for entry in self.heap)
+
+    def __len__(self) -> int:
+        return len(self.heap)
+
+    def clear(self) -> None:
+        self.heap.clear()
 
 
 @dataclass
@@ -95,18 +150,22 @@ class Scheduler:
     def __init__(self, loop, executor, workers: list[WorkerSpec], policy: Policy, perf: PerfModel, parts: PartGraph):
         self.loop, self.executor, self.workers, self.policy, self.perf, self.parts = (
             loop, executor, workers, policy, perf, parts)
-        self.queues: list[deque] = [deque() for _ in workers]
+        ordered = getattr(policy, "ordered", False)
+        self.queues: list = [UrgencyQueue(self._urgency) if ordered else deque() for _ in workers]
         self.central: deque = deque()
         # tasks handed to the executor, oldest first: with a queue of its own (dmda, static, roundrobin) a
-        # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too)
+        # worker also holds its next task, so it starts without waiting for this loop (StarPU prefetches too).
+        # Ordered queues hand over as late as they can (a GPU keeps one ahead for its copies): a task handed
+        # over can no longer be overtaken by a more urgent one
         self.inflight: list[deque] = [deque() for _ in workers]
-        self.depth = 1 if policy.central else 4
+        self.depth = [1 if policy.central or (ordered and w.kind == "cpu") else 2 if ordered else 4
+                      for w in workers]
         self.pass_inputs = executor.needs_input_bytes  # the contract: systems/contract.py
         self.learns = executor.measures  # a simulated task's time is the model's own: not learnt
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.nodes = [w.memory_node for w in workers]
-        self.roots = [p for p, deps in enumerate(parts.deps) if not deps]
-        self.all_parts = frozenset(range(len(parts.deps)))
+        self.model_parts = [frozenset(ps) for ps in parts.parts_of()]
+        self.model_roots = [[p for p in sorted(ps) if not parts.deps[p]] for ps in self.model_parts]
         self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
         self.dep_sets = [set(deps) for deps in parts.deps]
         self.ready: dict[tuple[int, int], ReadyTask] = {}  # computed at dispatch, handed to the executor later
@@ -155,9 +214,9 @@ class Scheduler:
         record = self.records[k]
         record.actual_release_s = self.loop.now()
         self.released += 1
-        self.remaining[k] = set(self.all_parts)
+        self.remaining[k] = set(self.model_parts[record.model])
         self.done_parts[k] = set()
-        for part in self.roots:
+        for part in self.model_roots[record.model]:
             self._dispatch(k, part)
         self.stop_reason = self.limits.stop_reason(self.released - len(self.closed), self.loop.now())
         if self.stop_reason:
@@ -222,7 +281,7 @@ class Scheduler:
 
     def _start_next(self, w: int) -> None:
         inflight = self.inflight[w]
-        while len(inflight) < self.depth and (self.queues[w] or self.central) and self._hand_over(w):
+        while len(inflight) < self.depth[w] and (self.queues[w] or self.central) and self._hand_over(w):
             pass
 
     def _hand_over(self, w: int) -> bool:
@@ -290,5 +349,9 @@ class Scheduler:
             self.executor.release_batch(k)
             self.remaining.pop(k, None)
             self.done_parts.pop(k, None)
-            for part in range(len(self.parts.deps)):
+            for part in self.model_parts[self.records[k].model]:
                 self.where.pop((k, part), None)
+
+    def _urgency(self, task: tuple[int, int]) -> tuple[int, float]:
+        record = self.records[task[0]]
+        return -record.priority, record.deadline_s

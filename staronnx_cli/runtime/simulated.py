@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .executors import ModelledExecutor
+from .executors import ModelledExecutor, part_range
 from .platform import Platform
 from .scheduler import PartGraph
 from .simtimes import PartTimes
@@ -58,14 +58,15 @@ class SimExecutor(ModelledExecutor):
         self.busy_until[w] = end
         self.loop.schedule(end, complete, w, k, part, start, end)
 
-    def service_time(self, w: int, size: int, parts: int, runs: int = 1, on_task=None) -> float:
-        """S(N) on worker w alone: every part in turn, the model's inputs brought from the host (no noise).
-        `on_task(part, seconds)` sees each task of the `runs` batches (to calibrate performance models)."""
-        tasks = [self.task_s(w, p, size, {HOST: self.graph.input_bytes_per_sample[p].get(-1, 0) * size}, False)
-                 for p in range(parts)]
+    def service_time(self, w: int, size: int, parts: int | range, runs: int = 1, on_task=None) -> float:
+        """S(N) on worker w alone: every part (of a mix's model: its range) in turn, the model's inputs brought
+        from the host (no noise). `on_task(part, seconds)` sees each task of the `runs` batches (to calibrate
+        performance models)."""
+        tasks = [(p, self.task_s(w, p, size, {HOST: self.graph.input_bytes_per_sample[p].get(-1, 0) * size}, False))
+                 for p in part_range(parts)]
         if on_task is not None:
             for _ in range(runs):
-                for part, seconds in enumerate(tasks):
+                for part, seconds in tasks:
                     on_task(part, seconds)
-        return sum(tasks)
+        return sum(seconds for _, seconds in tasks)
 

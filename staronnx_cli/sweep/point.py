@@ -152,11 +152,12 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
 
 
 def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.ndarray, worker_names: list[str],
-              service_s, first: int | None = None) -> dict:
+              service_s, first: int | None = None, busy_records: list[BatchRecord] | None = None) -> dict:
     """The points.csv row: the summary of the measured batches, utilisation, release lateness, the ideal.
 
     `service_s`: S(N) (one number), or S_w(N) per worker (unequal workers: the ideal latency fills the fastest
     first, the capacity is N * sum(1 / S_w)). `first`: the first measured batch (default: after the warm-up).
+    `busy_records`: whose tasks keep the workers busy, if more than `records` (a mix: every model's batches).
     """
     first = p.warmup if first is None else first
     services = _services(service_s, len(worker_names))
@@ -166,7 +167,8 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
     measured = [r for r in records[first:] if math.isfinite(r.end_s) and not r.error]
     errors = sorted({r.error for r in records if r.error})
     latency = np.array([r.end_s - r.first_arrival_s for r in measured])
-    busy = [[(t.start_s, t.end_s) for r in records for t in r.tasks if t.worker == w] for w in range(len(worker_names))]
+    busy = [[(t.start_s, t.end_s) for r in (busy_records or records) for t in r.tasks if t.worker == w]
+            for w in range(len(worker_names))]
     reason, note = stop, ""
     if not stop:
         releases = np.array([r.scheduled_release_s for r in measured])

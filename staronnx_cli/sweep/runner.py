@@ -162,24 +162,32 @@ def repair_run(run_dir: Path) -> list[str]:
     return notes
 
 
-def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
-    engine, meta = prepared.engine, prepared.meta
-    policy_spec = policy_of(s)
+def start_run(s: SweepSettings, prepared: Prepared, on_notice):
+    """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
+    machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
     if s.force:
         for name in ("points.csv", "batches.csv", "run.json"):
             (s.output / name).unlink(missing_ok=True)
-    for note in getattr(engine, "notices", []):
+    for note in getattr(prepared.engine, "notices", []):
         on_notice(note)
     if s.resume:
         for note in repair_run(s.output):
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
-        write_run_json(s.output / "run.json", meta)
-    watch_load = engine.name == "real"  # the virtual clock does not care how busy the machine is
-    since = _record_load(s.output / "run.json", "start") if watch_load else None
+        write_run_json(s.output / "run.json", prepared.meta)
+    watch_load = prepared.engine.name == "real"  # the virtual clock does not care how busy the machine is
+    return _record_load(s.output / "run.json", "start") if watch_load else None
+
+
+def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
+    engine = prepared.engine
+    policy_spec = policy_of(s)
+    since = start_run(s, prepared, on_notice)
+    watch_load = since is not None
     measured = _measured(s.output / "points.csv") if s.resume else {}
     names = [w.name for w in engine.workers]
-    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label()}
+    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label(),
+             "model": s.model_name or s.target.stem}
     grid, capacities = (list(s.rates), {}) if not s.auto_rates else _auto_grid(s, engine, on_notice)
     rows = []
     planned = s.warmup + s.batches
@@ -268,7 +276,8 @@ class _PointRunner:
                                                     on_batch=lambda record: self.progress.batch(n, rate))
             row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
             append_rows(s.output / "batches.csv", BATCH_COLUMNS,
-                        [{"system": s.system, **b} for b in batch_rows(spec, records, self.names, first)])
+                        [{"system": s.system, **b, "model": self.label["model"]}
+                         for b in batch_rows(spec, records, self.names, first)])
             if row["congested"] and self.congested_at is None:
                 self.congested_at = rate
         append_rows(s.output / "points.csv", POINT_COLUMNS, [row])

@@ -15,6 +15,8 @@ def make_engine(s, target) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
     if s.system not in SYSTEMS:
         raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
+    if target.members and s.system in ("roundrobin", "native"):
+        raise UserError(f"--system {s.system} serves one model: a mix runs on staronnx or triton")
     if s.system in ("roundrobin", "native") and len(target.part_files) > 1:
         raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
     if s.engine not in ("real", "sim"):
@@ -39,8 +41,9 @@ def make_engine(s, target) -> Engine:
                             target.part_files)
     from .real import RealConfig, RealEngine
 
-    return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None),
-                      target.part_files, target.model_sha256, target.plan_sha256)
+    return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None,
+                                 getattr(s, "memory_limits", None)),
+                      target.part_files, target.model_sha256, target.plan_sha256, target)
 
 
 def policy_of(s) -> str:

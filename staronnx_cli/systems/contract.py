@@ -40,7 +40,7 @@ class Executor(Protocol):
 
     def start(self, w: int, k: int, part: int, batch: int, complete: Callable, *inputs) -> None: ...
     def release_batch(self, k: int) -> None: ...
-    def service_time(self, w: int, size: int, parts: int, runs: int = ..., on_task=None) -> float: ...
+    def service_time(self, w: int, size: int, parts: int | range, runs: int = ..., on_task=None) -> float: ...
     def close(self) -> None: ...
 
 
@@ -52,11 +52,26 @@ class Runner(Protocol):
             watch: Callable[[BatchRecord], str] | None = None) -> tuple[list[BatchRecord], str]: ...
 
 
+def measure_all(executor, workers: list[WorkerSpec], perf: PerfModel, n, target, parts: int):
+    """S_w(N) of each worker and the calibration log: of the model, or (`n` a tuple, one size per model of a mix
+    `target`) of each model alone, as one list per model."""
+    from ..runtime.calibration import measure_workers
+
+    if not isinstance(n, tuple):
+        return measure_workers(executor, workers, perf, n, parts)
+    services, log = [], []
+    for m, size in enumerate(n):
+        mine, calibration = measure_workers(executor, workers, perf, size, target.parts_of(m))
+        services.append(mine)
+        log += calibration
+    return services, log
+
+
 @dataclass
 class BatchSizeSetup:
     """What `Engine.prepare(n)` returns: the executor for batch size n, or why the workers cannot run it (the
     sweep then records that N's points as failed and goes on); and S_w(n), the service time of each worker alone
-    (one number for a single-worker system; None when unknown)."""
+    (one number for a single-worker system; None when unknown; a mix: one list per model)."""
 
     executor: Any = None  # an Executor, or what the system's own Runner drives (a session, a Triton client)
     failure: str = ""

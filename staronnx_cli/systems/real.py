@@ -12,14 +12,15 @@ import onnxruntime as ort
 
 from ..errors import UserError
 from ..ortenv import cuda_status
-from ..runtime.calibration import Calibration, measure_workers
+from ..runtime.calibration import Calibration
 from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.scheduler import Scheduler
 from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import parse_workers
-from .contract import BatchSizeSetup
+from .contract import BatchSizeSetup, measure_all
+from .target import Target
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class RealConfig:
     calibrate: bool = False  # start the performance models afresh
     cuda_graphs: bool = True
     variable_batches: bool = False  # --max-queue-delay: batches may close before N queries
+    memory_limits: dict | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
 
 
 class RealEngine:
@@ -36,35 +38,46 @@ class RealEngine:
     loop_factory = RealLoop
     link = DEFAULT_LINK  # dmda's transfer figures (not measured on this machine yet)
 
-    def __init__(self, config: RealConfig, part_files: list[Path], model_sha256: str, plan_sha256: str):
+    def __init__(self, config: RealConfig, part_files: list[Path], model_sha256: str, plan_sha256: str,
+                 target: Target | None = None):
         status = cuda_status()
-        self.config, self.part_files = config, part_files
+        self.config, self.part_files, self.target = config, part_files, target
         self.workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
-        self.perf_file = cache_file(host.node(), model_sha256, plan_sha256, ort.__version__)
         self.notices: list[str] = []  # said once the sweep starts (e.g. a torn performance-model cache)
-        self.perf = PerfModel() if config.calibrate else PerfModel.load(self.perf_file, self.notices.append)
+        # a mix keeps each model's models in that model's own cache file (shared with its single-model sweeps)
+        members = target.members if target is not None and target.members else None
+        self.perf_files = [(cache_file(host.node(), m.target.model_sha256, m.target.plan_sha256, ort.__version__),
+                            m.first_part, len(m.target.part_files)) for m in members] if members else \
+            [(cache_file(host.node(), model_sha256, plan_sha256, ort.__version__), 0, len(part_files))]
+        self.perf_file = self.perf_files[0][0]
+        self.perf = PerfModel() if config.calibrate else PerfModel.merged(
+            [(PerfModel.load(f, self.notices.append), first) for f, first, _ in self.perf_files])
         self.calibration: list[Calibration] = []
         self.graph_notes: list[str] = []
 
-    def prepare(self, n: int) -> BatchSizeSetup:
-        """Workers with warmed sessions for batch size n; S_w(n) of each worker kind alone, which also calibrates
-        its performance models, before any point. A failure here (ONNX Runtime refusing the model at this batch
-        size) fails this N's points, not the sweep."""
+    def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
+        """Workers with warmed sessions for batch size n (a mix: one per model); S_w(n) of each worker kind alone,
+        which also calibrates its performance models, before any point. A failure here (ONNX Runtime refusing
+        the model at this batch size) fails this N's points, not the sweep."""
+        sizes = list(n) if isinstance(n, tuple) else n
         try:
-            executor = ThreadExecutor(RealLoop(), self.workers, self.part_files, n,
+            executor = ThreadExecutor(RealLoop(), self.workers, self.part_files, sizes,
                                       variable_batches=self.config.variable_batches, seed=self.config.seed,
-                                      cuda_graphs=self.config.cuda_graphs)
+                                      cuda_graphs=self.config.cuda_graphs,
+                                      models=self.target.graph.models if self.target is not None else None,
+                                      memory_limits=self.config.memory_limits)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
-        services, log = measure_workers(executor, self.workers, self.perf, n, len(self.part_files))
+        services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.part_files))
         self.calibration.extend(log)
         if any(c.calibrated for c in log):
-            self.perf.save(self.perf_file)
+            self.after_point()
         return BatchSizeSetup(executor, "", services)
 
     def after_point(self) -> None:
-        self.perf.save(self.perf_file)
+        for path, first, count in self.perf_files:
+            (self.perf if len(self.perf_files) == 1 else self.perf.parts(first, count)).save(path)
 
     def runner(self, loop, executor, policy, graph):
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)

@@ -11,15 +11,15 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError
-from ..runtime.calibration import Calibration, measure_workers
+from ..runtime.calibration import Calibration
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
 from ..runtime.platform import Platform, TimeRow, WorkerGroup, read_platform
 from ..runtime.scheduler import Scheduler
-from ..runtime.simtimes import part_times
+from ..runtime.simtimes import PartTimes, part_times
 from ..runtime.simulated import SimExecutor
 from ..runtime.workers import WorkerSpec, parse_workers
-from .contract import BatchSizeSetup
+from .contract import BatchSizeSetup, measure_all
 from .target import Target
 
 
@@ -43,6 +43,10 @@ class SimEngine:
         if config.platform is not None:
             self.platform = read_platform(config.platform)
             mine = target.plan_sha256 or target.model_sha256
+            if target.members and self.platform.times:
+                raise UserError(f"platform '{config.platform}' gives [[times]] of one model's parts; a mix needs each "
+                                "model's: use [[speeds]] with costs = \"costs_{model}.csv\", or drop --platform to "
+                                "use this host's performance models")
             if self.platform.target_sha256 and self.platform.target_sha256 != mine:
                 raise UserError(f"platform '{config.platform}' holds task times of another model or plan (sha256 "
                                 f"{self.platform.target_sha256[:12]}, this target {mine[:12]}): capture one from a "
@@ -51,17 +55,18 @@ class SimEngine:
             self.platform = platform_from_cache(config.workers, target)
         self.workers = platform_workers(self.platform)
         self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
-        self.times = part_times(self.platform, target.part_files, config.model_name)
+        self.times = mix_times(self.platform, target) if target.members else \
+            part_times(self.platform, target.part_files, config.model_name)
         # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
         # calibrated in simulation before the points as the real engine does
         self.perf = PerfModel() if config.calibrate else seeded_perfmodel(self.times, self.workers,
                                                                           len(target.part_files), config.batch_sizes)
         self.calibration: list[Calibration] = []
 
-    def prepare(self, n: int) -> BatchSizeSetup:
+    def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         executor = SimExecutor(VirtualLoop(), self.workers, self.platform, self.times, self.target.graph,
                                self.config.seed if self.config.sim_noise else None)
-        services, log = measure_workers(executor, self.workers, self.perf, n, len(self.target.part_files))
+        services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.target.part_files))
         self.calibration.extend(replace(c, seconds=0.0) for c in log)  # no wall clock in a simulated run
         return BatchSizeSetup(executor, "", services)
 
@@ -97,14 +102,30 @@ def platform_workers(p: Platform) -> list[WorkerSpec]:
     return workers
 
 
+def mix_times(platform: Platform, target: Target) -> PartTimes:
+    """A mix's task times: each model's own (its [[speeds]] costs named by {model}), parts numbered as in the mix."""
+    table = {}
+    for member in target.members:
+        own = part_times(platform, member.target.part_files, member.name)
+        table.update({(part + member.first_part, kind): by_batch for (part, kind), by_batch in own.table.items()})
+    return PartTimes(table)
+
+
 def platform_from_cache(spec: str, target: Target) -> Platform:
-    """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target."""
+    """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target (of a
+    mix: each model's, from its own cache file)."""
     workers = parse_workers(spec, list(range(4096)), True)  # simulated workers are not bounded by this machine
-    perf_file = cache_file(host.node(), target.model_sha256, target.plan_sha256, ort.__version__)
-    perf = PerfModel.load(perf_file)
-    if not perf.stats:
-        raise UserError(f"no performance models of this model on this host ({perf_file.name}): run a real sweep "
-                        "first, or give --platform PLATFORM.toml")
+    named = [(m.name, m.target, m.first_part) for m in target.members] if target.members else [("", target, 0)]
+    models = []
+    for name, one, first in named:
+        perf_file = cache_file(host.node(), one.model_sha256, one.plan_sha256, ort.__version__)
+        perf = PerfModel.load(perf_file)
+        if not perf.stats:
+            model = f"model {name}" if name else "this model"
+            raise UserError(f"no performance models of {model} on this host ({perf_file.name}): run a real sweep "
+                            "first, or give --platform PLATFORM.toml")
+        models.append((perf, first))
+    perf = PerfModel.merged(models)
     groups: dict[tuple[str, int], int] = {}
     for w in workers:
         key = (w.kind, len(w.cores) or 1)

@@ -23,6 +23,36 @@ class Target:
     offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
     split_method: str = ""
     costs_device: str = ""  # of the plan: the device its costs were profiled on (cpu:K, cuda:I)
+    members: list[Member] | None = None  # a mix: its models, their parts numbered one after the other
+
+    def parts_of(self, m: int) -> range:
+        """The union's parts of model m (a single model: all of them)."""
+        if not self.members:
+            return range(len(self.part_files))
+        member = self.members[m]
+        return range(member.first_part, member.first_part + len(member.target.part_files))
+
+
+@dataclass
+class Member:
+    """One model of a mix: its own target, and where its parts start among the mix's."""
+
+    name: str
+    target: Target
+    first_part: int
+
+
+def mix_target(named: list[tuple[str, Target]]) -> Target:
+    """Several targets as one: part files and part graphs joined (PartGraph.union), each member kept."""
+    members, first = [], 0
+    for name, target in named:
+        members.append(Member(name, target, first))
+        first += len(target.part_files)
+    import hashlib
+
+    key = hashlib.sha256(" ".join(f"{n}:{t.model_sha256}:{t.plan_sha256}" for n, t in named).encode()).hexdigest()
+    return Target([f for _, t in named for f in t.part_files], PartGraph.union([t.graph for _, t in named]), key, "",
+                  members=members)
 
 
 def load_target(path: Path) -> Target:

@@ -1,0 +1,85 @@
+"""One mix point: every model's batches through one scheduler on the shared workers, then one points.csv row and
+the batches.csv rows per model, each judged on its own batches (the workers' busy time counts every model's)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from ..runtime.scheduler import BatchRecord, Limits
+from ..sweep.point import PointJudge, PointSpec, batch_rows, max_backlog, point_row
+from .schedule import MixPoint, MixSchedule, mix_schedule
+from .spec import Mix, combination_label
+
+
+def run_mix_point(mix: Mix, point: MixPoint, engine, executor, policy, graph, services: list[list[float]],
+                  on_batch=None) -> tuple[MixSchedule, list[BatchRecord], str]:
+    """Run the point; returns its schedule, the records and why it stopped ('' when every batch ran): a stop
+    names the model whose latency rose, or says the backlog / time cap was reached."""
+    planned = mix_schedule(mix, point)
+    loop = engine.loop_factory()
+    executor.loop = loop
+    runner = engine.runner(loop, executor, policy, graph)
+    workers = len(engine.workers)
+    # each model's early-stop test on its measured batches only (the conservative trend test of a single sweep)
+    judges = [PointJudge(PointSpec(n, r, 0, point.batches, extensions=0)) for n, r in zip(point.sizes, point.rates)]
+
+    def watch(record: BatchRecord) -> str:
+        if on_batch is not None:
+            on_batch(record)
+        if record.first_arrival_s < planned.window_start_s:
+            return ""
+        why = judges[record.model].watch(record)
+        return f"{mix.models[record.model].name}: {why}" if why else ""
+
+    bound = sum(max(workers + 1, min(max_backlog(workers, s), (point.warmup + point.batches) // 2))
+                for s in services)
+    limits = Limits(max_backlog=bound, time_cap_s=1.5 * planned.duration_s + 10.0)
+    records, stop = runner.run(planned.schedule, limits, watch)
+    return planned, records, stop
+
+
+def culprit(mix: Mix, records: list[BatchRecord], stop: str) -> int | None:
+    """The model a stop is blamed on: the one it names, else the one with the most released batches unfinished
+    (relative to its batches released); None when the point ran to its end."""
+    if not stop:
+        return None
+    for m, model in enumerate(mix.models):
+        if stop.startswith(f"{model.name}: "):
+            return m
+    unfinished = [0.0] * len(mix.models)
+    for m in range(len(mix.models)):
+        mine = [r for r in records if r.model == m and math.isfinite(r.actual_release_s)]
+        if mine:
+            unfinished[m] = sum(not math.isfinite(r.end_s) for r in mine) / len(mine)
+    return max(range(len(mix.models)), key=lambda m: unfinished[m])
+
+
+def mix_rows(mix: Mix, point: MixPoint, planned: MixSchedule, records: list[BatchRecord], stop: str,
+             worker_names: list[str], services: list[list[float]], label: dict, graph_first_part: list[int]
+             ) -> tuple[list[dict], list[dict]]:
+    """(points.csv rows, batches.csv rows), one point row per model. A model's row is congested when the point
+    stopped: with its own reason if the stop is its doing, else saying which model stopped it."""
+    blamed = culprit(mix, records, stop)
+    firsts = planned.firsts(records)
+    combination = combination_label(mix, point.sizes)
+    point_rows, batch_out = [], []
+    for m, model in enumerate(mix.models):
+        mine = [r for r in records if r.model == m]
+        spec = PointSpec(point.sizes[m], point.rates[m], firsts[m], point.batches, model.arrival, None, point.seed,
+                         extensions=0)
+        own_stop = "" if blamed is None else stop.removeprefix(f"{model.name}: ") if blamed == m else \
+            f"stopped with {mix.models[blamed].name}: {stop.removeprefix(f'{mix.models[blamed].name}: ')}"
+        row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m], records)
+        latency = row.get("mean_max_latency_ms")
+        met = "" if model.target_ms is None else bool(not row["congested"] and isinstance(latency, float)
+                                                      and latency <= model.target_ms)
+        extra = {"model": model.name, "scale": point.scale, "mix": combination,
+                 "latency_target_ms": "" if model.target_ms is None else model.target_ms, "met_target": met}
+        point_rows.append({**label, **row, **extra})
+        first_part = graph_first_part[m]
+        own = [replace(r, index=i, tasks=[t._replace(part=t.part - first_part) for t in r.tasks])
+               for i, r in enumerate(mine)]  # numbered as in a single model's run: its batches, its parts
+        batch_out += [{"system": label["system"], **b, "model": model.name, "scale": point.scale}
+                      for b in batch_rows(spec, own, worker_names, firsts[m])]
+    return point_rows, batch_out

@@ -1,0 +1,179 @@
+"""`sweep --mix`: the mix's batch-size combinations x scales, one point at a time, on one runtime for every model;
+each point's rows (one per model) appended as soon as it finishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..errors import UserError
+from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows
+from ..runtime.policies import make_policy
+from ..sweep.checks import check_loadable, check_resume, check_settings
+from ..sweep.lock import run_lock
+from ..sweep.progress import SweepProgress
+from ..sweep.runner import Prepared, _record_calibration, _record_load, run_metadata, start_run
+from ..sweep.settings import SweepSettings
+from ..systems import make_engine, policy_of
+from ..systems.target import load_target, mix_target
+from .memory import check_memory_limits, parse_memory_limits
+from .point import mix_rows, run_mix_point
+from .schedule import MixPoint, rates_at
+from .spec import Mix, combination_label
+
+
+@dataclass
+class MixSettings(SweepSettings):
+    mix: Mix | None = None
+    scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+    vary: str | None = None  # only this model's rate is scaled
+    memory_limit: str | None = None  # --memory-limit as given
+    memory_limits: dict[str, int] = field(default_factory=dict)  # worker name -> bytes (filled by prepare_mix)
+
+
+def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
+    """Everything a user can get wrong in a mix, refused in one line before any point. `resolve(source)`: a
+    model's path (zoo names built on first use)."""
+    from pathlib import Path
+
+    mix = s.mix
+    check_settings(s)
+    make_policy(s.policy)
+    if s.vary is not None:
+        mix.index(s.vary)
+    if s.arrival != "fixed" or s.max_queue_delay_ms is not None:
+        raise UserError("--arrival and --max-queue-delay are set per model in a mix (arrival = ...): drop them")
+    named = []
+    for model in mix.models:
+        path = Path(resolve(model.source))
+        if not path.exists():
+            raise UserError(f"mix '{mix.path}' model '{model.name}': '{model.source}' is neither a file, a plan "
+                            "directory nor a zoo model ('staronnx zoo list' names them)")
+        named.append((model.name, load_target(path)))
+    target = mix_target(named)
+    engine = make_engine(s, target)
+    policy = make_policy(policy_of(s), engine.link) if s.system == "staronnx" else make_policy("eager")
+    s.memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
+    if s.memory_limits and hasattr(getattr(engine, "config", None), "memory_limits"):
+        engine.config = replace(engine.config, memory_limits=s.memory_limits)  # GPU sessions' arenas within it
+    largest = [max(m.batch_sizes) for m in mix.models]
+    check_memory_limits(s.memory_limits, target, largest)
+    if s.engine == "real":
+        check_loadable(target)
+        hours = sum(mix_seconds(mix, sizes, scale, s) for sizes in mix.combinations() for scale in s.scales) / 3600
+        if hours > s.max_hours:
+            raise UserError(f"this mix's queries alone take {hours:.3g} h to arrive, more than --max-hours "
+                            f"{s.max_hours:g}: lower --batches, raise the rates or the lowest --scale, or raise "
+                            "--max-hours")
+    meta = run_metadata(s, target, engine)
+    meta.update({"mix": {"file": str(mix.path), "models": [
+        {"name": m.name, "source": m.source, "model_sha256": mem.target.model_sha256,
+         "plan_sha256": mem.target.plan_sha256, "parts": len(mem.target.part_files), "rate_qps": m.rate_qps,
+         "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival}
+        for m, mem in zip(mix.models, target.members)]}, "scales": list(s.scales), "vary": s.vary,
+        "memory_limits": s.memory_limits})
+    if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
+        check_resume(s, meta, s.output)
+    return Prepared(target, engine, policy, meta, [])
+
+
+def mix_seconds(mix: Mix, sizes: tuple[int, ...], scale: float, s: MixSettings) -> float:
+    """How long a point's queries take to arrive: its slowest-filling model's W + K batches."""
+    rates = rates_at(mix, scale, s.vary)
+    return max((s.warmup + s.batches) * n / r for n, r in zip(sizes, rates))
+
+
+def run_mix(s: MixSettings, prepared: Prepared, on_point=lambda row: None, on_progress=lambda progress: None,
+            on_notice=lambda text: None) -> list[dict]:
+    with run_lock(s.output):
+        return _sweep_mix(s, prepared, on_point, on_progress, on_notice)
+
+
+def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
+    mix, engine, target = s.mix, prepared.engine, prepared.target
+    run_json = s.output / "run.json"
+    since = start_run(s, prepared, on_notice)
+    done = _done(s) if s.resume else set()
+    names = [w.name for w in engine.workers]
+    label = {"system": s.system, "engine": engine.name, "policy": policy_of(s), "workers": engine.workers_label()}
+    firsts = [m.first_part for m in target.members]
+    progress = SweepProgress(listener=on_progress)
+    plans = {}
+    for sizes in mix.combinations():
+        for scale in s.scales:
+            point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.warmup, s.batches, s.seed)
+            seconds = mix_seconds(mix, sizes, scale, s)
+            count = sum(int(seconds * r / n) for n, r in zip(sizes, point.rates)) or 1
+            plans[(sizes, scale)] = (point, count, count / seconds)
+            progress.add(1, count / seconds, count)
+            if (combination_label(mix, sizes), scale) in done:
+                progress.start(1, count / seconds, count)
+                progress.finish()
+    rows: list[dict] = []
+    for sizes in mix.combinations():
+        todo = [scale for scale in s.scales if (combination_label(mix, sizes), scale) not in done]
+        if not todo:
+            continue
+        setup = engine.prepare(sizes)
+        _record_calibration(run_json, engine)
+        try:
+            if not setup.failure:
+                check_targets(mix, sizes, setup.services_s)
+            congested_at = None
+            for scale in todo:
+                point, count, rate = plans[(sizes, scale)]
+                progress.start(1, rate, count)
+                progress.point = f"{combination_label(mix, sizes)} at scale {scale:g}"
+                if setup.failure or congested_at is not None:
+                    why = ("failed: workers could not run these batch sizes" if setup.failure else
+                           f"not run: the mix was already congested at scale {congested_at:g}")
+                    point_rows = [{**label, "model": m.name, "scale": scale, "mix": combination_label(mix, sizes),
+                                   "batch_size": n, "rate_qps": r, "batches": 0, "congested": not setup.failure,
+                                   "reason": why, "errors": setup.failure,
+                                   "latency_target_ms": "" if m.target_ms is None else m.target_ms,
+                                   "met_target": "" if m.target_ms is None else False}
+                                  for m, n, r in zip(mix.models, sizes, point.rates)]
+                else:
+                    services = [list(x) for x in setup.services_s]
+                    planned, records, stop = run_mix_point(mix, point, engine, setup.executor, prepared.policy,
+                                                           target.graph, services,
+                                                           on_batch=lambda record, rate=rate: progress.batch(1, rate))
+                    point_rows, batch_rows = mix_rows(mix, point, planned, records, stop, names, services, label,
+                                                      firsts)
+                    append_rows(s.output / "batches.csv", BATCH_COLUMNS, batch_rows)
+                    if any(r["congested"] for r in point_rows) and congested_at is None:
+                        congested_at = scale
+                append_rows(s.output / "points.csv", POINT_COLUMNS, point_rows)
+                engine.after_point()
+                rows += point_rows
+                progress.finish()
+                for row in point_rows:
+                    on_point(row)
+        finally:
+            if setup.executor is not None:
+                setup.executor.close()
+    if since is not None:
+        _record_load(run_json, "during", since, s.system == "triton")
+    return rows
+
+
+def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> None:
+    """A latency target below a model's service time on the fastest worker cannot be met at any rate."""
+    for model, n, mine in zip(mix.models, sizes, services or []):
+        known = [x for x in (mine or []) if x and x == x]
+        if model.target_ms is not None and known and 1000 * min(known) > model.target_ms:
+            raise UserError(f"mix model '{model.name}': target_ms = {model.target_ms:g} is below its service time at "
+                            f"batch {n} ({1000 * min(known):.3g} ms on the fastest worker, alone): no schedule meets "
+                            "it; raise target_ms or lower its batch size")
+
+
+def _done(s: MixSettings) -> set[tuple[str, float]]:
+    import pandas as pd
+
+    path = s.output / "points.csv"
+    if not path.exists():
+        return set()
+    frame = pd.read_csv(path)
+    if "mix" not in frame:
+        return set()
+    counts = frame.groupby(["mix", "scale"]).size()
+    return {(str(m), float(sc)) for (m, sc), c in counts.items() if c >= len(s.mix.models)}
