@@ -10,7 +10,7 @@ import typer
 from ..errors import UserError
 from .common import console, handle_errors
 
-KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes")
+KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes", "mix")
 
 
 @handle_errors
@@ -19,7 +19,8 @@ def plot(
         help="Run directories written by staronnx sweep; with --kind nodes, costs files of staronnx profile.")],
     kind: Annotated[str, typer.Option(
         help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
-             "CPU and a GPU costs file each node's CPU/GPU time ratio.")] = "envelope",
+             "CPU and a GPU costs file each node's CPU/GPU time ratio; mix: a sweep --mix run, each model's latency "
+             "against the mix's scale.")] = "envelope",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
                                                 "(default: <run>/<kind>.png; nodes: <costs>_nodes.png beside the "
                                                 "first costs file).")] = None,
@@ -49,6 +50,18 @@ def plot(
     if costs:
         raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
     loaded = read_runs(runs)
+    from ..plots.mix import is_mix, mix_figure
+
+    mixes = [run for run in loaded if is_mix(run)]
+    if kind == "mix" or mixes:
+        if kind != "mix" or len(loaded) > 1 or len(mixes) < len(loaded):
+            name = (mixes or loaded)[0].path
+            raise UserError(f"'{name}' {'is' if mixes else 'is not'} a mix run: --kind mix draws one mix run (sweep "
+                            "--mix) and the other kinds single-model runs")
+        if table:
+            return _print_mix_table(loaded[0], format)
+        console.print(f"wrote {figures.save(mix_figure(loaded[0], log), output or loaded[0].path / 'mix.png')}")
+        return
     if table:
         for run in loaded:
             figures.need_usable(run)
@@ -68,6 +81,20 @@ def plot(
         fig = figures.timeline_figure(loaded[0], batch_size, rate)
     written = figures.save(fig, output or loaded[0].path / f"{kind}.png")
     console.print(f"wrote {written}")
+
+
+def _print_mix_table(run, format: str) -> None:
+    from ..plots import tables
+    from ..plots.mix import mix_summary, mix_table_rows
+
+    rows, verdict = mix_table_rows(run), mix_summary(run)["verdict"]
+    if format == "md":
+        typer.echo(f"### {run.label}\n\n{tables.markdown(rows)}\n" + "\n".join(verdict))
+        return
+    console.print(tables.rich_table(rows, f"{run.label}: worst-case latency per model at each scale (ms)",
+                                    text_columns=("batch sizes",)))
+    for sentence in verdict:
+        console.print(f"[bold]verdict:[/] {sentence}", soft_wrap=True)
 
 
 def _print_tables(run, format: str) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UserError
 from ..results.read import Run
 from . import figures, tables
+from .mix import is_mix, mix_figure, mix_summary, mix_table_rows
 from .noise import noise_warnings
 from .verdict import verdict
 
@@ -30,7 +32,13 @@ COLUMNS = """<details><summary>What the columns mean</summary>
 def write_report(runs: list[Run], output: Path) -> list[Path]:
     """Write output (Markdown) and its figures in `<output stem>_files/`; returns every file written."""
     folder = output.with_name(output.stem + "_files")
+    mixes = [run for run in runs if is_mix(run)]
+    if mixes and len(mixes) < len(runs):
+        raise UserError(f"'{mixes[0].path}' is a mix run and '{next(r for r in runs if not is_mix(r)).path}' is not: "
+                        "report mixes and single-model runs separately")
     folder.mkdir(parents=True, exist_ok=True)
+    if mixes:
+        return _mix_report(runs, output, folder)
     written: list[Path] = []
     lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", "", "## Verdict", ""]
     lines += [f"- {sentence}" for sentence in verdict(runs)] + [""]
@@ -60,6 +68,22 @@ def write_report(runs: list[Run], output: Path) -> list[Path]:
         lines += ["### Best batch size at each rate", "", tables.markdown(tables.envelope_rows(run)),
                   "### Saturation per batch size", "", tables.markdown(tables.rho_rows(run)),
                   "### Run", "", "| key | value |", "|---|---|"]
+        lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
+        lines.append("")
+    output.write_text("\n".join(lines) + "\n")
+    return [output, *written]
+
+
+def _mix_report(runs: list[Run], output: Path, folder: Path) -> list[Path]:
+    """Per mix run: the answer in words, each model's latency at each scale, the figure and the run's metadata."""
+    lines, written = [f"# staronnx report: {', '.join(run.model_name for run in runs)} (mixes)", ""], []
+    for i, run in enumerate(runs):
+        image = figures.save(mix_figure(run), folder / f"{i}_{run.path.name}_mix.png")
+        written.append(image)
+        lines += [f"## {run.label}", "", *[f"- {sentence}" for sentence in mix_summary(run)["verdict"]], "",
+                  f"![mix]({folder.name}/{image.name})", "", tables.markdown(mix_table_rows(run)),
+                  "Cells: each model's mean max-latency per batch (ms) at that scale; '!' past its target.", "",
+                  "| key | value |", "|---|---|"]
         lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
         lines.append("")
     output.write_text("\n".join(lines) + "\n")

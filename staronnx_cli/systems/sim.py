@@ -55,7 +55,7 @@ class SimEngine:
             self.platform = platform_from_cache(config.workers, target)
         self.workers = platform_workers(self.platform)
         self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
-        self.times = mix_times(self.platform, target) if target.members else \
+        self.times = mix_times(self.platform, target) if target.members and config.platform else \
             part_times(self.platform, target.part_files, config.model_name)
         # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
         # calibrated in simulation before the points as the real engine does

@@ -1,0 +1,159 @@
+"""Several models at once: the mix file, the merged schedule, one scheduler for every model (exact on the virtual
+clock), the deadline policy's order, per-model rows, and `sweep --mix` through the CLI."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from staronnx_cli.errors import UserError
+from staronnx_cli.load.schedule import BatchSchedule
+from staronnx_cli.mix.point import mix_rows
+from staronnx_cli.mix.schedule import MixPoint, mix_schedule, rates_at
+from staronnx_cli.mix.spec import parse_mix, read_mix
+from staronnx_cli.runtime.executors import ModelledExecutor
+from staronnx_cli.runtime.loop import VirtualLoop
+from staronnx_cli.runtime.perfmodel import PerfModel
+from staronnx_cli.runtime.policies import make_policy
+from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
+from staronnx_cli.runtime.workers import WorkerSpec
+
+TINY = Path(__file__).resolve().parent.parent / "experiments" / "mixes" / "tiny.toml"
+
+
+def two_models(target_a=None, target_b=None, priority_b=0):
+    entries = [{"name": "a", "model": "tiny_cnn", "rate": 100, "batch": 1},
+               {"name": "b", "model": "tiny_transformer", "rate": 100, "batch": 2, "priority": priority_b}]
+    for entry, target in zip(entries, (target_a, target_b)):
+        if target is not None:
+            entry["target_ms"] = target
+    return parse_mix({"model": entries}, Path("mix.toml"))
+
+
+def run_virtual(schedule, durations, policy="dmda", workers=1):
+    """Two single-part models (parts 0 and 1) on `workers` CPU workers, each part taking a constant time."""
+    loop = VirtualLoop()
+    specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, batch: durations[part])
+    graph = PartGraph.union([PartGraph.single(), PartGraph.single()])
+    scheduler = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), graph)
+    return scheduler.run(schedule, Limits(50, 1e9))
+
+
+def test_two_models_with_constant_times_match_the_hand_computed_schedule():
+    # a: N=1 at 100 q/s (released at 0, 10, 20 ... ms), 6 ms a batch; b: N=2 at 100 q/s (queries at 0, 10 | 20, 30
+    # ...: released at 10, 30, ... ms), 4 ms a batch; one worker. At 10 ms a's batch (listed first) starts, b's
+    # waits until 16 and ends at 20: 20 ms from its first query. At 30 ms the same: a 6 ms, b 20 ms, every time.
+    mix = two_models(target_a=10, target_b=15)
+    point = MixPoint(1.0, (1, 2), rates_at(mix, 1.0, None), warmup=0, batches=4)
+    planned = mix_schedule(mix, point)
+    assert planned.duration_s == pytest.approx(0.08)  # b fills 4 batches of 2 at 100 q/s; a gets 8 in that time
+    records, stop = run_virtual(planned.schedule, [0.006, 0.004])
+    assert stop == ""
+    a = [r for r in records if r.model == 0]
+    b = [r for r in records if r.model == 1]
+    assert len(a) == 8 and len(b) == 4
+    assert [round(1000 * (r.end_s - r.first_arrival_s), 9) for r in a] == [6.0] * 8
+    assert [round(1000 * (r.end_s - r.first_arrival_s), 9) for r in b] == [20.0] * 4
+    assert [round(1000 * r.tasks[0].start_s, 9) for r in b] == [16.0, 36.0, 56.0, 76.0]
+    points, batches = mix_rows(mix, point, planned, records, stop, ["cpu0"], [[0.006], [0.004]],
+                               {"system": "staronnx"}, [0, 1])
+    assert [(p["model"], p["mean_max_latency_ms"], p["met_target"]) for p in points] == [
+        ("a", 6.0, True), ("b", 20.0, False)]  # b's 20 ms misses its 15 ms target
+    assert {b["model"] for b in batches} == {"a", "b"}
+    assert [b["batch_index"] for b in batches if b["model"] == "b"] == [0, 1, 2, 3]  # numbered per model
+
+
+def test_the_deadline_policy_runs_the_most_urgent_waiting_batch_first():
+    # hand-built: a (8 ms) released at 0; b (1 ms, target 20 ms) at 2; a again at 5 (target 3 ms: deadline 8).
+    # At 8 ms both wait: dmda runs them in arrival order (b, then a); deadline runs a first (8 < 22)
+    schedule = BatchSchedule(1, np.array([0.0, 0.002, 0.005]), np.array([0.0, 0.002, 0.005]), np.ones(3, int),
+                             np.array([0, 0, 1]), np.array([0, 1, 0]), np.array([0.003, 0.022, 0.008]),
+                             np.zeros(3, int))
+    durations = [0.008, 0.001]
+    fifo, _ = run_virtual(schedule, durations, "dmda")
+    edf, _ = run_virtual(schedule, durations, "deadline")
+    assert [round(1000 * r.tasks[0].start_s, 9) for r in fifo] == [0.0, 8.0, 9.0]
+    assert [round(1000 * r.tasks[0].start_s, 9) for r in edf] == [0.0, 16.0, 8.0]
+    # a higher priority beats an earlier deadline
+    urgent = BatchSchedule(1, schedule.first_arrival_s, schedule.release_s, schedule.sizes, schedule.first_query,
+                           schedule.models, schedule.deadline_s, np.array([0, 1, 0]))
+    ranked, _ = run_virtual(urgent, durations, "deadline")
+    assert [round(1000 * r.tasks[0].start_s, 9) for r in ranked] == [0.0, 8.0, 9.0]
+
+
+def test_vary_scales_one_model_and_the_window_opens_after_every_warm_up():
+    mix = two_models()
+    assert rates_at(mix, 2.0, "b") == (100.0, 200.0) and rates_at(mix, 2.0, None) == (200.0, 200.0)
+    planned = mix_schedule(mix, MixPoint(1.0, (1, 2), (100.0, 100.0), warmup=2, batches=3))
+    assert planned.window_start_s == pytest.approx(0.04)  # b's third batch starts at its 5th query: 40 ms
+    assert list(planned.schedule.release_s) == sorted(planned.schedule.release_s)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([], "lists no model"),
+    ([{"name": "x", "model": "tiny_cnn", "rate": 1}, {"name": "x", "model": "tiny_cnn", "rate": 1}],
+     "two models are named 'x'"),
+    ([{"model": "tiny_cnn", "rate": 0}], "rate = 0 must be a positive number"),
+    ([{"model": "tiny_cnn"}], "needs rate"),
+    ([{"model": "tiny_cnn", "rate": 5, "batch": 0}], "batch = 0"),
+    ([{"model": "tiny_cnn", "rate": 5, "target_ms": -1}], "target_ms = -1"),
+    ([{"model": "tiny_cnn", "rate": 5, "speed": 2}], "'speed' is not a model setting"),
+    ([{"model": "tiny_cnn", "rate": 5, "arrival": "burst"}], "arrival"),
+])
+def test_bad_mix_entries_are_one_line_naming_the_fix(entries, message):
+    with pytest.raises(UserError, match=message):
+        parse_mix({"model": entries}, Path("m.toml"))
+
+
+def test_the_shipped_tiny_mix_reads():
+    mix = read_mix(TINY)
+    assert mix.names == ["cnn", "transformer"] and mix.combinations() == [(2, 1)]
+
+
+@pytest.mark.realtime
+def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
+    out = tmp_path / "mix"
+    result = cli("sweep", "--mix", TINY, "--scale", "1,2", "--batches", "4", "--warmup", "1", "-o", out)
+    assert result.exit_code == 0, result.output
+    points = pd.read_csv(out / "points.csv")
+    assert list(points.model) == ["cnn", "transformer"] * 2 and list(points.scale) == [1, 1, 2, 2]
+    assert list(points.rate_qps) == [200, 100, 400, 200] and set(points.mix) == {"cnn=2 transformer=1"}
+    batches = pd.read_csv(out / "batches.csv")
+    assert set(batches.model) == {"cnn", "transformer"}
+    assert "verdict:" in result.output and "every model" in result.output
+    figure = cli("plot", out, "--kind", "mix", "-o", tmp_path / "mix.png")
+    assert figure.exit_code == 0 and (tmp_path / "mix.png").stat().st_size > 10_000
+    wrong = cli("plot", out, "--kind", "envelope")
+    assert wrong.exit_code == 2 and "--kind mix" in wrong.output
+    report = cli("report", out, "-o", tmp_path / "report.md")
+    assert report.exit_code == 0 and "every model meets its target" in (tmp_path / "report.md").read_text()
+    # the same mix in simulation, from the performance models the real run left in this host's cache
+    sim = cli("sweep", "--mix", TINY, "--engine", "sim", "--scale", "1", "--batches", "4", "-o", tmp_path / "sim")
+    assert sim.exit_code == 0, sim.output
+    assert list(pd.read_csv(tmp_path / "sim" / "points.csv").model) == ["cnn", "transformer"]
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("", ["--batch", "1"], "--batch with --mix"),
+    ("", ["--vary", "nobody"], "--vary nobody: the mix has no model of that name"),
+    ("", ["--memory-limit", "cpu=1KiB"], "would hold up to"),
+    ("", ["--memory-limit", "gpu9=1GiB"], "no such worker"),
+    ("", ["--system", "native"], "serves one model"),
+    ("unknown", [], "neither a file, a plan directory nor a zoo model"),
+    ("tight", [], "below its service time"),
+])
+def test_bad_mixes_are_one_line_and_exit_2(cli, tmp_path, setup, args, message):
+    mix = TINY
+    if setup:
+        text = TINY.read_text()
+        text = text.replace('"tiny_cnn"', '"no_such_model"') if setup == "unknown" else \
+            text.replace("target_ms = 10", "target_ms = 0.00001")
+        mix = tmp_path / "mix.toml"
+        mix.write_text(text)
+    result = cli("sweep", "--mix", mix, "--scale", "1", "--batches", "2", "--warmup", "0", "-o", tmp_path / "o",
+                 *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()[-1]) > 20
