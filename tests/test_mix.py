@@ -1,6 +1,7 @@
 """Several models at once: the mix file, the merged schedule, one scheduler for every model (exact on the virtual
 clock), the deadline policy's order, per-model rows, and `sweep --mix` through the CLI."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,28 @@ def test_bad_mixes_are_one_line_and_exit_2(cli, tmp_path, setup, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()[-1]) > 20
+
+
+def test_a_mix_simulates_on_a_platform_whose_speeds_name_each_models_costs(cli, tmp_path):
+    for name, zoo in (("cnn", "tiny_cnn"), ("transformer", "tiny_transformer")):
+        assert cli("profile", zoo, "--device", "cpu", "--batch", "1,2", "--runs", "3", "--warmup", "1",
+                   "-o", tmp_path / f"costs_{name}.csv").exit_code == 0
+    platform = tmp_path / "gpu.toml"
+    platform.write_text('name = "what-if"\nestimate = true\n[[workers]]\nkind = "cuda"\ncount = 1\n'
+                        '[[workers]]\nkind = "cpu"\ncount = 2\ncores = 1\n'
+                        '[[speeds]]\nkind = "cuda"\ncosts = "costs_{model}.csv"\nfactor = 0.1\n'
+                        '[[speeds]]\nkind = "cpu:1"\ncosts = "costs_{model}.csv"\n')
+    out = tmp_path / "sim"
+    result = cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", platform, "--policy", "deadline",
+                 "--scale", "1,4", "--batches", "10", "--json", "-o", out)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["kind"] == "mix" and answer["answered"] and answer["combinations"][0]["largest_scale"]["scale"] == 4
+    again = cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", platform, "--policy", "deadline",
+                "--scale", "1,4", "--batches", "10", "--json", "-o", tmp_path / "again")
+    assert again.exit_code == 0  # the same settings, the same bytes: no wall clock in a simulated mix
+    assert (out / "points.csv").read_bytes() == (tmp_path / "again" / "points.csv").read_bytes()
+    times = tmp_path / "times.toml"
+    times.write_text('[[workers]]\nkind = "cpu"\n[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 1\n')
+    refused = cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", times, "-o", tmp_path / "t")
+    assert refused.exit_code == 2 and "[[speeds]]" in refused.output

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import UserError
 from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows
 from ..runtime.policies import make_policy
-from ..sweep.checks import check_loadable, check_resume, check_settings
+from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
 from ..sweep.progress import SweepProgress
 from ..sweep.runner import Prepared, _record_calibration, _record_load, run_metadata, start_run
@@ -57,6 +57,7 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         engine.config = replace(engine.config, memory_limits=s.memory_limits)  # GPU sessions' arenas within it
     largest = [max(m.batch_sizes) for m in mix.models]
     check_memory_limits(s.memory_limits, target, largest)
+    check_memory(s, target, engine.workers)
     if s.engine == "real":
         check_loadable(target)
         hours = sum(mix_seconds(mix, sizes, scale, s) for sizes in mix.combinations() for scale in s.scales) / 3600
