@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..errors import UserError
-from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows
+from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows, read_run_meta
 from ..runtime.policies import make_policy
 from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
@@ -74,6 +74,12 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         "memory_limits": s.memory_limits})
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
         check_resume(s, meta, s.output)
+        old = read_run_meta(s.output / "run.json")
+        for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
+                          ("vary", "another --vary")):
+            if old.get(key) != meta[key]:
+                raise UserError(f"--resume: '{s.output}' was measured with {what}: use the same mix and options, a "
+                                "new -o, or --force")
     return Prepared(target, engine, policy, meta, [])
 
 
