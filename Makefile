@@ -7,7 +7,7 @@ FULL_STAMP := $(VENV)/.installed-full-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
 
-.PHONY: run test lint faults bench bench-gpu compare paper-sim gpu-profile-check clean install
+.PHONY: run test lint faults bench bench-gpu compare compare-mix paper-sim gpu-profile-check clean install
 
 # What staronnx itself needs (make run, the benchmarks); the tests and `make compare` add pytest and a real
 # Triton server and Ray (the [dev,triton,ray] extras, about 0.7 GB more).
@@ -67,6 +67,11 @@ bench-gpu: $(STAMP)
 ## compare: the paper's Fig. 3 on this machine: staronnx, native, roundrobin and Triton on googlenet
 compare: $(FULL_STAMP)
 	$(BIN)/python experiments/compare.py --model $(MODEL) --out results/compare
+
+## compare-mix: googlenet and mobilenet_v3_small served together: staronnx (dmda, deadline) and Triton, the largest
+## scale of their rates meeting both latency targets, in results/compare_mix/report.md
+compare-mix: $(FULL_STAMP)
+	$(BIN)/python experiments/compare_mix.py --out results/compare_mix
 
 ## paper-sim: the paper's four models on its machine (an estimate), simulated at offload 0, 5, 10, 15 %
 paper-sim: $(STAMP)

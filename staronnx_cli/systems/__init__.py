@@ -37,8 +37,10 @@ def make_engine(s, target) -> Engine:
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 
-        return TritonEngine(TritonConfig(s.workers, s.output, s.arrival, s.max_queue_delay_ms, s.triton_port, s.seed),
-                            target.part_files)
+        mix = getattr(s, "mix", None)  # a mix's arrivals are its models' own
+        arrival = next((m.arrival for m in mix.models if m.arrival != "fixed"), s.arrival) if mix else s.arrival
+        return TritonEngine(TritonConfig(s.workers, s.output, arrival, s.max_queue_delay_ms, s.triton_port, s.seed),
+                            target.part_files, target)
     from .real import RealConfig, RealEngine
 
     return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None,

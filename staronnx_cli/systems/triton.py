@@ -5,16 +5,20 @@ async_infer; Triton's dynamic batcher makes the batches (preferred size N, up to
 queued or the first has waited --max-queue-delay; default: wait for N, as the paper's batching does).
 Group k = queries kN .. kN+N-1 of the arrival schedule; its record ends when all its results are back, and
 its latency is measured from its first query's arrival, as for every other system.
+A mix (`sweep --mix`) is one repository with every model (Triton's name: the mix's name for it), each with its
+own batcher and one instance on the same cores; the queries of all models are sent in arrival order across them.
 Here Triton runs ONNX Runtime inside its Python backend (no ONNX Runtime backend is pip-installable):
 run.json and the system label say so.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -30,7 +34,7 @@ from ..runtime.realtime import wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
-from ..triton.repository import MODEL_NAME, write_repository
+from ..triton.repository import MODEL_NAME, ServedModel, write_repository
 from ..triton.server import TritonServer, wheel_dir
 from .contract import BatchSizeSetup
 
@@ -39,39 +43,41 @@ TRITON_NOTE = "Triton Inference Server 2.51 (nvidia-pytriton wheel), ONNX Runtim
 
 
 class TritonClient:
-    """One server per batch size, its gRPC client, and one random sample per input to send."""
+    """One server per batch size (a mix: per combination), its gRPC client, and one random sample per input of each
+    model to send. Models are named by their index in the list given (a mix's order)."""
 
-    def __init__(self, server: TritonServer, model, seed: int):
+    def __init__(self, server: TritonServer, models: list[tuple[str, object]], seed: int):
         import tritonclient.grpc as grpcclient
 
         self.grpc, self.server, self.loop = grpcclient, server, None
         self.client = grpcclient.InferenceServerClient(server.url)
-        self.specs = modelio.input_specs(model)
-        self.samples = modelio.random_inputs(self.specs, 1, seed)
+        self.names = [name for name, _ in models]
+        self.specs = [modelio.input_specs(model) for _, model in models]
+        self.samples = [modelio.random_inputs(specs, 1, seed + m) for m, specs in enumerate(self.specs)]
 
-    def request(self):
+    def request(self, model: int):
         inputs = []
-        for spec in self.specs:
+        for spec in self.specs[model]:
             tensor = self.grpc.InferInput(spec.name, [1, *spec.shape], _triton_dtype(spec.dtype))
-            tensor.set_data_from_numpy(self.samples[spec.name])
+            tensor.set_data_from_numpy(self.samples[model][spec.name])
             inputs.append(tensor)
         return inputs
 
-    def send(self, on_done) -> None:
+    def send(self, on_done, model: int = 0) -> None:
         """on_done(result=..., error=...): tritonclient calls back with these keyword names only."""
-        self.client.async_infer(MODEL_NAME, self.request(), callback=on_done)
+        self.client.async_infer(self.names[model], self.request(model), callback=on_done)
 
-    def service_time(self, size: int, runs: int = 10) -> float:
+    def service_time(self, size: int, runs: int = 10, model: int = 0) -> float:
         """S(N): N queries sent at once, until the last result is back (Triton batches them)."""
         times = []
         for _ in range(runs):
-            elapsed = self._one_batch(size)
+            elapsed = self._one_batch(size, model)
             if not math.isfinite(elapsed):
                 return float("nan")
             times.append(elapsed)
         return float(np.median(times))
 
-    def _one_batch(self, size: int) -> float:
+    def _one_batch(self, size: int, model: int) -> float:
         done = threading.Semaphore(0)
         errors: list[str] = []
 
@@ -82,7 +88,7 @@ class TritonClient:
 
         start = time.perf_counter()
         for _ in range(size):
-            self.send(back)
+            self.send(back, model)
         for _ in range(size):
             done.acquire()
         return float("nan") if errors else time.perf_counter() - start
@@ -101,10 +107,11 @@ def _triton_dtype(dtype) -> str:
 
 
 class TritonLoop:
-    """Scheduler.run's contract for Triton: queries sent at their arrival times, groups of N recorded."""
+    """Scheduler.run's contract for Triton: queries sent at their arrival times (a mix's models interleaved),
+    groups of N recorded. `parts[m]`: model m's part in the run's graph, which its records' tasks name."""
 
-    def __init__(self, loop: RealLoop, client: TritonClient):
-        self.loop, self.client = loop, client
+    def __init__(self, loop: RealLoop, client: TritonClient, parts: list[int]):
+        self.loop, self.client, self.parts = loop, client, parts
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
@@ -114,6 +121,7 @@ class TritonLoop:
         first_sent: dict[int, float] = {}
         done_at: dict[int, float] = {}
         closed: list[int] = []
+        released: list[int] = []  # groups whose last query was sent
 
         def back(k: int, result=None, error=None):
             now = self.loop.now()
@@ -128,24 +136,23 @@ class TritonLoop:
                     finished.notify_all()
 
         stop = ""
-        for record in records:
-            if not limits.may_release(record.index):
-                break
-            for q in range(record.size):
-                due = record.first_arrival_s if q == 0 else None
-                due = self._arrival(schedule, record, q) if due is None else due
-                wait_until(self.loop.now, due)
-                sent = self.loop.now()
-                first_sent.setdefault(record.index, sent)
-                if q == record.size - 1:
-                    record.actual_release_s = sent  # its last query left: the group is complete at the server
-                self.client.send(partial(back, record.index))
+        for due, k, q in self._queries(schedule, records, limits):
+            record = records[k]
+            wait_until(self.loop.now, due)
+            sent = self.loop.now()
+            first_sent.setdefault(k, sent)
+            if q == record.size - 1:
+                record.actual_release_s = sent  # its last query left: the group is complete at the server
+                released.append(k)
+            self.client.send(partial(back, k), record.model)
+            if q < record.size - 1:
+                continue
             with lock:
                 newly, closed[:] = list(closed), []
-            for k in sorted(newly):
-                self._close(records[k], first_sent, done_at)
-                stop = stop or (watch(records[k]) if watch and not records[k].error else "")
-            unfinished = sum(1 for n in pending.values() if n > 0) - (len(records) - record.index - 1)
+            for j in sorted(newly):
+                self._close(records[j], first_sent, done_at)
+                stop = stop or (watch(records[j]) if watch and not records[j].error else "")
+            unfinished = sum(1 for j in released if pending[j] > 0)
             stop = stop or limits.stop_reason(unfinished, self.loop.now())
             if stop:
                 break
@@ -163,6 +170,27 @@ class TritonLoop:
             stop = "answers still missing at the time cap"
         return records, stop
 
+    def _queries(self, schedule: BatchSchedule, records: list[BatchRecord], limits: Limits
+                 ) -> Iterator[tuple[float, int, int]]:
+        """(arrival, group, query) of the released groups, in arrival order across groups: a mix's group of one
+        model spans arrivals of the others. Groups are released in order (`limits.may_release`), each once the
+        stream reaches the first arrival of any group from it on, so none is asked for before it is due."""
+        firsts = np.array([r.first_arrival_s for r in records])
+        earliest_from = np.minimum.accumulate(firsts[::-1])[::-1]  # earliest first arrival of groups k, k+1, ...
+        stream: list[tuple[float, int, int]] = []
+        k, releasing = 0, True
+        while True:
+            while releasing and k < len(records) and (not stream or earliest_from[k] <= stream[0][0]):
+                if not limits.may_release(k):
+                    releasing = False
+                    break
+                for q in range(records[k].size):
+                    heapq.heappush(stream, (self._arrival(schedule, records[k], q), k, q))
+                k += 1
+            if not stream:
+                return
+            yield heapq.heappop(stream)
+
     @staticmethod
     def _arrival(schedule: BatchSchedule, record: BatchRecord, q: int) -> float:
         """Query q of the group: the arrivals between its first and last (even for fixed rates)."""
@@ -170,11 +198,10 @@ class TritonLoop:
             return record.first_arrival_s
         return record.first_arrival_s + q * (record.scheduled_release_s - record.first_arrival_s) / (record.size - 1)
 
-    @staticmethod
-    def _close(record: BatchRecord, first_sent: dict[int, float], done_at: dict[int, float]) -> None:
+    def _close(self, record: BatchRecord, first_sent: dict[int, float], done_at: dict[int, float]) -> None:
         end = done_at[record.index]
         record.end_s = end
-        record.tasks.append(TaskRecord(0, 0, first_sent[record.index], end))
+        record.tasks.append(TaskRecord(self.parts[record.model], 0, first_sent[record.index], end))
 
 
 @dataclass(frozen=True)
@@ -188,48 +215,65 @@ class TritonConfig:
 
 
 class TritonEngine:
-    """One Triton server per batch size (max_batch_size = preferred = N), started before its points and
-    stopped after them, also on errors and Ctrl-C."""
+    """One Triton server per batch size (max_batch_size = preferred = N; a mix: one model each with its own N),
+    started before its points and stopped after them, also on errors and Ctrl-C."""
 
     name = "real"
     loop_factory = RealLoop
     link = DEFAULT_LINK  # no policy runs here
 
-    def __init__(self, config: TritonConfig, part_files: list[Path]):
-        if len(part_files) > 1:
+    def __init__(self, config: TritonConfig, part_files: list[Path], target=None):
+        members = target.members if target is not None else None
+        plans = [m for m in members or [] if len(m.target.part_files) > 1]
+        if plans:
+            raise UserError(f"--system triton serves whole models: mix model '{plans[0].name}' is a plan of "
+                            f"{len(plans[0].target.part_files)} parts; give its .onnx file or zoo name")
+        if not members and len(part_files) > 1:
             raise UserError("--system triton serves the whole model: give the model, not a plan")
         if config.arrival != "fixed":
-            raise UserError("--system triton replays the fixed-rate stream only: drop --arrival")
+            raise UserError("--system triton replays the fixed-rate stream only: drop --arrival (in a mix file: "
+                            'arrival = "fixed")')
         self.config, self.part_files = config, part_files
+        # (Triton's name, ONNX file) and the run graph's part of each model served
+        self.models = [(m.name, m.target.part_files[0]) for m in members] if members else [(MODEL_NAME, part_files[0])]
+        self.parts = [m.first_part for m in members] if members else [0]
         workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), False)
         if len(workers) != 1 or workers[0].kind != "cpu":
             raise UserError("--system triton runs one model instance on CPU cores here: give one CPU worker, "
                             "e.g. --workers cpu:1x2")
-        self.workers: list[WorkerSpec] = [replace(workers[0], name="triton")]  # its one model instance
+        self.workers: list[WorkerSpec] = [replace(workers[0], name="triton")]  # its one model instance (per model)
         self.perf = PerfModel()
         wheel_dir()  # not installed: one line saying how, before any work
         self.work = config.output / "triton"
         self.delay_us = WAIT_FOR_N_US if config.max_queue_delay_ms is None else int(1000 * config.max_queue_delay_ms)
 
-    def prepare(self, n: int):
+    def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
+        """A started server for batch size n (a mix: one size per model), warmed, and S(N) of each model alone:
+        one number in a list (None when unknown), or a mix's one list per model (NaN when unknown: the sweep's
+        backlog bound compares the figures)."""
+        sizes = n if isinstance(n, tuple) else (n,)
         worker = self.workers[0]
-        model = self.part_files[0]
-        repository = write_repository(self.work / f"repository_b{n}", model, n, self.delay_us, len(worker.cores),
-                                      list(worker.cores))
+        served = [ServedModel(name, path, size) for (name, path), size in zip(self.models, sizes)]
+        repository = write_repository(self.work / f"repository_b{'_'.join(map(str, sizes))}", served, self.delay_us,
+                                      len(worker.cores), list(worker.cores))
         server = TritonServer(repository, self.work, self.config.port)
         server.start()
         try:
-            client = TritonClient(server, modelio.load_model(model, with_weights=False), self.config.seed)
-            for _ in range(3):  # warm: the stub's first ORT runs
-                client.service_time(n, runs=1)
-            service = client.service_time(n)
+            client = TritonClient(server, [(m.name, modelio.load_model(m.path, with_weights=False)) for m in served],
+                                  self.config.seed)
+            for m, size in enumerate(sizes):
+                for _ in range(3):  # warm: the stub's first ORT runs
+                    client.service_time(size, runs=1, model=m)
+            services = [client.service_time(size, model=m) for m, size in enumerate(sizes)]
         except BaseException:  # Ctrl-C too: the server never outlives the sweep
             server.stop()
             raise
-        return BatchSizeSetup(client, "", [service] if math.isfinite(service) else None)
+        if isinstance(n, tuple):
+            return BatchSizeSetup(client, "", [[service] for service in services])
+        return BatchSizeSetup(client, "", services if math.isfinite(services[0]) else None)
 
     def runner(self, loop, executor, policy, graph):
-        return TritonLoop(loop, executor)
+        return TritonLoop(loop, executor, self.parts)
 
     def after_point(self) -> None:
         pass
