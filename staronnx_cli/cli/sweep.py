@@ -140,6 +140,7 @@ def _sweep_mix(given: dict) -> None:
         if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem,
         mix=mix, scales=parse_scales(given["scale"]), vary=given["vary"], memory_limit=given["memory_limit"])
     prepared = prepare_mix(settings, resolve_model)
+    width = max(len(name) for name in mix.names)
     try:
         with _progress_bar() as (bar, on_progress):
             def on_point(row):
@@ -148,7 +149,7 @@ def _sweep_mix(given: dict) -> None:
                 target = row.get("latency_target_ms")
                 mark = "" if target in ("", None) else "  (meets its target)" if row.get("met_target") is True else \
                     f"  (target {target:g} ms missed)"
-                bar.console.print(f"scale {row['scale']:<5g} {row['model']:<16} N={row['batch_size']:<3} "
+                bar.console.print(f"scale {row['scale']:<5g} {row['model']:<{width}} N={row['batch_size']:<3} "
                                   f"{row['rate_qps']:>8.4g} q/s  {escape(text)}{mark}")
 
             run_mix(settings, prepared, on_point, on_progress,

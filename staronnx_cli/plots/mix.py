@@ -129,7 +129,8 @@ def mix_figure(run: Run, log: bool = False):
             ax.plot(ok.scale, ok.mean_max_latency_ms, styles[j % len(styles)], marker="o", color=colour, label=name)
             jammed = mine[mine.congested]
             if len(jammed):
-                ax.plot(jammed.scale, [top * 1.05] * len(jammed), "x", color=colour, markersize=9)
+                ax.plot(jammed.scale, [top * (1.04 + 0.05 * i)] * len(jammed), "x", color=colour, markersize=9,
+                        label=f"{name} congested")  # a row of x per model: none hides another's
             target = mine.latency_target_ms.dropna()
             if j == 0 and len(target):
                 ax.axhline(float(target.iloc[0]), color=colour, linestyle=(0, (4, 3)), linewidth=1,
