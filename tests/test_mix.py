@@ -32,14 +32,14 @@ def two_models(target_a=None, target_b=None, priority_b=0):
     return parse_mix({"model": entries}, Path("mix.toml"))
 
 
-def run_virtual(schedule, durations, policy="dmda", workers=1):
+def run_virtual(schedule, durations, policy="dmda", workers=1, max_backlog=50):
     """Two single-part models (parts 0 and 1) on `workers` CPU workers, each part taking a constant time."""
     loop = VirtualLoop()
     specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
     executor = ModelledExecutor(loop, specs, lambda part, kind, batch: durations[part])
     graph = PartGraph.union([PartGraph.single(), PartGraph.single()])
     scheduler = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), graph)
-    return scheduler.run(schedule, Limits(50, 1e9))
+    return scheduler.run(schedule, Limits(max_backlog, 1e9))
 
 
 def test_two_models_with_constant_times_match_the_hand_computed_schedule():
@@ -183,3 +183,32 @@ def test_a_mix_simulates_on_a_platform_whose_speeds_name_each_models_costs(cli, 
     times.write_text('[[workers]]\nkind = "cpu"\n[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 1\n')
     refused = cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", times, "-o", tmp_path / "t")
     assert refused.exit_code == 2 and "[[speeds]]" in refused.output
+
+
+def test_a_model_within_its_own_capacity_is_congested_when_the_mix_overloads_the_workers():
+    # a alone needs 60 % of the worker (6 ms every 10 ms), b alone 60 % (12 ms every 20 ms): together 120 %.
+    # Each is within its own capacity, so a single-model sweep would call the rise "not settled"; a mix must not
+    mix = two_models(target_a=1000, target_b=1000)
+    point = MixPoint(1.0, (1, 2), (100.0, 100.0), warmup=0, batches=60)
+    planned = mix_schedule(mix, point)
+    records, stop = run_virtual(planned.schedule, [0.006, 0.012], max_backlog=10**6)
+    assert stop == ""
+    points, _ = mix_rows(mix, point, planned, records, stop, ["cpu0"], [[0.006], [0.012]], {"system": "staronnx"},
+                         [0, 1])
+    assert all(p["congested"] for p in points), [p["reason"] for p in points]
+    assert not any(p["met_target"] for p in points)
+
+
+def test_busy_time_counts_overlapping_tasks_once():
+    from staronnx_cli.metrics.points import utilisation
+
+    assert utilisation([[(0.0, 2.0), (1.0, 3.0)], [(0.5, 1.0)]], (0.0, 4.0)) == [0.75, 0.125]
+
+
+def test_static_policy_places_each_models_parts_by_their_own_index():
+    from staronnx_cli.runtime.policies import ReadyTask, WorkerState
+
+    policy = make_policy("static:cuda,cpu")
+    policy.local_part = [0, 1, 0]  # model 0 has parts 0, 1; model 1's part 0 is the mix's part 2
+    workers = [WorkerState(0, "cuda", "cuda", "cuda:0", True, 0.0), WorkerState(1, "cpu", "cpu:1", "host", True, 0.0)]
+    assert [policy.choose(ReadyTask(0, part, 1, {}), workers, 0.0, PerfModel()) for part in (0, 1, 2)] == [0, 1, 0]

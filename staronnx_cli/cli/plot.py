@@ -54,6 +54,9 @@ def plot(
 
     mixes = [run for run in loaded if is_mix(run)]
     if kind == "mix" or mixes:
+        if kind == "mix" and len(mixes) > 1:
+            raise UserError(f"--kind mix draws one mix run, not {len(mixes)}: give one directory (report takes "
+                            "several)")
         if kind != "mix" or len(loaded) > 1 or len(mixes) < len(loaded):
             name = (mixes or loaded)[0].path
             raise UserError(f"'{name}' {'is' if mixes else 'is not'} a mix run: --kind mix draws one mix run (sweep "

@@ -87,11 +87,22 @@ def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: 
 
 
 def utilisation(busy: list[list[tuple[float, float]]], window: tuple[float, float]) -> list[float]:
-    """Per worker, the fraction of `window` it spent running tasks (intervals clipped to the window)."""
+    """Per worker, the fraction of `window` it spent running tasks (intervals clipped to the window, overlapping
+    ones counted once: a Triton group spans its queries' time in the server, and groups overlap)."""
     lo, hi = window
     if hi <= lo:
         return [float("nan")] * len(busy)
-    return [sum(max(0.0, min(e, hi) - max(s, lo)) for s, e in intervals) / (hi - lo) for intervals in busy]
+    return [_covered(intervals, lo, hi) / (hi - lo) for intervals in busy]
+
+
+def _covered(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    total, reach = 0.0, lo
+    for s, e in sorted(intervals):
+        s, e = max(s, reach), min(e, hi)
+        if e > s:
+            total += e - s
+            reach = e
+    return total
 
 
 def ideal_latency_s(batch_size: int, rate_qps: float, service_s) -> float:

@@ -70,7 +70,8 @@ def mix_rows(mix: Mix, point: MixPoint, planned: MixSchedule, records: list[Batc
                          extensions=0)
         own_stop = "" if blamed is None else stop.removeprefix(f"{model.name}: ") if blamed == m else \
             f"stopped with {mix.models[blamed].name}: {stop.removeprefix(f'{mix.models[blamed].name}: ')}"
-        row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m], records)
+        row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m], records,
+                        may_settle=False)
         latency = row.get("mean_max_latency_ms")
         met = "" if model.target_ms is None else bool(not row["congested"] and isinstance(latency, float)
                                                       and latency <= model.target_ms)

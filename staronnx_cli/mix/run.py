@@ -11,7 +11,14 @@ from ..runtime.policies import make_policy
 from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
 from ..sweep.progress import SweepProgress
-from ..sweep.runner import Prepared, _record_calibration, _record_load, run_metadata, start_run
+from ..sweep.runner import (
+    Prepared,
+    _record_calibration,
+    _record_load,
+    check_policy_kinds,
+    run_metadata,
+    start_run,
+)
 from ..sweep.settings import SweepSettings
 from ..systems import make_engine, policy_of
 from ..systems.target import load_target, mix_target
@@ -41,7 +48,8 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     if s.vary is not None:
         mix.index(s.vary)
     if s.arrival != "fixed" or s.max_queue_delay_ms is not None:
-        raise UserError("--arrival and --max-queue-delay are set per model in a mix (arrival = ...): drop them")
+        raise UserError("--arrival is set per model in a mix (arrival = ...), and a mix batches as the paper does "
+                        "(no --max-queue-delay): drop them")
     named = []
     for model in mix.models:
         path = Path(resolve(model.source))
@@ -52,6 +60,9 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     target = mix_target(named)
     engine = make_engine(s, target)
     policy = make_policy(policy_of(s), engine.link) if s.system == "staronnx" else make_policy("eager")
+    check_policy_kinds(s, policy, engine)
+    if hasattr(policy, "local_part"):  # static:KIND,KIND names each model's parts in order
+        policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models)]
     s.memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
     if s.memory_limits and hasattr(getattr(engine, "config", None), "memory_limits"):
         engine.config = replace(engine.config, memory_limits=s.memory_limits)  # GPU sessions' arenas within it
@@ -77,10 +88,15 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         old = read_run_meta(s.output / "run.json")
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
-            if old.get(key) != meta[key]:
+            if _without_file(old.get(key)) != _without_file(meta[key]):
                 raise UserError(f"--resume: '{s.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
     return Prepared(target, engine, policy, meta, [])
+
+
+def _without_file(value):
+    """A mix as recorded, less the path it was read from (the same file named another way is the same mix)."""
+    return {k: v for k, v in value.items() if k != "file"} if isinstance(value, dict) else value
 
 
 def mix_seconds(mix: Mix, sizes: tuple[int, ...], scale: float, s: MixSettings) -> float:
@@ -123,15 +139,19 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
         setup = engine.prepare(sizes)
         _record_calibration(run_json, engine)
         try:
-            if not setup.failure:
-                check_targets(mix, sizes, setup.services_s)
+            unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
+            if unreachable and len(mix.combinations()) == 1:
+                raise UserError(unreachable)
+            if unreachable:  # other combinations may meet it: this one's points are recorded as not run
+                on_notice(unreachable)
             congested_at = None
             for scale in todo:
                 point, count, rate = plans[(sizes, scale)]
                 progress.start(1, rate, count)
                 progress.point = f"{combination_label(mix, sizes)} at scale {scale:g}"
-                if setup.failure or congested_at is not None:
+                if setup.failure or unreachable or congested_at is not None:
                     why = ("failed: workers could not run these batch sizes" if setup.failure else
+                           f"not run: {unreachable}" if unreachable else
                            f"not run: the mix was already congested at scale {congested_at:g}")
                     point_rows = [{**label, "model": m.name, "scale": scale, "mix": combination_label(mix, sizes),
                                    "batch_size": n, "rate_qps": r, "batches": 0, "congested": not setup.failure,
@@ -163,14 +183,16 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
     return rows
 
 
-def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> None:
-    """A latency target below a model's service time on the fastest worker cannot be met at any rate."""
+def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> str:
+    """Why no rate can meet a target at these batch sizes ('' if none): a target below a model's service time on
+    the fastest worker alone."""
     for model, n, mine in zip(mix.models, sizes, services or []):
         known = [x for x in (mine or []) if x and x == x]
         if model.target_ms is not None and known and 1000 * min(known) > model.target_ms:
-            raise UserError(f"mix model '{model.name}': target_ms = {model.target_ms:g} is below its service time at "
-                            f"batch {n} ({1000 * min(known):.3g} ms on the fastest worker, alone): no schedule meets "
-                            "it; raise target_ms or lower its batch size")
+            return (f"mix model '{model.name}': target_ms = {model.target_ms:g} is below its service time at batch "
+                    f"{n} ({1000 * min(known):.3g} ms on the fastest worker, alone): no schedule meets it; raise "
+                    "target_ms or lower its batch size")
+    return ""
 
 
 def _done(s: MixSettings) -> set[tuple[str, float]]:

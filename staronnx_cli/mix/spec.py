@@ -127,8 +127,8 @@ def _model(entry, i: int, path: Path) -> MixModel:
         arrival = "trace:" + str(path.parent / arrival[6:])
     try:
         arrivals(arrival, 1.0, 2)
-    except UserError as exc:
-        raise UserError(f"{where}: arrival: {exc} ({ARRIVALS})") from None
+    except UserError:
+        raise UserError(f"{where}: arrival = {arrival!r} is not an arrival process: write {ARRIVALS}") from None
     if not Path(source).is_absolute() and (path.parent / source).exists():
         source = str((path.parent / source).resolve())
     return MixModel(name, source, float(rate), tuple(dict.fromkeys(batches)), None if target is None else

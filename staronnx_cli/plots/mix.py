@@ -53,6 +53,9 @@ def combinations(points: pd.DataFrame) -> list[dict]:
 
 
 def _why(row) -> dict:
+    if not row["congested"] and not math.isfinite(row["mean_max_latency_ms"]):
+        reason = row.get("errors") if isinstance(row.get("errors"), str) and row.get("errors") else row.get("reason")
+        return {"model": row["model"], "why": f"failed ({reason})"}
     if row["congested"]:
         return {"model": row["model"], "why": f"congested ({row.get('reason', '')})"}
     latency, target = row["mean_max_latency_ms"], row["latency_target_ms"]

@@ -64,9 +64,11 @@ class Static(Policy):
 
     def __init__(self, kinds: list[str]):
         self.kinds = kinds
+        self.local_part: list[int] | None = None  # a mix: each part's index within its own model
 
     def choose(self, task, workers, now, perf):
-        kind = self.kinds[min(task.part, len(self.kinds) - 1)]
+        part = task.part if self.local_part is None else self.local_part[task.part]
+        kind = self.kinds[min(part, len(self.kinds) - 1)]
         capable = [w for w in workers if w.kind == kind]
         if not capable:
             return None

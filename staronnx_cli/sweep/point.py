@@ -152,12 +152,15 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
 
 
 def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.ndarray, worker_names: list[str],
-              service_s, first: int | None = None, busy_records: list[BatchRecord] | None = None) -> dict:
+              service_s, first: int | None = None, busy_records: list[BatchRecord] | None = None,
+              may_settle: bool = True) -> dict:
     """The points.csv row: the summary of the measured batches, utilisation, release lateness, the ideal.
 
     `service_s`: S(N) (one number), or S_w(N) per worker (unequal workers: the ideal latency fills the fastest
     first, the capacity is N * sum(1 / S_w)). `first`: the first measured batch (default: after the warm-up).
     `busy_records`: whose tasks keep the workers busy, if more than `records` (a mix: every model's batches).
+    `may_settle`: a latency rising below the capacity is a queue still filling (judged after the extensions);
+    not in a mix, where the capacity is the model's alone and the workers are shared.
     """
     first = p.warmup if first is None else first
     services = _services(service_s, len(worker_names))
@@ -183,7 +186,7 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
         spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
         if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
             note = f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
-        elif rising and within and first >= p.warmup + p.extensions * p.batches:
+        elif rising and within and may_settle and first >= p.warmup + p.extensions * p.batches:
             note = (f"not settled: latency still rising after {first + p.batches} batches, below the workers' "
                     f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is "
                     "a lower bound")

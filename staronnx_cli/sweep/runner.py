@@ -60,10 +60,6 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "host": platform.node(), **engine.metadata()}
 
 
-def _done_points(path: Path) -> set[tuple[int, float]]:
-    return set(_measured(path))
-
-
 def _measured(path: Path) -> dict[tuple[int, float], bool]:
     """(N, rate) -> congested, for every point in points.csv."""
     if not path.exists():
@@ -111,16 +107,21 @@ class Prepared:
     warnings: list[str]  # about the layout, said before the sweep starts (sweep/checks.layout_warnings)
 
 
+def check_policy_kinds(s: SweepSettings, policy, engine) -> None:
+    """A static policy naming a worker kind the workers lack could only congest: one line instead."""
+    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
+    if missing:
+        raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
+                        f"({engine.workers_label()}) have none: add one or change the policy")
+
+
 def prepare_sweep(s: SweepSettings) -> Prepared:
     check_settings(s)
     make_policy(s.policy)  # an unknown policy is refused even when a baseline system ignores it
     target = load_target(s.target)
     engine = make_engine(s, target)
     policy = make_policy(policy_of(s), engine.link) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
-    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
-    if missing:
-        raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
-                        f"({engine.workers_label()}) have none: add one or change the policy")
+    check_policy_kinds(s, policy, engine)
     check_memory(s, target, engine.workers)
     if s.engine == "real":
         check_loadable(target)
@@ -139,6 +140,13 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda pr
         return _sweep(s, prepared, on_point, on_progress, on_notice)
 
 
+def _point_key(row: dict) -> tuple:
+    """Which point a row belongs to: (N, rate), and in a mix also its model and scale."""
+    scale = row.get("scale") or ""
+    return (int(row["batch_size"]), float(row["rate_qps"]), row.get("model", "") if scale else "",
+            float(scale) if scale else None)
+
+
 def repair_run(run_dir: Path) -> list[str]:
     """Before a resume: cut a torn last line from each result file, and drop the batch rows of points that never
     got their points.csv row (points.csv is the commit record), so a resumed point is not counted twice."""
@@ -146,12 +154,12 @@ def repair_run(run_dir: Path) -> list[str]:
     batches = run_dir / "batches.csv"
     if not batches.exists():
         return notes
-    committed = _done_points(run_dir / "points.csv")
+    points = run_dir / "points.csv"
+    committed = {_point_key(r) for r in csv.DictReader(io.StringIO(points.read_text()))} if points.exists() else set()
     rows = list(csv.reader(io.StringIO(batches.read_text())))
     if not rows:
         return notes
-    size, rate = rows[0].index("batch_size"), rows[0].index("rate_qps")
-    keep = [rows[0]] + [r for r in rows[1:] if (int(r[size]), float(r[rate])) in committed]
+    keep = [rows[0]] + [r for r in rows[1:] if _point_key(dict(zip(rows[0], r))) in committed]
     if len(keep) < len(rows):
         text = io.StringIO()
         csv.writer(text).writerows(keep)
