@@ -121,7 +121,7 @@ class TritonLoop:
         first_sent: dict[int, float] = {}
         done_at: dict[int, float] = {}
         closed: list[int] = []
-        released: list[int] = []  # groups whose last query was sent
+        unfinished: set[int] = set()  # groups whose last query was sent and whose answers are not all back
 
         def back(k: int, result=None, error=None):
             now = self.loop.now()
@@ -132,6 +132,7 @@ class TritonLoop:
                 done_at[k] = max(done_at.get(k, 0.0), now)
                 pending[k] -= 1
                 if pending[k] == 0:
+                    unfinished.discard(k)
                     closed.append(k)
                     finished.notify_all()
 
@@ -143,7 +144,8 @@ class TritonLoop:
             first_sent.setdefault(k, sent)
             if q == record.size - 1:
                 record.actual_release_s = sent  # its last query left: the group is complete at the server
-                released.append(k)
+                with lock:  # its last answer comes after this send: it cannot be back yet
+                    unfinished.add(k)
             self.client.send(partial(back, k), record.model)
             if q < record.size - 1:
                 continue
@@ -152,8 +154,9 @@ class TritonLoop:
             for j in sorted(newly):
                 self._close(records[j], first_sent, done_at)
                 stop = stop or (watch(records[j]) if watch and not records[j].error else "")
-            unfinished = sum(1 for j in released if pending[j] > 0)
-            stop = stop or limits.stop_reason(unfinished, self.loop.now())
+            with lock:
+                backlog = len(unfinished)  # counted as groups finish: a fast model has thousands of groups
+            stop = stop or limits.stop_reason(backlog, self.loop.now())
             if stop:
                 break
         deadline = time.perf_counter() + max(5.0, limits.time_cap_s - self.loop.now())
