@@ -110,7 +110,7 @@ class Dmda(Policy):
 class Deadline(Dmda):
     """Earliest deadline first: a task goes where dmda expects it to end first, and each worker runs the most
     urgent task it holds: the higher priority, then the earlier deadline (its batch's first arrival plus its
-    model's latency target), then the older; a batch without a target has no deadline (after those with one).
+    model's latency target), then the order queued; a batch without a target has no deadline (after those with one).
     The ordering lives in the runtime's queues (scheduler.UrgencyQueue); the choice stays pure."""
 
     name, ordered = "deadline", True
