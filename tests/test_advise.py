@@ -1,5 +1,6 @@
 """advise: the space, the bounds, the search against brute force on the virtual loop (exactly), the files, bad input."""
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -62,6 +63,11 @@ def test_the_layouts_of_a_machine_and_the_candidates_on_them():
         ("whole", "cpu:2x1", "dmda"), ("whole", "cpu:2x1", "eager"), ("whole", "cpu:1x2", "dmda"),
         ("split10", "cpu:2x1", "dmda"), ("split10", "cpu:2x1", "eager")]
     assert found[3].name == "split10_cpu-2x1_dmda_N4"
+    # a plan alone (a platform's times are of a plan): on a single worker too, its parts one after the other
+    alone = candidates([split], ["cpu:2x1", "cpu:1x2"], 4)
+    assert [(c.layout, c.policy) for c in alone] == [("cpu:2x1", "dmda"), ("cpu:2x1", "eager"), ("cpu:1x2", "dmda")]
+    assert alone[2].setup == "whole model as its 2 parts, all on one worker (no offload), --workers cpu:1x2, " \
+        "--policy dmda, N=4"
 
 
 def test_bounds_hold_what_no_schedule_can_beat():
@@ -161,7 +167,35 @@ def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli,
     assert result.exit_code == 0, result.stderr
     frame = pd.read_csv(out / "candidates.csv")
     assert set(frame.target) == {"plan"} and set(frame.parts) == {2}
-    assert "advice: At 200 q/s: 2 parts" in result.stdout
+    # only the plan has times: it is weighed on the GPU alone too (its parts one after the other), and wins there:
+    # 1.5 ms of GPU per query against part 1's 1 ms on a CPU core plus its transfer
+    assert set(frame.layout) == {"cuda:0", "cpu:2x1", "cuda:0,cpu:2x1"}
+    assert "advice: At 200 q/s: whole model as its 2 parts, all on one worker (no offload), --workers cuda:0" \
+        in result.stdout
+    text = (out / "advice.md").read_text()
+    why = text[text.index("## Why"):text.index("## The top")]
+    answer = next(line for line in why.splitlines() if line.startswith("| cuda:0 |"))
+    assert "| the answer |" in answer and "N=1" in answer
+    assert "| cpu:2x1 | 2 parts (" in why and "offloaded), --policy dmda, N=1 | 5.04 | +3.5 ms |" in why
+    # dmda keeps both parts on the GPU beside the CPU cores too: the same latency, and it says so
+    assert "The best other layout, cuda:0,cpu:2x1 (2 parts (" in why and \
+        "offloaded), --policy dmda, N=1), is predicted at the same 1.56 ms: its extra workers add nothing at this " \
+        "rate." in why
+    assert "| part | cuda ms |" in why and "| 0 | 1.000 |" in why and "| 1 | 0.500 |" in why
+    # times captured from another file of the same split: refused, unless vouched for (and said); never across a
+    # different number of parts
+    (tmp_path / "other.toml").write_text(f'target_sha256 = "{"0" * 64}"\n' + platform.read_text())
+    assert_one_line_error(cli("advise", plan, "--rate", "200", "--platform", tmp_path / "other.toml", "-o",
+                              tmp_path / "b"), "add --trust-platform")
+    trusted = cli("advise", plan, "--rate", "200", "--batch", "1", "--platform", tmp_path / "other.toml",
+                  "--trust-platform", "-o", tmp_path / "trusted")
+    assert trusted.exit_code == 0, trusted.stderr
+    assert "--trust-platform: the platform's times were captured from sha256 000000000000" in \
+        (tmp_path / "trusted" / "advice.md").read_text()
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "--platform", platform, "--trust-platform",
+                              "-o", tmp_path / "b"), "its task times are of 2 part(s)")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "--trust-platform", "-o", tmp_path / "b"),
+                          "give --platform")
     assert_one_line_error(cli("advise", plan, "--rate", "200", "-o", tmp_path / "b"), "is a plan directory")
     assert_one_line_error(cli("advise", tmp_path / "none.onnx", "--rate", "200", "-o", tmp_path / "b"),
                           "neither a file nor a zoo model")
@@ -229,3 +263,57 @@ def test_the_search_keeps_the_three_best_and_ignores_unsettled_points():
     assert result.best[100.0]["predicted_latency_ms"] == 10.0
     assert not eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": "not settled: rising"})
     assert eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": ""})
+
+
+def test_the_reasons_compare_the_best_of_each_layout():
+    from staronnx_cli.advise.reasons import comparison, layout_rows
+    from staronnx_cli.advise.search import SearchResult
+
+    plan = Target("plan", "p", 2, 0.1)
+
+    def row(layout, n, status, latency=None, capacity=None):
+        return {"target": "plan", "layout": layout, "policy": "dmda", "batch_size": n, "rate_qps": 100.0,
+                "status": status, "predicted_latency_ms": latency, "predicted_congested": latency is None and
+                status == "simulated", "reason": "", "capacity_bound_qps": capacity}
+
+    result = SearchResult(rows=[row("cuda:0", 1, "simulated", 4.0, 150.0), row("cuda:0", 2, "simulated", 3.0, 300.0),
+                                row("cuda:0,cpu:1x4", 2, "simulated", 2.5, 500.0),
+                                row("cpu:1x4", 1, "pruned: rate above its capacity", None, 40.0),
+                                row("cpu:1x4", 2, "pruned: rate above its capacity", None, 70.0)])
+    chosen = {"rate_qps": 100.0, "setup": "x", "predicted_ms": 2.5,
+              "candidate": Candidate(plan, "cuda:0,cpu:1x4", "dmda", 2)}
+    rows = layout_rows(result, 100.0, [plan], chosen)
+    assert [(r["workers"], r["predicted ms"], r["vs the answer"], r["its capacity bound q/s"]) for r in rows] == [
+        ("cuda:0", "3.00", "+0.5 ms", "300"), ("cuda:0,cpu:1x4", "2.50", "the answer", "500"),
+        ("cpu:1x4", "", "", "70")]
+    assert rows[2]["its best"] == "none keeps up: at most 70 q/s at any batch size searched"
+    assert comparison(rows, chosen) == ("The best other layout, cuda:0 (whole model as its 2 parts, all on one "
+                                        "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.5 ms "
+                                        "more than the answer.")
+    assert comparison(rows[2:], chosen) == "cuda:0,cpu:1x4 is the only layout that keeps up with 100 q/s in " \
+        "simulation."
+
+
+def test_the_h100_split_platform_is_advised_on_the_same_split_made_here(cli, tmp_path):
+    """The README's commands: the plan cut on the H100's costs, made again here, advised with that machine's
+    times on trust. Exact on the virtual loop: the answer and the layouts it was weighed against."""
+    from staronnx_cli.zoo.cache import build_cached
+
+    build_cached("googlenet")
+    platforms = Path(__file__).parents[1] / "experiments" / "platforms"
+    plan, out = tmp_path / "h100_plan", tmp_path / "h100_split"
+    split = cli("split", "googlenet", "--costs", platforms / "h100_googlenet_gpu_hostlaunch_costs.csv", "--offload",
+                "0.1", "--allow-host-times", "--no-verify", "-o", plan)
+    assert split.exit_code == 0, split.stderr
+    assert json.loads((plan / "plan.json").read_text())["achieved_fraction"] == 0.0864  # as on the H100
+    result = cli("advise", plan, "--rate", "1000,3000", "--trust-platform", "--jobs", "1", "--platform",
+                 platforms / "h100_googlenet_split10.toml", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "advice: At 1000 q/s: 2 parts (9% offloaded), --workers cuda:0,cpu:1x15, --policy dmda, N=4" \
+        in result.stdout
+    text = (out / "advice.md").read_text()
+    assert "--trust-platform: the platform's times were captured from sha256 4fcba3baa287" in text
+    why = text[text.index("### At 1000 q/s"):text.index("### At 3000 q/s")]
+    assert "| cuda:0 | whole model as its 2 parts, all on one worker (no offload), --policy dmda, N=8 |" in why
+    assert "| cpu:1x15 | none keeps up: at most 249 q/s" in why
+    assert "| 0 | 3.151 | 41.346 |" in why  # part 0 at N=4 on the GPU and on the cores

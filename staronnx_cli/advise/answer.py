@@ -85,7 +85,8 @@ def write_candidates(result: SearchResult, path: Path) -> None:
 
 
 def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResult, entries: list[Confirmed],
-                   figure: Path | None, command: str) -> None:
+                   figure: Path | None, command: str, reasons: list[str] = ()) -> None:
+    """`reasons`: the lines of the section that says why (reasons.markdown_lines)."""
     lines = [f"# Advice for {model}", ""] + [f"**{headline(r)}**" + "  " for r in recs] + [""]
     why = ", ".join(f"{v} by {k}" for k, v in result.pruned.items() if v)
     lines += [f"Search: {result.simulated} (candidate, rate) points simulated, {sum(result.pruned.values())} pruned "
@@ -93,6 +94,7 @@ def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResul
     lines += [f"- {note}" for note in result.notes] + ([""] if result.notes else [])
     from ..plots.tables import markdown
 
+    lines += list(reasons)
     lines += ["## The top candidates, predicted and measured", "", markdown(top_rows(entries)),
               "Measured: congested means the real sweep found the queue growing at that rate.", ""]
     if figure is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, measure, predict_saturation, top_candidates
+from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, POLICIES, Target, machine_layouts
 
@@ -25,6 +26,7 @@ class AdviseSettings:
     offloads: tuple[float, ...] = OFFLOADS
     policies: tuple[str, ...] = POLICIES
     platform: Path | None = None
+    trust_platform: bool = False  # use a platform's times on a target whose sha256 differs (the same split made again)
     budget_s: float = 600.0
     batches: int = 50  # per simulated point
     warmup: int = 5
@@ -71,8 +73,12 @@ def check(s: AdviseSettings) -> None:
     unknown = [p for p in s.policies if p not in POLICIES]
     if unknown:
         raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
+    if s.trust_platform and s.platform is None:
+        raise UserError("--trust-platform: it vouches for a platform file's times: give --platform P.toml too")
     if s.ray_address and not s.ray:
         raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
+    if s.platform is not None:
+        platform_for(s)  # its mistakes too, before anything runs
     if (s.output / "advice.md").exists() and not s.force:
         raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
 
@@ -95,9 +101,10 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
         times, platforms, confirm = HostTimes.of(targets), None, s.confirm
     else:
-        targets, layouts, times, platforms, one_run_s = _platform_space(s)
+        targets, layouts, times, platforms, one_run_s, said = _platform_space(s)
         confirm = False
         notes.append("simulated on the platform file's machine: nothing confirmed for real")
+        notes += said
         if s.offloads:
             notes.append("splits were not searched: a platform file's times belong to one target (the one given "
                          "here); capture a platform from a run of each split to compare them")
@@ -118,8 +125,10 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         result.notes += measure(entries, settings, s.confirm_batches, 3, on_step,
                                 lambda done, total: on_count("confirmed", done, total))
     recs = recommendations(result, entries, s.latency_bound_ms)
+    compare_layouts(result, recs, targets)
     figure = draw(entries, settings.model_name, s.output / "advice.png")
-    write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command)
+    write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command,
+                   markdown_lines(result, recs, targets, times))
     files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
 
@@ -129,18 +138,12 @@ def _platform_space(s: AdviseSettings):
     as a platform file of its own); its times for the one target they belong to (the model, or a plan)."""
     from itertools import combinations
 
-    from ..runtime.platform import read_platform, write_platform
+    from ..runtime.platform import write_platform
     from ..runtime.simtimes import part_times
-    from ..systems.target import load_target
     from .times import PlatformTimes
 
-    platform = read_platform(s.platform)
-    loaded = load_target(s.model)
-    sha = loaded.plan_sha256 or loaded.model_sha256
-    if platform.target_sha256 and platform.target_sha256 != sha:
-        raise UserError(f"--platform {s.platform}: its task times are of another model or plan (sha256 "
-                        f"{platform.target_sha256[:12]}, this one {sha[:12]}): give the platform of this model, or "
-                        "the plan directory its times were captured from")
+    platform, loaded, said = platform_for(s)
+    parts = len(loaded.part_files)
     layouts, files = [], {}
     for size in range(1, len(platform.workers) + 1):
         for groups in combinations(platform.workers, size):
@@ -150,8 +153,36 @@ def _platform_space(s: AdviseSettings):
             if variant.workers_spec not in files:  # two identical groups give one layout, not two
                 layouts.append(variant.workers_spec)
                 files[variant.workers_spec] = path
-    parts = len(loaded.part_files)
     times = PlatformTimes(part_times(platform, loaded.part_files, s.model_name or s.model.stem), parts)
     target = (Target("whole", str(s.model)) if parts == 1 else
               Target("plan", str(s.model), parts, loaded.offload_fraction))
-    return [target], layouts, times, files, 0.0
+    return [target], layouts, times, files, 0.0, said
+
+
+def platform_for(s: AdviseSettings):
+    """The platform file, the target its times are used for (checked: the same file, or the same number of parts
+    on trust) and what advice.md says of them."""
+    from ..runtime.platform import read_platform
+    from ..systems.target import load_target
+
+    platform = read_platform(s.platform)
+    loaded = load_target(s.model)
+    sha, parts = loaded.plan_sha256 or loaded.model_sha256, len(loaded.part_files)
+    theirs = 1 + max((t.part for t in platform.times), default=parts - 1)
+    if theirs != parts:
+        raise UserError(f"--platform {s.platform}: its task times are of {theirs} part(s), '{s.model}' has {parts}: "
+                        "give the model or plan directory its times were captured from")
+    said = [f"task times: platform '{s.platform}' ({platform.name}){': ' + platform.notes if platform.notes else ''}"]
+    if platform.target_sha256 and platform.target_sha256 != sha:
+        if not s.trust_platform:
+            raise UserError(f"--platform {s.platform}: its task times are of another model or plan (sha256 "
+                            f"{platform.target_sha256[:12]}, this one {sha[:12]}): give the plan directory its times "
+                            "were captured from; if this is the same split made again (same model, costs and "
+                            "offload: plan.json differs in its paths), add --trust-platform")
+        said.append(f"--trust-platform: the platform's times were captured from sha256 "
+                    f"{platform.target_sha256[:12]} and used for '{s.model}' (sha256 {sha[:12]}, {parts} part(s)) "
+                    "on trust")
+        given = f"given by advise --trust-platform to '{s.model}', captured from sha256 {platform.target_sha256}"
+        # the layouts' platform files (_platform_space) are this target's now, and say so
+        platform = replace(platform, target_sha256=sha, notes=f"{platform.notes}; {given}" if platform.notes else given)
+    return platform, loaded, said

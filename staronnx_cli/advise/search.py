@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .space import Candidate, Target, candidates, worker_kinds, workers_in
+from .space import Candidate, Target, candidates, worker_kinds
 from .times import bounds, calibrate_all, calibration_estimate_s, check_budget
 
 
@@ -103,7 +103,8 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                 result.pruned["formation"] += sum(r not in hopeless for r in s.rates)
                 result.pruned["capacity"] += sum(r in hopeless for r in s.rates)
             continue
-        missing = [(t, k) for t in s.targets for k in sorted(times.missing(t.key, kinds_for(t, s.layouts), n))]
+        missing = [(t, k) for t in s.targets
+                   for k in sorted(times.missing(t.key, kinds_for(t, s.targets, s.layouts), n))]
         if missing and s.platforms is None:
             estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
             if n == min(s.batch_sizes):
@@ -159,10 +160,10 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
     return result
 
 
-def kinds_for(target: Target, layouts: list[str]) -> set[str]:
-    """The worker kinds a target runs on: every layout's for the whole model; a plan only runs on layouts of
-    several workers (its single-worker kinds would be calibrated for nothing)."""
-    return {k for layout in layouts for k in worker_kinds(layout) if target.parts == 1 or workers_in(layout) > 1}
+def kinds_for(target: Target, targets: list[Target], layouts: list[str]) -> set[str]:
+    """The worker kinds a target runs on, as `candidates` places it (a plan's single-worker kinds are not
+    calibrated for nothing)."""
+    return {k for c in candidates(targets, layouts, 1) if c.target == target for k in worker_kinds(c.layout)}
 
 
 def _pruned_row(c: Candidate, r: float, hopeless: set[float], b=None) -> dict:

@@ -33,11 +33,18 @@ class Candidate:
         return f"{self.target.key}_{self.layout.replace(':', '-').replace(',', '+')}_{self.policy}_N{self.batch_size}"
 
     @property
+    def what(self) -> str:
+        """What runs, in words."""
+        if self.target.parts == 1:
+            return "whole model"
+        if workers_in(self.layout) == 1:  # a plan whose parts all run on the one worker: nothing offloaded
+            return f"whole model as its {self.target.parts} parts, all on one worker (no offload)"
+        return f"{self.target.parts} parts ({self.target.offload:.0%} offloaded)"
+
+    @property
     def setup(self) -> str:
         """What a user would type, in words."""
-        what = "whole model" if self.target.parts == 1 else \
-            f"{self.target.parts} parts ({self.target.offload:.0%} offloaded)"
-        return f"{what}, --workers {self.layout}, --policy {self.policy}, N={self.batch_size}"
+        return f"{self.what}, --workers {self.layout}, --policy {self.policy}, N={self.batch_size}"
 
 
 def worker_kinds(layout: str) -> list[str]:
@@ -72,13 +79,15 @@ def machine_layouts(cores: int, gpus: int, per_gpu: tuple[int, ...] = (1,)) -> l
 def candidates(targets: list[Target], layouts: list[str], batch_size: int,
                policies: tuple[str, ...] = POLICIES) -> list[Candidate]:
     """Every (target, layout, policy) at one batch size. A layout of one worker runs one policy (they all place
-    every task on it); a plan of several parts only on layouts of several workers (on one, its parts would run
-    one after the other: never better than the whole model)."""
+    every task on it); a plan of several parts runs on a single worker only when the whole model is not a
+    candidate (a platform's times of a plan): there its parts run one after the other, never better than the
+    whole model, but that is the only way to weigh one worker alone against the split."""
+    whole = any(t.parts == 1 for t in targets)
     found = []
     for target in targets:
         for layout in layouts:
             several = workers_in(layout) > 1
-            if target.parts > 1 and not several:
+            if target.parts > 1 and not several and whole:
                 continue
             for policy in policies if several else policies[:1]:
                 found.append(Candidate(target, layout, policy, batch_size))

@@ -36,6 +36,9 @@ def advise(
     policy: Annotated[str, typer.Option(help="Policies compared on layouts of several workers.")] = "dmda,eager",
     platform: Annotated[Path | None, typer.Option(help="Advise for the machine of a platform file (simulated "
                                                        "only) instead of this one.")] = None,
+    trust_platform: Annotated[bool, typer.Option(help="Use the --platform's times although they were captured "
+                                                      "from another file of the same split (made again here); "
+                                                      "said in advice.md.")] = False,
     budget_s: Annotated[float, typer.Option(help="Seconds the calibration of missing task times may take; said "
                                                  "before it starts.")] = 600.0,
     confirm: Annotated[bool, typer.Option(help="Confirm the top 3 candidates at each rate with short real "
@@ -63,9 +66,8 @@ def advise(
     settings = AdviseSettings(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(p for p in policy.split(",") if p),
-        platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs, ray=ray,
-        ray_address=ray_address, seed=seed,
-        force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
+        platform, trust_platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs,
+        ray=ray, ray_address=ray_address, seed=seed, force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..advise.run import check
@@ -88,6 +90,8 @@ def advise(
                                  text_columns=("setup",)))
     for rec in advice.recommendations:
         console.print(f"[bold]advice:[/] {escape(headline(rec))}", soft_wrap=True)
+        if rec.get("comparison"):
+            console.print(f"  [dim]why:[/] {escape(rec['comparison'])}", soft_wrap=True)
     result = advice.result
     console.print(f"{result.simulated} (candidate, rate) points simulated, {sum(result.pruned.values())} pruned, in "
                   f"{result.seconds:.1f} s; wrote {', '.join(str(f) for f in advice.files)}", soft_wrap=True)
