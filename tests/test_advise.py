@@ -193,7 +193,9 @@ def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli,
     assert "--trust-platform: the platform's times were captured from sha256 000000000000" in \
         (tmp_path / "trusted" / "advice.md").read_text()
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "--platform", platform, "--trust-platform",
-                              "-o", tmp_path / "b"), "its task times are of 2 part(s)")
+                              "-o", tmp_path / "b"), "part 1 does not exist")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "--platform", tmp_path / "other.toml",
+                              "--trust-platform", "-o", tmp_path / "b"), "its task times are of 2 part(s)")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "--trust-platform", "-o", tmp_path / "b"),
                           "give --platform")
     assert_one_line_error(cli("advise", plan, "--rate", "200", "-o", tmp_path / "b"), "is a plan directory")
@@ -290,8 +292,11 @@ def test_the_reasons_compare_the_best_of_each_layout():
     assert comparison(rows, chosen) == ("The best other layout, cuda:0 (whole model as its 2 parts, all on one "
                                         "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.5 ms "
                                         "more than the answer.")
-    assert comparison(rows[2:], chosen) == "cuda:0,cpu:1x4 is the only layout that keeps up with 100 q/s in " \
+    assert comparison(rows[1:], chosen) == "cuda:0,cpu:1x4 is the only layout that keeps up with 100 q/s in " \
         "simulation."
+    rows[0].update({"its best": "not simulated: lower bound above the 3 best latencies", "predicted ms": ""})
+    assert comparison(rows, chosen) == ("No other layout comes closer: cuda:0 could not enter the 3 best at 100 q/s "
+                                        "by its bounds alone, so it was not simulated there.")
 
 
 def test_the_h100_split_platform_is_advised_on_the_same_split_made_here(cli, tmp_path):

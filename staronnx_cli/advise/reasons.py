@@ -63,10 +63,14 @@ def _fate(rows: list[dict], capacity: float | None, rate: float) -> str:
 
 def comparison(rows: list[dict], chosen: dict) -> str:
     """One sentence: how far ahead of the best other layout the answer is, or that no other layout keeps up."""
-    layout = chosen["candidate"].layout
+    layout, rate = chosen["candidate"].layout, chosen["rate_qps"]
     others = [r for r in rows if r["workers"] != layout and r["predicted ms"]]
     if not others:
-        return f"{layout} is the only layout that keeps up with {chosen['rate_qps']:g} q/s in simulation."
+        behind = [r["workers"] for r in rows if r["workers"] != layout and "none keeps up" not in r["its best"]]
+        if not behind:
+            return f"{layout} is the only layout that keeps up with {rate:g} q/s in simulation."
+        return (f"No other layout comes closer: {', '.join(behind)} could not enter the 3 best at {rate:g} q/s by "
+                "its bounds alone, so it was not simulated there.")
     runner = min(others, key=lambda r: float(r["predicted ms"]))
     gap = float(runner["predicted ms"]) - chosen["predicted_ms"]
     said = f"The best other layout, {runner['workers']} ({runner['its best']}), is predicted at "

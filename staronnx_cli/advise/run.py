@@ -74,7 +74,7 @@ def check(s: AdviseSettings) -> None:
     if unknown:
         raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
     if s.trust_platform and s.platform is None:
-        raise UserError("--trust-platform: it vouches for a platform file's times: give --platform P.toml too")
+        raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
     if s.ray_address and not s.ray:
         raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
     if s.platform is not None:
@@ -139,10 +139,9 @@ def _platform_space(s: AdviseSettings):
     from itertools import combinations
 
     from ..runtime.platform import write_platform
-    from ..runtime.simtimes import part_times
     from .times import PlatformTimes
 
-    platform, loaded, said = platform_for(s)
+    platform, loaded, table, said = platform_for(s)
     parts = len(loaded.part_files)
     layouts, files = [], {}
     for size in range(1, len(platform.workers) + 1):
@@ -153,7 +152,7 @@ def _platform_space(s: AdviseSettings):
             if variant.workers_spec not in files:  # two identical groups give one layout, not two
                 layouts.append(variant.workers_spec)
                 files[variant.workers_spec] = path
-    times = PlatformTimes(part_times(platform, loaded.part_files, s.model_name or s.model.stem), parts)
+    times = PlatformTimes(table, parts)
     target = (Target("whole", str(s.model)) if parts == 1 else
               Target("plan", str(s.model), parts, loaded.offload_fraction))
     return [target], layouts, times, files, 0.0, said
@@ -161,28 +160,20 @@ def _platform_space(s: AdviseSettings):
 
 def platform_for(s: AdviseSettings):
     """The platform file, the target its times are used for (checked: the same file, or the same number of parts
-    on trust) and what advice.md says of them."""
-    from ..runtime.platform import read_platform
+    on trust), its times of each part and what advice.md says of them."""
+    from ..runtime.platform import check_times_target, read_platform
+    from ..runtime.simtimes import part_times
     from ..systems.target import load_target
 
     platform = read_platform(s.platform)
     loaded = load_target(s.model)
     sha, parts = loaded.plan_sha256 or loaded.model_sha256, len(loaded.part_files)
-    theirs = 1 + max((t.part for t in platform.times), default=parts - 1)
-    if theirs != parts:
-        raise UserError(f"--platform {s.platform}: its task times are of {theirs} part(s), '{s.model}' has {parts}: "
-                        "give the model or plan directory its times were captured from")
     said = [f"task times: platform '{s.platform}' ({platform.name}){': ' + platform.notes if platform.notes else ''}"]
-    if platform.target_sha256 and platform.target_sha256 != sha:
-        if not s.trust_platform:
-            raise UserError(f"--platform {s.platform}: its task times are of another model or plan (sha256 "
-                            f"{platform.target_sha256[:12]}, this one {sha[:12]}): give the plan directory its times "
-                            "were captured from; if this is the same split made again (same model, costs and "
-                            "offload: plan.json differs in its paths), add --trust-platform")
+    if check_times_target(platform, f"--platform {s.platform}", sha, parts, s.trust_platform):
         said.append(f"--trust-platform: the platform's times were captured from sha256 "
                     f"{platform.target_sha256[:12]} and used for '{s.model}' (sha256 {sha[:12]}, {parts} part(s)) "
                     "on trust")
         given = f"given by advise --trust-platform to '{s.model}', captured from sha256 {platform.target_sha256}"
         # the layouts' platform files (_platform_space) are this target's now, and say so
         platform = replace(platform, target_sha256=sha, notes=f"{platform.notes}; {given}" if platform.notes else given)
-    return platform, loaded, said
+    return platform, loaded, part_times(platform, loaded.part_files, s.model_name or s.model.stem), said

@@ -68,6 +68,9 @@ def sweep(
                                              "clock, times from --platform or this host's models).")] = "real",
     platform: Annotated[Path | None, typer.Option(help="sim: a platform file (TOML) describing the machine.")] = None,
     sim_noise: Annotated[bool, typer.Option(help="sim: draw task times from the models' std (seeded).")] = False,
+    trust_platform: Annotated[bool, typer.Option(help="sim: use the --platform's task times although they were "
+                                                      "captured from another file of the same split (made again "
+                                                      "here); recorded in run.json.")] = False,
     triton_port: Annotated[int, typer.Option(help="triton: gRPC port on 127.0.0.1 (HTTP +1, metrics +2); "
                                                   "0 picks free ports.")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")] = Path("results/run"),
@@ -87,6 +90,8 @@ def sweep(
         if workers is not None and platform is not None:
             raise UserError(f"--workers {workers} and --platform {platform}: the platform file says which workers "
                             "the simulated machine has; drop one of them")
+        if trust_platform and platform is None:
+            raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
         workers = workers or "cpu:1x2"
         if mix is not None:
             return _sweep_mix(locals())
@@ -103,7 +108,8 @@ def sweep(
             rates=() if rate == "auto" else tuple(parse_rates(rate)),
             warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
             calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
-            engine=engine, platform=platform, sim_noise=sim_noise, triton_port=triton_port, resume=resume, force=force,
+            engine=engine, platform=platform, sim_noise=sim_noise, trust_platform=trust_platform,
+            triton_port=triton_port, resume=resume, force=force,
             command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
             " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
             model_name=model_name_of(target, path))

@@ -179,6 +179,26 @@ def read_platform(path: Path) -> Platform:
     return parse_platform(data, path)
 
 
+def check_times_target(p: Platform, named: str, sha256: str, parts: int, trust: bool) -> bool:
+    """May p's [[times]] be used for this target (its sha256, its number of parts)? Yes when they were captured
+    from it; on trust (--trust-platform) when they have as many parts: the same split made again elsewhere, whose
+    plan.json names other paths. Returns whether they are used on trust; `named`: the platform as the user gave
+    it, for the one-line refusal."""
+    theirs = 1 + max((t.part for t in p.times), default=parts - 1)
+    other = bool(p.target_sha256) and p.target_sha256 != sha256
+    if other and theirs != parts:  # else part_times says which part is missing or extra ([[speeds]] may fill)
+        raise UserError(f"{named}: its task times are of {theirs} part(s), this target has {parts}: give the model "
+                        "or plan directory its times were captured from")
+    if not other:
+        return False
+    if not trust:
+        raise UserError(f"{named}: its task times are of another model or plan (sha256 {p.target_sha256[:12]}, "
+                        f"this target {sha256[:12]}): give the plan directory they were captured from, or capture "
+                        "a platform from a run of this target; if this is the same split made again (same model, "
+                        "costs and offload: plan.json differs in its paths), add --trust-platform")
+    return True
+
+
 # -- writing ----------------------------------------------------------------------------------------------
 def _value(v) -> str:
     if isinstance(v, bool):

@@ -28,6 +28,7 @@ class SweepSettings:
     engine: str = "real"  # or "sim": the same scheduler on a virtual clock
     platform: Path | None = None  # sim: the machine (default: this host's cached performance models)
     sim_noise: bool = False  # sim: draw execution times from the models' std (seeded)
+    trust_platform: bool = False  # sim: the platform's [[times]] of the same split made again elsewhere
     triton_port: int = 0  # --system triton: gRPC port (HTTP +1, metrics +2); 0 = free ports the kernel picks
     resume: bool = False
     force: bool = False

@@ -27,7 +27,7 @@ def make_engine(s, target) -> Engine:
         from .sim import SimConfig, SimEngine
 
         return SimEngine(SimConfig(s.workers, s.platform, s.model_name or s.target.stem, tuple(s.batch_sizes),
-                                   s.seed, s.sim_noise, s.calibrate), target)
+                                   s.seed, s.sim_noise, s.calibrate, s.trust_platform), target)
     if s.platform is not None:
         raise UserError("--platform describes a machine for the simulator: add --engine sim")
     if s.system == "native":

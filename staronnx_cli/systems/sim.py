@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..runtime.calibration import Calibration
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
-from ..runtime.platform import Platform, TimeRow, WorkerGroup, read_platform
+from ..runtime.platform import Platform, TimeRow, WorkerGroup, check_times_target, read_platform
 from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import PartTimes, part_times
 from ..runtime.simulated import SimExecutor
@@ -32,6 +32,7 @@ class SimConfig:
     seed: int = 0
     sim_noise: bool = False  # draw task times from the models' std (seeded)
     calibrate: bool = False  # start dmda's models empty and calibrate them in simulation
+    trust_platform: bool = False  # the platform's [[times]] of the same split made again elsewhere (another sha256)
 
 
 class SimEngine:
@@ -47,12 +48,10 @@ class SimEngine:
                 raise UserError(f"platform '{config.platform}' gives [[times]] of one model's parts; a mix needs each "
                                 "model's: use [[speeds]] with costs = \"costs_{model}.csv\", or drop --platform to "
                                 "use this host's performance models")
-            if self.platform.target_sha256 and self.platform.target_sha256 != mine:
-                raise UserError(f"platform '{config.platform}' holds task times of another model or plan (sha256 "
-                                f"{self.platform.target_sha256[:12]}, this target {mine[:12]}): capture one from a "
-                                "run of this target, or use [[speeds]]")
+            self.trusted = bool(self.platform.times) and check_times_target(
+                self.platform, f"--platform {config.platform}", mine, len(target.part_files), config.trust_platform)
         else:
-            self.platform = platform_from_cache(config.workers, target)
+            self.platform, self.trusted = platform_from_cache(config.workers, target), False
         self.workers = platform_workers(self.platform)
         self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
         self.times = mix_times(self.platform, target) if target.members and config.platform else \
@@ -83,7 +82,9 @@ class SimEngine:
         p = self.platform
         return {"platform": str(p.path) if p.path else "from this host's performance models",
                 "platform_name": p.name, "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
-                "platform_estimate": p.estimate, "sim_noise": self.config.sim_noise,
+                "platform_estimate": p.estimate,
+                "platform_trusted_from": p.target_sha256 if self.trusted else None,  # --trust-platform: their own
+                "sim_noise": self.config.sim_noise,
                 "calibrate": self.config.calibrate, "calibration": [c.to_json() for c in self.calibration]}
 
 
