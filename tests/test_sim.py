@@ -90,13 +90,18 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
     assert cli("platform", "check", platform, tiny_cnn_path).exit_code == 0
     # captured from another file (the same split made again elsewhere): refused, unless vouched for, and recorded
     other = tmp_path / "other.toml"
-    other.write_text(platform.read_text().replace(p.target_sha256, "0" * 64))
+    assert p.model_sha256 == p.target_sha256  # a whole model: its own source
+    mine = f'target_sha256 = "{p.target_sha256}"'
+    other.write_text(platform.read_text().replace(mine, f'target_sha256 = "{"0" * 64}"'))
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", other, "-o", tmp_path / "o"),
                           "add --trust-platform")
     sweep(cli, tiny_cnn_path, other, tmp_path / "trusted", "--batch", "1", "--rate", "50", "--trust-platform")
     assert json.loads((tmp_path / "trusted" / "run.json").read_text())["platform_trusted_from"] == "0" * 64
     assert json.loads((tmp_path / "sim" / "run.json").read_text())["platform_trusted_from"] is None
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--trust-platform", "-o", tmp_path / "o"), "give --platform")
+    (tmp_path / "model.toml").write_text(other.read_text().replace(p.model_sha256, "1" * 64))
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "model.toml",
+                              "--trust-platform", "-o", tmp_path / "o"), "another model (sha256 111111111111")
     assert_one_line_error(cli("platform", "from-run", real, "-o", platform), "--force")
     assert_one_line_error(cli("platform", "from-run", tmp_path / "sim", "-o", tmp_path / "x.toml"), "real run")
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .confirm import Confirmed
 from .search import SearchResult
+from .space import workers_in
 
 
 def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: float | None) -> list[dict]:
@@ -19,10 +20,13 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
     for rate in sorted({r["rate_qps"] for r in result.rows}):
         mine = [e for e in entries if rate in e.rates]
         measured = [e for e in mine if e.measured.get(rate) is not None]
+        def simpler(e: Confirmed) -> tuple:  # a tie goes to the smaller batch, then to fewer workers
+            return e.candidate.batch_size, workers_in(e.candidate.layout)
+
         if measured:
-            pick = min(measured, key=lambda e: (e.measured[rate], e.candidate.batch_size))
+            pick = min(measured, key=lambda e: (e.measured[rate], *simpler(e)))
         elif mine:
-            pick = min(mine, key=lambda e: (e.predicted[rate], e.candidate.batch_size))
+            pick = min(mine, key=lambda e: (e.predicted[rate], *simpler(e)))
         else:
             out.append({"rate_qps": rate, "setup": None, "why": _none_why(result, rate, bound_ms)})
             continue

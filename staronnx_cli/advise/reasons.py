@@ -5,46 +5,64 @@ times per batch the chosen setup rests on."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from .confirm import candidate_of
 from .search import SearchResult, eligible
-from .space import Target, worker_kinds, workers_in
+from .space import Candidate, Target, worker_kinds, workers_in
+
+SAME_MS = 0.05  # predicted latencies closer than this are the same (they print alike at 0.1 ms)
 
 
-def layout_rows(result: SearchResult, rate: float, targets: list[Target], chosen: dict | None) -> list[dict]:
-    """One row per worker layout at `rate`: its best simulated candidate (least predicted latency) and how far it
-    is from the chosen one, or what kept every candidate of that layout out."""
+@dataclass
+class LayoutBest:
+    """One worker layout at one rate: its best candidate and predicted latency, or why it has none."""
+
+    layout: str
+    candidate: Candidate | None
+    ms: float | None
+    capacity_qps: float | None  # the best candidate's capacity bound, or the layout's largest
+    fate: str = ""  # why there is no candidate ("none keeps up: ..." when none can serve the rate)
+
+    @property
+    def keeps_up(self) -> bool:
+        return self.candidate is not None or not self.fate.startswith("none keeps up")
+
+
+def layout_bests(result: SearchResult, rate: float, targets: list[Target], chosen: dict | None,
+                 bound_ms: float | None = None) -> list[LayoutBest]:
+    """Every layout searched, in the search's order: the chosen candidate on its own layout (it may have been
+    chosen by what was measured), elsewhere the least predicted latency within the bound."""
     mine = [r for r in result.rows if r["rate_qps"] == rate]
-    base = chosen["predicted_ms"] if chosen and chosen.get("setup") else None
+    answer = chosen.get("candidate") if chosen else None
     out = []
     for layout in dict.fromkeys(r["layout"] for r in result.rows):  # the same order at every rate
         rows = [r for r in mine if r["layout"] == layout]
         if not rows:
             continue
-        served = [r for r in rows if r["status"] == "simulated" and _eligible(r)]
         capacity = max((r["capacity_bound_qps"] for r in rows if _number(r["capacity_bound_qps"])), default=None)
-        if served:
-            best = min(served, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]))
-            c = candidate_of(best, targets)
-            ms = best["predicted_latency_ms"]
-            gap = "" if base is None else ("the answer" if chosen["candidate"] == c else
-                                           "the same" if abs(ms - base) < 0.05 else f"{ms - base:+.1f} ms")
-            out.append({"workers": layout, "its best": f"{c.what}, --policy {c.policy}, N={c.batch_size}",
-                        "predicted ms": f"{ms:.2f}", "vs the answer": gap,
-                        "its capacity bound q/s": _qps(best["capacity_bound_qps"])})
+        served = [r for r in rows if r["status"] == "simulated" and _eligible(r)]
+        within = [r for r in served if bound_ms is None or r["predicted_latency_ms"] <= bound_ms]
+        mine_chosen = [r for r in served if answer is not None and r["candidate"] == answer.name]
+        best = mine_chosen[0] if mine_chosen else \
+            min(within, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]), default=None)
+        if best is not None:
+            out.append(LayoutBest(layout, candidate_of(best, targets), best["predicted_latency_ms"],
+                                  best["capacity_bound_qps"] if _number(best["capacity_bound_qps"]) else None))
             continue
-        out.append({"workers": layout, "its best": _fate(rows, capacity, rate), "predicted ms": "",
-                    "vs the answer": "", "its capacity bound q/s": _qps(capacity)})
+        if served:  # all above the bound
+            least = min(r["predicted_latency_ms"] for r in served)
+            fate = f"none within the {bound_ms:g} ms bound (its least: {least:.2f} ms)"
+        else:
+            fate = _fate(rows, capacity, rate)
+        out.append(LayoutBest(layout, None, None, capacity, fate))
     return out
 
 
-def _qps(value) -> str:
-    return f"{value:.4g}" if _number(value) else ""
-
-
 def _eligible(row: dict) -> bool:
-    return eligible({"congested": row["predicted_congested"], "reason": row["reason"],
-                     "mean_max_latency_ms": row["predicted_latency_ms"]})
+    return _number(row["predicted_latency_ms"]) and eligible(
+        {"congested": row["predicted_congested"], "reason": row["reason"],
+         "mean_max_latency_ms": row["predicted_latency_ms"]})
 
 
 def _number(value) -> bool:
@@ -52,36 +70,61 @@ def _number(value) -> bool:
 
 
 def _fate(rows: list[dict], capacity: float | None, rate: float) -> str:
-    """Why a layout has no answer at a rate, from its rows."""
+    """Why a layout has no candidate at a rate, from its rows: the strongest reason first."""
     if capacity is not None and capacity < rate:
         return f"none keeps up: at most {capacity:.4g} q/s at any batch size searched"
-    if any(r["status"] == "simulated" for r in rows):
+    statuses = [r["status"] for r in rows]
+    behind = next((s for s in statuses if "formation" in s or "lower bound" in s), None)
+    if behind is not None:  # whatever its smaller batch sizes did, its larger ones could not enter the 3 best
+        return "cannot enter the 3 best: " + behind.replace("pruned: ", "")
+    if any("no task times" in s for s in statuses):
+        return "not simulated: no task times"
+    simulated = [r for r in rows if r["status"] == "simulated"]
+    if any(not r["predicted_congested"] for r in simulated):  # uncongested but not eligible: a lower bound only
+        return "not settled: its queue was still filling when its batches ran out (raise --batches)"
+    if simulated:
         return "none keeps up (congested in simulation)"
-    kept_out = next((r["status"] for r in rows if "capacity" not in r["status"]), rows[0]["status"])
-    return kept_out.replace("pruned: ", "not simulated: ")
+    return statuses[0].replace("pruned: ", "not simulated: ")
 
 
-def comparison(rows: list[dict], chosen: dict) -> str:
-    """One sentence: how far ahead of the best other layout the answer is, or that no other layout keeps up."""
-    layout, rate = chosen["candidate"].layout, chosen["rate_qps"]
-    others = [r for r in rows if r["workers"] != layout and r["predicted ms"]]
-    if not others:
-        behind = [r["workers"] for r in rows if r["workers"] != layout and "none keeps up" not in r["its best"]]
-        if not behind:
-            return f"{layout} is the only layout that keeps up with {rate:g} q/s in simulation."
-        return (f"No other layout comes closer: {', '.join(behind)} could not enter the 3 best at {rate:g} q/s by "
-                "its bounds alone, so it was not simulated there.")
-    runner = min(others, key=lambda r: float(r["predicted ms"]))
-    gap = float(runner["predicted ms"]) - chosen["predicted_ms"]
-    said = f"The best other layout, {runner['workers']} ({runner['its best']}), is predicted at "
-    if abs(gap) < 0.05:
-        more = workers_in(runner["workers"]) > workers_in(layout)
-        return said + f"the same {runner['predicted ms']} ms" + (
-            ": its extra workers add nothing at this rate." if more else ".")
-    said += f"{runner['predicted ms']} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
-    if gap < 0 and chosen.get("confirmed"):
-        said += " The answer is the best of those measured here."
-    return said
+def layout_rows(bests: list[LayoutBest], chosen: dict | None) -> list[dict]:
+    """The table: one row per layout."""
+    base = chosen.get("predicted_ms") if chosen and chosen.get("setup") else None
+    rows = []
+    for b in bests:
+        gap = ""
+        if b.candidate is not None and base is not None:
+            gap = ("the answer" if b.candidate == chosen["candidate"] else
+                   "the same" if abs(b.ms - base) < SAME_MS else f"{b.ms - base:+.1f} ms")
+        rows.append({"workers": b.layout, "its best": _words(b.candidate) if b.candidate else b.fate,
+                     "predicted ms": "" if b.ms is None else f"{b.ms:.2f}", "vs the answer": gap,
+                     "its capacity bound q/s": "" if b.capacity_qps is None else f"{b.capacity_qps:.4g}"})
+    return rows
+
+
+def _words(c: Candidate) -> str:
+    return f"{c.what}, --policy {c.policy}, N={c.batch_size}"
+
+
+def comparison(bests: list[LayoutBest], chosen: dict) -> str:
+    """One sentence: the answer against the best other layout, or what kept the other layouts out."""
+    answer, rate = chosen["candidate"], chosen["rate_qps"]
+    others = [b for b in bests if b.layout != answer.layout]
+    served = [b for b in others if b.candidate is not None]
+    if served:
+        runner = min(served, key=lambda b: b.ms)
+        gap = runner.ms - chosen["predicted_ms"]
+        said = f"The best other layout, {runner.layout} ({_words(runner.candidate)}), is predicted at "
+        if abs(gap) < SAME_MS:
+            more = workers_in(runner.layout) > workers_in(answer.layout)
+            return said + f"the same {runner.ms:.2f} ms" + (": its extra workers add nothing at this rate." if more
+                                                           else ".")
+        said += f"{runner.ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
+        return said + (" The answer is the best of those measured here." if gap < 0 and chosen.get("confirmed")
+                       else "")
+    if not any(b.keeps_up for b in others):
+        return f"{answer.layout} is the only layout that keeps up with {rate:g} q/s in simulation."
+    return "No other layout has an answer here: " + "; ".join(f"{b.layout}: {b.fate}" for b in others) + "."
 
 
 def time_rows(part_s: dict[str, list[float | None]], layout: str) -> list[dict]:
@@ -98,22 +141,23 @@ def time_rows(part_s: dict[str, list[float | None]], layout: str) -> list[dict]:
     return rows
 
 
-def compare_layouts(result: SearchResult, recs: list[dict], targets: list[Target]) -> None:
-    """Each answered rate's recommendation gains "comparison": the sentence against the best other layout."""
+def compare_layouts(result: SearchResult, recs: list[dict], targets: list[Target], bound_ms: float | None) -> None:
+    """Each recommendation gains "layouts" (its rate's LayoutBest list) and, where it has a setup,
+    "comparison": the sentence against the best other layout."""
     for rec in recs:
+        rec["layouts"] = layout_bests(result, rec["rate_qps"], targets, rec, bound_ms)
         if rec.get("setup") is not None:
-            rec["comparison"] = comparison(layout_rows(result, rec["rate_qps"], targets, rec), rec)
+            rec["comparison"] = comparison(rec["layouts"], rec)
 
 
-def markdown_lines(result: SearchResult, recs: list[dict], targets: list[Target], times) -> list[str]:
-    """The "Why" section of advice.md."""
+def markdown_lines(recs: list[dict], times) -> list[str]:
+    """The "Why" section of advice.md (after compare_layouts)."""
     from ..plots.tables import markdown
 
     lines = ["## Why", ""]
     for rec in recs:
-        rate = rec["rate_qps"]
-        rows = layout_rows(result, rate, targets, rec)
-        lines += [f"### At {rate:g} q/s", "", "The best of each worker layout, simulated:", "", markdown(rows)]
+        lines += [f"### At {rec['rate_qps']:g} q/s", "", "The best of each worker layout, simulated:", "",
+                  markdown(layout_rows(rec["layouts"], rec))]
         if rec.get("setup") is None:
             continue
         c = rec["candidate"]

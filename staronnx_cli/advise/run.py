@@ -125,10 +125,10 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         result.notes += measure(entries, settings, s.confirm_batches, 3, on_step,
                                 lambda done, total: on_count("confirmed", done, total))
     recs = recommendations(result, entries, s.latency_bound_ms)
-    compare_layouts(result, recs, targets)
+    compare_layouts(result, recs, targets, s.latency_bound_ms)
     figure = draw(entries, settings.model_name, s.output / "advice.png")
     write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command,
-                   markdown_lines(result, recs, targets, times))
+                   markdown_lines(recs, times))
     files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
 
@@ -169,7 +169,7 @@ def platform_for(s: AdviseSettings):
     loaded = load_target(s.model)
     sha, parts = loaded.plan_sha256 or loaded.model_sha256, len(loaded.part_files)
     said = [f"task times: platform '{s.platform}' ({platform.name}){': ' + platform.notes if platform.notes else ''}"]
-    if check_times_target(platform, f"--platform {s.platform}", sha, parts, s.trust_platform):
+    if check_times_target(platform, f"--platform {s.platform}", sha, parts, s.trust_platform, loaded.model_sha256):
         said.append(f"--trust-platform: the platform's times were captured from sha256 "
                     f"{platform.target_sha256[:12]} and used for '{s.model}' (sha256 {sha[:12]}, {parts} part(s)) "
                     "on trust")

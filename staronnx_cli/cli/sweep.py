@@ -130,6 +130,8 @@ def _sweep_mix(given: dict) -> None:
     from ..mix.run import MixSettings, prepare_mix, run_mix
     from ..mix.spec import parse_scales, read_mix
 
+    if given["trust_platform"]:
+        raise UserError("--trust-platform applies to one model's [[times]], which a mix does not take: drop it")
     for option, name in (("--batch", "batch"), ("--rate", "rate"), ("target", "target")):
         if given[name] is not None:
             where = "the mix file gives each model's" if name != "target" else "the mix file names the models"

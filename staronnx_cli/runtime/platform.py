@@ -94,6 +94,7 @@ class Platform:
     notes: str = ""
     path: Path | None = None
     target_sha256: str = ""  # [[times]] measured on one model (or plan): its sha256, checked by the simulator
+    model_sha256: str = ""  # and that model's (a plan's source): held against a target given on trust
 
     @property
     def link(self) -> Link:
@@ -165,7 +166,7 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
                     _number(transfer, "latency_us", "[transfer]", 10.0, 0),
                     _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
                     bool(data.get("estimate", False)), str(data.get("notes", "")), path,
-                    str(data.get("target_sha256", "")))
+                    str(data.get("target_sha256", "")), str(data.get("model_sha256", "")))
 
 
 def read_platform(path: Path) -> Platform:
@@ -179,16 +180,19 @@ def read_platform(path: Path) -> Platform:
     return parse_platform(data, path)
 
 
-def check_times_target(p: Platform, named: str, sha256: str, parts: int, trust: bool) -> bool:
-    """May p's [[times]] be used for this target (its sha256, its number of parts)? Yes when they were captured
-    from it; on trust (--trust-platform) when they have as many parts: the same split made again elsewhere, whose
-    plan.json names other paths. Returns whether they are used on trust; `named`: the platform as the user gave
-    it, for the one-line refusal."""
+def check_times_target(p: Platform, named: str, sha256: str, parts: int, trust: bool, model_sha256: str = "") -> bool:
+    """May p's [[times]] be used for this target (its sha256, its number of parts, its source model's sha256)?
+    Yes when they were captured from it; on trust (--trust-platform) when they have as many parts, of the same
+    model where the platform names it: the same split made again elsewhere, whose plan.json names other paths.
+    Returns whether they are used on trust; `named`: the platform as the user gave it, for the refusal."""
     theirs = 1 + max((t.part for t in p.times), default=parts - 1)
     other = bool(p.target_sha256) and p.target_sha256 != sha256
     if other and theirs != parts:  # else part_times says which part is missing or extra ([[speeds]] may fill)
         raise UserError(f"{named}: its task times are of {theirs} part(s), this target has {parts}: give the model "
                         "or plan directory its times were captured from")
+    if other and p.model_sha256 and model_sha256 and p.model_sha256 != model_sha256:
+        raise UserError(f"{named}: its task times are of another model (sha256 {p.model_sha256[:12]}, this target's "
+                        f"{model_sha256[:12]}): give the model they were captured from, or capture a platform here")
     if not other:
         return False
     if not trust:
@@ -215,6 +219,8 @@ def dump_platform(p: Platform) -> str:
     lines = [f"name = {_value(p.name)}", f"estimate = {_value(p.estimate)}", f"notes = {_value(p.notes)}"]
     if p.target_sha256:
         lines.append(f"target_sha256 = {_value(p.target_sha256)}  # the model or plan its [[times]] belong to")
+    if p.model_sha256:
+        lines.append(f"model_sha256 = {_value(p.model_sha256)}  # that model (a plan's source model)")
     lines.append("")
     for g in p.workers:
         lines += ["[[workers]]", f"kind = {_value(g.kind)}", f"count = {g.count}", f"cores = {g.cores}", ""]

@@ -65,4 +65,5 @@ def platform_from_run(run: Path) -> Platform:
              f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: "
              f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv")
     return Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, task_us=round(overhead, 3),
-                    times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256)
+                    times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256,
+                    model_sha256=meta.model_sha256)

@@ -48,8 +48,9 @@ class SimEngine:
                 raise UserError(f"platform '{config.platform}' gives [[times]] of one model's parts; a mix needs each "
                                 "model's: use [[speeds]] with costs = \"costs_{model}.csv\", or drop --platform to "
                                 "use this host's performance models")
-            self.trusted = bool(self.platform.times) and check_times_target(
-                self.platform, f"--platform {config.platform}", mine, len(target.part_files), config.trust_platform)
+            self.trusted = not target.members and check_times_target(
+                self.platform, f"--platform {config.platform}", mine, len(target.part_files), config.trust_platform,
+                target.model_sha256)
         else:
             self.platform, self.trusted = platform_from_cache(config.workers, target), False
         self.workers = platform_workers(self.platform)
