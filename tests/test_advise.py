@@ -132,7 +132,8 @@ def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_c
     assert "ms measured" in text.splitlines()[2] or "congested when measured" in text.splitlines()[2]
     assert any((out / "real").iterdir()) and any((out / "sim").iterdir())
     frame = pd.read_csv(out / "candidates.csv")
-    assert {"whole", "split10"} == set(frame.target) and {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
+    assert {"whole", "split10", "split10p3"} == set(frame.target) and {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
+    assert set(frame[frame.target == "split10p3"].parts) == {3}  # --parts 2,3 by default
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
 
 
@@ -142,6 +143,7 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "0", "-o", out), "--rate 0")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "x", "-o", out), "--rate 'x'")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--offload", "1.5", "-o", out), "--offload")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--parts", "1", "-o", out), "--parts")
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
@@ -153,6 +155,24 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     shutil.copytree(Path(tiny_cnn_path).parent.parent, fresh, ignore=shutil.ignore_patterns("perfmodels", "advise"))
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "0", "--budget-s", "0.01",
                               "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
+
+
+def test_a_split_that_cannot_be_made_is_a_note_and_the_others_are_searched(tiny_cnn_path, monkeypatch):
+    import staronnx_cli.split.splitter as splitter
+    from staronnx_cli.advise.targets import make_targets
+    from staronnx_cli.errors import UserError
+
+    real = splitter.run_split
+
+    def fussy(settings):
+        if settings.parts == 3:
+            raise UserError("cannot cut 3 parts")
+        return real(settings)
+
+    monkeypatch.setattr(splitter, "run_split", fussy)
+    targets, _, notes = make_targets(Path(tiny_cnn_path), (0.37,), (2, 3))
+    assert [(t.key, t.parts) for t in targets] == [("whole", 1), ("split37", 2)]
+    assert notes == ["no 3-part split at 37%: cannot cut 3 parts; searched without it"]
 
 
 def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli, tiny_cnn_path, tmp_path):

@@ -12,7 +12,9 @@ from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, measure, predict_saturation, top_candidates
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
-from .space import BATCH_SIZES, OFFLOADS, POLICIES, Target, machine_layouts
+from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, Target, machine_layouts
+
+MAX_PARTS = 8  # more parts than this cut a model into tasks too small to schedule
 
 
 @dataclass
@@ -24,6 +26,7 @@ class AdviseSettings:
     latency_bound_ms: float | None = None
     batch_sizes: tuple[int, ...] = BATCH_SIZES
     offloads: tuple[float, ...] = OFFLOADS
+    parts: tuple[int, ...] = PARTS  # of each split: a chain of 2, or 3, parts
     policies: tuple[str, ...] = POLICIES
     platform: Path | None = None
     trust_platform: bool = False  # use a platform's times on a target whose sha256 differs (the same split made again)
@@ -64,6 +67,8 @@ def check(s: AdviseSettings) -> None:
         raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
     if any(not 0 < f < 1 for f in s.offloads):
         raise UserError("--offload: fractions strictly between 0 and 1 (e.g. 0.05,0.1,0.15), or 0 for no split")
+    if any(not 2 <= n <= MAX_PARTS for n in s.parts) or not s.parts:
+        raise UserError(f"--parts: each split is a chain of 2 to {MAX_PARTS} parts, e.g. --parts 2,3")
     if s.latency_bound_ms is not None and not (math.isfinite(s.latency_bound_ms) and s.latency_bound_ms > 0):
         raise UserError(f"--latency-bound {s.latency_bound_ms:g}: a bound is a positive number of ms")
     if not s.budget_s > 0:
@@ -97,7 +102,8 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         from .targets import make_targets
         from .times import HostTimes
 
-        targets, one_run_s = make_targets(s.model, s.offloads, on_step=on_step)
+        targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step)
+        notes += said
         layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
         times, platforms, confirm = HostTimes.of(targets), None, s.confirm
     else:

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 POLICIES = ("dmda", "eager")
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 OFFLOADS = (0.05, 0.10, 0.15)
+PARTS = (2, 3)  # each offload as a chain of 2 parts, and of 3
 
 
 @dataclass(frozen=True)
 class Target:
     """The whole model or one split of it, as `sweep` takes it."""
 
-    key: str  # "whole", "split10" (10 % offloaded), ...
+    key: str  # "whole", "split10" (10 % offloaded, 2 parts), "split10p3" (in 3 parts), ...
     path: str  # a model file or a plan directory
     parts: int = 1
     offload: float = 0.0

@@ -39,21 +39,29 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
     return path, batch.end_to_end_us / 1e6
 
 
-def make_targets(model: Path, offloads: tuple[float, ...], parts: int = 2, on_step=lambda text: None
-                 ) -> tuple[list[Target], float]:
-    """The whole model and one plan per offload fraction (made now, or found in the cache); also the model's
-    end-to-end time per run at batch 1 on all cores, which calibration estimates start from."""
+def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...] = (2,),
+                 on_step=lambda text: None) -> tuple[list[Target], float, list[str]]:
+    """The whole model and one plan per (number of parts, offload fraction), made now or found in the cache; the
+    model's end-to-end time per run at batch 1 on all cores, which calibration estimates start from; and a note
+    for each split that could not be made (the others are searched without it)."""
+    from ..errors import UserError
     from ..split.splitter import SplitSettings, run_split
 
     model_sha = modelio.sha256_of(model)
     costs, end_to_end_s = profiled_costs(model, model_sha, on_step)
-    targets = [Target("whole", str(model))]
+    targets, notes = [Target("whole", str(model))], []
     costs_sha = modelio.sha256_of(costs)[:12]
-    for fraction in dict.fromkeys(offloads):
-        percent = f"{100 * fraction:g}".replace(".", "_")  # 0.124 -> 12_4: two fractions never share a plan
-        plan = _cache(model_sha) / f"plan-{costs_sha}-f{percent}-p{parts}"
-        if not (plan / "plan.json").exists():
-            on_step(f"splitting {model.name}: {fraction:.0%} of its CPU time to the later part(s)")
-            run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=parts, force=True))
-        targets.append(Target(f"split{percent}", str(plan), parts, fraction))
-    return targets, end_to_end_s
+    for count in dict.fromkeys(parts):
+        for fraction in dict.fromkeys(offloads):
+            percent = f"{100 * fraction:g}".replace(".", "_")  # 0.124 -> 12_4: two fractions never share a plan
+            plan = _cache(model_sha) / f"plan-{costs_sha}-f{percent}-p{count}"
+            if not (plan / "plan.json").exists():
+                on_step(f"splitting {model.name} in {count} parts: {fraction:.0%} of its CPU time to the later ones")
+                try:
+                    run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=count, force=True))
+                except UserError as exc:
+                    notes.append(f"no {count}-part split at {fraction:.0%}: {exc}; searched without it")
+                    continue
+            key = f"split{percent}" + ("" if count == 2 else f"p{count}")  # split10, split10p3
+            targets.append(Target(key, str(plan), count, fraction))
+    return targets, end_to_end_s, notes

@@ -33,6 +33,8 @@ def advise(
                                             "win).")] = "1,2,4,8,16,32,64",
     offload: Annotated[str, typer.Option(help="Splits searched beside the whole model: fractions of the compute "
                                               "moved to a second part; 0 for none.")] = "0.05,0.1,0.15",
+    parts: Annotated[str, typer.Option(help="Each split as a chain of this many parts (2 to 8), comma "
+                                            "separated.")] = "2,3",
     policy: Annotated[str, typer.Option(help="Policies compared on layouts of several workers.")] = "dmda,eager",
     platform: Annotated[Path | None, typer.Option(help="Advise for the machine of a platform file (simulated "
                                                        "only) instead of this one.")] = None,
@@ -65,7 +67,8 @@ def advise(
     offloads = tuple(f for f in _floats(offload, "--offload") if f != 0)
     settings = AdviseSettings(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
-        tuple(parse_int_list(batch, "--batch")), offloads, tuple(p for p in policy.split(",") if p),
+        tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts")),
+        tuple(p for p in policy.split(",") if p),
         platform, trust_platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs,
         ray=ray, ray_address=ray_address, seed=seed, force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
