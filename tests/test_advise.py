@@ -122,6 +122,40 @@ def _platform_files(out: Path) -> dict[str, Path]:
     return {read_platform(p).workers_spec: p for p in sorted((out / "platforms").glob("*.toml"))}
 
 
+def test_under_a_latency_bound_the_answer_is_the_most_headroom_exactly(tiny_cnn_path, tmp_path):
+    """With --latency-bound, the answer at each rate is the candidate that stays within the bound up to the
+    highest rate (then the least latency), against every (layout, policy, N) simulated at the same rates."""
+    from staronnx_cli.advise.confirm import HEADROOM
+
+    platform = tmp_path / "machine.toml"
+    platform.write_text(PLATFORM)
+    rates, bound, sizes = (300.0, 1500.0), 8.0, (1, 2, 4, 8)
+    out = tmp_path / "advice"
+    result = advise(AdviseSettings(tiny_cnn_path, out, rates, "tiny_cnn", latency_bound_ms=bound, batch_sizes=sizes,
+                                   offloads=(), platform=platform, batches=100, warmup=3, jobs=1))
+    recs = {r["rate_qps"]: r for r in result.recommendations}
+    best: dict[float, tuple] = {}
+    for path, layout in {path: spec for spec, path in _platform_files(out).items()}.items():
+        for n in sizes:
+            for policy in ("dmda", "eager") if workers_in(layout) > 1 else ("dmda",):
+                c = Candidate(Target("whole", str(tiny_cnn_path)), layout, policy, n)
+                at = {p["rate_qps"]: p for p in simulate(c, list(rates), tmp_path / "b" / c.name, path, "tiny_cnn",
+                                                         100, 3, 0)}
+                within = [r for r in rates if not at[r]["congested"] and at[r]["mean_max_latency_ms"] <= bound]
+                if not within:
+                    continue
+                wide = sorted({round(r * f, 3) for r in within for f in HEADROOM})
+                points = simulate(c, wide, tmp_path / "h" / c.name, path, "tiny_cnn", 100, 3, 0)
+                top = max(p["rate_qps"] for p in points if not p["congested"] and p["mean_max_latency_ms"] <= bound)
+                for r in within:
+                    key = (-top, at[r]["mean_max_latency_ms"])
+                    best[r] = min(best.get(r, key), key)
+    for rate in rates:
+        assert (-recs[rate]["bound_qps"], recs[rate]["predicted_ms"]) == best[rate], rate
+    assert recs[300.0]["bound_qps"] > recs[300.0]["rate_qps"]  # the headroom, not the least latency, chose it
+    assert "within the 8 ms bound up to about" in (out / "advice.md").read_text()
+
+
 def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_cnn_path, tmp_path):
     out = tmp_path / "advice"
     result = cli("advise", tiny_cnn_path, "--rate", "200", "--batch", "1,2", "--offload", "0.1", "--batches", "20",

@@ -23,16 +23,23 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
         def simpler(e: Confirmed) -> tuple:  # a tie goes to the smaller batch, then to fewer workers
             return e.candidate.batch_size, workers_in(e.candidate.layout)
 
-        if measured:
+        def headroom(e: Confirmed) -> float:  # under a bound: the rate up to which it stays within it
+            return -(e.bound_qps or 0.0) if bound_ms is not None else 0.0
+
+        within = [e for e in measured if bound_ms is None or e.measured[rate] <= bound_ms]
+        if within:
+            pick = min(within, key=lambda e: (headroom(e), e.measured[rate], *simpler(e)))
+        elif measured:  # every one measured above the bound: the least, said to be above it
             pick = min(measured, key=lambda e: (e.measured[rate], *simpler(e)))
         elif mine:
-            pick = min(mine, key=lambda e: (e.predicted[rate], *simpler(e)))
+            pick = min(mine, key=lambda e: (headroom(e), e.predicted[rate], *simpler(e)))
         else:
             out.append({"rate_qps": rate, "setup": None, "why": _none_why(result, rate, bound_ms)})
             continue
         out.append({"rate_qps": rate, "setup": pick.candidate.setup, "candidate": pick.candidate,
                     "predicted_ms": pick.predicted.get(rate), "measured_ms": pick.measured.get(rate),
-                    "rho_max_predicted": pick.rho_max_predicted, "confirmed": bool(measured),
+                    "rho_max_predicted": pick.rho_max_predicted, "bound_qps": pick.bound_qps,
+                    "confirmed": bool(measured),
                     "congested_for_real": not measured and any(rate in e.measured for e in mine),
                     "over_bound": bound_ms is not None and measured and pick.measured[rate] > bound_ms,
                     "bound_ms": bound_ms})
@@ -81,6 +88,8 @@ def headline(rec: dict) -> str:
     top = rec["rho_max_predicted"]
     headroom = (f"; it saturates at about {top:.4g} q/s or beyond ({top / rec['rate_qps']:.2g} x this rate, "
                 "simulated)" if top else "")
+    if rec.get("bound_qps"):
+        headroom += f"; within the {rec['bound_ms']:g} ms bound up to about {rec['bound_qps']:.4g} q/s (simulated)"
     return f"At {rec['rate_qps']:g} q/s: {rec['setup']}: worst-case latency {latency}{headroom}."
 
 

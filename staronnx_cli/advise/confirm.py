@@ -23,6 +23,7 @@ class Confirmed:
     measured: dict[float, float | None] = field(default_factory=dict)  # None: congested for real
     failed: dict[float, str] = field(default_factory=dict)  # rate -> why the real point measured nothing
     rho_max_predicted: float | None = None
+    bound_qps: float | None = None  # under --latency-bound: the highest rate simulated within it (its headroom)
     curve: list[tuple[float, float]] = field(default_factory=list)  # (rate, predicted latency) uncongested
 
 
@@ -32,14 +33,16 @@ def candidate_of(row: dict, targets: list[Target]) -> Candidate:
 
 
 def top_candidates(result: SearchResult, targets: list[Target], bound_ms: float | None) -> list[Confirmed]:
-    """The TOP uncongested candidates of least predicted latency at each rate (within the bound, if any)."""
+    """The TOP uncongested candidates of least predicted latency at each rate; under a bound, every candidate
+    within it (keep_most_headroom then keeps the TOP that stay within it up to the highest rates)."""
     chosen: dict[str, Confirmed] = {}
     for rate in sorted({r["rate_qps"] for r in result.rows}):
         ok = [r for r in result.rows if r["rate_qps"] == rate and r["status"] == "simulated"
               and eligible({"congested": r["predicted_congested"], "reason": r["reason"],
                             "mean_max_latency_ms": r["predicted_latency_ms"]})
               and (bound_ms is None or r["predicted_latency_ms"] <= bound_ms)]
-        for row in sorted(ok, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]))[:TOP]:
+        ranked = sorted(ok, key=lambda r: (r["predicted_latency_ms"], r["batch_size"]))
+        for row in ranked if bound_ms is not None else ranked[:TOP]:
             c = candidate_of(row, targets)
             entry = chosen.setdefault(c.name, Confirmed(c, []))
             entry.rates.append(rate)
@@ -58,6 +61,23 @@ def predict_saturation(entries: list[Confirmed], s: SearchSettings) -> None:
               if not p["congested"] and p.get("mean_max_latency_ms") not in ("", None)]
         e.curve = sorted(ok)
         e.rho_max_predicted = max((r for r, _ in ok), default=None)
+        if s.latency_bound_ms is not None:
+            e.bound_qps = max((r for r, ms in ok if ms <= s.latency_bound_ms), default=None)
+
+
+def keep_most_headroom(entries: list[Confirmed]) -> list[Confirmed]:
+    """Under a latency bound: at each rate, the TOP candidates that stay within it up to the highest rate (their
+    headroom), then by least predicted latency; the others are dropped (from that rate, or altogether)."""
+    kept: dict[str, Confirmed] = {}
+    for rate in sorted({r for e in entries for r in e.rates}):
+        mine = sorted((e for e in entries if rate in e.rates),
+                      key=lambda e: (-(e.bound_qps or 0.0), e.predicted[rate], e.candidate.batch_size))
+        for e in mine[:TOP]:
+            entry = kept.setdefault(e.candidate.name, Confirmed(e.candidate, [], rho_max_predicted=e.rho_max_predicted,
+                                                                 bound_qps=e.bound_qps, curve=e.curve))
+            entry.rates.append(rate)
+            entry.predicted[rate] = e.predicted[rate]
+    return list(kept.values())
 
 
 def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step,

@@ -120,6 +120,9 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
             return said + f"the same {runner.ms:.2f} ms" + (": its extra workers add nothing at this rate." if more
                                                            else ".")
         said += f"{runner.ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
+        if gap < 0 and chosen.get("bound_qps"):
+            return said + (f" The answer stays within the {chosen['bound_ms']:g} ms bound up to about "
+                           f"{chosen['bound_qps']:.4g} q/s: the most headroom (simulated).")
         return said + (" The answer is the best of those measured here." if gap < 0 and chosen.get("confirmed")
                        else "")
     if not any(b.keeps_up for b in others):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .answer import draw, recommendations, write_candidates, write_markdown
-from .confirm import Confirmed, measure, predict_saturation, top_candidates
+from .confirm import Confirmed, keep_most_headroom, measure, predict_saturation, top_candidates
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, Target, machine_layouts
@@ -127,6 +127,8 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
     entries = top_candidates(result, targets, s.latency_bound_ms)
     predict_saturation(entries, settings)
+    if s.latency_bound_ms is not None:
+        entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
     if confirm and entries:
         result.notes += measure(entries, settings, s.confirm_batches, 3, on_step,
                                 lambda done, total: on_count("confirmed", done, total))

@@ -1,7 +1,8 @@
 """The search: batch sizes in increasing order; at each, every candidate that could still be among the 3 best at
 some target rate is simulated there (a process pool), the rest pruned by the bounds, and the 3 least latencies
 per rate kept (confirmation measures the 3 best). A batch size whose formation time (N-1)/rate alone exceeds the
-third least latency at every rate ends the search: no larger batch size can enter the 3."""
+third least latency at every rate ends the search: no larger batch size can enter the 3. Under a latency bound,
+the bar is the bound itself: every candidate within it is simulated, to be ranked by its headroom (confirm.py)."""
 
 from __future__ import annotations
 
@@ -86,9 +87,15 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
     result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
     leaders: dict[float, list[float]] = {r: [] for r in s.rates}  # the TOP least latencies found per rate
 
-    def bar(r: float) -> float:  # what a candidate must beat to be among the TOP at r (and within the bound)
+    def bar(r: float) -> float:
+        """What a candidate must beat at r: the bound, where one is given (every candidate within it is ranked by
+        its headroom afterwards, not by its latency), else the TOP-th least latency found so far."""
+        if s.latency_bound_ms is not None:
+            return s.latency_bound_ms
         kept = leaders[r]
-        return min(kept[TOP - 1] if len(kept) >= TOP else math.inf, s.latency_bound_ms or math.inf)
+        return kept[TOP - 1] if len(kept) >= TOP else math.inf
+
+    behind = f"the {s.latency_bound_ms:g} ms bound" if s.latency_bound_ms is not None else f"the {TOP} best latencies"
 
     budget = s.budget_s
     capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
@@ -99,7 +106,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
         everyone = candidates(s.targets, s.layouts, n, s.policies)
         if not live:
             for c in everyone:
-                result.rows += [_pruned_row(c, r, hopeless) for r in s.rates]
+                result.rows += [_pruned_row(c, r, hopeless, behind) for r in s.rates]
                 result.pruned["formation"] += sum(r not in hopeless for r in s.rates)
                 result.pruned["capacity"] += sum(r in hopeless for r in s.rates)
             continue
@@ -124,7 +131,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
             todo = []
             for r in s.rates:
                 if r not in live:
-                    result.rows.append(_pruned_row(c, r, hopeless, b))
+                    result.rows.append(_pruned_row(c, r, hopeless, behind, b))
                     result.pruned["capacity" if r in hopeless else "formation"] += 1
                 elif b is None:
                     result.rows.append(_row(c, r, "pruned: no task times", b))
@@ -133,7 +140,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                     result.rows.append(_row(c, r, "pruned: rate above its capacity", b))
                     result.pruned["capacity"] += 1
                 elif 1000 * (n - 1) / r + b.latency_ms >= bar(r):
-                    result.rows.append(_row(c, r, f"pruned: lower bound above the {TOP} best latencies", b))
+                    result.rows.append(_row(c, r, f"pruned: lower bound above {behind}", b))
                     result.pruned["lower bound"] += 1
                 else:
                     todo.append(r)
@@ -166,10 +173,10 @@ def kinds_for(target: Target, targets: list[Target], layouts: list[str]) -> set[
     return {k for c in candidates(targets, layouts, 1) if c.target == target for k in worker_kinds(c.layout)}
 
 
-def _pruned_row(c: Candidate, r: float, hopeless: set[float], b=None) -> dict:
+def _pruned_row(c: Candidate, r: float, hopeless: set[float], behind: str, b=None) -> dict:
     if r in hopeless:
         return _row(c, r, "pruned: beyond every capacity, which stopped growing with N", b)
-    return _row(c, r, f"pruned: formation time above the {TOP} best latencies", b)
+    return _row(c, r, f"pruned: formation time above {behind}", b)
 
 
 GROWTH = 1.05  # a doubling of N that raises the best capacity less than this: larger N will not reach a rate
