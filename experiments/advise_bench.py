@@ -35,7 +35,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         advise = AdviseSettings(model, Path(tmp), tuple(rates), "googlenet", platform=PLATFORM, offloads=())
-        targets, layouts, _, platforms, _ = _platform_space(advise)
+        targets, layouts, _, platforms, _, _ = _platform_space(advise)
         jobs = [(c, rates, None) for n in BATCH_SIZES for c in candidates(targets, layouts, n, POLICIES)]
         engines = [(f"{n} process(es)", n, False) for n in sorted({1, usable_cores()})]
         if importlib.util.find_spec("ray"):
