@@ -171,3 +171,30 @@ def test_triton_refuses_a_mix_it_cannot_serve(cli, tiny_cnn_path, tmp_path):
                    'arrival = "poisson"\n')
     assert_one_line_error(cli("sweep", "--mix", mix, "--system", "triton", "--workers", "cpu:1x1", "-o",
                               tmp_path / "r"), "fixed-rate", 'arrival = "fixed"')
+
+
+def test_a_client_whose_channel_hangs_on_close_still_stops_the_server(monkeypatch):
+    """Ctrl-C inside a gRPC call can leave the channel's close() waiting forever (seen in make faults): the
+    server is stopped all the same, and close returns."""
+    import threading
+
+    from staronnx_cli.systems import triton
+
+    never, stopped = threading.Event(), []
+
+    class Hung:
+        def close(self):
+            never.wait()
+
+    class Server:
+        def stop(self):
+            stopped.append(True)
+
+    client = object.__new__(triton.TritonClient)
+    client.client, client.server = Hung(), Server()
+    monkeypatch.setattr(triton, "CLOSE_WAIT_S", 0.05)
+    closing = threading.Thread(target=client.close, daemon=True)
+    closing.start()
+    closing.join(30)
+    assert not closing.is_alive() and stopped == [True]
+    never.set()

@@ -94,10 +94,17 @@ class TritonClient:
         return float("nan") if errors else time.perf_counter() - start
 
     def close(self) -> None:
+        """The channel closed on a thread of its own, waited for CLOSE_WAIT_S at most: a gRPC channel that Ctrl-C
+        interrupted inside a call can wait forever in close(), and the server must be stopped all the same."""
+        closer = threading.Thread(target=self.client.close, name="triton-client-close", daemon=True)
         try:
-            self.client.close()
+            closer.start()
+            closer.join(CLOSE_WAIT_S)
         finally:
             self.server.stop()
+
+
+CLOSE_WAIT_S = 5.0
 
 
 def _triton_dtype(dtype) -> str:
