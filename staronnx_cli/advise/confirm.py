@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from .search import SearchResult, SearchSettings, eligible, simulate
+from .search import SearchResult, SearchSettings, eligible, map_simulations
 from .space import Candidate, Target
 
 TOP = 3
@@ -50,13 +50,14 @@ def top_candidates(result: SearchResult, targets: list[Target], bound_ms: float 
     return list(chosen.values())
 
 
-def predict_saturation(entries: list[Confirmed], s: SearchSettings) -> None:
-    """Each top candidate simulated at multiples of its target rates: its predicted curve and rho_max (the
-    highest uncongested of those rates: a lower bound of the true one, within the step of HEADROOM)."""
-    for e in entries:
-        rates = sorted({round(r * f, 3) for r in e.rates for f in HEADROOM})
-        points = simulate(e.candidate, rates, s.out / "headroom" / e.candidate.name,
-                          (s.platforms or {}).get(e.candidate.layout), s.model_name, s.batches, s.warmup, s.seed)
+def predict_saturation(entries: list[Confirmed], s: SearchSettings, pool=None) -> None:
+    """Each top candidate simulated at multiples of its target rates (on the search's pool, if any): its predicted
+    curve and rho_max (the highest uncongested of those rates: a lower bound of the true one, within the step of
+    HEADROOM) and, under a bound, the highest of them within it."""
+    args = [(e.candidate, sorted({round(r * f, 3) for r in e.rates for f in HEADROOM}),
+             s.out / "headroom" / e.candidate.name, (s.platforms or {}).get(e.candidate.layout), s.model_name,
+             s.batches, s.warmup, s.seed) for e in entries]
+    for e, points in zip(entries, map_simulations(args, pool)):
         ok = [(float(p["rate_qps"]), float(p["mean_max_latency_ms"])) for p in points
               if not p["congested"] and p.get("mean_max_latency_ms") not in ("", None)]
         e.curve = sorted(ok)

@@ -120,13 +120,14 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     pool = process_pool(settings.jobs, s.ray, s.ray_address)
     try:
         result = search(settings, times, on_step, pool, lambda done, total: on_count("simulated", done, total))
+        result.notes = notes + result.notes
+        write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
+        entries = top_candidates(result, targets, s.latency_bound_ms)
+        on_step(f"simulating the headroom of {len(entries)} candidate(s) at 1 to 4 x the rate")
+        predict_saturation(entries, settings, pool)
     finally:
-        if pool is not None:
+        if pool is not None:  # before any real confirmation: it runs alone on the machine
             pool.shutdown()
-    result.notes = notes + result.notes
-    write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
-    entries = top_candidates(result, targets, s.latency_bound_ms)
-    predict_saturation(entries, settings)
     if s.latency_bound_ms is not None:
         entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
     if confirm and entries:

@@ -203,12 +203,19 @@ def _run(jobs, s: SearchSettings, pool):
     """Each job's points, in the order of `jobs`, as they come (the caller counts them)."""
     args = [(c, todo, s.out / "sim" / c.name, (s.platforms or {}).get(c.layout), s.model_name, s.batches, s.warmup,
              s.seed) for c, todo, _ in jobs]
+    return map_simulations(args, pool)
+
+
+def map_simulations(args: list[tuple], pool):
+    """simulate(*a) for each a, in order: on the pool (Ray always, so that one engine runs them all; a process
+    pool from two on), else here."""
     if pool is None or (len(args) < 2 and not hasattr(pool, "ray")):
         return (simulate(*a) for a in args)
-    return pool.map(_simulate_args, args)
+    return pool.map(simulate_args, args)
 
 
-def _simulate_args(args) -> list[dict]:
+def simulate_args(args) -> list[dict]:
+    """simulate() of one argument tuple: what a pool's map sends to its workers."""
     return simulate(*args)
 
 
@@ -217,7 +224,7 @@ def process_pool(jobs: int, ray: bool = False, ray_address: str | None = None):
     if ray:
         from .raypool import RayPool
 
-        return RayPool(ray_address, _simulate_args)
+        return RayPool(ray_address, simulate_args)
     if jobs <= 1:
         return None
     import multiprocessing
