@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from staronnx_cli.errors import UserError
-from staronnx_cli.runtime.gpu import DeviceTensor, PinnedPool, import_cupy
+from staronnx_cli.runtime.gpu import DeviceTensor, import_cupy
+from staronnx_cli.runtime.pinned import PinnedPool
 
 
 def test_pinned_buffers_are_recycled_by_shape_and_dtype():
@@ -43,7 +44,7 @@ def test_without_cupy_a_cuda_worker_says_how_to_install_it():
 
 
 def test_model_inputs_are_pinned_once_and_a_batch_is_a_view_of_them():
-    from staronnx_cli.runtime.gpu import PinnedInputs
+    from staronnx_cli.runtime.pinned import PinnedInputs
 
     made = []
 
@@ -63,7 +64,8 @@ def test_model_inputs_are_pinned_once_and_a_batch_is_a_view_of_them():
 def test_a_pinned_batch_is_uploaded_from_its_own_buffer_without_a_staging_copy():
     from types import SimpleNamespace
 
-    from staronnx_cli.runtime.gpu import CudaRunner, Pinned, PinnedPool
+    from staronnx_cli.runtime.gpu import CudaRunner
+    from staronnx_cli.runtime.pinned import Pinned, PinnedPool
 
     uploads = []
 
@@ -100,7 +102,7 @@ def test_cuda_graphs_only_where_shapes_are_static_and_there_is_no_control_flow(t
     from onnx import TensorProto, helper
 
     from staronnx_cli import modelio
-    from staronnx_cli.runtime.gpu import cuda_graph_eligible
+    from staronnx_cli.runtime.cudagraph import cuda_graph_eligible
 
     tiny = modelio.load_model(tiny_cnn_path, with_weights=False)
     assert cuda_graph_eligible(tiny, 4) == (True, "")
@@ -166,7 +168,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
     import threading
 
     from staronnx_cli.runtime.executors import ThreadExecutor
-    from staronnx_cli.runtime.gpu import PinnedPool
+    from staronnx_cli.runtime.pinned import PinnedPool
     from staronnx_cli.runtime.workers import WorkerSpec
 
     log, lock = [], threading.Lock()

@@ -147,7 +147,8 @@ class ThreadExecutor(PointClock):
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
         limit = self.memory_limits.get(worker.name)
         if worker.kind == "cuda":
-            from .gpu import CAPTURE_LOCK, CudaRunner
+            from .cudagraph import CAPTURE_LOCK
+            from .gpu import CudaRunner
 
             def factory(path, graph: bool = False):
                 providers = providers_for("cuda", worker.device_id)

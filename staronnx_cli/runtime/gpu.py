@@ -15,124 +15,20 @@ Why this shape (ONNX Runtime's I/O binding and CuPy's stream documentation):
   equal the plain session's.
 
 Imported only when a CUDA worker is asked for: CuPy is the optional `cuda12`/`cuda13` extra. The CUDA calls
-ran on an H100 (before pinned inputs); `PinnedPool`, `PinnedInputs` and `DeviceTensor` bookkeeping are
-tested without a GPU.
+ran on an H100 (before pinned inputs); pinned buffers are in pinned.py, CUDA graphs in cudagraph.py, and their
+bookkeeping, like `DeviceTensor`'s, is tested without a GPU.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError, first_line
-
-
-class PinnedPool:
-    """Page-locked host buffers, recycled by (shape, dtype): take one, give it back when done."""
-
-    def __init__(self, allocate: Callable[[tuple[int, ...], np.dtype], np.ndarray]):
-        self._allocate = allocate
-        self._free: dict[tuple, list[np.ndarray]] = defaultdict(list)
-        self._lock = threading.Lock()
-        self.allocations = 0
-
-    def take(self, shape: tuple[int, ...], dtype) -> np.ndarray:
-        key = (tuple(shape), np.dtype(dtype).str)
-        with self._lock:
-            if self._free[key]:
-                return self._free[key].pop()
-            self.allocations += 1
-        return self._allocate(tuple(shape), np.dtype(dtype))
-
-    def give(self, buffer: np.ndarray) -> None:
-        with self._lock:
-            self._free[(buffer.shape, buffer.dtype.str)].append(buffer)
-
-
-class Pinned:
-    """A host array in page-locked memory: it goes to the device in one DMA, with no staging copy."""
-
-    __slots__ = ("array",)
-
-    def __init__(self, array: np.ndarray):
-        self.array = array
-
-
-class PinnedInputs:
-    """The model's inputs, copied once into page-locked memory when the worker is prepared (before any point):
-    a batch of n is a leading slice of each buffer (rows are C-contiguous), so no batch is copied on the host.
-
-    On an H100 the host-side copy into a pinned staging buffer before each upload cost 0.2 / 0.6 / 1.7 ms at
-    batch 1 / 8 / 32 (GoogLeNet), a third of the batch's time at 32.
-    """
-
-    def __init__(self, inputs: dict[str, np.ndarray], allocate: Callable[[tuple[int, ...], np.dtype], np.ndarray]):
-        self.buffers = {}
-        for name, value in inputs.items():
-            buffer = allocate(value.shape, value.dtype)
-            np.copyto(buffer, value)
-            self.buffers[name] = buffer
-
-    def batch(self, name: str, size: int) -> Pinned:
-        return Pinned(self.buffers[name][:size])
-
-
-CONTROL_FLOW = {"If", "Loop", "Scan"}
-CAPTURE_LOCK = threading.RLock()  # held while a GPU worker is prepared: a capture never overlaps other GPU work
-
-
-def cuda_graph_eligible(model, fixed_batch: int | None) -> tuple[bool, str]:
-    """Whether ONNX Runtime can capture this part as a CUDA graph at this batch size, or why not.
-
-    ORT's CUDA graphs need shapes that never change between runs (a fixed batch size, every other input
-    dimension static) and no control flow (If, Loop, Scan). That every node runs on the CUDA provider is known
-    only once the session exists: a session that cannot capture falls back to the plain one.
-    """
-    if fixed_batch is None:
-        return False, "batch sizes vary (dynamic batching)"
-    ops = sorted({n.op_type for n in model.graph.node} & CONTROL_FLOW)
-    if ops:
-        return False, f"control flow ({', '.join(ops)})"
-    initializers = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in initializers:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        symbolic = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
-        if symbolic:
-            return False, f"input {value.name} has a dynamic dimension ({symbolic[0]})"
-    return True, ""
-
-
-class GraphPart:
-    """A part captured as a CUDA graph: its session, with device buffers bound to it for good (a replay reads
-    and writes the same addresses): a batch's inputs are copied into them, its outputs copied out of them."""
-
-    def __init__(self, ort, session, device_id: int, inputs: dict[str, tuple], outputs: dict[str, tuple]):
-        def buffer(shape, dtype):
-            return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, "cuda", device_id)
-
-        self.session = session
-        self.inputs = {name: buffer(*spec) for name, spec in inputs.items()}
-        self.outputs = {name: buffer(*spec) for name, spec in outputs.items()}
-        self.binding = session.io_binding()
-        for name, value in self.inputs.items():
-            self.binding.bind_ortvalue_input(name, value)
-        for name, value in self.outputs.items():
-            self.binding.bind_ortvalue_output(name, value)
-
-
-def cupy_pinned_allocator(cupy) -> Callable[[tuple[int, ...], np.dtype], np.ndarray]:
-    def allocate(shape, dtype):
-        count = int(np.prod(shape)) if shape else 1
-        memory = cupy.cuda.alloc_pinned_memory(max(count * dtype.itemsize, 1))
-        return np.frombuffer(memory, dtype, count).reshape(shape)
-
-    return allocate
+from .cudagraph import CAPTURE_LOCK, GraphPart, cuda_graph_eligible
+from .pinned import Pinned, PinnedInputs, PinnedPool, cupy_pinned_allocator
 
 
 class DeviceTensor:

@@ -1,0 +1,53 @@
+"""CUDA graphs for the GPU worker: whether ONNX Runtime can capture a part at a batch size, and a captured part
+with its device buffers bound for good. Captures are serialised in the process (CAPTURE_LOCK): on an H100,
+captures that overlapped other GPU work failed with CUDA errors 900/901."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+CONTROL_FLOW = {"If", "Loop", "Scan"}
+CAPTURE_LOCK = threading.RLock()  # held while a GPU worker is prepared: a capture never overlaps other GPU work
+
+
+def cuda_graph_eligible(model, fixed_batch: int | None) -> tuple[bool, str]:
+    """Whether ONNX Runtime can capture this part as a CUDA graph at this batch size, or why not.
+
+    ORT's CUDA graphs need shapes that never change between runs (a fixed batch size, every other input
+    dimension static) and no control flow (If, Loop, Scan). That every node runs on the CUDA provider is known
+    only once the session exists: a session that cannot capture falls back to the plain one.
+    """
+    if fixed_batch is None:
+        return False, "batch sizes vary (dynamic batching)"
+    ops = sorted({n.op_type for n in model.graph.node} & CONTROL_FLOW)
+    if ops:
+        return False, f"control flow ({', '.join(ops)})"
+    initializers = {i.name for i in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        symbolic = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
+        if symbolic:
+            return False, f"input {value.name} has a dynamic dimension ({symbolic[0]})"
+    return True, ""
+
+
+class GraphPart:
+    """A part captured as a CUDA graph: its session, with device buffers bound to it for good (a replay reads
+    and writes the same addresses): a batch's inputs are copied into them, its outputs copied out of them."""
+
+    def __init__(self, ort, session, device_id: int, inputs: dict[str, tuple], outputs: dict[str, tuple]):
+        def buffer(shape, dtype):
+            return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.dtype(dtype).type, "cuda", device_id)
+
+        self.session = session
+        self.inputs = {name: buffer(*spec) for name, spec in inputs.items()}
+        self.outputs = {name: buffer(*spec) for name, spec in outputs.items()}
+        self.binding = session.io_binding()
+        for name, value in self.inputs.items():
+            self.binding.bind_ortvalue_input(name, value)
+        for name, value in self.outputs.items():
+            self.binding.bind_ortvalue_output(name, value)
