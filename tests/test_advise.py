@@ -126,6 +126,7 @@ def test_under_a_latency_bound_the_answer_is_the_most_headroom_exactly(tiny_cnn_
     """With --latency-bound, the answer at each rate is the candidate that stays within the bound up to the
     highest rate (then the least latency), against every (layout, policy, N) simulated at the same rates."""
     from staronnx_cli.advise.confirm import HEADROOM
+    from staronnx_cli.advise.search import eligible
 
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
@@ -141,18 +142,25 @@ def test_under_a_latency_bound_the_answer_is_the_most_headroom_exactly(tiny_cnn_
                 c = Candidate(Target("whole", str(tiny_cnn_path)), layout, policy, n)
                 at = {p["rate_qps"]: p for p in simulate(c, list(rates), tmp_path / "b" / c.name, path, "tiny_cnn",
                                                          100, 3, 0)}
-                within = [r for r in rates if not at[r]["congested"] and at[r]["mean_max_latency_ms"] <= bound]
+                within = [r for r in rates if eligible(at[r]) and at[r]["mean_max_latency_ms"] <= bound]
                 if not within:
                     continue
                 wide = sorted({round(r * f, 3) for r in within for f in HEADROOM})
-                points = simulate(c, wide, tmp_path / "h" / c.name, path, "tiny_cnn", 100, 3, 0)
-                top = max(p["rate_qps"] for p in points if not p["congested"] and p["mean_max_latency_ms"] <= bound)
+                points = {p["rate_qps"]: p for p in simulate(c, wide, tmp_path / "h" / c.name, path, "tiny_cnn", 100,
+                                                             3, 0)}
                 for r in within:
+                    top = 0.0  # up to which rate of r x HEADROOM every point answers within the bound
+                    for q in (round(r * f, 3) for f in HEADROOM):
+                        if not (eligible(points[q]) and points[q]["mean_max_latency_ms"] <= bound):
+                            break
+                        top = q
                     key = (-top, at[r]["mean_max_latency_ms"])
                     best[r] = min(best.get(r, key), key)
     for rate in rates:
         assert (-recs[rate]["bound_qps"], recs[rate]["predicted_ms"]) == best[rate], rate
-    assert recs[300.0]["bound_qps"] > recs[300.0]["rate_qps"]  # the headroom, not the least latency, chose it
+    # the least latency at 300 q/s is another candidate: the headroom, not the latency, chose this one
+    assert recs[300.0]["candidate"].name != result.result.best[300.0]["candidate"]
+    assert recs[300.0]["by"] == "headroom"
     assert "within the 8 ms bound up to about" in (out / "advice.md").read_text()
 
 
@@ -362,6 +370,9 @@ def test_the_reasons_compare_the_best_of_each_layout():
               row("cuda:0", 2, "pruned: lower bound above the 3 best latencies", None, 300.0)] + rows[2:]
     bests = layout_bests(SearchResult(rows=pruned), 100.0, [plan], chosen)
     assert bests[0].fate == "cannot enter the 3 best: lower bound above the 3 best latencies"
+    pruned[1]["status"] = "pruned: lower bound above the 8 ms bound"
+    assert layout_bests(SearchResult(rows=pruned), 100.0, [plan], chosen)[0].fate == \
+        "cannot meet the bound: lower bound above the 8 ms bound"
     assert comparison(bests, chosen).startswith("No other layout has an answer here: cuda:0: cannot enter")
     alone = layout_bests(SearchResult(rows=rows[2:]), 100.0, [plan], chosen)
     assert comparison(alone, chosen) == "cuda:0,cpu:1x4 is the only layout that keeps up with 100 q/s in simulation."

@@ -198,3 +198,12 @@ def test_a_client_whose_channel_hangs_on_close_still_stops_the_server(monkeypatc
     closing.join(30)
     assert not closing.is_alive() and stopped == [True]
     never.set()
+
+    class Broken:
+        def close(self):
+            raise RuntimeError("channel already gone")
+
+    client.client, escaped = Broken(), []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)  # what would print a thread's traceback
+    client.close()  # the channel's error stays in its thread: no traceback, the server stopped
+    assert stopped == [True, True] and escaped == []

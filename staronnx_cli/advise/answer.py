@@ -14,36 +14,43 @@ from .space import workers_in
 
 
 def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: float | None) -> list[dict]:
-    """Per target rate: the chosen candidate (measured best among the confirmed where measured, else predicted
-    best), its predicted and measured latency, predicted rho_max, and why there is none where there is none."""
+    """Per target rate: the chosen candidate, its predicted and measured latency, predicted rho_max, and why
+    there is none where there is none. Chosen: the least measured latency among the confirmed, else the least
+    predicted; under a bound, the most headroom within it (among those measured within it, else predicted), and
+    where every one was measured above it, the least measured ("by" says which)."""
     out = []
     for rate in sorted({r["rate_qps"] for r in result.rows}):
         mine = [e for e in entries if rate in e.rates]
         measured = [e for e in mine if e.measured.get(rate) is not None]
-        def simpler(e: Confirmed) -> tuple:  # a tie goes to the smaller batch, then to fewer workers
-            return e.candidate.batch_size, workers_in(e.candidate.layout)
-
-        def headroom(e: Confirmed) -> float:  # under a bound: the rate up to which it stays within it
-            return -(e.bound_qps or 0.0) if bound_ms is not None else 0.0
-
         within = [e for e in measured if bound_ms is None or e.measured[rate] <= bound_ms]
+        by = "headroom" if bound_ms is not None else "latency"
         if within:
-            pick = min(within, key=lambda e: (headroom(e), e.measured[rate], *simpler(e)))
+            pick = min(within, key=lambda e: (less_headroom(e, rate, bound_ms), e.measured[rate], *simpler(e)))
         elif measured:  # every one measured above the bound: the least, said to be above it
-            pick = min(measured, key=lambda e: (e.measured[rate], *simpler(e)))
+            pick, by = min(measured, key=lambda e: (e.measured[rate], *simpler(e))), "latency"
         elif mine:
-            pick = min(mine, key=lambda e: (headroom(e), e.predicted[rate], *simpler(e)))
+            pick = min(mine, key=lambda e: (less_headroom(e, rate, bound_ms), e.predicted[rate], *simpler(e)))
         else:
             out.append({"rate_qps": rate, "setup": None, "why": _none_why(result, rate, bound_ms)})
             continue
         out.append({"rate_qps": rate, "setup": pick.candidate.setup, "candidate": pick.candidate,
                     "predicted_ms": pick.predicted.get(rate), "measured_ms": pick.measured.get(rate),
-                    "rho_max_predicted": pick.rho_max_predicted, "bound_qps": pick.bound_qps,
+                    "rho_max_predicted": pick.rho_max_predicted, "bound_qps": pick.bound_qps.get(rate), "by": by,
                     "confirmed": bool(measured),
                     "congested_for_real": not measured and any(rate in e.measured for e in mine),
-                    "over_bound": bound_ms is not None and measured and pick.measured[rate] > bound_ms,
+                    "over_bound": bool(bound_ms is not None and measured and pick.measured[rate] > bound_ms),
                     "bound_ms": bound_ms})
     return out
+
+
+def less_headroom(e: Confirmed, rate: float, bound_ms: float | None) -> float:
+    """Under a bound, minus the rate up to which it stays within it at `rate` (sorts the most headroom first)."""
+    return -e.bound_qps.get(rate, 0.0) if bound_ms is not None else 0.0
+
+
+def simpler(e: Confirmed) -> tuple:
+    """A tie goes to the smaller batch, then to fewer workers."""
+    return e.candidate.batch_size, workers_in(e.candidate.layout)
 
 
 def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:

@@ -23,7 +23,8 @@ class Confirmed:
     measured: dict[float, float | None] = field(default_factory=dict)  # None: congested for real
     failed: dict[float, str] = field(default_factory=dict)  # rate -> why the real point measured nothing
     rho_max_predicted: float | None = None
-    bound_qps: float | None = None  # under --latency-bound: the highest rate simulated within it (its headroom)
+    bound_qps: dict[float, float] = field(default_factory=dict)  # under --latency-bound, per target rate: up to
+    # which rate of its headroom grid every simulated point stays within the bound (its headroom there)
     curve: list[tuple[float, float]] = field(default_factory=list)  # (rate, predicted latency) uncongested
 
 
@@ -50,29 +51,43 @@ def top_candidates(result: SearchResult, targets: list[Target], bound_ms: float 
     return list(chosen.values())
 
 
-def predict_saturation(entries: list[Confirmed], s: SearchSettings, pool=None) -> None:
+def predict_saturation(entries: list[Confirmed], s: SearchSettings, pool=None,
+                       on_count=lambda done, total: None) -> None:
     """Each top candidate simulated at multiples of its target rates (on the search's pool, if any): its predicted
-    curve and rho_max (the highest uncongested of those rates: a lower bound of the true one, within the step of
-    HEADROOM) and, under a bound, the highest of them within it."""
+    curve and rho_max (the highest of those rates that answers: a lower bound of the true one, within the step of
+    HEADROOM) and, under a bound, per target rate, the rate up to which every point stays within it."""
     args = [(e.candidate, sorted({round(r * f, 3) for r in e.rates for f in HEADROOM}),
              s.out / "headroom" / e.candidate.name, (s.platforms or {}).get(e.candidate.layout), s.model_name,
              s.batches, s.warmup, s.seed) for e in entries]
-    for e, points in zip(entries, map_simulations(args, pool)):
-        ok = [(float(p["rate_qps"]), float(p["mean_max_latency_ms"])) for p in points
-              if not p["congested"] and p.get("mean_max_latency_ms") not in ("", None)]
-        e.curve = sorted(ok)
-        e.rho_max_predicted = max((r for r, _ in ok), default=None)
+    on_count(0, len(entries))
+    for i, (e, points) in enumerate(zip(entries, map_simulations(args, pool))):
+        answered = {float(p["rate_qps"]): float(p["mean_max_latency_ms"]) for p in points if eligible(p)}
+        e.curve = sorted(answered.items())
+        e.rho_max_predicted = max(answered, default=None)
         if s.latency_bound_ms is not None:
-            e.bound_qps = max((r for r, ms in ok if ms <= s.latency_bound_ms), default=None)
+            e.bound_qps = {r: top for r in e.rates
+                           if (top := _within_up_to(answered, r, s.latency_bound_ms)) is not None}
+        on_count(i + 1, len(entries))
+
+
+def _within_up_to(answered: dict[float, float], rate: float, bound_ms: float) -> float | None:
+    """The highest of rate x HEADROOM before the first that does not answer within the bound (None: not even
+    the rate itself): a point congested, not settled or above the bound ends the run."""
+    top = None
+    for r in (round(rate * f, 3) for f in HEADROOM):
+        if answered.get(r, bound_ms + 1) > bound_ms:
+            break
+        top = r
+    return top
 
 
 def keep_most_headroom(entries: list[Confirmed]) -> list[Confirmed]:
     """Under a latency bound: at each rate, the TOP candidates that stay within it up to the highest rate (their
-    headroom), then by least predicted latency; the others are dropped (from that rate, or altogether)."""
+    headroom there), then by least predicted latency; the others are dropped (from that rate, or altogether)."""
     kept: dict[str, Confirmed] = {}
     for rate in sorted({r for e in entries for r in e.rates}):
         mine = sorted((e for e in entries if rate in e.rates),
-                      key=lambda e: (-(e.bound_qps or 0.0), e.predicted[rate], e.candidate.batch_size))
+                      key=lambda e: (-e.bound_qps.get(rate, 0.0), e.predicted[rate], e.candidate.batch_size))
         for e in mine[:TOP]:
             entry = kept.setdefault(e.candidate.name, Confirmed(e.candidate, [], rho_max_predicted=e.rho_max_predicted,
                                                                  bound_qps=e.bound_qps, curve=e.curve))

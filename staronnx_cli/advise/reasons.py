@@ -75,8 +75,9 @@ def _fate(rows: list[dict], capacity: float | None, rate: float) -> str:
         return f"none keeps up: at most {capacity:.4g} q/s at any batch size searched"
     statuses = [r["status"] for r in rows]
     behind = next((s for s in statuses if "formation" in s or "lower bound" in s), None)
-    if behind is not None:  # whatever its smaller batch sizes did, its larger ones could not enter the 3 best
-        return "cannot enter the 3 best: " + behind.replace("pruned: ", "")
+    if behind is not None:  # whatever its smaller batch sizes did, its larger ones could not win
+        lead = "cannot meet the bound: " if behind.endswith("ms bound") else "cannot enter the 3 best: "
+        return lead + behind.replace("pruned: ", "")
     if any("no task times" in s for s in statuses):
         return "not simulated: no task times"
     simulated = [r for r in rows if r["status"] == "simulated"]
@@ -120,9 +121,9 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
             return said + f"the same {runner.ms:.2f} ms" + (": its extra workers add nothing at this rate." if more
                                                            else ".")
         said += f"{runner.ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
-        if gap < 0 and chosen.get("bound_qps"):
+        if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps"):
             return said + (f" The answer stays within the {chosen['bound_ms']:g} ms bound up to about "
-                           f"{chosen['bound_qps']:.4g} q/s: the most headroom (simulated).")
+                           f"{chosen['bound_qps']:.4g} q/s: the most headroom of its top candidates (simulated).")
         return said + (" The answer is the best of those measured here." if gap < 0 and chosen.get("confirmed")
                        else "")
     if not any(b.keeps_up for b in others):

@@ -124,7 +124,7 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
         entries = top_candidates(result, targets, s.latency_bound_ms)
         on_step(f"simulating the headroom of {len(entries)} candidate(s) at 1 to 4 x the rate")
-        predict_saturation(entries, settings, pool)
+        predict_saturation(entries, settings, pool, lambda done, total: on_count("headroom", done, total))
     finally:
         if pool is not None:  # before any real confirmation: it runs alone on the machine
             pool.shutdown()

@@ -96,7 +96,13 @@ class TritonClient:
     def close(self) -> None:
         """The channel closed on a thread of its own, waited for CLOSE_WAIT_S at most: a gRPC channel that Ctrl-C
         interrupted inside a call can wait forever in close(), and the server must be stopped all the same."""
-        closer = threading.Thread(target=self.client.close, name="triton-client-close", daemon=True)
+        def close_quietly() -> None:  # the channel is discarded either way: its errors are nobody's business
+            try:
+                self.client.close()
+            except Exception:  # noqa: BLE001 (a traceback from a dying thread would break the one-line errors)
+                pass
+
+        closer = threading.Thread(target=close_quietly, name="triton-client-close", daemon=True)
         try:
             closer.start()
             closer.join(CLOSE_WAIT_S)
