@@ -21,10 +21,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomllib
-
 from ..errors import UserError
 from ..load.schedule import ARRIVALS, arrivals
+from ..tomlfile import read_toml
 
 KEYS = ("name", "model", "rate", "batch", "target_ms", "priority", "arrival")
 MAX_COMBINATIONS = 64  # batch-size combinations of one mix: beyond, the grid is a typo, not a plan
@@ -66,14 +65,8 @@ def combination_label(mix: Mix, batch_sizes: tuple[int, ...]) -> str:
 
 
 def read_mix(path: Path) -> Mix:
-    if not path.is_file():
-        raise UserError(f"mix file '{path}' not found: write one (README: several models at once), e.g. "
-                        "experiments/mixes/tiny.toml")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"mix file '{path}' is not valid TOML ({exc})") from None
-    return parse_mix(data, path)
+    return parse_mix(read_toml(path, "mix file", "write one (README: several models at once), e.g. "
+                               "experiments/mixes/tiny.toml"), path)
 
 
 def parse_mix(data: dict, path: Path) -> Mix:

@@ -43,9 +43,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-
 from ..errors import UserError
+from ..tomlfile import read_toml
 from .transfer import Link
 
 KINDS = ("cpu", "cuda")
@@ -170,14 +169,8 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
 
 
 def read_platform(path: Path) -> Platform:
-    if not path.is_file():
-        raise UserError(f"platform file '{path}' not found: write one (README: platform files) or capture this "
-                        "machine with 'staronnx platform from-run RUN_DIR'")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"platform file '{path}' is not valid TOML ({exc})") from None
-    return parse_platform(data, path)
+    return parse_platform(read_toml(path, "platform file", "write one (README: platform files) or capture this "
+                                    "machine with 'staronnx platform from-run RUN_DIR'"), path)
 
 
 def check_times_target(p: Platform, named: str, sha256: str, parts: int, trust: bool, model_sha256: str = "") -> bool:

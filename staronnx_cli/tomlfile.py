@@ -1,0 +1,20 @@
+"""Reading a TOML input file (a platform, a mix): a missing or malformed file is one line that names it and
+the fix, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tomllib
+
+from .errors import UserError
+
+
+def read_toml(path: Path, kind: str, how_to_write: str) -> dict:
+    """The file's tables; `kind` names it in the error ("platform file"), `how_to_write` says where to start."""
+    if not path.is_file():
+        raise UserError(f"{kind} '{path}' not found: {how_to_write}")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{kind} '{path}' is not valid TOML ({exc})") from None
