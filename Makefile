@@ -6,8 +6,17 @@ STAMP := $(VENV)/.installed-stamp
 FULL_STAMP := $(VENV)/.installed-full-stamp
 MODEL ?= googlenet
 RESULTS ?= results/$(MODEL)
+# STARONNX_NO_VENV=1: the GPU targets run with the current python3 as it is (an offline GPU machine prepared by
+# its install kit: the project and its packages already on PYTHONPATH); no venv is made, nothing is installed
+ifeq ($(STARONNX_NO_VENV),1)
+GPU_PY := $(PYTHON)
+GPU_DEPS :=
+else
+GPU_PY := $(BIN)/python
+GPU_DEPS := $(STAMP)
+endif
 
-.PHONY: run test lint faults bench bench-gpu compare compare-mix paper-sim gpu-profile-check clean install
+.PHONY: run test lint faults bench bench-gpu compare compare-mix paper-sim gpu-profile-check gpu-check clean install
 
 # What staronnx itself needs (make run, the benchmarks); the tests and `make compare` add pytest and a real
 # Triton server and Ray (the [dev,triton,ray] extras, about 0.7 GB more).
@@ -61,8 +70,8 @@ bench: $(STAMP)
 	$(BIN)/python experiments/advise_bench.py
 
 ## bench-gpu: on a GPU machine, staronnx's GPU worker (1, 2, 4 per GPU, auto) against native ONNX Runtime
-bench-gpu: $(STAMP)
-	$(BIN)/python experiments/gpu_bench.py --model $(MODEL) --out results/bench/gpu
+bench-gpu: $(GPU_DEPS)
+	$(GPU_PY) experiments/gpu_bench.py --model $(MODEL) --out results/bench/gpu
 
 ## compare: the paper's Fig. 3 on this machine: staronnx, native, roundrobin and Triton on googlenet
 compare: $(FULL_STAMP)
@@ -78,8 +87,14 @@ paper-sim: $(STAMP)
 	$(BIN)/python experiments/paper_sim.py --out results/paper_sim
 
 ## gpu-profile-check: on a GPU machine, profile --device cuda measures GPU time and splits on it hit their target
-gpu-profile-check: $(STAMP)
-	$(BIN)/python experiments/gpu_profile_check.py --model $(MODEL) --out results/gpu_profile_check
+gpu-profile-check: $(GPU_DEPS)
+	$(GPU_PY) experiments/gpu_profile_check.py --model $(MODEL) --out results/gpu_profile_check
+
+## gpu-check: every GPU piece in one offline sequence, each step under its own cap (about 7.5 minutes at most);
+## results/gpu_check/gpu_check.json says what passed. Without a GPU: "no GPU" per step, exit 0
+GPU_CHECK_OUT ?= results/gpu_check
+gpu-check: $(GPU_DEPS)
+	$(GPU_PY) experiments/gpu_check.py --model $(MODEL) --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -10,6 +10,19 @@ from staronnx_cli.runtime.gpu import DeviceTensor, import_cupy
 from staronnx_cli.runtime.pinned import PinnedPool
 
 
+class FakeDevice:
+    """CuPy's `with cupy.cuda.Device(i):`, which these tests need only to enter."""
+
+    def __init__(self, device_id):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def test_pinned_buffers_are_recycled_by_shape_and_dtype():
     made = []
 
@@ -76,18 +89,8 @@ def test_a_pinned_batch_is_uploaded_from_its_own_buffer_without_a_staging_copy()
         def set(self, source, stream=None):
             uploads.append(source)
 
-    class Device:
-        def __init__(self, device_id):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
     runner = object.__new__(CudaRunner)  # CuPy's upload calls stand in: no GPU here
-    runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=Device), empty=DeviceArray)
+    runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=FakeDevice), empty=DeviceArray)
     runner.device_id, runner.copy_stream = 0, SimpleNamespace(synchronize=lambda: None)
     runner.pinned = PinnedPool(lambda shape, dtype: np.empty(shape, dtype))
     pinned = np.ones((2, 3), np.float32)
@@ -125,7 +128,7 @@ def test_a_part_whose_capture_fails_keeps_its_plain_session_and_says_why(tiny_cn
     from staronnx_cli.runtime.gpu import CudaRunner
 
     runner = object.__new__(CudaRunner)  # no GPU here: only the fallback's bookkeeping is exercised
-    runner.graphs, runner.graph_notes, runner.ort, runner.device_id = {}, [], None, 0
+    runner.graphs, runner.graph_notes, runner.graph_rejections, runner.ort, runner.device_id = {}, [], [], None, 0
 
     def refuse(path):
         raise RuntimeError("This session cannot use the CUDA Graph feature as requested by the user as all "
@@ -233,3 +236,193 @@ def test_transfer_times_are_read_back_per_task():
     assert list(tasks.worker) == ["cuda0", "cpu0", "cuda0"]
     assert tasks.transfer_start_s.iloc[0] == 0.008 and tasks.transfer_end_s.iloc[0] == 0.009
     assert tasks.transfer_start_s.iloc[1:].isna().all()  # a CPU task, and a run without the column's value
+
+
+def test_a_link_is_fitted_from_timed_copies_of_two_sizes():
+    from staronnx_cli.runtime.transfer import Link, fit_link, slowest
+
+    true = Link(50e9, 8e-6)
+    rng = np.random.default_rng(0)
+    samples = [(n, true.seconds(n) * (1 + 0.01 * rng.standard_normal())) for n in (4096, 6_000_000) for _ in range(7)]
+    fitted = fit_link(samples)
+    assert abs(fitted.bandwidth_Bps / 50e9 - 1) < 0.03 and abs(fitted.latency_s - 8e-6) < 1e-6
+    assert fit_link([(1_000_000, 1e-4)]) == Link(1e10, 0.0)  # one size: all of it is bandwidth
+    assert fit_link([(4096, 2e-5), (1 << 20, 1e-5)]).latency_s == 0.0  # noise: no negative latency
+    with pytest.raises(ValueError):
+        fit_link([(0, 1e-5)])
+    assert slowest([Link(50e9, 1e-6), Link(20e9, 1e-6)]) == Link(20e9, 1e-6) and slowest([]) is None
+    assert Link(48.5e9, 7.25e-6).to_json() == {"bandwidth_GBps": 48.5, "latency_us": 7.25}
+
+
+def test_a_graph_is_kept_when_it_differs_by_a_small_share_of_the_outputs_magnitude():
+    from staronnx_cli.runtime.cudagraph import outputs_differ
+
+    rng = np.random.default_rng(1)
+    plain = rng.standard_normal((4, 1000)).astype(np.float32) * 5
+    plain[0, :10] = 1e-7  # values near zero: a fixed rtol 1e-3 / atol 1e-5 refused these
+    other_algorithm = plain + rng.standard_normal(plain.shape).astype(np.float32) * 2e-3
+    assert not np.allclose(other_algorithm, plain, rtol=1e-3, atol=1e-5)
+    assert outputs_differ(other_algorithm, plain, "y") == ""
+    stale = plain * 0.5  # a replay that read the old inputs of a half-scaled batch
+    why = outputs_differ(stale, plain, "y")
+    assert why.startswith("output y differs from the plain session's by up to") and "allowed" in why
+    assert outputs_differ(plain[:2], plain, "y").startswith("output y has shape")
+    assert outputs_differ(np.zeros(3), np.zeros(3), "y") == ""
+    nan = plain.copy()
+    nan[0, 0] = np.nan
+    assert outputs_differ(nan, nan, "y") == "" and "non-finite" in outputs_differ(nan, plain, "y")
+
+
+def test_a_graph_whose_outputs_disagree_is_dropped_and_reported_with_the_difference(tiny_cnn_path, monkeypatch):
+    from staronnx_cli.runtime import gpu
+    from staronnx_cli.runtime.gpu import CudaRunner, DeviceTensor
+
+    monkeypatch.setattr(gpu, "GraphPart", lambda *args: "captured")  # no GPU: the capture itself stands in
+    runner = object.__new__(CudaRunner)
+    runner.graphs, runner.graph_notes, runner.graph_rejections = {}, [], []
+    runner.ort, runner.device_id, runner.cupy, runner.bind_stream = None, 0, None, None
+    plain = np.ones((2, 4), np.float32)
+    expected = {"y": DeviceTensor(plain, 0)}  # the plain session's warm-up outputs, on the device
+    runner.to_host = lambda value: value.array
+    runner.run = lambda part, feeds, to_host, lend=False: {"y": plain * 1.2}  # the graph's outputs
+    runner._run_plain = lambda part, feeds, to_host, lend=False: {"y": plain}
+    runner._capture(0, tiny_cnn_path, lambda path: object(), 2, {"x": np.ones((2, 3, 8, 8), np.float32)}, expected)
+    assert runner.graphs == {} and len(runner.graph_rejections) == 1
+    assert runner.graph_rejections[0].startswith("part 0: output y differs from the plain session's by up to 0.2")
+    runner.run = lambda part, feeds, to_host, lend=False: {"y": plain * (1 + 1e-4)}  # TF32-like noise
+    runner._capture(0, tiny_cnn_path, lambda path: object(), 2, {"x": np.ones((2, 3, 8, 8), np.float32)}, expected)
+    assert runner.graphs == {0: "captured"} and runner.graph_notes[-1] == "part 0: CUDA graph"
+
+
+def test_rejected_graphs_are_warnings_of_the_sweep():
+    from types import SimpleNamespace
+
+    from staronnx_cli.cli.sweep import notice_line
+    from staronnx_cli.sweep.runner import warn_rejected_graphs
+
+    said = []
+    warn_rejected_graphs(SimpleNamespace(graph_rejections=["N=1 cuda0 part 0: output y differs by up to 0.2"]),
+                         said.append)
+    assert said == ["warning: no CUDA graph for N=1 cuda0 part 0: output y differs by up to 0.2; the plain session "
+                    "serves it (--no-cuda-graphs says so up front)"]
+    assert notice_line(said[0]).startswith("[yellow]warning:[/] no CUDA graph for N=1 cuda0 part 0")
+    assert notice_line("--rate auto: capacity").startswith("[yellow]note:[/]")
+
+
+class _FakeStreams:
+    """CuPy's current-stream rule, as far as these tests need it: `with stream:` makes it current."""
+
+    def __init__(self):
+        self.current, self.log = "null", []
+
+    def stream(self, name):
+        fake = self
+
+        class Stream:
+            def __enter__(self):
+                self.saved, fake.current = fake.current, name
+                return self
+
+            def __exit__(self, *exc):
+                fake.current = self.saved
+                return False
+
+            def synchronize(self):
+                fake.log.append(("synchronize", name))
+
+        return Stream()
+
+    def array(self):
+        fake = self
+
+        class Array:
+            dtype = np.dtype(np.float32)
+
+            def __mul__(self, other):
+                fake.log.append(("multiply", fake.current))
+                return Array()
+
+        return Array()
+
+
+def test_the_graph_checks_changed_inputs_are_made_on_a_stream_that_is_waited_for():
+    from staronnx_cli.runtime.gpu import DeviceTensor, _halved
+
+    fake = _FakeStreams()
+    halved = _halved(DeviceTensor(fake.array(), 0), None, fake.stream("bind"))
+    assert isinstance(halved, DeviceTensor) and fake.log == [("multiply", "bind"), ("synchronize", "bind")]
+
+
+def test_a_peer_gpus_tensor_is_copied_on_a_stream_that_is_waited_for():
+    from types import SimpleNamespace
+
+    from staronnx_cli.runtime.gpu import CudaRunner, DeviceTensor
+
+    fake = _FakeStreams()
+
+    def asarray(array):
+        fake.log.append(("peer copy", fake.current))
+        return "copied"
+
+    runner = object.__new__(CudaRunner)
+    runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=FakeDevice), asarray=asarray)
+    runner.device_id, runner.bind_stream = 0, fake.stream("bind")
+    assert runner._as_cupy(DeviceTensor("on gpu 1", 1)) == "copied"
+    assert fake.log == [("peer copy", "bind"), ("synchronize", "bind")]
+
+
+def test_a_gpu_workers_memory_budget_is_shared_by_plain_and_graph_sessions_after_its_buffers(tiny_cnn_path):
+    from staronnx_cli import modelio
+    from staronnx_cli.runtime.executors import ThreadExecutor
+    from staronnx_cli.runtime.gpumemory import arena_share, graph_buffer_bytes
+    from staronnx_cli.runtime.workers import WorkerSpec
+
+    proto = modelio.load_model(tiny_cnn_path, with_weights=False)
+    inputs = modelio.random_inputs(modelio.input_specs(proto), 4)
+    out_shape = [d.dim_value or 4 for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert graph_buffer_bytes(proto, 4) == sum(v.nbytes for v in inputs.values()) + 4 * int(np.prod(out_shape))
+    executor = object.__new__(ThreadExecutor)
+    executor.workers = [WorkerSpec("cuda0", "cuda", (), 0), WorkerSpec("cpu0", "cpu", (0,), None)]
+    executor.memory_limits = {"cuda0": 2**20, "cpu0": 2**20}
+    executor.variable_batches, executor.batches, executor.part_model = False, [4], [0, 0]
+    executor.inputs = [inputs]
+    held = sum(v.nbytes for v in inputs.values()) + 2 * graph_buffer_bytes(proto, 4)
+    executor.cuda_graphs = True
+    assert executor._arena_caps([proto, proto]) == {"cuda0": (2**20 - held) // 4}  # 2 parts x (plain + graph)
+    executor.cuda_graphs = False
+    assert executor._arena_caps([proto, proto]) == {"cuda0": (2**20 - sum(v.nbytes for v in inputs.values())) // 2}
+    executor.memory_limits = {"cuda0": 100}
+    with pytest.raises(UserError, match="taken whole by its pinned inputs"):
+        executor._arena_caps([proto, proto])
+    assert arena_share(1000, 2, 100, "cuda0") == 450
+
+
+def test_ctrl_c_while_gpu_workers_prepare_stops_the_captures_not_yet_started(tiny_cnn_path, monkeypatch):
+    import threading
+    import time
+
+    from staronnx_cli.runtime.executors import ThreadExecutor
+    from staronnx_cli.runtime.loop import RealLoop
+    from staronnx_cli.runtime.workers import WorkerSpec
+
+    captures, first = [], threading.Event()
+
+    def prepare(self, worker, m, warmup_runs):  # a GPU worker's preparation: its capture under the lock
+        with self._capturing():
+            captures.append(worker.name)
+            first.set()
+            time.sleep(0.3)
+        return object()
+
+    def interrupted(self, ready):
+        first.wait(5)
+        raise KeyboardInterrupt  # Ctrl-C while the first worker captures
+
+    monkeypatch.setattr(ThreadExecutor, "_prepare", prepare)
+    monkeypatch.setattr(ThreadExecutor, "_await_workers", interrupted)
+    workers = [WorkerSpec(f"cuda0.{i}", "cuda", (), 0) for i in range(4)]
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ThreadExecutor(RealLoop(), workers, [tiny_cnn_path], 1)
+    assert captures == [captures[0]]  # the three waiting for the lock did not capture
+    assert time.monotonic() - t0 < 3  # nor did close() wait 10 s per thread

@@ -98,6 +98,12 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
     sweep(cli, tiny_cnn_path, other, tmp_path / "trusted", "--batch", "1", "--rate", "50", "--trust-platform")
     assert json.loads((tmp_path / "trusted" / "run.json").read_text())["platform_trusted_from"] == "0" * 64
     assert json.loads((tmp_path / "sim" / "run.json").read_text())["platform_trusted_from"] is None
+    # the host->device link a run's GPU workers measured becomes the platform's [transfer]; none measured: the default
+    assert (p.bandwidth_GBps, p.latency_us) == (12.0, 10.0)
+    meta = json.loads((real / "run.json").read_text())
+    (real / "run.json").write_text(json.dumps({**meta, "transfer": {"bandwidth_GBps": 48.5, "latency_us": 7.25}}))
+    assert cli("platform", "from-run", real, "-o", platform, "--force").exit_code == 0
+    assert (read_platform(platform).bandwidth_GBps, read_platform(platform).latency_us) == (48.5, 7.25)
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--trust-platform", "-o", tmp_path / "o"), "give --platform")
     (tmp_path / "model.toml").write_text(other.read_text().replace(p.model_sha256, "1" * 64))
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "model.toml",

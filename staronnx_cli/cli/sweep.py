@@ -161,7 +161,7 @@ def _sweep_mix(given: dict) -> None:
                                   f"{row['rate_qps']:>8.4g} q/s  {escape(text)}{mark}")
 
             run_mix(settings, prepared, on_point, on_progress,
-                    lambda text: bar.console.print(f"[yellow]note:[/] {escape(text)}"))
+                    lambda text: bar.console.print(notice_line(text), soft_wrap=True))
     except KeyboardInterrupt:
         raise UserError(f"interrupted: the points finished so far are in {settings.output}/points.csv; continue "
                         "with the same command and --resume", exit_code=130) from None
@@ -229,8 +229,15 @@ def _run_with_progress(settings, prepared) -> None:
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}")
 
-        run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(
-            f"[yellow]note:[/] {escape(text)}"))
+        run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(notice_line(text),
+                                                                                          soft_wrap=True))
+
+
+def notice_line(text: str) -> str:
+    """What the sweep says while it runs: a note, or a warning when the text says it is one."""
+    if text.startswith("warning: "):
+        return f"[yellow]warning:[/] {escape(text.removeprefix('warning: '))}"
+    return f"[yellow]note:[/] {escape(text)}"
 
 
 NO_ANSWER = 3  # exit code: the sweep ran and wrote its files, but no point of the grid was uncongested

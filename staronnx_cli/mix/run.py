@@ -18,6 +18,7 @@ from ..sweep.runner import (
     check_policy_kinds,
     run_metadata,
     start_run,
+    warn_rejected_graphs,
 )
 from ..sweep.settings import SweepSettings
 from ..systems import make_engine, policy_of
@@ -138,6 +139,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
             continue
         setup = engine.prepare(sizes)
         _record_calibration(run_json, engine)
+        warn_rejected_graphs(engine, on_notice)
         try:
             unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
             if unreachable and len(mix.combinations()) == 1:

@@ -9,6 +9,7 @@ import threading
 import numpy as np
 
 CONTROL_FLOW = {"If", "Loop", "Scan"}
+AGREEMENT = 1e-2  # a graph's output may differ from the plain session's by this fraction of the output's magnitude
 CAPTURE_LOCK = threading.RLock()  # held while a GPU worker is prepared: a capture never overlaps other GPU work
 
 
@@ -51,3 +52,28 @@ class GraphPart:
             self.binding.bind_ortvalue_input(name, value)
         for name, value in self.outputs.items():
             self.binding.bind_ortvalue_output(name, value)
+
+
+def outputs_differ(got, expected, name: str) -> str:
+    """'' when a graph's output agrees with the plain session's, else what differs (for the warning line).
+
+    The tolerance scales with the output's magnitude: two sessions may pick different convolution algorithms
+    (TF32, exhaustive search), so values near zero differ by more than any fixed relative tolerance allows, while
+    a replay that read stale inputs differs by a large share of the output itself."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        return f"output {name} has shape {got.shape}, the plain session's {expected.shape}"
+    if not (np.isfinite(got).all() and np.isfinite(expected).all()):
+        odd = ~np.isfinite(expected)
+        if not (np.array_equal(~np.isfinite(got), odd) and np.array_equal(got[odd], expected[odd], equal_nan=True)):
+            return f"output {name} has non-finite values where the plain session's has others"
+        got, expected = got[~odd], expected[~odd]
+    if expected.size == 0:
+        return ""
+    scale = float(np.abs(expected).max())
+    allowed = AGREEMENT * scale + 1e-6
+    worst = float(np.abs(got - expected).max())
+    if worst <= allowed:
+        return ""
+    return (f"output {name} differs from the plain session's by up to {worst:.3g} "
+            f"(allowed {allowed:.3g}: {AGREEMENT:g} of its largest value {scale:.3g})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -80,6 +81,7 @@ def part_range(parts: int | range) -> range:
     return parts if isinstance(parts, range) else range(parts)
 
 
+CLOSE_WAIT_S = 10.0  # how long close() waits for all the worker threads together
 WORKER_NICE = 19  # workers yield to the load generator's thread: a release is never late behind a kernel
 
 
@@ -117,9 +119,13 @@ class ThreadExecutor(PointClock):
                                              seed + m) for m in range(count)]
         consumed = {i.name for m in protos for i in m.graph.input}
         self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed}
+        self.arena_caps = self._arena_caps(protos)  # GPU worker name -> each session's arena (--memory-limit)
         self.inboxes = [queue.SimpleQueue() for _ in workers]
         self.runners: list[object | None] = [None] * len(workers)
         self.gpus: dict[int, object] = {}  # device id -> its runner, for fetching tensors from it
+        self.links: dict[str, object] = {}  # GPU worker name -> the host->device link it measured (transfer.Link)
+        self.graph_rejections: list[str] = []  # CUDA graphs captured but refused: said as warnings
+        self.stopping = threading.Event()  # set on Ctrl-C while the workers prepare: no capture starts after it
         ready = threading.Barrier(len(workers) + 1)
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self._serve, args=(i, warmup_runs, ready),
@@ -127,8 +133,9 @@ class ThreadExecutor(PointClock):
         for t in self.threads:
             t.start()
         try:
-            ready.wait()
+            self._await_workers(ready)
         except BaseException:  # Ctrl-C while the workers prepare: let them finish what ORT is doing, then stop
+            self.stopping.set()  # workers waiting for the capture lock give up instead of capturing
             ready.abort()  # (an interpreter exiting under a thread inside ONNX Runtime can crash)
             self.close()  # workers already past the barrier wait for a task: told to stop
             raise
@@ -139,31 +146,71 @@ class ThreadExecutor(PointClock):
             raise UserError(self.errors[0])
 
     # -- preparing a worker ---------------------------------------------------------------------------
+    def _await_workers(self, ready: threading.Barrier) -> None:
+        ready.wait()
+
+    def _arena_caps(self, protos) -> dict[str, int]:
+        """--memory-limit on a GPU worker: its pinned inputs and graph buffers come out of its budget first, the
+        rest is shared by all its sessions (plain and graph, every part of every model)."""
+        from .cudagraph import cuda_graph_eligible
+        from .gpumemory import arena_share, graph_buffer_bytes, pinned_bytes
+
+        caps = {}
+        for worker in self.workers:
+            budget = self.memory_limits.get(worker.name)
+            if worker.kind != "cuda" or not budget:
+                continue
+            fixed = [None if self.variable_batches else self.batches[m] for m in self.part_model]
+            graphs = [p for p, proto in enumerate(protos)
+                      if self.cuda_graphs and cuda_graph_eligible(proto, fixed[p])[0]]
+            held = sum(pinned_bytes(inputs) for inputs in self.inputs) + sum(
+                graph_buffer_bytes(protos[p], self.batches[self.part_model[p]]) for p in graphs)
+            caps[worker.name] = arena_share(budget, len(protos) + len(graphs), held, worker.name)
+        return caps
+
+    def _capturing(self):
+        """The capture lock, unless the sweep was interrupted while the workers prepared (then KeyboardInterrupt)."""
+        from .cudagraph import CAPTURE_LOCK
+
+        class Held:
+            def __enter__(held):
+                CAPTURE_LOCK.acquire()
+                if self.stopping.is_set():
+                    CAPTURE_LOCK.release()
+                    raise KeyboardInterrupt
+                return held
+
+            def __exit__(held, *exc):
+                CAPTURE_LOCK.release()
+                return False
+
+        return Held()
+
     def _options(self, path: Path, worker: WorkerSpec, fixed_batch: int | None):
         return pinned_session_options(worker.cores, path, fixed_batch, worker.kind)
 
     def _prepare(self, worker: WorkerSpec, m: int, warmup_runs: int):
         """Worker's runner of model m: its sessions, warmed on its inputs."""
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
-        limit = self.memory_limits.get(worker.name)
+        share = self.arena_caps.get(worker.name)
         if worker.kind == "cuda":
-            from .cudagraph import CAPTURE_LOCK
             from .gpu import CudaRunner
 
             def factory(path, graph: bool = False):
                 providers = providers_for("cuda", worker.device_id)
-                if limit:  # each session's arena within its share of the worker's budget (--memory-limit)
-                    share = limit // len(self.part_model)
+                if share:  # each session's arena within its share of the worker's budget (--memory-limit)
                     providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "gpu_mem_limit": str(share)})
                 if graph:
                     providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "enable_cuda_graph": "1"})
                 return ort.InferenceSession(str(path), self._options(path, worker, fixed_batch), providers=providers)
 
-            with CAPTURE_LOCK:  # GPU workers are prepared one at a time: no capture overlaps other GPU work
+            with self._capturing():  # GPU workers are prepared one at a time: no capture overlaps other GPU work
                 runner = CudaRunner(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
                                     graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
-                                    else None, fixed_batch=fixed_batch)
+                                    else None, fixed_batch=fixed_batch, cancelled=self.stopping.is_set)
             self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
+            self.graph_rejections += [f"{worker.name} {note}" for note in runner.graph_rejections]
+            self.links[worker.name] = runner.link
             self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
             return runner
         sessions = [ort.InferenceSession(str(p), self._options(p, worker, fixed_batch),
@@ -184,6 +231,8 @@ class ThreadExecutor(PointClock):
             if hasattr(os, "setpriority"):  # ORT's own threads are created below and inherit it
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
             self.runners[i] = [self._prepare(worker, m, warmup_runs) for m in range(len(self.files))]
+        except KeyboardInterrupt:  # the sweep was interrupted while this worker waited to capture
+            return
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
             self.errors.append(f"worker {worker.name} cannot prepare its sessions: {first_line(exc)}")
         try:
@@ -332,10 +381,12 @@ class ThreadExecutor(PointClock):
         self.released = set()
 
     def close(self) -> None:
+        """Every worker told to stop; 10 s in all for them to finish what they run (not 10 s each)."""
         for inbox in self.inboxes:
             inbox.put(None)
+        deadline = time.monotonic() + CLOSE_WAIT_S
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class CpuRunner:

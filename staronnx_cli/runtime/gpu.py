@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, first_line
-from .cudagraph import CAPTURE_LOCK, GraphPart, cuda_graph_eligible
+from .cudagraph import CAPTURE_LOCK, GraphPart, cuda_graph_eligible, outputs_differ
 from .pinned import Pinned, PinnedInputs, PinnedPool, cupy_pinned_allocator
+from .transfer import Link, fit_link
 
 
 class DeviceTensor:
@@ -62,7 +63,7 @@ class CudaRunner:
     except `to_host`, which a CPU worker calls to fetch a tensor this GPU produced."""
 
     def __init__(self, device_id: int, part_files: list[Path], session_factory, warm_inputs: dict[str, np.ndarray],
-                 warmup_runs: int, graph_factory=None, fixed_batch: int | None = None):
+                 warmup_runs: int, graph_factory=None, fixed_batch: int | None = None, cancelled=lambda: False):
         import onnxruntime as ort
 
         self.cupy = import_cupy()
@@ -84,14 +85,18 @@ class CudaRunner:
         self.output_names = [[o.name for o in s.get_outputs()] for s in self.sessions]
         self.graphs: dict[int, GraphPart] = {}
         self.graph_notes: list[str] = []  # per part: captured, or why not
+        self.graph_rejections: list[str] = []  # per part whose capture failed or disagreed: said as a warning
         warm: dict = dict(warm_inputs)
         for part, session in enumerate(self.sessions):
             feeds = {i.name: warm[i.name] for i in session.get_inputs()}
             for _ in range(max(1, warmup_runs)):
                 outputs = self.run(part, feeds, set())
             if graph_factory is not None:
+                if cancelled():  # Ctrl-C while the workers prepare: no more captures
+                    raise KeyboardInterrupt
                 self._capture(part, part_files[part], graph_factory, fixed_batch, feeds, outputs)
             warm.update(outputs)
+        self.link = self.measure_link(sum(v.nbytes for v in warm_inputs.values()))
 
     # -- CUDA graphs ------------------------------------------------------------------------------------
     def _capture(self, part: int, path: Path, graph_factory, fixed_batch, feeds: dict, expected: dict) -> None:
@@ -111,19 +116,22 @@ class CudaRunner:
                 self.graphs[part] = graph
                 for _ in range(3):
                     got = self.run(part, feeds, set(expected))
-                changed = {name: _halved(value, self.cupy) for name, value in feeds.items()}
+                changed = {name: _halved(value, self.cupy, self.bind_stream) for name, value in feeds.items()}
                 replayed = self.run(part, changed, set(expected))  # a replay must read the new inputs
             for name, value in expected.items():
-                if not np.allclose(got[name], self.to_host(value), rtol=1e-3, atol=1e-5):
-                    raise RuntimeError(f"output {name} differs from the plain session's")
+                why = outputs_differ(got[name], self.to_host(value), name)
+                if why:
+                    raise RuntimeError(why)
             plain = self._run_plain(part, changed, set(expected))
             for name in expected:
-                if not np.allclose(replayed[name], plain[name], rtol=1e-3, atol=1e-5):
-                    raise RuntimeError(f"output {name} of a replay on new inputs differs from the plain session's")
+                why = outputs_differ(replayed[name], plain[name], name)
+                if why:
+                    raise RuntimeError(f"a replay on new inputs: {why}")
         except Exception as exc:  # noqa: BLE001 - any failure: the plain session serves this part
             self.graphs.pop(part, None)
-            text = first_line(exc, 160)
+            text = first_line(exc, 200)
             self.graph_notes.append(f"part {part}: no CUDA graph: {text}")
+            self.graph_rejections.append(f"part {part}: {text}")
             return
         self.graph_notes.append(f"part {part}: CUDA graph")
 
@@ -158,6 +166,27 @@ class CudaRunner:
         return results
 
     # -- transfers ------------------------------------------------------------------------------------
+    def measure_link(self, batch_bytes: int, repeats: int = 7) -> Link:
+        """Host -> device latency and bandwidth on this worker's copy stream, from pinned buffers of 4 KiB and of
+        the batch's own input size (at least 1 MiB), timed with CUDA events: what dmda predicts transfers with."""
+        cp = self.cupy
+        samples = []
+        with cp.cuda.Device(self.device_id):
+            for nbytes in (4096, max(int(batch_bytes), 1 << 20)):
+                host = self.pinned.take((nbytes,), np.uint8)
+                device = cp.empty((nbytes,), np.uint8)
+                for run in range(repeats + 1):
+                    started, done = cp.cuda.Event(), cp.cuda.Event()
+                    started.record(self.copy_stream)
+                    device.set(host, stream=self.copy_stream)
+                    done.record(self.copy_stream)
+                    done.synchronize()
+                    if run:  # the first copy warms the path
+                        samples.append((nbytes, cp.cuda.get_elapsed_time(started, done) / 1000))
+                self.pinned.give(host)
+                del device
+        return fit_link(samples)
+
     def to_device(self, value: np.ndarray | Pinned):
         """Host -> device on the copy stream: a Pinned array in one DMA; any other through a recycled pinned
         staging buffer (a host copy first)."""
@@ -242,8 +271,10 @@ class CudaRunner:
         if isinstance(value, DeviceTensor):
             if value.device_id == self.device_id:
                 return value.array
-            with self.cupy.cuda.Device(self.device_id):
-                return self.cupy.asarray(value.array)  # peer copy
+            with self.cupy.cuda.Device(self.device_id), self.bind_stream:  # not CuPy's null stream: ORT's
+                copy = self.cupy.asarray(value.array)  # peer copy             # streams would not wait for it
+            self.bind_stream.synchronize()
+            return copy
         if isinstance(value, Pinned):
             return self.to_device(value)
         return self.to_device(np.ascontiguousarray(value))
@@ -286,10 +317,16 @@ class CudaRunner:
         return results
 
 
-def _halved(value, cupy):
-    """The same input with other values (to check that a CUDA graph's replay reads what is bound now)."""
+def _halved(value, cupy, stream):
+    """The same input with other values (to check that a CUDA graph's replay reads what is bound now). On a device,
+    computed on `stream` and waited for: CuPy's null stream is not one that ORT's or our copy streams wait for."""
     if isinstance(value, DeviceTensor):
-        return DeviceTensor(value.array * 0.5 if value.array.dtype.kind == "f" else value.array, value.device_id)
+        if value.array.dtype.kind != "f":
+            return value
+        with stream:
+            halved = value.array * 0.5
+        stream.synchronize()
+        return DeviceTensor(halved, value.device_id)
     array = value.array if isinstance(value, Pinned) else value
     return array * 0.5 if array.dtype.kind == "f" else array
 

@@ -36,6 +36,15 @@ def dispatch_overhead_us(batches: pd.DataFrame) -> float:
                 busy_until[t.worker] = max(busy_until.get(t.worker, -1.0), t.end_s)
     return float(1e6 * np.median(delays)) if delays else 0.0
 
+def measured_link(recorded) -> tuple[float, float] | None:
+    """run.json's `transfer` (bandwidth GB/s, latency us) when it is usable, else None (the platform's default)."""
+    try:
+        bandwidth, latency = float(recorded["bandwidth_GBps"]), float(recorded["latency_us"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    return (bandwidth, latency) if bandwidth > 0 and bandwidth < float("inf") and 0 <= latency < 1e6 else None
+
+
 def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
     if not meta_file.exists():
@@ -61,9 +70,13 @@ def platform_from_run(run: Path) -> Platform:
         raise UserError(f"the performance models of run '{run}' have no time for its workers: sweep again")
     batches_file = run / "batches.csv"
     overhead = dispatch_overhead_us(pd.read_csv(batches_file)) if batches_file.exists() else 0.0
+    link = measured_link(meta.get("transfer"))
     notes = (f"captured from {run} ({meta.cpu}, {meta.cores if meta.cores is not None else '?'} cores, ONNX Runtime "
              f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: "
-             f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv")
-    return Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, task_us=round(overhead, 3),
+             f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv; "
+             + ("[transfer]: what the run's GPU workers measured (host->device copies)" if link else
+                "[transfer]: the default (the run measured no GPU link)"))
+    figures = {"bandwidth_GBps": link[0], "latency_us": link[1]} if link else {}
+    return Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, **figures, task_us=round(overhead, 3),
                     times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256,
                     model_sha256=meta.model_sha256)

@@ -82,7 +82,19 @@ def _record_calibration(run_json: Path, engine) -> None:
     notes = getattr(engine, "graph_notes", [])
     if notes:
         meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
+    links = getattr(engine, "link_measured", {})
+    if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
+        meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
+        meta["transfer"] = engine.link.to_json()
     write_run_json(run_json, meta)
+
+
+def warn_rejected_graphs(engine, on_notice) -> None:
+    """A part that could run as a CUDA graph but does not (capture failed, or its outputs disagreed) is a warning,
+    with the difference found: the sweep goes on with the plain session, slower than it could be."""
+    for note in getattr(engine, "graph_rejections", []):
+        on_notice(f"warning: no CUDA graph for {note}; the plain session serves it (--no-cuda-graphs says so "
+                  "up front)")
 
 
 def write_run_json(path: Path, meta: dict) -> None:
@@ -214,6 +226,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         setup = engine.prepare(n)
         executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
         _record_calibration(s.output / "run.json", engine)
+        warn_rejected_graphs(engine, on_notice)
         point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
                              progress)
         try:

@@ -17,7 +17,7 @@ from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.scheduler import Scheduler
-from ..runtime.transfer import DEFAULT_LINK
+from ..runtime.transfer import DEFAULT_LINK, slowest
 from ..runtime.workers import parse_workers
 from .contract import BatchSizeSetup, measure_all
 from .target import Target
@@ -36,7 +36,6 @@ class RealConfig:
 class RealEngine:
     name = "real"
     loop_factory = RealLoop
-    link = DEFAULT_LINK  # dmda's transfer figures (not measured on this machine yet)
 
     def __init__(self, config: RealConfig, part_files: list[Path], model_sha256: str, plan_sha256: str,
                  target: Target | None = None):
@@ -54,6 +53,9 @@ class RealEngine:
             [(PerfModel.load(f, self.notices.append), first) for f, first, _ in self.perf_files])
         self.calibration: list[Calibration] = []
         self.graph_notes: list[str] = []
+        self.graph_rejections: list[str] = []  # said as warnings: a part that could run as a CUDA graph does not
+        self.link = DEFAULT_LINK  # dmda's transfer figures: the GPU workers' own once measured (prepare)
+        self.link_measured: dict[str, dict] = {}  # GPU worker -> its measured link, for run.json
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         """Workers with warmed sessions for batch size n (a mix: one per model); S_w(n) of each worker kind alone,
@@ -69,6 +71,10 @@ class RealEngine:
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
+        self.graph_rejections = [f"N={n} {note}" for note in executor.graph_rejections]
+        if executor.links:  # the slowest GPU link: a transfer to any GPU is predicted no faster than it goes
+            self.link = slowest(list(executor.links.values()))
+            self.link_measured = {name: link.to_json() for name, link in executor.links.items()}
         services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.part_files))
         self.calibration.extend(log)
         if any(c.calibrated for c in log):
@@ -80,6 +86,8 @@ class RealEngine:
             (self.perf if len(self.perf_files) == 1 else self.perf.parts(first, count)).save(path)
 
     def runner(self, loop, executor, policy, graph):
+        if hasattr(policy, "link"):  # dmda predicts transfers with what this machine's GPU workers measured
+            policy.link = self.link
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
 
     def workers_label(self) -> str:
