@@ -261,7 +261,7 @@ class ThreadExecutor(PointClock):
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             end = self.loop.now()
-            self.loop.post(complete, i, k, part, start, end, error)
+            self.loop.deliver(complete, i, k, part, start, end, error)
 
     def _serve_gpu(self, i: int, worker: WorkerSpec, runners: list) -> None:
         """A GPU worker's loop: the inputs of the tasks it holds are copied ahead while the current one runs."""
@@ -309,7 +309,7 @@ class ThreadExecutor(PointClock):
                 error = f"{type(exc).__name__}: {first_line(exc)}"
             pending.popleft()
             end = self.loop.now()
-            self.loop.post(complete, i, k, part, start, end, error, transfer)
+            self.loop.deliver(complete, i, k, part, start, end, error, transfer)
             if closing and not pending:
                 return
 
@@ -325,28 +325,30 @@ class ThreadExecutor(PointClock):
 
     def service_time(self, w: int, size: int, parts: int | range, runs: int = 10, on_task=None) -> float:
         """S(N): the median time of one batch through every part (of a mix's model: its range) on worker `w` alone
-        (nothing else running). `on_task(part, seconds)` sees each task's time (to calibrate performance models
-        outside any point)."""
+        (nothing else running): the sum of its tasks' times, each from its start to its end on the worker (the
+        hand-overs around them are the runtime's overhead, which the latency shows against the ideal).
+        `on_task(part, seconds)` sees each task's time (to calibrate performance models outside any point)."""
         from .loop import RealLoop
 
         saved, self.loop = self.loop, RealLoop(lead_s=0.0)
         errors: list[str] = []
         times = []
+        finished = queue.SimpleQueue()
 
-        def done(w_, k_, part, start, end, error=""):
+        def done(w_, k_, part, start, end, error="", transfer=None):  # on the worker's thread
             if error:
                 errors.append(error)
             elif on_task is not None:
                 on_task(part, end - start)
+            finished.put(end - start)
 
         try:
             for _ in range(runs):
-                t0 = self.loop.now()
+                busy = 0.0
                 for part in part_range(parts):
                     self.start(w, -1, part, size, done)
-                    callback, args = self.loop.wait_next()
-                    callback(*args)
-                times.append(self.loop.now() - t0)
+                    busy += finished.get()
+                times.append(busy)
         finally:
             self.release_batch(-1)
             self.loop = saved

@@ -1,9 +1,10 @@
 """One event loop, two clocks (the SimPy pattern): virtual time jumps to the next event; real time waits.
 
 The scheduler never reads a clock itself: it asks the loop for `now()` and `wait_next(until)`. In the
-virtual loop, task completions are heap events scheduled by the simulated executor. In the real loop they
-arrive from worker threads through a queue, and waiting for a release is sleep, then spin on
-perf_counter for the last stretch (plain sleep wakes 90-160 us late; a spin is precise to a microsecond).
+virtual loop, task completions are heap events scheduled by the simulated executor. In the real loop a worker
+runs its own completion under the loop's lock (`deliver`), and the loop's thread waits for a release blocked in
+a timed wait, without the GIL, with the timer slack of its thread at 1 ns (a spin held the GIL, and the
+workers waited up to the 5 ms switch interval to get it back).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import heapq
 import itertools
 import queue
+import threading
 import time
 from collections.abc import Callable
 
-from .realtime import SPIN_S
+from .realtime import precise_timers
 
 
 class VirtualLoop:
@@ -43,42 +45,74 @@ class VirtualLoop:
         """The next thing to do, (callback, args) of a due event, or None when nothing is left."""
         return self.pop_due() if self._heap else None
 
-    def post(self, callback: Callable, *args) -> None:
+    def start_clock(self) -> None:
+        """A point's clock starts once everything it needs is built: on the virtual clock, it is at 0 already."""
+
+    def call(self, callback: Callable, args: tuple) -> None:
+        """Run an event's callback: on the virtual clock, just that (one thread)."""
+        callback(*args)
+
+    def deliver(self, callback: Callable, *args) -> None:
         """From another thread: not used by the virtual loop (its executor schedules completions)."""
         raise RuntimeError("the virtual loop has no other threads")
 
+    def wake(self) -> None:
+        """Whoever waits in wait_next should look again (the point may be over): nothing waits on the virtual clock."""
+
 
 class RealLoop(VirtualLoop):
-    """Wall-clock time from perf_counter, relative to t0; completions posted by worker threads."""
+    """Wall-clock time from perf_counter, relative to t0. The loop's thread releases batches at their due times;
+    a worker thread delivers its own completions (StarPU's workers pop their next task themselves): the callback
+    runs on the worker, under the loop's lock, so every callback still runs one at a time, as on one thread, and a
+    worker with more work takes its next task without waking anyone."""
 
     def __init__(self, lead_s: float = 0.05):
         super().__init__()
+        self.lead_s = lead_s
         self._t0 = time.perf_counter() + lead_s
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.lock = threading.Lock()  # held by whoever runs a callback: the loop's thread or a worker's
+        precise_timers()  # the thread that runs the loop wakes at its due times, not up to 50 us after
+
+    def start_clock(self) -> None:
+        """Time 0 is `lead_s` from now: the first release is never late for what was built before it."""
+        self._t0 = time.perf_counter() + self.lead_s
+
+    def call(self, callback: Callable, args: tuple) -> None:
+        with self.lock:
+            callback(*args)
+
+    def deliver(self, callback: Callable, *args) -> None:
+        """From a worker's thread: its completion, run now, on that thread, under the loop's lock."""
+        with self.lock:
+            callback(*args)
+
+    def wake(self) -> None:
+        self._inbox.put((_nothing, ()))
 
     def now(self) -> float:
         return time.perf_counter() - self._t0
 
-    def post(self, callback: Callable, *args) -> None:
-        self._inbox.put((callback, args))
-
     def wait_next(self) -> tuple[Callable, tuple] | None:
         due = self.next_due()
+        inbox = self._inbox
         while True:
             try:
-                return self._inbox.get_nowait()
+                return inbox.get_nowait()
             except queue.Empty:
                 pass
-            remaining = due - self.now()
+            remaining = due - (time.perf_counter() - self._t0)
             if remaining <= 0:
                 return self.pop_due() if self._heap else None
-            if remaining > SPIN_S:
-                try:
-                    return self._inbox.get(timeout=min(remaining - SPIN_S, 1.0))
-                except queue.Empty:
-                    continue
-            # spin: poll the inbox until the event is due
+            try:  # blocked without the GIL: the workers run their Python meanwhile
+                return inbox.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
 
     def pop_due(self) -> tuple[Callable, tuple]:
         _, _, callback, args = heapq.heappop(self._heap)
         return callback, args
+
+
+def _nothing() -> None:
+    """The event that only wakes the loop's thread (its caller then checks whether the point is over)."""

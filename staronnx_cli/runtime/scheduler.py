@@ -193,6 +193,7 @@ class Scheduler:
             self.loop.schedule(self.records[0].scheduled_release_s, self._release, 0)
         collecting = gc.isenabled()
         gc.disable()  # no pauses inside a point (and no scans of its growing records); collected right after
+        self.loop.start_clock()  # the records are built: the point's time starts now
         try:
             self._loop_until_done()
         finally:
@@ -201,11 +202,15 @@ class Scheduler:
         return self.records, self.stop_reason
 
     def _loop_until_done(self) -> None:
-        while len(self.closed) < self.released or (self.releasing and not self.stop_reason):
+        while not self._over():
             event = self.loop.wait_next()
             if event is None:
                 break
-            event[0](*event[1])
+            self.loop.call(*event)
+
+    def _over(self) -> bool:
+        """Every released batch closed, and nothing more to release (or a reason to stop)."""
+        return len(self.closed) >= self.released and not (self.releasing and not self.stop_reason)
 
     def _release(self, k: int) -> None:
         if self.stop_reason:
@@ -333,6 +338,8 @@ class Scheduler:
         if self.central:  # only a central policy leaves tasks there
             for other in range(len(self.workers)):
                 self._start_next(other)
+        if self._over():  # a worker delivered the last completion: the loop's thread may be waiting for it
+            self.loop.wake()
 
     def _finish_batch(self, k: int, end_s: float) -> None:
         if k not in self.closed:

@@ -126,6 +126,7 @@ class PlainLoop:
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
+        self.loop.start_clock()  # the records are built: the point's time starts now
         for record in records:
             if not limits.may_release(record.index):
                 break

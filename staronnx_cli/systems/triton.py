@@ -128,6 +128,7 @@ class TritonLoop:
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
+        self.loop.start_clock()  # the records are built: the point's time starts now
         lock = threading.Lock()
         finished = threading.Condition(lock)
         pending = {r.index: r.size for r in records}
