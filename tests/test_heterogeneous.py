@@ -134,3 +134,27 @@ def test_a_simulated_sweep_with_calibrate_records_its_calibration(tmp_path, goog
     assert {(c["kind"], c["calibrated"], c["runs"]) for c in log} == {("cuda", True, 11), ("cpu:15", True, 11)}
     _, again = sim_sweep(googlenet_target, tmp_path / "seeded", 1, [50.0], batches=20)  # the platform's times
     assert not any(c["calibrated"] for c in json.loads((again / "run.json").read_text())["calibration"])
+
+
+def poisson_point(rate: float, seed: int, workers=(WORKERS[1],), batch: int = 1, batches: int = 30):
+    """One CPU worker of S = 8 ms (capacity 125 batches/s) under Poisson arrivals, judged as a sweep judges it."""
+    executor = ModelledExecutor(VirtualLoop(), list(workers), lambda part, kind, b: CPU_S)
+    perf = PerfModel()
+    for _ in range(CALIBRATION_SAMPLES + 1):
+        perf.record(0, "cpu:2", batch, CPU_S)
+    spec = PointSpec(batch, rate, 5, batches, arrival="poisson", seed=seed)
+    records, stop, arrivals, first = run_point(spec, executor, list(workers), make_policy("dmda"), perf,
+                                               PartGraph.single(), VirtualLoop, services_s=[CPU_S] * len(workers))
+    return point_row(spec, records, stop, arrivals, [w.name for w in workers], [CPU_S] * len(workers), first)
+
+
+def test_poisson_points_at_70_percent_of_capacity_are_measured_not_called_congested():
+    # 87.5 q/s against a capacity of 125: a stable queue whose bursts often pass 8 batches
+    rows = [poisson_point(87.5, seed) for seed in range(100)]  # the bound of fixed arrivals called 6 of 100 congested
+    congested = [r for r in rows if r["congested"]]
+    assert len(congested) <= 0.05 * len(rows), [r["reason"] for r in congested]
+
+
+def test_poisson_points_beyond_capacity_are_still_congested():
+    rows = [poisson_point(187.5, seed, batches=60) for seed in range(10)]  # 1.5 x the capacity
+    assert all(r["congested"] for r in rows), [r.get("reason") for r in rows]

@@ -57,6 +57,9 @@ def doctor():
     table.add_row("CUDA", ("usable: " if cuda.usable else "not usable: ") + cuda.reason)
     table.add_row("CuPy", cupy_status())
     table.add_row("GPU profiling", gpu_profiling_status(cuda.usable))
+    from ..runtime import hotwait
+
+    table.add_row("Hot path", hotwait.status())
     table.add_row("CPU", info.cpu_model)
     table.add_row("cores (usable)", str(info.cores))
     table.add_row("NUMA nodes", "; ".join(f"node {i}: {len(c)} cores ({c[0]}-{c[-1]})"

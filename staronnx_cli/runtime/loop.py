@@ -2,9 +2,10 @@
 
 The scheduler never reads a clock itself: it asks the loop for `now()` and `wait_next(until)`. In the
 virtual loop, task completions are heap events scheduled by the simulated executor. In the real loop a worker
-runs its own completion under the loop's lock (`deliver`), and the loop's thread waits for a release blocked in
-a timed wait, without the GIL, with the timer slack of its thread at 1 ns (a spin held the GIL, and the
-workers waited up to the 5 ms switch interval to get it back).
+runs its own completion under the loop's lock (`deliver`), and the loop's thread waits for a release without the
+GIL: asleep, then polling the last 50 us in C (hotwait; a Python spin held the GIL, and the workers waited up to
+the 5 ms switch interval to get it back), or, without the native module, in a timed wait with its thread's timer
+slack at 1 ns.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from . import hotwait
 from .realtime import precise_timers
 
 
@@ -59,6 +61,10 @@ class VirtualLoop:
     def wake(self) -> None:
         """Whoever waits in wait_next should look again (the point may be over): nothing waits on the virtual clock."""
 
+    def ring(self, bell) -> None:
+        """A worker was handed a task (real threads only): ring its bell."""
+        bell.ring()
+
 
 class RealLoop(VirtualLoop):
     """Wall-clock time from perf_counter, relative to t0. The loop's thread releases batches at their due times;
@@ -72,11 +78,29 @@ class RealLoop(VirtualLoop):
         self._t0 = time.perf_counter() + lead_s
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.lock = threading.Lock()  # held by whoever runs a callback: the loop's thread or a worker's
+        self._bell = hotwait.Bell()  # rung with every wake: the loop's thread may be polling for its next release
+        self._thread = threading.get_ident()  # the loop's thread: the one that made it and waits in it
+        self.held_rings: list | None = None  # bells to ring when the loop's thread next waits (during a point)
         precise_timers()  # the thread that runs the loop wakes at its due times, not up to 50 us after
 
     def start_clock(self) -> None:
-        """Time 0 is `lead_s` from now: the first release is never late for what was built before it."""
+        """Time 0 is `lead_s` from now: the first release is never late for what was built before it. From now on
+        the bells of workers handed tasks on the loop's thread are rung when it next waits (`held_rings`)."""
         self._t0 = time.perf_counter() + self.lead_s
+        self.held_rings = []
+
+    def ring(self, bell: hotwait.Bell) -> None:
+        """A worker was handed a task: ring its bell now, or, on the loop's thread during a point, once the loop
+        waits and the GIL is free (a worker woken earlier would only wait for the GIL, asleep in the kernel)."""
+        if self.held_rings is not None and threading.get_ident() == self._thread:
+            self.held_rings.append(bell)
+        else:
+            bell.ring()
+
+    def ring_held(self) -> None:
+        rings, self.held_rings = self.held_rings, ([] if self.held_rings is not None else None)
+        for bell in rings or ():
+            bell.ring()
 
     def call(self, callback: Callable, args: tuple) -> None:
         with self.lock:
@@ -89,13 +113,14 @@ class RealLoop(VirtualLoop):
 
     def wake(self) -> None:
         self._inbox.put((_nothing, ()))
+        self._bell.ring()
 
     def now(self) -> float:
         return time.perf_counter() - self._t0
 
     def wait_next(self) -> tuple[Callable, tuple] | None:
         due = self.next_due()
-        inbox = self._inbox
+        inbox, bell = self._inbox, self._bell
         while True:
             try:
                 return inbox.get_nowait()
@@ -103,7 +128,15 @@ class RealLoop(VirtualLoop):
                 pass
             remaining = due - (time.perf_counter() - self._t0)
             if remaining <= 0:
+                self.ring_held()
                 return self.pop_due() if self._heap else None
+            if hotwait.NATIVE and remaining < 1.0:  # sleep, then poll the last 50 us, without the GIL
+                seen = bell.value()
+                if inbox.empty():
+                    rings, self.held_rings = self.held_rings, []
+                    bell.wait_until(seen, self._t0 + due, rings=rings)
+                continue
+            self.ring_held()
             try:  # blocked without the GIL: the workers run their Python meanwhile
                 return inbox.get(timeout=min(remaining, 1.0))
             except queue.Empty:

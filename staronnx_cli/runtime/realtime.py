@@ -13,6 +13,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..ortenv import session_options
+from . import hotwait
 
 _PR_SET_TIMERSLACK = 29
 _precise: set[int] = set()
@@ -31,18 +32,26 @@ def precise_timers() -> None:
         pass
 
 
+_NEVER_RUNG = hotwait.Bell()  # a bell nobody rings: wait_until ends at its due time only
+
+
 def wait_until(now: Callable[[], float], due: float) -> float | None:
-    """Block (without the GIL: other threads run their Python meanwhile) until `due`; the time it woke, or None
-    when `due` had already passed. The calling thread's timer slack is 1 ns, so the wait ends when due (a spin
-    would hold the GIL, and every other thread of the process would wait up to the 5 ms switch interval)."""
+    """Wait without the GIL (other threads run their Python meanwhile) until `due`; the time it woke, or None when
+    `due` had already passed. Asleep, then polling the last 50 us in C (hotwait); without the native module, asleep
+    with the thread's timer slack at 1 ns. (A Python spin would hold the GIL, and every other thread of the
+    process would wait up to the 5 ms switch interval.)"""
     if due - now() <= 0:
         return None
     precise_timers()
+    origin = time.perf_counter() - now()  # `now` is perf_counter from some t0: due on perf_counter's clock
     while True:
         remaining = due - now()
         if remaining <= 0:
             return now()
-        time.sleep(remaining)
+        if hotwait.NATIVE:  # asleep, then polling the last 50 us, without the GIL
+            _NEVER_RUNG.wait_until(0, origin + due)
+        else:
+            time.sleep(remaining)
 
 
 def pinned_session_options(cores: tuple[int, ...] | list[int], model: Path | None = None, batch: int | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
 
 
 MAX_BACKLOG = 64  # a worker more than ~30 times slower than the fastest is left to the time cap
+MAX_BURST_BACKLOG = 256  # random arrivals: bursts beyond this are left to the trend tests and the time cap
 
 
 def max_backlog(workers: int, services_s=()) -> int:
@@ -52,11 +54,43 @@ def max_backlog(workers: int, services_s=()) -> int:
     return max(8, 4 * workers, min(2 * ratio + 2 * workers, MAX_BACKLOG))
 
 
+BURST_LOAD = 0.9  # random arrivals: the bound allows the bursts an ideal system would see at this load at most
+BURST_MARGIN = 2  # ... and this many times them (a real system's backlog is the ideal's and its own jitter)
+
+
+def burst_backlog(release_s: np.ndarray, services_s: list[float]) -> int:
+    """The most batches an ideal system would hold unfinished on these very releases: each batch on the worker
+    that ends it first, every task taking S_w(N), at the point's own load or BURST_LOAD if that is higher (beyond
+    it the ideal queue grows without bound: that is congestion, for the trend tests to find, not a burst)."""
+    if not services_s or len(release_s) < 2:
+        return 0
+    span = float(release_s[-1] - release_s[0])
+    load = (len(release_s) - 1) / span / sum(1 / s for s in services_s) if span > 0 else math.inf
+    scale = min(1.0, BURST_LOAD / load) if load > 0 else 1.0
+    services = [s * scale for s in services_s]
+    free = [0.0] * len(services)
+    ends: list[float] = []  # a heap of the unfinished batches' ends
+    most = 0
+    for release in release_s.tolist():
+        while ends and ends[0] <= release:
+            heapq.heappop(ends)
+        w = min(range(len(services)), key=lambda i: max(free[i], release) + services[i])
+        free[w] = max(free[w], release) + services[w]
+        heapq.heappush(ends, free[w])
+        most = max(most, len(ends))
+    return most
+
+
 def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
     planned = min(schedule.batches, p.warmup + p.batches)
     # a point of few batches is judged too: its bound is at most half of them (never below what the workers hold)
     bound = max(workers + 1, min(max_backlog(workers, services_s), planned // 2))
+    if p.arrival != "fixed" or p.max_queue_delay_s is not None:  # random bursts are not congestion: the bound
+        known = [float(s) for s in services_s if s and s > 0 and s == s]  # allows what they make, twice over
+        if len(known) == workers:
+            burst = burst_backlog(schedule.release_s[:planned], known)
+            bound = max(bound, min(BURST_MARGIN * burst + workers, MAX_BURST_BACKLOG))
     return Limits(max_backlog=bound, time_cap_s=1.5 * duration + 10.0,
                   planned=planned, step=p.batches, extend=judge.extend if judge else None)
 
