@@ -39,7 +39,9 @@ def test_with_cpu_layouts_the_whole_sequence_runs_and_every_step_passes(tmp_path
     assert len(figures["profile"]["splits"]) == 6  # three offloads at batch 1 and 32
     sweep = figures["split-sweep"]["cpu:2x1"]
     assert set(sweep["tasks_per_worker"]) == {"cpu0", "cpu1"} and sweep["rho_max_qps"] > 0
-    assert set(figures["bench"]) == {"N=1", "N=8"} and figures["bench"]["N=1"]["native"]["rho_max_over_native"] == 1
+    assert set(figures["bench"]) == {"N=1", "N=8"}  # rho_max may be None on a busy machine: S(N) is always measured
+    assert all(set(f) == {"native", "cpu:1x1", "cpu:2x1"} and f["native"]["S_over_native"] == 1
+               for f in figures["bench"].values())
     assert set(figures["mix"]["max_latency_ms"]) == {"main", "tiny"}
     for step in summary["steps"]:  # every step's files under the one directory
         assert (tmp_path / step / "log.txt").exists() and (tmp_path / step / "result.json").exists()

@@ -202,7 +202,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
     from staronnx_cli.runtime.hotwait import Bell
 
     executor.inboxes, executor.store, executor.final_outputs, executor.lent = [queue.SimpleQueue()], {}, {"y"}, {}
-    executor.bells = [Bell()]
+    executor.bells, executor.polls = [Bell()], False
     executor.store_lock = threading.Lock()
     executor.inputs, executor.part_model, executor.first_part = [{"x": np.arange(8)}], [0], [0]
     executor.loop = type("Loop", (), {"now": lambda self: 0.0, "deliver": lambda self, cb, *args: cb(*args)})()

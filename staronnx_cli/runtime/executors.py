@@ -19,6 +19,7 @@ import onnxruntime as ort
 from .. import modelio
 from ..errors import first_line
 from ..ortenv import providers_for
+from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
 from .realtime import pinned_session_options
@@ -102,6 +103,8 @@ class ThreadExecutor(PointClock):
     def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int | list[int],
                  warmup_runs: int = 3, variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True,
                  models: list[int] | None = None, memory_limits: dict[str, int] | None = None):
+        # polling pays where a core is left for the issuer; else an idle worker blocks and the issuer sleeps
+        self.polls = hotwait.NATIVE and hotwait.spare_cores([w.cores for w in workers], _available_cores()) > 0
         self.loop, self.workers = loop, workers
         self.cuda_graphs = cuda_graphs
         self.graph_notes: list[str] = []  # GPU workers: which parts run as CUDA graphs, and why not
@@ -324,9 +327,9 @@ class ThreadExecutor(PointClock):
             except queue.Empty:
                 pass
             seen = bell.value()
-            if not inbox.empty() or bell.wait_change(seen) != seen:
+            if self.polls and (not inbox.empty() or bell.wait_change(seen) != seen):
                 continue  # handed over while it looked, or while it polled
-            return inbox.get()  # nothing within the polling time: asleep until the next one
+            return inbox.get()  # nothing within the polling time (or no core to poll on): asleep until the next
 
     def _input(self, k: int, m: int, name: str, size: int, worker: WorkerSpec, runner):
         if name in self.inputs[m]:
@@ -395,8 +398,10 @@ class ThreadExecutor(PointClock):
                 pool.give(buffer)
 
     def _new_point(self) -> None:
-        """Batch indices start again at 0: nothing of the new point is released yet."""
+        """Batch indices start again at 0: nothing of the new point is released yet. The loop's thread polls
+        before a release only where the workers leave it a core."""
         self.released = set()
+        self._loop.polls = self.polls
 
     def close(self) -> None:
         """Every worker told to stop; 10 s in all for them to finish what they run (not 10 s each)."""
@@ -406,6 +411,10 @@ class ThreadExecutor(PointClock):
         deadline = time.monotonic() + CLOSE_WAIT_S
         for t in self.threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
+def _available_cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 class CpuRunner:

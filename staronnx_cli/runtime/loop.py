@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from . import hotwait
-from .realtime import precise_timers
+from .realtime import IssuerPriority, precise_timers
 
 
 class VirtualLoop:
@@ -47,8 +47,11 @@ class VirtualLoop:
         """The next thing to do, (callback, args) of a due event, or None when nothing is left."""
         return self.pop_due() if self._heap else None
 
-    def start_clock(self) -> None:
+    def start_clock(self, issuer: bool = True) -> None:
         """A point's clock starts once everything it needs is built: on the virtual clock, it is at 0 already."""
+
+    def stop_clock(self) -> None:
+        """The point is over (its runner's last word): nothing to undo on the virtual clock."""
 
     def call(self, callback: Callable, args: tuple) -> None:
         """Run an event's callback: on the virtual clock, just that (one thread)."""
@@ -81,13 +84,23 @@ class RealLoop(VirtualLoop):
         self._bell = hotwait.Bell()  # rung with every wake: the loop's thread may be polling for its next release
         self._thread = threading.get_ident()  # the loop's thread: the one that made it and waits in it
         self.held_rings: list | None = None  # bells to ring when the loop's thread next waits (during a point)
+        self.polls = hotwait.NATIVE  # its executor says whether the workers leave this thread a core to poll on
+        self.priority = IssuerPriority()  # this thread above the workers while a point runs (where permitted)
         precise_timers()  # the thread that runs the loop wakes at its due times, not up to 50 us after
 
-    def start_clock(self) -> None:
+    def start_clock(self, issuer: bool = True) -> None:
         """Time 0 is `lead_s` from now: the first release is never late for what was built before it. From now on
-        the bells of workers handed tasks on the loop's thread are rung when it next waits (`held_rings`)."""
+        the bells of workers handed tasks on the loop's thread are rung when it next waits (`held_rings`), and that
+        thread, when it only issues (`issuer`), runs above the workers until stop_clock."""
         self._t0 = time.perf_counter() + self.lead_s
         self.held_rings = []
+        if issuer:
+            self.priority.raise_()
+
+    def stop_clock(self) -> None:
+        self.priority.restore()
+        self.ring_held()
+        self.held_rings = None
 
     def ring(self, bell: hotwait.Bell) -> None:
         """A worker was handed a task: ring its bell now, or, on the loop's thread during a point, once the loop
@@ -130,7 +143,7 @@ class RealLoop(VirtualLoop):
             if remaining <= 0:
                 self.ring_held()
                 return self.pop_due() if self._heap else None
-            if hotwait.NATIVE and remaining < 1.0:  # sleep, then poll the last 50 us, without the GIL
+            if self.polls and remaining < 1.0:  # sleep, then poll the last 50 us, without the GIL
                 seen = bell.value()
                 if inbox.empty():
                     rings, self.held_rings = self.held_rings, []

@@ -5,6 +5,7 @@ due time to the microsecond, and worker sessions pinned to their cores. The stop
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,68 @@ from . import hotwait
 
 _PR_SET_TIMERSLACK = 29
 _precise: set[int] = set()
+
+
+ISSUER_NICE = -10  # where real-time scheduling is refused: the issuer at least above the workers' nice 0
+ISSUER_FIFO = 1  # SCHED_FIFO priority of a thread that releases batches on time, where the system allows it
+
+
+class IssuerPriority:
+    """The calling thread, while a point runs, above every worker: SCHED_FIFO (root, CAP_SYS_NICE or an RLIMIT_RTPRIO),
+    else nice -10, else unchanged (`level` says which). On 2 cores with googlenet on cpu:1x2 the issuer otherwise
+    waited behind ONNX Runtime's threads: release lateness p99 0.9 ms quiet, 3.5 ms with a neighbour (nice -10:
+    the same), 0.18 / 0.16 ms as SCHED_FIFO. It sleeps between releases, so it takes a core only to release.
+    Workers, the baselines' included, stay at nice 0."""
+
+    def __init__(self):
+        self.saved: tuple[int, int] | None = None
+        self.level = "as the workers"
+
+    def raise_(self) -> None:
+        if self.saved is not None or not hasattr(os, "setpriority"):
+            return
+        ident = threading.get_native_id()
+        policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else 0
+        self.saved = (policy, os.getpriority(os.PRIO_PROCESS, ident))
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(ISSUER_FIFO))
+            self.level = f"SCHED_FIFO {ISSUER_FIFO}"
+            return
+        except (OSError, AttributeError):
+            pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, ident, ISSUER_NICE)
+            self.level = f"nice {ISSUER_NICE}"
+        except OSError:  # not permitted: the issuer competes with the workers as an equal
+            self.level = "as the workers"
+
+    def restore(self) -> None:
+        if self.saved is None:
+            return
+        policy, nice = self.saved
+        try:
+            if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != policy:
+                os.sched_setscheduler(0, policy, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            pass
+        self.saved = None
+
+
+def issuer_priority_level() -> str:
+    """What an issuer thread gets on this machine (run.json's issuer_priority), tried on a short-lived thread."""
+    found = []
+
+    def probe():
+        priority = IssuerPriority()
+        priority.raise_()
+        found.append(priority.level)
+        priority.restore()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return found[0] if found else "as the workers"
 
 
 def precise_timers() -> None:

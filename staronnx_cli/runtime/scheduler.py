@@ -197,6 +197,7 @@ class Scheduler:
         try:
             self._loop_until_done()
         finally:
+            self.loop.stop_clock()
             if collecting:
                 gc.enable()
         return self.records, self.stop_reason

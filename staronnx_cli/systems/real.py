@@ -12,10 +12,12 @@ import onnxruntime as ort
 
 from ..errors import UserError
 from ..ortenv import cuda_status
+from ..runtime import hotwait
 from ..runtime.calibration import Calibration
 from ..runtime.executors import WORKER_NICE, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
+from ..runtime.realtime import issuer_priority_level
 from ..runtime.scheduler import Scheduler
 from ..runtime.transfer import DEFAULT_LINK, slowest
 from ..runtime.workers import parse_workers
@@ -95,5 +97,6 @@ class RealEngine:
 
     def metadata(self) -> dict:
         return {"perfmodel": str(self.perf_file), "calibrate": self.config.calibrate, "worker_nice": WORKER_NICE,
+                "issuer_priority": issuer_priority_level(), "hot_path": "native" if hotwait.NATIVE else "python",
                 "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "calibration": [c.to_json() for c in self.calibration]}

@@ -30,7 +30,7 @@ from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
-from ..runtime.realtime import wait_until
+from ..runtime.realtime import issuer_priority_level, wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
@@ -128,7 +128,14 @@ class TritonLoop:
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
-        self.loop.start_clock()  # the records are built: the point's time starts now
+        self.loop.start_clock()  # the records are built: the point's time starts now (this thread: the issuer)
+        try:
+            return self._run(schedule, records, limits, watch)
+        finally:
+            self.loop.stop_clock()
+
+    def _run(self, schedule: BatchSchedule, records: list[BatchRecord], limits: Limits, watch
+             ) -> tuple[list[BatchRecord], str]:
         lock = threading.Lock()
         finished = threading.Condition(lock)
         pending = {r.index: r.size for r in records}
@@ -300,4 +307,5 @@ class TritonEngine:
 
     def metadata(self) -> dict:
         return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "triton": TRITON_NOTE,
+                "issuer_priority": issuer_priority_level(),
                 "triton_max_queue_delay_us": self.delay_us, "triton_logs": str(self.work)}
