@@ -62,10 +62,13 @@ lint: $(FULL_STAMP)
 faults: $(FULL_STAMP)
 	$(BIN)/python experiments/fault_cases.py --out results/faults.md
 
-## bench: the zoo models (parameters, profile coverage) and the runtime (saturation, overhead, latency/ideal)
+## bench: the zoo models (parameters, profile coverage) and the runtime (saturation, overhead, latency/ideal; its cost
+## per task against issue 25's targets, and where the microseconds of one task go)
 bench: $(STAMP)
 	$(BIN)/python experiments/zoo_profile_bench.py --out results/bench
 	$(BIN)/python experiments/runtime_bench.py --out results/bench/runtime
+	$(BIN)/python experiments/overhead_bench.py --out results/bench/overhead
+	$(BIN)/python experiments/hot_path.py --out results/bench/hot_path
 	$(BIN)/python experiments/sim_bench.py
 	$(BIN)/python experiments/advise_bench.py
 
