@@ -164,6 +164,9 @@ class Scheduler:
         self.learns = executor.measures  # a simulated task's time is the model's own: not learnt
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.nodes = [w.memory_node for w in workers]
+        # a policy weighs where a task's inputs are only where workers sit on several memory nodes: on one, every
+        # input is where every worker is, and the bytes per node are not worth computing for every task
+        self.weighs_inputs = policy.uses_inputs and len(set(self.nodes)) > 1
         self.model_parts = [frozenset(ps) for ps in parts.parts_of()]
         self.model_roots = [[p for p in sorted(ps) if not parts.deps[p]] for ps in self.model_parts]
         self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
@@ -264,7 +267,7 @@ class Scheduler:
 
     def _dispatch(self, k: int, part: int) -> None:
         now = self.loop.now()
-        if self.pass_inputs or self.policy.uses_inputs:
+        if self.pass_inputs or self.weighs_inputs:
             task = self._ready_task(k, part)
             if self.pass_inputs:
                 self.ready[(k, part)] = task
