@@ -86,6 +86,8 @@ class RealLoop(VirtualLoop):
         self.held_rings: list | None = None  # bells to ring when the loop's thread next waits (during a point)
         self.polls = hotwait.NATIVE  # its executor says whether the workers leave this thread a core to poll on
         self.priority = IssuerPriority()  # this thread above the workers while a point runs (where permitted)
+        self._posted: dict[int, int] = {}  # worker thread -> completions it posted to the loop's thread
+        self._run_posted: dict[int, int] = {}  # ... and those the loop's thread has run
         precise_timers()  # the thread that runs the loop wakes at its due times, not up to 50 us after
 
     def start_clock(self, issuer: bool = True) -> None:
@@ -120,9 +122,26 @@ class RealLoop(VirtualLoop):
             callback(*args)
 
     def deliver(self, callback: Callable, *args) -> None:
-        """From a worker's thread: its completion, run now, on that thread, under the loop's lock."""
-        with self.lock:
-            callback(*args)
+        """From a worker's thread: its completion, run now on that thread under the loop's lock; or, when the lock
+        is held (the loop's thread releasing, another worker completing), posted to the loop's thread, which runs
+        it before its next release. A worker never sleeps on the lock (a sleep is a 20-40 us wake-up), and its
+        queue already holds its next tasks. Its completions keep their order: once one is posted, the next ones
+        are too until the loop's thread has run them."""
+        me = threading.get_ident()
+        posted = self._posted.get(me, 0)
+        if posted == self._run_posted.get(me, 0) and self.lock.acquire(blocking=False):
+            try:
+                callback(*args)
+            finally:
+                self.lock.release()
+            return
+        self._posted[me] = posted + 1  # written by this worker only; _run_posted by the loop's thread only
+        self._inbox.put((self._run_post, (me, callback, args)))
+        self._bell.ring()
+
+    def _run_post(self, me: int, callback: Callable, args: tuple) -> None:
+        self._run_posted[me] = self._run_posted.get(me, 0) + 1
+        callback(*args)
 
     def wake(self) -> None:
         self._inbox.put((_nothing, ()))
