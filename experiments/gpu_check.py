@@ -12,7 +12,9 @@ every step, which passed and what they measured. The steps, in order:
   bench         experiments/gpu_bench.py on a short grid: cuda:0, cuda:0x2, cuda:0x4, auto against native
   mix           one scale of a GPU mix (the model and tiny_cnn served together on cuda:0)
 
-Without CUDA every step says "no GPU" and the summary says so (exit 0). `--cpu-layouts` runs the whole sequence
+Before the steps, the runtime's native waits are compiled in place if they are missing (experiments/build_native.py:
+a checkout used from PYTHONPATH was never pip-installed). Without CUDA every step says "no GPU" and the summary says
+so (exit 0). `--cpu-layouts` runs the whole sequence
 with CPU layouts in place of the GPU's (the bookkeeping, checked on any machine; the tests use it).
 Usage: python experiments/gpu_check.py [--model googlenet] [--out results/gpu_check] [--cpu-layouts]
 Exit code: 0 when every step passed (or there is no GPU), 1 otherwise.
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
 
 
 @dataclass(frozen=True)
@@ -221,6 +224,12 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary = {"gpu": gpu, "cuda": status.reason, "mode": mode, "model": args.model, "steps": {},
                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    if gpu or args.cpu_layouts:  # a checkout used in place (no pip install) has no native waits yet: build them
+        from build_native import build
+
+        why = build()
+        summary["hot_path"] = "native" if not why else f"python ({why})"
+        print(f"  hot path: {summary['hot_path']}")
     for name, cap in steps:
         if not gpu and not args.cpu_layouts:
             summary["steps"][name] = {"status": "no GPU", "cap_s": cap}

@@ -33,6 +33,7 @@ def test_with_cpu_layouts_the_whole_sequence_runs_and_every_step_passes(tmp_path
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
     assert done.returncode == 0, (done.stdout, summary)
     assert list(summary["steps"]) == ["doctor", "tests", "profile", "split-sweep", "bench", "mix"]
+    assert summary["hot_path"] == "native"  # pip install built it; a checkout used in place gets it built
     assert all(s["status"] == "passed" and s["seconds"] <= s["cap_s"] for s in summary["steps"].values())
     figures = {name: s["figures"] for name, s in summary["steps"].items()}
     assert figures["tests"]["pytest"].endswith(tuple("0123456789s")) and "passed" in figures["tests"]["pytest"]
