@@ -66,11 +66,15 @@ def split_saturation(plan: Path, spec: str, batches: int) -> float:
     target = load_target(plan)
     workers = parse_workers(spec, CORES, False)
     executor = ThreadExecutor(RealLoop(), workers, target.part_files, 1)
+    perf = PerfModel()  # calibrated first, as a sweep's are: uncalibrated, dmda piles the first tasks on one worker
     try:
+        for w, worker in enumerate(workers):
+            executor.service_time(w, 1, len(target.part_files), runs=12,
+                                  on_task=lambda part, s, kind=worker.kind_key: perf.record(part, kind, 1, s))
         executor.loop = RealLoop()
         releases = np.zeros(batches)
         schedule = BatchSchedule(1, releases, releases, np.ones(batches, dtype=np.int64), np.arange(batches))
-        scheduler = Scheduler(executor.loop, executor, workers, make_policy("dmda"), PerfModel(), target.graph)
+        scheduler = Scheduler(executor.loop, executor, workers, make_policy("dmda"), perf, target.graph)
         records = scheduler.run(schedule, Limits(10 ** 9, 1e9))[0]
         first = min(t.start_s for r in records for t in r.tasks)
         return batches / (max(r.end_s for r in records) - first)
