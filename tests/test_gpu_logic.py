@@ -349,11 +349,20 @@ class _FakeStreams:
 
 
 def test_the_graph_checks_changed_inputs_are_made_on_a_stream_that_is_waited_for():
+    from types import SimpleNamespace
+
     from staronnx_cli.runtime.gpu import DeviceTensor, _halved
 
     fake = _FakeStreams()
-    halved = _halved(DeviceTensor(fake.array(), 0), None, fake.stream("bind"))
-    assert isinstance(halved, DeviceTensor) and fake.log == [("multiply", "bind"), ("synchronize", "bind")]
+
+    class Device(FakeDevice):
+        def __init__(self, device_id):
+            fake.log.append(("device", device_id))
+
+    cupy = SimpleNamespace(cuda=SimpleNamespace(Device=Device))
+    halved = _halved(DeviceTensor(fake.array(), 1), cupy, fake.stream("bind"))
+    assert isinstance(halved, DeviceTensor)  # on the tensor's own device, on the stream, waited for
+    assert fake.log == [("device", 1), ("multiply", "bind"), ("synchronize", "bind")]
 
 
 def test_a_peer_gpus_tensor_is_copied_on_a_stream_that_is_waited_for():
@@ -429,3 +438,32 @@ def test_ctrl_c_while_gpu_workers_prepare_stops_the_captures_not_yet_started(tin
         ThreadExecutor(RealLoop(), workers, [tiny_cnn_path], 1)
     assert captures == [captures[0]]  # the three waiting for the lock did not capture
     assert time.monotonic() - t0 < 3  # nor did close() wait 10 s per thread
+
+
+def test_dmda_weighs_input_bytes_where_they_can_differ_between_workers():
+    from staronnx_cli.runtime.executors import ModelledExecutor
+    from staronnx_cli.runtime.loop import VirtualLoop
+    from staronnx_cli.runtime.perfmodel import PerfModel
+    from staronnx_cli.runtime.policies import make_policy
+    from staronnx_cli.runtime.scheduler import PartGraph, Scheduler
+    from staronnx_cli.runtime.workers import WorkerSpec
+
+    def weighs(workers):
+        executor = ModelledExecutor(VirtualLoop(), workers, lambda part, kind, b: 0.001)
+        executor.needs_input_bytes = False  # as the real executor: only the policy could need them
+        return Scheduler(VirtualLoop(), executor, workers, make_policy("dmda"), PerfModel(),
+                         PartGraph.single()).weighs_inputs
+
+    cpu = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
+    gpus = [WorkerSpec("cuda0.0", "cuda", (), 0), WorkerSpec("cuda0.1", "cuda", (), 0)]
+    assert not weighs(cpu)  # every input is where every worker is
+    assert weighs(gpus)  # one device, but the model's inputs come from the host
+    assert weighs([cpu[0], gpus[0]])
+
+
+def test_a_memory_share_of_nothing_is_refused_not_passed_as_no_cap():
+    from staronnx_cli.runtime.gpumemory import arena_share
+
+    with pytest.raises(UserError, match="taken whole"):
+        arena_share(1000, 2000, 0, "cuda0")
+    assert arena_share(4000, 2, 0, "cuda0") == 2000

@@ -354,10 +354,14 @@ class ThreadExecutor(PointClock):
         finished = queue.SimpleQueue()
 
         def done(w_, k_, part, start, end, error="", transfer=None):  # on the worker's thread
-            if error:
-                errors.append(error)
-            elif on_task is not None:
-                on_task(part, end - start)
+            try:
+                if error:
+                    errors.append(error)
+                elif on_task is not None:
+                    on_task(part, end - start)
+            except BaseException as exc:  # noqa: BLE001 - raised on the caller's thread, not lost on the worker's
+                finished.put(exc)
+                return
             finished.put(end - start)
 
         try:
@@ -365,7 +369,10 @@ class ThreadExecutor(PointClock):
                 busy = 0.0
                 for part in part_range(parts):
                     self.start(w, -1, part, size, done)
-                    busy += finished.get()
+                    seconds = finished.get()
+                    if isinstance(seconds, BaseException):
+                        raise seconds
+                    busy += seconds
                 times.append(busy)
         finally:
             self.release_batch(-1)

@@ -34,7 +34,7 @@ def graph_buffer_bytes(model, batch: int) -> int:
 def arena_share(budget: int, sessions: int, held_bytes: int, worker: str) -> int:
     """Each session's arena cap once `held_bytes` (pinned inputs, graph buffers) are taken out of the budget."""
     left = budget - held_bytes
-    if left <= 0 or sessions <= 0:
+    if left < sessions or sessions <= 0:  # a share of 0 bytes would mean no cap at all to ONNX Runtime
         raise UserError(f"--memory-limit: worker {worker}'s budget of {budget / 2**20:.1f} MiB is taken whole by its "
                         f"pinned inputs and CUDA-graph buffers ({held_bytes / 2**20:.1f} MiB): raise the budget, "
                         "lower the batch size or add --no-cuda-graphs")

@@ -21,14 +21,17 @@ except ImportError:  # no C compiler when staronnx was installed: the waits bloc
 
 NATIVE = _hotpath is not None
 WORKER_SPIN_S = 0.005  # an idle worker polls this long for its next task before it blocks (with a core to spare)
+MAX_NATIVE_RINGS = 64  # _hotpath.c's MAX_RINGS
 ISSUER_SPIN_S = 0.00005  # the issuer sleeps until this long before a release is due, then polls (likewise)
 
 
 def spare_cores(worker_cores: list[tuple[int, ...]], available: list[int]) -> int:
-    """Cores no worker is pinned to: polling pays only where the poller does not take a core someone else needs
+    """Cores left once every worker has one: those it is pinned to, or one somewhere for a worker pinned to none (a
+    GPU worker's thread polls too). Polling pays only where the poller does not take a core someone else needs
     (two polling workers on a 2-core machine left the issuer no core: the cpu:2x1 runtime ran at 0.58 x cpu:1x1)."""
     taken = {c for cores in worker_cores for c in cores}
-    return len(set(available) - taken)
+    floating = sum(1 for cores in worker_cores if not cores)
+    return len(set(available) - taken) - floating
 
 
 def status() -> str:
@@ -67,8 +70,10 @@ class Bell:
         without waiting for this thread to drop it: a wait for the GIL is a sleep in the kernel). Without the
         native module: ring, then sleep (the thread's timer slack is 1 ns, see realtime)."""
         if _hotpath is not None:
+            for bell in rings[MAX_NATIVE_RINGS:]:  # the C side rings at most this many
+                bell.ring()
             return _hotpath.wait_until(self.word, seen, int(deadline_s * 1e9), int(spin_s * 1e9),
-                                       [bell.word for bell in rings])
+                                       [bell.word for bell in rings[:MAX_NATIVE_RINGS]])
         for bell in rings:
             bell.ring()
         left = deadline_s - time.perf_counter()

@@ -83,7 +83,7 @@ class RealLoop(VirtualLoop):
         self.lock = threading.Lock()  # held by whoever runs a callback: the loop's thread or a worker's
         self._bell = hotwait.Bell()  # rung with every wake: the loop's thread may be polling for its next release
         self._thread = threading.get_ident()  # the loop's thread: the one that made it and waits in it
-        self.held_rings: list | None = None  # bells to ring when the loop's thread next waits (during a point)
+        self.held_rings: dict | None = None  # bells (keys) to ring when the loop's thread next waits (during a point)
         self.polls = hotwait.NATIVE  # its executor says whether the workers leave this thread a core to poll on
         self.priority = IssuerPriority()  # this thread above the workers while a point runs (where permitted)
         self._posted: dict[int, int] = {}  # worker thread -> completions it posted to the loop's thread
@@ -95,7 +95,7 @@ class RealLoop(VirtualLoop):
         the bells of workers handed tasks on the loop's thread are rung when it next waits (`held_rings`), and that
         thread, when it only issues (`issuer`), runs above the workers until stop_clock."""
         self._t0 = time.perf_counter() + self.lead_s
-        self.held_rings = []
+        self.held_rings = {}
         if issuer:
             self.priority.raise_()
 
@@ -108,13 +108,15 @@ class RealLoop(VirtualLoop):
         """A worker was handed a task: ring its bell now, or, on the loop's thread during a point, once the loop
         waits and the GIL is free (a worker woken earlier would only wait for the GIL, asleep in the kernel)."""
         if self.held_rings is not None and threading.get_ident() == self._thread:
-            self.held_rings.append(bell)
+            self.held_rings[bell] = None  # once per bell, however many tasks it was handed
         else:
             bell.ring()
 
     def ring_held(self) -> None:
-        rings, self.held_rings = self.held_rings, ([] if self.held_rings is not None else None)
-        for bell in rings or ():
+        if not self.held_rings:
+            return
+        rings, self.held_rings = self.held_rings, {}
+        for bell in rings:
             bell.ring()
 
     def call(self, callback: Callable, args: tuple) -> None:
@@ -132,6 +134,9 @@ class RealLoop(VirtualLoop):
         if posted == self._run_posted.get(me, 0) and self.lock.acquire(blocking=False):
             try:
                 callback(*args)
+            except BaseException as exc:  # noqa: BLE001 - raised on the loop's thread, which ends the point
+                self._inbox.put((_reraise, (exc,)))
+                self._bell.ring()
             finally:
                 self.lock.release()
             return
@@ -155,7 +160,9 @@ class RealLoop(VirtualLoop):
         inbox, bell = self._inbox, self._bell
         while True:
             try:
-                return inbox.get_nowait()
+                event = inbox.get_nowait()
+                self.ring_held()  # workers handed tasks hear of them now, not when this thread next waits
+                return event
             except queue.Empty:
                 pass
             remaining = due - (time.perf_counter() - self._t0)
@@ -164,9 +171,9 @@ class RealLoop(VirtualLoop):
                 return self.pop_due() if self._heap else None
             if self.polls and remaining < 1.0:  # sleep, then poll the last 50 us, without the GIL
                 seen = bell.value()
-                if inbox.empty():
-                    rings, self.held_rings = self.held_rings, []
-                    bell.wait_until(seen, self._t0 + due, rings=rings)
+                if inbox.empty():  # at most 0.1 s in C: Ctrl-C is handled between the waits
+                    rings, self.held_rings = list(self.held_rings), {}
+                    bell.wait_until(seen, self._t0 + min(due, self.now() + 0.1), rings=rings)
                 continue
             self.ring_held()
             try:  # blocked without the GIL: the workers run their Python meanwhile
@@ -177,6 +184,11 @@ class RealLoop(VirtualLoop):
     def pop_due(self) -> tuple[Callable, tuple]:
         _, _, callback, args = heapq.heappop(self._heap)
         return callback, args
+
+
+def _reraise(exc: BaseException) -> None:
+    """A worker's completion raised: the loop's thread raises it, so the point ends as it would have on one thread."""
+    raise exc
 
 
 def _nothing() -> None:

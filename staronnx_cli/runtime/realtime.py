@@ -39,15 +39,24 @@ class IssuerPriority:
         if self.saved is not None or not hasattr(os, "setpriority"):
             return
         ident = threading.get_native_id()
-        policy = os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else 0
-        self.saved = (policy, os.getpriority(os.PRIO_PROCESS, ident))
+        scheduling = hasattr(os, "sched_getscheduler")
+        policy = os.sched_getscheduler(0) if scheduling else 0
+        rank = os.sched_getparam(0).sched_priority if scheduling else 0
+        self.saved = (policy, rank, os.getpriority(os.PRIO_PROCESS, ident))
+        # RESET_ON_FORK: threads this one starts meanwhile (gRPC's, for Triton's client) do not inherit the raise
+        reset = getattr(os, "SCHED_RESET_ON_FORK", 0)
+        if scheduling and (policy & ~reset) in (os.SCHED_FIFO, os.SCHED_RR):
+            self.level = "real-time already"  # a process started under chrt keeps what it was given
+            return
         try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(ISSUER_FIFO))
+            os.sched_setscheduler(0, os.SCHED_FIFO | reset, os.sched_param(ISSUER_FIFO))
             self.level = f"SCHED_FIFO {ISSUER_FIFO}"
             return
         except (OSError, AttributeError):
             pass
         try:
+            if scheduling and reset:
+                os.sched_setscheduler(0, os.SCHED_OTHER | reset, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, ident, ISSUER_NICE)
             self.level = f"nice {ISSUER_NICE}"
         except OSError:  # not permitted: the issuer competes with the workers as an equal
@@ -56,10 +65,10 @@ class IssuerPriority:
     def restore(self) -> None:
         if self.saved is None:
             return
-        policy, nice = self.saved
+        policy, rank, nice = self.saved
         try:
-            if hasattr(os, "sched_setscheduler") and os.sched_getscheduler(0) != policy:
-                os.sched_setscheduler(0, policy, os.sched_param(0))
+            if hasattr(os, "sched_setscheduler"):
+                os.sched_setscheduler(0, policy, os.sched_param(rank))
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
         except OSError:
             pass
@@ -111,8 +120,8 @@ def wait_until(now: Callable[[], float], due: float) -> float | None:
         remaining = due - now()
         if remaining <= 0:
             return now()
-        if hotwait.NATIVE:  # asleep, then polling the last 50 us, without the GIL
-            _NEVER_RUNG.wait_until(0, origin + due)
+        if hotwait.NATIVE:  # asleep, then polling the last 50 us, without the GIL; 0.1 s at most in C (Ctrl-C)
+            _NEVER_RUNG.wait_until(0, origin + min(due, now() + 0.1))
         else:
             time.sleep(remaining)
 

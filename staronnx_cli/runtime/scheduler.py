@@ -164,9 +164,10 @@ class Scheduler:
         self.learns = executor.measures  # a simulated task's time is the model's own: not learnt
         self.kind_keys = [w.kind_key for w in workers]  # looked up for every task: computed once
         self.nodes = [w.memory_node for w in workers]
-        # a policy weighs where a task's inputs are only where workers sit on several memory nodes: on one, every
-        # input is where every worker is, and the bytes per node are not worth computing for every task
-        self.weighs_inputs = policy.uses_inputs and len(set(self.nodes)) > 1
+        # a policy weighs where a task's inputs are only where that can differ between workers: all on the host,
+        # every input is where every worker is, and the bytes per node are not worth computing for every task
+        # (GPU workers all on one device still are: the model's inputs come from the host)
+        self.weighs_inputs = policy.uses_inputs and (len(set(self.nodes)) > 1 or any(n != HOST for n in self.nodes))
         self.model_parts = [frozenset(ps) for ps in parts.parts_of()]
         self.model_roots = [[p for p in sorted(ps) if not parts.deps[p]] for ps in self.model_parts]
         self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
@@ -346,6 +347,8 @@ class Scheduler:
             self.loop.wake()
 
     def _finish_batch(self, k: int, end_s: float) -> None:
+        """The batch's last task ended (on the loop's thread, or in real time on the worker that ran it, under the
+        loop's lock): its record closed, and the judge told."""
         if k not in self.closed:
             self.records[k].end_s = end_s
             self._close(k)

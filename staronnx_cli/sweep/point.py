@@ -164,7 +164,8 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
     """Run one point on `executor` and return (records, stop reason, arrival times, first measured batch).
     `runner(loop, executor, policy, graph)` makes what runs it (default: the scheduler; the native baseline's
     plain loop). `services_s`: S_w(N) per worker, for the capacity the judge and the backlog bound use.
-    `on_batch(record)`: told of each finished batch (on the loop's thread: keep it short)."""
+    `on_batch(record)`: told of each finished batch (under the loop's lock, on whichever thread finished it: keep it
+    short)."""
     times, schedule = point_schedule(p)
     loop = loop_factory()
     executor.loop = loop
