@@ -492,6 +492,51 @@ def _(d):
     return one_line(o, 0) or (None if "tiny" in (d / "stale/run.json").read_text() else "old run.json kept")
 
 
+# ---- inputs that never end, counts checked before anything is built (issue 26) ---------------------------------
+
+def _mix_with(d: Path, arrival: str) -> Path:
+    (d / "mix.toml").write_text(f'[[model]]\nmodel = "tiny.onnx"\nrate = 50\nbatch = 1\narrival = "{arrival}"\n')
+    return d / "mix.toml"
+
+
+@case("inputs", "a mix whose arrival is `trace:/dev/zero`", "exit 2, one line, at once")
+def _(d):
+    o = staronnx(d, "sweep", "--mix", _mix_with(d, "trace:/dev/zero"), "--workers", "cpu:1x1", "-o", "m",
+                 timeout=30)
+    return one_line(o, 2, "not a regular file") or (None if o.seconds < 20 else f"took {o.seconds:.0f} s")
+
+
+@case("inputs", "a mix whose arrival trace is a FIFO nobody writes", "exit 2, one line, at once")
+def _(d):
+    os.mkfifo(d / "trace.fifo")
+    o = staronnx(d, "sweep", "--mix", _mix_with(d, "trace:trace.fifo"), "--workers", "cpu:1x1", "-o", "m",
+                 timeout=30)
+    return one_line(o, 2, "not a regular file")
+
+
+@case("inputs", "`split --costs` a FIFO nobody writes", "exit 2, one line, at once")
+def _(d):
+    os.mkfifo(d / "costs.fifo")
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.fifo", "-o", "p", timeout=30), 2,
+                    "not a regular file")
+
+
+@case("inputs", "a platform file with `count = 1000000000` workers", "exit 2, one line, no memory eaten")
+def _(d):
+    (d / "p.toml").write_text('[[workers]]\nkind = "cpu"\ncount = 1000000000\ncores = 1\n')
+    return one_line(staronnx(d, "sweep", "tiny.onnx", "--engine", "sim", "--platform", "p.toml", "-o", "s",
+                             timeout=30), 2, "count = 1000000000")
+
+
+@case("inputs", "a mix of 10 models with 10 batch sizes each (10^10 combinations)", "exit 2, one line, at once")
+def _(d):
+    models = "".join(f'[[model]]\nname = "m{i}"\nmodel = "tiny.onnx"\nrate = 10\nbatch = [1,2,3,4,5,6,7,8,9,10]\n\n'
+                     for i in range(10))
+    (d / "big.toml").write_text(models)
+    o = staronnx(d, "sweep", "--mix", "big.toml", "--workers", "cpu:1x1", "-o", "m", timeout=30)
+    return one_line(o, 2, "10000000000 combinations") or (None if o.seconds < 20 else f"took {o.seconds:.0f} s")
+
+
 # ---- outputs ----------------------------------------------------------------------------------------------------
 
 @case("outputs", "`sweep -o` naming an existing file", "exit 2, file kept")

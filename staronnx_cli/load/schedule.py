@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..inputfile import checked_input
 
 
 def fixed_rate(rate_qps: float, queries: int) -> np.ndarray:
@@ -33,6 +34,7 @@ def poisson(rate_qps: float, queries: int, seed: int) -> np.ndarray:
 def from_trace(path: Path, queries: int) -> np.ndarray:
     """A trace file's arrivals (seconds, one per line, non-decreasing) at unit mean rate, starting at 0 and
     repeated (one mean gap between repetitions) until there are `queries` of them."""
+    path = checked_input(path, "arrival trace", "write one arrival time in seconds per line")
     try:
         with warnings.catch_warnings():  # an empty file: numpy warns, then our own message below says it better
             warnings.simplefilter("ignore", UserWarning)

@@ -82,7 +82,7 @@ def parse_mix(data: dict, path: Path) -> Mix:
     if twice:
         raise UserError(f"mix '{path}': two models are named '{twice}': give each [[model]] its own name = \"...\"")
     mix = Mix(path, tuple(models))
-    count = len(mix.combinations())
+    count = math.prod(len(m.batch_sizes) for m in models)  # counted before any is built (10 x 10 lists: 10^10)
     if count > MAX_COMBINATIONS:
         raise UserError(f"mix '{path}': its batch lists make {count} combinations (more than {MAX_COMBINATIONS}): "
                         "give fewer batch sizes per model")
@@ -120,7 +120,9 @@ def _model(entry, i: int, path: Path) -> MixModel:
         arrival = "trace:" + str(path.parent / arrival[6:])
     try:
         arrivals(arrival, 1.0, 2)
-    except UserError:
+    except UserError as exc:
+        if arrival.startswith("trace:"):  # the trace's own problem (missing, not a regular file, garbage) says more
+            raise UserError(f"{where}: {exc}") from None
         raise UserError(f"{where}: arrival = {arrival!r} is not an arrival process: write {ARRIVALS}") from None
     if not Path(source).is_absolute() and (path.parent / source).exists():
         source = str((path.parent / source).resolve())

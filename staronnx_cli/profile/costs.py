@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, json_text
+from ..inputfile import checked_input
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -44,9 +45,7 @@ def write_costs(path: str | Path, rows: list[dict], meta: dict) -> None:
 
 
 def read_costs(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"costs file '{path}' not found: make one with 'staronnx profile MODEL -o {path}'")
+    path = checked_input(path, "costs file", f"make one with 'staronnx profile MODEL -o {path}'")
     try:
         frame = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - pandas raises many types for garbage

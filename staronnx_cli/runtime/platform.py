@@ -112,6 +112,10 @@ class Platform:
         return ",".join(items)
 
 
+MAX_GROUP_WORKERS = 256  # workers of one [[workers]] group (the simulator builds one per worker)
+MAX_WORKER_CORES = 1024  # cores of one worker
+
+
 def _number(table: dict, key: str, where: str, default=None, minimum: float | None = None, integer=False):
     value = table.get(key, default)
     if value is None:
@@ -133,7 +137,12 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
         kind = w.get("kind")
         if kind not in KINDS:
             raise UserError(f"platform: {where}: kind {kind!r} is not a worker kind: write kind = \"cpu\" or \"cuda\"")
-        groups.append(WorkerGroup(kind, _number(w, "count", where, 1, 1, True), _number(w, "cores", where, 1, 1, True)))
+        count, cores = _number(w, "count", where, 1, 1, True), _number(w, "cores", where, 1, 1, True)
+        for key, value, most in (("count", count, MAX_GROUP_WORKERS), ("cores", cores, MAX_WORKER_CORES)):
+            if value > most:  # checked before any worker or core list is built from it
+                raise UserError(f"platform: {where}: {key} = {value} is more than {most}: a machine to simulate has "
+                                f"at most {MAX_GROUP_WORKERS} workers of a kind and {MAX_WORKER_CORES} cores a worker")
+        groups.append(WorkerGroup(kind, count, cores))
     if not groups:
         raise UserError("platform: no [[workers]]: add e.g. [[workers]] kind = \"cpu\" count = 2 cores = 1")
     transfer, overhead = data.get("transfer", {}), data.get("overhead", {})

@@ -1,0 +1,54 @@
+"""Every reader's input file is a regular file of bounded size, and counts are checked before anything is built
+from them (issue 26): a FIFO or /dev/zero is one line, not a hang; 10^10 combinations are refused uncounted."""
+
+import os
+import time
+
+import pytest
+
+from staronnx_cli.errors import UserError
+from staronnx_cli.inputfile import checked_input
+
+
+def test_an_input_file_must_be_a_regular_file_of_bounded_size(tmp_path):
+    good = tmp_path / "t.txt"
+    good.write_text("0\n1\n")
+    assert checked_input(good, "arrival trace", "write times") == good
+    os.mkfifo(tmp_path / "fifo")
+    for path, says in ((tmp_path / "fifo", "not a regular file"), ("/dev/zero", "not a regular file"),
+                       (tmp_path, "is a directory"), (tmp_path / "none", "not found: write times")):
+        with pytest.raises(UserError, match=says):
+            checked_input(path, "arrival trace", "write times")
+    with pytest.raises(UserError, match="more than the 0 MiB"):
+        checked_input(good, "arrival trace", "write times", max_bytes=1)
+
+
+def test_a_mix_trace_that_never_ends_is_refused_when_the_mix_is_read(tmp_path):
+    from staronnx_cli.mix.spec import read_mix
+
+    os.mkfifo(tmp_path / "trace.fifo")
+    for arrival in ("trace:/dev/zero", "trace:trace.fifo"):
+        (tmp_path / "mix.toml").write_text(f'[[model]]\nmodel = "tiny_cnn"\nrate = 5\narrival = "{arrival}"\n')
+        with pytest.raises(UserError, match="is not a regular file"):
+            read_mix(tmp_path / "mix.toml")
+
+
+def test_a_mix_of_ten_billion_combinations_is_refused_before_any_is_built(tmp_path):
+    from staronnx_cli.mix.spec import read_mix
+
+    (tmp_path / "big.toml").write_text("".join(
+        f'[[model]]\nname = "m{i}"\nmodel = "tiny_cnn"\nrate = 10\nbatch = [1,2,3,4,5,6,7,8,9,10]\n\n'
+        for i in range(10)))
+    t0 = time.perf_counter()
+    with pytest.raises(UserError, match="make 10000000000 combinations"):
+        read_mix(tmp_path / "big.toml")
+    assert time.perf_counter() - t0 < 5
+
+
+def test_platform_counts_are_bounded_before_workers_are_built():
+    from staronnx_cli.runtime.platform import parse_platform
+
+    for table, says in (({"kind": "cpu", "count": 10**9, "cores": 1}, "count = 1000000000 is more than 256"),
+                        ({"kind": "cpu", "count": 1, "cores": 10**9}, "cores = 1000000000 is more than 1024")):
+        with pytest.raises(UserError, match=says):
+            parse_platform({"workers": [table], "times": []})
