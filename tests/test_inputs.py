@@ -52,3 +52,29 @@ def test_platform_counts_are_bounded_before_workers_are_built():
                         ({"kind": "cpu", "count": 1, "cores": 10**9}, "cores = 1000000000 is more than 1024")):
         with pytest.raises(UserError, match=says):
             parse_platform({"workers": [table], "times": []})
+
+
+def test_what_was_an_internal_error_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "1e-300", "-o", tmp_path / "a"), "at least 0.01")
+    (tmp_path / "file").write_text("mine\n")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "20", "-o", tmp_path / "file"), "is a file")
+    assert (tmp_path / "file").read_text() == "mine\n"
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50",
+                              "-o", tmp_path / ("x" * 300)), "longer than the file system allows (255 bytes)")
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "file" / "cache"))
+    assert_one_line_error(cli("zoo", "build", "tiny_transformer", "-o", tmp_path / "t.onnx"),
+                          "set STARONNX_CACHE to a folder you can write")
+
+
+def test_a_report_of_a_run_with_no_point_says_so(cli, tiny_cnn_path, tmp_path):
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "5",
+               "--warmup", "1", "-o", run).exit_code == 0
+    lines = (run / "points.csv").read_text().splitlines()
+    (run / "points.csv").write_text(lines[0] + "\n")
+    (run / "batches.csv").unlink()
+    assert cli("report", run, "-o", tmp_path / "r.md").exit_code == 0
+    text = (tmp_path / "r.md").read_text()
+    assert "No point was measured yet" in text and "nan" not in text

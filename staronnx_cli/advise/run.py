@@ -51,6 +51,9 @@ class Advice:
     files: list[Path] = field(default_factory=list)
 
 
+MIN_RATE = 0.01  # queries/s: one query every 100 s
+
+
 def check(s: AdviseSettings) -> None:
     if not s.model.exists():
         raise UserError(f"'{s.model}' is neither a file nor a zoo model: give an .onnx file or a zoo name "
@@ -63,6 +66,12 @@ def check(s: AdviseSettings) -> None:
     bad = [r for r in s.rates if not (math.isfinite(r) and r > 0)]
     if bad:
         raise UserError(f"--rate {bad[0]:g}: a rate is a positive number of queries per second")
+    slow = [r for r in s.rates if r < MIN_RATE]
+    if slow:  # its batches would take days to arrive, and its simulated gaps underflow
+        raise UserError(f"--rate {slow[0]:g}: advise answers for rates of at least {MIN_RATE:g} queries per second")
+    if s.output.exists() and not s.output.is_dir():
+        raise UserError(f"-o {s.output} is a file: advise writes a folder (advice.md, candidates.csv): choose another "
+                        "-o")
     if any(n < 1 for n in s.batch_sizes) or not s.batch_sizes:
         raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
     if any(not 0 < f < 1 for f in s.offloads):

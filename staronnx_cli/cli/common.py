@@ -95,13 +95,25 @@ STORAGE_FIXES = {  # the file system said no: the user's to fix, not a bug of ou
     errno.EFBIG: "the file size limit (ulimit -f) was reached: raise it and run again; " + _AGAIN,
     errno.ENOTDIR: "a part of the path is a file, not a folder: choose another -o",
     errno.EISDIR: "the path is a folder, not a file: choose another -o",
+    errno.EEXIST: "a file is where a folder was to be made: choose another -o",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes): choose a shorter -o",
+    errno.ELOOP: "the path goes round in symbolic links: choose another -o",
 }
 
 
 def storage_message(exc: OSError) -> str:
-    """'Read-only file system: 'r_files': write elsewhere with -o; ...' - the file, the reason, the fix."""
-    where = f" '{exc.filename}'" if exc.filename else ""
-    return f"{exc.strerror or errno.errorcode.get(exc.errno, 'I/O error')}:{where}: {STORAGE_FIXES[exc.errno]}"
+    """'Read-only file system: 'r_files': write elsewhere with -o; ...' - the file, the reason, the fix. A path
+    inside staronnx's cache is the cache's problem, not -o's."""
+    from ..cachedir import cache_dir
+
+    name = str(exc.filename or "")
+    where = f" '{name[:120]}...'" if len(name) > 120 else f" '{name}'" if name else ""
+    fix = STORAGE_FIXES[exc.errno]
+    cache = str(cache_dir())
+    if name and (name == cache or name.startswith(cache.rstrip("/") + "/")):
+        fix = (f"staronnx's cache ({cache}) cannot be used: set STARONNX_CACHE to a folder you can write, or unset "
+               "it for ~/.cache/staronnx")
+    return f"{exc.strerror or errno.errorcode.get(exc.errno, 'I/O error')}:{where}: {fix}"
 
 
 def resolve_model(model: str):

@@ -31,6 +31,8 @@ def run_verdict(run: Run) -> list[str]:
     """Sentences for one run: the best batch size by rate, then saturation per batch size and overall."""
     best = env.envelope(run.points)
     if best.empty:
+        if run.points.empty:
+            return ["No point was measured yet: run the sweep (or continue it with --resume)."]
         lowest = run.points.rate_qps.min()
         return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s): "
                 "sweep lower rates."]
