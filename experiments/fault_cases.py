@@ -537,6 +537,41 @@ def _(d):
     return one_line(o, 2, "10000000000 combinations") or (None if o.seconds < 20 else f"took {o.seconds:.0f} s")
 
 
+def _speed_platform(d: Path, costs: str, factor: str) -> str:
+    (d / "p.toml").write_text(f'[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n\n[[speeds]]\nkind = "cpu:1"\n'
+                              f'costs = "{costs}"\nfactor = {factor}\n')
+    return "p.toml"
+
+
+@case("inputs", "a platform whose [[speeds]] costs file holds a negative time", "exit 2, one line naming the row")
+def _(d):
+    lines = (d / "costs.csv").read_text().splitlines()
+    column = lines[0].split(",").index("mean_us")
+    row = lines[1].split(",")
+    row[column] = "-1000000"
+    (d / "neg.csv").write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    platform = _speed_platform(d, "neg.csv", "1")
+    return one_line(staronnx(d, "sweep", "tiny.onnx", "--engine", "sim", "--platform", platform, "--batch", "1",
+                             "--rate", "50", "-o", "s"), 2, "not negative")
+
+
+@case("inputs", "a platform with `factor = 1e308`", "exit 2, one line naming the figure")
+def _(d):
+    return one_line(staronnx(d, "sweep", "tiny.onnx", "--engine", "sim", "--platform",
+                             _speed_platform(d, "costs.csv", "1e308"), "--batch", "1", "--rate", "50", "-o", "s"),
+                    2, "'factor'")
+
+
+@case("inputs", "`advise --rate 1e-300`", "exit 2, one line")
+def _(d):
+    return one_line(staronnx(d, "advise", "tiny.onnx", "--rate", "1e-300", "-o", "a"), 2, "at least 0.01")
+
+
+@case("outputs", "`sweep -o` a name of 300 characters", "exit 2, one line")
+def _(d):
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "x" * 300), 2, "255 bytes")
+
+
 # ---- outputs ----------------------------------------------------------------------------------------------------
 
 @case("outputs", "`sweep -o` naming an existing file", "exit 2, file kept")

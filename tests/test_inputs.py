@@ -78,3 +78,27 @@ def test_a_report_of_a_run_with_no_point_says_so(cli, tiny_cnn_path, tmp_path):
     assert cli("report", run, "-o", tmp_path / "r.md").exit_code == 0
     text = (tmp_path / "r.md").read_text()
     assert "No point was measured yet" in text and "nan" not in text
+
+
+def test_a_platforms_speed_costs_and_factors_are_checked_figures(cli, tiny_cnn_path, tmp_path):
+    from conftest import assert_one_line_error
+
+    costs = tmp_path / "costs.csv"
+    assert cli("profile", tiny_cnn_path, "--batch", "1", "--runs", "3", "--warmup", "1", "-o", costs).exit_code == 0
+    lines = costs.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("mean_us")] = "-1000000"  # gave a worst-case latency of -999,999.8 ms, exit 0
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+
+    def platform(costs_file: str, factor: str) -> str:
+        text = (f'[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n\n[[speeds]]\nkind = "cpu:1"\n'
+                f'costs = "{costs_file}"\nfactor = {factor}\n')
+        (tmp_path / "p.toml").write_text(text)
+        return str(tmp_path / "p.toml")
+
+    sweep = ("sweep", tiny_cnn_path, "--engine", "sim", "--batch", "1", "--rate", "50", "-o", tmp_path / "s")
+    assert_one_line_error(cli(*sweep, "--platform", platform("bad.csv", "1.0")), "mean_us", "not negative")
+    assert_one_line_error(cli(*sweep, "--platform", platform("costs.csv", "1e308")), "factor", "more than 1e+09")
+    result = cli(*sweep, "--platform", platform("costs.csv", "2.0"), "--force")
+    assert result.exit_code == 0, result.stderr

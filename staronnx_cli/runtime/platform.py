@@ -116,6 +116,10 @@ MAX_GROUP_WORKERS = 256  # workers of one [[workers]] group (the simulator build
 MAX_WORKER_CORES = 1024  # cores of one worker
 
 
+MAX_FIGURE = 1e9  # any figure of a platform file (a time in ms or us, a factor, GB/s): beyond, a typo, and products
+# of such figures overflow (factor = 1e308 was an internal error)
+
+
 def _number(table: dict, key: str, where: str, default=None, minimum: float | None = None, integer=False):
     value = table.get(key, default)
     if value is None:
@@ -126,6 +130,8 @@ def _number(table: dict, key: str, where: str, default=None, minimum: float | No
         raise UserError(f"platform: {where}: '{key}' = {value} must be at least {minimum:g}")
     if not math.isfinite(value):
         raise UserError(f"platform: {where}: '{key}' must be finite")
+    if value > MAX_FIGURE:
+        raise UserError(f"platform: {where}: '{key}' = {value:g} is more than {MAX_FIGURE:g}: check the figure")
     return value
 
 

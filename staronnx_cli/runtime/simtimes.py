@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import modelio
 from ..errors import UserError
+from ..inputfile import checked_input
 from .platform import Platform, Speed, interpolate
 
 
@@ -50,10 +52,9 @@ def scaled_costs(costs: pd.DataFrame, speed: Speed) -> pd.DataFrame:
 
 
 def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
-    path = Path(str(speed.costs).replace("{model}", model_name))
-    if not path.is_file():
-        raise UserError(f"platform: [[speeds]] kind {speed.kind}: costs file '{path}' not found (profile the model "
-                        f"with 'staronnx profile MODEL -o {path}')")
+    path = checked_input(Path(str(speed.costs).replace("{model}", model_name)),
+                         f"platform: [[speeds]] kind {speed.kind}: costs file",
+                         f"profile the model with 'staronnx profile MODEL -o {speed.costs}'")
     try:
         costs = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
@@ -62,6 +63,14 @@ def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
     if missing:
         raise UserError(f"platform: '{path}' lacks {', '.join(sorted(missing))}: give a costs.csv of "
                         "staronnx profile")
+    for column in ("mean_us", "std_us", "batch_size"):  # a negative or NaN time gave a latency of -999,999.8 ms
+        values = pd.to_numeric(costs[column], errors="coerce")
+        bad = ~(np.isfinite(values) & (values >= (1 if column == "batch_size" else 0)))
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise UserError(f"platform: '{path}' row {row + 2}: {column} = {costs[column].iloc[row]!r} is not a "
+                            f"{'batch size' if column == 'batch_size' else 'time in us'} (finite, "
+                            f"{'at least 1' if column == 'batch_size' else 'not negative'}): profile the model again")
     if speed.device and not (costs.device == speed.device).any():
         raise UserError(f"platform: '{path}' has no rows of device {speed.device}")
     return costs
