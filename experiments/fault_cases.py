@@ -572,6 +572,15 @@ def _(d):
     return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "x" * 300), 2, "255 bytes")
 
 
+@case("inputs", "a run folder whose `.staronnx.lock` links to a file outside it", "exit 2, that file unchanged")
+def _(d):
+    (d / "precious.txt").write_text("mine\n")
+    (d / "r").mkdir()
+    (d / "r" / ".staronnx.lock").symlink_to(d / "precious.txt")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "r")
+    return one_line(o, 2, "symbolic link") or (None if (d / "precious.txt").read_text() == "mine\n" else "truncated")
+
+
 # ---- outputs ----------------------------------------------------------------------------------------------------
 
 @case("outputs", "`sweep -o` naming an existing file", "exit 2, file kept")

@@ -102,3 +102,16 @@ def test_a_platforms_speed_costs_and_factors_are_checked_figures(cli, tiny_cnn_p
     assert_one_line_error(cli(*sweep, "--platform", platform("costs.csv", "1e308")), "factor", "more than 1e+09")
     result = cli(*sweep, "--platform", platform("costs.csv", "2.0"), "--force")
     assert result.exit_code == 0, result.stderr
+
+
+def test_the_run_lock_is_never_followed_through_a_link(cli, tiny_cnn_path, tmp_path):
+    from conftest import assert_one_line_error
+
+    outside = tmp_path / "precious.txt"
+    outside.write_text("mine\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".staronnx.lock").symlink_to(outside)
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50",
+                              "--batches", "5", "--warmup", "1", "-o", run), "symbolic link")
+    assert outside.read_text() == "mine\n"  # not truncated, no pid written into it

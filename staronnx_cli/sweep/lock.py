@@ -7,8 +7,10 @@ when its process ends, however it ends: a crashed sweep never leaves the directo
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +23,18 @@ LOCK_FILE = ".staronnx.lock"
 @contextmanager
 def run_lock(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / LOCK_FILE, "a+")
+    path = directory / LOCK_FILE
+    try:  # never through a link: a lock file linked elsewhere would have that file truncated and given our pid
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise UserError(f"'{path}' is a symbolic link: staronnx's lock file must be a plain file; remove the "
+                            "link, or sweep into another -o") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UserError(f"'{path}' is not a plain file: remove it, or sweep into another -o")
+    handle = os.fdopen(fd, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
