@@ -138,7 +138,7 @@ def test_a_second_writer_is_refused_naming_the_holder(cli, tiny_cnn_path, tmp_pa
     with run_lock(run):
         for extra in ([], ["--force"]):
             assert_one_line_error(cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, *extra),
-                                  "being written by another sweep", f"pid {os.getpid()}")
+                                  "being written by another staronnx command", f"pid {os.getpid()}")
     assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0  # released with its holder
 
 

@@ -115,3 +115,15 @@ def test_the_run_lock_is_never_followed_through_a_link(cli, tiny_cnn_path, tmp_p
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50",
                               "--batches", "5", "--warmup", "1", "-o", run), "symbolic link")
     assert outside.read_text() == "mine\n"  # not truncated, no pid written into it
+
+
+def test_two_advise_into_one_output_the_second_is_one_line(cli, tiny_cnn_path, tmp_path):
+    from conftest import assert_one_line_error
+
+    from staronnx_cli.sweep.lock import run_lock
+
+    out = tmp_path / "advice"
+    out.mkdir()
+    with run_lock(out):  # the first advise is still writing there
+        assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "20", "-o", out),
+                              "being written by another staronnx command", f"pid {os.getpid()}")

@@ -100,11 +100,18 @@ def check(s: AdviseSettings) -> None:
 def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, done, total: None) -> Advice:
     """`on_step(text)`: what it does now; `on_count(stage, done, total)`: how far the simulated search and the
     real confirmation are."""
-    from ..devices import usable_cores
-    from ..ortenv import cuda_status
+    from ..sweep.lock import run_lock
 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)
+    with run_lock(s.output):  # two advise into one -o both answered, each over the other's files
+        return _advise(s, on_step, on_count)
+
+
+def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
+    from ..devices import usable_cores
+    from ..ortenv import cuda_status
+
     cores = usable_cores()
     notes = []
     if s.platform is None:

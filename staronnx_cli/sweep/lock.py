@@ -22,6 +22,7 @@ LOCK_FILE = ".staronnx.lock"
 
 @contextmanager
 def run_lock(directory: Path) -> Iterator[None]:
+    """`directory` held for this process: a sweep's run, or advise's output."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
     try:  # never through a link: a lock file linked elsewhere would have that file truncated and given our pid
@@ -41,8 +42,8 @@ def run_lock(directory: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise UserError(f"run directory '{directory}' is being written by another sweep (pid {holder}): wait for it "
-                        "to finish, or sweep into another -o") from None
+        raise UserError(f"run directory '{directory}' is being written by another staronnx command (pid {holder}): "
+                        "wait for it to finish, or write into another -o") from None
     try:
         handle.seek(0)
         handle.truncate()
