@@ -31,7 +31,7 @@ def bench_model(name: str, runs: int, warmup: int, device: str) -> dict:
     path, built = build_cached(name)
     build_s = time.perf_counter() - start
     model = onnx.load(str(path))
-    result = profile_model(ProfileSettings(path, parse_device(device), [1], runs, warmup))[0]
+    result = profile_model(ProfileSettings(path, parse_device(device), [1], runs, warmup)).batches[0]
     covered = {r["node"] for r in result.rows} == {n.name for n in model.graph.node}
     plain = statistics.fmean(result.plain_run_us)
     return {
