@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -173,23 +174,15 @@ class ThreadExecutor(PointClock):
             caps[worker.name] = arena_share(budget, len(protos) + len(graphs), held, worker.name)
         return caps
 
+    @contextmanager
     def _capturing(self):
         """The capture lock, unless the sweep was interrupted while the workers prepared (then KeyboardInterrupt)."""
         from .cudagraph import CAPTURE_LOCK
 
-        class Held:
-            def __enter__(held):
-                CAPTURE_LOCK.acquire()
-                if self.stopping.is_set():
-                    CAPTURE_LOCK.release()
-                    raise KeyboardInterrupt
-                return held
-
-            def __exit__(held, *exc):
-                CAPTURE_LOCK.release()
-                return False
-
-        return Held()
+        with CAPTURE_LOCK:
+            if self.stopping.is_set():
+                raise KeyboardInterrupt
+            yield
 
     def _options(self, path: Path, worker: WorkerSpec, fixed_batch: int | None):
         return pinned_session_options(worker.cores, path, fixed_batch, worker.kind)
@@ -326,9 +319,10 @@ class ThreadExecutor(PointClock):
                 return inbox.get_nowait()
             except queue.Empty:
                 pass
-            seen = bell.value()
-            if self.polls and (not inbox.empty() or bell.wait_change(seen) != seen):
-                continue  # handed over while it looked, or while it polled
+            if self.polls:
+                seen = bell.value()
+                if not inbox.empty() or bell.wait_change(seen) != seen:
+                    continue  # handed over while it looked, or while it polled
             return inbox.get()  # nothing within the polling time (or no core to poll on): asleep until the next
 
     def _input(self, k: int, m: int, name: str, size: int, worker: WorkerSpec, runner):

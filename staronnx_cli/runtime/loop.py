@@ -113,11 +113,15 @@ class RealLoop(VirtualLoop):
             bell.ring()
 
     def ring_held(self) -> None:
-        if not self.held_rings:
-            return
-        rings, self.held_rings = self.held_rings, {}
-        for bell in rings:
+        for bell in self._take_held():
             bell.ring()
+
+    def _take_held(self) -> list[hotwait.Bell]:
+        """The bells held so far, the list emptied (nothing outside a point)."""
+        if not self.held_rings:
+            return []
+        rings, self.held_rings = list(self.held_rings), {}
+        return rings
 
     def call(self, callback: Callable, args: tuple) -> None:
         with self.lock:
@@ -172,8 +176,7 @@ class RealLoop(VirtualLoop):
             if self.polls and remaining < 1.0:  # sleep, then poll the last 50 us, without the GIL
                 seen = bell.value()
                 if inbox.empty():  # at most 0.1 s in C: Ctrl-C is handled between the waits
-                    rings, self.held_rings = list(self.held_rings), {}
-                    bell.wait_until(seen, self._t0 + min(due, self.now() + 0.1), rings=rings)
+                    bell.wait_until(seen, self._t0 + min(due, self.now() + 0.1), rings=self._take_held())
                 continue
             self.ring_held()
             try:  # blocked without the GIL: the workers run their Python meanwhile

@@ -32,7 +32,7 @@ class IssuerPriority:
     Workers, the baselines' included, stay at nice 0."""
 
     def __init__(self):
-        self.saved: tuple[int, int] | None = None
+        self.saved: tuple[int, int, int] | None = None  # policy, real-time priority, nice
         self.level = "as the workers"
 
     def raise_(self) -> None:
