@@ -581,6 +581,142 @@ def _(d):
     return one_line(o, 2, "symbolic link") or (None if (d / "precious.txt").read_text() == "mine\n" else "truncated")
 
 
+@case("inputs", "`plot --kind nodes` a FIFO nobody writes", "exit 2, one line, at once")
+def _(d):
+    os.mkfifo(d / "costs.fifo")
+    return one_line(staronnx(d, "plot", "costs.fifo", "--kind", "nodes", timeout=30), 2, "not a regular file")
+
+
+@case("inputs", "a costs file whose sidecar (costs.meta.json) is a FIFO, then `split`", "exit 2, one line, at once")
+def _(d):
+    (d / "costs.meta.json").unlink(missing_ok=True)
+    os.mkfifo(d / "costs.meta.json")
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", "p2", timeout=30), 2,
+                    "not a regular file")
+
+
+@case("inputs", "a run whose run.json is a FIFO, then `plot` and `sweep --resume`", "exit 2, one line each, at once")
+def _(d):
+    (d / "run/run.json").unlink()
+    os.mkfifo(d / "run/run.json")
+    return (one_line(staronnx(d, "plot", "run", "--table", timeout=30), 2, "not a regular file")
+            or one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume", timeout=30), 2,
+                        "not a regular file"))
+
+
+@case("inputs", "a plan whose plan.json is a FIFO, then `sweep plan`", "exit 2, one line, at once")
+def _(d):
+    (d / "plan/plan.json").unlink()
+    os.mkfifo(d / "plan/plan.json")
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "s", timeout=30), 2, "not a regular file")
+
+
+@case("inputs", "`advise` a model that is a FIFO", "exit 2, one line, at once")
+def _(d):
+    os.mkfifo(d / "m.onnx")
+    return one_line(staronnx(d, "advise", "m.onnx", "--rate", "50", "-o", "a", timeout=30), 2, "not a regular file")
+
+
+@case("inputs", "`advise --rate 0.02`: real confirmation would take hours", "exit 2 at once, the estimate said")
+def _(d):
+    o = staronnx(d, "advise", "tiny.onnx", "--rate", "0.02", "-o", "a", timeout=60)
+    return one_line(o, 2, "confirming for real alone takes at least 1,650 s", "--no-confirm") or \
+        (None if not (d / "a").exists() else "wrote into -o")
+
+
+@case("inputs", "`advise --platform` with 30 worker groups (2^30 subsets)", "exit 2 at once, no file written")
+def _(d):
+    groups = "".join(f'[[workers]]\nkind = "cpu"\ncount = {c}\ncores = 1\n' for c in range(1, 31))
+    (d / "p.toml").write_text(groups + '[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 1.0\n')
+    o = staronnx(d, "advise", "tiny.onnx", "--rate", "50", "--platform", "p.toml", "-o", "a", timeout=60)
+    return one_line(o, 2, "1,073,741,823 layouts", "--max-layouts") or \
+        (None if not (d / "a").exists() else "wrote into -o")
+
+
+@case("inputs", "`--trust-platform` with one-part times of another model", "exit 2, one line naming it")
+def _(d):
+    times = '[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 1.0\n'
+    (d / "p.toml").write_text(f'target_sha256 = "{"ab" * 32}"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n'
+                              + times)
+    return one_line(staronnx(d, "sweep", "tiny.onnx", "--engine", "sim", "--platform", "p.toml", "--trust-platform",
+                             "--batch", "1", "--rate", "50", "-o", "s"), 2, "another model")
+
+
+@case("inputs", "`platform from-run` after a later sweep at other batch sizes", "the run's own N only")
+def _(d):
+    later = staronnx(d, "sweep", "tiny.onnx", "--workers", "cpu:1x1", "--batch", "8", "--rate", "50",
+                     "--batches", "3", "--warmup", "1", "-o", "later")
+    o = staronnx(d, "platform", "from-run", "run", "-o", "p.toml")
+    batches = {line.split("=")[1].strip() for line in (d / "p.toml").read_text().splitlines()
+               if line.startswith("batch =")} if (d / "p.toml").exists() else set()
+    return one_line(later, 0) or one_line(o, 0) or (None if batches == {"1", "2"} else f"batch sizes {batches}")
+
+
+@case("inputs", "`platform from-run` on a run whose batches.csv is empty", "exit 0: the run's calibration times")
+def _(d):
+    (d / "run/batches.csv").write_text("")
+    o = staronnx(d, "platform", "from-run", "run", "-o", "p.toml")
+    return one_line(o, 0) or (None if "mean_ms" in (d / "p.toml").read_text() else "no task time")
+
+
+@case("outputs", "`platform from-run run -o run/run.json --force`", "exit 2, the run's files unchanged")
+def _(d):
+    before = (d / "run/run.json").read_text()
+    o = staronnx(d, "platform", "from-run", "run", "-o", "run/run.json", "--force")
+    return one_line(o, 2, ".toml") or (None if (d / "run/run.json").read_text() == before else "overwritten")
+
+
+@case("lock", "a stale run folder (batches.csv, no points.csv), then a sweep", "started over whole, exit 0")
+def _(d):
+    (d / "stale").mkdir()
+    (d / "stale/batches.csv").write_text((d / "run/batches.csv").read_text())
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "stale")
+    return one_line(o, 0) or grid_complete(d / "stale")
+
+
+def _mix_two(d: Path) -> Path:
+    (d / "two.toml").write_text('[[model]]\nname = "a"\nmodel = "tiny.onnx"\nrate = 50\nbatch = [1, 2]\n\n'
+                                '[[model]]\nname = "b"\nmodel = "tiny.onnx"\nrate = 50\nbatch = 1\n')
+    return d / "two.toml"
+
+
+MIX = ["--workers", "cpu:1x1", "--scale", "1", "--batches", "4", "--warmup", "1"]
+
+
+@case("torn", "a mix point cut after its first model's row, then `sweep --mix --resume`",
+      "the point measured again, each model's row once")
+def _(d):
+    first = staronnx(d, "sweep", "--mix", _mix_two(d), *MIX, "-o", "m")
+    text = (d / "m/points.csv").read_text()
+    (d / "m/points.csv").write_text(text[: text.rstrip("\n").rfind("\n") + 20])
+    again = staronnx(d, "sweep", "--mix", "two.toml", *MIX, "-o", "m", "--resume")
+    import pandas as pd
+
+    points = pd.read_csv(d / "m/points.csv")
+    keys = sorted(zip(points.mix, points.model))
+    expected = sorted((f"a={n} b=1", m) for n in (1, 2) for m in ("a", "b"))
+    return one_line(first, 0) or one_line(again, 0) or (None if keys == expected else f"rows {keys}")
+
+
+@case("outputs", "`trace` on a mix run of two batch-size combinations", "exit 2 naming --mix; with --mix, exit 0")
+def _(d):
+    first = staronnx(d, "sweep", "--mix", _mix_two(d), *MIX, "-o", "m")
+    return one_line(first, 0) or one_line(staronnx(d, "trace", "m", "-o", "t.json"), 2, "give --mix") or \
+        one_line(staronnx(d, "trace", "m", "--mix", "a=2 b=1", "-o", "t.json"), 0)
+
+
+@case("outputs", "a run folder whose points.csv links to a file outside it, then `sweep --resume`",
+      "exit 2, that file unchanged")
+def _(d):
+    (d / "precious.csv").write_text((d / "run/points.csv").read_text())
+    (d / "run/points.csv").unlink()
+    (d / "run/points.csv").symlink_to(d / "precious.csv")
+    before = (d / "precious.csv").read_text()
+    o = staronnx(d, "sweep", "tiny.onnx", "--workers", "cpu:1x1", "--batch", "1,2,4", "--rate", "50,100",
+                 "--batches", "5", "--warmup", "1", "-o", "run", "--resume")
+    return one_line(o, 2, "symbolic link") or (None if (d / "precious.csv").read_text() == before else "written")
+
+
 # ---- outputs ----------------------------------------------------------------------------------------------------
 
 @case("outputs", "`sweep -o` naming an existing file", "exit 2, file kept")
@@ -700,6 +836,67 @@ def _triton_interrupted(sig: signal.Signals):
     return check
 
 
+RAY_PLATFORM = ('[[workers]]\nkind = "cuda"\ncount = 1\n[[workers]]\nkind = "cpu"\ncount = 2\ncores = 1\n'
+                + "".join(f'[[times]]\npart = 0\nkind = "{k}"\nbatch = {b}\nmean_ms = {ms}\n'
+                          for k, b, ms in (("cuda", 1, 1.0), ("cuda", 8, 2.4), ("cpu:1", 1, 2.0), ("cpu:1", 8, 12.0))))
+
+
+def ray_processes() -> set[int]:
+    """Live Ray processes on this machine (zombies, already dead, are not counted)."""
+    out = subprocess.run(["ps", "-eo", "pid,stat,comm"], capture_output=True, text=True).stdout.splitlines()[1:]
+    return {int(pid) for pid, stat, comm in (line.split(None, 2) for line in out)
+            if not stat.startswith("Z") and (comm.startswith(("raylet", "gcs_server")) or comm.startswith("ray::"))}
+
+
+@case("ray", "`advise --ray-address` at a port where an HTTP server listens", "exit 2 at once, one line", {"ray"})
+def _(d):
+    (d / "p.toml").write_text(RAY_PLATFORM)
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=d, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port 41234 (...)"
+        port = line.split(" port ")[1].split()[0]
+        o = staronnx(d, "advise", "tiny.onnx", "--rate", "300", "--platform", "p.toml", "--offload", "0", "--ray",
+                     "--ray-address", f"127.0.0.1:{port}", "-o", "a", timeout=60)
+    finally:
+        server.kill()
+    return one_line(o, 2, "not a Ray cluster") or (None if o.seconds < 15 else f"took {o.seconds:.0f} s")
+
+
+def _ray_interrupted(sig: signal.Signals):
+    def check(d):
+        (d / "p.toml").write_text(RAY_PLATFORM)
+        before = ray_processes()
+        args = ["advise", "tiny.onnx", "--rate", "100,200,300,400,500,600,700,800", "--batch", "1,2,4,8",
+                "--platform", "p.toml", "--offload", "0", "--ray", "--batches", "3000", "-o", "a"]
+        proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", *args], cwd=d, env=ENV, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_sigint)
+        for _ in range(1200):  # until the cluster simulates: its first candidates' run directories
+            if (d / "a/sim").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        sent = time.perf_counter()
+        proc.send_signal(sig)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return "still running 30 s after the signal"
+        took = time.perf_counter() - sent
+        time.sleep(2.0)
+        left = ray_processes() - before
+        return (one_line(Outcome(proc.returncode, "", err, took), 130, "interrupted")
+                or (f"exit {took:.1f} s after the signal" if took > 1.0 else None)
+                or (f"Ray processes left: {sorted(left)}" if left else None))
+    return check
+
+
+for sig in (signal.SIGINT, signal.SIGTERM):
+    case("ray", f"{sig.name} during `advise --ray` (a local Ray cluster simulating)",
+         "exit 130 within a second, one line, no Ray process left", {"ray"})(_ray_interrupted(sig))
+
+
 for sig in (signal.SIGINT, signal.SIGTERM):
     case("interrupts", f"{sig.name} during a Triton baseline sweep", "exit 130, one line; no tritonserver left",
          {"triton"})(_triton_interrupted(sig))
@@ -709,7 +906,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/faults.md"))
     parser.add_argument("--only", default="", help="run the cases whose text holds this")
-    parser.add_argument("--skip", default="", help="comma-separated needs to skip: triton, mount")
+    parser.add_argument("--skip", default="", help="comma-separated needs to skip: triton, mount, ray")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     root = Path(tempfile.mkdtemp(prefix="staronnx-faults-"))

@@ -1,3 +1,4 @@
 from .cli.entry import main
 
-main()
+if __name__ == "__main__":  # not when a spawned child process imports this module
+    main()

@@ -9,6 +9,8 @@ from pathlib import Path
 from .errors import UserError
 
 MAX_TEXT_BYTES = 256 * 2**20  # a trace of ~20 million arrivals, a costs file of a million nodes: beyond, a mistake
+MAX_RESULT_BYTES = 4 * 2**30  # a run's batches.csv: tens of millions of batch rows
+MAX_JSON_BYTES = 64 * 2**20  # run.json, plan.json, a costs file's sidecar: a few KiB each when written by staronnx
 
 
 def checked_input(path: str | Path, kind: str, how_to_make: str, max_bytes: int = MAX_TEXT_BYTES) -> Path:

@@ -22,6 +22,8 @@ class InputSpec:
 
 
 def sha256_of(path: Path) -> str:
+    if not Path(path).is_file():  # a FIFO or a device would be read for ever
+        raise UserError(f"'{path}' is not a regular file (a pipe or a device is read for ever): give a file")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

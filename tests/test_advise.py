@@ -196,7 +196,62 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     monkeypatch.setenv("STARONNX_CACHE", str(fresh))
     shutil.copytree(Path(tiny_cnn_path).parent.parent, fresh, ignore=shutil.ignore_patterns("perfmodels", "advise"))
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "0", "--budget-s", "0.01",
-                              "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
+                              "--no-confirm", "-o", tmp_path / "b"), "--budget-s: calibrating N=1 takes about")
+    # the real confirmation's least time is held against the budget before anything runs: 33 batches at 0.05 q/s
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "0.05", "-o", tmp_path / "c"),
+                          "confirming for real alone takes at least 660 s", "--no-confirm")
+    assert not (tmp_path / "c").exists()
+
+
+def test_confirmation_keeps_the_candidates_that_fit_the_budget_best_first():
+    from staronnx_cli.advise.confirm import Confirmed
+    from staronnx_cli.advise.run import CONFIRM_SETUP_S, confirm_s, within_budget
+
+    whole = Target("whole", "m.onnx")
+
+    def entry(n: int, latencies: dict[float, float]) -> Confirmed:
+        return Confirmed(Candidate(whole, "cpu:2x1", "dmda", n), sorted(latencies), predicted=latencies)
+
+    best, second, slow = entry(1, {10.0: 5.0}), entry(2, {10.0: 6.0}), entry(8, {10.0: 9.0, 20.0: 4.0})
+    assert confirm_s(best, 30) == CONFIRM_SETUP_S + 33 * 1 / 10
+    assert confirm_s(slow, 30) == CONFIRM_SETUP_S + 33 * 8 / 10 + 33 * 8 / 20
+    left = confirm_s(best, 30) + confirm_s(slow, 30)  # the best at each rate first: best (10 q/s), slow (20 q/s)
+    kept, notes = within_budget([best, second, slow], 30, left)
+    assert kept == [best, slow]
+    assert len(notes) == 1 and notes[0].startswith("not confirmed: whole model, --workers cpu:2x1, --policy dmda, N=2")
+    kept, notes = within_budget([best, second, slow], 30, 0.0)
+    assert kept == [] and len(notes) == 3
+
+
+def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_many_are_refused(cli, tiny_cnn_path,
+                                                                                                tmp_path):
+    from staronnx_cli.advise.run import count_layouts
+    from staronnx_cli.errors import UserError
+    from staronnx_cli.runtime.platform import WorkerGroup
+
+    gpu, core = WorkerGroup("cuda", 1, 0), WorkerGroup("cpu", 2, 1)
+    assert count_layouts([gpu, core], 64, "p") == 3
+    assert count_layouts([core] * 30, 64, "p") == 30  # 1 to 30 of the same group
+    assert count_layouts([gpu, core, gpu], 64, "p") == 5  # (0-2 GPUs) x (0-1 core group), less the empty one
+    with pytest.raises(UserError, match="30 worker groups give 1,073,741,823 layouts"):
+        count_layouts([WorkerGroup("cpu", 1, c) for c in range(1, 31)], 64, "p")
+    many = tmp_path / "many.toml"
+    many.write_text(PLATFORM.split("[overhead]")[0].replace("count = 2\ncores = 1\n", "")
+                    + "".join(f"[[workers]]\nkind = \"cpu\"\ncount = {c}\ncores = 1\n" for c in range(1, 31))
+                    + "[overhead]" + PLATFORM.split("[overhead]")[1])
+    out = tmp_path / "a"
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--platform", many, "--offload", "0", "-o",
+                              out), "more than --max-layouts 64")
+    assert not out.exists()
+    same = tmp_path / "same.toml"
+    same.write_text(PLATFORM.replace("[overhead]", "[[workers]]\nkind = \"cuda\"\ncount = 1\n[overhead]"))
+    result = cli("advise", tiny_cnn_path, "--rate", "100", "--batch", "1", "--platform", same, "--offload", "0",
+                 "-o", out)
+    assert result.exit_code == 0, result.stderr
+    # two GPU groups of one GPU and a group of two cores: 0-2 GPUs x 0-1 core group, one file each
+    assert sorted(pd.read_csv(out / "candidates.csv").layout.unique()) == sorted(
+        ["cuda:0", "cuda:0,cuda:1", "cpu:2x1", "cuda:0,cpu:2x1", "cuda:0,cuda:1,cpu:2x1"])
+    assert len(list((out / "platforms").glob("*.toml"))) == 5
 
 
 def test_a_split_that_cannot_be_made_is_a_note_and_the_others_are_searched(tiny_cnn_path, monkeypatch):
@@ -292,6 +347,36 @@ def test_ray_gives_the_same_rows_and_a_bad_address_is_one_line(cli, tiny_cnn_pat
                               "--ray-address", "127.0.0.1:9", "-o", tmp_path / "bad"), "--ray-address 127.0.0.1:9")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--ray-address", "127.0.0.1:9", "-o",
                               tmp_path / "bad"), "add --ray")
+    # a port where another kind of server listens passes a TCP check: Ray's GCS must answer there
+    import http.server
+    import threading
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # the test's server says nothing on the stderr the command is judged by
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_port}"
+        assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--platform", platform, "--ray",
+                                  "--ray-address", address, "-o", tmp_path / "http"), f"--ray-address {address}",
+                              "not a Ray cluster")
+    finally:
+        server.shutdown()
+
+
+def test_rays_own_output_stays_off_the_screen(cli, tiny_cnn_path, tmp_path):
+    pytest.importorskip("ray")
+    platform = tmp_path / "machine.toml"
+    platform.write_text(PLATFORM)
+    out = tmp_path / "a"
+    result = cli("advise", tiny_cnn_path, "--rate", "300", "--batch", "1", "--offload", "0", "--platform", platform,
+                 "--ray", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    said = [line for line in (out / "ray.log").read_text().splitlines() if line.strip()]  # where it went
+    assert said[0].startswith("staronnx advise: Ray driver, pid ")  # the driver's own first line, then Ray's
+    assert not any(line in result.stdout + result.stderr for line in said)
 
 
 def test_the_search_keeps_the_three_best_and_ignores_unsettled_points():
@@ -329,6 +414,18 @@ def test_the_search_keeps_the_three_best_and_ignores_unsettled_points():
     assert result.best[100.0]["predicted_latency_ms"] == 10.0
     assert not eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": "not settled: rising"})
     assert eligible({"congested": False, "mean_max_latency_ms": 5.0, "reason": ""})
+    # the budget covers the simulations too: N=2's points, foreseen at N=1's pace, do not fit in what is left
+    simulated.clear()
+    module._run = fake_run
+    try:
+        result = search(SearchSettings("m", [Target("whole", "m.onnx")], ["cpu:2x1", "cpu:1x2"], (1, 2), (100.0,),
+                                       ("dmda",), Path("/nonexistent"), platforms={}, budget_s=1e-9), Times())
+    finally:
+        module._run = saved
+    assert [n for _, n in simulated] == [1, 1]
+    assert result.notes == [next(n for n in result.notes if n.startswith("N=2 and larger were not searched: "
+                                                                        "simulating N=2's 2 points"))]
+    assert [r["status"] for r in result.rows if r["batch_size"] == 2] == ["not searched: --budget-s"] * 2
 
 
 def test_the_reasons_compare_the_best_of_each_layout():

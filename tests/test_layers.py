@@ -10,7 +10,8 @@ LAYERS = [  # top first; a package may import packages of its own layer (if no c
     {"systems"},
     {"runtime", "split"},
     {"profile", "load", "metrics", "results", "zoo", "triton"},
-    {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "__init__"},
+    {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "outputfile",
+     "__init__"},
 ]
 LEVEL = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 

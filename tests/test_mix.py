@@ -136,6 +136,44 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     assert list(pd.read_csv(tmp_path / "sim" / "points.csv").model) == ["cnn", "transformer"]
 
 
+def test_a_mix_point_is_committed_for_every_model_or_none_and_its_combination_names_its_rows(cli, tmp_path):
+    mix = tmp_path / "two.toml"
+    mix.write_text(TINY.read_text().replace("batch = 2", "batch = [1, 2]"))
+    out = tmp_path / "m"
+    args = ("sweep", "--mix", mix, "--scale", "1", "--batches", "4", "--warmup", "1", "-o", out)
+    assert cli(*args).exit_code == 0
+    combos = {"cnn=1 transformer=1", "cnn=2 transformer=1"}
+    points, batches = pd.read_csv(out / "points.csv"), pd.read_csv(out / "batches.csv")
+    assert set(points.mix) == combos and set(batches.mix) == combos
+    for combination, rows in batches.groupby("mix"):  # two combinations share model, N, rate, scale: the key tells
+        assert set(rows[rows.model == "cnn"].batch_size) == {int(combination.split()[0].removeprefix("cnn="))}
+    # trace shows one mix point, every model's tasks; which one must be said when there are several
+    trace = tmp_path / "t.json"
+    ambiguous = cli("trace", out, "-o", trace)
+    assert ambiguous.exit_code == 2 and "give --mix, one of 'cnn=1 transformer=1', 'cnn=2 transformer=1'" in \
+        ambiguous.stderr
+    assert cli("trace", out, "--batch-size", "1", "-o", trace).exit_code == 2
+    shown = cli("trace", out, "--mix", "cnn=2 transformer=1", "-o", trace)
+    assert shown.exit_code == 0, shown.stderr
+    events = json.loads(trace.read_text())["traceEvents"]
+    slices = [e for e in events if e.get("cat") == "task"]
+    mine = batches[batches.mix == "cnn=2 transformer=1"]
+    assert len(slices) == mine.task_times.notna().sum()
+    assert {e["name"] for e in slices} == {"cnn: part 0", "transformer: part 0"}
+    assert {e["args"]["model"] for e in slices} == {"cnn", "transformer"}
+    # a crash while the last point's rows were written: the cnn row whole, the transformer row cut short; the
+    # resume measures that point again and commits it once for both models, with no row of the cut one left
+    text = (out / "points.csv").read_text()
+    (out / "points.csv").write_text(text[: text.rstrip("\n").rfind("\n") + 20])
+    resumed = cli(*args, "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    again, batches = pd.read_csv(out / "points.csv"), pd.read_csv(out / "batches.csv")
+    assert sorted(zip(again.mix, again.model)) == sorted((c, m) for c in combos for m in ("cnn", "transformer"))
+    last = again[again.mix == points.mix.iloc[-1]]
+    assert (batches[batches.mix == points.mix.iloc[-1]].groupby("model").size() == last.set_index("model").batches
+            + 1).all()  # the measured batches and the warm-up one, once
+
+
 @pytest.mark.parametrize("setup, args, message", [
     ("", ["--batch", "1"], "--batch with --mix"),
     ("", ["--vary", "nobody"], "--vary nobody: the mix has no model of that name"),

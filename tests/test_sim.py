@@ -108,8 +108,59 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
     (tmp_path / "model.toml").write_text(other.read_text().replace(p.model_sha256, "1" * 64))
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "model.toml",
                               "--trust-platform", "-o", tmp_path / "o"), "another model (sha256 111111111111")
+    # times of one part name their model by target_sha256 alone (an older file): trust never takes them to another model
+    unnamed = "\n".join(line for line in other.read_text().splitlines() if not line.startswith("model_sha256"))
+    (tmp_path / "unnamed.toml").write_text(unnamed + "\n")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "unnamed.toml",
+                              "--trust-platform", "-o", tmp_path / "o"), "another model (sha256 000000000000")
     assert_one_line_error(cli("platform", "from-run", real, "-o", platform), "--force")
     assert_one_line_error(cli("platform", "from-run", tmp_path / "sim", "-o", tmp_path / "x.toml"), "real run")
+
+
+def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    """Task times from the run's measured batches (and its calibration for what it never placed), never from the
+    shared performance-model cache, which later runs change; -o never one of the run's own files."""
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    real = tmp_path / "real"
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "2", "--rate", "100", "--batches", "10",
+               "--warmup", "1", "-o", real).exit_code == 0
+    run = json.loads((real / "run.json").read_text())
+    calibrated = {int(k): v for k, v in run["calibration"][0]["part_ms"].items()}
+    assert list(calibrated) == [0] and calibrated[0] > 0
+    # a later run at other batch sizes changes the shared cache; the capture does not see it
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1,4", "--rate", "100", "--batches", "5",
+               "--warmup", "1", "-o", tmp_path / "later").exit_code == 0
+    platform = tmp_path / "p.toml"
+    assert cli("platform", "from-run", real, "-o", platform).exit_code == 0
+    p = read_platform(platform)
+    assert [(t.part, t.kind, t.batch) for t in p.times] == [(0, "cpu:1", 2)]
+    batches = pd.read_csv(real / "batches.csv")
+    measured = batches[batches.measured]
+    ms = [1000 * (float(b) - float(a)) for a, b in (c.split(":", 1)[1].split("-") for c in measured.task_times)]
+    assert p.times[0].mean_ms == pytest.approx(sum(ms) / len(ms), abs=1e-5)
+    assert "the run's measured batches" in p.notes and p.task_us > 0
+    # no measured batch (a header alone): the calibration's times, and no dispatch delay to measure
+    (real / "batches.csv").write_text(batches.head(0).to_csv(index=False))
+    assert cli("platform", "from-run", real, "-o", platform, "--force").exit_code == 0
+    p = read_platform(platform)
+    assert [(t.part, t.kind, t.batch, t.mean_ms) for t in p.times] == [(0, "cpu:1", 2, round(calibrated[0], 4))]
+    assert p.task_us == 0 and "calibration alone" in p.notes
+    (real / "batches.csv").write_text("")
+    assert cli("platform", "from-run", real, "-o", platform, "--force").exit_code == 0
+    del run["calibration"]
+    (real / "run.json").write_text(json.dumps(run))
+    assert_one_line_error(cli("platform", "from-run", real, "-o", platform, "--force"), "recorded no task time")
+    # never a run's own file, even with --force; a link at -o is replaced, not followed
+    before = (real / "run.json").read_text()
+    assert_one_line_error(cli("platform", "from-run", real, "-o", real / "run.json", "--force"), "ending in .toml")
+    assert (real / "run.json").read_text() == before
+    link = tmp_path / "link.toml"
+    link.symlink_to(real / "points.csv")
+    points = (real / "points.csv").read_text()
+    (real / "batches.csv").write_text(batches.to_csv(index=False))
+    assert_one_line_error(cli("platform", "from-run", real, "-o", link), "--force")
+    assert cli("platform", "from-run", real, "-o", link, "--force").exit_code == 0
+    assert (real / "points.csv").read_text() == points and not link.is_symlink() and read_platform(link).times
 
 
 @pytest.mark.parametrize("text, fragment", [

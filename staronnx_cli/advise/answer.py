@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..outputfile import write_text_atomic
 from .confirm import Confirmed
 from .search import SearchResult
 from .space import workers_in
@@ -101,7 +102,7 @@ def headline(rec: dict) -> str:
 
 
 def write_candidates(result: SearchResult, path: Path) -> None:
-    pd.DataFrame(result.rows).to_csv(path, index=False)
+    write_text_atomic(path, pd.DataFrame(result.rows).to_csv(index=False))
 
 
 def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResult, entries: list[Confirmed],
@@ -121,7 +122,7 @@ def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResul
         lines += [f"![the top candidates]({figure.name})", ""]
     lines += ["Every candidate, with why it was pruned or what it predicted: `candidates.csv`; the simulated runs: "
               "`sim/`, `headroom/`; the real confirmations: `real/`.", "", f"Command: `{command}`", ""]
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
 
 
 def top_rows(entries: list[Confirmed]) -> list[dict]:

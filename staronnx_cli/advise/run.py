@@ -4,6 +4,7 @@ top candidates confirmed for real, the advice written. Every mistake is one line
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, Target, machine_layouts
 
 MAX_PARTS = 8  # more parts than this cut a model into tasks too small to schedule
+CONFIRM_WARMUP = 3  # warm-up batches of each real confirmation point
+CONFIRM_SETUP_S = 5.0  # a confirmation sweep's own start: sessions loaded, worker kinds calibrated
 
 
 @dataclass
@@ -30,7 +33,8 @@ class AdviseSettings:
     policies: tuple[str, ...] = POLICIES
     platform: Path | None = None
     trust_platform: bool = False  # use a platform's times on a target whose sha256 differs (the same split made again)
-    budget_s: float = 600.0
+    budget_s: float = 600.0  # the whole run: calibration, search and real confirmation
+    max_layouts: int = 64  # of a platform file's worker groups: every distinct subset is a layout
     batches: int = 50  # per simulated point
     warmup: int = 5
     confirm: bool = True
@@ -80,8 +84,12 @@ def check(s: AdviseSettings) -> None:
         raise UserError(f"--parts: each split is a chain of 2 to {MAX_PARTS} parts, e.g. --parts 2,3")
     if s.latency_bound_ms is not None and not (math.isfinite(s.latency_bound_ms) and s.latency_bound_ms > 0):
         raise UserError(f"--latency-bound {s.latency_bound_ms:g}: a bound is a positive number of ms")
-    if not s.budget_s > 0:
-        raise UserError(f"--budget-s {s.budget_s:g}: give the seconds calibration may take, e.g. 600")
+    if not (math.isfinite(s.budget_s) and s.budget_s > 0):
+        raise UserError(f"--budget-s {s.budget_s:g}: give the seconds the whole advise may take, e.g. 600")
+    if s.confirm_batches < 1:
+        raise UserError(f"--confirm-batches {s.confirm_batches}: give at least 1 (or --no-confirm)")
+    if s.max_layouts < 1:
+        raise UserError(f"--max-layouts {s.max_layouts}: give at least 1")
     if not s.policies:
         raise UserError(f"--policy: give at least one of {', '.join(POLICIES)}")
     unknown = [p for p in s.policies if p not in POLICIES]
@@ -92,9 +100,66 @@ def check(s: AdviseSettings) -> None:
     if s.ray_address and not s.ray:
         raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
     if s.platform is not None:
-        platform_for(s)  # its mistakes too, before anything runs
+        platform, _, _, _ = platform_for(s)  # its mistakes too, before anything runs
+        count_layouts(platform.workers, s.max_layouts, s.platform)
+    elif s.confirm:
+        floor = confirm_floor_s(s)
+        if floor > s.budget_s:
+            slowest = min(s.rates)
+            raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least {floor:,.0f} s "
+                            f"({CONFIRM_WARMUP + s.confirm_batches} batches of N={min(s.batch_sizes)} per point, "
+                            f"{slowest:g} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
+                            "--no-confirm")
     if (s.output / "advice.md").exists() and not s.force:
         raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
+
+
+def confirm_floor_s(s: AdviseSettings) -> float:
+    """The least real confirmation can take: one point per rate at the smallest batch size (the search may choose
+    larger ones, and up to 3 per rate)."""
+    return sum(confirm_point_s(min(s.batch_sizes), r, s.confirm_batches) for r in s.rates)
+
+
+def confirm_point_s(n: int, rate: float, batches: int) -> float:
+    """One real point: its batches arrive at rate / n per second."""
+    return (CONFIRM_WARMUP + batches) * n / rate
+
+
+def confirm_s(e: Confirmed, batches: int) -> float:
+    """One candidate's real sweep: its start and a point at each of its rates."""
+    return CONFIRM_SETUP_S + sum(confirm_point_s(e.candidate.batch_size, r, batches) for r in e.rates)
+
+
+def within_budget(entries: list[Confirmed], batches: int, left_s: float) -> tuple[list[Confirmed], list[str]]:
+    """The candidates whose real sweeps fit in the time left, the best at some rate first; a note for each of the
+    others (left out, not measured: the answer stands on their prediction)."""
+    def rank(e: Confirmed) -> int:
+        return min(sorted(entries, key=lambda o: (o.predicted.get(r, math.inf), o.candidate.batch_size)).index(e)
+                   for r in e.rates)
+
+    kept, notes = [], []
+    for e in sorted(entries, key=rank):
+        needed = confirm_s(e, batches)
+        if needed <= left_s:
+            kept.append(e)
+            left_s -= needed
+        else:
+            notes.append(f"not confirmed: {e.candidate.setup}: its real sweep takes about {needed:,.0f} s, more than "
+                         f"the {max(left_s, 0):,.0f} s of --budget-s left; raise --budget-s to measure it")
+    return [e for e in entries if e in kept], notes
+
+
+def count_layouts(groups, most: int, where) -> int:
+    """How many distinct layouts a platform's worker groups give (every non-empty subset, identical groups
+    counted once per how many of them): refused beyond `most`, before a subset is built."""
+    from collections import Counter
+
+    total = math.prod(m + 1 for m in Counter(groups).values()) - 1
+    if total > most:
+        raise UserError(f"--platform {where}: its {len(groups)} worker groups give {total:,} layouts (every subset), "
+                        f"more than --max-layouts {most}: merge identical groups into one with a larger count, or "
+                        "raise --max-layouts")
+    return total
 
 
 def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, done, total: None) -> Advice:
@@ -112,6 +177,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     from ..devices import usable_cores
     from ..ortenv import cuda_status
 
+    started = time.monotonic()
     cores = usable_cores()
     notes = []
     if s.platform is None:
@@ -132,8 +198,9 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
                          "here); capture a platform from a run of each split to compare them")
     settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
                               tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
-                              s.warmup, s.seed, s.jobs or cores, s.budget_s, platforms, one_run_s, cores)
-    pool = process_pool(settings.jobs, s.ray, s.ray_address)
+                              s.warmup, s.seed, s.jobs or cores, s.budget_s - (confirm_floor_s(s) if confirm else 0),
+                              platforms, one_run_s, cores)
+    pool = process_pool(settings.jobs, s.ray, s.ray_address, s.output / "ray.log")
     try:
         result = search(settings, times, on_step, pool, lambda done, total: on_count("simulated", done, total))
         result.notes = notes + result.notes
@@ -141,13 +208,20 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         entries = top_candidates(result, targets, s.latency_bound_ms)
         on_step(f"simulating the headroom of {len(entries)} candidate(s) at 1 to 4 x the rate")
         predict_saturation(entries, settings, pool, lambda done, total: on_count("headroom", done, total))
+    except BaseException:  # an interrupt, an error: the simulations still running are not waited for
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+            pool = None
+        raise
     finally:
         if pool is not None:  # before any real confirmation: it runs alone on the machine
             pool.shutdown()
     if s.latency_bound_ms is not None:
         entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
     if confirm and entries:
-        result.notes += measure(entries, settings, s.confirm_batches, 3, on_step,
+        chosen, skipped = within_budget(entries, s.confirm_batches, s.budget_s - (time.monotonic() - started))
+        result.notes += skipped
+        result.notes += measure(chosen, settings, s.confirm_batches, CONFIRM_WARMUP, on_step,
                                 lambda done, total: on_count("confirmed", done, total))
     recs = recommendations(result, entries, s.latency_bound_ms)
     compare_layouts(result, recs, targets, s.latency_bound_ms)
@@ -161,7 +235,8 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
 def _platform_space(s: AdviseSettings):
     """A platform file's machine: its worker groups and every non-empty subset of them as layouts (each written
     as a platform file of its own); its times for the one target they belong to (the model, or a plan)."""
-    from itertools import combinations
+    from collections import Counter
+    from itertools import product
 
     from ..runtime.platform import write_platform
     from .times import PlatformTimes
@@ -169,14 +244,16 @@ def _platform_space(s: AdviseSettings):
     platform, loaded, table, said = platform_for(s)
     parts = len(loaded.part_files)
     layouts, files = [], {}
-    for size in range(1, len(platform.workers) + 1):
-        for groups in combinations(platform.workers, size):
-            variant = replace(platform, workers=list(groups), path=None)
+    kinds = Counter(platform.workers)  # identical groups: a subset takes 0 to all of them, in the file's order
+    for taken in sorted(product(*(range(m + 1) for m in kinds.values())), key=sum):
+        if not any(taken):
+            continue
+        variant = replace(platform, workers=[g for g, k in zip(kinds, taken) for _ in range(k)], path=None)
+        if variant.workers_spec not in files:
             path = s.output / "platforms" / f"{len(files)}.toml"
             write_platform(variant, path)
-            if variant.workers_spec not in files:  # two identical groups give one layout, not two
-                layouts.append(variant.workers_spec)
-                files[variant.workers_spec] = path
+            layouts.append(variant.workers_spec)
+            files[variant.workers_spec] = path
     times = PlatformTimes(table, parts)
     target = (Target("whole", str(s.model)) if parts == 1 else
               Target("plan", str(s.model), parts, loaded.offload_fraction))

@@ -97,7 +97,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
 
     behind = f"the {s.latency_bound_ms:g} ms bound" if s.latency_bound_ms is not None else f"the {TOP} best latencies"
 
-    budget = s.budget_s
+    point_s: float | None = None  # wall time per simulated point so far (the pool's), to foresee the next N's
     capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
     hopeless: set[float] = set()  # rates no larger batch size will reach
     planned = 0
@@ -114,6 +114,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                    for k in sorted(times.missing(t.key, kinds_for(t, s.targets, s.layouts), n))]
         if missing and s.platforms is None:
             estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
+            budget = s.budget_s - (time.perf_counter() - started)  # calibration and simulation so far count
             if n == min(s.batch_sizes):
                 check_budget(estimate, budget, n)
             elif estimate > budget:
@@ -121,9 +122,7 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                                     f"{estimate:.0f} s, more than the {budget:.0f} s of --budget-s left")
                 break
             on_step(f"N={n}: calibrating {len(missing)} (target, worker kind) pair(s), about {estimate:.0f} s")
-            spent = time.perf_counter()
             result.notes += calibrate_all(times, missing, n, on_step)
-            budget -= time.perf_counter() - spent
         jobs, caps = [], [0.0]
         for c in everyone:
             b = bounds(c, times.part_s(c.target.key, n))
@@ -148,9 +147,18 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                 jobs.append((c, todo, b))
         capacity[n] = max(caps)
         _give_up_unreachable(s.rates, leaders, capacity, hopeless, result.notes)
-        on_step(f"N={n}: simulating {sum(len(t) for _, t, _ in jobs)} (candidate, rate) points")
-        planned += sum(len(t) for _, t, _ in jobs)
+        count = sum(len(t) for _, t, _ in jobs)
+        left = s.budget_s - (time.perf_counter() - started)
+        if point_s is not None and count * point_s > left:
+            result.notes.append(f"N={n} and larger were not searched: simulating N={n}'s {count} points takes about "
+                                f"{count * point_s:.3g} s, more than the {max(left, 0):.3g} s of --budget-s left")
+            for c, todo, b in jobs:
+                result.rows += [_row(c, r, "not searched: --budget-s", b) for r in todo]
+            break
+        on_step(f"N={n}: simulating {count} (candidate, rate) points")
+        planned += count
         on_count(result.simulated, planned)
+        began, before = time.perf_counter(), result.simulated
         for (c, todo, b), points in zip(jobs, _run(jobs, s, pool)):
             by_rate = {float(p["rate_qps"]): p for p in points}
             for r in todo:
@@ -163,6 +171,8 @@ def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
                     if r not in result.best or latency < result.best[r]["predicted_latency_ms"]:
                         result.best[r] = result.rows[-1]
             on_count(result.simulated, planned)
+        if result.simulated > before:
+            point_s = (time.perf_counter() - began) / (result.simulated - before)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -219,12 +229,15 @@ def simulate_args(args) -> list[dict]:
     return simulate(*args)
 
 
-def process_pool(jobs: int, ray: bool = False, ray_address: str | None = None):
-    """A pool of `jobs` processes (None: simulate in this process), or a Ray cluster's workers."""
+def process_pool(jobs: int, ray: bool = False, ray_address: str | None = None, log: Path | None = None):
+    """A pool of `jobs` processes (None: simulate in this process), or a Ray cluster's workers (Ray's own output
+    in `log`)."""
     if ray:
+        import tempfile
+
         from .raypool import RayPool
 
-        return RayPool(ray_address, simulate_args)
+        return RayPool(ray_address, simulate_args, log or Path(tempfile.gettempdir()) / "staronnx-ray.log")
     if jobs <= 1:
         return None
     import multiprocessing

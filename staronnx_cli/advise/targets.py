@@ -29,7 +29,10 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
     path = _cache(model_sha) / "costs.csv"
     meta = path.with_name("costs.advise.json")
     if path.exists() and meta.exists():
-        return path, float(json.loads(meta.read_text())["end_to_end_s"])
+        try:
+            return path, float(json.loads(meta.read_text())["end_to_end_s"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a torn cache entry (a crash while writing it): profiled again below
     on_step(f"profiling {model.name} on the CPU (10 runs at batch 1) for its splits")
     device = parse_device("cpu")
     batch = profile_model(ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)).batches[0]

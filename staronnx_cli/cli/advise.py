@@ -41,8 +41,13 @@ def advise(
     trust_platform: Annotated[bool, typer.Option(help="Use the --platform's times although they were captured "
                                                       "from another file of the same split (made again here); "
                                                       "said in advice.md.")] = False,
-    budget_s: Annotated[float, typer.Option(help="Seconds the calibration of missing task times may take; said "
-                                                 "before it starts.")] = 600.0,
+    budget_s: Annotated[float, typer.Option(help="Seconds the whole advise may take: calibration and search (larger "
+                                                 "N left out when they would not fit) and real confirmation "
+                                                 "(candidates that would not fit left unmeasured, said); refused at "
+                                                 "once when its least possible time does not fit.")] = 600.0,
+    max_layouts: Annotated[int, typer.Option(help="With --platform: the most worker layouts (distinct subsets of "
+                                                  "its worker groups) searched; more is refused before any is "
+                                                  "built.")] = 64,
     confirm: Annotated[bool, typer.Option(help="Confirm the top 3 candidates at each rate with short real "
                                                "sweeps.")] = True,
     confirm_batches: Annotated[int, typer.Option(help="Measured batches per confirmation point.")] = 30,
@@ -69,8 +74,9 @@ def advise(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts")),
         tuple(p for p in policy.split(",") if p),
-        platform, trust_platform, budget_s, batches, confirm=confirm, confirm_batches=confirm_batches, jobs=jobs,
-        ray=ray, ray_address=ray_address, seed=seed, force=force, command=shlex.join(["staronnx", *sys.argv[1:]]))
+        platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
+        jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force,
+        command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..advise.run import check

@@ -25,7 +25,11 @@ def from_run(
     from ..runtime.platform import write_platform
     from ..sweep.capture import platform_from_run
 
-    if output.exists() and not force:
+    if output.suffix != ".toml":  # never one of the run's own files (run.json, points.csv), nor any other kind
+        raise UserError(f"-o {output}: a platform file is TOML: give a path ending in .toml")
+    if output.is_dir():
+        raise UserError(f"-o {output} is a directory: give the platform file's path, e.g. {output / 'platform.toml'}")
+    if (output.exists() or output.is_symlink()) and not force:
         raise UserError(f"'{output}' exists: add --force to overwrite it")
     platform = platform_from_run(run)
     write_platform(platform, output)

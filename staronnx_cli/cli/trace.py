@@ -16,9 +16,15 @@ def trace(
     run: Annotated[Path, typer.Argument(help="A run directory written by staronnx sweep.")],
     batch_size: Annotated[int | None, typer.Option(help="The point's batch size (default: the smallest).")] = None,
     rate: Annotated[float | None, typer.Option(help="The point's rate (default: its highest uncongested).")] = None,
+    mix: Annotated[str | None, typer.Option(help="A mix run: the point's batch-size combination as points.csv's mix "
+                                                 "column names it, e.g. 'cnn=2 mlp=1' (default: the only one).")
+                   ] = None,
+    scale: Annotated[float | None, typer.Option(help="A mix run: the point's scale (default: the highest at which "
+                                                     "no model congested).")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
 ):
-    """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked."""
+    """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked (a mix
+    run's point: every model's tasks, each named by its model)."""
     from ..plots.tracefile import write_trace
     from ..results.read import read_run
     from ..results.schema import RUN_FILES
@@ -28,5 +34,5 @@ def trace(
                         f"-o {run}/trace.json")
     if output.exists() and output.is_dir():
         raise UserError(f"-o {output} is a directory: give a file name, e.g. -o {output}/trace.json")
-    written, n, rho = write_trace(read_run(run), batch_size, rate, output)
-    console.print(f"wrote {written} (N={n} at {rho:g} q/s): open it in https://ui.perfetto.dev")
+    written, point = write_trace(read_run(run), batch_size, rate, output, mix, scale)
+    console.print(f"wrote {written} ({point}): open it in https://ui.perfetto.dev")

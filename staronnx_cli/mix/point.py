@@ -81,6 +81,6 @@ def mix_rows(mix: Mix, point: MixPoint, planned: MixSchedule, records: list[Batc
         first_part = graph_first_part[m]
         own = [replace(r, index=i, tasks=[t._replace(part=t.part - first_part) for t in r.tasks])
                for i, r in enumerate(mine)]  # numbered as in a single model's run: its batches, its parts
-        batch_out += [{"system": label["system"], **b, "model": model.name, "scale": point.scale}
+        batch_out += [{"system": label["system"], **b, "model": model.name, "scale": point.scale, "mix": combination}
                       for b in batch_rows(spec, own, worker_names, firsts[m])]
     return point_rows, batch_out

@@ -3,10 +3,11 @@ each point's rows (one per model) appended as soon as it finishes."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field, replace
 
 from ..errors import UserError
-from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows, read_run_meta
+from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows, complete_text, read_run_meta
 from ..runtime.policies import make_policy
 from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
@@ -36,6 +37,11 @@ class MixSettings(SweepSettings):
     vary: str | None = None  # only this model's rate is scaled
     memory_limit: str | None = None  # --memory-limit as given
     memory_limits: dict[str, int] = field(default_factory=dict)  # worker name -> bytes (filled by prepare_mix)
+
+    @property
+    def rows_per_point(self) -> int:
+        """A mix point commits one points.csv row per model, all or none (repair_run drops a point cut short)."""
+        return len(self.mix.models) if self.mix else 1
 
 
 def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
@@ -203,7 +209,7 @@ def _done(s: MixSettings) -> set[tuple[str, float]]:
     path = s.output / "points.csv"
     if not path.exists():
         return set()
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(io.StringIO(complete_text(path)))
     if "mix" not in frame:
         return set()
     counts = frame.groupby(["mix", "scale"]).size()

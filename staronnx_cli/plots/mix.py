@@ -149,3 +149,40 @@ def mix_figure(run: Run, log: bool = False):
         ax.set_yscale("log")
     ax.legend(fontsize=8, loc="upper left")
     return fig
+
+
+def pick_mix_point(run: Run, mix: str | None, scale: float | None) -> tuple[str, float]:
+    """A mix point: its batch-size combination ('cnn=2 mlp=1'; default: the only one) and scale (default: the
+    highest at which no model congested, else the lowest)."""
+    points = need_mix(run)
+    combos = list(dict.fromkeys(str(m) for m in points["mix"].dropna()))
+    if mix is None and len(combos) > 1:
+        raise UserError(f"run '{run.path}' holds {len(combos)} batch-size combinations: give --mix, one of "
+                        + ", ".join(f"'{c}'" for c in combos))
+    mix = combos[0] if mix is None else mix
+    if mix not in combos:
+        raise UserError(f"run '{run.path}' has no combination '{mix}': give --mix, one of "
+                        + ", ".join(f"'{c}'" for c in combos))
+    mine = points[points["mix"] == mix]
+    scales = sorted(mine.scale.dropna().unique())
+    if scale is not None:
+        hit = [s for s in scales if abs(s - scale) < 1e-9]
+        if not hit:
+            raise UserError(f"combination '{mix}' of run '{run.path}' has no scale {scale:g}; it has "
+                            + ", ".join(f"{s:g}" for s in scales))
+        return mix, float(hit[0])
+    calm = [s for s in scales if not mine[mine.scale == s].congested.astype(bool).any()]
+    return mix, float(max(calm) if calm else scales[0])
+
+
+def mix_point_batches(run: Run, mix: str, scale: float) -> pd.DataFrame:
+    """The batch rows of every model of one mix point."""
+    batches = run.batches
+    scales = pd.to_numeric(batches["scale"], errors="coerce") if "scale" in batches else pd.Series(dtype=float)
+    at = batches[(scales - scale).abs() < 1e-9]
+    if "mix" in batches:
+        return at[at["mix"] == mix]
+    if need_mix(run)["mix"].nunique() > 1:
+        raise UserError(f"'{run.path / 'batches.csv'}' was written before it named each row's combination (no mix "
+                        "column): its combinations cannot be told apart; sweep the mix again")
+    return at

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputfile import write_text_atomic
 from ..results.read import Run
 from . import figures, tables
 from .mix import is_mix, mix_figure, mix_summary, mix_table_rows
@@ -70,7 +71,7 @@ def write_report(runs: list[Run], output: Path) -> list[Path]:
                   "### Run", "", "| key | value |", "|---|---|"]
         lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
         lines.append("")
-    output.write_text("\n".join(lines) + "\n")
+    write_text_atomic(output, "\n".join(lines) + "\n")
     return [output, *written]
 
 
@@ -86,5 +87,5 @@ def _mix_report(runs: list[Run], output: Path, folder: Path) -> list[Path]:
                   "| key | value |", "|---|---|"]
         lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
         lines.append("")
-    output.write_text("\n".join(lines) + "\n")
+    write_text_atomic(output, "\n".join(lines) + "\n")
     return [output, *written]

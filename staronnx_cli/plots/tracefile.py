@@ -9,52 +9,85 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
+from ..errors import UserError
+from ..outputfile import write_text_atomic
 from ..results.read import Run
 from ..results.tasks import task_table
 from .figures import pick_point
+from .mix import is_mix, mix_point_batches, pick_mix_point
 
 PID = 1
 
 
-def trace_events(run: Run, batch_size: int | None, rate: float | None) -> dict:
-    n, rho = pick_point(run, batch_size, rate)
-    batches = run.batches
-    mine = batches[(batches.batch_size == n) & (batches.rate_qps == rho)]
-    tasks = task_table(mine)
+def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str | None = None,
+                 scale: float | None = None) -> dict:
+    """A single-model run's point (N, rate), or a mix run's point (combination, scale): every model's tasks on
+    the shared workers, each slice named by its model."""
+    if is_mix(run):
+        if batch_size is not None or rate is not None:
+            raise UserError(f"run '{run.path}' is a mix: choose its point with --mix and --scale, not --batch-size "
+                            "and --rate")
+        combination, at = pick_mix_point(run, mix, scale)
+        mine = mix_point_batches(run, combination, at)
+        tasks = pd.concat([task_table(group).assign(model=model) for model, group in mine.groupby("model", sort=False)]
+                          or [task_table(mine).assign(model="")], ignore_index=True)
+        title, point = f"{combination} at scale {at:g}", {"mix": combination, "scale": at}
+    else:
+        if mix is not None or scale is not None:
+            raise UserError(f"run '{run.path}' is not a mix: choose its point with --batch-size and --rate")
+        n, rho = pick_point(run, batch_size, rate)
+        batches = run.batches
+        mine = batches[(batches.batch_size == n) & (batches.rate_qps == rho)]
+        tasks = task_table(mine).assign(model="")
+        title, point = f"N={n} at {rho:g} q/s", {"batch_size": n, "rate_qps": rho}
     workers = sorted(tasks.worker.unique()) if not tasks.empty else []
     tid = {w: i + 1 for i, w in enumerate(workers)}
     events: list[dict] = [
         {"ph": "M", "name": "process_name", "pid": PID, "tid": 0,
-         "args": {"name": f"{run.model_name}: N={n} at {rho:g} q/s ({run.meta.workers})"}},
+         "args": {"name": f"{run.model_name}: {title} ({run.meta.workers})"}},
         {"ph": "M", "name": "thread_name", "pid": PID, "tid": 0, "args": {"name": "load generator"}},
     ]
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": tid[w], "args": {"name": w}} for w in workers]
     for _, b in mine.iterrows():
-        events.append({"ph": "i", "s": "t", "name": f"release batch {int(b.batch_index)}", "pid": PID, "tid": 0,
+        whose = f"{b.model} " if "model" in b and isinstance(b.model, str) and "mix" in point else ""
+        events.append({"ph": "i", "s": "t", "name": f"release {whose}batch {int(b.batch_index)}", "pid": PID, "tid": 0,
                        "ts": round(1e6 * float(b.actual_release_s), 3),
                        "args": {"scheduled_us": round(1e6 * float(b.scheduled_release_s), 3),
                                 "late_us": round(1e6 * (float(b.actual_release_s) - float(b.scheduled_release_s)), 3)}})
-    latency = dict(zip(mine.batch_index.astype(int), mine.first_query_latency_ms))
+    models = mine["model"].fillna("").astype(str) if "mix" in point else pd.Series([""] * len(mine), index=mine.index)
+    latency = dict(zip(zip(models, mine.batch_index.astype(int)), mine.first_query_latency_ms))
     copying = sorted(tasks.dropna(subset=["transfer_start_s"]).worker.unique()) if not tasks.empty else []
     ctid = {w: len(workers) + 1 + i for i, w in enumerate(copying)}  # a track per GPU worker's copy stream
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": ctid[w], "args": {"name": f"{w} copies"}}
                for w in copying]
     for _, t in tasks.dropna(subset=["transfer_start_s"]).iterrows():
-        events.append({"ph": "X", "name": f"inputs of part {int(t.part)}", "cat": "transfer", "pid": PID,
+        events.append({"ph": "X", "name": f"inputs of {_part(t)}", "cat": "transfer", "pid": PID,
                        "tid": ctid[t.worker], "ts": round(1e6 * t.transfer_start_s, 3),
                        "dur": round(1e6 * (t.transfer_end_s - t.transfer_start_s), 3),
-                       "args": {"batch": int(t.batch_index), "part": int(t.part)}})
+                       "args": {"batch": int(t.batch_index), "part": int(t.part), **_model(t)}})
     for _, t in tasks.iterrows():
-        events.append({"ph": "X", "name": f"part {int(t.part)}", "cat": "task", "pid": PID, "tid": tid[t.worker],
+        events.append({"ph": "X", "name": _part(t), "cat": "task", "pid": PID, "tid": tid[t.worker],
                        "ts": round(1e6 * t.start_s, 3), "dur": round(1e6 * (t.end_s - t.start_s), 3),
-                       "args": {"batch": int(t.batch_index), "part": int(t.part),
-                                "batch_latency_ms": latency.get(int(t.batch_index))}})
-    return {"traceEvents": events, "displayTimeUnit": "ms",
-            "otherData": {"run": str(run.path), "batch_size": n, "rate_qps": rho}}
+                       "args": {"batch": int(t.batch_index), "part": int(t.part), **_model(t),
+                                "batch_latency_ms": latency.get((t.model, int(t.batch_index)))}})
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"run": str(run.path), **point}}
 
 
-def write_trace(run: Run, batch_size: int | None, rate: float | None, output: Path) -> tuple[Path, int, float]:
-    trace = trace_events(run, batch_size, rate)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(trace) + "\n")
-    return output, trace["otherData"]["batch_size"], trace["otherData"]["rate_qps"]
+def _part(task) -> str:
+    return f"{task.model}: part {int(task.part)}" if task.model else f"part {int(task.part)}"
+
+
+def _model(task) -> dict:
+    return {"model": task.model} if task.model else {}
+
+
+def write_trace(run: Run, batch_size: int | None, rate: float | None, output: Path, mix: str | None = None,
+                scale: float | None = None) -> tuple[Path, str]:
+    """The trace file and which point it holds, in words."""
+    trace = trace_events(run, batch_size, rate, mix, scale)
+    write_text_atomic(output, json.dumps(trace) + "\n")
+    point = trace["otherData"]
+    return output, (f"'{point['mix']}' at scale {point['scale']:g}" if "mix" in point else
+                    f"N={point['batch_size']} at {point['rate_qps']:g} q/s")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, json_text
-from ..inputfile import checked_input
+from ..inputfile import MAX_JSON_BYTES, checked_input
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -104,7 +104,17 @@ def _check_timing(path: Path, frame: pd.DataFrame) -> None:
 
 def read_meta(costs_path: str | Path) -> dict:
     path = meta_path(costs_path)
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(checked_input(path, "costs sidecar", "profile again with 'staronnx profile'",
+                                        MAX_JSON_BYTES).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"'{path}' is not valid JSON (cut short or edited): profile again with 'staronnx profile'") \
+            from None
+    if not isinstance(meta, dict):
+        raise UserError(f"'{path}' is not a costs sidecar written by staronnx: profile again with 'staronnx profile'")
+    return meta
 
 
 def timing_of(frame: pd.DataFrame) -> pd.Series:

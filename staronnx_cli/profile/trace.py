@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..inputfile import MAX_RESULT_BYTES, checked_input
 
 KERNEL_SUFFIX = "_kernel_time"
 
@@ -43,7 +44,7 @@ class Trace:
 
 def load_trace(path: str | Path) -> Trace:
     """Read ORT's profile JSON (or a gzipped copy of one)."""
-    path = Path(path)
+    path = checked_input(path, "ONNX Runtime profile", "record one with 'staronnx profile'", MAX_RESULT_BYTES)
     try:
         text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
         events = json.loads(text)

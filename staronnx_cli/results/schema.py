@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError, first_line
+from ..inputfile import MAX_JSON_BYTES, MAX_RESULT_BYTES, checked_input
 
 RUN_SCHEMA_VERSION = 4  # 4: the model column (and a mix's scale, mix, latency_target_ms, met_target)
 RUN_FILES = ("run.json", "points.csv", "batches.csv")  # what a run directory is made of (never overwritten by plots)
@@ -20,7 +21,7 @@ POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qp
                  "warmup_batches", "capacity_qps", "model", "scale", "mix", "latency_target_ms", "met_target"]
 BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "measured", "first_arrival_s",
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
-                 "task_times", "error", "transfer_times", "model", "scale"]
+                 "task_times", "error", "transfer_times", "model", "scale", "mix"]
 
 # what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
@@ -31,16 +32,21 @@ BATCH_COLUMNS_REQUIRED = ["system", "batch_size", "rate_qps", "batch_index", "sc
 def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     """Rows written whole or not at all: rendered first, then one write, flushed and synced to disk; a write the
     file system refuses halfway (disk full) is cut back. A crash can leave at most a partial last line, which
-    `cut_partial_line` removes before the file grows."""
+    `cut_partial_line` removes before the file grows. A file begun by an older staronnx keeps its own header:
+    rows are written in its columns (a resumed run's columns never shift)."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore")
     size = path.stat().st_size if path.exists() else 0
+    header = _header(path) if size else None
+    writer = csv.DictWriter(text, fieldnames=header or columns, extrasaction="ignore")
     if size == 0:
         writer.writeheader()
     writer.writerows(rows)
     data = text.getvalue().encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if path.is_symlink():  # a link planted in -o would have the rows written outside it
+            raise UserError(f"'{path}' is a symbolic link: staronnx never writes a result through one; remove it, "
+                            "or choose another -o")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             written = 0
             while written < len(data):  # unbuffered: nothing is left in a buffer to be flushed later
@@ -54,6 +60,17 @@ def append_rows(path: Path, columns: list[str], rows: list[dict]) -> None:
     except OSError as exc:
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): the points measured before are "
                         "kept; free space or fix permissions, then continue with --resume") from None
+
+
+def _header(path: Path) -> list[str] | None:
+    """A result file's column names (its first line), None where it has no complete first line or cannot be read
+    (the write that follows says why)."""
+    try:
+        with open(path, newline="") as f:
+            first = f.readline(1 << 16)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return next(csv.reader([first])) if first.endswith("\n") else None
 
 
 def cut_partial_line(path: Path) -> str:
@@ -73,14 +90,14 @@ def cut_partial_line(path: Path) -> str:
 
 def complete_text(path: Path) -> str:
     """A result file's text without a partial last line (for readers: plots never count a torn row)."""
-    text = path.read_text()
+    text = checked_input(path, "result file", "rerun the sweep", MAX_RESULT_BYTES).read_text()
     return text if not text or text.endswith("\n") else text[: text.rfind("\n") + 1]
 
 
 def read_run_meta(path: Path) -> dict:
     """run.json as a dict; a torn or edited file is one line naming it (a crash while writing it, an editor)."""
     try:
-        meta = json.loads(path.read_text())
+        meta = json.loads(checked_input(path, "run metadata", "sweep again into a new -o", MAX_JSON_BYTES).read_text())
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"'{path}' is not valid JSON (cut short or edited): sweep again into a new -o, or with "
                         "--force") from None

@@ -10,6 +10,7 @@ median batch time of those runs is the kind's S(N), which the ideal and the capa
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -32,9 +33,14 @@ class Calibration:
     calibrated: bool  # whether these runs calibrated the kind's performance models (else: only S(N))
     service_ms: float
     spread: float | None = None  # (75th - 25th percentile) / median of the runs' times; None: no spread measured
+    part_ms: dict[int, float] | None = None  # each part's median time in these runs (platform from-run reads them)
 
     def to_json(self) -> dict:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items() if v is not None}
+        def rounded(v):
+            return round(v, 4) if isinstance(v, float) else {str(k): rounded(x) for k, x in v.items()} \
+                if isinstance(v, dict) else v
+
+        return {k: rounded(v) for k, v in asdict(self).items() if v is not None}
 
 
 
@@ -51,11 +57,17 @@ def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int
         needed = learn and any(not perf.calibrated(part, kind, n) for part in part_range(parts))
         runs = max(SERVICE_RUNS, CALIBRATION_SAMPLES + 1) if needed else SERVICE_RUNS
 
-        def learn_task(part: int, seconds: float, kind=kind) -> None:
-            perf.record(part, kind, n, seconds)
+        seen: dict[int, list[float]] = {}
+
+        def on_task(part: int, seconds: float, kind=kind, needed=needed, seen=seen) -> None:
+            seen.setdefault(part, []).append(seconds)
+            if needed:
+                perf.record(part, kind, n, seconds)
 
         started = time.perf_counter()
-        by_kind[kind] = executor.service_time(w, n, parts, runs=runs, on_task=learn_task if needed else None)
+        by_kind[kind] = executor.service_time(w, n, parts, runs=runs, on_task=on_task)
         spread = relative_spread(getattr(executor, "service_samples", ()))
-        log.append(Calibration(n, kind, runs, time.perf_counter() - started, needed, 1000 * by_kind[kind], spread))
+        part_ms = {p: 1000 * statistics.median(s) for p, s in sorted(seen.items())} or None
+        log.append(Calibration(n, kind, runs, time.perf_counter() - started, needed, 1000 * by_kind[kind], spread,
+                               part_ms))
     return [by_kind[w.kind_key] for w in workers], log

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputfile import write_text_atomic
 from ..tomlfile import read_toml
 from .transfer import Link
 
@@ -198,8 +199,9 @@ def check_times_target(p: Platform, named: str, sha256: str, parts: int, trust: 
     if other and theirs != parts:  # else part_times says which part is missing or extra ([[speeds]] may fill)
         raise UserError(f"{named}: its task times are of {theirs} part(s), this target has {parts}: give the model "
                         "or plan directory its times were captured from")
-    if other and p.model_sha256 and model_sha256 and p.model_sha256 != model_sha256:
-        raise UserError(f"{named}: its task times are of another model (sha256 {p.model_sha256[:12]}, this target's "
+    source = p.model_sha256 or (p.target_sha256 if theirs == 1 else "")  # times of one part: of a model itself
+    if other and source and model_sha256 and source != model_sha256:
+        raise UserError(f"{named}: its task times are of another model (sha256 {source[:12]}, this target's "
                         f"{model_sha256[:12]}): give the model they were captured from, or capture a platform here")
     if not other:
         return False
@@ -248,8 +250,7 @@ def dump_platform(p: Platform) -> str:
 
 
 def write_platform(p: Platform, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_platform(p))
+    write_text_atomic(path, dump_platform(p))
 
 
 # -- time of a part at any batch size ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import UserError, json_text
+from ..inputfile import MAX_JSON_BYTES, checked_input
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_FILE = "plan.json"
@@ -86,8 +87,9 @@ def read_plan(directory: str | Path) -> Plan:
     if not path.exists():
         raise UserError(f"no plan at '{directory}': make one with 'staronnx split MODEL -o {directory}'")
     try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
+        data = json.loads(checked_input(path, "plan", f"make one with 'staronnx split MODEL -o {directory}'",
+                                        MAX_JSON_BYTES).read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"'{path}' is not valid JSON ({exc}): recreate it with 'staronnx split'") from None
     version = data.get("schema_version")
     if version != PLAN_SCHEMA_VERSION:

@@ -1,13 +1,16 @@
 """`staronnx platform from-run`: this machine as a platform file, from a real run's files and models.
 
-Workers come from run.json, task times from the performance models the run used (per part, worker kind
-and batch size: mean and std of what the worker threads measured, under the run's own load), and the
-per-task overhead from batches.csv: the median delay from a batch's release to its first task's start
-when the worker it went to had nothing to do (the dispatch path: loop, queue, thread wake-up).
+Everything comes from the run's own files, never from the host's shared performance-model cache (which later
+runs change): workers from run.json; task times per part, worker kind and batch size from batches.csv (mean and
+std of the measured batches' tasks, under the run's own load), and, for a (part, kind) the run never placed a
+task on, from run.json's calibration (what each kind ran alone before the points); the per-task overhead from
+batches.csv: the median delay from a batch's release to its first task's start when the worker it went to had
+nothing to do (the dispatch path: loop, queue, thread wake-up).
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +18,8 @@ import pandas as pd
 
 from ..errors import UserError
 from ..results.runmeta import RunMeta
-from ..results.schema import read_run_meta
+from ..results.schema import complete_text, read_run_meta
 from ..results.tasks import task_table
-from ..runtime.perfmodel import PerfModel
 from ..runtime.platform import Platform, TimeRow, WorkerGroup
 
 
@@ -36,6 +38,52 @@ def dispatch_overhead_us(batches: pd.DataFrame) -> float:
                 busy_until[t.worker] = max(busy_until.get(t.worker, -1.0), t.end_s)
     return float(1e6 * np.median(delays)) if delays else 0.0
 
+def _read_batches(path: Path) -> pd.DataFrame:
+    """The measured batches of batches.csv (none: an empty frame)."""
+    if not path.exists():
+        return pd.DataFrame()
+    text = complete_text(path)
+    if not text.strip():
+        return pd.DataFrame()
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"'{path}' is not a readable CSV ({exc}): sweep again, then capture") from None
+    if frame.empty or "measured" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame.measured.astype(str).str.lower().isin(["true", "1"])]
+
+
+def _task_times(batches: pd.DataFrame, kind_of: dict[str, str], parts: int) -> dict[tuple, TimeRow]:
+    """(part, kind, N) -> mean and std of the tasks the run's measured batches ran there."""
+    found: dict[tuple, TimeRow] = {}
+    if batches.empty:
+        return found
+    for n, group in batches.groupby("batch_size"):
+        tasks = task_table(group)
+        tasks = tasks.assign(kind=tasks.worker.map(kind_of), ms=1000 * (tasks.end_s - tasks.start_s))
+        tasks = tasks[tasks.kind.notna() & (tasks.part < parts) & np.isfinite(tasks.ms) & (tasks.ms >= 0)]
+        for (part, kind), ms in tasks.groupby(["part", "kind"]).ms:
+            std = float(ms.std(ddof=0)) if len(ms) > 1 else 0.0
+            found[(int(part), kind, int(n))] = TimeRow(int(part), kind, int(n), round(float(ms.mean()), 6),
+                                                       round(std, 6))
+    return found
+
+
+def _calibrated_times(calibration, kinds: set[str], parts: int) -> dict[tuple, TimeRow]:
+    """(part, kind, N) -> the median time of each part that a worker kind ran alone before the points."""
+    found: dict[tuple, TimeRow] = {}
+    for c in calibration if isinstance(calibration, list) else []:
+        try:
+            n, kind, part_ms = int(c["batch_size"]), str(c["kind"]), c.get("part_ms") or {}
+            for part, ms in part_ms.items():
+                if kind in kinds and 0 <= int(part) < parts and 0 <= float(ms) < 1e9:
+                    found[(int(part), kind, n)] = TimeRow(int(part), kind, n, round(float(ms), 6))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            continue  # an edited entry: the others still count
+    return found
+
+
 def measured_link(recorded) -> tuple[float, float] | None:
     """run.json's `transfer` (bandwidth GB/s, latency us) when it is usable, else None (the platform's default)."""
     try:
@@ -52,10 +100,6 @@ def platform_from_run(run: Path) -> Platform:
     meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
     if meta.engine != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
-    perf_file = Path(meta.perfmodel)
-    if not perf_file.is_file():
-        raise UserError(f"the performance models of run '{run}' ({perf_file}) are gone: sweep again on this machine")
-    perf = PerfModel.load(perf_file)
     sizes: dict[tuple[str, int], int] = {}
     for name, cores in meta.worker_cores.items():
         kind = "cuda" if name.startswith("cuda") else "cpu"
@@ -64,16 +108,24 @@ def platform_from_run(run: Path) -> Platform:
     groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
     kinds = {g.kind_key for g in groups}
     parts = int(meta.parts)
-    times = [TimeRow(p, k, b, round(1000 * s.mean, 6), round(1000 * s.std, 6)) for (p, k, b), s in
-             sorted(perf.stats.items()) if k in kinds and p < parts and s.count > 0]
+    batches = _read_batches(run / "batches.csv")
+    kind_of = {name: ("cuda" if name.startswith("cuda") else f"cpu:{len(cores)}")
+               for name, cores in meta.worker_cores.items()}
+    measured = _task_times(batches, kind_of, parts)
+    alone = {key: row for key, row in _calibrated_times(meta.get("calibration"), kinds, parts).items()
+             if key not in measured}
+    times = sorted({**alone, **measured}.values(), key=lambda t: (t.part, t.kind, t.batch))
     if not times:
-        raise UserError(f"the performance models of run '{run}' have no time for its workers: sweep again")
-    batches_file = run / "batches.csv"
-    overhead = dispatch_overhead_us(pd.read_csv(batches_file)) if batches_file.exists() else 0.0
+        raise UserError(f"run '{run}' recorded no task time (no measured batch in batches.csv, no calibration in "
+                        "run.json): sweep again, then capture")
+    overhead = dispatch_overhead_us(batches) if len(batches) else 0.0
     link = measured_link(meta.get("transfer"))
     notes = (f"captured from {run} ({meta.cpu}, {meta.cores if meta.cores is not None else '?'} cores, ONNX Runtime "
-             f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: "
-             f"the run's performance models; task_us: median dispatch delay of idle workers in batches.csv; "
+             f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: the run's measured "
+             f"batches ({len(measured)} (part, kind, N))"
+             + (f" and its calibration alone ({len(alone)} the run never placed a task on)" if alone else "")
+             + "; task_us: " + ("median dispatch delay of idle workers in batches.csv; " if len(batches) else
+                                "0 (no measured batch in batches.csv); ")
              + ("[transfer]: what the run's GPU workers measured (host->device copies)" if link else
                 "[transfer]: the default (the run measured no GPU link)"))
     figures = {"bandwidth_GBps": link[0], "latency_us": link[1]} if link else {}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError, first_line
 from ..load.schedule import arrivals
-from ..results.schema import RUN_SCHEMA_VERSION, read_run_meta
+from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
 from ..systems.target import Target
 from .point import PointSpec
 from .settings import SweepSettings
@@ -20,6 +20,10 @@ RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measur
 def check_settings(s: SweepSettings) -> None:
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: a sweep writes a run directory; choose another -o")
+    linked = [name for name in RUN_FILES if (s.output / name).is_symlink()]
+    if linked:  # refused before anything is measured: its rows would be written outside -o
+        raise UserError(f"'{s.output / linked[0]}' is a symbolic link: staronnx never writes a result through one; "
+                        "remove it, or choose another -o")
     if any(b < 1 for b in s.batch_sizes):
         raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
     if s.batches < 2:

@@ -7,6 +7,7 @@ import io
 import json
 import platform
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,15 +15,17 @@ import onnxruntime as ort
 import pandas as pd
 
 from .. import __version__
-from ..errors import UserError, first_line, json_text
+from ..errors import UserError, json_text
 from ..hostload import counters, sample_load
 from ..machine import machine_info
 from ..ortenv import cuda_status
+from ..outputfile import write_text_atomic
 from ..results.schema import (
     BATCH_COLUMNS,
     POINT_COLUMNS,
     RUN_SCHEMA_VERSION,
     append_rows,
+    complete_text,
     cut_partial_line,
     read_run_meta,
 )
@@ -64,7 +67,7 @@ def _measured(path: Path) -> dict[tuple[int, float], bool]:
     """(N, rate) -> congested, for every point in points.csv."""
     if not path.exists():
         return {}
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(io.StringIO(complete_text(path)))
     congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
     return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
 
@@ -99,13 +102,8 @@ def warn_rejected_graphs(engine, on_notice) -> None:
 
 def write_run_json(path: Path, meta: dict) -> None:
     """Atomically; a file system that refuses (read-only, full) is one line, and what was measured is kept."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json_text(meta))
-        tmp.replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): free space or fix permissions, "
-                        "then continue with --resume; the points measured before are kept") from None
+    write_text_atomic(path, json_text(meta), "free space or fix permissions, then continue with --resume; the "
+                      "points measured before are kept")
 
 
 @dataclass
@@ -152,34 +150,51 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda pr
         return _sweep(s, prepared, on_point, on_progress, on_notice)
 
 
-def _point_key(row: dict) -> tuple:
-    """Which point a row belongs to: (N, rate), and in a mix also its model and scale."""
+def _point_key(row: dict, with_mix: bool = True) -> tuple:
+    """Which point a row belongs to: (N, rate), and in a mix also its model, scale and batch-size combination
+    (`with_mix`: batches.csv written before it had a mix column)."""
     scale = row.get("scale") or ""
     return (int(row["batch_size"]), float(row["rate_qps"]), row.get("model", "") if scale else "",
-            float(scale) if scale else None)
+            float(scale) if scale else None, row.get("mix", "") if scale and with_mix else "")
 
 
-def repair_run(run_dir: Path) -> list[str]:
-    """Before a resume: cut a torn last line from each result file, and drop the batch rows of points that never
-    got their points.csv row (points.csv is the commit record), so a resumed point is not counted twice."""
+def repair_run(run_dir: Path, rows_per_point: int = 1) -> list[str]:
+    """Before a resume: cut a torn last line from each result file; drop the points.csv rows of a point that
+    committed fewer than its `rows_per_point` (a mix point: one per model, all or none), and the batch rows of
+    points that have no points.csv row (points.csv is the commit record), so a resumed point is never counted
+    twice."""
     notes = [n for n in (cut_partial_line(run_dir / "points.csv"), cut_partial_line(run_dir / "batches.csv")) if n]
+    points = run_dir / "points.csv"
+    point_rows = list(csv.reader(io.StringIO(complete_text(points)))) if points.exists() else []
+    if rows_per_point > 1 and len(point_rows) > 1:
+        header, body = point_rows[0], point_rows[1:]
+        unit = [(dict(zip(header, r)).get("mix", ""), dict(zip(header, r)).get("scale", "")) for r in body]
+        counts = Counter(unit)
+        whole = [r for r, u in zip(body, unit) if counts[u] >= rows_per_point]
+        if len(whole) < len(body):
+            _rewrite_csv(points, [header] + whole)
+            notes.append(f"points.csv: {len(body) - len(whole)} rows of a mix point cut short (not every model's "
+                         "row was written) were removed; the point is measured again")
+            point_rows = [header] + whole
     batches = run_dir / "batches.csv"
     if not batches.exists():
         return notes
-    points = run_dir / "points.csv"
-    committed = {_point_key(r) for r in csv.DictReader(io.StringIO(points.read_text()))} if points.exists() else set()
-    rows = list(csv.reader(io.StringIO(batches.read_text())))
+    rows = list(csv.reader(io.StringIO(complete_text(batches))))
     if not rows:
         return notes
-    keep = [rows[0]] + [r for r in rows[1:] if _point_key(dict(zip(rows[0], r))) in committed]
+    with_mix = "mix" in rows[0]
+    committed = {_point_key(dict(zip(point_rows[0], r)), with_mix) for r in point_rows[1:]}
+    keep = [rows[0]] + [r for r in rows[1:] if _point_key(dict(zip(rows[0], r)), with_mix) in committed]
     if len(keep) < len(rows):
-        text = io.StringIO()
-        csv.writer(text).writerows(keep)
-        tmp = batches.with_name(batches.name + ".tmp")
-        tmp.write_text(text.getvalue())
-        tmp.replace(batches)
+        _rewrite_csv(batches, keep)
         notes.append(f"batches.csv: {len(rows) - len(keep)} rows of a point that never finished were removed")
     return notes
+
+
+def _rewrite_csv(path: Path, rows: list[list[str]]) -> None:
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    write_text_atomic(path, text.getvalue(), "free space or fix permissions, then --resume again")
 
 
 def start_run(s: SweepSettings, prepared: Prepared, on_notice):
@@ -191,9 +206,10 @@ def start_run(s: SweepSettings, prepared: Prepared, on_notice):
     for note in getattr(prepared.engine, "notices", []):
         on_notice(note)
     if s.resume:
-        for note in repair_run(s.output):
+        for note in repair_run(s.output, s.rows_per_point):
             on_notice(note)
     if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
+        (s.output / "batches.csv").unlink(missing_ok=True)  # as a whole: no batch row of a point never committed
         write_run_json(s.output / "run.json", prepared.meta)
     watch_load = prepared.engine.name == "real"  # the virtual clock does not care how busy the machine is
     return _record_load(s.output / "run.json", "start") if watch_load else None

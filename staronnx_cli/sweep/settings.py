@@ -8,6 +8,9 @@ from pathlib import Path
 
 @dataclass
 class SweepSettings:
+    """What one sweep measures and how; `rows_per_point`: the points.csv rows one point commits (a mix: one per
+    model)."""
+
     target: Path  # a model file or a plan directory
     output: Path
     workers: str = "cpu:1x2"
@@ -34,3 +37,7 @@ class SweepSettings:
     force: bool = False
     command: str = ""
     model_name: str = ""  # as the user named it (zoo name, file stem), for titles
+
+    @property
+    def rows_per_point(self) -> int:
+        return 1

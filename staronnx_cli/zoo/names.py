@@ -32,6 +32,8 @@ def display_name(path: Path) -> str:
 def model_name_of(target: str, path: Path) -> str:
     """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
     if path.is_dir():
+        if not (path / "plan.json").is_file():  # none, or a FIFO: read_plan names the problem
+            return path.name
         try:
             return display_name(Path(json.loads((path / "plan.json").read_text())["source_model"]))
         except (OSError, ValueError, KeyError):

@@ -1,0 +1,25 @@
+"""One way to write a whole file: to a temporary name beside it, then renamed over it. A reader never sees half a
+file, a crash leaves the old one, and a symbolic link at the path is replaced, never followed (a link planted in
+-o cannot make staronnx write over a file outside it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UserError, first_line
+
+
+def write_text_atomic(path: Path, text: str, then: str = "free space, fix permissions or choose another -o") -> None:
+    """`path` holds `text` whole, or is left as it was; a file system that refuses is one line ending with `then`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)  # a stale one, or a link planted there: never written through
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): {then}") from None
