@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UserError
+from .kinds import CPU, CUDA, on_gpu
 
 _SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -27,18 +28,22 @@ class Device:
     def __str__(self) -> str:
         return f"{self.kind}:{self.number}"
 
+    @property
+    def on_gpu(self) -> bool:
+        return on_gpu(self.kind)
+
 
 def parse_device(spec: str) -> Device:
     match = _SPEC.match(spec.strip().lower())
     if not match:
         raise UserError(f"--device '{spec}' is not a device: write cpu, cpu:THREADS, cuda or cuda:ID")
     kind, number = match.group(1), match.group(2)
-    if kind == "cpu":
+    if not on_gpu(kind):
         threads = int(number) if number else usable_cores()
         if threads < 1:
             raise UserError(f"--device '{spec}': a CPU device needs at least 1 thread, e.g. cpu:2")
         if threads > usable_cores():
             raise UserError(f"--device '{spec}': {threads} threads but {usable_cores()} usable cores here (threads "
                             f"would share cores and the times would mean little); use cpu:{usable_cores()} or fewer")
-        return Device("cpu", threads)
-    return Device("cuda", int(number) if number else 0)
+        return Device(CPU, threads)
+    return Device(CUDA, int(number) if number else 0)

@@ -11,7 +11,7 @@ LAYERS = [  # top first; a package may import packages of its own layer (if no c
     {"runtime", "split"},
     {"profile", "load", "metrics", "results", "zoo", "triton"},
     {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "outputfile",
-     "__init__"},
+     "kinds", "__init__"},
 ]
 LEVEL = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 
@@ -39,3 +39,36 @@ def test_no_package_imports_a_layer_above_it_and_every_package_has_a_layer():
     assert upward == []
     sideways = {(a, b) for a, b in edges if b in LEVEL and LEVEL[b] == LEVEL[a]}
     assert not {(a, b) for a, b in sideways if (b, a) in sideways}  # no cycle within a layer
+
+
+def test_no_package_imports_another_packages_private_names():
+    """A name with a leading underscore is its package's own: another package that needs it gets a public one."""
+    found = []
+    for path in ROOT.rglob("*.py"):
+        package = path.relative_to(ROOT).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module:
+                here = list(path.relative_to(ROOT).parent.parts)
+                target = (here[:len(here) - (node.level - 1)] + node.module.split("."))[0]
+                found += [f"{path.name}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and target != package]
+    assert found == []
+
+
+def test_worker_kinds_are_compared_only_in_the_kinds_module():
+    """`kind == "cuda"` spread over the code made a new kind a hunt; kinds.py answers what a kind is."""
+    names = {"cpu", "cuda"}
+    found = []
+    for path in ROOT.rglob("*.py"):
+        if path.name in ("kinds.py", "hostload.py"):  # hostload reads /proc/stat, whose lines are named cpu, cpu0
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+                sides = [node.left, *node.comparators]
+                if any(isinstance(s, ast.Constant) and s.value in names for s in sides):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    node.func.attr == "startswith" and node.args and isinstance(node.args[0], ast.Constant) and \
+                    str(node.args[0].value).rstrip(":") in names:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

@@ -146,7 +146,7 @@ def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
     """The top candidates' predicted curves (dashed) and their measured points (solid)."""
     import matplotlib.pyplot as plt
 
-    from ..plots.figures import _RUN_COLOURS, LATENCY_LABEL, RATE_LABEL, save
+    from ..plots.figures import LATENCY_LABEL, RATE_LABEL, RUN_COLOURS, save
 
     drawn = [e for e in entries if e.curve]
     if not drawn:
@@ -156,7 +156,7 @@ def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
     ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x: congested when measured",
                  fontsize=8.5, color="#444444")
     for i, e in enumerate(drawn):
-        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         rates, latencies = zip(*e.curve)
         ax.plot(rates, latencies, linestyle="--", color=colour, linewidth=1.2, label=e.candidate.setup)
         real = sorted((r, v) for r, v in e.measured.items() if v is not None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..kinds import key_on_gpu
 from ..runtime.calibration import SERVICE_RUNS
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, cache_file
 from ..systems.target import load_target
@@ -51,7 +52,7 @@ class HostTimes:
         from ..systems.real import RealConfig, RealEngine
 
         loaded = self.targets[key]
-        layout = "cuda:0" if kind == "cuda" else f"cpu:1x{kind.split(':')[1]}"
+        layout = "cuda:0" if key_on_gpu(kind) else f"cpu:1x{kind.split(':')[1]}"
         engine = RealEngine(RealConfig(layout), loaded.part_files, loaded.model_sha256, loaded.plan_sha256)
         setup = engine.prepare(n)
         if setup.executor is not None:
@@ -85,7 +86,7 @@ def calibration_estimate_s(missing: list[tuple[Target, str]], n: int, one_run_s:
     cores / K times the all-core run (plus a second per kind for its sessions)."""
     total = 0.0
     for _, kind in missing:
-        share = cores / int(kind.split(":")[1]) if kind.startswith("cpu:") else 1.0
+        share = cores / int(kind.split(":")[1]) if not key_on_gpu(kind) else 1.0
         total += RUNS * n * one_run_s * share + 1.0
     return total
 

@@ -12,7 +12,7 @@ def cupy_status() -> str:
     try:
         import cupy  # noqa: PLC0415 - optional GPU extra
     except ImportError:
-        return "not installed (GPU machines: pip install '.\\[cuda12]' or '.\\[cuda13]', see README)"
+        return "not installed (GPU machines: pip install '.\\[cuda12]' or '.\\[cuda13]', see docs/gpu.md)"
     try:
         return f"{cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} device(s)"
     except Exception as exc:  # noqa: BLE001 - no driver / no device

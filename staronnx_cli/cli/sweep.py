@@ -34,7 +34,7 @@ def sweep(
              "within 3 %), START:STOP:STEP, or a list (default auto; a mix sets its own).")] = None,
     mix: Annotated[Path | None, typer.Option(
         help="A mix file (TOML): several models served together on the same workers, each with its rate, batch "
-             "size(s), latency target and priority (README: several models at once).")] = None,
+             "size(s), latency target and priority (docs/mix.md).")] = None,
     scale: Annotated[str, typer.Option(help="--mix: multipliers of every model's rate, START:STOP:STEP or a list "
                                             "(the sweep's axis).")] = "0.5:2:0.5",
     vary: Annotated[str | None, typer.Option(help="--mix: scale this model's rate only, the others at their own.")

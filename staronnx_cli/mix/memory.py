@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
+from ..kinds import CPU
 from ..sweep.checks import activation_bytes_per_sample
 
 UNITS = {"": 1, "B": 1, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
@@ -41,10 +42,10 @@ def parse_memory_limits(text: str | None, workers) -> dict[str, int]:
         budget = parse_size(size, key)
         gpu = re.fullmatch(r"cuda:(\d+)", key)
         if gpu:
-            mine = [w for w in workers if w.kind == "cuda" and w.device_id == int(gpu.group(1))]
+            mine = [w for w in workers if w.on_gpu and w.device_id == int(gpu.group(1))]
             chosen = {w.name: budget // max(len(mine), 1) for w in mine}
-        elif key == "cpu":
-            chosen = {w.name: budget for w in workers if w.kind == "cpu"}
+        elif key == CPU:
+            chosen = {w.name: budget for w in workers if not w.on_gpu}
         else:
             chosen = {w.name: budget for w in workers if w.name == key}
         if not chosen:

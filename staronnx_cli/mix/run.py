@@ -14,9 +14,9 @@ from ..sweep.lock import run_lock
 from ..sweep.progress import SweepProgress
 from ..sweep.runner import (
     Prepared,
-    _record_calibration,
-    _record_load,
     check_policy_kinds,
+    record_calibration,
+    record_load,
     run_metadata,
     start_run,
     warn_rejected_graphs,
@@ -144,7 +144,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
         if not todo:
             continue
         setup = engine.prepare(sizes)
-        _record_calibration(run_json, engine)
+        record_calibration(run_json, engine)
         warn_rejected_graphs(engine, on_notice)
         try:
             unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
@@ -187,7 +187,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
             if setup.executor is not None:
                 setup.executor.close()
     if since is not None:
-        _record_load(run_json, "during", since, s.system == "triton")
+        record_load(run_json, "during", since, s.system == "triton")
     return rows
 
 

@@ -65,7 +65,7 @@ def combination_label(mix: Mix, batch_sizes: tuple[int, ...]) -> str:
 
 
 def read_mix(path: Path) -> Mix:
-    return parse_mix(read_toml(path, "mix file", "write one (README: several models at once), e.g. "
+    return parse_mix(read_toml(path, "mix file", "write one (docs/mix.md), e.g. "
                                "experiments/mixes/tiny.toml"), path)
 
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import UserError, first_line  # noqa: E402
+from ..kinds import worker_name_on_gpu  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
@@ -27,7 +28,7 @@ RATE_LABEL = "injected throughput (queries/s)"
 LATENCY_LABEL = "mean max-latency per batch (ms)"
 _BATCH_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f"]
-_RUN_COLOURS = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+RUN_COLOURS = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 
 
 def batch_colour(n: int) -> str:
@@ -213,7 +214,7 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
     for i, (run, label, top) in enumerate(zip(runs, labels, tops)):
         if top is None:
             continue
-        colour = _RUN_COLOURS[i % len(_RUN_COLOURS)]
+        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         best = env.envelope(run.points)
         ax.plot(best.rate_qps, best.mean_max_latency_ms, color=colour, marker="o", markersize=4, linewidth=1.8,
                 label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60))
@@ -257,7 +258,7 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
     workers = sorted(tasks.worker.unique(), key=_worker_order)
     fig, ax = _new(title_of(run), f"timeline of N = {n} at {rho:g} q/s: one bar per task, colour = part", wide=True)
     parts = sorted(tasks.part.unique())
-    part_colours = {p: _RUN_COLOURS[(p + 2) % len(_RUN_COLOURS)] for p in parts}
+    part_colours = {p: RUN_COLOURS[(p + 2) % len(RUN_COLOURS)] for p in parts}
     for y, worker in enumerate(workers):
         mine_w = tasks[tasks.worker == worker]
         for part in parts:
@@ -286,7 +287,7 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
 def _worker_order(name: str) -> tuple[str, int]:
     """cuda0, cuda1, cpu0, cpu1, cpu10 in that order (GPUs first, numbers as numbers)."""
     kind = name.rstrip("0123456789")
-    return ("0" if kind == "cuda" else "1") + kind, int(name[len(kind):] or 0)
+    return ("0" if worker_name_on_gpu(name) else "1") + kind, int(name[len(kind):] or 0)
 
 
 def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[int, float]:

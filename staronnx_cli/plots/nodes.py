@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import UserError  # noqa: E402
+from ..kinds import key_on_gpu  # noqa: E402
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of  # noqa: E402
 from ..zoo.names import display_name  # noqa: E402
 
@@ -38,7 +39,7 @@ class NodeTimes:
 
     @property
     def on_gpu(self) -> bool:
-        return self.device.startswith("cuda")
+        return key_on_gpu(self.device)
 
     @property
     def model_name(self) -> str:
@@ -169,7 +170,7 @@ def _op_types(ax, tables) -> None:
     shares = 100 * ops / ops.sum().replace(0, 1)
     height = 0.8 / len(ops.columns)
     for i, device in enumerate(ops.columns):
-        colour = GPU_COLOUR if device.startswith("cuda") else CPU_COLOUR
+        colour = GPU_COLOUR if key_on_gpu(device) else CPU_COLOUR
         y = np.arange(len(ops)) + i * height
         ax.barh(y, shares[device], height, color=colour, label=f"{device}: {ops[device].sum() / 1000:.3f} ms per run")
         for yi, share in zip(y, shares[device]):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..errors import UserError, json_text
 from ..inputfile import MAX_JSON_BYTES, checked_input
+from ..kinds import key_on_gpu
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -94,7 +95,7 @@ def _check_timing(path: Path, frame: pd.DataFrame) -> None:
         raise UserError(f"'{path}' line {row + 2}: timing '{'' if pd.isna(value) else value}' is not one of "
                         f"{', '.join(TIMINGS)} (the file is cut short or was edited): profile again with "
                         "'staronnx profile'")
-    on_cpu = ~frame.device.astype(str).str.startswith("cuda") & frame.timing.isin(["gpu", "host-launch"])
+    on_cpu = ~frame.device.astype(str).map(key_on_gpu) & frame.timing.isin(["gpu", "host-launch"])
     if on_cpu.any():
         row = int(on_cpu.idxmax())
         raise UserError(f"'{path}' line {row + 2}: timing '{frame.timing.iloc[row]}' on device "
@@ -119,7 +120,7 @@ def read_meta(costs_path: str | Path) -> dict:
 
 def timing_of(frame: pd.DataFrame) -> pd.Series:
     """Each row's timing; rows written before the column existed: cpu, or host-launch on a cuda device."""
-    legacy = frame["device"].astype(str).str.startswith("cuda").map({True: "host-launch", False: "cpu"})
+    legacy = frame["device"].astype(str).map(key_on_gpu).map({True: "host-launch", False: "cpu"})
     if "timing" not in frame.columns:
         return legacy
     return frame["timing"].fillna(legacy)

@@ -94,7 +94,7 @@ def check_settings(settings: ProfileSettings) -> None:
         raise UserError(f"--warmup {settings.warmup}: warm-up runs cannot be negative")
     if not settings.batch_sizes or any(b < 1 for b in settings.batch_sizes):
         raise UserError(f"--batch {settings.batch_sizes}: batch sizes must be positive integers, e.g. --batch 1,8")
-    if settings.device.kind == "cuda":
+    if settings.device.on_gpu:
         status = cuda_status()
         if not status.usable:
             raise UserError(f"--device {settings.device}: CUDA is not usable here ({status.reason}); "
@@ -118,7 +118,7 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
 
 def _gpu_recorder(device: Device):
     """A CUPTI recorder on CUDA, or (None, why not); nothing to record on a CPU."""
-    if device.kind != "cuda":
+    if not device.on_gpu:
         return None, ""
     from .cupti_recorder import CuptiRecorder, CuptiUnavailable  # CUPTI is loaded only for CUDA profiling
 
@@ -131,7 +131,7 @@ def _gpu_recorder(device: Device):
 def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profile_prefix: str | None = None,
              optimised_path: str | None = None) -> ort.InferenceSession:
     device = settings.device
-    so = session_options(device.number if device.kind == "cpu" else None, opt_level)
+    so = session_options(None if device.on_gpu else device.number, opt_level)
     for dim in {s.batch_dim for s in specs if s.batch_dim}:
         so.add_free_dimension_override_by_name(dim, batch)
     if profile_prefix:

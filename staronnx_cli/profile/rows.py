@@ -20,6 +20,7 @@ from collections import defaultdict
 import onnx
 
 from .. import modelio
+from ..kinds import key_on_gpu
 from .attribution import attribute
 from .gpu_times import GpuTimes
 from .trace import Trace
@@ -42,7 +43,7 @@ def node_rows(model: onnx.ModelProto, optimised: onnx.ModelProto, trace: Trace, 
         host[k.kernel][k.run] += k.dur_us
         provider[k.kernel] = k.provider
         out_bytes[k.kernel] = k.output_bytes
-    on_device = device.startswith("cuda")
+    on_device = key_on_gpu(device)
 
     def kernel_timing(kernel: str) -> str:
         if not on_device or provider.get(kernel) == CPU_PROVIDER:

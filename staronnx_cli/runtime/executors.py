@@ -164,7 +164,7 @@ class ThreadExecutor(PointClock):
         caps = {}
         for worker in self.workers:
             budget = self.memory_limits.get(worker.name)
-            if worker.kind != "cuda" or not budget:
+            if not worker.on_gpu or not budget:
                 continue
             fixed = [None if self.variable_batches else self.batches[m] for m in self.part_model]
             graphs = [p for p, proto in enumerate(protos)
@@ -191,7 +191,7 @@ class ThreadExecutor(PointClock):
         """Worker's runner of model m: its sessions, warmed on its inputs."""
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
         share = self.arena_caps.get(worker.name)
-        if worker.kind == "cuda":
+        if worker.on_gpu:
             from .gpu import CudaRunner
 
             def factory(path, graph: bool = False):
@@ -240,7 +240,7 @@ class ThreadExecutor(PointClock):
         runners = self.runners[i]
         if runners is None:
             return
-        if worker.kind == "cuda":
+        if worker.on_gpu:
             self._serve_gpu(i, worker, runners)
             return
         while True:
@@ -327,11 +327,11 @@ class ThreadExecutor(PointClock):
 
     def _input(self, k: int, m: int, name: str, size: int, worker: WorkerSpec, runner):
         if name in self.inputs[m]:
-            if worker.kind == "cuda":
+            if worker.on_gpu:
                 return runner.inputs.batch(name, size)  # born pinned: one DMA to the device
             return self.inputs[m][name][:size]  # a leading slice of a C-contiguous array stays contiguous
         value = self.store[k][name]
-        if worker.kind == "cpu" and not isinstance(value, np.ndarray):
+        if not worker.on_gpu and not isinstance(value, np.ndarray):
             return self.gpus[value.device_id].fetch(value)
         return value
 

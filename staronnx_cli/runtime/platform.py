@@ -44,11 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..kinds import KINDS, is_kind_key, kind_key, on_gpu
 from ..outputfile import write_text_atomic
 from ..tomlfile import read_toml
 from .transfer import Link
-
-KINDS = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,11 @@ class WorkerGroup:
 
     @property
     def kind_key(self) -> str:
-        return f"cpu:{self.cores}" if self.kind == "cpu" else "cuda"
+        return kind_key(self.kind, self.cores)
+
+    @property
+    def on_gpu(self) -> bool:
+        return on_gpu(self.kind)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ class Platform:
         """The same workers in --workers syntax (cpu:GxK, cuda:ID), for run.json and labels."""
         items, gpu = [], 0
         for g in self.workers:
-            if g.kind == "cpu":
+            if not g.on_gpu:
                 items.append(f"cpu:{g.count}x{g.cores}")
             else:
                 items += [f"cuda:{gpu + i}" for i in range(g.count)]
@@ -160,7 +163,7 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
     for i, t in enumerate(data.get("times", [])):
         where = f"[[times]] #{i + 1}"
         kind = str(t.get("kind", ""))
-        if not (kind == "cuda" or (kind.startswith("cpu:") and kind[4:].isdigit())):
+        if not is_kind_key(kind):
             raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
         times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
                              _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
@@ -185,7 +188,7 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
 
 
 def read_platform(path: Path) -> Platform:
-    return parse_platform(read_toml(path, "platform file", "write one (README: platform files) or capture this "
+    return parse_platform(read_toml(path, "platform file", "write one (docs/sim.md: platform files) or capture this "
                                     "machine with 'staronnx platform from-run RUN_DIR'"), path)
 
 

@@ -158,7 +158,7 @@ class Scheduler:
         # Ordered queues hand over as late as they can (a GPU keeps one ahead for its copies): a task handed
         # over can no longer be overtaken by a more urgent one
         self.inflight: list[deque] = [deque() for _ in workers]
-        self.depth = [1 if policy.central or (ordered and w.kind == "cpu") else 2 if ordered else 4
+        self.depth = [1 if policy.central or (ordered and not w.on_gpu) else 2 if ordered else 4
                       for w in workers]
         self.pass_inputs = executor.needs_input_bytes  # the contract: systems/contract.py
         self.learns = executor.measures  # a simulated task's time is the model's own: not learnt

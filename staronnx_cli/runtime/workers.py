@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UserError
-
-HOST = "host"
+from ..kinds import CPU, CUDA, kind_key, memory_node, on_gpu
+from ..kinds import HOST as HOST  # the memory node of CPU workers, where the runtime imports it from
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,17 @@ class WorkerSpec:
     device_id: int = 0
 
     @functools.cached_property
+    def on_gpu(self) -> bool:
+        return on_gpu(self.kind)
+
+    @functools.cached_property
     def memory_node(self) -> str:
-        return HOST if self.kind == "cpu" else f"cuda:{self.device_id}"
+        return memory_node(self.kind, self.device_id)
 
     @functools.cached_property
     def kind_key(self) -> str:
         """What a performance model is keyed by: the kind and its size (cpu:4, cuda)."""
-        return f"cpu:{len(self.cores)}" if self.kind == "cpu" else "cuda"
+        return kind_key(self.kind, len(self.cores))
 
 
 def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: str = "") -> list[WorkerSpec]:
@@ -49,7 +53,7 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
                                 f"free of {len(cores)} usable here; try cpu:1x{len(cores)} or cpu:{len(cores)}x1")
             for _ in range(groups):
                 mine, free = tuple(free[:size]), free[size:]
-                workers.append(WorkerSpec(f"cpu{sum(w.kind == 'cpu' for w in workers)}", "cpu", mine))
+                workers.append(WorkerSpec(f"cpu{sum(not w.on_gpu for w in workers)}", CPU, mine))
         elif gpu:
             if not cuda_usable:
                 why = cuda_reason or "see staronnx doctor"
@@ -58,11 +62,11 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
             device, count = int(gpu.group(1) or 0), int(gpu.group(2) or 1)
             if count < 1:
                 raise UserError(f"--workers {item}: at least one worker per GPU, e.g. cuda:{device}x2")
-            if any(w.kind == "cuda" and w.device_id == device for w in workers):
+            if any(w.on_gpu and w.device_id == device for w in workers):
                 raise UserError(f"--workers {spec}: cuda:{device} is given twice; for several workers on one GPU "
                                 f"write cuda:{device}x2")
             for j in range(count):  # one memory node: tensors pass between them without a copy
-                workers.append(WorkerSpec(f"cuda{device}" + (f".{j}" if count > 1 else ""), "cuda", (), device))
+                workers.append(WorkerSpec(f"cuda{device}" + (f".{j}" if count > 1 else ""), CUDA, (), device))
         else:
             raise UserError(f"--workers '{item}' is not a worker: write cpu:GxK (G workers of K cores), cpu:K, "
                             "cuda:ID, cuda:IDxW (W workers on one GPU), or auto")

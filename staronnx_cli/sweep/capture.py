@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..kinds import CPU, CUDA, kind_key, on_gpu, worker_name_on_gpu
 from ..results.runmeta import RunMeta
 from ..results.schema import complete_text, read_run_meta
 from ..results.tasks import task_table
@@ -102,14 +103,14 @@ def platform_from_run(run: Path) -> Platform:
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
     sizes: dict[tuple[str, int], int] = {}
     for name, cores in meta.worker_cores.items():
-        kind = "cuda" if name.startswith("cuda") else "cpu"
-        key = (kind, len(cores) if kind == "cpu" else 1)
+        kind = CUDA if worker_name_on_gpu(name) else CPU
+        key = (kind, 1 if on_gpu(kind) else len(cores))
         sizes[key] = sizes.get(key, 0) + 1
     groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
     kinds = {g.kind_key for g in groups}
     parts = int(meta.parts)
     batches = _read_batches(run / "batches.csv")
-    kind_of = {name: ("cuda" if name.startswith("cuda") else f"cpu:{len(cores)}")
+    kind_of = {name: kind_key(CUDA if worker_name_on_gpu(name) else CPU, len(cores))
                for name, cores in meta.worker_cores.items()}
     measured = _task_times(batches, kind_of, parts)
     alone = {key: row for key, row in _calibrated_times(meta.get("calibration"), kinds, parts).items()

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError, first_line
+from ..kinds import key_on_gpu
 from ..load.schedule import arrivals
 from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
 from ..systems.target import Target
@@ -75,7 +76,7 @@ def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
     parts = len(target.part_files)
     schedule = n * batches * 8 + batches * (4 * 8 + RECORD_BYTES + parts * TASK_BYTES)
     per_sample = sum(target.graph.input_bytes_per_sample[p].get(-1, 0) for p in range(parts))
-    inputs = per_sample * n * (1 + sum(w.kind == "cuda" for w in workers))
+    inputs = per_sample * n * (1 + sum(w.on_gpu for w in workers))
     tensors = 0 if s.engine == "sim" else max(map(activation_bytes_per_sample, target.part_files)) * n * len(workers)
     return schedule + inputs + tensors, (
         f"{batches:,} batches of {n} at the largest point: {schedule / 2**30:.2f} GiB of schedule and records, "
@@ -143,7 +144,7 @@ def layout_warnings(target: Target, workers, system: str) -> list[str]:
         warnings.append(f"a {parts}-part plan on a single worker ({workers[0].name}): its parts run one after "
                         "the other on the same cores, so splitting cannot raise saturation here; give each device "
                         "its worker, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0,cpu:1x15")
-    if target.costs_device.startswith("cuda") and not any(w.kind == "cuda" for w in workers):
+    if key_on_gpu(target.costs_device) and not any(w.on_gpu for w in workers):
         warnings.append(f"this plan was split on GPU costs ({target.costs_device}) but no worker is a GPU: it "
                         "measures the split on CPU workers only; add one, e.g. --workers cuda:0,cpu:1x15")
     return warnings

@@ -72,7 +72,7 @@ def _measured(path: Path) -> dict[tuple[int, float], bool]:
     return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
 
 
-def _record_calibration(run_json: Path, engine) -> None:
+def record_calibration(run_json: Path, engine) -> None:
     """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
     parts GPU workers run as CUDA graphs."""
     log = getattr(engine, "calibration", None)
@@ -212,7 +212,7 @@ def start_run(s: SweepSettings, prepared: Prepared, on_notice):
         (s.output / "batches.csv").unlink(missing_ok=True)  # as a whole: no batch row of a point never committed
         write_run_json(s.output / "run.json", prepared.meta)
     watch_load = prepared.engine.name == "real"  # the virtual clock does not care how busy the machine is
-    return _record_load(s.output / "run.json", "start") if watch_load else None
+    return record_load(s.output / "run.json", "start") if watch_load else None
 
 
 def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
@@ -241,7 +241,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             continue
         setup = engine.prepare(n)
         executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
-        _record_calibration(s.output / "run.json", engine)
+        record_calibration(s.output / "run.json", engine)
         warn_rejected_graphs(engine, on_notice)
         point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
                              progress)
@@ -261,11 +261,11 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             if executor is not None:
                 executor.close()
     if watch_load:
-        _record_load(s.output / "run.json", "during", since, s.system == "triton")
+        record_load(s.output / "run.json", "during", since, s.system == "triton")
     return rows
 
 
-def _record_load(run_json: Path, when: str, since=None, server_elsewhere: bool = False):
+def record_load(run_json: Path, when: str, since=None, server_elsewhere: bool = False):
     """run.json's machine_load: at the start, the machine over a short window; at the end, the other processes'
     CPU time over the whole sweep (not for Triton: its server is another process). Returns the counters."""
     start = counters()
@@ -341,7 +341,7 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
         finally:
             if setup.executor is not None:
                 setup.executor.close()
-    _record_calibration(run_json, engine)
+    record_calibration(run_json, engine)
     grid = union_grid(capacities)
     if not grid:
         raise UserError("--rate auto: no worker's service time could be measured at any batch size: give rates, "

@@ -94,12 +94,12 @@ def platform_workers(p: Platform) -> list[WorkerSpec]:
     workers, gpu, core = [], 0, 0
     for g in p.workers:
         for _ in range(g.count):
-            if g.kind == "cuda":
-                workers.append(WorkerSpec(f"cuda{gpu}", "cuda", (), gpu))
+            if g.on_gpu:
+                workers.append(WorkerSpec(f"cuda{gpu}", g.kind, (), gpu))
                 gpu += 1
             else:
-                cpu_index = sum(w.kind == "cpu" for w in workers)
-                workers.append(WorkerSpec(f"cpu{cpu_index}", "cpu", tuple(range(core, core + g.cores))))
+                cpu_index = sum(not w.on_gpu for w in workers)
+                workers.append(WorkerSpec(f"cpu{cpu_index}", g.kind, tuple(range(core, core + g.cores))))
                 core += g.cores
     return workers
 

@@ -262,7 +262,7 @@ class TritonEngine:
         self.models = [(m.name, m.target.part_files[0]) for m in members] if members else [(MODEL_NAME, part_files[0])]
         self.parts = [m.first_part for m in members] if members else [0]
         workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), False)
-        if len(workers) != 1 or workers[0].kind != "cpu":
+        if len(workers) != 1 or workers[0].on_gpu:
             raise UserError("--system triton runs one model instance on CPU cores here: give one CPU worker, "
                             "e.g. --workers cpu:1x2")
         self.workers: list[WorkerSpec] = [replace(workers[0], name="triton")]  # its one model instance (per model)
