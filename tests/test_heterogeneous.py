@@ -16,7 +16,7 @@ from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel
 from staronnx_cli.runtime.policies import make_policy
 from staronnx_cli.runtime.scheduler import PartGraph
 from staronnx_cli.runtime.workers import WorkerSpec
-from staronnx_cli.sweep.point import PointSpec, batch_rows, max_backlog, point_row, run_point
+from staronnx_cli.sweep.point import PointSpec, SchedulerSetup, batch_rows, max_backlog, point_row, run_point
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep
 
 PLATFORM = Path(__file__).parents[1] / "experiments" / "platforms" / "h100_googlenet_whole.toml"
@@ -48,8 +48,8 @@ def hetero_point(rate: float, batches: int = 40, extensions: int = 4, warmup: in
         for _ in range(CALIBRATION_SAMPLES + 1):
             perf.record(0, kind, 1, seconds)
     spec = PointSpec(1, rate, warmup, batches, extensions=extensions)
-    records, stop, arrivals, first = run_point(spec, executor, WORKERS, make_policy("dmda"), perf,
-                                               PartGraph.single(), VirtualLoop, services_s=[GPU_S, CPU_S])
+    records, stop, arrivals, first = run_point(spec, SchedulerSetup(WORKERS, perf, VirtualLoop), executor,
+                                               make_policy("dmda"), PartGraph.single(), services_s=[GPU_S, CPU_S])
     return spec, records, stop, arrivals, first
 
 
@@ -115,7 +115,8 @@ def calibration_point(calibrate_first: bool):
     if calibrate_first:
         _, log = measure_workers(executor, WORKERS, perf, 1, 1)
     spec = PointSpec(1, 50.0, 5, 40)
-    records, *_ = run_point(spec, executor, WORKERS, make_policy("dmda"), perf, PartGraph.single(), VirtualLoop)
+    records, *_ = run_point(spec, SchedulerSetup(WORKERS, perf, VirtualLoop), executor, make_policy("dmda"),
+                            PartGraph.single())
     return {t.worker for r in records for t in r.tasks}, perf, log
 
 
@@ -143,8 +144,9 @@ def poisson_point(rate: float, seed: int, workers=(WORKERS[1],), batch: int = 1,
     for _ in range(CALIBRATION_SAMPLES + 1):
         perf.record(0, "cpu:2", batch, CPU_S)
     spec = PointSpec(batch, rate, 5, batches, arrival="poisson", seed=seed)
-    records, stop, arrivals, first = run_point(spec, executor, list(workers), make_policy("dmda"), perf,
-                                               PartGraph.single(), VirtualLoop, services_s=[CPU_S] * len(workers))
+    records, stop, arrivals, first = run_point(spec, SchedulerSetup(list(workers), perf, VirtualLoop), executor,
+                                               make_policy("dmda"), PartGraph.single(),
+                                               services_s=[CPU_S] * len(workers))
     return point_row(spec, records, stop, arrivals, [w.name for w in workers], [CPU_S] * len(workers), first)
 
 

@@ -72,3 +72,20 @@ def test_worker_kinds_are_compared_only_in_the_kinds_module():
                     str(node.args[0].value).rstrip(":") in names:
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert found == []
+
+
+def test_functions_outside_the_cli_stay_short_and_take_few_parameters():
+    """At most 60 lines and 8 parameters (self aside): beyond, a function does two things, or wants an object."""
+    found = []
+    for path in ROOT.rglob("*.py"):
+        if path.relative_to(ROOT).parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                params = [p.arg for p in a.posonlyargs + a.args + a.kwonlyargs if p.arg not in ("self", "cls")]
+                length = node.end_lineno - node.lineno + 1
+                if length > 60 or len(params) > 8:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines, "
+                                 f"{len(params)} parameters")
+    assert found == []

@@ -58,7 +58,7 @@ def test_two_models_with_constant_times_match_the_hand_computed_schedule():
     assert [round(1000 * (r.end_s - r.first_arrival_s), 9) for r in a] == [6.0] * 8
     assert [round(1000 * (r.end_s - r.first_arrival_s), 9) for r in b] == [20.0] * 4
     assert [round(1000 * r.tasks[0].start_s, 9) for r in b] == [16.0, 36.0, 56.0, 76.0]
-    points, batches = mix_rows(mix, point, planned, records, stop, ["cpu0"], [[0.006], [0.004]],
+    points, batches = mix_rows(mix, point, (planned, records, stop), ["cpu0"], [[0.006], [0.004]],
                                {"system": "staronnx"}, [0, 1])
     assert [(p["model"], p["mean_max_latency_ms"], p["met_target"]) for p in points] == [
         ("a", 6.0, True), ("b", 20.0, False)]  # b's 20 ms misses its 15 ms target
@@ -231,8 +231,8 @@ def test_a_model_within_its_own_capacity_is_congested_when_the_mix_overloads_the
     planned = mix_schedule(mix, point)
     records, stop = run_virtual(planned.schedule, [0.006, 0.012], max_backlog=10**6)
     assert stop == ""
-    points, _ = mix_rows(mix, point, planned, records, stop, ["cpu0"], [[0.006], [0.012]], {"system": "staronnx"},
-                         [0, 1])
+    points, _ = mix_rows(mix, point, (planned, records, stop), ["cpu0"], [[0.006], [0.012]],
+                         {"system": "staronnx"}, [0, 1])
     assert all(p["congested"] for p in points), [p["reason"] for p in points]
     assert not any(p["met_target"] for p in points)
 

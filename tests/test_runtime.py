@@ -154,13 +154,13 @@ def test_the_latency_trend_stops_a_slowly_overloaded_point_before_the_backlog_bo
 
 
 def test_a_point_row_from_records_on_the_virtual_clock():
-    from staronnx_cli.sweep.point import PointSpec, batch_rows, point_row, run_point
+    from staronnx_cli.sweep.point import PointSpec, SchedulerSetup, batch_rows, point_row, run_point
 
     spec = PointSpec(batch_size=2, rate_qps=100.0, warmup=2, batches=10)
     specs = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
     executor = ModelledExecutor(VirtualLoop(), specs, lambda part, kind, b: 0.010)
-    records, stop, times, first = run_point(spec, executor, specs, make_policy("roundrobin"), PerfModel(),
-                                            PartGraph.single(), loop_factory=VirtualLoop)
+    records, stop, times, first = run_point(spec, SchedulerSetup(specs, PerfModel(), VirtualLoop), executor,
+                                            make_policy("roundrobin"), PartGraph.single())
     assert first == 2  # nothing to settle: measured right after the warm-up
     row = point_row(spec, records, stop, times, ["cpu0", "cpu1"], service_s=0.010)
     assert stop == "" and row["batches"] == 10 and not row["congested"]
@@ -213,3 +213,33 @@ def test_full_workers_and_twice_the_ideal_latency_is_saturation_even_without_a_c
         records.append(record)
     row = point_row(spec, records, "", [0.01 * k for k in range(40)], ["cpu0"], 0.010)
     assert row["congested"] and row["reason"].startswith("saturated")
+
+
+def test_the_verdict_is_drawn_from_the_evidence_alone():
+    """judge_point is pure: a stop is the reason; a short point far beyond capacity is congested however calm
+    its few batches look; a point whose every batch failed says so; a calm point within capacity has none."""
+    import numpy as np
+
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, Verdict, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    records = []
+    for k in range(10):
+        t = 0.01 * k
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + 0.002)
+        record.tasks.append(TaskRecord(0, 0, t, t + 0.002))
+        records.append(record)
+
+    def ev(capacity, measured=records, failed=False):
+        return Evidence(measured, np.array([r.end_s - r.first_arrival_s for r in measured]),
+                        [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in measured]], capacity, 0.002, 0.002, 0,
+                        failed)
+
+    calm = PointSpec(batch_size=1, rate_qps=100.0, warmup=0, batches=10)
+    assert judge_point(calm, "", ev(500.0)) == Verdict()
+    assert judge_point(calm, "backlog of 9 batches", ev(500.0)) == Verdict("backlog of 9 batches")
+    beyond = PointSpec(batch_size=1, rate_qps=2000.0, warmup=0, batches=10)
+    assert judge_point(beyond, "", ev(500.0)).reason == \
+        "4 x the workers' capacity of 500 q/s (too few batches for the queue to show)"
+    assert judge_point(calm, "", ev(500.0, [], failed=True)) == Verdict("every batch failed")

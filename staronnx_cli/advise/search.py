@@ -83,98 +83,138 @@ def eligible(point: dict) -> bool:
 def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,
            on_count=lambda done, total: None) -> SearchResult:
     """`on_count(done, total)`: (candidate, rate) points simulated so far, of those planned so far."""
-    started = time.perf_counter()
-    result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
-    leaders: dict[float, list[float]] = {r: [] for r in s.rates}  # the TOP least latencies found per rate
+    return _Search(s, times, on_step, pool, on_count).run()
 
-    def bar(r: float) -> float:
+
+class _Search:
+    """One search's state: the TOP least latencies per rate, each N's best capacity, the rates no larger N will
+    reach, the pace of simulation so far; each batch size goes through calibrate, plan, simulate."""
+
+    def __init__(self, s: SearchSettings, times, on_step, pool, on_count):
+        self.s, self.times, self.on_step, self.pool, self.on_count = s, times, on_step, pool, on_count
+        self.started = time.perf_counter()
+        self.result = SearchResult(pruned={"formation": 0, "capacity": 0, "lower bound": 0, "no times": 0})
+        self.leaders: dict[float, list[float]] = {r: [] for r in s.rates}  # the TOP least latencies per rate
+        self.capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
+        self.hopeless: set[float] = set()  # rates no larger batch size will reach
+        self.point_s: float | None = None  # wall time per simulated point so far, to foresee the next N's
+        self.planned = 0
+        bound = s.latency_bound_ms
+        self.behind = f"the {bound:g} ms bound" if bound is not None else f"the {TOP} best latencies"
+
+    def run(self) -> SearchResult:
+        s, result = self.s, self.result
+        for n in sorted(s.batch_sizes):
+            live = [r for r in s.rates if 1000 * (n - 1) / r < self.bar(r) and r not in self.hopeless]
+            everyone = candidates(s.targets, s.layouts, n, s.policies)
+            if not live:
+                for c in everyone:
+                    result.rows += [_pruned_row(c, r, self.hopeless, self.behind) for r in s.rates]
+                    result.pruned["formation"] += sum(r not in self.hopeless for r in s.rates)
+                    result.pruned["capacity"] += sum(r in self.hopeless for r in s.rates)
+                continue
+            if not self.calibrate(n):
+                break
+            jobs = self.plan(n, everyone, live)
+            if not self.simulate(n, jobs):
+                break
+        result.seconds = time.perf_counter() - self.started
+        return result
+
+    def left_s(self) -> float:
+        """What --budget-s leaves: calibration and simulation so far count."""
+        return self.s.budget_s - (time.perf_counter() - self.started)
+
+    def bar(self, r: float) -> float:
         """What a candidate must beat at r: the bound, where one is given (every candidate within it is ranked by
         its headroom afterwards, not by its latency), else the TOP-th least latency found so far."""
-        if s.latency_bound_ms is not None:
-            return s.latency_bound_ms
-        kept = leaders[r]
+        if self.s.latency_bound_ms is not None:
+            return self.s.latency_bound_ms
+        kept = self.leaders[r]
         return kept[TOP - 1] if len(kept) >= TOP else math.inf
 
-    behind = f"the {s.latency_bound_ms:g} ms bound" if s.latency_bound_ms is not None else f"the {TOP} best latencies"
-
-    point_s: float | None = None  # wall time per simulated point so far (the pool's), to foresee the next N's
-    capacity: dict[int, float] = {}  # N -> the highest capacity bound of any candidate
-    hopeless: set[float] = set()  # rates no larger batch size will reach
-    planned = 0
-    for n in sorted(s.batch_sizes):
-        live = [r for r in s.rates if 1000 * (n - 1) / r < bar(r) and r not in hopeless]
-        everyone = candidates(s.targets, s.layouts, n, s.policies)
-        if not live:
-            for c in everyone:
-                result.rows += [_pruned_row(c, r, hopeless, behind) for r in s.rates]
-                result.pruned["formation"] += sum(r not in hopeless for r in s.rates)
-                result.pruned["capacity"] += sum(r in hopeless for r in s.rates)
-            continue
+    def calibrate(self, n: int) -> bool:
+        """The task times N lacks, measured now if they fit in the budget (the first N must: one line if not);
+        False: N and larger are not searched."""
+        s = self.s
         missing = [(t, k) for t in s.targets
-                   for k in sorted(times.missing(t.key, kinds_for(t, s.targets, s.layouts), n))]
-        if missing and s.platforms is None:
-            estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
-            budget = s.budget_s - (time.perf_counter() - started)  # calibration and simulation so far count
-            if n == min(s.batch_sizes):
-                check_budget(estimate, budget, n)
-            elif estimate > budget:
-                result.notes.append(f"N={n} and larger were not searched: calibrating them takes about "
-                                    f"{estimate:.0f} s, more than the {budget:.0f} s of --budget-s left")
-                break
-            on_step(f"N={n}: calibrating {len(missing)} (target, worker kind) pair(s), about {estimate:.0f} s")
-            result.notes += calibrate_all(times, missing, n, on_step)
-        jobs, caps = [], [0.0]
+                   for k in sorted(self.times.missing(t.key, kinds_for(t, s.targets, s.layouts), n))]
+        if not missing or s.platforms is not None:
+            return True
+        estimate = calibration_estimate_s(missing, n, s.one_run_s, s.cores)
+        budget = self.left_s()
+        if n == min(s.batch_sizes):
+            check_budget(estimate, budget, n)
+        elif estimate > budget:
+            self.result.notes.append(f"N={n} and larger were not searched: calibrating them takes about "
+                                     f"{estimate:.0f} s, more than the {budget:.0f} s of --budget-s left")
+            return False
+        self.on_step(f"N={n}: calibrating {len(missing)} (target, worker kind) pair(s), about {estimate:.0f} s")
+        self.result.notes += calibrate_all(self.times, missing, n, self.on_step)
+        return True
+
+    def plan(self, n: int, everyone: list[Candidate], live: list[float]) -> list[tuple]:
+        """(candidate, rates to simulate, bounds) of N; every pruned (candidate, rate) gets its row here."""
+        result, jobs, caps = self.result, [], [0.0]
         for c in everyone:
-            b = bounds(c, times.part_s(c.target.key, n))
+            b = bounds(c, self.times.part_s(c.target.key, n))
             caps.append(b.capacity_qps if b else 0.0)
             todo = []
-            for r in s.rates:
+            for r in self.s.rates:
                 if r not in live:
-                    result.rows.append(_pruned_row(c, r, hopeless, behind, b))
-                    result.pruned["capacity" if r in hopeless else "formation"] += 1
+                    result.rows.append(_pruned_row(c, r, self.hopeless, self.behind, b))
+                    result.pruned["capacity" if r in self.hopeless else "formation"] += 1
                 elif b is None:
                     result.rows.append(_row(c, r, "pruned: no task times", b))
                     result.pruned["no times"] += 1
                 elif r > b.capacity_qps:
                     result.rows.append(_row(c, r, "pruned: rate above its capacity", b))
                     result.pruned["capacity"] += 1
-                elif 1000 * (n - 1) / r + b.latency_ms >= bar(r):
-                    result.rows.append(_row(c, r, f"pruned: lower bound above {behind}", b))
+                elif 1000 * (n - 1) / r + b.latency_ms >= self.bar(r):
+                    result.rows.append(_row(c, r, f"pruned: lower bound above {self.behind}", b))
                     result.pruned["lower bound"] += 1
                 else:
                     todo.append(r)
             if todo:
                 jobs.append((c, todo, b))
-        capacity[n] = max(caps)
-        _give_up_unreachable(s.rates, leaders, capacity, hopeless, result.notes)
+        self.capacity[n] = max(caps)
+        _give_up_unreachable(self.s.rates, self.leaders, self.capacity, self.hopeless, result.notes)
+        return jobs
+
+    def simulate(self, n: int, jobs: list[tuple]) -> bool:
+        """N's planned points, simulated if they fit in the budget at the pace so far; False: they did not."""
+        result = self.result
         count = sum(len(t) for _, t, _ in jobs)
-        left = s.budget_s - (time.perf_counter() - started)
-        if point_s is not None and count * point_s > left:
-            result.notes.append(f"N={n} and larger were not searched: simulating N={n}'s {count} points takes about "
-                                f"{count * point_s:.3g} s, more than the {max(left, 0):.3g} s of --budget-s left")
+        left = self.left_s()
+        if self.point_s is not None and count * self.point_s > left:
+            result.notes.append(f"N={n} and larger were not searched: simulating N={n}'s {count} points takes "
+                                f"about {count * self.point_s:.3g} s, more than the {max(left, 0):.3g} s of "
+                                "--budget-s left")
             for c, todo, b in jobs:
                 result.rows += [_row(c, r, "not searched: --budget-s", b) for r in todo]
-            break
-        on_step(f"N={n}: simulating {count} (candidate, rate) points")
-        planned += count
-        on_count(result.simulated, planned)
+            return False
+        self.on_step(f"N={n}: simulating {count} (candidate, rate) points")
+        self.planned += count
+        self.on_count(result.simulated, self.planned)
         began, before = time.perf_counter(), result.simulated
-        for (c, todo, b), points in zip(jobs, _run(jobs, s, pool)):
+        for (c, todo, b), points in zip(jobs, _run(jobs, self.s, self.pool)):
             by_rate = {float(p["rate_qps"]): p for p in points}
             for r in todo:
-                point = by_rate.get(float(r), {})
-                result.rows.append(_row(c, r, "simulated", b, point))
-                result.simulated += 1
-                if eligible(point):
-                    latency = float(point["mean_max_latency_ms"])
-                    leaders[r] = sorted(leaders[r] + [latency])[:TOP]
-                    if r not in result.best or latency < result.best[r]["predicted_latency_ms"]:
-                        result.best[r] = result.rows[-1]
-            on_count(result.simulated, planned)
+                self.record(c, r, b, by_rate.get(float(r), {}))
+            self.on_count(result.simulated, self.planned)
         if result.simulated > before:
-            point_s = (time.perf_counter() - began) / (result.simulated - before)
-    result.seconds = time.perf_counter() - started
-    return result
+            self.point_s = (time.perf_counter() - began) / (result.simulated - before)
+        return True
+
+    def record(self, c: Candidate, r: float, b, point: dict) -> None:
+        result = self.result
+        result.rows.append(_row(c, r, "simulated", b, point))
+        result.simulated += 1
+        if eligible(point):
+            latency = float(point["mean_max_latency_ms"])
+            self.leaders[r] = sorted(self.leaders[r] + [latency])[:TOP]
+            if r not in result.best or latency < result.best[r]["predicted_latency_ms"]:
+                result.best[r] = result.rows[-1]
 
 
 def kinds_for(target: Target, targets: list[Target], layouts: list[str]) -> set[str]:

@@ -55,11 +55,12 @@ def culprit(mix: Mix, records: list[BatchRecord], stop: str) -> int | None:
     return max(range(len(mix.models)), key=lambda m: unfinished[m])
 
 
-def mix_rows(mix: Mix, point: MixPoint, planned: MixSchedule, records: list[BatchRecord], stop: str,
-             worker_names: list[str], services: list[list[float]], label: dict, graph_first_part: list[int]
-             ) -> tuple[list[dict], list[dict]]:
-    """(points.csv rows, batches.csv rows), one point row per model. A model's row is congested when the point
-    stopped: with its own reason if the stop is its doing, else saying which model stopped it."""
+def mix_rows(mix: Mix, point: MixPoint, ran: tuple[MixSchedule, list[BatchRecord], str], worker_names: list[str],
+             services: list[list[float]], label: dict, graph_first_part: list[int]) -> tuple[list[dict], list[dict]]:
+    """(points.csv rows, batches.csv rows), one point row per model, of what `run_mix_point` returned (`ran`: the
+    schedule, the records, why it stopped). A model's row is congested when the point stopped: with its own
+    reason if the stop is its doing, else saying which model stopped it."""
+    planned, records, stop = ran
     blamed = culprit(mix, records, stop)
     firsts = planned.firsts(records)
     combination = combination_label(mix, point.sizes)
@@ -70,8 +71,8 @@ def mix_rows(mix: Mix, point: MixPoint, planned: MixSchedule, records: list[Batc
                          extensions=0)
         own_stop = "" if blamed is None else stop.removeprefix(f"{model.name}: ") if blamed == m else \
             f"stopped with {mix.models[blamed].name}: {stop.removeprefix(f'{mix.models[blamed].name}: ')}"
-        row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m], records,
-                        may_settle=False)
+        row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m],
+                        shared_with=records)
         latency = row.get("mean_max_latency_ms")
         met = "" if model.target_ms is None else bool(not row["congested"] and isinstance(latency, float)
                                                       and latency <= model.target_ms)

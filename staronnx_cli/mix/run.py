@@ -119,32 +119,19 @@ def run_mix(s: MixSettings, prepared: Prepared, on_point=lambda row: None, on_pr
 
 
 def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
-    mix, engine, target = s.mix, prepared.engine, prepared.target
-    run_json = s.output / "run.json"
+    mix, engine = s.mix, prepared.engine
     since = start_run(s, prepared, on_notice)
     done = _done(s) if s.resume else set()
-    names = [w.name for w in engine.workers]
-    label = {"system": s.system, "engine": engine.name, "policy": policy_of(s), "workers": engine.workers_label()}
-    firsts = [m.first_part for m in target.members]
     progress = SweepProgress(listener=on_progress)
-    plans = {}
-    for sizes in mix.combinations():
-        for scale in s.scales:
-            point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.warmup, s.batches, s.seed)
-            seconds = mix_seconds(mix, sizes, scale, s)
-            count = sum(int(seconds * r / n) for n, r in zip(sizes, point.rates)) or 1
-            plans[(sizes, scale)] = (point, count, count / seconds)
-            progress.add(1, count / seconds, count)
-            if (combination_label(mix, sizes), scale) in done:
-                progress.start(1, count / seconds, count)
-                progress.finish()
+    plans = _plans(s, done, progress)
+    label = {"system": s.system, "engine": engine.name, "policy": policy_of(s), "workers": engine.workers_label()}
     rows: list[dict] = []
     for sizes in mix.combinations():
         todo = [scale for scale in s.scales if (combination_label(mix, sizes), scale) not in done]
         if not todo:
             continue
         setup = engine.prepare(sizes)
-        record_calibration(run_json, engine)
+        record_calibration(s.output / "run.json", engine)
         warn_rejected_graphs(engine, on_notice)
         try:
             unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
@@ -161,23 +148,13 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
                     why = ("failed: workers could not run these batch sizes" if setup.failure else
                            f"not run: {unreachable}" if unreachable else
                            f"not run: the mix was already congested at scale {congested_at:g}")
-                    point_rows = [{**label, "model": m.name, "scale": scale, "mix": combination_label(mix, sizes),
-                                   "batch_size": n, "rate_qps": r, "batches": 0, "congested": not setup.failure,
-                                   "reason": why, "errors": setup.failure,
-                                   "latency_target_ms": "" if m.target_ms is None else m.target_ms,
-                                   "met_target": "" if m.target_ms is None else False}
-                                  for m, n, r in zip(mix.models, sizes, point.rates)]
+                    point_rows = _not_run_rows(mix, point, label, why, setup.failure)
                 else:
-                    services = [list(x) for x in setup.services_s]
-                    planned, records, stop = run_mix_point(mix, point, engine, setup.executor, prepared.policy,
-                                                           target.graph, services,
-                                                           on_batch=lambda record, rate=rate: progress.batch(1, rate))
-                    point_rows, batch_rows = mix_rows(mix, point, planned, records, stop, names, services, label,
-                                                      firsts)
-                    append_rows(s.output / "batches.csv", BATCH_COLUMNS, batch_rows)
+                    point_rows = _measure(s, prepared, point, setup, label,
+                                          lambda _, rate=rate: progress.batch(1, rate))
                     if any(r["congested"] for r in point_rows) and congested_at is None:
                         congested_at = scale
-                append_rows(s.output / "points.csv", POINT_COLUMNS, point_rows)
+                append_rows(s.output / "points.csv", POINT_COLUMNS, point_rows)  # the commit: every model at once
                 engine.after_point()
                 rows += point_rows
                 progress.finish()
@@ -187,8 +164,46 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
             if setup.executor is not None:
                 setup.executor.close()
     if since is not None:
-        record_load(run_json, "during", since, s.system == "triton")
+        record_load(s.output / "run.json", "during", since, s.system == "triton")
     return rows
+
+
+def _plans(s: MixSettings, done: set, progress: SweepProgress) -> dict:
+    """(sizes, scale) -> (the point, its batches, their rate); the progress bar told of every point, those done
+    before a resume already finished."""
+    mix, plans = s.mix, {}
+    for sizes in mix.combinations():
+        for scale in s.scales:
+            point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.warmup, s.batches, s.seed)
+            seconds = mix_seconds(mix, sizes, scale, s)
+            count = sum(int(seconds * r / n) for n, r in zip(sizes, point.rates)) or 1
+            plans[(sizes, scale)] = (point, count, count / seconds)
+            progress.add(1, count / seconds, count)
+            if (combination_label(mix, sizes), scale) in done:
+                progress.start(1, count / seconds, count)
+                progress.finish()
+    return plans
+
+
+def _measure(s: MixSettings, prepared: Prepared, point: MixPoint, setup, label: dict, on_batch) -> list[dict]:
+    """One mix point run; its batch rows appended, its point rows (one per model) returned for the commit."""
+    engine, target = prepared.engine, prepared.target
+    services = [list(x) for x in setup.services_s]
+    ran = run_mix_point(s.mix, point, engine, setup.executor, prepared.policy, target.graph, services,
+                        on_batch=on_batch)
+    point_rows, batch_rows = mix_rows(s.mix, point, ran, [w.name for w in engine.workers], services, label,
+                                      [m.first_part for m in target.members])
+    append_rows(s.output / "batches.csv", BATCH_COLUMNS, batch_rows)
+    return point_rows
+
+
+def _not_run_rows(mix: Mix, point: MixPoint, label: dict, why: str, failure: str) -> list[dict]:
+    """A point not measured, one row per model: failed (the workers could not run its sizes) or congested."""
+    return [{**label, "model": m.name, "scale": point.scale, "mix": combination_label(mix, point.sizes),
+             "batch_size": n, "rate_qps": r, "batches": 0, "congested": not failure, "reason": why,
+             "errors": failure, "latency_target_ms": "" if m.target_ms is None else m.target_ms,
+             "met_target": "" if m.target_ms is None else False}
+            for m, n, r in zip(mix.models, point.sizes, point.rates)]
 
 
 def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> str:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,17 @@ CLOSE_WAIT_S = 10.0  # how long close() waits for all the worker threads togethe
 WORKER_NICE = 0  # as the baselines' threads: at 19 a worker starved behind any neighbour (a query took 6.4 s)
 
 
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """How a ThreadExecutor builds its sessions."""
+
+    warmup_runs: int = 3  # runs of each session before the first point
+    variable_batches: bool = False  # dynamic batching: no fixed batch dimension
+    seed: int = 0  # of the random inputs
+    cuda_graphs: bool = True  # GPU workers run parts with static shapes as CUDA graphs
+    memory_limits: dict[str, int] | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
+
+
 class ThreadExecutor(PointClock):
     """One thread per worker, pinned to its cores (CPU) or driving its GPU, with one warmed ORT session per part.
 
@@ -102,8 +114,10 @@ class ThreadExecutor(PointClock):
     measures = True
 
     def __init__(self, loop, workers: list[WorkerSpec], part_files: list[Path], batch: int | list[int],
-                 warmup_runs: int = 3, variable_batches: bool = False, seed: int = 0, cuda_graphs: bool = True,
-                 models: list[int] | None = None, memory_limits: dict[str, int] | None = None):
+                 models: list[int] | None = None, options: ExecutorOptions | None = None):
+        o = options or ExecutorOptions()
+        warmup_runs, variable_batches, seed, cuda_graphs = o.warmup_runs, o.variable_batches, o.seed, o.cuda_graphs
+        memory_limits = o.memory_limits
         # polling pays where a core is left for the issuer; else an idle worker blocks and the issuer sleeps
         self.polls = hotwait.NATIVE and hotwait.spare_cores([w.cores for w in workers], _available_cores()) > 0
         self.loop, self.workers = loop, workers

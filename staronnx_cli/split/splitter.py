@@ -200,22 +200,28 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     for i, io in enumerate(ios):
         files.append(s.output / f"part_{i}.onnx")
         write_part(model, io, i, tensors, files[-1])
-    plan = _plan(s, model, model_sha, costs, dag, chosen, candidates, ios, tensors)
+    plan = _plan(s, model, model_sha, costs, dag, candidates, ios, tensors)
     for part, file in zip(plan.parts, files):
         part.sha256 = modelio.sha256_of(file)
     write_plan(plan, s.output)
     if s.check:
         on_step("verifying the chain of parts against the full model")
-        plan.verification = verify(s.model, files, min(s.batch, 4))
-        limit = s.check_tolerance * max(1.0, plan.verification["output_scale"])
-        plan.verification["tolerance"] = limit
-        plan.verification["passed"] = plan.verification["max_abs_diff"] <= limit
-        write_plan(plan, s.output)
-        if not plan.verification["passed"]:
-            raise UserError(f"verification failed: the parts differ from the full model by "
-                            f"{plan.verification['max_abs_diff']:.3g} (> {limit:.3g}); the plan is kept in "
-                            f"{s.output} for inspection; please report this model")
+        _verify(s, plan, files)
     return SplitResult(plan, chosen, candidates, notes, [io.node_names for io in ios])
+
+
+def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
+    """The chain of parts against the full model, recorded in plan.json; beyond the tolerance, one line (the plan
+    is kept for inspection)."""
+    plan.verification = verify(s.model, files, min(s.batch, 4))
+    limit = s.check_tolerance * max(1.0, plan.verification["output_scale"])
+    plan.verification["tolerance"] = limit
+    plan.verification["passed"] = plan.verification["max_abs_diff"] <= limit
+    write_plan(plan, s.output)
+    if not plan.verification["passed"]:
+        raise UserError(f"verification failed: the parts differ from the full model by "
+                        f"{plan.verification['max_abs_diff']:.3g} (> {limit:.3g}); the plan is kept in "
+                        f"{s.output} for inspection; please report this model")
 
 
 def _why_unreachable(dag: WeightedDag, chosen: Candidate, offload: float) -> str:
@@ -225,7 +231,9 @@ def _why_unreachable(dag: WeightedDag, chosen: Candidate, offload: float) -> str
             f"{chosen.fraction:.3f} (node weights are coarse: '{dag.names[heaviest]}' alone is {share:.1%})")
 
 
-def _plan(s, model, model_sha, costs: Costs, dag, chosen, candidates, ios, tensors) -> Plan:
+def _plan(s, model, model_sha, costs: Costs, dag, candidates, ios, tensors) -> Plan:
+    """plan.json's content; `candidates`: every cut tried, of which the best is the plan's."""
+    chosen = best(candidates, s.offload, s.tolerance)
     part_of_node = {name: chosen.parts[v] for v, name in enumerate(dag.names)}
     parts = []
     for i, io in enumerate(ios):

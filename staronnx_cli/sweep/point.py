@@ -14,6 +14,7 @@ from ..metrics.points import congestion, ideal_latency_s, ideal_rho_max, summari
 from ..results.tasks import pack_tasks
 from ..runtime.loop import RealLoop
 from ..runtime.scheduler import BatchRecord, Limits, Scheduler
+from .judge import EXTEND_ON_RISE, Evidence, Verdict, judge_point
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,6 @@ def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(
 
 
 WATCH_WINDOW = 60
-BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
-SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
-FAR_BEYOND = 3.0  # a rate this many times the isolated capacity is congested whatever a short point shows
-EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
 
 
 class PointJudge:
@@ -159,22 +156,32 @@ def first_measured(p: PointSpec, records: list[BatchRecord]) -> int:
     return max(p.warmup, released - p.batches)
 
 
-def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory=RealLoop, runner=None,
-              services_s=(), on_batch=None):
+@dataclass
+class SchedulerSetup:
+    """What `run_point` needs of an engine: its workers, the performance models dmda predicts with, its clock and
+    what runs a point (an Engine has these members; tests and scripts build this one around the scheduler)."""
+
+    workers: list
+    perf: object
+    loop_factory: object = RealLoop
+
+    def runner(self, loop, executor, policy, graph) -> Scheduler:
+        return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
+
+
+def run_point(p: PointSpec, engine, executor, policy, graph, services_s=(), on_batch=None):
     """Run one point on `executor` and return (records, stop reason, arrival times, first measured batch).
-    `runner(loop, executor, policy, graph)` makes what runs it (default: the scheduler; the native baseline's
-    plain loop). `services_s`: S_w(N) per worker, for the capacity the judge and the backlog bound use.
-    `on_batch(record)`: told of each finished batch (under the loop's lock, on whichever thread finished it: keep it
-    short)."""
+    `engine`: its workers, clock (`loop_factory`) and `runner(loop, executor, policy, graph)`, what runs the point
+    (the scheduler; the native baseline's plain loop). `services_s`: S_w(N) per worker, for the capacity the
+    judge and the backlog bound use. `on_batch(record)`: told of each finished batch (under the loop's lock, on
+    whichever thread finished it: keep it short)."""
     times, schedule = point_schedule(p)
-    loop = loop_factory()
+    loop = engine.loop_factory()
     executor.loop = loop
-    if runner is None:
-        scheduler = Scheduler(loop, executor, workers, policy, perf, graph)
-    else:
-        scheduler = runner(loop, executor, policy, graph)
-    known = _services(list(services_s), len(workers))
-    judge = PointJudge(p, _capacity(p.batch_size, known, len(workers)))
+    scheduler = engine.runner(loop, executor, policy, graph)
+    workers = len(engine.workers)
+    known = _services(list(services_s), workers)
+    judge = PointJudge(p, _capacity(p.batch_size, known, workers))
     watch = judge.watch
     if on_batch is not None:  # e.g. the progress bar; told of every finished batch before the judge
 
@@ -182,69 +189,41 @@ def run_point(p: PointSpec, executor, workers, policy, perf, graph, loop_factory
             on_batch(record)
             return judge.watch(record)
 
-    records, stop = scheduler.run(schedule, limits_for(schedule, p, len(workers), known, judge), watch)
+    records, stop = scheduler.run(schedule, limits_for(schedule, p, workers, known, judge), watch)
     return records, stop, times, first_measured(p, records)
 
 
 def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.ndarray, worker_names: list[str],
-              service_s, first: int | None = None, busy_records: list[BatchRecord] | None = None,
-              may_settle: bool = True) -> dict:
+              service_s, first: int | None = None, shared_with: list[BatchRecord] | None = None) -> dict:
     """The points.csv row: the summary of the measured batches, utilisation, release lateness, the ideal.
 
     `service_s`: S(N) (one number), or S_w(N) per worker (unequal workers: the ideal latency fills the fastest
     first, the capacity is N * sum(1 / S_w)). `first`: the first measured batch (default: after the warm-up).
-    `busy_records`: whose tasks keep the workers busy, if more than `records` (a mix: every model's batches).
-    `may_settle`: a latency rising below the capacity is a queue still filling (judged after the extensions);
-    not in a mix, where the capacity is the model's alone and the workers are shared.
+    `shared_with`: a mix's batches of every model: their tasks keep the workers busy too, and a latency rising
+    below the model's own capacity is not taken for a queue settling (the workers are shared).
     """
+    ev = evidence(p, records, service_s, len(worker_names), first, shared_with)
+    verdict = judge_point(p, stop, ev, may_settle=shared_with is None)
+    return _row(p, ev, verdict, records, times, worker_names)
+
+
+def evidence(p: PointSpec, records: list[BatchRecord], service_s, workers: int, first: int | None = None,
+             shared_with: list[BatchRecord] | None = None) -> Evidence:
+    """What the verdict and the row are drawn from: the measured batches, the workers' busy time, the capacity."""
     first = p.warmup if first is None else first
-    services = _services(service_s, len(worker_names))
-    capacity = _capacity(p.batch_size, services, len(worker_names))
-    fastest = min(services) if services else None
-    ideal_of = service_s if np.isscalar(service_s) or service_s is None else services
+    services = _services(service_s, workers)
     measured = [r for r in records[first:] if math.isfinite(r.end_s) and not r.error]
-    errors = sorted({r.error for r in records if r.error})
-    latency = np.array([r.end_s - r.first_arrival_s for r in measured])
-    busy = [[(t.start_s, t.end_s) for r in (busy_records or records) for t in r.tasks if t.worker == w]
-            for w in range(len(worker_names))]
-    reason, note = stop, ""
-    if not stop:
-        releases = np.array([r.scheduled_release_s for r in measured])
-        trend = congestion(latency, releases)
-        rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
-        later = measured[len(measured) // 2:]
-        window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
-        shares = utilisation(busy, window) if later else []
-        used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
-        busiest, least_used = max(used, default=0.0), min(used, default=0.0)
-        within = bool(capacity) and p.rate_qps <= capacity  # the workers together can serve this rate
-        spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
-        if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
-            note = f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
-        elif rising and within and may_settle and first >= p.warmup + p.extensions * p.batches:
-            note = (f"not settled: latency still rising after {first + p.batches} batches, below the workers' "
-                    f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is "
-                    "a lower bound")
-        elif trend:
-            reason = trend
-        elif rising and capacity and not within:
-            reason = f"{rising} at a rate beyond the workers' capacity of {capacity:.0f} q/s"
-        elif least_used >= SATURATED_BUSY and not spare and fastest and measured and p.arrival == "fixed" \
-                and p.max_queue_delay_s is None:  # the workers in use are full and none is left to settle on
-            ideal = ideal_latency_s(p.batch_size, p.rate_qps, ideal_of)
-            over = float(latency.mean()) / ideal
-            if not math.isfinite(ideal):
-                reason = f"saturated: every worker in use at least {least_used:.0%} busy at a rate beyond the " \
-                         f"workers' capacity of {capacity:.0f} q/s"
-            elif over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
-                reason = f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} " \
-                         "x the ideal"
-    if not reason and not note and measured and capacity:
-        if p.rate_qps > FAR_BEYOND * capacity:  # too few batches for a queue to show, but no system serves this
-            reason = (f"{p.rate_qps / capacity:.0f} x the workers' capacity of {capacity:.0f} q/s (too few batches "
-                      "for the queue to show)")
-    if errors and not measured:
-        reason = reason or "every batch failed"
+    busy = [[(t.start_s, t.end_s) for r in (shared_with or records) for t in r.tasks if t.worker == w]
+            for w in range(workers)]
+    return Evidence(measured, np.array([r.end_s - r.first_arrival_s for r in measured]), busy,
+                    _capacity(p.batch_size, services, workers), min(services) if services else None,
+                    service_s if np.isscalar(service_s) or service_s is None else services, first,
+                    any(r.error for r in records))
+
+
+def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord], times: np.ndarray,
+         worker_names: list[str]) -> dict:
+    measured, capacity, fastest = ev.measured, ev.capacity, ev.fastest
     if measured:
         query_times = np.concatenate([times[r.first_query:r.first_query + r.size] for r in measured])
         window = (measured[0].first_arrival_s, max(r.end_s for r in measured))
@@ -252,29 +231,29 @@ def point_row(p: PointSpec, records: list[BatchRecord], stop: str, times: np.nda
         query_times, window = np.array([]), (0.0, 0.0)
     sizes = np.array([r.size for r in measured], dtype=np.int64)
     summary = summarize(np.array([r.first_arrival_s for r in measured]), np.array([r.end_s for r in measured]),
-                        query_times, sizes, window[1] - window[0], reason)
+                        query_times, sizes, window[1] - window[0], verdict.reason)
     released = [r for r in records if math.isfinite(r.actual_release_s)]
     lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
     row = {"batch_size": p.batch_size, "rate_qps": p.rate_qps, "arrival": p.arrival,
            "max_queue_delay_ms": "" if p.max_queue_delay_s is None else round(1000 * p.max_queue_delay_s, 3),
            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.__dict__.items()},
            "mean_queries_per_batch": round(float(sizes.mean()), 3) if sizes.size else "",
-           "utilisation": " ".join(f"{n}={u:.3f}" for n, u in zip(worker_names, utilisation(busy, window))
+           "utilisation": " ".join(f"{n}={u:.3f}" for n, u in zip(worker_names, utilisation(ev.busy, window))
                                    if math.isfinite(u)),
            "release_lateness_p99_us": round(float(np.percentile(lateness, 99) * 1e6), 1) if lateness.size else "",
            "service_ms": round(1000 * fastest, 4) if fastest else "", "ideal_latency_ms": "",
-           "latency_over_ideal": "", "errors": "; ".join(errors), "warmup_batches": first,
-           "capacity_qps": round(capacity, 2) if capacity else ""}
-    if note and not summary.congested:
-        row["reason"] = note
+           "latency_over_ideal": "", "errors": "; ".join(sorted({r.error for r in records if r.error})),
+           "warmup_batches": ev.first, "capacity_qps": round(capacity, 2) if capacity else ""}
+    if verdict.note and not summary.congested:
+        row["reason"] = verdict.note
     if summary.congested:
         for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
             row[key] = ""
     elif fastest and p.arrival == "fixed" and p.max_queue_delay_s is None and measured:
-        ideal = ideal_latency_s(p.batch_size, p.rate_qps, ideal_of)
+        ideal = ideal_latency_s(p.batch_size, p.rate_qps, ev.ideal_of)
         if math.isfinite(ideal):
             row["ideal_latency_ms"] = round(1000 * ideal, 4)
-            row["latency_over_ideal"] = round(float(latency.mean()) / ideal, 4)
+            row["latency_over_ideal"] = round(float(ev.latency.mean()) / ideal, 4)
     return row
 
 

@@ -307,9 +307,8 @@ class _PointRunner:
             row = {**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
                    "reason": f"not run: batch {n} was already congested at {self.congested_at:g} q/s"}
         else:
-            records, stop, times, first = run_point(spec, self.executor, engine.workers, self.prepared.policy,
-                                                    engine.perf, self.prepared.target.graph, engine.loop_factory,
-                                                    engine.runner, self.services,
+            records, stop, times, first = run_point(spec, engine, self.executor, self.prepared.policy,
+                                                    self.prepared.target.graph, self.services,
                                                     on_batch=lambda record: self.progress.batch(n, rate))
             row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
             append_rows(s.output / "batches.csv", BATCH_COLUMNS,

@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..ortenv import cuda_status
 from ..runtime import hotwait
 from ..runtime.calibration import Calibration
-from ..runtime.executors import WORKER_NICE, ThreadExecutor
+from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
 from ..runtime.realtime import issuer_priority_level
@@ -65,11 +65,10 @@ class RealEngine:
         the model at this batch size) fails this N's points, not the sweep."""
         sizes = list(n) if isinstance(n, tuple) else n
         try:
+            options = ExecutorOptions(variable_batches=self.config.variable_batches, seed=self.config.seed,
+                                      cuda_graphs=self.config.cuda_graphs, memory_limits=self.config.memory_limits)
             executor = ThreadExecutor(RealLoop(), self.workers, self.part_files, sizes,
-                                      variable_batches=self.config.variable_batches, seed=self.config.seed,
-                                      cuda_graphs=self.config.cuda_graphs,
-                                      models=self.target.graph.models if self.target is not None else None,
-                                      memory_limits=self.config.memory_limits)
+                                      self.target.graph.models if self.target is not None else None, options)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]

@@ -6,6 +6,8 @@ scaled weights keep activations finite (NaN/denormal values would distort CPU ti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -17,6 +19,17 @@ IR_VERSION = 8
 BATCH_DIM = "batch"
 # Initializer name suffixes that are buffers, not parameters (PyTorch counts neither).
 BUFFER_SUFFIXES = (".running_mean", ".running_var")
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution's shape: channels in and out, kernel (k or (kh, kw)), stride, groups."""
+
+    cin: int
+    cout: int
+    k: int | tuple[int, int]
+    stride: int = 1
+    group: int = 1
 
 
 class GraphBuilder:
@@ -62,8 +75,10 @@ class GraphBuilder:
         return outputs[0] if n_out == 1 else outputs
 
     # -- layers ------------------------------------------------------------------------------------
-    def conv(self, x, cin, cout, k, stride=1, pad=None, group=1, bias=True, dilation=1, name=None):
+    def conv(self, x, shape: Conv, pad=None, bias=True, name=None):
+        cin, cout, k, stride, group = shape.cin, shape.cout, shape.k, shape.stride, shape.group
         kh, kw = (k, k) if isinstance(k, int) else k
+        dilation = 1  # no zoo model dilates
         if pad is None:
             pad = (dilation * (kh - 1) // 2, dilation * (kw - 1) // 2)
         ph, pw = (pad, pad) if isinstance(pad, int) else pad

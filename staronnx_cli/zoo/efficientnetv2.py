@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import onnx
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 BN_EPS = 1e-3  # torchvision builds EfficientNetV2 with BatchNorm2d(eps=1e-3)
 STEM_CHANNELS = 24
@@ -51,18 +51,17 @@ def _silu(g: GraphBuilder, x: str, name: str) -> str:
     return g.op("Mul", [x, g.op("Sigmoid", [x], name=f"{name}.sigmoid")], name=name)
 
 
-def _conv_bn_act(g: GraphBuilder, x: str, cin: int, cout: int, k: int, stride: int, name: str,
-                 group: int = 1, act: bool = True, gamma: float = 1.0) -> str:
+def _conv_bn_act(g: GraphBuilder, x: str, shape: Conv, name: str, act: bool = True, gamma: float = 1.0) -> str:
     """torchvision's Conv2dNormActivation: conv (no bias) = name.0, BN = name.1, SiLU = name.2."""
-    x = g.conv(x, cin, cout, k, stride=stride, group=group, bias=False, name=f"{name}.0")
-    x = _bn(g, x, cout, f"{name}.1", gamma=gamma)
+    x = g.conv(x, shape, bias=False, name=f"{name}.0")
+    x = _bn(g, x, shape.cout, f"{name}.1", gamma=gamma)
     return _silu(g, x, f"{name}.2") if act else x
 
 
 def _squeeze_excitation(g: GraphBuilder, x: str, channels: int, squeeze: int, name: str) -> str:
     s = g.op("GlobalAveragePool", [x], name=f"{name}.avgpool")
-    s = _silu(g, g.conv(s, channels, squeeze, 1, name=f"{name}.fc1"), f"{name}.activation")
-    s = g.op("Sigmoid", [g.conv(s, squeeze, channels, 1, name=f"{name}.fc2")], name=f"{name}.scale_activation")
+    s = _silu(g, g.conv(s, Conv(channels, squeeze, 1), name=f"{name}.fc1"), f"{name}.activation")
+    s = g.op("Sigmoid", [g.conv(s, Conv(squeeze, channels, 1), name=f"{name}.fc2")], name=f"{name}.scale_activation")
     return g.op("Mul", [x, s], name=f"{name}.scale")
 
 
@@ -73,10 +72,10 @@ def _fused_mbconv(g: GraphBuilder, x: str, cin: int, cout: int, expand: int, k: 
     expanded = _make_divisible(cin * expand)
     y = x
     if expanded != cin:
-        y = _conv_bn_act(g, y, cin, expanded, k, stride, f"{name}.block.0")
-        y = _conv_bn_act(g, y, expanded, cout, 1, 1, f"{name}.block.1", act=False, gamma=gamma)
+        y = _conv_bn_act(g, y, Conv(cin, expanded, k, stride), f"{name}.block.0")
+        y = _conv_bn_act(g, y, Conv(expanded, cout, 1), f"{name}.block.1", act=False, gamma=gamma)
     else:
-        y = _conv_bn_act(g, y, cin, cout, k, stride, f"{name}.block.0", gamma=gamma)
+        y = _conv_bn_act(g, y, Conv(cin, cout, k, stride), f"{name}.block.0", gamma=gamma)
     return g.op("Add", [y, x], name=f"{name}.add") if residual else y
 
 
@@ -86,11 +85,11 @@ def _mbconv(g: GraphBuilder, x: str, cin: int, cout: int, expand: int, k: int, s
     expanded = _make_divisible(cin * expand)
     y, i = x, 0
     if expanded != cin:
-        y = _conv_bn_act(g, y, cin, expanded, 1, 1, f"{name}.block.{i}")
+        y = _conv_bn_act(g, y, Conv(cin, expanded, 1), f"{name}.block.{i}")
         i += 1
-    y = _conv_bn_act(g, y, expanded, expanded, k, stride, f"{name}.block.{i}", group=expanded)
+    y = _conv_bn_act(g, y, Conv(expanded, expanded, k, stride, expanded), f"{name}.block.{i}")
     y = _squeeze_excitation(g, y, expanded, max(1, cin // 4), f"{name}.block.{i + 1}")
-    y = _conv_bn_act(g, y, expanded, cout, 1, 1, f"{name}.block.{i + 2}", act=False,
+    y = _conv_bn_act(g, y, Conv(expanded, cout, 1), f"{name}.block.{i + 2}", act=False,
                      gamma=RESIDUAL_BN_GAMMA if residual else 1.0)
     return g.op("Add", [y, x], name=f"{name}.add") if residual else y
 
@@ -99,7 +98,7 @@ def build(seed: int = 0) -> onnx.ModelProto:
     """3x384x384 image -> 1000 logits; 21,458,488 parameters as torchvision counts them."""
     g = GraphBuilder("efficientnet_v2_s", seed)
     x = g.input("image", [3, RESOLUTION, RESOLUTION])
-    x = _conv_bn_act(g, x, 3, STEM_CHANNELS, 3, 2, "features.0")
+    x = _conv_bn_act(g, x, Conv(3, STEM_CHANNELS, 3, 2), "features.0")
     channels = STEM_CHANNELS
     for s, (kind, expand, k, stride, cin, cout, layers) in enumerate(STAGES, start=1):
         block = _fused_mbconv if kind == "fused" else _mbconv
@@ -107,7 +106,7 @@ def build(seed: int = 0) -> onnx.ModelProto:
             x = block(g, x, cin if j == 0 else cout, cout, expand, k, stride if j == 0 else 1,
                       f"features.{s}.{j}")
         channels = cout
-    x = _conv_bn_act(g, x, channels, LAST_CHANNELS, 1, 1, f"features.{len(STAGES) + 1}")
+    x = _conv_bn_act(g, x, Conv(channels, LAST_CHANNELS, 1), f"features.{len(STAGES) + 1}")
     x = g.op("Flatten", [g.op("GlobalAveragePool", [x], name="avgpool")], name="flatten", axis=1)
     logits = g.linear(x, LAST_CHANNELS, NUM_CLASSES, name="classifier.1")  # classifier.0 is Dropout
     g.op("Identity", [logits], name="logits")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import onnx
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 # name: (in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj), as torchvision's Inception.
 INCEPTIONS = {
@@ -29,7 +29,7 @@ BN_EPS = 0.001
 
 def _basic_conv(g: GraphBuilder, x: str, cin: int, cout: int, k: int, name: str, stride: int = 1, pad: int = 0):
     """torchvision's BasicConv2d: Conv2d(bias=False) -> BatchNorm2d(eps=0.001) -> ReLU."""
-    x = g.conv(x, cin, cout, k, stride=stride, pad=pad, bias=False, name=f"{name}.conv")
+    x = g.conv(x, Conv(cin, cout, k, stride), pad=pad, bias=False, name=f"{name}.conv")
     x = g.bn(x, cout, eps=BN_EPS, name=f"{name}.bn")
     return g.op("Relu", [x], name=f"{name}.relu")
 
@@ -40,7 +40,10 @@ def _maxpool(g: GraphBuilder, x: str, k: int, stride: int, name: str, pad: int =
                 pads=[pad] * 4, ceil_mode=1)
 
 
-def _inception(g: GraphBuilder, x: str, name: str, cin, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+def _inception(g: GraphBuilder, x: str, name: str, channels: tuple[int, ...]):
+    """torchvision's Inception block; `channels`: its row of the table (in, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5,
+    pool projection)."""
+    cin, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj = channels
     b1 = _basic_conv(g, x, cin, ch1x1, 1, f"{name}.branch1")
     b2 = _basic_conv(g, x, cin, ch3x3red, 1, f"{name}.branch2.0")
     b2 = _basic_conv(g, b2, ch3x3red, ch3x3, 3, f"{name}.branch2.1", pad=1)
@@ -66,7 +69,7 @@ def build(seed: int = 0) -> onnx.ModelProto:
             x = _maxpool(g, x, 3, 2, "maxpool3")  # 14x14
         elif name == "inception5a":
             x = _maxpool(g, x, 2, 2, "maxpool4")  # 7x7
-        x = _inception(g, x, name, *cfg)
+        x = _inception(g, x, name, tuple(cfg))
     x = g.op("GlobalAveragePool", [x], name="avgpool")
     x = g.op("Flatten", [x], name="flatten", axis=1)
     logits = g.linear(x, 1024, 1000, name="fc")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import onnx
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 BN_EPS = 0.001
 # (input_c, kernel, expanded_c, out_c, use_se, activation, stride), torchvision's "mobilenet_v3_small".
@@ -49,37 +49,39 @@ def _activation(g: GraphBuilder, x: str, kind: str | None, name: str) -> str:
     return x
 
 
-def _conv_bn_act(g: GraphBuilder, x: str, cin: int, cout: int, k: int, name: str, stride: int = 1,
-                 group: int = 1, act: str | None = None) -> str:
+def _conv_bn_act(g: GraphBuilder, x: str, shape: Conv, name: str, act: str | None = None) -> str:
     """torchvision's Conv2dNormActivation: Conv2d(bias=False) (.0) -> BatchNorm2d (.1) -> activation (.2)."""
-    x = g.conv(x, cin, cout, k, stride=stride, group=group, bias=False, name=f"{name}.0")
-    x = g.bn(x, cout, eps=BN_EPS, name=f"{name}.1")
+    x = g.conv(x, shape, bias=False, name=f"{name}.0")
+    x = g.bn(x, shape.cout, eps=BN_EPS, name=f"{name}.1")
     return _activation(g, x, act, f"{name}.2")
 
 
 def _squeeze_excitation(g: GraphBuilder, x: str, channels: int, name: str) -> str:
     squeeze = _make_divisible(channels // 4, 8)
     s = g.op("GlobalAveragePool", [x], name=f"{name}.avgpool")
-    s = g.conv(s, channels, squeeze, 1, name=f"{name}.fc1")
+    s = g.conv(s, Conv(channels, squeeze, 1), name=f"{name}.fc1")
     s = g.op("Relu", [s], name=f"{name}.activation")
-    s = g.conv(s, squeeze, channels, 1, name=f"{name}.fc2")
+    s = g.conv(s, Conv(squeeze, channels, 1), name=f"{name}.fc2")
     # PyTorch's hardsigmoid: relu6(x + 3) / 6
     s = g.op("HardSigmoid", [s], name=f"{name}.scale_activation", alpha=1.0 / 6.0, beta=0.5)
     return g.op("Mul", [s, x], name=f"{name}.mul")
 
 
-def _inverted_residual(g: GraphBuilder, x: str, name: str, cin, k, expanded, cout, use_se, act, stride) -> str:
+def _inverted_residual(g: GraphBuilder, x: str, name: str, config: tuple) -> str:
+    """torchvision's InvertedResidual; `config`: its row of the table (in, kernel, expanded, out, SE, activation,
+    stride)."""
+    cin, k, expanded, cout, use_se, act, stride = config
     inp = x
     i = 0
     if expanded != cin:
-        x = _conv_bn_act(g, x, cin, expanded, 1, f"{name}.block.{i}", act=act)
+        x = _conv_bn_act(g, x, Conv(cin, expanded, 1), f"{name}.block.{i}", act=act)
         i += 1
-    x = _conv_bn_act(g, x, expanded, expanded, k, f"{name}.block.{i}", stride=stride, group=expanded, act=act)
+    x = _conv_bn_act(g, x, Conv(expanded, expanded, k, stride, expanded), f"{name}.block.{i}", act=act)
     i += 1
     if use_se:
         x = _squeeze_excitation(g, x, expanded, f"{name}.block.{i}")
         i += 1
-    x = _conv_bn_act(g, x, expanded, cout, 1, f"{name}.block.{i}")
+    x = _conv_bn_act(g, x, Conv(expanded, cout, 1), f"{name}.block.{i}")
     if stride == 1 and cin == cout:
         x = g.op("Add", [x, inp], name=f"{name}.add")
     return x
@@ -89,10 +91,10 @@ def build(seed: int = 0) -> onnx.ModelProto:
     """3x224x224 image -> 1000 logits; 2,542,856 parameters (torchvision's count)."""
     g = GraphBuilder("mobilenet_v3_small", seed)
     x = g.input("image", [3, 224, 224])
-    x = _conv_bn_act(g, x, 3, BLOCKS[0][0], 3, "features.0", stride=2, act="HS")  # 16x112x112
+    x = _conv_bn_act(g, x, Conv(3, BLOCKS[0][0], 3, 2), "features.0", act="HS")  # 16x112x112
     for i, cfg in enumerate(BLOCKS, start=1):
-        x = _inverted_residual(g, x, f"features.{i}", *cfg)
-    x = _conv_bn_act(g, x, BLOCKS[-1][3], LAST_CONV, 1, f"features.{len(BLOCKS) + 1}", act="HS")
+        x = _inverted_residual(g, x, f"features.{i}", tuple(cfg))
+    x = _conv_bn_act(g, x, Conv(BLOCKS[-1][3], LAST_CONV, 1), f"features.{len(BLOCKS) + 1}", act="HS")
     x = g.op("GlobalAveragePool", [x], name="avgpool")
     x = g.op("Flatten", [x], name="flatten", axis=1)
     x = g.linear(x, LAST_CONV, LAST_CHANNEL, name="classifier.0")

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 IMAGE_SIZE = 256  # timm's test size for F0 (train size 192)
 STEM_CHS = (16, 32, 64, 128)
@@ -99,9 +99,9 @@ class _Ops:
         g = self.g
         rd = int(c * SE_RATIO)
         s = g.op("GlobalAveragePool", [x], name=f"{name}.pool")
-        s = g.conv(s, c, rd, 1, pad=0, name=f"{name}.fc1")
+        s = g.conv(s, Conv(c, rd, 1), pad=0, name=f"{name}.fc1")
         s = g.op("Relu", [s], name=f"{name}.act")
-        s = g.conv(s, rd, c, 1, pad=0, name=f"{name}.fc2")
+        s = g.conv(s, Conv(rd, c, 1), pad=0, name=f"{name}.fc2")
         s = g.op("Sigmoid", [s], name=f"{name}.gate")
         return g.op("Mul", [x, s], name=name)
 

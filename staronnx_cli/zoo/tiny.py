@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import onnx
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 
 def build_cnn(seed: int = 0) -> onnx.ModelProto:
     """3x32x32 -> 10 classes; an inception-like block with three parallel branches."""
     g = GraphBuilder("tiny_cnn", seed)
     x = g.input("image", [3, 32, 32])
-    x = g.relu(g.conv(x, 3, 16, 3, stride=2))  # 16x16x16
-    b1 = g.relu(g.conv(x, 16, 8, 1))
-    b2 = g.relu(g.conv(g.relu(g.conv(x, 16, 8, 1)), 8, 12, 3))
-    b3 = g.relu(g.conv(g.maxpool(x, 3, 1, pad=1), 16, 4, 1))
+    x = g.relu(g.conv(x, Conv(3, 16, 3, 2)))  # 16x16x16
+    b1 = g.relu(g.conv(x, Conv(16, 8, 1)))
+    b2 = g.relu(g.conv(g.relu(g.conv(x, Conv(16, 8, 1))), Conv(8, 12, 3)))
+    b3 = g.relu(g.conv(g.maxpool(x, 3, 1, pad=1), Conv(16, 4, 1)))
     x = g.concat([b1, b2, b3])  # 24 channels
-    x = g.relu(g.conv(x, 24, 32, 3, stride=2))  # 8x8
+    x = g.relu(g.conv(x, Conv(24, 32, 3, 2)))  # 8x8
     x = g.flatten(g.global_avgpool(x))
     logits = g.linear(x, 32, 10, name="classifier")
     g.op("Identity", [logits], name="logits")

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .builder import GraphBuilder
+from .builder import Conv, GraphBuilder
 
 IMAGE_SIZE = 224
 PATCH = 16
@@ -86,7 +86,7 @@ def build(seed: int = 0) -> onnx.ModelProto:
     }
 
     # Patch embedding: conv 16x16/16, then [B, 768, 14, 14] -> [B, 196, 768].
-    x = g.conv(image, 3, DIM, PATCH, stride=PATCH, pad=0, name="patch_embed.proj")
+    x = g.conv(image, Conv(3, DIM, PATCH, PATCH), pad=0, name="patch_embed.proj")
     x = g.op("Reshape", [x, shapes["patches"]], name="patch_embed.flatten")
     x = g.op("Transpose", [x], name="patch_embed.transpose", perm=[0, 2, 1])
 

@@ -13,7 +13,7 @@ from staronnx_cli.runtime.perfmodel import PerfModel
 from staronnx_cli.runtime.policies import make_policy
 from staronnx_cli.runtime.scheduler import PartGraph
 from staronnx_cli.runtime.workers import WorkerSpec
-from staronnx_cli.sweep.point import PointSpec, batch_rows, point_row, run_point
+from staronnx_cli.sweep.point import PointSpec, SchedulerSetup, batch_rows, point_row, run_point
 
 HERE = Path(__file__).parent
 MODEL_SHA = "ab" * 32
@@ -42,8 +42,8 @@ def make(name: str, workers: int, parts: int, rates: list[float], sizes=(1, 2, 4
             else:
                 spec = PointSpec(n, rate, warmup=2, batches=30)
                 executor = ModelledExecutor(VirtualLoop(), specs, lambda p, k, b: service(p, parts, b))
-                records, stop, times, _ = run_point(spec, executor, specs, make_policy("dmda"), PerfModel(), graph,
-                                                    loop_factory=VirtualLoop)
+                records, stop, times, _ = run_point(spec, SchedulerSetup(specs, PerfModel(), VirtualLoop), executor,
+                                                    make_policy("dmda"), graph)
                 row = {**label, **point_row(spec, records, stop, times, names, sum(service(p, parts, n)
                                                                                   for p in range(parts)))}
                 append_rows(out / "batches.csv", BATCH_COLUMNS,

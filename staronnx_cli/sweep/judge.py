@@ -1,0 +1,91 @@
+"""The verdict on a finished point, apart from writing it: its measured batches and the workers' busy time in,
+why it is congested (or a caveat on its latency) out. Pure and exact: the same records give the same verdict,
+which tests check on hand-made records."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..metrics.points import congestion, ideal_latency_s, utilisation
+from ..runtime.scheduler import BatchRecord
+
+if TYPE_CHECKING:
+    from .point import PointSpec
+
+BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this is noise, not a queue
+SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
+FAR_BEYOND = 3.0  # a rate this many times the isolated capacity is congested whatever a short point shows
+EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a point's verdict is drawn from."""
+
+    measured: list[BatchRecord]  # the measured batches that finished without error
+    latency: np.ndarray  # each one's latency (s)
+    busy: list[list[tuple[float, float]]]  # per worker, its tasks' (start, end): a mix counts every model's
+    capacity: float | None  # N * sum(1 / S_w(N)), None when a worker's S(N) is unknown
+    fastest: float | None  # the fastest worker's S(N)
+    ideal_of: object  # S(N) (one number), or S_w(N) per worker, for the ideal latency
+    first: int  # the first measured batch (after the warm-up and any extension)
+    failed: bool  # some batch failed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str = ""  # why the point is congested ('' when it is not)
+    note: str = ""  # a caveat on an uncongested point's latency (a disturbance, a queue not settled)
+
+
+def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) -> Verdict:
+    """A stop during the run is the reason; else the trend of the measured latencies against the workers' busy
+    time and capacity. `may_settle`: a latency rising below the capacity is a queue still filling (judged after
+    the extensions); not in a mix, where the capacity is the model's alone and the workers are shared."""
+    reason, note = (stop, "") if stop else _trend(p, ev, may_settle)
+    if not reason and not note and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
+        reason = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
+                  "batches for the queue to show)")  # no system serves this, however short the point
+    if ev.failed and not ev.measured:
+        reason = reason or "every batch failed"
+    return Verdict(reason, note)
+
+
+def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
+    """(reason, note) of a point that ran to its end."""
+    measured, latency, capacity = ev.measured, ev.latency, ev.capacity
+    releases = np.array([r.scheduled_release_s for r in measured])
+    trend = congestion(latency, releases)
+    rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
+    later = measured[len(measured) // 2:]
+    window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
+    shares = utilisation(ev.busy, window) if later else []
+    used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
+    busiest, least_used = max(used, default=0.0), min(used, default=0.0)
+    within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
+    spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
+    if trend and busiest < BUSY_TO_CONGEST:  # queues grow only where workers are saturated
+        return "", f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
+    if rising and within and may_settle and ev.first >= p.warmup + p.extensions * p.batches:
+        return "", (f"not settled: latency still rising after {ev.first + p.batches} batches, below the workers' "
+                    f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is a "
+                    "lower bound")
+    if trend:
+        return trend, ""
+    if rising and capacity and not within:
+        return f"{rising} at a rate beyond the workers' capacity of {capacity:.0f} q/s", ""
+    if least_used >= SATURATED_BUSY and not spare and ev.fastest and measured and p.arrival == "fixed" \
+            and p.max_queue_delay_s is None:  # the workers in use are full and none is left to settle on
+        ideal = ideal_latency_s(p.batch_size, p.rate_qps, ev.ideal_of)
+        if not math.isfinite(ideal):
+            return (f"saturated: every worker in use at least {least_used:.0%} busy at a rate beyond the workers' "
+                    f"capacity of {capacity:.0f} q/s"), ""
+        over = float(latency.mean()) / ideal
+        if over > SATURATED_OVER_IDEAL:  # a queue that did not show a clear trend in K batches, but is there
+            return f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} x the " \
+                   "ideal", ""
+    return "", ""
