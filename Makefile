@@ -51,12 +51,15 @@ run: $(STAMP)
 	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
 	$(BIN)/staronnx advise $(MODEL) --rate 20,40 -o $(RESULTS)/advice --force
 
-## test: the test suite (tiny models; a few seconds of real ONNX Runtime sessions)
+## test: the type checker over staronnx_cli (the contracts held), then the test suite (tiny models; a few
+## seconds of real ONNX Runtime sessions)
 test: $(FULL_STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(FULL_STAMP)
 	$(BIN)/ruff check staronnx_cli tests experiments
+	$(BIN)/mypy
 
 ## faults: every adversarial case of issue 13 through the CLI, as a table in results/faults.md (about 6 minutes)
 faults: $(FULL_STAMP)

@@ -4,6 +4,8 @@ candidates: predicted dashed, measured solid)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +25,17 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
     for rate in sorted({r["rate_qps"] for r in result.rows}):
         mine = [e for e in entries if rate in e.rates]
         measured = [e for e in mine if e.measured.get(rate) is not None]
-        within = [e for e in measured if bound_ms is None or e.measured[rate] <= bound_ms]
+
+        def got(e: Confirmed, rate=rate) -> float:
+            value = e.measured.get(rate)
+            return math.inf if value is None else value
+
+        within = [e for e in measured if bound_ms is None or got(e) <= bound_ms]
         by = "headroom" if bound_ms is not None else "latency"
         if within:
-            pick = min(within, key=lambda e: (less_headroom(e, rate, bound_ms), e.measured[rate], *simpler(e)))
+            pick = min(within, key=lambda e: (less_headroom(e, rate, bound_ms), got(e), *simpler(e)))
         elif measured:  # every one measured above the bound: the least, said to be above it
-            pick, by = min(measured, key=lambda e: (e.measured[rate], *simpler(e))), "latency"
+            pick, by = min(measured, key=lambda e: (got(e), *simpler(e))), "latency"
         elif mine:
             pick = min(mine, key=lambda e: (less_headroom(e, rate, bound_ms), e.predicted[rate], *simpler(e)))
         else:
@@ -39,7 +46,7 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
                     "rho_max_predicted": pick.rho_max_predicted, "bound_qps": pick.bound_qps.get(rate), "by": by,
                     "confirmed": bool(measured),
                     "congested_for_real": not measured and any(rate in e.measured for e in mine),
-                    "over_bound": bool(bound_ms is not None and measured and pick.measured[rate] > bound_ms),
+                    "over_bound": bool(bound_ms is not None and measured and got(pick) > bound_ms),
                     "bound_ms": bound_ms})
     return out
 
@@ -106,7 +113,7 @@ def write_candidates(result: SearchResult, path: Path) -> None:
 
 
 def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResult, entries: list[Confirmed],
-                   figure: Path | None, command: str, reasons: list[str] = ()) -> None:
+                   figure: Path | None, command: str, reasons: Sequence[str] = ()) -> None:
     """`reasons`: the lines of the section that says why (reasons.markdown_lines)."""
     lines = [f"# Advice for {model}", ""] + [f"**{headline(r)}**" + "  " for r in recs] + [""]
     why = ", ".join(f"{v} by {k}" for k, v in result.pruned.items() if v)
@@ -128,7 +135,8 @@ def write_markdown(path: Path, model: str, recs: list[dict], result: SearchResul
 def top_rows(entries: list[Confirmed]) -> list[dict]:
     """The top candidates at each rate, predicted beside measured (the table printed and in advice.md)."""
     rows = []
-    for e in sorted(entries, key=lambda e: (min(e.rates), min(e.predicted.values()))):
+    for e in sorted(entries, key=lambda e: (min(e.rates), min((v for v in e.predicted.values() if v is not None),
+                                                               default=math.inf))):
         for rate in e.rates:
             measured = ("failed" if rate in e.failed else
                         _ms(e.measured[rate]) if rate in e.measured else "not run")

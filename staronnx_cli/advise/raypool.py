@@ -91,7 +91,8 @@ class RayPool:
     def _kill(self) -> None:
         """The driver and every process of its session (Ray's GCS, raylet and workers, each in a process group
         of its own) killed at once; a Ray cluster it joined is left running."""
-        for pid in [self.child.pid, *_session_members(self.child.pid)] if self.child.is_alive() else []:
+        driver = self.child.pid
+        for pid in [driver, *_session_members(driver)] if driver is not None and self.child.is_alive() else []:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

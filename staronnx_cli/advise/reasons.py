@@ -94,7 +94,7 @@ def layout_rows(bests: list[LayoutBest], chosen: dict | None) -> list[dict]:
     rows = []
     for b in bests:
         gap = ""
-        if b.candidate is not None and base is not None:
+        if chosen is not None and b.candidate is not None and b.ms is not None and base is not None:
             gap = ("the answer" if b.candidate == chosen["candidate"] else
                    "the same" if abs(b.ms - base) < SAME_MS else f"{b.ms - base:+.1f} ms")
         rows.append({"workers": b.layout, "its best": _words(b.candidate) if b.candidate else b.fate,
@@ -111,16 +111,15 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
     """One sentence: the answer against the best other layout, or what kept the other layouts out."""
     answer, rate = chosen["candidate"], chosen["rate_qps"]
     others = [b for b in bests if b.layout != answer.layout]
-    served = [b for b in others if b.candidate is not None]
+    served = [(b.ms, b.candidate, b) for b in others if b.candidate is not None and b.ms is not None]
     if served:
-        runner = min(served, key=lambda b: b.ms)
-        gap = runner.ms - chosen["predicted_ms"]
-        said = f"The best other layout, {runner.layout} ({_words(runner.candidate)}), is predicted at "
+        ms, candidate, runner = min(served, key=lambda s: s[0])
+        gap = ms - chosen["predicted_ms"]
+        said = f"The best other layout, {runner.layout} ({_words(candidate)}), is predicted at "
         if abs(gap) < SAME_MS:
             more = workers_in(runner.layout) > workers_in(answer.layout)
-            return said + f"the same {runner.ms:.2f} ms" + (": its extra workers add nothing at this rate." if more
-                                                           else ".")
-        said += f"{runner.ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
+            return said + f"the same {ms:.2f} ms" + (": its extra workers add nothing at this rate." if more else ".")
+        said += f"{ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
         if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps"):
             return said + (f" The answer stays within the {chosen['bound_ms']:g} ms bound up to about "
                            f"{chosen['bound_qps']:.4g} q/s: the most headroom of its top candidates (simulated).")

@@ -243,7 +243,8 @@ def _platform_space(s: AdviseSettings):
 
     platform, loaded, table, said = platform_for(s)
     parts = len(loaded.part_files)
-    layouts, files = [], {}
+    layouts: list[str] = []
+    files: dict[str, Path] = {}
     kinds = Counter(platform.workers)  # identical groups: a subset takes 0 to all of them, in the file's order
     for taken in sorted(product(*(range(m + 1) for m in kinds.values())), key=sum):
         if not any(taken):
@@ -267,6 +268,8 @@ def platform_for(s: AdviseSettings):
     from ..runtime.simtimes import part_times
     from ..systems.target import load_target
 
+    if s.platform is None:
+        raise ValueError("platform_for needs --platform")  # the callers check it first
     platform = read_platform(s.platform)
     loaded = load_target(s.model)
     sha, parts = loaded.plan_sha256 or loaded.model_sha256, len(loaded.part_files)

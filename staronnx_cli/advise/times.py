@@ -14,6 +14,8 @@ from ..errors import UserError
 from ..kinds import key_on_gpu
 from ..runtime.calibration import SERVICE_RUNS
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, cache_file
+from ..runtime.simtimes import PartTimes
+from ..systems.target import Target as LoadedTarget
 from ..systems.target import load_target
 from .space import Candidate, Target, worker_kinds
 
@@ -24,7 +26,7 @@ RUNS = max(SERVICE_RUNS, CALIBRATION_SAMPLES + 1)  # batches a worker kind runs 
 class HostTimes:
     """This host's performance models, one file per target (as the real engine keeps them)."""
 
-    targets: dict[str, object]  # target key -> systems.target.Target (part files, sha256s)
+    targets: dict[str, LoadedTarget]  # target key -> its part files and sha256s
 
     @classmethod
     def of(cls, targets: list[Target]) -> HostTimes:
@@ -65,11 +67,11 @@ class HostTimes:
 class PlatformTimes:
     """A platform file's times (for the one target they were measured on)."""
 
-    times: object  # runtime.simtimes.PartTimes
+    times: PartTimes
     parts: int
 
     def part_s(self, key: str, n: int) -> dict[str, list[float | None]]:
-        out = {}
+        out: dict[str, list[float | None]] = {}
         for kind in self.times.kinds():
             try:
                 out[kind] = [self.times.mean(p, kind, n) for p in range(self.parts)]
@@ -114,14 +116,18 @@ def bounds(c: Candidate, part_s: dict[str, list[float | None]]) -> Bounds | None
     is at least each part on its fastest kind; a whole model serves at most N x sum_w 1 / S_w(N); a plan at most
     N x workers / (its least total work per batch)."""
     kinds = worker_kinds(c.layout)
-    rows = [part_s.get(k) for k in set(kinds)]
-    if any(r is None or any(t is None or not t > 0 for t in r) for r in rows):  # a platform extrapolated to 0
-        return None
-    parts = len(rows[0])
-    fastest = [min(part_s[k][p] for k in set(kinds)) for p in range(parts)]
+    known: dict[str, list[float]] = {}
+    for k in set(kinds):
+        row = part_s.get(k)
+        if row is None or any(t is None or not t > 0 for t in row):  # missing, or a platform extrapolated to 0
+            return None
+        known[k] = [float(t) for t in row if t is not None]
+    parts = len(next(iter(known.values())))
+    fastest = [min(known[k][p] for k in known) for p in range(parts)]
     least_work = sum(fastest)
+    capacity: float
     if parts == 1:
-        capacity = c.batch_size * sum(1.0 / part_s[k][0] for k in kinds)
+        capacity = c.batch_size * sum(1.0 / known[k][0] for k in kinds)
     else:
         capacity = c.batch_size * len(kinds) / least_work
     return Bounds(capacity if math.isfinite(capacity) else math.inf, 1000 * least_work)

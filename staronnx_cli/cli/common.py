@@ -108,12 +108,12 @@ def storage_message(exc: OSError) -> str:
 
     name = str(exc.filename or "")
     where = f" '{name[:120]}...'" if len(name) > 120 else f" '{name}'" if name else ""
-    fix = STORAGE_FIXES[exc.errno]
+    fix = STORAGE_FIXES.get(exc.errno or 0, "choose another -o")
     cache = str(cache_dir())
     if name and (name == cache or name.startswith(cache.rstrip("/") + "/")):
         fix = (f"staronnx's cache ({cache}) cannot be used: set STARONNX_CACHE to a folder you can write, or unset "
                "it for ~/.cache/staronnx")
-    return f"{exc.strerror or errno.errorcode.get(exc.errno, 'I/O error')}:{where}: {fix}"
+    return f"{exc.strerror or errno.errorcode.get(exc.errno or 0, 'I/O error')}:{where}: {fix}"
 
 
 def resolve_model(model: str):

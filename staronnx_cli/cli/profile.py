@@ -151,6 +151,8 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
 
 def _render_gpu(result: BatchProfile) -> None:
     g = result.gpu
+    if g is None:
+        return
     kernel = statistics.fmean(g.kernel_us)
     console.print(f"batch {result.batch_size}: GPU time per run {kernel / 1000:.3f} ms ({g.kernels_per_run:.0f} "
                   f"kernels, CUPTI, mean of {len(g.kernel_us)}); sum of nodes {result.node_sum_us / 1000:.3f} ms = "
@@ -158,6 +160,6 @@ def _render_gpu(result: BatchProfile) -> None:
                   f"attributed; ORT's input/output copies {statistics.fmean(g.outside_us) / 1000:.3f} ms; "
                   f"host: end-to-end {result.end_to_end_us / 1000:.3f} ms, launch times sum "
                   f"{sum(r['host_us'] for r in result.rows) / 1000:.3f} ms", soft_wrap=True)
-    if g.profiler_ratio:
+    if g.profiler_ratio and g.plain_kernel_us:
         console.print(f"  GPU time with ORT's profiler on / CUPTI alone: {g.profiler_ratio:.3f} "
                       f"({g.plain_kernel_us / 1000:.3f} ms per run without the profiler)")

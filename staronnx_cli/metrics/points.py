@@ -113,7 +113,7 @@ def ideal_latency_s(batch_size: int, rate_qps: float, service_s) -> float:
     service time fills the fastest workers to capacity first (a fluid bound: no queueing). Beyond every
     worker's capacity: infinite.
     """
-    if np.isscalar(service_s):
+    if isinstance(service_s, (int, float, np.number)):
         return (batch_size - 1) / rate_qps + float(service_s)
     services = sorted(s for s in np.atleast_1d(np.asarray(service_s, dtype=np.float64)) if s > 0 and s == s)
     if not services:

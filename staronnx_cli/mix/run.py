@@ -4,7 +4,7 @@ each point's rows (one per model) appended as soon as it finishes."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows, complete_text, read_run_meta
@@ -30,9 +30,9 @@ from .schedule import MixPoint, rates_at
 from .spec import Mix, combination_label
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MixSettings(SweepSettings):
-    mix: Mix | None = None
+    mix: Mix
     scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     vary: str | None = None  # only this model's rate is scaled
     memory_limit: str | None = None  # --memory-limit as given
@@ -41,7 +41,7 @@ class MixSettings(SweepSettings):
     @property
     def rows_per_point(self) -> int:
         """A mix point commits one points.csv row per model, all or none (repair_run drops a point cut short)."""
-        return len(self.mix.models) if self.mix else 1
+        return len(self.mix.models)
 
 
 def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
@@ -69,10 +69,10 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     policy = make_policy(policy_of(s), engine.link) if s.system == "staronnx" else make_policy("eager")
     check_policy_kinds(s, policy, engine)
     if hasattr(policy, "local_part"):  # static:KIND,KIND names each model's parts in order
-        policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models)]
+        policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
     s.memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
-    if s.memory_limits and hasattr(getattr(engine, "config", None), "memory_limits"):
-        engine.config = replace(engine.config, memory_limits=s.memory_limits)  # GPU sessions' arenas within it
+    if s.memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
+        engine = make_engine(s, target)
     largest = [max(m.batch_sizes) for m in mix.models]
     check_memory_limits(s.memory_limits, target, largest)
     check_memory(s, target, engine.workers)

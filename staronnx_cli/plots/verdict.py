@@ -77,21 +77,24 @@ def _saturation_sentences(run: Run) -> list[str]:
     how = (f"within {resolution(run):.0%}" if run.meta.get("auto_rates") else
            "the highest uncongested rate of the grid")
     per_n = []
-    for n, top in highest.items():
-        if top is None:
-            failed = run.points[(run.points.batch_size == n) & ~run.points.congested.astype(bool)]
-            per_n.append(f"N={n} failed" if len(failed) else f"N={n} congested at every rate")
-        elif first_bad[n] is None:
-            per_n.append(f"N={n} above {qps(top)} q/s (never congested in the grid)")
+    for size, highest_n in highest.items():
+        if highest_n is None:
+            failed = run.points[(run.points.batch_size == size) & ~run.points.congested.astype(bool)]
+            per_n.append(f"N={size} failed" if len(failed) else f"N={size} congested at every rate")
+        elif first_bad[size] is None:
+            per_n.append(f"N={size} above {qps(highest_n)} q/s (never congested in the grid)")
         else:
-            per_n.append(f"N={n} at {qps(top)} q/s")
+            per_n.append(f"N={size} at {qps(highest_n)} q/s")
     top, n = top_rate(run)
     sentences = [f"Saturation (rho_max, {how}): " + ", ".join(per_n) + "."]
-    if first_bad.get(n) is None:
+    if top is None or n is None:  # no batch size served any rate: the first sentence says so
+        return sentences
+    bad = first_bad.get(n)
+    if bad is None:
         sentences.append(f"The machine serves at least {qps(top)} q/s (with N={n}): no batch size congested at the "
                          "top of the grid; sweep higher rates to find where it saturates.")
     elif resolution(run) > PRECISION:
-        sentences.append(f"The machine saturates between {qps(top)} and {qps(first_bad[n])} q/s, with N={n} (its "
+        sentences.append(f"The machine saturates between {qps(top)} and {qps(bad)} q/s, with N={n} (its "
                          "highest uncongested and first congested rates: a finer grid, or --rate auto, narrows it).")
     else:
         sentences.append(f"The machine saturates at {qps(top)} q/s, with N={n}: above it every batch size's "

@@ -156,13 +156,14 @@ class CuptiRecorder:
 
     def _clock_offset_ns(self) -> int:
         """CUPTI's clock minus the wall clock (ORT's profiler clock), from the tightest of a few brackets."""
-        best = None
+        best: tuple[int, int] | None = None
         for _ in range(16):
             before = time.time_ns()
             stamp = self._cupti.get_timestamp()
             after = time.time_ns()
             if best is None or after - before < best[0]:
                 best = (after - before, stamp - (before + after) // 2)
+        assert best is not None  # 16 brackets were taken
         return best[1]
 
     def _api_name(self, kind: int, cbid: int) -> str:

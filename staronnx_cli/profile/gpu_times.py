@@ -118,7 +118,7 @@ def attribute_gpu_activity(trace: Trace, profiling_start_ns: int, recording: Gpu
         dur_us = activity.dur_ns / 1000
         launch = launches.get(activity.correlation)
         run = _last_starting_by(run_starts, launch)
-        if run is None or launch > runs[run][1]:
+        if launch is None or run is None or launch > runs[run][1]:
             result.unmatched += 1
             result.unmatched_us += dur_us
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,7 +182,7 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
     result = BatchProfile(batch, node_rows(model, optimised, trace, measured, str(settings.device), batch, gpu_times),
                           [trace.runs_us[r] for r in measured if r < len(trace.runs_us)], note=note)
     result.timing = main_timing(row["timing"] for row in result.rows)
-    if gpu_times is not None:
+    if gpu_times is not None and recording is not None:
         result.gpu = _gpu_stats(gpu_times, measured, recording.dropped)
     if settings.overhead:
         other = _session(settings, specs, batch, settings.opt_level)
@@ -255,7 +256,7 @@ def _gpu_stats(times: GpuTimes, measured: list[int], dropped: int = 0) -> GpuSta
                     attributed_fraction=times.attributed_fraction)
 
 
-def summary_stats(values: list[int]) -> dict:
+def summary_stats(values: Sequence[float]) -> dict:
     arr = np.asarray(values, dtype=float)
     return {"mean_us": round(float(arr.mean()), 1), "median_us": round(float(np.median(arr)), 1),
             "std_us": round(float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, 1), "runs": len(arr)}

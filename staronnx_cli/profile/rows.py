@@ -51,7 +51,7 @@ def node_rows(model: onnx.ModelProto, optimised: onnx.ModelProto, trace: Trace, 
         return "gpu" if gpu is not None else "host-launch"
 
     def kernel_us(kernel: str, run: int) -> float:
-        if kernel_timing(kernel) == "gpu":
+        if gpu is not None and kernel_timing(kernel) == "gpu":
             return gpu.per_kernel.get(kernel, {}).get(run, 0.0)
         return host[kernel][run] if kernel in host else 0.0
 

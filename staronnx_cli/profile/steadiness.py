@@ -4,6 +4,7 @@ an optimisation level that seems to slow the model down. Each says what it means
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 
 from ..metrics.spread import SPREAD, relative_spread
 
@@ -11,8 +12,8 @@ NEGATIVE_OVERHEAD = -0.02  # profiled runs faster than unprofiled ones by more t
 SLOWER_LEVEL_ALL = 1.15  # level all this much slower than the profiled level: the runs were disturbed
 
 
-def profile_warnings(batch_size: int, run_us: list[float], plain_us: list[float] | None = None,
-                     full_us: list[float] | None = None, level: str = "basic") -> list[str]:
+def profile_warnings(batch_size: int, run_us: Sequence[float], plain_us: Sequence[float] | None = None,
+                     full_us: Sequence[float] | None = None, level: str = "basic") -> list[str]:
     """Warnings for one batch size's profile: end-to-end runs (profiled), and if timed, unprofiled runs at the
     profiled level and at level all."""
     warnings = []

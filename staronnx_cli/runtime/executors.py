@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +26,7 @@ from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
 from .realtime import pinned_session_options
+from .transfer import Link
 from .workers import WorkerSpec
 
 
@@ -132,18 +134,18 @@ class ThreadExecutor(PointClock):
         self.files = [[f for f, m in zip(part_files, self.part_model) if m == model] for model in range(count)]
         self.memory_limits = memory_limits or {}  # worker name -> bytes its sessions may hold (--memory-limit)
         self.variable_batches = variable_batches
-        self.store: dict[int, dict[str, object]] = {}  # batch -> tensor name -> value
+        self.store: dict[int, dict[str, Any]] = {}  # host arrays or gpu.DeviceTensors  # batch -> tensor name -> value
         protos = [modelio.load_model(p, with_weights=False) for p in part_files]
         self.inputs = [modelio.random_inputs(modelio.input_specs(protos[self.first_part[m]]), self.batches[m],
                                              seed + m) for m in range(count)]
         consumed = {i.name for m in protos for i in m.graph.input}
         self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed}
         self.arena_caps = self._arena_caps(protos)  # GPU worker name -> each session's arena (--memory-limit)
-        self.inboxes = [queue.SimpleQueue() for _ in workers]
+        self.inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in workers]
         self.bells = [Bell() for _ in workers]  # rung with every task handed over: an idle worker polls its bell
-        self.runners: list[object | None] = [None] * len(workers)
-        self.gpus: dict[int, object] = {}  # device id -> its runner, for fetching tensors from it
-        self.links: dict[str, object] = {}  # GPU worker name -> the host->device link it measured (transfer.Link)
+        self.runners: list[list[Any] | None] = [None] * len(workers)  # per worker: a Cpu/CudaRunner per model
+        self.gpus: dict[int, Any] = {}  # device id -> its CudaRunner, for fetching tensors from it
+        self.links: dict[str, Link] = {}  # GPU worker name -> the host->device link it measured
         self.graph_rejections: list[str] = []  # CUDA graphs captured but refused: said as warnings
         self.stopping = threading.Event()  # set on Ctrl-C while the workers prepare: no capture starts after it
         ready = threading.Barrier(len(workers) + 1)
@@ -201,7 +203,7 @@ class ThreadExecutor(PointClock):
     def _options(self, path: Path, worker: WorkerSpec, fixed_batch: int | None):
         return pinned_session_options(worker.cores, path, fixed_batch, worker.kind)
 
-    def _prepare(self, worker: WorkerSpec, m: int, warmup_runs: int):
+    def _prepare(self, worker: WorkerSpec, m: int, warmup_runs: int) -> Any:
         """Worker's runner of model m: its sessions, warmed on its inputs."""
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
         share = self.arena_caps.get(worker.name)
@@ -227,13 +229,13 @@ class ThreadExecutor(PointClock):
             return runner
         sessions = [ort.InferenceSession(str(p), self._options(p, worker, fixed_batch),
                                          providers=["CPUExecutionProvider"]) for p in part_files]
-        runner = CpuRunner(sessions)
+        cpu = CpuRunner(sessions)
         warm: dict = dict(self.inputs[m])
         for part, session in enumerate(sessions):  # chain order, so later parts get real inputs
             for _ in range(warmup_runs):
-                outputs = runner.run(part, {x.name: warm[x.name] for x in session.get_inputs()})
+                outputs = cpu.run(part, {x.name: warm[x.name] for x in session.get_inputs()})
             warm.update(outputs)
-        return runner
+        return cpu
 
     def _serve(self, i: int, warmup_runs: int, ready: threading.Barrier):
         worker = self.workers[i]
@@ -277,7 +279,8 @@ class ThreadExecutor(PointClock):
 
     def _serve_gpu(self, i: int, worker: WorkerSpec, runners: list) -> None:
         """A GPU worker's loop: the inputs of the tasks it holds are copied ahead while the current one runs."""
-        inbox, pending, closing = self.inboxes[i], deque(), False
+        inbox, closing = self.inboxes[i], False
+        pending: deque = deque()
 
         def copy(item):
             k, part, size, _ = item
@@ -359,7 +362,7 @@ class ThreadExecutor(PointClock):
         saved, self.loop = self.loop, RealLoop(lead_s=0.0)
         errors: list[str] = []
         times = []
-        finished = queue.SimpleQueue()
+        finished: queue.SimpleQueue = queue.SimpleQueue()
 
         def done(w_, k_, part, start, end, error="", transfer=None):  # on the worker's thread
             try:
@@ -415,7 +418,7 @@ class ThreadExecutor(PointClock):
     def _new_point(self) -> None:
         """Batch indices start again at 0: nothing of the new point is released yet. The loop's thread polls
         before a release only where the workers leave it a core."""
-        self.released = set()
+        self.released: set[int] = set()
         self._loop.polls = self.polls
 
     def close(self) -> None:

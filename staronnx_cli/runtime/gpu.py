@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +159,7 @@ class CudaRunner:
                     target.set(np.ascontiguousarray(source), stream=self.bind_stream)
             self.bind_stream.synchronize()
             graph.session.run_with_iobinding(graph.binding)  # ORT synchronizes its stream when the run ends
-            results = {}
+            results: dict[str, np.ndarray | DeviceTensor] = {}
             for name, value in graph.outputs.items():
                 view = DeviceTensor(self._wrap_output(value), self.device_id)
                 if name in to_host:
@@ -274,7 +275,7 @@ class CudaRunner:
         seconds = self.cupy.cuda.get_elapsed_time(copies.started, copies.done) / 1000
         return copies.issued_s, copies.issued_s + seconds
 
-    def _as_cupy(self, value) -> object:
+    def _as_cupy(self, value) -> Any:  # a cupy.ndarray
         if isinstance(value, DeviceTensor):
             if value.device_id == self.device_id:
                 return value.array
@@ -317,7 +318,7 @@ class CudaRunner:
         # no binding.synchronize_inputs/outputs: they are cudaDeviceSynchronize, which would also wait for the
         # other workers on this GPU; inputs were waited for on the host, and ORT syncs its stream at run end
         session.run_with_iobinding(binding)
-        results = {}
+        results: dict[str, np.ndarray | DeviceTensor] = {}
         for name, value in zip(self.output_names[part], binding.get_outputs()):
             tensor = DeviceTensor(self._wrap_output(value), self.device_id)
             results[name] = self.to_host(tensor, lend) if name in to_host else tensor

@@ -11,9 +11,12 @@ and only where the layout leaves a core to spare for the issuer (`spare_cores`);
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 
+_hotpath: ModuleType | None
 try:
     from . import _hotpath
 except ImportError:  # no C compiler when staronnx was installed: the waits block in Python instead
@@ -64,7 +67,8 @@ class Bell:
             return self.value()
         return _hotpath.wait_change(self.word, seen, int(spin_s * 1e9))
 
-    def wait_until(self, seen: int, deadline_s: float, spin_s: float = ISSUER_SPIN_S, rings: list[Bell] = ()) -> int:
+    def wait_until(self, seen: int, deadline_s: float, spin_s: float = ISSUER_SPIN_S,
+                   rings: Sequence[Bell] = ()) -> int:
         """Until `deadline_s` (time.perf_counter's clock) or the bell rings: sleep, then poll the last `spin_s`,
         without the GIL; first, with the GIL already released, ring `rings` (workers handed tasks take the GIL
         without waiting for this thread to drop it: a wait for the GIL is a sleep in the kernel). Without the

@@ -14,7 +14,7 @@ from .transfer import DEFAULT_LINK, Link
 
 
 class WorkerState(NamedTuple):  # NamedTuples: built for every decision, so cheap to make
-    index: int
+    worker: int  # its index among the workers
     kind: str  # "cpu" / "cuda"
     kind_key: str  # performance-model key, e.g. "cpu:2"
     memory_node: str
@@ -45,7 +45,7 @@ class Eager(Policy):
     name, central = "eager", True
 
     def choose(self, task, workers, now, perf):
-        return next((w.index for w in workers if w.idle), None)
+        return next((w.worker for w in workers if w.idle), None)
 
 
 class RoundRobin(Policy):
@@ -54,7 +54,7 @@ class RoundRobin(Policy):
     name = "roundrobin"
 
     def choose(self, task, workers, now, perf):
-        return workers[task.batch_index % len(workers)].index
+        return workers[task.batch_index % len(workers)].worker
 
 
 class Static(Policy):
@@ -72,7 +72,7 @@ class Static(Policy):
         capable = [w for w in workers if w.kind == kind]
         if not capable:
             return None
-        return min(capable, key=lambda w: (max(w.expected_free_s, now), w.index)).index
+        return min(capable, key=lambda w: (max(w.expected_free_s, now), w.worker)).worker
 
 
 class Dmda(Policy):
@@ -94,16 +94,16 @@ class Dmda(Policy):
             s = stats.get((part, w.kind_key, batch))
             if s is None or s.count < CALIBRATION_SAMPLES:
                 if w.idle:
-                    return w.index  # calibrate this kind now
+                    return w.worker  # calibrate this kind now
                 if s is None or s.count == 0:
                     continue
             missing = total - task.input_bytes_by_node.get(w.memory_node, 0)
             ready = now + self.link.seconds(missing)
             end = (w.expected_free_s if w.expected_free_s > ready else ready) + s.mean
             if end < best_end:
-                best_end, best = end, w.index
+                best_end, best = end, w.worker
         if best is None:
-            return next((w.index for w in workers if w.idle), workers[0].index)
+            return next((w.worker for w in workers if w.idle), workers[0].worker)
         return best
 
 

@@ -10,14 +10,16 @@ when it is taken, never the failure of the task running meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
 
 PREFETCH_DEPTH = 2  # tasks whose copies may be in flight beyond the one about to run
+Handle = TypeVar("Handle")  # what the copy function returns for a task (its copies, to wait for)
 
 
-class Prefetcher:
-    def __init__(self, copy: Callable[[tuple], object], depth: int = PREFETCH_DEPTH):
+class Prefetcher(Generic[Handle]):
+    def __init__(self, copy: Callable[[tuple], Handle], depth: int = PREFETCH_DEPTH):
         self.copy, self.depth = copy, depth
-        self.issued: dict[tuple[int, int], object] = {}  # (batch, part) -> handle of its copies
+        self.issued: dict[tuple[int, int], Handle | Exception] = {}  # (batch, part) -> handle of its copies
 
     def ahead(self, pending: Sequence[tuple]) -> None:
         """Issue, in order, the copies of the task about to run and of up to `depth` held after it."""
@@ -26,7 +28,7 @@ class Prefetcher:
             if key not in self.issued:
                 self.issued[key] = self._issue(item)
 
-    def take(self, item: tuple) -> object:
+    def take(self, item: tuple) -> Handle:
         """The handle of this task's copies (issued now if they were not), forgotten here."""
         key = (item[0], item[1])
         handle = self.issued.pop(key) if key in self.issued else self._issue(item)
@@ -34,7 +36,7 @@ class Prefetcher:
             raise handle
         return handle
 
-    def _issue(self, item: tuple) -> object:
+    def _issue(self, item: tuple) -> Handle | Exception:
         try:
             return self.copy(item)
         except Exception as exc:  # noqa: BLE001 - kept for the task it belongs to

@@ -13,7 +13,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from ..load.schedule import BatchSchedule
 from .perfmodel import PerfModel
@@ -84,7 +84,8 @@ def records_of(schedule: BatchSchedule) -> list[BatchRecord]:
     """One empty record per batch of the schedule (whatever then runs the batches fills them in)."""
     records = [BatchRecord(k, float(schedule.first_arrival_s[k]), float(schedule.release_s[k]),
                            int(schedule.sizes[k]), int(schedule.first_query[k])) for k in range(schedule.batches)]
-    if schedule.models is not None:
+    if schedule.models is not None:  # a mix's schedule: models, deadlines and priorities together
+        assert schedule.deadline_s is not None and schedule.priority is not None
         for record, m, deadline, priority in zip(records, schedule.models, schedule.deadline_s, schedule.priority):
             record.model, record.deadline_s, record.priority = int(m), float(deadline), int(priority)
     return records
@@ -95,7 +96,8 @@ class UrgencyQueue:
     early to late, arrival order); the FIFO queue's interface (append, popleft, iteration, clear)."""
 
     def __init__(self, urgency: Callable[[tuple[int, int]], tuple]):
-        self.urgency, self.heap, self.order = urgency, [], itertools.count()
+        self.urgency, self.order = urgency, itertools.count()
+        self.heap: list[tuple] = []
 
     def append(self, task: tuple[int, int]) -> None:
         heapq.heappush(self.heap, (self.urgency(task), next(self.order), task))
@@ -257,7 +259,7 @@ class Scheduler:
             if state is None:
                 states[i] = WorkerState(i, self.workers[i].kind, self.kind_keys[i], self.nodes[i],
                                         not self.inflight[i] and not self.queues[i], self.expected_free[i])
-        return states
+        return cast(list[WorkerState], states)  # every entry filled above
 
     def _ready_task(self, k: int, part: int) -> ReadyTask:
         by_node: dict[str, int] = {}

@@ -32,13 +32,14 @@ def metis_parts(dag: WeightedDag, shares: list[float], seed: int) -> list[int]:
     vweights = [max(1, round(w)) for w in dag.weights_us]
     total = sum(shares)
     options = pymetis.Options(seed=seed, ufactor=10, numbering=0)
-    if hasattr(pymetis, "CSRAdjacency"):  # pymetis 2025+; xadj/adjncy keywords are deprecated there
-        graph = {"adjacency": pymetis.CSRAdjacency(xadj, adjncy)}
-    else:
-        graph = {"xadj": xadj, "adjncy": adjncy}
+    tpwgts = [s / total for s in shares]
     with _quiet_c_output():  # METIS prints its complaints ("***Cannot bisect ...") from C, to fd 1
-        _, membership = pymetis.part_graph(len(shares), **graph, vweights=vweights, eweights=eweights,
-                                           tpwgts=[s / total for s in shares], options=options)
+        if hasattr(pymetis, "CSRAdjacency"):  # pymetis 2025+; xadj/adjncy keywords are deprecated there
+            _, membership = pymetis.part_graph(len(shares), pymetis.CSRAdjacency(xadj, adjncy), vweights=vweights,
+                                               eweights=eweights, tpwgts=tpwgts, options=options)
+        else:
+            _, membership = pymetis.part_graph(len(shares), xadj=xadj, adjncy=adjncy, vweights=vweights,
+                                               eweights=eweights, tpwgts=tpwgts, options=options)
     return list(membership)
 
 

@@ -170,7 +170,7 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     if s.costs is not None:  # read and checked before the output is touched: a refused file loses nothing
         costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes, s.allow_host_times)
     if s.force:
-        clear_plan_dir(s.output, [s.model, s.costs])
+        clear_plan_dir(s.output, [s.model] + ([s.costs] if s.costs is not None else []))
     s.output.mkdir(parents=True, exist_ok=True)
     if costs is None:
         on_step("profiling (no --costs given)")

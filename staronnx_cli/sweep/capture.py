@@ -11,6 +11,7 @@ nothing to do (the dispatch path: loop, queue, thread wake-up).
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,7 @@ def platform_from_run(run: Path) -> Platform:
                                 "0 (no measured batch in batches.csv); ")
              + ("[transfer]: what the run's GPU workers measured (host->device copies)" if link else
                 "[transfer]: the default (the run measured no GPU link)"))
-    figures = {"bandwidth_GBps": link[0], "latency_us": link[1]} if link else {}
-    return Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, **figures, task_us=round(overhead, 3),
-                    times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256,
-                    model_sha256=meta.model_sha256)
+    platform = Platform(f"{meta.host or 'this host'}: {meta.workers}", groups, task_us=round(overhead, 3),
+                        times=times, notes=notes, target_sha256=meta.plan_sha256 or meta.model_sha256,
+                        model_sha256=meta.model_sha256)
+    return replace(platform, bandwidth_GBps=link[0], latency_us=link[1]) if link else platform

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,8 +13,10 @@ import numpy as np
 from ..load.schedule import BatchSchedule, arrivals, batch_schedule, dynamic_batch_schedule
 from ..metrics.points import congestion, ideal_latency_s, ideal_rho_max, summarize, utilisation
 from ..results.tasks import pack_tasks
-from ..runtime.loop import RealLoop
+from ..runtime.loop import RealLoop, VirtualLoop
+from ..runtime.perfmodel import PerfModel
 from ..runtime.scheduler import BatchRecord, Limits, Scheduler
+from ..runtime.workers import WorkerSpec
 from .judge import EXTEND_ON_RISE, Evidence, Verdict, judge_point
 
 
@@ -161,9 +164,9 @@ class SchedulerSetup:
     """What `run_point` needs of an engine: its workers, the performance models dmda predicts with, its clock and
     what runs a point (an Engine has these members; tests and scripts build this one around the scheduler)."""
 
-    workers: list
-    perf: object
-    loop_factory: object = RealLoop
+    workers: list[WorkerSpec]
+    perf: PerfModel
+    loop_factory: Callable[[], VirtualLoop] = RealLoop  # a RealLoop is a VirtualLoop that waits
 
     def runner(self, loop, executor, policy, graph) -> Scheduler:
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
@@ -266,7 +269,7 @@ def _services(service_s, workers: int) -> list[float]:
     """S(N) as one number (identical workers) or one per worker -> the known per-worker values."""
     if service_s is None:
         return []
-    if np.isscalar(service_s):
+    if isinstance(service_s, (int, float, np.number)):
         return [float(service_s)] * workers if service_s > 0 and service_s == service_s else []
     return [float(s) for s in service_s if s is not None and s > 0 and s == s]
 

@@ -5,6 +5,7 @@ point at 10 q/s takes ten times one at 100 q/s)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 EVERY_S = 0.2  # at most this often the listener hears of finished batches (a point's end always)
@@ -17,7 +18,7 @@ class SweepProgress:
     seconds_done: float = 0.0  # of scheduled arrivals
     seconds_total: float = 0.0
     point: str = ""  # the point running now, e.g. "N=4 at 80 q/s"
-    listener: object = field(default=lambda progress: None, repr=False)
+    listener: Callable[[SweepProgress], None] = field(default=lambda progress: None, repr=False)
     _told_s: float = field(default=0.0, repr=False)
     _point_start: tuple[int, float] = field(default=(0, 0.0), repr=False)
     _point_plan: tuple[int, float] = field(default=(0, 0.0), repr=False)

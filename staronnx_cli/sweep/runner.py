@@ -8,6 +8,7 @@ import json
 import platform
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,8 +30,8 @@ from ..results.schema import (
     cut_partial_line,
     read_run_meta,
 )
-from ..runtime.policies import make_policy
-from ..systems import make_engine, policy_of
+from ..runtime.policies import Policy, make_policy
+from ..systems import Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
 from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
 from .checks import (
@@ -111,8 +112,8 @@ class Prepared:
     """A sweep checked and ready: everything a user can get wrong fails here, before any progress bar."""
 
     target: Target
-    engine: object
-    policy: object
+    engine: Engine
+    policy: Policy
     meta: dict
     warnings: list[str]  # about the layout, said before the sweep starts (sweep/checks.layout_warnings)
 
@@ -225,7 +226,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label(),
              "model": s.model_name or s.target.stem}
     grid, capacities = (list(s.rates), {}) if not s.auto_rates else _auto_grid(s, engine, on_notice)
-    rows = []
+    rows: list[dict] = []
     planned = s.warmup + s.batches
     progress = SweepProgress(listener=on_progress)
     for n in s.batch_sizes:
@@ -240,7 +241,8 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         if not todo and not (s.auto_rates and next_probe(mine, capacities.get(n))):
             continue
         setup = engine.prepare(n)
-        executor, failure, services = setup.executor, setup.failure, list(setup.services_s or [])
+        failure = setup.failure
+        services = [float(x) for x in setup.services_s or [] if isinstance(x, (int, float))]  # one model: S_w(N)
         record_calibration(s.output / "run.json", engine)
         warn_rejected_graphs(engine, on_notice)
         point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
@@ -251,15 +253,16 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             probes = 0
             point.congested_at = None  # a probe lies below the congested rate it refines
             while s.auto_rates and not failure and probes < MAX_PROBES:
-                rate = next_probe(mine, capacities.get(n))
-                if rate is None or any(r == rate for r, _ in mine):
+                probe = next_probe(mine, capacities.get(n))
+                if probe is None or any(r == probe for r, _ in mine):
                     break
+                rate = probe
                 progress.add(n, rate, planned)
                 point.measure(rate)
                 probes += 1
         finally:
-            if executor is not None:
-                executor.close()
+            if setup.executor is not None:
+                setup.executor.close()
     if watch_load:
         record_load(s.output / "run.json", "during", since, s.system == "triton")
     return rows
@@ -291,7 +294,7 @@ class _PointRunner:
     services: list[float]
     rows: list[dict]
     mine: list[tuple[float, bool]]  # (rate, congested) of this N, in points.csv
-    on_point: object
+    on_point: Callable[[dict], None]
     progress: SweepProgress
     congested_at: float | None = None
 

@@ -75,17 +75,24 @@ class BatchSizeSetup:
 
     executor: Any = None  # an Executor, or what the system's own Runner drives (a session, a Triton client)
     failure: str = ""
-    services_s: list[float] | None = field(default=None)
+    services_s: list[float] | list[list[float]] | None = field(default=None)
 
 
 class Engine(Protocol):
-    name: str  # "real" or "sim": which clock the run.json says
-    workers: list[WorkerSpec]
-    perf: PerfModel  # what dmda predicts with (empty for the baselines)
-    loop_factory: Callable[[], Loop]
-    link: Link  # the transfer figures dmda predicts with (a platform's in simulation)
+    """Read-only members (properties here): an engine's own may be narrower (a VirtualLoop factory)."""
 
-    def prepare(self, n: int) -> BatchSizeSetup: ...
+    @property
+    def name(self) -> str: ...  # "real" or "sim": which clock the run.json says
+    @property
+    def workers(self) -> list[WorkerSpec]: ...
+    @property
+    def perf(self) -> PerfModel: ...  # what dmda predicts with (empty for the baselines)
+    @property
+    def loop_factory(self) -> Callable[[], Loop]: ...
+    @property
+    def link(self) -> Link: ...  # the transfer figures dmda predicts with (a platform's in simulation)
+
+    def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup: ...  # a mix: one size per model
     def runner(self, loop: Loop, executor: Any, policy, graph: PartGraph) -> Runner: ...
     def after_point(self) -> None: ...
     def metadata(self) -> dict: ...

@@ -52,7 +52,9 @@ class NativeEngine:
         check_native(self.workers, len(part_files))
         self.perf = PerfModel()  # nothing to predict: the plain loop takes batches in order
 
-    def prepare(self, n: int) -> BatchSizeSetup:
+    def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
+        if isinstance(n, tuple):  # make_engine gives mixes to staronnx and triton only
+            raise UserError("--system native serves one model: a mix runs on staronnx or triton")
         try:
             session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed)
         except UserError as exc:

@@ -74,7 +74,7 @@ class RealEngine:
         self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
         self.graph_rejections = [f"N={n} {note}" for note in executor.graph_rejections]
         if executor.links:  # the slowest GPU link: a transfer to any GPU is predicted no faster than it goes
-            self.link = slowest(list(executor.links.values()))
+            self.link = slowest(list(executor.links.values())) or self.link
             self.link_measured = {name: link.to_json() for name, link in executor.links.items()}
         services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.part_files))
         self.calibration.extend(log)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ class Target:
     offload_fraction: float = 0.0  # of the plan: compute share of the later parts (0 for a whole model)
     split_method: str = ""
     costs_device: str = ""  # of the plan: the device its costs were profiled on (cpu:K, cuda:I)
-    members: list[Member] | None = None  # a mix: its models, their parts numbered one after the other
+    members: list[Member] = field(default_factory=list)  # a mix: its models, parts numbered one after the other
 
     def parts_of(self, m: int) -> range:
         """The union's parts of model m (a single model: all of them)."""

@@ -24,6 +24,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .. import modelio
 from ..errors import UserError, first_line
@@ -46,7 +47,7 @@ class TritonClient:
     """One server per batch size (a mix: per combination), its gRPC client, and one random sample per input of each
     model to send. Models are named by their index in the list given (a mix's order)."""
 
-    def __init__(self, server: TritonServer, models: list[tuple[str, object]], seed: int):
+    def __init__(self, server: TritonServer, models: list[tuple[str, onnx.ModelProto]], seed: int):
         import tritonclient.grpc as grpcclient
 
         self.grpc, self.server, self.loop = grpcclient, server, None

@@ -35,7 +35,7 @@ def wheel_dir() -> Path:
         import tritonclient.grpc  # noqa: F401
     except ImportError:
         raise UserError(f"--system triton needs Triton Inference Server and its client: {INSTALL_HINT}") from None
-    root = Path(sys.modules["pytriton"].__file__).parent / "tritonserver"
+    root = Path(sys.modules["pytriton"].__file__ or ".").parent / "tritonserver"
     if not (root / "bin" / "tritonserver").is_file():
         raise UserError(f"the nvidia-pytriton wheel has no tritonserver binary at {root}/bin: {INSTALL_HINT}")
     return root
@@ -89,7 +89,7 @@ def choose_ports(base: int) -> tuple[int, int, int]:
     try:
         for s in socks:
             s.bind(("127.0.0.1", 0))
-        return tuple(s.getsockname()[1] for s in socks)  # type: ignore[return-value]
+        return socks[0].getsockname()[1], socks[1].getsockname()[1], socks[2].getsockname()[1]
     finally:
         for s in socks:
             s.close()
@@ -162,6 +162,8 @@ class TritonServer:
         return errors[-1][:200] if errors else "see its log"
 
     def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
         try:
             os.killpg(self.proc.pid, sig)
         except (ProcessLookupError, PermissionError):

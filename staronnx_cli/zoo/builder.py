@@ -6,6 +6,7 @@ scaled weights keep activations finite (NaN/denormal values would distort CPU ti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,7 +159,7 @@ class GraphBuilder:
         return self.op("Flatten", [x], axis=1)
 
     # -- model -------------------------------------------------------------------------------------
-    def build(self, outputs: dict[str, tuple[list[int | str], int]] | list[tuple[str, list]]) -> onnx.ModelProto:
+    def build(self, outputs: dict[str, Sequence[int | str]] | list[tuple[str, list]]) -> onnx.ModelProto:
         """Finish the model; `outputs` maps tensor name -> shape without the batch dim."""
         items = outputs.items() if isinstance(outputs, dict) else outputs
         outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [BATCH_DIM, *shape]) for n, shape in items]
