@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 
+from staronnx_cli.analysis import envelope as env
 from staronnx_cli.errors import UserError
-from staronnx_cli.plots import envelope as env
 from staronnx_cli.plots.figures import compare_figure, save
 from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.results.read import read_run

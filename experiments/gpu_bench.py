@@ -18,9 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from staronnx_cli.analysis import envelope as env
 from staronnx_cli.errors import UserError
 from staronnx_cli.ortenv import cuda_status
-from staronnx_cli.plots import envelope as env
 from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.results.read import read_run
 from staronnx_cli.runtime.workers import WorkerSpec

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from staronnx_cli.plots import envelope as env
+from staronnx_cli.analysis import envelope as env
 from staronnx_cli.plots.figures import save, splits_figure
 from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.profile.costs import meta_path

@@ -331,13 +331,13 @@ def test_ctrl_c_at_any_moment_of_start_up_never_prints_a_traceback():
 
 
 def test_a_run_json_or_a_figure_that_cannot_be_written_is_one_line(cli, tiny_cnn_path, tmp_path):
-    from staronnx_cli.sweep.runner import write_run_json
+    from staronnx_cli.results.rundir import RunDir
 
     blocked = tmp_path / "run.json"
     blocked.mkdir()  # stands for a read-only or full file system: any OSError (a file cannot replace a folder)
     (blocked / "x").write_text("")
     with pytest.raises(UserError, match="cannot write .*points measured before are kept"):
-        write_run_json(blocked, {"schema_version": 3})
+        RunDir(tmp_path).write_meta({"schema_version": 3})
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
     run = tmp_path / "run"
     assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0

@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parent.parent / "staronnx_cli"
 LAYERS = [  # top first; a package may import packages of its own layer (if no cycle) or below
     {"cli", "__main__"},
     {"sweep", "plots", "advise", "mix"},
+    {"analysis"},
     {"systems"},
     {"runtime", "split"},
     {"profile", "load", "metrics", "results", "zoo", "triton"},

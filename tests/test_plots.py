@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import assert_one_line_error
 
-from staronnx_cli.plots import envelope as env
+from staronnx_cli.analysis import envelope as env
 from staronnx_cli.results.read import read_run
 
 RUNS = Path(__file__).parent / "data" / "runs"

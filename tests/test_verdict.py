@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from staronnx_cli.analysis.noise import noise_warnings
+from staronnx_cli.analysis.verdict import pairs, run_verdict, split_verdict, verdict
 from staronnx_cli.hostload import Counters, _cpu_ticks, busy_warnings, sample_load
-from staronnx_cli.plots.noise import noise_warnings
-from staronnx_cli.plots.verdict import pairs, run_verdict, split_verdict, verdict
 from staronnx_cli.results.read import Run, read_run
 from staronnx_cli.results.runmeta import RunMeta
 from staronnx_cli.runtime.workers import WorkerSpec
@@ -223,7 +223,7 @@ def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():
 
 
 def test_noise_and_summary_read_a_minimal_points_file(tmp_path):
-    from staronnx_cli.plots.summary import summary
+    from staronnx_cli.analysis.summary import summary
 
     run = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 10, None, None, True)])
     assert noise_warnings(run) == []

@@ -248,8 +248,8 @@ def render_answer(output: Path, as_json: bool = False) -> bool:
     (or all of it as JSON on stdout); False when there is no answer (every point congested or failed)."""
     import json
 
+    from ..analysis.summary import summary
     from ..plots import tables
-    from ..plots.summary import summary
     from ..results.read import read_run
 
     run = read_run(output)

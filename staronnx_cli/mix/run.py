@@ -3,11 +3,10 @@ each point's rows (one per model) appended as soon as it finishes."""
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from ..results.schema import BATCH_COLUMNS, POINT_COLUMNS, append_rows, complete_text, read_run_meta
+from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
 from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
@@ -40,7 +39,7 @@ class MixSettings(SweepSettings):
 
     @property
     def rows_per_point(self) -> int:
-        """A mix point commits one points.csv row per model, all or none (repair_run drops a point cut short)."""
+        """A mix point commits one points.csv row per model, all or none (RunDir.repair drops a point cut short)."""
         return len(self.mix.models)
 
 
@@ -92,7 +91,7 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         "memory_limits": s.memory_limits})
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
         check_resume(s, meta, s.output)
-        old = read_run_meta(s.output / "run.json")
+        old = RunDir(s.output).read_meta()
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
             if _without_file(old.get(key)) != _without_file(meta[key]):
@@ -131,7 +130,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
         if not todo:
             continue
         setup = engine.prepare(sizes)
-        record_calibration(s.output / "run.json", engine)
+        record_calibration(RunDir(s.output), engine)
         warn_rejected_graphs(engine, on_notice)
         try:
             unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
@@ -154,7 +153,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
                                           lambda _, rate=rate: progress.batch(1, rate))
                     if any(r["congested"] for r in point_rows) and congested_at is None:
                         congested_at = scale
-                append_rows(s.output / "points.csv", POINT_COLUMNS, point_rows)  # the commit: every model at once
+                RunDir(s.output).append_points(point_rows)  # the commit: every model at once
                 engine.after_point()
                 rows += point_rows
                 progress.finish()
@@ -164,7 +163,7 @@ def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_not
             if setup.executor is not None:
                 setup.executor.close()
     if since is not None:
-        record_load(s.output / "run.json", "during", since, s.system == "triton")
+        record_load(RunDir(s.output), "during", since, s.system == "triton")
     return rows
 
 
@@ -193,7 +192,7 @@ def _measure(s: MixSettings, prepared: Prepared, point: MixPoint, setup, label: 
                         on_batch=on_batch)
     point_rows, batch_rows = mix_rows(s.mix, point, ran, [w.name for w in engine.workers], services, label,
                                       [m.first_part for m in target.members])
-    append_rows(s.output / "batches.csv", BATCH_COLUMNS, batch_rows)
+    RunDir(s.output).append_batches(batch_rows)
     return point_rows
 
 
@@ -219,12 +218,8 @@ def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> str:
 
 
 def _done(s: MixSettings) -> set[tuple[str, float]]:
-    import pandas as pd
-
-    path = s.output / "points.csv"
-    if not path.exists():
-        return set()
-    frame = pd.read_csv(io.StringIO(complete_text(path)))
+    """(combination, scale) of the points committed for every model."""
+    frame = RunDir(s.output).point_rows()
     if "mix" not in frame:
         return set()
     counts = frame.groupby(["mix", "scale"]).size()

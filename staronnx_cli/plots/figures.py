@@ -17,12 +17,12 @@ matplotlib.use("Agg")  # files only: no display is ever needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..analysis import envelope as env  # noqa: E402
 from ..errors import UserError, first_line  # noqa: E402
 from ..kinds import worker_name_on_gpu  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
-from . import envelope as env  # noqa: E402
 
 RATE_LABEL = "injected throughput (queries/s)"
 LATENCY_LABEL = "mean max-latency per batch (ms)"

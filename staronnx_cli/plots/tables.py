@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..analysis.summary import best_points, saturation
 from ..results.read import Run
-from .summary import best_points, saturation
 
 
 def envelope_rows(run: Run) -> list[dict]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 
+from ..analysis.envelope import PRECISION
+
 FRACTIONS = (0.25, 0.5, 0.7, 0.85, 1.0, 1.1)  # of each N capacity: the last one is usually congested
 MERGE = 0.1  # grid rates closer than 10 % are one
-PRECISION = 0.03  # rho_max(N) is known when the congested rate above it is within 3 %
 MAX_PROBES = 8  # per batch size: bisection from 1.05 x capacity halves 3 % well before this
 FLOOR = 0.01  # of the capacity: below it a batch size that congests at every rate is reported as such
 

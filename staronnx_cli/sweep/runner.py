@@ -2,34 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import platform
 import sys
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import onnxruntime as ort
-import pandas as pd
 
 from .. import __version__
-from ..errors import UserError, json_text
+from ..errors import UserError
 from ..hostload import counters, sample_load
 from ..machine import machine_info
 from ..ortenv import cuda_status
-from ..outputfile import write_text_atomic
-from ..results.schema import (
-    BATCH_COLUMNS,
-    POINT_COLUMNS,
-    RUN_SCHEMA_VERSION,
-    append_rows,
-    complete_text,
-    cut_partial_line,
-    read_run_meta,
-)
+from ..results.rundir import RunDir
+from ..results.schema import RUN_SCHEMA_VERSION
 from ..runtime.policies import Policy, make_policy
 from ..systems import Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
@@ -64,33 +51,26 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "host": platform.node(), **engine.metadata()}
 
 
-def _measured(path: Path) -> dict[tuple[int, float], bool]:
-    """(N, rate) -> congested, for every point in points.csv."""
-    if not path.exists():
-        return {}
-    frame = pd.read_csv(io.StringIO(complete_text(path)))
-    congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
-    return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
-
-
-def record_calibration(run_json: Path, engine) -> None:
+def record_calibration(run: RunDir, engine) -> None:
     """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
     parts GPU workers run as CUDA graphs."""
     log = getattr(engine, "calibration", None)
-    if log is None or not run_json.exists():
+    if log is None or not run.run_json.exists():
         return
-    meta = read_run_meta(run_json)
-    seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
-    meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
-                                                         if json.dumps(c.to_json(), sort_keys=True) not in seen]
-    notes = getattr(engine, "graph_notes", [])
-    if notes:
-        meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
-    links = getattr(engine, "link_measured", {})
-    if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
-        meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
-        meta["transfer"] = engine.link.to_json()
-    write_run_json(run_json, meta)
+
+    def add(meta: dict) -> None:
+        seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
+        meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
+                                                             if json.dumps(c.to_json(), sort_keys=True) not in seen]
+        notes = getattr(engine, "graph_notes", [])
+        if notes:
+            meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
+        links = getattr(engine, "link_measured", {})
+        if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
+            meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
+            meta["transfer"] = engine.link.to_json()
+
+    run.update_meta(add)
 
 
 def warn_rejected_graphs(engine, on_notice) -> None:
@@ -99,12 +79,6 @@ def warn_rejected_graphs(engine, on_notice) -> None:
     for note in getattr(engine, "graph_rejections", []):
         on_notice(f"warning: no CUDA graph for {note}; the plain session serves it (--no-cuda-graphs says so "
                   "up front)")
-
-
-def write_run_json(path: Path, meta: dict) -> None:
-    """Atomically; a file system that refuses (read-only, full) is one line, and what was measured is kept."""
-    write_text_atomic(path, json_text(meta), "free space or fix permissions, then continue with --resume; the "
-                      "points measured before are kept")
 
 
 @dataclass
@@ -151,69 +125,15 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda pr
         return _sweep(s, prepared, on_point, on_progress, on_notice)
 
 
-def _point_key(row: dict, with_mix: bool = True) -> tuple:
-    """Which point a row belongs to: (N, rate), and in a mix also its model, scale and batch-size combination
-    (`with_mix`: batches.csv written before it had a mix column)."""
-    scale = row.get("scale") or ""
-    return (int(row["batch_size"]), float(row["rate_qps"]), row.get("model", "") if scale else "",
-            float(scale) if scale else None, row.get("mix", "") if scale and with_mix else "")
-
-
-def repair_run(run_dir: Path, rows_per_point: int = 1) -> list[str]:
-    """Before a resume: cut a torn last line from each result file; drop the points.csv rows of a point that
-    committed fewer than its `rows_per_point` (a mix point: one per model, all or none), and the batch rows of
-    points that have no points.csv row (points.csv is the commit record), so a resumed point is never counted
-    twice."""
-    notes = [n for n in (cut_partial_line(run_dir / "points.csv"), cut_partial_line(run_dir / "batches.csv")) if n]
-    points = run_dir / "points.csv"
-    point_rows = list(csv.reader(io.StringIO(complete_text(points)))) if points.exists() else []
-    if rows_per_point > 1 and len(point_rows) > 1:
-        header, body = point_rows[0], point_rows[1:]
-        unit = [(dict(zip(header, r)).get("mix", ""), dict(zip(header, r)).get("scale", "")) for r in body]
-        counts = Counter(unit)
-        whole = [r for r, u in zip(body, unit) if counts[u] >= rows_per_point]
-        if len(whole) < len(body):
-            _rewrite_csv(points, [header] + whole)
-            notes.append(f"points.csv: {len(body) - len(whole)} rows of a mix point cut short (not every model's "
-                         "row was written) were removed; the point is measured again")
-            point_rows = [header] + whole
-    batches = run_dir / "batches.csv"
-    if not batches.exists():
-        return notes
-    rows = list(csv.reader(io.StringIO(complete_text(batches))))
-    if not rows:
-        return notes
-    with_mix = "mix" in rows[0]
-    committed = {_point_key(dict(zip(point_rows[0], r)), with_mix) for r in point_rows[1:]}
-    keep = [rows[0]] + [r for r in rows[1:] if _point_key(dict(zip(rows[0], r)), with_mix) in committed]
-    if len(keep) < len(rows):
-        _rewrite_csv(batches, keep)
-        notes.append(f"batches.csv: {len(rows) - len(keep)} rows of a point that never finished were removed")
-    return notes
-
-
-def _rewrite_csv(path: Path, rows: list[list[str]]) -> None:
-    text = io.StringIO()
-    csv.writer(text).writerows(rows)
-    write_text_atomic(path, text.getvalue(), "free space or fix permissions, then --resume again")
-
-
 def start_run(s: SweepSettings, prepared: Prepared, on_notice):
     """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
     machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
-    if s.force:
-        for name in ("points.csv", "batches.csv", "run.json"):
-            (s.output / name).unlink(missing_ok=True)
     for note in getattr(prepared.engine, "notices", []):
         on_notice(note)
-    if s.resume:
-        for note in repair_run(s.output, s.rows_per_point):
-            on_notice(note)
-    if not (s.output / "run.json").exists() or not (s.output / "points.csv").exists():  # a stale start: replaced
-        (s.output / "batches.csv").unlink(missing_ok=True)  # as a whole: no batch row of a point never committed
-        write_run_json(s.output / "run.json", prepared.meta)
+    for note in RunDir(s.output).start(prepared.meta, s.force, s.resume, s.rows_per_point):
+        on_notice(note)
     watch_load = prepared.engine.name == "real"  # the virtual clock does not care how busy the machine is
-    return record_load(s.output / "run.json", "start") if watch_load else None
+    return record_load(RunDir(s.output), "start") if watch_load else None
 
 
 def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
@@ -221,7 +141,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
     policy_spec = policy_of(s)
     since = start_run(s, prepared, on_notice)
     watch_load = since is not None
-    measured = _measured(s.output / "points.csv") if s.resume else {}
+    measured = RunDir(s.output).measured() if s.resume else {}
     names = [w.name for w in engine.workers]
     label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label(),
              "model": s.model_name or s.target.stem}
@@ -243,7 +163,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         setup = engine.prepare(n)
         failure = setup.failure
         services = [float(x) for x in setup.services_s or [] if isinstance(x, (int, float))]  # one model: S_w(N)
-        record_calibration(s.output / "run.json", engine)
+        record_calibration(RunDir(s.output), engine)
         warn_rejected_graphs(engine, on_notice)
         point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
                              progress)
@@ -264,18 +184,17 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
             if setup.executor is not None:
                 setup.executor.close()
     if watch_load:
-        record_load(s.output / "run.json", "during", since, s.system == "triton")
+        record_load(RunDir(s.output), "during", since, s.system == "triton")
     return rows
 
 
-def record_load(run_json: Path, when: str, since=None, server_elsewhere: bool = False):
+def record_load(run: RunDir, when: str, since=None, server_elsewhere: bool = False):
     """run.json's machine_load: at the start, the machine over a short window; at the end, the other processes'
     CPU time over the whole sweep (not for Triton: its server is another process). Returns the counters."""
     start = counters()
     if not server_elsewhere:
-        meta = read_run_meta(run_json)
-        meta["machine_load"] = meta.get("machine_load", []) + [sample_load(when, since)]
-        write_run_json(run_json, meta)
+        sample = sample_load(when, since)
+        run.update_meta(lambda meta: meta.update(machine_load=meta.get("machine_load", []) + [sample]))
     return start
 
 
@@ -314,12 +233,11 @@ class _PointRunner:
                                                     self.prepared.target.graph, self.services,
                                                     on_batch=lambda record: self.progress.batch(n, rate))
             row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
-            append_rows(s.output / "batches.csv", BATCH_COLUMNS,
-                        [{"system": s.system, **b, "model": self.label["model"]}
-                         for b in batch_rows(spec, records, self.names, first)])
+            RunDir(s.output).append_batches([{"system": s.system, **b, "model": self.label["model"]}
+                                             for b in batch_rows(spec, records, self.names, first)])
             if row["congested"] and self.congested_at is None:
                 self.congested_at = rate
-        append_rows(s.output / "points.csv", POINT_COLUMNS, [row])
+        RunDir(s.output).append_points([row])
         engine.after_point()
         self.rows.append(row)
         self.mine.append((rate, bool(row["congested"])))
@@ -331,8 +249,8 @@ class _PointRunner:
 def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
     """`--rate auto`: each N's capacity measured first (its workers prepared once for it, then closed), the union
     grid of fractions of them, both kept in run.json; a resumed run reuses the grid it started with."""
-    run_json = s.output / "run.json"
-    meta = read_run_meta(run_json)
+    run = RunDir(s.output)
+    meta = run.read_meta()
     if s.resume and meta.get("auto_rates"):
         return [float(r) for r in meta["auto_rates"]], {int(k): v for k, v in meta["auto_capacity_qps"].items()}
     capacities: dict[int, float | None] = {}
@@ -343,16 +261,14 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
         finally:
             if setup.executor is not None:
                 setup.executor.close()
-    record_calibration(run_json, engine)
+    record_calibration(run, engine)
     grid = union_grid(capacities)
     if not grid:
         raise UserError("--rate auto: no worker's service time could be measured at any batch size: give rates, "
                         "e.g. --rate 10:100:10")
     check_duration(replace(s, rates=tuple(grid), auto_rates=False))
-    meta = read_run_meta(run_json)
-    meta.update({"auto_rates": grid, "auto_capacity_qps": {str(n): (round(c, 3) if c else None)
-                                                            for n, c in capacities.items()}})
-    write_run_json(run_json, meta)
+    run.update_meta(lambda meta: meta.update({"auto_rates": grid, "auto_capacity_qps": {
+        str(n): (round(c, 3) if c else None) for n, c in capacities.items()}}))
     on_notice("--rate auto: capacity " + ", ".join(f"N={n} {c:.4g} q/s" for n, c in capacities.items() if c)
               + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s, then each N's rho_max to "
               f"{100 * PRECISION:.0f} %")

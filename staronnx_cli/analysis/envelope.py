@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+PRECISION = 0.03  # --rate auto: rho_max(N) is known when the congested rate above it is within 3 %
+
 
 def usable(points: pd.DataFrame) -> pd.DataFrame:
     latency = pd.to_numeric(points["mean_max_latency_ms"], errors="coerce")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..results.read import Run
-from ..sweep.autogrid import PRECISION
 from . import envelope as env
+from .envelope import PRECISION
 
 LATENCY_CHANGE = 0.05  # a split's latency within this share of the whole model's counts as the same
 
