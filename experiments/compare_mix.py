@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from staronnx_cli.plots.mix import mix_summary, mix_table_rows
+from staronnx_cli.analysis.mix import mix_summary, mix_table_rows
 from staronnx_cli.plots.tables import markdown, rich_table
 from staronnx_cli.results.read import read_run
 

@@ -77,7 +77,7 @@ def test_model_inputs_are_pinned_once_and_a_batch_is_a_view_of_them():
 def test_a_pinned_batch_is_uploaded_from_its_own_buffer_without_a_staging_copy():
     from types import SimpleNamespace
 
-    from staronnx_cli.runtime.gpu import CudaRunner
+    from staronnx_cli.runtime.gpu import CudaSessions
     from staronnx_cli.runtime.pinned import Pinned, PinnedPool
 
     uploads = []
@@ -89,7 +89,7 @@ def test_a_pinned_batch_is_uploaded_from_its_own_buffer_without_a_staging_copy()
         def set(self, source, stream=None):
             uploads.append(source)
 
-    runner = object.__new__(CudaRunner)  # CuPy's upload calls stand in: no GPU here
+    runner = object.__new__(CudaSessions)  # CuPy's upload calls stand in: no GPU here
     runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=FakeDevice), empty=DeviceArray)
     runner.device_id, runner.copy_stream = 0, SimpleNamespace(synchronize=lambda: None)
     runner.pinned = PinnedPool(lambda shape, dtype: np.empty(shape, dtype))
@@ -125,9 +125,9 @@ def test_cuda_graphs_only_where_shapes_are_static_and_there_is_no_control_flow(t
 
 
 def test_a_part_whose_capture_fails_keeps_its_plain_session_and_says_why(tiny_cnn_path):
-    from staronnx_cli.runtime.gpu import CudaRunner
+    from staronnx_cli.runtime.gpu import CudaSessions
 
-    runner = object.__new__(CudaRunner)  # no GPU here: only the fallback's bookkeeping is exercised
+    runner = object.__new__(CudaSessions)  # no GPU here: only the fallback's bookkeeping is exercised
     runner.graphs, runner.graph_notes, runner.graph_rejections, runner.ort, runner.device_id = {}, [], [], None, 0
 
     def refuse(path):
@@ -278,10 +278,10 @@ def test_a_graph_is_kept_when_it_differs_by_a_small_share_of_the_outputs_magnitu
 
 def test_a_graph_whose_outputs_disagree_is_dropped_and_reported_with_the_difference(tiny_cnn_path, monkeypatch):
     from staronnx_cli.runtime import gpu
-    from staronnx_cli.runtime.gpu import CudaRunner, DeviceTensor
+    from staronnx_cli.runtime.gpu import CudaSessions, DeviceTensor
 
     monkeypatch.setattr(gpu, "GraphPart", lambda *args: "captured")  # no GPU: the capture itself stands in
-    runner = object.__new__(CudaRunner)
+    runner = object.__new__(CudaSessions)
     runner.graphs, runner.graph_notes, runner.graph_rejections = {}, [], []
     runner.ort, runner.device_id, runner.cupy, runner.bind_stream = None, 0, None, None
     plain = np.ones((2, 4), np.float32)
@@ -368,7 +368,7 @@ def test_the_graph_checks_changed_inputs_are_made_on_a_stream_that_is_waited_for
 def test_a_peer_gpus_tensor_is_copied_on_a_stream_that_is_waited_for():
     from types import SimpleNamespace
 
-    from staronnx_cli.runtime.gpu import CudaRunner, DeviceTensor
+    from staronnx_cli.runtime.gpu import CudaSessions, DeviceTensor
 
     fake = _FakeStreams()
 
@@ -376,7 +376,7 @@ def test_a_peer_gpus_tensor_is_copied_on_a_stream_that_is_waited_for():
         fake.log.append(("peer copy", fake.current))
         return "copied"
 
-    runner = object.__new__(CudaRunner)
+    runner = object.__new__(CudaSessions)
     runner.cupy = SimpleNamespace(cuda=SimpleNamespace(Device=FakeDevice), asarray=asarray)
     runner.device_id, runner.bind_stream = 0, fake.stream("bind")
     assert runner._as_cupy(DeviceTensor("on gpu 1", 1)) == "copied"

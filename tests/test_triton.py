@@ -120,7 +120,7 @@ def test_a_mix_sends_every_models_queries_in_arrival_order():
     from staronnx_cli.mix.spec import parse_mix
     from staronnx_cli.runtime.loop import RealLoop
     from staronnx_cli.runtime.scheduler import Limits
-    from staronnx_cli.systems.triton import TritonLoop
+    from staronnx_cli.systems.triton import TritonRunner
 
     mix = parse_mix({"model": [{"name": "a", "model": "tiny_cnn", "rate": 100, "batch": 1},
                                {"name": "b", "model": "tiny_transformer", "rate": 100, "batch": 4}]}, Path("mix.toml"))
@@ -135,7 +135,7 @@ def test_a_mix_sends_every_models_queries_in_arrival_order():
             on_done(result=None)
 
     client = AnswersAtOnce()
-    records, stop = TritonLoop(RealLoop(lead_s=0.0), client, parts=[0, 1]).run(schedule, Limits(50, 10.0))
+    records, stop = TritonRunner(RealLoop(lead_s=0.0), client, parts=[0, 1]).run(schedule, Limits(50, 10.0))
     assert stop == "" and client.sent == [0, 1] * 8  # ties at each arrival: the batch released first (a's)
     assert all(r.end_s >= r.actual_release_s >= r.scheduled_release_s for r in records)
     assert [r.tasks[0].part for r in records] == [r.model for r in records]  # each model's own part

@@ -50,7 +50,8 @@ def plot(
     if costs:
         raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
     loaded = read_runs(runs)
-    from ..plots.mix import is_mix, mix_figure
+    from ..analysis.mix import is_mix
+    from ..plots.mix import mix_figure
 
     mixes = [run for run in loaded if is_mix(run)]
     if kind == "mix" or mixes:
@@ -87,8 +88,8 @@ def plot(
 
 
 def _print_mix_table(run, format: str) -> None:
+    from ..analysis.mix import mix_summary, mix_table_rows
     from ..plots import tables
-    from ..plots.mix import mix_summary, mix_table_rows
 
     rows, verdict = mix_table_rows(run), mix_summary(run)["verdict"]
     if format == "md":

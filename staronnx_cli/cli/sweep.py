@@ -174,8 +174,8 @@ def render_mix_answer(output: Path, as_json: bool = False) -> bool:
     target, in words (or as JSON on stdout); False when no scale meets every target."""
     import json
 
+    from ..analysis.mix import mix_summary, mix_table_rows
     from ..plots import tables
-    from ..plots.mix import mix_summary, mix_table_rows
     from ..results.read import read_run
 
     run = read_run(output)

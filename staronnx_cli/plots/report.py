@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..analysis.mix import is_mix, mix_summary, mix_table_rows
 from ..analysis.noise import noise_warnings
 from ..analysis.verdict import verdict
 from ..errors import UserError
 from ..outputfile import write_text_atomic
 from ..results.read import Run
 from . import figures, tables
-from .mix import is_mix, mix_figure, mix_summary, mix_table_rows
+from .mix import mix_figure
 
 META_KEYS = ["command", "system", "engine", "workers", "worker_cores", "policy", "arrival", "max_queue_delay_ms",
              "batches", "warmup", "seed", "cpu", "cores", "gpu", "host", "python", "onnxruntime", "staronnx",

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.mix import is_mix, mix_point_batches, pick_mix_point
 from ..errors import UserError
 from ..outputfile import write_text_atomic
 from ..results.read import Run
 from ..results.tasks import task_table
 from .figures import pick_point
-from .mix import is_mix, mix_point_batches, pick_mix_point
 
 PID = 1
 

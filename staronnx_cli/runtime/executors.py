@@ -143,8 +143,8 @@ class ThreadExecutor(PointClock):
         self.arena_caps = self._arena_caps(protos)  # GPU worker name -> each session's arena (--memory-limit)
         self.inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in workers]
         self.bells = [Bell() for _ in workers]  # rung with every task handed over: an idle worker polls its bell
-        self.runners: list[list[Any] | None] = [None] * len(workers)  # per worker: a Cpu/CudaRunner per model
-        self.gpus: dict[int, Any] = {}  # device id -> its CudaRunner, for fetching tensors from it
+        self.runners: list[list[Any] | None] = [None] * len(workers)  # per worker: a Cpu/CudaSessions per model
+        self.gpus: dict[int, Any] = {}  # device id -> its CudaSessions, for fetching tensors from it
         self.links: dict[str, Link] = {}  # GPU worker name -> the host->device link it measured
         self.graph_rejections: list[str] = []  # CUDA graphs captured but refused: said as warnings
         self.stopping = threading.Event()  # set on Ctrl-C while the workers prepare: no capture starts after it
@@ -208,7 +208,7 @@ class ThreadExecutor(PointClock):
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
         share = self.arena_caps.get(worker.name)
         if worker.on_gpu:
-            from .gpu import CudaRunner
+            from .gpu import CudaSessions
 
             def factory(path, graph: bool = False):
                 providers = providers_for("cuda", worker.device_id)
@@ -219,7 +219,7 @@ class ThreadExecutor(PointClock):
                 return ort.InferenceSession(str(path), self._options(path, worker, fixed_batch), providers=providers)
 
             with self._capturing():  # GPU workers are prepared one at a time: no capture overlaps other GPU work
-                runner = CudaRunner(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
+                runner = CudaSessions(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
                                     graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
                                     else None, fixed_batch=fixed_batch, cancelled=self.stopping.is_set)
             self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
@@ -229,7 +229,7 @@ class ThreadExecutor(PointClock):
             return runner
         sessions = [ort.InferenceSession(str(p), self._options(p, worker, fixed_batch),
                                          providers=["CPUExecutionProvider"]) for p in part_files]
-        cpu = CpuRunner(sessions)
+        cpu = CpuSessions(sessions)
         warm: dict = dict(self.inputs[m])
         for part, session in enumerate(sessions):  # chain order, so later parts get real inputs
             for _ in range(warmup_runs):
@@ -435,7 +435,7 @@ def _available_cores() -> list[int]:
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
-class CpuRunner:
+class CpuSessions:
     """A CPU worker's sessions, one per part, with their input and output names looked up once."""
 
     def __init__(self, sessions: list[ort.InferenceSession]):

@@ -59,7 +59,7 @@ class Prefetched:
         self.arrays, self.started, self.done, self.issued_s, self.staging = arrays, started, done, issued_s, staging
 
 
-class CudaRunner:
+class CudaSessions:
     """One GPU worker's sessions (one per part) and its transfers. Used from the worker's own thread only,
     except `to_host`, which a CPU worker calls to fetch a tensor this GPU produced."""
 

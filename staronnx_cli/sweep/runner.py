@@ -165,7 +165,7 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
         services = [float(x) for x in setup.services_s or [] if isinstance(x, (int, float))]  # one model: S_w(N)
         record_calibration(RunDir(s.output), engine)
         warn_rejected_graphs(engine, on_notice)
-        point = _PointRunner(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
+        point = _BatchSizePoints(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
                              progress)
         try:
             for rate in todo:
@@ -199,7 +199,7 @@ def record_load(run: RunDir, when: str, since=None, server_elsewhere: bool = Fal
 
 
 @dataclass
-class _PointRunner:
+class _BatchSizePoints:
     """Measures the points of one batch size on its prepared executor and appends their rows; after a congested
     point, higher rates of the grid are recorded as congested without running (they would only be slower)."""
 

@@ -66,7 +66,7 @@ class NativeEngine:
         pass
 
     def runner(self, loop, executor, policy, graph):
-        return PlainLoop(loop, executor)
+        return PlainRunner(loop, executor)
 
     def workers_label(self) -> str:
         return self.config.workers
@@ -121,7 +121,7 @@ class NativeSession:
             self._saved_affinity = None
 
 
-class PlainLoop:
+class PlainRunner:
     """Scheduler.run's contract (records, stop reason) without a scheduler: FIFO on one session."""
 
     def __init__(self, loop: RealLoop, session: NativeSession):

@@ -120,7 +120,7 @@ def _triton_dtype(dtype) -> str:
     return np_to_triton_dtype(np.dtype(dtype))
 
 
-class TritonLoop:
+class TritonRunner:
     """Scheduler.run's contract for Triton: queries sent at their arrival times (a mix's models interleaved),
     groups of N recorded. `parts[m]`: model m's part in the run's graph, which its records' tasks name."""
 
@@ -298,7 +298,7 @@ class TritonEngine:
         return BatchSizeSetup(client, "", services if math.isfinite(services[0]) else None)
 
     def runner(self, loop, executor, policy, graph):
-        return TritonLoop(loop, executor, self.parts)
+        return TritonRunner(loop, executor, self.parts)
 
     def after_point(self) -> None:
         pass

@@ -1,0 +1,148 @@
+"""A mix's answer, from its points.csv only (plots/mix.py draws it): per model, worst-case latency against the
+mix's scale, and the largest scale at which every model meets its target (every lower scale measured meeting them
+too); and which rows hold one mix point (trace)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..errors import UserError
+from ..results.read import Run
+
+MIX_SUMMARY_VERSION = 1
+
+
+def is_mix(run: Run) -> bool:
+    return "mix" in run.points and run.points["mix"].notna().any()
+
+
+def need_mix(run: Run) -> pd.DataFrame:
+    if not is_mix(run):
+        raise UserError(f"run '{run.path}' is not a mix (sweep --mix writes one): draw it with --kind envelope")
+    points = run.points.copy()
+    points["scale"] = pd.to_numeric(points["scale"], errors="coerce")
+    points["latency_target_ms"] = pd.to_numeric(points["latency_target_ms"], errors="coerce")
+    return points
+
+
+def _meets(row) -> bool:
+    """Uncongested, and within its target if it has one."""
+    if row["congested"] or not math.isfinite(row["mean_max_latency_ms"]):
+        return False
+    target = row["latency_target_ms"]
+    return not math.isfinite(target) or row["mean_max_latency_ms"] <= target
+
+
+def combinations(points: pd.DataFrame) -> list[dict]:
+    """Per batch-size combination: the largest scale meeting every target from the lowest scale up, and what
+    fails at the first scale that does not (model, why)."""
+    out = []
+    for label, rows in points.groupby("mix", sort=False):
+        best, failure = None, None
+        for scale, at in rows.sort_values("scale").groupby("scale", sort=True):
+            missed = [r for _, r in at.iterrows() if not _meets(r)]
+            if missed:
+                failure = {"scale": float(scale), "models": [_why(r) for r in missed]}
+                break
+            best = {"scale": float(scale), "models": {
+                r["model"]: {"rate_qps": float(r["rate_qps"]), "mean_max_latency_ms": float(r["mean_max_latency_ms"])}
+                for _, r in at.iterrows()}}
+        out.append({"mix": str(label), "largest_scale": best, "first_failure": failure})
+    return out
+
+
+def _why(row) -> dict:
+    if not row["congested"] and not math.isfinite(row["mean_max_latency_ms"]):
+        reason = row.get("errors") if isinstance(row.get("errors"), str) and row.get("errors") else row.get("reason")
+        return {"model": row["model"], "why": f"failed ({reason})"}
+    if row["congested"]:
+        return {"model": row["model"], "why": f"congested ({row.get('reason', '')})"}
+    latency, target = row["mean_max_latency_ms"], row["latency_target_ms"]
+    return {"model": row["model"], "why": f"{latency:.3g} ms > target {target:g} ms"}
+
+
+def mix_summary(run: Run) -> dict:
+    points = need_mix(run)
+    combos = combinations(points)
+    targets = points["latency_target_ms"].notna().any()
+    goal = "meets its target" if targets else "is uncongested"
+    verdict = []
+    for c in combos:
+        best, failure = c["largest_scale"], c["first_failure"]
+        head = f"{c['mix']} ({run.meta.policy}, {run.meta.workers}): "
+        if best is None:
+            verdict.append(head + f"no scale measured where every model {goal}; at scale {failure['scale']:g}: "
+                           + "; ".join(f"{f['model']} {f['why']}" for f in failure["models"]))
+            continue
+        rates = ", ".join(f"{name} {m['rate_qps']:.4g} q/s ({m['mean_max_latency_ms']:.3g} ms)"
+                          for name, m in best["models"].items())
+        tail = f"; at scale {failure['scale']:g}: " + "; ".join(f"{f['model']} {f['why']}" for f in failure["models"]) \
+            if failure else " (the largest scale measured: sweep higher --scale to find the limit)"
+        verdict.append(head + f"every model {goal} up to scale {best['scale']:g}: {rates}" + tail)
+    answered = [c for c in combos if c["largest_scale"]]
+    if len(combos) > 1 and answered:
+        top = max(answered, key=lambda c: c["largest_scale"]["scale"])
+        verdict.insert(0, f"Best batch sizes: {top['mix']}, every model {goal} up to scale "
+                          f"{top['largest_scale']['scale']:g}")
+    return {"summary_version": MIX_SUMMARY_VERSION, "kind": "mix", "run": str(run.path), "policy": run.meta.policy,
+            "workers": run.meta.workers, "answered": bool(answered), "verdict": verdict, "combinations": combos}
+
+
+def mix_table_rows(run: Run) -> list[dict]:
+    """One row per (combination, scale): each model's worst-case latency (ms; 'congested'; '!' past its target)."""
+    points = need_mix(run)
+    several = points["mix"].nunique() > 1
+    rows = []
+    for (label, scale), at in points.groupby(["mix", "scale"], sort=False):
+        row = {"batch sizes": label} if several else {}
+        row["scale"] = f"{scale:g}"
+        for _, r in at.iterrows():
+            if r["congested"]:
+                text = "congested"
+            elif not math.isfinite(r["mean_max_latency_ms"]):
+                text = "failed"
+            else:
+                text = f"{r['mean_max_latency_ms']:.2f}" + ("" if _meets(r) else " !")
+            row[f"{r['model']} ms"] = text
+        row["every target met"] = "yes" if all(_meets(r) for _, r in at.iterrows()) else "no"
+        rows.append(row)
+    return rows
+
+
+def pick_mix_point(run: Run, mix: str | None, scale: float | None) -> tuple[str, float]:
+    """A mix point: its batch-size combination ('cnn=2 mlp=1'; default: the only one) and scale (default: the
+    highest at which no model congested, else the lowest)."""
+    points = need_mix(run)
+    combos = list(dict.fromkeys(str(m) for m in points["mix"].dropna()))
+    if mix is None and len(combos) > 1:
+        raise UserError(f"run '{run.path}' holds {len(combos)} batch-size combinations: give --mix, one of "
+                        + ", ".join(f"'{c}'" for c in combos))
+    mix = combos[0] if mix is None else mix
+    if mix not in combos:
+        raise UserError(f"run '{run.path}' has no combination '{mix}': give --mix, one of "
+                        + ", ".join(f"'{c}'" for c in combos))
+    mine = points[points["mix"] == mix]
+    scales = sorted(mine.scale.dropna().unique())
+    if scale is not None:
+        hit = [s for s in scales if abs(s - scale) < 1e-9]
+        if not hit:
+            raise UserError(f"combination '{mix}' of run '{run.path}' has no scale {scale:g}; it has "
+                            + ", ".join(f"{s:g}" for s in scales))
+        return mix, float(hit[0])
+    calm = [s for s in scales if not mine[mine.scale == s].congested.astype(bool).any()]
+    return mix, float(max(calm) if calm else scales[0])
+
+
+def mix_point_batches(run: Run, mix: str, scale: float) -> pd.DataFrame:
+    """The batch rows of every model of one mix point."""
+    batches = run.batches
+    scales = pd.to_numeric(batches["scale"], errors="coerce") if "scale" in batches else pd.Series(dtype=float)
+    at = batches[(scales - scale).abs() < 1e-9]
+    if "mix" in batches:
+        return at[at["mix"] == mix]
+    if need_mix(run)["mix"].nunique() > 1:
+        raise UserError(f"'{run.path / 'batches.csv'}' was written before it named each row's combination (no mix "
+                        "column): its combinations cannot be told apart; sweep the mix again")
+    return at
