@@ -301,7 +301,7 @@ def test_rejected_graphs_are_warnings_of_the_sweep():
     from types import SimpleNamespace
 
     from staronnx_cli.cli.sweep import notice_line
-    from staronnx_cli.sweep.runner import warn_rejected_graphs
+    from staronnx_cli.sweep.orchestrator import warn_rejected_graphs
 
     said = []
     warn_rejected_graphs(SimpleNamespace(graph_rejections=["N=1 cuda0 part 0: output y differs by up to 0.2"]),

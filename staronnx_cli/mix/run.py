@@ -3,6 +3,7 @@ each point's rows (one per model) appended as soon as it finishes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..errors import UserError
@@ -10,18 +11,11 @@ from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
 from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
 from ..sweep.lock import run_lock
+from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
-from ..sweep.runner import (
-    Prepared,
-    check_policy_kinds,
-    record_calibration,
-    record_load,
-    run_metadata,
-    start_run,
-    warn_rejected_graphs,
-)
+from ..sweep.runner import Prepared, check_policy_kinds, run_metadata
 from ..sweep.settings import SweepSettings
-from ..systems import make_engine, policy_of
+from ..systems import BatchSizeSetup, make_engine, policy_of
 from ..systems.target import load_target, mix_target
 from .memory import check_memory_limits, parse_memory_limits
 from .point import mix_rows, run_mix_point
@@ -118,53 +112,65 @@ def run_mix(s: MixSettings, prepared: Prepared, on_point=lambda row: None, on_pr
 
 
 def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
-    mix, engine = s.mix, prepared.engine
-    since = start_run(s, prepared, on_notice)
-    done = _done(s) if s.resume else set()
-    progress = SweepProgress(listener=on_progress)
-    plans = _plans(s, done, progress)
-    label = {"system": s.system, "engine": engine.name, "policy": policy_of(s), "workers": engine.workers_label()}
-    rows: list[dict] = []
-    for sizes in mix.combinations():
-        todo = [scale for scale in s.scales if (combination_label(mix, sizes), scale) not in done]
-        if not todo:
-            continue
-        setup = engine.prepare(sizes)
-        record_calibration(RunDir(s.output), engine)
-        warn_rejected_graphs(engine, on_notice)
-        try:
-            unreachable = "" if setup.failure else check_targets(mix, sizes, setup.services_s)
-            if unreachable and len(mix.combinations()) == 1:
-                raise UserError(unreachable)
-            if unreachable:  # other combinations may meet it: this one's points are recorded as not run
-                on_notice(unreachable)
-            congested_at = None
-            for scale in todo:
-                point, count, rate = plans[(sizes, scale)]
-                progress.start(1, rate, count)
-                progress.point = f"{combination_label(mix, sizes)} at scale {scale:g}"
-                if setup.failure or unreachable or congested_at is not None:
-                    why = ("failed: workers could not run these batch sizes" if setup.failure else
-                           f"not run: {unreachable}" if unreachable else
-                           f"not run: the mix was already congested at scale {congested_at:g}")
-                    point_rows = _not_run_rows(mix, point, label, why, setup.failure)
-                else:
-                    point_rows = _measure(s, prepared, point, setup, label,
-                                          lambda _, rate=rate: progress.batch(1, rate))
-                    if any(r["congested"] for r in point_rows) and congested_at is None:
-                        congested_at = scale
-                RunDir(s.output).append_points(point_rows)  # the commit: every model at once
-                engine.after_point()
-                rows += point_rows
-                progress.finish()
-                for row in point_rows:
-                    on_point(row)
-        finally:
-            if setup.executor is not None:
-                setup.executor.close()
-    if since is not None:
-        record_load(RunDir(s.output), "during", since, s.system == "triton")
-    return rows
+    return run_grid(s, prepared.engine, prepared.meta, MixGrid(s, prepared, on_notice), on_point, on_progress,
+                    on_notice)
+
+
+class MixGrid:
+    """A mix's grid: its batch-size combinations, each at the scales; a point measures every model at once and
+    commits one row per model. After a congested scale the higher ones are recorded as not run; a combination
+    whose targets no rate can meet records its points as not run (a single combination: one line, exit 2)."""
+
+    def __init__(self, s: MixSettings, prepared: Prepared, on_notice):
+        self.s, self.prepared, self.on_notice = s, prepared, on_notice
+        engine = prepared.engine
+        self.label = {"system": s.system, "engine": engine.name, "policy": policy_of(s),
+                      "workers": engine.workers_label()}
+        self.done_before: set[tuple[str, float]] = set()  # read once the run directory is repaired (plan)
+        self.plans: dict = {}
+
+    def plan(self, progress: SweepProgress) -> None:
+        self.done_before = _done(self.s) if self.s.resume else set()
+        self.plans = _plans(self.s, self.done_before, progress)
+
+    def setups(self) -> list[tuple[int, ...]]:
+        return self.s.mix.combinations()
+
+    def wanted(self, sizes: tuple[int, ...]) -> bool:
+        return any((combination_label(self.s.mix, sizes), scale) not in self.done_before for scale in self.s.scales)
+
+    def blocked(self, sizes: tuple[int, ...], setup: BatchSizeSetup) -> str:
+        unreachable = check_targets(self.s.mix, sizes, setup.services_s)
+        if unreachable and len(self.s.mix.combinations()) == 1:
+            raise UserError(unreachable)
+        if unreachable:  # other combinations may meet it: this one's points are recorded as not run
+            self.on_notice(unreachable)
+        return f"not run: {unreachable}" if unreachable else ""
+
+    def points(self, sizes: tuple[int, ...], setup: BatchSizeSetup) -> Iterator[float]:
+        return iter([scale for scale in self.s.scales
+                     if (combination_label(self.s.mix, sizes), scale) not in self.done_before])
+
+    def skipped(self, sizes: tuple[int, ...], scale: float, congested_at: float | None) -> str:
+        return "" if congested_at is None else f"not run: the mix was already congested at scale {congested_at:g}"
+
+    def start(self, sizes: tuple[int, ...], scale: float, progress: SweepProgress) -> None:
+        _, count, rate = self.plans[(sizes, scale)]
+        progress.start(1, rate, count)
+        progress.point = f"{combination_label(self.s.mix, sizes)} at scale {scale:g}"
+
+    def measure(self, sizes: tuple[int, ...], scale: float, setup: BatchSizeSetup,
+                progress: SweepProgress) -> list[dict]:
+        point, _, rate = self.plans[(sizes, scale)]
+        return _measure(self.s, self.prepared, point, setup, self.label, lambda _: progress.batch(1, rate))
+
+    def not_run(self, sizes: tuple[int, ...], scale: float, why: str, failure: str) -> list[dict]:
+        point = self.plans[(sizes, scale)][0]
+        return _not_run_rows(self.s.mix, point, self.label,
+                             "failed: workers could not run these batch sizes" if failure else why, failure)
+
+    def done(self, sizes: tuple[int, ...], scale: float, rows: list[dict]) -> None:
+        pass
 
 
 def _plans(s: MixSettings, done: set, progress: SweepProgress) -> dict:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import onnxruntime as ort
 
 from .. import __version__
 from ..errors import UserError
-from ..hostload import counters, sample_load
 from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..results.rundir import RunDir
 from ..results.schema import RUN_SCHEMA_VERSION
 from ..runtime.policies import Policy, make_policy
-from ..systems import Engine, make_engine, policy_of
+from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
 from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
 from .checks import (
@@ -30,6 +28,7 @@ from .checks import (
     layout_warnings,
 )
 from .lock import run_lock
+from .orchestrator import record_calibration, run_grid
 from .point import PointSpec, batch_rows, point_row, run_point
 from .progress import SweepProgress
 from .settings import SweepSettings
@@ -49,36 +48,6 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
             "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
             "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "cuda_graphs": s.cuda_graphs,
             "host": platform.node(), **engine.metadata()}
-
-
-def record_calibration(run: RunDir, engine) -> None:
-    """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
-    parts GPU workers run as CUDA graphs."""
-    log = getattr(engine, "calibration", None)
-    if log is None or not run.run_json.exists():
-        return
-
-    def add(meta: dict) -> None:
-        seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
-        meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
-                                                             if json.dumps(c.to_json(), sort_keys=True) not in seen]
-        notes = getattr(engine, "graph_notes", [])
-        if notes:
-            meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
-        links = getattr(engine, "link_measured", {})
-        if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
-            meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
-            meta["transfer"] = engine.link.to_json()
-
-    run.update_meta(add)
-
-
-def warn_rejected_graphs(engine, on_notice) -> None:
-    """A part that could run as a CUDA graph but does not (capture failed, or its outputs disagreed) is a warning,
-    with the difference found: the sweep goes on with the plain session, slower than it could be."""
-    for note in getattr(engine, "graph_rejections", []):
-        on_notice(f"warning: no CUDA graph for {note}; the plain session serves it (--no-cuda-graphs says so "
-                  "up front)")
 
 
 @dataclass
@@ -125,125 +94,96 @@ def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda pr
         return _sweep(s, prepared, on_point, on_progress, on_notice)
 
 
-def start_run(s: SweepSettings, prepared: Prepared, on_notice):
-    """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
-    machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
-    for note in getattr(prepared.engine, "notices", []):
-        on_notice(note)
-    for note in RunDir(s.output).start(prepared.meta, s.force, s.resume, s.rows_per_point):
-        on_notice(note)
-    watch_load = prepared.engine.name == "real"  # the virtual clock does not care how busy the machine is
-    return record_load(RunDir(s.output), "start") if watch_load else None
-
-
 def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
     engine = prepared.engine
-    policy_spec = policy_of(s)
-    since = start_run(s, prepared, on_notice)
-    watch_load = since is not None
-    measured = RunDir(s.output).measured() if s.resume else {}
-    names = [w.name for w in engine.workers]
-    label = {"system": s.system, "engine": engine.name, "policy": policy_spec, "workers": engine.workers_label(),
+    label = {"system": s.system, "engine": engine.name, "policy": policy_of(s), "workers": engine.workers_label(),
              "model": s.model_name or s.target.stem}
-    grid, capacities = (list(s.rates), {}) if not s.auto_rates else _auto_grid(s, engine, on_notice)
-    rows: list[dict] = []
-    planned = s.warmup + s.batches
-    progress = SweepProgress(listener=on_progress)
-    for n in s.batch_sizes:
-        for rate in grid:
-            progress.add(n, rate, planned)
-            if (n, rate) in measured:
-                progress.start(n, rate, planned)
-                progress.finish()
-    for n in s.batch_sizes:
-        todo = [r for r in grid if (n, r) not in measured]
-        mine = [(r, c) for (m, r), c in measured.items() if m == n]
-        if not todo and not (s.auto_rates and next_probe(mine, capacities.get(n))):
-            continue
-        setup = engine.prepare(n)
-        failure = setup.failure
-        services = [float(x) for x in setup.services_s or [] if isinstance(x, (int, float))]  # one model: S_w(N)
-        record_calibration(RunDir(s.output), engine)
-        warn_rejected_graphs(engine, on_notice)
-        point = _BatchSizePoints(s, prepared, label, names, n, setup.executor, failure, services, rows, mine, on_point,
-                             progress)
-        try:
-            for rate in todo:
-                point.measure(rate)
-            probes = 0
-            point.congested_at = None  # a probe lies below the congested rate it refines
-            while s.auto_rates and not failure and probes < MAX_PROBES:
-                probe = next_probe(mine, capacities.get(n))
-                if probe is None or any(r == probe for r, _ in mine):
-                    break
-                rate = probe
-                progress.add(n, rate, planned)
-                point.measure(rate)
-                probes += 1
-        finally:
-            if setup.executor is not None:
-                setup.executor.close()
-    if watch_load:
-        record_load(RunDir(s.output), "during", since, s.system == "triton")
-    return rows
+    grid = RateGrid(s, prepared, label, on_notice)
+    return run_grid(s, engine, prepared.meta, grid, on_point, on_progress, on_notice)
 
 
-def record_load(run: RunDir, when: str, since=None, server_elsewhere: bool = False):
-    """run.json's machine_load: at the start, the machine over a short window; at the end, the other processes'
-    CPU time over the whole sweep (not for Triton: its server is another process). Returns the counters."""
-    start = counters()
-    if not server_elsewhere:
-        sample = sample_load(when, since)
-        run.update_meta(lambda meta: meta.update(machine_load=meta.get("machine_load", []) + [sample]))
-    return start
+class RateGrid:
+    """A single model's grid: batch size by batch size, its rates; with --rate auto, the rates fitted to the
+    measured capacities first, then probes until each N's rho_max is known within PRECISION. After a congested
+    point, the higher rates of the grid are recorded as congested without running (they would only be slower);
+    probes always run (each lies below the congested rate it refines)."""
 
+    def __init__(self, s: SweepSettings, prepared: Prepared, label: dict, on_notice=lambda text: None):
+        self.s, self.prepared, self.label, self.on_notice = s, prepared, label, on_notice
+        self.names = [w.name for w in prepared.engine.workers]
+        self.measured: dict[tuple[int, float], bool] = {}  # read once the run directory is repaired (plan)
+        self.rates: list[float] = list(s.rates)
+        self.capacities: dict[int, float | None] = {}
+        self.mine: dict[int, list[tuple[float, bool]]] = {}  # N -> (rate, congested) in points.csv
+        self.services: list[float] = []
+        self.probing = False
 
-@dataclass
-class _BatchSizePoints:
-    """Measures the points of one batch size on its prepared executor and appends their rows; after a congested
-    point, higher rates of the grid are recorded as congested without running (they would only be slower)."""
+    @property
+    def batches(self) -> int:
+        return self.s.warmup + self.s.batches
 
-    s: SweepSettings
-    prepared: Prepared
-    label: dict
-    names: list[str]
-    n: int
-    executor: object
-    failure: str
-    services: list[float]
-    rows: list[dict]
-    mine: list[tuple[float, bool]]  # (rate, congested) of this N, in points.csv
-    on_point: Callable[[dict], None]
-    progress: SweepProgress
-    congested_at: float | None = None
+    def plan(self, progress: SweepProgress) -> None:
+        self.measured = RunDir(self.s.output).measured() if self.s.resume else {}
+        if self.s.auto_rates:  # the run directory is ready: the capacities measured are kept in its run.json
+            self.rates, self.capacities = _auto_grid(self.s, self.prepared.engine, self.on_notice)
+        for n in self.s.batch_sizes:
+            self.mine[n] = [(r, c) for (m, r), c in self.measured.items() if m == n]
+            for rate in self.rates:
+                progress.add(n, rate, self.batches)
+                if (n, rate) in self.measured:
+                    progress.start(n, rate, self.batches)
+                    progress.finish()
 
-    def measure(self, rate: float) -> dict:
-        s, n, engine = self.s, self.n, self.prepared.engine
-        self.progress.start(n, rate, s.warmup + s.batches)
+    def setups(self) -> list[int]:
+        return list(self.s.batch_sizes)
+
+    def wanted(self, n: int) -> bool:
+        return any((n, r) not in self.measured for r in self.rates) or \
+            bool(self.s.auto_rates and next_probe(self.mine[n], self.capacities.get(n)))
+
+    def blocked(self, n: int, setup: BatchSizeSetup) -> str:
+        return ""
+
+    def points(self, n: int, setup: BatchSizeSetup) -> Iterator[float]:
+        self.services = [float(x) for x in setup.services_s or [] if isinstance(x, (int, float))]  # S_w(N)
+        self.probing = False
+        yield from [r for r in self.rates if (n, r) not in self.measured]
+        self.probing = True
+        for _ in range(MAX_PROBES if self.s.auto_rates and not setup.failure else 0):
+            probe = next_probe(self.mine[n], self.capacities.get(n))
+            if probe is None or any(r == probe for r, _ in self.mine[n]):
+                return
+            yield probe
+
+    def skipped(self, n: int, rate: float, congested_at: float | None) -> str:
+        if self.probing or congested_at is None or rate <= congested_at:
+            return ""
+        return f"not run: batch {n} was already congested at {congested_at:g} q/s"
+
+    def start(self, n: int, rate: float, progress: SweepProgress) -> None:
+        if self.probing:
+            progress.add(n, rate, self.batches)
+        progress.start(n, rate, self.batches)
+
+    def measure(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> list[dict]:
+        s, engine = self.s, self.prepared.engine
         spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
                          None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
-        if self.failure:
-            row = {**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
-                   "reason": "failed: workers could not run this batch size", "errors": self.failure}
-        elif self.congested_at is not None and rate > self.congested_at:
-            row = {**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True,
-                   "reason": f"not run: batch {n} was already congested at {self.congested_at:g} q/s"}
-        else:
-            records, stop, times, first = run_point(spec, engine, self.executor, self.prepared.policy,
-                                                    self.prepared.target.graph, self.services,
-                                                    on_batch=lambda record: self.progress.batch(n, rate))
-            row = {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}
-            RunDir(s.output).append_batches([{"system": s.system, **b, "model": self.label["model"]}
-                                             for b in batch_rows(spec, records, self.names, first)])
-            if row["congested"] and self.congested_at is None:
-                self.congested_at = rate
-        RunDir(s.output).append_points([row])
-        engine.after_point()
-        self.rows.append(row)
-        self.mine.append((rate, bool(row["congested"])))
-        self.progress.finish()
-        self.on_point(row)
-        return row
+        records, stop, times, first = run_point(spec, engine, setup.executor, self.prepared.policy,
+                                                self.prepared.target.graph, self.services,
+                                                on_batch=lambda record: progress.batch(n, rate))
+        RunDir(s.output).append_batches([{"system": s.system, **b, "model": self.label["model"]}
+                                         for b in batch_rows(spec, records, self.names, first)])
+        return [{**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}]
+
+    def not_run(self, n: int, rate: float, why: str, failure: str) -> list[dict]:
+        if failure:
+            return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
+                     "reason": "failed: workers could not run this batch size", "errors": failure}]
+        return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True, "reason": why}]
+
+    def done(self, n: int, rate: float, rows: list[dict]) -> None:
+        self.mine[n].append((rate, bool(rows[0]["congested"])))
 
 
 def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
