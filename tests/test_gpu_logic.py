@@ -302,10 +302,11 @@ def test_rejected_graphs_are_warnings_of_the_sweep():
 
     from staronnx_cli.cli.sweep import notice_line
     from staronnx_cli.sweep.orchestrator import warn_rejected_graphs
+    from staronnx_cli.systems.contract import EngineLog
 
     said = []
-    warn_rejected_graphs(SimpleNamespace(graph_rejections=["N=1 cuda0 part 0: output y differs by up to 0.2"]),
-                         said.append)
+    log = EngineLog(graph_rejections=["N=1 cuda0 part 0: output y differs by up to 0.2"])
+    warn_rejected_graphs(SimpleNamespace(log=log), said.append)
     assert said == ["warning: no CUDA graph for N=1 cuda0 part 0: output y differs by up to 0.2; the plain session "
                     "serves it (--no-cuda-graphs says so up front)"]
     assert notice_line(said[0]).startswith("[yellow]warning:[/] no CUDA graph for N=1 cuda0 part 0")

@@ -61,7 +61,7 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     engine = make_engine(s, target)
     policy = make_policy(policy_of(s), engine.link) if s.system == "staronnx" else make_policy("eager")
     check_policy_kinds(s, policy, engine)
-    if hasattr(policy, "local_part"):  # static:KIND,KIND names each model's parts in order
+    if policy.kinds:  # static:KIND,KIND names each model's parts in order
         policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
     s.memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
     if s.memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget

@@ -66,7 +66,7 @@ def measure_workers(executor, workers: list[WorkerSpec], perf: PerfModel, n: int
 
         started = time.perf_counter()
         by_kind[kind] = executor.service_time(w, n, parts, runs=runs, on_task=on_task)
-        spread = relative_spread(getattr(executor, "service_samples", ()))
+        spread = relative_spread(executor.service_samples)
         part_ms = {p: 1000 * statistics.median(s) for p, s in sorted(seen.items())} or None
         log.append(Calibration(n, kind, runs, time.perf_counter() - started, needed, 1000 * by_kind[kind], spread,
                                part_ms))

@@ -47,6 +47,7 @@ class PointClock:
 
 
 class ModelledExecutor(PointClock):
+    service_samples: list[float] = []  # modelled times do not spread: no spread is recorded
     """Virtual time: a task takes `duration(part, kind_key, batch)` seconds, exactly."""
 
     needs_input_bytes = False

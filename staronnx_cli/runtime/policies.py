@@ -34,6 +34,9 @@ class Policy:
     central = False  # True: tasks wait in one FIFO until a worker is idle (the runtime asks again then)
     ordered = False  # True: each worker's queue runs the most urgent task first, not the oldest
     uses_inputs = False  # True: it reads where the task's inputs are (the runtime works that out only then)
+    kinds: list[str] = []  # static: the worker kind each part is placed on (the sweep checks the workers have them)
+    local_part: list[int] | None = None  # static in a mix: each part's index within its own model
+    link: Link | None = None  # dmda: the transfer figures it predicts with (the engine's)
 
     def choose(self, task: ReadyTask, workers: list[WorkerState], now: float, perf: PerfModel) -> int | None:
         raise NotImplementedError
@@ -64,7 +67,6 @@ class Static(Policy):
 
     def __init__(self, kinds: list[str]):
         self.kinds = kinds
-        self.local_part: list[int] | None = None  # a mix: each part's index within its own model
 
     def choose(self, task, workers, now, perf):
         part = task.part if self.local_part is None else self.local_part[task.part]

@@ -152,7 +152,7 @@ class Scheduler:
     def __init__(self, loop, executor, workers: list[WorkerSpec], policy: Policy, perf: PerfModel, parts: PartGraph):
         self.loop, self.executor, self.workers, self.policy, self.perf, self.parts = (
             loop, executor, workers, policy, perf, parts)
-        ordered = getattr(policy, "ordered", False)
+        ordered = policy.ordered
         self.queues: list = [UrgencyQueue(self._urgency) if ordered else deque() for _ in workers]
         self.central: deque = deque()
         # tasks handed to the executor, oldest first: with a queue of its own (dmda, static, roundrobin) a

@@ -75,7 +75,7 @@ def run_grid(s: SweepSettings, engine: Engine, meta: dict, grid: Grid, on_point:
 def start_run(s: SweepSettings, engine: Engine, meta: dict, on_notice: Callable[[str], None]):
     """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
     machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
-    for note in getattr(engine, "notices", []):
+    for note in engine.log.notices:
         on_notice(note)
     for note in RunDir(s.output).start(meta, s.force, s.resume, s.rows_per_point):
         on_notice(note)
@@ -93,21 +93,20 @@ def record_load(run: RunDir, when: str, since=None, server_elsewhere: bool = Fal
     return start
 
 
-def record_calibration(run: RunDir, engine) -> None:
+def record_calibration(run: RunDir, engine: Engine) -> None:
     """run.json keeps what each worker kind ran alone before the points (and how long that took), and which
     parts GPU workers run as CUDA graphs."""
-    log = getattr(engine, "calibration", None)
-    if log is None or not run.run_json.exists():
+    log = engine.log
+    if not run.run_json.exists():
         return
 
     def add(meta: dict) -> None:
         seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
-        meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log
+        meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log.calibration
                                                              if json.dumps(c.to_json(), sort_keys=True) not in seen]
-        notes = getattr(engine, "graph_notes", [])
-        if notes:
-            meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + notes))
-        links = getattr(engine, "link_measured", {})
+        if log.graph_notes:
+            meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + log.graph_notes))
+        links = log.link_measured
         if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
             meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
             meta["transfer"] = engine.link.to_json()
@@ -115,9 +114,9 @@ def record_calibration(run: RunDir, engine) -> None:
     run.update_meta(add)
 
 
-def warn_rejected_graphs(engine, on_notice: Callable[[str], None]) -> None:
+def warn_rejected_graphs(engine: Engine, on_notice: Callable[[str], None]) -> None:
     """A part that could run as a CUDA graph but does not (capture failed, or its outputs disagreed) is a warning,
     with the difference found: the sweep goes on with the plain session, slower than it could be."""
-    for note in getattr(engine, "graph_rejections", []):
+    for note in engine.log.graph_rejections:
         on_notice(f"warning: no CUDA graph for {note}; the plain session serves it (--no-cuda-graphs says so "
                   "up front)")

@@ -63,7 +63,7 @@ class Prepared:
 
 def check_policy_kinds(s: SweepSettings, policy, engine) -> None:
     """A static policy naming a worker kind the workers lack could only congest: one line instead."""
-    missing = [k for k in getattr(policy, "kinds", []) if not any(w.kind == k for w in engine.workers)]
+    missing = [k for k in policy.kinds if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
                         f"({engine.workers_label()}) have none: add one or change the policy")

@@ -78,6 +78,17 @@ class BatchSizeSetup:
     services_s: list[float] | list[list[float]] | None = field(default=None)
 
 
+@dataclass
+class EngineLog:
+    """What an engine tells the sweep besides its points, for run.json and the screen (empty for the baselines)."""
+
+    notices: list[str] = field(default_factory=list)  # said once the sweep starts (a torn performance-model cache)
+    calibration: list = field(default_factory=list)  # runtime.calibration.Calibration, per N and worker kind
+    graph_notes: list[str] = field(default_factory=list)  # which parts GPU workers run as CUDA graphs
+    graph_rejections: list[str] = field(default_factory=list)  # parts that could run as a graph but do not: warned
+    link_measured: dict[str, dict] = field(default_factory=dict)  # GPU worker -> the host->device link it measured
+
+
 class Engine(Protocol):
     """Read-only members (properties here): an engine's own may be narrower (a VirtualLoop factory)."""
 
@@ -91,6 +102,8 @@ class Engine(Protocol):
     def loop_factory(self) -> Callable[[], Loop]: ...
     @property
     def link(self) -> Link: ...  # the transfer figures dmda predicts with (a platform's in simulation)
+    @property
+    def log(self) -> EngineLog: ...
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup: ...  # a mix: one size per model
     def runner(self, loop: Loop, executor: Any, policy, graph: PartGraph) -> Runner: ...

@@ -27,7 +27,7 @@ from ..runtime.realtime import pinned_session_options, wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
-from .contract import BatchSizeSetup
+from .contract import BatchSizeSetup, EngineLog
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class NativeEngine:
         self.workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
         check_native(self.workers, len(part_files))
         self.perf = PerfModel()  # nothing to predict: the plain loop takes batches in order
+        self.log = EngineLog()
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         if isinstance(n, tuple):  # make_engine gives mixes to staronnx and triton only

@@ -13,7 +13,6 @@ import onnxruntime as ort
 from ..errors import UserError
 from ..ortenv import cuda_status
 from ..runtime import hotwait
-from ..runtime.calibration import Calibration
 from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
@@ -21,7 +20,7 @@ from ..runtime.realtime import issuer_priority_level
 from ..runtime.scheduler import Scheduler
 from ..runtime.transfer import DEFAULT_LINK, slowest
 from ..runtime.workers import parse_workers
-from .contract import BatchSizeSetup, measure_all
+from .contract import BatchSizeSetup, EngineLog, measure_all
 from .target import Target
 
 
@@ -44,7 +43,7 @@ class RealEngine:
         status = cuda_status()
         self.config, self.part_files, self.target = config, part_files, target
         self.workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
-        self.notices: list[str] = []  # said once the sweep starts (e.g. a torn performance-model cache)
+        self.log = EngineLog()
         # a mix keeps each model's models in that model's own cache file (shared with its single-model sweeps)
         members = target.members if target is not None and target.members else None
         self.perf_files = [(cache_file(host.node(), m.target.model_sha256, m.target.plan_sha256, ort.__version__),
@@ -52,12 +51,8 @@ class RealEngine:
             [(cache_file(host.node(), model_sha256, plan_sha256, ort.__version__), 0, len(part_files))]
         self.perf_file = self.perf_files[0][0]
         self.perf = PerfModel() if config.calibrate else PerfModel.merged(
-            [(PerfModel.load(f, self.notices.append), first) for f, first, _ in self.perf_files])
-        self.calibration: list[Calibration] = []
-        self.graph_notes: list[str] = []
-        self.graph_rejections: list[str] = []  # said as warnings: a part that could run as a CUDA graph does not
+            [(PerfModel.load(f, self.log.notices.append), first) for f, first, _ in self.perf_files])
         self.link = DEFAULT_LINK  # dmda's transfer figures: the GPU workers' own once measured (prepare)
-        self.link_measured: dict[str, dict] = {}  # GPU worker -> its measured link, for run.json
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         """Workers with warmed sessions for batch size n (a mix: one per model); S_w(n) of each worker kind alone,
@@ -71,13 +66,13 @@ class RealEngine:
                                       self.target.graph.models if self.target is not None else None, options)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
-        self.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
-        self.graph_rejections = [f"N={n} {note}" for note in executor.graph_rejections]
+        self.log.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
+        self.log.graph_rejections = [f"N={n} {note}" for note in executor.graph_rejections]
         if executor.links:  # the slowest GPU link: a transfer to any GPU is predicted no faster than it goes
             self.link = slowest(list(executor.links.values())) or self.link
-            self.link_measured = {name: link.to_json() for name, link in executor.links.items()}
+            self.log.link_measured = {name: link.to_json() for name, link in executor.links.items()}
         services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.part_files))
-        self.calibration.extend(log)
+        self.log.calibration.extend(log)
         if any(c.calibrated for c in log):
             self.after_point()
         return BatchSizeSetup(executor, "", services)
@@ -87,7 +82,7 @@ class RealEngine:
             (self.perf if len(self.perf_files) == 1 else self.perf.parts(first, count)).save(path)
 
     def runner(self, loop, executor, policy, graph):
-        if hasattr(policy, "link"):  # dmda predicts transfers with what this machine's GPU workers measured
+        if policy.link is not None:  # dmda predicts transfers with what this machine's GPU workers measured
             policy.link = self.link
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
 
@@ -98,4 +93,4 @@ class RealEngine:
         return {"perfmodel": str(self.perf_file), "calibrate": self.config.calibrate, "worker_nice": WORKER_NICE,
                 "issuer_priority": issuer_priority_level(), "hot_path": "native" if hotwait.NATIVE else "python",
                 "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "calibration": [c.to_json() for c in self.calibration]}
+                "calibration": [c.to_json() for c in self.log.calibration]}

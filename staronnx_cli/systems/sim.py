@@ -11,7 +11,6 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError
-from ..runtime.calibration import Calibration
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
 from ..runtime.platform import Platform, TimeRow, WorkerGroup, check_times_target, read_platform
@@ -19,7 +18,7 @@ from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import PartTimes, part_times
 from ..runtime.simulated import SimExecutor
 from ..runtime.workers import WorkerSpec, parse_workers
-from .contract import BatchSizeSetup, measure_all
+from .contract import BatchSizeSetup, EngineLog, measure_all
 from .target import Target
 
 
@@ -61,13 +60,13 @@ class SimEngine:
         # calibrated in simulation before the points as the real engine does
         self.perf = PerfModel() if config.calibrate else seeded_perfmodel(self.times, self.workers,
                                                                           len(target.part_files), config.batch_sizes)
-        self.calibration: list[Calibration] = []
+        self.log = EngineLog()
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         executor = SimExecutor(VirtualLoop(), self.workers, self.platform, self.times, self.target.graph,
                                self.config.seed if self.config.sim_noise else None)
         services, log = measure_all(executor, self.workers, self.perf, n, self.target, len(self.target.part_files))
-        self.calibration.extend(replace(c, seconds=0.0) for c in log)  # no wall clock in a simulated run
+        self.log.calibration.extend(replace(c, seconds=0.0) for c in log)  # no wall clock in a simulated run
         return BatchSizeSetup(executor, "", services)
 
     def after_point(self) -> None:
@@ -86,7 +85,7 @@ class SimEngine:
                 "platform_estimate": p.estimate,
                 "platform_trusted_from": p.target_sha256 if self.trusted else None,  # --trust-platform: their own
                 "sim_noise": self.config.sim_noise,
-                "calibrate": self.config.calibrate, "calibration": [c.to_json() for c in self.calibration]}
+                "calibrate": self.config.calibrate, "calibration": [c.to_json() for c in self.log.calibration]}
 
 
 def platform_workers(p: Platform) -> list[WorkerSpec]:

@@ -37,7 +37,7 @@ from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
 from ..triton.repository import MODEL_NAME, ServedModel, write_repository
 from ..triton.server import TritonServer, wheel_dir
-from .contract import BatchSizeSetup
+from .contract import BatchSizeSetup, EngineLog
 
 WAIT_FOR_N_US = 10_000_000  # "wait for N": a delay no point reaches before its N-th query arrives
 TRITON_NOTE = "Triton Inference Server 2.51 (nvidia-pytriton wheel), ONNX Runtime inside its Python backend"
@@ -268,6 +268,7 @@ class TritonEngine:
                             "e.g. --workers cpu:1x2")
         self.workers: list[WorkerSpec] = [replace(workers[0], name="triton")]  # its one model instance (per model)
         self.perf = PerfModel()
+        self.log = EngineLog()
         wheel_dir()  # not installed: one line saying how, before any work
         self.work = config.output / "triton"
         self.delay_us = WAIT_FOR_N_US if config.max_queue_delay_ms is None else int(1000 * config.max_queue_delay_ms)
