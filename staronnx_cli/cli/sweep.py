@@ -129,6 +129,7 @@ def _sweep_mix(given: dict) -> None:
     """`sweep --mix`: checked in one line, then run point by point, then the answer per model."""
     from ..mix.run import MixSettings, prepare_mix, run_mix
     from ..mix.spec import parse_scales, read_mix
+    from ..sweep.settings import SweepSettings
 
     if given["trust_platform"]:
         raise UserError("--trust-platform applies to one model's [[times]], which a mix does not take: drop it")
@@ -137,7 +138,7 @@ def _sweep_mix(given: dict) -> None:
             where = "the mix file gives each model's" if name != "target" else "the mix file names the models"
             raise UserError(f"{option if name != 'target' else given['target']} with --mix: {where}; drop it")
     mix = read_mix(given["mix"])
-    settings = MixSettings(
+    sweep = SweepSettings(
         given["mix"], given["output"], workers=given["workers"], policy=given["policy"],
         batch_sizes=tuple(sorted({n for m in mix.models for n in m.batch_sizes})), rates=(), batches=given["batches"],
         warmup=given["warmup"], arrival=given["arrival"], max_queue_delay_ms=given["max_queue_delay"],
@@ -145,8 +146,8 @@ def _sweep_mix(given: dict) -> None:
         max_memory_gib=given["max_memory"], max_hours=given["max_hours"], engine=given["engine"],
         platform=given["platform"], sim_noise=given["sim_noise"], triton_port=given["triton_port"],
         resume=given["resume"], force=given["force"], command=shlex.join(["staronnx", *sys.argv[1:]])
-        if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem,
-        mix=mix, scales=parse_scales(given["scale"]), vary=given["vary"], memory_limit=given["memory_limit"])
+        if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem)
+    settings = MixSettings(sweep, mix, parse_scales(given["scale"]), given["vary"], given["memory_limit"])
     prepared = prepare_mix(settings, resolve_model)
     width = max(len(name) for name in mix.names)
     try:
@@ -163,9 +164,9 @@ def _sweep_mix(given: dict) -> None:
             run_mix(settings, prepared, on_point, on_progress,
                     lambda text: bar.console.print(notice_line(text), soft_wrap=True))
     except KeyboardInterrupt:
-        raise UserError(f"interrupted: the points finished so far are in {settings.output}/points.csv; continue "
+        raise UserError(f"interrupted: the points finished so far are in {settings.sweep.output}/points.csv; continue "
                         "with the same command and --resume", exit_code=130) from None
-    if not render_mix_answer(settings.output, given["json_summary"]):
+    if not render_mix_answer(settings.sweep.output, given["json_summary"]):
         raise typer.Exit(NO_ANSWER)
 
 

@@ -4,7 +4,7 @@ each point's rows (one per model) appended as soon as it finishes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import UserError
 from ..results.rundir import RunDir
@@ -23,18 +23,15 @@ from .schedule import MixPoint, rates_at
 from .spec import Mix, combination_label
 
 
-@dataclass(kw_only=True)
-class MixSettings(SweepSettings):
+@dataclass
+class MixSettings:
+    """A mix's sweep: the sweep's own settings (workers, policy, batches, engine, -o, ...) and what only a mix has."""
+
+    sweep: SweepSettings
     mix: Mix
     scales: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
     vary: str | None = None  # only this model's rate is scaled
     memory_limit: str | None = None  # --memory-limit as given
-    memory_limits: dict[str, int] = field(default_factory=dict)  # worker name -> bytes (filled by prepare_mix)
-
-    @property
-    def rows_per_point(self) -> int:
-        """A mix point commits one points.csv row per model, all or none (RunDir.repair drops a point cut short)."""
-        return len(self.mix.models)
 
 
 def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
@@ -42,12 +39,12 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     model's path (zoo names built on first use)."""
     from pathlib import Path
 
-    mix = s.mix
-    check_settings(s)
-    make_policy(s.policy)
+    mix, sw = s.mix, s.sweep
+    check_settings(sw)
+    make_policy(sw.policy)
     if s.vary is not None:
         mix.index(s.vary)
-    if s.arrival != "fixed" or s.max_queue_delay_ms is not None:
+    if sw.arrival != "fixed" or sw.max_queue_delay_ms is not None:
         raise UserError("--arrival is set per model in a mix (arrival = ...), and a mix batches as the paper does "
                         "(no --max-queue-delay): drop them")
     named = []
@@ -58,38 +55,38 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
                             "directory nor a zoo model ('staronnx zoo list' names them)")
         named.append((model.name, load_target(path)))
     target = mix_target(named)
-    engine = make_engine(s, target)
-    policy = make_policy(policy_of(s), engine.link) if s.system == "staronnx" else make_policy("eager")
-    check_policy_kinds(s, policy, engine)
+    engine = make_engine(sw, target, mix)
+    policy = make_policy(policy_of(sw), engine.link) if sw.system == "staronnx" else make_policy("eager")
+    check_policy_kinds(sw, policy, engine)
     if policy.kinds:  # static:KIND,KIND names each model's parts in order
         policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
-    s.memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
-    if s.memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
-        engine = make_engine(s, target)
+    memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
+    if memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
+        engine = make_engine(sw, target, mix, memory_limits)
     largest = [max(m.batch_sizes) for m in mix.models]
-    check_memory_limits(s.memory_limits, target, largest)
-    check_memory(s, target, engine.workers)
-    if s.engine == "real":
+    check_memory_limits(memory_limits, target, largest)
+    check_memory(sw, target, engine.workers)
+    if sw.engine == "real":
         check_loadable(target)
         hours = sum(mix_seconds(mix, sizes, scale, s) for sizes in mix.combinations() for scale in s.scales) / 3600
-        if hours > s.max_hours:
+        if hours > sw.max_hours:
             raise UserError(f"this mix's queries alone take {hours:.3g} h to arrive, more than --max-hours "
-                            f"{s.max_hours:g}: lower --batches, raise the rates or the lowest --scale, or raise "
+                            f"{sw.max_hours:g}: lower --batches, raise the rates or the lowest --scale, or raise "
                             "--max-hours")
-    meta = run_metadata(s, target, engine)
+    meta = run_metadata(sw, target, engine)
     meta.update({"mix": {"file": str(mix.path), "models": [
         {"name": m.name, "source": m.source, "model_sha256": mem.target.model_sha256,
          "plan_sha256": mem.target.plan_sha256, "parts": len(mem.target.part_files), "rate_qps": m.rate_qps,
          "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival}
         for m, mem in zip(mix.models, target.members)]}, "scales": list(s.scales), "vary": s.vary,
-        "memory_limits": s.memory_limits})
-    if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
-        check_resume(s, meta, s.output)
-        old = RunDir(s.output).read_meta()
+        "memory_limits": memory_limits})
+    if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
+        check_resume(sw, meta, sw.output)
+        old = RunDir(sw.output).read_meta()
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
             if _without_file(old.get(key)) != _without_file(meta[key]):
-                raise UserError(f"--resume: '{s.output}' was measured with {what}: use the same mix and options, a "
+                raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
     return Prepared(target, engine, policy, meta, [])
 
@@ -102,17 +99,17 @@ def _without_file(value):
 def mix_seconds(mix: Mix, sizes: tuple[int, ...], scale: float, s: MixSettings) -> float:
     """How long a point's queries take to arrive: its slowest-filling model's W + K batches."""
     rates = rates_at(mix, scale, s.vary)
-    return max((s.warmup + s.batches) * n / r for n, r in zip(sizes, rates))
+    return max((s.sweep.warmup + s.sweep.batches) * n / r for n, r in zip(sizes, rates))
 
 
 def run_mix(s: MixSettings, prepared: Prepared, on_point=lambda row: None, on_progress=lambda progress: None,
             on_notice=lambda text: None) -> list[dict]:
-    with run_lock(s.output):
+    with run_lock(s.sweep.output):
         return _sweep_mix(s, prepared, on_point, on_progress, on_notice)
 
 
 def _sweep_mix(s: MixSettings, prepared: Prepared, on_point, on_progress, on_notice) -> list[dict]:
-    return run_grid(s, prepared.engine, prepared.meta, MixGrid(s, prepared, on_notice), on_point, on_progress,
+    return run_grid(s.sweep, prepared.engine, prepared.meta, MixGrid(s, prepared, on_notice), on_point, on_progress,
                     on_notice)
 
 
@@ -124,13 +121,14 @@ class MixGrid:
     def __init__(self, s: MixSettings, prepared: Prepared, on_notice):
         self.s, self.prepared, self.on_notice = s, prepared, on_notice
         engine = prepared.engine
-        self.label = {"system": s.system, "engine": engine.name, "policy": policy_of(s),
+        self.label = {"system": s.sweep.system, "engine": engine.name, "policy": policy_of(s.sweep),
                       "workers": engine.workers_label()}
+        self.rows_per_point = len(s.mix.models)  # a point commits every model's row at once
         self.done_before: set[tuple[str, float]] = set()  # read once the run directory is repaired (plan)
         self.plans: dict = {}
 
     def plan(self, progress: SweepProgress) -> None:
-        self.done_before = _done(self.s) if self.s.resume else set()
+        self.done_before = _done(self.s) if self.s.sweep.resume else set()
         self.plans = _plans(self.s, self.done_before, progress)
 
     def setups(self) -> list[tuple[int, ...]]:
@@ -179,7 +177,7 @@ def _plans(s: MixSettings, done: set, progress: SweepProgress) -> dict:
     mix, plans = s.mix, {}
     for sizes in mix.combinations():
         for scale in s.scales:
-            point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.warmup, s.batches, s.seed)
+            point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.sweep.warmup, s.sweep.batches, s.sweep.seed)
             seconds = mix_seconds(mix, sizes, scale, s)
             count = sum(int(seconds * r / n) for n, r in zip(sizes, point.rates)) or 1
             plans[(sizes, scale)] = (point, count, count / seconds)
@@ -198,7 +196,7 @@ def _measure(s: MixSettings, prepared: Prepared, point: MixPoint, setup, label: 
                         on_batch=on_batch)
     point_rows, batch_rows = mix_rows(s.mix, point, ran, [w.name for w in engine.workers], services, label,
                                       [m.first_part for m in target.members])
-    RunDir(s.output).append_batches(batch_rows)
+    RunDir(s.sweep.output).append_batches(batch_rows)
     return point_rows
 
 
@@ -225,7 +223,7 @@ def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> str:
 
 def _done(s: MixSettings) -> set[tuple[str, float]]:
     """(combination, scale) of the points committed for every model."""
-    frame = RunDir(s.output).point_rows()
+    frame = RunDir(s.sweep.output).point_rows()
     if "mix" not in frame:
         return set()
     counts = frame.groupby(["mix", "scale"]).size()

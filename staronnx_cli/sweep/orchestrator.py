@@ -19,6 +19,9 @@ from .settings import SweepSettings
 class Grid(Protocol):
     """What a sweep measures. A setup is what `Engine.prepare` takes; a point what the grid measures under it."""
 
+    @property
+    def rows_per_point(self) -> int: ...  # points.csv rows one point commits, all or none (a mix: one per model)
+
     def plan(self, progress: SweepProgress) -> None: ...  # every point told to the progress bar
     def setups(self) -> Iterable[Any]: ...  # N, or one size per model, in order
     def wanted(self, key: Any) -> bool: ...  # False: every point of this setup is in the run already
@@ -35,7 +38,7 @@ def run_grid(s: SweepSettings, engine: Engine, meta: dict, grid: Grid, on_point:
              on_progress: Callable[[SweepProgress], None], on_notice: Callable[[str], None]) -> list[dict]:
     """Every point of `grid`, setup by setup; a point's rows (a mix point: every model's) committed at once."""
     run = RunDir(s.output)
-    since = start_run(s, engine, meta, on_notice)
+    since = start_run(s, engine, meta, on_notice, grid.rows_per_point)
     progress = SweepProgress(listener=on_progress)
     grid.plan(progress)
     rows: list[dict] = []
@@ -72,12 +75,13 @@ def run_grid(s: SweepSettings, engine: Engine, meta: dict, grid: Grid, on_point:
     return rows
 
 
-def start_run(s: SweepSettings, engine: Engine, meta: dict, on_notice: Callable[[str], None]):
+def start_run(s: SweepSettings, engine: Engine, meta: dict, on_notice: Callable[[str], None],
+              rows_per_point: int = 1):
     """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
     machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
     for note in engine.log.notices:
         on_notice(note)
-    for note in RunDir(s.output).start(meta, s.force, s.resume, s.rows_per_point):
+    for note in RunDir(s.output).start(meta, s.force, s.resume, rows_per_point):
         on_notice(note)
     watch_load = engine.name == "real"  # the virtual clock does not care how busy the machine is
     return record_load(RunDir(s.output), "start") if watch_load else None

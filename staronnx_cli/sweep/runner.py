@@ -117,6 +117,7 @@ class RateGrid:
         self.mine: dict[int, list[tuple[float, bool]]] = {}  # N -> (rate, congested) in points.csv
         self.services: list[float] = []
         self.probing = False
+        self.rows_per_point = 1
 
     @property
     def batches(self) -> int:

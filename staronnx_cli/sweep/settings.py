@@ -8,8 +8,7 @@ from pathlib import Path
 
 @dataclass
 class SweepSettings:
-    """What one sweep measures and how; `rows_per_point`: the points.csv rows one point commits (a mix: one per
-    model)."""
+    """What one sweep measures and how (a mix's sweep holds one too: mix/run.MixSettings)."""
 
     target: Path  # a model file or a plan directory
     output: Path
@@ -37,7 +36,3 @@ class SweepSettings:
     force: bool = False
     command: str = ""
     model_name: str = ""  # as the user named it (zoo name, file stem), for titles
-
-    @property
-    def rows_per_point(self) -> int:
-        return 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .contract import BatchSizeSetup, Engine, Executor, Runner
+from .target import Target
 
 __all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "make_engine", "policy_of"]
 
 SYSTEMS = ("staronnx", "native", "roundrobin", "triton")
 
 
-def make_engine(s, target) -> Engine:
+def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | None = None) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
     if s.system not in SYSTEMS:
         raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
@@ -37,14 +38,14 @@ def make_engine(s, target) -> Engine:
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 
-        mix = getattr(s, "mix", None)  # a mix's arrivals are its models' own
+        # a mix's arrivals are its models' own
         arrival = next((m.arrival for m in mix.models if m.arrival != "fixed"), s.arrival) if mix else s.arrival
         return TritonEngine(TritonConfig(s.workers, s.output, arrival, s.max_queue_delay_ms, s.triton_port, s.seed),
                             target.part_files, target)
     from .real import RealConfig, RealEngine
 
     return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None,
-                                 getattr(s, "memory_limits", None)),
+                                 memory_limits),
                       target.part_files, target.model_sha256, target.plan_sha256, target)
 
 
