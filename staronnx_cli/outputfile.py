@@ -10,16 +10,24 @@ from pathlib import Path
 from .errors import UserError, first_line
 
 
-def write_text_atomic(path: Path, text: str, then: str = "free space, fix permissions or choose another -o") -> None:
-    """`path` holds `text` whole, or is left as it was; a file system that refuses is one line ending with `then`."""
+def write_text_atomic(path: Path, text: str, then: str | None = None) -> None:
+    """`path` holds `text` whole, or is left as it was. A file system that refuses: with `then`, one line ending
+    with it; without, the OSError itself, naming `path`, for the command's own line (the errno's fix, or the
+    cache's when the path is in it: cli/common.storage_message)."""
+    write_bytes_atomic(path, text.encode(), then)
+
+
+def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)  # a stale one, or a link planted there: never written through
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        if then is None:
+            raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from None
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): {then}") from None

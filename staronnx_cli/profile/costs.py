@@ -19,6 +19,7 @@ import pandas as pd
 from ..errors import UserError, json_text
 from ..inputfile import MAX_JSON_BYTES, checked_input
 from ..kinds import key_on_gpu
+from ..outputfile import write_text_atomic
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -34,15 +35,8 @@ def meta_path(costs_path: str | Path) -> Path:
 
 def write_costs(path: str | Path, rows: list[dict], meta: dict) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
-    sidecar = meta_path(path)
-    tmp_meta = sidecar.with_name(sidecar.name + ".tmp")
-    tmp_meta.write_text(json_text({"schema_version": SCHEMA_VERSION, **meta}))
-    tmp_meta.replace(sidecar)
+    write_text_atomic(path, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+    write_text_atomic(meta_path(path), json_text({"schema_version": SCHEMA_VERSION, **meta}))
 
 
 def read_costs(path: str | Path) -> pd.DataFrame:

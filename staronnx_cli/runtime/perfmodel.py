@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..outputfile import write_text_atomic
+
 CALIBRATION_SAMPLES = 10
 
 
@@ -70,12 +72,9 @@ class PerfModel:
 
     def save(self, path: Path) -> None:
         """Atomically (a temporary file renamed over the old one): a crash never leaves a torn cache."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         rows = [{"part": p, "kind": k, "batch": b, "count": s.count, "mean_s": s.mean, "m2": s.m2}
                 for (p, k, b), s in sorted(self.stats.items()) if math.isfinite(s.mean) and math.isfinite(s.m2)]
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"version": 1, "models": rows}, indent=1, allow_nan=False) + "\n")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps({"version": 1, "models": rows}, indent=1, allow_nan=False) + "\n")
 
     @classmethod
     def load(cls, path: Path, on_notice=lambda text: None) -> PerfModel:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import UserError, json_text
 from ..inputfile import MAX_JSON_BYTES, checked_input
+from ..outputfile import write_text_atomic
 
 PLAN_SCHEMA_VERSION = 1
 PLAN_FILE = "plan.json"
@@ -75,9 +76,7 @@ class Plan:
 
 def write_plan(plan: Plan, directory: Path) -> Path:
     path = directory / PLAN_FILE
-    tmp = path.with_name(PLAN_FILE + ".tmp")
-    tmp.write_text(plan.to_json())
-    tmp.replace(path)
+    write_text_atomic(path, plan.to_json())
     return path
 
 

@@ -6,10 +6,9 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import onnx
-
 from ..cachedir import cache_dir
 from ..errors import UserError
+from ..outputfile import write_bytes_atomic
 from .registry import ZOO, ZooEntry
 
 
@@ -40,11 +39,7 @@ def build_cached(name: str, seed: int = 0) -> tuple[Path, bool]:
     path = cached_path(name, seed)
     if path.exists():
         return path, False
-    model = entry(name).build(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    write_bytes_atomic(path, entry(name).build(seed).SerializeToString())
     return path, True
 
 
