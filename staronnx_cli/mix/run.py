@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
-from ..sweep.checks import check_loadable, check_memory, check_resume, check_settings
+from ..sweep.checks import check_settings
 from ..sweep.lock import run_lock
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
-from ..sweep.runner import Prepared, check_policy_kinds, run_metadata
+from ..sweep.runner import Prepared, prepare_engine, prepared_run, run_metadata
 from ..sweep.settings import SweepSettings
-from ..systems import BatchSizeSetup, make_engine, policy_of
+from ..systems import BatchSizeSetup, policy_of
 from ..systems.target import load_target, mix_target
 from .memory import check_memory_limits, parse_memory_limits
 from .point import mix_rows, run_mix_point
@@ -55,19 +55,12 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
                             "directory nor a zoo model ('staronnx zoo list' names them)")
         named.append((model.name, load_target(path)))
     target = mix_target(named)
-    engine = make_engine(sw, target, mix)
-    policy = make_policy(policy_of(sw), engine.link) if sw.system == "staronnx" else make_policy("eager")
-    check_policy_kinds(sw, policy, engine)
-    if policy.kinds:  # static:KIND,KIND names each model's parts in order
-        policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
+    engine, policy = prepare_engine(sw, target, mix)
     memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
     if memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
-        engine = make_engine(sw, target, mix, memory_limits)
-    largest = [max(m.batch_sizes) for m in mix.models]
-    check_memory_limits(memory_limits, target, largest)
-    check_memory(sw, target, engine.workers)
+        engine, policy = prepare_engine(sw, target, mix, memory_limits)
+    check_memory_limits(memory_limits, target, [max(m.batch_sizes) for m in mix.models])
     if sw.engine == "real":
-        check_loadable(target)
         hours = sum(mix_seconds(mix, sizes, scale, s) for sizes in mix.combinations() for scale in s.scales) / 3600
         if hours > sw.max_hours:
             raise UserError(f"this mix's queries alone take {hours:.3g} h to arrive, more than --max-hours "
@@ -81,14 +74,13 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         for m, mem in zip(mix.models, target.members)]}, "scales": list(s.scales), "vary": s.vary,
         "memory_limits": memory_limits})
     if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
-        check_resume(sw, meta, sw.output)
         old = RunDir(sw.output).read_meta()
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
             if _without_file(old.get(key)) != _without_file(meta[key]):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
-    return Prepared(target, engine, policy, meta, [])
+    return prepared_run(sw, target, engine, policy, meta, [])
 
 
 def _without_file(value):

@@ -73,16 +73,33 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     check_settings(s)
     make_policy(s.policy)  # an unknown policy is refused even when a baseline system ignores it
     target = load_target(s.target)
-    engine = make_engine(s, target)
+    engine, policy = prepare_engine(s, target)
+    return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
+                        layout_warnings(target, engine.workers, s.system))
+
+
+def prepare_engine(s: SweepSettings, target: Target, mix=None,
+                   memory_limits: dict[str, int] | None = None) -> tuple[Engine, Policy]:
+    """The engine and its policy, for one model or a mix (`mix`: its models' arrivals; a static policy numbers each
+    model's parts from 0); a static policy naming a kind the workers lack is one line."""
+    engine = make_engine(s, target, mix, memory_limits)
     policy = make_policy(policy_of(s), engine.link) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
     check_policy_kinds(s, policy, engine)
+    if policy.kinds and target.members:  # static:KIND,KIND names each model's parts in order
+        policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
+    return engine, policy
+
+
+def prepared_run(s: SweepSettings, target: Target, engine: Engine, policy: Policy, meta: dict,
+                 warnings: list[str]) -> Prepared:
+    """The last checks of any sweep, before any progress bar: memory, ONNX Runtime loading every part, and a
+    resumed run's settings against the ones it was measured with."""
     check_memory(s, target, engine.workers)
     if s.engine == "real":
         check_loadable(target)
-    meta = run_metadata(s, target, engine)
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
         check_resume(s, meta, s.output)
-    return Prepared(target, engine, policy, meta, layout_warnings(target, engine.workers, s.system))
+    return Prepared(target, engine, policy, meta, warnings)
 
 
 def run_sweep(s: SweepSettings, on_point=lambda row: None, on_progress=lambda progress: None,
