@@ -84,6 +84,7 @@ class Dmda(Policy):
     """
 
     name, uses_inputs = "dmda", True
+    link: Link  # always set: a dmda policy predicts transfers
 
     def __init__(self, link: Link = DEFAULT_LINK):
         self.link = link  # the platform's figures in simulation; the default on a real machine
@@ -100,7 +101,7 @@ class Dmda(Policy):
                 if s is None or s.count == 0:
                     continue
             missing = total - task.input_bytes_by_node.get(w.memory_node, 0)
-            ready = now + (self.link or DEFAULT_LINK).seconds(missing)
+            ready = now + self.link.seconds(missing)
             end = (w.expected_free_s if w.expected_free_s > ready else ready) + s.mean
             if end < best_end:
                 best_end, best = end, w.worker
