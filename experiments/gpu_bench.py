@@ -20,6 +20,7 @@ from rich.console import Console
 
 from staronnx_cli.analysis import envelope as env
 from staronnx_cli.errors import UserError
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.ortenv import cuda_status
 from staronnx_cli.plots.tables import rich_table
 from staronnx_cli.results.read import read_run
@@ -34,7 +35,7 @@ FRACTIONS = (0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0, 2.3, 2.6, 3.0)  
 
 
 def native_service_s(model: Path, n: int, cpu: bool = False) -> float:
-    worker = WorkerSpec("cpu0", "cpu", (0,)) if cpu else WorkerSpec("cuda0", "cuda", (), 0)
+    worker = WorkerSpec("cpu0", CPU, (0,)) if cpu else WorkerSpec("cuda0", CUDA, (), 0)
     session = NativeSession(worker, model, n, 0)
     try:
         session.service_time(n, runs=5)  # warm

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import UserError
-from .kinds import CPU, CUDA, on_gpu
+from .kinds import CPU, CUDA, WorkerKind, kind_named
 
 _SPEC = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -22,7 +22,7 @@ def usable_cores() -> int:
 
 @dataclass(frozen=True)
 class Device:
-    kind: str  # "cpu" or "cuda"
+    kind: WorkerKind  # CPU or CUDA
     number: int  # threads for cpu, device id for cuda
 
     def __str__(self) -> str:
@@ -30,15 +30,15 @@ class Device:
 
     @property
     def on_gpu(self) -> bool:
-        return on_gpu(self.kind)
+        return self.kind.on_gpu
 
 
 def parse_device(spec: str) -> Device:
     match = _SPEC.match(spec.strip().lower())
     if not match:
         raise UserError(f"--device '{spec}' is not a device: write cpu, cpu:THREADS, cuda or cuda:ID")
-    kind, number = match.group(1), match.group(2)
-    if not on_gpu(kind):
+    kind, number = kind_named(match.group(1)), match.group(2)
+    if not kind.on_gpu:
         threads = int(number) if number else usable_cores()
         if threads < 1:
             raise UserError(f"--device '{spec}': a CPU device needs at least 1 thread, e.g. cpu:2")

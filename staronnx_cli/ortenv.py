@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import onnxruntime as ort
 
 from .errors import first_line
-from .kinds import on_gpu
 
 ERROR_SEVERITY = 3  # 0 verbose .. 4 fatal; 3 hides warnings
 FATAL_SEVERITY = 4  # used while probing CUDA, whose missing libraries are logged as errors
@@ -74,7 +73,3 @@ def cuda_status() -> CudaStatus:
     return CudaStatus(True, "CUDA execution provider loads and runs")
 
 
-def providers_for(device: str, device_id: int = 0) -> list:
-    if on_gpu(device):
-        return [("CUDAExecutionProvider", {"device_id": device_id}), "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]

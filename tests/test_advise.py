@@ -14,6 +14,7 @@ from staronnx_cli.advise.run import AdviseSettings, advise
 from staronnx_cli.advise.search import simulate
 from staronnx_cli.advise.space import Candidate, Target, candidates, machine_layouts, worker_kinds, workers_in
 from staronnx_cli.advise.times import bounds
+from staronnx_cli.kinds import CPU, CUDA
 
 PLATFORM = """name = "test: a GPU and two CPU cores"
 [[workers]]
@@ -229,12 +230,12 @@ def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_m
     from staronnx_cli.errors import UserError
     from staronnx_cli.runtime.platform import WorkerGroup
 
-    gpu, core = WorkerGroup("cuda", 1, 0), WorkerGroup("cpu", 2, 1)
+    gpu, core = WorkerGroup(CUDA, 1, 0), WorkerGroup(CPU, 2, 1)
     assert count_layouts([gpu, core], 64, "p") == 3
     assert count_layouts([core] * 30, 64, "p") == 30  # 1 to 30 of the same group
     assert count_layouts([gpu, core, gpu], 64, "p") == 5  # (0-2 GPUs) x (0-1 core group), less the empty one
     with pytest.raises(UserError, match="30 worker groups give 1,073,741,823 layouts"):
-        count_layouts([WorkerGroup("cpu", 1, c) for c in range(1, 31)], 64, "p")
+        count_layouts([WorkerGroup(CPU, 1, c) for c in range(1, 31)], 64, "p")
     many = tmp_path / "many.toml"
     many.write_text(PLATFORM.split("[overhead]")[0].replace("count = 2\ncores = 1\n", "")
                     + "".join(f"[[workers]]\nkind = \"cpu\"\ncount = {c}\ncores = 1\n" for c in range(1, 31))

@@ -1,6 +1,7 @@
 """Faults (issue 13): what a typo, a crash or a second writer must never do. Each case asserts the exit code, the
 one line, and the files left behind."""
 
+import json
 import shutil
 import threading
 
@@ -83,6 +84,7 @@ def test_an_exception_without_a_message_is_still_one_line():
 
 def test_a_worker_failing_with_an_empty_exception_fails_the_batch_size_instead_of_hanging(tiny_cnn_path,
                                                                                            monkeypatch):
+    from staronnx_cli.kinds import CPU
     from staronnx_cli.runtime.executors import ThreadExecutor
     from staronnx_cli.runtime.loop import RealLoop
     from staronnx_cli.runtime.workers import WorkerSpec
@@ -95,7 +97,7 @@ def test_a_worker_failing_with_an_empty_exception_fails_the_batch_size_instead_o
 
     def build():
         try:
-            ThreadExecutor(RealLoop(), [WorkerSpec("cpu0", "cpu", (0,))], [tiny_cnn_path], 1)
+            ThreadExecutor(RealLoop(), [WorkerSpec("cpu0", CPU, (0,))], [tiny_cnn_path], 1)
         except UserError as exc:
             outcome.append(str(exc))
 
@@ -332,12 +334,13 @@ def test_ctrl_c_at_any_moment_of_start_up_never_prints_a_traceback():
 
 def test_a_run_json_or_a_figure_that_cannot_be_written_is_one_line(cli, tiny_cnn_path, tmp_path):
     from staronnx_cli.results.rundir import RunDir
+    from staronnx_cli.results.runmeta import RunMeta
 
     blocked = tmp_path / "run.json"
     blocked.mkdir()  # stands for a read-only or full file system: any OSError (a file cannot replace a folder)
     (blocked / "x").write_text("")
     with pytest.raises(UserError, match="cannot write .*points measured before are kept"):
-        RunDir(tmp_path).write_meta({"schema_version": 3})
+        RunDir(tmp_path).write_meta(RunMeta(schema_version=3))
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
     run = tmp_path / "run"
     assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
@@ -413,8 +416,6 @@ def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, t
 
 
 def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny_cnn_path, tmp_path):
-    import json
-
     from staronnx_cli.results.runmeta import RunMeta
 
     old = RunMeta.from_json({"schema_version": 2, "workers": "cpu:2x1", "calibration": []}, tmp_path / "run.json")
@@ -425,6 +426,29 @@ def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny
     meta = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**meta, "parts": "two"}))  # edited by hand
     assert_one_line_error(cli("plot", run, "-o", tmp_path / "e.png"), "run.json' is not a staronnx run.json")
+    (run / "run.json").write_text(json.dumps({**meta, "calibration": "none"}))  # a list that is not one
+    assert_one_line_error(cli("plot", run, "-o", tmp_path / "e.png"), "'calibration' is not a list")
+
+
+def test_run_json_is_written_and_read_by_the_same_class(tmp_path):
+    """What a sweep writes reads back equal; keys recorded later are absent until set; an engine's own keys are
+    kept as it wrote them."""
+    from dataclasses import replace
+
+    from staronnx_cli.results.rundir import RunDir
+    from staronnx_cli.results.runmeta import RunMeta
+
+    run = RunDir(tmp_path)
+    meta = RunMeta(schema_version=3, workers="cpu:1x1", max_queue_delay_ms=None).with_recorded(
+        {"perfmodel": "p.json", "calibrate": False, "start_time": "now"})
+    run.write_meta(meta)
+    written = json.loads(run.run_json.read_text())
+    assert written["max_queue_delay_ms"] is None and written["perfmodel"] == "p.json"  # always vs once recorded
+    assert "auto_rates" not in written and "machine_load" not in written and written["calibrate"] is False
+    assert run.read_meta() == meta
+    run.update_meta(lambda m: replace(m, auto_rates=[1.0, 2.0], machine_load=[{"when": "start"}]))
+    assert run.read_meta() == replace(meta, auto_rates=[1.0, 2.0], machine_load=[{"when": "start"}])
+    assert json.loads(run.run_json.read_text())["auto_rates"] == [1.0, 2.0]
 
 
 def test_ctrl_c_while_workers_prepare_their_sessions_stops_them_before_exiting(tiny_cnn_path, monkeypatch):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from staronnx_cli.errors import UserError
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.runtime.gpu import DeviceTensor, import_cupy
 from staronnx_cli.runtime.pinned import PinnedPool
 
@@ -211,7 +212,7 @@ def test_a_gpu_worker_copies_the_inputs_of_the_tasks_it_holds_while_one_runs():
         executor.inboxes[0].put((k, 0, 1, lambda *args: done.append(args)))
     executor.inboxes[0].put(None)
     executor._input = lambda k, m, name, size, worker, runner: np.array([k])
-    executor._serve_gpu(0, WorkerSpec("cuda0", "cuda", (), 0), [Runner()])
+    executor._serve_gpu(0, WorkerSpec("cuda0", CUDA, (), 0), [Runner()])
     assert log == [("copy", 0), ("copy", 1), ("copy", 2), ("run", "on device 0"), ("copy", 3),
                    ("run", "on device 1"), ("run", "on device 2"), ("run", "on device 3")]
     assert [(args[1], args[-2], args[-1]) for args in done] == [(k, "", (float(k), k + 0.5)) for k in range(4)]
@@ -395,7 +396,7 @@ def test_a_gpu_workers_memory_budget_is_shared_by_plain_and_graph_sessions_after
     out_shape = [d.dim_value or 4 for d in proto.graph.output[0].type.tensor_type.shape.dim]
     assert graph_buffer_bytes(proto, 4) == sum(v.nbytes for v in inputs.values()) + 4 * int(np.prod(out_shape))
     executor = object.__new__(ThreadExecutor)
-    executor.workers = [WorkerSpec("cuda0", "cuda", (), 0), WorkerSpec("cpu0", "cpu", (0,), None)]
+    executor.workers = [WorkerSpec("cuda0", CUDA, (), 0), WorkerSpec("cpu0", CPU, (0,), None)]
     executor.memory_limits = {"cuda0": 2**20, "cpu0": 2**20}
     executor.variable_batches, executor.batches, executor.part_model = False, [4], [0, 0]
     executor.inputs = [inputs]
@@ -433,7 +434,7 @@ def test_ctrl_c_while_gpu_workers_prepare_stops_the_captures_not_yet_started(tin
 
     monkeypatch.setattr(ThreadExecutor, "_prepare", prepare)
     monkeypatch.setattr(ThreadExecutor, "_await_workers", interrupted)
-    workers = [WorkerSpec(f"cuda0.{i}", "cuda", (), 0) for i in range(4)]
+    workers = [WorkerSpec(f"cuda0.{i}", CUDA, (), 0) for i in range(4)]
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         ThreadExecutor(RealLoop(), workers, [tiny_cnn_path], 1)
@@ -455,8 +456,8 @@ def test_dmda_weighs_input_bytes_where_they_can_differ_between_workers():
         return Scheduler(VirtualLoop(), executor, workers, make_policy("dmda"), PerfModel(),
                          PartGraph.single()).weighs_inputs
 
-    cpu = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
-    gpus = [WorkerSpec("cuda0.0", "cuda", (), 0), WorkerSpec("cuda0.1", "cuda", (), 0)]
+    cpu = [WorkerSpec("cpu0", CPU, (0,)), WorkerSpec("cpu1", CPU, (1,))]
+    gpus = [WorkerSpec("cuda0.0", CUDA, (), 0), WorkerSpec("cuda0.1", CUDA, (), 0)]
     assert not weighs(cpu)  # every input is where every worker is
     assert weighs(gpus)  # one device, but the model's inputs come from the host
     assert weighs([cpu[0], gpus[0]])

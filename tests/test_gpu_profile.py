@@ -16,6 +16,7 @@ from conftest import assert_one_line_error
 
 from staronnx_cli import modelio
 from staronnx_cli.devices import Device
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.profile import cupti_recorder
 from staronnx_cli.profile.costs import read_costs, timing_of, write_costs
 from staronnx_cli.profile.gpu_times import GpuRecording, attribute_gpu_activity, read_recording
@@ -106,13 +107,13 @@ def test_cupti_records_are_trusted_only_when_they_match_the_runs():
 
 def test_cupti_unavailable_is_one_line_naming_the_fix(monkeypatch):
     monkeypatch.setattr(cupti_recorder, "cupti_version", lambda: "")
-    recorder, note = _gpu_recorder(Device("cuda", 0))
+    recorder, note = _gpu_recorder(Device(CUDA, 0))
     assert recorder is None and "cupti-python is not installed: pip install 'staronnx[cuda13]'" in note
     monkeypatch.setattr(cupti_recorder, "cupti_version", lambda: "12.8.0")
     monkeypatch.setattr(cupti_recorder, "_cuda_major_of_ort", lambda: "13")
     with pytest.raises(cupti_recorder.CuptiUnavailable, match="for CUDA 12 but this ONNX Runtime is built for CUDA 13"):
         cupti_recorder.load_cupti()
-    assert _gpu_recorder(Device("cpu", 1)) == (None, "")
+    assert _gpu_recorder(Device(CPU, 1)) == (None, "")
 
 
 class FakeCupti:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.metrics.points import ideal_latency_s, ideal_rho_max
 from staronnx_cli.runtime.calibration import measure_workers
 from staronnx_cli.runtime.executors import ModelledExecutor
@@ -21,7 +22,7 @@ from staronnx_cli.sweep.runner import SweepSettings, run_sweep
 
 PLATFORM = Path(__file__).parents[1] / "experiments" / "platforms" / "h100_googlenet_whole.toml"
 GPU_S, CPU_S = 0.002, 0.008  # a batch of one: 2 ms on the GPU, 8 ms on the CPU group
-WORKERS = [WorkerSpec("cuda0", "cuda", (), 0), WorkerSpec("cpu0", "cpu", (0, 1))]
+WORKERS = [WorkerSpec("cuda0", CUDA, (), 0), WorkerSpec("cpu0", CPU, (0, 1))]
 
 
 def test_the_ideal_fills_the_fastest_worker_first_and_the_capacity_adds_up():

@@ -4,6 +4,7 @@ import pytest
 
 from staronnx_cli.devices import Device, parse_device
 from staronnx_cli.errors import UserError
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.machine import auto_worker_layout, parse_cpulist
 
 
@@ -22,8 +23,8 @@ def test_auto_layout_one_worker_per_numa_node_and_a_core_per_gpu():
     assert auto_worker_layout([[0]], 1) == "cuda:0x2"
 
 
-@pytest.mark.parametrize("spec, device", [("cpu:1", Device("cpu", 1)), ("cuda", Device("cuda", 0)),
-                                          ("CUDA:1", Device("cuda", 1))])
+@pytest.mark.parametrize("spec, device", [("cpu:1", Device(CPU, 1)), ("cuda", Device(CUDA, 0)),
+                                          ("CUDA:1", Device(CUDA, 1))])
 def test_parse_device(spec, device):
     assert parse_device(spec) == device
 
@@ -58,3 +59,21 @@ def test_several_workers_share_one_gpu_and_its_memory_node():
             parse_workers(spec, [0, 1], cuda_usable=True)
     with pytest.raises(UserError, match="no usable CUDA"):
         parse_workers("cuda:0x2", [0, 1], cuda_usable=False)
+
+
+def test_a_worker_kind_is_one_object_that_reads_and_writes_as_its_name():
+    """Files and flags hold "cpu" and "cuda"; code asks the kind object, and a copy (Ray, pickle) is the same one."""
+    import copy
+    import json
+    import pickle
+
+    from staronnx_cli.kinds import kind_named, kind_of_key, kind_of_worker
+
+    assert CPU == "cpu" and json.dumps([CUDA]) == '["cuda"]' and kind_named("cuda") is CUDA
+    assert pickle.loads(pickle.dumps(CUDA)) is CUDA and copy.deepcopy(CPU) is CPU
+    assert (CPU.key(4), CUDA.key(4), CPU.memory_node(0), CUDA.memory_node(1)) == ("cpu:4", "cuda", "host", "cuda:1")
+    assert CPU.providers() == ["CPUExecutionProvider"] and CPU.pins_threads and not CUDA.pins_threads
+    assert CUDA.providers(1, gpu_mem_limit="64") == [("CUDAExecutionProvider", {"device_id": 1, "gpu_mem_limit": "64"}),
+                                                     "CPUExecutionProvider"]
+    assert (CUDA.worker_name(0, 1), CPU.worker_name(3)) == ("cuda0.1", "cpu3")
+    assert kind_of_key("cpu:2") is CPU and kind_of_worker("cuda0.1") is CUDA and kind_of_worker("cpu1") is CPU

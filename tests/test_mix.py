@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from staronnx_cli.errors import UserError
+from staronnx_cli.kinds import CPU
 from staronnx_cli.load.schedule import BatchSchedule
 from staronnx_cli.mix.point import mix_rows
 from staronnx_cli.mix.schedule import MixPoint, mix_schedule, rates_at
@@ -35,7 +36,7 @@ def two_models(target_a=None, target_b=None, priority_b=0):
 def run_virtual(schedule, durations, policy="dmda", workers=1, max_backlog=50):
     """Two single-part models (parts 0 and 1) on `workers` CPU workers, each part taking a constant time."""
     loop = VirtualLoop()
-    specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
+    specs = [WorkerSpec(f"cpu{i}", CPU, (i,)) for i in range(workers)]
     executor = ModelledExecutor(loop, specs, lambda part, kind, batch: durations[part])
     graph = PartGraph.union([PartGraph.single(), PartGraph.single()])
     scheduler = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), graph)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from staronnx_cli.errors import UserError
+from staronnx_cli.kinds import CPU
 from staronnx_cli.load.schedule import batch_schedule, fixed_rate, fixed_rate_batches
 from staronnx_cli.metrics.points import congestion, summarize
 from staronnx_cli.runtime.executors import ModelledExecutor
@@ -27,7 +28,7 @@ def test_batches_are_released_at_their_last_arrival():
 
 def run(durations, workers=1, policy="eager", rate=100.0, n=2, batches=20, parts=None, max_backlog=50):
     loop = VirtualLoop()
-    specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
+    specs = [WorkerSpec(f"cpu{i}", CPU, (i,)) for i in range(workers)]
     executor = ModelledExecutor(loop, specs, lambda part, kind, b: durations[part])
     scheduler = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), parts or PartGraph.single())
     return scheduler.run(fixed_rate_batches(rate, n, batches), Limits(max_backlog, 1e9))
@@ -145,7 +146,7 @@ def test_the_latency_trend_stops_a_slowly_overloaded_point_before_the_backlog_bo
     from staronnx_cli.sweep.point import latency_watch
 
     loop = VirtualLoop()
-    specs = [WorkerSpec("cpu0", "cpu", (0,))]
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
     executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.012)  # 12 ms per batch every 10 ms
     scheduler = Scheduler(loop, executor, specs, make_policy("eager"), PerfModel(), PartGraph.single())
     records, why = scheduler.run(fixed_rate_batches(100.0, 1, 2000), Limits(10_000, 1e9), latency_watch(5))
@@ -157,7 +158,7 @@ def test_a_point_row_from_records_on_the_virtual_clock():
     from staronnx_cli.sweep.point import PointSpec, SchedulerSetup, batch_rows, point_row, run_point
 
     spec = PointSpec(batch_size=2, rate_qps=100.0, warmup=2, batches=10)
-    specs = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
+    specs = [WorkerSpec("cpu0", CPU, (0,)), WorkerSpec("cpu1", CPU, (1,))]
     executor = ModelledExecutor(VirtualLoop(), specs, lambda part, kind, b: 0.010)
     records, stop, times, first = run_point(spec, SchedulerSetup(specs, PerfModel(), VirtualLoop), executor,
                                             make_policy("roundrobin"), PartGraph.single())

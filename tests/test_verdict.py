@@ -11,6 +11,7 @@ import pytest
 from staronnx_cli.analysis.noise import noise_warnings
 from staronnx_cli.analysis.verdict import pairs, run_verdict, split_verdict, verdict
 from staronnx_cli.hostload import Counters, _cpu_ticks, busy_warnings, sample_load
+from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.results.read import Run, read_run
 from staronnx_cli.results.runmeta import RunMeta
 from staronnx_cli.runtime.workers import WorkerSpec
@@ -46,7 +47,7 @@ def hand_run(parts: int, rows: list[tuple], auto: bool = True) -> Run:
     points = pd.DataFrame(rows, columns=["batch_size", "rate_qps", "batches", "mean_max_latency_ms",
                                          "std_max_latency_ms", "congested"])
     meta = RunMeta(schema_version=3, parts=parts, model_sha256="m", offload_fraction=0.1 if parts > 1 else 0.0,
-                   extra={"auto_rates": [10.0]} if auto else {})
+                   auto_rates=[10.0] if auto else None)
     return Run(Path(f"run{parts}"), meta, points)
 
 
@@ -149,9 +150,9 @@ class FakeTarget:
 
 
 def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_about():
-    one = [WorkerSpec("cpu0", "cpu", (0, 1))]
-    two = [WorkerSpec("cpu0", "cpu", (0,)), WorkerSpec("cpu1", "cpu", (1,))]
-    gpu = [WorkerSpec("cuda0", "cuda", (), 0), WorkerSpec("cpu0", "cpu", (0,))]
+    one = [WorkerSpec("cpu0", CPU, (0, 1))]
+    two = [WorkerSpec("cpu0", CPU, (0,)), WorkerSpec("cpu1", CPU, (1,))]
+    gpu = [WorkerSpec("cuda0", CUDA, (), 0), WorkerSpec("cpu0", CPU, (0,))]
     assert layout_warnings(FakeTarget(1, ""), one, "staronnx") == []
     assert layout_warnings(FakeTarget(2, "cpu:2"), two, "staronnx") == []
     assert layout_warnings(FakeTarget(2, "cuda:0"), gpu, "staronnx") == []

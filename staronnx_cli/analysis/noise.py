@@ -16,12 +16,12 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
-    return [*busy_warnings(run.meta.get("machine_load") or []), *_spread_warnings(run), *_below_ideal(run),
+    return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_below_ideal(run),
             *_late_releases(run), *_disturbances(run)]
 
 
 def _spread_warnings(run: Run) -> list[str]:
-    wide = [c for c in run.meta.get("calibration") or [] if (c.get("spread") or 0) > SPREAD]
+    wide = [c for c in run.meta.calibration if (c.get("spread") or 0) > SPREAD]
     if not wide:
         return []
     worst = max(wide, key=lambda c: c["spread"])

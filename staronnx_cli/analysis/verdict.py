@@ -62,7 +62,7 @@ def resolution(run: Run) -> float:
     top, n = top_rate(run)
     first = env.first_congested(run.points).get(n) if n is not None else None
     gap = (first / top - 1) if top and first else 0.0
-    return max(PRECISION, gap) if run.meta.get("auto_rates") else gap  # auto stops early at MAX_PROBES
+    return max(PRECISION, gap) if run.meta.auto_rates else gap  # auto stops early at MAX_PROBES
 
 
 def top_rate(run: Run) -> tuple[float | None, int | None]:
@@ -74,7 +74,7 @@ def top_rate(run: Run) -> tuple[float | None, int | None]:
 
 def _saturation_sentences(run: Run) -> list[str]:
     highest, first_bad = env.rho_max(run.points), env.first_congested(run.points)
-    how = (f"within {resolution(run):.0%}" if run.meta.get("auto_rates") else
+    how = (f"within {resolution(run):.0%}" if run.meta.auto_rates else
            "the highest uncongested rate of the grid")
     per_n = []
     for size, highest_n in highest.items():

@@ -4,7 +4,7 @@ each point's rows (one per model) appended as soon as it finishes."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import UserError
 from ..results.rundir import RunDir
@@ -66,18 +66,17 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
             raise UserError(f"this mix's queries alone take {hours:.3g} h to arrive, more than --max-hours "
                             f"{sw.max_hours:g}: lower --batches, raise the rates or the lowest --scale, or raise "
                             "--max-hours")
-    meta = run_metadata(sw, target, engine)
-    meta.update({"mix": {"file": str(mix.path), "models": [
+    meta = replace(run_metadata(sw, target, engine), mix={"file": str(mix.path), "models": [
         {"name": m.name, "source": m.source, "model_sha256": mem.target.model_sha256,
          "plan_sha256": mem.target.plan_sha256, "parts": len(mem.target.part_files), "rate_qps": m.rate_qps,
          "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival}
-        for m, mem in zip(mix.models, target.members)]}, "scales": list(s.scales), "vary": s.vary,
-        "memory_limits": memory_limits})
+        for m, mem in zip(mix.models, target.members)]}, scales=list(s.scales), vary=s.vary,
+        memory_limits=memory_limits)
     if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
         old = RunDir(sw.output).read_meta()
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
-            if _without_file(old.get(key)) != _without_file(meta[key]):
+            if _without_file(old.get(key)) != _without_file(meta.get(key)):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
     return prepared_run(sw, target, engine, policy, meta, [])

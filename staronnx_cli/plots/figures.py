@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from ..analysis import envelope as env  # noqa: E402
 from ..errors import UserError, first_line  # noqa: E402
-from ..kinds import worker_name_on_gpu  # noqa: E402
+from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
@@ -287,7 +287,7 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
 def _worker_order(name: str) -> tuple[str, int]:
     """cuda0, cuda1, cpu0, cpu1, cpu10 in that order (GPUs first, numbers as numbers)."""
     kind = name.rstrip("0123456789")
-    return ("0" if worker_name_on_gpu(name) else "1") + kind, int(name[len(kind):] or 0)
+    return ("0" if kind_of_worker(name).on_gpu else "1") + kind, int(name[len(kind):] or 0)
 
 
 def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[int, float]:

@@ -15,8 +15,8 @@ def mix_figure(run: Run, log: bool = False):
 
     points = need_mix(run)
     fig, ax = _new(f"{run.model_name}: {run.meta.policy} on {run.meta.workers}",
-                   "worst-case latency per model as every rate is scaled" if not run.meta.extra.get("vary") else
-                   f"worst-case latency per model as {run.meta.extra['vary']}'s rate is scaled")
+                   "worst-case latency per model as every rate is scaled" if not run.meta.vary else
+                   f"worst-case latency per model as {run.meta.vary}'s rate is scaled")
     styles = ["-", "--", ":", "-."]
     models = list(dict.fromkeys(points["model"]))
     top = points["mean_max_latency_ms"].max()
@@ -40,8 +40,8 @@ def mix_figure(run: Run, log: bool = False):
         if c["largest_scale"]:
             ax.axvline(c["largest_scale"]["scale"], color="grey", linewidth=1,
                        label=f"every target met up to scale {c['largest_scale']['scale']:g}")
-    ax.set_xlabel("scale of the mix's rates" if not run.meta.extra.get("vary") else
-                  f"scale of {run.meta.extra['vary']}'s rate")
+    ax.set_xlabel("scale of the mix's rates" if not run.meta.vary else
+                  f"scale of {run.meta.vary}'s rate")
     ax.set_ylabel("mean max-latency per batch (ms)")
     if log:
         ax.set_yscale("log")

@@ -21,7 +21,7 @@ import onnxruntime as ort
 from .. import modelio
 from ..devices import Device
 from ..errors import UserError, first_line
-from ..ortenv import cuda_status, providers_for, session_options
+from ..ortenv import cuda_status, session_options
 from .costs import main_timing
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
@@ -141,7 +141,7 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
     if optimised_path:
         so.optimized_model_filepath = optimised_path
     try:
-        return ort.InferenceSession(str(settings.model), so, providers=providers_for(device.kind, device.number))
+        return ort.InferenceSession(str(settings.model), so, providers=device.kind.providers(device.number))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
         raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {first_line(exc)}") from None
 

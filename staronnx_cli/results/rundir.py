@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import json_text
 from ..outputfile import write_text_atomic
+from .runmeta import RunMeta
 from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_FILES, append_rows, complete_text, cut_partial_line, read_run_meta
 
 
@@ -23,19 +24,17 @@ class RunDir:
         self.run_json, self.points, self.batches = (path / name for name in RUN_FILES)
 
     # -- run.json -------------------------------------------------------------------------------------------------
-    def read_meta(self) -> dict:
-        return read_run_meta(self.run_json)
+    def read_meta(self) -> RunMeta:
+        return RunMeta.from_json(read_run_meta(self.run_json), self.run_json)
 
-    def write_meta(self, meta: dict) -> None:
+    def write_meta(self, meta: RunMeta) -> None:
         """Whole or not at all; a file system that refuses (read-only, full) is one line, the points kept."""
-        write_text_atomic(self.run_json, json_text(meta), "free space or fix permissions, then continue with "
-                          "--resume; the points measured before are kept")
+        write_text_atomic(self.run_json, json_text(meta.to_json()), "free space or fix permissions, then continue "
+                          "with --resume; the points measured before are kept")
 
-    def update_meta(self, change: Callable[[dict], None]) -> None:
-        """run.json read, changed in place by `change(meta)`, written whole."""
-        meta = self.read_meta()
-        change(meta)
-        self.write_meta(meta)
+    def update_meta(self, change: Callable[[RunMeta], RunMeta]) -> None:
+        """run.json read, `change(meta)` written whole."""
+        self.write_meta(change(self.read_meta()))
 
     # -- rows -------------------------------------------------------------------------------------------------------
     def append_points(self, rows: list[dict]) -> None:
@@ -58,7 +57,7 @@ class RunDir:
         return pd.read_csv(io.StringIO(complete_text(self.points))) if self.points.exists() else pd.DataFrame()
 
     # -- its life ---------------------------------------------------------------------------------------------------
-    def start(self, meta: dict, force: bool, resume: bool, rows_per_point: int = 1) -> list[str]:
+    def start(self, meta: RunMeta, force: bool, resume: bool, rows_per_point: int = 1) -> list[str]:
         """Ready to be written: emptied with `force`; repaired with `resume`; a stale start (run.json or batch
         rows without points.csv) begun again as a whole, with `meta` as its run.json. Returns what was repaired."""
         if force:

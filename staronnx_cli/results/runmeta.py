@@ -1,10 +1,12 @@
-"""run.json read back as a typed object: one place says which keys a run has, of what type, and what older
-runs without them mean, instead of `.get(key, default)` wherever a reader needs one."""
+"""run.json as a typed object, written and read by the same class: one place says which keys a run has, of what
+type, which are written only once recorded, and what older runs without them mean, instead of a dict built in one
+module and `.get(key, default)` wherever a reader needs one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from ..errors import UserError
 
@@ -38,25 +40,57 @@ class RunMeta:
     batches: int | None = None
     warmup: int | None = None
     cuda_graphs: bool = True
+    # Written only once recorded (RECORDED): by the engine, during the sweep, or by a mix.
     perfmodel: str = ""  # real engine: the performance-model file
     platform_name: str = ""  # sim engine: the simulated machine
-    extra: dict = field(default_factory=dict)  # everything else an engine recorded (calibration, platform, ...)
+    calibration: list = field(default_factory=list)  # what each worker kind ran alone before the points
+    machine_load: list = field(default_factory=list)  # the machine's load at the start and over the sweep
+    auto_rates: list | None = None  # --rate auto: the grid, reused by --resume
+    auto_capacity_qps: dict | None = None  # --rate auto: each N's measured capacity
+    cuda_graph_parts: list = field(default_factory=list)
+    transfer_measured: dict = field(default_factory=dict)  # host->device figures per GPU worker
+    transfer: dict | None = None  # the link dmda predicted with
+    mix: dict | None = None  # sweep --mix: its models as read from the mix file
+    scales: list | None = None
+    vary: str | None = None
+    memory_limits: dict | None = None
+    extra: dict = field(default_factory=dict)  # everything else an engine recorded (calibrate, platform, ...)
 
     @classmethod
     def from_json(cls, data: dict, path: Path) -> RunMeta:
-        known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
+        values = {k: v for k, v in data.items() if k in FIELDS and v is not None}
         try:
-            meta = cls(**values, extra={k: v for k, v in data.items() if k not in known})
+            meta = cls(**values, extra={k: v for k, v in data.items() if k not in FIELDS})
             for name, kind in (("parts", int), ("offload_fraction", float), ("schema_version", int)):
                 if getattr(meta, name) is not None:
                     kind(getattr(meta, name))
+            wrong = [f.name for f in fields(cls) if f.name in values and isinstance(DEFAULTS.get(f.name), (list, dict))
+                     and not isinstance(values[f.name], type(DEFAULTS[f.name]))]
+            if wrong:
+                raise TypeError(f"'{wrong[0]}' is not a {type(DEFAULTS[wrong[0]]).__name__}")
         except (TypeError, ValueError) as exc:
             raise UserError(f"'{path}' is not a staronnx run.json ({exc}): sweep again into a new -o") from None
         return meta
+
+    def to_json(self) -> dict:
+        """What run.json holds: every sweep key, the recorded ones once set, then what the engine added."""
+        written = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**{k: v for k, v in written.items() if k not in RECORDED or v not in (None, "", [], {})},
+                **self.extra}
+
+    def with_recorded(self, values: dict[str, Any]) -> RunMeta:
+        """These keys set: a known one in its field, any other kept as the engine wrote it."""
+        known = {k: v for k, v in values.items() if k in FIELDS}
+        return replace(self, **known, extra={**self.extra, **{k: v for k, v in values.items() if k not in FIELDS}})
 
     def get(self, key: str, default=None):
         """Any recorded key by name (for generic tables such as the report's)."""
         if key in self.extra:
             return self.extra[key]
-        return getattr(self, key, default) if key != "extra" else default
+        return getattr(self, key, default) if key in FIELDS else default
+
+
+FIELDS = frozenset(f.name for f in fields(RunMeta)) - {"extra"}
+RECORDED = frozenset({"perfmodel", "platform_name", "calibration", "machine_load", "auto_rates", "auto_capacity_qps",
+                      "cuda_graph_parts", "transfer_measured", "transfer", "mix", "scales", "vary", "memory_limits"})
+DEFAULTS = {f.name: getattr(RunMeta(schema_version=0), f.name) for f in fields(RunMeta)}

@@ -21,7 +21,6 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import first_line
-from ..ortenv import providers_for
 from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
@@ -205,31 +204,38 @@ class ThreadExecutor(PointClock):
         return pinned_session_options(worker.cores, path, fixed_batch, worker.kind)
 
     def _prepare(self, worker: WorkerSpec, m: int, warmup_runs: int) -> Any:
-        """Worker's runner of model m: its sessions, warmed on its inputs."""
+        """Worker's runner of model m: its sessions, warmed on its inputs (a GPU kind's on its device)."""
         part_files, fixed_batch = self.files[m], None if self.variable_batches else self.batches[m]
+        prepare = self._gpu_sessions if worker.on_gpu else self._cpu_sessions
+        return prepare(worker, m, part_files, fixed_batch, warmup_runs)
+
+    def _gpu_sessions(self, worker: WorkerSpec, m: int, part_files: list[Path], fixed_batch: int | None,
+                      warmup_runs: int) -> Any:
+        from .gpu import CudaSessions
+
         share = self.arena_caps.get(worker.name)
-        if worker.on_gpu:
-            from .gpu import CudaSessions
 
-            def factory(path, graph: bool = False):
-                providers = providers_for("cuda", worker.device_id)
-                if share:  # each session's arena within its share of the worker's budget (--memory-limit)
-                    providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "gpu_mem_limit": str(share)})
-                if graph:
-                    providers[0] = ("CUDAExecutionProvider", {**providers[0][1], "enable_cuda_graph": "1"})
-                return ort.InferenceSession(str(path), self._options(path, worker, fixed_batch), providers=providers)
+        def factory(path, graph: bool = False):
+            options = {"gpu_mem_limit": str(share)} if share else {}  # --memory-limit: each session's share
+            if graph:
+                options["enable_cuda_graph"] = "1"
+            return ort.InferenceSession(str(path), self._options(path, worker, fixed_batch),
+                                        providers=worker.kind.providers(worker.device_id, **options))
 
-            with self._capturing():  # GPU workers are prepared one at a time: no capture overlaps other GPU work
-                runner = CudaSessions(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
-                                    graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
-                                    else None, fixed_batch=fixed_batch, cancelled=self.stopping.is_set)
-            self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
-            self.graph_rejections += [f"{worker.name} {note}" for note in runner.graph_rejections]
-            self.links[worker.name] = runner.link
-            self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
-            return runner
+        with self._capturing():  # GPU workers are prepared one at a time: no capture overlaps other GPU work
+            runner = CudaSessions(worker.device_id, part_files, factory, self.inputs[m], warmup_runs,
+                                  graph_factory=(lambda path: factory(path, graph=True)) if self.cuda_graphs
+                                  else None, fixed_batch=fixed_batch, cancelled=self.stopping.is_set)
+        self.graph_notes += [f"{worker.name} {note}" for note in runner.graph_notes]
+        self.graph_rejections += [f"{worker.name} {note}" for note in runner.graph_rejections]
+        self.links[worker.name] = runner.link
+        self.gpus.setdefault(worker.device_id, runner)  # several workers on one GPU: any of them can fetch
+        return runner
+
+    def _cpu_sessions(self, worker: WorkerSpec, m: int, part_files: list[Path], fixed_batch: int | None,
+                      warmup_runs: int) -> CpuSessions:
         sessions = [ort.InferenceSession(str(p), self._options(p, worker, fixed_batch),
-                                         providers=["CPUExecutionProvider"]) for p in part_files]
+                                         providers=worker.kind.providers()) for p in part_files]
         cpu = CpuSessions(sessions)
         warm: dict = dict(self.inputs[m])
         for part, session in enumerate(sessions):  # chain order, so later parts get real inputs

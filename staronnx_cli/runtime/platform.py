@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..kinds import KINDS, is_kind_key, kind_key, on_gpu
+from ..kinds import KINDS, WorkerKind, is_kind_key, kind_named
 from ..outputfile import write_text_atomic
 from ..tomlfile import read_toml
 from .transfer import Link
@@ -52,17 +52,17 @@ from .transfer import Link
 
 @dataclass(frozen=True)
 class WorkerGroup:
-    kind: str
+    kind: WorkerKind
     count: int
     cores: int
 
     @property
     def kind_key(self) -> str:
-        return kind_key(self.kind, self.cores)
+        return self.kind.key(self.cores)
 
     @property
     def on_gpu(self) -> bool:
-        return on_gpu(self.kind)
+        return self.kind.on_gpu
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
             if value > most:  # checked before any worker or core list is built from it
                 raise UserError(f"platform: {where}: {key} = {value} is more than {most}: a machine to simulate has "
                                 f"at most {MAX_GROUP_WORKERS} workers of a kind and {MAX_WORKER_CORES} cores a worker")
-        groups.append(WorkerGroup(kind, count, cores))
+        groups.append(WorkerGroup(kind_named(kind), count, cores))
     if not groups:
         raise UserError("platform: no [[workers]]: add e.g. [[workers]] kind = \"cpu\" count = 2 cores = 1")
     transfer, overhead = data.get("transfer", {}), data.get("overhead", {})

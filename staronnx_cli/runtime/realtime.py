@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..kinds import CPU, on_gpu
+from ..kinds import CPU, WorkerKind
 from ..ortenv import session_options
 from . import hotwait
 
@@ -128,11 +128,11 @@ def wait_until(now: Callable[[], float], due: float) -> float | None:
 
 
 def pinned_session_options(cores: tuple[int, ...] | list[int], model: Path | None = None, batch: int | None = None,
-                           kind: str = CPU) -> ort.SessionOptions:
+                           kind: WorkerKind = CPU) -> ort.SessionOptions:
     """A worker's session: one intra-op thread per core, ORT's own threads pinned to cores[1:] (the driving thread,
     pinned by its caller, is the first); with `batch`, the model's free batch dimension fixed (static shapes)."""
     so = session_options(len(cores) or 1)
-    if not on_gpu(kind) and len(cores) > 1:  # thread affinities are 1-based logical processors
+    if kind.pins_threads and len(cores) > 1:  # thread affinities are 1-based logical processors
         so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cores[1:]))
     if batch and model is not None:
         from .. import modelio

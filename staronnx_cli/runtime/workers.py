@@ -8,29 +8,29 @@ import re
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..kinds import CPU, CUDA, kind_key, memory_node, on_gpu
+from ..kinds import CPU, CUDA, WorkerKind
 from ..kinds import HOST as HOST  # the memory node of CPU workers, where the runtime imports it from
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
     name: str  # "cpu0", "cuda0"
-    kind: str  # "cpu" or "cuda"
+    kind: WorkerKind  # CPU or CUDA (written as "cpu", "cuda")
     cores: tuple[int, ...]  # pinned cores (cpu); the driving core (cuda), if any
     device_id: int = 0
 
     @functools.cached_property
     def on_gpu(self) -> bool:
-        return on_gpu(self.kind)
+        return self.kind.on_gpu
 
     @functools.cached_property
     def memory_node(self) -> str:
-        return memory_node(self.kind, self.device_id)
+        return self.kind.memory_node(self.device_id)
 
     @functools.cached_property
     def kind_key(self) -> str:
         """What a performance model is keyed by: the kind and its size (cpu:4, cuda)."""
-        return kind_key(self.kind, len(self.cores))
+        return self.kind.key(len(self.cores))
 
 
 def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: str = "") -> list[WorkerSpec]:
@@ -53,7 +53,7 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
                                 f"free of {len(cores)} usable here; try cpu:1x{len(cores)} or cpu:{len(cores)}x1")
             for _ in range(groups):
                 mine, free = tuple(free[:size]), free[size:]
-                workers.append(WorkerSpec(f"cpu{sum(not w.on_gpu for w in workers)}", CPU, mine))
+                workers.append(WorkerSpec(CPU.worker_name(sum(not w.on_gpu for w in workers)), CPU, mine))
         elif gpu:
             if not cuda_usable:
                 why = cuda_reason or "see staronnx doctor"
@@ -66,7 +66,8 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
                 raise UserError(f"--workers {spec}: cuda:{device} is given twice; for several workers on one GPU "
                                 f"write cuda:{device}x2")
             for j in range(count):  # one memory node: tensors pass between them without a copy
-                workers.append(WorkerSpec(f"cuda{device}" + (f".{j}" if count > 1 else ""), CUDA, (), device))
+                workers.append(WorkerSpec(CUDA.worker_name(device, j if count > 1 else None), CUDA, (),
+                                          device))
         else:
             raise UserError(f"--workers '{item}' is not a worker: write cpu:GxK (G workers of K cores), cpu:K, "
                             "cuda:ID, cuda:IDxW (W workers on one GPU), or auto")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..kinds import CPU, CUDA, kind_key, on_gpu, worker_name_on_gpu
+from ..kinds import WorkerKind, kind_of_worker
 from ..results.runmeta import RunMeta
 from ..results.schema import complete_text, read_run_meta
 from ..results.tasks import task_table
@@ -102,26 +102,26 @@ def platform_from_run(run: Path) -> Platform:
     meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
     if meta.engine != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
-    sizes: dict[tuple[str, int], int] = {}
+    sizes: dict[tuple[WorkerKind, int], int] = {}
     for name, cores in meta.worker_cores.items():
-        kind = CUDA if worker_name_on_gpu(name) else CPU
-        key = (kind, 1 if on_gpu(kind) else len(cores))
+        kind = kind_of_worker(name)
+        key = (kind, 1 if kind.on_gpu else len(cores))
         sizes[key] = sizes.get(key, 0) + 1
     groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
     kinds = {g.kind_key for g in groups}
     parts = int(meta.parts)
     batches = _read_batches(run / "batches.csv")
-    kind_of = {name: kind_key(CUDA if worker_name_on_gpu(name) else CPU, len(cores))
+    kind_of = {name: kind_of_worker(name).key(len(cores))
                for name, cores in meta.worker_cores.items()}
     measured = _task_times(batches, kind_of, parts)
-    alone = {key: row for key, row in _calibrated_times(meta.get("calibration"), kinds, parts).items()
+    alone = {key: row for key, row in _calibrated_times(meta.calibration, kinds, parts).items()
              if key not in measured}
     times = sorted({**alone, **measured}.values(), key=lambda t: (t.part, t.kind, t.batch))
     if not times:
         raise UserError(f"run '{run}' recorded no task time (no measured batch in batches.csv, no calibration in "
                         "run.json): sweep again, then capture")
     overhead = dispatch_overhead_us(batches) if len(batches) else 0.0
-    link = measured_link(meta.get("transfer"))
+    link = measured_link(meta.transfer)
     notes = (f"captured from {run} ({meta.cpu}, {meta.cores if meta.cores is not None else '?'} cores, ONNX Runtime "
              f"{meta.onnxruntime}, model {meta.model_name or '?'}, {parts} part(s)); task times: the run's measured "
              f"batches ({len(measured)} (part, kind, N))"

@@ -10,6 +10,8 @@ from pathlib import Path
 from ..errors import UserError, first_line
 from ..kinds import key_on_gpu
 from ..load.schedule import arrivals
+from ..results.rundir import RunDir
+from ..results.runmeta import RunMeta
 from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
 from ..systems.target import Target
 from .point import PointSpec
@@ -57,9 +59,9 @@ RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "po
                "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
 
 
-def check_resume(s: SweepSettings, meta: dict, run_dir: Path) -> None:
+def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
     """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
-    old = read_run_meta(run_dir / "run.json")
+    old = RunDir(run_dir).read_meta()
     for key in RESUME_KEYS:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "

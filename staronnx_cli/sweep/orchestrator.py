@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ..hostload import counters, sample_load
 from ..results.rundir import RunDir
+from ..results.runmeta import RunMeta
 from ..systems import BatchSizeSetup, Engine
 from .progress import SweepProgress
 from .settings import SweepSettings
@@ -34,7 +36,7 @@ class Grid(Protocol):
     def done(self, key: Any, point: Any, rows: list[dict]) -> None: ...  # its rows committed
 
 
-def run_grid(s: SweepSettings, engine: Engine, meta: dict, grid: Grid, on_point: Callable[[dict], None],
+def run_grid(s: SweepSettings, engine: Engine, meta: RunMeta, grid: Grid, on_point: Callable[[dict], None],
              on_progress: Callable[[SweepProgress], None], on_notice: Callable[[str], None]) -> list[dict]:
     """Every point of `grid`, setup by setup; a point's rows (a mix point: every model's) committed at once."""
     run = RunDir(s.output)
@@ -75,7 +77,7 @@ def run_grid(s: SweepSettings, engine: Engine, meta: dict, grid: Grid, on_point:
     return rows
 
 
-def start_run(s: SweepSettings, engine: Engine, meta: dict, on_notice: Callable[[str], None],
+def start_run(s: SweepSettings, engine: Engine, meta: RunMeta, on_notice: Callable[[str], None],
               rows_per_point: int = 1):
     """The run directory made ready (started over with --force, repaired with --resume, run.json written) and the
     machine's load recorded at the start; returns the load counters (None on the virtual clock)."""
@@ -93,7 +95,7 @@ def record_load(run: RunDir, when: str, since=None, server_elsewhere: bool = Fal
     start = counters()
     if not server_elsewhere:
         sample = sample_load(when, since)
-        run.update_meta(lambda meta: meta.update(machine_load=meta.get("machine_load", []) + [sample]))
+        run.update_meta(lambda meta: replace(meta, machine_load=[*meta.machine_load, sample]))
     return start
 
 
@@ -104,16 +106,16 @@ def record_calibration(run: RunDir, engine: Engine) -> None:
     if not run.run_json.exists():
         return
 
-    def add(meta: dict) -> None:
-        seen = {json.dumps(c, sort_keys=True) for c in meta.get("calibration", [])}
-        meta["calibration"] = meta.get("calibration", []) + [c.to_json() for c in log.calibration
-                                                             if json.dumps(c.to_json(), sort_keys=True) not in seen]
+    def add(meta: RunMeta) -> RunMeta:
+        seen = {json.dumps(c, sort_keys=True) for c in meta.calibration}
+        meta = replace(meta, calibration=meta.calibration + [c.to_json() for c in log.calibration
+                                                             if json.dumps(c.to_json(), sort_keys=True) not in seen])
         if log.graph_notes:
-            meta["cuda_graph_parts"] = list(dict.fromkeys(meta.get("cuda_graph_parts", []) + log.graph_notes))
+            meta = replace(meta, cuda_graph_parts=list(dict.fromkeys(meta.cuda_graph_parts + log.graph_notes)))
         links = log.link_measured
         if links:  # the host->device figures dmda predicted with, per GPU worker (platform from-run reads them)
-            meta["transfer_measured"] = {**meta.get("transfer_measured", {}), **links}
-            meta["transfer"] = engine.link.to_json()
+            meta = replace(meta, transfer_measured={**meta.transfer_measured, **links}, transfer=engine.link.to_json())
+        return meta
 
     run.update_meta(add)
 

@@ -14,6 +14,7 @@ from ..errors import UserError
 from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..results.rundir import RunDir
+from ..results.runmeta import RunMeta
 from ..results.schema import RUN_SCHEMA_VERSION
 from ..runtime.policies import Policy, make_policy
 from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
@@ -34,20 +35,19 @@ from .progress import SweepProgress
 from .settings import SweepSettings
 
 
-def run_metadata(s: SweepSettings, target: Target, engine) -> dict:
+def run_metadata(s: SweepSettings, target: Target, engine) -> RunMeta:
     info = machine_info()
     status = cuda_status()
-    return {"schema_version": RUN_SCHEMA_VERSION, "command": s.command or " ".join(sys.argv),
-            "staronnx": __version__, "onnxruntime": ort.__version__, "python": platform.python_version(),
-            "cpu": info.cpu_model, "cores": info.cores, "gpu": status.reason if status.usable else None,
-            "target": str(s.target), "model_name": s.model_name or s.target.stem,
-            "model_sha256": target.model_sha256, "plan_sha256": target.plan_sha256,
-            "parts": len(target.part_files), "offload_fraction": target.offload_fraction,
-            "split_method": target.split_method, "workers": engine.workers_label(),
-            "worker_cores": {w.name: list(w.cores) for w in engine.workers}, "policy": policy_of(s),
-            "engine": engine.name, "system": s.system, "arrival": s.arrival, "max_queue_delay_ms": s.max_queue_delay_ms,
-            "seed": s.seed, "batches": s.batches, "warmup": s.warmup, "cuda_graphs": s.cuda_graphs,
-            "host": platform.node(), **engine.metadata()}
+    return RunMeta(
+        schema_version=RUN_SCHEMA_VERSION, command=s.command or " ".join(sys.argv), staronnx=__version__,
+        onnxruntime=ort.__version__, python=platform.python_version(), cpu=info.cpu_model, cores=info.cores,
+        gpu=status.reason if status.usable else None, host=platform.node(), target=str(s.target),
+        model_name=s.model_name or s.target.stem, model_sha256=target.model_sha256, plan_sha256=target.plan_sha256,
+        parts=len(target.part_files), offload_fraction=target.offload_fraction, split_method=target.split_method,
+        workers=engine.workers_label(), worker_cores={w.name: list(w.cores) for w in engine.workers},
+        policy=policy_of(s), engine=engine.name, system=s.system, arrival=s.arrival,
+        max_queue_delay_ms=s.max_queue_delay_ms, seed=s.seed, batches=s.batches, warmup=s.warmup,
+        cuda_graphs=s.cuda_graphs).with_recorded(engine.metadata())
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Prepared:
     target: Target
     engine: Engine
     policy: Policy
-    meta: dict
+    meta: RunMeta
     warnings: list[str]  # about the layout, said before the sweep starts (sweep/checks.layout_warnings)
 
 
@@ -90,7 +90,7 @@ def prepare_engine(s: SweepSettings, target: Target, mix=None,
     return engine, policy
 
 
-def prepared_run(s: SweepSettings, target: Target, engine: Engine, policy: Policy, meta: dict,
+def prepared_run(s: SweepSettings, target: Target, engine: Engine, policy: Policy, meta: RunMeta,
                  warnings: list[str]) -> Prepared:
     """The last checks of any sweep, before any progress bar: memory, ONNX Runtime loading every part, and a
     resumed run's settings against the ones it was measured with."""
@@ -209,8 +209,8 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
     grid of fractions of them, both kept in run.json; a resumed run reuses the grid it started with."""
     run = RunDir(s.output)
     meta = run.read_meta()
-    if s.resume and meta.get("auto_rates"):
-        return [float(r) for r in meta["auto_rates"]], {int(k): v for k, v in meta["auto_capacity_qps"].items()}
+    if s.resume and meta.auto_rates:
+        return [float(r) for r in meta.auto_rates], {int(k): v for k, v in (meta.auto_capacity_qps or {}).items()}
     capacities: dict[int, float | None] = {}
     for n in s.batch_sizes:
         setup = engine.prepare(n)
@@ -225,8 +225,8 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
         raise UserError("--rate auto: no worker's service time could be measured at any batch size: give rates, "
                         "e.g. --rate 10:100:10")
     check_duration(replace(s, rates=tuple(grid), auto_rates=False))
-    run.update_meta(lambda meta: meta.update({"auto_rates": grid, "auto_capacity_qps": {
-        str(n): (round(c, 3) if c else None) for n, c in capacities.items()}}))
+    run.update_meta(lambda meta: replace(meta, auto_rates=grid, auto_capacity_qps={
+        str(n): (round(c, 3) if c else None) for n, c in capacities.items()}))
     on_notice("--rate auto: capacity " + ", ".join(f"N={n} {c:.4g} q/s" for n, c in capacities.items() if c)
               + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s, then each N's rho_max to "
               f"{100 * PRECISION:.0f} %")

@@ -20,7 +20,6 @@ import onnxruntime as ort
 from .. import modelio
 from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
-from ..ortenv import providers_for
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
 from ..runtime.realtime import pinned_session_options, wait_until
@@ -89,7 +88,7 @@ class NativeSession:
         so = pinned_session_options(worker.cores, model, batch, worker.kind)
         specs = modelio.input_specs(modelio.load_model(model, with_weights=False))
         try:
-            self.session = ort.InferenceSession(str(model), so, providers=providers_for(worker.kind, worker.device_id))
+            self.session = ort.InferenceSession(str(model), so, providers=worker.kind.providers(worker.device_id))
             self.feeds = modelio.random_inputs(specs, batch, seed)
             self.names = [o.name for o in self.session.get_outputs()]
             for _ in range(warmup_runs):

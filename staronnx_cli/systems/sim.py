@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError
+from ..kinds import WorkerKind
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
 from ..runtime.platform import Platform, TimeRow, WorkerGroup, check_times_target, read_platform
@@ -94,11 +95,11 @@ def platform_workers(p: Platform) -> list[WorkerSpec]:
     for g in p.workers:
         for _ in range(g.count):
             if g.on_gpu:
-                workers.append(WorkerSpec(f"cuda{gpu}", g.kind, (), gpu))
+                workers.append(WorkerSpec(g.kind.worker_name(gpu), g.kind, (), gpu))
                 gpu += 1
             else:
                 cpu_index = sum(not w.on_gpu for w in workers)
-                workers.append(WorkerSpec(f"cpu{cpu_index}", g.kind, tuple(range(core, core + g.cores))))
+                workers.append(WorkerSpec(g.kind.worker_name(cpu_index), g.kind, tuple(range(core, core + g.cores))))
                 core += g.cores
     return workers
 
@@ -127,7 +128,7 @@ def platform_from_cache(spec: str, target: Target) -> Platform:
                             "first, or give --platform PLATFORM.toml")
         models.append((perf, first))
     perf = PerfModel.merged(models)
-    groups: dict[tuple[str, int], int] = {}
+    groups: dict[tuple[WorkerKind, int], int] = {}
     for w in workers:
         key = (w.kind, len(w.cores) or 1)
         groups[key] = groups.get(key, 0) + 1

@@ -6,6 +6,7 @@ python tests/data/runs/make_runs.py   (from the repository root)
 import json
 from pathlib import Path
 
+from staronnx_cli.kinds import CPU
 from staronnx_cli.results.schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_SCHEMA_VERSION, append_rows
 from staronnx_cli.runtime.executors import ModelledExecutor
 from staronnx_cli.runtime.loop import VirtualLoop
@@ -29,7 +30,7 @@ def make(name: str, workers: int, parts: int, rates: list[float], sizes=(1, 2, 4
     out.mkdir(exist_ok=True)
     for file in out.glob("*.csv"):
         file.unlink()
-    specs = [WorkerSpec(f"cpu{i}", "cpu", (i,)) for i in range(workers)]
+    specs = [WorkerSpec(f"cpu{i}", CPU, (i,)) for i in range(workers)]
     graph = PartGraph.single() if parts == 1 else PartGraph([[], [0]], [{-1: 100}, {0: 10}])
     names = [w.name for w in specs]
     label = {"system": "staronnx", "engine": "sim", "policy": "dmda", "workers": f"cpu:{workers}x1"}
