@@ -16,7 +16,7 @@ GPU_PY := $(BIN)/python
 GPU_DEPS := $(STAMP)
 endif
 
-.PHONY: run test lint faults bench bench-gpu compare compare-mix paper-sim gpu-profile-check gpu-check clean install
+.PHONY: run test lint faults bench opara bench-gpu compare compare-mix paper-sim gpu-profile-check gpu-check clean install
 
 # What staronnx itself needs (make run, the benchmarks); the tests and `make compare` add pytest and a real
 # Triton server and Ray (the [dev,triton,ray] extras, about 0.7 GB more).
@@ -74,6 +74,11 @@ bench: $(STAMP)
 	$(BIN)/python experiments/hot_path.py --out results/bench/hot_path
 	$(BIN)/python experiments/sim_bench.py
 	$(BIN)/python experiments/advise_bench.py
+
+## opara: operator parallelism (issue 28): a query's latency at low load, whole model vs ORT_PARALLEL vs a branch plan,
+## here and simulated on an H100 (add OPARA_FLAGS=--rho-max for each one's saturation too)
+opara: $(STAMP)
+	$(BIN)/python experiments/opara_bench.py --out results/bench/opara $(OPARA_FLAGS)
 
 ## bench-gpu: on a GPU machine, staronnx's GPU worker (1, 2, 4 per GPU, auto) against native ONNX Runtime
 bench-gpu: $(GPU_DEPS)

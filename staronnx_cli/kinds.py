@@ -74,6 +74,13 @@ def is_kind_key(key: str) -> bool:
     return kind is not None and (not cores if kind.on_gpu else cores.isdigit())
 
 
+def device_of_worker(name: str) -> int:
+    """cuda1.0 -> 1 (the GPU a worker drives); 0 for a CPU worker."""
+    kind = kind_of_worker(name)
+    number = name[len(kind):].split(".", 1)[0]
+    return int(number) if kind.on_gpu and number.isdigit() else 0
+
+
 def kind_of_worker(name: str) -> WorkerKind:
     """A worker's name says its kind (cuda0, cuda0.1, cpu3); a name no kind begins with is a CPU worker's."""
     return next((k for k in KINDS if k.on_gpu and name.startswith(k)), CPU)

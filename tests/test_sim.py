@@ -207,3 +207,21 @@ def test_platform_round_trips_through_its_toml_writer(tmp_path):
     p = parse_platform(tomllib.loads(text))
     again = parse_platform(tomllib.loads(dump_platform(p)))
     assert again.workers == p.workers and again.times == p.times and again.task_us == 12.5
+
+
+def test_a_platform_gpu_with_several_streams_is_several_workers_sharing_its_memory(tmp_path):
+    from staronnx_cli.runtime.platform import groups_of, write_platform
+    from staronnx_cli.systems.sim import platform_workers
+
+    text = platform_text('[[workers]]\nkind = "cuda"\ncount = 2\nstreams = 3\n\n[[workers]]\nkind = "cpu"\n'
+                         'count = 1\ncores = 4\n', times=[(0, "cuda", 1, 1.0), (0, "cpu:4", 1, 5.0)])
+    platform = read_platform(write(tmp_path / "p.toml", text))
+    workers = platform_workers(platform)
+    assert [w.name for w in workers] == ["cuda0.0", "cuda0.1", "cuda0.2", "cuda1.0", "cuda1.1", "cuda1.2", "cpu0"]
+    assert [w.memory_node for w in workers][:4] == ["cuda:0", "cuda:0", "cuda:0", "cuda:1"]
+    assert platform.workers_spec == "cuda:0x3,cuda:1x3,cpu:1x4"
+    assert groups_of(workers) == platform.workers  # a run's workers back to the same groups (platform from-run)
+    write_platform(platform, tmp_path / "again.toml")
+    assert read_platform(tmp_path / "again.toml").workers == platform.workers
+    with pytest.raises(Exception, match="streams = 2 is for GPU workers"):
+        parse_platform({"workers": [{"kind": "cpu", "count": 1, "cores": 1, "streams": 2}]})

@@ -105,3 +105,60 @@ def test_reading_a_plan_from_a_newer_schema_fails_clearly(tmp_path):
     (tmp_path / "plan.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(UserError, match="schema version 99"):
         read_plan(tmp_path)
+
+
+def chain_model():
+    """x -> Relu -> Sigmoid -> Relu: no two nodes can run at once."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r1"), helper.make_node("Sigmoid", ["a"], ["s"], name="s1"),
+             helper.make_node("Relu", ["s"], ["y"], name="r2")]
+    return helper.make_model(helper.make_graph(nodes, "chain", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    plan_dir = tmp_path / "branches"
+    result = cli("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches", "--streams",
+                 "2", "--min-part-us", "0", "-o", plan_dir)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "branch plan: width 3" in result.stdout and "verified" in result.stdout
+    plan = read_plan(plan_dir)
+    assert plan.method == "branches" and plan.verification["passed"] and plan.dag["width"] == 3
+    assert len(plan.dag["groups"]) == len(plan.parts) and set(plan.dag["groups"]) == {0, 1}
+    assert plan.dag["node_critical_path_us"] <= plan.dag["critical_path_us"] < plan.dag["total_us"]
+    sources = {(e.source, e.target) for e in plan.edges if e.source >= 0}
+    assert all(src < dst for src, dst in sources)  # numbered in a topological order
+    readers = [sum(1 for s, _ in sources if s == p) for p in range(len(plan.parts))]
+    assert max(readers) >= 2, "a DAG, not a chain: some part feeds two parts that can run at once"
+    write_plan(read_plan(plan_dir), tmp_path)  # round trip, the dag included
+    assert json.loads((tmp_path / "plan.json").read_text()) == json.loads((plan_dir / "plan.json").read_text())
+    drawn = cli("plot", plan_dir, "--kind", "parts")
+    assert drawn.exit_code == 0 and (plan_dir / "parts.png").stat().st_size > 0, drawn.stdout + drawn.stderr
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(cli("plot", tmp_path / "empty", "--kind", "parts"), "no plan at")
+    run = tmp_path / "run"
+    swept = cli("sweep", plan_dir, "--workers", "cpu:1x1,cpu:1x1", "--batch", "1", "--rate", "40", "--batches", "15",
+                "--warmup", "2", "-o", run)
+    assert swept.exit_code == 0, swept.stdout + swept.stderr
+    import pandas as pd
+
+    cells = pd.read_csv(run / "batches.csv").placement.dropna()
+    placed = [{int(task.split(":")[0]) for task in cell.split(",")} for cell in cells]
+    assert placed and all(parts == set(range(len(plan.parts))) for parts in placed)  # every part of every batch ran
+    one = cli("sweep", plan_dir, "--workers", "cpu:1x1", "--batch", "1", "--rate", "40", "--batches", "5",
+              "--warmup", "1", "-o", tmp_path / "one")
+    assert one.exit_code == 0 and "a branch plan of" in one.stdout + one.stderr
+
+
+def test_branch_plans_refuse_what_cannot_help(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--method", "branches", "--streams", "0",
+                              "-o", tmp_path / "p"), "--streams 0")
+    chain = tmp_path / "chain.onnx"
+    onnx.save(chain_model(), str(chain))
+    assert_one_line_error(cli("split", chain, "--method", "branches", "-o", tmp_path / "c"), "no two nodes",
+                          "--method metis")
+    assert not (tmp_path / "c").exists()  # said before anything is profiled or written
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches",
+                              "--min-part-us", "1e9", "-o", tmp_path / "m"), "lower --min-part-us")

@@ -222,6 +222,27 @@ def test_native_and_roundrobin_baselines_write_the_same_files(cli, tiny_cnn_path
     assert set(pd.read_csv(rr / "batches.csv").placement) <= {"0:cpu0", "0:cpu1"}
 
 
+def test_ort_parallel_is_the_native_loop_over_a_session_in_onnx_runtimes_parallel_mode(cli, tiny_cnn_path, tmp_path,
+                                                                                        monkeypatch):
+    import onnxruntime as ort
+
+    made = []
+    real_session = ort.InferenceSession
+
+    def recording(path, options=None, *args, **kwargs):
+        made.append((options.execution_mode, options.inter_op_num_threads, options.intra_op_num_threads))
+        return real_session(path, options, *args, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    run = tmp_path / "par"
+    result = cli("sweep", tiny_cnn_path, "--system", "ortparallel", "--workers", "cpu:1x2", "--batch", "1", "--rate",
+                 "40", "--batches", "6", "--warmup", "1", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    assert (ort.ExecutionMode.ORT_PARALLEL, 2, 1) in made  # independent nodes on 2 inter-op threads, 1 each
+    assert (pd.read_csv(run / "points.csv").system == "ortparallel").all()
+    assert "parallel execution mode" in json.loads((run / "run.json").read_text())["native"]
+
+
 def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
     plan = tmp_path / "plan"
     assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
@@ -231,6 +252,7 @@ def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "vllm", "-o", tmp_path / "r"), "--system 'vllm'")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--engine", "sim", "-o",
                               tmp_path / "r"), "real only")
+    assert_one_line_error(cli("sweep", plan, "--system", "ortparallel", "-o", tmp_path / "r"), "whole model")
 
 
 def test_review_mistakes_get_one_line(cli, tiny_cnn_path, tmp_path):

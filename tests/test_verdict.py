@@ -145,8 +145,9 @@ def test_load_counts_only_this_process_cores_and_busy_machines_warn(tmp_path):
 
 
 class FakeTarget:
-    def __init__(self, parts: int, device: str):
+    def __init__(self, parts: int, device: str, method: str = "metis"):
         self.part_files, self.costs_device = [Path(f"part_{i}.onnx") for i in range(parts)], device
+        self.split_method = method
 
 
 def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_about():
@@ -157,6 +158,8 @@ def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_abou
     assert layout_warnings(FakeTarget(2, "cpu:2"), two, "staronnx") == []
     assert layout_warnings(FakeTarget(2, "cuda:0"), gpu, "staronnx") == []
     assert "single worker (cpu0)" in layout_warnings(FakeTarget(2, "cpu:2"), one, "staronnx")[0]
+    assert "a branch plan of 3 parts on a single worker" in layout_warnings(FakeTarget(3, "cpu:2", "branches"), one,
+                                                                            "staronnx")[0]
     assert "split on GPU costs (cuda:0) but no worker is a GPU" in layout_warnings(FakeTarget(3, "cuda:0"), two,
                                                                                    "staronnx")[0]
 

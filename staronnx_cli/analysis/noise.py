@@ -33,8 +33,10 @@ def _spread_warnings(run: Run) -> list[str]:
 
 
 def _below_ideal(run: Run) -> list[str]:
+    """A batch below the ideal of one worker per batch means a slow S(N) spell, except in a branch plan, whose
+    parts run on several workers at once (its ideal is that one worker's: an upper bound, not a floor)."""
     points = env.usable(run.points)
-    if "latency_over_ideal" not in points:
+    if "latency_over_ideal" not in points or run.meta.split_method == "branches":
         return []
     ratio = pd.to_numeric(points["latency_over_ideal"], errors="coerce")
     low = points[ratio < BELOW_IDEAL]

@@ -10,7 +10,7 @@ import typer
 from ..errors import UserError
 from .common import console, handle_errors
 
-KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes", "mix")
+KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes", "mix", "parts")
 
 
 @handle_errors
@@ -20,7 +20,7 @@ def plot(
     kind: Annotated[str, typer.Option(
         help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
              "CPU and a GPU costs file each node's CPU/GPU time ratio; mix: a sweep --mix run, each model's latency "
-             "against the mix's scale.")] = "envelope",
+             "against the mix's scale; parts: a plan's parts as they can overlap (a branch plan's DAG).")] = "envelope",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
                                                 "(default: <run>/<kind>.png; nodes: <costs>_nodes.png beside the "
                                                 "first costs file).")] = None,
@@ -46,6 +46,8 @@ def plot(
             raise UserError(f"{'--log' if log else '--rate'} does not apply to --kind nodes (a profile has no rate "
                             "and its times are drawn on linear axes): drop it")
         return _plot_nodes(runs, batch_size, output, table, format, top)
+    if kind == "parts":
+        return _plot_parts(runs, output)
     costs = [p for p in runs if p.is_file() and p.suffix == ".csv"]
     if costs:
         raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
@@ -84,6 +86,20 @@ def plot(
     else:
         fig = figures.timeline_figure(loaded[0], batch_size, rate)
     written = figures.save(fig, output or loaded[0].path / f"{kind}.png")
+    console.print(f"wrote {written}")
+
+
+def _plot_parts(paths: list[Path], output: Path | None) -> None:
+    from ..plots import figures
+    from ..plots.parts import parts_figure
+    from ..split.plan import read_plan
+
+    if len(paths) != 1:
+        raise UserError(f"--kind parts draws one plan, not {len(paths)}: give one plan directory (split -o)")
+    plan = read_plan(paths[0])
+    where = paths[0] if paths[0].is_dir() else paths[0].parent
+    figure = parts_figure(plan, f"{Path(plan.source_model).stem}: {where}")
+    written = figures.save(figure, output or where / "parts.png")
     console.print(f"wrote {written}")
 
 

@@ -1,4 +1,5 @@
-"""`staronnx split MODEL`: METIS / topological partitions at a target offload fraction -> a verified plan."""
+"""`staronnx split MODEL`: METIS / topological partitions at a target offload fraction, or a DAG of parallel
+branches (--method branches) -> a verified plan."""
 
 from __future__ import annotations
 
@@ -20,7 +21,13 @@ def split(
     costs: Annotated[Path | None, typer.Option(help="costs.csv of 'staronnx profile' (default: profile now).")] = None,
     offload: Annotated[float, typer.Option(help="Compute fraction moved to later part(s), in (0, 1).")] = 0.1,
     parts: Annotated[int, typer.Option(help="Number of parts (a chain).")] = 2,
-    method: Annotated[str, typer.Option(help="metis, topo, or both (keep the better).")] = "both",
+    method: Annotated[str, typer.Option(
+        help="metis, topo, or both (keep the better): a chain at --offload; branches: a DAG of parallel branches "
+             "(Opara's streams; --parts and --offload do not apply).")] = "both",
+    streams: Annotated[int, typer.Option(help="branches: the most chains of nodes run at once.")] = 2,
+    min_part_us: Annotated[float, typer.Option(
+        help="branches: a part that takes less (us, on the costs' device) joins a neighbour: a task costs time "
+             "too.")] = 50.0,
     batch: Annotated[int, typer.Option(help="Batch size whose times and tensor bytes weigh the graph.")] = 1,
     device: Annotated[str | None, typer.Option(help="Which device's times in COSTS (default: its first).")] = None,
     seeds: Annotated[int, typer.Option(help="METIS seeds tried; the best repaired one is kept.")] = 8,
@@ -32,21 +39,24 @@ def split(
         help="Cut a GPU split on host launch times (costs profiled on CUDA without CUPTI): the fraction is then of "
              "launch time, not of GPU time.")] = False,
 ):
-    """Split MODEL into an acyclic chain of parts and write PLAN_DIR/plan.json + part_<i>.onnx."""
+    """Split MODEL into an acyclic chain of parts (or a DAG of branches) and write PLAN_DIR/plan.json +
+    part_<i>.onnx."""
     from rich.table import Table
 
     from ..split.splitter import SplitSettings, run_split
 
     settings = SplitSettings(model=resolve_model(model), output=output, costs=costs, offload=offload, parts=parts,
                              method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
-                             check=check, force=force, allow_host_times=allow_host_times)
+                             check=check, force=force, allow_host_times=allow_host_times, streams=streams,
+                             min_part_us=min_part_us)
     with console.status("splitting") as status:
         result = run_split(settings, lambda text: status.update(text))
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     plan = result.plan
-    methods = Table(title=f"methods at offload {offload} ({parts} parts, batch {batch}, fractions of "
-                          f"{plan.fraction_of})")
+    what = (f"branches in at most {streams} streams" if method == "branches" else
+            f"methods at offload {offload} ({parts} parts")
+    methods = Table(title=f"{what}, batch {batch}, fractions of {plan.fraction_of})")
     for column in ("method", "best of", "achieved fraction", "cut per batch", ""):
         methods.add_column(column, justify="right" if "fraction" in column or "cut" in column else "left")
     for c in result.candidates:
@@ -70,10 +80,19 @@ def split(
             cuts.add_row("input" if edge.source < 0 else str(edge.source), str(edge.target), name,
                          _kib(spec.bytes_per_sample + spec.fixed_bytes))
     console.print(cuts)
-    console.print(f"achieved offload {result.chosen.fraction:.3f} of {plan.fraction_of} "
-                  f"(target {plan.target_fraction}), "
-                  f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
+    if plan.dag:
+        d = plan.dag
+        console.print(f"branch plan: width {d['width']} (the most nodes that can run at once), {len(plan.parts)} "
+                      f"parts in {min(d['streams'], d['width'])} streams; critical path "
+                      f"{d['critical_path_us']:,.0f} us of {d['total_us']:,.0f} us of work: parallelism "
+                      f"{d['parallelism']:.2f}x (the nodes' own "
+                      f"critical path: {d['node_critical_path_us']:,.0f} us); cut {_kib(plan.cut_bytes)} per batch of "
+                      f"{batch}")
+    else:
+        console.print(f"achieved offload {result.chosen.fraction:.3f} of {plan.fraction_of} "
+                      f"(target {plan.target_fraction}), "
+                      f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
     if plan.verification:
         v = plan.verification
-        console.print(f"verified: parts chained = full model on a batch of {v['batch']}, max abs diff "
+        console.print(f"verified: parts run in order = full model on a batch of {v['batch']}, max abs diff "
                       f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g})")

@@ -50,8 +50,9 @@ def sweep(
         help="Triton-style dynamic batching: a batch also closes when its first query has waited this many ms "
              "(default: wait for N queries, as in the paper).")] = None,
     system: Annotated[str, typer.Option(help="staronnx (the runtime), native (one ORT session, FIFO plain loop), "
-                                             "roundrobin (whole model on the first free worker), or triton.")
-                      ] = "staronnx",
+                                             "ortparallel (native in ORT's parallel mode: independent nodes at "
+                                             "once, a thread per core), roundrobin (whole model on the first free "
+                                             "worker), or triton.")] = "staronnx",
     seed: Annotated[int, typer.Option(help="Seed of the random inputs and Poisson arrivals, recorded.")] = 0,
     calibrate: Annotated[bool, typer.Option(help="Calibrate the performance models afresh (default: reuse "
                                                  "this host's models of this model, if any).")] = False,

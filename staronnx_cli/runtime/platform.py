@@ -9,6 +9,7 @@ notes = "where the figures come from"
 kind = "cpu"                          # cpu or cuda
 count = 2
 cores = 1                             # cpu: cores per worker (performance-model kind cpu:<cores>)
+streams = 1                           # cuda: workers per GPU (cuda:0x2; `count` is then GPUs), one memory node
 
 [transfer]                            # between different memory nodes (host, cuda:0, ...)
 bandwidth_GBps = 12.0
@@ -48,13 +49,15 @@ from ..kinds import KINDS, WorkerKind, is_kind_key, kind_named
 from ..outputfile import write_text_atomic
 from ..tomlfile import read_toml
 from .transfer import Link
+from .workers import WorkerSpec
 
 
 @dataclass(frozen=True)
 class WorkerGroup:
     kind: WorkerKind
-    count: int
+    count: int  # workers; of a GPU kind: GPUs
     cores: int
+    streams: int = 1  # of a GPU kind: workers per GPU (cuda:0x2), sharing its memory
 
     @property
     def kind_key(self) -> str:
@@ -111,9 +114,23 @@ class Platform:
             if not g.on_gpu:
                 items.append(f"cpu:{g.count}x{g.cores}")
             else:
-                items += [f"cuda:{gpu + i}" for i in range(g.count)]
+                items += [f"cuda:{gpu + i}" + (f"x{g.streams}" if g.streams > 1 else "") for i in range(g.count)]
                 gpu += g.count
         return ",".join(items)
+
+
+def groups_of(workers: list[WorkerSpec]) -> list[WorkerGroup]:
+    """Workers as a platform's groups: CPU workers by their cores, GPUs by how many workers each drives."""
+    sizes: dict[tuple[WorkerKind, int], int] = {}
+    per_gpu: dict[int, int] = {}
+    for w in workers:
+        if w.on_gpu:
+            per_gpu[w.device_id] = per_gpu.get(w.device_id, 0) + 1
+        else:
+            sizes[(w.kind, len(w.cores) or 1)] = sizes.get((w.kind, len(w.cores) or 1), 0) + 1
+    gpus = [WorkerGroup(next(w.kind for w in workers if w.on_gpu), list(per_gpu.values()).count(streams), 1, streams)
+            for streams in sorted(set(per_gpu.values()))]
+    return gpus + [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
 
 
 MAX_GROUP_WORKERS = 256  # workers of one [[workers]] group (the simulator builds one per worker)
@@ -152,7 +169,14 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
             if value > most:  # checked before any worker or core list is built from it
                 raise UserError(f"platform: {where}: {key} = {value} is more than {most}: a machine to simulate has "
                                 f"at most {MAX_GROUP_WORKERS} workers of a kind and {MAX_WORKER_CORES} cores a worker")
-        groups.append(WorkerGroup(kind_named(kind), count, cores))
+        streams = _number(w, "streams", where, 1, 1, True)
+        if streams > 1 and not kind_named(kind).on_gpu:
+            raise UserError(f"platform: {where}: streams = {streams} is for GPU workers (several on one GPU): give "
+                            "CPU workers count instead")
+        if count * streams > MAX_GROUP_WORKERS:
+            raise UserError(f"platform: {where}: count x streams = {count * streams} is more than "
+                            f"{MAX_GROUP_WORKERS} workers")
+        groups.append(WorkerGroup(kind_named(kind), count, cores, streams))
     if not groups:
         raise UserError("platform: no [[workers]]: add e.g. [[workers]] kind = \"cpu\" count = 2 cores = 1")
     transfer, overhead = data.get("transfer", {}), data.get("overhead", {})
@@ -236,7 +260,8 @@ def dump_platform(p: Platform) -> str:
         lines.append(f"model_sha256 = {_value(p.model_sha256)}  # that model (a plan's source model)")
     lines.append("")
     for g in p.workers:
-        lines += ["[[workers]]", f"kind = {_value(g.kind)}", f"count = {g.count}", f"cores = {g.cores}", ""]
+        lines += ["[[workers]]", f"kind = {_value(g.kind)}", f"count = {g.count}", f"cores = {g.cores}",
+                  *([f"streams = {g.streams}"] if g.streams > 1 else []), ""]
     lines += ["[transfer]", f"bandwidth_GBps = {_value(float(p.bandwidth_GBps))}",
               f"latency_us = {_value(float(p.latency_us))}", "", "[overhead]", f"task_us = {_value(float(p.task_us))}",
               ""]

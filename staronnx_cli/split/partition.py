@@ -1,9 +1,11 @@
-"""The two partitioning methods, each returning its best acyclic chain, and the rule that picks between them."""
+"""The partitioning methods, each returning its best acyclic cut (a chain of parts, or a DAG of branches), and the
+rule that picks between them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .branches import BranchCut, assign_groups, critical_path_us, cut_groups, merge_small, width
 from .graph import WeightedDag, cut_bytes, is_chain, offload_fraction, part_weights, targets
 from .metis import metis_parts
 from .repair import lift, lower, refine
@@ -12,7 +14,7 @@ from .topo import cut_in_order, topological_orders
 
 @dataclass(frozen=True)
 class Candidate:
-    method: str  # "metis" or "topo"
+    method: str  # "metis", "topo" or "branches"
     detail: str  # the seed and repair, or the topological order used
     parts: tuple[int, ...]
     fraction: float  # achieved offload fraction
@@ -68,3 +70,37 @@ def split_topo(dag: WeightedDag, offload: float, count: int, tolerance: float) -
         parts = cut_in_order(dag, order, target_us, tolerance * dag.total_us / (count - 1))
         found.append(_candidate(dag, "topo", f"{name} order", parts, count))
     return best(found, offload, tolerance)
+
+
+@dataclass(frozen=True)
+class BranchPlan:
+    """A branch plan's cut and what it says of the model's parallelism (plan.json's `dag`)."""
+
+    candidate: Candidate
+    cut: BranchCut
+    width: int  # the most nodes that can run at once (the fewest chains covering the DAG)
+    streams: int
+    critical_path_us: float  # through the parts' graph: the least time with a worker per part
+    node_critical_path_us: float  # through the nodes' graph: the least time any plan could reach
+
+    def to_json(self, total_us: float) -> dict:
+        return {"streams": self.streams, "width": self.width, "groups": list(self.cut.groups),
+                "critical_path_us": round(self.critical_path_us, 1), "total_us": round(total_us, 1),
+                "parallelism": round(total_us / self.critical_path_us, 3) if self.critical_path_us else 1.0,
+                "node_critical_path_us": round(self.node_critical_path_us, 1)}
+
+
+def split_branches(dag: WeightedDag, streams: int, min_part_us: float) -> BranchPlan:
+    """Opara's chains as parts: the fewest chains covering the DAG, merged into `streams` groups by their work, cut
+    into acyclic parts, the parts under `min_part_us` joined to a neighbour."""
+    wide = width(dag)
+    cut = merge_small(cut_groups(dag, assign_groups(dag, streams)), dag.weights_us, min_part_us)
+    count = len(cut.deps)
+    parts = list(cut.parts)
+    work = part_weights(dag, parts, count)
+    off_main = sum(w for w, g in zip(work, cut.groups) if g != 0) / dag.total_us if dag.total_us else 0.0
+    detail = f"width {wide}, {min(streams, wide)} streams, {count} parts"
+    assert is_chain(dag, parts), "a branch plan's parts must be numbered in a topological order"
+    candidate = Candidate("branches", detail, tuple(parts), off_main, cut_bytes(dag, parts), tuple(work))
+    nodes = critical_path_us(dag.weights_us, [sorted(p) for p in dag.preds])
+    return BranchPlan(candidate, cut, wide, streams, critical_path_us(work, cut.deps), nodes)

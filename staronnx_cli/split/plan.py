@@ -68,6 +68,7 @@ class Plan:
     verification: dict = field(default_factory=dict)
     timing: str = ""  # the clock of the times the cut was made on: gpu, cpu, host-launch ("" in older plans)
     fraction_of: str = ""  # target and achieved fractions are fractions of this, e.g. "GPU time (CUPTI) on cuda:0"
+    dag: dict = field(default_factory=dict)  # branch plans: streams, width, groups, critical path, total work
     schema_version: int = PLAN_SCHEMA_VERSION
 
     def to_json(self) -> str:

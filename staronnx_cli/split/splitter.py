@@ -1,7 +1,9 @@
-"""`split` as one call: costs -> weighted DAG -> METIS and/or topological cut -> parts on disk -> verified plan."""
+"""`split` as one call: costs -> weighted DAG -> METIS and/or topological cut, or branches -> parts on disk ->
+verified plan."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +15,15 @@ from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
+from .branches import width
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
-from .partition import Candidate, best, split_metis, split_topo
+from .partition import BranchPlan, Candidate, best, split_branches, split_metis, split_topo
 from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, clear_plan_dir, write_plan
 from .tensors import TensorInfo, tensor_table
 from .verify import verify
 
-METHODS = ("metis", "topo", "both")
+METHODS = ("metis", "topo", "both", "branches")
 
 
 @dataclass
@@ -39,6 +42,8 @@ class SplitSettings:
     check_tolerance: float = 1e-4  # relative to the largest output value
     force: bool = False
     allow_host_times: bool = False  # cut a GPU split on host launch times (no CUPTI when profiled)
+    streams: int = 2  # branches: the most chains of nodes run at once (Opara's streams)
+    min_part_us: float = 50.0  # branches: a part worth less (a few tasks' cost in the runtime) joins a neighbour
 
 
 @dataclass
@@ -57,7 +62,12 @@ def check_settings(s: SplitSettings) -> None:
     if s.parts < 2:
         raise UserError(f"--parts {s.parts}: a split needs at least 2 parts")
     if s.method not in METHODS:
-        raise UserError(f"--method {s.method}: choose metis, topo or both")
+        raise UserError(f"--method {s.method}: choose metis, topo, both or branches")
+    if s.streams < 1:
+        raise UserError(f"--streams {s.streams}: a branch plan runs at least 1 chain of nodes at a time, e.g. "
+                        "--streams 2")
+    if not 0.0 <= s.min_part_us < float("inf"):  # NaN fails this too
+        raise UserError(f"--min-part-us {s.min_part_us}: a time in microseconds, 0 or more (default 50)")
     if s.batch < 1:
         raise UserError(f"--batch {s.batch}: the batch size must be at least 1")
     if not 0.0 <= s.tolerance < 1.0:  # NaN fails this too
@@ -164,7 +174,9 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     model_sha = modelio.sha256_of(s.model)
     constants = constant_nodes(model.graph)
     compute_count = sum(1 for n in model.graph.node if n.name not in constants)
-    if compute_count < s.parts:
+    if s.method == "branches":
+        check_branches(model, s.model)
+    elif compute_count < s.parts:
         raise UserError(f"the model has {compute_count} compute node(s): it cannot be split into {s.parts} parts")
     costs = None
     if s.costs is not None:  # read and checked before the output is touched: a refused file loses nothing
@@ -185,29 +197,55 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     dag = build_dag(model, costs.node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
     on_step("partitioning")
-    candidates = []
-    if s.method in ("metis", "both"):
-        candidates.append(split_metis(dag, s.offload, s.parts, s.tolerance, range(s.seeds)))
-    if s.method in ("topo", "both"):
-        candidates.append(split_topo(dag, s.offload, s.parts, s.tolerance))
+    candidates, branch = _partition(s, dag)
     chosen = best(candidates, s.offload, s.tolerance)
-    if abs(chosen.fraction - s.offload) > s.tolerance:
+    if branch is None and abs(chosen.fraction - s.offload) > s.tolerance:
         notes.append(_why_unreachable(dag, chosen, s.offload))
 
     on_step("writing parts")
-    ios = part_io(model, dag, list(chosen.parts), s.parts)
+    ios = part_io(model, dag, list(chosen.parts), len(chosen.part_us))
     files = []
     for i, io in enumerate(ios):
         files.append(s.output / f"part_{i}.onnx")
         write_part(model, io, i, tensors, files[-1])
     plan = _plan(s, model, model_sha, costs, dag, candidates, ios, tensors)
+    if branch is not None:
+        plan.dag = branch.to_json(dag.total_us)
     for part, file in zip(plan.parts, files):
         part.sha256 = modelio.sha256_of(file)
     write_plan(plan, s.output)
     if s.check:
-        on_step("verifying the chain of parts against the full model")
+        on_step("verifying the parts against the full model")
         _verify(s, plan, files)
     return SplitResult(plan, chosen, candidates, notes, [io.node_names for io in ios])
+
+
+def _partition(s: SplitSettings, dag: WeightedDag) -> tuple[list[Candidate], BranchPlan | None]:
+    """The cuts the method asks for (a branch plan, or METIS's and the topological one's best)."""
+    if s.method == "branches":
+        branch = split_branches(dag, s.streams, s.min_part_us)
+        check_branch_plan(branch, s)
+        return [branch.candidate], branch
+    candidates = []
+    if s.method in ("metis", "both"):
+        candidates.append(split_metis(dag, s.offload, s.parts, s.tolerance, range(s.seeds)))
+    if s.method in ("topo", "both"):
+        candidates.append(split_topo(dag, s.offload, s.parts, s.tolerance))
+    return candidates, None
+
+
+def check_branches(model: onnx.ModelProto, path: Path) -> None:
+    """A branch plan needs nodes that can run at once; said before anything is profiled or written."""
+    if width(build_dag(model, {}, defaultdict(int))) < 2:
+        raise UserError(f"no two nodes of '{path.name}' can run at once (its graph is a single chain): a branch plan "
+                        "cannot help it; split it with --method metis or topo to offload part of it instead")
+
+
+def check_branch_plan(branch: BranchPlan, s: SplitSettings) -> None:
+    if len(branch.cut.deps) < 2:
+        raise UserError(f"every parallel branch of '{s.model.name}' takes less than --min-part-us "
+                        f"{s.min_part_us:g} us at batch {s.batch}, so all joined into one part: lower --min-part-us "
+                        f"(e.g. {s.min_part_us / 4:g}) or split at a larger --batch")
 
 
 def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
@@ -254,7 +292,8 @@ def _plan(s, model, model_sha, costs: Costs, dag, candidates, ios, tensors) -> P
     return Plan(
         source_model=str(s.model), source_sha256=model_sha, costs_file=str(s.costs),
         costs_sha256=costs.sha256, device=costs.device, batch_size=s.batch, method=chosen.method,
-        detail=chosen.detail, seed=seed, target_fraction=s.offload, achieved_fraction=round(chosen.fraction, 4),
+        detail=chosen.detail, seed=seed, target_fraction=s.offload if chosen.method != "branches" else 0.0,
+        achieved_fraction=round(chosen.fraction, 4),
         cut_bytes=chosen.cut_bytes, parts=parts, edges=edges,
         model_inputs=[i.name for i in model.graph.input if i.name in tensors],
         model_outputs=[o.name for o in model.graph.output],

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..kinds import WorkerKind, kind_of_worker
+from ..kinds import device_of_worker, kind_of_worker
 from ..results.runmeta import RunMeta
 from ..results.schema import complete_text, read_run_meta
 from ..results.tasks import task_table
-from ..runtime.platform import Platform, TimeRow, WorkerGroup
+from ..runtime.platform import Platform, TimeRow, groups_of
+from ..runtime.workers import WorkerSpec
 
 
 def dispatch_overhead_us(batches: pd.DataFrame) -> float:
@@ -102,12 +103,8 @@ def platform_from_run(run: Path) -> Platform:
     meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
     if meta.engine != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
-    sizes: dict[tuple[WorkerKind, int], int] = {}
-    for name, cores in meta.worker_cores.items():
-        kind = kind_of_worker(name)
-        key = (kind, 1 if kind.on_gpu else len(cores))
-        sizes[key] = sizes.get(key, 0) + 1
-    groups = [WorkerGroup(kind, count, cores) for (kind, cores), count in sizes.items()]
+    groups = groups_of([WorkerSpec(name, kind_of_worker(name), tuple(cores), device_of_worker(name))
+                        for name, cores in meta.worker_cores.items()])
     kinds = {g.kind_key for g in groups}
     parts = int(meta.parts)
     batches = _read_batches(run / "batches.csv")

@@ -142,7 +142,11 @@ def layout_warnings(target: Target, workers, system: str) -> list[str]:
     if parts < 2 or system != "staronnx":
         return []
     warnings = []
-    if len(workers) == 1:
+    if len(workers) == 1 and target.split_method == "branches":
+        warnings.append(f"a branch plan of {parts} parts on a single worker ({workers[0].name}): its branches run "
+                        "one after the other, so it cannot be faster than the whole model here; give it a worker "
+                        "per stream, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0x2")
+    elif len(workers) == 1:
         warnings.append(f"a {parts}-part plan on a single worker ({workers[0].name}): its parts run one after "
                         "the other on the same cores, so splitting cannot raise saturation here; give each device "
                         "its worker, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0,cpu:1x15")

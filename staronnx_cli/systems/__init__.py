@@ -1,4 +1,4 @@
-"""What runs a sweep's points: four systems behind one contract (contract.py), chosen here from the settings.
+"""What runs a sweep's points: five systems behind one contract (contract.py), chosen here from the settings.
 Each engine gets only the configuration it uses."""
 
 from __future__ import annotations
@@ -9,21 +9,22 @@ from .target import Target
 
 __all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "make_engine", "policy_of"]
 
-SYSTEMS = ("staronnx", "native", "roundrobin", "triton")
+SYSTEMS = ("staronnx", "native", "ortparallel", "roundrobin", "triton")
+WHOLE_MODEL = ("roundrobin", "native", "ortparallel")  # systems that run one model, whole
 
 
 def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | None = None) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
     if s.system not in SYSTEMS:
         raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
-    if target.members and s.system in ("roundrobin", "native"):
+    if target.members and s.system in WHOLE_MODEL:
         raise UserError(f"--system {s.system} serves one model: a mix runs on staronnx or triton")
-    if s.system in ("roundrobin", "native") and len(target.part_files) > 1:
+    if s.system in WHOLE_MODEL and len(target.part_files) > 1:
         raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
     if s.engine not in ("real", "sim"):
         raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
     if s.engine == "sim":
-        if s.system in ("native", "triton"):
+        if s.system in ("native", "ortparallel", "triton"):
             raise UserError(f"--system {s.system} runs for real only: drop --engine sim")
         from .sim import SimConfig, SimEngine
 
@@ -31,10 +32,10 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
                                    s.seed, s.sim_noise, s.calibrate, s.trust_platform), target)
     if s.platform is not None:
         raise UserError("--platform describes a machine for the simulator: add --engine sim")
-    if s.system == "native":
+    if s.system in ("native", "ortparallel"):
         from .native import NativeConfig, NativeEngine
 
-        return NativeEngine(NativeConfig(s.workers, s.seed), target.part_files)
+        return NativeEngine(NativeConfig(s.workers, s.seed, parallel=s.system == "ortparallel"), target.part_files)
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 
@@ -51,4 +52,5 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
 
 def policy_of(s) -> str:
     """The policy a system runs: roundrobin is the whole model on the first free worker (central FIFO)."""
-    return {"roundrobin": "eager", "native": "fifo", "triton": "triton-dynamic-batcher"}.get(s.system, s.policy)
+    return {"roundrobin": "eager", "native": "fifo", "ortparallel": "fifo",
+            "triton": "triton-dynamic-batcher"}.get(s.system, s.policy)

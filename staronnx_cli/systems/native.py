@@ -1,5 +1,8 @@
 """`--system native`: the baseline without a runtime. One ONNX Runtime session, batches served first in,
 first out by a plain loop in one thread, driven by the same arrival schedule and written as the same files.
+`--system ortparallel` is the same loop over a session in ONNX Runtime's parallel execution mode (independent
+nodes at once on inter-op threads, one per core of the worker): ONNX Runtime's own operator parallelism as a
+baseline for branch plans.
 
 The loop waits for a batch's release (sleep, then spin), runs the session, records the end, and takes the
 next batch, late if the previous one ran past its release: that queueing is what the baseline measures.
@@ -33,6 +36,7 @@ from .contract import BatchSizeSetup, EngineLog
 class NativeConfig:
     workers: str  # one worker: the session's device and cores
     seed: int = 0
+    parallel: bool = False  # ORT_PARALLEL: inter-op threads, one per core (--system ortparallel)
 
 
 class NativeEngine:
@@ -48,7 +52,7 @@ class NativeEngine:
         status = cuda_status()
         self.config, self.part_files = config, part_files
         self.workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), status.usable, status.reason)
-        check_native(self.workers, len(part_files))
+        check_native(self.workers, len(part_files), config.parallel)
         self.perf = PerfModel()  # nothing to predict: the plain loop takes batches in order
         self.log = EngineLog()
 
@@ -56,7 +60,8 @@ class NativeEngine:
         if isinstance(n, tuple):  # make_engine gives mixes to staronnx and triton only
             raise UserError("--system native serves one model: a mix runs on staronnx or triton")
         try:
-            session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed)
+            session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed,
+                                    parallel=self.config.parallel)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         service = session.service_time(n)
@@ -72,20 +77,26 @@ class NativeEngine:
         return self.config.workers
 
     def metadata(self) -> dict:
+        how = ("in ONNX Runtime's parallel execution mode, an inter-op thread per core" if self.config.parallel
+               else "sequential, an intra-op thread per core")
         return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "native": "one ONNX Runtime session, batches first in first out in one plain loop"}
+                "native": f"one ONNX Runtime session ({how}), batches first in first out in one plain loop"}
 
 
 class NativeSession:
     """The one session, made for batch size n with the worker's threads and cores; the calling thread
     (the loop's) is pinned to those cores while it exists."""
 
-    def __init__(self, worker: WorkerSpec, model: Path, batch: int, seed: int = 0, warmup_runs: int = 3):
+    def __init__(self, worker: WorkerSpec, model: Path, batch: int, seed: int = 0, warmup_runs: int = 3,
+                 parallel: bool = False):
         self.worker, self.loop = worker, None
         self._saved_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if worker.cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(worker.cores))
-        so = pinned_session_options(worker.cores, model, batch, worker.kind)
+        so = pinned_session_options(worker.cores[:1] if parallel else worker.cores, model, batch, worker.kind)
+        if parallel:  # independent nodes at once, each on one core; ORT's threads inherit this thread's cores
+            so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+            so.inter_op_num_threads = max(1, len(worker.cores))
         specs = modelio.input_specs(modelio.load_model(model, with_weights=False))
         try:
             self.session = ort.InferenceSession(str(model), so, providers=worker.kind.providers(worker.device_id))
@@ -152,9 +163,12 @@ class PlainRunner:
         return records, ""
 
 
-def check_native(workers: list[WorkerSpec], parts: int) -> None:
+def check_native(workers: list[WorkerSpec], parts: int, parallel: bool = False) -> None:
     if parts > 1:
         raise UserError("--system native runs the whole model in one session: give the model, not a plan")
+    if parallel and any(w.on_gpu for w in workers):
+        raise UserError("--system ortparallel is ONNX Runtime's parallel mode on CPU cores: give a CPU worker, e.g. "
+                        "--workers cpu:1x2")
     if len(workers) != 1:
         raise UserError(f"--system native runs one session on one device: give one worker, e.g. --workers "
                         f"cpu:1x{len(workers[0].cores) * len(workers) if workers[0].cores else 1}")

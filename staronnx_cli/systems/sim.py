@@ -11,10 +11,9 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError
-from ..kinds import WorkerKind
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
-from ..runtime.platform import Platform, TimeRow, WorkerGroup, check_times_target, read_platform
+from ..runtime.platform import Platform, TimeRow, check_times_target, groups_of, read_platform
 from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import PartTimes, part_times
 from ..runtime.simulated import SimExecutor
@@ -95,7 +94,8 @@ def platform_workers(p: Platform) -> list[WorkerSpec]:
     for g in p.workers:
         for _ in range(g.count):
             if g.on_gpu:
-                workers.append(WorkerSpec(g.kind.worker_name(gpu), g.kind, (), gpu))
+                workers += [WorkerSpec(g.kind.worker_name(gpu, j if g.streams > 1 else None), g.kind, (), gpu)
+                            for j in range(g.streams)]
                 gpu += 1
             else:
                 cpu_index = sum(not w.on_gpu for w in workers)
@@ -128,14 +128,9 @@ def platform_from_cache(spec: str, target: Target) -> Platform:
                             "first, or give --platform PLATFORM.toml")
         models.append((perf, first))
     perf = PerfModel.merged(models)
-    groups: dict[tuple[WorkerKind, int], int] = {}
-    for w in workers:
-        key = (w.kind, len(w.cores) or 1)
-        groups[key] = groups.get(key, 0) + 1
     times = [TimeRow(part, kind, batch, 1000 * s.mean, 1000 * s.std) for (part, kind, batch), s in
              sorted(perf.stats.items()) if s.count > 0]
-    return Platform(f"{host.node()} (cached performance models)", [WorkerGroup(k, c, cores) for (k, cores), c in
-                                                                   groups.items()], times=times)
+    return Platform(f"{host.node()} (cached performance models)", groups_of(workers), times=times)
 
 
 def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) -> PerfModel:
