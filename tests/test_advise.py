@@ -177,6 +177,8 @@ def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_c
     frame = pd.read_csv(out / "candidates.csv")
     assert {"whole", "split10", "split10p3"} == set(frame.target) and {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
     assert set(frame[frame.target == "split10p3"].parts) == {3}  # --parts 2,3 by default
+    # a branch plan in 2 streams was tried too (--streams 2 by default): tiny_cnn's branches take microseconds
+    assert "no branch plan in 2 streams: every parallel branch" in text
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
 
 
@@ -187,6 +189,7 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "x", "-o", out), "--rate 'x'")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--offload", "1.5", "-o", out), "--offload")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--parts", "1", "-o", out), "--parts")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--streams", "1", "-o", out), "--streams")
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
@@ -503,3 +506,25 @@ def test_the_h100_split_platform_is_advised_on_the_same_split_made_here(cli, tmp
     assert "| cuda:0 | whole model as its 2 parts, all on one worker (no offload), --policy dmda, N=8 |" in why
     assert "| cpu:1x15 | none keeps up: at most 249 q/s" in why
     assert "| 0 | 3.151 | 41.346 |" in why  # part 0 at N=4 on the GPU and on the cores
+
+
+def test_advise_makes_a_branch_plan_target_where_the_model_has_branches_worth_a_task(tiny_cnn_path, monkeypatch,
+                                                                                      tmp_path):
+    from staronnx_cli.advise.space import Candidate
+    from staronnx_cli.advise.targets import make_targets
+    from staronnx_cli.split import splitter
+
+    original = splitter.run_split
+
+    def finer(s, on_step=lambda text: None):  # tiny_cnn's branches take microseconds: worth a task here
+        s.min_part_us = 0.0
+        return original(s, on_step)
+
+    monkeypatch.setattr(splitter, "run_split", finer)
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path))  # this finer plan is not the one other advice would find
+    targets, _, notes = make_targets(Path(tiny_cnn_path), (), (2,), streams=(2,))
+    branch = next(t for t in targets if t.key == "branches2")
+    assert branch.streams == 2 and branch.parts >= 2 and branch.offload == 0.0 and not notes
+    assert json.loads((Path(branch.path) / "plan.json").read_text())["method"] == "branches"
+    assert Candidate(branch, "cpu:2x1", "dmda", 1).what == f"branch plan of {branch.parts} parts (2 streams)"
+    assert "one after the other" in Candidate(branch, "cpu:1x2", "dmda", 1).what

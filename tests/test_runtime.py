@@ -244,3 +244,32 @@ def test_the_verdict_is_drawn_from_the_evidence_alone():
     assert judge_point(beyond, "", ev(500.0)).reason == \
         "4 x the workers' capacity of 500 q/s (too few batches for the queue to show)"
     assert judge_point(calm, "", ev(500.0, [], failed=True)) == Verdict("every batch failed")
+
+
+def test_the_opara_policy_runs_a_workers_ready_parts_in_the_plans_launch_order_on_the_virtual_clock():
+    # 0 -> {1, 2, 3} -> 4 on one worker: dmda runs the branches as numbered, opara as the launch order says
+    deps = [[], [0], [0], [0], [1, 2, 3]]
+    sizes = [{-1: 10}, {0: 10}, {0: 10}, {0: 10}, {1: 10, 2: 10, 3: 10}]
+    durations = [0.001, 0.002, 0.003, 0.004, 0.001]
+
+    def order(policy: str, launch):
+        records, why = run(durations, policy=policy, rate=10.0, n=1, batches=3, parts=PartGraph(deps, sizes,
+                                                                                                launch_order=launch))
+        assert why == ""
+        return [[t.part for t in sorted(r.tasks, key=lambda t: t.start_s)] for r in records]
+
+    assert order("dmda", [0, 3, 1, 2, 4]) == [[0, 1, 2, 3, 4]] * 3
+    assert order("opara", [0, 3, 1, 2, 4]) == [[0, 3, 1, 2, 4]] * 3
+    assert order("opara", None) == [[0, 1, 2, 3, 4]] * 3  # no launch order: the parts' numbering
+    records, _ = run(durations, policy="opara", rate=10.0, n=1, batches=3, parts=PartGraph(deps, sizes))
+    assert [round(r.end_s - r.first_arrival_s, 12) for r in records] == [0.011] * 3  # one worker: every part in turn
+
+
+def test_opara_launch_order_alternates_memory_and_compute_bound_parts_smallest_first():
+    from staronnx_cli.split.intensity import bound, launch_order
+
+    assert bound(100.0, 1.0) == "compute" and bound(1.0, 100.0) == "memory"
+    deps = [[], [0], [0], [0], [1, 2, 3]]
+    kinds = ["compute", "compute", "memory", "compute", "memory"]
+    # after 0 (compute): the memory-bound 2, then of the compute-bound 1 and 3 the smaller demand first
+    assert launch_order(deps, kinds, [5.0, 3.0, 9.0, 1.0, 2.0]) == [0, 2, 3, 1, 4]

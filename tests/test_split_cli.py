@@ -128,6 +128,8 @@ def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, ti
     assert plan.method == "branches" and plan.verification["passed"] and plan.dag["width"] == 3
     assert len(plan.dag["groups"]) == len(plan.parts) and set(plan.dag["groups"]) == {0, 1}
     assert plan.dag["node_critical_path_us"] <= plan.dag["critical_path_us"] < plan.dag["total_us"]
+    assert sorted(plan.dag["launch_order"]) == list(range(len(plan.parts)))  # Opara's order, a permutation
+    assert all(p.flops > 0 and p.bytes_moved > 0 and p.bound in ("memory", "compute") for p in plan.parts)
     sources = {(e.source, e.target) for e in plan.edges if e.source >= 0}
     assert all(src < dst for src, dst in sources)  # numbered in a topological order
     readers = [sum(1 for s, _ in sources if s == p) for p in range(len(plan.parts))]
@@ -140,7 +142,7 @@ def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, ti
     assert_one_line_error(cli("plot", tmp_path / "empty", "--kind", "parts"), "no plan at")
     run = tmp_path / "run"
     swept = cli("sweep", plan_dir, "--workers", "cpu:1x1,cpu:1x1", "--batch", "1", "--rate", "40", "--batches", "15",
-                "--warmup", "2", "-o", run)
+                "--warmup", "2", "--policy", "opara", "-o", run)
     assert swept.exit_code == 0, swept.stdout + swept.stderr
     import pandas as pd
 

@@ -13,7 +13,7 @@ from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, keep_most_headroom, measure, predict_saturation, top_candidates
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
-from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, Target, machine_layouts
+from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, STREAMS, Target, machine_layouts
 
 MAX_PARTS = 8  # more parts than this cut a model into tasks too small to schedule
 CONFIRM_WARMUP = 3  # warm-up batches of each real confirmation point
@@ -45,6 +45,7 @@ class AdviseSettings:
     seed: int = 0
     force: bool = False
     command: str = ""
+    streams: tuple[int, ...] = STREAMS  # a branch plan per count of streams (none: empty)
 
 
 @dataclass
@@ -80,6 +81,8 @@ def check(s: AdviseSettings) -> None:
         raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
     if any(not 0 < f < 1 for f in s.offloads):
         raise UserError("--offload: fractions strictly between 0 and 1 (e.g. 0.05,0.1,0.15), or 0 for no split")
+    if any(k < 2 for k in s.streams):
+        raise UserError("--streams: a branch plan runs at least 2 streams (e.g. --streams 2,4), or 0 for none")
     if any(not 2 <= n <= MAX_PARTS for n in s.parts) or not s.parts:
         raise UserError(f"--parts: each split is a chain of 2 to {MAX_PARTS} parts, e.g. --parts 2,3")
     if s.latency_bound_ms is not None and not (math.isfinite(s.latency_bound_ms) and s.latency_bound_ms > 0):
@@ -184,7 +187,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         from .targets import make_targets
         from .times import HostTimes
 
-        targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step)
+        targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step, streams=s.streams)
         notes += said
         layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
         times, platforms, confirm = HostTimes.of(targets), None, s.confirm
@@ -193,9 +196,9 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         confirm = False
         notes.append("simulated on the platform file's machine: nothing confirmed for real")
         notes += said
-        if s.offloads:
-            notes.append("splits were not searched: a platform file's times belong to one target (the one given "
-                         "here); capture a platform from a run of each split to compare them")
+        if s.offloads or s.streams:
+            notes.append("splits and branch plans were not searched: a platform file's times belong to one target "
+                         "(the one given here); capture a platform from a run of each split to compare them")
     settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
                               tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
                               s.warmup, s.seed, s.jobs or cores, s.budget_s - (confirm_floor_s(s) if confirm else 0),

@@ -9,16 +9,18 @@ POLICIES = ("dmda", "eager")
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 OFFLOADS = (0.05, 0.10, 0.15)
 PARTS = (2, 3)  # each offload as a chain of 2 parts, and of 3
+STREAMS = (2,)  # a branch plan in 2 streams (split --method branches), where the model has parallel branches
 
 
 @dataclass(frozen=True)
 class Target:
     """The whole model or one split of it, as `sweep` takes it."""
 
-    key: str  # "whole", "split10" (10 % offloaded, 2 parts), "split10p3" (in 3 parts), ...
+    key: str  # "whole", "split10" (10 % offloaded, 2 parts), "split10p3" (in 3 parts), "branches2", ...
     path: str  # a model file or a plan directory
     parts: int = 1
     offload: float = 0.0
+    streams: int = 0  # a branch plan's streams (0: the whole model or a chain)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class Candidate:
         """What runs, in words."""
         if self.target.parts == 1:
             return "whole model"
+        if self.target.streams and workers_in(self.layout) == 1:
+            return f"branch plan of {self.target.parts} parts, all on one worker (its branches one after the other)"
+        if self.target.streams:
+            return f"branch plan of {self.target.parts} parts ({self.target.streams} streams)"
         if workers_in(self.layout) == 1:  # a plan whose parts all run on the one worker: nothing offloaded
             return f"whole model as its {self.target.parts} parts, all on one worker (no offload)"
         return f"{self.target.parts} parts ({self.target.offload:.0%} offloaded)"

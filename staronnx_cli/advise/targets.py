@@ -1,9 +1,10 @@
-"""The targets `advise` compares: the whole model and its splits at each offload fraction, made with `split` on a
-CPU profile of the model. Profile and plans are cached by model (and costs) sha256, so a second advice reuses
-them instead of profiling and splitting again."""
+"""The targets `advise` compares: the whole model, its splits at each offload fraction and its branch plans, made
+with `split` on a CPU profile of the model. Profile and plans are cached by model (and costs) sha256, so a second
+advice reuses them instead of profiling and splitting again."""
 
 from __future__ import annotations
 
+import json
 import platform as host
 from pathlib import Path
 
@@ -43,10 +44,10 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
 
 
 def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...] = (2,),
-                 on_step=lambda text: None) -> tuple[list[Target], float, list[str]]:
-    """The whole model and one plan per (number of parts, offload fraction), made now or found in the cache; the
-    model's end-to-end time per run at batch 1 on all cores, which calibration estimates start from; and a note
-    for each split that could not be made (the others are searched without it)."""
+                 on_step=lambda text: None, streams: tuple[int, ...] = ()) -> tuple[list[Target], float, list[str]]:
+    """The whole model, one plan per (number of parts, offload fraction) and one branch plan per count of streams,
+    made now or found in the cache; the model's end-to-end time per run at batch 1 on all cores, which calibration
+    estimates start from; and a note for each plan that could not be made (the others are searched without it)."""
     from ..errors import UserError
     from ..split.splitter import SplitSettings, run_split
 
@@ -67,4 +68,15 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
                     continue
             key = f"split{percent}" + ("" if count == 2 else f"p{count}")  # split10, split10p3
             targets.append(Target(key, str(plan), count, fraction))
+    for k in dict.fromkeys(streams):
+        plan = _cache(model_sha) / f"plan-{costs_sha}-b{k}"
+        if not (plan / "plan.json").exists():
+            on_step(f"cutting {model.name} into a branch plan of {k} streams")
+            try:
+                run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True))
+            except UserError as exc:
+                notes.append(f"no branch plan in {k} streams: {exc}; searched without it")
+                continue
+        count = len(json.loads((plan / "plan.json").read_text())["parts"])
+        targets.append(Target(f"branches{k}", str(plan), count, 0.0, k))
     return targets, end_to_end_s, notes

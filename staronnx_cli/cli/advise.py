@@ -35,6 +35,8 @@ def advise(
                                               "moved to a second part; 0 for none.")] = "0.05,0.1,0.15",
     parts: Annotated[str, typer.Option(help="Each split as a chain of this many parts (2 to 8), comma "
                                             "separated.")] = "2,3",
+    streams: Annotated[str, typer.Option(help="Branch plans searched beside the whole model (split --method "
+                                              "branches): streams of each, comma separated; 0 for none.")] = "2",
     policy: Annotated[str, typer.Option(help="Policies compared on layouts of several workers.")] = "dmda,eager",
     platform: Annotated[Path | None, typer.Option(help="Advise for the machine of a platform file (simulated "
                                                        "only) instead of this one.")] = None,
@@ -75,6 +77,7 @@ def advise(
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts")),
         tuple(p for p in policy.split(",") if p),
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
+        streams=tuple(k for k in parse_int_list(streams, "--streams") if k != 0),
         jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force,
         command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

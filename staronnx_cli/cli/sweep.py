@@ -25,7 +25,8 @@ def sweep(
              "of a 2-part plan). Default cpu:1x2; a --platform has its own.")
     ] = None,
     policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, deadline (earliest deadline first on each "
-                                             "model's latency target, placed as dmda), or static:KIND,KIND.")
+                                             "model's latency target, placed as dmda), opara (a branch plan's "
+                                             "launch order, placed as dmda), or static:KIND,KIND.")
                       ] = "dmda",
     batch: Annotated[str | None, typer.Option(help="Batch sizes, comma separated (default 1,2,4; a mix sets its "
                                                    "own).")] = None,

@@ -33,6 +33,7 @@ class Policy:
     name = "policy"
     central = False  # True: tasks wait in one FIFO until a worker is idle (the runtime asks again then)
     ordered = False  # True: each worker's queue runs the most urgent task first, not the oldest
+    by_launch = False  # ordered by the plan's launch order (earlier batch first), not by deadline
     uses_inputs = False  # True: it reads where the task's inputs are (the runtime works that out only then)
     kinds: list[str] = []  # static: the worker kind each part is placed on (the sweep checks the workers have them)
     local_part: list[int] | None = None  # static in a mix: each part's index within its own model
@@ -119,6 +120,15 @@ class Deadline(Dmda):
     name, ordered = "deadline", True
 
 
+class LaunchOrder(Dmda):
+    """Opara's launch order: a task goes where dmda expects it to end first, and each worker runs, of the tasks it
+    holds, the earliest batch's first, then the first in the plan's launch order (split --method branches: a
+    topological order alternating memory- and compute-bound parts, so that what runs side by side is of both
+    kinds). A plan without one runs its parts in their topological numbering."""
+
+    name, ordered, by_launch = "opara", True, True
+
+
 def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     """A policy from --policy; `link`: the transfer figures dmda predicts with."""
     name, _, arg = spec.partition(":")
@@ -130,9 +140,12 @@ def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
         return Dmda(link)
     if name == "deadline":
         return Deadline(link)
+    if name == "opara":
+        return LaunchOrder(link)
     if name == "static":
         kinds = [k.strip() for k in (arg or "cpu").split(",") if k.strip()]
         if any(k not in ("cpu", "cuda") for k in kinds):
             raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu")
         return Static(kinds)
-    raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda, deadline or static:KIND,KIND")
+    raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda, deadline, opara or "
+                    "static:KIND,KIND")

@@ -29,6 +29,7 @@ class PartGraph:
     input_bytes_per_sample: list[dict[int, int]]  # part -> {source part (-1 = model input): bytes per sample}
     final_output_bytes_per_sample: list[int] | None = None  # part -> bytes of model outputs it writes
     models: list[int] | None = None  # part -> the model it belongs to, in a mix (None: one model)
+    launch_order: list[int] | None = None  # a branch plan's parts in Opara's launch order (None: their numbering)
 
     @classmethod
     def single(cls) -> PartGraph:
@@ -175,6 +176,10 @@ class Scheduler:
         self.successors = [[n for n, deps in enumerate(parts.deps) if p in deps] for p in range(len(parts.deps))]
         self.dep_sets = [set(deps) for deps in parts.deps]
         self.ready: dict[tuple[int, int], ReadyTask] = {}  # computed at dispatch, handed to the executor later
+        order = parts.launch_order or list(range(len(parts.deps)))
+        self.launch_rank = {p: i for i, p in enumerate(order)} if policy.by_launch else None
+        if self.launch_rank is not None:  # a part's successors dispatched in launch order too
+            self.successors = [sorted(s, key=self.launch_rank.__getitem__) for s in self.successors]
         self._state_cache: list[WorkerState | None] = [None] * len(workers)
         self.expected_free = [0.0] * len(workers)
         self.pending_s = [0.0] * len(workers)  # predicted time of what each worker holds (queued and in flight)
@@ -368,6 +373,8 @@ class Scheduler:
             for part in self.model_parts[self.records[k].model]:
                 self.where.pop((k, part), None)
 
-    def _urgency(self, task: tuple[int, int]) -> tuple[int, float]:
+    def _urgency(self, task: tuple[int, int]) -> tuple[float, float]:
         record = self.records[task[0]]
+        if self.launch_rank is not None:  # --policy opara: the earliest batch, then the launch order
+            return task[0], self.launch_rank[task[1]]
         return -record.priority, record.deadline_s

@@ -35,6 +35,9 @@ class PartSpec:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     sha256: str = ""  # of the part file as written ("" in older plans)
+    flops: float = 0.0  # at the plan's batch size, from shapes (0 in older plans)
+    bytes_moved: float = 0.0  # activations in and out and weights of its nodes, at the plan's batch size
+    bound: str = ""  # "memory" or "compute": its FLOPs per byte against the roofline's ridge ("" in older plans)
 
 
 @dataclass

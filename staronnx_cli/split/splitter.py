@@ -18,6 +18,7 @@ from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, tim
 from .branches import width
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
+from .intensity import bound, launch_order, node_work
 from .partition import BranchPlan, Candidate, best, split_branches, split_metis, split_topo
 from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, clear_plan_dir, write_plan
 from .tensors import TensorInfo, tensor_table
@@ -209,8 +210,7 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
         files.append(s.output / f"part_{i}.onnx")
         write_part(model, io, i, tensors, files[-1])
     plan = _plan(s, model, model_sha, costs, dag, candidates, ios, tensors)
-    if branch is not None:
-        plan.dag = branch.to_json(dag.total_us)
+    _add_work(plan, model, tensors, ios, branch, dag.total_us)
     for part, file in zip(plan.parts, files):
         part.sha256 = modelio.sha256_of(file)
     write_plan(plan, s.output)
@@ -232,6 +232,22 @@ def _partition(s: SplitSettings, dag: WeightedDag) -> tuple[list[Candidate], Bra
     if s.method in ("topo", "both"):
         candidates.append(split_topo(dag, s.offload, s.parts, s.tolerance))
     return candidates, None
+
+
+def _add_work(plan: Plan, model: onnx.ModelProto, tensors: dict[str, TensorInfo], ios, branch: BranchPlan | None,
+              total_us: float) -> None:
+    """Each part's FLOPs, bytes moved and class (memory- or compute-bound); a branch plan's dag, with Opara's
+    launch order of its parts."""
+    work = node_work(model, tensors, [n for io in ios for n in io.node_names], plan.batch_size)
+    for part, io in zip(plan.parts, ios):
+        part.flops = float(sum(work[n][0] for n in io.node_names if n in work))
+        part.bytes_moved = float(sum(work[n][1] for n in io.node_names if n in work))
+        part.bound = bound(part.flops, part.bytes_moved)
+    if branch is not None:
+        deps = [sorted({e.source for e in plan.edges if e.target == p.index and e.source >= 0}) for p in plan.parts]
+        order = launch_order(deps, [p.bound for p in plan.parts],
+                             [p.estimated_us.get(plan.device, 0.0) for p in plan.parts])
+        plan.dag = {**branch.to_json(total_us), "launch_order": order}
 
 
 def check_branches(model: onnx.ModelProto, path: Path) -> None:
