@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(BIN)/python experiments/hot_path.py --out results/bench/hot_path
 	$(BIN)/python experiments/sim_bench.py
 	$(BIN)/python experiments/advise_bench.py
+	$(BIN)/python experiments/fleet_bench.py --out results/bench/fleet
 
 ## opara: operator parallelism (issue 28): a query's latency at low load, whole model vs ORT_PARALLEL vs a branch plan,
 ## here and simulated on an H100 (add OPARA_FLAGS=--rho-max for each one's saturation too)

@@ -6,13 +6,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "staronnx_cli"
 LAYERS = [  # top first; a package may import packages of its own layer (if no cycle) or below
     {"cli", "__main__"},
+    {"fleet"},
     {"sweep", "plots", "advise", "mix"},
     {"analysis"},
     {"systems"},
     {"runtime", "split"},
     {"profile", "load", "metrics", "results", "zoo", "triton"},
     {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "outputfile",
-     "kinds", "__init__"},
+     "kinds", "rayproc", "__init__"},
 ]
 LEVEL = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 

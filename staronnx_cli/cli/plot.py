@@ -51,6 +51,10 @@ def plot(
     costs = [p for p in runs if p.is_file() and p.suffix == ".csv"]
     if costs:
         raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
+    from ..fleet.run import is_fleet
+
+    if len(runs) == 1 and is_fleet(runs[0]):  # a fleet campaign: the kinds' envelopes side by side
+        return _plot_fleet(runs[0], output, log)
     loaded = read_runs(runs)
     from ..analysis.mix import is_mix
     from ..plots.mix import mix_figure
@@ -87,6 +91,17 @@ def plot(
         fig = figures.timeline_figure(loaded[0], batch_size, rate)
     written = figures.save(fig, output or loaded[0].path / f"{kind}.png")
     console.print(f"wrote {written}")
+
+
+def _plot_fleet(path: Path, output: Path | None, log: bool) -> None:
+    from ..analysis.fleet import read_fleet
+    from ..plots import figures
+
+    fleet = read_fleet(path)
+    labels = [f"{f.kind}: {f.sweep} ({f.run.label})" for f in fleet]
+    figure = figures.compare_figure([f.run for f in fleet], labels, log, title=f"{path.name}: each sweep on each "
+                                    "machine kind")
+    console.print(f"wrote {figures.save(figure, output or path / 'fleet.png')}")
 
 
 def _plot_parts(paths: list[Path], output: Path | None) -> None:

@@ -13,7 +13,8 @@ from .common import console, handle_errors
 
 @handle_errors
 def report(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories written by staronnx sweep.")],
+    runs: Annotated[list[Path], typer.Argument(help="Run directories written by staronnx sweep, or the folder of a "
+                                                    "fleet campaign (staronnx fleet -o).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The Markdown file.")] = Path("report.md"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing report.")] = False,
 ):
@@ -25,6 +26,17 @@ def report(
         raise UserError(f"-o {output}: a report is Markdown, name it e.g. report.md")
     if output.exists() and not force:
         raise UserError(f"'{output}' exists: add --force to overwrite it")
-    written = write_report(read_runs(runs), output)
+    from ..fleet.run import is_fleet
+
+    if len(runs) == 1 and is_fleet(runs[0]):  # a fleet campaign: its answer across kinds, then each run
+        from ..analysis.fleet import fleet_answer, fleet_rows, read_fleet
+        from ..plots.tables import markdown
+
+        fleet = read_fleet(runs[0])
+        preface = ["## Across machine kinds", "", *[f"- {s}" for s in fleet_answer(fleet)], "",
+                   markdown(fleet_rows(fleet)), ""]
+        written = write_report([f.run for f in fleet], output, preface)
+    else:
+        written = write_report(read_runs(runs), output)
     folder = written[0].with_name(written[0].stem + "_files")
     console.print(f"wrote {written[0]} and {len(written) - 1} figure(s) in {folder}/")

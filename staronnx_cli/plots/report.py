@@ -31,8 +31,9 @@ COLUMNS = """<details><summary>What the columns mean</summary>
 </details>"""
 
 
-def write_report(runs: list[Run], output: Path) -> list[Path]:
-    """Write output (Markdown) and its figures in `<output stem>_files/`; returns every file written."""
+def write_report(runs: list[Run], output: Path, preface: list[str] | None = None) -> list[Path]:
+    """Write output (Markdown) and its figures in `<output stem>_files/`; returns every file written. `preface`:
+    lines after the title (a fleet's answer across machine kinds)."""
     folder = output.with_name(output.stem + "_files")
     mixes = [run for run in runs if is_mix(run)]
     if mixes and len(mixes) < len(runs):
@@ -42,7 +43,8 @@ def write_report(runs: list[Run], output: Path) -> list[Path]:
     if mixes:
         return _mix_report(runs, output, folder)
     written: list[Path] = []
-    lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", "", "## Verdict", ""]
+    lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", "", *(preface or []),
+             "## Verdict", ""]
     lines += [f"- {sentence}" for sentence in verdict(runs)] + [""]
     warnings = [(run, w) for run in runs for w in noise_warnings(run)]
     if warnings:

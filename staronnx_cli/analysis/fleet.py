@@ -1,0 +1,77 @@
+"""A fleet campaign's answer across machine kinds, from its runs' files only: per kind and model, rho_max and the
+best batch size at each rate; in words, which kind serves each rate at the lowest worst-case latency and which
+serves the most queries per node."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..results.read import Run, read_run
+from . import envelope as env
+from .verdict import best_latency_at, ms, qps
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    sweep: str
+    kind: str
+    run: Run
+
+    @property
+    def model(self) -> str:
+        return self.run.model_name
+
+
+def read_fleet(path: Path) -> list[FleetRun]:
+    """The campaign's runs that have points (a job not begun has none), in the order of its state file."""
+    try:
+        state = json.loads((path / "fleet.json").read_text())
+        keys = list(state["jobs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise UserError(f"'{path / 'fleet.json'}' is not a fleet state file: give the -o of staronnx fleet") from None
+    runs = []
+    for key in keys:
+        sweep, _, kind = key.partition("/")
+        if (path / key / "points.csv").exists():
+            runs.append(FleetRun(sweep, kind, read_run(path / key)))
+    if not runs:
+        raise UserError(f"fleet '{path}' has no measured point yet: run the campaign (staronnx fleet)")
+    return runs
+
+
+def fleet_rows(runs: list[FleetRun]) -> list[dict]:
+    """One row per (sweep, kind): its model, parts, rho_max and the batch size reaching it."""
+    rows = []
+    for f in runs:
+        per_n = env.rho_max(f.run.points)
+        top = max((v for v in per_n.values() if v is not None), default=None)
+        best_n = next((n for n, v in per_n.items() if v == top), None) if top is not None else None
+        rows.append({"sweep": f.sweep, "kind": f.kind, "model": f.model, "parts": int(f.run.meta.parts),
+                     "workers": f.run.meta.workers, "rho_max q/s": f"{top:g}" if top is not None else "none",
+                     "N at rho_max": best_n if best_n is not None else "",
+                     "host": str((f.run.meta.extra.get("fleet") or {}).get("host", f.run.meta.host))})
+    return rows
+
+
+def fleet_answer(runs: list[FleetRun]) -> list[str]:
+    """Per model: the kind that serves the most per node, then at each rate measured the kind (and sweep) with the
+    lowest worst-case latency there."""
+    sentences = []
+    for model in sorted({f.model for f in runs}):
+        mine = [f for f in runs if f.model == model]
+        served = [(top, f) for f in mine if (top := env.system_rho_max(f.run.points)) is not None]
+        if not served:
+            sentences.append(f"{model}: no kind served any rate without congestion.")
+            continue
+        top, most = max(served, key=lambda pair: pair[0])
+        sentences.append(f"{model}: {most.kind} serves the most per node, {qps(top)} q/s ({most.sweep}).")
+        rates = sorted({float(r) for f in mine for r in env.usable(f.run.points).rate_qps})
+        for rate in rates:
+            best = [(latency, f) for f in mine if (latency := best_latency_at(f.run.points, rate)) is not None]
+            if best:
+                latency, f = min(best, key=lambda pair: pair[0])
+                sentences.append(f"{model} at {qps(rate)} q/s: {f.kind} ({f.sweep}) at {ms(latency)} ms worst-case.")
+    return sentences

@@ -1,0 +1,161 @@
+"""A campaign file (TOML): the machine kinds of a Ray cluster and the sweeps to run on each. Every (sweep, kind)
+pair is one job. Read and checked whole before anything runs: one line naming the entry and the fix."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..tomlfile import read_toml
+
+NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a sweep's and a kind's name: a folder name on every system
+SIM_SHARE = 0.001  # of a kind's resource a simulated sweep asks: several share a node, a real one holds it whole
+MAX_JOBS = 10_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A machine kind: the Ray resources one node of it has (a real sweep asks for all of each, so that Ray runs
+    one at a time per node: each node advertises each of them as 1)."""
+
+    name: str
+    resources: dict[str, float]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    target: str  # a zoo name, or a model or plan path (relative to the campaign file)
+    kinds: tuple[str, ...]
+    workers: str = "auto"
+    batch: str = "1,2,4"
+    rate: str = "auto"
+    system: str = "staronnx"
+    policy: str = "dmda"
+    engine: str = "real"
+    platform: str = ""  # sim: a platform file (relative to the campaign file)
+    batches: int = 50
+    warmup: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    sweep: SweepSpec
+    kind: Kind
+
+    @property
+    def key(self) -> str:
+        """Its folder under the campaign's output: SWEEP/KIND."""
+        return f"{self.sweep.name}/{self.kind.name}"
+
+    @property
+    def resources(self) -> dict[str, float]:
+        share = 1.0 if self.sweep.engine == "real" else SIM_SHARE
+        return {name: amount * share for name, amount in self.kind.resources.items()}
+
+
+@dataclass(frozen=True)
+class Campaign:
+    path: Path
+    name: str
+    kinds: dict[str, Kind]
+    sweeps: list[SweepSpec] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [Job(s, self.kinds[k]) for s in self.sweeps for k in s.kinds]
+
+
+def read_campaign(path: Path) -> Campaign:
+    return parse_campaign(read_toml(path, "campaign file", "write one as docs/fleet.md shows"), path)
+
+
+def parse_campaign(data: dict, path: Path) -> Campaign:
+    kinds = {}
+    for name, table in (data.get("kinds") or {}).items():
+        where = f"[kinds.{name}]"
+        _check_name(name, where)
+        resources = table.get("resources") if isinstance(table, dict) else None
+        if not isinstance(resources, dict) or not resources:
+            raise UserError(f"campaign: {where} needs resources, the Ray resources a node of this kind has, e.g. "
+                            f"resources = {{ {name} = 1 }} (start its nodes with ray start --resources "
+                            f"'{{\"{name}\": 1}}')")
+        for key, value in resources.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1e6):
+                raise UserError(f"campaign: {where}: resource {key} = {value!r} must be a positive number")
+        kinds[name] = Kind(name, {str(k): float(v) for k, v in resources.items()})
+    if not kinds:
+        raise UserError("campaign: no [kinds.NAME]: add e.g. [kinds.cpu16] resources = { cpu16 = 1 }")
+    sweeps = [_sweep(entry, i, kinds) for i, entry in enumerate(data.get("sweep") or [])]
+    if not sweeps:
+        raise UserError("campaign: no [[sweep]]: add e.g. [[sweep]] target = \"tiny_cnn\" kinds = [\"cpu16\"]")
+    names = [s.name for s in sweeps]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UserError(f"campaign: two [[sweep]] are named {twice[0]!r}: give each its own name")
+    campaign = Campaign(path, str(data.get("name") or path.stem), kinds, sweeps)
+    if len(campaign.jobs) > MAX_JOBS:
+        raise UserError(f"campaign: {len(campaign.jobs)} jobs (sweeps x kinds), more than {MAX_JOBS}: split it")
+    return campaign
+
+
+def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
+    where = f"[[sweep]] #{index + 1}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("target"), str) or not entry["target"]:
+        raise UserError(f"campaign: {where} needs target = a zoo name, a model file or a plan directory")
+    target = entry["target"]
+    name = str(entry.get("name") or Path(target).stem or target)
+    _check_name(name, where)
+    chosen = entry.get("kinds")
+    if not isinstance(chosen, list) or not chosen or not all(isinstance(k, str) for k in chosen):
+        raise UserError(f"campaign: {where} ({name}) needs kinds = the machine kinds it runs on, e.g. "
+                        f"kinds = [\"{next(iter(kinds))}\"]")
+    unknown = [k for k in chosen if k not in kinds]
+    if unknown:
+        raise UserError(f"campaign: {where} ({name}) names kind {unknown[0]!r}, which no [kinds.{unknown[0]}] "
+                        f"defines (defined: {', '.join(kinds)})")
+    known = {f for f in SweepSpec.__dataclass_fields__} - {"name", "target", "kinds"}
+    extra = sorted(set(entry) - known - {"name", "target", "kinds"})
+    if extra:
+        raise UserError(f"campaign: {where} ({name}): unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
+    values = {k: entry[k] for k in known if k in entry}
+    for key in ("batches", "warmup", "seed"):
+        value = values.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key != "batches" else 1):
+            raise UserError(f"campaign: {where} ({name}): {key} = {value!r} must be a whole number"
+                            f"{' from 1' if key == 'batches' else ', 0 or more'}")
+    for key in ("workers", "batch", "rate", "system", "policy", "engine", "platform"):
+        if key in values and not isinstance(values[key], str):
+            values[key] = ",".join(map(str, values[key])) if isinstance(values[key], list) else str(values[key])
+    if values.get("platform") and "workers" in values:
+        raise UserError(f"campaign: {where} ({name}): workers and platform: the platform file says which workers "
+                        "the simulated machine has; drop one of them")
+    if values.get("platform") and values.get("engine", "real") != "sim":
+        raise UserError(f"campaign: {where} ({name}): platform describes a machine for the simulator: add "
+                        "engine = \"sim\"")
+    if values.get("engine", "real") not in ("real", "sim"):
+        raise UserError(f"campaign: {where} ({name}): engine = {values['engine']!r}: real or sim")
+    batch = values.get("batch", "1,2,4")
+    if not all(n.strip().isdigit() and int(n) >= 1 for n in batch.split(",")):
+        raise UserError(f"campaign: {where} ({name}): batch = {batch!r}: batch sizes from 1, e.g. \"1,2,4\"")
+    rate = values.get("rate", "auto")
+    if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", rate)):
+        raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, START:STOP:STEP or a list")
+    return SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
+
+
+def _number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _check_name(name: str, where: str) -> None:
+    if not NAME.match(name):
+        raise UserError(f"campaign: {where}: name {name!r} must be 1 to 64 letters, digits, '_', '-' or '.' (it "
+                        "names a folder)")

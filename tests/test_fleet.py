@@ -1,0 +1,156 @@
+"""`staronnx fleet` on a real multi-node Ray cluster on this machine (ray.cluster_utils.Cluster, each node with the
+custom resource of its machine kind): jobs on nodes of their kind, one real sweep at a time per node, every row
+gathered once, a rerun doing nothing, a node removed mid-campaign."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import assert_one_line_error
+
+ROOT = Path(__file__).resolve().parent.parent
+SWEEP = 'workers = "cpu:1x1"\nbatch = "1"\nwarmup = 1\n'
+
+
+def campaign_text(sweeps: str) -> str:
+    return ('name = "test"\n[kinds.small]\nresources = { small = 1 }\n[kinds.large]\nresources = { large = 1 }\n\n'
+            + sweeps)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    made = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    made.add_node(num_cpus=1, resources={"small": 1})
+    made.add_node(num_cpus=1, resources={"small": 1})
+    made.add_node(num_cpus=1, resources={"large": 1})
+    made.wait_for_nodes()
+    yield made
+    ray.shutdown()
+    made.shutdown()
+
+
+def fleet(campaign: Path, out: Path, address: str, wait: bool = True):
+    command = [sys.executable, "-m", "staronnx_cli", "fleet", str(campaign), "-o", str(out), "--ray-address", address]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    return proc.communicate(timeout=600) + (proc.returncode,) if wait else proc
+
+
+def nodes_with(cluster, resource: str) -> set[str]:
+    import ray
+
+    ray.init(address=cluster.address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    return {n["NodeID"] for n in ray.nodes() if resource in (n.get("Resources") or {})}
+
+
+def test_a_campaign_runs_each_job_on_its_kind_one_real_sweep_per_node_and_a_rerun_does_nothing(cluster, tmp_path):
+    platform = tmp_path / "machine.toml"
+    platform.write_text('name = "m"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n[[times]]\npart = 0\n'
+                        'kind = "cpu:1"\nbatch = 1\nmean_ms = 2.0\nstd_ms = 0.1\n')
+    campaign = tmp_path / "campaign.toml"
+    campaign.write_text(campaign_text(
+        f'[[sweep]]\nname = "cnn"\ntarget = "tiny_cnn"\nkinds = ["small", "large"]\nrate = "40,80"\nbatches = 6\n'
+        f'{SWEEP}\n[[sweep]]\nname = "transformer"\ntarget = "tiny_transformer"\nkinds = ["small"]\nrate = "40"\n'
+        f'batches = 6\n{SWEEP}\n[[sweep]]\nname = "what_if"\ntarget = "tiny_cnn"\nkinds = ["large"]\nengine = "sim"\n'
+        f'platform = "machine.toml"\nrate = "100,200"\nbatches = 20\nbatch = "1"\nwarmup = 1\n'))
+    out = tmp_path / "fleet"
+    stdout, stderr, code = fleet(campaign, out, cluster.address)
+    assert code == 0, stdout + stderr
+    state = json.loads((out / "fleet.json").read_text())
+    assert {k: v["status"] for k, v in state["jobs"].items()} == {
+        "cnn/small": "done", "cnn/large": "done", "transformer/small": "done", "what_if/large": "done"}
+    spans = []
+    for key, rates in (("cnn/small", 2), ("cnn/large", 2), ("transformer/small", 1), ("what_if/large", 2)):
+        points = pd.read_csv(out / key / "points.csv")
+        assert len(points) == rates and not points.duplicated(["batch_size", "rate_qps"]).any(), key
+        batches = pd.read_csv(out / key / "batches.csv")
+        assert len(batches) > 0 and set(batches.rate_qps) == set(points.rate_qps)
+        where = json.loads((out / key / "run.json").read_text())["fleet"]
+        kind = key.split("/")[1]
+        assert where["kind"] == kind and where["ray_node_id"] in nodes_with(cluster, kind), key
+        if not key.startswith("what_if"):
+            spans.append((where["ray_node_id"], where["started"], where["ended"]))
+    for node, start, end in spans:  # never two real sweeps at once on one node
+        assert not any(n == node and s < end and start < e for n, s, e in spans if (s, e) != (start, end))
+    assert "answer: tiny_cnn:" in stdout
+    local = tmp_path / "local_what_if"  # the same simulated sweep run here: the same rows, byte for byte
+    made = subprocess.run([sys.executable, "-m", "staronnx_cli", "sweep", "tiny_cnn", "--engine", "sim", "--platform",
+                           str(platform), "--batch", "1", "--rate", "100,200", "--batches",
+                           "20", "--warmup", "1", "-o", str(local)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert (local / "points.csv").read_bytes() == (out / "what_if" / "large" / "points.csv").read_bytes()
+    assert (local / "batches.csv").read_bytes() == (out / "what_if" / "large" / "batches.csv").read_bytes()
+    drawn = subprocess.run([sys.executable, "-m", "staronnx_cli", "plot", str(out)], capture_output=True, text=True)
+    assert drawn.returncode == 0 and (out / "fleet.png").stat().st_size > 0, drawn.stderr
+    before = {p: p.read_bytes() for p in out.rglob("*.csv")}
+    again, stderr, code = fleet(campaign, out, cluster.address)
+    assert code == 0 and "nothing to run" in again, again + stderr
+    assert {p: p.read_bytes() for p in out.rglob("*.csv")} == before
+    report = tmp_path / "report.md"
+    made = subprocess.run([sys.executable, "-m", "staronnx_cli", "report", str(out), "-o", str(report)],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert "serves the most per node" in report.read_text()
+
+
+def test_a_node_removed_mid_campaign_loses_no_point_and_counts_none_twice(cluster, tmp_path):
+    campaign = tmp_path / "campaign.toml"
+    campaign.write_text(campaign_text(f'[[sweep]]\nname = "long"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'
+                                      f'rate = "20,25,30,35,40,45,50,55"\nbatches = 12\n{SWEEP}'))
+    out = tmp_path / "fleet"
+    proc = fleet(campaign, out, cluster.address, wait=False)
+    points = out / "long" / "small" / "points.csv"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and (not points.exists() or len(points.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    running_on = json.loads((out / "fleet.json").read_text())["jobs"]["long/small"]["running_on"]
+    victim = next(n for n in cluster.list_all_nodes() if n.node_id == running_on)
+    cluster.remove_node(victim)
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stdout + stderr
+    frame = pd.read_csv(points)
+    assert len(frame) == 8 and not frame.duplicated(["batch_size", "rate_qps"]).any()  # each point exactly once
+    assert points.read_text().endswith("\n")  # no torn row
+    job = json.loads((out / "fleet.json").read_text())["jobs"]["long/small"]
+    assert job["status"] == "done" and job["attempts"] >= 1 and "resumed on another node" in stdout
+    assert json.loads((out / "long" / "small" / "run.json").read_text())["fleet"]["ray_node_id"] != running_on
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("name = 'x'\n", "no [kinds.NAME]"),
+    (campaign_text(""), "no [[sweep]]"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["gpu"]\n'), "names kind 'gpu'"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\n'), "needs kinds"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nengine = "fast"\n'), "engine = 'fast'"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatchez = 3\n'), "unknown key 'batchez'"),
+    (campaign_text('[[sweep]]\nname = "a b"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name 'a b'"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatch = "0,2"\n'), "batch = '0,2'"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nplatform = "p.toml"\nworkers = "cpu:1x1"\n'
+                   'engine = "sim"\n'), "workers and platform"),
+    (campaign_text('[[sweep]]\ntarget = "no_such_model"\nkinds = ["small"]\n'), "neither a file"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweep]]\ntarget = "tiny_cnn"\n'
+                   'kinds = ["large"]\n'), "two [[sweep]] are named 'tiny_cnn'"),
+])
+def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragment):
+    campaign = tmp_path / "c.toml"
+    campaign.write_text(text)
+    assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"), fragment)
+    assert not (tmp_path / "out" / "ray.log").exists()
+
+
+def test_without_ray_fleet_says_how_to_get_it(cli, tmp_path, monkeypatch):
+    import importlib.util
+
+    campaign = tmp_path / "c.toml"
+    campaign.write_text(campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n'))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out"), "fleet needs Ray", "pip install")
