@@ -101,16 +101,22 @@ def test_a_campaign_runs_each_job_on_its_kind_one_real_sweep_per_node_and_a_reru
     assert "serves the most per node" in report.read_text()
 
 
-def test_a_node_removed_mid_campaign_loses_no_point_and_counts_none_twice(cluster, tmp_path):
+def long_campaign(cluster, tmp_path: Path, rates: str, measured: int):
+    """A campaign of one sweep on kind small, started; returned once `measured` of its points are written."""
     campaign = tmp_path / "campaign.toml"
     campaign.write_text(campaign_text(f'[[sweep]]\nname = "long"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'
-                                      f'rate = "20,25,30,35,40,45,50,55"\nbatches = 12\n{SWEEP}'))
+                                      f'rate = "{rates}"\nbatches = 12\n{SWEEP}'))
     out = tmp_path / "fleet"
     proc = fleet(campaign, out, cluster.address, wait=False)
     points = out / "long" / "small" / "points.csv"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and (not points.exists() or len(points.read_text().splitlines()) < 3):
-        time.sleep(0.2)
+    while time.monotonic() < deadline and (not points.exists() or len(points.read_text().splitlines()) <= measured):
+        time.sleep(0.1)
+    return campaign, out, proc, points
+
+
+def test_a_node_removed_mid_campaign_loses_no_point_and_counts_none_twice(cluster, tmp_path):
+    campaign, out, proc, points = long_campaign(cluster, tmp_path, "20,25,30,35,40,45,50,55", 2)
     running_on = json.loads((out / "fleet.json").read_text())["jobs"]["long/small"]["running_on"]
     victim = next(n for n in cluster.list_all_nodes() if n.node_id == running_on)
     cluster.remove_node(victim)
@@ -122,6 +128,39 @@ def test_a_node_removed_mid_campaign_loses_no_point_and_counts_none_twice(cluste
     job = json.loads((out / "fleet.json").read_text())["jobs"]["long/small"]
     assert job["status"] == "done" and job["attempts"] >= 1 and "resumed on another node" in stdout
     assert json.loads((out / "long" / "small" / "run.json").read_text())["fleet"]["ray_node_id"] != running_on
+    report = tmp_path / "report.md"
+    assert subprocess.run([sys.executable, "-m", "staronnx_cli", "report", str(out), "-o", str(report)]).returncode == 0
+    assert "long on small ran 2 times: a node was lost" in report.read_text()
+
+
+def test_ctrl_c_keeps_what_was_measured_and_a_rerun_finishes_it(cluster, tmp_path):
+    import signal
+
+    campaign, out, proc, points = long_campaign(cluster, tmp_path, "20,25,30,35,40,45", 1)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - started < 15, (proc.returncode, stderr)
+    assert len([line for line in stderr.splitlines() if line.strip()]) == 1 and "interrupted" in stderr
+    kept = pd.read_csv(points)
+    assert 1 <= len(kept) < 6 and points.read_text().endswith("\n")
+    time.sleep(2)  # its job was ended with the driver: nothing more arrives
+    assert len(pd.read_csv(points)) == len(kept)
+    stdout, stderr, code = fleet(campaign, out, cluster.address)
+    assert code == 0, stdout + stderr
+    frame = pd.read_csv(points)
+    assert len(frame) == 6 and not frame.duplicated(["batch_size", "rate_qps"]).any()
+
+
+def test_a_kind_no_node_has_and_an_unreachable_address_are_one_line(cluster, tmp_path):
+    campaign = tmp_path / "c.toml"
+    campaign.write_text('[kinds.gpu]\nresources = { h100 = 1 }\n\n[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["gpu"]\n')
+    stdout, stderr, code = fleet(campaign, tmp_path / "out", cluster.address)
+    assert code == 2 and "no node of the cluster has the resources of kind gpu" in stderr, stderr
+    assert "ray start --resources" in stderr and not (tmp_path / "out" / "tiny_cnn").exists()
+    started = time.monotonic()
+    stdout, stderr, code = fleet(campaign, tmp_path / "out2", "127.0.0.1:9")
+    assert code == 2 and "--ray-address 127.0.0.1:9" in stderr and time.monotonic() - started < 20, stderr
 
 
 @pytest.mark.parametrize("text, fragment", [

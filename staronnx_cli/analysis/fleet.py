@@ -19,6 +19,8 @@ class FleetRun:
     sweep: str
     kind: str
     run: Run
+    attempts: int = 1  # nodes it ran on: more than one where a node was lost and the job resumed elsewhere
+    lost: str = ""  # why the last attempt before the one that finished ended
 
     @property
     def model(self) -> str:
@@ -36,7 +38,9 @@ def read_fleet(path: Path) -> list[FleetRun]:
     for key in keys:
         sweep, _, kind = key.partition("/")
         if (path / key / "points.csv").exists():
-            runs.append(FleetRun(sweep, kind, read_run(path / key)))
+            job = state["jobs"][key] if isinstance(state["jobs"][key], dict) else {}
+            runs.append(FleetRun(sweep, kind, read_run(path / key), 1 + int(job.get("attempts") or 0),
+                                 str(job.get("why") or "")))
     if not runs:
         raise UserError(f"fleet '{path}' has no measured point yet: run the campaign (staronnx fleet)")
     return runs
@@ -52,14 +56,16 @@ def fleet_rows(runs: list[FleetRun]) -> list[dict]:
         rows.append({"sweep": f.sweep, "kind": f.kind, "model": f.model, "parts": int(f.run.meta.parts),
                      "workers": f.run.meta.workers, "rho_max q/s": f"{top:g}" if top is not None else "none",
                      "N at rho_max": best_n if best_n is not None else "",
-                     "host": str((f.run.meta.extra.get("fleet") or {}).get("host", f.run.meta.host))})
+                     "host": str((f.run.meta.extra.get("fleet") or {}).get("host", f.run.meta.host)),
+                     "attempts": f.attempts})
     return rows
 
 
 def fleet_answer(runs: list[FleetRun]) -> list[str]:
     """Per model: the kind that serves the most per node, then at each rate measured the kind (and sweep) with the
     lowest worst-case latency there."""
-    sentences = []
+    sentences = [f"{f.sweep} on {f.kind} ran {f.attempts} times: a node was lost ({f.lost}) and the job resumed "
+                 "from the points already measured" for f in runs if f.attempts > 1]
     for model in sorted({f.model for f in runs}):
         mine = [f for f in runs if f.model == model]
         served = [(top, f) for f in mine if (top := env.system_rho_max(f.run.points)) is not None]

@@ -198,16 +198,23 @@ def _rates(values: list[float]) -> str:
 
 
 def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
-    """(whole, split) of the same source model, same system; a split pairs with the whole run on the same
-    workers where there is one."""
+    """(whole, split) of the same source model, same system, on the same kind of machine (a fleet's runs are of
+    several); a split pairs with the whole run on the same workers where there is one."""
     found = []
     for split in (r for r in runs if int(r.meta.parts) > 1):
         wholes = [r for r in runs if int(r.meta.parts) == 1 and r.model == split.model and r.model
-                  and r.meta.system == split.meta.system and r.meta.engine == split.meta.engine]
+                  and r.meta.system == split.meta.system and r.meta.engine == split.meta.engine
+                  and _machine_kind(r) == _machine_kind(split)]
         same = [r for r in wholes if r.meta.workers == split.meta.workers]
         if same or wholes:
             found.append(((same or wholes)[0], split))
     return found
+
+
+def _machine_kind(run: Run) -> str:
+    """A fleet run's machine kind ('' for a run of this machine)."""
+    where = run.meta.extra.get("fleet")
+    return str(where.get("kind", "")) if isinstance(where, dict) else ""
 
 
 def verdict(runs: list[Run]) -> list[str]:

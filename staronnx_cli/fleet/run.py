@@ -62,8 +62,10 @@ def run_fleet(s: FleetSettings, on_progress: Callable[[FleetProgress], None] = l
         progress.running = len(todo)
         on_progress(progress)
         _collect(driver, s, campaign, state, progress, on_progress)
-    finally:
-        driver.stop()
+    except BaseException:  # Ctrl-C, an error: the driver killed at once, which ends its jobs on the cluster
+        driver.kill()
+        raise
+    driver.stop()
     return progress
 
 
