@@ -193,3 +193,20 @@ def test_without_ray_fleet_says_how_to_get_it(cli, tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out"), "fleet needs Ray", "pip install")
+
+
+def test_advise_on_a_platform_with_ray_resources_confirms_on_a_node_of_that_kind(cluster, tmp_path):
+    platform = tmp_path / "machine.toml"
+    platform.write_text('name = "small node"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n[ray]\n'
+                        'resources = { large = 1 }\n[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 0.5\n'
+                        'std_ms = 0.05\n')
+    out = tmp_path / "advice"
+    done = subprocess.run([sys.executable, "-m", "staronnx_cli", "advise", "tiny_cnn", "--rate", "50", "--batch", "1",
+                           "--platform", str(platform), "--trust-platform", "--ray", "--ray-address", cluster.address,
+                           "--confirm-batches", "5", "-o", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (out / "advice.md").read_text()
+    assert "ms measured" in text and "confirmed for real on a node of the cluster" in text
+    runs = list((out / "real").glob("*/platform/run.json"))
+    assert runs and all(json.loads(r.read_text())["fleet"]["ray_node_id"] in nodes_with(cluster, "large")
+                        for r in runs)

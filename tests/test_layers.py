@@ -6,8 +6,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "staronnx_cli"
 LAYERS = [  # top first; a package may import packages of its own layer (if no cycle) or below
     {"cli", "__main__"},
-    {"fleet"},
-    {"sweep", "plots", "advise", "mix"},
+    {"sweep", "plots", "advise", "mix", "fleet"},
     {"analysis"},
     {"systems"},
     {"runtime", "split"},

@@ -214,14 +214,17 @@ def test_a_platform_gpu_with_several_streams_is_several_workers_sharing_its_memo
     from staronnx_cli.systems.sim import platform_workers
 
     text = platform_text('[[workers]]\nkind = "cuda"\ncount = 2\nstreams = 3\n\n[[workers]]\nkind = "cpu"\n'
-                         'count = 1\ncores = 4\n', times=[(0, "cuda", 1, 1.0), (0, "cpu:4", 1, 5.0)])
+                         'count = 1\ncores = 4\n', times=[(0, "cuda", 1, 1.0), (0, "cpu:4", 1, 5.0)],
+                         extra="[ray]\nresources = { h100 = 1 }\n")
     platform = read_platform(write(tmp_path / "p.toml", text))
+    assert platform.ray_resources == {"h100": 1.0}  # the nodes advise --ray confirms on
     workers = platform_workers(platform)
     assert [w.name for w in workers] == ["cuda0.0", "cuda0.1", "cuda0.2", "cuda1.0", "cuda1.1", "cuda1.2", "cpu0"]
     assert [w.memory_node for w in workers][:4] == ["cuda:0", "cuda:0", "cuda:0", "cuda:1"]
     assert platform.workers_spec == "cuda:0x3,cuda:1x3,cpu:1x4"
     assert groups_of(workers) == platform.workers  # a run's workers back to the same groups (platform from-run)
     write_platform(platform, tmp_path / "again.toml")
-    assert read_platform(tmp_path / "again.toml").workers == platform.workers
+    again = read_platform(tmp_path / "again.toml")
+    assert again.workers == platform.workers and again.ray_resources == platform.ray_resources
     with pytest.raises(Exception, match="streams = 2 is for GPU workers"):
         parse_platform({"workers": [{"kind": "cpu", "count": 1, "cores": 1, "streams": 2}]})

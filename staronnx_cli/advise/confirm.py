@@ -128,3 +128,45 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
                 e.measured[rate] = float(latency)
     on_count(len(entries), len(entries))
     return notes
+
+
+def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int,
+                       resources: dict[str, float], address: str | None, on_step) -> list[str]:
+    """The real sweeps on a node of the platform's kind of a Ray cluster (its [ray] resources), one job each, as
+    `staronnx fleet` runs them; a cluster without such a node is a note (the answer stands on its predictions)."""
+    from ..fleet.run import FleetSettings, run_fleet
+
+    folder = s.out / "real"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {e.candidate.name: e.candidate.name.replace("+", ".") for e in entries}  # a campaign name is a folder's
+    kind = "platform"
+    sweeps = "".join(f'[[sweep]]\nname = "{names[e.candidate.name]}"\n'
+                     f'target = "{Path(e.candidate.target.path).resolve()}"\nkinds = ["{kind}"]\n'
+                     f'workers = "{e.candidate.layout}"\npolicy = "{e.candidate.policy}"\n'
+                     f'batch = "{e.candidate.batch_size}"\nrate = "{",".join(f"{r:g}" for r in sorted(e.rates))}"\n'
+                     f'batches = {batches}\nwarmup = {warmup}\nseed = {s.seed}\n\n' for e in entries)
+    table = ", ".join(f'"{k}" = {v:g}' for k, v in resources.items())
+    campaign = folder / "campaign.toml"
+    campaign.write_text(f'name = "advise confirmations"\n[kinds.{kind}]\nresources = {{ {table} }}\n\n{sweeps}')
+    on_step(f"confirming {len(entries)} candidate(s) for real on a node with {resources}")
+    try:
+        run_fleet(FleetSettings(campaign, folder, address))
+    except UserError as exc:
+        return [f"not confirmed on the cluster: {exc}"]
+    notes = []
+    for e in entries:
+        points = folder / names[e.candidate.name] / kind / "points.csv"
+        if not points.exists():
+            notes.append(f"not confirmed: {e.candidate.setup}: its job on the cluster measured nothing")
+            continue
+        import pandas as pd
+
+        for p in pd.read_csv(points).to_dict("records"):
+            rate, latency = float(p["rate_qps"]), p.get("mean_max_latency_ms")
+            if str(p["congested"]).lower() in ("true", "1"):
+                e.measured[rate] = None
+            elif latency is None or latency != latency:
+                e.failed[rate] = str(p.get("errors") or p.get("reason") or "no batch measured")
+            else:
+                e.measured[rate] = float(latency)
+    return notes

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
+from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_markdown
-from .confirm import Confirmed, keep_most_headroom, measure, predict_saturation, top_candidates
+from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, STREAMS, Target, machine_layouts
@@ -193,8 +194,11 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         times, platforms, confirm = HostTimes.of(targets), None, s.confirm
     else:
         targets, layouts, times, platforms, one_run_s, said = _platform_space(s)
-        confirm = False
-        notes.append("simulated on the platform file's machine: nothing confirmed for real")
+        on_node = read_platform(s.platform).ray_resources if s.ray else {}
+        confirm = s.confirm and bool(on_node)  # on a node of the platform's kind, where the cluster has one
+        notes.append("simulated on the platform file's machine; the best confirmed for real on a node of the "
+                     f"cluster with {on_node}" if confirm else "simulated on the platform file's machine: nothing "
+                     "confirmed for real (with --ray, a platform's [ray] resources name the nodes to confirm on)")
         notes += said
         if s.offloads or s.streams:
             notes.append("splits and branch plans were not searched: a platform file's times belong to one target "
@@ -222,10 +226,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     if s.latency_bound_ms is not None:
         entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
     if confirm and entries:
-        chosen, skipped = within_budget(entries, s.confirm_batches, s.budget_s - (time.monotonic() - started))
-        result.notes += skipped
-        result.notes += measure(chosen, settings, s.confirm_batches, CONFIRM_WARMUP, on_step,
-                                lambda done, total: on_count("confirmed", done, total))
+        result.notes += _confirm(s, entries, settings, s.budget_s - (time.monotonic() - started), on_step, on_count)
     recs = recommendations(result, entries, s.latency_bound_ms)
     compare_layouts(result, recs, targets, s.latency_bound_ms)
     figure = draw(entries, settings.model_name, s.output / "advice.png")
@@ -233,6 +234,18 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
                    markdown_lines(recs, times))
     files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
+
+
+def _confirm(s: AdviseSettings, entries: list[Confirmed], settings: SearchSettings, left_s: float, on_step,
+             on_count) -> list[str]:
+    """The best candidates that fit in the time left, measured for real: here, or on a node of the cluster with
+    the platform's [ray] resources; returns the notes."""
+    chosen, notes = within_budget(entries, s.confirm_batches, left_s)
+    if s.platform is None:
+        return notes + measure(chosen, settings, s.confirm_batches, CONFIRM_WARMUP, on_step,
+                               lambda done, total: on_count("confirmed", done, total))
+    return notes + measure_on_cluster(chosen, settings, s.confirm_batches, CONFIRM_WARMUP,
+                                      read_platform(s.platform).ray_resources, s.ray_address, on_step)
 
 
 def _platform_space(s: AdviseSettings):

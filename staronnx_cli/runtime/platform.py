@@ -101,6 +101,7 @@ class Platform:
     path: Path | None = None
     target_sha256: str = ""  # [[times]] measured on one model (or plan): its sha256, checked by the simulator
     model_sha256: str = ""  # and that model's (a plan's source): held against a target given on trust
+    ray_resources: dict[str, float] = field(default_factory=dict)  # [ray]: what a node of this machine advertises
 
     @property
     def link(self) -> Link:
@@ -208,7 +209,16 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
                     _number(transfer, "latency_us", "[transfer]", 10.0, 0),
                     _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
                     bool(data.get("estimate", False)), str(data.get("notes", "")), path,
-                    str(data.get("target_sha256", "")), str(data.get("model_sha256", "")))
+                    str(data.get("target_sha256", "")), str(data.get("model_sha256", "")), _ray_resources(data))
+
+
+def _ray_resources(data: dict) -> dict[str, float]:
+    """[ray] resources = { h100 = 1 }: the Ray resources a node of this machine has (advise --ray confirms there)."""
+    table = data.get("ray", {})
+    resources = table.get("resources", {}) if isinstance(table, dict) else None
+    if not isinstance(resources, dict):
+        raise UserError("platform: [ray] resources must be a table, e.g. resources = { h100 = 1 }")
+    return {str(k): float(_number(resources, k, "[ray] resources", None, 0)) for k in resources}
 
 
 def read_platform(path: Path) -> Platform:
@@ -265,6 +275,8 @@ def dump_platform(p: Platform) -> str:
     lines += ["[transfer]", f"bandwidth_GBps = {_value(float(p.bandwidth_GBps))}",
               f"latency_us = {_value(float(p.latency_us))}", "", "[overhead]", f"task_us = {_value(float(p.task_us))}",
               ""]
+    if p.ray_resources:
+        lines += ["[ray]", f"resources = {_value(p.ray_resources)}", ""]
     for t in p.times:
         lines += ["[[times]]", f"part = {t.part}", f"kind = {_value(t.kind)}", f"batch = {t.batch}",
                   f"mean_ms = {_value(float(t.mean_ms))}", f"std_ms = {_value(float(t.std_ms))}", ""]
