@@ -24,11 +24,19 @@ def fleet(
 ):
     """Run every (sweep, machine kind) job of CAMPAIGN on a node of that kind, each point's rows written here as
     they are measured; a job lost with its node is resumed on another node of its kind."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from ..fleet.run import FleetSettings, run_fleet
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())  # from the jobs finished so far: auto rates make a job's length unknown before
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("jobs", total=None)
 
