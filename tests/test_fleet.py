@@ -210,3 +210,14 @@ def test_advise_on_a_platform_with_ray_resources_confirms_on_a_node_of_that_kind
     runs = list((out / "real").glob("*/platform/run.json"))
     assert runs and all(json.loads(r.read_text())["fleet"]["ray_node_id"] in nodes_with(cluster, "large")
                         for r in runs)
+
+
+def test_the_campaigns_eta_sums_the_jobs_scheduled_arrivals_over_those_running_at_once():
+    from staronnx_cli.fleet.run import FleetProgress
+
+    p = FleetProgress(jobs=4, done=1, running=3)
+    p.estimate()
+    assert p.seconds_left is None  # nothing planned yet: no guess
+    p.scheduled = {"a/x": (10.0, 30.0), "b/x": (5.0, 20.0)}  # 35 s left; a job averages 25 s; one still queued
+    p.estimate()
+    assert p.seconds_left == (20.0 + 15.0 + 25.0) / 2

@@ -24,26 +24,19 @@ def fleet(
 ):
     """Run every (sweep, machine kind) job of CAMPAIGN on a node of that kind, each point's rows written here as
     they are measured; a job lost with its node is resumed on another node of its kind."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..fleet.run import FleetSettings, run_fleet
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn())  # from the jobs finished so far: auto rates make a job's length unknown before
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("jobs", total=None)
 
         def on_progress(p) -> None:
+            left = f"; about {p.seconds_left:,.0f} s of arrivals left" if p.seconds_left is not None else ""
             bar.update(task, total=p.jobs, completed=p.done + p.failed,
                        description=f"jobs: {p.done} done, {p.running} running or queued, {p.failed} given up; "
-                                   f"{p.points} points received")
+                                   f"{p.points} points received{left}")
 
         result = run_fleet(FleetSettings(campaign, output, ray_address), on_progress)
     for line in result.lines:

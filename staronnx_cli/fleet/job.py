@@ -17,6 +17,7 @@ from ..results.schema import RUN_FILES
 from .campaign import SweepSpec
 
 RUN_JSON, POINTS, BATCHES = RUN_FILES
+PROGRESS_EVERY_S = 1.0
 
 
 def sweep_settings(spec: SweepSpec, target: Path, output: Path, platform_file: Path | None, resume: bool):
@@ -71,9 +72,16 @@ def run_job(key: str, spec: SweepSpec, shipped: dict[str, bytes], held: dict[str
                                                tails[BATCHES].new_rows(), node, (attempt, sent[0])))
                 sent[0] += 1
 
+        told = [0.0]
+
+        def on_progress(p) -> None:  # the seconds of arrivals done and planned: the campaign's ETA (once a second)
+            if time.monotonic() - told[0] >= PROGRESS_EVERY_S:
+                told[0] = time.monotonic()
+                inbox.actor.put_nowait.remote(("progress", key, p.seconds_done, p.seconds_total, attempt))
+
         from ..sweep.runner import run_sweep
 
-        run_sweep(settings, on_point=on_point)
+        run_sweep(settings, on_point=on_point, on_progress=on_progress)
         ray.get(inbox.actor.qsize.remote())  # after this caller's puts: every point is in the inbox before the end
         where = {"kind": kind, "ray_node_id": node, "host": platform.node(), "attempt": attempt,
                  "started": started, "ended": time.time()}

@@ -41,6 +41,18 @@ class FleetProgress:
     failed: int = 0
     points: int = 0
     lines: list[str] = field(default_factory=list)  # what happened, for the screen
+    seconds_left: float | None = None  # of scheduled arrivals, over the jobs running at once (None: not known yet)
+    scheduled: dict[str, tuple[float, float]] = field(default_factory=dict)  # job -> arrivals' seconds done, planned
+
+    def estimate(self) -> None:
+        """Seconds left: what the running jobs still have to release, and the queued ones as many as the jobs
+        planned so far on average, over the jobs running at once (the sweeps' own ETA, summed)."""
+        if not self.scheduled:
+            return
+        left = sum(total - done for done, total in self.scheduled.values())
+        mean = sum(total for _, total in self.scheduled.values()) / len(self.scheduled)
+        queued = max(0, self.jobs - self.done - self.failed - len(self.scheduled))
+        self.seconds_left = (left + queued * mean) / max(1, min(self.running, len(self.scheduled)))
 
 
 def run_fleet(s: FleetSettings, on_progress: Callable[[FleetProgress], None] = lambda p: None) -> FleetProgress:
@@ -85,6 +97,10 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
         run = RunDir(s.output / key)
         if kind == "submitted":
             record["status"] = "running"
+        elif kind == "progress":
+            if event[4] == record["attempts"] + 1 and record["status"] != "done":  # the inbox may reorder
+                progress.scheduled[key] = (event[2], event[3])
+                progress.estimate()
         elif kind == "point":
             record["running_on"] = event[5]
             if event[6][0] == record["attempts"] + 1:  # a lost attempt's late points are measured again instead
@@ -98,6 +114,8 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
             record.update(status="done", nodes=record["nodes"] + [result["ray_node_id"]], host=result["host"],
                           started=result["started"], ended=result["ended"])
             progress.done, progress.running = progress.done + 1, progress.running - 1
+            progress.scheduled.pop(key, None)
+            progress.estimate()
             progress.lines.append(f"{key}: done on {result['host']} (Ray node {result['ray_node_id'][:8]})")
         elif kind == "lost":
             _lost(driver, jobs[key], record, event[2], s, progress, state)
@@ -126,6 +144,7 @@ def _in_order(run: RunDir, order: dict, event: tuple) -> int:
 
 def _lost(driver, job: Job, record: dict, why: str, s: FleetSettings, progress: FleetProgress, state: dict) -> None:
     record["attempts"] += 1
+    progress.scheduled.pop(job.key, None)
     record["why"] = why
     if record["attempts"] < s.max_attempts and "no node of kind" not in why:
         progress.lines.append(f"{job.key}: lost ({why}); resumed on another node of kind {job.kind.name}")
