@@ -85,7 +85,7 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
              on_progress) -> None:
     """Events until every job is done or given up; each written before the next is read."""
     jobs = {job.key: job for job in campaign.jobs}
-    order: dict[str, dict] = {}  # per job: the next point's (attempt, number) and those that came early
+    order: dict[str, dict] = {}  # per job: its attempt, the next point's number, and those that came early
     while progress.running:
         event = driver.receive(1.0)
         if event[0] == "idle":
@@ -107,9 +107,11 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
                 progress.points += _in_order(run, order.setdefault(key, {}), event)
         elif kind == "done":
             result = event[2]
-            if order.get(key, {}).get("next", (0, 0))[1] != result["points_sent"]:
-                raise UserError(f"fleet: job {key} sent {result['points_sent']} points, "
-                                f"{order[key].get('next', (0, 0))[1]} arrived: see {s.output / 'ray.log'}")
+            mine = order.get(key, {})  # this attempt's points (a lost attempt's count for nothing)
+            arrived = mine.get("next", 0) if mine.get("attempt") == result["attempt"] else 0
+            if arrived != result["points_sent"]:
+                raise UserError(f"fleet: job {key} sent {result['points_sent']} points, {arrived} arrived: see "
+                                f"{s.output / 'ray.log'}")
             write_text_atomic(run.run_json, result["run_json"], "free space, then run the campaign again")
             record.update(status="done", nodes=record["nodes"] + [result["ray_node_id"]], host=result["host"],
                           started=result["started"], ended=result["ended"])
@@ -128,17 +130,17 @@ def _in_order(run: RunDir, order: dict, event: tuple) -> int:
     Returns the count of point rows written."""
     attempt, number = event[6]
     if order.get("attempt") != attempt:  # a new attempt numbers its points from 0
-        order.update(attempt=attempt, next=(attempt, 0), early={})
+        order.update(attempt=attempt, next=0, early={})
     order["early"][number] = event
     written = 0
-    while order["next"][1] in order["early"]:
-        _, _, run_json, points, batches, _, _ = order["early"].pop(order["next"][1])
+    while order["next"] in order["early"]:
+        _, _, run_json, points, batches, _, _ = order["early"].pop(order["next"])
         run.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.run_json, run_json, "free space, then run the campaign again")
         run.append_batches(batches)
         run.append_points(points)  # the commit, as in a local sweep
         written += len(points)
-        order["next"] = (attempt, order["next"][1] + 1)
+        order["next"] += 1
     return written
 
 
