@@ -1,6 +1,7 @@
-"""Build the runtime's native waits (staronnx_cli/runtime/_hotpath.c) in place with the C compiler, for the current
-interpreter, without setuptools or pip: for a machine where the project is used from its checkout (an offline GPU
-machine whose kit puts the project on PYTHONPATH), where `pip install` never built it. `make gpu-check` runs it.
+"""Build the runtime's native pieces (staronnx_cli/runtime/_hotpath.c, the waits; _core.c, the native core) in place
+with the C compiler, for the current interpreter, without setuptools or pip: for a machine where the project is used
+from its checkout (an offline GPU machine whose kit puts the project on PYTHONPATH), where `pip install` never built
+them. `make gpu-check` runs it.
 Usage: python experiments/build_native.py   (exit 0 built or already there; 1 with one line saying why not)
 """
 
@@ -13,12 +14,20 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCE = ROOT / "staronnx_cli" / "runtime" / "_hotpath.c"
+SOURCES = [ROOT / "staronnx_cli" / "runtime" / "_hotpath.c", ROOT / "staronnx_cli" / "runtime" / "_core.c"]
 
 
 def build() -> str:
-    """'' when the module is importable now, else why not."""
-    target = SOURCE.with_name("_hotpath" + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+    """'' when the modules are importable now, else why not."""
+    for source in SOURCES:
+        why = build_one(source)
+        if why:
+            return f"{source.name}: {why}"
+    return ""
+
+
+def build_one(source: Path) -> str:
+    target = source.with_name(source.stem + (sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
     if target.exists():
         return ""
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -27,8 +36,8 @@ def build() -> str:
     include = sysconfig.get_paths()["include"]
     if not (Path(include) / "Python.h").exists():
         return f"no Python.h in {include} (install the Python development headers)"
-    done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(SOURCE), "-o", str(target)],
-                          capture_output=True, text=True)
+    done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target),
+                           "-ldl", "-lpthread"], capture_output=True, text=True)
     if done.returncode != 0:
         return f"{compiler} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
     return ""

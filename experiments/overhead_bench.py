@@ -33,14 +33,10 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime_bench import CORES, plain_loop_qps, runtime_saturation, trivial_model  # noqa: E402
+from runtime_bench import CORES, PointRig, hot_path, plain_loop_qps, runtime_saturation, trivial_model  # noqa: E402
 
 from staronnx_cli.load.schedule import BatchSchedule  # noqa: E402
-from staronnx_cli.runtime.executors import ThreadExecutor  # noqa: E402
-from staronnx_cli.runtime.loop import RealLoop  # noqa: E402
 from staronnx_cli.runtime.perfmodel import PerfModel  # noqa: E402
-from staronnx_cli.runtime.policies import make_policy  # noqa: E402
-from staronnx_cli.runtime.scheduler import Limits, Scheduler  # noqa: E402
 from staronnx_cli.runtime.workers import parse_workers  # noqa: E402
 from staronnx_cli.systems.native import NativeSession  # noqa: E402
 from staronnx_cli.systems.target import load_target  # noqa: E402
@@ -62,24 +58,21 @@ def rho_max(run: Path) -> float:
 
 
 def split_saturation(plan: Path, spec: str, batches: int) -> float:
-    """Tasks of a plan's parts, every batch released at once, through the real scheduler: batches/s."""
+    """Tasks of a plan's parts, every batch released at once, through the runtime: batches/s."""
     target = load_target(plan)
-    workers = parse_workers(spec, CORES, False)
-    executor = ThreadExecutor(RealLoop(), workers, target.part_files, 1)
+    rig = PointRig(spec, target.part_files, 1, target.graph)
     perf = PerfModel()  # calibrated first, as a sweep's are: uncalibrated, dmda piles the first tasks on one worker
     try:
-        for w, worker in enumerate(workers):
-            executor.service_time(w, 1, len(target.part_files), runs=12,
-                                  on_task=lambda part, s, kind=worker.kind_key: perf.record(part, kind, 1, s))
-        executor.loop = RealLoop()
+        for w, worker in enumerate(rig.workers):
+            rig.executor.service_time(w, 1, len(target.part_files), runs=12,
+                                      on_task=lambda part, s, kind=worker.kind_key: perf.record(part, kind, 1, s))
         releases = np.zeros(batches)
         schedule = BatchSchedule(1, releases, releases, np.ones(batches, dtype=np.int64), np.arange(batches))
-        scheduler = Scheduler(executor.loop, executor, workers, make_policy("dmda"), perf, target.graph)
-        records = scheduler.run(schedule, Limits(10 ** 9, 1e9))[0]
+        records = rig.run(schedule, perf)
         first = min(t.start_s for r in records for t in r.tasks)
         return batches / (max(r.end_s for r in records) - first)
     finally:
-        executor.close()
+        rig.close()
 
 
 def isolated_run_ms(model: Path, spec: str, n: int, runs: int) -> float:
@@ -209,7 +202,8 @@ def main() -> None:
                 round(cap / (2 * stream), 2), f"GPU {2 * stream:,.0f}/s, runtime {cap:,.0f}/s",
                 "> 1: the GPU sets saturation", cap > 2 * stream)
 
-    table = Table(title=f"the runtime's cost per task ({len(CORES)} cores, {time.strftime('%Y-%m-%d %H:%M')})")
+    table = Table(title=f"the runtime's cost per task ({len(CORES)} cores, {hot_path()}, "
+                        f"{time.strftime('%Y-%m-%d %H:%M')})")
     for column in ("figure", "value", "detail", "target", "met"):
         table.add_column(column)
     for r in rows:

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from staronnx_cli import modelio
 from staronnx_cli.load.schedule import BatchSchedule
+from staronnx_cli.runtime import core
 from staronnx_cli.runtime.executors import ThreadExecutor
 from staronnx_cli.runtime.loop import RealLoop
 from staronnx_cli.runtime.perfmodel import PerfModel
@@ -79,17 +80,46 @@ def plain_loop_qps(path: Path, cores: list[int], batch: int, runs: int) -> float
     return result[0]
 
 
+class PointRig:
+    """A layout's workers with warmed sessions and fresh runners on them, as a sweep builds them: the native core
+    where it runs (CPU workers, dmda), else the Python scheduler (STARONNX_HOT_PATH=python forces it)."""
+
+    def __init__(self, spec: str, files: list[Path], batch: int, graph: PartGraph | None = None):
+        self.workers = parse_workers(spec, CORES, False)
+        self.graph = graph or PartGraph.single()
+        self.native = not core.ineligible(self.workers, "dmda", False)
+        self.executor = core.CoreExecutor(self.workers, files, batch) if self.native else \
+            ThreadExecutor(RealLoop(), self.workers, files, batch)
+
+    def run(self, schedule: BatchSchedule, perf: PerfModel | None = None):
+        """The schedule's batches through a fresh runner on the warmed workers (no limits): the records."""
+        perf = perf if perf is not None else PerfModel()
+        if self.native:
+            runner = core.CoreRunner(self.executor, make_policy("dmda"), perf)
+        else:
+            self.executor.loop = RealLoop()
+            runner = Scheduler(self.executor.loop, self.executor, self.workers, make_policy("dmda"), perf,
+                               self.graph)
+        return runner.run(schedule, Limits(10 ** 9, 1e9))[0]
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+def hot_path() -> str:
+    """Which hot path this run measures."""
+    why = core.unavailable()
+    return "native core" if not why else f"python scheduler ({why})"
+
+
 def runtime_saturation(path: Path, spec: str, batch: int, batches: int, low_rate: float | None = None):
     """Throughput with every batch released at t0 (the runtime's ceiling), and per-task dispatch delays
     (release -> start) at a low rate where no task waits behind another."""
-    workers = parse_workers(spec, CORES, False)
-    executor = ThreadExecutor(RealLoop(), workers, [path], batch)
+    rig = PointRig(spec, [path], batch)
+
     def replay(releases: np.ndarray):
-        """Batches released at these times through a fresh scheduler on the warmed executor (no limits)."""
-        executor.loop = RealLoop()
         schedule = BatchSchedule(batch, releases, releases, np.full(batches, batch), np.arange(batches) * batch)
-        scheduler = Scheduler(executor.loop, executor, workers, make_policy("dmda"), PerfModel(), PartGraph.single())
-        return scheduler.run(schedule, Limits(10 ** 9, 1e9))[0]
+        return rig.run(schedule)
 
     try:
         records = replay(np.zeros(batches))
@@ -101,7 +131,7 @@ def runtime_saturation(path: Path, spec: str, batch: int, batches: int, low_rate
             delays = [r.tasks[0].start_s - r.actual_release_s for r in records]
         return qps, delays
     finally:
-        executor.close()
+        rig.close()
 
 
 def saturation_ratios(path: Path, name: str, batch: int, runs: int, rounds: int, cores: int) -> dict:

@@ -68,6 +68,7 @@ def test_an_onnx_runtime_error_inside_one_task_fails_that_batch_and_the_sweep_go
                                                                                        monkeypatch):
     from staronnx_cli.runtime.executors import ThreadExecutor
 
+    monkeypatch.setenv("STARONNX_HOT_PATH", "python")  # the Python scheduler's path (test_core.py: the core's)
     real_input = ThreadExecutor._input
 
     def wrong_dtype_for_batch_4(self, k, name, size, *where):
@@ -87,17 +88,32 @@ def test_an_onnx_runtime_error_inside_one_task_fails_that_batch_and_the_sweep_go
 
 
 @pytest.mark.realtime
-def test_workers_that_cannot_run_one_batch_size_fail_its_points_only(cli, tiny_cnn_path, tmp_path, monkeypatch):
+@pytest.mark.parametrize("hot_path", ["python", "native"])
+def test_workers_that_cannot_run_one_batch_size_fail_its_points_only(cli, tiny_cnn_path, tmp_path, monkeypatch,
+                                                                     hot_path):
+    from staronnx_cli.runtime import core
     from staronnx_cli.runtime.executors import ThreadExecutor
 
-    real_prepare = ThreadExecutor._prepare
+    oom = "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory at batch 3"
+    if hot_path == "python" or core.unavailable():
+        monkeypatch.setenv("STARONNX_HOT_PATH", "python")
+        real_prepare = ThreadExecutor._prepare
 
-    def refuse_batch_3(self, worker, m, warmup_runs):
-        if self.batches[m] == 3:
-            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : out of memory at batch 3")
-        return real_prepare(self, worker, m, warmup_runs)
+        def refuse_batch_3(self, worker, m, warmup_runs):
+            if self.batches[m] == 3:
+                raise RuntimeError(oom)
+            return real_prepare(self, worker, m, warmup_runs)
 
-    monkeypatch.setattr(ThreadExecutor, "_prepare", refuse_batch_3)
+        monkeypatch.setattr(ThreadExecutor, "_prepare", refuse_batch_3)
+    else:
+        real_init = core.CoreExecutor.__init__
+
+        def refuse_batch_3_natively(self, workers, part_files, batch, options=None):
+            if batch == 3:
+                raise RuntimeError(oom)
+            real_init(self, workers, part_files, batch, options)
+
+        monkeypatch.setattr(core.CoreExecutor, "__init__", refuse_batch_3_natively)
     run = tmp_path / "run"
     result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "3,1", "--rate", "50,60",
                  "--batches", "3", "--warmup", "0", "-o", run)

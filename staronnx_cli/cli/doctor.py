@@ -57,9 +57,12 @@ def doctor():
     table.add_row("CUDA", ("usable: " if cuda.usable else "not usable: ") + cuda.reason)
     table.add_row("CuPy", cupy_status())
     table.add_row("GPU profiling", gpu_profiling_status(cuda.usable))
-    from ..runtime import hotwait
+    from ..runtime import core, hotwait
 
-    table.add_row("Hot path", hotwait.status())
+    why = core.unavailable()
+    table.add_row("Hot path", "native core (runtime/_core.c over ONNX Runtime's C API): points on CPU workers run in "
+                  "C" if not why else f"Python scheduler: {why}")
+    table.add_row("Waits", hotwait.status())
     table.add_row("CPU", info.cpu_model)
     table.add_row("cores (usable)", str(info.cores))
     table.add_row("NUMA nodes", "; ".join(f"node {i}: {len(c)} cores ({c[0]}-{c[-1]})"

@@ -46,7 +46,7 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
     from .real import RealConfig, RealEngine
 
     return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None,
-                                 memory_limits),
+                                 memory_limits, policy_of(s)),
                       target.part_files, target.model_sha256, target.plan_sha256, target)
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..ortenv import cuda_status
-from ..runtime import hotwait
+from ..runtime import core, hotwait
 from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel, cache_file
@@ -32,6 +32,7 @@ class RealConfig:
     cuda_graphs: bool = True
     variable_batches: bool = False  # --max-queue-delay: batches may close before N queries
     memory_limits: dict | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
+    policy: str = "dmda"  # the policy its points run (the native core runs dmda, eager and roundrobin)
 
 
 class RealEngine:
@@ -53,17 +54,19 @@ class RealEngine:
         self.perf = PerfModel() if config.calibrate else PerfModel.merged(
             [(PerfModel.load(f, self.log.notices.append), first) for f, first, _ in self.perf_files])
         self.link = DEFAULT_LINK  # dmda's transfer figures: the GPU workers' own once measured (prepare)
+        # the native core runs the points where it can (CPU workers, one model, dmda/eager/roundrobin); else why not
+        self.python_path = core.ineligible(self.workers, config.policy, bool(members))
+        self.issuer_level = ""
 
     def prepare(self, n: int | tuple[int, ...]) -> BatchSizeSetup:
         """Workers with warmed sessions for batch size n (a mix: one per model); S_w(n) of each worker kind alone,
         which also calibrates its performance models, before any point. A failure here (ONNX Runtime refusing
         the model at this batch size) fails this N's points, not the sweep."""
         sizes = list(n) if isinstance(n, tuple) else n
+        options = ExecutorOptions(variable_batches=self.config.variable_batches, seed=self.config.seed,
+                                  cuda_graphs=self.config.cuda_graphs, memory_limits=self.config.memory_limits)
         try:
-            options = ExecutorOptions(variable_batches=self.config.variable_batches, seed=self.config.seed,
-                                      cuda_graphs=self.config.cuda_graphs, memory_limits=self.config.memory_limits)
-            executor = ThreadExecutor(RealLoop(), self.workers, self.part_files, sizes,
-                                      self.target.graph.models if self.target is not None else None, options)
+            executor = self._executor(sizes, options)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         self.log.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
@@ -77,6 +80,17 @@ class RealEngine:
             self.after_point()
         return BatchSizeSetup(executor, "", services)
 
+    def _executor(self, sizes, options: ExecutorOptions):
+        if not self.python_path:
+            try:
+                executor = core.CoreExecutor(self.workers, self.part_files, sizes, options)
+            except RuntimeError as exc:
+                raise UserError(f"the workers cannot prepare their sessions: {first_line(exc)}") from None
+            self.issuer_level = executor.issuer_level()
+            return executor
+        return ThreadExecutor(RealLoop(), self.workers, self.part_files, sizes,
+                              self.target.graph.models if self.target is not None else None, options)
+
     def after_point(self) -> None:
         for path, first, count in self.perf_files:
             (self.perf if len(self.perf_files) == 1 else self.perf.parts(first, count)).save(path)
@@ -84,13 +98,21 @@ class RealEngine:
     def runner(self, loop, executor, policy, graph):
         if policy.link is not None:  # dmda predicts transfers with what this machine's GPU workers measured
             policy.link = self.link
+        if isinstance(executor, core.CoreExecutor):
+            return core.CoreRunner(executor, policy, self.perf)
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
+
+    def hot_path(self) -> str:
+        """run.json's hot_path: the native core, or the Python scheduler and why."""
+        if not self.python_path:
+            return "native core"
+        return f"python scheduler ({self.python_path}; {'native' if hotwait.NATIVE else 'python'} waits)"
 
     def workers_label(self) -> str:
         return self.config.workers
 
     def metadata(self) -> dict:
         return {"perfmodel": str(self.perf_file), "calibrate": self.config.calibrate, "worker_nice": WORKER_NICE,
-                "issuer_priority": issuer_priority_level(), "hot_path": "native" if hotwait.NATIVE else "python",
+                "issuer_priority": self.issuer_level or issuer_priority_level(), "hot_path": self.hot_path(),
                 "start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "calibration": [c.to_json() for c in self.log.calibration]}

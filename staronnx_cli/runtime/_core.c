@@ -1,0 +1,1262 @@
+/* The runtime's native core (issue 25): the hot path of a point on CPU workers, out of Python.
+ *
+ * Python prepared everything a point needs (the schedule, the model inputs, dmda's predictions); here one issuer
+ * thread releases the batches at their due times and applies the backlog and time-cap rules, worker threads pinned
+ * to their cores take their next task themselves and run ONNX Runtime through its C API, and a completion
+ * (records, the batch's next parts, the policy's bookkeeping) is a few hundred nanoseconds under one spin lock.
+ * Python drains the finished batches every millisecond, off the hot path: the judge, the progress bar, the
+ * performance models (pushed back here as tables), and answers the issuer's one question (extend the point?).
+ *
+ * ONNX Runtime is the library the onnxruntime wheel ships (libonnxruntime.so, loaded with dlopen, its path given
+ * by Python): no header is needed to build this module. The few entries of its C API table used here are declared
+ * below by their position in that table (OrtApi is append-only across releases; version 13 is asked for, which
+ * every supported release has).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- ONNX Runtime's C API: opaque handles and the table entries used (their slot in OrtApi) ---------------- */
+typedef struct OrtStatus OrtStatus;
+typedef struct OrtEnv OrtEnv;
+typedef struct OrtSession OrtSession;
+typedef struct OrtSessionOptions OrtSessionOptions;
+typedef struct OrtValue OrtValue;
+typedef struct OrtMemoryInfo OrtMemoryInfo;
+typedef struct OrtRunOptions OrtRunOptions;
+typedef struct {
+    const void *const *(*get_api)(uint32_t version);
+    const char *(*get_version_string)(void);
+} ApiBase;
+
+#define API_VERSION 13
+enum {
+    S_GetErrorMessage = 2,
+    S_CreateEnv = 3,
+    S_CreateSession = 7,
+    S_Run = 9,
+    S_CreateSessionOptions = 10,
+    S_SetSessionLogSeverityLevel = 22,
+    S_SetSessionGraphOptimizationLevel = 23,
+    S_SetIntraOpNumThreads = 24,
+    S_SetInterOpNumThreads = 25,
+    S_CreateTensorWithDataAsOrtValue = 49,
+    S_GetTensorMutableData = 51,
+    S_GetTensorElementType = 60,
+    S_GetDimensionsCount = 61,
+    S_GetDimensions = 62,
+    S_GetTensorTypeAndShape = 65,
+    S_CreateCpuMemoryInfo = 69,
+    S_ReleaseEnv = 92,
+    S_ReleaseStatus = 93,
+    S_ReleaseMemoryInfo = 94,
+    S_ReleaseSession = 95,
+    S_ReleaseValue = 96,
+    S_ReleaseTensorTypeAndShapeInfo = 99,
+    S_ReleaseSessionOptions = 100,
+    S_AddFreeDimensionOverrideByName = 124,
+    S_AddSessionConfigEntry = 130,
+};
+static const void *const *api;
+static OrtEnv *env;
+static OrtMemoryInfo *cpu_info;
+#define CALL(slot, type) ((type)api[slot])
+typedef OrtStatus *(*CreateEnvFn)(int, const char *, OrtEnv **);
+typedef OrtStatus *(*CreateSessionFn)(const OrtEnv *, const char *, const OrtSessionOptions *, OrtSession **);
+typedef OrtStatus *(*RunFn)(OrtSession *, const OrtRunOptions *, const char *const *, const OrtValue *const *,
+                            size_t, const char *const *, size_t, OrtValue **);
+typedef OrtStatus *(*CreateOptionsFn)(OrtSessionOptions **);
+typedef OrtStatus *(*SetIntFn)(OrtSessionOptions *, int);
+typedef OrtStatus *(*ConfigEntryFn)(OrtSessionOptions *, const char *, const char *);
+typedef OrtStatus *(*FreeDimFn)(OrtSessionOptions *, const char *, int64_t);
+typedef OrtStatus *(*CreateTensorFn)(const OrtMemoryInfo *, void *, size_t, const int64_t *, size_t, int,
+                                     OrtValue **);
+typedef OrtStatus *(*CpuInfoFn)(int, int, OrtMemoryInfo **);
+typedef const char *(*ErrorMessageFn)(const OrtStatus *);
+typedef struct OrtTensorTypeAndShapeInfo OrtShape;
+typedef OrtStatus *(*DataFn)(OrtValue *, void **);
+typedef OrtStatus *(*ShapeOfFn)(const OrtValue *, OrtShape **);
+typedef OrtStatus *(*ElementTypeFn)(const OrtShape *, int *);
+typedef OrtStatus *(*DimsCountFn)(const OrtShape *, size_t *);
+typedef OrtStatus *(*DimsFn)(const OrtShape *, int64_t *, size_t);
+typedef void (*ReleaseFn)(void *);
+
+static void release(int slot, void *handle) {
+    if (handle) CALL(slot, ReleaseFn)(handle);
+}
+
+/* An ORT status as a malloc'ed message (NULL: success); the status is released. */
+static char *status_text(OrtStatus *status) {
+    if (status == NULL) return NULL;
+    const char *msg = CALL(S_GetErrorMessage, ErrorMessageFn)(status);
+    char *out = strdup(msg ? msg : "ONNX Runtime failed");
+    release(S_ReleaseStatus, status);
+    return out;
+}
+
+static int raise_status(OrtStatus *status, const char *what) {
+    char *msg = status_text(status);
+    if (msg == NULL) return 0;
+    PyErr_Format(PyExc_RuntimeError, "%s: %s", what, msg);
+    free(msg);
+    return -1;
+}
+
+/* ---- clocks, waits, lock ----------------------------------------------------------------------------------- */
+static inline int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t t) {
+    struct timespec ts = {(time_t)(t / 1000000000LL), (long)(t % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
+static void futex_wait(int32_t *word, int32_t seen, int64_t timeout_ns) {
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000LL), (long)(timeout_ns % 1000000000LL)};
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, timeout_ns > 0 ? &ts : NULL, NULL, 0);
+}
+
+static void futex_wake(int32_t *word) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
+
+/* A spin lock: every critical section here is a few hundred nanoseconds, and a thread that sleeps on a contended
+ * mutex wakes 20-40 us later on the machines measured. The holder may be preempted: spinners yield the core. */
+typedef struct { int32_t held; } SpinLock;
+
+static inline void lock(SpinLock *l) {
+    unsigned n = 0;
+    for (;;) {
+        if (!__atomic_load_n(&l->held, __ATOMIC_RELAXED) && !__atomic_exchange_n(&l->held, 1, __ATOMIC_ACQUIRE))
+            return;
+        if (++n % 256 == 0) sched_yield();
+    }
+}
+
+static inline void unlock(SpinLock *l) { __atomic_store_n(&l->held, 0, __ATOMIC_RELEASE); }
+
+/* A growable FIFO of tasks (k * parts + part), touched under the core's lock only. */
+typedef struct { int64_t *items; int64_t head, count, cap; } Fifo;
+
+static int fifo_push(Fifo *q, int64_t task) {
+    if (q->count == q->cap) {
+        int64_t cap = q->cap ? 2 * q->cap : 256;
+        int64_t *items = malloc(sizeof(int64_t) * cap);
+        if (!items) return -1;
+        for (int64_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
+        free(q->items);
+        q->items = items, q->head = 0, q->cap = cap;
+    }
+    q->items[(q->head + q->count++) % q->cap] = task;
+    return 0;
+}
+
+static int64_t fifo_pop(Fifo *q) {
+    if (!q->count) return -1;
+    int64_t task = q->items[q->head];
+    q->head = (q->head + 1) % q->cap, q->count--;
+    return task;
+}
+
+/* ---- the core ---------------------------------------------------------------------------------------------- */
+enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 3 };
+enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3 };
+#define CALIBRATION_SAMPLES 10
+#define MAX_IO 64
+
+typedef struct Core Core;
+
+typedef struct {
+    Core *core;
+    int index, kind, ncores, cores[256];  /* kind: its performance models' index (workers of one kind share) */
+    OrtSession **sessions;  /* one per part */
+    pthread_t thread;
+    int started;
+    Fifo queue;
+    OrtValue **dropped;  /* tensors to free once the lock is released: a task's outputs and a batch's values */
+    int32_t bell, sleeping;  /* bell: incremented with every task handed over (a futex word) */
+    int busy;  /* running a task */
+    double expected_free, pending;  /* dmda: seconds from the point's t0 */
+} Worker;
+
+struct Core {
+    SpinLock lock;
+    int nworkers, nparts, nslots, ninputs;  /* slots: tensors; slots < ninputs are the model's inputs */
+    Worker *workers;
+    /* the part graph */
+    int *ndeps, **succ, *nsucc;
+    int *nin, *nout, **in_slot, **out_slot;
+    char ***in_names, ***out_names;
+    char *consumed;  /* slot -> read by a later part (else a final output, released at once) */
+    /* model inputs: buffers (kept by Python), element type, shape without the batch dimension */
+    void **in_data;
+    int *in_type, *in_rank;
+    int64_t **in_shape;
+    size_t *in_row_bytes;
+    int64_t max_size;
+    OrtValue **in_values;  /* (worker, size, input) -> a tensor over the leading rows, for every size a point uses;
+                            * one per worker: ONNX Runtime copies a feed's reference count, and two cores writing one
+                            * counter slowed every run of a one-Add model from 1.5 to 2.4 us */
+    /* the point */
+    int64_t batches, t0, release_limit, max_backlog, time_cap_ns, spin_ns;
+    int policy, fixed_worker;
+    int64_t *release_ns, *sizes, *actual_ns, *end_ns, *finished, *task_start, *task_end;
+    int32_t *task_worker;
+    int64_t *depleft, *partsleft, *running;
+    char *state;  /* batch: 0 not released, 1 open, 2 closed (finished or abandoned), 3 closed, values to free */
+    char *failed;
+    double *predicted;
+    OrtValue **values;  /* (batch, slot) */
+    int64_t released, closed, nfinished;
+    int releasing, stop, stop_unfinished, asking, issuing, closing;
+    int keep;  /* tests: every output kept until the next point (output() reads them) */
+    int64_t stop_at_ns;
+    Fifo central;
+    int64_t rr;
+    /* the performance models, StarPU's: (size, part, kind) -> count, mean, m2 (Welford), first sample dropped */
+    int nkinds;
+    double *model;  /* 4 doubles per entry */
+    /* errors: (batch, part, message) */
+    int64_t nerrors, caperrors;
+    int64_t *error_task;
+    char **error_text;
+    /* the issuer and the Python waiter */
+    pthread_t issuer;
+    int issuer_started, nissuer_cores, issuer_cores[256];  /* cores left by the workers: the issuer's, and it polls */
+    pthread_mutex_t ev_mutex;
+    pthread_cond_t ev_cond;  /* Python's waiter: point over, the issuer asking, a stop */
+    pthread_cond_t go_cond;  /* the issuer: a point to release, or an answer */
+    int64_t go_seq, answered_limit;
+    int answer_ready;
+    char issuer_level[48];
+};
+
+static void signal_python(Core *c) {
+    pthread_mutex_lock(&c->ev_mutex);
+    pthread_cond_broadcast(&c->ev_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+}
+
+static inline double seconds(Core *c, int64_t t) { return (double)(t - c->t0) * 1e-9; }
+
+static void ring(Worker *w) {
+    __atomic_add_fetch(&w->bell, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) futex_wake(&w->bell);
+}
+
+static inline int worker_idle(Worker *w) { return !w->busy && w->queue.count == 0; }
+
+static inline double *model_of(Core *c, int64_t size, int part, int kind) {
+    return &c->model[((size * c->nparts + part) * c->nkinds + kind) * 4];
+}
+
+/* dmda: the least expected end = max(expected free, now) + predicted; an uncalibrated worker that is idle first. */
+static int choose(Core *c, int64_t k, int part, double now) {
+    int W = c->nworkers;
+    if (c->policy == POLICY_FIXED) return c->fixed_worker;
+    if (c->policy == POLICY_ROUNDROBIN) return (int)(k % W);
+    if (c->policy == POLICY_EAGER) {
+        for (int w = 0; w < W; w++)
+            if (worker_idle(&c->workers[w])) return w;
+        return -1;
+    }
+    double best_end = INFINITY;
+    int best = -1;
+    for (int w = 0; w < W; w++) {
+        Worker *wk = &c->workers[w];
+        const double *m = model_of(c, c->sizes[k], part, wk->kind);
+        if (m[0] < CALIBRATION_SAMPLES) {
+            if (worker_idle(wk)) return w;
+            if (m[0] == 0) continue;
+        }
+        double end = (wk->expected_free > now ? wk->expected_free : now) + m[1];
+        if (end < best_end) best_end = end, best = w;
+    }
+    if (best >= 0) return best;
+    for (int w = 0; w < W; w++)
+        if (worker_idle(&c->workers[w])) return w;
+    return 0;
+}
+
+static double prediction(Core *c, int64_t k, int part, int w) {
+    const double *m = model_of(c, c->sizes[k], part, c->workers[w].kind);
+    return m[0] > 0 ? m[1] : 0.0;
+}
+
+/* perfmodel.Stats.add: the first sample dropped; once calibrated, a sample beyond mean + 5 std is not learnt. */
+static void learn(double *m, double value) {
+    if (!m[3]) {
+        m[3] = 1;
+        return;
+    }
+    double count = m[0], std = count > 1 ? sqrt(m[2] / (count - 1)) : 0.0;
+    if (count >= CALIBRATION_SAMPLES && value > m[1] + 5 * (std > 1e-6 ? std : 1e-6)) return;
+    m[0] = count + 1;
+    double delta = value - m[1];
+    m[1] += delta / m[0];
+    m[2] += delta * (value - m[1]);
+}
+
+static void assign(Core *c, int w, int64_t k, int part, double now) {
+    Worker *wk = &c->workers[w];
+    double p = prediction(c, k, part, w);
+    c->predicted[k * c->nparts + part] = p;
+    wk->pending += p;
+    wk->expected_free = (wk->expected_free > now ? wk->expected_free : now) + p;
+    fifo_push(&wk->queue, k * c->nparts + part);
+    if (!wk->busy) ring(wk);  /* a busy worker takes it itself when it completes its task */
+}
+
+static void dispatch(Core *c, int64_t k, int part, double now) {
+    int w = choose(c, k, part, now);
+    if (w < 0) fifo_push(&c->central, k * c->nparts + part);
+    else assign(c, w, k, part, now);
+}
+
+/* Close batch k (finished or abandoned): its tensors are freed now, or by its last running task. Lock held. */
+static void close_batch(Core *c, int64_t k) {
+    if (c->state[k] >= 2) return;
+    c->state[k] = c->running[k] ? 3 : 2;
+    c->closed++;
+    if (c->state[k] == 2 && !c->keep) {
+        for (int s = c->ninputs; s < c->nslots; s++) {
+            OrtValue **v = &c->values[k * c->nslots + s];
+            if (*v) release(S_ReleaseValue, *v), *v = NULL;
+        }
+    }
+}
+
+static int over(Core *c) { return c->closed >= c->released && !(c->releasing && !c->stop); }
+
+/* Congested or told to stop: tasks not started are forgotten; running ones complete. Lock held. */
+static void drop_queued(Core *c) {
+    Fifo *queues[1 + 4096];
+    int n = 0;
+    queues[n++] = &c->central;
+    for (int w = 0; w < c->nworkers && n < 4097; w++) queues[n++] = &c->workers[w].queue;
+    for (int i = 0; i < n; i++) {
+        int64_t task;
+        while ((task = fifo_pop(queues[i])) >= 0) {
+            int64_t k = task / c->nparts;
+            if (i > 0) {
+                Worker *wk = &c->workers[i - 1];
+                wk->pending -= c->predicted[task];
+            }
+            if (!c->running[k]) close_batch(c, k);
+        }
+    }
+}
+
+static void stop_point(Core *c, int reason) {
+    if (c->stop) return;
+    c->stop = reason;
+    c->stop_unfinished = (int)(c->released - c->closed);
+    c->stop_at_ns = now_ns();
+    c->releasing = 0;
+    drop_queued(c);
+}
+
+static void note_error(Core *c, int64_t k, int part, char *text) {
+    if (c->nerrors == c->caperrors) {
+        int64_t cap = c->caperrors ? 2 * c->caperrors : 16;
+        c->error_task = realloc(c->error_task, sizeof(int64_t) * cap);
+        c->error_text = realloc(c->error_text, sizeof(char *) * cap);
+        c->caperrors = cap;
+    }
+    c->error_task[c->nerrors] = k * c->nparts + part;
+    c->error_text[c->nerrors++] = text;
+}
+
+/* Task (k, part) ended on worker w. Lock held. Values to free after unlocking are left in `dropped`. */
+static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, int64_t end, char *error,
+                     OrtValue **outputs, OrtValue **dropped, int *ndropped) {
+    int64_t task = k * c->nparts + part;
+    double now = seconds(c, end);
+    c->task_start[task] = start, c->task_end[task] = end, c->task_worker[task] = wk->index;
+    wk->busy = 0;
+    wk->pending -= c->predicted[task];
+    if (wk->pending < 0) wk->pending = 0;
+    wk->expected_free = now + wk->pending;
+    c->running[k]--;
+    if (!error) learn(model_of(c, c->sizes[k], part, wk->kind), (double)(end - start) * 1e-9);
+    int nout = c->nout[part];
+    if (c->state[k] >= 2) {  /* its batch failed or was abandoned while this task ran */
+        for (int i = 0; i < nout; i++) dropped[(*ndropped)++] = outputs[i];
+        if (c->state[k] == 3 && !c->running[k]) {
+            c->state[k] = 2;
+            for (int s = c->ninputs; s < c->nslots; s++) {
+                OrtValue **v = &c->values[k * c->nslots + s];
+                if (*v) dropped[(*ndropped)++] = *v, *v = NULL;
+            }
+        }
+        if (error) note_error(c, k, part, error);
+        return;
+    }
+    if (error) {
+        note_error(c, k, part, error);
+        c->failed[k] = 1;
+        for (int i = 0; i < nout; i++) dropped[(*ndropped)++] = outputs[i];
+        c->end_ns[k] = end;
+        c->finished[c->nfinished++] = k;
+        close_batch(c, k);
+        return;
+    }
+    for (int i = 0; i < nout; i++) {
+        int slot = c->out_slot[part][i];
+        if (c->consumed[slot] || c->keep) c->values[k * c->nslots + slot] = outputs[i];
+        else dropped[(*ndropped)++] = outputs[i];
+    }
+    if (--c->partsleft[k] == 0) {
+        c->end_ns[k] = end;
+        c->finished[c->nfinished++] = k;
+        close_batch(c, k);
+    } else if (c->stop) {
+        close_batch(c, k);
+    } else {
+        for (int i = 0; i < c->nsucc[part]; i++) {
+            int s = c->succ[part][i];
+            if (--c->depleft[k * c->nparts + s] == 0) dispatch(c, k, s, now);
+        }
+    }
+}
+
+/* The worker's next task, its own or (eager) the central queue's; -1 if none. Lock held. */
+static int64_t next_task(Core *c, Worker *wk) {
+    int64_t task = fifo_pop(&wk->queue);
+    if (task < 0 && c->central.count) {
+        task = fifo_pop(&c->central);
+        int64_t k = task / c->nparts;
+        int part = (int)(task % c->nparts);
+        double p = prediction(c, k, part, wk->index);
+        c->predicted[task] = p;
+        wk->pending += p;
+    }
+    if (task >= 0) {
+        wk->busy = 1;
+        c->running[task / c->nparts]++;
+    }
+    return task;
+}
+
+static inline OrtValue **in_value(Core *c, int w, int64_t size, int input) {
+    return &c->in_values[((int64_t)w * (c->max_size + 1) + size) * c->ninputs + input];
+}
+
+static const OrtValue *input_value(Core *c, Worker *wk, int64_t k, int slot) {
+    if (slot < c->ninputs) return *in_value(c, wk->index, c->sizes[k], slot);
+    return c->values[k * c->nslots + slot];
+}
+
+/* Run the task, complete it, and take the next one in the same hold of the lock (StarPU's workers pop their next
+ * task themselves): the next task, or -1. */
+static int64_t run_task(Core *c, Worker *wk, int64_t task) {
+    int64_t k = task / c->nparts;
+    int part = (int)(task % c->nparts);
+    const OrtValue *inputs[MAX_IO];
+    OrtValue *outputs[MAX_IO] = {0};
+    OrtValue **dropped = wk->dropped;
+    int ndropped = 0;
+    for (int i = 0; i < c->nin[part]; i++) inputs[i] = input_value(c, wk, k, c->in_slot[part][i]);
+    int64_t start = now_ns();
+    OrtStatus *status = CALL(S_Run, RunFn)(wk->sessions[part], NULL, (const char *const *)c->in_names[part], inputs,
+                                          c->nin[part], (const char *const *)c->out_names[part], c->nout[part],
+                                          outputs);
+    int64_t end = now_ns();
+    char *error = status_text(status);
+    lock(&c->lock);
+    complete(c, wk, k, part, start, end, error, outputs, dropped, &ndropped);
+    int done = over(c);
+    int64_t next = c->closing ? -1 : next_task(c, wk);
+    unlock(&c->lock);
+    for (int i = 0; i < ndropped; i++) release(S_ReleaseValue, dropped[i]);
+    if (done) signal_python(c);
+    return next;
+}
+
+static void pin(const int *cores, int n) {
+    if (n <= 0) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < n; i++) CPU_SET(cores[i], &set);
+    sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void *serve(void *arg) {
+    Worker *wk = arg;
+    Core *c = wk->core;
+    pin(wk->cores, wk->ncores);
+    for (;;) {
+        lock(&c->lock);
+        int64_t task = next_task(c, wk);
+        int closing = c->closing;
+        int32_t seen = __atomic_load_n(&wk->bell, __ATOMIC_SEQ_CST);
+        unlock(&c->lock);
+        if (task >= 0) {
+            while (task >= 0) task = run_task(c, wk, task);
+            continue;
+        }
+        if (closing) return NULL;
+        /* poll the bell (a core to spare: StarPU's workers poll too), then sleep on it */
+        int64_t until = now_ns() + c->spin_ns, next_yield = now_ns() + 20000;
+        unsigned n = 0;
+        while (__atomic_load_n(&wk->bell, __ATOMIC_ACQUIRE) == seen) {
+            if ((++n & 63) == 0) {
+                int64_t t = now_ns();
+                if (t >= until) break;
+                if (t >= next_yield) sched_yield(), next_yield = t + 20000;
+            }
+        }
+        if (__atomic_load_n(&wk->bell, __ATOMIC_ACQUIRE) != seen) continue;
+        __atomic_store_n(&wk->sleeping, 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&wk->bell, __ATOMIC_SEQ_CST) == seen) futex_wait(&wk->bell, seen, 100000000LL);
+        __atomic_store_n(&wk->sleeping, 0, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* ---- the issuer: one thread releases every batch on time ---------------------------------------------------- */
+static void issuer_priority(Core *c) {
+    prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    struct sched_param sp = {.sched_priority = 1};
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) {
+        snprintf(c->issuer_level, sizeof c->issuer_level, "SCHED_FIFO 1");
+    } else if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), -10) == 0) {
+        snprintf(c->issuer_level, sizeof c->issuer_level, "nice -10");
+    } else {
+        snprintf(c->issuer_level, sizeof c->issuer_level, "as the workers");
+    }
+}
+
+/* Asleep until 50 us before `due` (in naps of at most 1 ms, so that a stop is seen), then polling to it, on a core
+ * the workers left; where they left none, asleep until it (a real-time thread polling on a worker's core would keep
+ * that worker off it). */
+static void wait_due(Core *c, int64_t due) {
+    const int64_t spin = c->nissuer_cores ? 50000 : 0, nap = 1000000;
+    for (;;) {
+        int64_t left = due - now_ns();
+        if (left <= spin || __atomic_load_n(&c->stop, __ATOMIC_RELAXED)) break;
+        sleep_until(left - spin > nap ? now_ns() + nap : due - spin);
+    }
+    while (now_ns() < due && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+    }
+}
+
+static void release_batch(Core *c, int64_t k, int64_t t) {
+    double now = seconds(c, t);
+    c->actual_ns[k] = t;
+    c->released++;
+    c->state[k] = 1;
+    c->partsleft[k] = c->nparts;
+    for (int p = 0; p < c->nparts; p++) c->depleft[k * c->nparts + p] = c->ndeps[p];
+    for (int p = 0; p < c->nparts; p++)
+        if (c->ndeps[p] == 0) dispatch(c, k, p, now);
+    int64_t unfinished = c->released - c->closed;
+    if (unfinished > c->max_backlog) stop_point(c, STOP_BACKLOG);
+    else if (t - c->t0 > c->time_cap_ns) stop_point(c, STOP_TIME_CAP);
+}
+
+/* At the release limit: ask Python whether the point goes on (Limits.extend); the new limit, or -1. */
+static int64_t ask(Core *c, int64_t k) {
+    pthread_mutex_lock(&c->ev_mutex);
+    c->asking = 1;
+    c->answer_ready = 0;
+    pthread_cond_broadcast(&c->ev_cond);
+    while (!c->answer_ready) pthread_cond_wait(&c->go_cond, &c->ev_mutex);
+    c->asking = 0;
+    int64_t limit = c->answered_limit;
+    pthread_mutex_unlock(&c->ev_mutex);
+    return limit > k ? limit : -1;
+}
+
+static void release_all(Core *c) {
+    for (int64_t k = 0; k < c->batches; k++) {
+        if (k >= c->release_limit) {
+            int64_t limit = ask(c, k);
+            if (limit < 0) break;
+            c->release_limit = limit;
+        }
+        wait_due(c, c->t0 + c->release_ns[k]);
+        lock(&c->lock);
+        if (c->stop) {
+            unlock(&c->lock);
+            break;
+        }
+        int64_t now = now_ns();
+        release_batch(c, k, now);
+        /* batches already due (released at once, or the issuer was late): in the same hold of the lock */
+        for (int n = 0; n < 32 && !c->stop && k + 1 < c->batches && k + 1 < c->release_limit &&
+                        c->t0 + c->release_ns[k + 1] <= now; n++)
+            release_batch(c, ++k, now);
+        unlock(&c->lock);
+    }
+    lock(&c->lock);
+    c->releasing = 0;
+    unlock(&c->lock);
+    pthread_mutex_lock(&c->ev_mutex);
+    c->issuing = 0;
+    pthread_cond_broadcast(&c->ev_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+}
+
+static void *issue(void *arg) {
+    Core *c = arg;
+    pin(c->issuer_cores, c->nissuer_cores);
+    issuer_priority(c);
+    int64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&c->ev_mutex);
+        while (c->go_seq == seen && !c->closing) pthread_cond_wait(&c->go_cond, &c->ev_mutex);
+        int closing = c->closing;
+        seen = c->go_seq;
+        pthread_mutex_unlock(&c->ev_mutex);
+        if (closing) return NULL;
+        release_all(c);
+    }
+}
+
+/* ---- the Python type ---------------------------------------------------------------------------------------- */
+typedef struct {
+    PyObject_HEAD
+    Core *core;
+    PyObject *keep;  /* what the point's buffers belong to (numpy arrays), alive while the core reads them */
+    Py_buffer views[16];
+    int nviews;
+} CoreObject;
+
+static void free_core(Core *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->ev_mutex);
+    c->closing = 1;
+    pthread_cond_broadcast(&c->go_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+    lock(&c->lock);
+    c->closing = 1;
+    unlock(&c->lock);
+    for (int w = 0; w < c->nworkers; w++) {
+        Worker *wk = &c->workers[w];
+        ring(wk);
+        if (wk->started) pthread_join(wk->thread, NULL);
+    }
+    if (c->issuer_started) pthread_join(c->issuer, NULL);
+    for (int w = 0; w < c->nworkers; w++) {
+        Worker *wk = &c->workers[w];
+        for (int p = 0; p < c->nparts && wk->sessions; p++) release(S_ReleaseSession, wk->sessions[p]);
+        free(wk->sessions);
+        free(wk->dropped);
+        free(wk->queue.items);
+    }
+    free(c->workers);
+    free(c->central.items);
+    if (c->in_values)
+        for (int64_t i = 0; i < c->nworkers * (c->max_size + 1) * c->ninputs; i++)
+            release(S_ReleaseValue, c->in_values[i]);
+    free(c->in_values);
+    for (int p = 0; p < c->nparts; p++) {
+        for (int i = 0; c->in_names && i < c->nin[p]; i++) free(c->in_names[p][i]);
+        for (int i = 0; c->out_names && i < c->nout[p]; i++) free(c->out_names[p][i]);
+        if (c->in_names) free(c->in_names[p]);
+        if (c->out_names) free(c->out_names[p]);
+        if (c->in_slot) free(c->in_slot[p]);
+        if (c->out_slot) free(c->out_slot[p]);
+        if (c->succ) free(c->succ[p]);
+    }
+    free(c->in_names), free(c->out_names), free(c->in_slot), free(c->out_slot), free(c->succ), free(c->nsucc);
+    free(c->nin), free(c->nout), free(c->ndeps), free(c->consumed);
+    for (int i = 0; i < c->ninputs; i++) free(c->in_shape ? c->in_shape[i] : NULL);
+    free(c->in_shape), free(c->in_data), free(c->in_type), free(c->in_rank), free(c->in_row_bytes);
+    for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
+    free(c->error_task), free(c->error_text), free(c->model);
+    pthread_mutex_destroy(&c->ev_mutex);
+    pthread_cond_destroy(&c->ev_cond);
+    pthread_cond_destroy(&c->go_cond);
+    free(c);
+}
+
+/* ---- building a core: sessions, the part graph, the model inputs ------------------------------------------- */
+static int int_list(PyObject *seq, int **out, int *n) {
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of ints");
+    if (!fast) return -1;
+    *n = (int)PySequence_Fast_GET_SIZE(fast);
+    *out = calloc(*n + 1, sizeof(int));
+    for (int i = 0; i < *n; i++) (*out)[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+    Py_DECREF(fast);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* [(name, slot), ...] -> names and slots */
+static int io_list(PyObject *seq, char ***names, int **slots, int *n) {
+    PyObject *fast = PySequence_Fast(seq, "expected [(name, slot), ...]");
+    if (!fast) return -1;
+    *n = (int)PySequence_Fast_GET_SIZE(fast);
+    if (*n > MAX_IO) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "a part has more than %d inputs or outputs", MAX_IO);
+        return -1;
+    }
+    *names = calloc(*n + 1, sizeof(char *));
+    *slots = calloc(*n + 1, sizeof(int));
+    for (int i = 0; i < *n; i++) {
+        const char *name;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "si", &name, &(*slots)[i])) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        (*names)[i] = strdup(name);
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* A worker's session of one part: the options of realtime.pinned_session_options. */
+static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dims, int opt_level, char **error) {
+    OrtSessionOptions *so = NULL;
+    OrtSession *session = NULL;
+    OrtStatus *st = CALL(S_CreateSessionOptions, CreateOptionsFn)(&so);
+    if (!st) st = CALL(S_SetSessionLogSeverityLevel, SetIntFn)(so, 3);
+    if (!st) st = CALL(S_SetSessionGraphOptimizationLevel, SetIntFn)(so, opt_level);
+    if (!st) st = CALL(S_SetIntraOpNumThreads, SetIntFn)(so, wk->ncores > 0 ? wk->ncores : 1);
+    if (!st) st = CALL(S_SetInterOpNumThreads, SetIntFn)(so, 1);
+    if (!st && wk->ncores > 1) {
+        char affinities[4096] = "";
+        for (int i = 1; i < wk->ncores; i++) {
+            size_t used = strlen(affinities);
+            snprintf(affinities + used, sizeof affinities - used, "%s%d", i > 1 ? ";" : "", wk->cores[i] + 1);
+        }
+        st = CALL(S_AddSessionConfigEntry, ConfigEntryFn)(so, "session.intra_op_thread_affinities", affinities);
+    }
+    Py_ssize_t ndims = free_dims ? PyList_GET_SIZE(free_dims) : 0;
+    for (Py_ssize_t i = 0; !st && i < ndims; i++) {
+        const char *name;
+        long long value;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(free_dims, i), "sL", &name, &value)) break;
+        st = CALL(S_AddFreeDimensionOverrideByName, FreeDimFn)(so, name, value);
+    }
+    if (!st && !PyErr_Occurred()) {
+        Py_BEGIN_ALLOW_THREADS
+        st = CALL(S_CreateSession, CreateSessionFn)(env, path, so, &session);
+        Py_END_ALLOW_THREADS
+    }
+    *error = status_text(st);
+    release(S_ReleaseSessionOptions, so);
+    return session;
+}
+
+static int build_parts(Core *c, PyObject *deps, PyObject *inputs, PyObject *outputs) {
+    int P = c->nparts;
+    c->ndeps = calloc(P, sizeof(int)), c->nsucc = calloc(P, sizeof(int)), c->succ = calloc(P, sizeof(int *));
+    c->nin = calloc(P, sizeof(int)), c->nout = calloc(P, sizeof(int));
+    c->in_slot = calloc(P, sizeof(int *)), c->out_slot = calloc(P, sizeof(int *));
+    c->in_names = calloc(P, sizeof(char **)), c->out_names = calloc(P, sizeof(char **));
+    c->consumed = calloc(c->nslots + 1, 1);
+    for (int p = 0; p < P; p++) c->succ[p] = calloc(P, sizeof(int));
+    for (int p = 0; p < P; p++) {
+        int *d, nd;
+        if (int_list(PyList_GET_ITEM(deps, p), &d, &nd) < 0) return -1;
+        c->ndeps[p] = nd;
+        for (int i = 0; i < nd; i++) {
+            if (d[i] < 0 || d[i] >= P) {
+                free(d);
+                PyErr_SetString(PyExc_ValueError, "a part depends on a part that does not exist");
+                return -1;
+            }
+            c->succ[d[i]][c->nsucc[d[i]]++] = p;
+        }
+        free(d);
+        if (io_list(PyList_GET_ITEM(inputs, p), &c->in_names[p], &c->in_slot[p], &c->nin[p]) < 0 ||
+            io_list(PyList_GET_ITEM(outputs, p), &c->out_names[p], &c->out_slot[p], &c->nout[p]) < 0)
+            return -1;
+        for (int i = 0; i < c->nin[p]; i++) {
+            int s = c->in_slot[p][i];
+            if (s < 0 || s >= c->nslots) {
+                PyErr_SetString(PyExc_ValueError, "a tensor slot is out of range");
+                return -1;
+            }
+            c->consumed[s] = 1;
+        }
+        for (int i = 0; i < c->nout[p]; i++)
+            if (c->out_slot[p][i] < c->ninputs || c->out_slot[p][i] >= c->nslots) {
+                PyErr_SetString(PyExc_ValueError, "an output's tensor slot is out of range");
+                return -1;
+            }
+    }
+    return 0;
+}
+
+/* Model inputs: (array, onnx element type) per input slot; each array holds max_size rows, C-contiguous. */
+static int build_inputs(CoreObject *self, Core *c, PyObject *arrays) {
+    c->in_data = calloc(c->ninputs + 1, sizeof(void *));
+    c->in_type = calloc(c->ninputs + 1, sizeof(int)), c->in_rank = calloc(c->ninputs + 1, sizeof(int));
+    c->in_shape = calloc(c->ninputs + 1, sizeof(int64_t *)), c->in_row_bytes = calloc(c->ninputs + 1, sizeof(size_t));
+    for (int i = 0; i < c->ninputs; i++) {
+        PyObject *array;
+        int type;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(arrays, i), "Oi", &array, &type)) return -1;
+        if (self->nviews >= 16) {
+            PyErr_SetString(PyExc_ValueError, "at most 16 model inputs");
+            return -1;
+        }
+        Py_buffer *view = &self->views[self->nviews];
+        if (PyObject_GetBuffer(array, view, PyBUF_C_CONTIGUOUS | PyBUF_ND) < 0) return -1;
+        self->nviews++;
+        if (view->ndim < 1 || view->shape[0] < c->max_size) {
+            PyErr_SetString(PyExc_ValueError, "a model input has fewer rows than the largest batch");
+            return -1;
+        }
+        c->in_data[i] = view->buf, c->in_type[i] = type, c->in_rank[i] = view->ndim;
+        c->in_shape[i] = calloc(view->ndim, sizeof(int64_t));
+        for (int d = 0; d < view->ndim; d++) c->in_shape[i][d] = view->shape[d];
+        c->in_row_bytes[i] = (size_t)(view->len / view->shape[0]);
+    }
+    c->in_values = calloc(c->nworkers * (c->max_size + 1) * c->ninputs + 1, sizeof(OrtValue *));
+    return 0;
+}
+
+/* A tensor over the first `size` rows of each model input, for each worker (made once per size). */
+static int input_values_for(Core *c, int64_t size) {
+    for (int i = 0; i < c->ninputs * c->nworkers; i++) {
+        OrtValue **v = in_value(c, i / c->ninputs, size, i % c->ninputs);
+        if (*v) continue;
+        int64_t shape[16];
+        int rank = c->in_rank[i % c->ninputs] < 16 ? c->in_rank[i % c->ninputs] : 16;
+        for (int d = 0; d < rank; d++) shape[d] = c->in_shape[i % c->ninputs][d];
+        shape[0] = size;
+        OrtStatus *st = CALL(S_CreateTensorWithDataAsOrtValue, CreateTensorFn)(
+            cpu_info, c->in_data[i % c->ninputs], c->in_row_bytes[i % c->ninputs] * (size_t)size, shape, rank,
+            c->in_type[i % c->ninputs], v);
+        if (raise_status(st, "a model input cannot be wrapped") < 0) return -1;
+    }
+    return 0;
+}
+
+static int start_threads(Core *c) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ev_cond, &attr);
+    pthread_cond_init(&c->go_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&c->ev_mutex, NULL);
+    for (int w = 0; w < c->nworkers; w++) {
+        if (pthread_create(&c->workers[w].thread, NULL, serve, &c->workers[w]) != 0) return -1;
+        c->workers[w].started = 1;
+    }
+    if (pthread_create(&c->issuer, NULL, issue, c) != 0) return -1;
+    c->issuer_started = 1;
+    return 0;
+}
+
+/* Core(worker_cores, worker_kinds, part_paths, deps, part_inputs, part_outputs, nslots, inputs, max_size, free_dims,
+ *      opt_level, spin_ns, issuer_cores) */
+static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
+    PyObject *worker_cores, *worker_kinds, *paths, *deps, *inputs, *outputs, *arrays, *free_dims, *issuer_cores;
+    int nslots, opt_level;
+    long long max_size, spin_ns;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!iO!LO!iLO!", &PyList_Type, &worker_cores, &PyList_Type, &worker_kinds,
+                          &PyList_Type, &paths, &PyList_Type, &deps, &PyList_Type, &inputs, &PyList_Type, &outputs,
+                          &nslots, &PyList_Type, &arrays, &max_size, &PyList_Type, &free_dims, &opt_level, &spin_ns,
+                          &PyList_Type, &issuer_cores))
+        return -1;
+    if (!api) {
+        PyErr_SetString(PyExc_RuntimeError, "load() ONNX Runtime's library first");
+        return -1;
+    }
+    int P = (int)PyList_GET_SIZE(paths);
+    if (P < 1 || PyList_GET_SIZE(deps) != P || PyList_GET_SIZE(inputs) != P || PyList_GET_SIZE(outputs) != P ||
+        PyList_GET_SIZE(free_dims) != P || PyList_GET_SIZE(worker_cores) < 1 || max_size < 1 ||
+        PyList_GET_SIZE(worker_kinds) != PyList_GET_SIZE(worker_cores)) {
+        PyErr_SetString(PyExc_ValueError, "parts, their graph, inputs and outputs must agree, with a worker");
+        return -1;
+    }
+    Core *c = calloc(1, sizeof(Core));
+    self->core = c;
+    c->nparts = P, c->nslots = nslots, c->ninputs = (int)PyList_GET_SIZE(arrays), c->max_size = max_size;
+    c->spin_ns = spin_ns;
+    c->nworkers = (int)PyList_GET_SIZE(worker_cores);
+    int nkinds = 0;
+    for (Py_ssize_t w = 0; w < PyList_GET_SIZE(worker_kinds); w++) {
+        long kind = PyLong_AsLong(PyList_GET_ITEM(worker_kinds, w));
+        if (kind + 1 > nkinds) nkinds = (int)kind + 1;
+    }
+    int *icores, nicores;
+    if (int_list(issuer_cores, &icores, &nicores) < 0) return -1;
+    c->nissuer_cores = nicores < 256 ? nicores : 256;
+    memcpy(c->issuer_cores, icores, sizeof(int) * c->nissuer_cores);
+    free(icores);
+    c->workers = calloc(c->nworkers, sizeof(Worker));
+    if (build_parts(c, deps, inputs, outputs) < 0 || build_inputs(self, c, arrays) < 0) return -1;
+    c->nkinds = nkinds > 0 ? nkinds : 1;
+    c->model = calloc((max_size + 1) * P * c->nkinds * 4, sizeof(double));
+    for (int w = 0; w < c->nworkers; w++) {
+        Worker *wk = &c->workers[w];
+        int *cores, n;
+        wk->core = c, wk->index = w;
+        wk->kind = (int)PyLong_AsLong(PyList_GET_ITEM(worker_kinds, w));
+        if (wk->kind < 0 || wk->kind >= c->nkinds) {
+            PyErr_SetString(PyExc_ValueError, "a worker's kind is out of range");
+            return -1;
+        }
+        if (int_list(PyList_GET_ITEM(worker_cores, w), &cores, &n) < 0) return -1;
+        wk->ncores = n < 256 ? n : 256;
+        memcpy(wk->cores, cores, sizeof(int) * wk->ncores);
+        free(cores);
+        wk->sessions = calloc(P, sizeof(OrtSession *));
+        wk->dropped = calloc(MAX_IO + nslots + 1, sizeof(OrtValue *));
+        for (int p = 0; p < P; p++) {
+            char *error = NULL;
+            const char *path = PyUnicode_AsUTF8(PyList_GET_ITEM(paths, p));
+            if (!path) return -1;
+            wk->sessions[p] = make_session(path, wk, PyList_GET_ITEM(free_dims, p), opt_level, &error);
+            if (PyErr_Occurred()) return free(error), -1;
+            if (error) {
+                PyErr_Format(PyExc_RuntimeError, "ONNX Runtime cannot load part %d: %s", p, error);
+                free(error);
+                return -1;
+            }
+        }
+    }
+    if (start_threads(c) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot start the core's threads");
+        return -1;
+    }
+    return 0;
+}
+
+static void release_views(CoreObject *self, int from) {
+    for (int i = from; i < self->nviews; i++) PyBuffer_Release(&self->views[i]);
+    self->nviews = from;
+}
+
+static void core_dealloc(CoreObject *self) {
+    Core *c = self->core;
+    self->core = NULL;
+    if (c) {
+        Py_BEGIN_ALLOW_THREADS
+        free_core(c);
+        Py_END_ALLOW_THREADS
+    }
+    release_views(self, 0);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- one point ---------------------------------------------------------------------------------------------- */
+static int point_buffer(CoreObject *self, PyObject *obj, void **out, Py_ssize_t items, Py_ssize_t itemsize) {
+    if (self->nviews >= 16) return -1;
+    Py_buffer *view = &self->views[self->nviews];
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return -1;
+    self->nviews++;
+    if (view->len < items * itemsize) {
+        PyErr_SetString(PyExc_ValueError, "a record array is too short for the point");
+        return -1;
+    }
+    *out = view->buf;
+    return 0;
+}
+
+static void free_point(Core *c) {
+    if (c->values)
+        for (int64_t i = 0; i < c->batches * c->nslots; i++) release(S_ReleaseValue, c->values[i]);
+    free(c->values), free(c->depleft), free(c->partsleft), free(c->running), free(c->state), free(c->failed);
+    free(c->predicted);
+    c->values = NULL, c->depleft = c->partsleft = c->running = NULL, c->state = c->failed = NULL;
+    c->predicted = NULL;
+    free(c->central.items);
+    memset(&c->central, 0, sizeof c->central);
+}
+
+/* start(release_ns, sizes, actual_ns, end_ns, finished, task_start, task_end, task_worker, t0_ns, limit,
+ *       max_backlog, time_cap_ns, policy, fixed_worker): the issuer starts releasing; returns at once. */
+static PyObject *core_start(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    PyObject *a[8];
+    long long t0, limit, backlog, cap;
+    int policy, fixed;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOLLLLii", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &t0,
+                          &limit, &backlog, &cap, &policy, &fixed))
+        return NULL;
+    if (!c || c->issuing) {
+        PyErr_SetString(PyExc_RuntimeError, "a point is already running on this core");
+        return NULL;
+    }
+    int base = self->nviews;
+    Py_ssize_t B = PyObject_Length(a[0]), T = B * c->nparts;
+    void *bufs[8];
+    Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 8, 4}, counts[8] = {B, B, B, B, B, T, T, T};
+    for (int i = 0; i < 8; i++)
+        if (B < 0 || point_buffer(self, a[i], &bufs[i], counts[i], sizes[i]) < 0) {
+            release_views(self, base);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad point arrays");
+            return NULL;
+        }
+    c->release_ns = bufs[0], c->sizes = bufs[1], c->actual_ns = bufs[2], c->end_ns = bufs[3];
+    c->finished = bufs[4], c->task_start = bufs[5], c->task_end = bufs[6], c->task_worker = bufs[7];
+    for (Py_ssize_t k = 0; k < B; k++)
+        if (c->sizes[k] < 1 || c->sizes[k] > c->max_size || input_values_for(c, c->sizes[k]) < 0) {
+            release_views(self, base);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a batch size is outside 1..max_size");
+            return NULL;
+        }
+    free_point(c);  /* a point whose outputs were kept (keep_outputs) */
+    c->batches = B, c->t0 = t0, c->release_limit = limit < B ? limit : B, c->max_backlog = backlog;
+    c->time_cap_ns = cap, c->policy = policy, c->fixed_worker = fixed;
+    c->values = calloc(B * c->nslots + 1, sizeof(OrtValue *));
+    c->depleft = calloc(T + 1, sizeof(int64_t)), c->partsleft = calloc(B + 1, sizeof(int64_t));
+    c->running = calloc(B + 1, sizeof(int64_t)), c->state = calloc(B + 1, 1), c->failed = calloc(B + 1, 1);
+    c->predicted = calloc(T + 1, sizeof(double));
+    for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
+    c->nerrors = 0;
+    c->released = c->closed = c->nfinished = 0, c->stop = STOP_NONE, c->stop_unfinished = 0, c->rr = 0;
+    c->releasing = B > 0;
+    for (int w = 0; w < c->nworkers; w++) c->workers[w].expected_free = c->workers[w].pending = 0.0;
+    pthread_mutex_lock(&c->ev_mutex);
+    c->issuing = 1;
+    c->go_seq++;
+    pthread_cond_broadcast(&c->go_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+    Py_RETURN_NONE;
+}
+
+/* wait(timeout_ns) -> (finished, asking, over, errors): GIL released; returns early when the issuer asks or the point ends. */
+static PyObject *core_wait(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    long long timeout;
+    if (!PyArg_ParseTuple(args, "L", &timeout)) return NULL;
+    int64_t finished, errors;
+    int asking, done;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t until = now_ns() + timeout;
+    struct timespec ts = {(time_t)(until / 1000000000LL), (long)(until % 1000000000LL)};
+    pthread_mutex_lock(&c->ev_mutex);
+    for (;;) {
+        lock(&c->lock);
+        done = over(c) && !c->issuing;
+        finished = c->nfinished, errors = c->nerrors;
+        unlock(&c->lock);
+        asking = c->asking && !c->answer_ready;
+        if (done || asking || now_ns() >= until) break;
+        pthread_cond_timedwait(&c->ev_cond, &c->ev_mutex, &ts);
+    }
+    pthread_mutex_unlock(&c->ev_mutex);
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("LiiL", (long long)finished, asking, done, (long long)errors);
+}
+
+static PyObject *core_answer(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    long long limit;
+    if (!PyArg_ParseTuple(args, "L", &limit)) return NULL;
+    pthread_mutex_lock(&c->ev_mutex);
+    c->answered_limit = limit;
+    c->answer_ready = 1;
+    pthread_cond_broadcast(&c->go_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_stop(CoreObject *self, PyObject *unused) {
+    Core *c = self->core;
+    lock(&c->lock);
+    if (c->values) stop_point(c, STOP_ASKED);
+    unlock(&c->lock);
+    pthread_mutex_lock(&c->ev_mutex);
+    if (c->asking && !c->answer_ready) {
+        c->answered_limit = -1;
+        c->answer_ready = 1;
+        pthread_cond_broadcast(&c->go_cond);
+    }
+    pthread_mutex_unlock(&c->ev_mutex);
+    Py_RETURN_NONE;
+}
+
+/* end() -> (released, stop code, unfinished at the stop, stop time ns): waits for the point's end, frees it. */
+static PyObject *core_end(CoreObject *self, PyObject *unused) {
+    Core *c = self->core;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&c->ev_mutex);
+    for (;;) {
+        lock(&c->lock);
+        int done = over(c) && !c->issuing;
+        unlock(&c->lock);
+        if (done) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&c->ev_cond, &c->ev_mutex, &ts);
+    }
+    pthread_mutex_unlock(&c->ev_mutex);
+    lock(&c->lock);
+    if (!c->keep) free_point(c);
+    unlock(&c->lock);
+    Py_END_ALLOW_THREADS
+    release_views(self, self->nviews - 8 >= 0 ? self->nviews - 8 : 0);  /* the point's 8 views are the last */
+    return Py_BuildValue("LiiL", (long long)c->released, c->stop, c->stop_unfinished, (long long)c->stop_at_ns);
+}
+
+/* set_model(float64[(max_size+1) * parts * kinds * 4] as bytes): the performance models (count, mean, m2, dropped) */
+static PyObject *core_set_model(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "y*", &table)) return NULL;
+    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
+    if (table.len != n) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "the model table's size does not match the core");
+        return NULL;
+    }
+    lock(&c->lock);
+    memcpy(c->model, table.buf, table.len);
+    unlock(&c->lock);
+    PyBuffer_Release(&table);
+    Py_RETURN_NONE;
+}
+
+/* model() -> the performance models as learnt so far (set_model's layout, as bytes) */
+static PyObject *core_model(CoreObject *self, PyObject *unused) {
+    Core *c = self->core;
+    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out) return NULL;
+    lock(&c->lock);
+    memcpy(PyBytes_AS_STRING(out), c->model, n);
+    unlock(&c->lock);
+    return out;
+}
+
+/* errors() -> [(batch, part, message)] of the last point */
+static PyObject *core_errors(CoreObject *self, PyObject *unused) {
+    Core *c = self->core;
+    PyObject *out = PyList_New(0);
+    lock(&c->lock);
+    for (int64_t i = 0; i < c->nerrors && out; i++) {
+        PyObject *item = Py_BuildValue("LLs", (long long)(c->error_task[i] / c->nparts),
+                                       (long long)(c->error_task[i] % c->nparts), c->error_text[i]);
+        if (!item || PyList_Append(out, item) < 0) Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+    unlock(&c->lock);
+    return out;
+}
+
+static PyObject *core_keep_outputs(CoreObject *self, PyObject *args) {
+    int keep;
+    if (!PyArg_ParseTuple(args, "p", &keep)) return NULL;
+    self->core->keep = keep;
+    Py_RETURN_NONE;
+}
+
+/* output(k, slot) -> (bytes, shape, onnx element type) of a kept tensor of the last point (None: not kept) */
+static PyObject *core_output(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    long long k;
+    int slot;
+    if (!PyArg_ParseTuple(args, "Li", &k, &slot)) return NULL;
+    if (!c->values || k < 0 || k >= c->batches || slot < c->ninputs || slot >= c->nslots ||
+        !c->values[k * c->nslots + slot])
+        Py_RETURN_NONE;
+    OrtValue *v = c->values[k * c->nslots + slot];
+    OrtShape *info = NULL;
+    void *data = NULL;
+    int type = 0;
+    size_t rank = 0;
+    int64_t dims[16];
+    OrtStatus *st = CALL(S_GetTensorTypeAndShape, ShapeOfFn)(v, &info);
+    if (!st) st = CALL(S_GetTensorElementType, ElementTypeFn)(info, &type);
+    if (!st) st = CALL(S_GetDimensionsCount, DimsCountFn)(info, &rank);
+    if (!st && rank > 16) rank = 16;
+    if (!st) st = CALL(S_GetDimensions, DimsFn)(info, dims, rank);
+    if (!st) st = CALL(S_GetTensorMutableData, DataFn)(v, &data);
+    release(S_ReleaseTensorTypeAndShapeInfo, info);
+    if (raise_status(st, "a kept output cannot be read") < 0) return NULL;
+    static const int item[] = {0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8};
+    int64_t count = 1;
+    PyObject *shape = PyTuple_New((Py_ssize_t)rank);
+    for (size_t d = 0; d < rank; d++) count *= dims[d], PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(dims[d]));
+    Py_ssize_t bytes = (Py_ssize_t)(count * (type > 0 && type < 14 ? item[type] : 0));
+    return Py_BuildValue("y#Ni", (const char *)data, bytes, shape, type);
+}
+
+static PyObject *core_issuer_level(CoreObject *self, PyObject *unused) {
+    return PyUnicode_FromString(self->core->issuer_level[0] ? self->core->issuer_level : "as the workers");
+}
+
+static PyMethodDef core_methods[] = {
+    {"start", (PyCFunction)core_start, METH_VARARGS, "Start a point: the issuer releases its batches."},
+    {"wait", (PyCFunction)core_wait, METH_VARARGS, "Wait (no GIL) for the point's end, the issuer's question, or a timeout."},
+    {"answer", (PyCFunction)core_answer, METH_VARARGS, "Answer the issuer: the new release limit, or -1."},
+    {"stop", (PyCFunction)core_stop, METH_NOARGS, "Stop the point: nothing more released, queued tasks dropped."},
+    {"end", (PyCFunction)core_end, METH_NOARGS, "Wait for the point's end and free it."},
+    {"set_model", (PyCFunction)core_set_model, METH_VARARGS, "The performance models per (size, part, kind)."},
+    {"model", (PyCFunction)core_model, METH_NOARGS, "The performance models as learnt so far."},
+    {"errors", (PyCFunction)core_errors, METH_NOARGS, "The last point's task errors."},
+    {"issuer_level", (PyCFunction)core_issuer_level, METH_NOARGS, "The issuer thread's priority."},
+    {"keep_outputs", (PyCFunction)core_keep_outputs, METH_VARARGS, "Keep every output until the next point (tests)."},
+    {"output", (PyCFunction)core_output, METH_VARARGS, "A kept tensor of the last point: (bytes, shape, type)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "staronnx_cli.runtime._core.Core",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)core_init,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_methods = core_methods,
+    .tp_doc = "The runtime's native core: workers, issuer and scheduler of a point on CPU workers.",
+};
+
+/* load(path of libonnxruntime) -> its version: the library dlopen'ed, the API table, one environment */
+static PyObject *load(PyObject *self, PyObject *args) {
+    const char *path;
+    if (!PyArg_ParseTuple(args, "s", &path)) return NULL;
+    static const ApiBase *base;
+    if (!api) {
+        void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!lib) return PyErr_Format(PyExc_OSError, "cannot load %s: %s", path, dlerror());
+        const ApiBase *(*get_base)(void) = (const ApiBase *(*)(void))dlsym(lib, "OrtGetApiBase");
+        if (!get_base) return PyErr_Format(PyExc_OSError, "%s has no OrtGetApiBase", path);
+        base = get_base();
+        const void *const *table = base->get_api(API_VERSION);
+        if (!table) return PyErr_Format(PyExc_OSError, "%s does not offer C API version %d", path, API_VERSION);
+        api = table;
+        if (raise_status(CALL(S_CreateEnv, CreateEnvFn)(3, "staronnx", &env), "no ONNX Runtime environment") < 0 ||
+            raise_status(CALL(S_CreateCpuMemoryInfo, CpuInfoFn)(0, 0, &cpu_info), "no CPU memory info") < 0) {
+            api = NULL;
+            return NULL;
+        }
+    }
+    return PyUnicode_FromString(base->get_version_string());
+}
+
+static PyObject *monotonic_ns(PyObject *self, PyObject *unused) { return PyLong_FromLongLong(now_ns()); }
+
+static PyMethodDef methods[] = {
+    {"load", load, METH_VARARGS, "Load ONNX Runtime's shared library (its C API); its version."},
+    {"monotonic_ns", monotonic_ns, METH_NOARGS, "CLOCK_MONOTONIC in ns (the clock of time.perf_counter)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_core", "The runtime's native core.", -1, methods};
+
+PyMODINIT_FUNC PyInit__core(void) {
+    if (PyType_Ready(&CoreType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) return NULL;
+    return m;
+}

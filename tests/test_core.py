@@ -1,0 +1,169 @@
+"""The native core (runtime/_core.c): a point on CPU workers run in C over ONNX Runtime's C API.
+
+Logic only (no timing is asserted): the same outputs as the model, every rule of a point (backlog, time cap,
+extension, the judge's stop), errors kept per batch, and the policies' placements where they are exact."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from staronnx_cli import modelio
+from staronnx_cli.load.schedule import BatchSchedule
+from staronnx_cli.runtime import core
+from staronnx_cli.runtime.perfmodel import PerfModel
+from staronnx_cli.runtime.policies import make_policy
+from staronnx_cli.runtime.scheduler import Limits
+from staronnx_cli.runtime.workers import parse_workers
+from staronnx_cli.systems.target import load_target
+
+pytestmark = [pytest.mark.realtime, pytest.mark.skipif(bool(core.unavailable()), reason=core.unavailable())]
+
+
+def at_once(batches: int, size: int = 1) -> BatchSchedule:
+    zeros = np.zeros(batches)
+    return BatchSchedule(size, zeros, zeros, np.full(batches, size, dtype=np.int64), np.arange(batches) * size)
+
+
+def every(batches: int, period_s: float) -> BatchSchedule:
+    times = np.arange(batches) * period_s
+    return BatchSchedule(1, times, times, np.ones(batches, dtype=np.int64), np.arange(batches))
+
+
+@pytest.fixture(scope="module")
+def plans(tiny_cnn_path, tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from staronnx_cli.cli.app import app
+
+    out = tmp_path_factory.mktemp("plans")
+    for name, args in (("chain", ["--offload", "0.5", "--parts", "3", "--method", "topo"]),
+                       ("branches", ["--method", "branches", "--streams", "2", "--min-part-us", "0"])):
+        result = CliRunner().invoke(app, ["split", str(tiny_cnn_path), *args, "-o", str(out / name)])
+        assert result.exit_code == 0, result.stdout + result.stderr
+    return out
+
+
+def final_outputs(executor: core.CoreExecutor, tensors: core.PartTensors, k: int) -> dict[str, np.ndarray]:
+    out = {}
+    consumed = {n for names in tensors.inputs for n, _ in names}
+    for names in tensors.outputs:
+        for name, slot in names:
+            kept = executor.core.output(k, slot)
+            if name not in consumed and kept is not None:
+                data, shape, _ = kept
+                out[name] = np.frombuffer(data, dtype=np.float32).reshape(shape)
+    return out
+
+
+@pytest.mark.parametrize("plan", ["chain", "branches"])
+def test_a_plan_run_by_the_core_gives_the_model_s_outputs(plans, tiny_cnn_path, plan):
+    target = load_target(plans / plan)
+    assert len(target.part_files) >= 3
+    workers = parse_workers("cpu:1x1,cpu:1x1", [0, 1], False)
+    executor = core.CoreExecutor(workers, target.part_files, 2)
+    try:
+        executor.core.keep_outputs(True)
+        records, why = core.CoreRunner(executor, make_policy("dmda"), PerfModel()).run(at_once(6, 2),
+                                                                                       Limits(10 ** 6, 1e9))
+        assert why == "" and all(r.end_s >= r.actual_release_s and not r.error for r in records)
+        assert all(sorted(t.part for t in r.tasks) == list(range(len(target.part_files))) for r in records)
+        tensors = core.PartTensors(target.part_files)
+        session = ort.InferenceSession(str(tiny_cnn_path), providers=["CPUExecutionProvider"])
+        feeds = {s.name: a[:2] for s, a in zip(tensors.specs(), executor.arrays)}
+        expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+        for k in range(6):
+            got = final_outputs(executor, tensors, k)
+            assert got.keys() == expected.keys()
+            for name, value in expected.items():
+                np.testing.assert_allclose(got[name], value, rtol=1e-4, atol=1e-5)
+    finally:
+        executor.close()
+
+
+def test_a_task_that_onnx_runtime_refuses_fails_its_batch_and_the_point_goes_on(tiny_cnn_path, monkeypatch):
+    real = modelio.random_inputs
+    monkeypatch.setattr(modelio, "random_inputs",
+                        lambda specs, n, seed=0: {k: v.astype(np.float64) for k, v in real(specs, n, seed).items()})
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), [tiny_cnn_path], 1, core.ExecutorOptions(
+        warmup_runs=0))
+    try:
+        records, why = core.CoreRunner(executor, make_policy("dmda"), PerfModel()).run(at_once(4), Limits(100, 1e9))
+        assert why == ""
+        assert all("double" in r.error or "type" in r.error.lower() for r in records), records[0].error
+        assert executor.service_time(0, 1, 1, runs=2) != executor.service_time(0, 1, 1, runs=2)  # NaN: it fails
+    finally:
+        executor.close()
+
+
+@pytest.fixture(scope="module")
+def two_workers(tiny_cnn_path):
+    executor = core.CoreExecutor(parse_workers("cpu:1x1,cpu:1x1", [0, 1], False), [tiny_cnn_path], 1)
+    yield executor
+    executor.close()
+
+
+def test_more_unfinished_batches_than_the_bound_stop_the_point_with_the_backlog_reason(two_workers):
+    records, why = core.CoreRunner(two_workers, make_policy("dmda"), PerfModel()).run(at_once(500), Limits(3, 1e9))
+    assert why == "backlog of 4 unfinished batches (> 3)"
+    released = [r for r in records if np.isfinite(r.actual_release_s)]
+    assert len(released) == 4 and len(records) == 500  # released up to the bound, the rest never
+    assert all(not r.tasks or np.isfinite(r.end_s) for r in released)  # tasks that started, finished
+
+
+def test_the_time_cap_stops_a_point(two_workers):
+    _, why = core.CoreRunner(two_workers, make_policy("dmda"), PerfModel()).run(every(50, 0.01), Limits(100, 0.05))
+    assert why.startswith("time cap of")
+
+
+def test_the_issuer_asks_at_the_planned_count_and_releases_what_extend_grants(two_workers):
+    asked = []
+
+    def extend() -> bool:
+        asked.append(True)
+        return len(asked) == 1  # one extension granted, the second refused
+
+    limits = Limits(100, 1e9, planned=5, step=3, extend=extend)
+    records, why = core.CoreRunner(two_workers, make_policy("dmda"), PerfModel()).run(every(20, 0.001), limits)
+    assert why == "" and len(asked) == 2
+    assert [np.isfinite(r.end_s) for r in records] == [True] * 8 + [False] * 12
+
+
+def test_the_judge_stops_a_point_and_its_reason_is_the_point_s(two_workers):
+    seen = []
+
+    def watch(record) -> str:
+        seen.append(record.index)
+        return "latency rising" if len(seen) == 3 else ""
+
+    records, why = core.CoreRunner(two_workers, make_policy("dmda"), PerfModel()).run(every(400, 0.002),
+                                                                                      Limits(100, 1e9), watch)
+    assert why == "latency rising"
+    assert sum(np.isfinite(r.actual_release_s) for r in records) < 400  # stopped releasing
+
+
+def test_roundrobin_places_batch_k_on_worker_k_mod_workers_and_eager_fills_idle_workers(two_workers):
+    records, _ = core.CoreRunner(two_workers, make_policy("roundrobin"), PerfModel()).run(at_once(20),
+                                                                                          Limits(100, 1e9))
+    assert [r.tasks[0].worker for r in records] == [k % 2 for k in range(20)]
+    records, _ = core.CoreRunner(two_workers, make_policy("eager"), PerfModel()).run(at_once(40), Limits(100, 1e9))
+    assert {r.tasks[0].worker for r in records} == {0, 1} and all(np.isfinite(r.end_s) for r in records)
+
+
+def test_dmda_calibrates_each_worker_then_learns_from_every_task(two_workers):
+    perf = PerfModel()
+    records, _ = core.CoreRunner(two_workers, make_policy("dmda"), perf).run(at_once(60), Limits(100, 1e9))
+    # batch 0 to the first uncalibrated idle worker; batch 1, released while worker 0 holds batch 0, to the other
+    assert [r.tasks[0].worker for r in records[:2]] == [0, 1]
+    assert perf.stats[(0, "cpu:1", 1)].count >= 10  # both workers share one kind's model, learnt from every task
+
+
+def test_the_python_scheduler_is_kept_where_the_core_does_not_run():
+    cpu = parse_workers("cpu:1x1", [0, 1], False)
+    assert core.ineligible(cpu, "dmda", False) == ""
+    assert "opara" in core.ineligible(cpu, "opara", False)
+    assert "mix" in core.ineligible(cpu, "dmda", True)
+
+
+def test_the_environment_switch_forces_the_python_scheduler(monkeypatch):
+    monkeypatch.setenv("STARONNX_HOT_PATH", "python")
+    assert core.unavailable() == "STARONNX_HOT_PATH=python"
