@@ -3,10 +3,10 @@
 The Python scheduler (scheduler.py) costs ~10-20 us of Python per task under one GIL, so two workers ran no faster
 than one on a small model, and the issuer's and workers' hand-overs were thread wake-ups. The core runs the same
 point in C: one issuer thread releases the batches on time and applies the backlog and time-cap rules (`Limits`),
-workers pinned to their cores take their next task themselves and call ONNX Runtime's C API, and dmda places each
-task from tables of the performance models. This module builds what the core needs before the clock starts (the
-StarPU split: bookkeeping off the hot path) and, while the point runs, drains finished batches every millisecond:
-the records, the judge (`watch`), the performance models (pushed back as tables), and `Limits.extend`.
+workers pinned to their cores take their next task themselves and call ONNX Runtime's C API, dmda places each task
+and the performance models learn from every task. This module builds what the core needs before the clock starts
+(the StarPU split: bookkeeping off the hot path), turns finished batches into records for the judge (`watch`) as
+they finish (at most every millisecond), answers `Limits.extend`, and reads the learnt models back at the end.
 
 The simulated engine and GPU workers keep the Python scheduler; `STARONNX_HOT_PATH=python` forces it everywhere.
 """
@@ -40,7 +40,8 @@ except ImportError:  # no C compiler when staronnx was installed
 POLICIES = {"dmda": 0, "eager": 1, "roundrobin": 2}
 FIXED = 3  # the core's policy that runs every task on one given worker (service times, warm-up)
 LEAD_NS = 50_000_000  # time 0 of a point is this long after it is started (as RealLoop's lead)
-DRAIN_NS = 1_000_000  # Python looks at the finished batches this often while a point runs
+DRAIN_GAP_NS = 1_000_000  # Python turns finished batches into records at most this often (at once at low load)
+WAIT_NS = 20_000_000  # and looks at least this often (Ctrl-C is handled between its waits)
 SHORT_SPIN_NS = 200_000  # an idle worker's poll where no core is left to spare
 OPT_ALL = 99  # ONNX Runtime's ORT_ENABLE_ALL (ortenv.session_options' default)
 ONNX_TYPES = {np.dtype(t): code for t, code in (
@@ -286,7 +287,7 @@ class Drain:
 
     def follow(self, limits: Limits) -> None:
         while True:
-            finished, asking, over, errors = self.core.wait(DRAIN_NS)
+            finished, asking, over, errors = self.core.wait(WAIT_NS, DRAIN_GAP_NS)
             if errors != self.errors:
                 self.errors = errors
                 self.error_of = {k: text for k, _, text in reversed(self.core.errors())}
