@@ -166,6 +166,15 @@ static int fifo_push(Fifo *q, int64_t task) {
     return 0;
 }
 
+static int fifo_push_front(Fifo *q, int64_t task) {
+    if (fifo_push(q, task) < 0) return -1;  /* grows it if needed; then the new last item moves to the front */
+    q->count--;
+    q->head = (q->head + q->cap - 1) % q->cap;
+    q->items[q->head] = task;
+    q->count++;
+    return 0;
+}
+
 static int64_t fifo_pop(Fifo *q) {
     if (!q->count) return -1;
     int64_t task = q->items[q->head];
@@ -320,13 +329,15 @@ static void assign(Core *c, int w, int64_t k, int part, double now) {
     c->predicted[k * c->nparts + part] = p;
     wk->pending += p;
     wk->expected_free = (wk->expected_free > now ? wk->expected_free : now) + p;
-    fifo_push(&wk->queue, k * c->nparts + part);
+    if (c->ndeps[part]) fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch goes on first */
+    else fifo_push(&wk->queue, k * c->nparts + part);
     if (!wk->busy) ring(wk);  /* a busy worker takes it itself when it completes its task */
 }
 
 static void dispatch(Core *c, int64_t k, int part, double now) {
     int w = choose(c, k, part, now);
-    if (w < 0) fifo_push(&c->central, k * c->nparts + part);
+    if (w < 0 && c->ndeps[part]) fifo_push_front(&c->central, k * c->nparts + part);
+    else if (w < 0) fifo_push(&c->central, k * c->nparts + part);
     else assign(c, w, k, part, now);
 }
 
@@ -550,16 +561,28 @@ static void issuer_priority(Core *c) {
     }
 }
 
-/* Asleep until 50 us before `due` (in naps of at most 1 ms, so that a stop is seen), then polling to it, on a core
- * the workers left; where they left none, asleep until it (a real-time thread polling on a worker's core would keep
- * that worker off it). */
-static void wait_due(Core *c, int64_t due) {
-    const int64_t spin = c->nissuer_cores ? 50000 : 0, nap = 1000000;
+/* Asleep (in naps of at most 1 ms, so that a stop is seen) until `until`. */
+static void nap_until(Core *c, int64_t until) {
+    const int64_t nap = 1000000;
     for (;;) {
-        int64_t left = due - now_ns();
-        if (left <= spin || __atomic_load_n(&c->stop, __ATOMIC_RELAXED)) break;
-        sleep_until(left - spin > nap ? now_ns() + nap : due - spin);
+        int64_t left = until - now_ns();
+        if (left <= 0 || __atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return;
+        sleep_until(left > nap ? now_ns() + nap : until);
     }
+}
+
+/* Until `due`: asleep; 100 us before it, workers asleep on their bells are woken (a thread blocked in the kernel
+ * wakes 20-40 us late and cold: the first batches of every point backed up behind it at 62,000 q/s); the last 50 us
+ * polling, on a core the workers left (where they left none, asleep to the end: a real-time thread polling on a
+ * worker's core would keep that worker off it). */
+static void wait_due(Core *c, int64_t due) {
+    const int64_t spin = c->nissuer_cores ? 50000 : 0, prewake = 100000;
+    if (due - now_ns() > prewake) {
+        nap_until(c, due - prewake);
+        for (int w = 0; w < c->nworkers; w++)
+            if (__atomic_load_n(&c->workers[w].sleeping, __ATOMIC_SEQ_CST)) ring(&c->workers[w]);
+    }
+    nap_until(c, due - spin);
     while (now_ns() < due && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
     }
 }

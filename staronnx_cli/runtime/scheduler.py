@@ -283,7 +283,7 @@ class Scheduler:
             task = ReadyTask(k, part, self.records[k].size, {})
         choice = self.policy.choose(task, self._states(now), now, self.perf)
         if choice is None:
-            self.central.append((k, part))
+            self._enqueue(self.central, k, part)
             return
         self._assign(choice, k, part, now)
         self._start_next(choice)
@@ -293,8 +293,17 @@ class Scheduler:
         self.predicted[(k, part)] = predicted
         self.pending_s[w] += predicted
         self.expected_free[w] = max(self.expected_free[w], now) + predicted
-        self.queues[w].append((k, part))
+        self._enqueue(self.queues[w], k, part)
         self._state_cache[w] = None
+
+    def _enqueue(self, queue, k: int, part: int) -> None:
+        """A FIFO queue takes a started batch's next part first (depth first): with every batch released at once,
+        first parts queued ahead of later ones kept thousands of batches' tensors alive and a 3-part tiny_cnn ran
+        at 0.7 of the whole model's rate (1.4 x once started batches went on first). An ordered queue orders it."""
+        if self.parts.deps[part] and isinstance(queue, deque):
+            queue.appendleft((k, part))
+        else:
+            queue.append((k, part))
 
     def _start_next(self, w: int) -> None:
         inflight = self.inflight[w]
