@@ -190,6 +190,13 @@ enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3 };
 
 typedef struct Core Core;
 
+/* A batch's state, one cache line each: the workers completing neighbouring batches do not share lines. */
+typedef struct {
+    int64_t partsleft, running;
+    char state;  /* 0 not released, 1 open, 2 closed (finished or abandoned), 3 closed, values to free */
+    char failed;
+} __attribute__((aligned(64))) Batch;
+
 typedef struct {
     Core *core;
     int index, kind, ncores, cores[256];  /* kind: its performance models' index (workers of one kind share) */
@@ -218,17 +225,15 @@ struct Core {
     int64_t **in_shape;
     size_t *in_row_bytes;
     int64_t max_size;
-    OrtValue **in_values;  /* (worker, size, input) -> a tensor over the leading rows, for every size a point uses;
-                            * one per worker: ONNX Runtime copies a feed's reference count, and two cores writing one
-                            * counter slowed every run of a one-Add model from 1.5 to 2.4 us */
+    OrtValue **in_values;  /* (worker, size, input) -> a tensor over the leading rows (make_input): one per worker,
+                            * as ONNX Runtime copies a feed's reference count on every run */
     /* the point */
     int64_t batches, t0, release_limit, max_backlog, time_cap_ns, spin_ns;
     int policy, fixed_worker;
     int64_t *release_ns, *sizes, *actual_ns, *end_ns, *finished, *task_start, *task_end;
     int32_t *task_worker;
-    int64_t *depleft, *partsleft, *running;
-    char *state;  /* batch: 0 not released, 1 open, 2 closed (finished or abandoned), 3 closed, values to free */
-    char *failed;
+    int64_t *depleft;
+    Batch *batch;  /* per batch, one cache line: what its completions update */
     double *predicted;
     OrtValue **values;  /* (batch, slot) */
     int64_t released, closed, nfinished;
@@ -343,10 +348,10 @@ static void dispatch(Core *c, int64_t k, int part, double now) {
 
 /* Close batch k (finished or abandoned): its tensors are freed now, or by its last running task. Lock held. */
 static void close_batch(Core *c, int64_t k) {
-    if (c->state[k] >= 2) return;
-    c->state[k] = c->running[k] ? 3 : 2;
+    if (c->batch[k].state >= 2) return;
+    c->batch[k].state = c->batch[k].running ? 3 : 2;
     c->closed++;
-    if (c->state[k] == 2 && !c->keep) {
+    if (c->batch[k].state == 2 && !c->keep) {
         for (int s = c->ninputs; s < c->nslots; s++) {
             OrtValue **v = &c->values[k * c->nslots + s];
             if (*v) release(S_ReleaseValue, *v), *v = NULL;
@@ -374,7 +379,7 @@ static void drop_queued(Core *c) {
                 Worker *wk = &c->workers[i - 1];
                 wk->pending -= c->predicted[task];
             }
-            if (!c->running[k]) close_batch(c, k);
+            if (!c->batch[k].running) close_batch(c, k);
         }
     }
 }
@@ -409,14 +414,14 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
     wk->pending -= c->predicted[task];
     if (wk->pending < 0) wk->pending = 0;
     wk->expected_free = now + wk->pending;
-    c->running[k]--;
+    c->batch[k].running--;
     c->inflight--;
     if (!error) learn(model_of(c, c->sizes[k], part, wk->kind), (double)(end - start) * 1e-9);
     int nout = c->nout[part];
-    if (c->state[k] >= 2) {  /* its batch failed or was abandoned while this task ran */
+    if (c->batch[k].state >= 2) {  /* its batch failed or was abandoned while this task ran */
         for (int i = 0; i < nout; i++) dropped[(*ndropped)++] = outputs[i];
-        if (c->state[k] == 3 && !c->running[k]) {
-            c->state[k] = 2;
+        if (c->batch[k].state == 3 && !c->batch[k].running) {
+            c->batch[k].state = 2;
             for (int s = c->ninputs; s < c->nslots; s++) {
                 OrtValue **v = &c->values[k * c->nslots + s];
                 if (*v) dropped[(*ndropped)++] = *v, *v = NULL;
@@ -427,7 +432,7 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
     }
     if (error) {
         note_error(c, k, part, error);
-        c->failed[k] = 1;
+        c->batch[k].failed = 1;
         for (int i = 0; i < nout; i++) dropped[(*ndropped)++] = outputs[i];
         c->end_ns[k] = end;
         c->finished[c->nfinished++] = k;
@@ -439,7 +444,7 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
         if (c->consumed[slot] || c->keep) c->values[k * c->nslots + slot] = outputs[i];
         else dropped[(*ndropped)++] = outputs[i];
     }
-    if (--c->partsleft[k] == 0) {
+    if (--c->batch[k].partsleft == 0) {
         c->end_ns[k] = end;
         c->finished[c->nfinished++] = k;
         close_batch(c, k);
@@ -466,7 +471,7 @@ static int64_t next_task(Core *c, Worker *wk) {
     }
     if (task >= 0) {
         wk->busy = 1;
-        c->running[task / c->nparts]++;
+        c->batch[task / c->nparts].running++;
         c->inflight++;
     }
     return task;
@@ -474,6 +479,20 @@ static int64_t next_task(Core *c, Worker *wk) {
 
 static inline OrtValue **in_value(Core *c, int w, int64_t size, int input) {
     return &c->in_values[((int64_t)w * (c->max_size + 1) + size) * c->ninputs + input];
+}
+
+/* A tensor over the first `size` rows of model input i, made by the worker that reads it, the first time (on its
+ * own thread, so that its memory is not next to another worker's: a shared cache line doubled a small run). */
+static OrtStatus *make_input(Core *c, Worker *wk, int64_t size, int i) {
+    OrtValue **v = in_value(c, wk->index, size, i);
+    if (*v) return NULL;
+    int64_t shape[16];
+    int rank = c->in_rank[i] < 16 ? c->in_rank[i] : 16;
+    for (int d = 0; d < rank; d++) shape[d] = c->in_shape[i][d];
+    shape[0] = size;
+    return CALL(S_CreateTensorWithDataAsOrtValue, CreateTensorFn)(cpu_info, c->in_data[i],
+                                                                  c->in_row_bytes[i] * (size_t)size, shape, rank,
+                                                                  c->in_type[i], v);
 }
 
 static const OrtValue *input_value(Core *c, Worker *wk, int64_t k, int slot) {
@@ -490,9 +509,12 @@ static int64_t run_task(Core *c, Worker *wk, int64_t task) {
     OrtValue *outputs[MAX_IO] = {0};
     OrtValue **dropped = wk->dropped;
     int ndropped = 0;
+    OrtStatus *status = NULL;
+    for (int i = 0; i < c->nin[part] && !status; i++)
+        if (c->in_slot[part][i] < c->ninputs) status = make_input(c, wk, c->sizes[k], c->in_slot[part][i]);
     for (int i = 0; i < c->nin[part]; i++) inputs[i] = input_value(c, wk, k, c->in_slot[part][i]);
     int64_t start = now_ns();
-    OrtStatus *status = CALL(S_Run, RunFn)(wk->sessions[part], NULL, (const char *const *)c->in_names[part], inputs,
+    if (!status) status = CALL(S_Run, RunFn)(wk->sessions[part], NULL, (const char *const *)c->in_names[part], inputs,
                                           c->nin[part], (const char *const *)c->out_names[part], c->nout[part],
                                           outputs);
     int64_t end = now_ns();
@@ -591,8 +613,8 @@ static void release_batch(Core *c, int64_t k, int64_t t) {
     double now = seconds(c, t);
     c->actual_ns[k] = t;
     c->released++;
-    c->state[k] = 1;
-    c->partsleft[k] = c->nparts;
+    c->batch[k].state = 1;
+    c->batch[k].partsleft = c->nparts;
     for (int p = 0; p < c->nparts; p++) c->depleft[k * c->nparts + p] = c->ndeps[p];
     for (int p = 0; p < c->nparts; p++)
         if (c->ndeps[p] == 0) dispatch(c, k, p, now);
@@ -857,23 +879,6 @@ static int build_inputs(CoreObject *self, Core *c, PyObject *arrays) {
     return 0;
 }
 
-/* A tensor over the first `size` rows of each model input, for each worker (made once per size). */
-static int input_values_for(Core *c, int64_t size) {
-    for (int i = 0; i < c->ninputs * c->nworkers; i++) {
-        OrtValue **v = in_value(c, i / c->ninputs, size, i % c->ninputs);
-        if (*v) continue;
-        int64_t shape[16];
-        int rank = c->in_rank[i % c->ninputs] < 16 ? c->in_rank[i % c->ninputs] : 16;
-        for (int d = 0; d < rank; d++) shape[d] = c->in_shape[i % c->ninputs][d];
-        shape[0] = size;
-        OrtStatus *st = CALL(S_CreateTensorWithDataAsOrtValue, CreateTensorFn)(
-            cpu_info, c->in_data[i % c->ninputs], c->in_row_bytes[i % c->ninputs] * (size_t)size, shape, rank,
-            c->in_type[i % c->ninputs], v);
-        if (raise_status(st, "a model input cannot be wrapped") < 0) return -1;
-    }
-    return 0;
-}
-
 static int start_threads(Core *c) {
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -1001,9 +1006,8 @@ static int point_buffer(CoreObject *self, PyObject *obj, void **out, Py_ssize_t 
 static void free_point(Core *c) {
     if (c->values)
         for (int64_t i = 0; i < c->batches * c->nslots; i++) release(S_ReleaseValue, c->values[i]);
-    free(c->values), free(c->depleft), free(c->partsleft), free(c->running), free(c->state), free(c->failed);
-    free(c->predicted);
-    c->values = NULL, c->depleft = c->partsleft = c->running = NULL, c->state = c->failed = NULL;
+    free(c->values), free(c->depleft), free(c->batch), free(c->predicted);
+    c->values = NULL, c->depleft = NULL, c->batch = NULL;
     c->predicted = NULL;
     free(c->central.items);
     memset(&c->central, 0, sizeof c->central);
@@ -1037,7 +1041,7 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
     c->release_ns = bufs[0], c->sizes = bufs[1], c->actual_ns = bufs[2], c->end_ns = bufs[3];
     c->finished = bufs[4], c->task_start = bufs[5], c->task_end = bufs[6], c->task_worker = bufs[7];
     for (Py_ssize_t k = 0; k < B; k++)
-        if (c->sizes[k] < 1 || c->sizes[k] > c->max_size || input_values_for(c, c->sizes[k]) < 0) {
+        if (c->sizes[k] < 1 || c->sizes[k] > c->max_size) {
             release_views(self, base);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a batch size is outside 1..max_size");
             return NULL;
@@ -1046,8 +1050,9 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
     c->batches = B, c->t0 = t0, c->release_limit = limit < B ? limit : B, c->max_backlog = backlog;
     c->time_cap_ns = cap, c->policy = policy, c->fixed_worker = fixed;
     c->values = calloc(B * c->nslots + 1, sizeof(OrtValue *));
-    c->depleft = calloc(T + 1, sizeof(int64_t)), c->partsleft = calloc(B + 1, sizeof(int64_t));
-    c->running = calloc(B + 1, sizeof(int64_t)), c->state = calloc(B + 1, 1), c->failed = calloc(B + 1, 1);
+    c->depleft = calloc(T + 1, sizeof(int64_t));
+    c->batch = aligned_alloc(64, sizeof(Batch) * (B + 1));
+    memset(c->batch, 0, sizeof(Batch) * (B + 1));
     c->predicted = calloc(T + 1, sizeof(double));
     for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
     c->nerrors = 0;
