@@ -80,6 +80,20 @@ def test_a_plan_run_by_the_core_gives_the_model_s_outputs(plans, tiny_cnn_path, 
         executor.close()
 
 
+def test_a_started_batch_s_next_part_runs_before_any_new_batch_starts(plans):
+    """Depth first, as the Python scheduler's FIFO queues: every batch released at once on one worker runs batch by
+    batch, each one's parts in a row (first parts queued ahead of later ones kept every batch's tensors alive)."""
+    target = load_target(plans / "chain")
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), target.part_files, 1)
+    try:
+        records, _ = core.CoreRunner(executor, make_policy("dmda"), PerfModel()).run(at_once(20), Limits(100, 1e9))
+        started = sorted((t.start_s, r.index, t.part) for r in records for t in r.tasks)
+        parts = len(target.part_files)
+        assert [(k, p) for _, k, p in started] == [(k, p) for k in range(20) for p in range(parts)]
+    finally:
+        executor.close()
+
+
 def test_a_task_that_onnx_runtime_refuses_fails_its_batch_and_the_point_goes_on(tiny_cnn_path, monkeypatch):
     real = modelio.random_inputs
     monkeypatch.setattr(modelio, "random_inputs",

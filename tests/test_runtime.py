@@ -7,7 +7,7 @@ import pytest
 
 from staronnx_cli.errors import UserError
 from staronnx_cli.kinds import CPU
-from staronnx_cli.load.schedule import batch_schedule, fixed_rate, fixed_rate_batches
+from staronnx_cli.load.schedule import BatchSchedule, batch_schedule, fixed_rate, fixed_rate_batches
 from staronnx_cli.metrics.points import congestion, summarize
 from staronnx_cli.runtime.executors import ModelledExecutor
 from staronnx_cli.runtime.loop import VirtualLoop
@@ -62,6 +62,22 @@ def test_a_chain_of_two_parts_runs_in_order_on_the_workers_dmda_picks():
     for r in records:
         first, second = sorted(r.tasks, key=lambda t: t.part)
         assert first.end_s <= second.start_s and r.end_s == second.end_s
+
+
+@pytest.mark.parametrize("policy", ["eager"])  # dmda hands a worker 4 tasks ahead: they keep their order
+def test_a_started_batch_goes_on_before_new_batches_start_exactly_on_the_virtual_clock(policy):
+    """Depth first: with every batch released at once on one worker, batch k's second part runs right after its
+    first, before batch k+1 starts (first parts queued ahead of second ones kept every batch's tensors alive)."""
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: [0.004, 0.001][part])
+    chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
+    zeros = np.zeros(5)
+    schedule = BatchSchedule(1, zeros, zeros, np.ones(5, dtype=np.int64), np.arange(5))
+    records, why = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), chain).run(schedule,
+                                                                                                 Limits(50, 1e9))
+    assert why == ""
+    assert [r.end_s for r in records] == pytest.approx([0.005 * (k + 1) for k in range(5)])
 
 
 def test_dmda_calibrates_then_picks_the_least_expected_end():
