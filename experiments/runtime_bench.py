@@ -34,7 +34,7 @@ from staronnx_cli.runtime.executors import ThreadExecutor
 from staronnx_cli.runtime.loop import RealLoop
 from staronnx_cli.runtime.perfmodel import PerfModel
 from staronnx_cli.runtime.policies import make_policy
-from staronnx_cli.runtime.realtime import pinned_session_options
+from staronnx_cli.runtime.realtime import pin_driver, pinned_session_options
 from staronnx_cli.runtime.scheduler import Limits, PartGraph, Scheduler
 from staronnx_cli.runtime.workers import parse_workers
 from staronnx_cli.sweep.runner import SweepSettings, run_sweep
@@ -61,8 +61,8 @@ def plain_loop_qps(path: Path, cores: list[int], batch: int, runs: int) -> float
     result: list[float] = []
 
     def work():
-        os.sched_setaffinity(0, set(cores))
         so = pinned_session_options(cores, path, batch)
+        pin_driver(cores)  # as the runtime's workers: this thread on the first core, ORT's threads on the others
         specs = modelio.input_specs(modelio.load_model(path, with_weights=False))
         session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         feeds = modelio.random_inputs(specs, batch)

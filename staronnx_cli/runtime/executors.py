@@ -24,7 +24,7 @@ from ..errors import first_line
 from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
-from .realtime import pinned_session_options
+from .realtime import pin_driver, pinned_session_options
 from .transfer import Link
 from .workers import WorkerSpec
 
@@ -247,8 +247,7 @@ class ThreadExecutor(PointClock):
     def _serve(self, i: int, warmup_runs: int, ready: threading.Barrier):
         worker = self.workers[i]
         try:
-            if hasattr(os, "sched_setaffinity") and worker.cores:
-                os.sched_setaffinity(0, set(worker.cores))  # pins this thread (pid 0 = the caller)
+            pin_driver(worker.cores)  # this thread on the first core, ORT's threads on the others
             if hasattr(os, "setpriority"):  # ORT's own threads are created below and inherit it
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
             self.runners[i] = [self._prepare(worker, m, warmup_runs) for m in range(len(self.files))]

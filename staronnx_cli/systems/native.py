@@ -25,7 +25,7 @@ from ..errors import UserError, first_line
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
-from ..runtime.realtime import pinned_session_options, wait_until
+from ..runtime.realtime import pin_driver, pinned_session_options, wait_until
 from ..runtime.scheduler import BatchRecord, Limits, TaskRecord, records_of
 from ..runtime.transfer import DEFAULT_LINK
 from ..runtime.workers import WorkerSpec, parse_workers
@@ -100,6 +100,8 @@ class NativeSession:
         specs = modelio.input_specs(modelio.load_model(model, with_weights=False))
         try:
             self.session = ort.InferenceSession(str(model), so, providers=worker.kind.providers(worker.device_id))
+            if not parallel:  # as the runtime's workers: this thread on the first core, ORT's threads on the others
+                pin_driver(worker.cores)
             self.feeds = modelio.random_inputs(specs, batch, seed)
             self.names = [o.name for o in self.session.get_outputs()]
             for _ in range(warmup_runs):
