@@ -492,7 +492,8 @@ static inline OrtValue **in_value(Core *c, int w, int64_t size, int input) {
 }
 
 /* A tensor over the first `size` rows of model input i, made by the worker that reads it, the first time (on its
- * own thread, so that its memory is not next to another worker's: a shared cache line doubled a small run). */
+ * own thread, so that its memory, whose reference count ONNX Runtime updates on every run, is not next to another
+ * worker's). */
 static OrtStatus *make_input(Core *c, Worker *wk, int64_t size, int i) {
     OrtValue **v = in_value(c, wk->index, size, i);
     if (*v) return NULL;
