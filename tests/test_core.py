@@ -94,6 +94,20 @@ def test_a_started_batch_s_next_part_runs_before_any_new_batch_starts(plans):
         executor.close()
 
 
+def test_opara_runs_the_earliest_batch_first_then_the_plan_s_launch_order(plans):
+    target = load_target(plans / "branches")
+    order = target.graph.launch_order
+    assert order is not None and sorted(order) == list(range(len(target.part_files)))
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), target.part_files, 1)
+    try:
+        records, _ = core.CoreRunner(executor, make_policy("opara"), PerfModel(), order).run(at_once(10),
+                                                                                             Limits(100, 1e9))
+        started = sorted((t.start_s, r.index, t.part) for r in records for t in r.tasks)
+        assert [(k, p) for _, k, p in started] == [(k, p) for k in range(10) for p in order]
+    finally:
+        executor.close()
+
+
 def test_a_task_that_onnx_runtime_refuses_fails_its_batch_and_the_point_goes_on(tiny_cnn_path, monkeypatch):
     real = modelio.random_inputs
     monkeypatch.setattr(modelio, "random_inputs",
@@ -174,7 +188,8 @@ def test_dmda_calibrates_each_worker_then_learns_from_every_task(two_workers):
 def test_the_python_scheduler_is_kept_where_the_core_does_not_run():
     cpu = parse_workers("cpu:1x1", [0, 1], False)
     assert core.ineligible(cpu, "dmda", False) == ""
-    assert "opara" in core.ineligible(cpu, "opara", False)
+    assert core.ineligible(cpu, "opara", False) == ""
+    assert "deadline" in core.ineligible(cpu, "deadline", False)
     assert "mix" in core.ineligible(cpu, "dmda", True)
 
 

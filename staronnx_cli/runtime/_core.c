@@ -190,8 +190,46 @@ static int64_t fifo_pop(Fifo *q) {
     return task;
 }
 
+/* A binary heap of tasks by key (the opara policy: the earliest batch first, then the plan's launch order), touched
+ * under the core's lock only. */
+typedef struct { int64_t key, task; } HeapItem;
+typedef struct { HeapItem *items; int64_t count, cap; } Heap;
+
+static int heap_push(Heap *h, int64_t key, int64_t task) {
+    if (h->count == h->cap) {
+        int64_t cap = h->cap ? 2 * h->cap : 256;
+        HeapItem *items = realloc(h->items, sizeof(HeapItem) * cap);
+        if (!items) return -1;
+        h->items = items, h->cap = cap;
+    }
+    int64_t i = h->count++;
+    while (i > 0 && h->items[(i - 1) / 2].key > key) {
+        h->items[i] = h->items[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->items[i] = (HeapItem){key, task};
+    return 0;
+}
+
+static int64_t heap_pop(Heap *h) {
+    if (!h->count) return -1;
+    int64_t task = h->items[0].task;
+    HeapItem last = h->items[--h->count];
+    int64_t i = 0;
+    for (;;) {
+        int64_t child = 2 * i + 1;
+        if (child >= h->count) break;
+        if (child + 1 < h->count && h->items[child + 1].key < h->items[child].key) child++;
+        if (h->items[child].key >= last.key) break;
+        h->items[i] = h->items[child];
+        i = child;
+    }
+    if (h->count) h->items[i] = last;
+    return task;
+}
+
 /* ---- the core ---------------------------------------------------------------------------------------------- */
-enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 3 };
+enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 3, POLICY_OPARA = 4 };
 enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3 };
 #define CALIBRATION_SAMPLES 10
 #define MAX_IO 64
@@ -212,6 +250,7 @@ typedef struct {
     pthread_t thread;
     int started;
     Fifo queue;
+    Heap ordered;  /* the opara policy's queue instead of `queue` */
     OrtValue **dropped;  /* tensors to free once the lock is released: a task's outputs and a batch's values */
     int32_t bell, sleeping;  /* bell: incremented with every task handed over (a futex word) */
     int busy;  /* running a task */
@@ -224,6 +263,7 @@ struct Core {
     Worker *workers;
     /* the part graph */
     int *ndeps, **succ, *nsucc;
+    int *rank;  /* part -> its place in the plan's launch order (the opara policy's queues) */
     int *nin, *nout, **in_slot, **out_slot;
     char ***in_names, ***out_names;
     char *consumed;  /* slot -> read by a later part (else a final output, released at once) */
@@ -285,7 +325,7 @@ static void ring(Worker *w) {
     if (__atomic_load_n(&w->sleeping, __ATOMIC_SEQ_CST)) futex_wake(&w->bell);
 }
 
-static inline int worker_idle(Worker *w) { return !w->busy && w->queue.count == 0; }
+static inline int worker_idle(Worker *w) { return !w->busy && w->queue.count == 0 && w->ordered.count == 0; }
 
 static inline double *model_of(Core *c, int64_t size, int part, int kind) {
     return &c->model[((size * c->nparts + part) * c->nkinds + kind) * 4];
@@ -344,7 +384,8 @@ static void assign(Core *c, int w, int64_t k, int part, double now) {
     c->predicted[k * c->nparts + part] = p;
     wk->pending += p;
     wk->expected_free = (wk->expected_free > now ? wk->expected_free : now) + p;
-    if (c->ndeps[part]) fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch goes on first */
+    if (c->policy == POLICY_OPARA) heap_push(&wk->ordered, k * c->nparts + c->rank[part], k * c->nparts + part);
+    else if (c->ndeps[part]) fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch goes on first */
     else fifo_push(&wk->queue, k * c->nparts + part);
     if (!wk->busy) ring(wk);  /* a busy worker takes it itself when it completes its task */
 }
@@ -377,19 +418,14 @@ static int finished_point(Core *c) { return over(c) && c->inflight == 0; }
 
 /* Congested or told to stop: tasks not started are forgotten; running ones complete. Lock held. */
 static void drop_queued(Core *c) {
-    Fifo *queues[1 + 4096];
-    int n = 0;
-    queues[n++] = &c->central;
-    for (int w = 0; w < c->nworkers && n < 4097; w++) queues[n++] = &c->workers[w].queue;
-    for (int i = 0; i < n; i++) {
-        int64_t task;
-        while ((task = fifo_pop(queues[i])) >= 0) {
-            int64_t k = task / c->nparts;
-            if (i > 0) {
-                Worker *wk = &c->workers[i - 1];
-                wk->pending -= c->predicted[task];
-            }
-            if (!c->batch[k].running) close_batch(c, k);
+    int64_t task;
+    while ((task = fifo_pop(&c->central)) >= 0)
+        if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts);
+    for (int w = 0; w < c->nworkers; w++) {
+        Worker *wk = &c->workers[w];
+        while ((task = fifo_pop(&wk->queue)) >= 0 || (task = heap_pop(&wk->ordered)) >= 0) {
+            wk->pending -= c->predicted[task];
+            if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts);
         }
     }
 }
@@ -470,7 +506,7 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
 
 /* The worker's next task, its own or (eager) the central queue's; -1 if none. Lock held. */
 static int64_t next_task(Core *c, Worker *wk) {
-    int64_t task = fifo_pop(&wk->queue);
+    int64_t task = c->policy == POLICY_OPARA ? heap_pop(&wk->ordered) : fifo_pop(&wk->queue);
     if (task < 0 && c->central.count) {
         task = fifo_pop(&c->central);
         int64_t k = task / c->nparts;
@@ -738,6 +774,7 @@ static void free_core(Core *c) {
         free(wk->sessions);
         free(wk->dropped);
         free(wk->queue.items);
+        free(wk->ordered.items);
     }
     free(c->workers);
     free(c->central.items);
@@ -755,7 +792,7 @@ static void free_core(Core *c) {
         if (c->succ) free(c->succ[p]);
     }
     free(c->in_names), free(c->out_names), free(c->in_slot), free(c->out_slot), free(c->succ), free(c->nsucc);
-    free(c->nin), free(c->nout), free(c->ndeps), free(c->consumed);
+    free(c->nin), free(c->nout), free(c->ndeps), free(c->consumed), free(c->rank);
     for (int i = 0; i < c->ninputs; i++) free(c->in_shape ? c->in_shape[i] : NULL);
     free(c->in_shape), free(c->in_data), free(c->in_type), free(c->in_rank), free(c->in_row_bytes);
     for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
@@ -838,6 +875,8 @@ static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dim
 static int build_parts(Core *c, PyObject *deps, PyObject *inputs, PyObject *outputs) {
     int P = c->nparts;
     c->ndeps = calloc(P, sizeof(int)), c->nsucc = calloc(P, sizeof(int)), c->succ = calloc(P, sizeof(int *));
+    c->rank = calloc(P, sizeof(int));
+    for (int p = 0; p < P; p++) c->rank[p] = p;
     c->nin = calloc(P, sizeof(int)), c->nout = calloc(P, sizeof(int));
     c->in_slot = calloc(P, sizeof(int *)), c->out_slot = calloc(P, sizeof(int *));
     c->in_names = calloc(P, sizeof(char **)), c->out_names = calloc(P, sizeof(char **));
@@ -1037,7 +1076,8 @@ static void free_point(Core *c) {
     c->predicted = NULL;
     free(c->central.items);
     memset(&c->central, 0, sizeof c->central);
-    for (int w = 0; w < c->nworkers; w++) c->workers[w].queue.count = 0;  /* tasks of batches closed early */
+    for (int w = 0; w < c->nworkers; w++)  /* tasks of batches closed early */
+        c->workers[w].queue.count = c->workers[w].ordered.count = 0;
 }
 
 /* start(release_ns, sizes, actual_ns, end_ns, finished, task_start, task_end, task_worker, t0_ns, limit,
@@ -1230,6 +1270,24 @@ static PyObject *core_errors(CoreObject *self, PyObject *unused) {
     return out;
 }
 
+/* set_order([rank per part]): the opara policy's launch order (a permutation of the parts) */
+static PyObject *core_set_order(CoreObject *self, PyObject *args) {
+    Core *c = self->core;
+    PyObject *ranks;
+    int *values, n;
+    if (!PyArg_ParseTuple(args, "O", &ranks) || int_list(ranks, &values, &n) < 0) return NULL;
+    if (n != c->nparts) {
+        free(values);
+        PyErr_SetString(PyExc_ValueError, "one rank per part");
+        return NULL;
+    }
+    lock(&c->lock);
+    memcpy(c->rank, values, sizeof(int) * n);
+    unlock(&c->lock);
+    free(values);
+    Py_RETURN_NONE;
+}
+
 static PyObject *core_keep_outputs(CoreObject *self, PyObject *args) {
     int keep;
     if (!PyArg_ParseTuple(args, "p", &keep)) return NULL;
@@ -1282,6 +1340,7 @@ static PyMethodDef core_methods[] = {
     {"model", (PyCFunction)core_model, METH_NOARGS, "The performance models as learnt so far."},
     {"errors", (PyCFunction)core_errors, METH_NOARGS, "The last point's task errors."},
     {"issuer_level", (PyCFunction)core_issuer_level, METH_NOARGS, "The issuer thread's priority."},
+    {"set_order", (PyCFunction)core_set_order, METH_VARARGS, "The opara policy's launch order: a rank per part."},
     {"keep_outputs", (PyCFunction)core_keep_outputs, METH_VARARGS, "Keep every output until the next point (tests)."},
     {"output", (PyCFunction)core_output, METH_VARARGS, "A kept tensor of the last point: (bytes, shape, type)."},
     {NULL, NULL, 0, NULL},

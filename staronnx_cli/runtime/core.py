@@ -37,7 +37,7 @@ try:
 except ImportError:  # no C compiler when staronnx was installed
     _core = None
 
-POLICIES = {"dmda": 0, "eager": 1, "roundrobin": 2}
+POLICIES = {"dmda": 0, "eager": 1, "roundrobin": 2, "opara": 4}
 FIXED = 3  # the core's policy that runs every task on one given worker (service times, warm-up)
 LEAD_NS = 50_000_000  # time 0 of a point is this long after it is started (as RealLoop's lead)
 DRAIN_GAP_NS = 1_000_000  # Python turns finished batches into records at most this often (at once at low load)
@@ -216,15 +216,18 @@ class PointArrays:
 class CoreRunner:
     """One point through the core (the Runner contract of systems/contract.py)."""
 
-    def __init__(self, executor: CoreExecutor, policy: Policy, perf: PerfModel):
+    def __init__(self, executor: CoreExecutor, policy: Policy, perf: PerfModel, launch_order: list[int] | None = None):
         self.executor, self.perf = executor, perf
         self.policy = POLICIES[policy.name]
+        order = launch_order or list(range(executor.nparts))  # opara: each worker runs the earliest batch's part
+        self.ranks = [order.index(p) for p in range(executor.nparts)]  # first, then the first in this order
 
     def run(self, schedule: BatchSchedule, limits: Limits, watch=None) -> tuple[list[BatchRecord], str]:
         records = records_of(schedule)
         drain = Drain(self, records, schedule, watch)
         sizes = {int(n) for n in schedule.sizes}
         self.push_model(sizes)
+        self.executor.core.set_order(self.ranks)
         collecting = gc.isenabled()
         gc.disable()  # no pauses while the point runs (and no scans of its growing records)
         with on_cores(self.executor.spare):  # this thread drains on the cores the workers left, never on theirs

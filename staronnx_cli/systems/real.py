@@ -32,7 +32,7 @@ class RealConfig:
     cuda_graphs: bool = True
     variable_batches: bool = False  # --max-queue-delay: batches may close before N queries
     memory_limits: dict | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
-    policy: str = "dmda"  # the policy its points run (the native core runs dmda, eager and roundrobin)
+    policy: str = "dmda"  # the policy its points run (the native core runs dmda, eager, roundrobin, opara)
 
 
 class RealEngine:
@@ -54,7 +54,7 @@ class RealEngine:
         self.perf = PerfModel() if config.calibrate else PerfModel.merged(
             [(PerfModel.load(f, self.log.notices.append), first) for f, first, _ in self.perf_files])
         self.link = DEFAULT_LINK  # dmda's transfer figures: the GPU workers' own once measured (prepare)
-        # the native core runs the points where it can (CPU workers, one model, dmda/eager/roundrobin); else why not
+        # the native core runs the points where it can (CPU workers, one model, dmda/eager/roundrobin/opara)
         self.python_path = core.ineligible(self.workers, config.policy, bool(members))
         self.issuer_level = ""
 
@@ -99,7 +99,7 @@ class RealEngine:
         if policy.link is not None:  # dmda predicts transfers with what this machine's GPU workers measured
             policy.link = self.link
         if isinstance(executor, core.CoreExecutor):
-            return core.CoreRunner(executor, policy, self.perf)
+            return core.CoreRunner(executor, policy, self.perf, graph.launch_order)
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
 
     def hot_path(self) -> str:
