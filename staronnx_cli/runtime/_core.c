@@ -288,6 +288,7 @@ struct Core {
     int64_t inflight;  /* tasks taken by workers and not completed: a point is freed only once none is left */
     int releasing, stop, stop_unfinished, asking, issuing, closing;
     int keep;  /* tests: every output kept until the next point (output() reads them) */
+    int npoint;  /* a point was started and not yet ended */
     int py_wants_news;  /* Python waits for a finished batch: the worker that finishes one wakes it */
     int64_t stop_at_ns;
     Fifo central;
@@ -416,6 +417,11 @@ static int over(Core *c) { return c->closed >= c->released && !(c->releasing && 
 
 static int finished_point(Core *c) { return over(c) && c->inflight == 0; }
 
+/* The point was stopped, or the core is being freed: the issuer releases nothing more. */
+static int stopping(Core *c) {
+    return __atomic_load_n(&c->stop, __ATOMIC_SEQ_CST) || __atomic_load_n(&c->closing, __ATOMIC_SEQ_CST);
+}
+
 /* Congested or told to stop: tasks not started are forgotten; running ones complete. Lock held. */
 static void drop_queued(Core *c) {
     int64_t task;
@@ -432,7 +438,7 @@ static void drop_queued(Core *c) {
 
 static void stop_point(Core *c, int reason) {
     if (c->stop) return;
-    c->stop = reason;
+    __atomic_store_n(&c->stop, reason, __ATOMIC_SEQ_CST);
     c->stop_unfinished = (int)(c->released - c->closed);
     c->stop_at_ns = now_ns();
     c->releasing = 0;
@@ -506,21 +512,27 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
 
 /* The worker's next task, its own or (eager) the central queue's; -1 if none. Lock held. */
 static int64_t next_task(Core *c, Worker *wk) {
-    int64_t task = c->policy == POLICY_OPARA ? heap_pop(&wk->ordered) : fifo_pop(&wk->queue);
-    if (task < 0 && c->central.count) {
-        task = fifo_pop(&c->central);
+    if (!c->batch) return -1;  /* between points */
+    for (;;) {
+        int64_t task = c->policy == POLICY_OPARA ? heap_pop(&wk->ordered) : fifo_pop(&wk->queue);
+        int central = task < 0 && c->central.count;
+        if (central) task = fifo_pop(&c->central);
+        if (task < 0) return -1;
         int64_t k = task / c->nparts;
-        int part = (int)(task % c->nparts);
-        double p = prediction(c, k, part, wk->index);
-        c->predicted[task] = p;
-        wk->pending += p;
-    }
-    if (task >= 0) {
+        if (c->batch[k].state >= 2) {  /* its batch failed (another branch) or was abandoned: never run */
+            if (!central) wk->pending = wk->pending > c->predicted[task] ? wk->pending - c->predicted[task] : 0.0;
+            continue;
+        }
+        if (central) {
+            double p = prediction(c, k, (int)(task % c->nparts), wk->index);
+            c->predicted[task] = p;
+            wk->pending += p;
+        }
         wk->busy = 1;
-        c->batch[task / c->nparts].running++;
+        c->batch[k].running++;
         c->inflight++;
+        return task;
     }
-    return task;
 }
 
 static inline OrtValue **in_value(Core *c, int w, int64_t size, int input) {
@@ -638,7 +650,7 @@ static void nap_until(Core *c, int64_t until) {
     for (;;) {
         int32_t seen = __atomic_load_n(&c->issuer_bell, __ATOMIC_SEQ_CST);
         int64_t t = now_ns(), left = until - t;
-        if (left <= 0 || __atomic_load_n(&c->stop, __ATOMIC_SEQ_CST)) return;
+        if (left <= 0 || stopping(c)) return;
         if (left > 2 * margin) futex_wait(&c->issuer_bell, seen, left - margin);
         else sleep_until(until);
         c->slept_ns = now_ns();
@@ -667,7 +679,7 @@ static void wait_due(Core *c, int64_t due) {
         nanosleep(&ts, NULL);
         c->slept_ns = now_ns();
     }
-    while (now_ns() < due && !__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+    while (now_ns() < due && !stopping(c)) {
     }
 }
 
@@ -688,18 +700,23 @@ static void release_batch(Core *c, int64_t k, int64_t t) {
 /* At the release limit: ask Python whether the point goes on (Limits.extend); the new limit, or -1. */
 static int64_t ask(Core *c, int64_t k) {
     pthread_mutex_lock(&c->ev_mutex);
+    if (stopping(c)) {  /* a stop (or the core's end) before the question: no answer will come */
+        pthread_mutex_unlock(&c->ev_mutex);
+        return -1;
+    }
     c->asking = 1;
     c->answer_ready = 0;
     pthread_cond_broadcast(&c->ev_cond);
-    while (!c->answer_ready) pthread_cond_wait(&c->go_cond, &c->ev_mutex);
+    while (!c->answer_ready && !stopping(c)) pthread_cond_wait(&c->go_cond, &c->ev_mutex);
     c->asking = 0;
-    int64_t limit = c->answered_limit;
+    int64_t limit = c->answer_ready ? c->answered_limit : -1;
     pthread_mutex_unlock(&c->ev_mutex);
     return limit > k ? limit : -1;
 }
 
 static void release_all(Core *c) {
     for (int64_t k = 0; k < c->batches; k++) {
+        if (stopping(c)) break;
         if (k >= c->release_limit) {
             int64_t limit = ask(c, k);
             if (limit < 0) break;
@@ -748,27 +765,33 @@ static void *issue(void *arg) {
 typedef struct {
     PyObject_HEAD
     Core *core;
-    PyObject *keep;  /* what the point's buffers belong to (numpy arrays), alive while the core reads them */
-    Py_buffer views[16];
+    Py_buffer views[16];  /* the model inputs' buffers, read by the workers */
     int nviews;
+    Py_buffer point_views[8];  /* the running point's arrays */
+    int npoint_views;
 } CoreObject;
+
+static void free_point(Core *c);
 
 static void free_core(Core *c) {
     if (!c) return;
-    pthread_mutex_lock(&c->ev_mutex);
-    c->closing = 1;
-    pthread_cond_broadcast(&c->go_cond);
-    pthread_mutex_unlock(&c->ev_mutex);
     lock(&c->lock);
-    c->closing = 1;
+    if (c->values) stop_point(c, STOP_ASKED);  /* a point still running: nothing more released or started */
+    __atomic_store_n(&c->closing, 1, __ATOMIC_SEQ_CST);
     unlock(&c->lock);
-    for (int w = 0; w < c->nworkers; w++) {
+    pthread_mutex_lock(&c->ev_mutex);
+    pthread_cond_broadcast(&c->go_cond);
+    pthread_cond_broadcast(&c->ev_cond);
+    pthread_mutex_unlock(&c->ev_mutex);
+    wake_issuer(c);
+    for (int w = 0; w < c->nworkers && c->workers; w++) {
         Worker *wk = &c->workers[w];
         ring(wk);
         if (wk->started) pthread_join(wk->thread, NULL);
     }
     if (c->issuer_started) pthread_join(c->issuer, NULL);
-    for (int w = 0; w < c->nworkers; w++) {
+    if (c->workers) free_point(c);
+    for (int w = 0; w < c->nworkers && c->workers; w++) {
         Worker *wk = &c->workers[w];
         for (int p = 0; p < c->nparts && wk->sessions; p++) release(S_ReleaseSession, wk->sessions[p]);
         free(wk->sessions);
@@ -783,8 +806,8 @@ static void free_core(Core *c) {
             release(S_ReleaseValue, c->in_values[i]);
     free(c->in_values);
     for (int p = 0; p < c->nparts; p++) {
-        for (int i = 0; c->in_names && i < c->nin[p]; i++) free(c->in_names[p][i]);
-        for (int i = 0; c->out_names && i < c->nout[p]; i++) free(c->out_names[p][i]);
+        for (int i = 0; c->in_names && c->in_names[p] && i < c->nin[p]; i++) free(c->in_names[p][i]);
+        for (int i = 0; c->out_names && c->out_names[p] && i < c->nout[p]; i++) free(c->out_names[p][i]);
         if (c->in_names) free(c->in_names[p]);
         if (c->out_names) free(c->out_names[p]);
         if (c->in_slot) free(c->in_slot[p]);
@@ -820,6 +843,7 @@ static int io_list(PyObject *seq, char ***names, int **slots, int *n) {
     if (!fast) return -1;
     *n = (int)PySequence_Fast_GET_SIZE(fast);
     if (*n > MAX_IO) {
+        *n = 0;
         Py_DECREF(fast);
         PyErr_Format(PyExc_ValueError, "a part has more than %d inputs or outputs", MAX_IO);
         return -1;
@@ -945,13 +969,6 @@ static int build_inputs(CoreObject *self, Core *c, PyObject *arrays) {
 }
 
 static int start_threads(Core *c) {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->ev_cond, &attr);
-    pthread_cond_init(&c->go_cond, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&c->ev_mutex, NULL);
     for (int w = 0; w < c->nworkers; w++) {
         if (pthread_create(&c->workers[w].thread, NULL, serve, &c->workers[w]) != 0) return -1;
         c->workers[w].started = 1;
@@ -976,6 +993,10 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "load() ONNX Runtime's library first");
         return -1;
     }
+    if (self->core) {
+        PyErr_SetString(PyExc_RuntimeError, "the core is built already");
+        return -1;
+    }
     int P = (int)PyList_GET_SIZE(paths);
     if (P < 1 || PyList_GET_SIZE(deps) != P || PyList_GET_SIZE(inputs) != P || PyList_GET_SIZE(outputs) != P ||
         PyList_GET_SIZE(free_dims) != P || PyList_GET_SIZE(worker_cores) < 1 || max_size < 1 ||
@@ -985,20 +1006,28 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
     }
     Core *c = calloc(1, sizeof(Core));
     self->core = c;
+    pthread_condattr_t attr;  /* first: free_core uses them whatever fails below */
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ev_cond, &attr);
+    pthread_cond_init(&c->go_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&c->ev_mutex, NULL);
+    c->nworkers = (int)PyList_GET_SIZE(worker_cores);
+    c->workers = calloc(c->nworkers, sizeof(Worker));
     c->nparts = P, c->nslots = nslots, c->ninputs = (int)PyList_GET_SIZE(arrays), c->max_size = max_size;
     c->spin_ns = spin_ns;
-    c->nworkers = (int)PyList_GET_SIZE(worker_cores);
     int nkinds = 0;
     for (Py_ssize_t w = 0; w < PyList_GET_SIZE(worker_kinds); w++) {
         long kind = PyLong_AsLong(PyList_GET_ITEM(worker_kinds, w));
+        if (kind == -1 && PyErr_Occurred()) return -1;
         if (kind + 1 > nkinds) nkinds = (int)kind + 1;
     }
-    int *icores, nicores;
-    if (int_list(issuer_cores, &icores, &nicores) < 0) return -1;
+    int *icores = NULL, nicores = 0;
+    if (int_list(issuer_cores, &icores, &nicores) < 0) return free(icores), -1;
     c->nissuer_cores = nicores < 256 ? nicores : 256;
     memcpy(c->issuer_cores, icores, sizeof(int) * c->nissuer_cores);
     free(icores);
-    c->workers = calloc(c->nworkers, sizeof(Worker));
     if (build_parts(c, deps, inputs, outputs) < 0 || build_inputs(self, c, arrays) < 0) return -1;
     c->nkinds = nkinds > 0 ? nkinds : 1;
     c->model = calloc((max_size + 1) * P * c->nkinds * 4, sizeof(double));
@@ -1042,6 +1071,17 @@ static void release_views(CoreObject *self, int from) {
     self->nviews = from;
 }
 
+static void release_point_views(CoreObject *self) {
+    for (int i = 0; i < self->npoint_views; i++) PyBuffer_Release(&self->point_views[i]);
+    self->npoint_views = 0;
+}
+
+/* The object's core, or NULL with a RuntimeError (an object whose __init__ failed or never ran). */
+static Core *core_of(CoreObject *self) {
+    if (!self->core) PyErr_SetString(PyExc_RuntimeError, "the core was not built (its __init__ failed)");
+    return self->core;
+}
+
 static void core_dealloc(CoreObject *self) {
     Core *c = self->core;
     self->core = NULL;
@@ -1050,16 +1090,17 @@ static void core_dealloc(CoreObject *self) {
         free_core(c);
         Py_END_ALLOW_THREADS
     }
+    release_point_views(self);
     release_views(self, 0);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 /* ---- one point ---------------------------------------------------------------------------------------------- */
 static int point_buffer(CoreObject *self, PyObject *obj, void **out, Py_ssize_t items, Py_ssize_t itemsize) {
-    if (self->nviews >= 16) return -1;
-    Py_buffer *view = &self->views[self->nviews];
+    if (self->npoint_views >= 8) return -1;
+    Py_buffer *view = &self->point_views[self->npoint_views];
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) return -1;
-    self->nviews++;
+    self->npoint_views++;
     if (view->len < items * itemsize) {
         PyErr_SetString(PyExc_ValueError, "a record array is too short for the point");
         return -1;
@@ -1083,24 +1124,31 @@ static void free_point(Core *c) {
 /* start(release_ns, sizes, actual_ns, end_ns, finished, task_start, task_end, task_worker, t0_ns, limit,
  *       max_backlog, time_cap_ns, policy, fixed_worker): the issuer starts releasing; returns at once. */
 static PyObject *core_start(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
     PyObject *a[8];
     long long t0, limit, backlog, cap;
     int policy, fixed;
     if (!PyArg_ParseTuple(args, "OOOOOOOOLLLLii", &a[0], &a[1], &a[2], &a[3], &a[4], &a[5], &a[6], &a[7], &t0,
                           &limit, &backlog, &cap, &policy, &fixed))
         return NULL;
-    if (!c || c->issuing) {
-        PyErr_SetString(PyExc_RuntimeError, "a point is already running on this core");
+    if (!c) return NULL;
+    lock(&c->lock);
+    int busy = c->issuing || c->npoint || c->inflight;
+    unlock(&c->lock);
+    if (busy || self->npoint_views) {
+        PyErr_SetString(PyExc_RuntimeError, "a point is already running on this core (end() it first)");
         return NULL;
     }
-    int base = self->nviews;
+    if (policy < POLICY_DMDA || policy > POLICY_OPARA || (policy == POLICY_FIXED && (fixed < 0 || fixed >= c->nworkers))) {
+        PyErr_SetString(PyExc_ValueError, "unknown policy or worker");
+        return NULL;
+    }
     Py_ssize_t B = PyObject_Length(a[0]), T = B * c->nparts;
     void *bufs[8];
     Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 8, 4}, counts[8] = {B, B, B, B, B, T, T, T};
     for (int i = 0; i < 8; i++)
         if (B < 0 || point_buffer(self, a[i], &bufs[i], counts[i], sizes[i]) < 0) {
-            release_views(self, base);
+            release_point_views(self);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad point arrays");
             return NULL;
         }
@@ -1108,11 +1156,14 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
     c->finished = bufs[4], c->task_start = bufs[5], c->task_end = bufs[6], c->task_worker = bufs[7];
     for (Py_ssize_t k = 0; k < B; k++)
         if (c->sizes[k] < 1 || c->sizes[k] > c->max_size) {
-            release_views(self, base);
+            release_point_views(self);
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a batch size is outside 1..max_size");
             return NULL;
         }
+    lock(&c->lock);
     free_point(c);  /* a point whose outputs were kept (keep_outputs) */
+    unlock(&c->lock);
+    c->npoint = 1;
     c->batches = B, c->t0 = t0, c->release_limit = limit < B ? limit : B, c->max_backlog = backlog;
     c->time_cap_ns = cap, c->policy = policy, c->fixed_worker = fixed;
     c->values = calloc(B * c->nslots + 1, sizeof(OrtValue *));
@@ -1138,7 +1189,8 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
  * than gap_ns after the call: at low load Python wakes once per batch, at high load once per gap, never in between
  * (a thread waking every millisecond on a worker's core slowed googlenet's runs by 10 %). */
 static PyObject *core_wait(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     long long timeout, gap;
     if (!PyArg_ParseTuple(args, "LL", &timeout, &gap)) return NULL;
     int64_t finished, errors, seen;
@@ -1173,7 +1225,8 @@ static PyObject *core_wait(CoreObject *self, PyObject *args) {
 }
 
 static PyObject *core_answer(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     long long limit;
     if (!PyArg_ParseTuple(args, "L", &limit)) return NULL;
     pthread_mutex_lock(&c->ev_mutex);
@@ -1185,29 +1238,32 @@ static PyObject *core_answer(CoreObject *self, PyObject *args) {
 }
 
 static PyObject *core_stop(CoreObject *self, PyObject *unused) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     lock(&c->lock);
     if (c->values) stop_point(c, STOP_ASKED);
     unlock(&c->lock);
     wake_issuer(c);
     pthread_mutex_lock(&c->ev_mutex);
-    if (c->asking && !c->answer_ready) {
-        c->answered_limit = -1;
-        c->answer_ready = 1;
-        pthread_cond_broadcast(&c->go_cond);
-    }
+    pthread_cond_broadcast(&c->go_cond);  /* an issuer asking sees the stop */
     pthread_mutex_unlock(&c->ev_mutex);
     Py_RETURN_NONE;
 }
 
 /* end() -> (released, stop code, unfinished at the stop, stop time ns): waits for the point's end, frees it. */
 static PyObject *core_end(CoreObject *self, PyObject *unused) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
+    if (!self->npoint_views) return Py_BuildValue("LiiL", 0LL, 0, 0, 0LL);  /* no point: nothing to end */
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&c->ev_mutex);
     for (;;) {
         lock(&c->lock);
         int done = finished_point(c) && !c->issuing;
+        if (done) {  /* in the same hold: no worker takes a task of this point after the look */
+            if (!c->keep) free_point(c);
+            c->npoint = 0;
+        }
         unlock(&c->lock);
         if (done) break;
         struct timespec ts;
@@ -1217,17 +1273,15 @@ static PyObject *core_end(CoreObject *self, PyObject *unused) {
         pthread_cond_timedwait(&c->ev_cond, &c->ev_mutex, &ts);
     }
     pthread_mutex_unlock(&c->ev_mutex);
-    lock(&c->lock);
-    if (!c->keep) free_point(c);
-    unlock(&c->lock);
     Py_END_ALLOW_THREADS
-    release_views(self, self->nviews - 8 >= 0 ? self->nviews - 8 : 0);  /* the point's 8 views are the last */
+    release_point_views(self);
     return Py_BuildValue("LiiL", (long long)c->released, c->stop, c->stop_unfinished, (long long)c->stop_at_ns);
 }
 
 /* set_model(float64[(max_size+1) * parts * kinds * 4] as bytes): the performance models (count, mean, m2, dropped) */
 static PyObject *core_set_model(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     Py_buffer table;
     if (!PyArg_ParseTuple(args, "y*", &table)) return NULL;
     Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
@@ -1245,7 +1299,8 @@ static PyObject *core_set_model(CoreObject *self, PyObject *args) {
 
 /* model() -> the performance models as learnt so far (set_model's layout, as bytes) */
 static PyObject *core_model(CoreObject *self, PyObject *unused) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (!out) return NULL;
@@ -1257,7 +1312,8 @@ static PyObject *core_model(CoreObject *self, PyObject *unused) {
 
 /* errors() -> [(batch, part, message)] of the last point */
 static PyObject *core_errors(CoreObject *self, PyObject *unused) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     PyObject *out = PyList_New(0);
     lock(&c->lock);
     for (int64_t i = 0; i < c->nerrors && out; i++) {
@@ -1272,7 +1328,8 @@ static PyObject *core_errors(CoreObject *self, PyObject *unused) {
 
 /* set_order([rank per part]): the opara policy's launch order (a permutation of the parts) */
 static PyObject *core_set_order(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     PyObject *ranks;
     int *values, n;
     if (!PyArg_ParseTuple(args, "O", &ranks) || int_list(ranks, &values, &n) < 0) return NULL;
@@ -1290,14 +1347,15 @@ static PyObject *core_set_order(CoreObject *self, PyObject *args) {
 
 static PyObject *core_keep_outputs(CoreObject *self, PyObject *args) {
     int keep;
-    if (!PyArg_ParseTuple(args, "p", &keep)) return NULL;
+    if (!PyArg_ParseTuple(args, "p", &keep) || !core_of(self)) return NULL;
     self->core->keep = keep;
     Py_RETURN_NONE;
 }
 
 /* output(k, slot) -> (bytes, shape, onnx element type) of a kept tensor of the last point (None: not kept) */
 static PyObject *core_output(CoreObject *self, PyObject *args) {
-    Core *c = self->core;
+    Core *c = core_of(self);
+    if (!c) return NULL;
     long long k;
     int slot;
     if (!PyArg_ParseTuple(args, "Li", &k, &slot)) return NULL;
@@ -1327,6 +1385,7 @@ static PyObject *core_output(CoreObject *self, PyObject *args) {
 }
 
 static PyObject *core_issuer_level(CoreObject *self, PyObject *unused) {
+    if (!core_of(self)) return NULL;
     return PyUnicode_FromString(self->core->issuer_level[0] ? self->core->issuer_level : "as the workers");
 }
 

@@ -286,7 +286,7 @@ class Drain:
         assert _core is not None
         self.t0 = _core.monotonic_ns() + LEAD_NS
         self.core.start(*self.arrays.buffers(), self.t0, planned, min(limits.max_backlog, 1 << 62),
-                        min(int(limits.time_cap_s * 1e9), 1 << 62), self.runner.policy, 0)
+                        int(min(limits.time_cap_s, 1e9) * 1e9), self.runner.policy, 0)
 
     def follow(self, limits: Limits) -> None:
         while True:
@@ -296,9 +296,10 @@ class Drain:
                 self.error_of = {k: text for k, _, text in reversed(self.core.errors())}
             if finished > self.seen and self.watch is not None:  # without a judge, records are made at the end
                 self.take(finished)
-            if asking:
+            if asking:  # once the judge stopped the point, it is not asked whether the point goes on
                 k = self.next_release()
-                self.core.answer(limits.planned if limits.may_release(k) and limits.planned is not None else -1)
+                grant = not self.reason and limits.may_release(k) and limits.planned is not None
+                self.core.answer(limits.planned if grant and limits.planned is not None else -1)
             if over:
                 return
 
