@@ -196,3 +196,50 @@ def test_the_python_scheduler_is_kept_where_the_core_does_not_run():
 def test_the_environment_switch_forces_the_python_scheduler(monkeypatch):
     monkeypatch.setenv("STARONNX_HOT_PATH", "python")
     assert core.unavailable() == "STARONNX_HOT_PATH=python"
+
+
+def fork_plan(tmp_path) -> list:
+    """x -> Y (Relu); Y -> Z1 (Relu); Y -> Z2 (Reshape to [-1, 3]: fails on 4 columns): one branch always fails."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def part(name, nodes, inputs, outputs, inits=()):
+        graph = helper.make_graph(nodes, name, inputs, outputs, list(inits))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, str(tmp_path / f"{name}.onnx"))
+        return tmp_path / f"{name}.onnx"
+
+    def value(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 3])
+    return [part("p0", [helper.make_node("Relu", ["x"], ["Y"])], [value("x", ["N", 4])], [value("Y", ["N", 4])]),
+            part("p1", [helper.make_node("Relu", ["Y"], ["Z1"])], [value("Y", ["N", 4])], [value("Z1", ["N", 4])]),
+            part("p2", [helper.make_node("Reshape", ["Y", "shape"], ["Z2"])], [value("Y", ["N", 4])],
+                 [value("Z2", None)], [shape])]
+
+
+def test_a_failed_branch_fails_its_batch_once_and_its_queued_sibling_never_runs(tmp_path):
+    executor = core.CoreExecutor(parse_workers("cpu:1x1,cpu:1x1", [0, 1], False), fork_plan(tmp_path), 1,
+                                 core.ExecutorOptions(warmup_runs=0, variable_batches=True))  # fails when run
+    try:
+        for _ in range(20):
+            records, why = core.CoreRunner(executor, make_policy("dmda"), PerfModel()).run(at_once(6),
+                                                                                          Limits(100, 1e9))
+            assert why == "" and all("Reshape" in r.error for r in records)
+            errors = executor.core.errors()
+            assert sorted(k for k, _, _ in errors) == list(range(6))  # one error per batch: no task on freed inputs
+    finally:
+        executor.close()
+
+
+def test_a_core_that_cannot_be_built_raises_instead_of_crashing():
+    from staronnx_cli.runtime import _core
+
+    too_many = [[(f"x{i}", 0) for i in range(65)]]
+    with pytest.raises(ValueError, match="more than 64"):
+        _core.Core([[0]], [0], ["absent.onnx"], [[]], too_many, [[("y", 1)]], 2,
+                   [(np.zeros((1, 1), np.float32), 1)], 1, [[]], core.OPT_ALL, 0, [])
+    with pytest.raises(RuntimeError, match="not built"):
+        _core.Core.__new__(_core.Core).wait(1, 1)

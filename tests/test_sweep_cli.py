@@ -26,9 +26,10 @@ def test_sweep_writes_points_and_batches_and_resumes(cli, tiny_cnn_path, tmp_pat
     measured = batches[batches.measured]
     # no batch finishes before its last query arrived, so no latency below the formation time (N-1)/rho
     formation_ms = 1000 * (measured.batch_size - 1) / measured.rate_qps
-    assert (measured.first_query_latency_ms >= formation_ms - 1e-6).all()
-    assert (measured.actual_release_s >= measured.scheduled_release_s - 1e-6).all()
-    assert measured.placement.str.match(r"^0:cpu[01]$").all()
+    shown = ["batch_size", "rate_qps", "batch_index", "scheduled_release_s", "actual_release_s", "end_s", "placement"]
+    assert (measured.first_query_latency_ms >= formation_ms - 1e-6).all(), measured[shown]
+    assert (measured.actual_release_s >= measured.scheduled_release_s - 1e-6).all(), measured[shown]
+    assert measured.placement.str.match(r"^0:cpu[01]$").all(), measured[shown]
     for (n, rate), group in measured.groupby(["batch_size", "rate_qps"]):
         row = points[(points.batch_size == n) & (points.rate_qps == rate)].iloc[0]
         if not row.congested:
@@ -227,7 +228,8 @@ def test_native_and_roundrobin_baselines_write_the_same_files(cli, tiny_cnn_path
     for run, system, policy in ((native, "native", "fifo"), (rr, "roundrobin", "eager")):
         points, batches = pd.read_csv(run / "points.csv"), pd.read_csv(run / "batches.csv")
         assert list(points.columns) == POINT_COLUMNS and list(batches.columns) == BATCH_COLUMNS
-        assert (points.system == system).all() and (points.policy == policy).all() and (points.batches == 6).all()
+        assert (points.system == system).all() and (points.policy == policy).all()
+        assert (points.batches == 6).all(), points[["batch_size", "batches", "congested", "reason", "errors"]]
         assert json.loads((run / "run.json").read_text())["system"] == system
         measured = batches[batches.measured]
         formation_ms = 1000 * (measured.batch_size - 1) / measured.rate_qps
