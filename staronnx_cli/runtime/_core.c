@@ -398,15 +398,19 @@ static void dispatch(Core *c, int64_t k, int part, double now) {
     else assign(c, w, k, part, now);
 }
 
-/* Close batch k (finished or abandoned): its tensors are freed now, or by its last running task. Lock held. */
-static void close_batch(Core *c, int64_t k) {
+/* Close batch k (finished or abandoned): its tensors go to `dropped` (freed by the caller once the lock is released;
+ * freed here where there is none: a stop), or are freed by its last running task. Lock held. */
+static void close_batch(Core *c, int64_t k, OrtValue **dropped, int *ndropped) {
     if (c->batch[k].state >= 2) return;
     c->batch[k].state = c->batch[k].running ? 3 : 2;
     c->closed++;
     if (c->batch[k].state == 2 && !c->keep) {
         for (int s = c->ninputs; s < c->nslots; s++) {
             OrtValue **v = &c->values[k * c->nslots + s];
-            if (*v) release(S_ReleaseValue, *v), *v = NULL;
+            if (!*v) continue;
+            if (dropped) dropped[(*ndropped)++] = *v;
+            else release(S_ReleaseValue, *v);
+            *v = NULL;
         }
     }
 }
@@ -426,12 +430,12 @@ static int stopping(Core *c) {
 static void drop_queued(Core *c) {
     int64_t task;
     while ((task = fifo_pop(&c->central)) >= 0)
-        if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts);
+        if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts, NULL, NULL);
     for (int w = 0; w < c->nworkers; w++) {
         Worker *wk = &c->workers[w];
         while ((task = fifo_pop(&wk->queue)) >= 0 || (task = heap_pop(&wk->ordered)) >= 0) {
             wk->pending -= c->predicted[task];
-            if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts);
+            if (!c->batch[task / c->nparts].running) close_batch(c, task / c->nparts, NULL, NULL);
         }
     }
 }
@@ -488,7 +492,7 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
         for (int i = 0; i < nout; i++) dropped[(*ndropped)++] = outputs[i];
         c->end_ns[k] = end;
         c->finished[c->nfinished++] = k;
-        close_batch(c, k);
+        close_batch(c, k, dropped, ndropped);
         return;
     }
     for (int i = 0; i < nout; i++) {
@@ -499,9 +503,9 @@ static void complete(Core *c, Worker *wk, int64_t k, int part, int64_t start, in
     if (--c->batch[k].partsleft == 0) {
         c->end_ns[k] = end;
         c->finished[c->nfinished++] = k;
-        close_batch(c, k);
+        close_batch(c, k, dropped, ndropped);
     } else if (c->stop) {
-        close_batch(c, k);
+        close_batch(c, k, dropped, ndropped);
     } else {
         for (int i = 0; i < c->nsucc[part]; i++) {
             int s = c->succ[part][i];
@@ -1314,15 +1318,20 @@ static PyObject *core_model(CoreObject *self, PyObject *unused) {
 static PyObject *core_errors(CoreObject *self, PyObject *unused) {
     Core *c = core_of(self);
     if (!c) return NULL;
-    PyObject *out = PyList_New(0);
-    lock(&c->lock);
-    for (int64_t i = 0; i < c->nerrors && out; i++) {
-        PyObject *item = Py_BuildValue("LLs", (long long)(c->error_task[i] / c->nparts),
-                                       (long long)(c->error_task[i] % c->nparts), c->error_text[i]);
+    lock(&c->lock);  /* copied under the lock, made into Python objects after it (workers spin meanwhile) */
+    int64_t n = c->nerrors, *tasks = malloc(sizeof(int64_t) * (n + 1));
+    char **texts = malloc(sizeof(char *) * (n + 1));
+    for (int64_t i = 0; i < n && tasks && texts; i++) tasks[i] = c->error_task[i], texts[i] = strdup(c->error_text[i]);
+    unlock(&c->lock);
+    PyObject *out = tasks && texts ? PyList_New(0) : PyErr_NoMemory();
+    for (int64_t i = 0; i < n && out; i++) {
+        PyObject *item = Py_BuildValue("LLs", (long long)(tasks[i] / c->nparts), (long long)(tasks[i] % c->nparts),
+                                       texts[i] ? texts[i] : "");
         if (!item || PyList_Append(out, item) < 0) Py_CLEAR(out);
         Py_XDECREF(item);
     }
-    unlock(&c->lock);
+    for (int64_t i = 0; i < n && tasks && texts; i++) free(texts[i]);
+    free(tasks), free(texts);
     return out;
 }
 
