@@ -677,7 +677,7 @@ static void wait_due(Core *c, int64_t due) {
     }
     nap_until(c, due - spin);
     if (now_ns() - c->slept_ns > 10000000) {  /* releases closer than the poll: let the core's others run now and */
-        struct timespec ts = {0, 1000};       /* then (a real-time thread polling for 0.95 s is throttled 50 ms) */
+        struct timespec ts = {0, 1000};       /* then (a real-time thread polling keeps ordinary ones off) */
         nanosleep(&ts, NULL);
         c->slept_ns = now_ns();
     }
