@@ -175,10 +175,13 @@ def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_c
     assert "ms measured" in text.splitlines()[2] or "congested when measured" in text.splitlines()[2]
     assert any((out / "real").iterdir()) and any((out / "sim").iterdir())
     frame = pd.read_csv(out / "candidates.csv")
-    assert {"whole", "split10", "split10p3"} == set(frame.target) and {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
+    targets = set(frame.target)
+    assert {"whole", "split10", "split10p3"} <= targets <= {"whole", "split10", "split10p3", "branches2"}
+    assert {"cpu:2x1", "cpu:1x2"} <= set(frame.layout)
     assert set(frame[frame.target == "split10p3"].parts) == {3}  # --parts 2,3 by default
-    # a branch plan in 2 streams was tried too (--streams 2 by default): tiny_cnn's branches take microseconds
-    assert "no branch plan in 2 streams: every parallel branch" in text
+    # a branch plan in 2 streams was tried too (--streams 2 by default): tiny_cnn's branches take tens of
+    # microseconds, around the 50 us a part must be worth, so whether one is made depends on this machine's times
+    assert ("branches2" in targets) != ("no branch plan in 2 streams: every parallel branch" in text)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
 
 
