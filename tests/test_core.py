@@ -243,3 +243,21 @@ def test_a_core_that_cannot_be_built_raises_instead_of_crashing():
                    [(np.zeros((1, 1), np.float32), 1)], 1, [[]], core.OPT_ALL, 0, [])
     with pytest.raises(RuntimeError, match="not built"):
         _core.Core.__new__(_core.Core).wait(1, 1)
+
+
+def test_a_workers_service_time_is_measured_on_runs_that_follow_each_other(plans):
+    """S(N) from runs back to back on the worker, as in a busy stream (one run per point, each after the worker
+    slept, measured its waking up): one point of `runs` batches, every part of every run timed."""
+    target = load_target(plans / "chain")
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), target.part_files, 1,
+                                 core.ExecutorOptions(warmup_runs=0))
+    try:
+        runs = executor.run_alone(0, 1, 5)
+        assert len(runs) == 5 and all(len(run) == 3 and min(run) > 0 for run in runs)
+        seen: list[tuple[int, float]] = []
+        s = executor.service_time(0, 1, 3, runs=4, on_task=lambda part, t: seen.append((part, t)))
+        assert len(executor.service_samples) == 4 and s == float(np.median(executor.service_samples))
+        assert [part for part, _ in seen] == [0, 1, 2] * 4
+        assert executor.run_alone(0, 1, 0) == []
+    finally:
+        executor.close()

@@ -260,6 +260,25 @@ def test_the_verdict_is_drawn_from_the_evidence_alone():
     assert judge_point(beyond, "", ev(500.0)).reason == \
         "4 x the workers' capacity of 500 q/s (too few batches for the queue to show)"
     assert judge_point(calm, "", ev(500.0, [], failed=True)) == Verdict("every batch failed")
+    late = [BatchRecord(r.index, r.first_arrival_s, r.scheduled_release_s, 1, r.index,
+                        actual_release_s=r.scheduled_release_s + (0.0025 if r.index == 7 else 0.0), end_s=r.end_s,
+                        tasks=r.tasks) for r in records]  # batch 7 released 2.5 ms late: the machine, not a queue
+    assert judge_point(calm, "", ev(500.0, late)) == Verdict(
+        "", "released up to 2.5 ms late (this machine held the issuer up): the latencies include that wait")
+    assert judge_point(calm, "backlog of 9 batches", ev(500.0, late)) == Verdict("backlog of 9 batches")
+
+
+def test_a_point_warms_up_for_at_least_two_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():
+    """At tens of thousands of batches per second a point's W warm-up batches are a fraction of a ms and 8
+    unfinished batches 80 us of a stall: both grow with the rate; at the usual rates both are as they were."""
+    from staronnx_cli.sweep.point import backlog_bound, warmup_for
+
+    assert warmup_for(5, 50.0, 1) == 5 and warmup_for(5, 2500.0, 1) == 5  # 2 ms of 2,500 q/s: 5 batches
+    assert warmup_for(5, 20000.0, 1) == 40 and warmup_for(5, 20000.0, 4) == 10 and warmup_for(0, 1.0, 1) == 1
+    assert backlog_bound(1, [], 55, 100.0) == 8 and backlog_bound(4, [0.01] * 4, 400, 100.0) == 16
+    assert backlog_bound(1, [], 10_000, 100_000.0) == 100  # the batches of 1 ms
+    assert backlog_bound(1, [], 60, 100_000.0) == 30  # at most half the point's batches
+    assert backlog_bound(2, [], 2, 100_000.0) == 3  # never below what the workers hold
 
 
 def test_the_opara_policy_runs_a_workers_ready_parts_in_the_plans_launch_order_on_the_virtual_clock():

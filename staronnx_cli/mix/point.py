@@ -7,7 +7,7 @@ import math
 from dataclasses import replace
 
 from ..runtime.scheduler import BatchRecord, Limits
-from ..sweep.point import PointJudge, PointSpec, batch_rows, max_backlog, point_row
+from ..sweep.point import PointJudge, PointSpec, backlog_bound, batch_rows, point_row
 from .schedule import MixPoint, MixSchedule, mix_schedule
 from .spec import Mix, combination_label
 
@@ -32,8 +32,8 @@ def run_mix_point(mix: Mix, point: MixPoint, engine, executor, policy, graph, se
         why = judges[record.model].watch(record)
         return f"{mix.models[record.model].name}: {why}" if why else ""
 
-    bound = sum(max(workers + 1, min(max_backlog(workers, s), (point.warmup + point.batches) // 2))
-                for s in services)
+    bound = sum(backlog_bound(workers, s, point.warmup + point.batches, r / n)
+                for s, n, r in zip(services, point.sizes, point.rates))
     limits = Limits(max_backlog=bound, time_cap_s=1.5 * planned.duration_s + 10.0)
     records, stop = runner.run(planned.schedule, limits, watch)
     return planned, records, stop

@@ -20,6 +20,7 @@ BUSY_TO_CONGEST = 0.9  # a rising latency with every worker less busy than this 
 SATURATED_BUSY, SATURATED_OVER_IDEAL = 0.97, 2.0  # no clear trend, but workers full and latency twice the ideal
 FAR_BEYOND = 3.0  # a rate this many times the isolated capacity is congested whatever a short point shows
 EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
+LATE_NOTE_S = 0.001  # a measured batch released this much later than scheduled: the machine stalled the issuer
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     time and capacity. `may_settle`: a latency rising below the capacity is a queue still filling (judged after
     the extensions); not in a mix, where the capacity is the model's alone and the workers are shared."""
     reason, note = (stop, "") if stop else _trend(p, ev, may_settle)
+    late = max((r.actual_release_s - r.scheduled_release_s for r in ev.measured), default=0.0)
+    if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
+        note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
+                "that wait")
     if not reason and not note and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
         reason = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
                   "batches for the queue to show)")  # no system serves this, however short the point

@@ -45,6 +45,18 @@ def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
     return times, dynamic_batch_schedule(times, p.batch_size, p.max_queue_delay_s)
 
 
+WARMUP_S = 0.002
+"""A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
+(cold caches: a one-Add model's first run took 75-200 us instead of 2 on the 2-core VM measured, tiny_cnn's
+first few ~300 us more in all), and at 20,000 batches/s five warm-up batches are 0.25 ms, over before the queue
+this leaves has drained: the measured batches then start with a backlog no steady stream at that rate has."""
+
+
+def warmup_for(warmup: int, rate_qps: float, batch_size: int) -> int:
+    """The warm-up batches of a point: the W asked for, or the batches arriving within WARMUP_S if more."""
+    return max(warmup, math.ceil(rate_qps / batch_size * WARMUP_S - 1e-9))
+
+
 MAX_BACKLOG = 64  # a worker more than ~30 times slower than the fastest is left to the time cap
 MAX_BURST_BACKLOG = 256  # random arrivals: bursts beyond this are left to the trend tests and the time cap
 
@@ -56,6 +68,21 @@ def max_backlog(workers: int, services_s=()) -> int:
     known = [s for s in services_s if s > 0 and s == s]
     ratio = math.ceil(max(known) / min(known)) if known else 1
     return max(8, 4 * workers, min(2 * ratio + 2 * workers, MAX_BACKLOG))
+
+
+JITTER_S = 0.001
+"""A backlog this machine's own hiccups make is not congestion: a worker's first run after the pause between two
+points (75-200 us on the 2-core VM measured, cold caches), a timer interrupt, a preempted vCPU (up to ~1 ms). At
+100,000 batches/s, 8 unfinished batches are 80 us of such a hiccup, so the bound also allows the batches released
+within this long (capped, as the count is, at half the point's batches)."""
+
+
+def backlog_bound(workers: int, services_s, planned: int, batches_per_s: float) -> int:
+    """Unfinished batches beyond which a point of `planned` batches at `batches_per_s` is congested: the count
+    `max_backlog` gives, or the batches released within JITTER_S if more, at most half the point's batches (a short
+    point is judged too), never below what the workers hold."""
+    jitter = math.ceil(batches_per_s * JITTER_S) if math.isfinite(batches_per_s) else 0
+    return max(workers + 1, min(max(max_backlog(workers, services_s), jitter), planned // 2))
 
 
 BURST_LOAD = 0.9  # random arrivals: the bound allows the bursts an ideal system would see at this load at most
@@ -88,8 +115,7 @@ def burst_backlog(release_s: np.ndarray, services_s: list[float]) -> int:
 def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
     planned = min(schedule.batches, p.warmup + p.batches)
-    # a point of few batches is judged too: its bound is at most half of them (never below what the workers hold)
-    bound = max(workers + 1, min(max_backlog(workers, services_s), planned // 2))
+    bound = backlog_bound(workers, services_s, planned, p.rate_qps / p.batch_size)
     if p.arrival != "fixed" or p.max_queue_delay_s is not None:  # random bursts are not congestion: the bound
         known = [float(s) for s in services_s if s and s > 0 and s == s]  # allows what they make, twice over
         if len(known) == workers:

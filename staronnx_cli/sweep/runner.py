@@ -30,7 +30,7 @@ from .checks import (
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
-from .point import PointSpec, batch_rows, point_row, run_point
+from .point import PointSpec, batch_rows, point_row, run_point, warmup_for
 from .progress import SweepProgress
 from .settings import SweepSettings
 
@@ -136,9 +136,9 @@ class RateGrid:
         self.probing = False
         self.rows_per_point = 1
 
-    @property
-    def batches(self) -> int:
-        return self.s.warmup + self.s.batches
+    def batches(self, n: int, rate: float) -> int:
+        """The batches point (n, rate) releases as planned: its warm-up (at least WARMUP_S long) and K."""
+        return warmup_for(self.s.warmup, rate, n) + self.s.batches
 
     def plan(self, progress: SweepProgress) -> None:
         self.measured = RunDir(self.s.output).measured() if self.s.resume else {}
@@ -147,9 +147,9 @@ class RateGrid:
         for n in self.s.batch_sizes:
             self.mine[n] = [(r, c) for (m, r), c in self.measured.items() if m == n]
             for rate in self.rates:
-                progress.add(n, rate, self.batches)
+                progress.add(n, rate, self.batches(n, rate))
                 if (n, rate) in self.measured:
-                    progress.start(n, rate, self.batches)
+                    progress.start(n, rate, self.batches(n, rate))
                     progress.finish()
 
     def setups(self) -> list[int]:
@@ -180,12 +180,12 @@ class RateGrid:
 
     def start(self, n: int, rate: float, progress: SweepProgress) -> None:
         if self.probing:
-            progress.add(n, rate, self.batches)
-        progress.start(n, rate, self.batches)
+            progress.add(n, rate, self.batches(n, rate))
+        progress.start(n, rate, self.batches(n, rate))
 
     def measure(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> list[dict]:
         s, engine = self.s, self.prepared.engine
-        spec = PointSpec(n, rate, s.warmup, s.batches, s.arrival,
+        spec = PointSpec(n, rate, warmup_for(s.warmup, rate, n), s.batches, s.arrival,
                          None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
         records, stop, times, first = run_point(spec, engine, setup.executor, self.prepared.policy,
                                                 self.prepared.target.graph, self.services,
