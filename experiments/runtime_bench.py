@@ -91,9 +91,19 @@ class PointRig:
         self.executor = core.CoreExecutor(self.workers, files, batch) if self.native else \
             ThreadExecutor(RealLoop(), self.workers, files, batch)
 
+    def calibrated(self, parts: int = 1, runs: int = 12) -> PerfModel:
+        """Performance models of every worker, calibrated as a sweep's are before its points (uncalibrated, dmda
+        piles a burst's tasks on the first worker: 19,998 of 20,000 in one run of cpu:2x1)."""
+        perf = PerfModel()
+        for w, worker in enumerate(self.workers):
+            self.executor.service_time(w, 1, parts, runs=runs,
+                                       on_task=lambda part, s, kind=worker.kind_key: perf.record(part, kind, 1, s))
+        return perf
+
     def run(self, schedule: BatchSchedule, perf: PerfModel | None = None):
-        """The schedule's batches through a fresh runner on the warmed workers (no limits): the records."""
-        perf = perf if perf is not None else PerfModel()
+        """The schedule's batches through a fresh runner on the warmed workers (no limits): the records. Without
+        `perf`, calibrated models."""
+        perf = perf if perf is not None else self.calibrated(len(self.graph.deps))
         if self.native:
             runner = core.CoreRunner(self.executor, make_policy("dmda"), perf)
         else:

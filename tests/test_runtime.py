@@ -217,6 +217,24 @@ def test_a_late_latency_rise_with_idle_workers_is_a_disturbance_not_congestion()
     assert row["batches"] == 40 and row["mean_max_latency_ms"] != ""
 
 
+def test_a_latency_rise_whose_batches_wait_for_the_worker_is_congestion_however_idle_the_worker_looks():
+    """Tiny tasks: the worker runs each in 5 of every 10 us of its time (the rest is the runtime's cost per task,
+    not busy time), and the batches queue: waiting, not a disturbance."""
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=125_000.0, warmup=0, batches=40)
+    records = []
+    for k in range(40):
+        t = 8e-6 * k
+        start = 10e-6 * k  # one task every 10 us, released every 8 us: each waits 2 us more than the one before
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=start + 5e-6)
+        record.tasks.append(TaskRecord(0, 0, start, start + 5e-6))
+        records.append(record)
+    row = point_row(spec, records, "", [8e-6 * k for k in range(40)], ["cpu0"], 5e-6)
+    assert row["congested"] and row["reason"].startswith("latency grows"), row["reason"]
+
+
 def test_full_workers_and_twice_the_ideal_latency_is_saturation_even_without_a_clear_trend():
     from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
     from staronnx_cli.sweep.point import PointSpec, point_row
@@ -268,13 +286,16 @@ def test_the_verdict_is_drawn_from_the_evidence_alone():
     assert judge_point(calm, "backlog of 9 batches", ev(500.0, late)) == Verdict("backlog of 9 batches")
 
 
-def test_a_point_warms_up_for_at_least_two_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():
-    """At tens of thousands of batches per second a point's W warm-up batches are a fraction of a ms and 8
-    unfinished batches 80 us of a stall: both grow with the rate; at the usual rates both are as they were."""
-    from staronnx_cli.sweep.point import backlog_bound, warmup_for
+def test_a_point_warms_up_for_2_ms_measures_5_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():
+    """At tens of thousands of batches per second a point's W warm-up batches are a fraction of a ms, K batches
+    too short for a trend, and 8 unfinished batches 80 us of a stall: all grow with the rate; at the usual rates
+    they are as they were."""
+    from staronnx_cli.sweep.point import backlog_bound, measured_for, warmup_for
 
     assert warmup_for(5, 50.0, 1) == 5 and warmup_for(5, 2500.0, 1) == 5  # 2 ms of 2,500 q/s: 5 batches
     assert warmup_for(5, 20000.0, 1) == 40 and warmup_for(5, 20000.0, 4) == 10 and warmup_for(0, 1.0, 1) == 1
+    assert warmup_for(5, 1e9, 1) == 4096 and measured_for(50, 1e9, 1) == 4096  # never millions
+    assert measured_for(50, 2000.0, 1) == 50 and measured_for(50, 600_000.0, 1) == 3000  # 5 ms of batches
     assert backlog_bound(1, [], 55, 100.0) == 8 and backlog_bound(4, [0.01] * 4, 400, 100.0) == 16
     assert backlog_bound(1, [], 10_000, 100_000.0) == 100  # the batches of 1 ms
     assert backlog_bound(1, [], 60, 100_000.0) == 30  # at most half the point's batches

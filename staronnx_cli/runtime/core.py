@@ -291,17 +291,20 @@ class Drain:
                         int(min(limits.time_cap_s, 1e9) * 1e9), self.runner.policy, 0)
 
     def follow(self, limits: Limits) -> None:
+        """Until the point is over: records of finished batches for the judge, and the issuer's question at the
+        release limit, answered from the records made so far. (Made first, at 357,000 q/s the records of the
+        batches finished since Python last ran took 3.6 ms, every batch of it released late by up to that.)"""
         while True:
             finished, asking, over, errors = self.core.wait(WAIT_NS, DRAIN_GAP_NS)
             if errors != self.errors:
                 self.errors = errors
                 self.error_of = {k: text for k, _, text in reversed(self.core.errors())}
-            if finished > self.seen and self.watch is not None:  # without a judge, records are made at the end
-                self.take(finished)
-            if asking:  # once the judge stopped the point, it is not asked whether the point goes on
+            if asking:  # answered first: the issuer waits (see below); a judge's stop after it still stops the point
                 k = self.next_release()
                 grant = not self.reason and limits.may_release(k) and limits.planned is not None
                 self.core.answer(limits.planned if grant and limits.planned is not None else -1)
+            if finished > self.seen and self.watch is not None:  # without a judge, records are made at the end
+                self.take(finished)
             if over:
                 return
 

@@ -52,9 +52,28 @@ first few ~300 us more in all), and at 20,000 batches/s five warm-up batches are
 this leaves has drained: the measured batches then start with a backlog no steady stream at that rate has."""
 
 
+FLOOR_BATCHES = 4096  # the most batches a floor in time adds (1e9 q/s would otherwise schedule 27 million)
+
+
+def _within(seconds: float, rate_qps: float, batch_size: int) -> int:
+    """The batches arriving within `seconds` at this rate, at most FLOOR_BATCHES."""
+    batches = rate_qps / batch_size * seconds
+    return min(FLOOR_BATCHES, math.ceil(batches - 1e-9)) if math.isfinite(batches) else FLOOR_BATCHES
+
+
 def warmup_for(warmup: int, rate_qps: float, batch_size: int) -> int:
     """The warm-up batches of a point: the W asked for, or the batches arriving within WARMUP_S if more."""
-    return max(warmup, math.ceil(rate_qps / batch_size * WARMUP_S - 1e-9))
+    return max(warmup, _within(WARMUP_S, rate_qps, batch_size))
+
+
+MEASURE_S = 0.005
+"""A point's measured batches span at least this long: at 600,000 q/s fifty batches are 83 us, too short for a
+queue's trend to show (a one-Add model's point there was judged uncongested with a latency 200 times its run)."""
+
+
+def measured_for(batches: int, rate_qps: float, batch_size: int) -> int:
+    """The measured batches of a point: the K asked for, or the batches arriving within MEASURE_S if more."""
+    return max(batches, _within(MEASURE_S, rate_qps, batch_size))
 
 
 MAX_BACKLOG = 64  # a worker more than ~30 times slower than the fastest is left to the time cap
