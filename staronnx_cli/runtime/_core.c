@@ -159,15 +159,19 @@ static inline void unlock(SpinLock *l) { __atomic_store_n(&l->held, 0, __ATOMIC_
 /* A growable FIFO of tasks (k * parts + part), touched under the core's lock only. */
 typedef struct { int64_t *items; int64_t head, count, cap; } Fifo;
 
+/* Room for `cap` tasks (made before a point starts, so that no push allocates on the hot path). */
+static int fifo_reserve(Fifo *q, int64_t cap) {
+    if (q->cap >= cap) return 0;
+    int64_t *items = malloc(sizeof(int64_t) * cap);
+    if (!items) return -1;
+    for (int64_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
+    free(q->items);
+    q->items = items, q->head = 0, q->cap = cap;
+    return 0;
+}
+
 static int fifo_push(Fifo *q, int64_t task) {
-    if (q->count == q->cap) {
-        int64_t cap = q->cap ? 2 * q->cap : 256;
-        int64_t *items = malloc(sizeof(int64_t) * cap);
-        if (!items) return -1;
-        for (int64_t i = 0; i < q->count; i++) items[i] = q->items[(q->head + i) % q->cap];
-        free(q->items);
-        q->items = items, q->head = 0, q->cap = cap;
-    }
+    if (q->count == q->cap && fifo_reserve(q, q->cap ? 2 * q->cap : 256) < 0) return -1;
     q->items[(q->head + q->count++) % q->cap] = task;
     return 0;
 }
@@ -193,13 +197,16 @@ static int64_t fifo_pop(Fifo *q) {
 typedef struct { int64_t key, task; } HeapItem;
 typedef struct { HeapItem *items; int64_t count, cap; } Heap;
 
+static int heap_reserve(Heap *h, int64_t cap) {
+    if (h->cap >= cap) return 0;
+    HeapItem *items = realloc(h->items, sizeof(HeapItem) * cap);
+    if (!items) return -1;
+    h->items = items, h->cap = cap;
+    return 0;
+}
+
 static int heap_push(Heap *h, int64_t key, int64_t task) {
-    if (h->count == h->cap) {
-        int64_t cap = h->cap ? 2 * h->cap : 256;
-        HeapItem *items = realloc(h->items, sizeof(HeapItem) * cap);
-        if (!items) return -1;
-        h->items = items, h->cap = cap;
-    }
+    if (h->count == h->cap && heap_reserve(h, h->cap ? 2 * h->cap : 256) < 0) return -1;
     int64_t i = h->count++;
     while (i > 0 && h->items[(i - 1) / 2].key > key) {
         h->items[i] = h->items[(i - 1) / 2];
@@ -383,6 +390,7 @@ static void assign(Core *c, int w, int64_t k, int part, double now) {
     c->predicted[k * c->nparts + part] = p;
     wk->pending += p;
     wk->expected_free = (wk->expected_free > now ? wk->expected_free : now) + p;
+    /* the pushes cannot fail: allocate_point made room for every task that can wait */
     if (c->policy == POLICY_OPARA) heap_push(&wk->ordered, k * c->nparts + c->rank[part], k * c->nparts + part);
     else if (c->ndeps[part]) fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch goes on first */
     else fifo_push(&wk->queue, k * c->nparts + part);
@@ -1123,6 +1131,26 @@ static void free_point(Core *c) {
         c->workers[w].queue.count = c->workers[w].ordered.count = 0;
 }
 
+/* Everything a point of B batches (T tasks) needs, before its clock starts: its tensors' and batches' state and room
+ * in every queue for the tasks that can wait at once (those of max_backlog + 1 unfinished batches: a release past
+ * the bound stops the point), so that no task's push allocates or fails. -1: out of memory. */
+static int allocate_point(Core *c, int64_t B, int64_t T) {
+    c->values = calloc(B * c->nslots + 1, sizeof(OrtValue *));
+    c->depleft = calloc(T + 1, sizeof(int64_t));
+    c->batch = aligned_alloc(64, sizeof(Batch) * (B + 1));
+    c->predicted = calloc(T + 1, sizeof(double));
+    if (!c->values || !c->depleft || !c->batch || !c->predicted) return -1;
+    memset(c->batch, 0, sizeof(Batch) * (B + 1));
+    int64_t waiting = c->max_backlog < T / c->nparts ? (c->max_backlog + 2) * c->nparts : T;
+    int64_t room = (waiting < T ? waiting : T) + 1;
+    if (c->policy == POLICY_EAGER && fifo_reserve(&c->central, room) < 0) return -1;
+    for (int w = 0; w < c->nworkers; w++) {
+        Worker *wk = &c->workers[w];
+        if (c->policy == POLICY_OPARA ? heap_reserve(&wk->ordered, room) : fifo_reserve(&wk->queue, room)) return -1;
+    }
+    return 0;
+}
+
 /* start(release_ns, sizes, actual_ns, end_ns, finished, task_start, task_end, task_worker, t0_ns, limit,
  *       max_backlog, time_cap_ns, policy, fixed_worker): the issuer starts releasing; returns at once. */
 static PyObject *core_start(CoreObject *self, PyObject *args) {
@@ -1165,14 +1193,14 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
     lock(&c->lock);
     free_point(c);  /* a point whose outputs were kept (keep_outputs) */
     unlock(&c->lock);
-    c->npoint = 1;
     c->batches = B, c->t0 = t0, c->release_limit = limit < B ? limit : B, c->max_backlog = backlog;
     c->time_cap_ns = cap, c->policy = policy, c->fixed_worker = fixed;
-    c->values = calloc(B * c->nslots + 1, sizeof(OrtValue *));
-    c->depleft = calloc(T + 1, sizeof(int64_t));
-    c->batch = aligned_alloc(64, sizeof(Batch) * (B + 1));
-    memset(c->batch, 0, sizeof(Batch) * (B + 1));
-    c->predicted = calloc(T + 1, sizeof(double));
+    if (allocate_point(c, B, T) < 0) {
+        free_point(c);
+        release_point_views(self);
+        return PyErr_NoMemory();
+    }
+    c->npoint = 1;
     for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
     c->nerrors = 0;
     c->released = c->closed = c->nfinished = c->inflight = 0, c->stop = STOP_NONE, c->stop_unfinished = 0, c->rr = 0;
