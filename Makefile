@@ -102,7 +102,7 @@ paper-sim: $(STAMP)
 gpu-profile-check: $(GPU_DEPS)
 	$(GPU_PY) experiments/gpu_profile_check.py --model $(MODEL) --out results/gpu_profile_check
 
-## gpu-check: every GPU piece in one offline sequence, each step under its own cap (about 7.5 minutes at most);
+## gpu-check: every GPU piece in one offline sequence, each step under its own cap (8 minutes at most);
 ## results/gpu_check/gpu_check.json says what passed. Without a GPU: "no GPU" per step, exit 0
 GPU_CHECK_OUT ?= results/gpu_check
 gpu-check: $(GPU_DEPS)

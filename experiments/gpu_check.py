@@ -11,6 +11,9 @@ every step, which passed and what they measured. The steps, in order:
                 and with cuda:0x2 (two workers on one GPU passing parts on the device); CUDA graphs, the link
   bench         experiments/gpu_bench.py on a short grid: cuda:0, cuda:0x2, cuda:0x4, auto against native
   mix           one scale of a GPU mix (the model and tiny_cnn served together on cuda:0)
+  opara         a branch plan (split --method branches --streams 2, GPU costs at batch 1) on cuda:0x2 against the
+                whole model with its CUDA graph on the same workers: a query's latency at low load (issue 28's
+                target: the ratio <= 0.85)
 
 Before the steps, the runtime's native waits are compiled in place if they are missing (experiments/build_native.py:
 a checkout used from PYTHONPATH was never pip-installed). Without CUDA every step says "no GPU" and the summary says
@@ -45,16 +48,21 @@ class Layouts:
     mix_workers: str
     bench_flag: tuple[str, ...]
     tests: tuple[str, ...]
+    opara_workers: str  # the branch plan's workers, and the whole model's for the comparison
+    opara_split: tuple[str, ...]  # more split options (a tiny model's branches are worth less than 50 us)
 
 
 GPU = Layouts("cuda", (("auto", "a CPU worker fetching from the GPU"), ("cuda:0x2", "two workers on one GPU")),
               "cuda:0", (), ("tests/test_gpu_device.py", "tests/test_gpu_logic.py", "tests/test_gpu_profile.py",
-                             "tests/test_gpu_times.py"))
+                             "tests/test_gpu_times.py"), "cuda:0x2", ())
 CPU = Layouts("cpu", (("cpu:2x1", "two CPU workers passing parts"), ("cpu:1x1", "one CPU worker")), "cpu:1x1",
-              ("--cpu",), ("tests/test_gpu_logic.py",))
+              ("--cpu",), ("tests/test_gpu_logic.py",), "cpu:2x1", ("--min-part-us", "0"))
 
-STEPS = (("doctor", 25), ("tests", 60), ("profile", 75), ("split-sweep", 75), ("bench", 170), ("mix", 45))
-"""Each step's cap in seconds, on an H100-class machine with googlenet: 450 s in all, within 8 minutes."""
+STEPS = (("doctor", 25), ("tests", 60), ("profile", 75), ("split-sweep", 75), ("bench", 160), ("mix", 40),
+         ("opara", 45))
+"""Each step's cap in seconds, on an H100-class machine with googlenet: 480 s in all, within 8 minutes."""
+
+OPARA_TARGET = 0.85  # issue 28: the branch plan's latency over the whole model's with a CUDA graph, on cuda:0x2
 
 
 def staronnx(log, *args) -> None:
@@ -167,6 +175,34 @@ def step_mix(out: Path, model: str, layouts: Layouts, log) -> dict:
     return {"passed": done.returncode in (0, 3) and not errors and len(points) == 2, "figures": figures}
 
 
+def step_opara(out: Path, model: str, layouts: Layouts, log) -> dict:
+    import pandas as pd
+
+    costs = out.parent / "profile" / f"costs_{layouts.device}.csv"
+    if not costs.exists():  # the profile step failed or was skipped: profile at batch 1 here
+        costs = out / f"costs_{layouts.device}.csv"
+        staronnx(log, "profile", model, "--device", layouts.device, "--batch", 1, "--runs", 10, "-o", costs, "--force")
+    plan = out / "plan"
+    staronnx(log, "split", model, "--costs", costs, "--method", "branches", "--streams", 2, "--batch", 1,
+             *layouts.opara_split, "-o", plan, "--force")
+    latency, errors = {}, []
+    for name, target in (("whole", model), ("branches", plan)):
+        run_dir = out / name
+        staronnx(log, "sweep", target, "--workers", layouts.opara_workers, "--batch", 1, "--rate", 20, "--batches",
+                 40, "--warmup", 5, "-o", run_dir, "--force")
+        point = pd.read_csv(run_dir / "points.csv").iloc[0]
+        errors += [str(point.errors)] if isinstance(point.errors, str) and point.errors else []
+        latency[name] = float(point.mean_max_latency_ms) if point.mean_max_latency_ms == point.mean_max_latency_ms \
+            else None
+    ratio = _ratio(latency["branches"], latency["whole"])
+    dag = json.loads((plan / "plan.json").read_text())["dag"]
+    figures = {"workers": layouts.opara_workers, "latency_ms": latency, "branches_over_whole": ratio,
+               "target": f"<= {OPARA_TARGET}", "target_met": ratio is not None and ratio <= OPARA_TARGET,
+               "parts": len(json.loads((plan / "plan.json").read_text())["parts"]),
+               "parallelism": dag.get("parallelism"), "errors": errors}
+    return {"passed": not errors and None not in latency.values(), "figures": figures}
+
+
 def _ratio(a, b):
     return round(a / b, 3) if a and b else None
 
@@ -177,7 +213,7 @@ def _rho_max(points) -> float | None:
 
 
 RUNNERS = {"doctor": step_doctor, "tests": step_tests, "profile": step_profile, "split-sweep": step_split_sweep,
-           "bench": step_bench, "mix": step_mix}
+           "bench": step_bench, "mix": step_mix, "opara": step_opara}
 
 
 def run_step(name: str, out: Path, model: str, cpu_layouts: bool) -> int:

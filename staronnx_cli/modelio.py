@@ -104,6 +104,15 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
     return specs
 
 
+def batch_dims(model: onnx.ModelProto) -> list[str]:
+    """The names of the batch dimension among a model's or a part's inputs, on any axis: a part's input may be a
+    tensor cut after a Transpose, its batch on the second axis (input_specs holds a model's inputs to the first;
+    a plan's tensors have no other free dimension, split/tensors.py)."""
+    initializers = {i.name for i in model.graph.initializer}
+    return list(dict.fromkeys(d.dim_param for value in model.graph.input if value.name not in initializers
+                              for d in value.type.tensor_type.shape.dim if d.dim_param))
+
+
 def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A batch of random inputs; integer inputs get small non-negative values (token ids, indices)."""
     rng = np.random.default_rng(seed)

@@ -164,3 +164,27 @@ def test_branch_plans_refuse_what_cannot_help(cli, tiny_cnn_path, tiny_costs, tm
     assert not (tmp_path / "c").exists()  # said before anything is profiled or written
     assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches",
                               "--min-part-us", "1e9", "-o", tmp_path / "m"), "lower --min-part-us")
+
+
+def test_a_plan_cut_where_the_batch_is_not_the_first_axis_is_swept_at_every_batch_size(cli, tmp_path):
+    """tiny_transformer splits Q, K and V along the first axis after a Transpose: a branch plan cuts tensors whose
+    batch is their second axis ([1, batch, ...]). Their sessions fix the batch wherever it is (a sweep refused them:
+    'fixed first dimension 1, not a batch dimension')."""
+    import pandas as pd
+
+    from staronnx_cli.zoo.cache import build_cached
+
+    model = build_cached("tiny_transformer")[0]
+    plan_dir = tmp_path / "plan"
+    made = cli("split", model, "--method", "branches", "--streams", "2", "--min-part-us", "0", "-o", plan_dir)
+    assert made.exit_code == 0, made.stdout + made.stderr
+    inputs = [i for part in read_plan(plan_dir).parts for i in onnx.load(plan_dir / part.file).graph.input]
+    second = [i.name for i in inputs if len(i.type.tensor_type.shape.dim) > 1
+              and i.type.tensor_type.shape.dim[1].dim_param == "batch"]
+    assert second, "the plan cuts no tensor with its batch on the second axis: this test no longer tests that"
+    run = tmp_path / "run"
+    swept = cli("sweep", plan_dir, "--workers", "cpu:2x1", "--batch", "1,2", "--rate", "40", "--batches", "6",
+                "--warmup", "1", "-o", run)
+    assert swept.exit_code == 0, swept.stdout + swept.stderr
+    points = pd.read_csv(run / "points.csv")
+    assert list(points.batches) == [6, 6] and not points.errors.fillna("").astype(str).str.len().any()

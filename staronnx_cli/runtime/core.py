@@ -114,7 +114,7 @@ class PartTensors:
         """Per part, the batch dimension fixed at `batch` (static shapes), as pinned_session_options does."""
         if not batch:
             return [[] for _ in self.protos]
-        return [[(s.batch_dim, batch) for s in modelio.input_specs(p) if s.batch_dim] for p in self.protos]
+        return [[(dim, batch) for dim in modelio.batch_dims(p)] for p in self.protos]
 
 
 class CoreExecutor(PointClock):

@@ -146,7 +146,6 @@ def pinned_session_options(cores: tuple[int, ...] | list[int], model: Path | Non
     if batch and model is not None:
         from .. import modelio
 
-        for spec in modelio.input_specs(modelio.load_model(model, with_weights=False)):
-            if spec.batch_dim:
-                so.add_free_dimension_override_by_name(spec.batch_dim, batch)
+        for dim in modelio.batch_dims(modelio.load_model(model, with_weights=False)):
+            so.add_free_dimension_override_by_name(dim, batch)
     return so
