@@ -108,16 +108,22 @@ def step_profile(out: Path, model: str, layouts: Layouts, log) -> dict:
     return {"passed": bool(check["passed"]), "figures": figures}
 
 
+def _costs(out: Path, model: str, layouts: Layouts, log, batch: int) -> Path:
+    """The profile step's costs (batches 1 and 32), or, where it failed or was skipped, a profile at `batch` here."""
+    costs = out.parent / "profile" / f"costs_{layouts.device}.csv"
+    if not costs.exists():
+        costs = out / f"costs_{layouts.device}.csv"
+        staronnx(log, "profile", model, "--device", layouts.device, "--batch", batch, "--runs", 10, "-o", costs,
+                 "--force")
+    return costs
+
+
 def step_split_sweep(out: Path, model: str, layouts: Layouts, log) -> dict:
     import pandas as pd
 
-    costs = out.parent / "profile" / f"costs_{layouts.device}.csv"
-    if not costs.exists():  # the profile step failed or was skipped: profile at batch 32 here
-        costs = out / f"costs_{layouts.device}.csv"
-        staronnx(log, "profile", model, "--device", layouts.device, "--batch", 32, "--runs", 10, "-o", costs, "--force")
     plan = out / "plan"
-    staronnx(log, "split", model, "--costs", costs, "--offload", 0.1, "--parts", 2, "--batch", 32, "-o", plan,
-             "--force")
+    staronnx(log, "split", model, "--costs", _costs(out, model, layouts, log, 32), "--offload", 0.1, "--parts", 2,
+             "--batch", 32, "-o", plan, "--force")
     figures, passed = {}, True
     for workers, what in layouts.split_sweeps:
         run_dir = out / workers.replace(":", "_").replace(",", "_")
@@ -178,13 +184,9 @@ def step_mix(out: Path, model: str, layouts: Layouts, log) -> dict:
 def step_opara(out: Path, model: str, layouts: Layouts, log) -> dict:
     import pandas as pd
 
-    costs = out.parent / "profile" / f"costs_{layouts.device}.csv"
-    if not costs.exists():  # the profile step failed or was skipped: profile at batch 1 here
-        costs = out / f"costs_{layouts.device}.csv"
-        staronnx(log, "profile", model, "--device", layouts.device, "--batch", 1, "--runs", 10, "-o", costs, "--force")
     plan = out / "plan"
-    staronnx(log, "split", model, "--costs", costs, "--method", "branches", "--streams", 2, "--batch", 1,
-             *layouts.opara_split, "-o", plan, "--force")
+    staronnx(log, "split", model, "--costs", _costs(out, model, layouts, log, 1), "--method", "branches", "--streams",
+             2, "--batch", 1, *layouts.opara_split, "-o", plan, "--force")
     latency, errors = {}, []
     for name, target in (("whole", model), ("branches", plan)):
         run_dir = out / name
