@@ -189,11 +189,17 @@ def step_opara(out: Path, model: str, layouts: Layouts, log) -> dict:
              2, "--batch", 1, *layouts.opara_split, "-o", plan, "--force")
     latency, errors = {}, []
     for name, target in (("whole", model), ("branches", plan)):
-        run_dir = out / name
-        staronnx(log, "sweep", target, "--workers", layouts.opara_workers, "--batch", 1, "--rate", 20, "--batches",
-                 40, "--warmup", 5, "-o", run_dir, "--force")
+        run_dir = out / name  # exit 3 (no uncongested point) is a measurement too: its row says why
+        command = [sys.executable, "-m", "staronnx_cli", "sweep", str(target), "--workers", layouts.opara_workers,
+                   "--batch", "1", "--rate", "20", "--batches", "40", "--warmup", "5", "-o", str(run_dir), "--force"]
+        log.write(f"$ {' '.join(command)}\n")
+        log.flush()
+        done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if done.returncode not in (0, 3):
+            raise RuntimeError(f"sweep of the {name} model exited {done.returncode}")
         point = pd.read_csv(run_dir / "points.csv").iloc[0]
         errors += [str(point.errors)] if isinstance(point.errors, str) and point.errors else []
+        errors += [f"{name}: {point.reason}"] if str(point.congested).lower() in ("true", "1") else []
         latency[name] = float(point.mean_max_latency_ms) if point.mean_max_latency_ms == point.mean_max_latency_ms \
             else None
     ratio = _ratio(latency["branches"], latency["whole"])

@@ -77,12 +77,13 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
                             "copy it beside the model")
 
 
-def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
-    """The model's real inputs (not initializers), each with a batch dimension first."""
+def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:
+    """The model's real inputs (not initializers), each with a batch dimension first; with `names`, only those (a
+    part's inputs that are the model's: the others may carry the batch on another axis)."""
     initializers = {i.name for i in model.graph.initializer}
     specs = []
     for value in model.graph.input:
-        if value.name in initializers:
+        if value.name in initializers or (names is not None and value.name not in names):
             continue
         ttype = value.type.tensor_type
         dims = list(ttype.shape.dim)
@@ -104,13 +105,22 @@ def input_specs(model: onnx.ModelProto) -> list[InputSpec]:
     return specs
 
 
+PART_BATCH_DIM = "batch"
+"""The batch dimension's name in the tensors between a plan's parts (split/tensors.py), on whichever axis it is."""
+
+
 def batch_dims(model: onnx.ModelProto) -> list[str]:
-    """The names of the batch dimension among a model's or a part's inputs, on any axis: a part's input may be a
-    tensor cut after a Transpose, its batch on the second axis (input_specs holds a model's inputs to the first;
-    a plan's tensors have no other free dimension, split/tensors.py)."""
+    """The names of the batch dimension among a model's or a part's inputs: a model input's first dimension
+    (input_specs holds a model's inputs to that), and PART_BATCH_DIM on any axis: a part's input may be a tensor
+    cut after a Transpose, its batch on the second axis."""
     initializers = {i.name for i in model.graph.initializer}
-    return list(dict.fromkeys(d.dim_param for value in model.graph.input if value.name not in initializers
-                              for d in value.type.tensor_type.shape.dim if d.dim_param))
+    names = []
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        names += [d.dim_param for i, d in enumerate(dims) if d.dim_param and (i == 0 or d.dim_param == PART_BATCH_DIM)]
+    return list(dict.fromkeys(names))
 
 
 def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -123,6 +123,23 @@ def test_cuda_graphs_only_where_shapes_are_static_and_there_is_no_control_flow(t
                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])])
     loopy = model([helper.make_node("If", ["x"], ["y"], then_branch=branch, else_branch=branch)], ["batch", 3])
     assert cuda_graph_eligible(loopy, 1) == (False, "control flow (If)")
+    # a part's input cut after a Transpose has its batch on the second axis: fixed by the session all the same
+    second = model([helper.make_node("Relu", ["x"], ["y"])], [4, "batch", 16])
+    assert cuda_graph_eligible(second, 2) == (True, "")
+
+
+def test_a_tensor_with_its_batch_on_the_second_axis_is_counted_at_the_batch_size():
+    from onnx import TensorProto, helper
+
+    from staronnx_cli.runtime.gpumemory import graph_buffer_bytes, tensor_bytes
+
+    second = helper.make_tensor_value_info("t", TensorProto.FLOAT, [4, "batch", 16])
+    first = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8])  # exported at batch 1, batch first
+    assert tensor_bytes(second, 8, frozenset({"batch"})) == 4 * 8 * 16 * 4
+    assert tensor_bytes(first, 8) == 8 * 3 * 8 * 4
+    graph = helper.make_graph([helper.make_node("Relu", ["t"], ["u"])], "g", [second],
+                              [helper.make_tensor_value_info("u", TensorProto.FLOAT, [4, "batch", 16])])
+    assert graph_buffer_bytes(helper.make_model(graph), 8) == 2 * 4 * 8 * 16 * 4
 
 
 def test_a_part_whose_capture_fails_keeps_its_plain_session_and_says_why(tiny_cnn_path):

@@ -293,7 +293,7 @@ def test_a_point_warms_up_for_2_ms_measures_5_ms_and_its_backlog_bound_allows_a_
     from staronnx_cli.sweep.point import backlog_bound, measured_for, warmup_for
 
     assert warmup_for(5, 50.0, 1) == 5 and warmup_for(5, 2500.0, 1) == 5  # 2 ms of 2,500 q/s: 5 batches
-    assert warmup_for(5, 20000.0, 1) == 40 and warmup_for(5, 20000.0, 4) == 10 and warmup_for(0, 1.0, 1) == 1
+    assert warmup_for(5, 20000.0, 1) == 40 and warmup_for(5, 20000.0, 4) == 10 and warmup_for(0, 20000.0, 1) == 0
     assert warmup_for(5, 1e9, 1) == 4096 and measured_for(50, 1e9, 1) == 4096  # never millions
     assert measured_for(50, 2000.0, 1) == 50 and measured_for(50, 600_000.0, 1) == 3000  # 5 ms of batches
     assert backlog_bound(1, [], 55, 100.0) == 8 and backlog_bound(4, [0.01] * 4, 400, 100.0) == 16

@@ -235,7 +235,7 @@ static int64_t heap_pop(Heap *h) {
 
 /* ---- the core ---------------------------------------------------------------------------------------------- */
 enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 3, POLICY_OPARA = 4 };
-enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3 };
+enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3, STOP_MEMORY = 4 };
 #define CALIBRATION_SAMPLES 10
 #define MAX_IO 64
 
@@ -384,24 +384,35 @@ static void learn(double *m, double value) {
     m[2] += delta * (value - m[1]);
 }
 
+static void lose_task(Core *c, int64_t k, int part);
+
 static void assign(Core *c, int w, int64_t k, int part, double now) {
     Worker *wk = &c->workers[w];
     double p = prediction(c, k, part, w);
+    int queued;
     c->predicted[k * c->nparts + part] = p;
     wk->pending += p;
     wk->expected_free = (wk->expected_free > now ? wk->expected_free : now) + p;
-    /* the pushes cannot fail: allocate_point made room for every task that can wait */
-    if (c->policy == POLICY_OPARA) heap_push(&wk->ordered, k * c->nparts + c->rank[part], k * c->nparts + part);
-    else if (c->ndeps[part]) fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch goes on first */
-    else fifo_push(&wk->queue, k * c->nparts + part);
+    /* allocate_point made room for the tasks that can wait; a queue grows past it only with tasks of batches that
+     * failed (a branch's error) still queued, and a growth that fails loses the task: lose_task */
+    if (c->policy == POLICY_OPARA)
+        queued = heap_push(&wk->ordered, k * c->nparts + c->rank[part], k * c->nparts + part);
+    else if (c->ndeps[part]) queued = fifo_push_front(&wk->queue, k * c->nparts + part);  /* a started batch first */
+    else queued = fifo_push(&wk->queue, k * c->nparts + part);
+    if (queued < 0) {
+        wk->pending -= p;
+        lose_task(c, k, part);
+        return;
+    }
     if (!wk->busy) ring(wk);  /* a busy worker takes it itself when it completes its task */
 }
 
 static void dispatch(Core *c, int64_t k, int part, double now) {
     int w = choose(c, k, part, now);
-    if (w < 0 && c->ndeps[part]) fifo_push_front(&c->central, k * c->nparts + part);
-    else if (w < 0) fifo_push(&c->central, k * c->nparts + part);
-    else assign(c, w, k, part, now);
+    if (w >= 0) assign(c, w, k, part, now);
+    else if ((c->ndeps[part] ? fifo_push_front(&c->central, k * c->nparts + part)
+                             : fifo_push(&c->central, k * c->nparts + part)) < 0)
+        lose_task(c, k, part);
 }
 
 /* Close batch k (finished or abandoned): its tensors go to `dropped` (freed by the caller once the lock is released;
@@ -455,11 +466,33 @@ static void stop_point(Core *c, int reason) {
     drop_queued(c);
 }
 
+/* A task that could not be queued (no memory to grow its queue): its batch fails with that error and the point
+ * stops (the next pushes would fail as well). Lock held. */
+static void note_error(Core *c, int64_t k, int part, char *text);
+
+static void lose_task(Core *c, int64_t k, int part) {
+    char *text = strdup("out of memory: a task could not be queued");
+    if (text) note_error(c, k, part, text);
+    if (c->batch[k].state < 2) {
+        c->batch[k].failed = 1;
+        c->end_ns[k] = now_ns();
+        c->finished[c->nfinished++] = k;
+        close_batch(c, k, NULL, NULL);
+    }
+    stop_point(c, STOP_MEMORY);
+}
+
 static void note_error(Core *c, int64_t k, int part, char *text) {
-    if (c->nerrors == c->caperrors) {
+    if (c->nerrors == c->caperrors) {  /* without memory to grow the list, the text is lost (the batch still fails) */
         int64_t cap = c->caperrors ? 2 * c->caperrors : 16;
-        c->error_task = realloc(c->error_task, sizeof(int64_t) * cap);
-        c->error_text = realloc(c->error_text, sizeof(char *) * cap);
+        int64_t *tasks = realloc(c->error_task, sizeof(int64_t) * cap);
+        if (tasks) c->error_task = tasks;
+        char **texts = tasks ? realloc(c->error_text, sizeof(char *) * cap) : NULL;
+        if (texts) c->error_text = texts;
+        if (!tasks || !texts) {
+            free(text);
+            return;
+        }
         c->caperrors = cap;
     }
     c->error_task[c->nerrors] = k * c->nparts + part;

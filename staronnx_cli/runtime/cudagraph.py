@@ -8,6 +8,8 @@ import threading
 
 import numpy as np
 
+from .. import modelio
+
 CONTROL_FLOW = {"If", "Loop", "Scan"}
 AGREEMENT = 1e-2  # a graph's output may differ from the plain session's by this fraction of the output's magnitude
 CAPTURE_LOCK = threading.RLock()  # held while a GPU worker is prepared: a capture never overlaps other GPU work
@@ -26,11 +28,12 @@ def cuda_graph_eligible(model, fixed_batch: int | None) -> tuple[bool, str]:
     if ops:
         return False, f"control flow ({', '.join(ops)})"
     initializers = {i.name for i in model.graph.initializer}
+    batch = set(modelio.batch_dims(model))  # fixed at `fixed_batch` by the session, on whichever axis
     for value in model.graph.input:
         if value.name in initializers:
             continue
         dims = value.type.tensor_type.shape.dim
-        symbolic = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
+        symbolic = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value") and d.dim_param not in batch]
         if symbolic:
             return False, f"input {value.name} has a dynamic dimension ({symbolic[0]})"
     return True, ""

@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import modelio
 from ..errors import UserError
 
 _DTYPE_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}  # ONNX elem types
 
 
-def tensor_bytes(value_info, batch: int) -> int:
-    """Bytes of a graph input or output at this batch size (a symbolic dimension other than the first counts as 1)."""
+def tensor_bytes(value_info, batch: int, batch_names: frozenset[str] = frozenset()) -> int:
+    """Bytes of a graph input or output at this batch size. A dimension named in `batch_names` is the batch (a
+    part's tensor may have it on its second axis); without one, the first dimension is, whatever was exported, and a
+    symbolic dimension other than the first counts as 1."""
     ttype = value_info.type.tensor_type
     dims = list(ttype.shape.dim)
+    named = [d.dim_param in batch_names for d in dims]
     count = 1
     for i, d in enumerate(dims):
-        count *= d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (batch if i == 0 else 1)
-    if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-        count = count // dims[0].dim_value * batch  # the batch dimension is the batch size, whatever was exported
+        if named[i] or (i == 0 and not any(named)):
+            count *= batch
+        else:
+            count *= d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
     return count * _DTYPE_BYTES.get(ttype.elem_type, 4)
 
 
@@ -28,7 +33,8 @@ def graph_buffer_bytes(model, batch: int) -> int:
     """A CUDA-graph part's bound buffers: one per graph input (not initializers) and per output."""
     initializers = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in initializers]
-    return sum(tensor_bytes(v, batch) for v in [*inputs, *model.graph.output])
+    names = frozenset(modelio.batch_dims(model))
+    return sum(tensor_bytes(v, batch, names) for v in [*inputs, *model.graph.output])
 
 
 def arena_share(budget: int, sessions: int, held_bytes: int, worker: str) -> int:

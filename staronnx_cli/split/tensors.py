@@ -18,7 +18,7 @@ from onnx import helper
 from .. import modelio
 from ..errors import UserError, first_line
 
-BATCH = "batch"
+BATCH = modelio.PART_BATCH_DIM
 
 
 @dataclass(frozen=True)

@@ -48,13 +48,13 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     time and capacity. `may_settle`: a latency rising below the capacity is a queue still filling (judged after
     the extensions); not in a mix, where the capacity is the model's alone and the workers are shared."""
     reason, note = (stop, "") if stop else _trend(p, ev, may_settle)
+    if not reason and not note and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
+        reason = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
+                  "batches for the queue to show)")  # no system serves this, however short the point
     late = max((r.actual_release_s - r.scheduled_release_s for r in ev.measured), default=0.0)
     if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
         note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
                 "that wait")
-    if not reason and not note and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
-        reason = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
-                  "batches for the queue to show)")  # no system serves this, however short the point
     if ev.failed and not ev.measured:
         reason = reason or "every batch failed"
     return Verdict(reason, note)
@@ -73,7 +73,9 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     busiest, least_used = max(used, default=0.0), min(used, default=0.0)
     within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
     spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
-    if trend and busiest < BUSY_TO_CONGEST and not _queued(later, ev.fastest):  # queues grow only where workers
+    # queues grow only where workers are saturated, or (fixed arrivals of one model) where batches wait for them
+    steady = p.arrival == "fixed" and p.max_queue_delay_s is None and may_settle
+    if trend and busiest < BUSY_TO_CONGEST and not (steady and _queued(later, ev.fastest)):
         return "", f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
     if rising and within and may_settle and ev.first >= p.warmup + p.extensions * p.batches:
         return "", (f"not settled: latency still rising after {ev.first + p.batches} batches, below the workers' "
@@ -97,8 +99,9 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
 
 
 def _queued(later: list[BatchRecord], fastest: float | None) -> bool:
-    """Whether most of these batches waited longer than a task for a worker: a queue, however busy the workers
-    look. (Busy time is the tasks' own: at 680,000 q/s a one-Add worker was 88 % busy, the rest the runtime's cost
-    per task, while its batches waited 0.5 ms.)"""
+    """Whether most of these batches waited longer than a task for a worker: with fixed arrivals of one model below
+    capacity no batch waits, so this is a queue, however busy the workers look. (Busy time is the tasks' own: at
+    680,000 q/s a one-Add worker was 88 % busy, the rest the runtime's cost per task, while its batches waited
+    0.5 ms.) Random arrivals wait by chance, and a mix's batches behind the other models' tasks: not asked there."""
     waits = [min(t.start_s for t in r.tasks) - r.actual_release_s for r in later if r.tasks]
     return bool(waits) and fastest is not None and float(np.median(waits)) > fastest

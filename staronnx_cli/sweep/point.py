@@ -62,8 +62,9 @@ def _within(seconds: float, rate_qps: float, batch_size: int) -> int:
 
 
 def warmup_for(warmup: int, rate_qps: float, batch_size: int) -> int:
-    """The warm-up batches of a point: the W asked for, or the batches arriving within WARMUP_S if more."""
-    return max(warmup, _within(WARMUP_S, rate_qps, batch_size))
+    """The warm-up batches of a point: the W asked for, or the batches arriving within WARMUP_S if more (none
+    where none was asked for: `--warmup 0` measures from the first batch)."""
+    return max(warmup, _within(WARMUP_S, rate_qps, batch_size)) if warmup > 0 else 0
 
 
 MEASURE_S = 0.005
