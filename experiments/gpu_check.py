@@ -13,7 +13,8 @@ every step, which passed and what they measured. The steps, in order:
   mix           one scale of a GPU mix (the model and tiny_cnn served together on cuda:0)
   opara         a branch plan (split --method branches --streams 2, GPU costs at batch 1) on cuda:0x2 against the
                 whole model with its CUDA graph on the same workers: a query's latency at low load (issue 28's
-                target: the ratio <= 0.85)
+                target: the ratio <= 0.85); and ONNX Runtime's logic streams laid out by that plan (--system
+                ortstreams on cuda:0)
 
 Before the steps, the runtime's native waits are compiled in place if they are missing (experiments/build_native.py:
 a checkout used from PYTHONPATH was never pip-installed). Without CUDA every step says "no GPU" and the summary says
@@ -50,13 +51,14 @@ class Layouts:
     tests: tuple[str, ...]
     opara_workers: str  # the branch plan's workers, and the whole model's for the comparison
     opara_split: tuple[str, ...]  # more split options (a tiny model's branches are worth less than 50 us)
+    opara_session: str  # the one worker of ONNX Runtime's logic streams (--system ortstreams)
 
 
 GPU = Layouts("cuda", (("auto", "a CPU worker fetching from the GPU"), ("cuda:0x2", "two workers on one GPU")),
               "cuda:0", (), ("tests/test_gpu_device.py", "tests/test_gpu_logic.py", "tests/test_gpu_profile.py",
-                             "tests/test_gpu_times.py"), "cuda:0x2", ())
+                             "tests/test_gpu_times.py"), "cuda:0x2", (), "cuda:0")
 CPU = Layouts("cpu", (("cpu:2x1", "two CPU workers passing parts"), ("cpu:1x1", "one CPU worker")), "cpu:1x1",
-              ("--cpu",), ("tests/test_gpu_logic.py",), "cpu:2x1", ("--min-part-us", "0"))
+              ("--cpu",), ("tests/test_gpu_logic.py",), "cpu:2x1", ("--min-part-us", "0"), "cpu:1x1")
 
 STEPS = (("doctor", 25), ("tests", 60), ("profile", 75), ("split-sweep", 75), ("bench", 160), ("mix", 40),
          ("opara", 45))
@@ -188,10 +190,13 @@ def step_opara(out: Path, model: str, layouts: Layouts, log) -> dict:
     staronnx(log, "split", model, "--costs", _costs(out, model, layouts, log, 1), "--method", "branches", "--streams",
              2, "--batch", 1, *layouts.opara_split, "-o", plan, "--force")
     latency, errors = {}, []
-    for name, target in (("whole", model), ("branches", plan)):
+    for name, target, system, workers in (("whole", model, "staronnx", layouts.opara_workers),
+                                          ("branches", plan, "staronnx", layouts.opara_workers),
+                                          ("ortstreams", plan, "ortstreams", layouts.opara_session)):
         run_dir = out / name  # exit 3 (no uncongested point) is a measurement too: its row says why
-        command = [sys.executable, "-m", "staronnx_cli", "sweep", str(target), "--workers", layouts.opara_workers,
-                   "--batch", "1", "--rate", "20", "--batches", "40", "--warmup", "5", "-o", str(run_dir), "--force"]
+        command = [sys.executable, "-m", "staronnx_cli", "sweep", str(target), "--system", system, "--workers",
+                   workers, "--batch", "1", "--rate", "20", "--batches", "40", "--warmup", "5", "-o", str(run_dir),
+                   "--force"]
         log.write(f"$ {' '.join(command)}\n")
         log.flush()
         done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -205,6 +210,7 @@ def step_opara(out: Path, model: str, layouts: Layouts, log) -> dict:
     ratio = _ratio(latency["branches"], latency["whole"])
     dag = json.loads((plan / "plan.json").read_text())["dag"]
     figures = {"workers": layouts.opara_workers, "latency_ms": latency, "branches_over_whole": ratio,
+               "ortstreams_over_whole": _ratio(latency["ortstreams"], latency["whole"]),
                "target": f"<= {OPARA_TARGET}", "target_met": ratio is not None and ratio <= OPARA_TARGET,
                "parts": len(json.loads((plan / "plan.json").read_text())["parts"]),
                "parallelism": dag.get("parallelism"), "errors": errors}

@@ -3,7 +3,8 @@ single query's latency? Every figure from this one run, through the CLI a user r
 
 - this machine, MODEL at batch 1, low load (`--rate`, default 5 q/s: the Opara metric, a query's latency alone):
   the whole model sequential on cpu:1x1 and on cpu:1x2 (ONNX Runtime's intra-op threads), ONNX Runtime's parallel
-  mode on cpu:1x2 (`--system ortparallel`: independent nodes on inter-op threads), and a branch plan
+  mode on cpu:1x2 (`--system ortparallel`: independent nodes on inter-op threads), ONNX Runtime's logic streams laid
+  out by the branch plan (`--system ortstreams`), and a branch plan
   (`split --method branches --streams 2`) on cpu:1x1,cpu:1x1; with `--rho-max`, each one's saturation too
   (auto rates: minutes);
 - the same question simulated on an H100 (experiments/platforms/h100_googlenet_streams{2,4}.toml, a what-if:
@@ -64,6 +65,7 @@ def real_rows(out: Path, model: str, rate: float, batches: int, with_rho: bool) 
             ("whole, sequential, 2 cores (intra-op threads)", model, "cpu:1x2", "staronnx", "dmda"),
             ("whole, plain ORT loop, 2 cores (intra-op threads)", model, "cpu:1x2", "native", "dmda"),
             ("whole, ORT_PARALLEL, 2 cores (inter-op threads)", model, "cpu:1x2", "ortparallel", "dmda"),
+            ("whole, ORT's logic streams by the branch plan, 2 cores", plan, "cpu:1x2", "ortstreams", "dmda"),
             ("branch plan, 2 streams on 2 one-core workers, dmda", plan, "cpu:1x1,cpu:1x1", "staronnx", "dmda"),
             ("branch plan, 2 streams on 2 one-core workers, opara", plan, "cpu:1x1,cpu:1x1", "staronnx", "opara")):
         name = (f"{system}_{workers.replace(':', '').replace(',', '_')}_"

@@ -47,6 +47,7 @@ def test_with_cpu_layouts_the_whole_sequence_runs_and_every_step_passes(tmp_path
     opara = figures["opara"]  # a branch plan and the whole model, both measured on the same workers
     assert opara["workers"] == "cpu:2x1" and opara["parts"] > 1 and all(opara["latency_ms"].values())
     assert opara["branches_over_whole"] > 0 and isinstance(opara["target_met"], bool)
+    assert set(opara["latency_ms"]) == {"whole", "branches", "ortstreams"} and opara["ortstreams_over_whole"] > 0
     for step in summary["steps"]:  # every step's files under the one directory
         assert (tmp_path / step / "log.txt").exists() and (tmp_path / step / "result.json").exists()
 

@@ -188,3 +188,50 @@ def test_a_plan_cut_where_the_batch_is_not_the_first_axis_is_swept_at_every_batc
     assert swept.exit_code == 0, swept.stdout + swept.stderr
     points = pd.read_csv(run / "points.csv")
     assert list(points.batches) == [6, 6] and not points.errors.fillna("").astype(str).str.len().any()
+
+
+def test_ortstreams_runs_the_model_on_onnx_runtimes_logic_streams_laid_out_by_a_branch_plan(cli, tiny_cnn_path,
+                                                                                             tiny_costs, tmp_path):
+    """ONNX Runtime writes its own partition (one stream), every node of it goes to its plan group's stream, and the
+    session on those streams gives the model's outputs; a sweep runs it; a model or a chain plan is one line."""
+    import pandas as pd
+
+    from staronnx_cli import modelio
+    from staronnx_cli.systems.streams import PARTITION_KEY, partition_file, plan_streams
+
+    plan_dir = tmp_path / "branches"
+    made = cli("split", tiny_cnn_path, "--costs", tiny_costs, "--method", "branches", "--streams", "2",
+               "--min-part-us", "0", "-o", plan_dir)
+    assert made.exit_code == 0, made.stdout + made.stderr
+    source, stream_of = plan_streams(plan_dir)
+    assert source == tiny_cnn_path and set(stream_of.values()) == {0, 1}
+
+    def options():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        return so
+
+    path, sizes = partition_file(source, options, ["CPUExecutionProvider"], stream_of, tmp_path)
+    default = json.loads((tmp_path / "ort_partition_default.json").read_text())
+    layout = json.loads(path.read_text())
+    assert len(default["streams"]) == 1 and len(layout["streams"]) == 2 == len(layout["devices"])
+    assert sorted(n for s in layout["streams"] for n in s) == sorted(default["streams"][0]) and sum(sizes) == len(
+        default["streams"][0])
+    so = options()
+    so.add_session_config_entry(PARTITION_KEY, str(path))
+    feeds = modelio.random_inputs(modelio.input_specs(modelio.load_model(source, with_weights=False)), 2)
+    streamed = ort.InferenceSession(str(source), so, providers=["CPUExecutionProvider"]).run(None, feeds)
+    plain = ort.InferenceSession(str(source), options(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    assert all(np.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(streamed, plain))
+    run = tmp_path / "run"
+    swept = cli("sweep", plan_dir, "--system", "ortstreams", "--workers", "cpu:1x1", "--batch", "1,2", "--rate",
+                "40", "--batches", "6", "--warmup", "1", "-o", run)
+    assert swept.exit_code == 0, swept.stdout + swept.stderr
+    assert list(pd.read_csv(run / "points.csv").batches) == [6, 6]
+    assert "logic streams" in json.loads((run / "run.json").read_text())["native"]
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "ortstreams", "-o", tmp_path / "r"),
+                          "give the plan of 'staronnx split MODEL --method branches'")
+    chain = tmp_path / "chain"
+    assert cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.3", "-o", chain).exit_code == 0
+    assert_one_line_error(cli("sweep", chain, "--system", "ortstreams", "-o", tmp_path / "r"),
+                          "was split with --method")

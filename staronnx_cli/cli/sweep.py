@@ -52,8 +52,9 @@ def sweep(
              "(default: wait for N queries, as in the paper).")] = None,
     system: Annotated[str, typer.Option(help="staronnx (the runtime), native (one ORT session, FIFO plain loop), "
                                              "ortparallel (native in ORT's parallel mode: independent nodes at "
-                                             "once, a thread per core), roundrobin (whole model on the first free "
-                                             "worker), or triton.")] = "staronnx",
+                                             "once, a thread per core), ortstreams (native on ORT's logic "
+                                             "streams, one per group of a branch PLAN), roundrobin (whole model on "
+                                             "the first free worker), or triton.")] = "staronnx",
     seed: Annotated[int, typer.Option(help="Seed of the random inputs and Poisson arrivals, recorded.")] = 0,
     calibrate: Annotated[bool, typer.Option(help="Calibrate the performance models afresh (default: reuse "
                                                  "this host's models of this model, if any).")] = False,

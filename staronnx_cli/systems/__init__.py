@@ -9,22 +9,23 @@ from .target import Target
 
 __all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "make_engine", "policy_of"]
 
-SYSTEMS = ("staronnx", "native", "ortparallel", "roundrobin", "triton")
+SYSTEMS = ("staronnx", "native", "ortparallel", "ortstreams", "roundrobin", "triton")
 WHOLE_MODEL = ("roundrobin", "native", "ortparallel")  # systems that run one model, whole
+ONE_SESSION = ("native", "ortparallel", "ortstreams")  # one ORT session in a plain loop (native.py)
 
 
 def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | None = None) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
     if s.system not in SYSTEMS:
         raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
-    if target.members and s.system in WHOLE_MODEL:
+    if target.members and s.system in (*WHOLE_MODEL, "ortstreams"):
         raise UserError(f"--system {s.system} serves one model: a mix runs on staronnx or triton")
     if s.system in WHOLE_MODEL and len(target.part_files) > 1:
         raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
     if s.engine not in ("real", "sim"):
         raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
     if s.engine == "sim":
-        if s.system in ("native", "ortparallel", "triton"):
+        if s.system in (*ONE_SESSION, "triton"):
             raise UserError(f"--system {s.system} runs for real only: drop --engine sim")
         from .sim import SimConfig, SimEngine
 
@@ -36,6 +37,15 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
         from .native import NativeConfig, NativeEngine
 
         return NativeEngine(NativeConfig(s.workers, s.seed, parallel=s.system == "ortparallel"), target.part_files)
+    if s.system == "ortstreams":
+        from .native import NativeConfig, NativeEngine
+        from .streams import plan_streams
+
+        if len(target.part_files) == 1:
+            raise UserError("--system ortstreams lays ONNX Runtime's streams out by a branch plan: give the plan of "
+                            "'staronnx split MODEL --method branches', not the model")
+        source, stream_of = plan_streams(s.target)
+        return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of), [source])
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 
@@ -52,5 +62,5 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
 
 def policy_of(s) -> str:
     """The policy a system runs: roundrobin is the whole model on the first free worker (central FIFO)."""
-    return {"roundrobin": "eager", "native": "fifo", "ortparallel": "fifo",
+    return {"roundrobin": "eager", "native": "fifo", "ortparallel": "fifo", "ortstreams": "fifo",
             "triton": "triton-dynamic-batcher"}.get(s.system, s.policy)

@@ -2,7 +2,8 @@
 first out by a plain loop in one thread, driven by the same arrival schedule and written as the same files.
 `--system ortparallel` is the same loop over a session in ONNX Runtime's parallel execution mode (independent
 nodes at once on inter-op threads, one per core of the worker): ONNX Runtime's own operator parallelism as a
-baseline for branch plans.
+baseline for branch plans. `--system ortstreams` is the same loop over a session whose nodes run on ONNX
+Runtime's logic streams, one per group of a branch plan (streams.py).
 
 The loop waits for a batch's release (sleep, then spin), runs the session, records the end, and takes the
 next batch, late if the previous one ran past its release: that queueing is what the baseline measures.
@@ -37,6 +38,7 @@ class NativeConfig:
     workers: str  # one worker: the session's device and cores
     seed: int = 0
     parallel: bool = False  # ORT_PARALLEL: inter-op threads, one per core (--system ortparallel)
+    stream_of: dict[str, int] | None = None  # a node's logic stream, from a branch plan (--system ortstreams)
 
 
 class NativeEngine:
@@ -61,7 +63,7 @@ class NativeEngine:
             raise UserError("--system native serves one model: a mix runs on staronnx or triton")
         try:
             session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed,
-                                    parallel=self.config.parallel)
+                                    parallel=self.config.parallel, stream_of=self.config.stream_of)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         service = session.service_time(n)
@@ -78,6 +80,8 @@ class NativeEngine:
 
     def metadata(self) -> dict:
         how = ("in ONNX Runtime's parallel execution mode, an inter-op thread per core" if self.config.parallel
+               else f"its nodes on ONNX Runtime's logic streams, one per group of the branch plan "
+                    f"({len(set(self.config.stream_of.values()))})" if self.config.stream_of
                else "sequential, an intra-op thread per core")
         return {"start_time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "native": f"one ONNX Runtime session ({how}), batches first in first out in one plain loop"}
@@ -88,8 +92,9 @@ class NativeSession:
     (the loop's) is pinned to those cores while it exists."""
 
     def __init__(self, worker: WorkerSpec, model: Path, batch: int, seed: int = 0, warmup_runs: int = 3,
-                 parallel: bool = False):
+                 parallel: bool = False, stream_of: dict[str, int] | None = None):
         self.worker, self.loop = worker, None
+        self.streams: list[int] = []  # nodes per logic stream (--system ortstreams)
         self._saved_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if worker.cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(worker.cores))
@@ -98,8 +103,15 @@ class NativeSession:
             so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
             so.inter_op_num_threads = max(1, len(worker.cores))
         specs = modelio.input_specs(modelio.load_model(model, with_weights=False))
+        providers = worker.kind.providers(worker.device_id)
+        if stream_of is not None:
+            from .streams import PARTITION_KEY, partition_file
+
+            partition, self.streams = partition_file(
+                model, lambda: pinned_session_options(worker.cores, model, batch, worker.kind), providers, stream_of)
+            so.add_session_config_entry(PARTITION_KEY, str(partition))
         try:
-            self.session = ort.InferenceSession(str(model), so, providers=worker.kind.providers(worker.device_id))
+            self.session = ort.InferenceSession(str(model), so, providers=providers)
             if not parallel:  # as the runtime's workers: this thread on the first core, ORT's threads on the others
                 pin_driver(worker.cores)
             self.feeds = modelio.random_inputs(specs, batch, seed)
