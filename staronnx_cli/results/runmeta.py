@@ -40,6 +40,7 @@ class RunMeta:
     batches: int | None = None
     warmup: int | None = None
     cuda_graphs: bool = True
+    judging: int = 1  # the rules a point is measured and judged by (sweep/point.py JUDGING); older runs: 1
     # Written only once recorded (RECORDED): by the engine, during the sweep, or by a mix.
     perfmodel: str = ""  # real engine: the performance-model file
     platform_name: str = ""  # sim engine: the simulated machine

@@ -62,6 +62,10 @@ RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "po
 def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
     """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
     old = RunDir(run_dir).read_meta()
+    if old.get("judging") != meta.get("judging"):
+        raise UserError(f"--resume: '{run_dir}' was measured by the point rules of staronnx {old.get('staronnx')!r} "
+                        f"(version {old.get('judging')}; this one: {meta.get('judging')}): its points and new ones "
+                        "would not compare; sweep into a new -o, or start over with --force")
     for key in RESUME_KEYS:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "

@@ -45,6 +45,11 @@ def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
     return times, dynamic_batch_schedule(times, p.batch_size, p.max_queue_delay_s)
 
 
+JUDGING = 2
+"""The version of the rules a point is measured and judged by, in run.json (--resume keeps a run to one): 2 added the
+floors in time of the warm-up and the measured batches, the backlog bound's 1 ms of hiccups and the judge's
+'batches waited' test."""
+
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
 (cold caches: a one-Add model's first run took 75-200 us instead of 2 on the 2-core VM measured, tiny_cnn's

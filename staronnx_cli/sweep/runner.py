@@ -30,7 +30,7 @@ from .checks import (
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
-from .point import PointSpec, batch_rows, measured_for, point_row, run_point, warmup_for
+from .point import JUDGING, PointSpec, batch_rows, measured_for, point_row, run_point, warmup_for
 from .progress import SweepProgress
 from .settings import SweepSettings
 
@@ -47,7 +47,7 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> RunMeta:
         workers=engine.workers_label(), worker_cores={w.name: list(w.cores) for w in engine.workers},
         policy=policy_of(s), engine=engine.name, system=s.system, arrival=s.arrival,
         max_queue_delay_ms=s.max_queue_delay_ms, seed=s.seed, batches=s.batches, warmup=s.warmup,
-        cuda_graphs=s.cuda_graphs).with_recorded(engine.metadata())
+        cuda_graphs=s.cuda_graphs, judging=JUDGING).with_recorded(engine.metadata())
 
 
 @dataclass
