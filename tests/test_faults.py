@@ -353,6 +353,8 @@ def test_a_sweep_whose_arrivals_last_too_long_is_refused_before_it_starts(cli, t
 
     grid = SweepSettings(tiny_cnn_path, tmp_path, batch_sizes=(1, 4), rates=(10.0, 20.0), batches=5, warmup=1)
     assert arrival_seconds(grid) == 6 * (1 / 10 + 1 / 20 + 4 / 10 + 4 / 20)
+    fast = SweepSettings(tiny_cnn_path, tmp_path, batch_sizes=(1,), rates=(100_000.0,), batches=50, warmup=5)
+    assert arrival_seconds(fast) == pytest.approx(0.007)  # at least 2 ms of warm-up and 5 ms measured
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "100000", "--max-memory", "100", "--rate",
                               "10:100:10", "-o",
                               tmp_path / "r"), "447 h to arrive", "batch 100000 at 10 q/s", "--max-hours")
