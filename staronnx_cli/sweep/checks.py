@@ -14,7 +14,7 @@ from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
 from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
 from ..systems.target import Target
-from .point import PointSpec, measured_for, warmup_for
+from .point import PointSpec, point_of
 from .settings import SweepSettings
 
 RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measured: ~500 bytes with one task)
@@ -78,9 +78,8 @@ def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
     the largest part at once, each holding at most all of that part's intermediate tensors (ORT's planner reuses
     some, so this is a bound, not a forecast; the simulated engine runs none)."""
     n = max(s.batch_sizes)
-    extensions = PointSpec(n, 1.0, s.warmup, s.batches).extensions
-    batches = max((warmup_for(s.warmup, r, m) + measured_for(s.batches, r, m) * (1 + extensions)
-                   for m in s.batch_sizes for r in s.rates), default=s.warmup + s.batches * (1 + extensions))
+    batches = max((point_of(m, r, s.warmup, s.batches).most_batches for m in s.batch_sizes for r in s.rates),
+                  default=PointSpec(n, 1.0, s.warmup, s.batches).most_batches)  # auto rates: floors not known yet
     parts = len(target.part_files)
     schedule = n * batches * 8 + batches * (4 * 8 + RECORD_BYTES + parts * TASK_BYTES)
     per_sample = sum(target.graph.input_bytes_per_sample[p].get(-1, 0) for p in range(parts))
@@ -117,7 +116,7 @@ def check_loadable(target: Target) -> None:
 def arrival_seconds(s: SweepSettings) -> float:
     """How long the grid's queries take to arrive, at the least: (warm-up + measured) batches of N queries at each
     rate, without the extensions a rising point may add; the sweep cannot be shorter on the real clock."""
-    return sum((warmup_for(s.warmup, rate, n) + measured_for(s.batches, rate, n)) * n / rate
+    return sum(point_of(n, rate, s.warmup, s.batches).planned * n / rate
                for n in s.batch_sizes for rate in s.rates)  # auto: 0 until known
 
 

@@ -32,6 +32,11 @@ class PointSpec:
     extensions: int = 4  # at most this many times K more batches while a queue still fills (see PointJudge)
 
     @property
+    def planned(self) -> int:
+        """Batches released before any extension: the warm-up and the measured ones."""
+        return self.warmup + self.batches
+
+    @property
     def most_batches(self) -> int:
         return self.warmup + self.batches * (1 + self.extensions)
 
@@ -80,6 +85,13 @@ queue's trend to show (a one-Add model's point there was judged uncongested with
 def measured_for(batches: int, rate_qps: float, batch_size: int) -> int:
     """The measured batches of a point: the K asked for, or the batches arriving within MEASURE_S if more."""
     return max(batches, _within(MEASURE_S, rate_qps, batch_size))
+
+
+def point_of(batch_size: int, rate_qps: float, warmup: int, batches: int, arrival: str = "fixed",
+             max_queue_delay_s: float | None = None, seed: int = 0) -> PointSpec:
+    """Point (N, rho) of a sweep asking W warm-up and K measured batches, each at least its floor in time."""
+    return PointSpec(batch_size, rate_qps, warmup_for(warmup, rate_qps, batch_size),
+                     measured_for(batches, rate_qps, batch_size), arrival, max_queue_delay_s, seed)
 
 
 MAX_BACKLOG = 64  # a worker more than ~30 times slower than the fastest is left to the time cap
@@ -139,7 +151,7 @@ def burst_backlog(release_s: np.ndarray, services_s: list[float]) -> int:
 
 def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
-    planned = min(schedule.batches, p.warmup + p.batches)
+    planned = min(schedule.batches, p.planned)
     bound = backlog_bound(workers, services_s, planned, p.rate_qps / p.batch_size)
     if p.arrival != "fixed" or p.max_queue_delay_s is not None:  # random bursts are not congestion: the bound
         known = [float(s) for s in services_s if s and s > 0 and s == s]  # allows what they make, twice over

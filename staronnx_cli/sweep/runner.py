@@ -30,7 +30,7 @@ from .checks import (
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
-from .point import JUDGING, PointSpec, batch_rows, measured_for, point_row, run_point, warmup_for
+from .point import JUDGING, batch_rows, point_of, point_row, run_point
 from .progress import SweepProgress
 from .settings import SweepSettings
 
@@ -139,7 +139,7 @@ class RateGrid:
     def batches(self, n: int, rate: float) -> int:
         """The batches point (n, rate) releases as planned: its warm-up (at least WARMUP_S long) and K (at least
         MEASURE_S long)."""
-        return warmup_for(self.s.warmup, rate, n) + measured_for(self.s.batches, rate, n)
+        return point_of(n, rate, self.s.warmup, self.s.batches).planned
 
     def plan(self, progress: SweepProgress) -> None:
         self.measured = RunDir(self.s.output).measured() if self.s.resume else {}
@@ -186,8 +186,8 @@ class RateGrid:
 
     def measure(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> list[dict]:
         s, engine = self.s, self.prepared.engine
-        spec = PointSpec(n, rate, warmup_for(s.warmup, rate, n), measured_for(s.batches, rate, n), s.arrival,
-                         None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
+        spec = point_of(n, rate, s.warmup, s.batches, s.arrival,
+                        None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
         records, stop, times, first = run_point(spec, engine, setup.executor, self.prepared.policy,
                                                 self.prepared.target.graph, self.services,
                                                 on_batch=lambda record: progress.batch(n, rate))
