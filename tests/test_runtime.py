@@ -286,6 +286,37 @@ def test_the_verdict_is_drawn_from_the_evidence_alone():
     assert judge_point(calm, "backlog of 9 batches", ev(500.0, late)) == Verdict("backlog of 9 batches")
 
 
+def test_beyond_the_capacity_the_latency_trend_is_judged_over_every_measured_batch():
+    """Measured (googlenet in 2 parts, N=32, cpu:2x1, 84.11 q/s against a capacity of 71.5): two workers alternating
+    batches made a sawtooth; its later half rose 9 % at 1.2 standard errors, all 20 batches 19 % at 7.5, and the
+    point was called uncongested at 118 % of the capacity. Within the capacity the same batches stay a steady point
+    (a queue that filled, then levelled off, is judged on its later half)."""
+    import numpy as np
+
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, Verdict, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    latency_ms = [1883, 2000, 1566, 1643, 1784, 1784, 1928, 1920, 2442, 2545, 2603, 2697, 2819, 2386, 2468, 3043, 2607,
+                  3235, 2802, 2773]
+    spec = PointSpec(batch_size=32, rate_qps=84.11, warmup=0, batches=20)
+    records = []
+    for k, ms in enumerate(latency_ms):
+        t = k * 32 / 84.11
+        record = BatchRecord(k, t, t, 32, k, actual_release_s=t, end_s=t + ms / 1000)
+        record.tasks.append(TaskRecord(0, k % 2, record.end_s - 0.75, record.end_s))  # each worker 99 % busy
+        records.append(record)
+
+    def verdict(capacity: float) -> Verdict:
+        busy = [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records if r.tasks[0].worker == w] for w in (0, 1)]
+        return judge_point(spec, "", Evidence(records, np.array([r.end_s - r.first_arrival_s for r in records]), busy,
+                                              capacity, 0.895, 0.895, 0, False))
+
+    assert verdict(71.5).reason == ("latency grows 191 ms per s: about 19% of the load is not served over its 20 "
+                                    "measured batches, beyond the workers' capacity of 72 q/s")
+    assert verdict(90.0) == Verdict()
+
+
 def test_a_point_warms_up_for_2_ms_measures_5_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():
     """At tens of thousands of batches per second a point's W warm-up batches are a fraction of a ms, K batches
     too short for a trend, and 8 unfinished batches 80 us of a stall: all grow with the rate; at the usual rates

@@ -37,20 +37,21 @@ SLOPE_T = 3.0  # the rise must stand 3 standard errors above noise
 
 
 def congestion(latency_s: np.ndarray, release_s: np.ndarray, min_batches: int = 10,
-               t_threshold: float = SLOPE_T, unserved: float = UNSERVED_FRACTION) -> str:
+               t_threshold: float = SLOPE_T, unserved: float = UNSERVED_FRACTION, later_half: bool = True) -> str:
     """Why a point is congested ('' if it is not), from its batches so far.
 
     Regress L_k on the batch's release time t_k. A system that keeps up has a stationary L_k (slope 0);
     one that serves a fraction c of the offered load has dL/dt = 1 - c (its queue grows by that much per
     second of arrivals), whatever the arrival process. Congested: the slope exceeds 3 % and is
     `t_threshold` standard errors above zero, over the later half of the batches (at least `min_batches`):
-    dmda lets a queue build until another worker's expected end is sooner, then it stops growing.
+    dmda lets a queue build until another worker's expected end is sooner, then it stops growing
+    (`later_half=False`: over every batch given, where no queue can level off).
     The backlog bound and time cap are enforced by the scheduler itself.
     """
     k = len(latency_s)
     if k < max(min_batches, 3):
         return ""
-    recent = max(min_batches, k // 2)  # the later half: a queue that grew, then levelled off, keeps up
+    recent = max(min_batches, k // 2) if later_half else k  # a queue that grew, then levelled off, keeps up
     latency_s = np.asarray(latency_s, dtype=np.float64)[-recent:]
     t = np.asarray(release_s, dtype=np.float64)[-recent:]
     k = recent

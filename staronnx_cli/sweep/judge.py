@@ -64,15 +64,20 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     """(reason, note) of a point that ran to its end."""
     measured, latency, capacity = ev.measured, ev.latency, ev.capacity
     releases = np.array([r.scheduled_release_s for r in measured])
+    within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
     trend = congestion(latency, releases)
+    if not trend and capacity and not within:  # no queue levels off beyond the capacity: every batch counts
+        whole = congestion(latency, releases, later_half=False)
+        if whole:
+            trend = f"{whole} over its {len(measured)} measured batches, beyond the workers' capacity of " \
+                    f"{capacity:.0f} q/s"
     rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
     later = measured[len(measured) // 2:]
     window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
     shares = utilisation(ev.busy, window) if later else []
     used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
     busiest, least_used = max(used, default=0.0), min(used, default=0.0)
-    within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
-    spare = within and min(shares, default=1.0) < SATURATED_BUSY  # ... and one of them has time left
+    spare = within and min(shares, default=1.0) < SATURATED_BUSY  # within, and one worker has time left
     # queues grow only where workers are saturated, or (fixed arrivals of one model) where batches wait for them
     steady = p.arrival == "fixed" and p.max_queue_delay_s is None and may_settle
     if trend and busiest < BUSY_TO_CONGEST and not (steady and _queued(later, ev.fastest)):

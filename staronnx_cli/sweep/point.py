@@ -50,10 +50,10 @@ def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
     return times, dynamic_batch_schedule(times, p.batch_size, p.max_queue_delay_s)
 
 
-JUDGING = 2
+JUDGING = 3
 """The version of the rules a point is measured and judged by, in run.json (--resume keeps a run to one): 2 added the
 floors in time of the warm-up and the measured batches, the backlog bound's 1 ms of hiccups and the judge's
-'batches waited' test."""
+'batches waited' test; 3 judges the latency trend of a point beyond the capacity over all its measured batches."""
 
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
