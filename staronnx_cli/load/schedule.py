@@ -8,6 +8,7 @@ arrived, at (kN + N - 1) * tau; its latency is measured from its first query's a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,20 @@ def fixed_rate(rate_qps: float, queries: int) -> np.ndarray:
     return np.arange(queries, dtype=np.float64) / rate_qps
 
 
-def poisson(rate_qps: float, queries: int, seed: int) -> np.ndarray:
+def poisson(rate_qps: float, queries: int, seed: int, blocks: Sequence[int] = ()) -> np.ndarray:
+    """Poisson arrivals given their count: each block of queries (`blocks`, then the rest) arrives uniformly over
+    its own span of count / rate seconds, a Poisson process conditioned on its count in each span. So a short
+    window offers its nominal rate with Poisson's bursts: 40 free Poisson arrivals came at 80 % of the rate asked
+    for (one seed, at every rate), and points at 136 % of the capacity were measured as keeping up."""
     if rate_qps <= 0:
         raise UserError(f"--rate {rate_qps}: a query rate must be positive (queries per second)")
-    gaps = np.random.default_rng(seed).exponential(1.0 / rate_qps, queries)
-    gaps[0] = 0.0
-    return np.cumsum(gaps)
+    sizes = [n for n in blocks if n > 0]
+    sizes.append(max(0, queries - sum(sizes)))
+    rng, start, times = np.random.default_rng(seed), 0.0, [np.zeros(1)]  # the first query at time 0, as `fixed`
+    for i, n in enumerate(sizes):
+        times.append(start + np.sort(rng.uniform(0.0, n / rate_qps, n - (i == 0))))
+        start += n / rate_qps
+    return np.concatenate(times)[:queries]
 
 
 def from_trace(path: Path, queries: int) -> np.ndarray:
@@ -57,15 +66,16 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
 ARRIVALS = "fixed, poisson, or trace:FILE"
 
 
-def arrivals(kind: str, rate_qps: float, queries: int, seed: int = 0) -> np.ndarray:
-    """Arrival times of `queries` queries at mean rate `rate_qps`: `fixed` (the paper's), `poisson` (seeded),
-    or `trace:FILE` (a file's inter-arrival pattern, scaled to the mean rate)."""
+def arrivals(kind: str, rate_qps: float, queries: int, seed: int = 0, blocks: Sequence[int] = ()) -> np.ndarray:
+    """Arrival times of `queries` queries at mean rate `rate_qps`: `fixed` (the paper's), `poisson` (seeded; at
+    exactly that rate over each of `blocks`, e.g. a point's warm-up and measured queries), or `trace:FILE` (a file's
+    inter-arrival pattern, scaled to the mean rate)."""
     if not np.isfinite(rate_qps) or rate_qps <= 0:
         raise UserError(f"--rate {rate_qps}: a query rate must be a positive, finite number (queries per second)")
     if kind == "fixed":
         return fixed_rate(rate_qps, queries)
     if kind == "poisson":
-        return poisson(rate_qps, queries, seed)
+        return poisson(rate_qps, queries, seed, blocks)
     if kind.startswith("trace:"):
         return from_trace(Path(kind.partition(":")[2]), queries) / rate_qps
     raise UserError(f"--arrival '{kind}' is unknown: choose {ARRIVALS}")

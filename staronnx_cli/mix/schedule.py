@@ -55,7 +55,7 @@ def mix_schedule(mix: Mix, point: MixPoint) -> MixSchedule:
     times, schedules = [], []
     for m, (model, n, rate) in enumerate(zip(mix.models, point.sizes, point.rates)):
         count = max(point.warmup + point.batches, math.floor(duration * rate / n + 1e-9))
-        times.append(arrivals(model.arrival, rate, count * n, point.seed + m))
+        times.append(arrivals(model.arrival, rate, count * n, point.seed + m, [point.warmup * n, point.batches * n]))
         schedules.append(batch_schedule(times[-1], n))
     window = max(float(s.first_arrival_s[min(point.warmup, s.batches - 1)]) for s in schedules)
     release = np.concatenate([s.release_s for s in schedules])

@@ -44,7 +44,8 @@ class PointSpec:
 def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
     """The whole point's arrivals and batches, computed before it runs (plain data), extensions included."""
     queries = p.batch_size * p.most_batches
-    times = arrivals(p.arrival, p.rate_qps, queries, p.seed)
+    blocks = [p.batch_size * p.warmup] + [p.batch_size * p.batches] * (1 + p.extensions)  # each at the rate asked
+    times = arrivals(p.arrival, p.rate_qps, queries, p.seed, blocks)
     if p.max_queue_delay_s is None:
         return times, batch_schedule(times, p.batch_size)
     return times, dynamic_batch_schedule(times, p.batch_size, p.max_queue_delay_s)
@@ -53,7 +54,8 @@ def point_schedule(p: PointSpec) -> tuple[np.ndarray, BatchSchedule]:
 JUDGING = 3
 """The version of the rules a point is measured and judged by, in run.json (--resume keeps a run to one): 2 added the
 floors in time of the warm-up and the measured batches, the backlog bound's 1 ms of hiccups and the judge's
-'batches waited' test; 3 judges the latency trend of a point beyond the capacity over all its measured batches."""
+'batches waited' test; 3 judges the latency trend of a point beyond the capacity over all its measured batches, and
+its Poisson arrivals come at exactly the rate asked for in the warm-up and in each window of measured batches."""
 
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
