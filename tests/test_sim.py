@@ -38,7 +38,9 @@ def test_one_worker_latency_is_formation_plus_service_and_saturates_where_arithm
         expected = 1000 * (row.batch_size - 1) / row.rate_qps + (10.0 if row.batch_size == 1 else 16.0)
         assert row.mean_max_latency_ms == pytest.approx(expected, abs=1e-3)
         assert row.std_max_latency_ms == pytest.approx(0.0, abs=1e-3) and row.latency_over_ideal == pytest.approx(1)
-    assert points[(points.batch_size == 1) & (points.rate_qps == 120)].congested.all()
+        assert row.achieved_qps == pytest.approx(row.rate_qps, rel=1e-4)  # keeping up: it serves what is offered
+    overloaded = points[(points.batch_size == 1) & (points.rate_qps == 120)]
+    assert overloaded.congested.all() and overloaded.achieved_qps.tolist() == pytest.approx([100.0], rel=1e-4)
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["engine"] == "sim" and meta["platform_name"] == "test" and "start_time" not in meta
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..metrics.points import congestion, ideal_latency_s, utilisation
+from ..metrics.points import UNSERVED_FRACTION, congestion, ideal_latency_s, served_rate, utilisation
 from ..runtime.scheduler import BatchRecord
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
         if whole:
             trend = f"{whole} over its {len(measured)} measured batches, beyond the workers' capacity of " \
                     f"{capacity:.0f} q/s"
+    if trend and p.arrival != "fixed" and _served(measured) >= 1.0 - UNSERVED_FRACTION:
+        return "", (f"not congested: {trend.partition(':')[0]} over the later half, yet {_served(measured):.1%} of the "
+                    "load offered over the measured batches was served (a random burst's queue)")
     rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
     later = measured[len(measured) // 2:]
     window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
@@ -101,6 +104,14 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
             return f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} x the " \
                    "ideal", ""
     return "", ""
+
+
+def _served(measured: list[BatchRecord]) -> float:
+    """The fraction of the load offered over these batches that they served: random arrivals make a queue rise
+    and fall by chance (a Poisson point at 84 % of the capacity rose 21 % over its later half, served 99.7 %)."""
+    sizes = np.array([r.size for r in measured])
+    offered = served_rate(np.array([r.scheduled_release_s for r in measured]), sizes)
+    return served_rate(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
 
 
 def _queued(later: list[BatchRecord], fastest: float | None) -> bool:

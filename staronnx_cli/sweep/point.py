@@ -55,7 +55,8 @@ JUDGING = 3
 """The version of the rules a point is measured and judged by, in run.json (--resume keeps a run to one): 2 added the
 floors in time of the warm-up and the measured batches, the backlog bound's 1 ms of hiccups and the judge's
 'batches waited' test; 3 judges the latency trend of a point beyond the capacity over all its measured batches, and
-its Poisson arrivals come at exactly the rate asked for in the warm-up and in each window of measured batches."""
+with random arrivals against the load served; its Poisson arrivals come at exactly the rate asked for in the warm-up
+and in each window of measured batches; achieved_qps is counted over the batches' ends."""
 
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
