@@ -326,7 +326,7 @@ def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli,
                           "give --platform")
     assert_one_line_error(cli("advise", plan, "--rate", "200", "-o", tmp_path / "b"), "is a plan directory")
     assert_one_line_error(cli("advise", tmp_path / "none.onnx", "--rate", "200", "-o", tmp_path / "b"),
-                          "neither a file nor a zoo model")
+                          "model file", "none.onnx' not found", "staronnx zoo build NAME")
 
 
 def _search_rows(tiny_cnn_path, out: Path, **engine) -> pd.DataFrame:

@@ -68,7 +68,9 @@ def test_profile_accepts_a_zoo_name(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["profile", "missing.onnx"], ["not found"]),
+    (["profile", "missing.onnx"], ["not found", "zoo build NAME -o missing.onnx", "googlenet"]),
+    (["profile", "googlenett"], ["no zoo model", "did you mean 'googlenet'?"]),
+    (["sweep", "noplan"], ["no plan directory", "staronnx split MODEL -o noplan"]),
     (["profile", "TINY", "--device", "gpu7"], ["gpu7", "cpu:THREADS"]),
     (["profile", "TINY", "--runs", "0"], ["--runs 0"]),
     (["profile", "TINY", "--batch", "0"], ["--batch"]),

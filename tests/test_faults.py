@@ -491,3 +491,43 @@ def test_a_ctrl_c_while_typer_parses_the_options_is_still_one_line(monkeypatch, 
         entry.main()
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "error: interrupted while starting; nothing was written\n"
+
+
+def test_an_interrupted_sweep_says_where_its_finished_points_are_and_only_if_there_are_some(tmp_path):
+    """Ctrl-C before any point finished named a points.csv that did not exist."""
+    from staronnx_cli.cli.sweep import interrupted
+
+    assert interrupted(tmp_path) == \
+        "interrupted before any point finished; start it again with the same command and --resume"
+    (tmp_path / "points.csv").write_text("system,batch_size\n")
+    assert interrupted(tmp_path).startswith("interrupted before any point finished")
+    (tmp_path / "points.csv").write_text("system,batch_size\nstaronnx,1\n")
+    assert interrupted(tmp_path) == (f"interrupted: the 1 point finished so far is in {tmp_path / 'points.csv'}; "
+                                     "continue with the same command and --resume")
+    (tmp_path / "points.csv").write_text("system,batch_size\nstaronnx,1\nstaronnx,2\n")
+    assert interrupted(tmp_path).startswith("interrupted: the 2 points finished so far are in ")
+
+
+def test_a_sweep_never_writes_its_run_into_a_plan_or_among_other_files(cli, tiny_cnn_path, tmp_path):
+    """-o a plan directory, or a folder of other things, took a run's files beside them (and plot read the plan as a
+    run); --resume on a folder with no run started one without a word."""
+    from pathlib import Path
+
+    sim = ("--engine", "sim", "--platform", Path(__file__).parent / "data" / "golden_sim" / "platform.toml",
+           "--batch", "1", "--rate", "100", "--batches", "5", "--warmup", "1")
+    plan = tmp_path / "plan"
+    assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    for extra in ((), ("--force",)):
+        assert_one_line_error(cli("sweep", tiny_cnn_path, *sim, "-o", plan, *extra), "is a split plan's directory")
+    assert not (plan / "points.csv").exists()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("mine\n")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, *sim, "-o", notes), "holds other files and no run", "--force")
+    assert cli("sweep", tiny_cnn_path, *sim, "-o", notes, "--force").exit_code == 0
+    assert (notes / "a.txt").read_text() == "mine\n" and (notes / "points.csv").exists()
+    fresh = cli("sweep", tiny_cnn_path, *sim, "-o", tmp_path / "new", "--resume")
+    assert fresh.exit_code == 0 and f"--resume: '{tmp_path / 'new'}' holds no run yet: this sweep starts one" in \
+        " ".join(fresh.output.split())
+    resumed = cli("sweep", tiny_cnn_path, *sim, "-o", tmp_path / "new", "--resume")
+    assert resumed.exit_code == 0 and "holds no run yet" not in resumed.output

@@ -181,7 +181,7 @@ def test_a_mix_point_is_committed_for_every_model_or_none_and_its_combination_na
     ("", ["--memory-limit", "cpu=1KiB"], "would hold up to"),
     ("", ["--memory-limit", "gpu9=1GiB"], "no such worker"),
     ("", ["--system", "native"], "serves one model"),
-    ("unknown", [], "neither a file, a plan directory nor a zoo model"),
+    ("unknown", [], "'no_such_model' is no file, no plan directory and no zoo model"),
     ("tight", [], "below its service time"),
 ])
 def test_bad_mixes_are_one_line_and_exit_2(cli, tmp_path, setup, args, message):

@@ -41,6 +41,10 @@ def test_one_worker_latency_is_formation_plus_service_and_saturates_where_arithm
         assert row.achieved_qps == pytest.approx(row.rate_qps, rel=1e-4)  # keeping up: it serves what is offered
     overloaded = points[(points.batch_size == 1) & (points.rate_qps == 120)]
     assert overloaded.congested.all() and overloaded.achieved_qps.tolist() == pytest.approx([100.0], rel=1e-4)
+    for command in (("trace", "-o", tmp_path / "t.json"), ("plot", "--kind", "timeline", "-o", tmp_path / "t.png")):
+        assert_one_line_error(cli(command[0], tmp_path / "run", "--batch-size", 1, "--rate", 140, *command[1:]),
+                              "ran no point N=1 at 140 q/s (not run: batch 1 was already congested at 120 q/s)")
+    assert not (tmp_path / "t.json").exists()
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["engine"] == "sim" and meta["platform_name"] == "test" and "start_time" not in meta
 

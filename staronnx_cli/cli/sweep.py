@@ -122,8 +122,7 @@ def sweep(
         try:
             _run_with_progress(settings, prepared)
         except KeyboardInterrupt:
-            raise UserError(f"interrupted: the points finished so far are in {output}/points.csv; continue with "
-                            "the same command and --resume", exit_code=130) from None
+            raise UserError(interrupted(output), exit_code=130) from None
         if not render_answer(output, json_summary):
             raise typer.Exit(NO_ANSWER)
 
@@ -152,6 +151,8 @@ def _sweep_mix(given: dict) -> None:
         if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem)
     settings = MixSettings(sweep, mix, parse_scales(given["scale"]), given["vary"], given["memory_limit"])
     prepared = prepare_mix(settings, resolve_model)
+    for warning in prepared.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     width = max(len(name) for name in mix.names)
     try:
         with _progress_bar() as (bar, on_progress):
@@ -167,10 +168,22 @@ def _sweep_mix(given: dict) -> None:
             run_mix(settings, prepared, on_point, on_progress,
                     lambda text: bar.console.print(notice_line(text), soft_wrap=True))
     except KeyboardInterrupt:
-        raise UserError(f"interrupted: the points finished so far are in {settings.sweep.output}/points.csv; continue "
-                        "with the same command and --resume", exit_code=130) from None
+        raise UserError(interrupted(settings.sweep.output), exit_code=130) from None
     if not render_mix_answer(settings.sweep.output, given["json_summary"]):
         raise typer.Exit(NO_ANSWER)
+
+
+def interrupted(output: Path) -> str:
+    """The line a Ctrl-C ends a sweep with: where its finished points are (if any), and how to go on."""
+    points = output / "points.csv"
+    try:
+        finished = max(0, len(points.read_text().splitlines()) - 1)
+    except OSError:
+        finished = 0
+    if not finished:
+        return "interrupted before any point finished; start it again with the same command and --resume"
+    what = "1 point finished so far is" if finished == 1 else f"{finished} points finished so far are"
+    return f"interrupted: the {what} in {points}; continue with the same command and --resume"
 
 
 def render_mix_answer(output: Path, as_json: bool = False) -> bool:

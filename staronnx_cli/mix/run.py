@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
-from ..sweep.checks import check_settings
+from ..sweep.checks import check_settings, output_notes
 from ..sweep.lock import run_lock
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
@@ -49,7 +49,10 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
                         "(no --max-queue-delay): drop them")
     named = []
     for model in mix.models:
-        path = Path(resolve(model.source))
+        try:
+            path = Path(resolve(model.source))
+        except UserError as exc:
+            raise UserError(f"mix '{mix.path}' model '{model.name}': {exc}") from None
         if not path.exists():
             raise UserError(f"mix '{mix.path}' model '{model.name}': '{model.source}' is neither a file, a plan "
                             "directory nor a zoo model ('staronnx zoo list' names them)")
@@ -79,7 +82,7 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
             if _without_file(old.get(key)) != _without_file(meta.get(key)):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
-    return prepared_run(sw, target, engine, policy, meta, [])
+    return prepared_run(sw, target, engine, policy, meta, output_notes(sw))
 
 
 def _without_file(value):

@@ -42,7 +42,10 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
         mine = batches[(batches.batch_size == n) & (batches.rate_qps == rho)]
         tasks = task_table(mine).assign(model="")
         title, point = f"N={n} at {rho:g} q/s", {"batch_size": n, "rate_qps": rho}
-    workers = sorted(tasks.worker.unique()) if not tasks.empty else []
+    if tasks.empty:
+        how = "--mix and --scale" if "mix" in point else "--batch-size and --rate"
+        raise UserError(f"point {title} of '{run.path}' ran no task (every batch failed): choose another with {how}")
+    workers = sorted(tasks.worker.unique())
     tid = {w: i + 1 for i, w in enumerate(workers)}
     events: list[dict] = [
         {"ph": "M", "name": "process_name", "pid": PID, "tid": 0,

@@ -23,6 +23,12 @@ RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measur
 def check_settings(s: SweepSettings) -> None:
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: a sweep writes a run directory; choose another -o")
+    if (s.output / "plan.json").exists():  # its files would sit beside the parts, and plot would read it as a run
+        raise UserError(f"-o '{s.output}' is a split plan's directory: a sweep writes a run directory of its own; "
+                        "choose another -o")
+    if not s.force and not is_run(s.output) and any(not p.name.startswith(".") for p in _entries(s.output)):
+        raise UserError(f"-o '{s.output}' holds other files and no run: choose a new or empty -o, or add --force to "
+                        "write the run there")
     linked = [name for name in RUN_FILES if (s.output / name).is_symlink()]
     if linked:  # refused before anything is measured: its rows would be written outside -o
         raise UserError(f"'{s.output / linked[0]}' is a symbolic link: staronnx never writes a result through one; "
@@ -53,6 +59,25 @@ def check_settings(s: SweepSettings) -> None:
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
+
+
+def is_run(directory: Path) -> bool:
+    """A sweep wrote here (its run.json at least: a sweep stopped before its first point)."""
+    return any((directory / name).exists() for name in RUN_FILES)
+
+
+def _entries(directory: Path) -> list[Path]:
+    try:
+        return list(directory.iterdir()) if directory.is_dir() else []
+    except OSError:  # unreadable: the sweep's own writes say so, with the fix
+        return []
+
+
+def output_notes(s: SweepSettings) -> list[str]:
+    """What the output directory means for this sweep, said before it starts."""
+    if s.resume and not is_run(s.output):
+        return [f"--resume: '{s.output}' holds no run yet: this sweep starts one"]
+    return []
 
 
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",

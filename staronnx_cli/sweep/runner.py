@@ -27,6 +27,7 @@ from .checks import (
     check_resume,
     check_settings,
     layout_warnings,
+    output_notes,
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
@@ -58,7 +59,7 @@ class Prepared:
     engine: Engine
     policy: Policy
     meta: RunMeta
-    warnings: list[str]  # about the layout, said before the sweep starts (sweep/checks.layout_warnings)
+    warnings: list[str]  # about the output and the layout, said before the sweep starts (sweep/checks.py)
 
 
 def check_policy_kinds(s: SweepSettings, policy, engine) -> None:
@@ -75,7 +76,7 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     target = load_target(s.target)
     engine, policy = prepare_engine(s, target)
     return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
-                        layout_warnings(target, engine.workers, s.system))
+                        output_notes(s) + layout_warnings(target, engine.workers, s.system))
 
 
 def prepare_engine(s: SweepSettings, target: Target, mix=None,

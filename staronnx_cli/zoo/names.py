@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+
+from ..errors import UserError
 
 
 def resolve_model(model: str, say: Callable[[str], None] = lambda text: None) -> Path:
@@ -16,12 +19,24 @@ def resolve_model(model: str, say: Callable[[str], None] = lambda text: None) ->
     from .registry import ZOO  # builds import onnx: only when a zoo name is given
 
     if model not in ZOO:
-        return path
+        raise UserError(_not_found(model, sorted(ZOO)))
     from .cache import build_cached
 
     built_path, built = build_cached(model)
     say(f"zoo model {model}: {'built' if built else 'cached'} at {built_path}")
     return built_path
+
+
+def _not_found(model: str, names: list[str]) -> str:
+    """What a target that is no file, no plan directory and no zoo model may have meant."""
+    close = difflib.get_close_matches(model, names, n=1, cutoff=0.6)
+    if close:
+        return f"'{model}' is no file and no zoo model: did you mean '{close[0]}'? (the zoo: {', '.join(names)})"
+    if model.endswith(".onnx"):
+        return (f"model file '{model}' not found: check the path, or build one with 'staronnx zoo build NAME -o "
+                f"{model}' (NAME one of {', '.join(names)})")
+    return (f"'{model}' is no file, no plan directory and no zoo model: make a plan with 'staronnx split MODEL -o "
+            f"{model}', or name a zoo model ({', '.join(names)})")
 
 
 def display_name(path: Path) -> str:
