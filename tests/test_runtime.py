@@ -290,7 +290,8 @@ def test_beyond_the_capacity_the_latency_trend_is_judged_over_every_measured_bat
     """Measured (googlenet in 2 parts, N=32, cpu:2x1, 84.11 q/s against a capacity of 71.5): two workers alternating
     batches made a sawtooth; its later half rose 9 % at 1.2 standard errors, all 20 batches 19 % at 7.5, and the
     point was called uncongested at 118 % of the capacity. Within the capacity the same batches stay a steady point
-    (a queue that filled, then levelled off, is judged on its later half)."""
+    (a queue that filled, then levelled off, is judged on its later half); and a rise over all the batches that fell
+    back at the end lost no load."""
     import numpy as np
 
     from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
@@ -315,6 +316,18 @@ def test_beyond_the_capacity_the_latency_trend_is_judged_over_every_measured_bat
     assert verdict(71.5).reason == ("latency grows 191 ms per s: about 19% of the load is not served over its 20 "
                                     "measured batches, beyond the workers' capacity of 72 q/s")
     assert verdict(90.0) == Verdict()
+    # measured too (the same plan, N=4 at 73.12 q/s, capacity 72.75): a rise of 4 % over all 30 batches that fell
+    # back at the end, 101 % of the load served: a queue that drained lost no load (the workers 95 % busy here)
+    latency_ms = [215, 154, 157, 212, 217, 156, 218, 216, 154, 217, 216, 218, 217, 220, 219, 225, 221, 236, 229, 239,
+                  237, 242, 238, 245, 239, 250, 243, 261, 199, 190]
+    spec = PointSpec(batch_size=4, rate_qps=73.12, warmup=0, batches=30)
+    records.clear()
+    for k, ms in enumerate(latency_ms):
+        t = k * 4 / 73.12
+        record = BatchRecord(k, t, t, 4, k, actual_release_s=t, end_s=t + ms / 1000)
+        record.tasks.append(TaskRecord(0, k % 2, record.end_s - 0.104, record.end_s))
+        records.append(record)
+    assert verdict(72.75) == Verdict()
 
 
 def test_random_arrivals_are_congested_only_where_load_was_not_served():

@@ -68,7 +68,7 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     trend = congestion(latency, releases)
     if not trend and capacity and not within:  # no queue levels off beyond the capacity: every batch counts
         whole = congestion(latency, releases, later_half=False)
-        if whole:
+        if whole and _served(measured) < 1.0 - UNSERVED_FRACTION:  # a rise that fell back lost no load
             trend = f"{whole} over its {len(measured)} measured batches, beyond the workers' capacity of " \
                     f"{capacity:.0f} q/s"
     if trend and p.arrival != "fixed" and _served(measured) >= 1.0 - UNSERVED_FRACTION:
