@@ -70,6 +70,7 @@ def sweep(args, selects: list[str], out: Path) -> str:
                args.scale, "--batches", str(args.batches), "--warmup", str(args.warmup), "-o", str(out), "--force"]
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     last = ""
+    assert proc.stderr is not None  # stderr=PIPE
     for line in proc.stderr:  # shown as it comes; its last line says why, should it fail
         sys.stderr.write(line)
         last = line.strip() or last

@@ -854,6 +854,7 @@ def _(d):
     server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=d, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
+        assert server.stdout is not None  # stdout=PIPE
         line = server.stdout.readline()  # "Serving HTTP on 127.0.0.1 port 41234 (...)"
         port = line.split(" port ")[1].split()[0]
         o = staronnx(d, "advise", "tiny.onnx", "--rate", "300", "--platform", "p.toml", "--offload", "0", "--ray",

@@ -62,7 +62,8 @@ def main() -> int:
         return 0
     model, _ = build_cached(args.model)
     fractions = [float(f) for f in args.fractions.split(",")]
-    rows, raw = [], {}
+    rows: list[dict] = []
+    raw: dict[int, dict] = {}
     (args.out / args.model).mkdir(parents=True, exist_ok=True)
     for n in (int(b) for b in args.batch.split(",")):
         s_native = native_service_s(model, n, args.cpu)

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 from rich.console import Console
@@ -102,7 +103,8 @@ def measure(path: Path, spec: str, releases: np.ndarray) -> dict[str, tuple[floa
         executor.loop = loop
         for i, runners in enumerate(executor.runners):
             current = [0]
-            executor.inboxes[i] = StampedInbox(executor.inboxes[i], stamps, current)
+            assert runners is not None  # every worker's runners are made before its thread starts
+            executor.inboxes[i] = cast(Any, StampedInbox(executor.inboxes[i], stamps, current))  # a queue's stand-in
             runners[:] = [StampedRunner(r, stamps, current) for r in runners]  # the list its thread holds
         n = len(releases)
         schedule = BatchSchedule(1, releases, releases, np.ones(n, dtype=np.int64), np.arange(n))

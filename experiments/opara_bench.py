@@ -125,7 +125,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = real_rows(args.out, args.model, args.rate, args.batches, args.rho_max) + simulated_rows(args.out)
-    result = {"rows": rows, "without_branches": [no_branches(args.out, "efficientnetv2_s")]}
+    without = [no_branches(args.out, "efficientnetv2_s")]
+    result: dict[str, object] = {"rows": rows, "without_branches": without}
     here = [r for r in rows if r["where"] == "this machine"]
     best_whole = min(r["mean_max_latency_ms"] for r in here if "plan" not in r)
     best_branch = min(r["mean_max_latency_ms"] for r in here if "plan" in r)
@@ -147,7 +148,7 @@ def main() -> None:
     console.print(table)
     console.print(f"branch plan / best other here: {result['branch_over_best_other']:.3f}; simulated H100 branch "
                   f"plans / whole: {result['sim_branches_over_whole']}")
-    for entry in result["without_branches"]:
+    for entry in without:
         console.print(f"{entry['model']}: {entry['says']}")
     console.print(f"wrote {args.out / 'opara.json'}")
 

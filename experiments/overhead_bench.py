@@ -154,14 +154,14 @@ def main() -> None:
         f"{split:,.0f} vs {whole:,.0f} batches/s", ">= 0.9", split / whole >= 0.9)
 
     console.print("googlenet at low load, then a sweep for release lateness ...")
-    figures = []
+    pairs: list[tuple[float, float]] = []
     for rep in range(2):  # the best of two each, interleaved (googlenet's run moves by 25 % with the VM's state)
         low = out / f"googlenet_low_{rep}"
         staronnx("sweep", googlenet, "--workers", "cpu:1x2", "--policy", "eager", "--batch", 1, "--rate", 10,
                  "--batches", 20 if args.quick else 40, "--warmup", 3, "-o", low, "--force")
-        figures.append((float(pd.read_csv(low / "points.csv").mean_max_latency_ms.iloc[0]),
+        pairs.append((float(pd.read_csv(low / "points.csv").mean_max_latency_ms.iloc[0]),
                         isolated_run_ms(googlenet, "cpu:1x2", 1, 20)))
-    measured, isolated = (min(f) for f in zip(*figures))
+    measured, isolated = (min(f) for f in zip(*pairs))
     row("googlenet N=1, 10 q/s, cpu:1x2: mean max-latency / isolated median run", round(measured / isolated, 3),
         f"{measured:.1f} vs {isolated:.1f} ms", "<= 1.1", measured / isolated <= 1.1)
     capacity = 1000 / isolated

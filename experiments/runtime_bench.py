@@ -104,7 +104,8 @@ class PointRig:
         """The schedule's batches through a fresh runner on the warmed workers (no limits): the records. Without
         `perf`, calibrated models."""
         perf = perf if perf is not None else self.calibrated(len(self.graph.deps))
-        if self.native:
+        runner: core.CoreRunner | Scheduler
+        if isinstance(self.executor, core.CoreExecutor):
             runner = core.CoreRunner(self.executor, make_policy("dmda"), perf)
         else:
             self.executor.loop = RealLoop()
@@ -167,8 +168,8 @@ def service_ms(path: Path, spec: str, batch: int) -> float:
 
 
 def sweep(model: Path, out: Path, workers: str, batches: tuple[int, ...], rates: list[float], k: int) -> pd.DataFrame:
-    settings = SweepSettings(model, out, workers, "dmda", batches, tuple(rates), k, 5, force=True,
-                             command=f"runtime_bench {workers}")
+    settings = SweepSettings(model, out, workers=workers, policy="dmda", batch_sizes=batches, rates=tuple(rates),
+                             batches=k, warmup=5, force=True, command=f"runtime_bench {workers}")
     run_sweep(settings)
     return pd.read_csv(out / "points.csv")
 

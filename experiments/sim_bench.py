@@ -52,7 +52,7 @@ def main() -> None:
     table = Table(title="simulated engine speed")
     for column in ("case", "tasks", "wall s", "tasks per s", "target"):
         table.add_column(column)
-    cases = {
+    cases: dict[str, tuple] = {
         "2 parts, cuda + 2 cpu, dmda": (GPU_AND_CPUS, 2, {(0, "cuda"): 0.004, (1, "cuda"): 0.0005,
                                                           (0, "cpu:8"): 0.030, (1, "cpu:8"): 0.004}, "dmda", 900.0),
         "whole, 2 cpu, eager": (CPUS, 1, {(0, "cpu:1"): 0.010}, "eager", 760.0),

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 
 @dataclass
 class SweepSettings:
-    """What one sweep measures and how (a mix's sweep holds one too: mix/run.MixSettings)."""
+    """What one sweep measures and how (a mix's sweep holds one too: mix/run.MixSettings). Everything after the
+    output is named: given by position, runtime_bench's K went to `auto_rates` and its 5 warm-up batches to
+    `batches` when a field was added between them."""
 
     target: Path  # a model file or a plan directory
     output: Path
+    _: KW_ONLY
     workers: str = "cpu:1x2"
     policy: str = "dmda"
     batch_sizes: tuple[int, ...] = (1, 2, 4)
