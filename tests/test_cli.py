@@ -15,11 +15,14 @@ from staronnx_cli.ortenv import cuda_status
 from staronnx_cli.profile.costs import COLUMNS, read_meta
 
 
-def test_zoo_list_names_every_model(cli):
+def test_zoo_list_names_every_model(cli, tmp_path, monkeypatch):
     result = cli("zoo", "list")
     assert result.exit_code == 0
     for name in ("googlenet", "efficientnetv2_s", "nfnet_f0", "vit_b16_7", "tiny_cnn"):
         assert name in result.stdout
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path))  # nothing built there: no star is explained
+    empty = cli("zoo", "list")
+    assert empty.exit_code == 0 and "none built yet" in empty.stdout and "already built" not in empty.stdout
 
 
 def test_zoo_build_writes_the_file_and_refuses_to_overwrite(cli, tmp_path):

@@ -26,13 +26,15 @@ def list_models():
     table.add_column("params", justify="right", no_wrap=True)
     table.add_column("input -> out", no_wrap=True)
     table.add_column("what")
+    built = {e.name for e in ZOO.values() if cache.cached_path(e.name).exists()}
     for e in ZOO.values():
         params = f"{e.published_params / 1e6:.1f} M" if e.published_params else "tiny"
-        cached = " *" if cache.cached_path(e.name).exists() else ""
         shapes = f"{'x'.join(map(str, e.input_shape))} -> {'x'.join(map(str, e.output_shape))}"
-        table.add_row(e.name + cached, params, shapes, e.summary)
+        table.add_row(e.name + (" *" if e.name in built else ""), params, shapes, e.summary)
     console.print(table)
-    console.print(f"* = already built in {cache.cache_dir() / 'zoo'}; build with 'staronnx zoo build NAME -o FILE'")
+    where = f"* = already built in {cache.cache_dir() / 'zoo'}; " if built else \
+        "none built yet: a command that names one builds it on first use; "
+    console.print(f"{where}build one with 'staronnx zoo build NAME -o FILE'")
 
 
 @app.command("build")
