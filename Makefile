@@ -51,7 +51,7 @@ run: $(STAMP)
 	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
 	$(BIN)/staronnx advise $(MODEL) --rate 20,40 -o $(RESULTS)/advice --force
 
-## test: the type checker over staronnx_cli (the contracts held), then the test suite (tiny models; a few
+## test: the type checker over staronnx_cli and experiments (the contracts held), then the test suite (tiny models; a few
 ## seconds of real ONNX Runtime sessions)
 test: $(FULL_STAMP)
 	$(BIN)/mypy

@@ -347,14 +347,16 @@ def test_random_arrivals_are_congested_only_where_load_was_not_served():
         record.tasks.append(TaskRecord(0, 0, record.end_s - 0.0098, record.end_s))  # the worker 98 % busy
         records.append(record)
     ev = Evidence(records, np.array([r.end_s - r.first_arrival_s for r in records]),
-                  [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records]], 50.0, 0.0098, 0.0098, 0, False)
+                  [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records]], 95.0, 0.0098, 0.0098, 0, False)
 
     fixed = judge_point(PointSpec(1, 100.0, warmup=0, batches=40, extensions=0), "", ev)
     assert fixed.reason.startswith("latency grows 79 ms per s: about 8% of the load is not served")
     poisson = judge_point(PointSpec(1, 100.0, warmup=0, batches=40, arrival="poisson", extensions=0), "", ev)
     assert poisson.reason == "" and poisson.note == (
-        "not congested: latency grows 79 ms per s over the later half, yet 100.0% of the load offered over the "
+        "not congested: latency grows 79 ms per s over its later batches, yet 100.0% of the load offered over the "
         "measured batches was served (a random burst's queue)")
+    far = judge_point(PointSpec(1, 400.0, warmup=0, batches=40, arrival="poisson", extensions=0), "", ev)
+    assert far.reason.startswith("4 x the workers' capacity of 95 q/s") and far.note == ""  # whatever it shows
 
 
 def test_a_point_warms_up_for_2_ms_measures_5_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():

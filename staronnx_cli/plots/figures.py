@@ -294,13 +294,14 @@ def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[in
     """The point asked for, or by default the highest uncongested rate of the smallest batch size."""
     points = run.points
     if batch_size is not None and rate is not None:
-        skipped = points.reason.fillna("").astype(str).str.startswith("not run")  # written, never released
+        reasons = points["reason"] if "reason" in points else pd.Series("", index=points.index)
+        skipped = reasons.fillna("").astype(str).str.startswith("not run")  # written, never released
         ran = points[~skipped]
         hit = ran[(ran.batch_size == batch_size) & ((ran.rate_qps - rate).abs() < 1e-6)]
         if hit.empty:
             have = ", ".join(f"N={int(b)} {r:g}" for b, r in zip(ran.batch_size, ran.rate_qps))
             was = points[skipped & (points.batch_size == batch_size) & ((points.rate_qps - rate).abs() < 1e-6)]
-            why = f" ({was.reason.iloc[0]})" if not was.empty else ""
+            why = f" ({reasons[was.index[0]]})" if not was.empty else ""
             raise UserError(f"run '{run.path}' ran no point N={batch_size} at {rate:g} q/s{why}; it ran: {have}")
         return int(batch_size), float(hit.rate_qps.iloc[0])
     ok = env.usable(points)

@@ -44,7 +44,8 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
         title, point = f"N={n} at {rho:g} q/s", {"batch_size": n, "rate_qps": rho}
     if tasks.empty:
         how = "--mix and --scale" if "mix" in point else "--batch-size and --rate"
-        raise UserError(f"point {title} of '{run.path}' ran no task (every batch failed): choose another with {how}")
+        raise UserError(f"point {title} of '{run.path}' ran no task (its points.csv rows say why: not run, or no batch "
+                        f"ran): choose another with {how}")
     workers = sorted(tasks.worker.unique())
     tid = {w: i + 1 for i, w in enumerate(workers)}
     events: list[dict] = [

@@ -23,16 +23,16 @@ RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measur
 def check_settings(s: SweepSettings) -> None:
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: a sweep writes a run directory; choose another -o")
+    linked = [name for name in RUN_FILES if (s.output / name).is_symlink()]
+    if linked:  # refused before anything is measured: its rows would be written outside -o
+        raise UserError(f"'{s.output / linked[0]}' is a symbolic link: staronnx never writes a result through one; "
+                        "remove it, or choose another -o")
     if (s.output / "plan.json").exists():  # its files would sit beside the parts, and plot would read it as a run
         raise UserError(f"-o '{s.output}' is a split plan's directory: a sweep writes a run directory of its own; "
                         "choose another -o")
     if not s.force and not is_run(s.output) and any(not p.name.startswith(".") for p in _entries(s.output)):
         raise UserError(f"-o '{s.output}' holds other files and no run: choose a new or empty -o, or add --force to "
                         "write the run there")
-    linked = [name for name in RUN_FILES if (s.output / name).is_symlink()]
-    if linked:  # refused before anything is measured: its rows would be written outside -o
-        raise UserError(f"'{s.output / linked[0]}' is a symbolic link: staronnx never writes a result through one; "
-                        "remove it, or choose another -o")
     if any(b < 1 for b in s.batch_sizes):
         raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
     if s.batches < 2:

@@ -48,9 +48,9 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     time and capacity. `may_settle`: a latency rising below the capacity is a queue still filling (judged after
     the extensions); not in a mix, where the capacity is the model's alone and the workers are shared."""
     reason, note = (stop, "") if stop else _trend(p, ev, may_settle)
-    if not reason and not note and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
-        reason = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
-                  "batches for the queue to show)")  # no system serves this, however short the point
+    if not reason and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
+        reason, note = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
+                        "batches for the queue to show)"), ""  # no system serves this, whatever a short point shows
     late = max((r.actual_release_s - r.scheduled_release_s for r in ev.measured), default=0.0)
     if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
         note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
@@ -71,10 +71,10 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
         if whole and _served(measured) < 1.0 - UNSERVED_FRACTION:  # a rise that fell back lost no load
             trend = f"{whole} over its {len(measured)} measured batches, beyond the workers' capacity of " \
                     f"{capacity:.0f} q/s"
-    if trend and p.arrival != "fixed" and _served(measured) >= 1.0 - UNSERVED_FRACTION:
-        return "", (f"not congested: {trend.partition(':')[0]} over the later half, yet {_served(measured):.1%} of the "
-                    "load offered over the measured batches was served (a random burst's queue)")
     rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
+    if rising and p.arrival != "fixed" and _served(measured) >= 1.0 - UNSERVED_FRACTION:
+        return "", (f"not congested: {rising.partition(':')[0]} over its later batches, yet {_served(measured):.1%} "
+                    "of the load offered over the measured batches was served (a random burst's queue)")
     later = measured[len(measured) // 2:]
     window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
     shares = utilisation(ev.busy, window) if later else []
@@ -108,7 +108,8 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
 
 def _served(measured: list[BatchRecord]) -> float:
     """The fraction of the load offered over these batches that they served: random arrivals make a queue rise
-    and fall by chance (a Poisson point at 84 % of the capacity rose 21 % over its later half, served 99.7 %)."""
+    and fall by chance (a Poisson point at 84 % of the capacity rose 21 % over its later half, served 98.9 %). It
+    compares the first and the last batch to end: a rise that has not fallen back by the last one is lost load."""
     sizes = np.array([r.size for r in measured])
     offered = served_rate(np.array([r.scheduled_release_s for r in measured]), sizes)
     return served_rate(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
