@@ -165,12 +165,15 @@ def test_under_a_latency_bound_the_answer_is_the_most_headroom_exactly(tiny_cnn_
     assert "within the 8 ms bound up to about" in (out / "advice.md").read_text()
 
 
-def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_cnn_path, tmp_path):
+def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_cnn_path, tmp_path, monkeypatch):
     out = tmp_path / "advice"
+    busy = "other processes kept 1.2 of 2 cores busy on average: latencies may be the neighbours'"
+    monkeypatch.setattr("staronnx_cli.hostload.busy_warnings", lambda samples: [busy])  # as a sweep would say
     result = cli("advise", tiny_cnn_path, "--rate", "200", "--batch", "1,2", "--offload", "0.1", "--batches", "20",
                  "--confirm-batches", "5", "--jobs", "2", "-o", out)
     assert result.exit_code == 0, result.stderr
     assert "advice: At 200 q/s:" in result.stdout
+    assert " ".join(result.stdout.split()).count(f"while confirming for real: {busy}") == 1  # said once
     text = (out / "advice.md").read_text()
     assert "ms measured" in text.splitlines()[2] or "congested when measured" in text.splitlines()[2]
     assert any((out / "real").iterdir()) and any((out / "sim").iterdir())

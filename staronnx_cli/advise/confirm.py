@@ -99,7 +99,10 @@ def keep_most_headroom(entries: list[Confirmed]) -> list[Confirmed]:
 def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: int, on_step,
             on_count=lambda done, total: None) -> list[str]:
     """Short real sweeps, one candidate after the other (alone on the machine), at its target rates; a candidate
-    the machine refuses (memory, a model ONNX Runtime cannot run at N) is noted and the others still run."""
+    the machine refuses (memory, a model ONNX Runtime cannot run at N) is noted and the others still run, and
+    other processes busy on the cores meanwhile are noted as a sweep warns of them."""
+    from .. import hostload
+    from ..results.read import read_run
     from ..sweep.runner import SweepSettings, run_sweep
 
     notes = []
@@ -118,6 +121,9 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
             notes.append(f"not confirmed: {c.setup}: {exc}")
             e.failed.update({r: str(exc) for r in e.rates})
             continue
+        for warning in hostload.busy_warnings(read_run(out).meta.machine_load):
+            if f"while confirming for real: {warning}" not in notes:
+                notes.append(f"while confirming for real: {warning}")
         for p in points:
             rate, latency = float(p["rate_qps"]), p.get("mean_max_latency_ms")
             if p["congested"]:
