@@ -78,7 +78,7 @@ def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: 
         nan = float("nan")
         return PointSummary(0, nan, nan, nan, nan, nan, 0.0, True, congested_reason or "no batch completed")
     queries = query_latencies(end_s, query_arrivals_s, sizes)
-    achieved = served_rate(end_s, sizes)
+    achieved = queries_per_s(end_s, sizes)
     if not math.isfinite(achieved):  # one batch, or all at once: over the window
         achieved = queries.size / duration_s if duration_s > 0 else float("nan")
     return PointSummary(
@@ -90,12 +90,12 @@ def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: 
         congested=bool(congested_reason), reason=congested_reason)
 
 
-def served_rate(end_s: np.ndarray, sizes) -> float:
+def queries_per_s(times_s: np.ndarray, sizes) -> float:
     """Queries per second of batches at these times (their ends: served; their releases: offered): all but the
     first, over the time from the first to the last. A system that keeps up serves the offered rate (counting from
     the first arrival instead, the last batch's latency lengthened the window: googlenet at 32 queries a batch,
     keeping up at 69.9 q/s, read 63.5); one that does not, its own rate. NaN with fewer than two times."""
-    ends = np.asarray(end_s, dtype=np.float64)
+    ends = np.asarray(times_s, dtype=np.float64)
     order = np.argsort(ends, kind="stable")
     counts = np.broadcast_to(np.asarray(sizes), ends.shape)[order]
     span = float(ends[order[-1]] - ends[order[0]]) if ends.size > 1 else 0.0

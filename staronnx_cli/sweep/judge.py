@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..metrics.points import UNSERVED_FRACTION, congestion, ideal_latency_s, served_rate, utilisation
+from ..metrics.points import UNSERVED_FRACTION, congestion, ideal_latency_s, queries_per_s, utilisation
 from ..runtime.scheduler import BatchRecord
 
 if TYPE_CHECKING:
@@ -65,16 +65,18 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     measured, latency, capacity = ev.measured, ev.latency, ev.capacity
     releases = np.array([r.scheduled_release_s for r in measured])
     within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
+    served = _served(measured)
+    lost = served < 1.0 - UNSERVED_FRACTION  # a rise that fell back again lost no load
     trend = congestion(latency, releases)
     if not trend and capacity and not within:  # no queue levels off beyond the capacity: every batch counts
         whole = congestion(latency, releases, later_half=False)
-        if whole and _served(measured) < 1.0 - UNSERVED_FRACTION:  # a rise that fell back lost no load
+        if whole and lost:
             trend = f"{whole} over its {len(measured)} measured batches, beyond the workers' capacity of " \
                     f"{capacity:.0f} q/s"
     rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
-    if rising and p.arrival != "fixed" and _served(measured) >= 1.0 - UNSERVED_FRACTION:
-        return "", (f"not congested: {rising.partition(':')[0]} over its later batches, yet {_served(measured):.1%} "
-                    "of the load offered over the measured batches was served (a random burst's queue)")
+    if rising and p.arrival != "fixed" and not lost:
+        return "", (f"not congested: {rising.partition(':')[0]} over its later batches, yet {served:.1%} of the load "
+                    "offered over the measured batches was served (a random burst's queue)")
     later = measured[len(measured) // 2:]
     window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
     shares = utilisation(ev.busy, window) if later else []
@@ -111,8 +113,8 @@ def _served(measured: list[BatchRecord]) -> float:
     and fall by chance (a Poisson point at 84 % of the capacity rose 21 % over its later half, served 98.9 %). It
     compares the first and the last batch to end: a rise that has not fallen back by the last one is lost load."""
     sizes = np.array([r.size for r in measured])
-    offered = served_rate(np.array([r.scheduled_release_s for r in measured]), sizes)
-    return served_rate(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
+    offered = queries_per_s(np.array([r.scheduled_release_s for r in measured]), sizes)
+    return queries_per_s(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
 
 
 def _queued(later: list[BatchRecord], fastest: float | None) -> bool:
