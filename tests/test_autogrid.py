@@ -39,7 +39,7 @@ def test_rate_auto_finds_each_batch_sizes_saturation_within_three_percent(cli, t
             "--batches", "50", "--warmup", "5", "-o", run]
     result = cli(*args)
     assert result.exit_code == 0, result.stderr
-    assert "--rate auto: capacity N=1 100 q/s, N=2 125 q/s" in result.stdout
+    assert "--rate auto: capacity (a first measurement, for the grid) N=1 100 q/s, N=2 125 q/s" in result.stdout
     points = pd.read_csv(run / "points.csv")
     for n, exact in ((1, 100.0), (2, 125.0)):  # one worker, fixed arrivals: rho_max(N) = N / S(N) exactly
         mine = points[points.batch_size == n]

@@ -243,6 +243,20 @@ def test_a_core_that_cannot_be_built_raises_instead_of_crashing():
                    [(np.zeros((1, 1), np.float32), 1)], 1, [[]], core.OPT_ALL, 0, [])
     with pytest.raises(RuntimeError, match="not built"):
         _core.Core.__new__(_core.Core).wait(1, 1)
+    x = [(np.zeros((1, 1), np.float32), 1)]
+
+    def build(deps, free_dims=([],), parts=1):
+        return _core.Core([[0]], [0], ["absent.onnx"] * parts, deps, [[("x", 0)]] * parts, [[("y", 1)]] * parts, 2,
+                          x, 1, list(free_dims) * parts, core.OPT_ALL, 0, [])
+
+    for deps in ([[0]], [[], [0, 0]], [[1], []]):  # itself, twice (wrote past its successors' room), a later part
+        with pytest.raises(ValueError, match="depends on a later part, on itself, twice"):
+            build(deps, parts=len(deps))
+    with pytest.raises(TypeError, match="free dimensions must be a list"):  # read as a list: a wild pointer
+        build([[]], free_dims=[(("N", 1),)])
+    with pytest.raises(ValueError, match="at most 65536 queries a batch"):
+        _core.Core([[0]], [0], ["absent.onnx"], [[]], [[("x", 0)]], [[("y", 1)]], 2, x, 1 << 40, [[]],
+                   core.OPT_ALL, 0, [])
 
 
 def test_a_workers_service_time_is_measured_on_runs_that_follow_each_other(plans):

@@ -204,6 +204,10 @@ def test_a_plan_whose_parts_were_changed_or_point_outside_is_refused(cli, workdi
     plan["parts"][1]["file"] = "../m.onnx"
     (workdir / "plan" / "plan.json").write_text(json.dumps(plan))
     assert_one_line_error(cli("sweep", "plan", "-o", "r"), "outside its directory")
+    plan["parts"][1]["file"] = "part_1.onnx"
+    plan["edges"][-1]["source"], plan["edges"][-1]["target"] = 1, 0  # the native core wrote past a buffer
+    (workdir / "plan" / "plan.json").write_text(json.dumps(plan))
+    assert_one_line_error(cli("sweep", "plan", "-o", "r"), "edge 1 -> 0 does not run from an earlier part")
 
 
 def test_outputs_that_would_overwrite_a_file_or_a_run_are_refused(cli, tiny_cnn_path, tmp_path):
@@ -506,6 +510,9 @@ def test_an_interrupted_sweep_says_where_its_finished_points_are_and_only_if_the
                                      "continue with the same command and --resume")
     (tmp_path / "points.csv").write_text("system,batch_size\nstaronnx,1\nstaronnx,2\n")
     assert interrupted(tmp_path).startswith("interrupted: the 2 points finished so far are in ")
+    (tmp_path / "points.csv").write_text("model,scale,mix\nm,1,a=1 b=2\nm,1,a=1 b=2\nm,2,a=1 b=2\nm,2,a=1 b=2\n"
+                                         "m,1,a=2 b=2\nm,1,a=2 b=2\n")  # a mix of two models: a row per model
+    assert interrupted(tmp_path).startswith("interrupted: the 3 points finished so far are in ")
 
 
 def test_a_sweep_never_writes_its_run_into_a_plan_or_among_other_files(cli, tiny_cnn_path, tmp_path):

@@ -23,6 +23,7 @@ def test_a_seeded_heterogeneous_simulated_sweep_writes_the_same_bytes_as_before(
                  "--rate", "100,400,900,1500", "--batches", "40", "--warmup", "3", "--arrival", "poisson",
                  "--sim-noise", "--seed", "7", "-o", run)
     assert result.exit_code == 0, result.stderr
+    assert "--arrival poisson with --batches 40: near the capacity" in result.output  # the note naming the fix
     written = {"points.csv": (run / "points.csv").read_bytes(), "batches.csv": (run / "batches.csv").read_bytes(),
                "run.json": comparable_meta(run / "run.json")}
     if os.environ.get("STARONNX_WRITE_GOLDEN"):

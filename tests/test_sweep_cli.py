@@ -11,6 +11,19 @@ from staronnx_cli.ortenv import cuda_status
 from staronnx_cli.results.schema import BATCH_COLUMNS, POINT_COLUMNS
 
 
+def test_random_arrivals_over_few_batches_are_noted_before_the_sweep(tmp_path):
+    """K = 40 Poisson batches near the capacity called 2 of 20 seeds congested at 74-80 % (docs/sweep.md)."""
+    from staronnx_cli.sweep.checks import SHARP_RANDOM_BATCHES, arrival_notes
+    from staronnx_cli.sweep.settings import SweepSettings
+
+    def notes(arrival, batches):
+        return arrival_notes(SweepSettings(tmp_path, tmp_path / "r", arrival=arrival, batches=batches))
+
+    assert notes("fixed", 40) == [] and notes("poisson", SHARP_RANDOM_BATCHES) == []
+    assert notes("poisson", 40)[0].endswith("give --batches 120 or more for sharp verdicts there (docs/sweep.md)")
+    assert notes("trace:q.txt", 119)[0].startswith("--arrival trace:q.txt with --batches 119: ")
+
+
 @pytest.mark.realtime
 def test_sweep_writes_points_and_batches_and_resumes(cli, tiny_cnn_path, tmp_path):
     run = tmp_path / "run"

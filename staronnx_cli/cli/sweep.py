@@ -175,10 +175,13 @@ def _sweep_mix(given: dict) -> None:
 
 def interrupted(output: Path) -> str:
     """The line a Ctrl-C ends a sweep with: where its finished points are (if any), and how to go on."""
+    import csv
+
     points = output / "points.csv"
     try:
-        finished = max(0, len(points.read_text().splitlines()) - 1)
-    except OSError:
+        with points.open(newline="") as f:  # a mix point has a row per model: (scale, mix) tells points apart
+            finished = len({(r.get("scale") or i, r.get("mix") or "") for i, r in enumerate(csv.DictReader(f))})
+    except (OSError, csv.Error):
         finished = 0
     if not finished:
         return "interrupted before any point finished; start it again with the same command and --resume"

@@ -238,6 +238,9 @@ enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 
 enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3, STOP_MEMORY = 4 };
 #define CALIBRATION_SAMPLES 10
 #define MAX_IO 64
+#define MAX_BATCH 65536   /* queries in a batch: bounds the performance models' table */
+#define MAX_SLOTS 65536   /* tensors of a model */
+#define MAX_WORKERS 1024
 
 typedef struct Core Core;
 
@@ -875,9 +878,17 @@ static int int_list(PyObject *seq, int **out, int *n) {
     if (!fast) return -1;
     *n = (int)PySequence_Fast_GET_SIZE(fast);
     *out = calloc(*n + 1, sizeof(int));
-    for (int i = 0; i < *n; i++) (*out)[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+    if (!*out) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int i = 0; i < *n && !PyErr_Occurred(); i++) (*out)[i] = (int)PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
     Py_DECREF(fast);
-    return PyErr_Occurred() ? -1 : 0;
+    if (!PyErr_Occurred()) return 0;
+    free(*out);
+    *out = NULL;
+    return -1;
 }
 
 /* [(name, slot), ...] -> names and slots */
@@ -893,13 +904,22 @@ static int io_list(PyObject *seq, char ***names, int **slots, int *n) {
     }
     *names = calloc(*n + 1, sizeof(char *));
     *slots = calloc(*n + 1, sizeof(int));
+    if (!*names || !*slots) {
+        Py_DECREF(fast);
+        PyErr_NoMemory();
+        return -1;
+    }
     for (int i = 0; i < *n; i++) {
         const char *name;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "si", &name, &(*slots)[i])) {
             Py_DECREF(fast);
             return -1;
         }
-        (*names)[i] = strdup(name);
+        if (!((*names)[i] = strdup(name))) {
+            Py_DECREF(fast);
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     Py_DECREF(fast);
     return 0;
@@ -922,6 +942,11 @@ static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dim
         }
         st = CALL(S_AddSessionConfigEntry, ConfigEntryFn)(so, "session.intra_op_thread_affinities", affinities);
     }
+    if (free_dims && !PyList_Check(free_dims)) {
+        PyErr_SetString(PyExc_TypeError, "a part's free dimensions must be a list of (name, value)");
+        release(S_ReleaseSessionOptions, so);
+        return NULL;
+    }
     Py_ssize_t ndims = free_dims ? PyList_GET_SIZE(free_dims) : 0;
     for (Py_ssize_t i = 0; !st && i < ndims; i++) {
         const char *name;
@@ -943,20 +968,32 @@ static int build_parts(Core *c, PyObject *deps, PyObject *inputs, PyObject *outp
     int P = c->nparts;
     c->ndeps = calloc(P, sizeof(int)), c->nsucc = calloc(P, sizeof(int)), c->succ = calloc(P, sizeof(int *));
     c->rank = calloc(P, sizeof(int));
-    for (int p = 0; p < P; p++) c->rank[p] = p;
     c->nin = calloc(P, sizeof(int)), c->nout = calloc(P, sizeof(int));
     c->in_slot = calloc(P, sizeof(int *)), c->out_slot = calloc(P, sizeof(int *));
     c->in_names = calloc(P, sizeof(char **)), c->out_names = calloc(P, sizeof(char **));
     c->consumed = calloc(c->nslots + 1, 1);
-    for (int p = 0; p < P; p++) c->succ[p] = calloc(P, sizeof(int));
+    if (!c->ndeps || !c->nsucc || !c->succ || !c->rank || !c->nin || !c->nout || !c->in_slot || !c->out_slot ||
+        !c->in_names || !c->out_names || !c->consumed) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int p = 0; p < P; p++) c->rank[p] = p;
+    for (int p = 0; p < P; p++)
+        if (!(c->succ[p] = calloc(P, sizeof(int)))) {
+            PyErr_NoMemory();
+            return -1;
+        }
     for (int p = 0; p < P; p++) {
         int *d, nd;
         if (int_list(PyList_GET_ITEM(deps, p), &d, &nd) < 0) return -1;
         c->ndeps[p] = nd;
-        for (int i = 0; i < nd; i++) {
-            if (d[i] < 0 || d[i] >= P) {
+        for (int i = 0; i < nd; i++) {  /* each at most once, earlier in the list of parts: room P, no cycle */
+            int repeated = 0;
+            for (int j = 0; j < i; j++) repeated |= d[j] == d[i];
+            if (d[i] < 0 || d[i] >= p || repeated) {
                 free(d);
-                PyErr_SetString(PyExc_ValueError, "a part depends on a part that does not exist");
+                PyErr_SetString(PyExc_ValueError, "a part depends on a later part, on itself, twice, or on a part "
+                                                  "that does not exist (parts in a topological order)");
                 return -1;
             }
             c->succ[d[i]][c->nsucc[d[i]]++] = p;
@@ -1047,7 +1084,13 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_ValueError, "parts, their graph, inputs and outputs must agree, with a worker");
         return -1;
     }
+    if (max_size > MAX_BATCH || nslots < 1 || nslots > MAX_SLOTS || PyList_GET_SIZE(worker_cores) > MAX_WORKERS) {
+        PyErr_Format(PyExc_ValueError, "at most %d queries a batch, %d tensors and %d workers", MAX_BATCH, MAX_SLOTS,
+                     MAX_WORKERS);
+        return -1;
+    }
     Core *c = calloc(1, sizeof(Core));
+    if (!c) return PyErr_NoMemory(), -1;
     self->core = c;
     pthread_condattr_t attr;  /* first: free_core uses them whatever fails below */
     pthread_condattr_init(&attr);
@@ -1058,12 +1101,17 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
     pthread_mutex_init(&c->ev_mutex, NULL);
     c->nworkers = (int)PyList_GET_SIZE(worker_cores);
     c->workers = calloc(c->nworkers, sizeof(Worker));
+    if (!c->workers) return PyErr_NoMemory(), -1;
     c->nparts = P, c->nslots = nslots, c->ninputs = (int)PyList_GET_SIZE(arrays), c->max_size = max_size;
     c->spin_ns = spin_ns;
     int nkinds = 0;
     for (Py_ssize_t w = 0; w < PyList_GET_SIZE(worker_kinds); w++) {
         long kind = PyLong_AsLong(PyList_GET_ITEM(worker_kinds, w));
         if (kind == -1 && PyErr_Occurred()) return -1;
+        if (kind < 0 || kind >= MAX_WORKERS) {
+            PyErr_SetString(PyExc_ValueError, "a worker's kind is out of range");
+            return -1;
+        }
         if (kind + 1 > nkinds) nkinds = (int)kind + 1;
     }
     int *icores = NULL, nicores = 0;
@@ -1074,6 +1122,7 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
     if (build_parts(c, deps, inputs, outputs) < 0 || build_inputs(self, c, arrays) < 0) return -1;
     c->nkinds = nkinds > 0 ? nkinds : 1;
     c->model = calloc((max_size + 1) * P * c->nkinds * 4, sizeof(double));
+    if (!c->model) return PyErr_NoMemory(), -1;
     for (int w = 0; w < c->nworkers; w++) {
         Worker *wk = &c->workers[w];
         int *cores, n;
@@ -1089,11 +1138,15 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
         free(cores);
         wk->sessions = calloc(P, sizeof(OrtSession *));
         wk->dropped = calloc(MAX_IO + nslots + 1, sizeof(OrtValue *));
+        if (!wk->sessions || !wk->dropped) return PyErr_NoMemory(), -1;
         for (int p = 0; p < P; p++) {
             char *error = NULL;
-            const char *path = PyUnicode_AsUTF8(PyList_GET_ITEM(paths, p));
-            if (!path) return -1;
+            PyObject *item = PyList_GET_ITEM(paths, p);
+            Py_INCREF(item);  /* its text is read with the GIL released */
+            const char *path = PyUnicode_AsUTF8(item);
+            if (!path) return Py_DECREF(item), -1;
             wk->sessions[p] = make_session(path, wk, PyList_GET_ITEM(free_dims, p), opt_level, &error);
+            Py_DECREF(item);
             if (PyErr_Occurred()) return free(error), -1;
             if (error) {
                 PyErr_Format(PyExc_RuntimeError, "ONNX Runtime cannot load part %d: %s", p, error);
@@ -1223,22 +1276,27 @@ static PyObject *core_start(CoreObject *self, PyObject *args) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a batch size is outside 1..max_size");
             return NULL;
         }
+    /* under the lock: an idle worker wakes every 100 ms and reads the point's state and its queues */
     lock(&c->lock);
     free_point(c);  /* a point whose outputs were kept (keep_outputs) */
-    unlock(&c->lock);
     c->batches = B, c->t0 = t0, c->release_limit = limit < B ? limit : B, c->max_backlog = backlog;
     c->time_cap_ns = cap, c->policy = policy, c->fixed_worker = fixed;
-    if (allocate_point(c, B, T) < 0) {
+    int no_room = allocate_point(c, B, T) < 0;
+    if (no_room) {
         free_point(c);
+    } else {
+        c->npoint = 1;
+        for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
+        c->nerrors = 0;
+        c->released = c->closed = c->nfinished = c->inflight = 0, c->stop = STOP_NONE, c->stop_unfinished = 0;
+        c->rr = 0, c->releasing = B > 0;
+        for (int w = 0; w < c->nworkers; w++) c->workers[w].expected_free = c->workers[w].pending = 0.0;
+    }
+    unlock(&c->lock);
+    if (no_room) {
         release_point_views(self);
         return PyErr_NoMemory();
     }
-    c->npoint = 1;
-    for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
-    c->nerrors = 0;
-    c->released = c->closed = c->nfinished = c->inflight = 0, c->stop = STOP_NONE, c->stop_unfinished = 0, c->rr = 0;
-    c->releasing = B > 0;
-    for (int w = 0; w < c->nworkers; w++) c->workers[w].expected_free = c->workers[w].pending = 0.0;
     pthread_mutex_lock(&c->ev_mutex);
     c->issuing = 1;
     c->go_seq++;
@@ -1416,7 +1474,9 @@ static PyObject *core_set_order(CoreObject *self, PyObject *args) {
 static PyObject *core_keep_outputs(CoreObject *self, PyObject *args) {
     int keep;
     if (!PyArg_ParseTuple(args, "p", &keep) || !core_of(self)) return NULL;
+    lock(&self->core->lock);
     self->core->keep = keep;
+    unlock(&self->core->lock);
     Py_RETURN_NONE;
 }
 
@@ -1427,6 +1487,13 @@ static PyObject *core_output(CoreObject *self, PyObject *args) {
     long long k;
     int slot;
     if (!PyArg_ParseTuple(args, "Li", &k, &slot)) return NULL;
+    lock(&c->lock);
+    int running = c->npoint;  /* its workers free the tensors of batches that close */
+    unlock(&c->lock);
+    if (running) {
+        PyErr_SetString(PyExc_RuntimeError, "a point is running on this core: read its outputs after end()");
+        return NULL;
+    }
     if (!c->values || k < 0 || k >= c->batches || slot < c->ninputs || slot >= c->nslots ||
         !c->values[k * c->nslots + slot])
         Py_RETURN_NONE;
@@ -1447,7 +1514,12 @@ static PyObject *core_output(CoreObject *self, PyObject *args) {
     static const int item[] = {0, 4, 1, 1, 2, 2, 4, 8, 0, 1, 2, 8, 4, 8};
     int64_t count = 1;
     PyObject *shape = PyTuple_New((Py_ssize_t)rank);
-    for (size_t d = 0; d < rank; d++) count *= dims[d], PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(dims[d]));
+    if (!shape) return NULL;
+    for (size_t d = 0; d < rank; d++) {
+        PyObject *dim = PyLong_FromLongLong(dims[d]);
+        if (!dim) return Py_DECREF(shape), NULL;
+        count *= dims[d], PyTuple_SET_ITEM(shape, d, dim);
+    }
     Py_ssize_t bytes = (Py_ssize_t)(count * (type > 0 && type < 14 ? item[type] : 0));
     return Py_BuildValue("y#Ni", (const char *)data, bytes, shape, type);
 }

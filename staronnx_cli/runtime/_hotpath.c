@@ -78,7 +78,7 @@ static PyObject *wait_change(PyObject *self, PyObject *args) {
 static PyObject *wait_until(PyObject *self, PyObject *args) {
     PyObject *obj, *rings = NULL;
     long long seen, deadline, spin_ns;
-    Py_buffer view, ring_views[MAX_RINGS];
+    Py_buffer view, few_views[MAX_RINGS], *ring_views = few_views;
     Py_ssize_t n_rings = 0;
     int64_t value;
     if (!PyArg_ParseTuple(args, "OLLL|O", &obj, &seen, &deadline, &spin_ns, &rings) || get_bell(obj, &view) < 0)
@@ -87,9 +87,14 @@ static PyObject *wait_until(PyObject *self, PyObject *args) {
         PyObject *seq = PySequence_Fast(rings, "rings must be a sequence of bells");
         if (seq == NULL) { PyBuffer_Release(&view); return NULL; }
         Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-        for (Py_ssize_t i = 0; i < count && n_rings < MAX_RINGS; i++) {
+        if (count > MAX_RINGS) {  /* every bell is rung: one left unrung is a worker that sleeps through its task */
+            ring_views = PyMem_Malloc(sizeof(Py_buffer) * count);
+            if (ring_views == NULL) { Py_DECREF(seq); PyBuffer_Release(&view); return PyErr_NoMemory(); }
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
             if (get_bell(PySequence_Fast_GET_ITEM(seq, i), &ring_views[n_rings]) < 0) {
                 for (Py_ssize_t j = 0; j < n_rings; j++) PyBuffer_Release(&ring_views[j]);
+                if (ring_views != few_views) PyMem_Free(ring_views);
                 Py_DECREF(seq);
                 PyBuffer_Release(&view);
                 return NULL;
@@ -117,6 +122,7 @@ static PyObject *wait_until(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     for (Py_ssize_t j = 0; j < n_rings; j++) PyBuffer_Release(&ring_views[j]);
+    if (ring_views != few_views) PyMem_Free(ring_views);
     PyBuffer_Release(&view);
     return PyLong_FromLongLong(value);
 }

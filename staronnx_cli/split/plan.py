@@ -102,9 +102,16 @@ def read_plan(directory: str | Path) -> Plan:
         data["parts"] = [PartSpec(**{**p, "inputs": [TensorSpec(**t) for t in p["inputs"]],
                                      "outputs": [TensorSpec(**t) for t in p["outputs"]]}) for p in data["parts"]]
         data["edges"] = [EdgeSpec(**e) for e in data["edges"]]
-        return Plan(**data)
+        plan = Plan(**data)
     except (TypeError, KeyError) as exc:
         raise UserError(f"'{path}' is not a staronnx plan ({exc}): recreate it with 'staronnx split'") from None
+    for e in plan.edges:  # the runtimes run part p after the parts it reads, all numbered before it
+        ints = isinstance(e.source, int) and isinstance(e.target, int)
+        if not (ints and -1 <= e.source < e.target < len(plan.parts)):
+            raise UserError(f"'{path}': edge {e.source} -> {e.target} does not run from an earlier part to a later one "
+                            f"of its {len(plan.parts)} (parts are numbered in a topological order): recreate it with "
+                            "'staronnx split'")
+    return plan
 
 
 PLAN_FILES = re.compile(r"^(plan\.json(\.tmp)?|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)$")

@@ -80,6 +80,18 @@ def output_notes(s: SweepSettings) -> list[str]:
     return []
 
 
+SHARP_RANDOM_BATCHES = 120  # K random batches near the capacity judged as sharply as fixed ones (docs/sweep.md)
+
+
+def arrival_notes(s: SweepSettings) -> list[str]:
+    """Random arrivals over few batches: verdicts near the capacity blur; said before the sweep, with the fix."""
+    if s.arrival == "fixed" or s.batches >= SHARP_RANDOM_BATCHES:
+        return []
+    return [f"--arrival {s.arrival} with --batches {s.batches}: near the capacity a random burst's queue and a lost "
+            f"load look alike over so few batches; give --batches {SHARP_RANDOM_BATCHES} or more for sharp verdicts "
+            "there (docs/sweep.md)"]
+
+
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
                "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
 

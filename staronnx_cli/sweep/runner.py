@@ -21,6 +21,7 @@ from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
 from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
 from .checks import (
+    arrival_notes,
     check_duration,
     check_loadable,
     check_memory,
@@ -76,7 +77,7 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     target = load_target(s.target)
     engine, policy = prepare_engine(s, target)
     return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
-                        output_notes(s) + layout_warnings(target, engine.workers, s.system))
+                        output_notes(s) + arrival_notes(s) + layout_warnings(target, engine.workers, s.system))
 
 
 def prepare_engine(s: SweepSettings, target: Target, mix=None,
@@ -229,7 +230,8 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
     check_duration(replace(s, rates=tuple(grid), auto_rates=False))
     run.update_meta(lambda meta: replace(meta, auto_rates=grid, auto_capacity_qps={
         str(n): (round(c, 3) if c else None) for n, c in capacities.items()}))
-    on_notice("--rate auto: capacity " + ", ".join(f"N={n} {c:.4g} q/s" for n, c in capacities.items() if c)
+    on_notice("--rate auto: capacity (a first measurement, for the grid) " + ", ".join(
+        f"N={n} {c:,.4g} q/s" if c < 1000 else f"N={n} {c:,.0f} q/s" for n, c in capacities.items() if c)
               + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s, then each N's rho_max to "
               f"{100 * PRECISION:.0f} %")
     return grid, capacities
