@@ -200,7 +200,7 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
                  "--offload", "0", "-o", out)
-    assert_one_line_error(jammed, "no candidate keeps up with 1e+08 q/s", "highest capacity")
+    assert_one_line_error(jammed, "no candidate keeps up with 100000000 q/s", "highest capacity")
     assert (out / "advice.md").exists() and (out / "candidates.csv").exists()  # written before the error
     fresh = tmp_path / "cache"
     monkeypatch.setenv("STARONNX_CACHE", str(fresh))
@@ -464,7 +464,7 @@ def test_the_reasons_compare_the_best_of_each_layout():
         ("cpu:1x4", "", "", "70")]
     assert table[2]["its best"] == "none keeps up: at most 70 q/s at any batch size searched"
     assert comparison(bests, chosen) == ("The best other layout, cuda:0 (whole model as its 2 parts, all on one "
-                                         "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.5 ms "
+                                         "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.50 ms "
                                          "more than the answer.")
     # under a 3.5 ms bound cuda:0's best is still N=2; under 2.8 ms it has none within it
     bound = layout_bests(SearchResult(rows=rows), 100.0, [plan], chosen, bound_ms=2.8)

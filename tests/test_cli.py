@@ -37,6 +37,7 @@ def test_zoo_build_writes_the_file_and_refuses_to_overwrite(cli, tmp_path):
 
 def test_zoo_build_unknown_name(cli, tmp_path):
     assert_one_line_error(cli("zoo", "build", "resnet9000", "-o", tmp_path / "x.onnx"), "resnet9000", "zoo list")
+    assert_one_line_error(cli("zoo", "build", "tiny_cnnn", "-o", tmp_path / "x.onnx"), "did you mean 'tiny_cnn'?")
 
 
 def test_profile_gives_every_compute_node_a_row(cli, tiny_cnn_path, tmp_path):
@@ -102,6 +103,7 @@ def test_profile_never_overwrites_without_force(cli, tiny_cnn_path, tmp_path):
     out.write_text("precious\n")
     assert_one_line_error(cli("profile", tiny_cnn_path, "-o", out), "already exists", "--force")
     assert out.read_text() == "precious\n"
+    assert_one_line_error(cli("profile", tiny_cnn_path, "-o", tmp_path, "--force"), "is a directory", "costs.csv")
 
 
 def test_doctor_reports_cuda_without_ort_log_noise():

@@ -31,11 +31,12 @@ def test_split_force_never_deletes_a_folder_it_did_not_write(cli, workdir, costs
     monkeypatch.chdir(workdir)
     before = sorted(p.name for p in workdir.iterdir())
     assert_one_line_error(cli("split", "m.onnx", "--costs", "costs.csv", "-o", ".", "--force"),
-                          "is not one", "'m.onnx'")
+                          "holds 'm.onnx', which split does not write")
     assert sorted(p.name for p in workdir.iterdir()) == before  # model, costs and notes all there
     (workdir / "runs").mkdir()
     (workdir / "runs" / "other_run.csv").write_text("x\n")
-    assert_one_line_error(cli("split", "m.onnx", "--costs", "costs.csv", "-o", "runs", "--force"), "is not one")
+    assert_one_line_error(cli("split", "m.onnx", "--costs", "costs.csv", "-o", "runs", "--force"),
+                          "holds 'other_run.csv'")
     assert (workdir / "runs" / "other_run.csv").exists()
 
 

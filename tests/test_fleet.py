@@ -81,6 +81,7 @@ def test_a_campaign_runs_each_job_on_its_kind_one_real_sweep_per_node_and_a_reru
     for node, start, end in spans:  # never two real sweeps at once on one node
         assert not any(n == node and s < end and start < e for n, s, e in spans if (s, e) != (start, end))
     assert "answer: tiny_cnn:" in stdout
+    assert "small serves the most per node, at least 40 q/s (transformer; never congested in its grid" in stdout
     local = tmp_path / "local_what_if"  # the same simulated sweep run here: the same rows, byte for byte
     made = subprocess.run([sys.executable, "-m", "staronnx_cli", "sweep", "tiny_cnn", "--engine", "sim", "--platform",
                            str(platform), "--batch", "1", "--rate", "100,200", "--batches",
@@ -163,6 +164,19 @@ def test_a_kind_no_node_has_and_an_unreachable_address_are_one_line(cluster, tmp
     assert code == 2 and "--ray-address 127.0.0.1:9" in stderr and time.monotonic() - started < 20, stderr
 
 
+def test_a_sweep_a_node_refuses_is_said_once_with_its_reason_and_not_retried(cluster, tmp_path):
+    """A sweep's own refusal on its node (here: more cores than the node's machine has) was taken for a lost node:
+    retried twice, then given up with Ray's task name in terminal colours as the reason."""
+    campaign = tmp_path / "c.toml"
+    campaign.write_text(campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nworkers = "cpu:4096x1"\n'
+                                      'rate = "100"\nbatch = "1"\n'))
+    stdout, stderr, code = fleet(campaign, tmp_path / "out", cluster.address)
+    job = json.loads((tmp_path / "out" / "fleet.json").read_text())["jobs"]["tiny_cnn/small"]
+    assert code == 1 and job["status"] == "failed" and job["attempts"] == 1, stdout + stderr
+    assert job["why"].startswith("--workers cpu:4096x1: asks for 4096 more cores") and "\x1b" not in job["why"]
+    assert "tiny_cnn/small: refused on " in stdout and "lost" not in stdout
+
+
 @pytest.mark.parametrize("text, fragment", [
     ("name = 'x'\n", "no [kinds.NAME]"),
     (campaign_text(""), "no [[sweep]]"),
@@ -175,6 +189,11 @@ def test_a_kind_no_node_has_and_an_unreachable_address_are_one_line(cluster, tmp
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nplatform = "p.toml"\nworkers = "cpu:1x1"\n'
                    'engine = "sim"\n'), "workers and platform"),
     (campaign_text('[[sweep]]\ntarget = "no_such_model"\nkinds = ["small"]\n'), "neither a file"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "0"\n'), "rate 0: every rate must be"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nworkers = "gpu:7"\n'),
+     "workers 'gpu:7' is not a worker"),  # a node refused these, and the job was retried as if its node were lost
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\npolicy = "dmdx"\n'), "policy 'dmdx' is unknown"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "trit"\n'), "system = 'trit'"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweep]]\ntarget = "tiny_cnn"\n'
                    'kinds = ["large"]\n'), "two [[sweep]] are named 'tiny_cnn'"),
 ])

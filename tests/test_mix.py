@@ -129,6 +129,8 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     assert figure.exit_code == 0 and (tmp_path / "mix.png").stat().st_size > 10_000
     wrong = cli("plot", out, "--kind", "envelope")
     assert wrong.exit_code == 2 and "--kind mix" in wrong.output
+    captured = cli("platform", "from-run", out, "-o", tmp_path / "p.toml")  # wrote one model's parts of both
+    assert captured.exit_code == 2 and "is a mix" in captured.output and not (tmp_path / "p.toml").exists()
     report = cli("report", out, "-o", tmp_path / "report.md")
     assert report.exit_code == 0 and "every model meets its target" in (tmp_path / "report.md").read_text()
     # the same mix in simulation, from the performance models the real run left in this host's cache

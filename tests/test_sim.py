@@ -111,6 +111,9 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
     assert cli("platform", "from-run", real, "-o", platform, "--force").exit_code == 0
     assert (read_platform(platform).bandwidth_GBps, read_platform(platform).latency_us) == (48.5, 7.25)
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--trust-platform", "-o", tmp_path / "o"), "give --platform")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--workers", "cpu:1x1,cuda:7", "-o",
+                              tmp_path / "o"), "without --platform simulates --workers cpu:1x1,cuda:7 with this host's",
+                          "no time for part 0 on cuda workers", "give --platform FILE")  # named an absent file's fix
     (tmp_path / "model.toml").write_text(other.read_text().replace(p.model_sha256, "1" * 64))
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", tmp_path / "model.toml",
                               "--trust-platform", "-o", tmp_path / "o"), "another model (sha256 111111111111")

@@ -87,10 +87,16 @@ def test_costs_of_another_model(cli, tiny_costs, tmp_path):
 def test_existing_plan_is_kept_without_force(cli, tiny_cnn_path, tiny_costs, tmp_path):
     plan_dir = tmp_path / "plan"
     plan_dir.mkdir()
-    (plan_dir / "keep.txt").write_text("mine")
+    (plan_dir / "costs.csv").write_text("what a split that failed left\n")  # taken over: no --force needed
+    assert cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir).exit_code == 0
     assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir), "already exists",
                           "--force")
-    assert (plan_dir / "keep.txt").read_text() == "mine"
+    other = tmp_path / "run"  # e.g. a sweep's: --force was suggested, then refused
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", other),
+                          "holds 'keep.txt', which split does not write: choose another -o")
+    assert (other / "keep.txt").read_text() == "mine"
 
 
 def test_a_model_with_one_compute_node_cannot_be_split(cli, tmp_path):
@@ -157,6 +163,8 @@ def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, ti
 def test_branch_plans_refuse_what_cannot_help(cli, tiny_cnn_path, tiny_costs, tmp_path):
     assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--method", "branches", "--streams", "0",
                               "-o", tmp_path / "p"), "--streams 0")
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--method", "branches", "--streams", "1",
+                              "-o", tmp_path / "p"), "--streams 1: a branch plan runs at least 2")
     chain = tmp_path / "chain.onnx"
     onnx.save(chain_model(), str(chain))
     assert_one_line_error(cli("split", chain, "--method", "branches", "-o", tmp_path / "c"), "no two nodes",

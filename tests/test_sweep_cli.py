@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import onnx
 import pandas as pd
 import pytest
 from conftest import assert_one_line_error
@@ -296,7 +297,15 @@ def test_review_mistakes_get_one_line(cli, tiny_cnn_path, tmp_path):
                "-o", tmp_path / "real").exit_code == 0
     assert cli(*args).exit_code == 0
     assert_one_line_error(cli(*args[:-2], "--policy", "eager", "-o", run, "--resume"), "policy")  # not the same run
+    other = tmp_path / "other.onnx"  # another model: its sha256 alone was shown, twice
+    proto = onnx.load(str(tiny_cnn_path))
+    proto.doc_string = "another"
+    onnx.save(proto, str(other))
+    assert_one_line_error(cli("sweep", other, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches",
+                              "12", "-o", tmp_path / "real", "--resume"),
+                          f"'{tmp_path / 'real'}' measured another model (tiny_cnn, sha256 ", "this sweep's: other, ")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--seed", "-1", "-o", tmp_path / "s"), "--seed -1")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--sim-noise", "-o", tmp_path / "s"), "add --engine sim")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--rate", "20:10:5", "-o", tmp_path / "s"), "STOP is below")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--workers", "cpu:1x1", "--platform",
                               tmp_path / "p.toml", "-o", tmp_path / "s"), "drop one")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..analysis.verdict import ms, qps
 from ..outputfile import write_text_atomic
 from .confirm import Confirmed
 from .search import SearchResult
@@ -68,7 +69,7 @@ def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
     served = [r for r in mine if r["predicted_latency_ms"] is not None and not r["predicted_congested"]]
     if served and bound_ms is not None:
         least = min(r["predicted_latency_ms"] for r in served)
-        return f"no candidate meets {bound_ms:g} ms at {rate:g} q/s (the least predicted: {least:.1f} ms)"
+        return f"no candidate meets {bound_ms:g} ms at {qps(rate)} q/s (the least predicted: {ms(least)} ms)"
     fates = {"formation": "formation", "no task times": "times", "capacity": "capacity", "beyond every": "capacity",
              "lower bound": "bound"}
     counts: dict[str, int] = {}
@@ -77,35 +78,35 @@ def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
             (v for k, v in fates.items() if k in r["status"]), "other")
         counts[fate] = counts.get(fate, 0) + 1
     if counts.get("times", 0) == len(mine):
-        return (f"no candidate could be judged at {rate:g} q/s: no task times (calibration failed, see the notes, "
+        return (f"no candidate could be judged at {qps(rate)} q/s: no task times (calibration failed, see the notes, "
                 "or the platform lacks them)")
     if bound_ms is not None and counts.get("formation", 0) + counts.get("bound", 0) == len(mine):
-        return (f"no candidate meets {bound_ms:g} ms at {rate:g} q/s: even the formation time and the least "
+        return (f"no candidate meets {bound_ms:g} ms at {qps(rate)} q/s: even the formation time and the least "
                 "critical path exceed it (try smaller --batch sizes)")
     if capacity == 0:
-        return f"no candidate was searched at {rate:g} q/s (see the notes: --budget-s, --batch)"
-    return (f"no candidate keeps up with {rate:g} q/s: every one congests (the highest capacity of any candidate is "
-            f"{capacity:.4g} q/s, an upper bound)")
+        return f"no candidate was searched at {qps(rate)} q/s (see the notes: --budget-s, --batch)"
+    return (f"no candidate keeps up with {qps(rate)} q/s: every one congests (the highest capacity of any candidate is "
+            f"{qps(capacity)} q/s, an upper bound)")
 
 
 def headline(rec: dict) -> str:
     if rec["setup"] is None:
-        return f"At {rec['rate_qps']:g} q/s: {rec['why']}."
+        return f"At {qps(rec['rate_qps'])} q/s: {rec['why']}."
     if rec["confirmed"]:
-        latency = f"{rec['measured_ms']:.1f} ms measured ({rec['predicted_ms']:.1f} ms predicted)"
+        latency = f"{ms(rec['measured_ms'])} ms measured ({ms(rec['predicted_ms'])} ms predicted)"
         if rec.get("over_bound"):
             latency += f", above the {rec['bound_ms']:g} ms bound on this machine"
     elif rec["congested_for_real"]:
-        latency = (f"{rec['predicted_ms']:.1f} ms predicted, but every top candidate congested when measured on "
+        latency = (f"{ms(rec['predicted_ms'])} ms predicted, but every top candidate congested when measured on "
                    "this machine (the simulation is optimistic here)")
     else:
-        latency = f"{rec['predicted_ms']:.1f} ms predicted (not confirmed for real)"
+        latency = f"{ms(rec['predicted_ms'])} ms predicted (not confirmed for real)"
     top = rec["rho_max_predicted"]
-    headroom = (f"; it saturates at about {top:.4g} q/s or beyond ({top / rec['rate_qps']:.2g} x this rate, "
+    headroom = (f"; it saturates at about {qps(top)} q/s or beyond ({top / rec['rate_qps']:.2g} x this rate, "
                 "simulated)" if top else "")
     if rec.get("bound_qps"):
-        headroom += f"; within the {rec['bound_ms']:g} ms bound up to about {rec['bound_qps']:.4g} q/s (simulated)"
-    return f"At {rec['rate_qps']:g} q/s: {rec['setup']}: worst-case latency {latency}{headroom}."
+        headroom += f"; within the {rec['bound_ms']:g} ms bound up to about {qps(rec['bound_qps'])} q/s (simulated)"
+    return f"At {qps(rec['rate_qps'])} q/s: {rec['setup']}: worst-case latency {latency}{headroom}."
 
 
 def write_candidates(result: SearchResult, path: Path) -> None:

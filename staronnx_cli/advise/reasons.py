@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..analysis.verdict import ms, qps
 from .confirm import candidate_of
 from .search import SearchResult, eligible
 from .space import Candidate, Target, worker_kinds, workers_in
@@ -52,7 +53,7 @@ def layout_bests(result: SearchResult, rate: float, targets: list[Target], chose
             continue
         if served:  # all above the bound
             least = min(r["predicted_latency_ms"] for r in served)
-            fate = f"none within the {bound_ms:g} ms bound (its least: {least:.2f} ms)"
+            fate = f"none within the {bound_ms:g} ms bound (its least: {ms(least)} ms)"
         else:
             fate = _fate(rows, capacity, rate)
         out.append(LayoutBest(layout, None, None, capacity, fate))
@@ -72,7 +73,7 @@ def _number(value) -> bool:
 def _fate(rows: list[dict], capacity: float | None, rate: float) -> str:
     """Why a layout has no candidate at a rate, from its rows: the strongest reason first."""
     if capacity is not None and capacity < rate:
-        return f"none keeps up: at most {capacity:.4g} q/s at any batch size searched"
+        return f"none keeps up: at most {qps(capacity)} q/s at any batch size searched"
     statuses = [r["status"] for r in rows]
     behind = next((s for s in statuses if "formation" in s or "lower bound" in s), None)
     if behind is not None:  # whatever its smaller batch sizes did, its larger ones could not win
@@ -113,20 +114,21 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
     others = [b for b in bests if b.layout != answer.layout]
     served = [(b.ms, b.candidate, b) for b in others if b.candidate is not None and b.ms is not None]
     if served:
-        ms, candidate, runner = min(served, key=lambda s: s[0])
-        gap = ms - chosen["predicted_ms"]
+        theirs, candidate, runner = min(served, key=lambda s: s[0])
+        gap = theirs - chosen["predicted_ms"]
         said = f"The best other layout, {runner.layout} ({_words(candidate)}), is predicted at "
         if abs(gap) < SAME_MS:
             more = workers_in(runner.layout) > workers_in(answer.layout)
-            return said + f"the same {ms:.2f} ms" + (": its extra workers add nothing at this rate." if more else ".")
-        said += f"{ms:.2f} ms: {abs(gap):.1f} ms {'more' if gap > 0 else 'less'} than the answer."
+            extra = ": its extra workers add nothing at this rate." if more else "."
+            return said + f"the same {ms(theirs)} ms" + extra
+        said += f"{ms(theirs)} ms: {ms(abs(gap))} ms {'more' if gap > 0 else 'less'} than the answer."
         if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps"):
             return said + (f" The answer stays within the {chosen['bound_ms']:g} ms bound up to about "
-                           f"{chosen['bound_qps']:.4g} q/s: the most headroom of its top candidates (simulated).")
+                           f"{qps(chosen['bound_qps'])} q/s: the most headroom of its top candidates (simulated).")
         return said + (" The answer is the best of those measured here." if gap < 0 and chosen.get("confirmed")
                        else "")
     if not any(b.keeps_up for b in others):
-        return f"{answer.layout} is the only layout that keeps up with {rate:g} q/s in simulation."
+        return f"{answer.layout} is the only layout that keeps up with {qps(rate)} q/s in simulation."
     return "No other layout has an answer here: " + "; ".join(f"{b.layout}: {b.fate}" for b in others) + "."
 
 
@@ -159,7 +161,7 @@ def markdown_lines(recs: list[dict], times) -> list[str]:
 
     lines = ["## Why", ""]
     for rec in recs:
-        lines += [f"### At {rec['rate_qps']:g} q/s", "", "The best of each worker layout, simulated:", "",
+        lines += [f"### At {qps(rec['rate_qps'])} q/s", "", "The best of each worker layout, simulated:", "",
                   markdown(layout_rows(rec["layouts"], rec))]
         if rec.get("setup") is None:
             continue

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..analysis.verdict import qps
 from ..errors import UserError
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_markdown
@@ -112,7 +113,7 @@ def check(s: AdviseSettings) -> None:
             slowest = min(s.rates)
             raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least {floor:,.0f} s "
                             f"({CONFIRM_WARMUP + s.confirm_batches} batches of N={min(s.batch_sizes)} per point, "
-                            f"{slowest:g} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
+                            f"{qps(slowest)} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
                             "--no-confirm")
     if (s.output / "advice.md").exists() and not s.force:
         raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.verdict import qps
 from .space import Candidate, Target, candidates, worker_kinds
 from .times import bounds, calibrate_all, calibration_estimate_s, check_budget
 
@@ -244,7 +245,7 @@ def _give_up_unreachable(rates, leaders, capacity: dict[int, float], hopeless: s
     for r in rates:
         if r not in hopeless and not leaders[r] and r > now and slow:
             hopeless.add(r)
-            notes.append(f"{r:g} q/s is beyond every candidate: the highest capacity went from {first:.4g} q/s "
+            notes.append(f"{qps(r)} q/s is beyond every candidate: the highest capacity went from {qps(first)} q/s "
                          f"(N={n0}) to {before:.4g} (N={n1}) and {now:.4g} (N={n2}), less than 5 % per doubling "
                          "of N; larger batch sizes were not searched for it")
 

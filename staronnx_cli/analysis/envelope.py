@@ -30,16 +30,20 @@ def envelope(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def unmeasured_better(points: pd.DataFrame, rate: float, latency: float) -> bool:
-    """Whether a batch size that did not run at `rate`, but ran uncongested below and above it, would have beaten
-    `latency` there (its latency interpolated between its neighbours). `--rate auto` refines each N's
-    saturation at rates of its own: at N=4's 50 q/s, N=1 (measured at 45 and 55) did not run, and if its
-    neighbours are faster than N=4 the best batch size at 50 q/s is not known; if slower, N=4 stays."""
+    """Whether a batch size that did not run at `rate`, but ran uncongested above it, would have beaten `latency`
+    there. Between two of its rates, its latency interpolated: `--rate auto` refines each N's saturation at rates
+    of its own (at N=4's 50 q/s, N=1, measured at 45 and 55, did not run: if its neighbours are faster than N=4
+    the best batch size at 50 q/s is not known; if slower, N=4 stays). Below its lowest rate, its latency there
+    plus the longer wait for its batch to fill, (N - 1) x (1 / rate - 1 / lowest): a disturbance that congests
+    N=2 sends its probes below N=1's whole grid, where N=1 never ran."""
     for n, mine in usable(points).groupby("batch_size"):
         if (points[points.batch_size == n].rate_qps == rate).any():
             continue
         mine = mine.sort_values("rate_qps")
-        rates = mine.rate_qps.to_numpy(float)
-        if rates[0] < rate < rates[-1] and np.interp(rate, rates, mine.mean_max_latency_ms.to_numpy(float)) < latency:
+        rates, latencies = mine.rate_qps.to_numpy(float), mine.mean_max_latency_ms.to_numpy(float)
+        if rates[0] < rate < rates[-1] and np.interp(rate, rates, latencies) < latency:
+            return True
+        if 0 < rate < rates[0] and latencies[0] + 1000 * (int(n) - 1) * (1 / rate - 1 / rates[0]) < latency:
             return True
     return False
 

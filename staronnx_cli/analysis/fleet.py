@@ -53,12 +53,19 @@ def fleet_rows(runs: list[FleetRun]) -> list[dict]:
         per_n = env.rho_max(f.run.points)
         top = max((v for v in per_n.values() if v is not None), default=None)
         best_n = next((n for n, v in per_n.items() if v == top), None) if top is not None else None
+        shown = "none" if top is None else (">= " if _unbounded(f.run.points, top) else "") + f"{top:g}"
         rows.append({"sweep": f.sweep, "kind": f.kind, "model": f.model, "parts": int(f.run.meta.parts),
-                     "workers": f.run.meta.workers, "rho_max q/s": f"{top:g}" if top is not None else "none",
+                     "workers": f.run.meta.workers, "rho_max q/s": shown,
                      "N at rho_max": best_n if best_n is not None else "",
                      "host": str((f.run.meta.extra.get("fleet") or {}).get("host", f.run.meta.host)),
                      "attempts": f.attempts})
     return rows
+
+
+def _unbounded(points, top: float) -> bool:
+    """Whether a batch size reaching `top` was never congested: `top` is then where its grid ended."""
+    congested = env.first_congested(points)
+    return any(v == top and congested.get(n) is None for n, v in env.rho_max(points).items())
 
 
 def fleet_answer(runs: list[FleetRun]) -> list[str]:
@@ -73,7 +80,12 @@ def fleet_answer(runs: list[FleetRun]) -> list[str]:
             sentences.append(f"{model}: no kind served any rate without congestion.")
             continue
         top, most = max(served, key=lambda pair: pair[0])
-        sentences.append(f"{model}: {most.kind} serves the most per node, {qps(top)} q/s ({most.sweep}).")
+        if _unbounded(most.run.points, top):  # the top of its grid, not where it saturates
+            sentences.append(f"{model}: {most.kind} serves the most per node, at least {qps(top)} q/s ({most.sweep}; "
+                             "never congested in its grid: give it higher rates, or rate = \"auto\", to find where "
+                             "it saturates).")
+        else:
+            sentences.append(f"{model}: {most.kind} serves the most per node, {qps(top)} q/s ({most.sweep}).")
         rates = sorted({float(r) for f in mine for r in env.usable(f.run.points).rate_qps})
         for rate in rates:
             best = [(latency, f) for f in mine if (latency := best_latency_at(f.run.points, rate)) is not None]

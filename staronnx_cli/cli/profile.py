@@ -42,6 +42,8 @@ def profile(
     resolved = resolve_model(model)
     if not resolved.exists():
         raise UserError(f"model file '{model}' not found: give an .onnx file or a zoo name (staronnx zoo list)")
+    if output.is_dir():  # found only after profiling, when the CSV could not be written
+        raise UserError(f"-o '{output}' is a directory: profile writes a CSV file, e.g. -o {output / 'costs.csv'}")
     if output.exists() and not force:
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
     settings = ProfileSettings(resolved, parse_device(device), parse_int_list(batch, "--batch"),

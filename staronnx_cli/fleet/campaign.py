@@ -145,7 +145,28 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
     rate = values.get("rate", "auto")
     if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", rate)):
         raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, START:STOP:STEP or a list")
+    _check_on_a_node(values, f"campaign: {where} ({name}): ")
     return SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
+
+
+def _check_on_a_node(values: dict, prefix: str) -> None:
+    """What a node would refuse after the job reached it (a rate of 0, a misspelt layout or policy): refused here,
+    in one line, before Ray starts. Whether a node has the cores a layout asks for is the node's to say."""
+    from ..runtime.policies import make_policy
+    from ..runtime.workers import parse_workers
+    from ..sweep.grid import parse_rates
+    from ..systems import SYSTEMS
+
+    try:
+        if values.get("rate", "auto") != "auto":
+            parse_rates(values["rate"])
+        if values.get("workers", "auto") != "auto":
+            parse_workers(values["workers"], list(range(1 << 16)), cuda_usable=True)
+        make_policy(values.get("policy", "dmda"))
+        if values.get("system", "staronnx") not in SYSTEMS:
+            raise UserError(f"system = {values['system']!r} is unknown: choose {', '.join(SYSTEMS)}")
+    except UserError as exc:
+        raise UserError(prefix + str(exc).replace("--", "", 1)) from None
 
 
 def _number(text: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,10 +127,17 @@ def _driver(conn, address: str | None, log: str) -> None:
                 try:
                     conn.send(("done", job.key, ray.get(ref)))
                 except Exception as exc:  # noqa: BLE001 - a node lost, a sweep failed: staronnx decides
-                    conn.send(("lost", job.key, first_line(exc)))
+                    conn.send(("lost", job.key, _why(exc)))
         if running and time.monotonic() - looked > NODES_EVERY_S:
             looked = time.monotonic()
             _strand(running, conn)
+
+
+def _why(exc: BaseException) -> str:
+    """A failed task in one line: the exception raised in it (Ray wraps it, its first line the task's name and pid,
+    in terminal colours), else Ray's own (a node lost, a worker killed)."""
+    cause = getattr(exc, "cause", None)
+    return re.sub(r"\x1b\[[0-9;]*m", "", first_line(cause if isinstance(cause, BaseException) else exc))
 
 
 def _forward(inbox, conn) -> None:

@@ -105,6 +105,8 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
             record["running_on"] = event[5]
             if event[6][0] == record["attempts"] + 1:  # a lost attempt's late points are measured again instead
                 progress.points += _in_order(run, order.setdefault(key, {}), event)
+        elif kind == "done" and "refused" in event[2]:  # a user's error: said once, not retried
+            _refused(key, record, event[2], progress)
         elif kind == "done":
             result = event[2]
             mine = order.get(key, {})  # this attempt's points (a lost attempt's count for nothing)
@@ -142,6 +144,14 @@ def _in_order(run: RunDir, order: dict, event: tuple) -> int:
         written += len(points)
         order["next"] += 1
     return written
+
+
+def _refused(key: str, record: dict, result: dict, progress: FleetProgress) -> None:
+    """A job whose sweep refused its settings on the node (no retry: another node would refuse them too)."""
+    record.update(status="failed", attempts=record["attempts"] + 1, why=result["refused"])
+    progress.failed, progress.running = progress.failed + 1, progress.running - 1
+    progress.scheduled.pop(key, None)
+    progress.lines.append(f"{key}: refused on {result['host']}: {result['refused']}")
 
 
 def _lost(driver, job: Job, record: dict, why: str, s: FleetSettings, progress: FleetProgress, state: dict) -> None:

@@ -299,7 +299,7 @@ def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[in
         ran = points[~skipped]
         hit = ran[(ran.batch_size == batch_size) & ((ran.rate_qps - rate).abs() < 1e-6)]
         if hit.empty:
-            have = ", ".join(f"N={int(b)} {r:g}" for b, r in zip(ran.batch_size, ran.rate_qps))
+            have = ", ".join(f"N={int(b)} {r:g}" for b, r in sorted(zip(ran.batch_size, ran.rate_qps)))
             was = points[skipped & (points.batch_size == batch_size) & ((points.rate_qps - rate).abs() < 1e-6)]
             why = f" ({reasons[was.index[0]]})" if not was.empty else ""
             raise UserError(f"run '{run.path}' ran no point N={batch_size} at {rate:g} q/s{why}; it ran: {have}")

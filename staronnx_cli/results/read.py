@@ -34,7 +34,9 @@ class Run:
         parts = [meta.system, meta.workers]
         if meta.system == "staronnx":
             parts.append(meta.policy)
-        if int(meta.parts) > 1:
+        if meta.mix:  # its parts are its models'
+            parts.append(f"mix of {len(meta.mix.get('models') or [])} models")
+        elif int(meta.parts) > 1:
             parts.append(f"{meta.parts} parts")
         if meta.system == "triton":
             parts.append("(ONNX Runtime in its Python backend)")

@@ -20,7 +20,7 @@ from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
 from .intensity import bound, launch_order, node_work
 from .partition import BranchPlan, Candidate, best, split_branches, split_metis, split_topo
-from .plan import EdgeSpec, PartSpec, Plan, TensorSpec, clear_plan_dir, write_plan
+from .plan import PLAN_FILE, PLAN_FILES, EdgeSpec, PartSpec, Plan, TensorSpec, clear_plan_dir, write_plan
 from .tensors import TensorInfo, tensor_table
 from .verify import verify
 
@@ -64,8 +64,8 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"--parts {s.parts}: a split needs at least 2 parts")
     if s.method not in METHODS:
         raise UserError(f"--method {s.method}: choose metis, topo, both or branches")
-    if s.streams < 1:
-        raise UserError(f"--streams {s.streams}: a branch plan runs at least 1 chain of nodes at a time, e.g. "
+    if s.streams < 2:  # one stream is the whole model in one part: nothing to split
+        raise UserError(f"--streams {s.streams}: a branch plan runs at least 2 chains of nodes at a time, e.g. "
                         "--streams 2")
     if not 0.0 <= s.min_part_us < float("inf"):  # NaN fails this too
         raise UserError(f"--min-part-us {s.min_part_us}: a time in microseconds, 0 or more (default 50)")
@@ -78,7 +78,11 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"--seeds {s.seeds}: METIS needs at least one seed, e.g. --seeds 8")
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: give a directory for the plan")
-    if s.output.exists() and any(s.output.iterdir()) and not s.force:
+    entries = [e for e in s.output.iterdir()] if s.output.is_dir() else []
+    foreign = [e.name for e in entries if not (e.is_file() and PLAN_FILES.match(e.name))]
+    if foreign:  # --force would be refused too: split replaces only its own files
+        raise UserError(f"-o '{s.output}' holds {foreign[0]!r}, which split does not write: choose another -o")
+    if (s.output / PLAN_FILE).exists() and not s.force:  # without plan.json: a split that failed, taken over
         raise UserError(f"plan directory '{s.output}' already exists: choose another -o or add --force to replace it")
 
 

@@ -103,6 +103,9 @@ def platform_from_run(run: Path) -> Platform:
     meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
     if meta.engine != "real":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
+    if meta.get("mix"):  # its models' parts share numbers: one model's platform would mix them
+        raise UserError(f"run '{run}' is a mix: a platform describes one target's parts; capture one from a sweep of "
+                        "each model, or give the simulator [[speeds]] (docs/sim.md)")
     groups = groups_of([WorkerSpec(name, kind_of_worker(name), tuple(cores), device_of_worker(name))
                         for name, cores in meta.worker_cores.items()])
     kinds = {g.kind_key for g in groups}

@@ -37,6 +37,8 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
     if s.batches < 2:
         raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
+    if s.sim_noise and s.engine != "sim":  # silently measured without it
+        raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
     if s.warmup < 0:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
     if s.seed < 0:
@@ -103,6 +105,15 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
         raise UserError(f"--resume: '{run_dir}' was measured by the point rules of staronnx {old.get('staronnx')!r} "
                         f"(version {old.get('judging')}; this one: {meta.get('judging')}): its points and new ones "
                         "would not compare; sweep into a new -o, or start over with --force")
+    if old.get("mix") and not meta.get("mix"):
+        raise UserError(f"--resume: '{run_dir}' is a mix's run (sweep --mix): resume it with the same --mix file, or "
+                        "sweep this model into a new -o")
+    for key, what in (("model_sha256", "model"), ("plan_sha256", "plan")):
+        if old.get(key) != meta.get(key):
+            name = old.get("model_name") or Path(str(old.get("target") or "?")).name
+            raise UserError(f"--resume: '{run_dir}' measured another {what} ({name}, sha256 "
+                            f"{str(old.get(key) or 'none')[:12]}; this sweep's: {meta.get('model_name') or '?'}, "
+                            f"{str(meta.get(key) or 'none')[:12]}): resume with the same target, a new -o, or --force")
     for key in RESUME_KEYS:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "

@@ -54,8 +54,15 @@ class SimEngine:
             self.platform, self.trusted = platform_from_cache(config.workers, target), False
         self.workers = platform_workers(self.platform)
         self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
-        self.times = mix_times(self.platform, target) if target.members and config.platform else \
-            part_times(self.platform, target.part_files, config.model_name)
+        try:
+            self.times = mix_times(self.platform, target) if target.members and config.platform else \
+                part_times(self.platform, target.part_files, config.model_name)
+        except UserError as exc:  # no platform file was given: its fix is not one to edit
+            if config.platform is not None:
+                raise
+            raise UserError(f"--engine sim without --platform simulates --workers {config.workers} with this "
+                            f"host's performance models, and {str(exc).removeprefix('platform: ').split(':')[0]}: "
+                            "sweep that layout for real here first, or give --platform FILE (docs/sim.md)") from None
         # dmda starts with the platform's times (StarPU's simulator does); --calibrate: from empty models,
         # calibrated in simulation before the points as the real engine does
         self.perf = PerfModel() if config.calibrate else seeded_perfmodel(self.times, self.workers,

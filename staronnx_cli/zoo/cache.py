@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import shutil
 from pathlib import Path
@@ -14,7 +15,9 @@ from .registry import ZOO, ZooEntry
 
 def entry(name: str) -> ZooEntry:
     if name not in ZOO:
-        raise UserError(f"no zoo model named '{name}': choose one of {', '.join(ZOO)} (see 'staronnx zoo list')")
+        close = difflib.get_close_matches(name, list(ZOO), n=1, cutoff=0.6)
+        guess = f"did you mean '{close[0]}'? " if close else ""
+        raise UserError(f"no zoo model named '{name}': {guess}choose one of {', '.join(ZOO)} (see 'staronnx zoo list')")
     return ZOO[name]
 
 
