@@ -304,7 +304,7 @@ def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli,
     why = text[text.index("## Why"):text.index("## The top")]
     answer = next(line for line in why.splitlines() if line.startswith("| cuda:0 |"))
     assert "| the answer |" in answer and "N=1" in answer
-    cpu_row = r"^\| cpu:2x1 \| 2 parts \(\d+% offloaded\), --policy dmda, N=1 \| 5.04 \| \+3.5 ms \| 400 \|$"
+    cpu_row = r"^\| cpu:2x1 \| 2 parts \(\d+% offloaded\), --policy dmda, N=1 \| 5.04 \| \+3.48 ms \| 400 \|$"
     assert re.search(cpu_row, why, re.MULTILINE)
     # dmda keeps both parts on the GPU beside the CPU cores too: the same latency, and it says so
     assert "The best other layout, cuda:0,cpu:2x1 (2 parts (" in why and \
@@ -460,7 +460,7 @@ def test_the_reasons_compare_the_best_of_each_layout():
     bests = layout_bests(SearchResult(rows=rows), 100.0, [plan], chosen)
     table = layout_rows(bests, chosen)
     assert [(r["workers"], r["predicted ms"], r["vs the answer"], r["its capacity bound q/s"]) for r in table] == [
-        ("cuda:0", "3.00", "+0.5 ms", "300"), ("cuda:0,cpu:1x4", "2.50", "the answer", "500"),
+        ("cuda:0", "3.00", "+0.50 ms", "300"), ("cuda:0,cpu:1x4", "2.50", "the answer", "500"),
         ("cpu:1x4", "", "", "70")]
     assert table[2]["its best"] == "none keeps up: at most 70 q/s at any batch size searched"
     assert comparison(bests, chosen) == ("The best other layout, cuda:0 (whole model as its 2 parts, all on one "

@@ -129,6 +129,14 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     assert figure.exit_code == 0 and (tmp_path / "mix.png").stat().st_size > 10_000
     wrong = cli("plot", out, "--kind", "envelope")
     assert wrong.exit_code == 2 and "--kind mix" in wrong.output
+    single = tmp_path / "single"  # resumed with the mix: 'measured with a different mix', of a run of no mix
+    assert cli("sweep", "tiny_cnn", "--workers", "cpu:1x1", "--batch", "1", "--rate", "100", "--batches", "4",
+               "--warmup", "1", "-o", single).exit_code == 0
+    resumed = cli("sweep", "--mix", TINY, "--scale", "1", "--batches", "4", "--warmup", "1", "-o", single, "--resume")
+    assert resumed.exit_code == 2 and "is one model's run, not a mix's" in resumed.output
+    back = cli("sweep", "tiny_cnn", "--workers", "cpu:1x1", "--batch", "1", "--rate", "100", "--batches", "4",
+               "--warmup", "1", "-o", out, "--resume")
+    assert back.exit_code == 2 and "is a mix's run (sweep --mix)" in back.output
     captured = cli("platform", "from-run", out, "-o", tmp_path / "p.toml")  # wrote one model's parts of both
     assert captured.exit_code == 2 and "is a mix" in captured.output and not (tmp_path / "p.toml").exists()
     report = cli("report", out, "-o", tmp_path / "report.md")

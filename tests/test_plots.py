@@ -198,8 +198,12 @@ def test_the_envelope_leaves_out_rates_where_an_unmeasured_batch_size_would_have
     assert env.unmeasured_better(p, 45, 181.0) and not env.unmeasured_better(p, 55, 40.0)
     best = env.envelope(p)
     assert best.rate_qps.tolist() == [40, 50, 55, 70] and best.batch_size.tolist() == [1, 1, 1, 4]
-    # a disturbance congested N=4 at 40 q/s and its probes went below N=1's grid: at 20 q/s N=1 never ran, and would
-    # have waited for no batch to fill (30 ms); at 39 q/s N=4 stays, N=1's 30 ms being more than its 29 there
-    low = points([(1, 40, 30, 30.0, 1.0, False), (4, 20, 30, 170.0, 5.0, False), (4, 39, 30, 29.0, 5.0, False)])
-    assert env.unmeasured_better(low, 20, 170.0) and not env.unmeasured_better(low, 39, 29.0)
-    assert env.envelope(low).rate_qps.tolist() == [39, 40]
+    # a disturbance congested N=4 at 30 q/s and its probes went below N=1's grid: at 20 q/s N=1 never ran, and would
+    # have waited for no batch to fill (its 30 ms at 40 q/s, at most)
+    low = points([(1, 40, 30, 30.0, 1.0, False), (4, 20, 30, 170.0, 5.0, False), (4, 30, 10, None, None, True)])
+    assert env.unmeasured_better(low, 20, 170.0) and env.envelope(low).rate_qps.tolist() == [40]
+    # N=2 below its grid waits longer for its second query: (2 - 1) x (1/20 - 1/40) s = 25 ms more than at 40 q/s
+    assert not env.unmeasured_better(points([(2, 40, 30, 150.0, 5.0, False), (4, 20, 30, 170.0, 5.0, False)]), 20,
+                                     170.0)  # 175 ms: N=4's 170 stays the best at 20 q/s
+    assert env.unmeasured_better(points([(2, 40, 30, 140.0, 5.0, False), (4, 20, 30, 170.0, 5.0, False)]), 20,
+                                 170.0)  # 165 ms

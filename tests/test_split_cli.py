@@ -87,7 +87,11 @@ def test_costs_of_another_model(cli, tiny_costs, tmp_path):
 def test_existing_plan_is_kept_without_force(cli, tiny_cnn_path, tiny_costs, tmp_path):
     plan_dir = tmp_path / "plan"
     plan_dir.mkdir()
-    (plan_dir / "costs.csv").write_text("what a split that failed left\n")  # taken over: no --force needed
+    (plan_dir / "costs.csv").write_text("a profile of the user's\n")  # not split's to replace, even with --force
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir, "--force"),
+                          "holds 'costs.csv' but no plan.json: choose another -o")
+    assert (plan_dir / "costs.csv").read_text() == "a profile of the user's\n"
+    (plan_dir / "costs.csv").unlink()
     assert cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir).exit_code == 0
     assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "-o", plan_dir), "already exists",
                           "--force")
@@ -158,6 +162,21 @@ def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, ti
     one = cli("sweep", plan_dir, "--workers", "cpu:1x1", "--batch", "1", "--rate", "40", "--batches", "5",
               "--warmup", "1", "-o", tmp_path / "one")
     assert one.exit_code == 0 and "a branch plan of" in one.stdout + one.stderr
+
+
+def test_a_split_that_fails_leaves_nothing_and_its_fix_runs_as_is(cli, tiny_cnn_path, tmp_path):
+    """It left the costs it profiled in -o, and the command its message suggested was refused: -o 'already
+    exists'."""
+    plan_dir = tmp_path / "plan_b"
+    assert_one_line_error(cli("split", tiny_cnn_path, "--method", "branches", "--min-part-us", "1e6", "-o", plan_dir),
+                          "lower --min-part-us")
+    assert not plan_dir.exists()
+    made = cli("split", tiny_cnn_path, "--method", "branches", "--min-part-us", "0", "-o", plan_dir)
+    assert made.exit_code == 0 and (plan_dir / "plan.json").exists() and (plan_dir / "costs.csv").exists()
+    before = {p.name: p.read_bytes() for p in plan_dir.iterdir()}
+    assert_one_line_error(cli("split", tiny_cnn_path, "--method", "branches", "--min-part-us", "1e6", "-o", plan_dir,
+                              "--costs", tmp_path / "none.csv", "--force"), "none.csv")
+    assert {p.name: p.read_bytes() for p in plan_dir.iterdir()} == before  # refused before --force cleared it
 
 
 def test_branch_plans_refuse_what_cannot_help(cli, tiny_cnn_path, tiny_costs, tmp_path):

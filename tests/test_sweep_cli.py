@@ -303,7 +303,7 @@ def test_review_mistakes_get_one_line(cli, tiny_cnn_path, tmp_path):
     onnx.save(proto, str(other))
     assert_one_line_error(cli("sweep", other, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches",
                               "12", "-o", tmp_path / "real", "--resume"),
-                          f"'{tmp_path / 'real'}' measured another model (tiny_cnn, sha256 ", "this sweep's: other, ")
+                          f"'{tmp_path / 'real'}' measured tiny_cnn (sha256 ", "this sweep other (sha256 ")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--seed", "-1", "-o", tmp_path / "s"), "--seed -1")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--sim-noise", "-o", tmp_path / "s"), "add --engine sim")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--rate", "20:10:5", "-o", tmp_path / "s"), "STOP is below")

@@ -12,8 +12,6 @@ from .confirm import candidate_of
 from .search import SearchResult, eligible
 from .space import Candidate, Target, worker_kinds, workers_in
 
-SAME_MS = 0.05  # predicted latencies closer than this are the same (they print alike at 0.1 ms)
-
 
 @dataclass
 class LayoutBest:
@@ -97,10 +95,10 @@ def layout_rows(bests: list[LayoutBest], chosen: dict | None) -> list[dict]:
         gap = ""
         if chosen is not None and b.candidate is not None and b.ms is not None and base is not None:
             gap = ("the answer" if b.candidate == chosen["candidate"] else
-                   "the same" if abs(b.ms - base) < SAME_MS else f"{b.ms - base:+.1f} ms")
+                   "the same" if ms(b.ms) == ms(base) else f"{'+' if b.ms > base else '-'}{ms(abs(b.ms - base))} ms")
         rows.append({"workers": b.layout, "its best": _words(b.candidate) if b.candidate else b.fate,
                      "predicted ms": "" if b.ms is None else f"{b.ms:.2f}", "vs the answer": gap,
-                     "its capacity bound q/s": "" if b.capacity_qps is None else f"{b.capacity_qps:.4g}"})
+                     "its capacity bound q/s": "" if b.capacity_qps is None else qps(b.capacity_qps)})
     return rows
 
 
@@ -117,7 +115,7 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
         theirs, candidate, runner = min(served, key=lambda s: s[0])
         gap = theirs - chosen["predicted_ms"]
         said = f"The best other layout, {runner.layout} ({_words(candidate)}), is predicted at "
-        if abs(gap) < SAME_MS:
+        if ms(theirs) == ms(chosen["predicted_ms"]):  # the same as printed
             more = workers_in(runner.layout) > workers_in(answer.layout)
             extra = ": its extra workers add nothing at this rate." if more else "."
             return said + f"the same {ms(theirs)} ms" + extra

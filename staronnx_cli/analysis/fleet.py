@@ -19,8 +19,9 @@ class FleetRun:
     sweep: str
     kind: str
     run: Run
-    attempts: int = 1  # nodes it ran on: more than one where a node was lost and the job resumed elsewhere
-    lost: str = ""  # why the last attempt before the one that finished ended
+    attempts: int = 1  # nodes it ran on: more than one where an attempt ended and the job resumed elsewhere
+    lost: str = ""  # why the last attempt that did not finish ended
+    finished: bool = True  # False: given up (its points are those measured before)
 
     @property
     def model(self) -> str:
@@ -39,8 +40,9 @@ def read_fleet(path: Path) -> list[FleetRun]:
         sweep, _, kind = key.partition("/")
         if (path / key / "points.csv").exists():
             job = state["jobs"][key] if isinstance(state["jobs"][key], dict) else {}
-            runs.append(FleetRun(sweep, kind, read_run(path / key), 1 + int(job.get("attempts") or 0),
-                                 str(job.get("why") or "")))
+            done = job.get("status", "done") == "done"  # attempts counts the attempts that did not finish
+            runs.append(FleetRun(sweep, kind, read_run(path / key), int(done) + int(job.get("attempts") or 0),
+                                 str(job.get("why") or ""), done))
     if not runs:
         raise UserError(f"fleet '{path}' has no measured point yet: run the campaign (staronnx fleet)")
     return runs
@@ -63,16 +65,19 @@ def fleet_rows(runs: list[FleetRun]) -> list[dict]:
 
 
 def _unbounded(points, top: float) -> bool:
-    """Whether a batch size reaching `top` was never congested: `top` is then where its grid ended."""
-    congested = env.first_congested(points)
-    return any(v == top and congested.get(n) is None for n, v in env.rho_max(points).items())
+    """Whether a batch size reaching `top` was congested at no rate above it: `top` is then where its grid ended."""
+    bad = points[points["congested"].astype(bool)]
+    return any(v == top and not ((bad.batch_size == n) & (bad.rate_qps > top)).any()
+               for n, v in env.rho_max(points).items())
 
 
 def fleet_answer(runs: list[FleetRun]) -> list[str]:
     """Per model: the kind that serves the most per node, then at each rate measured the kind (and sweep) with the
     lowest worst-case latency there."""
-    sentences = [f"{f.sweep} on {f.kind} ran {f.attempts} times: a node was lost ({f.lost}) and the job resumed "
-                 "from the points already measured" for f in runs if f.attempts > 1]
+    sentences = [f"{f.sweep} on {f.kind} ran {f.attempts} times: an attempt ended ({f.lost}) and the job resumed "
+                 "from the points already measured" for f in runs if f.attempts > 1 and f.finished]
+    sentences += [f"{f.sweep} on {f.kind} did not finish ({f.attempts} attempts; the last: {f.lost}): its points are "
+                  "those measured before; run the campaign again to finish it" for f in runs if not f.finished]
     for model in sorted({f.model for f in runs}):
         mine = [f for f in runs if f.model == model]
         served = [(top, f) for f in mine if (top := env.system_rho_max(f.run.points)) is not None]

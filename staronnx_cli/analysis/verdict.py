@@ -24,7 +24,7 @@ def ms(value: float) -> str:
 
 def qps(value: float) -> str:
     """A rate as the grid holds it, never in exponent notation: 14600, 57.89, 0.5."""
-    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}"
+    return f"{value:.0f}" if value >= 1000 else f"{value:.4g}" if value >= 1e-3 else f"{value:.7f}".rstrip("0")
 
 
 def run_verdict(run: Run) -> list[str]:

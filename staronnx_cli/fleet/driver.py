@@ -127,7 +127,8 @@ def _driver(conn, address: str | None, log: str) -> None:
                 try:
                     conn.send(("done", job.key, ray.get(ref)))
                 except Exception as exc:  # noqa: BLE001 - a node lost, a sweep failed: staronnx decides
-                    conn.send(("lost", job.key, _why(exc)))
+                    raised = isinstance(getattr(exc, "cause", None), BaseException)  # by the sweep, on its node
+                    conn.send(("failed" if raised else "lost", job.key, _why(exc)))
         if running and time.monotonic() - looked > NODES_EVERY_S:
             looked = time.monotonic()
             _strand(running, conn)
@@ -137,7 +138,10 @@ def _why(exc: BaseException) -> str:
     """A failed task in one line: the exception raised in it (Ray wraps it, its first line the task's name and pid,
     in terminal colours), else Ray's own (a node lost, a worker killed)."""
     cause = getattr(exc, "cause", None)
-    return re.sub(r"\x1b\[[0-9;]*m", "", first_line(cause if isinstance(cause, BaseException) else exc))
+    said = first_line(exc)
+    if isinstance(cause, BaseException):  # a user's error is its message; anything else says what it is
+        said = first_line(cause) if isinstance(cause, UserError) else f"{type(cause).__name__}: {first_line(cause)}"
+    return re.sub(r"\x1b\[[0-9;]*m", "", said)
 
 
 def _forward(inbox, conn) -> None:

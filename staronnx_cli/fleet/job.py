@@ -79,15 +79,9 @@ def run_job(key: str, spec: SweepSpec, shipped: dict[str, bytes], held: dict[str
                 told[0] = time.monotonic()
                 inbox.actor.put_nowait.remote(("progress", key, p.seconds_done, p.seconds_total, attempt))
 
-        from ..errors import UserError
         from ..sweep.runner import run_sweep
 
-        try:
-            run_sweep(settings, on_point=on_point, on_progress=on_progress)
-        except UserError as exc:  # the sweep refused what it was given: no other node would do better
-            ray.get(inbox.actor.qsize.remote())
-            return {"refused": str(exc), "attempt": attempt, "points_sent": sent[0], "ray_node_id": node,
-                    "host": platform.node()}
+        run_sweep(settings, on_point=on_point, on_progress=on_progress)  # what it raises, the driver says
         ray.get(inbox.actor.qsize.remote())  # after this caller's puts: every point is in the inbox before the end
         where = {"kind": kind, "ray_node_id": node, "host": platform.node(), "attempt": attempt,
                  "started": started, "ended": time.time()}

@@ -105,8 +105,6 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
             record["running_on"] = event[5]
             if event[6][0] == record["attempts"] + 1:  # a lost attempt's late points are measured again instead
                 progress.points += _in_order(run, order.setdefault(key, {}), event)
-        elif kind == "done" and "refused" in event[2]:  # a user's error: said once, not retried
-            _refused(key, record, event[2], progress)
         elif kind == "done":
             result = event[2]
             mine = order.get(key, {})  # this attempt's points (a lost attempt's count for nothing)
@@ -121,8 +119,8 @@ def _collect(driver: FleetDriver, s: FleetSettings, campaign: Campaign, state: d
             progress.scheduled.pop(key, None)
             progress.estimate()
             progress.lines.append(f"{key}: done on {result['host']} (Ray node {result['ray_node_id'][:8]})")
-        elif kind == "lost":
-            _lost(driver, jobs[key], record, event[2], s, progress, state)
+        elif kind in ("lost", "failed"):  # its node went, or its sweep raised there (the node may be the cause)
+            _lost(driver, jobs[key], record, event[2], s, progress, state, kind)
         _write_state(s.output, state)
         on_progress(progress)
 
@@ -146,20 +144,13 @@ def _in_order(run: RunDir, order: dict, event: tuple) -> int:
     return written
 
 
-def _refused(key: str, record: dict, result: dict, progress: FleetProgress) -> None:
-    """A job whose sweep refused its settings on the node (no retry: another node would refuse them too)."""
-    record.update(status="failed", attempts=record["attempts"] + 1, why=result["refused"])
-    progress.failed, progress.running = progress.failed + 1, progress.running - 1
-    progress.scheduled.pop(key, None)
-    progress.lines.append(f"{key}: refused on {result['host']}: {result['refused']}")
-
-
-def _lost(driver, job: Job, record: dict, why: str, s: FleetSettings, progress: FleetProgress, state: dict) -> None:
+def _lost(driver, job: Job, record: dict, why: str, s: FleetSettings, progress: FleetProgress, state: dict,
+          how: str = "lost") -> None:
     record["attempts"] += 1
     progress.scheduled.pop(job.key, None)
     record["why"] = why
     if record["attempts"] < s.max_attempts and "no node of kind" not in why:
-        progress.lines.append(f"{job.key}: lost ({why}); resumed on another node of kind {job.kind.name}")
+        progress.lines.append(f"{job.key}: {how} ({why}); resumed on another node of kind {job.kind.name}")
         _submit(driver, job, state, s.output)
         return
     record["status"] = "failed"

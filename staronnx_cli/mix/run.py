@@ -77,6 +77,8 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
         memory_limits=memory_limits)
     if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
         old = RunDir(sw.output).read_meta()
+        if not old.get("mix"):
+            raise UserError(f"--resume: '{sw.output}' is one model's run, not a mix's: sweep the mix into a new -o")
         for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
                           ("vary", "another --vary")):
             if _without_file(old.get(key)) != _without_file(meta.get(key)):

@@ -929,6 +929,10 @@ static int io_list(PyObject *seq, char ***names, int **slots, int *n) {
 static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dims, int opt_level, char **error) {
     OrtSessionOptions *so = NULL;
     OrtSession *session = NULL;
+    if (free_dims && !PyList_Check(free_dims)) {  /* read as a list below */
+        PyErr_SetString(PyExc_TypeError, "a part's free dimensions must be a list of (name, value)");
+        return NULL;
+    }
     OrtStatus *st = CALL(S_CreateSessionOptions, CreateOptionsFn)(&so);
     if (!st) st = CALL(S_SetSessionLogSeverityLevel, SetIntFn)(so, 3);
     if (!st) st = CALL(S_SetSessionGraphOptimizationLevel, SetIntFn)(so, opt_level);
@@ -941,11 +945,6 @@ static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dim
             snprintf(affinities + used, sizeof affinities - used, "%s%d", i > 1 ? ";" : "", wk->cores[i] + 1);
         }
         st = CALL(S_AddSessionConfigEntry, ConfigEntryFn)(so, "session.intra_op_thread_affinities", affinities);
-    }
-    if (free_dims && !PyList_Check(free_dims)) {
-        PyErr_SetString(PyExc_TypeError, "a part's free dimensions must be a list of (name, value)");
-        release(S_ReleaseSessionOptions, so);
-        return NULL;
     }
     Py_ssize_t ndims = free_dims ? PyList_GET_SIZE(free_dims) : 0;
     for (Py_ssize_t i = 0; !st && i < ndims; i++) {

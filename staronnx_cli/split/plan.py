@@ -114,21 +114,22 @@ def read_plan(directory: str | Path) -> Plan:
     return plan
 
 
-PLAN_FILES = re.compile(r"^(plan\.json(\.tmp)?|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)$")
+PLAN_FILES = re.compile(r"^\.?(plan\.json|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)(\.tmp|\.\d+\.tmp)?$")
 
 
 def clear_plan_dir(directory: Path, inputs: list[Path]) -> None:
-    """`split --force`: empty a plan directory, and only that. It must hold nothing but the files `split` writes
-    (plan.json, parts, their external data, the costs it profiled), and no input of this command."""
+    """`split --force`: empty a plan directory, and only that. It must hold a plan.json and nothing but the files
+    `split` writes (parts, their external data, the costs it profiled), and no input of this command."""
     if not directory.exists():
         return
     entries = list(directory.iterdir())
     if not entries:
         return
     foreign = [e.name for e in entries if not (e.is_file() and PLAN_FILES.match(e.name))]
-    if foreign:  # a plan's, or what a split that failed left (its costs): nothing else
-        raise UserError(f"--force replaces a plan directory, but '{directory}' is not one (it holds {foreign[0]!r}, "
-                        "which split did not write): choose another -o, or empty it yourself")
+    if not (directory / PLAN_FILE).exists() or foreign:
+        what = f"it holds {foreign[0]!r}, which split did not write" if foreign else "it holds no plan.json"
+        raise UserError(f"--force replaces a plan directory, but '{directory}' is not one ({what}): choose another "
+                        "-o, or empty it yourself")
     here = directory.resolve()
     for path in inputs:
         if path is not None and path.exists() and path.resolve().parent == here:

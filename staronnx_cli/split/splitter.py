@@ -3,6 +3,7 @@ verified plan."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +79,13 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"--seeds {s.seeds}: METIS needs at least one seed, e.g. --seeds 8")
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: give a directory for the plan")
-    entries = [e for e in s.output.iterdir()] if s.output.is_dir() else []
+    entries = list(s.output.iterdir()) if s.output.is_dir() else []
     foreign = [e.name for e in entries if not (e.is_file() and PLAN_FILES.match(e.name))]
-    if foreign:  # --force would be refused too: split replaces only its own files
+    if foreign:  # --force would be refused too: split replaces only a plan of its own
         raise UserError(f"-o '{s.output}' holds {foreign[0]!r}, which split does not write: choose another -o")
-    if (s.output / PLAN_FILE).exists() and not s.force:  # without plan.json: a split that failed, taken over
+    if entries and not (s.output / PLAN_FILE).exists():  # e.g. a profile's costs.csv: not split's to replace
+        raise UserError(f"-o '{s.output}' holds {entries[0].name!r} but no plan.json: choose another -o")
+    if entries and not s.force:
         raise UserError(f"plan directory '{s.output}' already exists: choose another -o or add --force to replace it")
 
 
@@ -171,7 +174,29 @@ def _spec(info: TensorInfo) -> TensorSpec:
 
 
 def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
+    """The split; one that fails (an error, Ctrl-C) leaves no file of its own behind, so the same command runs
+    again as it is (it left a profile's costs.csv, and -o was then refused as an existing plan directory)."""
     check_settings(s)
+    existed, started_ns = s.output.is_dir(), time.time_ns()
+    try:
+        return _split(s, on_step)
+    except BaseException:
+        _remove_written(s.output, started_ns, existed)
+        raise
+
+
+def _remove_written(directory: Path, since_ns: int, existed: bool) -> None:
+    """Split's own files written since `since_ns` (with --force, the plan they replace was cleared already)."""
+    if not directory.is_dir():
+        return
+    for entry in directory.iterdir():
+        if entry.is_file() and PLAN_FILES.match(entry.name) and entry.stat().st_mtime_ns >= since_ns:
+            entry.unlink(missing_ok=True)
+    if not existed and not any(directory.iterdir()):
+        directory.rmdir()
+
+
+def _split(s: SplitSettings, on_step) -> SplitResult:
     notes: list[str] = []
     on_step("loading the model")
     model = modelio.load_model(s.model)

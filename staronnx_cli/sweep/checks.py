@@ -94,6 +94,14 @@ def arrival_notes(s: SweepSettings) -> list[str]:
             "there (docs/sweep.md)"]
 
 
+def _target_words(meta, key: str) -> str:
+    """A run's model or plan in words, for a --resume that changed it."""
+    name = meta.get("model_name") or Path(str(meta.get("target") or "?")).name
+    if key == "plan_sha256" and not meta.get(key):
+        return f"the whole {name} (no plan)"
+    return f"{'a plan of ' if key == 'plan_sha256' else ''}{name} (sha256 {str(meta.get(key))[:12]})"
+
+
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
                "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
 
@@ -108,12 +116,10 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
     if old.get("mix") and not meta.get("mix"):
         raise UserError(f"--resume: '{run_dir}' is a mix's run (sweep --mix): resume it with the same --mix file, or "
                         "sweep this model into a new -o")
-    for key, what in (("model_sha256", "model"), ("plan_sha256", "plan")):
+    for key in ("model_sha256", "plan_sha256"):
         if old.get(key) != meta.get(key):
-            name = old.get("model_name") or Path(str(old.get("target") or "?")).name
-            raise UserError(f"--resume: '{run_dir}' measured another {what} ({name}, sha256 "
-                            f"{str(old.get(key) or 'none')[:12]}; this sweep's: {meta.get('model_name') or '?'}, "
-                            f"{str(meta.get(key) or 'none')[:12]}): resume with the same target, a new -o, or --force")
+            raise UserError(f"--resume: '{run_dir}' measured {_target_words(old, key)}, this sweep "
+                            f"{_target_words(meta, key)}: resume with the same target, a new -o, or --force")
     for key in RESUME_KEYS:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
