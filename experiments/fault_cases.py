@@ -134,8 +134,9 @@ def fixtures(base: Path) -> None:
 
 @case("force", "`split -o . --force` in the folder holding the model and costs", "exit 2, nothing deleted")
 def _(d):
-    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", ".", "--force"),
-                    2, "not one") or (None if (d / "tiny.onnx").exists() and (d / "costs.csv").exists() else "deleted")
+    said = one_line(staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "-o", ".", "--force"),
+                    2, "which split does not write")
+    return said or (None if (d / "tiny.onnx").exists() and (d / "costs.csv").exists() else "deleted")
 
 
 @case("force", "`split -o results --force`, results/ holding another run", "exit 2, the run kept")
