@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
-from ..sweep.checks import check_settings, output_notes
+from ..sweep.checks import arrival_notes, check_settings, output_notes
 from ..sweep.lock import run_lock
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
@@ -84,7 +84,8 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
             if _without_file(old.get(key)) != _without_file(meta.get(key)):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
-    return prepared_run(sw, target, engine, policy, meta, output_notes(sw))
+    random = next((m.arrival for m in mix.models if m.arrival != "fixed"), "fixed")  # one note for the mix
+    return prepared_run(sw, target, engine, policy, meta, output_notes(sw) + arrival_notes(replace(sw, arrival=random)))
 
 
 def _without_file(value):
