@@ -61,7 +61,7 @@ lint: $(FULL_STAMP)
 	$(BIN)/ruff check staronnx_cli tests experiments
 	$(BIN)/mypy
 
-## faults: every adversarial case of issue 13 through the CLI, as a table in results/faults.md (about 6 minutes)
+## faults: every adversarial case of issue 13 through the CLI, as a table in results/faults.md (about 5 minutes)
 faults: $(FULL_STAMP)
 	$(BIN)/python experiments/fault_cases.py --out results/faults.md
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .devices import usable_cores
@@ -65,7 +65,7 @@ def sample_load(when: str, since: Counters | None = None, window_s: float = 0.3,
     """The 1-minute load average against this process's cores and (Linux) the cores busy with other processes
     (the machine's busy time less this process's, worker threads included) and the cores the hypervisor stole:
     since `since` (e.g. over a whole sweep), or over the next `window_s`."""
-    sample: dict = {"when": when, "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S%z"),
+    sample: dict = {"when": when, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "cores": usable_cores()}
     try:
         sample["loadavg_1m"] = round(os.getloadavg()[0], 2)

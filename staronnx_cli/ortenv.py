@@ -73,3 +73,14 @@ def cuda_status() -> CudaStatus:
     return CudaStatus(True, "CUDA execution provider loads and runs")
 
 
+def gpu_count(cuda_usable: bool) -> int:
+    """The GPUs `--workers auto` and doctor lay workers on: CuPy's count, 1 where ONNX Runtime runs CUDA but CuPy
+    cannot count, 0 without CUDA."""
+    if not cuda_usable:
+        return 0
+    try:
+        import cupy  # noqa: PLC0415
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # noqa: BLE001 - ORT runs on CUDA, count unknown without CuPy
+        return 1

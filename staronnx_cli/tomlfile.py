@@ -3,9 +3,8 @@ the fix, never a traceback."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 from .errors import UserError
 from .inputfile import checked_input

@@ -35,18 +35,11 @@ def doctor():
 
     from .. import __version__
     from ..machine import auto_worker_layout, machine_info
-    from ..ortenv import cuda_status
+    from ..ortenv import cuda_status, gpu_count
 
     info = machine_info()
     cuda = cuda_status()
-    gpus = 0
-    if cuda.usable:
-        try:
-            import cupy  # noqa: PLC0415
-
-            gpus = cupy.cuda.runtime.getDeviceCount()
-        except Exception:  # noqa: BLE001 - ORT runs on CUDA, count unknown without CuPy
-            gpus = 1
+    gpus = gpu_count(cuda.usable)
     table = Table(title="staronnx doctor", show_header=False)
     table.add_column(style="bold")
     table.add_column()

@@ -37,8 +37,9 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
     """Workers for a spec string, cores given out in order; one clear error for anything impossible."""
     if spec.strip() == "auto":
         from ..machine import auto_worker_layout, numa_nodes
+        from ..ortenv import gpu_count
 
-        spec = auto_worker_layout(numa_nodes(), 1 if cuda_usable else 0)
+        spec = auto_worker_layout(numa_nodes(), gpu_count(cuda_usable))  # as doctor shows it: every GPU
     workers: list[WorkerSpec] = []
     free = list(cores)
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
