@@ -392,6 +392,49 @@ def test_beyond_the_capacity_a_point_that_left_load_unserved_is_congested_withou
     assert verdict(1000.0).reason == ""
 
 
+def test_a_point_still_rising_after_every_extension_is_not_settled_and_no_answer():
+    """Measured (`make run`: googlenet whole, N=1 at 72.1 q/s on cpu:2x1, capacity 72.3): extended four times, its
+    last 30 batches still rose 30 ms per s (two workers alternating: a sawtooth whose later half hid it), and the
+    point was a plain uncongested one, its latency a lower bound, its rate the machine's rho_max. The extensions'
+    own test (every measured batch, 0.5 %) now calls it not settled, and the envelope leaves it out."""
+    import numpy as np
+    import pandas as pd
+
+    from staronnx_cli.analysis import envelope as env
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    latency_ms = [77.2, 78.8, 77.5, 80.0, 78.2, 80.7, 81.6, 86.7, 82.1, 87.6, 83.0, 88.3, 83.3, 88.9, 83.4, 89.6,
+                  83.7, 90.1, 84.2, 90.7, 84.3, 91.4, 84.6, 92.2, 85.2, 93.0, 85.3, 93.4, 85.5, 93.8]
+    records = []
+    for k, ms in enumerate(latency_ms):
+        t = (123 + k) / 72.1
+        record = BatchRecord(123 + k, t, t, 1, 123 + k, actual_release_s=t, end_s=t + ms / 1000)
+        record.tasks.append(TaskRecord(0, k % 2, record.end_s - 0.0274, record.end_s))  # each worker 99 % busy
+        records.append(record)
+    busy = [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records if r.tasks[0].worker == w] for w in (0, 1)]
+    spec = PointSpec(batch_size=1, rate_qps=72.1, warmup=3, batches=30)  # 4 extensions: the 123rd batch is first
+    ev = Evidence(records, np.array(latency_ms) / 1000, busy, 72.33, 0.02765, 0.02765, 123, False)
+    verdict = judge_point(spec, "", ev)
+    assert verdict.reason == "" and verdict.note.startswith("not settled: latency still rising after 153 batches")
+    early = judge_point(spec, "", Evidence(records, ev.latency, busy, 72.33, 0.02765, 0.02765, 63, False))
+    assert early.note == ""  # extensions left: the judge asked for them already while it ran
+    points = pd.DataFrame({"batch_size": [1, 1], "rate_qps": [61.3, 72.1], "batches": [30, 30],
+                           "mean_max_latency_ms": [28.6, 85.5], "std_max_latency_ms": [1.0, 5.0],
+                           "congested": [False, False],
+                           "reason": ["", verdict.note]})
+    assert env.rho_max(points) == {1: 61.3} and env.envelope(points).rate_qps.tolist() == [61.3]
+    from pathlib import Path
+
+    from staronnx_cli.analysis.noise import noise_warnings
+    from staronnx_cli.results.read import Run
+    from staronnx_cli.results.runmeta import RunMeta
+
+    assert "1 point(s) did not settle (N=1 at 72.1 q/s): their latency still rose after every extension" in \
+        " ".join(noise_warnings(Run(Path("."), RunMeta(4), points)))
+
+
 def test_a_point_warms_up_for_2_ms_measures_5_ms_and_its_backlog_bound_allows_a_ms_of_hiccups():
     """At tens of thousands of batches per second a point's W warm-up batches are a fraction of a ms, K batches
     too short for a trend, and 8 unfinished batches 80 us of a stall: all grow with the rate; at the usual rates

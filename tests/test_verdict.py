@@ -56,16 +56,29 @@ def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_f
                          (1, 30.8, 10, None, None, True)])  # auto: bisected to within 3 %
     split = hand_run(2, [(1, 10, 30, 10.2, 0.1, False), (1, 25, 30, 11.0, 0.1, False), (1, 30, 30, 13.0, 0.1, False),
                          (1, 36, 30, 25.0, 2.0, False), (1, 37, 10, None, None, True)])
-    # at 25 q/s the whole model's 16 ms is interpolated between 20 and 30 q/s: 11 ms is 31 % lower; 13 vs 20: 35 %
+    # at 25 q/s the whole model rose from 12 to 20 ms between 20 and 30 q/s: a knee, not interpolated (a straight
+    # line there would read 16 ms); at 30 q/s 13 ms against its measured 20: 35 % lower
     assert split_verdict(whole, split) == (
         "Splitting (2 parts, 10% of the compute offloaded) raised saturation from 30 to 36 q/s (+20%). It lowers "
-        "the worst-case latency at 25 and 30 q/s (by up to 35%); it alone serves 36 q/s, beyond the whole model's "
-        "saturation (the whole model's latencies interpolated between its measured rates).")
+        "the worst-case latency at 30 q/s (by 35%); it alone serves 36 q/s, beyond the whole model's saturation.")
+    gentle = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 12.0, 0.1, False), (1, 30, 30, 14.0, 1.0, False),
+                          (1, 30.8, 10, None, None, True)])  # 12 -> 14 ms: interpolated, 13 ms at 25 q/s
+    assert split_verdict(gentle, split).endswith(
+        "It lowers the worst-case latency at 25 and 30 q/s (by up to 15%); it alone serves 36 q/s, beyond the whole "
+        "model's saturation (the whole model's latencies interpolated between its measured rates).")
     same = hand_run(2, [(1, 10, 30, 10.3, 0.1, False), (1, 30, 30, 20.5, 0.1, False), (1, 31, 10, None, None, True)])
     assert split_verdict(whole, same) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30 q/s split "
         "(+0%, within the 3% these sweeps resolve). Its worst-case latency is within 5% of the whole model's at "
         "every rate both served.")
+
+
+def test_the_machine_saturates_with_the_best_batch_size_at_its_top_rate():
+    """N=1 and N=2 both reached 72.1 q/s (make run), N=2 at the lower latency: the sentence named N=1."""
+    tie = hand_run(1, [(1, 61.3, 30, 28.6, 1.0, False), (1, 72.1, 30, 85.5, 5.0, False),
+                       (1, 73.9, 10, None, None, True), (2, 72.1, 30, 85.1, 5.0, False),
+                       (2, 73.9, 10, None, None, True)])
+    assert any(s.startswith("The machine saturates at 72.1 q/s, with N=2") for s in run_verdict(tie))
 
 
 def test_a_run_without_an_uncongested_point_says_to_sweep_lower():

@@ -1,8 +1,9 @@
 """The answer in numbers (pure, exact): the best batch size at each rate, and where each batch size saturates.
 
-A point is *usable* when it measured batches and was not congested. N*(rho) is the N of least mean
-max-latency among the usable points at rho (ties go to the smaller N: less formation time for the same
-latency). rho_max(N) is the highest usable rate of N.
+A point is *usable* when it measured batches, was not congested, and settled (a point whose latency still rose
+after every extension is kept with the note "not settled": its latency is a lower bound, no answer). N*(rho) is
+the N of least mean max-latency among the usable points at rho (ties go to the smaller N: less formation time
+for the same latency). rho_max(N) is the highest usable rate of N.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ PRECISION = 0.03  # --rate auto: rho_max(N) is known when the congested rate abo
 
 def usable(points: pd.DataFrame) -> pd.DataFrame:
     latency = pd.to_numeric(points["mean_max_latency_ms"], errors="coerce")
-    return points[(points["batches"] > 0) & ~points["congested"].astype(bool) & latency.notna()]
+    return points[(points["batches"] > 0) & ~points["congested"].astype(bool) & latency.notna() & ~unsettled(points)]
+
+
+def unsettled(points: pd.DataFrame) -> pd.Series:
+    """The points whose queue was still filling after every extension (uncongested, "not settled")."""
+    reasons = points["reason"] if "reason" in points else pd.Series("", index=points.index)
+    return reasons.fillna("").astype(str).str.startswith("not settled")
 
 
 def envelope(points: pd.DataFrame) -> pd.DataFrame:

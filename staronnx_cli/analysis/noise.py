@@ -16,8 +16,18 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
-    return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_below_ideal(run),
+    return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
             *_late_releases(run), *_disturbances(run)]
+
+
+def _unsettled(run: Run) -> list[str]:
+    hits = run.points[env.unsettled(run.points)]
+    if hits.empty:
+        return []
+    where = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
+    return [f"{len(hits)} point(s) did not settle ({where}): their latency still rose after every extension, so "
+            "it is a lower bound; they are left out of the best batch sizes and rho_max: sweep them again with more "
+            "--batches"]
 
 
 def _spread_warnings(run: Run) -> list[str]:

@@ -45,11 +45,14 @@ class RunDir:
         append_rows(self.batches, BATCH_COLUMNS, rows)
 
     def measured(self) -> dict[tuple[int, float], bool]:
-        """(N, rate) -> congested, for every point in points.csv."""
+        """(N, rate) -> whether it bounds N's saturation from above (congested, or not settled: --rate auto probes
+        below it), for every point in points.csv."""
         if not self.points.exists():
             return {}
         frame = pd.read_csv(io.StringIO(complete_text(self.points)))
         congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
+        if "reason" in frame:
+            congested |= frame.reason.fillna("").astype(str).str.startswith("not settled")
         return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
 
     def point_rows(self) -> pd.DataFrame:

@@ -92,7 +92,10 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     steady = p.arrival == "fixed" and p.max_queue_delay_s is None and may_settle
     if trend and busiest < BUSY_TO_CONGEST and not (steady and _queued(later, ev.fastest)):
         return "", f"not congested: {trend} while the busiest worker was {busiest:.0%} busy (a disturbance)"
-    if rising and within and may_settle and ev.first >= p.warmup + p.extensions * p.batches:
+    exhausted = ev.first >= p.warmup + p.extensions * p.batches  # every extension granted, still rising then
+    if within and may_settle and exhausted and not rising:  # the extensions' own test: over every measured batch
+        rising = congestion(latency, releases, unserved=EXTEND_ON_RISE, later_half=False)
+    if rising and within and may_settle and exhausted:
         return "", (f"not settled: latency still rising after {ev.first + p.batches} batches, below the workers' "
                     f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is a "
                     "lower bound")

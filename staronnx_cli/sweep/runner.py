@@ -203,8 +203,9 @@ class RateGrid:
                      "reason": "failed: workers could not run this batch size", "errors": failure}]
         return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True, "reason": why}]
 
-    def done(self, n: int, rate: float, rows: list[dict]) -> None:
-        self.mine[n].append((rate, bool(rows[0]["congested"])))
+    def done(self, n: int, rate: float, rows: list[dict]) -> None:  # not settled: probed below, as congested
+        self.mine[n].append((rate, bool(rows[0]["congested"]) or str(rows[0].get("reason", "")).startswith(
+            "not settled")))
 
 
 def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
