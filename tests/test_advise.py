@@ -188,22 +188,6 @@ def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_c
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
 
 
-def test_force_clears_an_earlier_advices_runs_and_nothing_else(tmp_path):
-    """--force left the confirmations of an advice made the day before beside the new ones, in the folder
-    advice.md names as "the real confirmations"."""
-    from staronnx_cli.advise.run import _clear_runs
-
-    (tmp_path / "real" / "split5_cpu-2x1_dmda_N1").mkdir(parents=True)
-    (tmp_path / "real" / "split5_cpu-2x1_dmda_N1" / "run.json").write_text("{}")
-    (tmp_path / "headroom" / "whole_cpu-1x2_dmda_N1").mkdir(parents=True)
-    (tmp_path / "headroom" / "whole_cpu-1x2_dmda_N1" / "points.csv").write_text("x\n")
-    (tmp_path / "real" / "mine").mkdir()  # no run: not advise's
-    (tmp_path / "sim").mkdir()
-    _clear_runs(tmp_path)
-    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["mine"]
-    assert not any((tmp_path / "headroom").iterdir()) and (tmp_path / "sim").is_dir()
-
-
 def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch):
     out = tmp_path / "a"
     assert_one_line_error(cli("advise", tiny_cnn_path, "-o", out), "--rate R")

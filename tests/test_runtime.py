@@ -387,9 +387,20 @@ def test_beyond_the_capacity_a_point_that_left_load_unserved_is_congested_withou
                                                                           for t in r.tasks]], capacity, 0.002, 0.002,
                                     0, False))
 
-    assert verdict(879.27).reason == ("its 40 measured batches served 92% of the load offered, beyond the workers' "
+    assert verdict(879.27).reason == ("its 40 measured batches served 93% of the load offered, beyond the workers' "
                                       "capacity of 879 q/s")
     assert verdict(1000.0).reason == ""
+    # the same count of batches at exactly the rate, one hiccup on the last (fixed arrivals are judged by their
+    # trend; random ones by the slope of what they served, which one late batch hardly moves)
+    steady = [BatchRecord(k, k / 950, k / 950, 1, k, actual_release_s=k / 950,
+                          end_s=k / 950 + 0.005 + (0.004 if k == 39 else 0.0)) for k in range(40)]
+    for r in steady:
+        r.tasks.append(TaskRecord(0, 0, r.end_s - 0.001, r.end_s))
+    for arrival in ("fixed", "poisson"):
+        assert judge_point(PointSpec(1, 950.0, warmup=0, batches=40, arrival=arrival, extensions=0), "",
+                           Evidence(steady, np.array([r.end_s - r.first_arrival_s for r in steady]),
+                                    [[(r.end_s - 0.001, r.end_s) for r in steady]], 940.0, 0.001, 0.001, 0,
+                                    False)).reason == ""
 
 
 def test_a_point_still_rising_after_every_extension_is_not_settled_and_no_answer():
@@ -420,6 +431,18 @@ def test_a_point_still_rising_after_every_extension_is_not_settled_and_no_answer
     assert verdict.reason == "" and verdict.note.startswith("not settled: latency still rising after 153 batches")
     early = judge_point(spec, "", Evidence(records, ev.latency, busy, 72.33, 0.02765, 0.02765, 63, False))
     assert early.note == ""  # extensions left: the judge asked for them already while it ran
+    # random arrivals whose burst filled a queue in the first half, then held: as much served as offered, settled
+    burst = [5.0 + 4.0 * min(k, 20) / 20 for k in range(40)]
+    calm = []
+    for k, ms in enumerate(burst):
+        t = (123 + k) / 100.0
+        record = BatchRecord(123 + k, t, t, 1, 123 + k, actual_release_s=t, end_s=t + ms / 1000)
+        record.tasks.append(TaskRecord(0, 0, record.end_s - 0.0098, record.end_s))
+        calm.append(record)
+    poisson = PointSpec(batch_size=1, rate_qps=100.0, warmup=3, batches=30, arrival="poisson")
+    assert not judge_point(poisson, "", Evidence(calm, np.array(burst) / 1000, [[(r.tasks[0].start_s, r.tasks[0].end_s)
+                                                                                for r in calm]], 101.0, 0.0098,
+                                                0.0098, 123, False)).note.startswith("not settled")
     points = pd.DataFrame({"batch_size": [1, 1], "rate_qps": [61.3, 72.1], "batches": [30, 30],
                            "mean_max_latency_ms": [28.6, 85.5], "std_max_latency_ms": [1.0, 5.0],
                            "congested": [False, False],

@@ -329,9 +329,9 @@ def test_resume_refuses_a_run_measured_by_other_point_rules(cli, tiny_cnn_path, 
             "--batches", "10", "--warmup", "2", "-o", tmp_path / "run")
     assert cli(*args).exit_code == 0
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert meta["judging"] == 5
+    assert meta["judging"] == 6
     assert cli(*args, "--resume").exit_code == 0  # the same rules: resumed
     del meta["judging"]  # a run.json of an older staronnx
     (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
-    assert_one_line_error(cli(*args, "--resume"), "measured by the point rules of staronnx", "(version 1; this one: 5)",
+    assert_one_line_error(cli(*args, "--resume"), "measured by the point rules of staronnx", "(version 1; this one: 6)",
                           "new -o")

@@ -66,6 +66,12 @@ def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_f
     assert split_verdict(gentle, split).endswith(
         "It lowers the worst-case latency at 25 and 30 q/s (by up to 15%); it alone serves 36 q/s, beyond the whole "
         "model's saturation (the whole model's latencies interpolated between its measured rates).")
+    knee = hand_run(1, [(1, 61.3, 30, 28.6, 1.0, False), (1, 72.1, 30, 85.1, 5.0, False),
+                        (1, 74.0, 10, None, None, True)])  # the split measured only inside the knee: nothing to say
+    inside = hand_run(2, [(1, 65, 30, 30.0, 1.0, False), (1, 70.5, 30, 35.1, 1.0, False),
+                          (1, 73, 10, None, None, True)])
+    assert split_verdict(knee, inside).endswith("No rate of the split's lies where the whole model's latency is known "
+                                                "closely enough to compare them.")
     same = hand_run(2, [(1, 10, 30, 10.3, 0.1, False), (1, 30, 30, 20.5, 0.1, False), (1, 31, 10, None, None, True)])
     assert split_verdict(whole, same) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30 q/s split "

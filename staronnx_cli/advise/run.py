@@ -175,22 +175,7 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)
     with run_lock(s.output):  # two advise into one -o both answered, each over the other's files
-        if s.force:
-            _clear_runs(s.output)
         return _advise(s, on_step, on_count)
-
-
-def _clear_runs(output: Path) -> None:
-    """--force: an earlier advice's confirmation runs go (they stayed beside the new ones, which advice.md names
-    as "the real confirmations"); only run directories, in the folders advise writes them to."""
-    import shutil
-
-    from ..sweep.checks import is_run
-
-    for folder in ("real", "headroom", "sim"):
-        for entry in sorted((output / folder).iterdir()) if (output / folder).is_dir() else []:
-            if entry.is_dir() and not entry.is_symlink() and is_run(entry):
-                shutil.rmtree(entry)
 
 
 def _advise(s: AdviseSettings, on_step, on_count) -> Advice:

@@ -152,8 +152,9 @@ def best_latency_at(points, rate: float) -> float | None:
         if not rates[0] <= rate <= rates[-1]:
             continue
         above = int(np.searchsorted(rates, rate))  # the first measured rate at or above `rate`
-        if rates[above] != rate and latencies[above] > KNEE * latencies[above - 1]:
-            continue  # between its rates the curve turns up: a straight line says nothing there
+        pair = latencies[above - 1:above + 1]
+        if rates[above] != rate and max(pair) > KNEE * min(pair):
+            continue  # between its rates the curve bends (a knee, or the fill time (N-1)/rate): no straight line
         values.append(float(np.interp(rate, rates, latencies)))
     return min(values, default=None)
 
@@ -170,7 +171,7 @@ def _latency_change(whole: Run, split: Run) -> str:
     mine = env.envelope(split.points)
     whole_top, _ = top_rate(whole)
     exact = set(whole.points.rate_qps.astype(float))
-    lower, higher, beyond, gains, between = [], [], [], [], False
+    lower, higher, beyond, gains, between, compared = [], [], [], [], False, 0
     for row in mine.itertuples():
         if row.rate_qps > whole_top:
             if not _never_congested(whole):  # beyond a known saturation; else: simply not measured there
@@ -179,7 +180,7 @@ def _latency_change(whole: Run, split: Run) -> str:
         reference = best_latency_at(whole.points, row.rate_qps)
         if reference is None:
             continue
-        ratio = row.mean_max_latency_ms / reference - 1
+        ratio, compared = row.mean_max_latency_ms / reference - 1, compared + 1
         between |= abs(ratio) > LATENCY_CHANGE and float(row.rate_qps) not in exact  # a claim on a line
         if ratio < -LATENCY_CHANGE:
             lower.append(row.rate_qps)
@@ -196,6 +197,8 @@ def _latency_change(whole: Run, split: Run) -> str:
     if beyond:
         words.append(f"{'it' if words else 'It'} alone serves {_rates(beyond)}, beyond the whole model's "
                      "saturation")
+    if not words and not compared:
+        return "No rate of the split's lies where the whole model's latency is known closely enough to compare them."
     if not words:
         return (f"Its worst-case latency is within {LATENCY_CHANGE:.0%} of the whole model's at every rate both "
                 "served.")
