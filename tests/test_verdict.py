@@ -87,6 +87,16 @@ def test_the_machine_saturates_with_the_best_batch_size_at_its_top_rate():
     assert any(s.startswith("The machine saturates at 72.1 q/s, with N=2") for s in run_verdict(tie))
 
 
+def test_a_point_that_did_not_settle_bounds_saturation_like_a_congested_one():
+    """Its queue still rose after every extension: no answer, and no 'never congested: sweep higher rates' either."""
+    run = hand_run(1, [(1, 61.3, 30, 28.6, 1.0, False), (1, 70.5, 30, 40.0, 2.0, False),
+                       (1, 72.1, 30, 85.5, 5.0, False)])
+    run.points["reason"] = ["", "", "not settled: latency still rising after 153 batches"]
+    said = " ".join(run_verdict(run))
+    assert "Saturation (rho_max, within 3%): N=1 at 70.5 q/s." in said and "never congested" not in said
+    assert "The machine saturates at 70.5 q/s, with N=1" in said
+
+
 def test_a_run_without_an_uncongested_point_says_to_sweep_lower():
     jammed = hand_run(1, [(1, 500, 10, None, None, True), (2, 500, 0, None, None, False)])
     assert run_verdict(jammed) == ["No point was uncongested (every batch size congested or failed from 500 q/s): "

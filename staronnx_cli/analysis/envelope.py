@@ -69,6 +69,14 @@ def first_congested(points: pd.DataFrame) -> dict[int, float | None]:
             for n in sorted(points.batch_size.unique())}
 
 
+def first_bounded(points: pd.DataFrame) -> dict[int, float | None]:
+    """Per batch size, the lowest rate found congested or not settled (None: neither in the grid): what bounds
+    its rho_max from above (a point that did not settle is no answer, and --rate auto probes below it)."""
+    bad = points[points["congested"].astype(bool) | unsettled(points)]
+    return {int(n): (float(bad[bad.batch_size == n].rate_qps.min()) if (bad.batch_size == n).any() else None)
+            for n in sorted(points.batch_size.unique())}
+
+
 def system_rho_max(points: pd.DataFrame) -> float | None:
     """The highest rate any batch size sustains: how far the system goes with the best N."""
     values = [v for v in rho_max(points).values() if v is not None]

@@ -61,7 +61,7 @@ def resolution(run: Run) -> float:
     """How finely this run knows rho_max, as a share of it: the auto grid's precision, or the gap between the
     highest uncongested and the first congested rate of the best batch size in an explicit grid."""
     top, n = top_rate(run)
-    first = env.first_congested(run.points).get(n) if n is not None else None
+    first = env.first_bounded(run.points).get(n) if n is not None else None
     gap = (first / top - 1) if top and first else 0.0
     return max(PRECISION, gap) if run.meta.auto_rates else gap  # auto stops early at MAX_PROBES
 
@@ -81,7 +81,7 @@ def top_rate(run: Run) -> tuple[float | None, int | None]:
 
 
 def _saturation_sentences(run: Run) -> list[str]:
-    highest, first_bad = env.rho_max(run.points), env.first_congested(run.points)
+    highest, first_bad = env.rho_max(run.points), env.first_bounded(run.points)
     how = (f"within {resolution(run):.0%}" if run.meta.auto_rates else
            "the highest uncongested rate of the grid")
     per_n = []
@@ -162,7 +162,7 @@ def best_latency_at(points, rate: float) -> float | None:
 def _never_congested(run: Run) -> bool:
     """Whether the batch size that reaches the run's rho_max never congested: its rho_max is then a lower bound."""
     _, n = top_rate(run)
-    return n is not None and env.first_congested(run.points).get(n) is None
+    return n is not None and env.first_bounded(run.points).get(n) is None
 
 
 def _latency_change(whole: Run, split: Run) -> str:
