@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis.verdict import qps
+from ..results.schema import unsettled
 from .space import Candidate, Target, candidates, worker_kinds
 from .times import bounds, calibrate_all, calibration_estimate_s, check_budget
 
@@ -78,7 +79,7 @@ def eligible(point: dict) -> bool:
     still filling when its batches ran out: "not settled")."""
     latency = point.get("mean_max_latency_ms")
     return bool(point) and not point.get("congested") and latency not in ("", None) \
-        and not str(point.get("reason") or "").startswith("not settled")
+        and not unsettled(point.get("reason"))
 
 
 def search(s: SearchSettings, times, on_step=lambda text: None, pool=None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..results.schema import unsettled as unsettled_reason
+
 PRECISION = 0.03  # --rate auto: rho_max(N) is known when the congested rate above it is within 3 %
 
 
@@ -22,7 +24,7 @@ def usable(points: pd.DataFrame) -> pd.DataFrame:
 def unsettled(points: pd.DataFrame) -> pd.Series:
     """The points whose queue was still filling after every extension (uncongested, "not settled")."""
     reasons = points["reason"] if "reason" in points else pd.Series("", index=points.index)
-    return reasons.fillna("").astype(str).str.startswith("not settled")
+    return reasons.map(unsettled_reason).astype(bool)
 
 
 def envelope(points: pd.DataFrame) -> pd.DataFrame:

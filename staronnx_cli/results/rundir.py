@@ -15,7 +15,16 @@ import pandas as pd
 from ..errors import json_text
 from ..outputfile import write_text_atomic
 from .runmeta import RunMeta
-from .schema import BATCH_COLUMNS, POINT_COLUMNS, RUN_FILES, append_rows, complete_text, cut_partial_line, read_run_meta
+from .schema import (
+    BATCH_COLUMNS,
+    POINT_COLUMNS,
+    RUN_FILES,
+    append_rows,
+    complete_text,
+    cut_partial_line,
+    read_run_meta,
+    unsettled,
+)
 
 
 class RunDir:
@@ -52,7 +61,7 @@ class RunDir:
         frame = pd.read_csv(io.StringIO(complete_text(self.points)))
         congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
         if "reason" in frame:
-            congested |= frame.reason.fillna("").astype(str).str.startswith("not settled")
+            congested |= frame.reason.map(unsettled).astype(bool)
         return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}
 
     def point_rows(self) -> pd.DataFrame:

@@ -25,6 +25,13 @@ BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "
 
 # what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
+NOT_SETTLED = "not settled"  # a point's reason begins so when its latency still rose after every extension
+
+
+def unsettled(reason) -> bool:
+    """Whether a points.csv `reason` says the point did not settle: uncongested, its latency a lower bound, no
+    answer (the judge writes it; the envelope, advise and --rate auto read it)."""
+    return str(reason or "").startswith(NOT_SETTLED)
 BATCH_COLUMNS_REQUIRED = ["system", "batch_size", "rate_qps", "batch_index", "scheduled_release_s", "actual_release_s",
                           "end_s", "first_query_latency_ms"]
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..metrics.points import UNSERVED_FRACTION, congestion, ideal_latency_s, queries_per_s, utilisation
+from ..results.schema import NOT_SETTLED
 from ..runtime.scheduler import BatchRecord
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     if within and may_settle and exhausted and not rising and (p.arrival == "fixed" or lost):  # the extensions' own
         rising = congestion(latency, releases, unserved=EXTEND_ON_RISE, later_half=False)  # test, every batch
     if rising and within and may_settle and exhausted:
-        return "", (f"not settled: latency still rising after {ev.first + p.batches} batches, below the workers' "
+        return "", (f"{NOT_SETTLED}: latency still rising after {ev.first + p.batches} batches, below the workers' "
                     f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is a "
                     "lower bound")
     if trend:

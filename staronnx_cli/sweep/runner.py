@@ -15,7 +15,7 @@ from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
-from ..results.schema import RUN_SCHEMA_VERSION
+from ..results.schema import RUN_SCHEMA_VERSION, unsettled
 from ..runtime.policies import Policy, make_policy
 from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
@@ -204,8 +204,7 @@ class RateGrid:
         return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True, "reason": why}]
 
     def done(self, n: int, rate: float, rows: list[dict]) -> None:  # not settled: probed below, as congested
-        self.mine[n].append((rate, bool(rows[0]["congested"]) or str(rows[0].get("reason", "")).startswith(
-            "not settled")))
+        self.mine[n].append((rate, bool(rows[0]["congested"]) or unsettled(rows[0].get("reason"))))
 
 
 def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
