@@ -262,6 +262,25 @@ def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_m
     assert sorted(pd.read_csv(out / "candidates.csv").layout.unique()) == sorted(
         ["cuda:0", "cuda:0,cuda:1", "cpu:2x1", "cuda:0,cpu:2x1", "cuda:0,cuda:1,cpu:2x1"])
     assert len(list((out / "platforms").glob("*.toml"))) == 5
+    # --force replaces that advice: its runs and platform files that this one does not write again are removed,
+    # a run of the user's beside them is kept
+    mine = out / "sim" / "mine"
+    shutil.copytree(next((out / "sim").iterdir()), mine)
+    meta = json.loads((mine / "run.json").read_text())
+    (mine / "run.json").write_text(json.dumps(meta | {"command": "staronnx sweep tiny_cnn --engine sim"}))
+    before = {p.name for p in (out / "sim").iterdir()}
+    assert any("cuda-0+cuda-1" in name for name in before)
+    platform = tmp_path / "machine.toml"
+    platform.write_text(PLATFORM)
+    result = cli("advise", tiny_cnn_path, "--rate", "100", "--batch", "1", "--platform", platform, "--offload", "0",
+                 "-o", out, "--force")
+    assert result.exit_code == 0, result.stderr
+    after = {p.name for p in (out / "sim").iterdir()}
+    assert "mine" in after and not any("cuda-0+cuda-1" in name for name in after)
+    assert after - {"mine"} == {f"whole_{layout.replace(':', '-').replace(',', '+')}_{policy}_N1"
+                                for layout, policy in pd.read_csv(out / "candidates.csv")[["layout", "policy"]]
+                                .itertuples(index=False)}
+    assert len(list((out / "platforms").glob("*.toml"))) == 3
 
 
 def test_a_split_that_cannot_be_made_is_a_note_and_the_others_are_searched(tiny_cnn_path, monkeypatch):

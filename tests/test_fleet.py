@@ -231,6 +231,14 @@ def test_advise_on_a_platform_with_ray_resources_confirms_on_a_node_of_that_kind
     runs = list((out / "real").glob("*/platform/run.json"))
     assert runs and all(json.loads(r.read_text())["fleet"]["ray_node_id"] in nodes_with(cluster, "large")
                         for r in runs)
+    # --force measures again (a fleet would continue the earlier confirmations, or refuse their changed settings)
+    again = subprocess.run([sys.executable, "-m", "staronnx_cli", "advise", "tiny_cnn", "--rate", "50", "--batch", "1",
+                            "--platform", str(platform), "--trust-platform", "--ray", "--ray-address", cluster.address,
+                            "--confirm-batches", "6", "-o", str(out), "--force"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ms measured" in (out / "advice.md").read_text()
+    runs = list((out / "real").glob("*/platform/run.json"))
+    assert runs and all(json.loads(r.read_text())["batches"] == 6 for r in runs)
 
 
 def test_the_campaigns_eta_sums_the_jobs_scheduled_arrivals_over_those_running_at_once():

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from .earlier import CONFIRMATIONS, forget_confirmations
 from .search import SearchResult, SearchSettings, eligible, map_simulations
 from .space import Candidate, Target
 
@@ -143,6 +144,7 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
     from ..fleet.run import FleetSettings, run_fleet
 
     folder = s.out / "real"
+    forget_confirmations(folder)  # an earlier advise's: measured again, not continued
     folder.mkdir(parents=True, exist_ok=True)
     names = {e.candidate.name: e.candidate.name.replace("+", ".") for e in entries}  # a campaign name is a folder's
     kind = "platform"
@@ -153,7 +155,7 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
                      f'batches = {batches}\nwarmup = {warmup}\nseed = {s.seed}\n\n' for e in entries)
     table = ", ".join(f'"{k}" = {v:g}' for k, v in resources.items())
     campaign = folder / "campaign.toml"
-    campaign.write_text(f'name = "advise confirmations"\n[kinds.{kind}]\nresources = {{ {table} }}\n\n{sweeps}')
+    campaign.write_text(f'name = "{CONFIRMATIONS}"\n[kinds.{kind}]\nresources = {{ {table} }}\n\n{sweeps}')
     on_step(f"confirming {len(entries)} candidate(s) for real on a node with {resources}")
     try:
         run_fleet(FleetSettings(campaign, folder, address))

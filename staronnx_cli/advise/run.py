@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
+from .earlier import EarlierRuns
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, STREAMS, Target, machine_layouts
@@ -175,7 +176,11 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)
     with run_lock(s.output):  # two advise into one -o both answered, each over the other's files
-        return _advise(s, on_step, on_count)
+        earlier = EarlierRuns.of(s.output) if s.force else None
+        advice = _advise(s, on_step, on_count)
+        if earlier is not None:  # the runs of the advice replaced that this one did not write again
+            earlier.drop_unreplaced()
+        return advice
 
 
 def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
