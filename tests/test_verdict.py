@@ -120,6 +120,8 @@ def noisy_copy(tmp_path: Path) -> Path:
     first = points.index[(points.batch_size == 2) & (points.rate_qps == 250)][0]
     points.loc[first, "latency_over_ideal"] = 0.8
     points.loc[first, "release_lateness_p99_us"] = 3200.0
+    # N=2 sustained 400 q/s, 5 % above its capacity (beyond the grid's 3 %); N=1's 250 is within its 285.7
+    points["capacity_qps"] = points.batch_size.map({1: 285.7, 2: 380.0, 4: 500.0})
     points["reason"] = points["reason"].astype(object)
     points.loc[points.index[(points.batch_size == 4) & (points.rate_qps == 100)][0], "reason"] = \
         "not congested: latency grows (a disturbance)"
@@ -139,6 +141,8 @@ def test_noise_is_called_out_with_cause_and_fix_and_clean_runs_say_nothing(tmp_p
         "the ideal and the capacity rest on it; sweep again on a quiet machine",
         "1 point(s) ran faster than their ideal (lowest: N=2 at 250 q/s, 0.80 x): S(N) was measured in a slow "
         "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine",
+        "1 batch size(s) sustained more than their capacity (most: N=2 at 400 q/s, 1.05 x its 380.0 q/s): S(N) was "
+        "measured in a slow spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine",
         "queries were released late at 1 point(s) (p99 up to 3.2 ms, N=2 at 250 q/s): the load generator's thread "
         "was starved of CPU; leave it a core (fewer worker cores) or stop other work",
         "latency rose while the workers had time to spare at 1 point(s) (N=4 at 100 q/s): something else slowed "

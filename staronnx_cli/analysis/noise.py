@@ -17,7 +17,7 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
     return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
-            *_late_releases(run), *_disturbances(run)]
+            *_above_capacity(run), *_late_releases(run), *_disturbances(run)]
 
 
 def _unsettled(run: Run) -> list[str]:
@@ -56,6 +56,23 @@ def _below_ideal(run: Run) -> list[str]:
     return [f"{len(low)} point(s) ran faster than their ideal (lowest: N={int(worst.batch_size)} at "
             f"{worst.rate_qps:g} q/s, {float(worst.latency_over_ideal):.2f} x): S(N) was measured in a slow "
             "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine"]
+
+
+def _above_capacity(run: Run) -> list[str]:
+    """A batch size that sustained more than its capacity (N x sum 1 / S_w(N), S(N) measured alone before the
+    points) by more than the grid resolves: the workers ran faster in the points than when S(N) was measured."""
+    if "capacity_qps" not in run.points:
+        return []
+    highest = env.rho_max(run.points)
+    capacity = pd.to_numeric(run.points["capacity_qps"], errors="coerce").groupby(run.points["batch_size"]).median()
+    over = [(n, rho, capacity[n]) for n, rho in highest.items()
+            if rho is not None and n in capacity and capacity[n] > 0 and rho > capacity[n] * (1 + env.PRECISION)]
+    if not over:
+        return []
+    n, rho, cap = max(over, key=lambda o: o[1] / o[2])
+    return [f"{len(over)} batch size(s) sustained more than their capacity (most: N={n} at {rho:g} q/s, "
+            f"{rho / cap:.2f} x its {cap:.1f} q/s): S(N) was measured in a slow spell, so ideals and capacities "
+            "are too pessimistic: sweep again on a quiet machine"]
 
 
 def _late_releases(run: Run) -> list[str]:

@@ -28,6 +28,8 @@ COLUMNS = """<details><summary>What the columns mean</summary>
   trend or a backlog of unfinished batches). **first congested q/s**: the lowest rate found congested.
 - **S(N) ms (fastest)**: one batch of N through the whole model on the fastest worker alone (median of 10 runs).
   **capacity q/s**: N x the sum over workers of 1 / S_w(N), what the workers could serve with perfect scheduling.
+  Both are measured alone before the points: where the machine's speed varies, rho_max can lie above the
+  capacity by the grid's 3 % resolution (a warning says when it lies further above).
 </details>"""
 
 
