@@ -164,10 +164,12 @@ def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
     fig.suptitle(f"{model}: the top candidates of advise", fontsize=12)
     ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x: congested when measured",
                  fontsize=8.5, color="#444444")
+    gap = 4.0 * max(len(drawn) - 1, 1)  # each curve's dashes in the others' gaps: equal predictions all show
     for i, e in enumerate(drawn):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
         rates, latencies = zip(*e.curve)
-        ax.plot(rates, latencies, linestyle="--", color=colour, linewidth=1.2, label=e.candidate.setup)
+        ax.plot(rates, latencies, linestyle=(4.0 * i, (4.0, gap)), color=colour, linewidth=1.4)
+        ax.plot([], [], linestyle="-", marker="o", color=colour, linewidth=2, label=e.candidate.setup)  # its swatch
         real = sorted((r, v) for r, v in e.measured.items() if v is not None)
         if real:
             ax.plot(*zip(*real), linestyle="-", marker="o", color=colour, linewidth=2)
