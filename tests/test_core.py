@@ -185,6 +185,26 @@ def test_dmda_calibrates_each_worker_then_learns_from_every_task(two_workers):
     assert perf.stats[(0, "cpu:1", 1)].count >= 10  # both workers share one kind's model, learnt from every task
 
 
+def test_the_core_learns_as_python_does_and_an_old_cache_weighs_a_window_not_its_history(tiny_cnn_path):
+    """An old cache of 5,000 samples of 1 s: each new task weighs 1 / WINDOW, in C as in perfmodel.Stats."""
+    from staronnx_cli.runtime.perfmodel import WINDOW, Stats
+
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), [tiny_cnn_path], 1)
+    perf = PerfModel()
+    perf.stats[(0, "cpu:1", 1)] = Stats(5000, 1.0, 0.0, True)
+    try:
+        records, _ = core.CoreRunner(executor, make_policy("dmda"), perf).run(at_once(60), Limits(100, 1e9))
+    finally:
+        executor.close()
+    replay = Stats(5000, 1.0, 0.0, True)
+    for task in sorted((t for r in records for t in r.tasks), key=lambda t: t.end_s):
+        replay.add(task.end_s - task.start_s)
+    learnt = perf.stats[(0, "cpu:1", 1)]
+    assert learnt.count == replay.count == WINDOW
+    assert learnt.mean == pytest.approx(replay.mean, rel=1e-6) and learnt.m2 == pytest.approx(replay.m2, rel=1e-6)
+    assert learnt.mean < (1 - 1 / WINDOW) ** 59  # 60 tasks of well under a second: 5,000 samples would keep 0.988
+
+
 def test_the_python_scheduler_is_kept_where_the_core_does_not_run():
     cpu = parse_workers("cpu:1x1", [0, 1], False)
     assert core.ineligible(cpu, "dmda", False) == ""

@@ -237,6 +237,7 @@ static int64_t heap_pop(Heap *h) {
 enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 3, POLICY_OPARA = 4 };
 enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3, STOP_MEMORY = 4 };
 #define CALIBRATION_SAMPLES 10
+#define WINDOW 1000 /* perfmodel.WINDOW */
 #define MAX_IO 64
 #define MAX_BATCH 65536   /* queries in a batch: bounds the performance models' table */
 #define MAX_SLOTS 65536   /* tensors of a model */
@@ -373,7 +374,8 @@ static double prediction(Core *c, int64_t k, int part, int w) {
     return m[0] > 0 ? m[1] : 0.0;
 }
 
-/* perfmodel.Stats.add: the first sample dropped; once calibrated, a sample beyond mean + 5 std is not learnt. */
+/* perfmodel.Stats.add: the first sample dropped; once calibrated, a sample beyond mean + 5 std is not learnt;
+   beyond WINDOW samples each new one weighs 1 / WINDOW. */
 static void learn(double *m, double value) {
     if (!m[3]) {
         m[3] = 1;
@@ -381,6 +383,10 @@ static void learn(double *m, double value) {
     }
     double count = m[0], std = count > 1 ? sqrt(m[2] / (count - 1)) : 0.0;
     if (count >= CALIBRATION_SAMPLES && value > m[1] + 5 * (std > 1e-6 ? std : 1e-6)) return;
+    if (count >= WINDOW) {
+        m[2] *= (WINDOW - 2.0) / (count - 1);
+        count = WINDOW - 1;
+    }
     m[0] = count + 1;
     double delta = value - m[1];
     m[1] += delta / m[0];

@@ -2,7 +2,9 @@
 
 StarPU's calibration: the first sample of a key is dropped (cold caches, lazy allocations), a key is
 calibrated after 10 kept samples, and once calibrated a sample beyond mean + 5 std is not learned from.
-Saved as JSON and reused (keyed by host and model sha256 by the caller).
+Beyond 1,000 kept samples the mean and variance weigh the newest sample 1 / 1,000 (an exponential window), so a
+cache reused for weeks tracks the machine as it is, not its whole history. Saved as JSON and reused (keyed by
+host and model sha256 by the caller).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from ..outputfile import write_text_atomic
 
 CALIBRATION_SAMPLES = 10
+WINDOW = 1000  # samples: beyond it, each new one weighs 1 / WINDOW (the C core's learn() keeps the same rule)
 
 
 @dataclass
@@ -34,6 +37,9 @@ class Stats:
             return
         if self.count >= CALIBRATION_SAMPLES and value > self.mean + 5 * max(self.std, 1e-6):
             return
+        if self.count >= WINDOW:  # the window's variance kept, as if it held WINDOW - 1 samples
+            self.m2 *= (WINDOW - 2) / (self.count - 1)
+            self.count = WINDOW - 1
         self.count += 1
         delta = value - self.mean
         self.mean += delta / self.count
