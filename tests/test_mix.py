@@ -171,7 +171,9 @@ def test_a_mix_point_is_committed_for_every_model_or_none_and_its_combination_na
     shown = cli("trace", out, "--mix", "cnn=2 transformer=1", "-o", trace)
     assert shown.exit_code == 0, shown.stderr
     events = json.loads(trace.read_text())["traceEvents"]
-    slices = [e for e in events if e.get("cat") == "task"]
+    slices = [e for e in events if e.get("cat") in ("task", "warm-up")]
+    assert {e["args"]["batch"] for e in slices if e["cat"] == "warm-up"} == set(
+        batches[(batches.mix == "cnn=2 transformer=1") & ~batches.measured].batch_index)
     mine = batches[batches.mix == "cnn=2 transformer=1"]
     assert len(slices) == mine.task_times.notna().sum()
     assert {e["name"] for e in slices} == {"cnn: part 0", "transformer: part 0"}

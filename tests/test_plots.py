@@ -60,6 +60,20 @@ def test_every_kind_draws_a_file(cli, tmp_path, kind, runs, suffix):
     assert data.startswith({".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}[suffix])
 
 
+def test_the_timeline_shades_the_warm_up_up_to_the_first_measured_release():
+    from staronnx_cli.plots.figures import timeline_figure
+
+    run = read_run(RUNS / "split")
+    fig = timeline_figure(run, 2, 400.0)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "warm-up (not measured)" in labels
+    point = run.batches[(run.batches.batch_size == 2) & (run.batches.rate_qps == 400)]
+    first_measured_ms = 1000 * point[point.measured].actual_release_s.min()
+    spans = [p.get_x() + p.get_width() for p in ax.patches if type(p).__name__ == "Rectangle"]
+    assert any(abs(end - first_measured_ms) < 1e-9 for end in spans)
+
+
 def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
     single = tmp_path / "single"
     shutil.copytree(RUNS / "two_workers", single)
@@ -132,6 +146,13 @@ def test_trace_is_valid_trace_event_json(cli, tmp_path):
     names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     assert names == {"load generator", "cpu0", "cpu1"}
     assert sum(e["ph"] == "i" for e in events) == len(released)
+    # the warm-up batches (0 and 1 here) are told apart from the measured ones
+    warm = set(released.batch_index[~released.measured])
+    assert warm == {0, 1}
+    assert {e["args"]["batch"] for e in slices if e["cat"] == "warm-up"} == warm
+    assert all(e["args"]["measured"] == (e["args"]["batch"] not in warm) for e in slices)
+    assert sorted(e["name"] for e in events if e["ph"] == "i" and e["name"].endswith("(warm-up)")) == [
+        "release batch 0 (warm-up)", "release batch 1 (warm-up)"]
     assert_one_line_error(cli("trace", RUNS / "split", "--batch-size", "3", "--rate", "400", "-o", output),
                           "no point N=3")
 

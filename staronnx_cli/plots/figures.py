@@ -274,6 +274,10 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
     from matplotlib.patches import Patch
 
     handles = [Patch(color=part_colours[part], label=f"part {part}") for part in parts]
+    warm = _warmup_end_ms(mine)
+    if warm:  # the batches before the first measured one: run, not measured
+        ax.axvspan(0, warm, color="#e8e8e8", zorder=0)
+        handles.append(Patch(color="#e8e8e8", label="warm-up (not measured)"))
     if tasks.transfer_start_s.notna().any():
         handles.append(Patch(color="#444444", label="input copies (GPU)"))
     handles.append(ax.plot([], [], color="#999999", linewidth=0.8, label="batch release")[0])
@@ -282,6 +286,16 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
     ax.set_ylim(-0.6, len(workers) - 0.4)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
     return fig
+
+
+def _warmup_end_ms(batches: pd.DataFrame) -> float | None:
+    """Where a point's warm-up ends: the release of its first measured batch (None: no warm-up recorded)."""
+    if "measured" not in batches:
+        return None
+    measured = batches.measured.astype(str).str.lower().isin(("true", "1"))
+    if measured.all() or not measured.any():
+        return None
+    return 1000 * float(batches[measured].actual_release_s.min())
 
 
 def _worker_order(name: str) -> tuple[str, int]:

@@ -56,7 +56,9 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": tid[w], "args": {"name": w}} for w in workers]
     for _, b in mine.iterrows():
         whose = f"{b.model} " if "model" in b and isinstance(b.model, str) and "mix" in point else ""
-        events.append({"ph": "i", "s": "t", "name": f"release {whose}batch {int(b.batch_index)}", "pid": PID, "tid": 0,
+        warm = " (warm-up)" if str(b.get("measured", True)).lower() in ("false", "0") else ""
+        events.append({"ph": "i", "s": "t", "name": f"release {whose}batch {int(b.batch_index)}{warm}", "pid": PID,
+                       "tid": 0,
                        "ts": round(1e6 * float(b.actual_release_s), 3),
                        "args": {"scheduled_us": round(1e6 * float(b.scheduled_release_s), 3),
                                 "late_us": round(1e6 * (float(b.actual_release_s) - float(b.scheduled_release_s)), 3)}})
@@ -72,10 +74,11 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
                        "dur": round(1e6 * (t.transfer_end_s - t.transfer_start_s), 3),
                        "args": {"batch": int(t.batch_index), "part": int(t.part), **_model(t)}})
     for _, t in tasks.iterrows():
-        events.append({"ph": "X", "name": _part(t), "cat": "task", "pid": PID, "tid": tid[t.worker],
-                       "ts": round(1e6 * t.start_s, 3), "dur": round(1e6 * (t.end_s - t.start_s), 3),
-                       "args": {"batch": int(t.batch_index), "part": int(t.part), **_model(t),
-                                "batch_latency_ms": latency.get((t.model, int(t.batch_index)))}})
+        events.append({"ph": "X", "name": _part(t), "cat": "task" if t.measured else "warm-up", "pid": PID,
+                       "tid": tid[t.worker], "ts": round(1e6 * t.start_s, 3),
+                       "dur": round(1e6 * (t.end_s - t.start_s), 3),
+                       "args": {"batch": int(t.batch_index), "part": int(t.part), "measured": bool(t.measured),
+                                **_model(t), "batch_latency_ms": latency.get((t.model, int(t.batch_index)))}})
     return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": {"run": str(run.path), **point}}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s"]
+TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s", "measured"]
 
 
 def pack_tasks(tasks, worker_names: list[str]) -> dict[str, str]:
@@ -23,7 +23,8 @@ def pack_tasks(tasks, worker_names: list[str]) -> dict[str, str]:
 
 def task_table(batches: pd.DataFrame) -> pd.DataFrame:
     """batches.csv's task cells unpacked: one row per task (batch, part, worker, start, end, and the span of its
-    input copies where a GPU worker made them; NaN otherwise). Batches without tasks (failed) are skipped."""
+    input copies where a GPU worker made them; NaN otherwise; whether its batch was measured, not warm-up).
+    Batches without tasks (failed) are skipped."""
     rows = []
     for b in batches.to_dict("records"):
         if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
@@ -33,7 +34,8 @@ def task_table(batches: pd.DataFrame) -> pd.DataFrame:
         for part, (start, end) in spans(b["task_times"]):
             copy = copies.get(part, (float("nan"), float("nan")))
             rows.append({"batch_index": int(b["batch_index"]), "part": int(part), "worker": where.get(part, "?"),
-                         "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1]})
+                         "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1],
+                         "measured": str(b.get("measured", True)).lower() not in ("false", "0")})
     return pd.DataFrame(rows, columns=TASK_COLUMNS)
 
 
