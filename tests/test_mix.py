@@ -140,7 +140,8 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     poisson = tmp_path / "poisson.toml"  # a model of the mix with random arrivals over 4 batches: said before
     poisson.write_text(TINY.read_text().replace('name = "cnn"', 'name = "cnn"\narrival = "poisson"'))
     noted = cli("sweep", "--mix", poisson, "--engine", "sim", "--scale", "1", "--batches", "4", "-o", tmp_path / "p")
-    assert noted.exit_code == 0 and "--arrival poisson with --batches 4: near the capacity" in noted.output
+    said = "cnn's arrival = \"poisson\" in poisson.toml with --batches 4: near the capacity"
+    assert noted.exit_code == 0 and said in " ".join(noted.output.split())
     captured = cli("platform", "from-run", out, "-o", tmp_path / "p.toml")  # wrote one model's parts of both
     assert captured.exit_code == 2 and "is a mix" in captured.output and not (tmp_path / "p.toml").exists()
     report = cli("report", out, "-o", tmp_path / "report.md")

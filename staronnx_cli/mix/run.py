@@ -84,8 +84,10 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
             if _without_file(old.get(key)) != _without_file(meta.get(key)):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "
                                 "new -o, or --force")
-    random = next((m.arrival for m in mix.models if m.arrival != "fixed"), "fixed")  # one note for the mix
-    return prepared_run(sw, target, engine, policy, meta, output_notes(sw) + arrival_notes(replace(sw, arrival=random)))
+    random = next((m for m in mix.models if m.arrival != "fixed"), None)  # one note for the mix
+    notes = [] if random is None else arrival_notes(replace(sw, arrival=random.arrival),
+                                                    f'{random.name}\'s arrival = "{random.arrival}" in {mix.path.name}')
+    return prepared_run(sw, target, engine, policy, meta, output_notes(sw) + notes)
 
 
 def _without_file(value):

@@ -85,13 +85,14 @@ def output_notes(s: SweepSettings) -> list[str]:
 SHARP_RANDOM_BATCHES = 120  # K random batches near the capacity judged as sharply as fixed ones (docs/sweep.md)
 
 
-def arrival_notes(s: SweepSettings) -> list[str]:
-    """Random arrivals over few batches: verdicts near the capacity blur; said before the sweep, with the fix."""
+def arrival_notes(s: SweepSettings, given: str = "") -> list[str]:
+    """Random arrivals over few batches: verdicts near the capacity blur; said before the sweep, with the fix.
+    `given`: where the arrival process was chosen, when not --arrival (a mix file's entry)."""
     if s.arrival == "fixed" or s.batches >= SHARP_RANDOM_BATCHES:
         return []
-    return [f"--arrival {s.arrival} with --batches {s.batches}: near the capacity a random burst's queue and a lost "
-            f"load look alike over so few batches; give --batches {SHARP_RANDOM_BATCHES} or more for sharp verdicts "
-            "there (docs/sweep.md)"]
+    return [f"{given or '--arrival ' + s.arrival} with --batches {s.batches}: near the capacity a random burst's "
+            f"queue and a lost load look alike over so few batches; give --batches {SHARP_RANDOM_BATCHES} or more for "
+            "sharp verdicts there (docs/sweep.md)"]
 
 
 def _target_words(meta, key: str) -> str:
