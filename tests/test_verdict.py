@@ -72,6 +72,16 @@ def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_f
                           (1, 73, 10, None, None, True)])
     assert split_verdict(knee, inside).endswith("No rate of the split's lies where the whole model's latency is known "
                                                 "closely enough to compare them.")
+    # at 20 q/s the whole model's N=1 was measured (40 ms), but its best there is N=2's line between 10 and 30 q/s
+    # (16 ms): the claim rests on that line, and says so; at 30 q/s N=2 was measured (17 ms): no note
+    lined = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 40.0, 0.1, False), (1, 30, 10, None, None, True),
+                         (2, 10, 30, 15.0, 0.1, False), (2, 30, 30, 17.0, 0.1, False), (2, 31, 10, None, None, True)])
+    cut = hand_run(2, [(1, 20, 30, 12.0, 0.1, False), (1, 30, 30, 13.0, 0.1, False), (1, 31, 10, None, None, True)])
+    assert split_verdict(lined, cut).endswith(
+        "It lowers the worst-case latency at 20 and 30 q/s (by up to 25%) (the whole model's latencies interpolated "
+        "between its measured rates).")
+    measured = hand_run(2, [(1, 30, 30, 13.0, 0.1, False), (1, 31, 10, None, None, True)])
+    assert split_verdict(lined, measured).endswith("It lowers the worst-case latency at 30 q/s (by 24%).")
     same = hand_run(2, [(1, 10, 30, 10.3, 0.1, False), (1, 30, 30, 20.5, 0.1, False), (1, 31, 10, None, None, True)])
     assert split_verdict(whole, same) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30 q/s split "

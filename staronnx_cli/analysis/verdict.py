@@ -145,6 +145,12 @@ def best_latency_at(points, rate: float) -> float | None:
     """A run's least worst-case latency at `rate` over its batch sizes, each one's curve interpolated linearly
     between its measured uncongested rates (only batch sizes whose measured range covers the rate, and not across
     a knee: googlenet's 28.6 ms at 61.3 q/s and 85.1 ms at 72.1 drew a line that read 76.7 ms at 70.5)."""
+    found = least_latency_at(points, rate)
+    return None if found is None else found[0]
+
+
+def least_latency_at(points, rate: float) -> tuple[float, bool] | None:
+    """best_latency_at's value, and whether it was read on a line between two measured rates (not measured)."""
     values = []
     for _, mine in env.usable(points).groupby("batch_size"):
         mine = mine.sort_values("rate_qps")
@@ -155,7 +161,7 @@ def best_latency_at(points, rate: float) -> float | None:
         pair = latencies[above - 1:above + 1]
         if rates[above] != rate and max(pair) > KNEE * min(pair):
             continue  # between its rates the curve bends (a knee, or the fill time (N-1)/rate): no straight line
-        values.append(float(np.interp(rate, rates, latencies)))
+        values.append((float(np.interp(rate, rates, latencies)), bool(rates[above] != rate)))
     return min(values, default=None)
 
 
@@ -170,18 +176,18 @@ def _latency_change(whole: Run, split: Run) -> str:
     its batch sizes interpolated between its measured rates where the grids differ)."""
     mine = env.envelope(split.points)
     whole_top, _ = top_rate(whole)
-    exact = set(whole.points.rate_qps.astype(float))
     lower, higher, beyond, gains, between, compared = [], [], [], [], False, 0
     for row in mine.itertuples():
         if row.rate_qps > whole_top:
             if not _never_congested(whole):  # beyond a known saturation; else: simply not measured there
                 beyond.append(row.rate_qps)
             continue
-        reference = best_latency_at(whole.points, row.rate_qps)
-        if reference is None:
+        found = least_latency_at(whole.points, row.rate_qps)
+        if found is None:
             continue
-        ratio, compared = row.mean_max_latency_ms / reference - 1, compared + 1
-        between |= abs(ratio) > LATENCY_CHANGE and float(row.rate_qps) not in exact  # a claim on a line
+        (reference, on_line), compared = found, compared + 1
+        ratio = row.mean_max_latency_ms / reference - 1
+        between |= abs(ratio) > LATENCY_CHANGE and on_line  # a claim resting on a line between measured rates
         if ratio < -LATENCY_CHANGE:
             lower.append(row.rate_qps)
             gains.append(-ratio)
