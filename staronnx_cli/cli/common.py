@@ -16,7 +16,8 @@ from rich.markup import escape
 from ..errors import UserError, first_line
 
 told = False  # whether a command printed its one line (the entry point says one itself when none did)
-console = Console(emoji=False)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji
+console = Console(emoji=False, soft_wrap=True)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji;
+# lines are never wrapped mid-phrase (a path or a figure cut in two): the terminal wraps them, a log keeps them whole
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 

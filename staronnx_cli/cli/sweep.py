@@ -163,7 +163,7 @@ def _sweep_mix(given: dict) -> None:
                 mark = "" if target in ("", None) else "  (meets its target)" if row.get("met_target") is True else \
                     f"  (target {target:g} ms missed)"
                 bar.console.print(f"scale {row['scale']:<5g} {row['model']:<{width}} N={row['batch_size']:<3} "
-                                  f"{row['rate_qps']:>8.4g} q/s  {escape(text)}{mark}")
+                                  f"{row['rate_qps']:>8.4g} q/s  {escape(text)}{mark}", soft_wrap=True)
 
             run_mix(settings, prepared, on_point, on_progress,
                     lambda text: bar.console.print(notice_line(text), soft_wrap=True))
@@ -247,7 +247,7 @@ def _run_with_progress(settings, prepared) -> None:
             else:
                 ratio = row.get("latency_over_ideal")
                 text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
-            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}")
+            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}", soft_wrap=True)
 
         run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(notice_line(text),
                                                                                           soft_wrap=True))
