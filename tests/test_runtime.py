@@ -217,6 +217,27 @@ def test_a_late_latency_rise_with_idle_workers_is_a_disturbance_not_congestion()
     assert row["batches"] == 40 and row["mean_max_latency_ms"] != ""
 
 
+@pytest.mark.parametrize("shape, congested", [("sawtooth", False), ("ramp", True)])
+def test_below_the_capacity_a_rise_over_the_later_half_alone_is_not_congestion(shape, congested):
+    """Fixed arrivals at 1,000 q/s, one worker busy ~95 % (capacity 2,000 q/s). A 14-batch sawtooth (dmda refilling
+    a fast worker's queue between two slow-worker tasks) rises over the later half of 20 batches, not over all of
+    them: not congested. A ramp over all of them: congested."""
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=1000.0, warmup=0, batches=20)
+    records = []
+    for k in range(20):
+        t = 1e-3 * k
+        latency = 1e-3 * (1.0 + 0.05 * ((k + 8) % 14 if shape == "sawtooth" else k))
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + latency)
+        record.tasks.append(TaskRecord(0, 0, t + latency - 0.95e-3, t + latency))
+        records.append(record)
+    row = point_row(spec, records, "", [1e-3 * k for k in range(20)], ["cpu0"], 0.5e-3)
+    assert row["congested"] == congested
+    assert row["reason"] == ("latency grows 50 ms per s: about 5% of the load is not served" if congested else "")
+
+
 def test_a_latency_rise_whose_batches_wait_for_the_worker_is_congestion_however_idle_the_worker_looks():
     """Tiny tasks: the worker runs each in 5 of every 10 us of its time (the rest is the runtime's cost per task,
     not busy time), and the batches queue: waiting, not a disturbance."""

@@ -72,8 +72,8 @@ def test_a_gpu_worker_pays_transfers_of_inputs_and_results(cli, tiny_cnn_path, t
 def test_a_sawtooth_longer_than_the_window_is_run_on_not_called_congested(cli, tiny_cnn_path, tmp_path):
     """A GPU just slower than the stream (1 ms and its overheads per batch, a batch every 1 ms) and two CPU workers
     at 2 ms: dmda fills the GPU's queue for ~27 batches, then gives one to a CPU, and again. The later half of
-    K = 20 batches rises; the whole window, with a drop in it, does not: the point is extended until the final
-    test agrees, and is not congested at half the capacity (judging 6 called it congested)."""
+    K = 20 batches rises; the whole window, with a drop in it, does not: not congested at half the capacity
+    (judging 6 called it congested)."""
     p = write(tmp_path / "p.toml", platform_text('[[workers]]\nkind = "cuda"\ncount = 1\n[[workers]]\nkind = "cpu"\n'
                                                  'count = 2\ncores = 1\n', [(0, "cuda", 1, 1.0), (0, "cpu:1", 1, 2.0)],
                                                  "[overhead]\ntask_us = 20.0\n"))
@@ -82,7 +82,6 @@ def test_a_sawtooth_longer_than_the_window_is_run_on_not_called_congested(cli, t
     assert result.exit_code == 0, result.stderr
     point = pd.read_csv(tmp_path / "run" / "points.csv").iloc[0]
     assert not point.congested and point.reason != point.reason  # NaN: no caveat either
-    assert point.warmup_batches > 5  # run on past the planned 25 batches
     assert point.capacity_qps > 1900
 
 

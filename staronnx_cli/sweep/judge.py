@@ -79,6 +79,10 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
         elif p.arrival != "fixed" and exact and (share := _steady_served(measured, p.rate_qps)) < 1.0 - SHORT_BEYOND:
             trend = f"its {len(measured)} measured batches served {share:.0%} of the load offered, beyond the " \
                     f"workers' capacity of {capacity:.0f} q/s"  # random arrivals hid the queue's growth
+    # a rise over the later half alone, below the capacity: dmda's sawtooth (a fast worker's queue refilled between
+    # two slow-worker tasks) longer than half the window, or a queue filling; not a growing one
+    halfway = bool(trend) and within and p.arrival == "fixed" and may_settle and not congestion(
+        latency, releases, later_half=False)
     rising = trend or congestion(latency, releases, unserved=EXTEND_ON_RISE)
     if rising and p.arrival != "fixed" and not lost:
         return "", (f"not congested: {rising.partition(':')[0]} over its later batches, yet {served:.1%} of the load "
@@ -100,7 +104,7 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
         return "", (f"{NOT_SETTLED}: latency still rising after {ev.first + p.batches} batches, below the workers' "
                     f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is a "
                     "lower bound")
-    if trend:
+    if trend and not halfway:
         return trend, ""
     if rising and capacity and not within:
         return f"{rising} at a rate beyond the workers' capacity of {capacity:.0f} q/s", ""
