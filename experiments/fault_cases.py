@@ -725,6 +725,29 @@ def _(d):
     return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "costs.csv"), 2, "is a file")
 
 
+@case("outputs", "`trace -o tiny.onnx` (an existing file that is not a trace)", "exit 2 naming --force, model kept")
+def _(d):
+    before = (d / "tiny.onnx").read_bytes()
+    return one_line(staronnx(d, "trace", "run", "-o", "tiny.onnx"), 2, "not a trace", "--force") or (
+        None if (d / "tiny.onnx").read_bytes() == before else "model overwritten")
+
+
+@case("outputs", "`plot -o f.png`, f.png a link to the user's costs.csv", "exit 0, the link replaced, costs kept")
+def _(d):
+    before = (d / "costs.csv").read_text()
+    (d / "f.png").symlink_to(d / "costs.csv")
+    return one_line(staronnx(d, "plot", "run", "-o", "f.png"), 0) or (
+        None if (d / "costs.csv").read_text() == before and not (d / "f.png").is_symlink() else "written through")
+
+
+@case("outputs", "`trace -o loop` and `trace loop`, loop a cycle of symbolic links", "exit 2 each, one line")
+def _(d):
+    (d / "loop").symlink_to(d / "loop2")
+    (d / "loop2").symlink_to(d / "loop")
+    return one_line(staronnx(d, "trace", "run", "-o", "loop"), 2, "symbolic links") or \
+        one_line(staronnx(d, "trace", "loop"), 2, "symbolic links")
+
+
 for command, what in [(["trace", "run", "-o", "run/points.csv"], "`trace -o run/points.csv`"),
                       (["plot", "run", "-o", "run/run.json"], "`plot -o run/run.json`"),
                       (["report", "run", "-o", "run/batches.csv", "--force"], "`report -o run/batches.csv --force`")]:

@@ -22,17 +22,26 @@ def trace(
     scale: Annotated[float | None, typer.Option(help="A mix run: the point's scale (default: the highest at which "
                                                      "no model congested).")] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
+    force: Annotated[bool, typer.Option(help="Replace a file at -o that is not a trace.")] = False,
 ):
     """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked (a mix
     run's point: every model's tasks, each named by its model)."""
-    from ..plots.tracefile import write_trace
+    from ..plots.tracefile import is_trace, write_trace
     from ..results.read import read_run
     from ..results.schema import RUN_FILES
 
+    for path, what in ((run, "the run directory"), (output, "-o")):
+        try:
+            path.resolve()
+        except RuntimeError:  # Python 3.11's pathlib: a loop of links is no OSError
+            raise UserError(f"{what} {path} goes round in symbolic links: choose another path") from None
     if output.resolve().parent == run.resolve() and output.name in RUN_FILES:
         raise UserError(f"-o {output} would overwrite the run's own {output.name}: write the trace elsewhere, e.g. "
                         f"-o {run}/trace.json")
     if output.exists() and output.is_dir():
         raise UserError(f"-o {output} is a directory: give a file name, e.g. -o {output}/trace.json")
+    if output.is_file() and not force and not is_trace(output):
+        raise UserError(f"-o {output} holds a file that is not a trace: add --force to replace it, or choose another "
+                        "-o")
     written, point = write_trace(read_run(run), batch_size, rate, output, mix, scale)
     console.print(f"wrote {written} ({point}): open it in https://ui.perfetto.dev")

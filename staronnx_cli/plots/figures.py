@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..analysis import envelope as env  # noqa: E402
-from ..errors import UserError, first_line  # noqa: E402
+from ..errors import UserError  # noqa: E402
 from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
@@ -334,11 +334,15 @@ def save(fig, output: Path) -> Path:
     suffix = output.suffix.lower()
     if suffix not in (".png", ".svg", ".pdf"):
         raise UserError(f"-o {output}: write a .png, .svg or .pdf file")
+    import io
+
+    from ..outputfile import write_bytes_atomic
+
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, dpi=150 if suffix == ".png" else None)
-    except OSError as exc:
-        raise UserError(f"cannot write {output} ({exc.strerror or first_line(exc)}): choose another -o") from None
+        data = io.BytesIO()
+        fig.savefig(data, format=suffix[1:], dpi=150 if suffix == ".png" else None)
     finally:
         plt.close(fig)
+    # whole or not at all, and a link at -o is replaced, never written through (to the file it points at)
+    write_bytes_atomic(output, data.getvalue(), "choose another -o")
     return output

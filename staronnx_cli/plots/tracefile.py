@@ -90,6 +90,16 @@ def _model(task) -> dict:
     return {"model": task.model} if task.model else {}
 
 
+def is_trace(path: Path) -> bool:
+    """Whether `path` holds a trace-event file (one `trace` wrote may be replaced; any other file is refused)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b'{"traceEvents"')
+
+
 def write_trace(run: Run, batch_size: int | None, rate: float | None, output: Path, mix: str | None = None,
                 scale: float | None = None) -> tuple[Path, str]:
     """The trace file and which point it holds, in words."""
