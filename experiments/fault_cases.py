@@ -725,6 +725,13 @@ def _(d):
     return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "costs.csv"), 2, "is a file")
 
 
+@case("outputs", "`zoo build tiny_cnn -o d/z.onnx` on a full disk (file size limit)",
+      "exit 2 naming d/z.onnx, not the cache; no torn model left")
+def _(d):
+    o = staronnx(d, "zoo", "build", "tiny_cnn", "-o", "d/z.onnx", limit_file_bytes=20_000)
+    return one_line(o, 2, "d/z.onnx", "ulimit") or (None if not (d / "d/z.onnx").exists() else "a torn model left")
+
+
 @case("outputs", "`trace -o tiny.onnx` (an existing file that is not a trace)", "exit 2 naming --force, model kept")
 def _(d):
     before = (d / "tiny.onnx").read_bytes()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import shutil
 from pathlib import Path
 
 from ..cachedir import cache_dir
@@ -53,6 +52,5 @@ def export(name: str, output: Path, seed: int = 0, force: bool = False) -> tuple
     if output.is_dir():
         raise UserError(f"-o '{output}' is a directory: give a file name such as {output / (name + '.onnx')}")
     path, built = build_cached(name, seed)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, output)
+    write_bytes_atomic(output, path.read_bytes())  # whole or not at all; a failure names -o, not the cache
     return path, built
