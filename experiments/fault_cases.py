@@ -233,6 +233,32 @@ def _(d):
     return one_line(o, 0) or grid_complete(d / "run")
 
 
+@case("torn", "points.csv emptied (0 bytes), then `sweep --resume`", "a notice, the run begun again, grid completed")
+def _(d):
+    (d / "run/points.csv").write_text("")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume")
+    return one_line(o, 0) or (None if "points.csv was empty" in o.out + o.err else "no notice") or \
+        grid_complete(d / "run")
+
+
+@case("torn", "points.csv overwritten with binary garbage, then `sweep --resume`",
+      "exit 2 naming points.csv, batches.csv unchanged")
+def _(d):
+    (d / "run/points.csv").write_bytes(bytes(range(256)) * 2)
+    before = (d / "run/batches.csv").read_bytes()
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume")
+    return one_line(o, 2, "points.csv", "not a result file") or (
+        None if (d / "run/batches.csv").read_bytes() == before else "batches.csv changed")
+
+
+@case("torn", "points.csv saved by an editor with blank lines between rows (CR CR LF), then `sweep --resume`",
+      "grid completed")
+def _(d):
+    text = (d / "run/points.csv").read_bytes()
+    (d / "run/points.csv").write_bytes(text.replace(b"\r\n", b"\r\r\n"))
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "run", "--resume"), 0) or grid_complete(d / "run")
+
+
 @case("torn", "run.json cut in half, then `--resume`", "exit 2, one line naming run.json")
 def _(d):
     text = (d / "run/run.json").read_text()

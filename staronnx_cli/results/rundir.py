@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import json_text
+from ..errors import UserError, json_text
 from ..outputfile import write_text_atomic
 from .runmeta import RunMeta
 from .schema import (
@@ -58,7 +58,10 @@ class RunDir:
         below it), for every point in points.csv."""
         if not self.points.exists():
             return {}
-        frame = pd.read_csv(io.StringIO(complete_text(self.points)))
+        text = complete_text(self.points)
+        if not text.strip():
+            return {}
+        frame = pd.read_csv(io.StringIO(text))
         congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
         if "reason" in frame:
             congested |= frame.reason.map(unsettled).astype(bool)
@@ -66,7 +69,8 @@ class RunDir:
 
     def point_rows(self) -> pd.DataFrame:
         """points.csv without a torn last row (empty when there is none yet)."""
-        return pd.read_csv(io.StringIO(complete_text(self.points))) if self.points.exists() else pd.DataFrame()
+        text = complete_text(self.points) if self.points.exists() else ""
+        return pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame()
 
     # -- its life ---------------------------------------------------------------------------------------------------
     def start(self, meta: RunMeta, force: bool, resume: bool, rows_per_point: int = 1) -> list[str]:
@@ -86,8 +90,11 @@ class RunDir:
         committed fewer than its `rows_per_point` (a mix point: one per model, all or none), and the batch rows of
         points that have no points.csv row (points.csv is the commit record), so a resumed point is never counted
         twice."""
+        point_rows, batch_rows = _result_rows(self.points), _result_rows(self.batches)  # checked, before any change
         notes = [n for n in (cut_partial_line(self.points), cut_partial_line(self.batches)) if n]
-        point_rows = list(csv.reader(io.StringIO(complete_text(self.points)))) if self.points.exists() else []
+        if self.points.exists() and not point_rows:  # not even a header: no point was committed, begun again whole
+            self.points.unlink()
+            return notes + ["points.csv was empty: the run begins again"]
         if rows_per_point > 1 and len(point_rows) > 1:
             header, body = point_rows[0], point_rows[1:]
             unit = [(dict(zip(header, r)).get("mix", ""), dict(zip(header, r)).get("scale", "")) for r in body]
@@ -98,9 +105,7 @@ class RunDir:
                 notes.append(f"points.csv: {len(body) - len(whole)} rows of a mix point cut short (not every "
                              "model's row was written) were removed; the point is measured again")
                 point_rows = [header] + whole
-        if not self.batches.exists():
-            return notes
-        rows = list(csv.reader(io.StringIO(complete_text(self.batches))))
+        rows = batch_rows
         if not rows:
             return notes
         with_mix = "mix" in rows[0]
@@ -110,6 +115,27 @@ class RunDir:
             _rewrite_csv(self.batches, keep)
             notes.append(f"batches.csv: {len(rows) - len(keep)} rows of a point that never finished were removed")
         return notes
+
+
+def _result_rows(path: Path) -> list[list[str]]:
+    """A result file's complete rows (blank lines skipped; none when it is missing), every row's point readable: a
+    file that is not (binary, edited, another table) is one line before the resume changes anything."""
+    if not path.exists():
+        return []
+    fix = "repair or remove it, or sweep into a new -o (or with --force, measuring every point again)"
+    try:
+        rows = [r for r in csv.reader(io.StringIO(complete_text(path))) if r]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"'{path}' is not a result file of staronnx ({type(exc).__name__}): {fix}") from None
+    if rows and not {"batch_size", "rate_qps"} <= set(rows[0]):
+        raise UserError(f"'{path}' has no batch_size and rate_qps columns (edited?): {fix}")
+    for line, row in enumerate(rows[1:], start=2):
+        try:
+            point_key(dict(zip(rows[0], row)))
+        except (ValueError, KeyError):
+            raise UserError(f"'{path}' line {line} names no point (batch_size and rate_qps must be numbers): "
+                            f"{fix}") from None
+    return rows
 
 
 def point_key(row: dict, with_mix: bool = True) -> tuple:
