@@ -220,7 +220,20 @@ def test_interpolation_between_and_beyond_measured_batch_sizes():
     assert interpolate({1: 10.0, 2: 16.0}, 4) == pytest.approx(28.0)
     assert interpolate({1: 10.0, 4: 28.0, 8: 40.0}, 2) == pytest.approx(16.0)
     assert interpolate({2: 8.0}, 6) == pytest.approx(24.0)  # one size: proportional
-    assert interpolate({4: 10.0, 8: 30.0}, 1) == 0.0  # never negative
+    # outside the measured sizes, never below what batching allows: a smaller batch at least the smallest
+    # measured's time per query (2.5 ms at N=4, where the segment reads -5), a larger one at least the largest's
+    assert interpolate({4: 10.0, 8: 30.0}, 1) == pytest.approx(2.5)
+    assert interpolate({1: 20.0, 4: 3.09}, 8) == pytest.approx(3.09)  # times falling with N: not 0.1 ms
+
+
+def test_platform_check_notes_times_that_fall_as_the_batch_grows(cli, tiny_cnn_path, tmp_path):
+    p = write(tmp_path / "p.toml", platform_text(times=[(0, "cpu:1", 1, 20.0), (0, "cpu:1", 4, 3.09)]))
+    result = cli("platform", "check", p, tiny_cnn_path)
+    assert result.exit_code == 0, result.stderr
+    assert "a larger batch takes less time: part 0 on cpu:1: 20 ms at N=1, 3.09 ms at N=4" in \
+        " ".join(result.stdout.split())
+    plain = cli("platform", "check", write(tmp_path / "q.toml", platform_text()), tiny_cnn_path)
+    assert plain.exit_code == 0 and "larger batch" not in plain.stdout
 
 
 def test_platform_round_trips_through_its_toml_writer(tmp_path):

@@ -44,7 +44,7 @@ def check(
     target: Annotated[str, typer.Argument(help="The model, zoo name or plan directory it will simulate.")],
 ):
     """Validate a platform against a target: every worker kind has a time for every part."""
-    from ..runtime.platform import read_platform
+    from ..runtime.platform import falling_times, read_platform
     from ..runtime.simtimes import part_times
     from ..systems.target import load_target
     from ..zoo.names import model_name_of
@@ -57,3 +57,6 @@ def check(
     for kind in sorted({g.kind_key for g in p.workers}):
         cells = ", ".join(f"part {i}: {1000 * times.mean(i, kind, 1):.3f} ms" for i in range(len(loaded.part_files)))
         console.print(f"  {kind} at batch 1: {cells}")
+    for where in falling_times(p):
+        console.print(f"[yellow]note:[/] a larger batch takes less time: {where} (noise, or an edit?): the simulator "
+                      "uses them as they are between those sizes")

@@ -295,7 +295,10 @@ def write_platform(p: Platform, path: Path) -> None:
 
 # -- time of a part at any batch size ----------------------------------------------------------------------
 def interpolate(points: dict[int, float], batch: int) -> float:
-    """Linear in the batch size between measured ones, extended along the last segment; proportional from one."""
+    """Linear in the batch size between measured ones, extended along the last segment; proportional from one.
+    Outside the measured range never below what batching allows: a larger batch takes at least the largest
+    measured one's time, a smaller one at least the smallest's per query (a segment that falls, measured times
+    decreasing with N, extended to 0.1 ms at N=8 where N=4 took 3.09 ms)."""
     sizes = sorted(points)
     if batch in points:
         return points[batch]
@@ -303,7 +306,23 @@ def interpolate(points: dict[int, float], batch: int) -> float:
         return points[sizes[0]] * batch / sizes[0]
     lo = max((s for s in sizes if s < batch), default=sizes[0])
     hi = min((s for s in sizes if s > batch), default=sizes[-1])
+    floor = 0.0
     if lo == hi:  # outside the measured range: the nearest segment
         lo, hi = (sizes[0], sizes[1]) if batch < sizes[0] else (sizes[-2], sizes[-1])
+        floor = points[sizes[0]] * batch / sizes[0] if batch < sizes[0] else points[sizes[-1]]
     slope = (points[hi] - points[lo]) / (hi - lo)
-    return max(points[lo] + slope * (batch - lo), 0.0)
+    return max(points[lo] + slope * (batch - lo), floor)
+
+
+def falling_times(p: Platform) -> list[str]:
+    """Where a platform's times fall as the batch grows (part, kind, the two sizes and times): noise, or a file
+    edited by hand; `platform check` says so."""
+    by_key: dict[tuple[int, str], list[TimeRow]] = {}
+    for t in p.times:
+        by_key.setdefault((t.part, t.kind), []).append(t)
+    found = []
+    for (part, kind), rows in sorted(by_key.items()):
+        rows.sort(key=lambda t: t.batch)
+        found += [f"part {part} on {kind}: {a.mean_ms:g} ms at N={a.batch}, {b.mean_ms:g} ms at N={b.batch}"
+                  for a, b in zip(rows, rows[1:]) if b.mean_ms < a.mean_ms]
+    return found
