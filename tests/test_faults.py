@@ -278,6 +278,15 @@ def test_a_torn_performance_model_cache_is_reported_and_ignored(cli, tiny_cnn_pa
     assert result.exit_code == 0, result.stderr
     assert "is unreadable" in result.stdout and "calibrated afresh" in result.stdout
     assert json.loads(file.read_text())["models"]  # rewritten whole by the new sweep
+    # a time or a variance below zero is no measurement: not used (a simulated sweep printed -1000 ms latencies)
+    sim = ("sweep", tiny_cnn_path, "--engine", "sim", "--workers", "cpu:1x1", "--batch", "1", "--rate", "50",
+           "--batches", "5", "-o", tmp_path / "s", "--force")
+    for key in ("mean_s", "m2"):
+        cache_text = json.loads(file.read_text())
+        cache_text["models"][0][key] = -1
+        file.write_text(json.dumps(cache_text))
+        assert_one_line_error(cli(*sim), "are unreadable", "run a real sweep")
+        assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", tmp_path / "b", "--force").exit_code == 0  # rewrites it
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -91,8 +91,9 @@ class PerfModel:
         try:
             for row in json.loads(path.read_text()).get("models", []):
                 stats = Stats(int(row["count"]), float(row["mean_s"]), float(row["m2"]), True)
-                if stats.count < 0 or not (math.isfinite(stats.mean) and math.isfinite(stats.m2)):
-                    raise ValueError(f"a model of part {row['part']} is not finite")
+                if stats.count < 0 or not (math.isfinite(stats.mean) and math.isfinite(stats.m2)) or \
+                        stats.mean < 0 or stats.m2 < 0:  # a time or a variance below 0 is no measurement
+                    raise ValueError(f"a model of part {row['part']} is not a time")
                 model.stats[(int(row["part"]), str(row["kind"]), int(row["batch"]))] = stats
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             on_notice(f"performance-model cache '{path}' is unreadable ({exc.__class__.__name__}): ignored, the "

@@ -128,9 +128,14 @@ def platform_from_cache(spec: str, target: Target) -> Platform:
     models = []
     for name, one, first in named:
         perf_file = cache_file(host.node(), one.model_sha256, one.plan_sha256, ort.__version__)
-        perf = PerfModel.load(perf_file)
+        said: list[str] = []
+        perf = PerfModel.load(perf_file, said.append)
         if not perf.stats:
             model = f"model {name}" if name else "this model"
+            if said:  # there, but not usable: said as such, not as missing
+                raise UserError(f"the performance models of {model} on this host ({perf_file}) are unreadable (cut "
+                                "short or edited): run a real sweep (it calibrates afresh and rewrites them), or give "
+                                "--platform PLATFORM.toml")
             raise UserError(f"no performance models of {model} on this host ({perf_file.name}): run a real sweep "
                             "first, or give --platform PLATFORM.toml")
         models.append((perf, first))
