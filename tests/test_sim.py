@@ -216,6 +216,19 @@ def test_a_plan_part_without_times_and_other_engine_mistakes(cli, tiny_cnn_path,
                               "-o", tmp_path / "r"), "not found")
 
 
+def test_a_simulated_resume_keeps_its_platform_and_noise(cli, tiny_cnn_path, tmp_path):
+    p = write(tmp_path / "p.toml", platform_text())
+    args = ("sweep", tiny_cnn_path, "--engine", "sim", "--platform", p, "--batches", "5", "-o", tmp_path / "r")
+    assert cli(*args, "--batch", "1", "--rate", "10").exit_code == 0
+    write(p, platform_text(times=[(0, "cpu:1", 1, 12.0), (0, "cpu:1", 2, 16.0)]))  # another machine, same name
+    assert_one_line_error(cli(*args, "--batch", "1,2", "--rate", "10", "--resume"), "was simulated on",
+                          "that platform file as it was")
+    write(p, platform_text())  # as it was: the same bytes
+    assert_one_line_error(cli(*args, "--batch", "1,2", "--rate", "10", "--resume", "--sim-noise"),
+                          "simulated without --sim-noise")
+    assert cli(*args, "--batch", "1,2", "--rate", "10", "--resume").exit_code == 0
+
+
 def test_interpolation_between_and_beyond_measured_batch_sizes():
     assert interpolate({1: 10.0, 2: 16.0}, 4) == pytest.approx(28.0)
     assert interpolate({1: 10.0, 4: 28.0, 8: 40.0}, 2) == pytest.approx(16.0)

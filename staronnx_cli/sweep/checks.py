@@ -125,6 +125,15 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
         if old.get(key) != meta.get(key):
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
+    if meta.get("engine") == "sim":  # the simulated machine is a setting too: one run, one machine
+        if old.get("platform_sha256") != meta.get("platform_sha256"):
+            raise UserError(f"--resume: '{run_dir}' was simulated on {old.get('platform')!r} (sha256 "
+                            f"{str(old.get('platform_sha256'))[:12]}), this sweep on {meta.get('platform')!r} (sha256 "
+                            f"{str(meta.get('platform_sha256'))[:12]}): resume with that platform file as it was, a "
+                            "new -o, or --force")
+        if bool(old.get("sim_noise")) != bool(meta.get("sim_noise")):
+            raise UserError(f"--resume: '{run_dir}' was simulated {'with' if old.get('sim_noise') else 'without'} "
+                            "--sim-noise: use the same settings, a new -o, or --force")
 
 
 def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
