@@ -197,6 +197,13 @@ def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path,
     (platform_text(times=[(0, "cpu:1", 1, -1.0)]), "mean_ms"),
     ("name = \"x\"\n", "no [[workers]]"),
     ("workers = [[[", "not valid TOML"),
+    # a typo is said, not ignored (a dropped [transfr] table or task_usec key simulated another machine)
+    (platform_text(extra="[transfr]\nbandwidth_GBps = 1.0\n"), "unknown key 'transfr': did you mean transfer?"),
+    (platform_text(extra="[overhead]\ntask_usec = 3000\n"), "[overhead]: unknown key 'task_usec'"),
+    (platform_text('[[workers]]\nkind = "cuda"\ncount = 1\nstream = 4\n'), "did you mean streams?"),
+    (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nop_factors = 3\n'),
+     "op_factors must be a table"),
+    ("workers = 3\n", "written as [[workers]] entries"),
 ])
 def test_bad_platforms(cli, tiny_cnn_path, tmp_path, text, fragment):
     p = write(tmp_path / "p.toml", text)

@@ -157,12 +157,43 @@ def _number(table: dict, key: str, where: str, default=None, minimum: float | No
     return value
 
 
+KEYS = {  # every key a platform file may hold, per table: anything else is a typo, said rather than ignored
+    "": ("name", "estimate", "notes", "target_sha256", "model_sha256", "workers", "transfer", "overhead", "ray",
+         "times", "speeds"),
+    "[[workers]]": ("kind", "count", "cores", "streams"), "[transfer]": ("bandwidth_GBps", "latency_us"),
+    "[overhead]": ("task_us",), "[ray]": ("resources",), "[[times]]": ("part", "kind", "batch", "mean_ms", "std_ms"),
+    "[[speeds]]": ("kind", "costs", "device", "factor", "op_factors", "node_us"),
+}
+
+
+def _known(table, section: str, where: str) -> dict:
+    """`table` as a dict whose keys are all known for `section`; else one line naming the key and the closest."""
+    import difflib
+
+    if not isinstance(table, dict):
+        raise UserError(f"platform: {where} must be a table of keys (docs/sim.md: platform files)")
+    for key in table:
+        if key not in KEYS[section]:
+            close = difflib.get_close_matches(str(key), KEYS[section], 1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(KEYS[section])}"
+            raise UserError(f"platform: {where or 'the file'}: unknown key {key!r}: {hint}")
+    return table
+
+
+def _entries(data: dict, key: str) -> list:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise UserError(f"platform: {key} must be written as [[{key}]] entries (docs/sim.md: platform files)")
+    return value
+
+
 def parse_platform(data: dict, path: Path | None = None) -> Platform:
     """Validate a platform's TOML table: one clear error naming the entry and the fix."""
+    _known(data, "", "")
     groups = []
-    for i, w in enumerate(data.get("workers", [])):
+    for i, w in enumerate(_entries(data, "workers")):
         where = f"[[workers]] #{i + 1}"
-        kind = w.get("kind")
+        kind = _known(w, "[[workers]]", where).get("kind")
         if kind not in KINDS:
             raise UserError(f"platform: {where}: kind {kind!r} is not a worker kind: write kind = \"cpu\" or \"cuda\"")
         count, cores = _number(w, "count", where, 1, 1, True), _number(w, "cores", where, 1, 1, True)
@@ -180,27 +211,31 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
         groups.append(WorkerGroup(kind_named(kind), count, cores, streams))
     if not groups:
         raise UserError("platform: no [[workers]]: add e.g. [[workers]] kind = \"cpu\" count = 2 cores = 1")
-    transfer, overhead = data.get("transfer", {}), data.get("overhead", {})
+    transfer = _known(data.get("transfer", {}), "[transfer]", "[transfer]")
+    overhead = _known(data.get("overhead", {}), "[overhead]", "[overhead]")
     bandwidth = _number(transfer, "bandwidth_GBps", "[transfer]", 12.0)
     if bandwidth <= 0:
         raise UserError(f"platform: [transfer]: bandwidth_GBps = {bandwidth} must be positive (GB/s)")
     times = []
-    for i, t in enumerate(data.get("times", [])):
+    for i, t in enumerate(_entries(data, "times")):
         where = f"[[times]] #{i + 1}"
-        kind = str(t.get("kind", ""))
+        kind = str(_known(t, "[[times]]", where).get("kind", ""))
         if not is_kind_key(kind):
             raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
         times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
                              _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
     speeds = []
-    for i, s in enumerate(data.get("speeds", [])):
+    for i, s in enumerate(_entries(data, "speeds")):
         where = f"[[speeds]] #{i + 1}"
-        if "costs" not in s or "kind" not in s:
+        if "costs" not in _known(s, "[[speeds]]", where) or "kind" not in s:
             raise UserError(f"platform: {where} needs kind and costs (a costs.csv of staronnx profile)")
         costs = Path(s["costs"])  # may hold {model}: the target model's name
         if path is not None and not costs.is_absolute():
             costs = path.parent / costs
         factors = s.get("op_factors", {})
+        if not isinstance(factors, dict):
+            raise UserError(f"platform: {where}: op_factors must be a table of operator types, e.g. "
+                            "op_factors = { Conv = 0.5 }")
         for op, f in factors.items():
             _number({op: f}, op, f"{where} op_factors", None, 0)
         speeds.append(Speed(str(s["kind"]), costs, str(s.get("device", "")), _number(s, "factor", where, 1.0, 0),
@@ -214,8 +249,8 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
 
 def _ray_resources(data: dict) -> dict[str, float]:
     """[ray] resources = { h100 = 1 }: the Ray resources a node of this machine has (advise --ray confirms there)."""
-    table = data.get("ray", {})
-    resources = table.get("resources", {}) if isinstance(table, dict) else None
+    table = _known(data.get("ray", {}), "[ray]", "[ray]")
+    resources = table.get("resources", {})
     if not isinstance(resources, dict):
         raise UserError("platform: [ray] resources must be a table, e.g. resources = { h100 = 1 }")
     return {str(k): float(_number(resources, k, "[ray] resources", None, 0)) for k in resources}
