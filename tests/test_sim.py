@@ -223,6 +223,22 @@ def test_a_plan_part_without_times_and_other_engine_mistakes(cli, tiny_cnn_path,
                               "-o", tmp_path / "r"), "not found")
 
 
+def test_workers_auto_simulated_from_this_hosts_models_is_this_hosts_layout(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    """Without a GPU, `auto` simulated from the host's models is the layout a real `auto` sweep measured (it was
+    simulated as a GPU layout, with no time for the GPU)."""
+    from staronnx_cli.ortenv import cuda_status
+
+    if cuda_status().usable:
+        pytest.skip("a GPU here: auto includes it, and its models come from a real sweep of it")
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    args = ("sweep", tiny_cnn_path, "--workers", "auto", "--batch", "1", "--rate", "50", "--batches", "5")
+    assert cli(*args, "-o", tmp_path / "real").exit_code == 0
+    result = cli(*args, "--engine", "sim", "-o", tmp_path / "sim")
+    assert result.exit_code == 0, result.stderr
+    workers = [json.loads((tmp_path / run / "run.json").read_text())["workers"] for run in ("real", "sim")]
+    assert workers[0] == workers[1] and "cuda" not in workers[1]
+
+
 def test_a_simulated_resume_keeps_its_platform_and_noise(cli, tiny_cnn_path, tmp_path):
     p = write(tmp_path / "p.toml", platform_text())
     args = ("sweep", tiny_cnn_path, "--engine", "sim", "--platform", p, "--batches", "5", "-o", tmp_path / "r")

@@ -123,7 +123,10 @@ def mix_times(platform: Platform, target: Target) -> PartTimes:
 def platform_from_cache(spec: str, target: Target) -> Platform:
     """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target (of a
     mix: each model's, from its own cache file)."""
-    workers = parse_workers(spec, list(range(4096)), True)  # simulated workers are not bounded by this machine
+    from ..ortenv import cuda_status
+
+    # simulated workers are not bounded by this machine, but `auto` is this machine's layout (as a real sweep's)
+    workers = parse_workers(spec, list(range(4096)), cuda_status().usable if spec.strip() == "auto" else True)
     named = [(m.name, m.target, m.first_part) for m in target.members] if target.members else [("", target, 0)]
     models = []
     for name, one, first in named:
