@@ -196,6 +196,11 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--offload", "1.5", "-o", out), "--offload")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--parts", "1", "-o", out), "--parts")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--streams", "1", "-o", out), "--streams")
+    # each confirmation failed on '--batches 1', a flag never given, and advise exited 0
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--confirm-batches", "1", "-o", out),
+                          "--confirm-batches 1: give at least 2")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--batches", "1", "-o", out), "--batches 1")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--jobs", "-1", "-o", out), "--jobs -1")
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,

@@ -92,8 +92,12 @@ def check(s: AdviseSettings) -> None:
         raise UserError(f"--latency-bound {s.latency_bound_ms:g}: a bound is a positive number of ms")
     if not (math.isfinite(s.budget_s) and s.budget_s > 0):
         raise UserError(f"--budget-s {s.budget_s:g}: give the seconds the whole advise may take, e.g. 600")
-    if s.confirm_batches < 1:
-        raise UserError(f"--confirm-batches {s.confirm_batches}: give at least 1 (or --no-confirm)")
+    if s.confirm_batches < 2:  # a sweep's point measures at least 2 batches
+        raise UserError(f"--confirm-batches {s.confirm_batches}: give at least 2 (or --no-confirm)")
+    if s.batches < 2:
+        raise UserError(f"--batches {s.batches}: each simulated point measures at least 2 batches")
+    if s.jobs < 0:
+        raise UserError(f"--jobs {s.jobs}: give a number of processes (0 or none: one per core)")
     if s.max_layouts < 1:
         raise UserError(f"--max-layouts {s.max_layouts}: give at least 1")
     if not s.policies:
