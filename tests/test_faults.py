@@ -209,6 +209,17 @@ def test_a_plan_whose_parts_were_changed_or_point_outside_is_refused(cli, workdi
     plan["edges"][-1]["source"], plan["edges"][-1]["target"] = 1, 0  # the native core wrote past a buffer
     (workdir / "plan" / "plan.json").write_text(json.dumps(plan))
     assert_one_line_error(cli("sweep", "plan", "-o", "r"), "edge 1 -> 0 does not run from an earlier part")
+    plan["edges"][-1]["source"], plan["edges"][-1]["target"] = 0, 1
+    for edit, fragment in ((lambda p: p["parts"][0].update(file=None), "part 0 names no file"),
+                           (lambda p: p.update(source_model=None), "source_model"),
+                           (lambda p: p.update(dag="x"), "dag must be an object"),
+                           (lambda p: p.update(dag={"launch_order": [9]}), "order each of its 2 parts once")):
+        edited = json.loads(json.dumps(plan))
+        edit(edited)
+        (workdir / "plan" / "plan.json").write_text(json.dumps(edited))
+        assert_one_line_error(cli("sweep", "plan", "-o", "r"), fragment)
+    (workdir / "plan" / "plan.json").write_text("[]")
+    assert_one_line_error(cli("sweep", "plan", "-o", "r"), "not a staronnx plan")
 
 
 def test_outputs_that_would_overwrite_a_file_or_a_run_are_refused(cli, tiny_cnn_path, tmp_path):

@@ -94,6 +94,9 @@ def read_plan(directory: str | Path) -> Plan:
                                         MAX_JSON_BYTES).read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise UserError(f"'{path}' is not valid JSON ({exc}): recreate it with 'staronnx split'") from None
+    if not isinstance(data, dict):
+        raise UserError(f"'{path}' is not a staronnx plan (a JSON {type(data).__name__}, not an object): recreate it "
+                        "with 'staronnx split'")
     version = data.get("schema_version")
     if version != PLAN_SCHEMA_VERSION:
         raise UserError(f"'{path}' has plan schema version {version}, this staronnx reads {PLAN_SCHEMA_VERSION}: "
@@ -103,8 +106,11 @@ def read_plan(directory: str | Path) -> Plan:
                                      "outputs": [TensorSpec(**t) for t in p["outputs"]]}) for p in data["parts"]]
         data["edges"] = [EdgeSpec(**e) for e in data["edges"]]
         plan = Plan(**data)
-    except (TypeError, KeyError) as exc:
+    except (TypeError, KeyError, AttributeError) as exc:
         raise UserError(f"'{path}' is not a staronnx plan ({exc}): recreate it with 'staronnx split'") from None
+    wrong = _wrong_field(plan)
+    if wrong:
+        raise UserError(f"'{path}': {wrong} (edited?): recreate it with 'staronnx split'")
     for e in plan.edges:  # the runtimes run part p after the parts it reads, all numbered before it
         ints = isinstance(e.source, int) and isinstance(e.target, int)
         if not (ints and -1 <= e.source < e.target < len(plan.parts)):
@@ -112,6 +118,28 @@ def read_plan(directory: str | Path) -> Plan:
                             f"of its {len(plan.parts)} (parts are numbered in a topological order): recreate it with "
                             "'staronnx split'")
     return plan
+
+
+def _wrong_field(plan: Plan) -> str:
+    """What in a plan read back is not of its type (a file name, the DAG's groups and launch order), or ''."""
+    if not isinstance(plan.source_model, str) or not isinstance(plan.source_sha256, str):
+        return "source_model and source_sha256 must be text"
+    bad = next((p.index for p in plan.parts if not (isinstance(p.file, str) and p.file)), None)
+    if bad is not None:
+        return f"part {bad} names no file"
+    if not isinstance(plan.dag, dict):
+        return "dag must be an object"
+    for key in ("launch_order", "groups"):
+        value = plan.dag.get(key)
+        if value is None:
+            continue
+        if not (isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)):
+            return f"dag.{key} must be a list of whole numbers"
+        if key == "launch_order" and sorted(value) != list(range(len(plan.parts))):
+            return f"dag.launch_order must order each of its {len(plan.parts)} parts once"
+        if key == "groups" and (len(value) != len(plan.parts) or min(value, default=0) < 0):
+            return f"dag.groups must give each of its {len(plan.parts)} parts a group from 0"
+    return ""
 
 
 PLAN_FILES = re.compile(r"^\.?(plan\.json|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)(\.tmp|\.\d+\.tmp)?$")

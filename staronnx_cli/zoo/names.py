@@ -51,6 +51,6 @@ def model_name_of(target: str, path: Path) -> str:
             return path.name
         try:
             return display_name(Path(json.loads((path / "plan.json").read_text())["source_model"]))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):  # read_plan names what is wrong with it
             return path.name
     return display_name(path) if path.suffix == ".onnx" else target
