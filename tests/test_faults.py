@@ -559,3 +559,24 @@ def test_a_sweep_never_writes_its_run_into_a_plan_or_among_other_files(cli, tiny
         " ".join(fresh.output.split())
     resumed = cli("sweep", tiny_cnn_path, *sim, "-o", tmp_path / "new", "--resume")
     assert resumed.exit_code == 0 and "holds no run yet" not in resumed.output
+
+
+def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cnn_path, tmp_path):
+    """run.json and points.csv edited by hand (a record that is no record, a number written as text, a point
+    without a batch size): one line naming the file and the field, never an internal error."""
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    meta, points = (run / "run.json").read_text(), (run / "points.csv").read_text()
+    resume = ("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume")
+    for key, value, fragment in (("calibration", [1], "'calibration' holds an item that is not a record"),
+                                 ("schema_version", "4", "schema_version '4' is not a whole number")):
+        (run / "run.json").write_text(json.dumps(json.loads(meta) | {key: value}))
+        assert_one_line_error(cli("report", run, "-o", tmp_path / "r.md", "--force"), fragment)
+        assert_one_line_error(cli(*resume), fragment)
+    (run / "run.json").write_text(json.dumps(json.loads(meta) | {"judging": "7"}))
+    assert_one_line_error(cli(*resume), "judging '7', not a whole number")
+    (run / "run.json").write_text(meta)
+    lines = points.splitlines(keepends=True)
+    (run / "points.csv").write_text(lines[0] + lines[1].replace(",1,20.0,", ",x,20.0,", 1) + "".join(lines[2:]))
+    assert ",x,20.0," in (run / "points.csv").read_text()
+    assert_one_line_error(cli("plot", run, "--table", "-o", tmp_path / "t.png"), "line 2: batch_size 'x'")

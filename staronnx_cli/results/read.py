@@ -92,11 +92,23 @@ def read_run(path: Path) -> Run:
                         "staronnx sweep)")
     meta = read_run_meta(meta_file)
     version = meta.get("schema_version")
-    if not isinstance(version, int) or version > RUN_SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"run '{path}': its run.json's schema_version {version!r} is not a whole number (edited?): "
+                        "sweep again into a new -o")
+    if version > RUN_SCHEMA_VERSION:
         raise UserError(f"run '{path}' has schema version {version}, newer than this staronnx reads "
                         f"({RUN_SCHEMA_VERSION}): upgrade staronnx")
     points = _read_csv(points_file)
     _require(points, POINT_COLUMNS_REQUIRED, points_file)
+    for column in ("batch_size", "rate_qps"):  # what names a point: a row without them is no point
+        values = pd.to_numeric(points[column], errors="coerce")
+        bad = values.isna() | ~(values > 0) | ((values % 1 != 0) if column == "batch_size" else False)
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            raise UserError(f"'{points_file}' line {row + 2}: {column} {points[column].iloc[row]!r} is not a "
+                            f"{'whole ' if column == 'batch_size' else ''}positive number (edited?): fix or remove "
+                            "that row, or sweep again")
+        points[column] = values.astype(int) if column == "batch_size" else values.astype(float)
     points["congested"] = points["congested"].astype(str).str.lower().isin(["true", "1"])
     for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
         if column in points:

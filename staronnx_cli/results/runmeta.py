@@ -69,6 +69,9 @@ class RunMeta:
                      and not isinstance(values[f.name], type(DEFAULTS[f.name]))]
             if wrong:
                 raise TypeError(f"'{wrong[0]}' is not a {type(DEFAULTS[wrong[0]]).__name__}")
+            for name in ("calibration", "machine_load"):  # lists of records
+                if not all(isinstance(item, dict) for item in getattr(meta, name)):
+                    raise TypeError(f"'{name}' holds an item that is not a record")
         except (TypeError, ValueError) as exc:
             raise UserError(f"'{path}' is not a staronnx run.json ({exc}): sweep again into a new -o") from None
         return meta

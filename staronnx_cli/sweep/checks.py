@@ -58,6 +58,9 @@ def check_settings(s: SweepSettings) -> None:
     if points.exists() and s.resume:
         meta = s.output / "run.json"
         version = read_run_meta(meta).get("schema_version") if meta.exists() else None
+        if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+            raise UserError(f"run directory '{s.output}': its run.json's schema_version {version!r} is not a whole "
+                            "number (edited?): sweep into a new directory or use --force")
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
@@ -110,6 +113,9 @@ RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "po
 def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
     """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
     old = RunDir(run_dir).read_meta()
+    if not isinstance(old.get("judging"), int) or isinstance(old.get("judging"), bool):
+        raise UserError(f"--resume: '{run_dir}/run.json' holds judging {old.get('judging')!r}, not a whole number "
+                        "(edited?): sweep into a new -o, or start over with --force")
     if old.get("judging") != meta.get("judging"):
         raise UserError(f"--resume: '{run_dir}' was measured by the point rules of staronnx {old.get('staronnx')!r} "
                         f"(version {old.get('judging')}; this one: {meta.get('judging')}): its points and new ones "
