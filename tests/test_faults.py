@@ -5,6 +5,7 @@ import json
 import shutil
 import threading
 
+import pandas as pd
 import pytest
 from conftest import assert_one_line_error
 
@@ -580,3 +581,10 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     (run / "points.csv").write_text(lines[0] + lines[1].replace(",1,20.0,", ",x,20.0,", 1) + "".join(lines[2:]))
     assert ",x,20.0," in (run / "points.csv").read_text()
     assert_one_line_error(cli("plot", run, "--table", "-o", tmp_path / "t.png"), "line 2: batch_size 'x'")
+    (run / "points.csv").write_text(points)
+    batches = pd.read_csv(run / "batches.csv")
+    batches["task_times"] = batches["task_times"].astype(object)
+    batches.loc[batches.index[-1], "task_times"] = "0:abc-def"  # a batch of the point trace shows by default
+    batches.to_csv(run / "batches.csv", index=False)
+    assert_one_line_error(cli("trace", run, "-o", tmp_path / "t.json"), "unreadable task cells")
+    assert_one_line_error(cli("platform", "from-run", run, "-o", tmp_path / "p.toml"), "unreadable task cells")

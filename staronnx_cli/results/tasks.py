@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..errors import UserError
+
 TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s", "measured"]
 
 
@@ -29,9 +31,14 @@ def task_table(batches: pd.DataFrame) -> pd.DataFrame:
     for b in batches.to_dict("records"):
         if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
             continue
-        where = dict(item.split(":", 1) for item in b["placement"].split(","))
-        copies = dict(spans(b.get("transfer_times")))
-        for part, (start, end) in spans(b["task_times"]):
+        try:
+            where = dict(item.split(":", 1) for item in b["placement"].split(","))
+            copies, times = dict(spans(b.get("transfer_times"))), spans(b["task_times"])
+        except ValueError:
+            raise UserError(f"batches.csv: batch {b.get('batch_index')} of N={b.get('batch_size')} at "
+                            f"{b.get('rate_qps')} q/s has unreadable task cells (placement {b['placement']!r}, "
+                            f"task_times {b['task_times'][:40]!r}; edited?): sweep again") from None
+        for part, (start, end) in times:
             copy = copies.get(part, (float("nan"), float("nan")))
             rows.append({"batch_index": int(b["batch_index"]), "part": int(part), "worker": where.get(part, "?"),
                          "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1],
