@@ -67,8 +67,9 @@ def test_three_parts_without_costs_profiles_on_the_fly(cli, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--offload", "0"], ["--offload 0.0", "between 0 and 1"]),
+    (["--offload", "0"], ["--offload 0", "between 0.0001 and 0.9999"]),
     (["--offload", "1.5"], ["--offload 1.5"]),
+    (["--offload", "1e-300"], ["--offload 1e-300"]),  # METIS threw an unknown exception on it
     (["--parts", "1"], ["--parts 1"]),
     (["--method", "random"], ["--method random"]),
 ])

@@ -57,10 +57,13 @@ class SplitResult:
     part_nodes: list[list[str]] = field(default_factory=list)
 
 
+MIN_OFFLOAD = 1e-4  # of the compute time: METIS fails on target weights far below it (1e-300: an exception)
+
+
 def check_settings(s: SplitSettings) -> None:
-    if not 0.0 < s.offload < 1.0:
-        raise UserError(f"--offload {s.offload}: the fraction moved to later parts must be strictly between 0 and 1 "
-                        "(the paper uses 0.05 to 0.15)")
+    if not MIN_OFFLOAD <= s.offload <= 1.0 - MIN_OFFLOAD:
+        raise UserError(f"--offload {s.offload:g}: the fraction moved to later parts must be between {MIN_OFFLOAD:g} "
+                        f"and {1 - MIN_OFFLOAD:g} (the paper uses 0.05 to 0.15)")
     if s.parts < 2:
         raise UserError(f"--parts {s.parts}: a split needs at least 2 parts")
     if s.method not in METHODS:
