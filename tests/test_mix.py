@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_one_line_error
 
 from staronnx_cli.errors import UserError
 from staronnx_cli.kinds import CPU
@@ -140,6 +141,8 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     poisson = tmp_path / "poisson.toml"  # a model of the mix with random arrivals over 4 batches: said before
     poisson.write_text(TINY.read_text().replace('name = "cnn"', 'name = "cnn"\narrival = "poisson"'))
     noted = cli("sweep", "--mix", poisson, "--engine", "sim", "--scale", "1", "--batches", "4", "-o", tmp_path / "p")
+    assert_one_line_error(cli("sweep", "--mix", TINY, "--engine", "sim", "--scale", "1e11", "--batches", "4", "-o",
+                              tmp_path / "huge"), "--scale 1e+11", "more than any machine serves")  # inf batches
     said = "cnn's arrival = \"poisson\" in poisson.toml with --batches 4: near the capacity"
     assert noted.exit_code == 0 and said in " ".join(noted.output.split())
     captured = cli("platform", "from-run", out, "-o", tmp_path / "p.toml")  # wrote one model's parts of both

@@ -57,6 +57,8 @@ def test_sweep_writes_points_and_batches_and_resumes(cli, tiny_cnn_path, tmp_pat
 
 @pytest.mark.parametrize("args, fragments", [
     (["--rate", "0"], ["--rate"]),
+    (["--rate", "1e300"], ["1e+300 q/s is more than any machine serves"]),  # its verdict printed 301 digits
+    (["--rate", "1e-300"], ["e+298 h to arrive"]),  # 300 digits of hours before
     (["--batch", "0"], ["--batch"]),
     (["--policy", "fastest"], ["--policy 'fastest'"]),
     (["--workers", "cpu:64x4"], ["cores"]),

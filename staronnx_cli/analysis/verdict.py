@@ -25,6 +25,8 @@ def ms(value: float) -> str:
 
 def qps(value: float) -> str:
     """A rate as the grid holds it, never in exponent notation: 14600, 57.89, 0.5."""
+    if value >= 1e12 or 0 < value < 1e-7:  # beyond what a grid holds: a typo's figure, shortened
+        return f"{value:.3g}"
     return f"{value:.0f}" if value >= 1000 else f"{value:.4g}" if value >= 1e-3 else f"{value:.7f}".rstrip("0")
 
 

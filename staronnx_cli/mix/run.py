@@ -10,6 +10,7 @@ from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
 from ..sweep.checks import arrival_notes, check_settings, output_notes
+from ..sweep.grid import MAX_QPS
 from ..sweep.lock import run_lock
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
@@ -63,6 +64,10 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     if memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
         engine, policy = prepare_engine(sw, target, mix, memory_limits)
     check_memory_limits(memory_limits, target, [max(m.batch_sizes) for m in mix.models])
+    top = max(s.scales) * max(m.rate_qps for m in mix.models)
+    if not top <= MAX_QPS:  # inf, or more than any machine serves
+        raise UserError(f"--scale {max(s.scales):g}: the mix's fastest model would arrive at {top:.3g} q/s, more "
+                        f"than any machine serves (at most {MAX_QPS:g}): lower --scale")
     if sw.engine == "real":
         hours = sum(mix_seconds(mix, sizes, scale, s) for sizes in mix.combinations() for scale in s.scales) / 3600
         if hours > sw.max_hours:

@@ -152,6 +152,6 @@ def parse_scales(text: str) -> tuple[float, ...]:
     try:
         scales = parse_rates(text)
     except UserError:
-        raise UserError(f"--scale '{text}' is not a list of scales: write e.g. --scale 0.5:2:0.25 or "
-                        "--scale 1,1.5,2") from None
+        raise UserError(f"--scale '{text}' is not a list of scales (positive numbers, at most 1e12): write e.g. "
+                        "--scale 0.5:2:0.25 or --scale 1,1.5,2") from None
     return tuple(scales)

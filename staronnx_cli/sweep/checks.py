@@ -196,7 +196,7 @@ def check_duration(s: SweepSettings) -> None:
     hours = arrival_seconds(s) / 3600
     if s.engine == "real" and hours > s.max_hours:
         n, rate = max(s.batch_sizes), min(s.rates)
-        plain = lambda x: f"{x:,.0f}" if x >= 100 else f"{x:.3g}"  # noqa: E731 - no exponents in a message
+        plain = lambda x: f"{x:,.0f}" if 100 <= x < 1e9 else f"{x:.3g}"  # noqa: E731 - exponents only past 1e9
         raise UserError(f"this sweep's queries alone take {plain(hours)} h to arrive (batch {n} at {rate:g} q/s "
                         f"fills one batch every {plain(n / rate)} s), more than --max-hours {s.max_hours:g}: lower "
                         "--batch or --batches, raise the lowest --rate, or raise --max-hours")

@@ -6,6 +6,7 @@ import math
 
 from ..errors import UserError
 
+MAX_QPS = 1e12  # queries/s: no machine serves a trillion a second; beyond, a typo (and floats lose the batches)
 MAX_RATES = 10_000  # rates in one grid: more is a typo (a tiny step), not a sweep anyone waits for
 
 
@@ -30,6 +31,8 @@ def parse_rates(text: str) -> list[float]:
         raise UserError(f"--rate '{text}': write auto, START:STOP:STEP or a list such as 10,50,200") from None
     if not rates or any(not math.isfinite(r) or r <= 0 for r in rates):
         raise UserError(f"--rate {text}: every rate must be a positive, finite number (queries per second)")
+    if max(rates) > MAX_QPS:
+        raise UserError(f"--rate {text}: {max(rates):.3g} q/s is more than any machine serves (at most {MAX_QPS:g})")
     if len(rates) > MAX_RATES:
         raise UserError(f"--rate {text}: {len(rates):,} rates in one grid (at most {MAX_RATES:,})")
     return sorted(set(rates))
