@@ -99,6 +99,10 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
             raise UserError(f"input '{value.name}' has symbolic dimensions {unknown} besides the batch: fix them "
                             "first with 'python -m onnxruntime.tools.make_dynamic_shape_fixed'")
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
+        if dtype.kind not in "fiub":  # strings, bfloat16, float8, complex: no random batch we can make or pass on
+            raise UserError(f"input '{value.name}' is of type {onnx.TensorProto.DataType.Name(ttype.elem_type)}: "
+                            "staronnx feeds float, integer and bool inputs only; export the model with such an input "
+                            "(a Cast inside it)")
         specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param))
     if not specs:
         raise UserError("the model has no inputs (every input is an initializer): nothing to feed a batch to")

@@ -127,3 +127,21 @@ def test_two_advise_into_one_output_the_second_is_one_line(cli, tiny_cnn_path, t
     with run_lock(out):  # the first advise is still writing there
         assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "20", "-o", out),
                               "being written by another staronnx command", f"pid {os.getpid()}")
+
+
+@pytest.mark.parametrize("elem_type, name", [(8, "STRING"), (16, "BFLOAT16")])
+def test_a_model_with_an_input_staronnx_cannot_feed_is_one_line(cli, tmp_path, elem_type, name):
+    """A string or bfloat16 input: no random batch can be made for it (KeyError: dtype('O') before, and from the
+    native core for bfloat16)."""
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import helper
+
+    x, y = (helper.make_tensor_value_info(n, elem_type, ["batch", 4]) for n in ("x", "y"))
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    fragment = f"input 'x' is of type {name}: staronnx feeds float, integer and bool inputs only"
+    assert_one_line_error(cli("sweep", tmp_path / "m.onnx", "--workers", "cpu:1x1", "-o", tmp_path / "r"), fragment)
+    assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"), fragment)
