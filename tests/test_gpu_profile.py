@@ -288,3 +288,6 @@ def test_plot_nodes_bad_input(cli, gpu_costs, tiny_cnn_path, tmp_path):
     assert cli("profile", tiny_cnn_path, "--device", "cpu:1", "--runs", "1", "--warmup", "0", "--no-overhead",
                "-o", tiny).exit_code == 0
     assert_one_line_error(cli("plot", gpu_costs, tiny, "--kind", "nodes"), "different models")
+    sidecar = tmp_path / "tiny.meta.json"
+    sidecar.write_text(json.dumps(json.loads(sidecar.read_text()) | {"batches": {"1": 5}}))  # edited
+    assert_one_line_error(cli("plot", tiny, "--kind", "nodes"), "is not a costs sidecar written by staronnx")

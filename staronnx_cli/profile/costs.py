@@ -107,8 +107,11 @@ def read_meta(costs_path: str | Path) -> dict:
     except (ValueError, UnicodeDecodeError):
         raise UserError(f"'{path}' is not valid JSON (cut short or edited): profile again with 'staronnx profile'") \
             from None
-    if not isinstance(meta, dict):
-        raise UserError(f"'{path}' is not a costs sidecar written by staronnx: profile again with 'staronnx profile'")
+    batches = meta.get("batches") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not (batches is None or isinstance(batches, dict) and all(
+            str(n).isdigit() and isinstance(figures, dict) for n, figures in batches.items())):
+        raise UserError(f"'{path}' is not a costs sidecar written by staronnx (edited?): profile again with "
+                        "'staronnx profile'")
     return meta
 
 
