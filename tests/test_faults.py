@@ -303,7 +303,7 @@ def test_a_torn_performance_model_cache_is_reported_and_ignored(cli, tiny_cnn_pa
 
 @pytest.mark.parametrize("args, fragment", [
     (["--tolerance", "nan"], "--tolerance nan"), (["--tolerance", "-1"], "--tolerance -1"),
-    (["--seeds", "0"], "--seeds 0"),
+    (["--seeds", "0"], "--seeds 0"), (["--seeds", "1000000"], "give 1 to 1,000 METIS seeds"),
 ])
 def test_split_numbers_are_checked(cli, workdir, costs, args, fragment):
     assert_one_line_error(cli("split", workdir / "m.onnx", "--costs", costs, *args, "-o", workdir / "p"), fragment)

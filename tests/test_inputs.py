@@ -145,3 +145,24 @@ def test_a_model_with_an_input_staronnx_cannot_feed_is_one_line(cli, tmp_path, e
     fragment = f"input 'x' is of type {name}: staronnx feeds float, integer and bool inputs only"
     assert_one_line_error(cli("sweep", tmp_path / "m.onnx", "--workers", "cpu:1x1", "-o", tmp_path / "r"), fragment)
     assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"), fragment)
+
+
+def test_profile_bounds_its_runs_and_the_memory_its_largest_batch_needs(cli, tiny_cnn_path, tmp_path):
+    """--runs 1e9 ran for ever (ONNX Runtime's profiler dropping events); a model of 2e9 values per sample grew
+    to 12 GB before anything was said."""
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import TensorProto, helper
+
+    assert_one_line_error(cli("profile", tiny_cnn_path, "--runs", "1000000000", "-o", tmp_path / "c.csv"),
+                          "--runs 1000000000: give 1 to 10,000")
+    assert_one_line_error(cli("profile", tiny_cnn_path, "--warmup", "20000", "-o", tmp_path / "c.csv"),
+                          "--warmup 20000")
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 10**12]) for n in ("x", "y"))
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "huge.onnx")
+    assert_one_line_error(cli("profile", tmp_path / "huge.onnx", "-o", tmp_path / "h.csv"),
+                          "profiling batch 1 needs about", "profile a smaller --batch")
+    assert not (tmp_path / "h.csv").exists()

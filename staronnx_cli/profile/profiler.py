@@ -88,11 +88,14 @@ class ProfileResult:
     note: str = ""  # on CUDA without CUPTI: why (one line)
 
 
+MAX_RUNS = 10_000  # per batch size: ONNX Runtime's profiler keeps at most a million events, and more is a typo
+
+
 def check_settings(settings: ProfileSettings) -> None:
-    if settings.runs < 1:
-        raise UserError(f"--runs {settings.runs}: at least one measured run is needed, e.g. --runs 20")
-    if settings.warmup < 0:
-        raise UserError(f"--warmup {settings.warmup}: warm-up runs cannot be negative")
+    if not 1 <= settings.runs <= MAX_RUNS:
+        raise UserError(f"--runs {settings.runs}: give 1 to {MAX_RUNS:,} measured runs, e.g. --runs 20")
+    if not 0 <= settings.warmup <= MAX_RUNS:
+        raise UserError(f"--warmup {settings.warmup}: give 0 to {MAX_RUNS:,} warm-up runs")
     if not settings.batch_sizes or any(b < 1 for b in settings.batch_sizes):
         raise UserError(f"--batch {settings.batch_sizes}: batch sizes must be positive integers, e.g. --batch 1,8")
     if settings.device.on_gpu:
@@ -107,6 +110,7 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
     check_settings(settings)
     model = modelio.load_model(settings.model)
     specs = modelio.input_specs(model)
+    check_memory(model, specs, max(settings.batch_sizes))
     recorder, note = _gpu_recorder(settings.device)
     result = ProfileResult([], recorder.source if recorder else "", note)
     for batch in settings.batch_sizes:
@@ -115,6 +119,20 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
             recorder, result.note = None, profiled.note
         result.batches.append(profiled)
     return result
+
+
+def check_memory(model, specs, batch: int) -> None:
+    """The largest batch's inputs and the tensors its nodes write, against half this machine's memory: a model
+    with an input of 1e9 values per sample grew to 12 GB in 15 s before."""
+    import os
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 2**34
+    inputs = sum(int(np.prod(s.shape, dtype=np.float64)) * s.dtype.itemsize for s in specs) * batch
+    needed = inputs + sum(modelio.tensor_bytes_by_node(model, batch).values())
+    if needed > total / 2:
+        raise UserError(f"profiling batch {batch} needs about {needed / 2**30:.3g} GiB (its inputs "
+                        f"{inputs / 2**30:.3g} GiB and the tensors its nodes write), more than half this machine's "
+                        f"{total / 2**30:.3g} GiB: profile a smaller --batch")
 
 
 def _gpu_recorder(device: Device):

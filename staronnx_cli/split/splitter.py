@@ -57,6 +57,7 @@ class SplitResult:
     part_nodes: list[list[str]] = field(default_factory=list)
 
 
+MAX_SEEDS = 1000
 MIN_OFFLOAD = 1e-4  # of the compute time: METIS fails on target weights far below it (1e-300: an exception)
 
 
@@ -78,8 +79,8 @@ def check_settings(s: SplitSettings) -> None:
     if not 0.0 <= s.tolerance < 1.0:  # NaN fails this too
         raise UserError(f"--tolerance {s.tolerance}: a distance to the target fraction, at least 0 and below 1 "
                         "(default 0.03)")
-    if s.seeds < 1:
-        raise UserError(f"--seeds {s.seeds}: METIS needs at least one seed, e.g. --seeds 8")
+    if not 1 <= s.seeds <= MAX_SEEDS:  # each seed is a METIS run per part count: a million ran for hours
+        raise UserError(f"--seeds {s.seeds}: give 1 to {MAX_SEEDS:,} METIS seeds, e.g. --seeds 8")
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: give a directory for the plan")
     entries = list(s.output.iterdir()) if s.output.is_dir() else []
