@@ -505,11 +505,16 @@ def test_ctrl_c_while_workers_prepare_their_sessions_stops_them_before_exiting(t
     assert not [t for t in threading.enumerate() if t not in before and t.name.startswith("staronnx-")]
 
 
-def test_a_ctrl_c_while_typer_parses_the_options_is_still_one_line(monkeypatch, capsys):
+class Abort(RuntimeError):
+    """Click's exception for a Ctrl-C while it parses the options (Typer may vendor Click: told by its name)."""
+
+
+@pytest.mark.parametrize("made", [Abort(), SystemExit(130)])
+def test_a_ctrl_c_while_typer_parses_the_options_is_still_one_line(monkeypatch, capsys, made):
     from staronnx_cli.cli import common, entry
 
-    def interrupted_parse():
-        raise SystemExit(130)  # what typer makes of a KeyboardInterrupt while it parses, silently
+    def interrupted_parse(**kwargs):
+        raise made  # what Click makes of a KeyboardInterrupt while it parses (outside standalone mode: Abort)
 
     monkeypatch.setattr(common, "told", False)
     monkeypatch.setattr("staronnx_cli.cli.app.app", interrupted_parse)
@@ -517,6 +522,21 @@ def test_a_ctrl_c_while_typer_parses_the_options_is_still_one_line(monkeypatch, 
         entry.main()
     assert exit_.value.code == 130
     assert capsys.readouterr().err == "error: interrupted while starting; nothing was written\n"
+
+
+def test_a_usage_error_is_one_line_naming_the_commands_help():
+    """Click's own errors (a value of the wrong type, an unknown option or command) were a box of four lines."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for args, line in ((["sweep", "tiny_cnn", "--batches", "abc"],
+                        "error: Invalid value for '--batches': 'abc' is not a valid integer (staronnx sweep --help)"),
+                       (["sweep", "--bogus"], "error: No such option: --bogus (staronnx sweep --help)"),
+                       (["nosuch"], "error: No such command 'nosuch' (staronnx --help)")):
+        script = Path(sys.executable).with_name("staronnx")  # as a user types it (-m names itself otherwise)
+        done = subprocess.run([str(script), *args], capture_output=True, text=True)
+        assert (done.returncode, done.stderr, done.stdout) == (2, line + "\n", ""), args
 
 
 def test_an_interrupted_sweep_says_where_its_finished_points_are_and_only_if_there_are_some(tmp_path):

@@ -17,7 +17,12 @@ def main() -> None:
     try:
         from .app import app
 
-        app()
+        try:
+            code = app(standalone_mode=False)  # a usage error comes back to be said in one line
+        except Exception as exc:  # Click's own (Typer may vendor Click: its classes are told by their members)
+            _click_error(exc)
+            raise
+        sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:  # the commands handle their own; this is the start-up before them
         sys.stderr.write("error: interrupted while starting; nothing was written\n")
         sys.exit(130)
@@ -25,6 +30,24 @@ def main() -> None:
         if exc.code == 130 and not _told():
             sys.stderr.write("error: interrupted while starting; nothing was written\n")
         raise
+
+
+def _click_error(exc: Exception) -> None:
+    """A usage error (a value of the wrong type, an unknown option or command) as one line naming the command
+    whose --help says more, not Click's box: "Invalid value for '--batches': 'abc' is not a valid integer
+    (staronnx sweep --help)"; a Ctrl-C while Click parses (its Abort) as one; anything else returns."""
+    kind = type(exc).__name__
+    if kind == "Abort":
+        raise KeyboardInterrupt from None
+    if kind == "NoArgsIsHelpError":  # `staronnx` alone: the help, as Click would show it
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(0)
+    if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
+        return
+    ctx = getattr(exc, "ctx", None)
+    command = f" ({ctx.command_path} --help)" if ctx is not None else ""
+    sys.stderr.write(f"error: {exc.format_message().rstrip('.')}{command}\n")
+    sys.exit(exc.exit_code)  # type: ignore[attr-defined]
 
 
 def _told() -> bool:
