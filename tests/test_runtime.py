@@ -351,6 +351,31 @@ def test_beyond_the_capacity_the_latency_trend_is_judged_over_every_measured_bat
     assert verdict(72.75) == Verdict()
 
 
+def test_beyond_the_capacity_a_fixed_point_that_lost_5_percent_is_congested_whatever_its_ends_read():
+    """Fixed arrivals at 111 % of the capacity, the latency rising 5 % of elapsed time over all 40 batches, two
+    workers alternating 6 ms above and below it (its later half shows no significant trend). The first-to-last span
+    of its ends read 97 % served (the first batch late, the last early) and the point was called uncongested; the
+    slope of queries served against their ends reads the 95 % it served."""
+    import numpy as np
+
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    t = np.arange(40) * 0.01
+    latency = 0.005 + 0.05 * t + np.where(np.arange(40) % 2 == 0, 0.006, -0.006)
+    records = []
+    for k in range(40):
+        record = BatchRecord(k, t[k], t[k], 1, k, actual_release_s=t[k], end_s=t[k] + latency[k])
+        record.tasks.append(TaskRecord(0, k % 2, record.end_s - 0.0195, record.end_s))  # each worker ~98 % busy
+        records.append(record)
+    busy = [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records if r.tasks[0].worker == w] for w in (0, 1)]
+    verdict = judge_point(PointSpec(1, 100.0, warmup=0, batches=40, extensions=0), "",
+                          Evidence(records, latency, busy, 90.0, 0.0195, 0.0195, 0, False))
+    assert verdict.reason == ("latency grows 48 ms per s: about 5% of the load is not served over its 40 measured "
+                              "batches, beyond the workers' capacity of 90 q/s")
+
+
 def test_random_arrivals_are_congested_only_where_load_was_not_served():
     """A queue that a burst of random arrivals built, then drained, rises over the later half as a lost load would;
     but over the whole window the batches served what was offered (a Poisson point at 84 % of the capacity rose
@@ -452,6 +477,9 @@ def test_a_point_still_rising_after_every_extension_is_not_settled_and_no_answer
     assert verdict.reason == "" and verdict.note.startswith("not settled: latency still rising after 153 batches")
     early = judge_point(spec, "", Evidence(records, ev.latency, busy, 72.33, 0.02765, 0.02765, 63, False))
     assert early.note == ""  # extensions left: the judge asked for them already while it ran
+    records[5].actual_release_s += 0.002  # a batch released late: the note stays "not settled" (no answer)
+    assert judge_point(spec, "", ev).note.startswith("not settled")
+    records[5].actual_release_s -= 0.002
     # random arrivals whose burst filled a queue in the first half, then held: as much served as offered, settled
     burst = [5.0 + 4.0 * min(k, 20) / 20 for k in range(40)]
     calm = []
