@@ -355,7 +355,7 @@ def test_beyond_the_capacity_a_fixed_point_that_lost_5_percent_is_congested_what
     """Fixed arrivals at 111 % of the capacity, the latency rising 5 % of elapsed time over all 40 batches, two
     workers alternating 6 ms above and below it (its later half shows no significant trend). The first-to-last span
     of its ends read 97 % served (the first batch late, the last early) and the point was called uncongested; the
-    slope of queries served against their ends reads the 95 % it served."""
+    latency at the window's two ends, each the mean of 4 batches, reads the 95 % it served."""
     import numpy as np
 
     from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord

@@ -68,11 +68,11 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     releases = np.array([r.scheduled_release_s for r in measured])
     within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
     exact = p.arrival in ("fixed", "poisson") and p.max_queue_delay_s is None and not ev.failed  # each window
-    # the share of the load served: fixed arrivals, as the slope of queries served against their ends (the ends'
-    # first-to-last span read 97 % for a point that lost 5 % beyond the capacity, two workers' alternating latencies
-    # at its ends); random ones over that span against the rate asked, which each window offers exactly; else
-    # against the releases' rate (failed batches: not served)
-    served = _steady_served(measured, p.rate_qps) if exact and p.arrival == "fixed" else \
+    # the share of the load served: fixed arrivals, from the latency at the window's two ends, each averaged over a
+    # few batches (one batch at each end read 97 % for a point that lost 5 % beyond the capacity, two workers'
+    # alternating latencies there); random ones over the ends' span against the rate asked, which each window
+    # offers exactly; else against the releases' rate (failed batches: not served)
+    served = _fixed_served(measured, latency) if exact and p.arrival == "fixed" else \
         _served(measured, p.rate_qps if exact else None)
     lost = served < 1.0 - UNSERVED_FRACTION  # a rise that fell back again lost no load
     trend = congestion(latency, releases)
@@ -135,6 +135,20 @@ def _served(measured: list[BatchRecord], rate_qps: float | None = None) -> float
     sizes = np.array([r.size for r in measured])
     offered = rate_qps or queries_per_s(np.array([r.scheduled_release_s for r in measured]), sizes)
     return queries_per_s(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
+
+
+END_BATCHES = 4  # fixed arrivals: the latency at each end of a window is the mean of this many batches
+
+
+def _fixed_served(measured: list[BatchRecord], latency: np.ndarray) -> float:
+    """The share of a fixed stream these batches served: a queue that grows by the unserved share of the load
+    raises the latency by that share of the time elapsed, measured between the window's two ends, each the mean
+    of END_BATCHES batches (an even count: two workers' alternation cancels; a queue that drained at the end lost
+    no load)."""
+    m = END_BATCHES if len(measured) >= 2 * END_BATCHES else 1
+    releases = np.array([r.scheduled_release_s for r in measured])
+    elapsed = float(releases[-m:].mean() - releases[:m].mean())
+    return 1.0 - float(latency[-m:].mean() - latency[:m].mean()) / elapsed if elapsed > 0 else 1.0
 
 
 def _steady_served(measured: list[BatchRecord], rate_qps: float) -> float:

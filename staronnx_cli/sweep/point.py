@@ -68,8 +68,8 @@ arrivals, a rise over the later half of the measured batches is congestion only 
 at 1.04 ms per batch of a 1,000 q/s stream, two CPU workers beside it: dmda's 27-batch sawtooth rose over the later
 half of K = 20 while the whole window, with a drop in it, did not; the point was called congested at half the
 capacity; on the H100 platform's googlenet, N=1 at 519 of 611 q/s, a 12-batch sawtooth); and what fixed arrivals
-served is the slope of queries served against their ends (their first-to-last span read 97 % for a point that lost
-5 % beyond the capacity)."""
+served is read from the latency at the window's two ends, each the mean of 4 batches (one batch at each end read
+97 % for a point that lost 5 % beyond the capacity)."""
 
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
