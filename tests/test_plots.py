@@ -36,6 +36,16 @@ def test_envelope_and_rho_max_on_hand_made_points():
     assert env.system_rho_max(p) == 80.0
 
 
+def test_the_envelope_takes_the_fastest_batch_size_not_the_smallest_and_keeps_rates_a_batch_size_failed_at():
+    # at 40 q/s N=4 (20 ms) beats N=2 (31 ms): the least latency, whatever the batch size
+    p = points([(1, 10, 50, 5.0, 0.1, False), (2, 40, 50, 31.0, 1.0, False), (4, 40, 50, 20.0, 1.0, False)])
+    assert env.envelope(p).batch_size.tolist() == [1, 4]
+    # N=1 congested at 10 q/s (a disturbance) but fine at 20: it ran at 10, so it is no unmeasured better one there,
+    # and N=2's 15 ms stays the answer at 10 q/s
+    p = points([(1, 10, 50, None, None, True), (1, 20, 50, 4.0, 0.1, False), (2, 10, 50, 15.0, 0.5, False)])
+    assert env.envelope(p).values.tolist() == [[10, 2, 15.0, 0.5], [20, 1, 4.0, 0.1]]
+
+
 def test_the_fixture_envelope_matches_the_arithmetic_of_its_virtual_machine():
     run = read_run(RUNS / "two_workers")  # S(N) = 4 + 3N ms on two workers
     best = env.envelope(run.points)

@@ -113,6 +113,26 @@ def test_a_run_without_an_uncongested_point_says_to_sweep_lower():
                                    "sweep lower rates."]
 
 
+def test_the_verdict_sentences_hold_the_figures_they_name():
+    """A latency range from its least to its largest, a failed batch size said as failed, 'saturates between' where
+    the grid's gap is wider than the precision, and a split within the resolution not called a raise."""
+    from staronnx_cli.analysis.verdict import split_verdict
+
+    run = hand_run(1, [(1, 10, 30, 7.0, 0.1, False), (1, 20, 30, 9.0, 0.1, False), (1, 21, 10, None, None, True),
+                       (4, 10, 0, None, None, False), (4, 20, 0, None, None, False)], auto=False)
+    sentences = run_verdict(run)
+    assert sentences[0] == "Best batch size: N=1 from 10 to 20 q/s (worst-case latency 7.00 to 9.00 ms)."
+    assert sentences[1] == ("Saturation (rho_max, the highest uncongested rate of the grid): N=1 at 20 q/s, "
+                            "N=4 failed.")
+    assert sentences[2].startswith("The machine saturates between 20 and 21 q/s, with N=1")  # a 5 % gap: not "at"
+    whole = hand_run(1, [(1, 10, 30, 7.0, 0.1, False), (1, 30, 30, 9.0, 0.1, False), (1, 30.8, 10, None, None, True)])
+    split = hand_run(2, [(1, 10, 30, 7.0, 0.1, False), (1, 30.5, 30, 9.0, 0.1, False),
+                         (1, 31.3, 10, None, None, True)])
+    assert split_verdict(whole, split).startswith(  # +2 %: within the 3 % these sweeps resolve
+        "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 30 q/s whole, 30.5 q/s split "
+        "(+2%, within the 3% these sweeps resolve).")
+
+
 def noisy_copy(tmp_path: Path) -> Path:
     run = tmp_path / "noisy"
     shutil.copytree(RUNS / "two_workers", run)
