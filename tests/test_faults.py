@@ -129,6 +129,8 @@ def test_a_torn_last_row_is_cut_and_uncommitted_batch_rows_dropped_on_resume(cli
     assert "its last line was incomplete" in result.stdout and "rows of a point that never finished" in result.stdout
     finished = pd.read_csv(points)
     assert sorted(zip(finished.batch_size, finished.rate_qps)) == [(1, 20.0), (1, 40.0)]  # each once, whole
+    again = cli("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume")  # intact files: nothing said, nothing cut
+    assert again.exit_code == 0 and "incomplete" not in again.stdout and "never finished" not in again.stdout
     rows = pd.read_csv(batches)
     for rate, mine in rows.groupby("rate_qps"):  # each batch once: indices 0..k-1 (1 warm-up + 4, and any
         assert sorted(mine.batch_index) == list(range(len(mine))) and len(mine) >= 5, rate  # extension a noisy

@@ -80,6 +80,47 @@ def test_a_started_batch_goes_on_before_new_batches_start_exactly_on_the_virtual
     assert [r.end_s for r in records] == pytest.approx([0.005 * (k + 1) for k in range(5)])
 
 
+def test_a_workers_own_queue_takes_a_started_batchs_next_part_first():
+    """A policy that queues on the worker (roundrobin, dmda) hands it 4 tasks ahead; behind those, a started
+    batch's next part goes before the first parts of batches not started (10 batches released at once)."""
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: [0.004, 0.001][part])
+    chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
+    zeros = np.zeros(10)
+    schedule = BatchSchedule(1, zeros, zeros, np.ones(10, dtype=np.int64), np.arange(10))
+    records, _ = Scheduler(loop, executor, specs, make_policy("roundrobin"), PerfModel(), chain).run(schedule,
+                                                                                                    Limits(50, 1e9))
+    started = [(k, part) for _, k, part in sorted((t.start_s, r.index, t.part) for r in records for t in r.tasks)]
+    assert started[:8] == [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (1, 1), (2, 1), (3, 1)]
+
+
+def test_eager_on_two_workers_uses_both_and_a_failed_part_ends_its_batch_exactly_on_the_virtual_clock():
+    """The Python scheduler (the C core has its own test): eager gives each idle worker a task, and a part that
+    fails closes its batch with the error, its later parts never started."""
+    class FailingBatch1(ModelledExecutor):
+        def start(self, w, k, part, batch, complete):
+            if k == 1 and part == 0:
+                start = max(self.loop.now(), self.busy_until[w])
+                self.busy_until[w] = start + 0.004
+                self.loop.schedule(start + 0.004, complete, w, k, part, start, start + 0.004, "ORT: out of memory")
+                return
+            super().start(w, k, part, batch, complete)
+
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", CPU, (0,)), WorkerSpec("cpu1", CPU, (1,))]
+    executor = FailingBatch1(loop, specs, lambda part, kind, b: [0.004, 0.001][part])
+    chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
+    zeros = np.zeros(4)
+    schedule = BatchSchedule(1, zeros, zeros, np.ones(4, dtype=np.int64), np.arange(4))
+    records, why = Scheduler(loop, executor, specs, make_policy("eager"), PerfModel(), chain).run(schedule,
+                                                                                                 Limits(50, 1e9))
+    assert why == ""
+    assert {r.tasks[0].worker for r in records} == {0, 1}  # both workers, not the first alone
+    assert records[1].error == "ORT: out of memory" and [t.part for t in records[1].tasks] == [0]
+    assert all(r.error == "" and sorted(t.part for t in r.tasks) == [0, 1] for r in records if r.index != 1)
+
+
 def test_dmda_calibrates_then_picks_the_least_expected_end():
     perf = PerfModel()
     for _ in range(12):
