@@ -35,6 +35,15 @@ def test_the_verdict_of_a_fixture_run_in_words():
 def test_whole_and_split_fixtures_pair_and_the_split_does_not_raise_saturation():
     whole, split, other = (read_run(RUNS / name) for name in ("two_workers", "split", "one_worker"))
     assert [(w.path.name, s.path.name) for w, s in pairs([other, split, whole])] == [("two_workers", "split")]
+    # a whole run of another engine, or of another machine kind of a fleet, is no pair for this split
+    from dataclasses import replace
+
+    from staronnx_cli.results.read import Run
+
+    real = Run(whole.path, replace(whole.meta, engine="real"), whole.points)
+    elsewhere = Run(whole.path, replace(whole.meta, extra={**whole.meta.extra, "fleet": {"kind": "h100"}}),
+                    whole.points)
+    assert pairs([real, split]) == [] and pairs([elsewhere, split]) == []
     assert split_verdict(whole, split) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 400 q/s whole, 400 q/s split "
         "(+0%, within the 38% these sweeps resolve). It raises the worst-case latency at 400 q/s.")
