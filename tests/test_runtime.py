@@ -591,3 +591,36 @@ def test_opara_launch_order_alternates_memory_and_compute_bound_parts_smallest_f
     kinds = ["compute", "compute", "memory", "compute", "memory"]
     # after 0 (compute): the memory-bound 2, then of the compute-bound 1 and 3 the smaller demand first
     assert launch_order(deps, kinds, [5.0, 3.0, 9.0, 1.0, 2.0]) == [0, 2, 3, 1, 4]
+
+
+def test_the_judge_extends_a_point_within_the_capacity_while_its_latest_window_rises_up_to_its_extensions():
+    from staronnx_cli.runtime.scheduler import BatchRecord
+    from staronnx_cli.sweep.point import PointJudge, PointSpec
+
+    def judge(capacity: float, latency) -> PointJudge:
+        made = PointJudge(PointSpec(1, 100.0, 0, 20, extensions=2), capacity_qps=capacity)
+        for k in range(20):
+            made.watch(BatchRecord(k, 0.01 * k, 0.01 * k, 1, k, actual_release_s=0.01 * k,
+                                   end_s=0.01 * k + latency(k)))
+        return made
+
+    rising = judge(120.0, lambda k: 0.005 + 0.0002 * k)  # 2 % of elapsed time: a queue still filling
+    assert [rising.extend() for _ in range(3)] == [True, True, False] and rising.extended == 2  # at most 2
+    assert not judge(80.0, lambda k: 0.005 + 0.0002 * k).extend()  # beyond the capacity: judged, not run on
+    assert not judge(120.0, lambda k: 0.005 + 0.0001 * (k % 2)).extend()  # flat: settled
+    assert not judge(120.0, lambda k: 0.005 + 0.00001 * k).extend()  # 0.1 %: below the 0.5 % it runs on for
+    # risen over the window's first half, level since: the whole window is what would be measured, so it runs on
+    assert judge(120.0, lambda k: 0.005 + 0.0002 * min(k, 10)).extend()
+
+
+def test_the_burst_bound_is_what_an_ideal_system_holds_on_those_very_releases():
+    import numpy as np
+
+    from staronnx_cli.sweep.point import burst_backlog
+
+    releases = np.array([0, 0.001, 0.002, 0.003, 0.1])  # four at once, then one alone
+    assert burst_backlog(releases, [0.01]) == 4 and burst_backlog(releases, [0.01, 0.01]) == 4
+    assert burst_backlog(releases, [0.0005]) == 1  # each done before the next arrives
+    # at 4 x one worker's capacity the ideal queue grows without bound: the bound is what it holds at 90 % load
+    steady = np.arange(100) * 0.0025
+    assert burst_backlog(steady, [0.01]) == burst_backlog(steady, [0.0025 * 0.9]) == 1  # not ~75 batches deep
