@@ -610,3 +610,31 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     batches.to_csv(run / "batches.csv", index=False)
     assert_one_line_error(cli("trace", run, "-o", tmp_path / "t.json"), "unreadable task cells")
     assert_one_line_error(cli("platform", "from-run", run, "-o", tmp_path / "p.toml"), "unreadable task cells")
+
+
+def test_result_rows_keep_an_older_files_columns_and_a_refused_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from staronnx_cli.results import schema
+
+    older = tmp_path / "points.csv"
+    older.write_text("a,b,c\n1,2,3\n")  # begun by an older staronnx with fewer columns
+    schema.append_rows(older, ["a", "b", "c", "d"], [{"a": 4, "b": 5, "c": 6, "d": 7}])
+    assert older.read_bytes() == b"a,b,c\n1,2,3\n4,5,6\r\n"  # its own header: the columns never shift
+    before = older.read_bytes()
+    real_write = os.write
+
+    def half_then_full(fd, data):  # the disk fills halfway through the rows
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(UserError, match="No space left on device"):
+        schema.append_rows(older, ["a", "b", "c"], [{"a": 8, "b": 9, "c": 10}, {"a": 11, "b": 12, "c": 13}])
+    monkeypatch.undo()
+    assert older.read_bytes() == before  # cut back: no half row for a resume to trip on
+    listed = tmp_path / "run.json"
+    listed.write_text("[]")
+    with pytest.raises(UserError, match="is not a staronnx run.json"):
+        schema.read_run_meta(listed)
