@@ -145,6 +145,39 @@ def test_dmda_counts_transfers_of_inputs_not_on_the_workers_node():
     workers = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.005), WorkerState(1, "cuda", "cuda", "cuda:0", True, 0)]
     assert Dmda().choose(task, workers, 0.0, perf) == 0
     assert Dmda(Link(120e9, 10e-6)).choose(task, workers, 0.0, perf) == 1  # a link 10x faster: 1 ms, the GPU wins
+    # the inputs already on a GPU: the worker there needs no copy, the other GPU's worker a 10 ms one
+    on_gpu1 = ReadyTask(0, 0, 1, {"cuda:1": 120_000_000})
+    gpus = [WorkerState(0, "cuda", "cuda", "cuda:0", True, 0.0), WorkerState(1, "cuda", "cuda", "cuda:1", True, 0.002)]
+    assert Dmda().choose(on_gpu1, gpus, 0.0, perf) == 1
+
+
+def test_dmda_calibrates_a_kind_until_it_has_its_samples_and_static_takes_the_least_loaded_of_its_kind():
+    from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES
+    from staronnx_cli.runtime.policies import Static
+
+    perf = PerfModel()
+    for _ in range(12):
+        perf.record(0, "cpu:2", 1, 0.004)
+    for _ in range(CALIBRATION_SAMPLES):  # one kept sample short of calibrated (the first is dropped)
+        perf.record(0, "cpu:1", 1, 0.010)
+    task = ReadyTask(0, 0, 1, {"host": 0})
+    workers = [WorkerState(0, "cpu", "cpu:2", "host", True, 0.0), WorkerState(1, "cpu", "cpu:1", "host", True, 0.0)]
+    assert Dmda().choose(task, workers, 0.0, perf) == 1  # the slower kind, idle and not calibrated: it runs
+    perf.record(0, "cpu:1", 1, 0.010)
+    assert Dmda().choose(task, workers, 0.0, perf) == 0  # calibrated: the least expected end
+    cores = [WorkerState(0, "cpu", "cpu:1", "host", False, 0.02), WorkerState(1, "cpu", "cpu:1", "host", False, 0.01),
+             WorkerState(2, "cuda", "cuda", "cuda:0", True, 0.0)]
+    assert Static(["cpu"]).choose(task, cores, 0.0, perf) == 1  # of its kind, the one free first
+
+
+def test_the_backlog_bound_stops_a_point_at_one_batch_beyond_it():
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: 0.010)  # 10 ms a batch, one every 5 ms
+    records, why = Scheduler(loop, executor, specs, make_policy("eager"), PerfModel(), PartGraph.single()).run(
+        fixed_rate_batches(200.0, 1, 50), Limits(3, 1e9))
+    assert why == "backlog of 4 unfinished batches (> 3)"
+    assert sum(math.isfinite(r.actual_release_s) for r in records) == 6  # the 6th release made it 4
 
 
 def test_a_simulated_sweeps_dmda_predicts_transfers_with_the_platforms_link(tiny_cnn_path, tmp_path):
