@@ -614,6 +614,16 @@ def test_the_opara_policy_runs_a_workers_ready_parts_in_the_plans_launch_order_o
     assert order("opara", None) == [[0, 1, 2, 3, 4]] * 3  # no launch order: the parts' numbering
     records, _ = run(durations, policy="opara", rate=10.0, n=1, batches=3, parts=PartGraph(deps, sizes))
     assert [round(r.end_s - r.first_arrival_s, 12) for r in records] == [0.011] * 3  # one worker: every part in turn
+    # three batches released at once: the earliest batch's parts first, each batch in the launch order
+    loop = VirtualLoop()
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
+    executor = ModelledExecutor(loop, specs, lambda part, kind, b: durations[part])
+    zeros = np.zeros(3)
+    schedule = BatchSchedule(1, zeros, zeros, np.ones(3, dtype=np.int64), np.arange(3))
+    records, _ = Scheduler(loop, executor, specs, make_policy("opara"), PerfModel(),
+                           PartGraph(deps, sizes, launch_order=[0, 3, 2, 1, 4])).run(schedule, Limits(50, 1e9))
+    started = [(k, part) for _, k, part in sorted((t.start_s, r.index, t.part) for r in records for t in r.tasks)]
+    assert started == [(k, part) for k in range(3) for part in (0, 3, 2, 1, 4)]
 
 
 def test_opara_launch_order_alternates_memory_and_compute_bound_parts_smallest_first():
