@@ -3,6 +3,8 @@
 import itertools
 import random
 
+import pytest
+
 from staronnx_cli.split.branches import assign_groups, chain_cover, critical_path_us, cut_groups, merge_small, width
 from staronnx_cli.split.graph import WeightedDag, is_chain
 
@@ -132,3 +134,17 @@ def test_a_small_join_is_kept_apart_when_joining_it_would_make_one_branch_wait_f
     assert kept == cut
     joined = merge_small(cut, dag.weights_us, 10.0)  # worth it when a task costs more than that
     assert len(joined.deps) < 4 and path(joined) > path(cut)
+
+
+def test_a_fork_join_plans_figures_are_what_arithmetic_says():
+    """a (10 us) -> {b (40), c (30)} -> d (10), two streams: the heavier branch stays with the main chain, the
+    other is a third of the work; with a worker per part the batch takes a + b + d = 60 us of its 90 (1.5 x)."""
+    from staronnx_cli.split.partition import split_branches
+
+    dag = WeightedDag(["a", "b", "c", "d"], [10.0, 40.0, 30.0, 10.0], {"ta": 0, "tb": 1, "tc": 2},
+                      {"ta": [1, 2], "tb": [3], "tc": [3]}, {"ta": 100, "tb": 100, "tc": 100})
+    plan = split_branches(dag, 2, 0.0)
+    assert plan.to_json(dag.total_us) == {"streams": 2, "width": 2, "groups": [0, 0, 1, 0], "critical_path_us": 60.0,
+                                          "total_us": 90.0, "parallelism": 1.5, "node_critical_path_us": 60.0}
+    assert plan.candidate.fraction == pytest.approx(30 / 90)  # the work off the main stream
+    assert plan.cut.deps == [[], [0], [0], [1, 2]] and plan.candidate.cut_bytes == 400  # ta twice, tb, tc
