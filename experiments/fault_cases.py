@@ -758,6 +758,12 @@ def _(d):
     return one_line(o, 2, "d/z.onnx", "ulimit") or (None if not (d / "d/z.onnx").exists() else "a torn model left")
 
 
+@case("outputs", "`profile` on a full disk (file size limit)", "exit 2 naming the file size limit, not the model")
+def _(d):
+    o = staronnx(d, "profile", "tiny.onnx", "--runs", "2", "--warmup", "0", "-o", "c2.csv", limit_file_bytes=20_000)
+    return one_line(o, 2, "ulimit -f") or (None if "cannot load" not in o.err else "blames the model")
+
+
 @case("outputs", "`trace -o tiny.onnx` (an existing file that is not a trace)", "exit 2 naming --force, model kept")
 def _(d):
     before = (d / "tiny.onnx").read_bytes()

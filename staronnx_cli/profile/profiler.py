@@ -161,6 +161,10 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
     try:
         return ort.InferenceSession(str(settings.model), so, providers=device.kind.providers(device.number))
     except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph types
+        if optimised_path and "serialization failed" in str(exc).lower():  # writing its copy, not reading the model
+            raise UserError(f"ONNX Runtime could not write the optimised model it profiles to "
+                            f"{Path(optimised_path).parent} ({first_line(exc)}): free space there, raise the file "
+                            "size limit (ulimit -f), or set TMPDIR to a folder with room") from None
         raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {first_line(exc)}") from None
 
 
