@@ -60,6 +60,9 @@ def test_sweep_writes_points_and_batches_and_resumes(cli, tiny_cnn_path, tmp_pat
     (["--rate", "1e300"], ["1e+300 q/s is more than any machine serves"]),  # its verdict printed 301 digits
     (["--rate", "1e-300"], ["e+298 h to arrive"]),  # 300 digits of hours before
     (["--batch", "0"], ["--batch"]),
+    (["--batch", ""], ["--batch is empty"]),  # an empty shell variable ran the default batch sizes
+    (["--workers", ""], ["--workers is empty"]),
+    (["--warmup", "99999999999999999999999"], ["at most 1,000,000 batches per point"]),
     (["--policy", "fastest"], ["--policy 'fastest'"]),
     (["--workers", "cpu:64x4"], ["cores"]),
     pytest.param(["--workers", "cuda:0"], ["CUDA"],

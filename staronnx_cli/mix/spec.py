@@ -142,7 +142,8 @@ def _positive(entry: dict, key: str, where: str, hint: str) -> float:
 def _default_name(source: str) -> str:
     from ..zoo.names import display_name
 
-    return display_name(Path(source)) if source.endswith(".onnx") else Path(source).name
+    return display_name(Path(source)) if source.endswith(".onnx") else (Path(source).name or
+                                                                         Path(source).resolve().name)
 
 
 def parse_scales(text: str) -> tuple[float, ...]:

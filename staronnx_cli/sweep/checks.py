@@ -20,6 +20,9 @@ from .settings import SweepSettings
 RECORD_BYTES, TASK_BYTES = 400, 120  # a batch's record, and each task's (measured: ~500 bytes with one task)
 
 
+MAX_POINT_BATCHES = 1_000_000  # batches a point warms up or measures: more is a typo (and schedules exabytes)
+
+
 def check_settings(s: SweepSettings) -> None:
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o '{s.output}' is a file: a sweep writes a run directory; choose another -o")
@@ -37,6 +40,9 @@ def check_settings(s: SweepSettings) -> None:
         raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
     if s.batches < 2:
         raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
+    for flag, value in (("--batches", s.batches), ("--warmup", s.warmup)):
+        if value > MAX_POINT_BATCHES:
+            raise UserError(f"{flag} {value}: at most {MAX_POINT_BATCHES:,} batches per point (the paper measures 50)")
     if s.sim_noise and s.engine != "sim":  # silently measured without it
         raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
     if s.warmup < 0:
