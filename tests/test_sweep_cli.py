@@ -182,8 +182,14 @@ def test_performance_models_are_cached_per_host_and_model_and_recalibrated_on_de
 
 
 def test_sweep_refuses_a_static_policy_without_its_worker_kind(cli, tiny_cnn_path, tmp_path):
-    assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "static:cuda,cpu", "--workers", "cpu:1x1",
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "static:cuda", "--workers", "cpu:1x1",
                               "-o", tmp_path / "r"), "cuda workers")
+    # a kind per part: more kinds than parts, or an empty one, was accepted and ignored
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "static:cpu,cpu", "--workers", "cpu:1x1",
+                              "-o", tmp_path / "r"), "names 2 kinds for 1 part(s)")
+    for policy in ("static:", "static:cpu,,cpu"):
+        assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", policy, "-o", tmp_path / "r"),
+                              "static takes worker kinds per part")
 
 
 def test_sweep_refuses_an_unknown_arrival_process_and_a_negative_queue_delay(cli, tiny_cnn_path, tmp_path):

@@ -131,7 +131,7 @@ class LaunchOrder(Dmda):
 
 def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     """A policy from --policy; `link`: the transfer figures dmda predicts with."""
-    name, _, arg = spec.partition(":")
+    name, colon, arg = spec.partition(":")
     if name == "eager":
         return Eager()
     if name == "roundrobin":
@@ -143,8 +143,8 @@ def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     if name == "opara":
         return LaunchOrder(link)
     if name == "static":
-        kinds = [k.strip() for k in (arg or "cpu").split(",") if k.strip()]
-        if any(k not in ("cpu", "cuda") for k in kinds):
+        kinds = [k.strip() for k in (arg if colon else "cpu").split(",")]
+        if any(k not in ("cpu", "cuda") for k in kinds):  # an empty one too: static: or static:cpu,,cpu
             raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu")
         return Static(kinds)
     raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda, deadline, opara or "

@@ -63,8 +63,12 @@ class Prepared:
     warnings: list[str]  # about the output and the layout, said before the sweep starts (sweep/checks.py)
 
 
-def check_policy_kinds(s: SweepSettings, policy, engine) -> None:
-    """A static policy naming a worker kind the workers lack could only congest: one line instead."""
+def check_policy_kinds(s: SweepSettings, policy, engine, parts: int) -> None:
+    """A static policy naming a worker kind the workers lack could only congest, and one naming more kinds than
+    the model has parts was a typo: one line instead."""
+    if len(policy.kinds) > parts:
+        raise UserError(f"--policy {s.policy} names {len(policy.kinds)} kinds for {parts} part(s): give one kind per "
+                        "part (the last is used for any later part)")
     missing = [k for k in policy.kinds if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "
@@ -86,7 +90,8 @@ def prepare_engine(s: SweepSettings, target: Target, mix=None,
     model's parts from 0); a static policy naming a kind the workers lack is one line."""
     engine = make_engine(s, target, mix, memory_limits)
     policy = make_policy(policy_of(s), engine.link) if s.system in ("staronnx", "roundrobin") else make_policy("eager")
-    check_policy_kinds(s, policy, engine)
+    check_policy_kinds(s, policy, engine, max((len(m.target.part_files) for m in target.members),
+                                              default=len(target.part_files)))
     if policy.kinds and target.members:  # static:KIND,KIND names each model's parts in order
         policy.local_part = [p - target.members[m].first_part for p, m in enumerate(target.graph.models or [])]
     return engine, policy
