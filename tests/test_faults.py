@@ -1,6 +1,7 @@
 """Faults (issue 13): what a typo, a crash or a second writer must never do. Each case asserts the exit code, the
 one line, and the files left behind."""
 
+import io
 import json
 import shutil
 import threading
@@ -172,8 +173,10 @@ def test_a_point_of_few_batches_far_beyond_capacity_is_congested(cli, tiny_cnn_p
 
 def test_memory_is_checked_before_anything_runs(cli, tiny_cnn_path, tmp_path):
     hours = ("--max-hours", "1e12")  # the duration check would refuse them first
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--batches", "1000000", "--max-memory", "0.5", *hours, "-o",
+                              tmp_path / "r"), "GiB of schedule and records", "--max-memory")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--batches", "100000000", *hours, "-o", tmp_path / "r"),
-                          "GiB of schedule and records", "--max-memory")
+                          "at most 1,000,000 batches per point")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--batch", "4000000", *hours, "-o", tmp_path / "r"),
                           "GiB of input batches")
     # ONNX Runtime's tensors: tiny_cnn writes 0.15 MiB per sample, 14.5 GiB at N = 100,000 (23 GB seen in top)
@@ -603,6 +606,13 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     (run / "points.csv").write_text(lines[0] + lines[1].replace(",1,20.0,", ",x,20.0,", 1) + "".join(lines[2:]))
     assert ",x,20.0," in (run / "points.csv").read_text()
     assert_one_line_error(cli("plot", run, "--table", "-o", tmp_path / "t.png"), "line 2: batch_size 'x'")
+    frame = pd.read_csv(io.StringIO(points))
+    for latency in ("-5", "fast"):  # a negative one was shown as the best N; text was dropped without a word
+        frame["mean_max_latency_ms"] = frame["mean_max_latency_ms"].astype(object)
+        frame.loc[0, "mean_max_latency_ms"] = latency
+        frame.to_csv(run / "points.csv", index=False)
+        assert_one_line_error(cli("report", run, "-o", tmp_path / "r.md", "--force"),
+                              "line 2: mean_max_latency_ms", "is not a time")
     (run / "points.csv").write_text(points)
     batches = pd.read_csv(run / "batches.csv")
     batches["task_times"] = batches["task_times"].astype(object)

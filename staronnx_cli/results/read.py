@@ -112,7 +112,14 @@ def read_run(path: Path) -> Run:
     points["congested"] = points["congested"].astype(str).str.lower().isin(["true", "1"])
     for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
         if column in points:
-            points[column] = pd.to_numeric(points[column], errors="coerce")
+            values = pd.to_numeric(points[column], errors="coerce")
+            written = points[column].notna() & (points[column].astype(str).str.strip() != "")
+            bad = written & ~(values >= 0)  # text, or a time below 0: no measurement (an edit)
+            if bad.any():
+                row = bad.to_numpy().nonzero()[0][0]
+                raise UserError(f"'{points_file}' line {row + 2}: {column} {points[column].iloc[row]!r} is not a "
+                                "time (edited?): fix or remove that row, or sweep again")
+            points[column] = values
     return Run(path, RunMeta.from_json(meta, meta_file), points)
 
 
