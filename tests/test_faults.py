@@ -219,7 +219,8 @@ def test_a_plan_whose_parts_were_changed_or_point_outside_is_refused(cli, workdi
     for edit, fragment in ((lambda p: p["parts"][0].update(file=None), "part 0 names no file"),
                            (lambda p: p.update(source_model=None), "source_model"),
                            (lambda p: p.update(dag="x"), "dag must be an object"),
-                           (lambda p: p.update(dag={"launch_order": [9]}), "order each of its 2 parts once")):
+                           (lambda p: p.update(dag={"launch_order": [9]}), "order each of its 2 parts once"),
+                           (lambda p: p.update(edges=[]), "reads 'image', which no edge brings it")):
         edited = json.loads(json.dumps(plan))
         edit(edited)
         (workdir / "plan" / "plan.json").write_text(json.dumps(edited))

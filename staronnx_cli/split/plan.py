@@ -117,6 +117,9 @@ def read_plan(directory: str | Path) -> Plan:
             raise UserError(f"'{path}': edge {e.source} -> {e.target} does not run from an earlier part to a later one "
                             f"of its {len(plan.parts)} (parts are numbered in a topological order): recreate it with "
                             "'staronnx split'")
+    unfed = _unfed_input(plan)
+    if unfed:
+        raise UserError(f"'{path}': {unfed} (edited?): recreate it with 'staronnx split'")
     return plan
 
 
@@ -139,6 +142,16 @@ def _wrong_field(plan: Plan) -> str:
             return f"dag.launch_order must order each of its {len(plan.parts)} parts once"
         if key == "groups" and (len(value) != len(plan.parts) or min(value, default=0) < 0):
             return f"dag.groups must give each of its {len(plan.parts)} parts a group from 0"
+    return ""
+
+
+def _unfed_input(plan: Plan) -> str:
+    """A part input no edge brings it (from the model's inputs or an earlier part's outputs), or ''."""
+    brought = {(e.target, t) for e in plan.edges for t in e.tensors if isinstance(e.target, int)}
+    for part in plan.parts:
+        for spec in part.inputs:
+            if (part.index, spec.name) not in brought:
+                return f"part {part.index} reads '{spec.name}', which no edge brings it"
     return ""
 
 
