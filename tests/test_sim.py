@@ -204,6 +204,9 @@ def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path,
     (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nop_factors = 3\n'),
      "op_factors must be a table"),
     ("workers = 3\n", "written as [[workers]] entries"),
+    (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nfactor = 0\n'), "factor = 0 would make"),
+    (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nop_factors = { Conv = 0 }\n'),
+     "Conv = 0 would make its nodes take no time"),
 ])
 def test_bad_platforms(cli, tiny_cnn_path, tmp_path, text, fragment):
     p = write(tmp_path / "p.toml", text)

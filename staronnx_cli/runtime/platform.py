@@ -237,7 +237,12 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
             raise UserError(f"platform: {where}: op_factors must be a table of operator types, e.g. "
                             "op_factors = { Conv = 0.5 }")
         for op, f in factors.items():
-            _number({op: f}, op, f"{where} op_factors", None, 0)
+            if _number({op: f}, op, f"{where} op_factors", None, 0) == 0:
+                raise UserError(f"platform: {where} op_factors: {op} = 0 would make its nodes take no time: give a "
+                                "positive speed ratio")
+        if _number(s, "factor", where, 1.0, 0) == 0:
+            raise UserError(f"platform: {where}: factor = 0 would make every node take no time: give a positive "
+                            "speed ratio (0.5: twice as fast)")
         speeds.append(Speed(str(s["kind"]), costs, str(s.get("device", "")), _number(s, "factor", where, 1.0, 0),
                             dict(factors), _number(s, "node_us", where, 0.0, 0)))
     return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
