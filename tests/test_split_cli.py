@@ -85,6 +85,18 @@ def test_costs_of_another_model(cli, tiny_costs, tmp_path):
     assert_one_line_error(cli("split", other, "--costs", tiny_costs, "-o", tmp_path / "p"), "another model")
 
 
+def test_edited_costs_rows_are_one_line(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    """A batch size of 0, or a node's row twice (its time counted twice), were accepted."""
+    import pandas as pd
+
+    frame = pd.read_csv(tiny_costs)
+    for edited, fragment in ((frame.assign(batch_size=0), "batch_size 0 is no batch"),
+                             (pd.concat([frame, frame.iloc[[0]]]), "is there twice")):
+        path = tmp_path / "c.csv"
+        edited.to_csv(path, index=False)
+        assert_one_line_error(cli("split", tiny_cnn_path, "--costs", path, "-o", tmp_path / "p"), fragment)
+
+
 def test_existing_plan_is_kept_without_force(cli, tiny_cnn_path, tiny_costs, tmp_path):
     plan_dir = tmp_path / "plan"
     plan_dir.mkdir()

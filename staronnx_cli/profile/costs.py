@@ -63,6 +63,16 @@ def read_costs(path: str | Path) -> pd.DataFrame:
             raise UserError(f"'{path}' line {row + 2}: {column} is {values.iloc[row]:g}, not a finite value of 0 or "
                             "more (the file was edited): profile again with 'staronnx profile'")
         frame[column] = values
+    fix = "the file was edited: profile again with 'staronnx profile'"
+    small = frame.batch_size < 1
+    if small.any():
+        row = int(small.to_numpy().nonzero()[0][0])
+        raise UserError(f"'{path}' line {row + 2}: batch_size {frame.batch_size.iloc[row]:g} is no batch ({fix})")
+    twice = frame.duplicated(["node", "device", "batch_size"])
+    if twice.any():  # a node's time counted twice would double its share
+        row = int(twice.to_numpy().nonzero()[0][0])
+        raise UserError(f"'{path}' line {row + 2}: node {frame.node.iloc[row]!r} at batch "
+                        f"{frame.batch_size.iloc[row]:g} on {frame.device.iloc[row]} is there twice ({fix})")
     _check_timing(path, frame)
     return frame
 
