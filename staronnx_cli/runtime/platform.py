@@ -224,32 +224,34 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
             raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
         times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
                              _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
-    speeds = []
-    for i, s in enumerate(_entries(data, "speeds")):
-        where = f"[[speeds]] #{i + 1}"
-        if "costs" not in _known(s, "[[speeds]]", where) or "kind" not in s:
-            raise UserError(f"platform: {where} needs kind and costs (a costs.csv of staronnx profile)")
-        costs = Path(s["costs"])  # may hold {model}: the target model's name
-        if path is not None and not costs.is_absolute():
-            costs = path.parent / costs
-        factors = s.get("op_factors", {})
-        if not isinstance(factors, dict):
-            raise UserError(f"platform: {where}: op_factors must be a table of operator types, e.g. "
-                            "op_factors = { Conv = 0.5 }")
-        for op, f in factors.items():
-            if _number({op: f}, op, f"{where} op_factors", None, 0) == 0:
-                raise UserError(f"platform: {where} op_factors: {op} = 0 would make its nodes take no time: give a "
-                                "positive speed ratio")
-        if _number(s, "factor", where, 1.0, 0) == 0:
-            raise UserError(f"platform: {where}: factor = 0 would make every node take no time: give a positive "
-                            "speed ratio (0.5: twice as fast)")
-        speeds.append(Speed(str(s["kind"]), costs, str(s.get("device", "")), _number(s, "factor", where, 1.0, 0),
-                            dict(factors), _number(s, "node_us", where, 0.0, 0)))
+    speeds = [_speed(entry, f"[[speeds]] #{i + 1}", path) for i, entry in enumerate(_entries(data, "speeds"))]
     return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
                     _number(transfer, "latency_us", "[transfer]", 10.0, 0),
                     _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
                     bool(data.get("estimate", False)), str(data.get("notes", "")), path,
                     str(data.get("target_sha256", "")), str(data.get("model_sha256", "")), _ray_resources(data))
+
+
+def _speed(s, where: str, path: Path | None) -> Speed:
+    """A [[speeds]] entry: a profile's costs x factor (per op type too), checked."""
+    if "costs" not in _known(s, "[[speeds]]", where) or "kind" not in s:
+        raise UserError(f"platform: {where} needs kind and costs (a costs.csv of staronnx profile)")
+    costs = Path(s["costs"])  # may hold {model}: the target model's name
+    if path is not None and not costs.is_absolute():
+        costs = path.parent / costs
+    factors = s.get("op_factors", {})
+    if not isinstance(factors, dict):
+        raise UserError(f"platform: {where}: op_factors must be a table of operator types, e.g. "
+                        "op_factors = { Conv = 0.5 }")
+    for op, f in factors.items():
+        if _number({op: f}, op, f"{where} op_factors", None, 0) == 0:
+            raise UserError(f"platform: {where} op_factors: {op} = 0 would make its nodes take no time: give a "
+                            "positive speed ratio")
+    if _number(s, "factor", where, 1.0, 0) == 0:
+        raise UserError(f"platform: {where}: factor = 0 would make every node take no time: give a positive "
+                        "speed ratio (0.5: twice as fast)")
+    return Speed(str(s["kind"]), costs, str(s.get("device", "")), _number(s, "factor", where, 1.0, 0),
+                 dict(factors), _number(s, "node_us", where, 0.0, 0))
 
 
 def _ray_resources(data: dict) -> dict[str, float]:

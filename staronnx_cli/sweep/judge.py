@@ -68,12 +68,7 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     releases = np.array([r.scheduled_release_s for r in measured])
     within = bool(capacity) and p.rate_qps <= (capacity or 0.0)  # the workers together can serve this rate
     exact = p.arrival in ("fixed", "poisson") and p.max_queue_delay_s is None and not ev.failed  # each window
-    # the share of the load served: fixed arrivals, from the latency at the window's two ends, each averaged over a
-    # few batches (one batch at each end read 97 % for a point that lost 5 % beyond the capacity, two workers'
-    # alternating latencies there); random ones over the ends' span against the rate asked, which each window
-    # offers exactly; else against the releases' rate (failed batches: not served)
-    served = _fixed_served(measured, latency) if exact and p.arrival == "fixed" else \
-        _served(measured, p.rate_qps if exact else None)
+    served = _served_share(p, ev, exact)
     lost = served < 1.0 - UNSERVED_FRACTION  # a rise that fell back again lost no load
     trend = congestion(latency, releases)
     if not trend and capacity and not within:  # no queue levels off beyond the capacity: every batch counts
@@ -124,6 +119,16 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
             return f"saturated: every worker in use at least {least_used:.0%} busy and latency {over:.1f} x the " \
                    "ideal", ""
     return "", ""
+
+
+def _served_share(p: PointSpec, ev: Evidence, exact: bool) -> float:
+    """The share of the load served: fixed arrivals, from the latency at the window's two ends, each averaged over
+    a few batches (one batch at each end read 97 % for a point that lost 5 % beyond the capacity, two workers'
+    alternating latencies there); random ones over the ends' span against the rate asked, which each window
+    offers exactly; else against the releases' rate (failed batches: not served)."""
+    if exact and p.arrival == "fixed":
+        return _fixed_served(ev.measured, ev.latency)
+    return _served(ev.measured, p.rate_qps if exact else None)
 
 
 def _served(measured: list[BatchRecord], rate_qps: float | None = None) -> float:
