@@ -286,6 +286,17 @@ def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_m
                                 for layout, policy in pd.read_csv(out / "candidates.csv")[["layout", "policy"]]
                                 .itertuples(index=False)}
     assert len(list((out / "platforms").glob("*.toml"))) == 3
+    # the platform a new advice reads is never dropped, even one an earlier advise wrote; a fleet of confirmations
+    # that stopped early (queued jobs, no run written) is no obstacle
+    (out / "real").mkdir(exist_ok=True)
+    (out / "real" / "fleet.json").write_text(json.dumps({"name": "advise confirmations", "jobs": {
+        "whole_cpu-1x1_dmda_N1/platform": {}, "..": {}, ".": {}}}))
+    source = out / "platforms" / "1.toml"
+    result = cli("advise", tiny_cnn_path, "--rate", "100", "--batch", "1", "--platform", source, "--offload", "0",
+                 "-o", out, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert source.exists() and (tmp_path / "machine.toml").exists()
+    assert "mine" in {p.name for p in (out / "sim").iterdir()}
 
 
 def test_a_split_that_cannot_be_made_is_a_note_and_the_others_are_searched(tiny_cnn_path, monkeypatch):

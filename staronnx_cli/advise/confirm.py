@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from .earlier import CONFIRMATIONS, forget_confirmations
+from .earlier import CONFIRMATIONS, set_aside_confirmations
 from .search import SearchResult, SearchSettings, eligible, map_simulations
 from .space import Candidate, Target
 
@@ -144,7 +144,7 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
     from ..fleet.run import FleetSettings, run_fleet
 
     folder = s.out / "real"
-    forget_confirmations(folder)  # an earlier advise's: measured again, not continued
+    set_aside_confirmations(folder)  # an earlier advise's: measured again, not continued (kept until done)
     folder.mkdir(parents=True, exist_ok=True)
     names = {e.candidate.name: e.candidate.name.replace("+", ".") for e in entries}  # a campaign name is a folder's
     kind = "platform"

@@ -13,7 +13,7 @@ from ..errors import UserError
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
-from .earlier import EarlierRuns
+from .earlier import EarlierRuns, drop_set_aside, mark_layout
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, STREAMS, Target, machine_layouts
@@ -180,10 +180,11 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)
     with run_lock(s.output):  # two advise into one -o both answered, each over the other's files
-        earlier = EarlierRuns.of(s.output) if s.force else None
+        earlier = EarlierRuns.of(s.output, s.platform) if s.force else None
         advice = _advise(s, on_step, on_count)
         if earlier is not None:  # the runs of the advice replaced that this one did not write again
             earlier.drop_unreplaced()
+        drop_set_aside(s.output)  # an earlier advise's confirmations on a cluster, measured again now
         return advice
 
 
@@ -264,7 +265,8 @@ def _platform_space(s: AdviseSettings):
     from collections import Counter
     from itertools import product
 
-    from ..runtime.platform import write_platform
+    from ..outputfile import write_text_atomic
+    from ..runtime.platform import dump_platform
     from .times import PlatformTimes
 
     platform, loaded, table, said = platform_for(s)
@@ -278,7 +280,7 @@ def _platform_space(s: AdviseSettings):
         variant = replace(platform, workers=[g for g, k in zip(kinds, taken) for _ in range(k)], path=None)
         if variant.workers_spec not in files:
             path = s.output / "platforms" / f"{len(files)}.toml"
-            write_platform(variant, path)
+            write_text_atomic(path, mark_layout(dump_platform(variant)))
             layouts.append(variant.workers_spec)
             files[variant.workers_spec] = path
     times = PlatformTimes(table, parts)
