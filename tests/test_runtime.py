@@ -291,6 +291,28 @@ def test_a_late_latency_rise_with_idle_workers_is_a_disturbance_not_congestion()
     assert row["batches"] == 40 and row["mean_max_latency_ms"] != ""
 
 
+def test_below_the_capacity_a_rise_from_mid_window_that_lifts_the_whole_window_a_little_is_not_settled():
+    """Flat, then rising 5 % of elapsed time from the middle of 40 batches: the whole window rises 2.4 %, short
+    of a lost load's 3 % but well above the 0.5 % the extensions run on: no answer, not an uncongested point."""
+    import numpy as np
+
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    t = np.arange(40) * 1e-3
+    latency = 1e-3 + 0.05 * np.clip(t - t[20], 0, None)
+    records = []
+    for k in range(40):
+        record = BatchRecord(k, t[k], t[k], 1, k, actual_release_s=t[k], end_s=t[k] + latency[k])
+        record.tasks.append(TaskRecord(0, 0, record.end_s - 0.95e-3, record.end_s))
+        records.append(record)
+    verdict = judge_point(PointSpec(1, 1000.0, warmup=0, batches=40), "",
+                          Evidence(records, latency, [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records]],
+                                   2000.0, 0.5e-3, 0.5e-3, 0, False))
+    assert verdict.reason == "" and verdict.note.startswith("not settled")
+
+
 @pytest.mark.parametrize("shape, congested", [("sawtooth", False), ("ramp", True)])
 def test_below_the_capacity_a_rise_over_the_later_half_alone_is_not_congestion(shape, congested):
     """Fixed arrivals at 1,000 q/s, one worker busy ~95 % (capacity 2,000 q/s). A 14-batch sawtooth (dmda refilling

@@ -39,9 +39,9 @@ def _click_error(exc: Exception) -> None:
     kind = type(exc).__name__
     if kind == "Abort":
         raise KeyboardInterrupt from None
-    if kind == "NoArgsIsHelpError":  # `staronnx` alone: the help, as Click would show it
+    if kind == "NoArgsIsHelpError":  # `staronnx` alone: the help, and Click's exit code for it (2)
         exc.show()  # type: ignore[attr-defined]
-        sys.exit(0)
+        sys.exit(getattr(exc, "exit_code", 2))
     if not (hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)):
         return
     ctx = getattr(exc, "ctx", None)

@@ -100,6 +100,8 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     exhausted = ev.first >= p.warmup + p.extensions * p.batches  # every extension granted, still rising then
     if within and may_settle and exhausted and not rising and (p.arrival == "fixed" or lost):  # the extensions' own
         rising = congestion(latency, releases, unserved=EXTEND_ON_RISE, later_half=False)  # test, every batch
+    if halfway and congestion(latency, releases, unserved=EXTEND_ON_RISE, later_half=False):
+        exhausted = True  # all of it rose too, if less than a lost load: still filling, whatever the extensions said
     if rising and within and may_settle and exhausted:
         return "", (f"{NOT_SETTLED}: latency still rising after {ev.first + p.batches} batches, below the workers' "
                     f"capacity of {capacity:.0f} q/s (a queue filling toward its steady state): its latency is a "
