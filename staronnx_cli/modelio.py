@@ -109,6 +109,19 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
     return specs
 
 
+def check_node_names(model: onnx.ModelProto) -> None:
+    """profile and split know a node by its name (ONNX Runtime's profiler names its events so): a node without
+    one, or a name used twice, is one line with the fix (unnamed nodes were profiled as 0 us each)."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            what = "has no name" if not node.name else f"is named {node.name!r} like an earlier node"
+            raise UserError(f"node #{i} ({node.op_type}) {what}: staronnx times nodes by name; give each node a "
+                            "unique name, e.g. in Python: for i, n in enumerate(m.graph.node): "
+                            "n.name = n.name or f'{n.op_type}_{i}' (then onnx.save)")
+        seen.add(node.name)
+
+
 PART_BATCH_DIM = "batch"
 """The batch dimension's name in the tensors between a plan's parts (split/tensors.py), on whichever axis it is."""
 

@@ -166,3 +166,21 @@ def test_profile_bounds_its_runs_and_the_memory_its_largest_batch_needs(cli, tin
     assert_one_line_error(cli("profile", tmp_path / "huge.onnx", "-o", tmp_path / "h.csv"),
                           "profiling batch 1 needs at least", "profile a smaller --batch")
     assert not (tmp_path / "h.csv").exists()
+
+
+def test_a_model_whose_nodes_are_unnamed_or_share_a_name_is_one_line_in_profile_and_split(cli, tmp_path):
+    """ONNX allows nodes without names; profile timed each at 0 us and split blamed the costs file it wrote."""
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import TensorProto, helper
+
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 8]) for n in ("x", "y"))
+    for names, fragment in ((["", "", ""], "node #0 (Relu) has no name"),
+                            (["r", "s", "r"], "node #2 (Relu) is named 'r' like an earlier node")):
+        nodes = [helper.make_node(op, [i], [o], name=n)
+                 for op, i, o, n in zip(("Relu", "Sigmoid", "Relu"), ("x", "a", "b"), ("a", "b", "y"), names)]
+        model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, tmp_path / "m.onnx")
+        assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"), fragment, "unique name")
+        assert_one_line_error(cli("split", tmp_path / "m.onnx", "--offload", "0.3", "-o", tmp_path / "p"), fragment)

@@ -110,6 +110,7 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
     check_settings(settings)
     model = modelio.load_model(settings.model)
     specs = modelio.input_specs(model)
+    modelio.check_node_names(model)
     check_memory(model, specs, max(settings.batch_sizes))
     recorder, note = _gpu_recorder(settings.device)
     result = ProfileResult([], recorder.source if recorder else "", note)

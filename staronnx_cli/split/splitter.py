@@ -205,6 +205,7 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
     on_step("loading the model")
     model = modelio.load_model(s.model)
     modelio.input_specs(model)
+    modelio.check_node_names(model)
     model_sha = modelio.sha256_of(s.model)
     constants = constant_nodes(model.graph)
     compute_count = sum(1 for n in model.graph.node if n.name not in constants)
