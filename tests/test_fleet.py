@@ -187,6 +187,10 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nengine = "fast"\n'), "engine = 'fast'"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatchez = 3\n'), "unknown key 'batchez'"),
     (campaign_text('[[sweep]]\nname = "a b"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name 'a b'"),
+    (campaign_text('[[sweep]]\nname = ".."\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name '..'"),  # above -o
+    ("[[kinds]]\nresources = { a = 1 }\n", "as [kinds.NAME] tables"),
+    ('[kinds.small]\nresources = { CPU = 1 }\n[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n',
+     "resource CPU is one of Ray's own"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatch = "0,2"\n'), "batch = '0,2'"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nplatform = "p.toml"\nworkers = "cpu:1x1"\n'
                    'engine = "sim"\n'), "workers and platform"),

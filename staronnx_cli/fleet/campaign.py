@@ -12,6 +12,7 @@ from ..errors import UserError
 from ..tomlfile import read_toml
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a sweep's and a kind's name: a folder name on every system
+RAY_OWN = ("CPU", "GPU", "memory", "object_store_memory")  # resources Ray counts itself
 SIM_SHARE = 0.001  # of a kind's resource a simulated sweep asks: several share a node, a real one holds it whole
 MAX_JOBS = 10_000
 
@@ -76,6 +77,9 @@ def read_campaign(path: Path) -> Campaign:
 
 def parse_campaign(data: dict, path: Path) -> Campaign:
     kinds = {}
+    if not isinstance(data.get("kinds") or {}, dict) or not isinstance(data.get("sweep") or [], list):
+        raise UserError("campaign: write the machine kinds as [kinds.NAME] tables and the sweeps as [[sweep]] "
+                        "entries (docs/fleet.md)")
     for name, table in (data.get("kinds") or {}).items():
         where = f"[kinds.{name}]"
         _check_name(name, where)
@@ -85,6 +89,9 @@ def parse_campaign(data: dict, path: Path) -> Campaign:
                             f"resources = {{ {name} = 1 }} (start its nodes with ray start --resources "
                             f"'{{\"{name}\": 1}}')")
         for key, value in resources.items():
+            if key in RAY_OWN:  # Ray refuses them as custom resources ("use num_cpus"), after the cluster started
+                raise UserError(f"campaign: {where}: resource {key} is one of Ray's own ({', '.join(RAY_OWN)}): name "
+                                f"the kind's nodes with a resource of your own, e.g. resources = {{ {name} = 1 }}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value <= 1e6):
                 raise UserError(f"campaign: {where}: resource {key} = {value!r} must be a positive number")
         kinds[name] = Kind(name, {str(k): float(v) for k, v in resources.items()})
@@ -177,6 +184,6 @@ def _number(text: str) -> bool:
 
 
 def _check_name(name: str, where: str) -> None:
-    if not NAME.match(name):
+    if not NAME.match(name) or name in (".", ".."):  # '..' named the folder above -o
         raise UserError(f"campaign: {where}: name {name!r} must be 1 to 64 letters, digits, '_', '-' or '.' (it "
                         "names a folder)")
