@@ -116,6 +116,16 @@ def test_a_point_that_did_not_settle_bounds_saturation_like_a_congested_one():
     assert "The machine saturates at 70.5 q/s, with N=1" in said
 
 
+def test_a_run_whose_every_point_failed_says_the_model_does_not_run_there_not_to_sweep_lower():
+    failed = hand_run(1, [(2, 100, 0, None, None, False), (2, 200, 0, None, None, False)])
+    assert run_verdict(failed) == ["Every point failed (N=2): the model does not run at this batch size on these "
+                                   "workers (points.csv's errors say why); check it with 'staronnx profile MODEL "
+                                   "--batch N'."]
+    mixed = hand_run(1, [(1, 100, 10, None, None, True), (2, 100, 0, None, None, False)])
+    assert run_verdict(mixed) == ["No point was uncongested (every batch size congested or failed from 100 q/s "
+                                  "(N=2 failed)): sweep lower rates."]
+
+
 def test_a_run_without_an_uncongested_point_says_to_sweep_lower():
     jammed = hand_run(1, [(1, 500, 10, None, None, True), (2, 500, 0, None, None, False)])
     assert run_verdict(jammed) == ["No point was uncongested (every batch size congested or failed from 500 q/s): "

@@ -36,10 +36,22 @@ def run_verdict(run: Run) -> list[str]:
     if best.empty:
         if run.points.empty:
             return ["No point was measured yet: run the sweep (or continue it with --resume)."]
+        failed = failed_sizes(run.points)
+        if failed and set(failed) == set(run.points.batch_size.astype(int)):  # lower rates would not help
+            return [f"Every point failed ({', '.join(f'N={n}' for n in failed)}): the model does not run at "
+                    f"{'this batch size' if len(failed) == 1 else 'these batch sizes'} on these workers (points.csv's "
+                    "errors say why); check it with 'staronnx profile MODEL --batch N'."]
         lowest = run.points.rate_qps.min()
-        return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s): "
+        also = f" ({', '.join(f'N={n}' for n in failed)} failed)" if failed else ""
+        return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s{also}): "
                 "sweep lower rates."]
     return [_best_sentence(best), *_saturation_sentences(run)]
+
+
+def failed_sizes(points) -> list[int]:
+    """The batch sizes that ran no batch at any of their points (uncongested and none measured: each one failed)."""
+    ran = points[(points.batches > 0) | points.congested.astype(bool)].batch_size.astype(int)
+    return sorted(set(points.batch_size.astype(int)) - set(ran))
 
 
 def _best_sentence(best) -> str:

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..analysis import envelope as env  # noqa: E402
+from ..analysis.verdict import failed_sizes  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
@@ -89,6 +90,10 @@ def need_usable(run: Run) -> pd.DataFrame:
         raise UserError(f"run '{run.path}' has no points yet: its sweep wrote none (interrupted at once?); "
                         "continue it with --resume")
     ok = env.usable(run.points)
+    if ok.empty and set(failed_sizes(run.points)) == set(run.points.batch_size.astype(int)):
+        raise UserError(f"run '{run.path}' has no point to draw: every point failed (the model does not run at its "
+                        "batch sizes on these workers; points.csv's errors say why): check it with 'staronnx profile "
+                        "MODEL --batch N'")
     if ok.empty:
         lowest = run.points.rate_qps.min()
         raise UserError(f"run '{run.path}' has no uncongested point to draw (every point congested or failed): "

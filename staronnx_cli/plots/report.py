@@ -65,7 +65,10 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
     for i, run in enumerate(runs):
         lines += [f"## {run.label}", "", f"{figures.title_of(run)}; {figures.subtitle_of(run)}.", ""]
         if figures.env.usable(run.points).empty:
-            lines += ["Every point of this run is congested or failed: no figure. Sweep lower rates.", ""]
+            every_failed = set(figures.failed_sizes(run.points)) == set(run.points.batch_size.astype(int))
+            lines += ["Every point of this run failed: no figure. Check the model at its batch sizes with 'staronnx "
+                      "profile MODEL --batch N'." if every_failed else
+                      "Every point of this run is congested or failed: no figure. Sweep lower rates.", ""]
         else:
             for kind, draw in (("envelope", figures.envelope_figure), ("batches", figures.batches_figure)):
                 image = figures.save(draw(run), folder / f"{i}_{run.path.name}_{kind}.png")
