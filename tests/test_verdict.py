@@ -122,14 +122,14 @@ def test_a_run_whose_every_point_failed_says_the_model_does_not_run_there_not_to
                                    "workers (points.csv's errors say why); check it with 'staronnx profile MODEL "
                                    "--batch N'."]
     mixed = hand_run(1, [(1, 100, 10, None, None, True), (2, 100, 0, None, None, False)])
-    assert run_verdict(mixed) == ["No point was uncongested (every batch size congested or failed from 100 q/s "
-                                  "(N=2 failed)): sweep lower rates."]
+    assert run_verdict(mixed) == ["No point was uncongested (every batch size congested or failed from 100 q/s; "
+                                  "N=2 failed at every rate): sweep lower rates."]
 
 
 def test_a_run_without_an_uncongested_point_says_to_sweep_lower():
     jammed = hand_run(1, [(1, 500, 10, None, None, True), (2, 500, 0, None, None, False)])
-    assert run_verdict(jammed) == ["No point was uncongested (every batch size congested or failed from 500 q/s): "
-                                   "sweep lower rates."]
+    assert run_verdict(jammed) == ["No point was uncongested (every batch size congested or failed from 500 q/s; "
+                                   "N=2 failed at every rate): sweep lower rates."]
 
 
 def test_the_verdict_sentences_hold_the_figures_they_name():

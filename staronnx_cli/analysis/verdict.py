@@ -42,7 +42,7 @@ def run_verdict(run: Run) -> list[str]:
                     f"{'this batch size' if len(failed) == 1 else 'these batch sizes'} on these workers (points.csv's "
                     "errors say why); check it with 'staronnx profile MODEL --batch N'."]
         lowest = run.points.rate_qps.min()
-        also = f" ({', '.join(f'N={n}' for n in failed)} failed)" if failed else ""
+        also = f"; {', '.join(f'N={n}' for n in failed)} failed at every rate" if failed else ""
         return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s{also}): "
                 "sweep lower rates."]
     return [_best_sentence(best), *_saturation_sentences(run)]
