@@ -201,6 +201,14 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
                           "--confirm-batches 1: give at least 2")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--batches", "1", "-o", out), "--batches 1")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--jobs", "-1", "-o", out), "--jobs -1")
+    folder = tmp_path / "folder"  # any folder was called a plan directory; a run or plan as -o got the advice mixed in
+    folder.mkdir()
+    assert_one_line_error(cli("advise", folder, "--rate", "10", "-o", out), "is a folder but not a plan directory")
+    (folder / "points.csv").write_text("system\n")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--no-confirm", "-o", folder),
+                          "is a run directory")
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--no-confirm", "-o", "/proc/x"),
+                          "a folder on the path does not exist")
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,

@@ -66,6 +66,9 @@ def check(s: AdviseSettings) -> None:
     if not s.model.exists():
         raise UserError(f"'{s.model}' is neither a file nor a zoo model: give an .onnx file or a zoo name "
                         "(staronnx zoo list)")
+    if s.model.is_dir() and not (s.model / "plan.json").is_file():
+        raise UserError(f"'{s.model}' is a folder but not a plan directory (no plan.json): give a model (.onnx or a "
+                        "zoo name), or a plan made with 'staronnx split'")
     if s.model.is_dir() and s.platform is None:
         raise UserError(f"'{s.model}' is a plan directory: advise splits the model itself, so give the model; a "
                         "plan goes with --platform (a platform captured from a run of that plan)")
@@ -80,6 +83,9 @@ def check(s: AdviseSettings) -> None:
     if s.output.exists() and not s.output.is_dir():
         raise UserError(f"-o {s.output} is a file: advise writes a folder (advice.md, candidates.csv): choose another "
                         "-o")
+    for marker, what in (("plan.json", "a plan directory"), ("points.csv", "a run directory")):
+        if (s.output / marker).exists():  # its files would be mixed with the advice's
+            raise UserError(f"-o {s.output} is {what}: advise writes a folder of its own; choose another -o")
     if any(n < 1 for n in s.batch_sizes) or not s.batch_sizes:
         raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
     if any(not 0 < f < 1 for f in s.offloads):

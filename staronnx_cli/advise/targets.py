@@ -74,8 +74,12 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
             on_step(f"cutting {model.name} into a branch plan of {k} streams")
             try:
                 run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True))
-            except UserError as exc:
-                notes.append(f"no branch plan in {k} streams: {exc}; searched without it")
+            except UserError as exc:  # its fix names split's options: said as a split of one's own
+                fix = "" if "--min-part-us" not in str(exc) else \
+                    f" (to try one anyway: staronnx split {model.name} --method branches --streams {k} with a lower " \
+                    "--min-part-us, then advise that plan with a platform captured from a sweep of it)"
+                why = str(exc).split(": lower --min-part-us")[0]
+                notes.append(f"no branch plan in {k} streams: {why}; searched without it{fix}")
                 continue
         count = len(json.loads((plan / "plan.json").read_text())["parts"])
         targets.append(Target(f"branches{k}", str(plan), count, 0.0, k))

@@ -75,7 +75,7 @@ def advise(
     settings = AdviseSettings(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts")),
-        tuple(p for p in policy.split(",") if p),
+        tuple(dict.fromkeys(p.strip() for p in policy.split(",") if p.strip())),  # dmda,dmda: once
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
         streams=tuple(k for k in parse_int_list(streams, "--streams") if k != 0),
         jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force,
