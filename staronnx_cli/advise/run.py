@@ -122,7 +122,8 @@ def check(s: AdviseSettings) -> None:
         floor = confirm_floor_s(s)
         if floor > s.budget_s:
             slowest = min(s.rates)
-            raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least {floor:,.0f} s "
+            raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least "
+                            f"{f'{floor:,.0f}' if floor >= 10 else f'{floor:.2g}'} s "
                             f"({CONFIRM_WARMUP + s.confirm_batches} batches of N={min(s.batch_sizes)} per point, "
                             f"{qps(slowest)} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
                             "--no-confirm")

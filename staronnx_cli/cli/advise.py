@@ -55,7 +55,7 @@ def advise(
     confirm_batches: Annotated[int, typer.Option(help="Measured batches per confirmation point.")] = 30,
     batches: Annotated[int, typer.Option(help="Measured batches per simulated point.")] = 50,
     jobs: Annotated[int, typer.Option(help="Processes simulating candidates (0: one per usable core).")] = 0,
-    ray: Annotated[bool, typer.Option(help="Simulate on a Ray cluster (the [ray] extra) instead of local "
+    ray: Annotated[bool, typer.Option(help="Simulate on a Ray cluster (the \\[ray] extra) instead of local "
                                            "processes; real confirmation stays on this machine.")] = False,
     ray_address: Annotated[str | None, typer.Option(help="With --ray: the cluster's address (default: start "
                                                          "Ray on this machine).")] = None,
@@ -74,10 +74,10 @@ def advise(
     offloads = tuple(f for f in _floats(offload, "--offload") if f != 0)
     settings = AdviseSettings(
         resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
-        tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts")),
+        tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts", "2,3")),
         tuple(dict.fromkeys(p.strip() for p in policy.split(",") if p.strip())),  # dmda,dmda: once
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
-        streams=tuple(k for k in parse_int_list(streams, "--streams") if k != 0),
+        streams=tuple(k for k in parse_int_list(streams, "--streams", "2,4") if k != 0),
         jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force,
         command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn

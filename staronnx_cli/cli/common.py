@@ -125,12 +125,12 @@ def resolve_model(model: str):
     return resolve(model, lambda text: console.print(text, soft_wrap=True))
 
 
-def parse_int_list(text: str, option: str) -> list[int]:
-    """'1,8' -> [1, 8]; anything else is a UserError naming the option."""
+def parse_int_list(text: str, option: str, example: str = "1,8") -> list[int]:
+    """'1,8' -> [1, 8]; anything else is a UserError naming the option (and an `example` it takes)."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{option} '{text}' is not a list of integers: write e.g. {option} 1,8") from None
+        raise UserError(f"{option} '{text}' is not a list of integers: write e.g. {option} {example}") from None
     if not values:
-        raise UserError(f"{option} is empty: write e.g. {option} 1,8")
+        raise UserError(f"{option} is empty: write e.g. {option} {example}")
     return list(dict.fromkeys(values))  # 1,1,2 -> 1,2: a point is measured once

@@ -123,12 +123,14 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
     recorded = meta.get("model_sha256")
     if recorded and recorded != model_sha:
         raise UserError(f"'{path}' was measured on another model (sha256 {recorded[:12]}, this one {model_sha[:12]}): "
-                        f"profile this model with 'staronnx profile MODEL -o {path}'")
+                        "profile this model into a file of its own with 'staronnx profile MODEL -o costs.csv' (that "
+                        "one is the other model's)")
     names = {n.name for n in model.graph.node}
     foreign = set(frame.node) - names
     if foreign:
         raise UserError(f"'{path}' has {len(foreign)} nodes this model lacks (e.g. '{sorted(foreign)[0]}'): it comes "
-                        f"from another model; profile this one with 'staronnx profile MODEL -o {path}'")
+                        "from another model; profile this one into a file of its own with 'staronnx profile MODEL -o "
+                        "costs.csv'")
     devices = list(dict.fromkeys(frame.device))
     device = device or devices[0]
     if device not in devices:
