@@ -138,7 +138,9 @@ def test_report_holds_figures_tables_and_metadata(cli, tmp_path):
     for image in [line.split("](")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]:
         assert (tmp_path / image).stat().st_size > 5000
     assert "## Comparison" in text and "| model_sha256 |" in text and "rho_max" in text
+    assert "| staronnx cpu:2x1 dmda (sim) | 400 |" in text  # congested above it: rho_max known
     assert_one_line_error(cli("report", RUNS / "two_workers", "-o", output), "--force")
+    assert_one_line_error(cli("report", RUNS / "split", RUNS / "split", "-o", output, "--force"), "is given twice")
 
 
 def test_trace_is_valid_trace_event_json(cli, tmp_path):

@@ -215,7 +215,8 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
         raise UserError("none of the runs has an uncongested point to draw: sweep lower rates")
     subtitle = "best batch size at each rate; dotted: each run's rho_max" + (
         f"; not drawn (no uncongested point): {', '.join(skipped)}" if skipped else "")
-    fig, ax = _new(title or title_of(runs[0]), subtitle)
+    models = list(dict.fromkeys(r.model_name for r in runs))
+    fig, ax = _new(title or (title_of(runs[0]) if len(models) == 1 else " vs ".join(models)), subtitle)
     for i, (run, label, top) in enumerate(zip(runs, labels, tops)):
         if top is None:
             continue

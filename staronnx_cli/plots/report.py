@@ -6,10 +6,10 @@ from pathlib import Path
 
 from ..analysis.mix import is_mix, mix_summary, mix_table_rows
 from ..analysis.noise import noise_warnings
-from ..analysis.verdict import verdict
+from ..analysis.verdict import top_rate, verdict
 from ..errors import UserError
 from ..outputfile import write_text_atomic
-from ..results.read import Run
+from ..results.read import Run, legend_labels
 from . import figures, tables
 from .mix import mix_figure
 
@@ -51,16 +51,19 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
     warnings = [(run, w) for run in runs for w in noise_warnings(run)]
     if warnings:
         lines += ["**Noise** (these figures may not be the machine's own):", ""]
-        lines += [f"- {run.label + ': ' if len(runs) > 1 else ''}{w}" for run, w in warnings] + [""]
+        named = dict(zip(map(id, runs), legend_labels(runs)))  # two runs of one label told apart
+        lines += [f"- {named[id(run)] + ': ' if len(runs) > 1 else ''}{w}" for run, w in warnings] + [""]
     lines += [COLUMNS, ""]
     if len(runs) > 1:
         image = figures.save(figures.compare_figure(runs), folder / "compare.png")
         written.append(image)
         lines += ["## Comparison", "", f"![envelopes of every run]({folder.name}/{image.name})", ""]
         lines += ["| run | rho_max q/s |", "|---|---:|"]
-        for run in runs:
-            top = figures.env.system_rho_max(run.points)
-            lines.append(f"| {run.label} | {'none' if top is None else f'{top:g}'} |")
+        for run, label in zip(runs, legend_labels(runs)):
+            top, n = top_rate(run)
+            open_ended = n is not None and figures.env.first_bounded(run.points).get(n) is None  # never congested
+            figure = "none" if top is None else f"at least {top:g}" if open_ended else f"{top:g}"
+            lines.append(f"| {label} | {figure} |")
         lines.append("")
     for i, run in enumerate(runs):
         lines += [f"## {run.label}", "", f"{figures.title_of(run)}; {figures.subtitle_of(run)}.", ""]

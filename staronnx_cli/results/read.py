@@ -126,10 +126,16 @@ def read_run(path: Path) -> Run:
 def read_runs(paths: list[Path]) -> list[Run]:
     if not paths:
         raise UserError("no run directory given: name at least one directory written by staronnx sweep")
+    seen: dict[Path, Path] = {}
+    for p in paths:  # the same run twice would be reported, and drawn, as two
+        if Path(p).resolve() in seen:
+            raise UserError(f"'{p}' is given twice (as '{seen[Path(p).resolve()]}' too): name each run once")
+        seen[Path(p).resolve()] = Path(p)
     return [read_run(p) for p in paths]
 
 
 def legend_labels(runs: list[Run]) -> list[str]:
     """Each run's label, with its directory name added where two runs would read the same."""
-    labels = [r.label for r in runs]
+    several = len({r.model_name for r in runs}) > 1  # runs of different models: each label names its model
+    labels = [f"{r.model_name}: {r.label}" if several else r.label for r in runs]
     return [f"{label} ({run.path.name})" if labels.count(label) > 1 else label for label, run in zip(labels, runs)]
