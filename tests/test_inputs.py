@@ -159,7 +159,7 @@ def test_profile_bounds_its_runs_and_the_memory_its_largest_batch_needs(cli, tin
     assert_one_line_error(cli("profile", tiny_cnn_path, "--warmup", "20000", "-o", tmp_path / "c.csv"),
                           "--warmup 20000")
     x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 10**12]) for n in ("x", "y"))
-    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "g", [x], [y]),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "huge.onnx")

@@ -63,6 +63,26 @@ MIN_RATE = 0.01  # queries/s: one query every 100 s
 
 
 def check(s: AdviseSettings) -> None:
+    _check_paths(s)
+    _check_numbers(s)
+    if s.platform is not None:
+        platform, _, _, _ = platform_for(s)  # its mistakes too, before anything runs
+        count_layouts(platform.workers, s.max_layouts, s.platform)
+    elif s.confirm:
+        floor = confirm_floor_s(s)
+        if floor > s.budget_s:
+            slowest = min(s.rates)
+            raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least "
+                            f"{f'{floor:,.0f}' if floor >= 10 else f'{floor:.2g}'} s "
+                            f"({CONFIRM_WARMUP + s.confirm_batches} batches of N={min(s.batch_sizes)} per point, "
+                            f"{qps(slowest)} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
+                            "--no-confirm")
+    if (s.output / "advice.md").exists() and not s.force:
+        raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
+
+
+def _check_paths(s: AdviseSettings) -> None:
+    """The model (a model, or a plan with its platform) and -o (a folder of advise's own)."""
     if not s.model.exists():
         raise UserError(f"'{s.model}' is neither a file nor a zoo model: give an .onnx file or a zoo name "
                         "(staronnx zoo list)")
@@ -72,6 +92,20 @@ def check(s: AdviseSettings) -> None:
     if s.model.is_dir() and s.platform is None:
         raise UserError(f"'{s.model}' is a plan directory: advise splits the model itself, so give the model; a "
                         "plan goes with --platform (a platform captured from a run of that plan)")
+    if s.output.exists() and not s.output.is_dir():
+        raise UserError(f"-o {s.output} is a file: advise writes a folder (advice.md, candidates.csv): choose another "
+                        "-o")
+    for marker, what in (("plan.json", "a plan directory"), ("points.csv", "a run directory")):
+        if (s.output / marker).exists():  # its files would be mixed with the advice's
+            raise UserError(f"-o {s.output} is {what}: advise writes a folder of its own; choose another -o")
+    if s.trust_platform and s.platform is None:
+        raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
+    if s.ray_address and not s.ray:
+        raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
+
+
+def _check_numbers(s: AdviseSettings) -> None:
+    """Rates, the space's lists and the run's counts, each in its range."""
     if not s.rates:
         raise UserError("advise needs the target rate(s): give --rate R (queries/s), e.g. --rate 40,80")
     bad = [r for r in s.rates if not (math.isfinite(r) and r > 0)]
@@ -80,12 +114,6 @@ def check(s: AdviseSettings) -> None:
     slow = [r for r in s.rates if r < MIN_RATE]
     if slow:  # its batches would take days to arrive, and its simulated gaps underflow
         raise UserError(f"--rate {slow[0]:g}: advise answers for rates of at least {MIN_RATE:g} queries per second")
-    if s.output.exists() and not s.output.is_dir():
-        raise UserError(f"-o {s.output} is a file: advise writes a folder (advice.md, candidates.csv): choose another "
-                        "-o")
-    for marker, what in (("plan.json", "a plan directory"), ("points.csv", "a run directory")):
-        if (s.output / marker).exists():  # its files would be mixed with the advice's
-            raise UserError(f"-o {s.output} is {what}: advise writes a folder of its own; choose another -o")
     if any(n < 1 for n in s.batch_sizes) or not s.batch_sizes:
         raise UserError("--batch: batch sizes are whole numbers from 1, e.g. --batch 1,2,4,8")
     if any(not 0 < f < 1 for f in s.offloads):
@@ -111,24 +139,6 @@ def check(s: AdviseSettings) -> None:
     unknown = [p for p in s.policies if p not in POLICIES]
     if unknown:
         raise UserError(f"--policy {unknown[0]}: advise compares {', '.join(POLICIES)}")
-    if s.trust_platform and s.platform is None:
-        raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
-    if s.ray_address and not s.ray:
-        raise UserError(f"--ray-address {s.ray_address}: add --ray to search on that cluster")
-    if s.platform is not None:
-        platform, _, _, _ = platform_for(s)  # its mistakes too, before anything runs
-        count_layouts(platform.workers, s.max_layouts, s.platform)
-    elif s.confirm:
-        floor = confirm_floor_s(s)
-        if floor > s.budget_s:
-            slowest = min(s.rates)
-            raise UserError(f"--budget-s {s.budget_s:g}: confirming for real alone takes at least "
-                            f"{f'{floor:,.0f}' if floor >= 10 else f'{floor:.2g}'} s "
-                            f"({CONFIRM_WARMUP + s.confirm_batches} batches of N={min(s.batch_sizes)} per point, "
-                            f"{qps(slowest)} q/s the slowest rate): raise --budget-s, lower --confirm-batches, or add "
-                            "--no-confirm")
-    if (s.output / "advice.md").exists() and not s.force:
-        raise UserError(f"'{s.output}' holds an advice already: add --force to replace it, or choose another -o")
 
 
 def confirm_floor_s(s: AdviseSettings) -> float:
