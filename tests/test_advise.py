@@ -213,7 +213,12 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
                  "--offload", "0", "-o", out)
-    assert_one_line_error(jammed, "no candidate keeps up with 100000000 q/s", "highest capacity")
+    assert_one_line_error(jammed, "no candidate keeps up with 100000000 q/s", "highest capacity", "give lower rates")
+    tight = cli("advise", tiny_cnn_path, "--rate", "100", "--batch", "1", "--platform", platform, "--offload", "0",
+                "--latency-bound", "0.5", "-o", tmp_path / "tight")  # N=1 searched: no smaller batch, no lower rate
+    assert_one_line_error(tight, "no candidate meets 0.5 ms", "no batch size or layout here is faster",
+                          "raise --latency-bound")
+    assert "lower rates" not in tight.stderr and "smaller --batch" not in tight.stderr
     assert (out / "advice.md").exists() and (out / "candidates.csv").exists()  # written before the error
     fresh = tmp_path / "cache"
     monkeypatch.setenv("STARONNX_CACHE", str(fresh))

@@ -81,8 +81,10 @@ def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
         return (f"no candidate could be judged at {qps(rate)} q/s: no task times (calibration failed, see the notes, "
                 "or the platform lacks them)")
     if bound_ms is not None and counts.get("formation", 0) + counts.get("bound", 0) == len(mine):
+        smallest = min(r["batch_size"] for r in mine) if mine else 1
+        fix = "try smaller --batch sizes" if smallest > 1 else "no batch size or layout here is faster than that"
         return (f"no candidate meets {bound_ms:g} ms at {qps(rate)} q/s: even the formation time and the least "
-                "critical path exceed it (try smaller --batch sizes)")
+                f"critical path exceed it ({fix})")
     if capacity == 0:
         return f"no candidate was searched at {qps(rate)} q/s (see the notes: --budget-s, --batch)"
     return (f"no candidate keeps up with {qps(rate)} q/s: every one congests (the highest capacity of any candidate is "

@@ -112,4 +112,6 @@ def advise(
     recs = advice.recommendations
     if recs and all(rec["setup"] is None for rec in recs):
         others = " (and at every other rate)" if len(recs) > 1 else ""
-        raise UserError(f"{recs[0]['why']}{others}: advice in {output}; give lower rates")
+        fix = "; raise --latency-bound" if recs[0]["why"].startswith("no candidate meets") \
+            else "; give lower rates"
+        raise UserError(f"{recs[0]['why']}{others}: advice in {output}{fix}")
