@@ -280,10 +280,11 @@ def test_platform_round_trips_through_its_toml_writer(tmp_path):
 
     from staronnx_cli.runtime.platform import dump_platform
 
-    text = platform_text(extra='[overhead]\ntask_us = 12.5\n')
+    text = platform_text(extra='[overhead]\ntask_us = 12.5\n[ray]\nresources = { "accelerator_type:H100" = 1 }\n')
     p = parse_platform(tomllib.loads(text))
-    again = parse_platform(tomllib.loads(dump_platform(p)))
+    again = parse_platform(tomllib.loads(dump_platform(p)))  # a resource name that is no bare key: quoted
     assert again.workers == p.workers and again.times == p.times and again.task_us == 12.5
+    assert again.ray_resources == {"accelerator_type:H100": 1.0}
 
 
 def test_a_platform_gpu_with_several_streams_is_several_workers_sharing_its_memory(tmp_path):

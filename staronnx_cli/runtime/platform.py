@@ -41,6 +41,7 @@ along the last segment, or proportionally from a single one (stated in `describe
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -299,8 +300,14 @@ def _value(v) -> str:
     if isinstance(v, (int, float)):
         return repr(round(v, 9)) if isinstance(v, float) else str(v)
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_key(str(k))} = {_value(x)}" for k, x in v.items()) + " }"
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _key(k: str) -> str:
+    """A TOML key: bare where it may be (letters, digits, '_', '-'), else quoted (a Ray resource such as
+    accelerator_type:H100)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _value(k)
 
 
 def dump_platform(p: Platform) -> str:
