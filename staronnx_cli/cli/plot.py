@@ -64,6 +64,8 @@ def plot(
         if kind == "mix" and len(mixes) > 1:
             raise UserError(f"--kind mix draws one mix run, not {len(mixes)}: give one directory (report takes "
                             "several)")
+        if kind != "mix" and len(loaded) == 1:  # one mix run, another kind asked (the default: envelope)
+            raise UserError(f"'{loaded[0].path}' is a mix run: draw it, or print its table, with --kind mix")
         if kind != "mix" or len(loaded) > 1 or len(mixes) < len(loaded):
             name = (mixes or loaded)[0].path
             raise UserError(f"'{name}' {'is' if mixes else 'is not'} a mix run: --kind mix draws one mix run (sweep "
