@@ -33,6 +33,9 @@ def test_zoo_build_writes_the_file_and_refuses_to_overwrite(cli, tmp_path):
     assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", out), "already exists", "--force")
     assert out.read_bytes() == before
     assert cli("zoo", "build", "tiny_cnn", "-o", out, "--force").exit_code == 0
+    folder = f"{tmp_path / 'models'}/"  # a trailing slash: a folder meant (a file named 'models' was written)
+    assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", folder), "names a folder", "tiny_cnn.onnx")
+    assert not (tmp_path / "models").exists()
 
 
 def test_zoo_build_unknown_name(cli, tmp_path):

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import UserError
 from .common import console, handle_errors
 
 app = typer.Typer(help="Built-in models: the paper's four and small ones for demos and tests.", no_args_is_help=True)
@@ -41,7 +42,7 @@ def list_models():
 @handle_errors
 def build(
     name: Annotated[str, typer.Argument(help="Model name, see 'staronnx zoo list'.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Where to write the .onnx file.")] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Where to write the .onnx file.")] = None,
     seed: Annotated[int, typer.Option(help="Weight seed; the same seed gives the same bytes.")] = 0,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
 ):
@@ -52,5 +53,7 @@ def build(
         path, built = cache.build_cached(name, seed)
         console.print(f"{'built' if built else 'cached'} {name}: {path}")
         return
-    cached, built = cache.export(name, output, seed, force)
+    if output.endswith(("/", "\\")):  # a folder meant (Path would drop the slash and write a file of its name)
+        raise UserError(f"-o {output} names a folder: give a file name, e.g. -o {output}{name}.onnx")
+    cached, built = cache.export(name, Path(output), seed, force)
     console.print(f"{'built' if built else 'copied'} {name} -> {output} (cache: {cached})")
