@@ -689,3 +689,24 @@ def test_the_burst_bound_is_what_an_ideal_system_holds_on_those_very_releases():
     # at 4 x one worker's capacity the ideal queue grows without bound: the bound is what it holds at 90 % load
     steady = np.arange(100) * 0.0025
     assert burst_backlog(steady, [0.01]) == burst_backlog(steady, [0.0025 * 0.9]) == 1  # not ~75 batches deep
+
+
+def test_a_full_worker_beside_an_idle_one_below_the_capacity_is_not_saturated():
+    """One worker 99 % busy, the other never used, latency 3 x the ideal but steady, within the capacity: the idle
+    worker is time left (dmda would use it as the queue grew), so no 'saturated' without a trend."""
+    import numpy as np
+
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, judge_point
+    from staronnx_cli.sweep.point import PointSpec
+
+    t = np.arange(40) * 0.01
+    records = []
+    for k in range(40):
+        record = BatchRecord(k, t[k], t[k], 1, k, actual_release_s=t[k], end_s=t[k] + 0.030)
+        record.tasks.append(TaskRecord(0, 0, record.end_s - 0.0099, record.end_s))
+        records.append(record)
+    busy = [[(r.tasks[0].start_s, r.tasks[0].end_s) for r in records], []]
+    verdict = judge_point(PointSpec(1, 100.0, warmup=0, batches=40, extensions=0), "",
+                          Evidence(records, np.full(40, 0.030), busy, 202.0, 0.0099, 0.0099, 0, False))
+    assert verdict.reason == ""
