@@ -710,3 +710,20 @@ def test_a_full_worker_beside_an_idle_one_below_the_capacity_is_not_saturated():
     verdict = judge_point(PointSpec(1, 100.0, warmup=0, batches=40, extensions=0), "",
                           Evidence(records, np.full(40, 0.030), busy, 202.0, 0.0099, 0.0099, 0, False))
     assert verdict.reason == ""
+
+
+def test_a_few_batches_that_waited_make_no_queue():
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import _queued
+
+    def batches(waiting: int) -> list[BatchRecord]:
+        made = []
+        for k in range(10):
+            wait = 0.005 if k < waiting else 0.0  # 5 ms before a worker took it, against a 1 ms task
+            record = BatchRecord(k, 0.01 * k, 0.01 * k, 1, k, actual_release_s=0.01 * k, end_s=0.01 * k + wait + 0.001)
+            record.tasks.append(TaskRecord(0, 0, 0.01 * k + wait, 0.01 * k + wait + 0.001))
+            made.append(record)
+        return made
+
+    assert not _queued(batches(2), 0.001)  # 2 of 10 waited: a hiccup
+    assert _queued(batches(6), 0.001)  # most waited: a queue
