@@ -102,6 +102,10 @@ def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
 
 def test_plot_bad_input(cli, tmp_path):
     assert_one_line_error(cli("plot", tmp_path, "-o", tmp_path / "x.png"), "not a run directory")
+    lacking = tmp_path / "lacking"  # a points.csv without its congested column: no verdict can be drawn from it
+    shutil.copytree(RUNS / "two_workers", lacking)
+    pd.read_csv(lacking / "points.csv").drop(columns="congested").to_csv(lacking / "points.csv", index=False)
+    assert_one_line_error(cli("plot", lacking, "-o", tmp_path / "x.png"), "lacks the column(s) congested")
     broken = tmp_path / "broken"
     shutil.copytree(RUNS / "one_worker", broken)
     pd.read_csv(broken / "points.csv").drop(columns=["mean_max_latency_ms"]).to_csv(broken / "points.csv")
