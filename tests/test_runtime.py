@@ -64,18 +64,22 @@ def test_a_chain_of_two_parts_runs_in_order_on_the_workers_dmda_picks():
         assert first.end_s <= second.start_s and r.end_s == second.end_s
 
 
-@pytest.mark.parametrize("policy", ["eager"])  # dmda hands a worker 4 tasks ahead: they keep their order
-def test_a_started_batch_goes_on_before_new_batches_start_exactly_on_the_virtual_clock(policy):
-    """Depth first: with every batch released at once on one worker, batch k's second part runs right after its
-    first, before batch k+1 starts (first parts queued ahead of second ones kept every batch's tensors alive)."""
+def chain_at_once(policy: str, batches: int):
+    """A 2-part chain (4 ms, then 1 ms) on one worker, every batch released at time 0, on the virtual clock."""
     loop = VirtualLoop()
     specs = [WorkerSpec("cpu0", CPU, (0,))]
     executor = ModelledExecutor(loop, specs, lambda part, kind, b: [0.004, 0.001][part])
     chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
-    zeros = np.zeros(5)
-    schedule = BatchSchedule(1, zeros, zeros, np.ones(5, dtype=np.int64), np.arange(5))
-    records, why = Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), chain).run(schedule,
-                                                                                                 Limits(50, 1e9))
+    zeros = np.zeros(batches)
+    schedule = BatchSchedule(1, zeros, zeros, np.ones(batches, dtype=np.int64), np.arange(batches))
+    return Scheduler(loop, executor, specs, make_policy(policy), PerfModel(), chain).run(schedule, Limits(50, 1e9))
+
+
+@pytest.mark.parametrize("policy", ["eager"])  # dmda hands a worker 4 tasks ahead: they keep their order
+def test_a_started_batch_goes_on_before_new_batches_start_exactly_on_the_virtual_clock(policy):
+    """Depth first: with every batch released at once on one worker, batch k's second part runs right after its
+    first, before batch k+1 starts (first parts queued ahead of second ones kept every batch's tensors alive)."""
+    records, why = chain_at_once(policy, 5)
     assert why == ""
     assert [r.end_s for r in records] == pytest.approx([0.005 * (k + 1) for k in range(5)])
 
@@ -83,14 +87,7 @@ def test_a_started_batch_goes_on_before_new_batches_start_exactly_on_the_virtual
 def test_a_workers_own_queue_takes_a_started_batchs_next_part_first():
     """A policy that queues on the worker (roundrobin, dmda) hands it 4 tasks ahead; behind those, a started
     batch's next part goes before the first parts of batches not started (10 batches released at once)."""
-    loop = VirtualLoop()
-    specs = [WorkerSpec("cpu0", CPU, (0,))]
-    executor = ModelledExecutor(loop, specs, lambda part, kind, b: [0.004, 0.001][part])
-    chain = PartGraph([[], [0]], [{-1: 100}, {0: 10}])
-    zeros = np.zeros(10)
-    schedule = BatchSchedule(1, zeros, zeros, np.ones(10, dtype=np.int64), np.arange(10))
-    records, _ = Scheduler(loop, executor, specs, make_policy("roundrobin"), PerfModel(), chain).run(schedule,
-                                                                                                    Limits(50, 1e9))
+    records, _ = chain_at_once("roundrobin", 10)
     started = [(k, part) for _, k, part in sorted((t.start_s, r.index, t.part) for r in records for t in r.tasks)]
     assert started[:8] == [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1), (1, 1), (2, 1), (3, 1)]
 
