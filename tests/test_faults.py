@@ -449,6 +449,19 @@ def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, t
     assert (tmp_path / "file").read_text() == "mine\n" and (run / "points.csv").exists()
 
 
+def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():
+    """ENOENT said "choose another -o" for any missing path, an input removed during a run included."""
+    import errno
+    import os
+
+    from staronnx_cli.cli.common import storage_message
+
+    gone = OSError(errno.ENOENT, os.strerror(errno.ENOENT), "run/points.csv")
+    assert storage_message(gone) == ("No such file or directory: 'run/points.csv': the file or a folder on its path is "
+                                     "gone (moved or removed while staronnx ran?): check the path; files already "
+                                     "written are kept (a sweep continues with --resume)")
+
+
 def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny_cnn_path, tmp_path):
     from staronnx_cli.results.runmeta import RunMeta
 
@@ -543,6 +556,22 @@ def test_a_usage_error_is_one_line_naming_the_commands_help():
         script = Path(sys.executable).with_name("staronnx")  # as a user types it (-m names itself otherwise)
         done = subprocess.run([str(script), *args], capture_output=True, text=True)
         assert (done.returncode, done.stderr, done.stdout) == (2, line + "\n", ""), args
+
+
+def test_a_path_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path):
+    """A file named in another encoding reached ONNX Runtime as a str with surrogates: 'incompatible constructor
+    arguments', twice, after the model was loaded."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("staronnx")
+    name = os.fsencode(tmp_path) + b"/t\xff.onnx"
+    done = subprocess.run([os.fsencode(script), b"profile", name], capture_output=True)
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode() == (f"error: '{tmp_path}/t\\xff.onnx' is not valid UTF-8: staronnx records paths "
+                                    "in UTF-8 files; rename it (e.g. with convmv) or copy the file to a UTF-8 name\n")
 
 
 def test_an_interrupted_sweep_says_where_its_finished_points_are_and_only_if_there_are_some(tmp_path):

@@ -14,6 +14,10 @@ def _terminate(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    undecodable = _undecodable(sys.argv[1:])
+    if undecodable:
+        sys.stderr.write(f"error: {undecodable}\n")
+        sys.exit(2)
     try:
         from .app import app
 
@@ -30,6 +34,19 @@ def main() -> None:
         if exc.code == 130 and not _told():
             sys.stderr.write("error: interrupted while starting; nothing was written\n")
         raise
+
+
+def _undecodable(args: list[str]) -> str:
+    """A path that is not UTF-8 (a file named in another encoding) cannot be handed to ONNX Runtime nor recorded in
+    run.json and plan.json: say so before anything runs, not as an error deep inside a command."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            return (f"'{shown}' is not valid UTF-8: staronnx records paths in UTF-8 files; rename it (e.g. with "
+                    "convmv) or copy the file to a UTF-8 name")
+    return ""
 
 
 def _click_error(exc: Exception) -> None:
