@@ -205,6 +205,27 @@ def test_the_core_learns_as_python_does_and_an_old_cache_weighs_a_window_not_its
     assert learnt.mean < (1 - 1 / WINDOW) ** 59  # 60 tasks of well under a second: 5,000 samples would keep 0.988
 
 
+def test_the_core_relearns_a_model_whose_times_moved_as_python_does(tiny_cnn_path):
+    """A model calibrated at 1 us with no spread: every real task is an outlier; ten in a row and it restarts from
+    them, in C as in perfmodel.Stats."""
+    from staronnx_cli.runtime.perfmodel import Stats
+
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), [tiny_cnn_path], 1)
+    perf = PerfModel()
+    perf.stats[(0, "cpu:1", 1)] = Stats(10, 1e-6, 0.0, True)
+    try:
+        records, _ = core.CoreRunner(executor, make_policy("dmda"), perf).run(at_once(40), Limits(100, 1e9))
+    finally:
+        executor.close()
+    replay = Stats(10, 1e-6, 0.0, True)
+    for task in sorted((t for r in records for t in r.tasks), key=lambda t: t.end_s):
+        replay.add(task.end_s - task.start_s)
+    learnt = perf.stats[(0, "cpu:1", 1)]
+    assert (learnt.count, learnt.outliers) == (replay.count, replay.outliers)
+    assert learnt.mean == pytest.approx(replay.mean, rel=1e-6) and learnt.m2 == pytest.approx(replay.m2, rel=1e-6)
+    assert learnt.mean > 5e-6  # moved to the tasks' own times
+
+
 def test_the_python_scheduler_is_kept_where_the_core_does_not_run():
     cpu = parse_workers("cpu:1x1", [0, 1], False)
     assert core.ineligible(cpu, "dmda", False) == ""

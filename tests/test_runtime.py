@@ -167,6 +167,29 @@ def test_dmda_calibrates_a_kind_until_it_has_its_samples_and_static_takes_the_le
     assert Static(["cpu"]).choose(task, cores, 0.0, perf) == 1  # of its kind, the one free first
 
 
+def test_a_model_whose_times_moved_beyond_five_std_relearns_from_them_and_keeps_them_across_a_save(tmp_path):
+    """A model calibrated back to back with a tiny std rejected every later sample as an outlier: tiny_cnn's 34 us
+    calibration kept its 10 samples over two sweeps whose tasks took 88-171 us at 70 q/s."""
+    from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES, Stats
+
+    s = Stats(CALIBRATION_SAMPLES, 1.0, 0.0, True)
+    for _ in range(CALIBRATION_SAMPLES - 1):
+        s.add(2.0)
+    assert (s.count, s.mean, s.outliers, s.outlier_mean) == (CALIBRATION_SAMPLES, 1.0, CALIBRATION_SAMPLES - 1, 2.0)
+    s.add(1.0)  # one in the model's range: the run of outliers was a burst, not a move
+    assert (s.count, s.mean, s.outliers, s.outlier_mean, s.outlier_m2) == (CALIBRATION_SAMPLES + 1, 1.0, 0, 0.0, 0.0)
+    for value in [2.0, 4.0] * 3 + [2.0, 4.0, 2.0]:
+        s.add(value)
+    perf = PerfModel()
+    perf.stats[(0, "cpu:1", 1)] = s
+    perf.save(tmp_path / "m.json")  # a run of outliers not yet long enough: kept for the next sweep
+    s = PerfModel.load(tmp_path / "m.json").stats[(0, "cpu:1", 1)]
+    assert (s.count, s.outliers, s.outlier_mean) == (CALIBRATION_SAMPLES + 1, 9, pytest.approx(26 / 9))
+    s.add(4.0)  # the tenth in a row: the model is theirs now
+    assert (s.count, s.mean, s.m2, s.outliers) == (CALIBRATION_SAMPLES, pytest.approx(3.0), pytest.approx(10.0), 0)
+    assert s.std == pytest.approx(math.sqrt(10 / 9))
+
+
 def test_the_backlog_bound_stops_a_point_at_one_batch_beyond_it():
     loop = VirtualLoop()
     specs = [WorkerSpec("cpu0", CPU, (0,))]

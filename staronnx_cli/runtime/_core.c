@@ -238,6 +238,7 @@ enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 
 enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3, STOP_MEMORY = 4 };
 #define CALIBRATION_SAMPLES 10
 #define WINDOW 1000 /* perfmodel.WINDOW */
+#define MODEL_FIELDS 7 /* perfmodel.Stats: count, mean, m2, first dropped, outliers in a row, their mean, m2 */
 #define MAX_IO 64
 #define MAX_BATCH 65536   /* queries in a batch: bounds the performance models' table */
 #define MAX_SLOTS 65536   /* tensors of a model */
@@ -302,9 +303,10 @@ struct Core {
     int64_t stop_at_ns;
     Fifo central;
     int64_t rr;
-    /* the performance models, StarPU's: (size, part, kind) -> count, mean, m2 (Welford), first sample dropped */
+    /* the performance models, StarPU's: (size, part, kind) -> count, mean, m2 (Welford), first sample dropped,
+       outliers in a row with their mean and m2 */
     int nkinds;
-    double *model;  /* 4 doubles per entry */
+    double *model;  /* MODEL_FIELDS doubles per entry */
     /* errors: (batch, part, message) */
     int64_t nerrors, caperrors;
     int64_t *error_task;
@@ -338,7 +340,7 @@ static void ring(Worker *w) {
 static inline int worker_idle(Worker *w) { return !w->busy && w->queue.count == 0 && w->ordered.count == 0; }
 
 static inline double *model_of(Core *c, int64_t size, int part, int kind) {
-    return &c->model[((size * c->nparts + part) * c->nkinds + kind) * 4];
+    return &c->model[((size * c->nparts + part) * c->nkinds + kind) * MODEL_FIELDS];
 }
 
 /* dmda: the least expected end = max(expected free, now) + predicted; an uncalibrated worker that is idle first. */
@@ -374,15 +376,27 @@ static double prediction(Core *c, int64_t k, int part, int w) {
     return m[0] > 0 ? m[1] : 0.0;
 }
 
-/* perfmodel.Stats.add: the first sample dropped; once calibrated, a sample beyond mean + 5 std is not learnt;
-   beyond WINDOW samples each new one weighs 1 / WINDOW. */
+/* perfmodel.Stats.add: the first sample dropped; once calibrated, a sample beyond mean + 5 std is not learnt but
+   counted (CALIBRATION_SAMPLES of them in a row: the model restarts from them); beyond WINDOW samples each new one
+   weighs 1 / WINDOW. */
 static void learn(double *m, double value) {
     if (!m[3]) {
         m[3] = 1;
         return;
     }
     double count = m[0], std = count > 1 ? sqrt(m[2] / (count - 1)) : 0.0;
-    if (count >= CALIBRATION_SAMPLES && value > m[1] + 5 * (std > 1e-6 ? std : 1e-6)) return;
+    if (count >= CALIBRATION_SAMPLES && value > m[1] + 5 * (std > 1e-6 ? std : 1e-6)) {
+        m[4] += 1;
+        double delta = value - m[5];
+        m[5] += delta / m[4];
+        m[6] += delta * (value - m[5]);
+        if (m[4] >= CALIBRATION_SAMPLES) {
+            m[0] = m[4], m[1] = m[5], m[2] = m[6];
+            m[4] = m[5] = m[6] = 0;
+        }
+        return;
+    }
+    m[4] = m[5] = m[6] = 0;
     if (count >= WINDOW) {
         m[2] *= (WINDOW - 2.0) / (count - 1);
         count = WINDOW - 1;
@@ -1126,7 +1140,7 @@ static int core_init(CoreObject *self, PyObject *args, PyObject *kw) {
     free(icores);
     if (build_parts(c, deps, inputs, outputs) < 0 || build_inputs(self, c, arrays) < 0) return -1;
     c->nkinds = nkinds > 0 ? nkinds : 1;
-    c->model = calloc((max_size + 1) * P * c->nkinds * 4, sizeof(double));
+    c->model = calloc((max_size + 1) * P * c->nkinds * MODEL_FIELDS, sizeof(double));
     if (!c->model) return PyErr_NoMemory(), -1;
     for (int w = 0; w < c->nworkers; w++) {
         Worker *wk = &c->workers[w];
@@ -1404,13 +1418,13 @@ static PyObject *core_end(CoreObject *self, PyObject *unused) {
     return Py_BuildValue("LiiL", (long long)c->released, c->stop, c->stop_unfinished, (long long)c->stop_at_ns);
 }
 
-/* set_model(float64[(max_size+1) * parts * kinds * 4] as bytes): the performance models (count, mean, m2, dropped) */
+/* set_model(float64[(max_size+1) * parts * kinds * MODEL_FIELDS] as bytes): the performance models */
 static PyObject *core_set_model(CoreObject *self, PyObject *args) {
     Core *c = core_of(self);
     if (!c) return NULL;
     Py_buffer table;
     if (!PyArg_ParseTuple(args, "y*", &table)) return NULL;
-    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
+    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * MODEL_FIELDS * (Py_ssize_t)sizeof(double);
     if (table.len != n) {
         PyBuffer_Release(&table);
         PyErr_SetString(PyExc_ValueError, "the model table's size does not match the core");
@@ -1427,7 +1441,7 @@ static PyObject *core_set_model(CoreObject *self, PyObject *args) {
 static PyObject *core_model(CoreObject *self, PyObject *unused) {
     Core *c = core_of(self);
     if (!c) return NULL;
-    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * 4 * (Py_ssize_t)sizeof(double);
+    Py_ssize_t n = (c->max_size + 1) * c->nparts * c->nkinds * MODEL_FIELDS * (Py_ssize_t)sizeof(double);
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (!out) return NULL;
     lock(&c->lock);

@@ -44,6 +44,7 @@ DRAIN_GAP_NS = 1_000_000  # Python turns finished batches into records at most t
 WAIT_NS = 100_000_000  # and looks at least this often (Ctrl-C is handled between its waits)
 ANSWER_AFTER = 64  # records made before the issuer's question is answered (~0.3 ms of Python)
 SHORT_SPIN_NS = 200_000  # an idle worker's poll where no core is left to spare
+MODEL_FIELDS = 7  # a performance model in the core: perfmodel.Stats's fields, in order (_core.c's MODEL_FIELDS)
 OPT_ALL = 99  # ONNX Runtime's ORT_ENABLE_ALL (ortenv.session_options' default)
 ONNX_TYPES = {np.dtype(t): code for t, code in (
     ("float32", 1), ("uint8", 2), ("int8", 3), ("uint16", 4), ("int16", 5), ("int32", 6), ("int64", 7), ("bool", 9),
@@ -252,25 +253,28 @@ class CoreRunner:
     def push_model(self, sizes: set[int]) -> None:
         """The performance models of the point's batch sizes, into the core (which learns from every task)."""
         e = self.executor
-        table = np.zeros((e.batch + 1, e.nparts, len(e.kinds), 4), dtype=np.float64)
+        table = np.zeros((e.batch + 1, e.nparts, len(e.kinds), MODEL_FIELDS), dtype=np.float64)
         for size in sizes:
             for part in range(e.nparts):
                 for kind, key in enumerate(e.kinds):
                     s = self.perf.stats.get((part, key, size))
                     if s is not None:
-                        table[size, part, kind] = (s.count, s.mean, s.m2, s.dropped_first)
+                        table[size, part, kind] = (s.count, s.mean, s.m2, s.dropped_first, s.outliers,
+                                                   s.outlier_mean, s.outlier_m2)
         e.core.set_model(table.tobytes())
 
     def pull_model(self, sizes: set[int]) -> None:
         """What the core learnt, back into the performance models (saved by the engine after the point)."""
         e = self.executor
-        table = np.frombuffer(e.core.model(), dtype=np.float64).reshape(e.batch + 1, e.nparts, len(e.kinds), 4)
+        table = np.frombuffer(e.core.model(), dtype=np.float64).reshape(e.batch + 1, e.nparts, len(e.kinds),
+                                                                        MODEL_FIELDS)
         for size in sizes:
             for part in range(e.nparts):
                 for kind, key in enumerate(e.kinds):
-                    count, mean, m2, dropped = table[size, part, kind].tolist()
+                    count, mean, m2, dropped, outliers, outlier_mean, outlier_m2 = table[size, part, kind].tolist()
                     if dropped:
-                        self.perf.stats[(part, key, size)] = Stats(int(count), mean, m2, True)
+                        self.perf.stats[(part, key, size)] = Stats(int(count), mean, m2, True, int(outliers),
+                                                                   outlier_mean, outlier_m2)
 
 
 class Drain:

@@ -26,6 +26,9 @@ class Stats:
     mean: float = 0.0
     m2: float = 0.0
     dropped_first: bool = False
+    outliers: int = 0  # samples beyond mean + 5 std in a row, and their own mean and m2
+    outlier_mean: float = 0.0
+    outlier_m2: float = 0.0
 
     @property
     def std(self) -> float:
@@ -36,7 +39,9 @@ class Stats:
             self.dropped_first = True
             return
         if self.count >= CALIBRATION_SAMPLES and value > self.mean + 5 * max(self.std, 1e-6):
+            self._outlier(value)
             return
+        self.outliers, self.outlier_mean, self.outlier_m2 = 0, 0.0, 0.0
         if self.count >= WINDOW:  # the window's variance kept, as if it held WINDOW - 1 samples
             self.m2 *= (WINDOW - 2) / (self.count - 1)
             self.count = WINDOW - 1
@@ -44,6 +49,19 @@ class Stats:
         delta = value - self.mean
         self.mean += delta / self.count
         self.m2 += delta * (value - self.mean)
+
+    def _outlier(self, value: float) -> None:
+        """Not learnt, but counted: CALIBRATION_SAMPLES of them in a row mean the times moved (a neighbour on the
+        memory bus, a colder cache at a lower rate than calibration's back-to-back runs), and the model restarts
+        from them. Without it a model calibrated with a small std never learnt again (StarPU flushes a history
+        model whose errors outnumber its samples)."""
+        self.outliers += 1
+        delta = value - self.outlier_mean
+        self.outlier_mean += delta / self.outliers
+        self.outlier_m2 += delta * (value - self.outlier_mean)
+        if self.outliers >= CALIBRATION_SAMPLES:
+            self.count, self.mean, self.m2 = self.outliers, self.outlier_mean, self.outlier_m2
+            self.outliers, self.outlier_mean, self.outlier_m2 = 0, 0.0, 0.0
 
 
 class PerfModel:
@@ -78,7 +96,9 @@ class PerfModel:
 
     def save(self, path: Path) -> None:
         """Atomically (a temporary file renamed over the old one): a crash never leaves a torn cache."""
-        rows = [{"part": p, "kind": k, "batch": b, "count": s.count, "mean_s": s.mean, "m2": s.m2}
+        rows = [{"part": p, "kind": k, "batch": b, "count": s.count, "mean_s": s.mean, "m2": s.m2,
+                 **({"outliers": s.outliers, "outlier_mean_s": s.outlier_mean, "outlier_m2": s.outlier_m2}
+                    if s.outliers else {})}
                 for (p, k, b), s in sorted(self.stats.items()) if math.isfinite(s.mean) and math.isfinite(s.m2)]
         write_text_atomic(path, json.dumps({"version": 1, "models": rows}, indent=1, allow_nan=False) + "\n")
 
@@ -90,9 +110,12 @@ class PerfModel:
             return model
         try:
             for row in json.loads(path.read_text()).get("models", []):
-                stats = Stats(int(row["count"]), float(row["mean_s"]), float(row["m2"]), True)
-                if stats.count < 0 or not (math.isfinite(stats.mean) and math.isfinite(stats.m2)) or \
-                        stats.mean < 0 or stats.m2 < 0:  # a time or a variance below 0 is no measurement
+                stats = Stats(int(row["count"]), float(row["mean_s"]), float(row["m2"]), True,
+                              int(row.get("outliers", 0)), float(row.get("outlier_mean_s", 0.0)),
+                              float(row.get("outlier_m2", 0.0)))
+                figures = (stats.mean, stats.m2, stats.outlier_mean, stats.outlier_m2)
+                if min(stats.count, stats.outliers) < 0 or not all(map(math.isfinite, figures)) or \
+                        min(figures) < 0:  # a time or a variance below 0 is no measurement
                     raise ValueError(f"a model of part {row['part']} is not a time")
                 model.stats[(int(row["part"]), str(row["kind"]), int(row["batch"]))] = stats
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -69,6 +69,9 @@ class WorkerGroup:
         return self.kind.on_gpu
 
 
+HOST_MODELS = "from this host's performance models"  # run.json's platform of `--engine sim` without --platform
+
+
 @dataclass(frozen=True)
 class TimeRow:
     part: int
