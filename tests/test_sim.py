@@ -255,6 +255,21 @@ def test_a_simulated_resume_keeps_its_platform_and_noise(cli, tiny_cnn_path, tmp
     assert cli(*args, "--batch", "1,2", "--rate", "10", "--resume").exit_code == 0
 
 
+def test_a_simulated_resume_from_this_hosts_models_refuses_models_changed_since(cli, tiny_cnn_path, tmp_path,
+                                                                               monkeypatch):
+    """Without --platform the simulated machine is this host's performance models, which every real sweep updates:
+    a --resume after one simulated its new points on another machine than its first ones, unsaid."""
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    real = ("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--batches", "5")
+    assert cli(*real, "--rate", "50", "-o", tmp_path / "real").exit_code == 0
+    sim = (*real, "--engine", "sim", "-o", tmp_path / "sim")
+    assert cli(*sim, "--rate", "50").exit_code == 0
+    assert cli(*sim, "--rate", "50,60", "--resume").exit_code == 0  # the same models: it continues
+    assert cli(*real, "--rate", "60", "-o", tmp_path / "real2").exit_code == 0  # they learn more
+    assert_one_line_error(cli(*sim, "--rate", "50,60,70", "--resume"), "simulated with this host's performance models "
+                          "as they were", "a real sweep has changed them since")
+
+
 def test_interpolation_between_and_beyond_measured_batch_sizes():
     assert interpolate({1: 10.0, 2: 16.0}, 4) == pytest.approx(28.0)
     assert interpolate({1: 10.0, 4: 28.0, 8: 40.0}, 2) == pytest.approx(16.0)

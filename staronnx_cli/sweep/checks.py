@@ -13,6 +13,7 @@ from ..load.schedule import arrivals
 from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
 from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
+from ..runtime.platform import HOST_MODELS
 from ..systems.target import Target
 from .point import PointSpec, point_of
 from .settings import SweepSettings
@@ -138,6 +139,12 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
     if meta.get("engine") == "sim":  # the simulated machine is a setting too: one run, one machine
+        if old.get("platform_sha256") != meta.get("platform_sha256") and old.get("platform") == HOST_MODELS == \
+                meta.get("platform"):
+            raise UserError(f"--resume: '{run_dir}' was simulated with this host's performance models as they were "
+                            f"(sha256 {str(old.get('platform_sha256'))[:12]}); a real sweep has changed them since "
+                            f"(sha256 {str(meta.get('platform_sha256'))[:12]}): the simulated machine would differ "
+                            "between its points; sweep into a new -o, or --force")
         if old.get("platform_sha256") != meta.get("platform_sha256"):
             raise UserError(f"--resume: '{run_dir}' was simulated on {old.get('platform')!r} (sha256 "
                             f"{str(old.get('platform_sha256'))[:12]}), this sweep on {meta.get('platform')!r} (sha256 "

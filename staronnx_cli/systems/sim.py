@@ -3,6 +3,7 @@ performance models). No wall clock in what it writes: the same settings and seed
 
 from __future__ import annotations
 
+import hashlib
 import platform as host
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from .. import modelio
 from ..errors import UserError
 from ..runtime.loop import VirtualLoop
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, Stats, cache_file
-from ..runtime.platform import Platform, TimeRow, check_times_target, groups_of, read_platform
+from ..runtime.platform import HOST_MODELS, Platform, TimeRow, check_times_target, groups_of, read_platform
 from ..runtime.scheduler import Scheduler
 from ..runtime.simtimes import PartTimes, part_times
 from ..runtime.simulated import SimExecutor
@@ -87,8 +88,9 @@ class SimEngine:
 
     def metadata(self) -> dict:
         p = self.platform
-        return {"platform": str(p.path) if p.path else "from this host's performance models",
-                "platform_name": p.name, "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
+        return {"platform": str(p.path) if p.path else HOST_MODELS,
+                "platform_name": p.name,
+                "platform_sha256": modelio.sha256_of(p.path) if p.path else rows_digest(p.times),
                 "platform_estimate": p.estimate,
                 "platform_trusted_from": p.target_sha256 if self.trusted else None,  # --trust-platform: their own
                 "sim_noise": self.config.sim_noise,
@@ -146,6 +148,13 @@ def platform_from_cache(spec: str, target: Target) -> Platform:
     times = [TimeRow(part, kind, batch, 1000 * s.mean, 1000 * s.std) for (part, kind, batch), s in
              sorted(perf.stats.items()) if s.count > 0]
     return Platform(f"{host.node()} (cached performance models)", groups_of(workers), times=times)
+
+
+def rows_digest(rows: list[TimeRow]) -> str:
+    """The sha256 of a platform made from this host's performance models: a real sweep that learns more between two
+    --resume of a simulated run changes it (the simulated machine would change under the run)."""
+    text = "\n".join(f"{r.part} {r.kind} {r.batch} {r.mean_ms!r} {r.std_ms!r}" for r in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) -> PerfModel:
