@@ -54,6 +54,32 @@ def test_split_writes_a_verified_plan_that_chains_by_hand(cli, tiny_cnn_path, ti
     assert json.loads((tmp_path / "plan.json").read_text()) == json.loads((plan_dir / "plan.json").read_text())
 
 
+def test_a_stalled_run_that_moved_a_nodes_mean_moves_no_cut(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    """Weights are medians: one run stalled by the machine (mean 206.6 us, median 5.0 us) cut 32 % where 10 % was
+    asked. With one node's mean made 100 times its median, the plan is the clean costs' plan."""
+    import pandas as pd
+
+    from staronnx_cli.profile.steadiness import stalled_nodes_warning
+
+    frame = pd.read_csv(tiny_costs)
+    heaviest = int(frame.median_us.idxmax())
+    stalled = frame.copy()
+    stalled.loc[heaviest, "mean_us"] = 100 * stalled.loc[heaviest, "median_us"]
+    stalled.to_csv(tmp_path / "stalled.csv", index=False)
+    plans = []
+    for name, costs in (("clean", tiny_costs), ("stalled", tmp_path / "stalled.csv")):
+        assert cli("split", tiny_cnn_path, "--costs", costs, "--offload", "0.3", "--batch", "2", "-o",
+                   tmp_path / name).exit_code == 0
+        plans.append(read_plan(tmp_path / name))
+    assert [p.share for p in plans[0].parts] == [p.share for p in plans[1].parts]
+    assert plans[0].achieved_fraction == plans[1].achieved_fraction
+    rows = stalled.to_dict("records")
+    warning = stalled_nodes_warning(2, rows)
+    assert warning.startswith(f"batch 2: 1 node(s) had a run far slower than their others (e.g. "
+                              f"{rows[heaviest]['node']}: mean ") and "split cuts on the medians" in warning
+    assert stalled_nodes_warning(2, frame.assign(mean_us=frame.median_us).to_dict("records")) == ""  # none said
+
+
 def test_three_parts_without_costs_profiles_on_the_fly(cli, tmp_path):
     plan_dir = tmp_path / "plan3"
     result = cli("split", "tiny_transformer", "--parts", "3", "--offload", "0.3", "-o", plan_dir)

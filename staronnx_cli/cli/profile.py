@@ -113,7 +113,7 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
     from rich.table import Table
 
     from ..profile.costs import CLOCK_WORDS
-    from ..profile.steadiness import profile_warnings
+    from ..profile.steadiness import profile_warnings, stalled_nodes_warning
 
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
@@ -141,13 +141,14 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
                       f"{100 * result.node_sum_us / end_to_end:.1f} % of end-to-end"
                       + (" (host launch times)" if result.timing == "host-launch" else ""))
     if result.plain_run_us:
-        plain = statistics.fmean(result.plain_run_us)
-        full = statistics.fmean(result.full_opt_run_us)
-        console.print(f"  profiler overhead: {100 * (end_to_end / plain - 1):+.1f} % "
-                      f"(unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
+        plain = statistics.median(result.plain_run_us)
+        full = statistics.median(result.full_opt_run_us)
+        console.print(f"  profiler overhead: {100 * (statistics.median(result.run_us) / plain - 1):+.1f} % (medians: "
+                      f"unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
                       f"= {100 * full / plain:.0f} % of level {settings.opt_level}")
+    stalled = stalled_nodes_warning(result.batch_size, result.rows)
     for warning in profile_warnings(result.batch_size, result.run_us, result.plain_run_us, result.full_opt_run_us,
-                                    settings.opt_level):
+                                    settings.opt_level) + ([stalled] if stalled else []):
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 

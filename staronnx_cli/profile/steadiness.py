@@ -10,6 +10,8 @@ from ..metrics.spread import SPREAD, relative_spread
 
 NEGATIVE_OVERHEAD = -0.02  # profiled runs faster than unprofiled ones by more than this: noise, not a gain
 SLOWER_LEVEL_ALL = 1.15  # level all this much slower than the profiled level: the runs were disturbed
+STALLED = 3.0  # a node whose mean is this many times its median had a run far slower than the others
+STALLED_SHARE = 0.05  # said when those nodes' means exceed their medians by this share of the model's time
 
 
 def profile_warnings(batch_size: int, run_us: Sequence[float], plain_us: Sequence[float] | None = None,
@@ -23,7 +25,7 @@ def profile_warnings(batch_size: int, run_us: Sequence[float], plain_us: Sequenc
                         f"range over median, above {SPREAD:.0%}): node costs are uncertain; profile again on a "
                         "quiet machine, or with more --runs")
     if plain_us and full_us:
-        profiled, plain, full = statistics.fmean(run_us), statistics.fmean(plain_us), statistics.fmean(full_us)
+        profiled, plain, full = map(statistics.median, (run_us, plain_us, full_us))  # a stalled run moves none
         if profiled / plain - 1 < NEGATIVE_OVERHEAD:
             warnings.append(f"batch {batch_size}: runs with the profiler on were {1 - profiled / plain:.1%} faster "
                             "than without it: the machine's noise is larger than the profiler's overhead; profile "
@@ -33,3 +35,19 @@ def profile_warnings(batch_size: int, run_us: Sequence[float], plain_us: Sequenc
                             "(more optimisation should not be slower): those runs were disturbed; profile again "
                             "on a quiet machine")
     return warnings
+
+
+def stalled_nodes_warning(batch_size: int, rows: Sequence[dict]) -> str:
+    """A run of a few nodes stalled (another process took the core): their means, and the profile's share column,
+    are off while their medians, on which `split` cuts, are not. '' when no such node weighs."""
+    total = sum(r["median_us"] for r in rows) or 1.0
+    stalled = sorted((r for r in rows if r["mean_us"] > STALLED * r["median_us"]),
+                     key=lambda r: r["median_us"] - r["mean_us"])
+    excess = sum(r["mean_us"] - r["median_us"] for r in stalled)
+    if not stalled or excess < STALLED_SHARE * total:
+        return ""
+    worst = stalled[0]
+    return (f"batch {batch_size}: {len(stalled)} node(s) had a run far slower than their others (e.g. "
+            f"{worst['node']}: mean {worst['mean_us']:.1f} us, median {worst['median_us']:.1f} us): the machine "
+            f"stalled; their means overstate the model's time by {excess / total:.0%}. split cuts on the medians; "
+            "profile again on a quiet machine for means and shares to trust")
