@@ -309,6 +309,22 @@ def test_profile_noise_is_called_out_and_steady_profiles_say_nothing():
     assert profile_warnings(1, [100.0] * 20, stalled_once, [100.0] * 20) == []
 
 
+def test_a_batch_size_whose_curve_bends_at_a_rate_is_not_passed_over_for_a_worse_one():
+    """make run's report: N=2 rose 88 -> 138 ms between 32.4 and 34.6 q/s (a knee, not interpolated), so at 33.7 q/s
+    the whole model's 'best' was N=4's 217 ms and the split's 45 ms read as 79 % lower (about 50 % against N=2)."""
+    from staronnx_cli.analysis.verdict import least_latency_at
+
+    whole = hand_run(1, [(2, 20, 30, 60.0, 1.0, False), (2, 32.4, 30, 88.3, 1.0, False),
+                         (2, 34.6, 30, 138.2, 5.0, False), (2, 36, 10, None, None, True),
+                         (4, 20, 30, 190.0, 1.0, False), (4, 40, 30, 230.0, 1.0, False),
+                         (4, 42, 10, None, None, True)])
+    assert least_latency_at(whole.points, 33.7) is None  # N=2 is at least 88.3 ms there: 217 ms may not be best
+    assert least_latency_at(whole.points, 37.0) == (pytest.approx(224.0), True)  # beyond N=2's range: N=4's line
+    assert least_latency_at(whole.points, 32.4) == (88.3, False)  # measured
+    split = hand_run(2, [(1, 20, 30, 40.0, 1.0, False), (1, 33.7, 30, 45.0, 1.0, False), (1, 50, 10, None, None, True)])
+    assert "33.7 q/s (by 79%)" not in split_verdict(whole, split)
+
+
 def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():
     low = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 11.0, 0.1, False)], auto=False)  # never congested
     split = hand_run(2, [(1, 10, 30, 10.0, 0.1, False), (1, 40, 30, 12.0, 0.1, False), (1, 50, 10, None, None, True)])
