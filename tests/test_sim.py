@@ -290,6 +290,19 @@ def test_platform_check_notes_times_that_fall_as_the_batch_grows(cli, tiny_cnn_p
     assert plain.exit_code == 0 and "larger batch" not in plain.stdout
 
 
+def test_platform_check_refuses_times_of_another_target_as_the_sweep_does(cli, tiny_cnn_path, tmp_path):
+    """`platform check h100_googlenet_whole.toml tiny_cnn` said the times were fine; the sweep refused them."""
+    from pathlib import Path
+
+    h100 = Path(__file__).resolve().parents[1] / "experiments" / "platforms" / "h100_googlenet_whole.toml"
+    assert_one_line_error(cli("platform", "check", h100, tiny_cnn_path), "its task times are of another model")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", h100, "-o", tmp_path / "r"),
+                          "its task times are of another model")
+    result = cli("platform", "check", h100, "googlenet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("(measured)") == 1  # the name says it already: not twice
+
+
 def test_platform_round_trips_through_its_toml_writer(tmp_path):
     import tomllib
 

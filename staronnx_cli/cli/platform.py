@@ -42,9 +42,12 @@ def from_run(
 def check(
     platform: Annotated[Path, typer.Argument(help="A platform file (TOML).")],
     target: Annotated[str, typer.Argument(help="The model, zoo name or plan directory it will simulate.")],
+    trust_platform: Annotated[bool, typer.Option(
+        help="Its [[times]] are of the same split made again elsewhere (as sweep --trust-platform).")] = False,
 ):
-    """Validate a platform against a target: every worker kind has a time for every part."""
-    from ..runtime.platform import falling_times, read_platform
+    """Validate a platform against a target as `sweep --engine sim` will: its [[times]] are of this target, and
+    every worker kind has a time for every part."""
+    from ..runtime.platform import check_times_target, falling_times, read_platform
     from ..runtime.simtimes import part_times
     from ..systems.target import load_target
     from ..zoo.names import model_name_of
@@ -52,8 +55,12 @@ def check(
     path = Path(target)
     loaded = load_target(path if path.is_dir() else resolve_model(target))
     p = read_platform(platform)
+    trusted = check_times_target(p, str(platform), loaded.plan_sha256 or loaded.model_sha256, len(loaded.part_files),
+                                 trust_platform, loaded.model_sha256)
     times = part_times(p, loaded.part_files, model_name_of(target, path))
-    console.print(f"{platform}: {p.name} ({'estimate' if p.estimate else 'measured'}), workers {p.workers_spec}")
+    kind = "estimate" if p.estimate else "measured"
+    console.print(f"{platform}: {p.name}{'' if f'({kind})' in p.name else f' ({kind})'}, workers {p.workers_spec}"
+                  + (" (its [[times]] on trust: --trust-platform)" if trusted else ""))
     for kind in sorted({g.kind_key for g in p.workers}):
         cells = ", ".join(f"part {i}: {1000 * times.mean(i, kind, 1):.3f} ms" for i in range(len(loaded.part_files)))
         console.print(f"  {kind} at batch 1: {cells}")
