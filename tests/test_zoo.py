@@ -66,3 +66,16 @@ def test_large_models_run_one_inference(built, name):
 def test_same_seed_same_bytes_other_seed_other_bytes():
     a, b, c = (ZOO["tiny_cnn"].build(s).SerializeToString() for s in (0, 0, 1))
     assert a == b and a != c
+
+
+def test_a_model_is_named_in_commands_as_the_user_can_type_it_again(tmp_path):
+    """advise suggested 'staronnx split tiny_cnn-seed0-18f3986d2cdf.onnx ...': the cache file's name, no path."""
+    from pathlib import Path
+
+    from staronnx_cli.zoo.cache import build_cached
+    from staronnx_cli.zoo.names import resolve_model, typed_name
+
+    cached, _ = build_cached("tiny_cnn")
+    assert typed_name(cached) == "tiny_cnn" and resolve_model(typed_name(cached)) == cached
+    mine = tmp_path / "models" / "net.onnx"
+    assert typed_name(mine) == str(mine) and typed_name(Path("net.onnx")) == "net.onnx"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import modelio
 from ..cachedir import cache_dir
+from ..zoo.names import typed_name
 from .space import Target
 
 
@@ -34,7 +35,7 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
             return path, float(json.loads(meta.read_text())["end_to_end_s"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a torn cache entry (a crash while writing it): profiled again below
-    on_step(f"profiling {model.name} on the CPU (10 runs at batch 1) for its splits")
+    on_step(f"profiling {typed_name(model)} on the CPU (10 runs at batch 1) for its splits")
     device = parse_device("cpu")
     batch = profile_model(ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)).batches[0]
     write_costs(path, batch.rows, {"model": str(model), "model_sha256": model_sha, "device": str(device),
@@ -60,7 +61,8 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
             percent = f"{100 * fraction:g}".replace(".", "_")  # 0.124 -> 12_4: two fractions never share a plan
             plan = _cache(model_sha) / f"plan-{costs_sha}-f{percent}-p{count}"
             if not (plan / "plan.json").exists():
-                on_step(f"splitting {model.name} in {count} parts: {fraction:.0%} of its CPU time to the later ones")
+                on_step(f"splitting {typed_name(model)} in {count} parts: {fraction:.0%} of its CPU time to the later "
+                        "ones")
                 try:
                     run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=count, force=True))
                 except UserError as exc:
@@ -71,13 +73,13 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
     for k in dict.fromkeys(streams):
         plan = _cache(model_sha) / f"plan-{costs_sha}-b{k}"
         if not (plan / "plan.json").exists():
-            on_step(f"cutting {model.name} into a branch plan of {k} streams")
+            on_step(f"cutting {typed_name(model)} into a branch plan of {k} streams")
             try:
                 run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True))
             except UserError as exc:  # its fix names split's options: said as a split of one's own
                 fix = "" if "--min-part-us" not in str(exc) else \
-                    f" (to try one anyway: staronnx split {model.name} --method branches --streams {k} with a lower " \
-                    "--min-part-us, then advise that plan with a platform captured from a sweep of it)"
+                    f" (to try one anyway: staronnx split {typed_name(model)} --method branches --streams {k} with a " \
+                    "lower --min-part-us, then advise that plan with a platform captured from a sweep of it)"
                 why = str(exc).split(": lower --min-part-us")[0]
                 notes.append(f"no branch plan in {k} streams: {why}; searched without it{fix}")
                 continue

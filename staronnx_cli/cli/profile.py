@@ -114,11 +114,12 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
 
     from ..profile.costs import CLOCK_WORDS
     from ..profile.steadiness import profile_warnings, stalled_nodes_warning
+    from ..zoo.names import typed_name
 
     frame = pd.DataFrame(result.rows)
     total = frame["mean_us"].sum() or 1.0
-    table = Table(title=f"{settings.model.name}: top {top} nodes, batch {result.batch_size} on {settings.device} "
-                        f"(level {settings.opt_level}, {CLOCK_WORDS[result.timing]})")
+    table = Table(title=f"{typed_name(settings.model)}: top {top} nodes, batch {result.batch_size} on "
+                        f"{settings.device} (level {settings.opt_level}, {CLOCK_WORDS[result.timing]})")
     for column in ("node", "op", "mean us", "std us", "share", "attributed"):
         table.add_column(column, justify="right" if column in ("mean us", "std us", "share") else "left")
     for _, row in frame.nlargest(top, "mean_us").iterrows():

@@ -16,6 +16,7 @@ from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
+from ..zoo.names import typed_name
 from .branches import width
 from .extract import part_io, write_part
 from .graph import WeightedDag, build_dag, constant_nodes
@@ -172,7 +173,7 @@ def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
     write_costs(path, result.batches[0].rows, {"model": str(settings.model),
                                                "model_sha256": modelio.sha256_of(settings.model),
                                                "device": str(device), "opt_level": "basic", "timing": ["cpu"]})
-    notes.append(f"no --costs: profiled {settings.model.name} on {device} now (10 runs, batch {settings.batch}) "
+    notes.append(f"no --costs: profiled {typed_name(settings.model)} on {device} now (10 runs, batch {settings.batch}) "
                  f"-> {path}")
     return path
 
@@ -297,7 +298,7 @@ def check_branches(model: onnx.ModelProto, path: Path) -> None:
 
 def check_branch_plan(branch: BranchPlan, s: SplitSettings) -> None:
     if len(branch.cut.deps) < 2:
-        raise UserError(f"every parallel branch of '{s.model.name}' takes less than --min-part-us "
+        raise UserError(f"every parallel branch of '{typed_name(s.model)}' takes less than --min-part-us "
                         f"{s.min_part_us:g} us at batch {s.batch}, so all joined into one part: lower --min-part-us "
                         f"(e.g. {s.min_part_us / 4:g}) or split at a larger --batch")
 

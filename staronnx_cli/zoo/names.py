@@ -44,6 +44,13 @@ def display_name(path: Path) -> str:
     return re.sub(r"-seed\d+-[0-9a-f]{12}$", "", Path(path).stem)
 
 
+def typed_name(path: Path) -> str:
+    """What a user types to name this model again: the zoo name of a cached zoo file (its file name is a digest's),
+    else its path."""
+    name = display_name(path)
+    return name if name != Path(path).stem else str(path)
+
+
 def model_name_of(target: str, path: Path) -> str:
     """googlenet (a zoo name), model (model.onnx), or the source model of a plan directory."""
     if path.is_dir():
