@@ -102,6 +102,17 @@ def test_a_platforms_speed_costs_and_factors_are_checked_figures(cli, tiny_cnn_p
     assert_one_line_error(cli(*sweep, "--platform", platform("costs.csv", "1e308")), "factor", "more than 1e+09")
     result = cli(*sweep, "--platform", platform("costs.csv", "2.0"), "--force")
     assert result.exit_code == 0, result.stderr
+    # the fixes are commands to run: the model's name, the speed's device, a path without '..' nor '{model}'
+    (tmp_path / "p.toml").write_text('[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n\n[[speeds]]\nkind = "cpu:1"\n'
+                                     'costs = "../x/{model}/c.csv"\ndevice = "cpu:1"\n')
+    missing = tmp_path.parent / "x" / "tiny_cnn" / "c.csv"
+    assert_one_line_error(cli("platform", "check", tmp_path / "p.toml", "tiny_cnn"),
+                          f"profile the model with 'staronnx profile tiny_cnn --device cpu:1 -o {missing}'")
+    (tmp_path / "p.toml").write_text('[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n\n[[speeds]]\nkind = "cpu:1"\n'
+                                     'costs = "costs.csv"\ndevice = "cpu:4"\n')
+    assert_one_line_error(cli("platform", "check", tmp_path / "p.toml", "tiny_cnn"),
+                          "has no rows of device cpu:4 (it has cpu:", "profile on that device with 'staronnx profile "
+                          "tiny_cnn --device cpu:4")
 
 
 def test_the_run_lock_is_never_followed_through_a_link(cli, tiny_cnn_path, tmp_path):

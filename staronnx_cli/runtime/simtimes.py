@@ -6,6 +6,7 @@ platform's per-task overhead and transfers, which the simulated executor adds.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -52,9 +53,11 @@ def scaled_costs(costs: pd.DataFrame, speed: Speed) -> pd.DataFrame:
 
 
 def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
-    path = checked_input(Path(str(speed.costs).replace("{model}", model_name)),
-                         f"platform: [[speeds]] kind {speed.kind}: costs file",
-                         f"profile the model with 'staronnx profile MODEL -o {speed.costs}'")
+    path = Path(os.path.normpath(str(speed.costs).replace("{model}", model_name)))
+    profile = (f"'staronnx profile {model_name or 'MODEL'}" + (f" --device {speed.device}" if speed.device else "")
+               + f" -o {path}'")
+    path = checked_input(path, f"platform: [[speeds]] kind {speed.kind}: costs file",
+                         f"profile the model with {profile}")
     try:
         costs = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
@@ -72,7 +75,8 @@ def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
                             f"{'batch size' if column == 'batch_size' else 'time in us'} (finite, "
                             f"{'at least 1' if column == 'batch_size' else 'not negative'}): profile the model again")
     if speed.device and not (costs.device == speed.device).any():
-        raise UserError(f"platform: '{path}' has no rows of device {speed.device}")
+        raise UserError(f"platform: '{path}' has no rows of device {speed.device} (it has "
+                        f"{', '.join(map(str, dict.fromkeys(costs.device)))}): profile on that device with {profile}")
     return costs
 
 
