@@ -33,3 +33,17 @@ def json_text(value, indent: int | None = 2) -> str:
         return v
 
     return json.dumps(clean(value), indent=indent, allow_nan=False) + "\n"
+
+
+def install_hint(*extras: str) -> str:
+    """How to add an optional part, one way everywhere: the checkout installed again with its extra, by the pip
+    beside the Python that runs staronnx (make's .venv: .venv/bin/pip). staronnx is used from its checkout, not
+    from PyPI: 'pip install staronnx[triton]' named a package that is not there."""
+    import os
+    import sys
+    from pathlib import Path
+
+    pip = Path(sys.executable).with_name("pip")
+    shown = os.path.relpath(pip) if pip.is_file() and not os.path.relpath(pip).startswith("..") else \
+        str(pip) if pip.is_file() else "pip"
+    return " or ".join(f"{shown} install -e '.[{extra}]'" for extra in extras) + " in the staronnx checkout"

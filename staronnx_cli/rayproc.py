@@ -11,7 +11,7 @@ import os
 import signal
 from pathlib import Path
 
-from .errors import UserError, first_line
+from .errors import UserError, first_line, install_hint
 
 PROBE_S = 3.0  # an address's GCS must answer within this
 
@@ -22,7 +22,7 @@ def need_ray(what: str, instead: str) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        raise UserError(f"{what} needs Ray, which is not installed: pip install -e '.[ray]' (or pip install ray), "
+        raise UserError(f"{what} needs Ray, which is not installed: {install_hint('ray')}, "
                         f"or {instead}")
 
 

@@ -449,6 +449,24 @@ def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, t
     assert (tmp_path / "file").read_text() == "mine\n" and (run / "points.csv").exists()
 
 
+def test_an_optional_part_is_installed_one_way_everywhere_with_the_pip_that_runs_staronnx(monkeypatch, tmp_path):
+    """Hints said 'pip install staronnx[triton]' (no such package on PyPI), 'pip install -e .[ray]' and
+    'pip install .[cuda12]' in turn; after make run, only .venv/bin/pip installs into staronnx's Python."""
+    import sys
+
+    from staronnx_cli.errors import install_hint
+
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "pip").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    assert install_hint("ray") == ".venv/bin/pip install -e '.[ray]' in the staronnx checkout"
+    assert install_hint("cuda13", "cuda12") == (".venv/bin/pip install -e '.[cuda13]' or .venv/bin/pip install -e "
+                                                "'.[cuda12]' in the staronnx checkout")
+    monkeypatch.setattr(sys, "executable", "/nowhere/python3")
+    assert install_hint("ray") == "pip install -e '.[ray]' in the staronnx checkout"
+
+
 def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():
     """ENOENT said "choose another -o" for any missing path, an input removed during a run included."""
     import errno

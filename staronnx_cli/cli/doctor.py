@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 
-from ..errors import first_line
+from rich.markup import escape
+
+from ..errors import first_line, install_hint
 from .common import console, handle_errors
 
 
@@ -12,7 +14,7 @@ def cupy_status() -> str:
     try:
         import cupy  # noqa: PLC0415 - optional GPU extra
     except ImportError:
-        return "not installed (GPU machines: pip install '.\\[cuda12]' or '.\\[cuda13]', see docs/gpu.md)"
+        return f"not installed (GPU machines: {escape(install_hint('cuda13', 'cuda12'))}, see docs/gpu.md)"
     try:
         return f"{cupy.__version__}, {cupy.cuda.runtime.getDeviceCount()} device(s)"
     except Exception as exc:  # noqa: BLE001 - no driver / no device

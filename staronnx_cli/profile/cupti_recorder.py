@@ -16,12 +16,12 @@ from __future__ import annotations
 import importlib.metadata
 import time
 
-from ..errors import first_line
+from ..errors import first_line, install_hint
 from .gpu_times import ApiCall, GpuActivity, GpuRecording
 
 BUFFER_BYTES = 8 << 20
 _KIND_NAMES = ("CONCURRENT_KERNEL", "MEMCPY", "MEMSET", "RUNTIME", "DRIVER")
-_INSTALL_HINT = "pip install 'staronnx[cuda13]' (CUDA 13) or 'staronnx[cuda12]' (CUDA 12)"
+_INSTALL_HINT = install_hint("cuda13", "cuda12") + " (CUDA 13 or 12)"
 
 
 class CuptiUnavailable(Exception):

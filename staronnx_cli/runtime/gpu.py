@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, first_line
+from ..errors import UserError, first_line, install_hint
 from .cudagraph import CAPTURE_LOCK, GraphPart, cuda_graph_eligible, outputs_differ
 from .pinned import Pinned, PinnedInputs, PinnedPool, cupy_pinned_allocator
 from .transfer import DEFAULT_LINK, Link, fit_link
@@ -48,7 +48,8 @@ def import_cupy():
     try:
         import cupy
     except ImportError:
-        raise UserError("a CUDA worker needs CuPy: pip install 'staronnx[cuda12]' (or [cuda13] for CUDA 13)") from None
+        raise UserError(f"a CUDA worker needs CuPy: {install_hint('cuda13', 'cuda12')} (CUDA 13 or 12 driver; "
+                        "docs/gpu.md)") from None
     return cupy
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import modelio
 from ..devices import parse_device
-from ..errors import UserError
+from ..errors import UserError, install_hint
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
 from ..zoo.names import typed_name
 from .branches import width
@@ -153,7 +153,7 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
         if not allow_host_times:
             raise UserError(f"'{path}' holds host launch times for {device}, not GPU time ({why}): a GPU split cut "
                             "on them moves launch overhead, not compute. Profile again with cupti-python installed "
-                            "(pip install 'staronnx[cuda13]' or [cuda12]), or add --allow-host-times to cut on them "
+                            f"({install_hint('cuda13', 'cuda12')}), or add --allow-host-times to cut on them "
                             "anyway")
         notes.append(f"cutting on host launch times of {device} (--allow-host-times): the fraction is of launch "
                      "time, not of GPU time")

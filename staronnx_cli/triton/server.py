@@ -23,9 +23,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, install_hint
 
-INSTALL_HINT = "pip install 'staronnx[triton]' (Linux x86_64, glibc 2.35 or newer)"
+INSTALL_HINT = install_hint("triton") + " (Linux x86_64, glibc 2.35 or newer; make test installs it)"
 
 
 def wheel_dir() -> Path:
