@@ -395,6 +395,17 @@ def test_the_same_candidates_and_seed_give_the_same_rows_in_one_process_or_a_poo
     assert (alone.status == "simulated").sum() > 2
 
 
+def test_ray_missing_is_said_before_any_profile_or_split(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    """advise --ray profiled the model and cut six splits (minutes on googlenet) before saying Ray was missing."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "300", "--ray", "-o", tmp_path / "a"),
+                          "--ray needs Ray, which is not installed", "drop --ray")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "a").exists()  # nothing profiled, split or written
+
+
 def test_ray_gives_the_same_rows_and_a_bad_address_is_one_line(cli, tiny_cnn_path, tmp_path):
     pytest.importorskip("ray")
     alone = _search_rows(tiny_cnn_path, tmp_path / "one", jobs=1)

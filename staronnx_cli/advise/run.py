@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..analysis.verdict import qps
 from ..errors import UserError
+from ..rayproc import need_ray
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_markdown
 from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
@@ -65,6 +66,8 @@ MIN_RATE = 0.01  # queries/s: one query every 100 s
 def check(s: AdviseSettings) -> None:
     _check_paths(s)
     _check_numbers(s)
+    if s.ray:  # before the profile and the splits, minutes on a large model
+        need_ray("--ray", "drop --ray to search on a local process pool")
     if s.platform is not None:
         platform, _, _, _ = platform_for(s)  # its mistakes too, before anything runs
         count_layouts(platform.workers, s.max_layouts, s.platform)
