@@ -84,6 +84,24 @@ def test_the_timeline_shades_the_warm_up_up_to_the_first_measured_release():
     assert any(abs(end - first_measured_ms) < 1e-9 for end in spans)
 
 
+def test_a_worker_that_ran_no_task_of_the_point_still_has_its_track(cli, tmp_path):
+    """On cpu:2x1 with every batch on cpu0 the timeline and the trace showed only cpu0: an idle worker looked like
+    one that never started."""
+    from staronnx_cli.plots.figures import timeline_figure
+
+    run_dir = tmp_path / "idle"
+    shutil.copytree(RUNS / "split", run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    (run_dir / "run.json").write_text(json.dumps({**meta, "workers": "cpu:3x1",
+                                                  "worker_cores": {"cpu0": [0], "cpu1": [1], "cpu2": [2]}}))
+    ax = timeline_figure(read_run(run_dir), 2, 400.0).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cpu0", "cpu1", "cpu2"]
+    assert cli("trace", run_dir, "--batch-size", "2", "--rate", "400", "-o", tmp_path / "t.json").exit_code == 0
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    names = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"]
+    assert names == ["load generator", "cpu0", "cpu1", "cpu2"]
+
+
 def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
     single = tmp_path / "single"
     shutil.copytree(RUNS / "two_workers", single)

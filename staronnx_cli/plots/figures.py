@@ -261,7 +261,7 @@ def timeline_figure(run: Run, batch_size: int | None = None, rate: float | None 
     if tasks.empty:
         raise UserError(f"point N={n}, {rho:g} q/s of '{run.path}' ran no task: choose another with --batch-size "
                         "and --rate")
-    workers = sorted(tasks.worker.unique(), key=_worker_order)
+    workers = run_workers(run, tasks)
     fig, ax = _new(title_of(run), f"timeline of N = {n} at {rho:g} q/s: one bar per task, colour = part", wide=True)
     parts = sorted(tasks.part.unique())
     part_colours = {p: RUN_COLOURS[(p + 2) % len(RUN_COLOURS)] for p in parts}
@@ -302,6 +302,12 @@ def _warmup_end_ms(batches: pd.DataFrame) -> float | None:
     if measured.all() or not measured.any():
         return None
     return 1000 * float(batches[measured].actual_release_s.min())
+
+
+def run_workers(run: Run, tasks: pd.DataFrame) -> list[str]:
+    """Every worker of the run, those that ran no task of the point included: an idle worker is a finding (dmda
+    kept it out), not one to hide as if it never started."""
+    return sorted({str(w) for w in run.meta.worker_cores} | {str(w) for w in tasks.worker.unique()}, key=_worker_order)
 
 
 def _worker_order(name: str) -> tuple[str, int]:

@@ -16,7 +16,7 @@ from ..errors import UserError
 from ..outputfile import write_text_atomic
 from ..results.read import Run
 from ..results.tasks import task_table
-from .figures import pick_point
+from .figures import pick_point, run_workers
 
 PID = 1
 
@@ -46,7 +46,7 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
         how = "--mix and --scale" if "mix" in point else "--batch-size and --rate"
         raise UserError(f"point {title} of '{run.path}' ran no task (its points.csv rows say why: not run, or no batch "
                         f"ran): choose another with {how}")
-    workers = sorted(tasks.worker.unique())
+    workers = run_workers(run, tasks)
     tid = {w: i + 1 for i, w in enumerate(workers)}
     events: list[dict] = [
         {"ph": "M", "name": "process_name", "pid": PID, "tid": 0,
