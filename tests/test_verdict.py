@@ -263,7 +263,8 @@ def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_pa
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)  # nothing else on stdout: no progress, no note, no table
     assert set(data) == {"summary_version", "run", "model", "label", "answered", "rho_max_qps", "rho_max_batch_size",
-                         "verdict", "warnings", "best", "saturation", "exit_code"}
+                         "rho_max_is_lower_bound", "verdict", "warnings", "best", "saturation", "exit_code"}
+    assert data["rho_max_is_lower_bound"]  # 400 q/s never congested: the machine serves at least that
     assert data["summary_version"] == 1 and data["answered"] and data["exit_code"] == 0
     assert data["rho_max_qps"] == 400.0 and data["model"] == tiny_cnn_path.stem.split("-")[0]
     assert data["verdict"][0] == "Best batch size: N=1 from 100 to 400 q/s (worst-case latency 2.08 ms)."
@@ -277,7 +278,9 @@ def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_pa
     jammed = cli(*args, "--rate", "100000", "-o", tmp_path / "b")
     data = json.loads(jammed.stdout)
     assert jammed.exit_code == 3 and data["exit_code"] == 3 and not data["answered"] and data["best"] == []
-    assert data["rho_max_qps"] is None and data["rho_max_batch_size"] is None
+    assert data["rho_max_qps"] is None and data["rho_max_batch_size"] is None and not data["rho_max_is_lower_bound"]
+    bounded = json.loads(cli(*args, "--rate", "100,100000", "-o", tmp_path / "c").stdout)
+    assert bounded["rho_max_qps"] == 100.0 and not bounded["rho_max_is_lower_bound"]  # congested above: known
 
 
 def test_progress_counts_batches_and_scheduled_seconds_to_the_end(tiny_cnn_path, tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 from ..results.read import Run
 from . import envelope as env
 from .noise import noise_warnings
-from .verdict import run_verdict, top_rate
+from .verdict import never_congested, run_verdict, top_rate
 
 SUMMARY_VERSION = 1
 
@@ -61,5 +61,6 @@ def summary(run: Run) -> dict:
     top, n = top_rate(run)
     return {"summary_version": SUMMARY_VERSION, "run": str(run.path), "model": run.model_name, "label": run.label,
             "answered": top is not None, "rho_max_qps": top, "rho_max_batch_size": n,
+            "rho_max_is_lower_bound": top is not None and never_congested(run),
             "verdict": run_verdict(run), "warnings": noise_warnings(run),
             "best": best_points(run), "saturation": saturation(run)}

@@ -136,7 +136,7 @@ def split_verdict(whole: Run, split: Run) -> str:
         return f"The split ({what}) serves up to {qps(split_top)} q/s; the whole model had no uncongested point."
     change = split_top / whole_top - 1
     tolerance = max(resolution(whole), resolution(split), PRECISION)
-    open_whole, open_split = _never_congested(whole), _never_congested(split)
+    open_whole, open_split = never_congested(whole), never_congested(split)
     if open_whole or open_split:  # a rho_max that is only a lower bound cannot be compared as if it were known
         whole_words = f"at least {qps(whole_top)}" if open_whole else qps(whole_top)
         split_words = f"at least {qps(split_top)}" if open_split else qps(split_top)
@@ -184,7 +184,7 @@ def least_latency_at(points, rate: float) -> tuple[float, bool] | None:
     return None if found is None or any(floor < found[0] for floor in floors) else found
 
 
-def _never_congested(run: Run) -> bool:
+def never_congested(run: Run) -> bool:
     """Whether the batch size that reaches the run's rho_max never congested: its rho_max is then a lower bound."""
     _, n = top_rate(run)
     return n is not None and env.first_bounded(run.points).get(n) is None
@@ -198,7 +198,7 @@ def _latency_change(whole: Run, split: Run) -> str:
     lower, higher, beyond, gains, between, compared = [], [], [], [], False, 0
     for row in mine.itertuples():
         if row.rate_qps > whole_top:
-            if not _never_congested(whole):  # beyond a known saturation; else: simply not measured there
+            if not never_congested(whole):  # beyond a known saturation; else: simply not measured there
                 beyond.append(row.rate_qps)
             continue
         found = least_latency_at(whole.points, row.rate_qps)
