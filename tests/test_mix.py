@@ -130,6 +130,8 @@ def test_sweep_mix_writes_rows_per_model_and_answers(cli, tmp_path):
     assert figure.exit_code == 0 and (tmp_path / "mix.png").stat().st_size > 10_000
     wrong = cli("plot", out, "--kind", "envelope")
     assert wrong.exit_code == 2 and "--kind mix" in wrong.output
+    plain = cli("plot", out)  # no --kind: a mix run is drawn as one (it was refused as if envelope were asked)
+    assert plain.exit_code == 0 and (out / "mix.png").stat().st_size > 10_000, plain.output
     single = tmp_path / "single"  # resumed with the mix: 'measured with a different mix', of a run of no mix
     assert cli("sweep", "tiny_cnn", "--workers", "cpu:1x1", "--batch", "1", "--rate", "100", "--batches", "4",
                "--warmup", "1", "-o", single).exit_code == 0

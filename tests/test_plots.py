@@ -102,6 +102,13 @@ def test_a_worker_that_ran_no_task_of_the_point_still_has_its_track(cli, tmp_pat
     assert names == ["load generator", "cpu0", "cpu1", "cpu2"]
 
 
+def test_parts_of_a_run_directory_point_to_its_plan_not_to_overwriting_the_run(cli, tmp_path):
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("plot", RUNS / "split", "--kind", "parts"), "is a sweep's run directory, not a plan",
+                          "'staronnx split MODEL -o PLAN_DIR'")
+
+
 def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
     single = tmp_path / "single"
     shutil.copytree(RUNS / "two_workers", single)

@@ -20,7 +20,8 @@ def plot(
     kind: Annotated[str, typer.Option(
         help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
              "CPU and a GPU costs file each node's CPU/GPU time ratio; mix: a sweep --mix run, each model's latency "
-             "against the mix's scale; parts: a plan's parts as they can overlap (a branch plan's DAG).")] = "envelope",
+             "against the mix's scale; parts: a plan's parts as they can overlap (a branch plan's DAG). Default: "
+             "envelope, or mix for a sweep --mix run.")] = "",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
                                                 "(default: <run>/<kind>.png; nodes: <costs>_nodes.png beside the "
                                                 "first costs file).")] = None,
@@ -37,6 +38,8 @@ def plot(
     from ..plots import figures  # matplotlib: loaded only by the commands that draw
     from ..results.read import read_runs
 
+    chosen = bool(kind)
+    kind = kind or "envelope"
     if kind not in KINDS:
         raise UserError(f"--kind '{kind}' is unknown: choose one of {', '.join(KINDS)}")
     if format not in ("rich", "md"):
@@ -60,6 +63,8 @@ def plot(
     from ..plots.mix import mix_figure
 
     mixes = [run for run in loaded if is_mix(run)]
+    if not chosen and len(loaded) == 1 and mixes:  # one mix run: its own figure, as --kind mix
+        kind = "mix"
     if kind == "mix" or mixes:
         if kind == "mix" and len(mixes) > 1:
             raise UserError(f"--kind mix draws one mix run, not {len(mixes)}: give one directory (report takes "

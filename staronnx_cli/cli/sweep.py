@@ -249,7 +249,8 @@ def _run_with_progress(settings, prepared) -> None:
                 text = f"congested: {row.get('reason', '')}"
             else:
                 ratio = row.get("latency_over_ideal")
-                text = f"{row['mean_max_latency_ms']:.2f} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
+                text = f"mean max-latency {row['mean_max_latency_ms']:.2f} ms" + (
+                    f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}", soft_wrap=True)
 
         run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(notice_line(text),

@@ -88,6 +88,9 @@ def read_plan(directory: str | Path) -> Plan:
     directory = Path(directory)
     path = directory / PLAN_FILE if directory.is_dir() else directory
     if not path.exists():
+        if directory.is_dir() and (directory / "run.json").is_file():  # a sweep's run: its plan is elsewhere
+            raise UserError(f"'{directory}' is a sweep's run directory, not a plan: give the plan it swept (its "
+                            "run.json's target), or make one with 'staronnx split MODEL -o PLAN_DIR'")
         raise UserError(f"no plan at '{directory}': make one with 'staronnx split MODEL -o {directory}'")
     try:
         data = json.loads(checked_input(path, "plan", f"make one with 'staronnx split MODEL -o {directory}'",
