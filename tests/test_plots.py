@@ -96,8 +96,8 @@ def test_a_worker_that_ran_no_task_of_the_point_still_has_its_track(cli, tmp_pat
                                                   "worker_cores": {"cpu0": [0], "cpu1": [1], "cpu2": [2]}}))
     ax = timeline_figure(read_run(run_dir), 2, 400.0).axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cpu0", "cpu1", "cpu2"]
-    assert cli("trace", run_dir, "--batch-size", "2", "--rate", "400", "-o", tmp_path / "t.json").exit_code == 0
-    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    assert cli("trace", run_dir, "--batch-size", "2", "--rate", "400").exit_code == 0  # beside the run's figures
+    events = json.loads((run_dir / "trace.json").read_text())["traceEvents"]
     names = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"]
     assert names == ["load generator", "cpu0", "cpu1", "cpu2"]
 

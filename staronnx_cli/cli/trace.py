@@ -21,7 +21,8 @@ def trace(
                    ] = None,
     scale: Annotated[float | None, typer.Option(help="A mix run: the point's scale (default: the highest at which "
                                                      "no model congested).")] = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Trace file (JSON).")] = Path("trace.json"),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Trace file (JSON; default: "
+                                                "<run>/trace.json, as plot's figures).")] = None,
     force: Annotated[bool, typer.Option(help="Replace a file at -o that is not a trace.")] = False,
 ):
     """Write one point as a trace-event JSON file: a track per worker, a slice per task, releases marked (a mix
@@ -30,6 +31,7 @@ def trace(
     from ..results.read import read_run
     from ..results.schema import RUN_FILES
 
+    output = output or run / "trace.json"
     for path, what in ((run, "the run directory"), (output, "-o")):
         try:
             path.resolve()
