@@ -254,6 +254,14 @@ def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_abou
                                                                             "staronnx")[0]
     assert "split on GPU costs (cuda:0) but no worker is a GPU" in layout_warnings(FakeTarget(3, "cuda:0"), two,
                                                                                    "staronnx")[0]
+    # on a real sweep the fixes are layouts this machine can run: 2 cores and no GPU; 16 cores and a GPU
+    small = layout_warnings(FakeTarget(2, "cuda:0"), one, "staronnx", (2, False))
+    assert small[0].endswith("give each device its worker, e.g. --workers cpu:1x1,cpu:1x1")
+    assert small[1].endswith("this machine has no usable GPU: split on CPU costs for it (staronnx split MODEL)")
+    big = layout_warnings(FakeTarget(3, "cpu:2", "branches"), one, "staronnx", (16, True))
+    assert big[0].endswith("e.g. --workers cpu:1x5,cpu:1x5,cpu:1x5 or --workers cuda:0x2")
+    assert layout_warnings(FakeTarget(2, "cpu:2"), one, "staronnx", (1, False))[0].endswith(
+        "this machine has one core and no GPU: sweep the whole model instead")
 
 
 def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_path):

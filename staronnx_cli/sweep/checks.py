@@ -226,21 +226,32 @@ def check_memory(s: SweepSettings, target: Target, workers) -> None:
                         f"{limit_gib:.3g} GiB: lower --batches or the largest --batch, or raise --max-memory")
 
 
-def layout_warnings(target: Target, workers, system: str) -> list[str]:
-    """A plan whose parts cannot run side by side on these workers: said once before the sweep, with the fix."""
+def layout_warnings(target: Target, workers, system: str, machine: tuple[int, bool] | None = None) -> list[str]:
+    """A plan whose parts cannot run side by side on these workers: said once before the sweep, with the fix.
+    `machine`: this host's usable cores and whether its GPU is usable, for fixes it can run (a simulated sweep's
+    machine is its platform's: examples then)."""
     parts = len(target.part_files)
     if parts < 2 or system != "staronnx":
         return []
+    cores, gpu = machine or (16, True)
+    per_part = ",".join([f"cpu:1x{max(1, cores // parts)}"] * parts)
+    beside = f"cuda:0,cpu:1x{max(1, cores - 1)}"
     warnings = []
     if len(workers) == 1 and target.split_method == "branches":
+        layouts = " or --workers ".join(([per_part] if cores >= 2 else []) + (["cuda:0x2"] if gpu else []))
         warnings.append(f"a branch plan of {parts} parts on a single worker ({workers[0].name}): its branches run "
-                        "one after the other, so it cannot be faster than the whole model here; give it a worker "
-                        "per stream, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0x2")
+                        "one after the other, so it cannot be faster than the whole model here; "
+                        + (f"give it a worker per stream, e.g. --workers {layouts}" if layouts else
+                           "this machine has one core and no GPU: sweep the whole model instead"))
     elif len(workers) == 1:
+        layouts = " or --workers ".join(([per_part] if cores >= 2 else []) + ([beside] if gpu else []))
         warnings.append(f"a {parts}-part plan on a single worker ({workers[0].name}): its parts run one after "
-                        "the other on the same cores, so splitting cannot raise saturation here; give each device "
-                        "its worker, e.g. --workers cpu:1x1,cpu:1x1 or --workers cuda:0,cpu:1x15")
+                        "the other on the same cores, so splitting cannot raise saturation here; "
+                        + (f"give each device its worker, e.g. --workers {layouts}" if layouts else
+                           "this machine has one core and no GPU: sweep the whole model instead"))
     if key_on_gpu(target.costs_device) and not any(w.on_gpu for w in workers):
         warnings.append(f"this plan was split on GPU costs ({target.costs_device}) but no worker is a GPU: it "
-                        "measures the split on CPU workers only; add one, e.g. --workers cuda:0,cpu:1x15")
+                        "measures the split on CPU workers only; "
+                        + (f"add one, e.g. --workers {beside}" if gpu else
+                           "this machine has no usable GPU: split on CPU costs for it (staronnx split MODEL)"))
     return warnings

@@ -81,7 +81,18 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     target = load_target(s.target)
     engine, policy = prepare_engine(s, target)
     return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
-                        output_notes(s) + arrival_notes(s) + layout_warnings(target, engine.workers, s.system))
+                        output_notes(s) + arrival_notes(s) + layout_warnings(target, engine.workers, s.system,
+                                                                             _this_machine(s)))
+
+
+def _this_machine(s: SweepSettings) -> tuple[int, bool] | None:
+    """This host's usable cores and GPU, for the layouts a real sweep's warnings suggest (a simulated one: None)."""
+    if s.engine == "sim":
+        return None
+    from ..devices import usable_cores
+    from ..ortenv import cuda_status
+
+    return usable_cores(), cuda_status().usable
 
 
 def prepare_engine(s: SweepSettings, target: Target, mix=None,
