@@ -154,7 +154,8 @@ def test_plot_bad_input(cli, tmp_path):
 def test_plot_table_prints_the_answer_in_markdown(cli):
     result = cli("plot", RUNS / "two_workers", "--table", "--format", "md")
     assert result.exit_code == 0, result.stderr
-    assert "| rate q/s | best N | mean max-latency ms | std ms | ideal ms | measured/ideal |" in result.stdout
+    assert ("| rate q/s | best N | mean max-latency ms | std ms | ideal ms | measured/ideal | p99 ms | served q/s |"
+            in result.stdout)
     assert "| 400 | 2 | 12.50 | 0.00 | 12.50 | 1.000 |" in result.stdout
     assert "| 1 | 250 | 400 | 7.00 |" in result.stdout  # N, rho_max, first congested, S(N)
 

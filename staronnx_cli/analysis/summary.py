@@ -25,7 +25,8 @@ def _number(value) -> float | None:
 
 def best_points(run: Run) -> list[dict]:
     """For each rate with an uncongested point: N*, its worst-case latency (mean and std over batches), the
-    ideal (N-1)/rho + S(N) at that point, and measured/ideal."""
+    ideal (N-1)/rho + S(N) at that point, measured/ideal, and (as perf_analyzer shows them) the queries' p99
+    latency and the rate served."""
     ideals = run.points.set_index(["rate_qps", "batch_size"]).get("ideal_latency_ms")
     rows = []
     for b in env.envelope(run.points).itertuples():
@@ -33,7 +34,9 @@ def best_points(run: Run) -> list[dict]:
         rows.append({"rate_qps": float(b.rate_qps), "batch_size": int(b.batch_size),
                      "mean_max_latency_ms": float(b.mean_max_latency_ms),
                      "std_max_latency_ms": _number(b.std_max_latency_ms), "ideal_latency_ms": ideal,
-                     "latency_over_ideal": round(b.mean_max_latency_ms / ideal, 4) if ideal else None})
+                     "latency_over_ideal": round(b.mean_max_latency_ms / ideal, 4) if ideal else None,
+                     "p99_latency_ms": _number(getattr(b, "p99_latency_ms", None)),
+                     "achieved_qps": _number(getattr(b, "achieved_qps", None))})
     return rows
 
 
