@@ -39,7 +39,7 @@ def profile_warnings(batch_size: int, run_us: Sequence[float], plain_us: Sequenc
 
 def stalled_nodes_warning(batch_size: int, rows: Sequence[dict]) -> str:
     """A run of a few nodes stalled (another process took the core): their means, and the profile's share column,
-    are off while their medians, on which `split` cuts, are not. '' when no such node weighs."""
+    are off while their medians, which `split` takes for them, are not. '' when no such node weighs."""
     total = sum(r["median_us"] for r in rows) or 1.0
     stalled = sorted((r for r in rows if r["mean_us"] > STALLED * r["median_us"]),
                      key=lambda r: r["median_us"] - r["mean_us"])
@@ -49,5 +49,5 @@ def stalled_nodes_warning(batch_size: int, rows: Sequence[dict]) -> str:
     worst = stalled[0]
     return (f"batch {batch_size}: {len(stalled)} node(s) had a run far slower than their others (e.g. "
             f"{worst['node']}: mean {worst['mean_us']:.1f} us, median {worst['median_us']:.1f} us): the machine "
-            f"stalled; their means overstate the model's time by {excess / total:.0%}. split cuts on the medians; "
+            f"stalled; their means overstate the model's time by {excess / total:.0%}. split takes their medians; "
             "profile again on a quiet machine for means and shares to trust")

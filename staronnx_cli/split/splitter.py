@@ -16,6 +16,7 @@ from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError, install_hint
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
+from ..profile.steadiness import STALLED
 from ..zoo.names import typed_name
 from .branches import width
 from .extract import part_io, write_part
@@ -157,10 +158,15 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
                             "anyway")
         notes.append(f"cutting on host launch times of {device} (--allow-host-times): the fraction is of launch "
                      "time, not of GPU time")
-    # a node's cost is its median over the runs: one run stalled by the machine (a 900 us spike among 5 us runs)
-    # moved a mean enough to cut 32 % where 10 % was asked
-    return Costs(dict(zip(rows.node, rows.median_us)), device, timing, frame[frame.batch_size == nearest],
+    return Costs(dict(zip(rows.node, node_cost(rows))), device, timing, frame[frame.batch_size == nearest],
                  modelio.sha256_of(path))
+
+
+def node_cost(rows: pd.DataFrame) -> pd.Series:
+    """A node's time per run: its mean, or its median where a stalled run moved the mean (beyond STALLED x the
+    median: one 900 us spike among 5 us runs cut 32 % where 10 % was asked; profile warns of it)."""
+    stalled = rows.mean_us > STALLED * rows.median_us
+    return rows.mean_us.where(~stalled, rows.median_us)
 
 
 def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
@@ -331,7 +337,7 @@ def _plan(s, model, model_sha, costs: Costs, dag, candidates, ios, tensors) -> P
     parts = []
     for i, io in enumerate(ios):
         names = [n for n in io.node_names if n in part_of_node]
-        estimated = {str(d): round(float(rows[rows.node.isin(names)].median_us.sum()), 1)
+        estimated = {str(d): round(float(node_cost(rows[rows.node.isin(names)]).sum()), 1)
                      for d, rows in costs.table.groupby("device")}
         parts.append(PartSpec(i, f"part_{i}.onnx", len(io.node_names), len(names), estimated,
                               round(chosen.part_us[i] / dag.total_us, 4),
