@@ -208,7 +208,7 @@ def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--no-confirm", "-o", folder),
                           "is a run directory")
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "10", "--no-confirm", "-o", "/proc/x"),
-                          "a folder on the path does not exist")
+                          "a folder on its path, does not exist and cannot be made there")
     platform = tmp_path / "machine.toml"
     platform.write_text(PLATFORM)
     jammed = cli("advise", tiny_cnn_path, "--rate", "100000000", "--batch", "1,2,4", "--platform", platform,
@@ -519,11 +519,11 @@ def test_the_reasons_compare_the_best_of_each_layout():
     bests = layout_bests(SearchResult(rows=rows), 100.0, [plan], chosen)
     table = layout_rows(bests, chosen)
     assert [(r["workers"], r["predicted ms"], r["vs the answer"], r["its capacity bound q/s"]) for r in table] == [
-        ("cuda:0", "3.00", "+0.50 ms", "300"), ("cuda:0,cpu:1x4", "2.50", "the answer", "500"),
+        ("cuda:0", "3.00", "+0.500 ms", "300"), ("cuda:0,cpu:1x4", "2.50", "the answer", "500"),
         ("cpu:1x4", "", "", "70")]
     assert table[2]["its best"] == "none keeps up: at most 70 q/s at any batch size searched"
     assert comparison(bests, chosen) == ("The best other layout, cuda:0 (whole model as its 2 parts, all on one "
-                                         "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.50 ms "
+                                         "worker (no offload), --policy dmda, N=2), is predicted at 3.00 ms: 0.500 ms "
                                          "more than the answer.")
     # under a 3.5 ms bound cuda:0's best is still N=2; under 2.8 ms it has none within it
     bound = layout_bests(SearchResult(rows=rows), 100.0, [plan], chosen, bound_ms=2.8)

@@ -475,9 +475,10 @@ def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():
     from staronnx_cli.cli.common import storage_message
 
     gone = OSError(errno.ENOENT, os.strerror(errno.ENOENT), "run/points.csv")
-    assert storage_message(gone) == ("No such file or directory: 'run/points.csv': the file or a folder on its path is "
-                                     "gone (moved or removed while staronnx ran?): check the path; files already "
-                                     "written are kept (a sweep continues with --resume)")
+    assert storage_message(gone) == ("No such file or directory: 'run/points.csv': it, or a folder on its path, does "
+                                     "not exist and cannot be made there (or was removed while staronnx ran): check "
+                                     "the path, or choose another -o; files already written are kept (a sweep "
+                                     "continues with --resume)")
 
 
 def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny_cnn_path, tmp_path):

@@ -145,12 +145,12 @@ def top_rows(entries: list[Confirmed]) -> list[dict]:
                         _ms(e.measured[rate]) if rate in e.measured else "not run")
             rows.append({"rate q/s": f"{rate:g}", "setup": e.candidate.setup,
                          "predicted ms": _ms(e.predicted.get(rate)), "measured ms": measured,
-                         "predicted rho_max q/s": "" if e.rho_max_predicted is None else f"{e.rho_max_predicted:.4g}"})
+                         "predicted rho_max q/s": "" if e.rho_max_predicted is None else qps(e.rho_max_predicted)})
     return sorted(rows, key=lambda r: float(r["rate q/s"]))
 
 
 def _ms(value) -> str:
-    return "congested" if value is None else f"{value:.2f}"
+    return "congested" if value is None else ms(value)
 
 
 def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:

@@ -99,8 +99,8 @@ STORAGE_FIXES = {  # the file system said no: the user's to fix, not a bug of ou
     errno.EEXIST: "a file is where a folder was to be made: choose another -o",
     errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes): choose a shorter -o",
     errno.ELOOP: "the path goes round in symbolic links: choose another -o",
-    errno.ENOENT: "the file or a folder on its path is gone (moved or removed while staronnx ran?): check the path; "
-                  + _AGAIN,
+    errno.ENOENT: "it, or a folder on its path, does not exist and cannot be made there (or was removed while "
+                  "staronnx ran): check the path, or choose another -o; " + _AGAIN,
 }
 
 

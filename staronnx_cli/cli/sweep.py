@@ -239,6 +239,7 @@ def _progress_on_stderr(on: bool):
 
 def _run_with_progress(settings, prepared) -> None:
     """A bar over the seconds of scheduled arrivals (its ETA divides those), labelled in batches."""
+    from ..analysis.verdict import ms
     from ..sweep.runner import run_sweep
 
     with _progress_bar() as (bar, on_progress):
@@ -249,7 +250,7 @@ def _run_with_progress(settings, prepared) -> None:
                 text = f"congested: {row.get('reason', '')}"
             else:
                 ratio = row.get("latency_over_ideal")
-                text = f"mean max-latency {row['mean_max_latency_ms']:.2f} ms" + (
+                text = f"mean max-latency {ms(row['mean_max_latency_ms'])} ms" + (
                     f"  ({ratio:.2f} x ideal)" if ratio else "")
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}", soft_wrap=True)
 

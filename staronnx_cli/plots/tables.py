@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..analysis.summary import best_points, saturation
+from ..analysis.verdict import ms
 from ..results.read import Run
 
 
@@ -10,9 +11,9 @@ def envelope_rows(run: Run) -> list[dict]:
     """For each rate with an uncongested point: the best N, its worst-case latency (mean, std), ideal, ratio; the
     queries' p99 latency and the rate served."""
     return [{"rate q/s": f"{r['rate_qps']:g}", "best N": str(r["batch_size"]),
-             "mean max-latency ms": f"{r['mean_max_latency_ms']:.2f}", "std ms": _fixed(r["std_max_latency_ms"]),
-             "ideal ms": _fixed(r["ideal_latency_ms"]), "measured/ideal": _fixed(r["latency_over_ideal"], 3),
-             "p99 ms": _fixed(r["p99_latency_ms"]), "served q/s": _fixed(r["achieved_qps"], 1)}
+             "mean max-latency ms": _ms(r["mean_max_latency_ms"]), "std ms": _ms(r["std_max_latency_ms"]),
+             "ideal ms": _ms(r["ideal_latency_ms"]), "measured/ideal": _fixed(r["latency_over_ideal"], 3),
+             "p99 ms": _ms(r["p99_latency_ms"]), "served q/s": _fixed(r["achieved_qps"], 1)}
             for r in best_points(run)]
 
 
@@ -23,8 +24,13 @@ def rho_rows(run: Run) -> list[dict]:
              ("failed" if r["failed"] else "none (congested at every rate)"),
              "first congested q/s": "beyond the grid" if r["first_congested_qps"] is None else
              f"{r['first_congested_qps']:g}",
-             "S(N) ms (fastest)": _fixed(r["service_ms"]), "capacity q/s": _fixed(r["capacity_qps"], 1)}
+             "S(N) ms (fastest)": _ms(r["service_ms"]), "capacity q/s": _fixed(r["capacity_qps"], 1)}
             for r in saturation(run)]
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds: two decimals from 1 ms (12.50), three significant figures below (0.0412)."""
+    return "" if value is None else f"{value:.2f}" if value >= 1 or value == 0 else ms(value)
 
 
 def _fixed(value: float | None, digits: int = 2) -> str:
