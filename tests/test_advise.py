@@ -251,6 +251,26 @@ def test_confirmation_keeps_the_candidates_that_fit_the_budget_best_first():
     assert kept == [] and len(notes) == 3
 
 
+def test_two_candidates_congested_at_the_same_predicted_latency_both_show_in_the_figure(tmp_path):
+    """advice.png: two red-and-black x's at one point drew one over the other; each is a size of its own now."""
+    from staronnx_cli.advise.answer import draw
+    from staronnx_cli.advise.confirm import Confirmed
+
+    whole = Target("whole", "m.onnx")
+    entries = [Confirmed(Candidate(whole, layout, "dmda", 1), [40.0], predicted={40.0: 25.0}, measured={40.0: None},
+                         curve=[(20.0, 20.0), (40.0, 25.0)]) for layout in ("cpu:1x2", "cpu:2x1")]
+    import matplotlib.pyplot as plt
+
+    figures = []
+    real = plt.subplots
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plt, "subplots", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
+        assert draw(entries, "m", tmp_path / "advice.png") is not None
+    crosses = [line for line in figures[0][1].lines if line.get_marker() == "x"]
+    assert [(line.get_xydata().tolist(), line.get_markersize()) for line in crosses] == [
+        ([[40.0, 25.0]], 8), ([[40.0, 25.0]], 13)]  # the same point, two sizes
+
+
 def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_many_are_refused(cli, tiny_cnn_path,
                                                                                                 tmp_path):
     from staronnx_cli.advise.run import count_layouts

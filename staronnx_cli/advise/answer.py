@@ -184,8 +184,9 @@ def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
         if real:
             ax.plot(*zip(*real), linestyle="-", marker="o", color=colour, linewidth=2)
         jammed = [(r, e.predicted[r]) for r, v in e.measured.items() if v is None and e.predicted.get(r)]
-        if jammed:  # congested for real: marked at the latency that was predicted there
-            ax.plot(*zip(*jammed), linestyle="none", marker="x", markersize=9, color=colour)
+        if jammed:  # congested for real: marked at the latency that was predicted there, each candidate's x a size
+            ax.plot(*zip(*jammed), linestyle="none", marker="x", markersize=8 + 5 * i, markeredgewidth=1.6,
+                    color=colour)  # of its own: two predicted alike both show (concentric), not one over the other
     ax.set_xlabel(RATE_LABEL)
     ax.set_ylabel(LATENCY_LABEL)
     ax.set_xlim(left=0)
