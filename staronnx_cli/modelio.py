@@ -77,6 +77,19 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
                             "copy it beside the model")
 
 
+def _free_dims_fix(name: str, unknown: list[str], batch: str) -> str:
+    """A model whose inputs have free dimensions besides the batch (a sequence length): the command that fixes each
+    named one at the size to measure, keeping the batch free (fixing the input's whole shape would fix it too)."""
+    named = [d for d in dict.fromkeys(unknown) if d != "?" and d != batch]
+    if len(named) < len(unknown):
+        return (f"input '{name}' has unnamed free dimensions besides the batch ({unknown}): staronnx measures one "
+                "shape; re-export the model with those sizes fixed and only the batch axis dynamic")
+    runs = "; then ".join(f"python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {d} --dim_value SIZE "
+                          f"{'MODEL.onnx' if i == 0 else 'FIXED.onnx'} FIXED.onnx" for i, d in enumerate(named))
+    return (f"input '{name}' has free dimensions {named} besides the batch: staronnx measures one shape; fix each at "
+            f"the size to measure (SIZE, e.g. a sequence length of 128) with: {runs}, and give FIXED.onnx")
+
+
 def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:
     """The model's real inputs (not initializers), each with a batch dimension first; with `names`, only those (a
     part's inputs that are the model's: the others may carry the batch on another axis)."""
@@ -96,8 +109,7 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
                             "dimension: re-export with a dynamic batch axis (torch.onnx.export dynamic_axes)")
         unknown = [d.dim_param or "?" for d in rest if not d.HasField("dim_value")]
         if unknown:
-            raise UserError(f"input '{value.name}' has symbolic dimensions {unknown} besides the batch: fix them "
-                            "first with 'python -m onnxruntime.tools.make_dynamic_shape_fixed'")
+            raise UserError(_free_dims_fix(value.name, unknown, first.dim_param))
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
         if dtype.kind not in "fiub":  # strings, bfloat16, float8, complex: no random batch we can make or pass on
             raise UserError(f"input '{value.name}' is of type {onnx.TensorProto.DataType.Name(ttype.elem_type)}: "

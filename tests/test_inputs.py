@@ -195,3 +195,30 @@ def test_a_model_whose_nodes_are_unnamed_or_share_a_name_is_one_line_in_profile_
         onnx.save(model, tmp_path / "m.onnx")
         assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"), fragment, "unique name")
         assert_one_line_error(cli("split", tmp_path / "m.onnx", "--offload", "0.3", "-o", tmp_path / "p"), fragment)
+
+
+def test_a_free_sequence_dimension_names_the_command_that_fixes_it_and_the_fixed_model_runs(cli, tmp_path):
+    """'fix them first with make_dynamic_shape_fixed' gave no arguments; fixing the input's whole shape (its
+    --input_shape) would have fixed the batch too."""
+    import subprocess
+    import sys
+
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import helper
+
+    x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq", 4]) for n in ("x", "y"))
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    fix = ("python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param seq --dim_value SIZE MODEL.onnx "
+           "FIXED.onnx, and give FIXED.onnx")
+    assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"),
+                          "input 'x' has free dimensions ['seq'] besides the batch", fix)
+    command = fix.removesuffix(", and give FIXED.onnx").replace("SIZE", "16").replace(
+        "MODEL.onnx", str(tmp_path / "m.onnx")).replace("FIXED.onnx", str(tmp_path / "fixed.onnx")).split()
+    subprocess.run([sys.executable, *command[1:]], check=True, capture_output=True)
+    done = cli("sweep", tmp_path / "fixed.onnx", "--workers", "cpu:1x1", "--batch", "2", "--rate", "50", "--batches",
+               "5", "-o", tmp_path / "r")
+    assert done.exit_code == 0, done.stderr  # the batch axis stayed free
