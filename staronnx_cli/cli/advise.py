@@ -99,7 +99,7 @@ def advise(
             task, completed=done, total=total or None, stage=stage))
     if advice.confirmed:
         console.print(rich_table(top_rows(advice.confirmed), "the top candidates, predicted and measured",
-                                 text_columns=("setup",)))
+                                 text_columns=("runs", "workers", "policy")))
     for rec in advice.recommendations:
         console.print(f"[bold]advice:[/] {escape(headline(rec))}", soft_wrap=True)
         if rec.get("comparison"):
