@@ -58,3 +58,22 @@ def test_dynamic_batching_closes_a_batch_when_full_or_when_its_first_query_waite
     assert same.release_s.tolist() == pytest.approx(batch_schedule(fast, 4).release_s.tolist())
     with pytest.raises(UserError, match="negative"):
         dynamic_batch_schedule(times, 3, -1.0)
+
+
+def test_poisson_without_a_warm_up_block_and_dynamic_batching_at_its_bounds():
+    """A block of 0 queries (--warmup 0) is no block; N=1 and --max-queue-delay 0 are valid settings; a trace of two
+    times is enough (the edges a mutation run found untested)."""
+    from staronnx_cli.load.schedule import poisson
+
+    np.testing.assert_array_equal(poisson(100, 10, 0, [0, 10]), poisson(100, 10, 0, [10]))
+    ones = dynamic_batch_schedule(np.array([0.0, 0.001, 0.002]), 1, 0.005)
+    assert list(ones.sizes) == [1, 1, 1]
+    at_once = dynamic_batch_schedule(np.array([0.0, 0.001, 0.002]), 3, 0.0)
+    assert list(at_once.sizes) == [1, 1, 1] and list(at_once.release_s) == [0.0, 0.001, 0.002]
+
+
+def test_a_trace_of_two_times_is_a_pattern(tmp_path):
+    from staronnx_cli.load.schedule import from_trace
+
+    (tmp_path / "t.txt").write_text("0\n1\n")
+    assert list(from_trace(tmp_path / "t.txt", 4)) == [0.0, 1.0, 2.0, 3.0]

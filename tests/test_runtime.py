@@ -190,6 +190,45 @@ def test_a_model_whose_times_moved_beyond_five_std_relearns_from_them_and_keeps_
     assert s.std == pytest.approx(math.sqrt(10 / 9))
 
 
+def test_a_sample_beyond_five_std_is_not_learnt_and_one_within_is():
+    from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES, Stats
+
+    s = Stats()
+    for _ in range(CALIBRATION_SAMPLES + 1):  # the first is dropped
+        s.add(1.0)
+    s.add(1.000003)  # std 0: the floor of 1 us makes 5 us the margin, and 3 us is within it
+    assert (s.count, s.outliers) == (CALIBRATION_SAMPLES + 1, 0)
+    s.add(1.00001)  # 10 us is not
+    assert (s.count, s.outliers) == (CALIBRATION_SAMPLES + 1, 1)
+    spread = Stats()
+    for value in [1.0] + [1.0, 1.2] * 5:
+        spread.add(value)
+    spread.add(1.3)  # within mean + 5 std of 1.0/1.2 samples
+    assert (spread.count, spread.outliers) == (CALIBRATION_SAMPLES + 1, 0)
+
+
+def test_a_model_of_one_dropped_sample_is_kept_by_the_cache_and_dmda_passes_it_over_when_busy(tmp_path):
+    """count 0 (its only sample dropped) is a model not yet calibrated, not a broken cache; dmda does not send a
+    busy worker's kind tasks on its mean of 0."""
+    perf = PerfModel()
+    perf.record(0, "cuda", 1, 0.002)
+    said = []
+    perf.save(tmp_path / "m.json")
+    loaded = PerfModel.load(tmp_path / "m.json", said.append)
+    assert said == [] and loaded.stats[(0, "cuda", 1)].count == 0
+    for _ in range(11):
+        loaded.record(0, "cpu:1", 1, 0.01)
+    busy = [WorkerState(0, "cuda", "cuda", "cuda:0", False, 0.0), WorkerState(1, "cpu", "cpu:1", "host", False, 0.0)]
+    assert Dmda().choose(ReadyTask(0, 0, 1, {"host": 0}), busy, 0.0, loaded) == 1
+
+
+def test_static_with_no_worker_of_its_kind_places_nothing():
+    from staronnx_cli.runtime.policies import Static
+
+    cores = [WorkerState(0, "cpu", "cpu:1", "host", True, 0.0)]
+    assert Static(["cuda"]).choose(ReadyTask(0, 0, 1, {"host": 0}), cores, 0.0, PerfModel()) is None
+
+
 def test_the_backlog_bound_stops_a_point_at_one_batch_beyond_it():
     loop = VirtualLoop()
     specs = [WorkerSpec("cpu0", CPU, (0,))]

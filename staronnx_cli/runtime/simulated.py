@@ -36,8 +36,6 @@ class SimExecutor(ModelledExecutor):
 
     def execution_s(self, part: int, kind: str, batch: int, noise: bool = True) -> float:
         mean = self.times.mean(part, kind, batch)
-        if self.rng is None:
-            return mean
         if self.rng is None or not noise:
             return mean
         return max(float(self.rng.normal(mean, self.times.std(part, kind, batch))), 0.1 * mean)
