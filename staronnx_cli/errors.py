@@ -36,14 +36,16 @@ def json_text(value, indent: int | None = 2) -> str:
 
 
 def install_hint(*extras: str) -> str:
-    """How to add an optional part, one way everywhere: the checkout installed again with its extra, by the pip
-    beside the Python that runs staronnx (make's .venv: .venv/bin/pip). staronnx is used from its checkout, not
-    from PyPI: 'pip install staronnx[triton]' named a package that is not there."""
-    import os
+    """How to add an optional part, one way everywhere: this checkout installed again with its extra, by the pip
+    beside the Python that runs staronnx (make's .venv/bin/pip), both as absolute paths so the command runs from
+    anywhere. staronnx is used from its checkout, not from PyPI ('pip install staronnx[triton]' named a package that
+    is not there)."""
     import sys
     from pathlib import Path
 
     pip = Path(sys.executable).with_name("pip")
-    shown = os.path.relpath(pip) if pip.is_file() and not os.path.relpath(pip).startswith("..") else \
-        str(pip) if pip.is_file() else "pip"
+    shown = str(pip) if pip.is_file() else "pip"
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return " or ".join(f"{shown} install -e '{checkout}[{extra}]'" for extra in extras)
     return " or ".join(f"{shown} install -e '.[{extra}]'" for extra in extras) + " in the staronnx checkout"

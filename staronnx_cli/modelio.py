@@ -81,7 +81,7 @@ def _free_dims_fix(name: str, unknown: list[str], batch: str) -> str:
     """A model whose inputs have free dimensions besides the batch (a sequence length): the command that fixes each
     named one at the size to measure, keeping the batch free (fixing the input's whole shape would fix it too)."""
     named = [d for d in dict.fromkeys(unknown) if d != "?" and d != batch]
-    if len(named) < len(unknown):
+    if "?" in unknown or batch in unknown:  # [batch, seq, seq] (an attention mask): one name, fixed once
         return (f"input '{name}' has unnamed free dimensions besides the batch ({unknown}): staronnx measures one "
                 "shape; re-export the model with those sizes fixed and only the batch axis dynamic")
     runs = "; then ".join(f"python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {d} --dim_value SIZE "

@@ -121,3 +121,15 @@ def test_numbers_in_words_at_their_bounds():
 def test_the_summary_rounds_measured_over_ideal_to_four_digits():
     run = run_of([(1, 10, 10, 12.5, 0.1, False)], extra={"ideal_latency_ms": [6.0]})
     assert summary(run)["best"][0]["latency_over_ideal"] == 2.0833
+
+
+def test_fleet_names_the_kind_whose_measured_latency_wins_even_where_another_of_its_batch_sizes_bends():
+    """Kind A measured 50 ms at 30 q/s (N=1), its N=2 bending between 28 and 32 q/s; kind B measured 60 ms: B was
+    named best once A's least latency became unknown there."""
+    from staronnx_cli.analysis.fleet import FleetRun, fleet_answer
+
+    a = run_of([(1, 30, 10, 50.0, 0.1, False), (1, 40, 10, None, None, True), (2, 28, 10, 40.0, 0.1, False),
+                (2, 32, 10, 80.0, 0.1, False), (2, 40, 10, None, None, True)], model_name="m")
+    b = run_of([(1, 30, 10, 60.0, 0.1, False), (1, 40, 10, None, None, True)], model_name="m")
+    runs = [FleetRun("s", "a", a), FleetRun("s", "b", b)]
+    assert "m at 30 q/s: a (s) at most 50.0 ms worst-case." in fleet_answer(runs)

@@ -451,20 +451,25 @@ def test_a_file_system_that_refuses_a_write_is_one_line_for_every_command(cli, t
 
 def test_an_optional_part_is_installed_one_way_everywhere_with_the_pip_that_runs_staronnx(monkeypatch, tmp_path):
     """Hints said 'pip install staronnx[triton]' (no such package on PyPI), 'pip install -e .[ray]' and
-    'pip install .[cuda12]' in turn; after make run, only .venv/bin/pip installs into staronnx's Python."""
+    'pip install .[cuda12]' in turn; after make run, only .venv/bin/pip installs into staronnx's Python, and the
+    command must run from any folder (a relative pip or '.' did not)."""
     import sys
+    from pathlib import Path
 
+    import staronnx_cli
     from staronnx_cli.errors import install_hint
 
+    checkout = Path(staronnx_cli.__file__).resolve().parents[1]  # this repository: pip install -e put it here
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "bin" / "pip").write_text("")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path / ".venv")
     monkeypatch.setattr(sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
-    assert install_hint("ray") == ".venv/bin/pip install -e '.[ray]' in the staronnx checkout"
-    assert install_hint("cuda13", "cuda12") == (".venv/bin/pip install -e '.[cuda13]' or .venv/bin/pip install -e "
-                                                "'.[cuda12]' in the staronnx checkout")
+    pip = tmp_path / ".venv" / "bin" / "pip"
+    assert install_hint("ray") == f"{pip} install -e '{checkout}[ray]'"
+    assert install_hint("cuda13", "cuda12") == f"{pip} install -e '{checkout}[cuda13]' or {pip} install -e " \
+        f"'{checkout}[cuda12]'"
     monkeypatch.setattr(sys, "executable", "/nowhere/python3")
-    assert install_hint("ray") == "pip install -e '.[ray]' in the staronnx checkout"
+    assert install_hint("ray") == f"pip install -e '{checkout}[ray]'"
 
 
 def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():

@@ -53,7 +53,7 @@ def test_a_device_tensor_names_its_memory_node():
 
 @pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed here")
 def test_without_cupy_a_cuda_worker_says_how_to_install_it():
-    with pytest.raises(UserError, match=r"CuPy: .*install -e '\.\[cuda13\]' or .*'\.\[cuda12\]' in the staronnx"):
+    with pytest.raises(UserError, match=r"CuPy: .*pip install -e '.*\[cuda13\]' or .*pip install -e '.*\[cuda12\]'"):
         import_cupy()
 
 

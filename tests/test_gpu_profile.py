@@ -108,7 +108,7 @@ def test_cupti_records_are_trusted_only_when_they_match_the_runs():
 def test_cupti_unavailable_is_one_line_naming_the_fix(monkeypatch):
     monkeypatch.setattr(cupti_recorder, "cupti_version", lambda: "")
     recorder, note = _gpu_recorder(Device(CUDA, 0))
-    assert recorder is None and "cupti-python is not installed: " in note and "install -e '.[cuda13]' or " in note
+    assert recorder is None and "cupti-python is not installed: " in note and "[cuda13]' or " in note
     monkeypatch.setattr(cupti_recorder, "cupti_version", lambda: "12.8.0")
     monkeypatch.setattr(cupti_recorder, "_cuda_major_of_ort", lambda: "13")
     with pytest.raises(cupti_recorder.CuptiUnavailable, match="for CUDA 12 but this ONNX Runtime is built for CUDA 13"):

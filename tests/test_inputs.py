@@ -207,7 +207,7 @@ def test_a_free_sequence_dimension_names_the_command_that_fixes_it_and_the_fixed
     from conftest import assert_one_line_error
     from onnx import helper
 
-    x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq", 4]) for n in ("x", "y"))
+    x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq", "seq"]) for n in ("x", "y"))  # a mask's shape
     model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

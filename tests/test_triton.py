@@ -71,7 +71,7 @@ def test_triton_refuses_what_it_cannot_do(cli, tiny_cnn_path, tmp_path, monkeypa
 
     monkeypatch.setitem(sys.modules, "pytriton", None)  # as if the extra were not installed
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "triton", "--workers", "cpu:1x1", "-o",
-                              tmp_path / "r"), "bin/pip install -e '.[triton]' in the staronnx checkout")
+                              tmp_path / "r"), "[triton]' (Linux x86_64")
 
 
 @pytest.mark.realtime

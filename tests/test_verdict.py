@@ -260,6 +260,8 @@ def test_a_plan_on_one_worker_or_a_gpu_split_without_a_gpu_worker_is_warned_abou
     assert small[1].endswith("this machine has no usable GPU: split on CPU costs for it (staronnx split MODEL)")
     big = layout_warnings(FakeTarget(3, "cpu:2", "branches"), one, "staronnx", (16, True))
     assert big[0].endswith("e.g. --workers cpu:1x5,cpu:1x5,cpu:1x5 or --workers cuda:0x2")
+    three = layout_warnings(FakeTarget(3, "cpu:2"), one, "staronnx", (2, False))  # 3 parts, 2 cores: 2 workers
+    assert three[0].endswith("e.g. --workers cpu:2x1")
     assert layout_warnings(FakeTarget(2, "cpu:2"), one, "staronnx", (1, False))[0].endswith(
         "this machine has one core and no GPU: sweep the whole model instead")
 

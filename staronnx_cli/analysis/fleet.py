@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..results.read import Run, read_run
 from . import envelope as env
-from .verdict import best_latency_at, ms, qps
+from .verdict import best_latency_at, least_latency_at, ms, qps
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,9 @@ def fleet_answer(runs: list[FleetRun]) -> list[str]:
         rates = sorted({float(r) for f in mine for r in env.usable(f.run.points).rate_qps})
         for rate in rates:
             best = [(latency, f) for f in mine if (latency := best_latency_at(f.run.points, rate)) is not None]
-            if best:
+            if best:  # an upper bound where a batch size bending there might do better: the winner still wins
                 latency, f = min(best, key=lambda pair: pair[0])
-                sentences.append(f"{model} at {qps(rate)} q/s: {f.kind} ({f.sweep}) at {ms(latency)} ms worst-case.")
+                bound = "" if least_latency_at(f.run.points, rate) is not None else "at most "
+                sentences.append(f"{model} at {qps(rate)} q/s: {f.kind} ({f.sweep}) {bound or 'at '}{ms(latency)} ms "
+                                 "worst-case.")
     return sentences

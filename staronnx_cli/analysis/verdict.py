@@ -163,16 +163,18 @@ def split_verdict(whole: Run, split: Run) -> str:
 def best_latency_at(points, rate: float) -> float | None:
     """A run's least worst-case latency at `rate` over its batch sizes, each one's curve interpolated linearly
     between its measured uncongested rates (only batch sizes whose measured range covers the rate, and not across
-    a knee: googlenet's 28.6 ms at 61.3 q/s and 85.1 ms at 72.1 drew a line that read 76.7 ms at 70.5)."""
-    found = least_latency_at(points, rate)
+    a knee: googlenet's 28.6 ms at 61.3 q/s and 85.1 ms at 72.1 drew a line that read 76.7 ms at 70.5). Where a
+    batch size bending there might do better, this is an upper bound (a run's best is at most it: fleet ranks
+    machine kinds by it)."""
+    found = least_latency_at(points, rate, upper_bound=True)
     return None if found is None else found[0]
 
 
-def least_latency_at(points, rate: float) -> tuple[float, bool] | None:
+def least_latency_at(points, rate: float, upper_bound: bool = False) -> tuple[float, bool] | None:
     """best_latency_at's value, and whether it was read on a line between two measured rates (not measured). None
-    also where a batch size whose curve bends there could be the best: its latency is then known only to be at
-    least its lower end's (a knee skipped for N=2 left N=4's 204 ms as the best, where N=2 measured 88 ms just
-    below the rate: the split's gain read 78 % for about 50 %)."""
+    also where a batch size whose curve bends there could be the best (unless `upper_bound`): its latency is then
+    known only to be at least its lower end's (a knee skipped for N=2 left N=4's 217 ms as the best, where N=2
+    measured 88 ms just below the rate: a split's gain read 79 % for about 50 %)."""
     values, floors = [], []
     for _, mine in env.usable(points).groupby("batch_size"):
         mine = mine.sort_values("rate_qps")
@@ -186,7 +188,7 @@ def least_latency_at(points, rate: float) -> tuple[float, bool] | None:
             continue  # (N-1)/rate): no straight line, only a bound
         values.append((float(np.interp(rate, rates, latencies)), bool(rates[above] != rate)))
     found = min(values, default=None)
-    return None if found is None or any(floor < found[0] for floor in floors) else found
+    return None if found is None or (not upper_bound and any(floor < found[0] for floor in floors)) else found
 
 
 def never_congested(run: Run) -> bool:

@@ -31,6 +31,7 @@ def profile(
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
 ):
     """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..devices import parse_device
@@ -60,7 +61,7 @@ def profile(
 
         result = profile_model(settings, on_run)
     if result.note:
-        console.print(f"[yellow]note:[/] no GPU clock: {result.note}. Node times are host launch times "
+        console.print(f"[yellow]note:[/] no GPU clock: {escape(result.note)}. Node times are host launch times "
                       "(timing host-launch): 'staronnx split' refuses them unless given --allow-host-times",
                       soft_wrap=True)
     rows = [row for r in result.batches for row in r.rows]

@@ -234,14 +234,16 @@ def layout_warnings(target: Target, workers, system: str, machine: tuple[int, bo
     if parts < 2 or system != "staronnx":
         return []
     cores, gpu = machine or (16, True)
-    per_part = ",".join([f"cpu:1x{max(1, cores // parts)}"] * parts)
+    count = max(1, min(parts, cores))  # workers side by side, each a core group of its own: as many as cores allow
+    per_part = f"cpu:{count}x{max(1, cores // count)}" if count < parts else \
+        ",".join([f"cpu:1x{cores // count}"] * count)
     beside = f"cuda:0,cpu:1x{max(1, cores - 1)}"
     warnings = []
     if len(workers) == 1 and target.split_method == "branches":
         layouts = " or --workers ".join(([per_part] if cores >= 2 else []) + (["cuda:0x2"] if gpu else []))
         warnings.append(f"a branch plan of {parts} parts on a single worker ({workers[0].name}): its branches run "
                         "one after the other, so it cannot be faster than the whole model here; "
-                        + (f"give it a worker per stream, e.g. --workers {layouts}" if layouts else
+                        + (f"give its branches workers side by side, e.g. --workers {layouts}" if layouts else
                            "this machine has one core and no GPU: sweep the whole model instead"))
     elif len(workers) == 1:
         layouts = " or --workers ".join(([per_part] if cores >= 2 else []) + ([beside] if gpu else []))
