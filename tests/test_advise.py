@@ -378,8 +378,8 @@ def test_a_plan_with_its_platform_is_advised_and_other_targets_are_one_line(cli,
     assert "| cuda:0 | whole model as its 2 parts, all on one worker (no offload), --policy dmda, N=1 | 1.56 | the " \
         "same | 666.7 |" in why  # its capacity bound is below the answer's predicted saturation
     assert "The best other layout, cuda:0 (whole model as its 2 parts, all on one worker (no offload), --policy " \
-        "dmda, N=1), is predicted at the same 1.56 ms; the answer's extra workers add headroom: it saturates at " \
-        "about 800 q/s (simulated)." in why
+        "dmda, N=1), is predicted at the same 1.56 ms; of the candidates predicted alike, the answer has the most " \
+        "headroom: it saturates at about 800 q/s, the next at 600 q/s (simulated)." in why
     assert "| part | cuda ms |" in why and "| 0 | 1.000 |" in why and "| 1 | 0.500 |" in why
     # times captured from another file of the same split: refused, unless vouched for (and said); never across a
     # different number of parts

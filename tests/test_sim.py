@@ -265,7 +265,10 @@ def test_a_simulated_resume_from_this_hosts_models_refuses_models_changed_since(
     sim = (*real, "--engine", "sim", "-o", tmp_path / "sim")
     assert cli(*sim, "--rate", "50").exit_code == 0
     assert cli(*sim, "--rate", "50,60", "--resume").exit_code == 0  # the same models: it continues
-    assert cli(*real, "--rate", "60", "-o", tmp_path / "real2").exit_code == 0  # they learn more
+    other_n = ("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "4", "--batches", "5", "--rate", "50")
+    assert cli(*other_n, "-o", tmp_path / "real4").exit_code == 0  # N=4's models: none of the times N=1 uses
+    assert cli(*sim, "--rate", "50,60,65", "--resume").exit_code == 0
+    assert cli(*real, "--rate", "60", "-o", tmp_path / "real2").exit_code == 0  # N=1's learn more
     assert_one_line_error(cli(*sim, "--rate", "50,60,70", "--resume"), "simulated with this host's performance models "
                           "as they were", "a real sweep has changed them since")
 

@@ -48,8 +48,19 @@ def recommendations(result: SearchResult, entries: list[Confirmed], bound_ms: fl
                     "confirmed": bool(measured),
                     "congested_for_real": not measured and any(rate in e.measured for e in mine),
                     "over_bound": bool(bound_ms is not None and measured and got(pick) > bound_ms),
-                    "bound_ms": bound_ms})
+                    "bound_ms": bound_ms,
+                    "headroom_over_qps": None if bound_ms is not None else won_on_headroom(
+                        pick, within or measured or mine, got if measured else lambda e, r=rate: e.predicted[r])})
     return out
+
+
+def won_on_headroom(pick: Confirmed, pool: list[Confirmed], latency) -> float | None:
+    """Of the others whose latency printed as the pick's, the most headroom below the pick's: those it beat on
+    headroom (why says so, with both figures); None where it beat none that way."""
+    shown, mine = tied(latency(pick), pick)[0], pick.rho_max_predicted or 0.0
+    beaten = [e.rho_max_predicted or 0.0 for e in pool
+              if e is not pick and tied(latency(e), e)[0] == shown and (e.rho_max_predicted or 0.0) < mine]
+    return max(beaten, default=None)
 
 
 def less_headroom(e: Confirmed, rate: float, bound_ms: float | None) -> float:

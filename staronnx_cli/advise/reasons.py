@@ -117,11 +117,10 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
         said = f"The best other layout, {runner.layout} ({_words(candidate)}), is predicted at "
         if ms(theirs) == ms(chosen["predicted_ms"]):  # the same as printed
             more = workers_in(runner.layout) > workers_in(answer.layout)
-            fewer = workers_in(runner.layout) < workers_in(answer.layout)
-            top = chosen.get("rho_max_predicted")
-            extra = (": its extra workers add nothing at this rate." if more else
-                     f"; the answer's extra workers add headroom: it saturates at about {qps(top)} q/s (simulated)."
-                     if fewer and top else ".")
+            top, other = chosen.get("rho_max_predicted"), chosen.get("headroom_over_qps")
+            extra = (f"; of the candidates predicted alike, the answer has the most headroom: it saturates at about "
+                     f"{qps(top)} q/s, the next at {qps(other)} q/s (simulated)." if top and other is not None else
+                     ": its extra workers add nothing at this rate." if more else ".")
             return said + f"the same {ms(theirs)} ms" + extra
         said += f"{ms(theirs)} ms: {ms(abs(gap))} ms {'more' if gap > 0 else 'less'} than the answer."
         if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps"):

@@ -139,12 +139,8 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
     if meta.get("engine") == "sim":  # the simulated machine is a setting too: one run, one machine
-        if old.get("platform_sha256") != meta.get("platform_sha256") and old.get("platform") == HOST_MODELS == \
-                meta.get("platform"):
-            raise UserError(f"--resume: '{run_dir}' was simulated with this host's performance models as they were "
-                            f"(sha256 {str(old.get('platform_sha256'))[:12]}); a real sweep has changed them since "
-                            f"(sha256 {str(meta.get('platform_sha256'))[:12]}): the simulated machine would differ "
-                            "between its points; sweep into a new -o, or --force")
+        if old.get("platform") == HOST_MODELS == meta.get("platform"):
+            _check_host_times(old.get("host_times"), meta.get("host_times"), run_dir)
         if old.get("platform_sha256") != meta.get("platform_sha256"):
             raise UserError(f"--resume: '{run_dir}' was simulated on {old.get('platform')!r} (sha256 "
                             f"{str(old.get('platform_sha256'))[:12]}), this sweep on {meta.get('platform')!r} (sha256 "
@@ -153,6 +149,20 @@ def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
         if bool(old.get("sim_noise")) != bool(meta.get("sim_noise")):
             raise UserError(f"--resume: '{run_dir}' was simulated {'with' if old.get('sim_noise') else 'without'} "
                             "--sim-noise: use the same settings, a new -o, or --force")
+
+
+def _check_host_times(old, new, run_dir: Path) -> None:
+    """A simulated run from this host's performance models resumes on the times its points were simulated with
+    (those both sweeps use; a run written before they were recorded is not checked)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return
+    moved = sorted(key for key in old.keys() & new.keys() if old[key] != new[key])
+    if moved:
+        part, kind, n = moved[0].split()
+        raise UserError(f"--resume: '{run_dir}' was simulated with this host's performance models as they were; a "
+                        f"real sweep has changed them since (part {part} on {kind} at N={n}: "
+                        f"{1000 * old[moved[0]][0]:.4g} ms then, {1000 * new[moved[0]][0]:.4g} ms now): its points "
+                        "would be simulated on another machine than its earlier ones; sweep into a new -o, or --force")
 
 
 def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:

@@ -3,7 +3,6 @@ performance models). No wall clock in what it writes: the same settings and seed
 
 from __future__ import annotations
 
-import hashlib
 import platform as host
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,6 +82,15 @@ class SimEngine:
     def runner(self, loop, executor, policy, graph):
         return Scheduler(loop, executor, self.workers, policy, self.perf, graph)
 
+    def host_times(self) -> dict[str, list[float]]:
+        """Without a platform file: the task times this sweep simulates with ('part kind N' -> mean and std in s), from
+        this host's performance models. A real sweep that learns more changes them; a --resume whose points would
+        be simulated on other times than the earlier ones' is refused (only the times both use are compared: a real
+        sweep of another batch size changes none of them)."""
+        kinds = sorted({w.kind_key for w in self.workers})
+        return {f"{part} {kind} {n}": [self.times.mean(part, kind, n), self.times.std(part, kind, n)]
+                for part in range(len(self.target.part_files)) for kind in kinds for n in self.config.batch_sizes}
+
     def workers_label(self) -> str:
         return self.platform.workers_spec if self.config.platform else self.config.workers
 
@@ -90,7 +98,8 @@ class SimEngine:
         p = self.platform
         return {"platform": str(p.path) if p.path else HOST_MODELS,
                 "platform_name": p.name,
-                "platform_sha256": modelio.sha256_of(p.path) if p.path else rows_digest(p.times),
+                "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
+                "host_times": None if p.path else self.host_times(),
                 "platform_estimate": p.estimate,
                 "platform_trusted_from": p.target_sha256 if self.trusted else None,  # --trust-platform: their own
                 "sim_noise": self.config.sim_noise,
@@ -148,13 +157,6 @@ def platform_from_cache(spec: str, target: Target) -> Platform:
     times = [TimeRow(part, kind, batch, 1000 * s.mean, 1000 * s.std) for (part, kind, batch), s in
              sorted(perf.stats.items()) if s.count > 0]
     return Platform(f"{host.node()} (cached performance models)", groups_of(workers), times=times)
-
-
-def rows_digest(rows: list[TimeRow]) -> str:
-    """The sha256 of a platform made from this host's performance models: a real sweep that learns more between two
-    --resume of a simulated run changes it (the simulated machine would change under the run)."""
-    text = "\n".join(f"{r.part} {r.kind} {r.batch} {r.mean_ms!r} {r.std_ms!r}" for r in rows)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def seeded_perfmodel(times, workers: list[WorkerSpec], parts: int, batch_sizes) -> PerfModel:
