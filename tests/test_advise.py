@@ -615,3 +615,12 @@ def test_advise_makes_a_branch_plan_target_where_the_model_has_branches_worth_a_
     assert json.loads((Path(branch.path) / "plan.json").read_text())["method"] == "branches"
     assert Candidate(branch, "cpu:2x1", "dmda", 1).what == f"branch plan of {branch.parts} parts (2 streams)"
     assert "one after the other" in Candidate(branch, "cpu:1x2", "dmda", 1).what
+
+
+def test_confirmations_on_a_cluster_ask_for_the_searched_rates_exactly():
+    """'33.3333' (the rate as :g wrote it) was another point than the search's 33.333...: never found back."""
+    from staronnx_cli.advise.confirm import _exact
+    from staronnx_cli.sweep.grid import parse_rates
+
+    rates = [100 / 3, 1e6, 0.5]
+    assert parse_rates(_exact(rates)) == sorted(rates)  # as the fleet's job reads them

@@ -338,7 +338,9 @@ def test_a_batch_size_whose_curve_bends_at_a_rate_is_not_passed_over_for_a_worse
     assert least_latency_at(whole.points, 37.0) == (pytest.approx(224.0), True)  # beyond N=2's range: N=4's line
     assert least_latency_at(whole.points, 32.4) == (88.3, False)  # measured
     split = hand_run(2, [(1, 20, 30, 40.0, 1.0, False), (1, 33.7, 30, 45.0, 1.0, False), (1, 50, 10, None, None, True)])
-    assert "33.7 q/s (by 79%)" not in split_verdict(whole, split)
+    assert split_verdict(whole, split) == (  # 33.7 q/s is not compared (it read "at 20 and 33.7 q/s (by up to 79%)")
+        "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 40 q/s whole, 33.7 q/s split "
+        "(-16%, within the 48% these sweeps resolve). It lowers the worst-case latency at 20 q/s (by 33%).")
 
 
 def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():

@@ -79,3 +79,6 @@ def test_a_model_is_named_in_commands_as_the_user_can_type_it_again(tmp_path):
     assert typed_name(cached) == "tiny_cnn" and resolve_model(typed_name(cached)) == cached
     mine = tmp_path / "models" / "net.onnx"
     assert typed_name(mine) == str(mine) and typed_name(Path("net.onnx")) == "net.onnx"
+    seed3 = cached.with_name(cached.name.replace("-seed0-", "-seed3-"))  # 'tiny_cnn' would build seed 0: its path
+    alike = tmp_path / cached.name  # a user's file named like a cache file: its path
+    assert typed_name(seed3) == str(seed3) and typed_name(alike) == str(alike)

@@ -163,7 +163,7 @@ def top_rows(entries: list[Confirmed]) -> list[dict]:
             measured = ("failed" if rate in e.failed else
                         _ms(e.measured[rate]) if rate in e.measured else "not run")
             c = e.candidate  # the setup in short columns: one long cell folded over 5-6 lines on 80 columns
-            rows.append({"rate q/s": f"{rate:g}", "runs": c.what, "workers": c.layout, "policy": c.policy,
+            rows.append({"rate q/s": qps(rate), "runs": c.what, "workers": c.layout, "policy": c.policy,
                          "N": str(c.batch_size),
                          "predicted ms": _ms(e.predicted.get(rate)), "measured ms": measured,
                          "predicted rho_max q/s": "" if e.rho_max_predicted is None else qps(e.rho_max_predicted)})

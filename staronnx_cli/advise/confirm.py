@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.verdict import qps
 from ..errors import UserError
 from .earlier import CONFIRMATIONS, set_aside_confirmations
 from .search import SearchResult, SearchSettings, eligible, map_simulations
@@ -110,7 +111,7 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
     for i, e in enumerate(entries):
         on_count(i, len(entries))
         c = e.candidate
-        on_step(f"confirming for real: {c.setup} at {', '.join(f'{r:g}' for r in e.rates)} q/s")
+        on_step(f"confirming for real: {c.setup} at {', '.join(qps(r) for r in e.rates)} q/s")
         out = s.out / "real" / c.name
         settings = SweepSettings(Path(c.target.path), out, workers=c.layout, policy=c.policy,
                                  batch_sizes=(c.batch_size,), rates=tuple(sorted(e.rates)), batches=batches,
@@ -151,7 +152,7 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
     sweeps = "".join(f'[[sweep]]\nname = "{names[e.candidate.name]}"\n'
                      f'target = "{Path(e.candidate.target.path).resolve()}"\nkinds = ["{kind}"]\n'
                      f'workers = "{e.candidate.layout}"\npolicy = "{e.candidate.policy}"\n'
-                     f'batch = "{e.candidate.batch_size}"\nrate = "{",".join(f"{r:g}" for r in sorted(e.rates))}"\n'
+                     f'batch = "{e.candidate.batch_size}"\nrate = "{_exact(e.rates)}"\n'
                      f'batches = {batches}\nwarmup = {warmup}\nseed = {s.seed}\n\n' for e in entries)
     table = ", ".join(f'"{k}" = {v:g}' for k, v in resources.items())
     campaign = folder / "campaign.toml"
@@ -178,3 +179,9 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
             else:
                 e.measured[rate] = float(latency)
     return notes
+
+
+def _exact(rates: list[float]) -> str:
+    """A cluster job's rates exactly as the search's (33.333333 written as 33.3333 was another point, never found
+    back among the confirmations)."""
+    return ",".join(repr(float(r)) for r in sorted(rates))

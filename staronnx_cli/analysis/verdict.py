@@ -25,7 +25,8 @@ def ms(value: float) -> str:
     model's 0.04 against 0.07 hid a 1.7x difference)."""
     if value >= 1 or value <= 0:
         return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-    return f"{value:.{2 - math.floor(math.log10(value))}f}" if value >= 1e-4 else f"{value:.2e}"
+    shown = f"{value:#.3g}"  # three significant figures, trailing zeros kept: 0.500; rounding up a decade: 1.00
+    return shown if "e" not in shown else f"{value:.{2 - math.floor(math.log10(value))}f}"
 
 
 def qps(value: float) -> str:

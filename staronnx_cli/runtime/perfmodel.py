@@ -1,7 +1,8 @@
 """Performance models: per (part, worker kind, batch size), the running mean and variance of execution time.
 
 StarPU's calibration: the first sample of a key is dropped (cold caches, lazy allocations), a key is
-calibrated after 10 kept samples, and once calibrated a sample beyond mean + 5 std is not learned from.
+calibrated after 10 kept samples, and once calibrated a sample beyond mean + 5 std is not learned from, unless
+10 such come in a row: the times moved, and the model restarts from them.
 Beyond 1,000 kept samples the mean and variance weigh the newest sample 1 / 1,000 (an exponential window), so a
 cache reused for weeks tracks the machine as it is, not its whole history. Saved as JSON and reused (keyed by
 host and model sha256 by the caller).

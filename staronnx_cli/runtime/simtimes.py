@@ -16,6 +16,7 @@ import pandas as pd
 from .. import modelio
 from ..errors import UserError
 from ..inputfile import checked_input
+from ..profile.costs import node_cost
 from .platform import Platform, Speed, interpolate
 
 
@@ -49,13 +50,14 @@ def scaled_costs(costs: pd.DataFrame, speed: Speed) -> pd.DataFrame:
     if speed.device:
         costs = costs[costs.device == speed.device]
     factor = costs.op_type.map(lambda op: speed.op_factors.get(op, speed.factor)).astype(float)
-    return costs.assign(mean_us=costs.mean_us * factor + speed.node_us, std_us=costs.std_us * factor)
+    cost = node_cost(costs) if "median_us" in costs else costs.mean_us  # hand-written costs may lack medians
+    return costs.assign(mean_us=cost * factor + speed.node_us, std_us=costs.std_us * factor)
 
 
 def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
-    path = Path(os.path.normpath(str(speed.costs).replace("{model}", model_name)))
+    path = Path(str(speed.costs).replace("{model}", model_name))  # opened as written: '..' after a link is the link's
     profile = (f"'staronnx profile {model_name or 'MODEL'}" + (f" --device {speed.device}" if speed.device else "")
-               + f" -o {path}'")
+               + f" -o {os.path.normpath(path)}'")  # shown without 'a/../'
     path = checked_input(path, f"platform: [[speeds]] kind {speed.kind}: costs file",
                          f"profile the model with {profile}")
     try:

@@ -15,8 +15,7 @@ import pandas as pd
 from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError, install_hint
-from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of, write_costs
-from ..profile.steadiness import STALLED
+from ..profile.costs import CLOCK_WORDS, main_timing, node_cost, read_costs, read_meta, timing_of, write_costs
 from ..zoo.names import typed_name
 from .branches import width
 from .extract import part_io, write_part
@@ -160,13 +159,6 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
                      "time, not of GPU time")
     return Costs(dict(zip(rows.node, node_cost(rows))), device, timing, frame[frame.batch_size == nearest],
                  modelio.sha256_of(path))
-
-
-def node_cost(rows: pd.DataFrame) -> pd.Series:
-    """A node's time per run: its mean, or its median where a stalled run moved the mean (beyond STALLED x the
-    median: one 900 us spike among 5 us runs cut 32 % where 10 % was asked; profile warns of it)."""
-    stalled = rows.mean_us > STALLED * rows.median_us
-    return rows.mean_us.where(~stalled, rows.median_us)
 
 
 def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:

@@ -45,10 +45,14 @@ def display_name(path: Path) -> str:
 
 
 def typed_name(path: Path) -> str:
-    """What a user types to name this model again: the zoo name of a cached zoo file (its file name is a digest's),
-    else its path."""
-    name = display_name(path)
-    return name if name != Path(path).stem else str(path)
+    """What a user types to name this model again: the zoo name of a cached zoo file of seed 0 (its file name is a
+    digest's; a zoo name builds seed 0), else its path."""
+    from ..cachedir import cache_dir
+
+    path = Path(path)
+    cached = path.resolve().parent == (cache_dir() / "zoo").resolve()
+    match = re.fullmatch(r"(.+)-seed0-[0-9a-f]{12}", path.stem)
+    return match.group(1) if cached and match else str(path)
 
 
 def model_name_of(target: str, path: Path) -> str:
