@@ -33,7 +33,7 @@ def test_text_file_named_onnx(tmp_path):
 
 
 @pytest.mark.parametrize("shape, message", [([1, 4], "fixed first dimension 1"), ([], "no batch dimension"),
-                                            (["b", "seq"], "symbolic dimensions")])
+                                            (["b", "seq"], r"free dimensions \['seq'\] besides the batch")])
 def test_inputs_without_a_usable_batch_dimension(shape, message):
     with pytest.raises(UserError, match=message):
         modelio.input_specs(relu_model(shape))

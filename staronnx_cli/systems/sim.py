@@ -99,7 +99,7 @@ class SimEngine:
         return {"platform": str(p.path) if p.path else HOST_MODELS,
                 "platform_name": p.name,
                 "platform_sha256": modelio.sha256_of(p.path) if p.path else None,
-                "host_times": None if p.path else self.host_times(),
+                **({} if p.path else {"host_times": self.host_times()}),
                 "platform_estimate": p.estimate,
                 "platform_trusted_from": p.target_sha256 if self.trusted else None,  # --trust-platform: their own
                 "sim_noise": self.config.sim_noise,
