@@ -98,6 +98,12 @@ def test_a_worker_that_ran_no_task_of_the_point_still_has_its_track(cli, tmp_pat
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cpu0", "cpu1", "cpu2"]
     assert cli("trace", run_dir, "--batch-size", "2", "--rate", "400").exit_code == 0  # beside the run's figures
     events = json.loads((run_dir / "trace.json").read_text())["traceEvents"]
+    (run_dir / "trace.json").write_text("mine\n")  # not a trace: the default output is not the user's -o to blame
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(cli("trace", run_dir, "--batch-size", "2", "--rate", "400"),
+                          "the default output", "holds a file that is not a trace", "or choose an -o")
+    assert (run_dir / "trace.json").read_text() == "mine\n"
     names = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"]
     assert names == ["load generator", "cpu0", "cpu1", "cpu2"]
 

@@ -31,8 +31,9 @@ def trace(
     from ..results.read import read_run
     from ..results.schema import RUN_FILES
 
+    named = "-o" if output is not None else "the default output"  # RUN/trace.json: not the user's -o to blame
     output = output or run / "trace.json"
-    for path, what in ((run, "the run directory"), (output, "-o")):
+    for path, what in ((run, "the run directory"), (output, named)):
         try:
             path.resolve()
         except RuntimeError:  # Python 3.11's pathlib: a loop of links is no OSError
@@ -41,9 +42,10 @@ def trace(
         raise UserError(f"-o {output} would overwrite the run's own {output.name}: write the trace elsewhere, e.g. "
                         f"-o {run}/trace.json")
     if output.exists() and output.is_dir():
-        raise UserError(f"-o {output} is a directory: give a file name, e.g. -o {output}/trace.json")
+        example = output / "trace.json" if named == "-o" else run / "point.trace.json"
+        raise UserError(f"{named} {output} is a directory: give a file name, e.g. -o {example}")
     if output.is_file() and not force and not is_trace(output):
-        raise UserError(f"-o {output} holds a file that is not a trace: add --force to replace it, or choose another "
-                        "-o")
+        raise UserError(f"{named} {output} holds a file that is not a trace: add --force to replace it, or choose "
+                        f"{'another ' if named == '-o' else 'an '}-o")
     written, point = write_trace(read_run(run), batch_size, rate, output, mix, scale)
     console.print(f"wrote {written} ({point}): open it in https://ui.perfetto.dev")
