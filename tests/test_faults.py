@@ -594,8 +594,9 @@ def test_a_path_that_is_not_utf8_is_one_line_before_anything_runs(tmp_path):
     name = os.fsencode(tmp_path) + b"/t\xff.onnx"
     done = subprocess.run([os.fsencode(script), b"profile", name], capture_output=True)
     assert done.returncode == 2 and done.stdout == b""
-    assert done.stderr.decode() == (f"error: '{tmp_path}/t\\xff.onnx' is not valid UTF-8: staronnx records paths "
-                                    "in UTF-8 files; rename it (e.g. with convmv) or copy the file to a UTF-8 name\n")
+    assert done.stderr.decode() == (f"error: '{tmp_path}/t\\xff.onnx' is not valid UTF-8: staronnx records its "
+                                    "arguments in UTF-8 files; give it in UTF-8 (a file: rename it, e.g. with convmv, "
+                                    "or copy it to a UTF-8 name)\n")
 
 
 def test_an_interrupted_sweep_says_where_its_finished_points_are_and_only_if_there_are_some(tmp_path):

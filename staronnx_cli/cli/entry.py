@@ -44,8 +44,8 @@ def _undecodable(args: list[str]) -> str:
             arg.encode("utf-8")
         except UnicodeEncodeError:
             shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            return (f"'{shown}' is not valid UTF-8: staronnx records paths in UTF-8 files; rename it (e.g. with "
-                    "convmv) or copy the file to a UTF-8 name")
+            return (f"'{shown}' is not valid UTF-8: staronnx records its arguments in UTF-8 files; give it in UTF-8 "
+                    "(a file: rename it, e.g. with convmv, or copy it to a UTF-8 name)")
     return ""
 
 
