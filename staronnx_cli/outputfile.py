@@ -18,6 +18,7 @@ def write_text_atomic(path: Path, text: str, then: str | None = None) -> None:
 
 
 def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None:
+    refuse_special(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,3 +32,18 @@ def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None
         if then is None:
             raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from None
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): {then}") from None
+
+
+def refuse_special(path: Path) -> None:
+    """A device, a FIFO or a socket at the path is never replaced by a file: renaming over /dev/null as root made it
+    an ordinary file for everything else on the machine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # nothing there (or not reachable): the write says what is wrong
+        return
+    import stat
+
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        what = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
+            "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
+        raise UserError(f"'{path}' is {what}, not a file: staronnx writes whole files; choose another -o")

@@ -486,6 +486,29 @@ def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():
                                      "continues with --resume)")
 
 
+def test_a_device_or_fifo_at_the_output_is_never_replaced_by_a_file(cli, tiny_cnn_path, tmp_path):
+    """`trace -o /dev/null` as root renamed a file over /dev/null: an ordinary file for the whole machine since."""
+    import os
+    import stat
+
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for args in (("trace", run, "-o", fifo), ("zoo", "build", "tiny_cnn", "-o", fifo, "--force"),
+                 ("plot", run, "-o", fifo.with_suffix(".png"))):
+        if not fifo.with_suffix(".png").exists():
+            os.mkfifo(fifo.with_suffix(".png"))
+        assert_one_line_error(cli(*args), "is a FIFO, not a file", "choose another -o")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(fifo.with_suffix(".png")).st_mode)
+    kept = (run / "run.json").read_bytes(), (run / "batches.csv").read_bytes()
+    assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", run / "run.json", "--force"),
+                          f"is the run '{run}''s own run.json: write elsewhere")
+    assert_one_line_error(cli("profile", tiny_cnn_path, "--runs", "2", "--warmup", "1", "-o", run / "batches.csv",
+                              "--force"), "own batches.csv")
+    assert ((run / "run.json").read_bytes(), (run / "batches.csv").read_bytes()) == kept
+
+
 def test_run_json_is_read_as_typed_fields_with_defaults_for_older_runs(cli, tiny_cnn_path, tmp_path):
     from staronnx_cli.results.runmeta import RunMeta
 

@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -135,3 +136,16 @@ def parse_int_list(text: str, option: str, example: str = "1,8") -> list[int]:
     if not values:
         raise UserError(f"{option} is empty: write e.g. {option} {example}")
     return list(dict.fromkeys(values))  # 1,1,2 -> 1,2: a point is measured once
+
+
+def refuse_measured_file(output: Path) -> None:
+    """-o naming a run's or a plan's own file (run.json, points.csv, plan.json, part_0.onnx, ...): never replaced by
+    another command, --force or not (zoo build -o RUN/run.json --force wrote a model over a run's metadata)."""
+    from ..results.schema import RUN_FILES
+    from ..split.plan import PLAN_FILES
+
+    folder = output.parent
+    if output.name in RUN_FILES and (folder / "run.json").is_file():
+        raise UserError(f"-o {output} is the run '{folder}''s own {output.name}: write elsewhere")
+    if PLAN_FILES.match(output.name) and (folder / "plan.json").is_file():
+        raise UserError(f"-o {output} is the plan '{folder}''s own {output.name}: write elsewhere")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UserError
-from .common import console, handle_errors, parse_int_list, resolve_model
+from .common import console, handle_errors, parse_int_list, refuse_measured_file, resolve_model
 
 if TYPE_CHECKING:
     from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings
@@ -45,6 +45,7 @@ def profile(
         raise UserError(f"model file '{model}' not found: give an .onnx file or a zoo name (staronnx zoo list)")
     if output.is_dir():  # found only after profiling, when the CSV could not be written
         raise UserError(f"-o '{output}' is a directory: profile writes a CSV file, e.g. -o {output / 'costs.csv'}")
+    refuse_measured_file(output)
     if output.exists() and not force:
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
     settings = ProfileSettings(resolved, parse_device(device), parse_int_list(batch, "--batch"),

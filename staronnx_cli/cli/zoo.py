@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .common import console, handle_errors
+from .common import console, handle_errors, refuse_measured_file
 
 app = typer.Typer(help="Built-in models: the paper's four and small ones for demos and tests.", no_args_is_help=True)
 
@@ -55,5 +55,6 @@ def build(
         return
     if output.endswith(("/", "\\")):  # a folder meant (Path would drop the slash and write a file of its name)
         raise UserError(f"-o {output} names a folder: give a file name, e.g. -o {output}{name}.onnx")
+    refuse_measured_file(Path(output))
     cached, built = cache.export(name, Path(output), seed, force)
     console.print(f"{'built' if built else 'copied'} {name} -> {output} (cache: {cached})")
