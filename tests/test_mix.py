@@ -273,3 +273,20 @@ def test_static_policy_places_each_models_parts_by_their_own_index():
     policy.local_part = [0, 1, 0]  # model 0 has parts 0, 1; model 1's part 0 is the mix's part 2
     workers = [WorkerState(0, "cuda", "cuda", "cuda:0", True, 0.0), WorkerState(1, "cpu", "cpu:1", "host", True, 0.0)]
     assert [policy.choose(ReadyTask(0, part, 1, {}), workers, 0.0, PerfModel()) for part in (0, 1, 2)] == [0, 1, 0]
+
+
+def test_a_mix_run_edited_by_hand_is_one_line_not_a_key_error_or_a_dropped_model(cli, tmp_path):
+    """report failed on KeyError 'ghost ms' (a model the mix does not name); a point missing a model's row said
+    every model met its target up to that scale, the missing one unsaid; a scale of -1 was an answer."""
+    out = tmp_path / "mix"
+    assert cli("sweep", "--mix", TINY, "--scale", "1,2", "--batches", "4", "--warmup", "1", "-o", out).exit_code == 0
+    clean = (out / "points.csv").read_text()
+    points = pd.read_csv(out / "points.csv")
+    for edit, fragment in ((lambda p: p.assign(model=["ghost"] + list(p.model[1:])), "has rows of model 'ghost'"),
+                           (lambda p: p.drop(index=p.index[-1]), "has no row of model"),
+                           (lambda p: p.assign(scale=[-1.0] + list(p.scale[1:])), "scale -1.0 is not a positive")):
+        edit(points).to_csv(out / "points.csv", index=False)
+        assert_one_line_error(cli("report", out, "-o", tmp_path / "r.md"), fragment)
+        assert_one_line_error(cli("plot", out, "-o", tmp_path / "m.png"), fragment)
+    (out / "points.csv").write_text(clean)
+    assert cli("report", out, "-o", tmp_path / "r.md").exit_code == 0

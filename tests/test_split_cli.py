@@ -127,6 +127,14 @@ def test_edited_costs_rows_are_one_line(cli, tiny_cnn_path, tiny_costs, tmp_path
         assert_one_line_error(cli("split", tiny_cnn_path, "--costs", path, "-o", tmp_path / "p"), fragment)
 
 
+def test_a_costs_file_of_its_header_alone_is_one_line(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    """split and plot --kind nodes met it with an IndexError and a TypeError."""
+    header = tmp_path / "header.csv"
+    header.write_text(tiny_costs.read_text().splitlines()[0] + "\n")
+    assert_one_line_error(cli("split", tiny_cnn_path, "--costs", header, "-o", tmp_path / "p"), "has no rows")
+    assert_one_line_error(cli("plot", header, "--kind", "nodes", "-o", tmp_path / "n.png"), "has no rows")
+
+
 def test_existing_plan_is_kept_without_force(cli, tiny_cnn_path, tiny_costs, tmp_path):
     plan_dir = tmp_path / "plan"
     plan_dir.mkdir()

@@ -24,7 +24,32 @@ def need_mix(run: Run) -> pd.DataFrame:
     points = run.points.copy()
     points["scale"] = pd.to_numeric(points["scale"], errors="coerce")
     points["latency_target_ms"] = pd.to_numeric(points["latency_target_ms"], errors="coerce")
+    _check_mix_points(run, points)
     return points
+
+
+def _check_mix_points(run: Run, points: pd.DataFrame) -> None:
+    """A points.csv edited by hand: a model the mix does not name (report failed on a KeyError), a scale that is no
+    positive number, or a point missing a model's row (the answer dropped that model without a word)."""
+    fix = "the file was edited: sweep the mix again (or restore points.csv)"
+    mix = run.meta.mix if isinstance(run.meta.mix, dict) else {}
+    named = [str(m.get("name")) for m in mix.get("models", []) if isinstance(m, dict)]
+    mixed = points[points["mix"].notna()]
+    if named:
+        foreign = sorted(set(mixed["model"].astype(str)) - set(named))
+        if foreign:
+            raise UserError(f"'{run.path}/points.csv' has rows of model '{foreign[0]}', which its run.json's mix does "
+                            f"not name ({', '.join(named)}): {fix}")
+    bad = ~(mixed["scale"] > 0) | ~mixed["scale"].map(math.isfinite)
+    if bad.any():
+        raise UserError(f"'{run.path}/points.csv': scale {mixed.loc[bad.idxmax(), 'scale']!r} is not a positive "
+                        f"number: {fix}")
+    if named:
+        for (label, scale), rows in mixed.groupby(["mix", "scale"], sort=False):
+            missing = sorted(set(named) - set(rows["model"].astype(str)))
+            if missing:
+                raise UserError(f"'{run.path}/points.csv': the point {label} at scale {scale:g} has no row of model "
+                                f"'{missing[0]}': {fix}")
 
 
 def _meets(row) -> bool:

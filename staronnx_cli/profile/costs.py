@@ -50,6 +50,9 @@ def read_costs(path: str | Path) -> pd.DataFrame:
     if missing:
         raise UserError(f"'{path}' is not a staronnx costs file (missing columns {', '.join(missing)}): "
                         "make one with 'staronnx profile MODEL -o costs.csv'")
+    if frame.empty:  # its header alone: a profile cut short before its first row
+        raise UserError(f"'{path}' has no rows (a profile cut short?): profile again with 'staronnx profile MODEL "
+                        f"-o {path}'")
     for column in [c for c in NUMERIC if c in frame.columns]:
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna()
