@@ -202,12 +202,31 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "trit"\n'), "system = 'trit'"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweep]]\ntarget = "tiny_cnn"\n'
                    'kinds = ["large"]\n'), "two [[sweep]] are named 'tiny_cnn'"),
+    # a typo'd [[sweeps]] beside a good [[sweep]] was dropped without a word; a kind's extra key; a name with a
+    # newline ($ matched before it)
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweeps]]\ntarget = "tiny_cnn"\n'
+                   'kinds = ["large"]\n'), "unknown key 'sweeps' at the top"),
+    ('[kinds.small]\nresources = { small = 1 }\ncount = 4\n[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n',
+     "[kinds.small]: unknown key 'count'"),
+    (campaign_text('[[sweep]]\nname = "abc\\n"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name 'abc\\n'"),
 ])
 def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragment):
     campaign = tmp_path / "c.toml"
     campaign.write_text(text)
     assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"), fragment)
     assert not (tmp_path / "out" / "ray.log").exists()
+
+
+def test_a_campaign_never_writes_into_a_run_a_plan_or_an_advice(cli, tiny_cnn_path, tmp_path):
+    """fleet.json written into a run directory before Ray answered hid the run from plot and report."""
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "5",
+               "-o", run).exit_code == 0
+    campaign = tmp_path / "c.toml"
+    campaign.write_text(campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n'))
+    assert_one_line_error(cli("fleet", campaign, "-o", run, "--ray-address", "127.0.0.1:9"),
+                          "is a sweep's run directory", "choose another -o")
+    assert not (run / "fleet.json").exists() and cli("plot", run, "--table").exit_code == 0
 
 
 def test_without_ray_fleet_says_how_to_get_it(cli, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..tomlfile import read_toml
 
-NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # a sweep's and a kind's name: a folder name on every system
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a sweep's and a kind's name: a folder name on every system
 RAY_OWN = ("CPU", "GPU", "memory", "object_store_memory")  # resources Ray counts itself
 SIM_SHARE = 0.001  # of a kind's resource a simulated sweep asks: several share a node, a real one holds it whole
 MAX_JOBS = 10_000
@@ -77,6 +77,11 @@ def read_campaign(path: Path) -> Campaign:
 
 def parse_campaign(data: dict, path: Path) -> Campaign:
     kinds = {}
+    extra = sorted(set(data) - {"name", "kinds", "sweep"})  # [[sweeps]] beside [[sweep]]: its jobs were dropped
+    if extra:
+        raise UserError(f"campaign: unknown key {extra[0]!r} at the top (known: name, [kinds.NAME], [[sweep]])")
+    if "name" in data and not isinstance(data["name"], str):
+        raise UserError(f"campaign: name = {data['name']!r} must be a string")
     if not isinstance(data.get("kinds") or {}, dict) or not isinstance(data.get("sweep") or [], list):
         raise UserError("campaign: write the machine kinds as [kinds.NAME] tables and the sweeps as [[sweep]] "
                         "entries (docs/fleet.md)")
@@ -84,6 +89,9 @@ def parse_campaign(data: dict, path: Path) -> Campaign:
         where = f"[kinds.{name}]"
         _check_name(name, where)
         resources = table.get("resources") if isinstance(table, dict) else None
+        if isinstance(table, dict) and set(table) - {"resources"}:
+            raise UserError(f"campaign: {where}: unknown key {sorted(set(table) - {'resources'})[0]!r} (a kind has "
+                            "resources only)")
         if not isinstance(resources, dict) or not resources:
             raise UserError(f"campaign: {where} needs resources, the Ray resources a node of this kind has, e.g. "
                             f"resources = {{ {name} = 1 }} (start its nodes with ray start --resources "
@@ -184,6 +192,6 @@ def _number(text: str) -> bool:
 
 
 def _check_name(name: str, where: str) -> None:
-    if not NAME.match(name) or name in (".", ".."):  # '..' named the folder above -o
+    if not NAME.fullmatch(name) or name in (".", ".."):  # '..' named the folder above -o
         raise UserError(f"campaign: {where}: name {name!r} must be 1 to 64 letters, digits, '_', '-' or '.' (it "
                         "names a folder)")

@@ -219,6 +219,10 @@ def _state(output: Path, campaign: Campaign) -> dict:
     specs = {job.key: asdict(job.sweep) | {"kind": asdict(job.kind)} for job in campaign.jobs}
     if output.exists() and not output.is_dir():
         raise UserError(f"-o {output} is a file: fleet writes a folder: choose another -o")
+    for own, what in (("run.json", "a sweep's run"), ("plan.json", "a plan"), ("advice.md", "an advice")):
+        if (output / own).exists() and not path.exists():  # fleet.json beside them hid them from plot and report
+            raise UserError(f"-o {output} is {what} directory: a campaign writes a folder of its own; choose "
+                            "another -o")
     old = {}
     if path.exists():
         try:
