@@ -1,6 +1,7 @@
 """The simulated engine: exact latencies and saturation on hand-written platforms, determinism, bad input."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -337,3 +338,12 @@ def test_a_platform_gpu_with_several_streams_is_several_workers_sharing_its_memo
     assert again.workers == platform.workers and again.ray_resources == platform.ray_resources
     with pytest.raises(Exception, match="streams = 2 is for GPU workers"):
         parse_platform({"workers": [{"kind": "cpu", "count": 1, "cores": 1, "streams": 2}]})
+
+
+def test_a_simulated_sweep_holds_no_input_batches_so_its_memory_bound_counts_none(cli, tiny_cnn_path, tmp_path):
+    """advise --batch 100000 on a platform was refused for 56 GiB of input batches the simulator never makes (and
+    told to raise --max-memory, an option advise does not have)."""
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "60000", "--rate",
+                 "100000", "--batches", "5", "--max-memory", "0.5", "-o", tmp_path / "r")
+    assert result.exit_code == 3, result.stderr  # ran (and congested): 1.37 GiB of inputs were counted before

@@ -176,7 +176,7 @@ def memory_needed(s: SweepSettings, target: Target, workers) -> tuple[int, str]:
     parts = len(target.part_files)
     schedule = n * batches * 8 + batches * (4 * 8 + RECORD_BYTES + parts * TASK_BYTES)
     per_sample = sum(target.graph.input_bytes_per_sample[p].get(-1, 0) for p in range(parts))
-    inputs = per_sample * n * (1 + sum(w.on_gpu for w in workers))
+    inputs = 0 if s.engine == "sim" else per_sample * n * (1 + sum(w.on_gpu for w in workers))  # sim: counts bytes
     tensors = 0 if s.engine == "sim" else max(map(activation_bytes_per_sample, target.part_files)) * n * len(workers)
     return schedule + inputs + tensors, (
         f"{batches:,} batches of {n} at the largest point: {schedule / 2**30:.2f} GiB of schedule and records, "
