@@ -624,3 +624,20 @@ def test_confirmations_on_a_cluster_ask_for_the_searched_rates_exactly():
 
     rates = [100 / 3, 1e6, 0.5]
     assert parse_rates(_exact(rates)) == sorted(rates)  # as the fleet's job reads them
+
+
+def test_an_unmeetable_bound_is_named_as_the_reason_even_where_some_layouts_cannot_keep_up():
+    """--latency-bound 1 at 400 q/s on the H100 platform: the GPU layouts were pruned on the bound, the CPU ones on
+    capacity, and the answer said every candidate congests and to give lower rates (a rate that changes nothing)."""
+    from staronnx_cli.advise.answer import _none_why
+    from staronnx_cli.advise.search import SearchResult
+
+    def row(status: str, capacity: float) -> dict:
+        return {"rate_qps": 400.0, "batch_size": 1, "status": status, "capacity_bound_qps": capacity,
+                "predicted_latency_ms": None, "predicted_congested": None}
+
+    rows = [row("pruned: lower bound above the 1 ms bound", 650.0), row("pruned: rate above its capacity", 289.0)]
+    assert _none_why(SearchResult(rows=rows), 400.0, 1.0) == (
+        "no candidate meets 1 ms at 400 q/s: for every one of those that could keep up, even the formation time and "
+        "the least critical path exceed it (no batch size or layout here is faster than that)")
+    assert _none_why(SearchResult(rows=rows[1:]), 400.0, 1.0).startswith("no candidate keeps up with 400 q/s")

@@ -99,11 +99,14 @@ def _none_why(result: SearchResult, rate: float, bound_ms: float | None) -> str:
     if counts.get("times", 0) == len(mine):
         return (f"no candidate could be judged at {qps(rate)} q/s: no task times (calibration failed, see the notes, "
                 "or the platform lacks them)")
-    if bound_ms is not None and counts.get("formation", 0) + counts.get("bound", 0) == len(mine):
+    over = counts.get("formation", 0) + counts.get("bound", 0)
+    if bound_ms is not None and over and over + counts.get("capacity", 0) == len(mine):
         smallest = min(r["batch_size"] for r in mine) if mine else 1
-        fix = "try smaller --batch sizes" if smallest > 1 else "no batch size or layout here is faster than that"
-        return (f"no candidate meets {bound_ms:g} ms at {qps(rate)} q/s: even the formation time and the least "
-                f"critical path exceed it ({fix})")
+        fix = "try smaller --batch sizes" if smallest > 1 else \
+            "no batch size or layout here is faster than that"
+        keep_up = "" if over == len(mine) else " of those that could keep up"
+        return (f"no candidate meets {bound_ms:g} ms at {qps(rate)} q/s: for every one{keep_up}, even the "
+                f"formation time and the least critical path exceed it ({fix})")
     if capacity == 0:
         return f"no candidate was searched at {qps(rate)} q/s (see the notes: --budget-s, --batch)"
     return (f"no candidate keeps up with {qps(rate)} q/s: every one congests (the highest capacity of any candidate is "
