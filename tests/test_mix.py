@@ -244,6 +244,10 @@ def test_a_mix_simulates_on_a_platform_whose_speeds_name_each_models_costs(cli, 
     times.write_text('[[workers]]\nkind = "cpu"\n[[times]]\npart = 0\nkind = "cpu:1"\nbatch = 1\nmean_ms = 1\n')
     refused = cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", times, "-o", tmp_path / "t")
     assert refused.exit_code == 2 and "[[speeds]]" in refused.output
+    (tmp_path / "costs_transformer.csv").unlink()  # its fix names a command to run: not the entry's name
+    assert_one_line_error(cli("sweep", "--mix", TINY, "--engine", "sim", "--platform", platform, "-o",
+                              tmp_path / "gone"), "'staronnx profile MODEL -o ",
+                          "(MODEL: the model of the mix's entry 'transformer')")
 
 
 def test_a_model_within_its_own_capacity_is_congested_when_the_mix_overloads_the_workers():

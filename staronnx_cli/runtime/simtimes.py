@@ -54,10 +54,13 @@ def scaled_costs(costs: pd.DataFrame, speed: Speed) -> pd.DataFrame:
     return costs.assign(mean_us=cost * factor + speed.node_us, std_us=costs.std_us * factor)
 
 
-def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
+def read_speed_costs(speed: Speed, model_name: str, in_mix: bool = False) -> pd.DataFrame:
+    """A [[speeds]] entry's costs file (`{model}` replaced by the model's name: a mix entry's name `in_mix`, which
+    the profile command cannot take: it is told to name that entry's model)."""
     path = Path(str(speed.costs).replace("{model}", model_name))  # opened as written: '..' after a link is the link's
-    profile = (f"'staronnx profile {model_name or 'MODEL'}" + (f" --device {speed.device}" if speed.device else "")
-               + f" -o {os.path.normpath(path)}'")  # shown without 'a/../'
+    profile = (f"'staronnx profile {'MODEL' if in_mix or not model_name else model_name}"
+               + (f" --device {speed.device}" if speed.device else "") + f" -o {os.path.normpath(path)}'"
+               + (f" (MODEL: the model of the mix's entry '{model_name}')" if in_mix else ""))  # shown without 'a/../'
     path = checked_input(path, f"platform: [[speeds]] kind {speed.kind}: costs file",
                          f"profile the model with {profile}")
     try:
@@ -68,6 +71,8 @@ def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
     if missing:
         raise UserError(f"platform: '{path}' lacks {', '.join(sorted(missing))}: give a costs.csv of "
                         "staronnx profile")
+    if costs.empty:
+        raise UserError(f"platform: '{path}' has no rows (a profile cut short?): profile again with {profile}")
     for column in ("mean_us", "std_us", "batch_size"):  # a negative or NaN time gave a latency of -999,999.8 ms
         values = pd.to_numeric(costs[column], errors="coerce")
         bad = ~(np.isfinite(values) & (values >= (1 if column == "batch_size" else 0)))
@@ -82,8 +87,9 @@ def read_speed_costs(speed: Speed, model_name: str) -> pd.DataFrame:
     return costs
 
 
-def _from_speed(speed: Speed, part_files: list[Path], model_name: str) -> dict[int, dict[int, tuple[float, float]]]:
-    costs = scaled_costs(read_speed_costs(speed, model_name), speed)
+def _from_speed(speed: Speed, part_files: list[Path], model_name: str,
+                in_mix: bool = False) -> dict[int, dict[int, tuple[float, float]]]:
+    costs = scaled_costs(read_speed_costs(speed, model_name, in_mix), speed)
     out: dict[int, dict[int, tuple[float, float]]] = {}
     for part, file in enumerate(part_files):
         nodes = [n.name for n in modelio.load_model(file, with_weights=False).graph.node]
@@ -97,7 +103,7 @@ def _from_speed(speed: Speed, part_files: list[Path], model_name: str) -> dict[i
     return out
 
 
-def part_times(platform: Platform, part_files: list[Path], model_name: str = "") -> PartTimes:
+def part_times(platform: Platform, part_files: list[Path], model_name: str = "", in_mix: bool = False) -> PartTimes:
     """Every (part, kind) of the platform's workers resolved, or one clear error naming what is missing."""
     table: dict[tuple[int, str], dict[int, tuple[float, float]]] = defaultdict(dict)
     parts = len(part_files)
@@ -106,7 +112,7 @@ def part_times(platform: Platform, part_files: list[Path], model_name: str = "")
             raise UserError(f"platform: [[times]] part {row.part} does not exist: the target has {parts} part(s)")
         table[(row.part, row.kind)][row.batch] = (row.mean_ms / 1e3, row.std_ms / 1e3)
     for speed in platform.speeds:
-        for part, per_batch in _from_speed(speed, part_files, model_name).items():
+        for part, per_batch in _from_speed(speed, part_files, model_name, in_mix).items():
             for batch, value in per_batch.items():
                 table[(part, speed.kind)].setdefault(batch, value)
     for group in platform.workers:

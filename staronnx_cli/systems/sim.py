@@ -126,7 +126,7 @@ def mix_times(platform: Platform, target: Target) -> PartTimes:
     """A mix's task times: each model's own (its [[speeds]] costs named by {model}), parts numbered as in the mix."""
     table = {}
     for member in target.members:
-        own = part_times(platform, member.target.part_files, member.name)
+        own = part_times(platform, member.target.part_files, member.name, in_mix=True)
         table.update({(part + member.first_part, kind): by_batch for (part, kind), by_batch in own.table.items()})
     return PartTimes(table)
 
