@@ -215,6 +215,18 @@ def test_a_branch_plan_is_a_verified_dag_of_parts_that_a_real_sweep_runs(cli, ti
     assert one.exit_code == 0 and "a branch plan of" in one.stdout + one.stderr
 
 
+def test_the_min_part_us_a_refused_branch_plan_suggests_makes_one(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    """It suggested a quarter of the value given (2.5e+08 for 1e9), refused again and again."""
+    import re
+
+    args = ("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches", "--streams", "2")
+    refused = cli(*args, "--min-part-us", "1e9", "-o", tmp_path / "a")
+    assert refused.exit_code == 2
+    suggested = re.search(r"at most ([0-9.e+]+) us keeps two parts or more", refused.stderr).group(1)
+    assert cli(*args, "--min-part-us", suggested, "-o", tmp_path / "b").exit_code == 0
+    assert len(read_plan(tmp_path / "b").parts) >= 2
+
+
 def test_a_split_that_fails_leaves_nothing_and_its_fix_runs_as_is(cli, tiny_cnn_path, tmp_path):
     """It left the costs it profiled in -o, and the command its message suggested was refused: -o 'already
     exists'."""

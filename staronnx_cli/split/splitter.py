@@ -261,7 +261,7 @@ def _partition(s: SplitSettings, dag: WeightedDag) -> tuple[list[Candidate], Bra
     """The cuts the method asks for (a branch plan, or METIS's and the topological one's best)."""
     if s.method == "branches":
         branch = split_branches(dag, s.streams, s.min_part_us)
-        check_branch_plan(branch, s)
+        check_branch_plan(branch, s, dag)
         return [branch.candidate], branch
     candidates = []
     if s.method in ("metis", "both"):
@@ -294,11 +294,21 @@ def check_branches(model: onnx.ModelProto, path: Path) -> None:
                         "cannot help it; split it with --method metis or topo to offload part of it instead")
 
 
-def check_branch_plan(branch: BranchPlan, s: SplitSettings) -> None:
+def check_branch_plan(branch: BranchPlan, s: SplitSettings, dag: WeightedDag) -> None:
     if len(branch.cut.deps) < 2:
         raise UserError(f"every parallel branch of '{typed_name(s.model)}' takes less than --min-part-us "
-                        f"{s.min_part_us:g} us at batch {s.batch}, so all joined into one part: lower --min-part-us "
-                        f"(e.g. {s.min_part_us / 4:g}) or split at a larger --batch")
+                        f"{s.min_part_us:g} us at batch {s.batch}, so all joined into one part: lower --min-part-us"
+                        f"{_branch_threshold(dag, s.streams)} or split at a larger --batch")
+
+
+def _branch_threshold(dag: WeightedDag, streams: int) -> str:
+    """' (at most X us keeps two parts)': the second heaviest part before small ones are joined is kept at or
+    below its weight (a quarter of the asked threshold, suggested before, failed again and again); '' where no
+    threshold keeps two."""
+    for threshold in sorted({round(w, 3) for w in split_branches(dag, streams, 0.0).candidate.part_us}, reverse=True):
+        if threshold > 0 and len(split_branches(dag, streams, threshold).cut.deps) >= 2:
+            return f" (at most {threshold:g} us keeps two parts or more)"
+    return ""
 
 
 def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
