@@ -113,6 +113,9 @@ def test_parts_of_a_run_directory_point_to_its_plan_not_to_overwriting_the_run(c
 
     assert_one_line_error(cli("plot", RUNS / "split", "--kind", "parts"), "is a sweep's run directory, not a plan",
                           "'staronnx split MODEL -o PLAN_DIR'")
+    (tmp_path / "costs.csv").write_text("node,op_type\n")
+    assert_one_line_error(cli("plot", tmp_path / "costs.csv", "--kind", "parts"), "is not a plan",
+                          "a costs file draws with --kind nodes")
 
 
 def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):

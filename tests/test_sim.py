@@ -141,6 +141,18 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
                               "--trust-platform", "-o", tmp_path / "o"), "another model (sha256 000000000000")
     assert_one_line_error(cli("platform", "from-run", real, "-o", platform), "--force")
     assert_one_line_error(cli("platform", "from-run", tmp_path / "sim", "-o", tmp_path / "x.toml"), "real run")
+    # an edited run.json is read as plot reads it: from-run took a schema from the future and said "simulated" of
+    # an engine no staronnx writes
+    import shutil
+
+    meta = json.loads((real / "run.json").read_text())
+    for key, value, fragment in (("schema_version", 99, "newer than this staronnx reads"),
+                                 ("engine", "quantum", "engine 'quantum' is not one staronnx writes"),
+                                 ("parts", 0, "parts 0 is not one staronnx writes")):
+        edited = tmp_path / f"edited_{key}"
+        shutil.copytree(real, edited, dirs_exist_ok=True)
+        (edited / "run.json").write_text(json.dumps({**meta, key: value}))
+        assert_one_line_error(cli("platform", "from-run", edited, "-o", tmp_path / "e.toml"), fragment)
 
 
 def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path, tmp_path, monkeypatch):

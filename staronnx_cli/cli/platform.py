@@ -26,7 +26,8 @@ def from_run(
     from ..sweep.capture import platform_from_run
 
     if output.suffix != ".toml":  # never one of the run's own files (run.json, points.csv), nor any other kind
-        raise UserError(f"-o {output}: a platform file is TOML: give a path ending in .toml")
+        raise UserError(f"-o {output}: a platform file is TOML: give a file name ending in .toml, e.g. "
+                        f"{output.with_name('platform.toml')}")
     if output.is_dir():
         raise UserError(f"-o {output} is a directory: give the platform file's path, e.g. {output / 'platform.toml'}")
     if (output.exists() or output.is_symlink()) and not force:

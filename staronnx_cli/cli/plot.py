@@ -118,6 +118,9 @@ def _plot_parts(paths: list[Path], output: Path | None) -> None:
 
     if len(paths) != 1:
         raise UserError(f"--kind parts draws one plan, not {len(paths)}: give one plan directory (split -o)")
+    if paths[0].is_file() and paths[0].name != "plan.json":  # a costs file: 'not valid JSON, recreate it' misled
+        raise UserError(f"'{paths[0]}' is not a plan: --kind parts draws a plan directory (split -o)"
+                        + (" (a costs file draws with --kind nodes)" if paths[0].suffix == ".csv" else ""))
     plan = read_plan(paths[0])
     where = paths[0] if paths[0].is_dir() else paths[0].parent
     figure = parts_figure(plan, f"{Path(plan.source_model).stem}: {where}")

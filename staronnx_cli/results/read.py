@@ -81,6 +81,20 @@ def _require(frame: pd.DataFrame, columns: list[str], file: Path) -> None:
                         "rerun the sweep")
 
 
+def versioned_meta(path: Path) -> dict:
+    """A run's run.json as data, its schema version one this staronnx reads (plot, report and platform from-run
+    alike: an edited version was refused by one and read by the other)."""
+    meta = read_run_meta(path / "run.json")
+    version = meta.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"run '{path}': its run.json's schema_version {version!r} is not a whole number (edited?): "
+                        "sweep again into a new -o")
+    if version > RUN_SCHEMA_VERSION:
+        raise UserError(f"run '{path}' has schema version {version}, newer than this staronnx reads "
+                        f"({RUN_SCHEMA_VERSION}): upgrade staronnx")
+    return meta
+
+
 def read_run(path: Path) -> Run:
     """A run directory (run.json + points.csv), checked: one clear error for anything else."""
     path = Path(path)
@@ -90,14 +104,7 @@ def read_run(path: Path) -> Run:
     if not meta_file.exists() or not points_file.exists():
         raise UserError(f"'{path}' is not a run directory (it needs run.json and points.csv, written by "
                         "staronnx sweep)")
-    meta = read_run_meta(meta_file)
-    version = meta.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise UserError(f"run '{path}': its run.json's schema_version {version!r} is not a whole number (edited?): "
-                        "sweep again into a new -o")
-    if version > RUN_SCHEMA_VERSION:
-        raise UserError(f"run '{path}' has schema version {version}, newer than this staronnx reads "
-                        f"({RUN_SCHEMA_VERSION}): upgrade staronnx")
+    meta = versioned_meta(path)
     points = _read_csv(points_file)
     _require(points, POINT_COLUMNS_REQUIRED, points_file)
     for column in ("batch_size", "rate_qps"):  # what names a point: a row without them is no point

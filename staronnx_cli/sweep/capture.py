@@ -19,8 +19,9 @@ import pandas as pd
 
 from ..errors import UserError
 from ..kinds import device_of_worker, kind_of_worker
+from ..results.read import versioned_meta
 from ..results.runmeta import RunMeta
-from ..results.schema import complete_text, read_run_meta
+from ..results.schema import complete_text
 from ..results.tasks import task_table
 from ..runtime.platform import Platform, TimeRow, groups_of
 from ..runtime.workers import WorkerSpec
@@ -100,9 +101,13 @@ def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
     if not meta_file.exists():
         raise UserError(f"'{run}' is not a run directory (no run.json): give the -o directory of a real sweep")
-    meta = RunMeta.from_json(read_run_meta(meta_file), meta_file)
-    if meta.engine != "real":
+    meta = RunMeta.from_json(versioned_meta(run), meta_file)
+    if meta.engine == "sim":
         raise UserError(f"run '{run}' was simulated: capture a platform from a real run (--engine real)")
+    if meta.engine != "real" or isinstance(meta.parts, bool) or not isinstance(meta.parts, int) or meta.parts < 1:
+        bad = f"engine {meta.engine!r}" if meta.engine != "real" else f"parts {meta.parts!r}"
+        raise UserError(f"run '{run}': its run.json's {bad} is not one staronnx writes (edited?): sweep again, then "
+                        "capture")
     if meta.get("mix"):  # its models' parts share numbers: one model's platform would mix them
         raise UserError(f"run '{run}' is a mix: a platform describes one target's parts; capture one from a sweep of "
                         "each model, or give the simulator [[speeds]] (docs/sim.md)")
