@@ -202,6 +202,7 @@ def test_a_mix_point_is_committed_for_every_model_or_none_and_its_combination_na
     ("", ["--vary", "nobody"], "--vary nobody: the mix has no model of that name"),
     ("", ["--memory-limit", "cpu=1KiB"], "would hold up to"),
     ("", ["--memory-limit", "gpu9=1GiB"], "no such worker"),
+    ("", ["--memory-limit", "cpu=1GiB,cpu=2GiB"], "--memory-limit cpu is given twice"),
     ("", ["--system", "native"], "serves one model"),
     ("unknown", [], "'no_such_model' is no file, no plan directory and no zoo model"),
     ("tight", [], "below its service time"),

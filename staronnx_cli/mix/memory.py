@@ -34,11 +34,15 @@ def parse_memory_limits(text: str | None, workers) -> dict[str, int]:
     if not text:
         return {}
     limits: dict[str, int] = {}
+    given: set[str] = set()
     for item in [i.strip() for i in text.split(",") if i.strip()]:
         key, sep, size = item.partition("=")
         if not sep:
             raise UserError(f"--memory-limit '{item}': write WORKER=SIZE, e.g. cuda:0=8GiB or cpu=2GiB")
         key = key.strip()
+        if key in given:  # cpu=1GiB,cpu=2GiB: the last one won, unsaid
+            raise UserError(f"--memory-limit {key} is given twice: give each worker (or cpu, cuda:ID) one budget")
+        given.add(key)
         budget = parse_size(size, key)
         gpu = re.fullmatch(r"cuda:(\d+)", key)
         if gpu:
