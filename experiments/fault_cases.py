@@ -211,7 +211,7 @@ def _(d):
 @case("torn", "points.csv cut mid-row, then `plot --table`", "the torn row is not a point")
 def _(d):
     tear(d / "run/points.csv")
-    o = staronnx(d, "plot", "run", "--table", "-o", "e.png")
+    o = staronnx(d, "plot", "run", "--table")
     return one_line(o, 0) or (None if o.out.count("100") >= 1 and "nan" not in o.out.lower() else o.out[-300:])
 
 

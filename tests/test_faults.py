@@ -683,7 +683,7 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     lines = points.splitlines(keepends=True)
     (run / "points.csv").write_text(lines[0] + lines[1].replace(",1,20.0,", ",x,20.0,", 1) + "".join(lines[2:]))
     assert ",x,20.0," in (run / "points.csv").read_text()
-    assert_one_line_error(cli("plot", run, "--table", "-o", tmp_path / "t.png"), "line 2: batch_size 'x'")
+    assert_one_line_error(cli("plot", run, "--table"), "line 2: batch_size 'x'")
     frame = pd.read_csv(io.StringIO(points))
     for latency in ("-5", "fast"):  # a negative one was shown as the best N; text was dropped without a word
         frame["mean_max_latency_ms"] = frame["mean_max_latency_ms"].astype(object)

@@ -118,6 +118,21 @@ def test_parts_of_a_run_directory_point_to_its_plan_not_to_overwriting_the_run(c
                           "a costs file draws with --kind nodes")
 
 
+def test_options_a_kind_does_not_use_are_refused_not_ignored(cli, tmp_path):
+    """--table -o FILE printed the tables and wrote no file; --batch-size with the envelope and --format without
+    --table were dropped without a word."""
+    from conftest import assert_one_line_error
+
+    run = RUNS / "two_workers"
+    assert_one_line_error(cli("plot", run, "--table", "-o", tmp_path / "t.md"), "-o does not apply to --table",
+                          "--table --format md > t.md")
+    assert_one_line_error(cli("plot", run, "--batch-size", "2", "-o", tmp_path / "e.png"),
+                          "--batch-size applies to --kind timeline")
+    assert_one_line_error(cli("plot", run, "--format", "md", "-o", tmp_path / "e.png"),
+                          "--format md applies to --table")
+    assert cli("plot", run, "--kind", "timeline", "--batch-size", "2", "-o", tmp_path / "t.png").exit_code == 0
+
+
 def test_a_single_point_draws_and_an_all_congested_run_says_why(cli, tmp_path):
     single = tmp_path / "single"
     shutil.copytree(RUNS / "two_workers", single)

@@ -44,6 +44,7 @@ def plot(
         raise UserError(f"--kind '{kind}' is unknown: choose one of {', '.join(KINDS)}")
     if format not in ("rich", "md"):
         raise UserError(f"--format '{format}' is unknown: choose rich or md")
+    _check_ignored(kind, table, output, format, batch_size, rate)
     if kind == "nodes":
         if log or rate is not None:
             raise UserError(f"{'--log' if log else '--rate'} does not apply to --kind nodes (a profile has no rate "
@@ -98,6 +99,19 @@ def plot(
         fig = figures.timeline_figure(loaded[0], batch_size, rate)
     written = figures.save(fig, output or loaded[0].path / f"{kind}.png")
     console.print(f"wrote {written}")
+
+
+def _check_ignored(kind: str, table: bool, output: Path | None, format: str, batch_size: int | None,
+                   rate: float | None) -> None:
+    """An option the asked kind does not use was ignored without a word (a table asked into a file printed it)."""
+    if format != "rich" and not table:
+        raise UserError(f"--format {format} applies to --table: add --table, or drop --format")
+    if table and output is not None and kind != "nodes":
+        raise UserError("-o does not apply to --table: the tables are printed; write them to a file with --table "
+                        f"--format md > {output.with_suffix('.md').name}")
+    if kind not in ("timeline", "nodes") and (batch_size is not None or rate is not None):
+        raise UserError(f"{'--batch-size' if batch_size is not None else '--rate'} applies to --kind timeline (and "
+                        f"--batch-size to --kind nodes), not to --kind {kind}: drop it")
 
 
 def _plot_fleet(path: Path, output: Path | None, log: bool) -> None:
