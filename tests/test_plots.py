@@ -104,6 +104,8 @@ def test_a_worker_that_ran_no_task_of_the_point_still_has_its_track(cli, tmp_pat
     assert_one_line_error(cli("trace", run_dir, "--batch-size", "2", "--rate", "400"),
                           "the default output", "holds a file that is not a trace", "or choose an -o")
     assert (run_dir / "trace.json").read_text() == "mine\n"
+    assert_one_line_error(cli("trace", run_dir, "-o", tmp_path / "t.png"), "a trace is JSON", f"{tmp_path}/t.json")
+    assert not (tmp_path / "t.png").exists()
     names = [e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"]
     assert names == ["load generator", "cpu0", "cpu1", "cpu2"]
 

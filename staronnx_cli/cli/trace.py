@@ -47,5 +47,8 @@ def trace(
     if output.is_file() and not force and not is_trace(output):
         raise UserError(f"{named} {output} holds a file that is not a trace: add --force to replace it, or choose "
                         f"{'another ' if named == '-o' else 'an '}-o")
+    if named == "-o" and output.suffix.lower() != ".json":  # -o t.png got JSON under a picture's name
+        raise UserError(f"-o {output}: a trace is JSON (trace-event format): give a path ending in .json, e.g. "
+                        f"{output.with_suffix('.json')}")
     written, point = write_trace(read_run(run), batch_size, rate, output, mix, scale)
     console.print(f"wrote {written} ({point}): open it in https://ui.perfetto.dev")
