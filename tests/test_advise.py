@@ -641,3 +641,10 @@ def test_an_unmeetable_bound_is_named_as_the_reason_even_where_some_layouts_cann
         "no candidate meets 1 ms at 400 q/s: for every one of those that could keep up, even the formation time and "
         "the least critical path exceed it (no batch size or layout here is faster than that)")
     assert _none_why(SearchResult(rows=rows[1:]), 400.0, 1.0).startswith("no candidate keeps up with 400 q/s")
+
+
+def test_an_empty_offload_list_is_refused_like_an_empty_parts_list(cli, tiny_cnn_path, tmp_path):
+    """--offload "" searched no split without a word, where --parts "" was refused as empty."""
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "", "-o", tmp_path / "a"),
+                          "--offload '' is empty", "--offload 0 searches the whole model only")
+    assert not (tmp_path / "a").exists()

@@ -17,9 +17,13 @@ from .common import console, handle_errors, parse_int_list, resolve_model
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise UserError(f"{option} '{text}': give numbers separated by commas, e.g. {option} 40,80") from None
+    if not values and (text or option != "--rate"):  # '' is --rate's default, said by its own check; --offload ''
+        raise UserError(f"{option} '{text}' is empty: give numbers separated by commas, e.g. {option} 0.1,0.2"
+                        + (" (--offload 0 searches the whole model only)" if option == "--offload" else ""))
+    return values
 
 
 @handle_errors

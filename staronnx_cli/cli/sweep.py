@@ -106,6 +106,9 @@ def sweep(
         for option, value in (("--scale", scale != "0.5:2:0.5"), ("--vary", vary), ("--memory-limit", memory_limit)):
             if value:
                 raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
+        if system != "staronnx" and policy != "dmda":  # a baseline places queries its own way: it was recorded as
+            raise UserError(f"--policy {policy} applies to --system staronnx: --system {system} places queries its "
+                            "own way (docs/sweep.md); drop --policy")  # eager or fifo, the option dropped unsaid
         rate = rate or "auto"
         path = Path(target)
         settings = SweepSettings(

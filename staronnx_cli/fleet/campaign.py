@@ -180,6 +180,9 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
         make_policy(values.get("policy", "dmda"))
         if values.get("system", "staronnx") not in SYSTEMS:
             raise UserError(f"system = {values['system']!r} is unknown: choose {', '.join(SYSTEMS)}")
+        if values.get("system", "staronnx") != "staronnx" and values.get("policy", "dmda") != "dmda":
+            raise UserError(f"--policy = {values['policy']!r} applies to system staronnx: {values['system']} places "
+                            "queries its own way; drop policy")
     except UserError as exc:
         raise UserError(prefix + str(exc).replace("--", "", 1)) from None
 
