@@ -20,6 +20,7 @@ from ..errors import UserError, json_text
 from ..inputfile import MAX_JSON_BYTES, checked_input
 from ..kinds import key_on_gpu
 from ..outputfile import write_text_atomic
+from .steadiness import STALLED
 
 # The contract of DESIGN.md section 5, then our additions.
 COLUMNS = ["node", "op_type", "device", "batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes",
@@ -140,7 +141,5 @@ def node_cost(rows: pd.DataFrame) -> pd.Series:
     """A node's time per run: its mean, or its median where a stalled run moved the mean (beyond STALLED x the
     median: one 900 us spike among 5 us runs cut 32 % where 10 % was asked; profile warns of it). What split cuts
     on and what the simulator's [[speeds]] scale."""
-    from .steadiness import STALLED
-
     stalled = rows.mean_us > STALLED * rows.median_us
     return rows.mean_us.where(~stalled, rows.median_us)
