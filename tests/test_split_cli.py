@@ -222,7 +222,9 @@ def test_the_min_part_us_a_refused_branch_plan_suggests_makes_one(cli, tiny_cnn_
     args = ("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches", "--streams", "2")
     refused = cli(*args, "--min-part-us", "1e9", "-o", tmp_path / "a")
     assert refused.exit_code == 2
-    suggested = re.search(r"at most ([0-9.e+]+) us keeps two parts or more", refused.stderr).group(1)
+    found = re.search(r"at most ([0-9.e+]+) us keeps two parts or more", refused.stderr)
+    assert found, refused.stderr
+    suggested = found.group(1)
     assert cli(*args, "--min-part-us", suggested, "-o", tmp_path / "b").exit_code == 0
     assert len(read_plan(tmp_path / "b").parts) >= 2
 

@@ -3,6 +3,7 @@ verified plan."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -302,13 +303,19 @@ def check_branch_plan(branch: BranchPlan, s: SplitSettings, dag: WeightedDag) ->
 
 
 def _branch_threshold(dag: WeightedDag, streams: int) -> str:
-    """' (at most X us keeps two parts)': the second heaviest part before small ones are joined is kept at or
-    below its weight (a quarter of the asked threshold, suggested before, failed again and again); '' where no
-    threshold keeps two."""
-    for threshold in sorted({round(w, 3) for w in split_branches(dag, streams, 0.0).candidate.part_us}, reverse=True):
-        if threshold > 0 and len(split_branches(dag, streams, threshold).cut.deps) >= 2:
-            return f" (at most {threshold:g} us keeps two parts or more)"
-    return ""
+    """' (at most X us keeps two parts or more)': the largest --min-part-us that keeps two parts, found by bisection
+    (joins are made cheapest first whatever the threshold, so a larger one never keeps more parts; a quarter of
+    the asked threshold, suggested before, failed again and again); '' where none above 0 does."""
+    def kept(threshold: float) -> bool:
+        return len(split_branches(dag, streams, threshold).cut.deps) >= 2
+
+    low, high = 0.0, max(dag.total_us, 1.0)
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if kept(middle) else (low, middle)
+    shown = math.floor(low * 1000) / 1000  # rounded down: the printed value keeps two parts too
+    return f" (at most {f'{shown:.3f}'.rstrip('0').rstrip('.')} us keeps two parts or more)" if shown > 0 and \
+        kept(shown) else ""
 
 
 def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
