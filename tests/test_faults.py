@@ -685,12 +685,16 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     assert ",x,20.0," in (run / "points.csv").read_text()
     assert_one_line_error(cli("plot", run, "--table"), "line 2: batch_size 'x'")
     frame = pd.read_csv(io.StringIO(points))
-    for latency in ("-5", "fast"):  # a negative one was shown as the best N; text was dropped without a word
+    assert not frame.loc[0, "congested"] and frame.loc[0, "batches"] > 0
+    for latency, says in (("-5", "is not a time"), ("fast", "is not a time"), ("inf", "is not a time"),
+                          ("nan", "has no value on a measured point")):  # a point that vanished from the envelope
         frame["mean_max_latency_ms"] = frame["mean_max_latency_ms"].astype(object)
         frame.loc[0, "mean_max_latency_ms"] = latency
         frame.to_csv(run / "points.csv", index=False)
         assert_one_line_error(cli("report", run, "-o", tmp_path / "r.md", "--force"),
-                              "line 2: mean_max_latency_ms", "is not a time")
+                              "line 2: mean_max_latency_ms", says)
+    (run / "points.csv").write_text(points + lines[1])  # a row pasted twice was reported as two measurements
+    assert_one_line_error(cli("plot", run, "--table"), f"lines 2 and {len(lines) + 1} are the same point")
     (run / "points.csv").write_text(points)
     batches = pd.read_csv(run / "batches.csv")
     batches["task_times"] = batches["task_times"].astype(object)

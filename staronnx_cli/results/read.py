@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,6 +12,7 @@ import pandas as pd
 
 from ..errors import UserError, first_line
 from ..zoo.names import display_name
+from .rundir import point_key
 from .runmeta import RunMeta
 from .schema import (
     BATCH_COLUMNS_REQUIRED,
@@ -121,13 +123,32 @@ def read_run(path: Path) -> Run:
         if column in points:
             values = pd.to_numeric(points[column], errors="coerce")
             written = points[column].notna() & (points[column].astype(str).str.strip() != "")
-            bad = written & ~(values >= 0)  # text, or a time below 0: no measurement (an edit)
+            bad = written & ~((values >= 0) & (values < math.inf))  # text, a time below 0 or infinite: an edit
+            if column == "mean_max_latency_ms":  # a measured point that is not congested has its latency
+                bad |= ~points["congested"] & (pd.to_numeric(points["batches"], errors="coerce") > 0) & values.isna()
             if bad.any():
                 row = bad.to_numpy().nonzero()[0][0]
-                raise UserError(f"'{points_file}' line {row + 2}: {column} {points[column].iloc[row]!r} is not a "
-                                "time (edited?): fix or remove that row, or sweep again")
+                value = points[column].iloc[row]
+                what = "has no value on a measured point that is not congested" if pd.isna(value) or not str(
+                    value).strip() else f"{value!r} is not a time"
+                raise UserError(f"'{points_file}' line {row + 2}: {column} {what} (edited?): fix or remove that row, "
+                                "or sweep again")
             points[column] = values
+    _refuse_repeated_points(points, points_file)
     return Run(path, RunMeta.from_json(meta, meta_file), points)
+
+
+def _refuse_repeated_points(points: pd.DataFrame, points_file: Path) -> None:
+    """Two rows of one point (a pasted or merged file) would be drawn and reported as two measurements."""
+    rows = points.astype(object).where(points.notna(), "").to_dict("records")
+    first: dict[tuple, int] = {}
+    for line, row in enumerate(rows, start=2):
+        key = point_key({k: str(v) for k, v in row.items()})
+        if key in first:
+            raise UserError(f"'{points_file}' lines {first[key]} and {line} are the same point (batch size "
+                            f"{key[0]} at {key[1]:g} q/s{f', {key[2]}' if key[2] else ''}; edited or merged?): "
+                            "remove one of them, or sweep again")
+        first[key] = line
 
 
 def read_runs(paths: list[Path]) -> list[Run]:
