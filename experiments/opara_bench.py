@@ -68,16 +68,17 @@ def real_rows(out: Path, model: str, rate: float, batches: int, with_rho: bool) 
             ("whole, ORT's logic streams by the branch plan, 2 cores", plan, "cpu:1x2", "ortstreams", "dmda"),
             ("branch plan, 2 streams on 2 one-core workers, dmda", plan, "cpu:1x1,cpu:1x1", "staronnx", "dmda"),
             ("branch plan, 2 streams on 2 one-core workers, opara", plan, "cpu:1x1,cpu:1x1", "staronnx", "opara")):
+        policy_option = ("--policy", policy) if system == "staronnx" else ()  # a baseline places its own way
         name = (f"{system}_{workers.replace(':', '').replace(',', '_')}_"
                 f"{'branches_' + policy if target == plan else 'whole'}")
         low = out / f"{name}_low"
-        staronnx("sweep", target, "--workers", workers, "--system", system, "--policy", policy, "--batch", "1",
+        staronnx("sweep", target, "--workers", workers, "--system", system, *policy_option, "--batch", "1",
                  "--rate", rate, "--batches", batches, "--force", "-o", low)
         row = {"where": "this machine", "model": model, "what": label, "workers": workers, "system": system,
                "policy": policy, **point(low)}
         if with_rho:
             auto = out / f"{name}_auto"
-            staronnx("sweep", target, "--workers", workers, "--system", system, "--policy", policy, "--batch", "1",
+            staronnx("sweep", target, "--workers", workers, "--system", system, *policy_option, "--batch", "1",
                      "--batches", "20", "--force", "-o", auto)
             row["rho_max_qps"] = rho_max(auto)
         rows.append(row)

@@ -199,9 +199,13 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nworkers = "gpu:7"\n'),
      "workers 'gpu:7' is not a worker"),  # a node refused these, and the job was retried as if its node were lost
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\npolicy = "dmdx"\n'), "policy 'dmdx' is unknown"),
-    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "trit"\n'), "system = 'trit'"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "trit"\n'), "system 'trit' is unknown"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "triton"\nengine = "sim"\n'),
+     "system triton runs for real only: drop engine sim"),  # it reached Ray, and each node refused it
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "native"\npolicy = "eager"\n'),
      "policy = 'eager' applies to system staronnx"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "native"\npolicy = "dmda"\n'),
+     "policy = 'dmda' applies to system staronnx"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweep]]\ntarget = "tiny_cnn"\n'
                    'kinds = ["large"]\n'), "two [[sweep]] are named 'tiny_cnn'"),
     # a typo'd [[sweeps]] beside a good [[sweep]] was dropped without a word; a kind's extra key; a name with a

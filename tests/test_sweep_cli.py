@@ -290,6 +290,9 @@ def test_ort_parallel_is_the_native_loop_over_a_session_in_onnx_runtimes_paralle
 def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "roundrobin", "--policy", "eager", "-o",
                               tmp_path / "p"), "--policy eager applies to --system staronnx")  # recorded eager, unsaid
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--policy", "dmda", "-o", tmp_path / "p"),
+                          "--policy dmda applies to --system staronnx")  # the default named: accepted, then unused
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "", "-o", tmp_path / "p"), "--policy is empty")
     plan = tmp_path / "plan"
     assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
     assert_one_line_error(cli("sweep", plan, "--system", "native", "-o", tmp_path / "r"), "whole model")

@@ -24,10 +24,10 @@ def sweep(
              "mix them with commas: cuda:0,cpu:1x15 (a GPU and 15 cores), cpu:1x1,cpu:1x1 (one worker per part "
              "of a 2-part plan). Default cpu:1x2; a --platform has its own.")
     ] = None,
-    policy: Annotated[str, typer.Option(help="eager, roundrobin, dmda, deadline (earliest deadline first on each "
-                                             "model's latency target, placed as dmda), opara (a branch plan's "
-                                             "launch order, placed as dmda), or static:KIND,KIND.")
-                      ] = "dmda",
+    policy: Annotated[str | None, typer.Option(
+        help="eager, roundrobin, dmda, deadline (earliest deadline first on each model's latency target, placed as "
+             "dmda), opara (a branch plan's launch order, placed as dmda), or static:KIND,KIND. Default dmda "
+             "(system staronnx only).")] = None,
     batch: Annotated[str | None, typer.Option(help="Batch sizes, comma separated (default 1,2,4; a mix sets its "
                                                    "own).")] = None,
     rate: Annotated[str | None, typer.Option(
@@ -95,10 +95,15 @@ def sweep(
                             "the simulated machine has; drop one of them")
         if trust_platform and platform is None:
             raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
-        for flag, given, example in (("--workers", workers, "cpu:1x2"), ("--batch", batch, "1,2,4")):
+        for flag, given, example in (("--workers", workers, "cpu:1x2"), ("--batch", batch, "1,2,4"),
+                                     ("--policy", policy, "dmda")):
             if given is not None and not given.strip():  # an empty shell variable: not the default, said
                 raise UserError(f"{flag} is empty: give e.g. {flag} {example}, or leave it out for that default")
         workers = workers or "cpu:1x2"
+        if system != "staronnx" and policy is not None:  # a baseline places queries its own way: it was recorded
+            raise UserError(f"--policy {policy} applies to --system staronnx: --system {system} places queries its "
+                            "own way (docs/sweep.md); drop --policy")  # as eager or fifo, the option dropped unsaid
+        policy = policy or "dmda"
         if mix is not None:
             return _sweep_mix(locals())
         if target is None:
@@ -106,9 +111,6 @@ def sweep(
         for option, value in (("--scale", scale != "0.5:2:0.5"), ("--vary", vary), ("--memory-limit", memory_limit)):
             if value:
                 raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
-        if system != "staronnx" and policy != "dmda":  # a baseline places queries its own way: it was recorded as
-            raise UserError(f"--policy {policy} applies to --system staronnx: --system {system} places queries its "
-                            "own way (docs/sweep.md); drop --policy")  # eager or fifo, the option dropped unsaid
         rate = rate or "auto"
         path = Path(target)
         settings = SweepSettings(

@@ -170,7 +170,7 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
     from ..runtime.policies import make_policy
     from ..runtime.workers import parse_workers
     from ..sweep.grid import parse_rates
-    from ..systems import SYSTEMS
+    from ..systems import check_system_engine
 
     try:
         if values.get("rate", "auto") != "auto":
@@ -178,13 +178,12 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
         if values.get("workers", "auto") != "auto":
             parse_workers(values["workers"], list(range(1 << 16)), cuda_usable=True)
         make_policy(values.get("policy", "dmda"))
-        if values.get("system", "staronnx") not in SYSTEMS:
-            raise UserError(f"system = {values['system']!r} is unknown: choose {', '.join(SYSTEMS)}")
-        if values.get("system", "staronnx") != "staronnx" and values.get("policy", "dmda") != "dmda":
+        check_system_engine(values.get("system", "staronnx"), values.get("engine", "real"))
+        if values.get("system", "staronnx") != "staronnx" and "policy" in values:
             raise UserError(f"--policy = {values['policy']!r} applies to system staronnx: {values['system']} places "
                             "queries its own way; drop policy")
     except UserError as exc:
-        raise UserError(prefix + str(exc).replace("--", "", 1)) from None
+        raise UserError(prefix + str(exc).replace("--", "")) from None
 
 
 def _number(text: str) -> bool:

@@ -14,19 +14,24 @@ WHOLE_MODEL = ("roundrobin", "native", "ortparallel")  # systems that run one mo
 ONE_SESSION = ("native", "ortparallel", "ortstreams")  # one ORT session in a plain loop (native.py)
 
 
+def check_system_engine(system: str, engine: str) -> None:
+    """A system that exists, on a clock it runs on (sweep and campaign files alike)."""
+    if system not in SYSTEMS:
+        raise UserError(f"--system '{system}' is unknown: choose {', '.join(SYSTEMS)}")
+    if engine not in ("real", "sim"):
+        raise UserError(f"--engine '{engine}' is unknown: choose real or sim")
+    if engine == "sim" and system in (*ONE_SESSION, "triton"):
+        raise UserError(f"--system {system} runs for real only: drop --engine sim")
+
+
 def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | None = None) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
-    if s.system not in SYSTEMS:
-        raise UserError(f"--system '{s.system}' is unknown: choose {', '.join(SYSTEMS)}")
+    check_system_engine(s.system, s.engine)
     if target.members and s.system in (*WHOLE_MODEL, "ortstreams"):
         raise UserError(f"--system {s.system} serves one model: a mix runs on staronnx or triton")
     if s.system in WHOLE_MODEL and len(target.part_files) > 1:
         raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
-    if s.engine not in ("real", "sim"):
-        raise UserError(f"--engine '{s.engine}' is unknown: choose real or sim")
     if s.engine == "sim":
-        if s.system in (*ONE_SESSION, "triton"):
-            raise UserError(f"--system {s.system} runs for real only: drop --engine sim")
         from .sim import SimConfig, SimEngine
 
         return SimEngine(SimConfig(s.workers, s.platform, s.model_name or s.target.stem, tuple(s.batch_sizes),
