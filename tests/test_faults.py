@@ -235,7 +235,12 @@ def test_outputs_that_would_overwrite_a_file_or_a_run_are_refused(cli, tiny_cnn_
     run = tmp_path / "run"
     assert cli("sweep", tiny_cnn_path, *SWEEP, "-o", run).exit_code == 0
     before = (run / "run.json").read_text()
-    assert_one_line_error(cli("trace", run, "-o", run / "run.json"), "overwrite the run's own run.json")
+    assert_one_line_error(cli("trace", run, "-o", run / "run.json"), "is the run.json of the run")
+    other = tmp_path / "other"
+    shutil.copytree(run, other)  # another run's file, --force or not: it replaced that run's metadata
+    assert_one_line_error(cli("trace", run, "-o", other / "run.json", "--force"),
+                          f"is the run.json of the run '{other}'")
+    assert (other / "run.json").read_text() == before
     assert (run / "run.json").read_text() == before and (tmp_path / "file").read_text() == "keep\n"
 
 
@@ -503,9 +508,9 @@ def test_a_device_or_fifo_at_the_output_is_never_replaced_by_a_file(cli, tiny_cn
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(fifo.with_suffix(".png")).st_mode)
     kept = (run / "run.json").read_bytes(), (run / "batches.csv").read_bytes()
     assert_one_line_error(cli("zoo", "build", "tiny_cnn", "-o", run / "run.json", "--force"),
-                          f"is the run '{run}''s own run.json: write elsewhere")
+                          f"is the run.json of the run '{run}': write elsewhere")
     assert_one_line_error(cli("profile", tiny_cnn_path, "--runs", "2", "--warmup", "1", "-o", run / "batches.csv",
-                              "--force"), "own batches.csv")
+                              "--force"), "is the batches.csv of the run")
     assert ((run / "run.json").read_bytes(), (run / "batches.csv").read_bytes()) == kept
 
 

@@ -146,6 +146,6 @@ def refuse_measured_file(output: Path) -> None:
 
     folder = output.parent
     if output.name in RUN_FILES and (folder / "run.json").is_file():
-        raise UserError(f"-o {output} is the run '{folder}''s own {output.name}: write elsewhere")
+        raise UserError(f"-o {output} is the {output.name} of the run '{folder}': write elsewhere")
     if PLAN_FILES.match(output.name) and (folder / "plan.json").is_file():
-        raise UserError(f"-o {output} is the plan '{folder}''s own {output.name}: write elsewhere")
+        raise UserError(f"-o {output} is the {output.name} of the plan '{folder}': write elsewhere")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import UserError
-from .common import console, handle_errors
+from .common import console, handle_errors, refuse_measured_file
 
 
 @handle_errors
@@ -29,7 +29,6 @@ def trace(
     run's point: every model's tasks, each named by its model)."""
     from ..plots.tracefile import is_trace, write_trace
     from ..results.read import read_run
-    from ..results.schema import RUN_FILES
 
     named = "-o" if output is not None else "the default output"  # RUN/trace.json: not the user's -o to blame
     output = output or run / "trace.json"
@@ -38,9 +37,7 @@ def trace(
             path.resolve()
         except RuntimeError:  # Python 3.11's pathlib: a loop of links is no OSError
             raise UserError(f"{what} {path} goes round in symbolic links: choose another path") from None
-    if output.resolve().parent == run.resolve() and output.name in RUN_FILES:
-        raise UserError(f"-o {output} would overwrite the run's own {output.name}: write the trace elsewhere, e.g. "
-                        f"-o {run}/trace.json")
+    refuse_measured_file(output)  # this run's files or another's, a plan's: never a trace's place
     if output.exists() and output.is_dir():
         example = output / "trace.json" if named == "-o" else run / "point.trace.json"
         raise UserError(f"{named} {output} is a directory: give a file name, e.g. -o {example}")
