@@ -648,3 +648,19 @@ def test_an_empty_offload_list_is_refused_like_an_empty_parts_list(cli, tiny_cnn
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "100", "--offload", "", "-o", tmp_path / "a"),
                           "--offload '' is empty", "--offload 0 searches the whole model only")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_confirmation_that_did_not_settle_does_not_hold_its_rate():
+    """A real point whose queue was still filling (its latency only a lower bound) was taken as measured, and could
+    win the answer; a cluster's points read from its run (NaN cells) say why they failed, not 'nan'."""
+    from staronnx_cli.advise.confirm import Confirmed, _record
+    from staronnx_cli.advise.space import Candidate, Target
+
+    e = Confirmed(Candidate(Target("whole", "m.onnx", 1, 0.0), "cpu:1x2", "dmda", 1), [10.0, 20.0, 30.0, 40.0])
+    _record(e, {"rate_qps": "10", "congested": False, "mean_max_latency_ms": 5.0, "reason": ""})
+    _record(e, {"rate_qps": 20, "congested": False, "mean_max_latency_ms": 4.0,
+                "reason": "not settled: latency still rising after 2 extensions"})
+    _record(e, {"rate_qps": 30, "congested": True, "mean_max_latency_ms": float("nan"), "reason": "backlog"})
+    _record(e, {"rate_qps": 40, "congested": False, "mean_max_latency_ms": float("nan"), "errors": float("nan"),
+                "reason": float("nan")})
+    assert e.measured == {10.0: 5.0, 20.0: None, 30.0: None} and e.failed == {40.0: "no batch measured"}

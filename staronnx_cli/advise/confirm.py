@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..analysis.verdict import qps
 from ..errors import UserError
+from ..results.schema import unsettled
 from .earlier import CONFIRMATIONS, set_aside_confirmations
 from .search import SearchResult, SearchSettings, eligible, map_simulations
 from .space import Candidate, Target
@@ -127,13 +128,7 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
             if f"while confirming for real: {warning}" not in notes:
                 notes.append(f"while confirming for real: {warning}")
         for p in points:
-            rate, latency = float(p["rate_qps"]), p.get("mean_max_latency_ms")
-            if p["congested"]:
-                e.measured[rate] = None
-            elif latency in ("", None):
-                e.failed[rate] = p.get("errors") or p.get("reason") or "no batch measured"
-            else:
-                e.measured[rate] = float(latency)
+            _record(e, p)
     on_count(len(entries), len(entries))
     return notes
 
@@ -143,6 +138,7 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
     """The real sweeps on a node of the platform's kind of a Ray cluster (its [ray] resources), one job each, as
     `staronnx fleet` runs them; a cluster without such a node is a note (the answer stands on its predictions)."""
     from ..fleet.run import FleetSettings, run_fleet
+    from ..results.read import read_run
 
     folder = s.out / "real"
     set_aside_confirmations(folder)  # an earlier advise's: measured again, not continued (kept until done)
@@ -168,17 +164,27 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
         if not points.exists():
             notes.append(f"not confirmed: {e.candidate.setup}: its job on the cluster measured nothing")
             continue
-        import pandas as pd
-
-        for p in pd.read_csv(points).to_dict("records"):
-            rate, latency = float(p["rate_qps"]), p.get("mean_max_latency_ms")
-            if str(p["congested"]).lower() in ("true", "1"):
-                e.measured[rate] = None
-            elif latency is None or latency != latency:
-                e.failed[rate] = str(p.get("errors") or p.get("reason") or "no batch measured")
-            else:
-                e.measured[rate] = float(latency)
+        try:
+            rows = read_run(points.parent).points.to_dict("records")
+        except UserError as exc:
+            notes.append(f"not confirmed: {e.candidate.setup}: {exc}")
+            continue
+        for p in rows:
+            _record(e, p)
     return notes
+
+
+def _record(e: Confirmed, point: dict) -> None:
+    """A real point's answer: its latency; None where it did not hold the rate (congested, or its queue still
+    filling when its batches ran out: a latency that is only a lower bound); failed where nothing was measured."""
+    rate, latency = float(point["rate_qps"]), point.get("mean_max_latency_ms")
+    if point["congested"] or unsettled(point.get("reason")):
+        e.measured[rate] = None
+    elif latency in ("", None) or latency != latency:
+        e.failed[rate] = next((v for v in (point.get("errors"), point.get("reason")) if isinstance(v, str) and v),
+                              "no batch measured")  # a read run's empty cells are NaN
+    else:
+        e.measured[rate] = float(latency)
 
 
 def _exact(rates: list[float]) -> str:
