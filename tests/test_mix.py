@@ -295,3 +295,33 @@ def test_a_mix_run_edited_by_hand_is_one_line_not_a_key_error_or_a_dropped_model
         assert_one_line_error(cli("plot", out, "-o", tmp_path / "m.png"), fragment)
     (out / "points.csv").write_text(clean)
     assert cli("report", out, "-o", tmp_path / "r.md").exit_code == 0
+
+
+def test_a_one_model_mix_is_bounded_as_a_single_sweep_of_its_stream_and_random_bursts_are_allowed():
+    """A mix summed the models' fixed-rate backlog bounds: a Poisson model's normal bursts stopped the point as
+    congested where a single sweep of the same stream allows them."""
+    from staronnx_cli.mix.point import mix_limits
+    from staronnx_cli.sweep.point import PointSpec, limits_for
+
+    services = [[0.008, 0.008]]  # two workers, 8 ms each: 80 % load at 200 q/s
+    for arrival in ("fixed", "poisson"):
+        mix = parse_mix({"model": [{"model": "tiny_cnn", "rate": 200, "batch": 1, "arrival": arrival}]},
+                        Path("mix.toml"))
+        point = MixPoint(1.0, (1,), (200.0,), warmup=3, batches=60, seed=4)
+        planned = mix_schedule(mix, point)
+        single = limits_for(planned.schedule, PointSpec(1, 200.0, 3, 60, arrival), 2, services[0])
+        assert mix_limits(mix, point, planned, services, 2).max_backlog == single.max_backlog
+        if arrival == "fixed":
+            fixed = single.max_backlog
+    assert single.max_backlog > fixed  # the Poisson stream's bursts, allowed
+
+
+def test_a_mix_point_at_a_very_high_rate_spans_a_single_sweeps_least_warm_up_and_measurement():
+    """At 100,000 q/s, 2 + 3 batches of a model are 50 us: too short for a trend to show (a single sweep measures
+    at least 5 ms after at least 2 ms of warm-up)."""
+    from staronnx_cli.sweep.point import MEASURE_S, WARMUP_S
+
+    mix = two_models()
+    planned = mix_schedule(mix, MixPoint(1.0, (1, 2), (100_000.0, 100_000.0), warmup=2, batches=3))
+    assert planned.duration_s >= WARMUP_S + MEASURE_S - 1e-5  # the last batch arrives within 10 us of the span
+    assert planned.window_start_s >= WARMUP_S - 1e-5

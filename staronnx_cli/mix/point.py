@@ -7,8 +7,8 @@ import math
 from dataclasses import replace
 
 from ..runtime.scheduler import BatchRecord, Limits
-from ..sweep.point import PointJudge, PointSpec, backlog_bound, batch_rows, point_row
-from .schedule import MixPoint, MixSchedule, mix_schedule
+from ..sweep.point import PointJudge, PointSpec, batch_rows, point_row, stream_backlog, time_cap_s
+from .schedule import MixPoint, MixSchedule, mix_schedule, model_batches
 from .spec import Mix, combination_label
 
 
@@ -32,11 +32,19 @@ def run_mix_point(mix: Mix, point: MixPoint, engine, executor, policy, graph, se
         why = judges[record.model].watch(record)
         return f"{mix.models[record.model].name}: {why}" if why else ""
 
-    bound = sum(backlog_bound(workers, s, point.warmup + point.batches, r / n)
-                for s, n, r in zip(services, point.sizes, point.rates))
-    limits = Limits(max_backlog=bound, time_cap_s=1.5 * planned.duration_s + 10.0)
-    records, stop = runner.run(planned.schedule, limits, watch)
+    records, stop = runner.run(planned.schedule, mix_limits(mix, point, planned, services, workers), watch)
     return planned, records, stop
+
+
+def mix_limits(mix: Mix, point: MixPoint, planned: MixSchedule, services: list[list[float]], workers: int) -> Limits:
+    """The models' backlog bounds summed, each as a single sweep of that stream would have it (a model's random
+    bursts are not congestion); the time cap on the slowest-filling model's schedule."""
+    merged = planned.schedule
+    bound = sum(stream_backlog(workers, s, merged.release_s[merged.models == m],
+                               sum(model_batches(point.warmup, point.batches, n, r)), r / n,
+                               mix.models[m].arrival != "fixed")
+                for m, (s, n, r) in enumerate(zip(services, point.sizes, point.rates)))
+    return Limits(max_backlog=bound, time_cap_s=time_cap_s(planned.duration_s))
 
 
 def culprit(mix: Mix, records: list[BatchRecord], stop: str) -> int | None:

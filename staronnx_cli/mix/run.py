@@ -20,7 +20,7 @@ from ..systems import BatchSizeSetup, policy_of
 from ..systems.target import load_target, mix_target
 from .memory import check_memory_limits, parse_memory_limits
 from .point import mix_rows, run_mix_point
-from .schedule import MixPoint, rates_at
+from .schedule import MixPoint, fill_seconds, rates_at
 from .spec import Mix, combination_label
 
 
@@ -102,8 +102,7 @@ def _without_file(value):
 
 def mix_seconds(mix: Mix, sizes: tuple[int, ...], scale: float, s: MixSettings) -> float:
     """How long a point's queries take to arrive: its slowest-filling model's W + K batches."""
-    rates = rates_at(mix, scale, s.vary)
-    return max((s.sweep.warmup + s.sweep.batches) * n / r for n, r in zip(sizes, rates))
+    return fill_seconds(s.sweep.warmup, s.sweep.batches, sizes, rates_at(mix, scale, s.vary))
 
 
 def run_mix(s: MixSettings, prepared: Prepared, on_point=lambda row: None, on_progress=lambda progress: None,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..load.schedule import BatchSchedule, arrivals, batch_schedule
+from ..sweep.point import measured_for, warmup_for
 from .spec import Mix
 
 
@@ -49,15 +50,27 @@ def rates_at(mix: Mix, scale: float, vary: str | None) -> tuple[float, ...]:
     return tuple(m.rate_qps * scale if vary in (None, m.name) else m.rate_qps for m in mix.models)
 
 
+def model_batches(warmup: int, batches: int, batch_size: int, rate_qps: float) -> tuple[int, int]:
+    """A model's own W and K in a mix point: those asked for, or as many as span a single sweep's least warm-up and
+    measurement (2 and 5 ms) if more."""
+    return warmup_for(warmup, rate_qps, batch_size), measured_for(batches, rate_qps, batch_size)
+
+
+def fill_seconds(warmup: int, batches: int, sizes: tuple[int, ...], rates: tuple[float, ...]) -> float:
+    """How long a mix point's queries take to arrive: its slowest-filling model's W + K batches."""
+    return max(sum(model_batches(warmup, batches, n, r)) * n / r for n, r in zip(sizes, rates))
+
+
 def mix_schedule(mix: Mix, point: MixPoint) -> MixSchedule:
-    fill = [(point.warmup + point.batches) * n / r for n, r in zip(point.sizes, point.rates)]
-    duration = max(fill)
-    times, schedules = [], []
+    duration = fill_seconds(point.warmup, point.batches, point.sizes, point.rates)
+    times, schedules, warm = [], [], []
     for m, (model, n, rate) in enumerate(zip(mix.models, point.sizes, point.rates)):
-        count = max(point.warmup + point.batches, math.floor(duration * rate / n + 1e-9))
-        times.append(arrivals(model.arrival, rate, count * n, point.seed + m, [point.warmup * n, point.batches * n]))
+        w, k = model_batches(point.warmup, point.batches, n, rate)
+        count = max(w + k, math.floor(duration * rate / n + 1e-9))
+        times.append(arrivals(model.arrival, rate, count * n, point.seed + m, [w * n, k * n]))
         schedules.append(batch_schedule(times[-1], n))
-    window = max(float(s.first_arrival_s[min(point.warmup, s.batches - 1)]) for s in schedules)
+        warm.append(w)
+    window = max(float(s.first_arrival_s[min(w, s.batches - 1)]) for s, w in zip(schedules, warm))
     release = np.concatenate([s.release_s for s in schedules])
     order = np.argsort(release, kind="stable")  # ties: the model listed first
     models = np.concatenate([np.full(s.batches, m) for m, s in enumerate(schedules)])

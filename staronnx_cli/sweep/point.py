@@ -165,16 +165,29 @@ def burst_backlog(release_s: np.ndarray, services_s: list[float]) -> int:
     return most
 
 
+def stream_backlog(workers: int, services_s, release_s: np.ndarray, planned: int, batches_per_s: float,
+                   bursty: bool) -> int:
+    """One stream's backlog bound (`backlog_bound`); `bursty` (random arrivals, or batches released on a queue
+    delay): raised to allow the bursts the releases themselves make, twice over (bursts are not congestion)."""
+    bound = backlog_bound(workers, services_s, planned, batches_per_s)
+    known = [float(s) for s in services_s if s and s > 0 and s == s]
+    if bursty and len(known) == workers:
+        burst = burst_backlog(release_s[:planned], known)
+        bound = max(bound, min(BURST_MARGIN * burst + workers, MAX_BURST_BACKLOG))
+    return bound
+
+
+def time_cap_s(duration_s: float) -> float:
+    """How long a point may run at most: half again its schedule, and 10 s for a slow start."""
+    return 1.5 * duration_s + 10.0
+
+
 def limits_for(schedule: BatchSchedule, p: PointSpec, workers: int, services_s=(), judge=None) -> Limits:
     duration = float(schedule.release_s[-1]) if schedule.batches else 0.0
     planned = min(schedule.batches, p.planned)
-    bound = backlog_bound(workers, services_s, planned, p.rate_qps / p.batch_size)
-    if p.arrival != "fixed" or p.max_queue_delay_s is not None:  # random bursts are not congestion: the bound
-        known = [float(s) for s in services_s if s and s > 0 and s == s]  # allows what they make, twice over
-        if len(known) == workers:
-            burst = burst_backlog(schedule.release_s[:planned], known)
-            bound = max(bound, min(BURST_MARGIN * burst + workers, MAX_BURST_BACKLOG))
-    return Limits(max_backlog=bound, time_cap_s=1.5 * duration + 10.0,
+    bound = stream_backlog(workers, services_s, schedule.release_s, planned, p.rate_qps / p.batch_size,
+                           p.arrival != "fixed" or p.max_queue_delay_s is not None)
+    return Limits(max_backlog=bound, time_cap_s=time_cap_s(duration),
                   planned=planned, step=p.batches, extend=judge.extend if judge else None)
 
 
