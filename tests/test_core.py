@@ -187,7 +187,11 @@ def test_dmda_calibrates_each_worker_then_learns_from_every_task(two_workers):
 
 def test_the_core_learns_as_python_does_and_an_old_cache_weighs_a_window_not_its_history(tiny_cnn_path):
     """An old cache of 5,000 samples of 1 s: each new task weighs 1 / WINDOW, in C as in perfmodel.Stats."""
+    from staronnx_cli.runtime import _core, perfmodel
     from staronnx_cli.runtime.perfmodel import WINDOW, Stats
+
+    for name in ("CALIBRATION_SAMPLES", "WINDOW", "OUTLIER_STDS"):  # one rule, written twice: held equal
+        assert getattr(_core, name) == getattr(perfmodel, name), name
 
     executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), [tiny_cnn_path], 1)
     perf = PerfModel()

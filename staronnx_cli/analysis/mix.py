@@ -52,12 +52,16 @@ def _check_mix_points(run: Run, points: pd.DataFrame) -> None:
                                 f"'{missing[0]}': {fix}")
 
 
-def _meets(row) -> bool:
-    """Uncongested, and within its target if it has one."""
-    if row["congested"] or not math.isfinite(row["mean_max_latency_ms"]):
+def meets_target(congested: bool, latency_ms: float | None, target_ms: float | None) -> bool:
+    """A model's row in a mix point: uncongested, measured, and within its target if it has one (the sweep writes
+    met_target by this, the summary reads rows by it)."""
+    if congested or latency_ms is None or not math.isfinite(latency_ms):
         return False
-    target = row["latency_target_ms"]
-    return not math.isfinite(target) or row["mean_max_latency_ms"] <= target
+    return target_ms is None or not math.isfinite(target_ms) or latency_ms <= target_ms
+
+
+def _meets(row) -> bool:
+    return meets_target(row["congested"], row["mean_max_latency_ms"], row["latency_target_ms"])
 
 
 def combinations(points: pd.DataFrame) -> list[dict]:

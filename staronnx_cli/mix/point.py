@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..analysis.mix import meets_target
 from ..runtime.scheduler import BatchRecord, Limits
 from ..sweep.point import PointJudge, PointSpec, batch_rows, point_row, stream_backlog, time_cap_s
 from .schedule import MixPoint, MixSchedule, mix_schedule, model_batches
@@ -82,8 +83,8 @@ def mix_rows(mix: Mix, point: MixPoint, ran: tuple[MixSchedule, list[BatchRecord
         row = point_row(spec, mine, own_stop, planned.times[m], worker_names, services[m], firsts[m],
                         shared_with=records)
         latency = row.get("mean_max_latency_ms")
-        met = "" if model.target_ms is None else bool(not row["congested"] and isinstance(latency, float)
-                                                      and latency <= model.target_ms)
+        met = "" if model.target_ms is None else meets_target(
+            row["congested"], latency if isinstance(latency, float) else None, model.target_ms)
         extra = {"model": model.name, "scale": point.scale, "mix": combination,
                  "latency_target_ms": "" if model.target_ms is None else model.target_ms, "met_target": met}
         point_rows.append({**label, **row, **extra})

@@ -238,6 +238,7 @@ enum { POLICY_DMDA = 0, POLICY_EAGER = 1, POLICY_ROUNDROBIN = 2, POLICY_FIXED = 
 enum { STOP_NONE = 0, STOP_BACKLOG = 1, STOP_TIME_CAP = 2, STOP_ASKED = 3, STOP_MEMORY = 4 };
 #define CALIBRATION_SAMPLES 10
 #define WINDOW 1000 /* perfmodel.WINDOW */
+#define OUTLIER_STDS 5 /* perfmodel.OUTLIER_STDS */
 #define MODEL_FIELDS 7 /* perfmodel.Stats: count, mean, m2, first dropped, outliers in a row, their mean, m2 */
 #define MAX_IO 64
 #define MAX_BATCH 65536   /* queries in a batch: bounds the performance models' table */
@@ -385,7 +386,7 @@ static void learn(double *m, double value) {
         return;
     }
     double count = m[0], std = count > 1 ? sqrt(m[2] / (count - 1)) : 0.0;
-    if (count >= CALIBRATION_SAMPLES && value > m[1] + 5 * (std > 1e-6 ? std : 1e-6)) {
+    if (count >= CALIBRATION_SAMPLES && value > m[1] + OUTLIER_STDS * (std > 1e-6 ? std : 1e-6)) {
         m[4] += 1;
         double delta = value - m[5];
         m[5] += delta / m[4];
@@ -1614,5 +1615,9 @@ PyMODINIT_FUNC PyInit__core(void) {
     if (!m) return NULL;
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) return NULL;
+    /* the performance model's rule, for a test to hold equal to perfmodel.py's */
+    if (PyModule_AddIntConstant(m, "CALIBRATION_SAMPLES", CALIBRATION_SAMPLES) < 0 ||
+        PyModule_AddIntConstant(m, "WINDOW", WINDOW) < 0 || PyModule_AddIntConstant(m, "OUTLIER_STDS", OUTLIER_STDS) < 0)
+        return NULL;
     return m;
 }

@@ -19,6 +19,7 @@ from ..outputfile import write_text_atomic
 
 CALIBRATION_SAMPLES = 10
 WINDOW = 1000  # samples: beyond it, each new one weighs 1 / WINDOW (the C core's learn() keeps the same rule)
+OUTLIER_STDS = 5  # a calibrated model counts a sample beyond mean + this many std as an outlier (C: the same)
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Stats:
     mean: float = 0.0
     m2: float = 0.0
     dropped_first: bool = False
-    outliers: int = 0  # samples beyond mean + 5 std in a row, and their own mean and m2
+    outliers: int = 0  # samples beyond mean + OUTLIER_STDS std in a row, and their own mean and m2
     outlier_mean: float = 0.0
     outlier_m2: float = 0.0
 
@@ -39,7 +40,7 @@ class Stats:
         if not self.dropped_first:
             self.dropped_first = True
             return
-        if self.count >= CALIBRATION_SAMPLES and value > self.mean + 5 * max(self.std, 1e-6):
+        if self.count >= CALIBRATION_SAMPLES and value > self.mean + OUTLIER_STDS * max(self.std, 1e-6):
             self._outlier(value)
             return
         self.outliers, self.outlier_mean, self.outlier_m2 = 0, 0.0, 0.0
