@@ -57,12 +57,8 @@ def kind_named(name: str) -> WorkerKind:
     return {str(k): k for k in KINDS}[name]
 
 
-def kind_of_key(key: str) -> WorkerKind:
-    """cpu:4 -> cpu, cuda -> cuda."""
-    return kind_named(key.split(":", 1)[0])
-
-
 def key_on_gpu(key: str) -> bool:
+    """Whether a device key (cpu:4, cuda) names a GPU; False for a kind this staronnx does not know."""
     kind = key.split(":", 1)[0]
     return any(k.on_gpu and k == kind for k in KINDS)
 

@@ -67,7 +67,7 @@ def test_a_worker_kind_is_one_object_that_reads_and_writes_as_its_name():
     import json
     import pickle
 
-    from staronnx_cli.kinds import kind_named, kind_of_key, kind_of_worker
+    from staronnx_cli.kinds import key_on_gpu, kind_named, kind_of_worker
 
     assert CPU == "cpu" and json.dumps([CUDA]) == '["cuda"]' and kind_named("cuda") is CUDA
     assert pickle.loads(pickle.dumps(CUDA)) is CUDA and copy.deepcopy(CPU) is CPU
@@ -76,4 +76,5 @@ def test_a_worker_kind_is_one_object_that_reads_and_writes_as_its_name():
     assert CUDA.providers(1, gpu_mem_limit="64") == [("CUDAExecutionProvider", {"device_id": 1, "gpu_mem_limit": "64"}),
                                                      "CPUExecutionProvider"]
     assert (CUDA.worker_name(0, 1), CPU.worker_name(3)) == ("cuda0.1", "cpu3")
-    assert kind_of_key("cpu:2") is CPU and kind_of_worker("cuda0.1") is CUDA and kind_of_worker("cpu1") is CPU
+    assert not key_on_gpu("cpu:2") and key_on_gpu("cuda") and not key_on_gpu("tpu")
+    assert kind_of_worker("cuda0.1") is CUDA and kind_of_worker("cpu1") is CPU

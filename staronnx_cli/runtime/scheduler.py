@@ -257,7 +257,7 @@ class Scheduler:
             self._close(k)
 
     # -- placing tasks ------------------------------------------------------------------------------
-    def _states(self, now: float) -> list[WorkerState]:
+    def _states(self) -> list[WorkerState]:
         """The workers as the policy sees them; an entry is rebuilt only after that worker changed."""
         states = self._state_cache
         for i, state in enumerate(states):
@@ -281,7 +281,7 @@ class Scheduler:
                 self.ready[(k, part)] = task
         else:
             task = ReadyTask(k, part, self.records[k].size, {})
-        choice = self.policy.choose(task, self._states(now), now, self.perf)
+        choice = self.policy.choose(task, self._states(), now, self.perf)
         if choice is None:
             self._enqueue(self.central, k, part)
             return

@@ -37,7 +37,7 @@ def best(candidates: list[Candidate], offload: float, tolerance: float) -> Candi
     return min(candidates, key=lambda c: c.score(offload, tolerance))
 
 
-def _relabel_by_position(parts: list[int], count: int) -> list[int]:
+def _relabel_by_position(parts: list[int]) -> list[int]:
     """METIS labels carry no order: number parts by the mean topological position of their nodes."""
     positions: dict[int, list[int]] = {}
     for v, p in enumerate(parts):
@@ -52,7 +52,7 @@ def split_metis(dag: WeightedDag, offload: float, count: int, tolerance: float, 
     target_us = [s * dag.total_us for s in shares]
     found = []
     for seed in seeds:
-        raw = _relabel_by_position(metis_parts(dag, shares, seed), count)
+        raw = _relabel_by_position(metis_parts(dag, shares, seed))
         for name, repair in (("lift", lift), ("lower", lower)):
             parts = refine(dag, repair(dag, raw), target_us, tolerance * dag.total_us / 2)
             if len(set(parts)) == count:

@@ -117,7 +117,7 @@ RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "po
                "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
 
 
-def check_resume(s: SweepSettings, meta: RunMeta, run_dir: Path) -> None:
+def check_resume(meta: RunMeta, run_dir: Path) -> None:
     """--resume continues the same run: same model, system, workers, policy, load and batch counts."""
     old = RunDir(run_dir).read_meta()
     if not isinstance(old.get("judging"), int) or isinstance(old.get("judging"), bool):

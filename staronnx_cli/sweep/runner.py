@@ -116,7 +116,7 @@ def prepared_run(s: SweepSettings, target: Target, engine: Engine, policy: Polic
     if s.engine == "real":
         check_loadable(target)
     if s.resume and not s.force and (s.output / "run.json").exists() and (s.output / "points.csv").exists():
-        check_resume(s, meta, s.output)
+        check_resume(meta, s.output)
     return Prepared(target, engine, policy, meta, warnings)
 
 

@@ -1,5 +1,5 @@
-"""What runs a sweep's points: five systems behind one contract (contract.py), chosen here from the settings.
-Each engine gets only the configuration it uses."""
+"""What runs a sweep's points: the systems of SYSTEMS behind one contract (contract.py), chosen here from the
+settings. Each engine gets only the configuration it uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from ..errors import UserError
 from .contract import BatchSizeSetup, Engine, Executor, Runner
 from .target import Target
 
-__all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "make_engine", "policy_of"]
+__all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "check_system_engine", "make_engine",
+           "policy_of"]
 
 SYSTEMS = ("staronnx", "native", "ortparallel", "ortstreams", "roundrobin", "triton")
 WHOLE_MODEL = ("roundrobin", "native", "ortparallel")  # systems that run one model, whole

@@ -1,10 +1,11 @@
-"""The contract between a sweep and what runs its points. Four systems keep it, side by side in this package:
-the runtime on the wall clock (real.py) and on a virtual one (sim.py), and two baselines, one ONNX Runtime session
-in a plain loop (native.py) and a real Triton server (triton.py).
+"""The contract between a sweep and what runs its points. Four engines keep it, side by side in this package:
+the runtime on the wall clock (real.py: systems staronnx and roundrobin) and on a virtual one (sim.py), and the
+baselines: one ONNX Runtime session in a plain loop (native.py: systems native, ortparallel and ortstreams) and a
+real Triton server (triton.py).
 
 A sweep asks an Engine for its workers, then, batch size by batch size, for a prepared executor (`prepare`), and
 for every point a Runner on a fresh loop (`runner`); the Runner releases the point's batches and returns their
-records and why it stopped. Everything else (schedules, judging, files) is the sweep's and the same for all four.
+records and why it stopped. Everything else (schedules, judging, files) is the sweep's and the same for every system.
 """
 
 from __future__ import annotations

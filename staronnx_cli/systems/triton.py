@@ -210,15 +210,16 @@ class TritonRunner:
                     releasing = False
                     break
                 for q in range(records[k].size):
-                    heapq.heappush(stream, (self._arrival(schedule, records[k], q), k, q))
+                    heapq.heappush(stream, (self._arrival(records[k], q), k, q))
                 k += 1
             if not stream:
                 return
             yield heapq.heappop(stream)
 
     @staticmethod
-    def _arrival(schedule: BatchSchedule, record: BatchRecord, q: int) -> float:
-        """Query q of the group: the arrivals between its first and last (even for fixed rates)."""
+    def _arrival(record: BatchRecord, q: int) -> float:
+        """Query q of the group: its first and last query at their arrivals, the others evenly between (their
+        arrivals at a fixed rate; with random arrivals the group still completes at its last query's)."""
         if record.size == 1:
             return record.first_arrival_s
         return record.first_arrival_s + q * (record.scheduled_release_s - record.first_arrival_s) / (record.size - 1)
