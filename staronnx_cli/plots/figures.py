@@ -23,6 +23,7 @@ from ..errors import UserError  # noqa: E402
 from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
+from ..results.schema import flags  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
 
 RATE_LABEL = "injected throughput (queries/s)"
@@ -298,7 +299,7 @@ def _warmup_end_ms(batches: pd.DataFrame) -> float | None:
     """Where a point's warm-up ends: the release of its first measured batch (None: no warm-up recorded)."""
     if "measured" not in batches:
         return None
-    measured = batches.measured.astype(str).str.lower().isin(("true", "1"))
+    measured = flags(batches.measured)
     if measured.all() or not measured.any():
         return None
     return 1000 * float(batches[measured].actual_release_s.min())

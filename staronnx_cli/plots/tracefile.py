@@ -15,6 +15,7 @@ from ..analysis.mix import is_mix, mix_point_batches, pick_mix_point
 from ..errors import UserError
 from ..outputfile import write_text_atomic
 from ..results.read import Run
+from ..results.schema import flag
 from ..results.tasks import task_table
 from .figures import pick_point, run_workers
 
@@ -56,7 +57,7 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": tid[w], "args": {"name": w}} for w in workers]
     for _, b in mine.iterrows():
         whose = f"{b.model} " if "model" in b and isinstance(b.model, str) and "mix" in point else ""
-        warm = " (warm-up)" if str(b.get("measured", True)).lower() in ("false", "0") else ""
+        warm = " (warm-up)" if not flag(b.get("measured"), missing=True) else ""
         events.append({"ph": "i", "s": "t", "name": f"release {whose}batch {int(b.batch_index)}{warm}", "pid": PID,
                        "tid": 0,
                        "ts": round(1e6 * float(b.actual_release_s), 3),

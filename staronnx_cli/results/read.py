@@ -19,6 +19,7 @@ from .schema import (
     POINT_COLUMNS_REQUIRED,
     RUN_SCHEMA_VERSION,
     complete_text,
+    flags,
     read_run_meta,
 )
 
@@ -118,7 +119,7 @@ def read_run(path: Path) -> Run:
                             f"{'whole ' if column == 'batch_size' else ''}positive number (edited?): fix or remove "
                             "that row, or sweep again")
         points[column] = values.astype(int) if column == "batch_size" else values.astype(float)
-    points["congested"] = points["congested"].astype(str).str.lower().isin(["true", "1"])
+    points["congested"] = flags(points["congested"])
     for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
         if column in points:
             values = pd.to_numeric(points[column], errors="coerce")

@@ -22,6 +22,7 @@ from .schema import (
     append_rows,
     complete_text,
     cut_partial_line,
+    flags,
     read_run_meta,
     unsettled,
 )
@@ -62,7 +63,7 @@ class RunDir:
         if not text.strip():
             return {}
         frame = pd.read_csv(io.StringIO(text))
-        congested = frame.congested.astype(str).str.lower().isin(["true", "1"])
+        congested = flags(frame.congested)
         if "reason" in frame:
             congested |= frame.reason.map(unsettled).astype(bool)
         return {(int(b), float(r)): bool(c) for b, r, c in zip(frame.batch_size, frame.rate_qps, congested)}

@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import pandas as pd
+
 from ..errors import UserError, first_line
 from ..inputfile import MAX_JSON_BYTES, MAX_RESULT_BYTES, checked_input
 
@@ -26,6 +28,20 @@ BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "
 # what other tools may rely on (DESIGN.md section 5): plots and reports need these, older runs have them
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
 NOT_SETTLED = "not settled"  # a point's reason begins so when its latency still rose after every extension
+
+
+TRUE = ("true", "1", "1.0")  # a CSV's True as written (True), or read back as a number
+
+
+def flags(column: pd.Series) -> pd.Series:
+    """A True/False column of a result file as booleans (congested, measured, met_target): anything else is False."""
+    return column.astype(str).str.strip().str.lower().isin(TRUE)
+
+
+def flag(value, missing: bool) -> bool:
+    """One True/False cell as a boolean; `missing` where the cell or its column is absent (older files)."""
+    text = str(value).strip().lower()
+    return missing if text in ("", "nan", "none") else text in TRUE
 
 
 def unsettled(reason) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import UserError
+from .schema import flag
 
 TASK_COLUMNS = ["batch_index", "part", "worker", "start_s", "end_s", "transfer_start_s", "transfer_end_s", "measured"]
 
@@ -42,7 +43,7 @@ def task_table(batches: pd.DataFrame) -> pd.DataFrame:
             copy = copies.get(part, (float("nan"), float("nan")))
             rows.append({"batch_index": int(b["batch_index"]), "part": int(part), "worker": where.get(part, "?"),
                          "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1],
-                         "measured": str(b.get("measured", True)).lower() not in ("false", "0")})
+                         "measured": flag(b.get("measured"), missing=True)})
     return pd.DataFrame(rows, columns=TASK_COLUMNS)
 
 

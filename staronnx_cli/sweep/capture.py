@@ -21,7 +21,7 @@ from ..errors import UserError
 from ..kinds import device_of_worker, kind_of_worker
 from ..results.read import versioned_meta
 from ..results.runmeta import RunMeta
-from ..results.schema import complete_text
+from ..results.schema import complete_text, flags
 from ..results.tasks import task_table
 from ..runtime.platform import Platform, TimeRow, groups_of
 from ..runtime.workers import WorkerSpec
@@ -55,7 +55,7 @@ def _read_batches(path: Path) -> pd.DataFrame:
         raise UserError(f"'{path}' is not a readable CSV ({exc}): sweep again, then capture") from None
     if frame.empty or "measured" not in frame:
         return frame.iloc[0:0]
-    return frame[frame.measured.astype(str).str.lower().isin(["true", "1"])]
+    return frame[flags(frame.measured)]
 
 
 def _task_times(batches: pd.DataFrame, kind_of: dict[str, str], parts: int) -> dict[tuple, TimeRow]:
