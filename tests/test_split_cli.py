@@ -94,6 +94,9 @@ def test_three_parts_without_costs_profiles_on_the_fly(cli, tmp_path):
     sources = {(e.source, e.target) for e in plan.edges}
     assert all(src < dst for src, dst in sources), "a chain: tensors only flow forward"
     assert (plan_dir / "costs.csv").exists()
+    meta = json.loads((plan_dir / "costs.meta.json").read_text())  # as `staronnx profile` writes it: it said
+    assert meta["runs"] == 10 and meta["warmup"] == 2 and meta["timing"] == ["cpu"]  # less, and other figures
+    assert meta["batches"]["1"]["end_to_end_profiled"]["mean_us"] > 0 and meta["batches"]["1"]["gpu"] is None
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -25,8 +25,7 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
     import json
 
     from ..devices import parse_device
-    from ..profile.costs import write_costs
-    from ..profile.profiler import ProfileSettings, profile_model
+    from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
     path = _cache(model_sha) / "costs.csv"
     meta = path.with_name("costs.advise.json")
@@ -37,9 +36,10 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
             pass  # a torn cache entry (a crash while writing it): profiled again below
     on_step(f"profiling {typed_name(model)} on the CPU (10 runs at batch 1) for its splits")
     device = parse_device("cpu")
-    batch = profile_model(ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)).batches[0]
-    write_costs(path, batch.rows, {"model": str(model), "model_sha256": model_sha, "device": str(device),
-                                   "opt_level": "basic", "timing": ["cpu"]})
+    profiled = ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)
+    result = profile_model(profiled)
+    write_profile(path, profiled, result)
+    batch = result.batches[0]
     meta.write_text(json.dumps({"end_to_end_s": batch.end_to_end_us / 1e6}) + "\n")
     return path, batch.end_to_end_us / 1e6
 

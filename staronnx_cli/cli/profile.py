@@ -12,7 +12,7 @@ from ..errors import UserError
 from .common import console, handle_errors, parse_int_list, refuse_measured_file, resolve_model
 
 if TYPE_CHECKING:
-    from ..profile.profiler import BatchProfile, ProfileResult, ProfileSettings
+    from ..profile.profiler import BatchProfile, ProfileSettings
 
 
 @handle_errors
@@ -35,8 +35,8 @@ def profile(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..devices import parse_device
-    from ..profile.costs import meta_path, write_costs
-    from ..profile.profiler import ProfileSettings, profile_model
+    from ..profile.costs import meta_path
+    from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
     if opt_level not in ("basic", "extended", "all"):
         raise UserError(f"--opt-level '{opt_level}': choose basic, extended or all")
@@ -65,48 +65,11 @@ def profile(
         console.print(f"[yellow]note:[/] no GPU clock: {escape(result.note)}. Node times are host launch times "
                       "(timing host-launch): 'staronnx split' refuses them unless given --allow-host-times",
                       soft_wrap=True)
-    rows = [row for r in result.batches for row in r.rows]
-    write_costs(output, rows, _meta(settings, result))
+    rows = write_profile(output, settings, result)
     for r in result.batches:
         render_summary(r, settings, top)
     console.print(f"wrote {output} ({len(rows)} rows) and {meta_path(output)}; "
                   f"draw it with 'staronnx plot {output} --kind nodes'", soft_wrap=True)
-
-
-def _meta(settings: ProfileSettings, result: ProfileResult) -> dict:
-    from .. import modelio
-    from ..profile.profiler import summary_stats
-
-    return {
-        "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
-        "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
-        "warmup": settings.warmup,
-        "timing": sorted({r.timing for r in result.batches}),
-        "gpu_clock": result.gpu_clock or None, "gpu_clock_note": result.note or None,
-        "batches": {str(r.batch_size): {
-            "timing": r.timing,
-            "end_to_end_profiled": summary_stats(r.run_us),
-            "end_to_end_plain": summary_stats(r.plain_run_us) if r.plain_run_us else None,
-            "end_to_end_level_all": summary_stats(r.full_opt_run_us) if r.full_opt_run_us else None,
-            "node_sum_us": round(r.node_sum_us, 1),
-            "host_sum_us": round(sum(row["host_us"] for row in r.rows), 1),
-            "gpu": _gpu_meta(r),
-        } for r in result.batches},
-    }
-
-
-def _gpu_meta(r: BatchProfile) -> dict | None:
-    from ..profile.profiler import summary_stats
-
-    if r.gpu is None:
-        return None
-    g = r.gpu
-    return {"kernels_per_run": round(g.kernels_per_run, 2),
-            "kernel_us_per_run": summary_stats(g.kernel_us), "node_us_per_run": summary_stats(g.node_us),
-            "outside_nodes_us_per_run": summary_stats(g.outside_us),
-            "attributed_fraction": round(g.attributed_fraction, 4), "dropped_records": g.dropped_records,
-            "kernel_us_per_run_cupti_alone": round(g.plain_kernel_us, 1) if g.plain_kernel_us else None,
-            "profiler_on_over_cupti_alone": round(g.profiler_ratio, 4) if g.profiler_ratio else None}
 
 
 def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) -> None:

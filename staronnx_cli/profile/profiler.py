@@ -22,7 +22,7 @@ from .. import modelio
 from ..devices import Device
 from ..errors import UserError, first_line
 from ..ortenv import cuda_status, session_options
-from .costs import main_timing
+from .costs import main_timing, write_costs
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
 from .trace import Trace, load_trace
@@ -285,3 +285,43 @@ def summary_stats(values: Sequence[float]) -> dict:
     arr = np.asarray(values, dtype=float)
     return {"mean_us": round(float(arr.mean()), 1), "median_us": round(float(np.median(arr)), 1),
             "std_us": round(float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, 1), "runs": len(arr)}
+
+
+def costs_meta(settings: ProfileSettings, result: ProfileResult) -> dict:
+    """costs.meta.json: how the times were taken, and each batch size's end-to-end and GPU figures (whoever
+    profiled: `profile`, `split` without --costs, `advise`)."""
+    return {
+        "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
+        "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
+        "warmup": settings.warmup,
+        "timing": sorted({r.timing for r in result.batches}),
+        "gpu_clock": result.gpu_clock or None, "gpu_clock_note": result.note or None,
+        "batches": {str(r.batch_size): {
+            "timing": r.timing,
+            "end_to_end_profiled": summary_stats(r.run_us),
+            "end_to_end_plain": summary_stats(r.plain_run_us) if r.plain_run_us else None,
+            "end_to_end_level_all": summary_stats(r.full_opt_run_us) if r.full_opt_run_us else None,
+            "node_sum_us": round(r.node_sum_us, 1),
+            "host_sum_us": round(sum(row["host_us"] for row in r.rows), 1),
+            "gpu": _gpu_meta(r),
+        } for r in result.batches},
+    }
+
+
+def _gpu_meta(r: BatchProfile) -> dict | None:
+    if r.gpu is None:
+        return None
+    g = r.gpu
+    return {"kernels_per_run": round(g.kernels_per_run, 2),
+            "kernel_us_per_run": summary_stats(g.kernel_us), "node_us_per_run": summary_stats(g.node_us),
+            "outside_nodes_us_per_run": summary_stats(g.outside_us),
+            "attributed_fraction": round(g.attributed_fraction, 4), "dropped_records": g.dropped_records,
+            "kernel_us_per_run_cupti_alone": round(g.plain_kernel_us, 1) if g.plain_kernel_us else None,
+            "profiler_on_over_cupti_alone": round(g.profiler_ratio, 4) if g.profiler_ratio else None}
+
+
+def write_profile(path: Path, settings: ProfileSettings, result: ProfileResult) -> list[dict]:
+    """The costs file of a profile and its meta beside it; the rows written."""
+    rows = [row for r in result.batches for row in r.rows]
+    write_costs(path, rows, costs_meta(settings, result))
+    return rows

@@ -16,7 +16,7 @@ import pandas as pd
 from .. import modelio
 from ..devices import parse_device
 from ..errors import UserError, install_hint
-from ..profile.costs import CLOCK_WORDS, main_timing, node_cost, read_costs, read_meta, timing_of, write_costs
+from ..profile.costs import CLOCK_WORDS, main_timing, node_cost, read_costs, read_meta, timing_of
 from ..zoo.names import typed_name
 from .branches import width
 from .extract import part_io, write_part
@@ -163,15 +163,12 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
 
 
 def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
-    from ..profile.profiler import ProfileSettings, profile_model
+    from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
     device = parse_device("cpu")
-    result = profile_model(ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2,
-                                           overhead=False))
+    profiled = ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2, overhead=False)
     path = settings.output / "costs.csv"
-    write_costs(path, result.batches[0].rows, {"model": str(settings.model),
-                                               "model_sha256": modelio.sha256_of(settings.model),
-                                               "device": str(device), "opt_level": "basic", "timing": ["cpu"]})
+    write_profile(path, profiled, profile_model(profiled))
     notes.append(f"no --costs: profiled {typed_name(settings.model)} on {device} now (10 runs, batch {settings.batch}) "
                  f"-> {path}")
     return path
