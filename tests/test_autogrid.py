@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from staronnx_cli.sweep.autogrid import PRECISION, capacity_qps, next_probe, nice, union_grid
+from staronnx_cli.sweep.autogrid import PRECISION, grid_capacity, next_probe, nice, union_grid
 
 PLATFORM = ('name = "one worker"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n'  # S(1) = 10 ms, S(2) = 16 ms
             + "".join(f'[[times]]\npart = 0\nkind = "cpu:1"\nbatch = {n}\nmean_ms = {ms}\nstd_ms = 0.5\n'
@@ -14,8 +14,13 @@ PLATFORM = ('name = "one worker"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 
 
 
 def test_capacity_grid_and_rounding():
-    assert capacity_qps(2, [0.016]) == pytest.approx(125.0)
-    assert capacity_qps(1, [0.010, 0.010]) == pytest.approx(200.0) and capacity_qps(1, []) is None
+    assert grid_capacity(2, [0.016]) == pytest.approx(125.0)
+    assert grid_capacity(1, [0.010, 0.010]) == pytest.approx(200.0) and grid_capacity(1, []) is None
+    # a worker whose S(N) is unknown: the grid starts from the others' (a lower bound), while the judge, which
+    # stops points beyond capacity, knows none (an understated capacity would stop points the machine serves)
+    from staronnx_cli.sweep.point import _capacity
+    assert grid_capacity(1, [0.010, float("nan")]) == pytest.approx(100.0) and grid_capacity(1, [0.0]) is None
+    assert _capacity(1, [0.010], 2) is None and _capacity(1, [0.010, 0.010], 2) == pytest.approx(200.0)
     assert nice(412.73) == 413 and nice(93.75) == 93.8 and nice(0.012345) == 0.0123
     assert union_grid({1: 100.0, 2: 125.0}) == [25, 31.2, 50, 62.5, 70, 85, 100, 125, 138]  # 110: within 10 % of 100
     assert union_grid({1: 64.6, 2: 64.9, 4: 63.6}) == [15.9, 31.8, 44.5, 54.1, 63.6, 70.0]  # not three of each

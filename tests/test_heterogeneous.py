@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from staronnx_cli.kinds import CPU, CUDA
-from staronnx_cli.metrics.points import ideal_latency_s, ideal_rho_max
+from staronnx_cli.metrics.points import capacity_qps, ideal_latency_s
 from staronnx_cli.runtime.calibration import measure_workers
 from staronnx_cli.runtime.executors import ModelledExecutor
 from staronnx_cli.runtime.loop import VirtualLoop
@@ -26,7 +26,7 @@ WORKERS = [WorkerSpec("cuda0", CUDA, (), 0), WorkerSpec("cpu0", CPU, (0, 1))]
 
 
 def test_the_ideal_fills_the_fastest_worker_first_and_the_capacity_adds_up():
-    assert ideal_rho_max(1, [GPU_S, CPU_S]) == pytest.approx(625.0)  # 500 + 125 batches per second
+    assert capacity_qps(1, [GPU_S, CPU_S]) == pytest.approx(625.0)  # 500 + 125 batches per second
     assert ideal_latency_s(1, 400.0, [GPU_S, CPU_S]) == pytest.approx(GPU_S)  # the GPU alone keeps up
     # at 600 q/s the GPU serves 500 batches/s, the CPU 100: mean service (500 * 2 + 100 * 8) / 600 ms
     assert ideal_latency_s(1, 600.0, [GPU_S, CPU_S]) == pytest.approx(0.003)

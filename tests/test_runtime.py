@@ -326,9 +326,9 @@ def test_a_point_row_from_records_on_the_virtual_clock():
 
 
 def test_ideal_saturation_and_utilisation_arithmetic():
-    from staronnx_cli.metrics.points import ideal_latency_s, ideal_rho_max, utilisation
+    from staronnx_cli.metrics.points import capacity_qps, ideal_latency_s, utilisation
 
-    assert ideal_rho_max(4, [0.05, 0.05]) == pytest.approx(160.0)
+    assert capacity_qps(4, [0.05, 0.05]) == pytest.approx(160.0)
     assert ideal_latency_s(4, 100.0, 0.05) == pytest.approx(0.08)
     assert utilisation([[(0.0, 1.0), (2.0, 3.0)], []], (0.5, 2.5)) == [0.5, 0.0]
 

@@ -145,6 +145,7 @@ def ideal_latency_s(batch_size: int, rate_qps: float, service_s) -> float:
     return float("inf")
 
 
-def ideal_rho_max(batch_size: int, service_s_per_worker) -> float:
-    """Saturation of w workers, each finishing a batch of N every S_w(N): N * sum(1 / S_w)."""
-    return batch_size * sum(1.0 / s for s in service_s_per_worker if s > 0 and s == s)
+def capacity_qps(batch_size: int, service_s_per_worker) -> float:
+    """The capacity of w workers, each finishing a batch of N every S_w(N): N * sum(1 / S_w) queries/s, summed over
+    the workers whose S_w(N) is known (an ideal rho_max; the measured one is analysis.envelope.rho_max)."""
+    return batch_size * sum(1.0 / s for s in service_s_per_worker if s and s > 0 and math.isfinite(s))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from ..analysis.envelope import PRECISION
+from ..metrics.points import capacity_qps
 
 FRACTIONS = (0.25, 0.5, 0.7, 0.85, 1.0, 1.1)  # of each N capacity: the last one is usually congested
 MERGE = 0.1  # grid rates closer than 10 % are one
@@ -19,10 +20,10 @@ MAX_PROBES = 8  # per batch size: bisection from 1.05 x capacity halves 3 % well
 FLOOR = 0.01  # of the capacity: below it a batch size that congests at every rate is reported as such
 
 
-def capacity_qps(n: int, services_s: list[float]) -> float | None:
-    """N * sum over workers of 1 / S_w(N); None when no worker's S(N) is known."""
-    known = [s for s in services_s if s and s > 0 and math.isfinite(s)]
-    return n * sum(1 / s for s in known) if known else None
+def grid_capacity(n: int, services_s: list[float]) -> float | None:
+    """N's capacity from the workers whose S(N) is known (a lower bound where some are not: the grid reaches it
+    and bisection goes on from there); None when none is known."""
+    return capacity_qps(n, services_s) or None
 
 
 def nice(rate: float, digits: int = 3) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..load.schedule import BatchSchedule, arrivals, batch_schedule, dynamic_batch_schedule
-from ..metrics.points import congestion, ideal_latency_s, ideal_rho_max, summarize, utilisation
+from ..metrics.points import capacity_qps, congestion, ideal_latency_s, summarize, utilisation
 from ..results.tasks import pack_tasks
 from ..runtime.loop import RealLoop, VirtualLoop
 from ..runtime.perfmodel import PerfModel
@@ -354,7 +354,7 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
 
 def _capacity(batch_size: int, services: list[float], workers: int) -> float | None:
     """N * sum(1 / S_w(N)) when every worker's S(N) is known, else None."""
-    return ideal_rho_max(batch_size, services) if services and len(services) == workers else None
+    return capacity_qps(batch_size, services) if services and len(services) == workers else None
 
 
 def _services(service_s, workers: int) -> list[float]:

@@ -19,7 +19,7 @@ from ..results.schema import RUN_SCHEMA_VERSION, unsettled
 from ..runtime.policies import Policy, make_policy
 from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
-from .autogrid import MAX_PROBES, PRECISION, capacity_qps, next_probe, union_grid
+from .autogrid import MAX_PROBES, PRECISION, grid_capacity, next_probe, union_grid
 from .checks import (
     arrival_notes,
     check_duration,
@@ -149,7 +149,7 @@ class RateGrid:
         self.measured: dict[tuple[int, float], bool] = {}  # read once the run directory is repaired (plan)
         self.rates: list[float] = list(s.rates)
         self.capacities: dict[int, float | None] = {}
-        self.mine: dict[int, list[tuple[float, bool]]] = {}  # N -> (rate, congested) in points.csv
+        self.mine: dict[int, list[tuple[float, bool]]] = {}  # N -> (rate, bounds rho_max: congested or not settled)
         self.services: list[float] = []
         self.probing = False
         self.rows_per_point = 1
@@ -234,7 +234,7 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
     for n in s.batch_sizes:
         setup = engine.prepare(n)
         try:
-            capacities[n] = None if setup.failure else capacity_qps(n, list(setup.services_s or []))
+            capacities[n] = None if setup.failure else grid_capacity(n, list(setup.services_s or []))
         finally:
             if setup.executor is not None:
                 setup.executor.close()
