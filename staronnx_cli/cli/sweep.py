@@ -5,14 +5,18 @@ from __future__ import annotations
 import shlex
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from ..errors import UserError
 from .common import console, handle_errors, parse_int_list, resolve_model
+
+if TYPE_CHECKING:
+    from ..sweep.settings import SweepSettings
 
 
 @handle_errors
@@ -104,8 +108,22 @@ def sweep(
             raise UserError(f"--policy {policy} applies to --system staronnx: --system {system} places queries its "
                             "own way (docs/sweep.md); drop --policy")  # as eager or fifo, the option dropped unsaid
         policy = policy or "dmda"
+        invoked = sys.argv[1:2] == ["sweep"]  # else called as a function (a script, a test): said in words
+        shared = SweepSettings(
+            Path(), output, workers=workers, policy=policy, batches=batches, warmup=warmup, arrival=arrival,
+            max_queue_delay_ms=max_queue_delay, system=system, seed=seed, calibrate=calibrate, cuda_graphs=cuda_graphs,
+            max_memory_gib=max_memory, max_hours=max_hours, engine=engine, platform=platform, sim_noise=sim_noise,
+            trust_platform=trust_platform, triton_port=triton_port, resume=resume, force=force,
+            command=shlex.join(["staronnx", *sys.argv[1:]]) if invoked else "")
         if mix is not None:
-            return _sweep_mix(locals())
+            extra: tuple[tuple[str, object], ...] = (("--trust-platform", trust_platform or None), ("--batch", batch),
+                                                     ("--rate", rate), (str(target), target))
+            for option, value in extra:
+                if value is not None:
+                    _refuse_with_mix(option, value is target)
+            return _sweep_mix(MixOptions(replace(shared, target=mix, command=shared.command or
+                                                 f"staronnx sweep --mix {mix}", model_name=mix.stem),
+                                         scale, vary, memory_limit, json_summary))
         if target is None:
             raise UserError("sweep needs a model (an .onnx file, a zoo name or a plan directory), or --mix MIX.toml")
         for option, value in (("--scale", scale != "0.5:2:0.5"), ("--vary", vary), ("--memory-limit", memory_limit)):
@@ -113,17 +131,11 @@ def sweep(
                 raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
         rate = rate or "auto"
         path = Path(target)
-        settings = SweepSettings(
-            path if path.is_dir() else resolve_model(target), output, workers=workers, policy=policy,
-            batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), batches=batches, auto_rates=rate == "auto",
-            rates=() if rate == "auto" else tuple(parse_rates(rate)),
-            warmup=warmup, arrival=arrival, max_queue_delay_ms=max_queue_delay, system=system, seed=seed,
-            calibrate=calibrate, cuda_graphs=cuda_graphs, max_memory_gib=max_memory, max_hours=max_hours,
-            engine=engine, platform=platform, sim_noise=sim_noise, trust_platform=trust_platform,
-            triton_port=triton_port, resume=resume, force=force,
-            command=shlex.join(["staronnx", *sys.argv[1:]]) if sys.argv[1:2] == ["sweep"] else
-            " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]),
-            model_name=model_name_of(target, path))
+        settings = replace(
+            shared, target=path if path.is_dir() else resolve_model(target),
+            batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), auto_rates=rate == "auto",
+            rates=() if rate == "auto" else tuple(parse_rates(rate)), model_name=model_name_of(target, path),
+            command=shared.command or " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]))
         prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
         for warning in prepared.warnings:
             console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -135,29 +147,34 @@ def sweep(
             raise typer.Exit(NO_ANSWER)
 
 
-def _sweep_mix(given: dict) -> None:
+@dataclass(frozen=True)
+class MixOptions:
+    """What `sweep --mix` was given: the sweep's settings (its target the mix file) and the mix's own options."""
+
+    sweep: SweepSettings
+    scale: str
+    vary: str | None
+    memory_limit: str | None
+    json_summary: bool
+
+
+def _refuse_with_mix(option: str, is_target: bool) -> None:
+    """A mix file names its models, and gives each its batch sizes and rate: a target, --batch or --rate beside it
+    would be dropped; --trust-platform vouches for one model's [[times]]."""
+    if option == "--trust-platform":
+        raise UserError("--trust-platform applies to one model's [[times]], which a mix does not take: drop it")
+    where = "the mix file names the models" if is_target else "the mix file gives each model's"
+    raise UserError(f"{option} with --mix: {where}; drop it")
+
+
+def _sweep_mix(given: MixOptions) -> None:
     """`sweep --mix`: checked in one line, then run point by point, then the answer per model."""
     from ..mix.run import MixSettings, prepare_mix, run_mix
     from ..mix.spec import parse_scales, read_mix
-    from ..sweep.settings import SweepSettings
 
-    if given["trust_platform"]:
-        raise UserError("--trust-platform applies to one model's [[times]], which a mix does not take: drop it")
-    for option, name in (("--batch", "batch"), ("--rate", "rate"), ("target", "target")):
-        if given[name] is not None:
-            where = "the mix file gives each model's" if name != "target" else "the mix file names the models"
-            raise UserError(f"{option if name != 'target' else given['target']} with --mix: {where}; drop it")
-    mix = read_mix(given["mix"])
-    sweep = SweepSettings(
-        given["mix"], given["output"], workers=given["workers"], policy=given["policy"],
-        batch_sizes=tuple(sorted({n for m in mix.models for n in m.batch_sizes})), rates=(), batches=given["batches"],
-        warmup=given["warmup"], arrival=given["arrival"], max_queue_delay_ms=given["max_queue_delay"],
-        system=given["system"], seed=given["seed"], calibrate=given["calibrate"], cuda_graphs=given["cuda_graphs"],
-        max_memory_gib=given["max_memory"], max_hours=given["max_hours"], engine=given["engine"],
-        platform=given["platform"], sim_noise=given["sim_noise"], triton_port=given["triton_port"],
-        resume=given["resume"], force=given["force"], command=shlex.join(["staronnx", *sys.argv[1:]])
-        if sys.argv[1:2] == ["sweep"] else f"staronnx sweep --mix {given['mix']}", model_name=given["mix"].stem)
-    settings = MixSettings(sweep, mix, parse_scales(given["scale"]), given["vary"], given["memory_limit"])
+    mix = read_mix(given.sweep.target)
+    sweep = replace(given.sweep, batch_sizes=tuple(sorted({n for m in mix.models for n in m.batch_sizes})), rates=())
+    settings = MixSettings(sweep, mix, parse_scales(given.scale), given.vary, given.memory_limit)
     prepared = prepare_mix(settings, resolve_model)
     for warning in prepared.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -177,7 +194,7 @@ def _sweep_mix(given: dict) -> None:
                     lambda text: bar.console.print(notice_line(text), soft_wrap=True))
     except KeyboardInterrupt:
         raise UserError(interrupted(settings.sweep.output), exit_code=130) from None
-    if not render_mix_answer(settings.sweep.output, given["json_summary"]):
+    if not render_mix_answer(settings.sweep.output, given.json_summary):
         raise typer.Exit(NO_ANSWER)
 
 
