@@ -64,8 +64,11 @@ def test_worker_kinds_are_compared_only_in_the_kinds_module():
         if path.name in ("kinds.py", "hostload.py"):  # hostload reads /proc/stat, whose lines are named cpu, cpu0
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
-                sides = [node.left, *node.comparators]
+            if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn))
+                                                     for op in node.ops):
+                sides = [node.left, *node.comparators]  # kind == "cuda", kind in ("cpu", "cuda")
+                if any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):  # (a timing set == {"cpu"} is not)
+                    sides += [e for s in sides if isinstance(s, (ast.Tuple, ast.List, ast.Set)) for e in s.elts]
                 if any(isinstance(s, ast.Constant) and s.value in names for s in sides):
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \

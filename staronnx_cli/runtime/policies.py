@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..errors import UserError
+from ..kinds import CPU, WorkerKind, kind_named
 from .perfmodel import CALIBRATION_SAMPLES, PerfModel
 from .transfer import DEFAULT_LINK, Link
 
@@ -35,7 +36,7 @@ class Policy:
     ordered = False  # True: each worker's queue runs the most urgent task first, not the oldest
     by_launch = False  # ordered by the plan's launch order (earlier batch first), not by deadline
     uses_inputs = False  # True: it reads where the task's inputs are (the runtime works that out only then)
-    kinds: list[str] = []  # static: the worker kind each part is placed on (the sweep checks the workers have them)
+    kinds: list[WorkerKind] = []  # static: the worker kind each part is placed on (the sweep checks workers have them)
     local_part: list[int] | None = None  # static in a mix: each part's index within its own model
     link: Link | None = None  # dmda: the transfer figures it predicts with (the engine's)
 
@@ -66,7 +67,7 @@ class Static(Policy):
 
     name = "static"
 
-    def __init__(self, kinds: list[str]):
+    def __init__(self, kinds: list[WorkerKind]):
         self.kinds = kinds
 
     def choose(self, task, workers, now, perf):
@@ -143,9 +144,10 @@ def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     if name == "opara":
         return LaunchOrder(link)
     if name == "static":
-        kinds = [k.strip() for k in (arg if colon else "cpu").split(",")]
-        if any(k not in ("cpu", "cuda") for k in kinds):  # an empty one too: static: or static:cpu,,cpu
-            raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu")
+        try:  # an empty one too: static: or static:cpu,,cpu
+            kinds = [kind_named(k.strip()) for k in (arg if colon else str(CPU)).split(",")]
+        except KeyError:
+            raise UserError(f"--policy {spec}: static takes worker kinds per part, e.g. static:cuda,cpu") from None
         return Static(kinds)
     raise UserError(f"--policy '{spec}' is unknown: choose eager, roundrobin, dmda, deadline, opara or "
                     "static:KIND,KIND")
