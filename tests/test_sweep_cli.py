@@ -212,7 +212,8 @@ def test_ctrl_c_keeps_the_finished_points_and_resume_completes_the_grid(tiny_cnn
             "1", "--rate", "20,21,22,23,24,25", "--batches", "20", "--warmup", "0", "-o", str(run)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not ((run / "points.csv").exists() and len(_points(run)) >= 1):
+    while time.monotonic() < deadline and not ((run / "points.csv").exists() and  # begun: empty until its first
+                                               (run / "points.csv").read_text().count("\n") >= 2):  # row's write
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -354,3 +355,26 @@ def test_resume_refuses_a_run_measured_by_other_point_rules(cli, tiny_cnn_path, 
     (tmp_path / "run" / "run.json").write_text(json.dumps(meta))
     assert_one_line_error(cli(*args, "--resume"), "measured by the point rules of staronnx",
                           f"(version 1; this one: {JUDGING})", "new -o")
+
+
+def test_the_progress_counts_each_point_to_its_plan_whatever_runs_longer():
+    """An extended point never counts past its plan; a point stopped early counts in full once finished; a mix
+    point (its batches' seconds not N / rate each) spreads its seconds over its batches."""
+    from staronnx_cli.sweep.progress import SweepProgress
+
+    told = []
+    p = SweepProgress(listener=lambda progress: told.append((progress.point, progress.batches_done)))
+    p.add(10, 1.0)
+    p.add(4, 0.5)
+    p.start("N=1 at 10 q/s", 10, 1.0)
+    for _ in range(13):  # three extension batches beyond the plan
+        p.batch()
+    assert (p.batches_done, p.seconds_done) == (10, pytest.approx(1.0))
+    p.finish()
+    p.start("a mix point", 4, 0.5)
+    p.batch()
+    assert (p.batches_done, p.seconds_done) == (11, pytest.approx(1.125))
+    p.finish()  # stopped early: done as planned
+    assert (p.batches_done, p.batches_total, p.seconds_done, p.seconds_total) == (14, 14, pytest.approx(1.5),
+                                                                                 pytest.approx(1.5))
+    assert told[0] == ("", 0) and ("a mix point", 10) in told and told[-1] == ("a mix point", 14)  # batches: throttled

@@ -156,14 +156,13 @@ class MixGrid:
         return "" if congested_at is None else f"not run: the mix was already congested at scale {congested_at:g}"
 
     def start(self, sizes: tuple[int, ...], scale: float, progress: SweepProgress) -> None:
-        _, count, rate = self.plans[(sizes, scale)]
-        progress.start(1, rate, count)
-        progress.point = f"{combination_label(self.s.mix, sizes)} at scale {scale:g}"
+        _, count, seconds = self.plans[(sizes, scale)]
+        progress.start(f"{combination_label(self.s.mix, sizes)} at scale {scale:g}", count, seconds)
 
     def measure(self, sizes: tuple[int, ...], scale: float, setup: BatchSizeSetup,
                 progress: SweepProgress) -> list[dict]:
-        point, _, rate = self.plans[(sizes, scale)]
-        return _measure(self.s, self.prepared, point, setup, self.label, lambda _: progress.batch(1, rate))
+        point = self.plans[(sizes, scale)][0]
+        return _measure(self.s, self.prepared, point, setup, self.label, lambda _: progress.batch())
 
     def not_run(self, sizes: tuple[int, ...], scale: float, why: str, failure: str) -> list[dict]:
         point = self.plans[(sizes, scale)][0]
@@ -175,18 +174,18 @@ class MixGrid:
 
 
 def _plans(s: MixSettings, done: set, progress: SweepProgress) -> dict:
-    """(sizes, scale) -> (the point, its batches, their rate); the progress bar told of every point, those done
-    before a resume already finished."""
+    """(sizes, scale) -> (the point, its batches, the seconds they take to arrive); the progress bar told of every
+    point, those done before a resume already finished."""
     mix, plans = s.mix, {}
     for sizes in mix.combinations():
         for scale in s.scales:
             point = MixPoint(scale, sizes, rates_at(mix, scale, s.vary), s.sweep.warmup, s.sweep.batches, s.sweep.seed)
             seconds = mix_seconds(mix, sizes, scale, s)
             count = sum(int(seconds * r / n) for n, r in zip(sizes, point.rates)) or 1
-            plans[(sizes, scale)] = (point, count, count / seconds)
-            progress.add(1, count / seconds, count)
+            plans[(sizes, scale)] = (point, count, seconds)
+            progress.add(count, seconds)
             if (combination_label(mix, sizes), scale) in done:
-                progress.start(1, count / seconds, count)
+                progress.start("", count, seconds)
                 progress.finish()
     return plans
 

@@ -23,30 +23,27 @@ class SweepProgress:
     _point_start: tuple[int, float] = field(default=(0, 0.0), repr=False)
     _point_plan: tuple[int, float] = field(default=(0, 0.0), repr=False)
 
-    @staticmethod
-    def plan_of(n: int, rate: float, batches: int) -> tuple[int, float]:
-        """A point's planned batches and the seconds its queries take to arrive."""
-        return batches, batches * n / rate
-
-    def add(self, n: int, rate: float, batches: int) -> None:
-        """Points to come (a grid, or one more probe of --rate auto)."""
-        count, seconds = self.plan_of(n, rate, batches)
-        self.batches_total += count
+    def add(self, batches: int, seconds: float) -> None:
+        """A point to come (a grid's, or one more probe of --rate auto): its planned batches and the seconds its
+        queries take to arrive."""
+        self.batches_total += batches
         self.seconds_total += seconds
         self._tell(force=True)
 
-    def start(self, n: int, rate: float, batches: int) -> None:
-        self.point = f"N={n} at {rate:g} q/s"
+    def start(self, label: str, batches: int, seconds: float) -> None:
+        """A point begins: `label` shown (e.g. "N=4 at 80 q/s"), its plan as it was added."""
+        self.point = label
         self._point_start = (self.batches_done, self.seconds_done)
-        self._point_plan = self.plan_of(n, rate, batches)
+        self._point_plan = (batches, seconds)
         self._tell(force=True)
 
-    def batch(self, n: int, rate: float) -> None:
+    def batch(self) -> None:
         """A batch finished; never counts past the point's plan (an extended point runs longer than planned)."""
         start_batches, start_seconds = self._point_start
-        if self.batches_done - start_batches < self._point_plan[0]:
+        planned, seconds = self._point_plan
+        if self.batches_done - start_batches < planned:
             self.batches_done += 1
-            self.seconds_done = min(self.seconds_done + n / rate, start_seconds + self._point_plan[1])
+            self.seconds_done = min(self.seconds_done + seconds / planned, start_seconds + seconds)
         self._tell()
 
     def finish(self) -> None:

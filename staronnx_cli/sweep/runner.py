@@ -137,6 +137,11 @@ def _sweep(s: SweepSettings, prepared: Prepared, on_point, on_progress, on_notic
     return run_grid(s, engine, prepared.meta, grid, on_point, on_progress, on_notice)
 
 
+def label_of(n: int, rate: float) -> str:
+    """How the progress bar names a point."""
+    return f"N={n} at {rate:g} q/s"
+
+
 class RateGrid:
     """A single model's grid: batch size by batch size, its rates; with --rate auto, the rates fitted to the
     measured capacities first, then probes until each N's rho_max is known within PRECISION. After a congested
@@ -154,10 +159,11 @@ class RateGrid:
         self.probing = False
         self.rows_per_point = 1
 
-    def batches(self, n: int, rate: float) -> int:
-        """The batches point (n, rate) releases as planned: its warm-up (at least WARMUP_S long) and K (at least
-        MEASURE_S long)."""
-        return point_of(n, rate, self.s.warmup, self.s.batches).planned
+    def plan_of(self, n: int, rate: float) -> tuple[int, float]:
+        """The batches point (n, rate) releases as planned (its warm-up, at least WARMUP_S long, and K, at least
+        MEASURE_S long) and the seconds their queries take to arrive."""
+        batches = point_of(n, rate, self.s.warmup, self.s.batches).planned
+        return batches, batches * n / rate
 
     def plan(self, progress: SweepProgress) -> None:
         self.measured = RunDir(self.s.output).measured() if self.s.resume else {}
@@ -166,9 +172,9 @@ class RateGrid:
         for n in self.s.batch_sizes:
             self.mine[n] = [(r, c) for (m, r), c in self.measured.items() if m == n]
             for rate in self.rates:
-                progress.add(n, rate, self.batches(n, rate))
+                progress.add(*self.plan_of(n, rate))
                 if (n, rate) in self.measured:
-                    progress.start(n, rate, self.batches(n, rate))
+                    progress.start(label_of(n, rate), *self.plan_of(n, rate))
                     progress.finish()
 
     def setups(self) -> list[int]:
@@ -199,8 +205,8 @@ class RateGrid:
 
     def start(self, n: int, rate: float, progress: SweepProgress) -> None:
         if self.probing:
-            progress.add(n, rate, self.batches(n, rate))
-        progress.start(n, rate, self.batches(n, rate))
+            progress.add(*self.plan_of(n, rate))
+        progress.start(label_of(n, rate), *self.plan_of(n, rate))
 
     def measure(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> list[dict]:
         s, engine = self.s, self.prepared.engine
@@ -208,7 +214,7 @@ class RateGrid:
                         None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
         records, stop, times, first = run_point(spec, engine, setup.executor, self.prepared.policy,
                                                 self.prepared.target.graph, self.services,
-                                                on_batch=lambda record: progress.batch(n, rate))
+                                                on_batch=lambda record: progress.batch())
         RunDir(s.output).append_batches([{"system": s.system, **b, "model": self.label["model"]}
                                          for b in batch_rows(spec, records, self.names, first)])
         return [{**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}]
