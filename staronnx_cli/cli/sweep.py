@@ -182,8 +182,7 @@ def _sweep_mix(given: MixOptions) -> None:
     try:
         with _progress_bar() as (bar, on_progress):
             def on_point(row):
-                text = f"congested: {row.get('reason', '')}" if row["congested"] else \
-                    f"{row['mean_max_latency_ms']:.2f} ms" if row.get("batches") else f"failed: {row.get('errors')}"
+                text = point_outcome(row)
                 target = row.get("latency_target_ms")
                 mark = "" if target in ("", None) else "  (meets its target)" if row.get("met_target") is True else \
                     f"  (target {target:g} ms missed)"
@@ -261,23 +260,29 @@ def _progress_on_stderr(on: bool):
 
 def _run_with_progress(settings, prepared) -> None:
     """A bar over the seconds of scheduled arrivals (its ETA divides those), labelled in batches."""
-    from ..analysis.verdict import ms
     from ..sweep.runner import run_sweep
 
     with _progress_bar() as (bar, on_progress):
         def on_point(row):
-            if row.get("errors") and not row.get("batches"):
-                text = f"failed: {row['errors']}"
-            elif row["congested"]:
-                text = f"congested: {row.get('reason', '')}"
-            else:
-                ratio = row.get("latency_over_ideal")
-                text = f"mean max-latency {ms(row['mean_max_latency_ms'])} ms" + (
-                    f"  ({ratio:.2f} x ideal)" if ratio else "")
+            text = point_outcome(row)
             bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}", soft_wrap=True)
 
         run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(notice_line(text),
                                                                                           soft_wrap=True))
+
+
+def point_outcome(row: dict) -> str:
+    """What a finished point's line says: failed, congested (why), or its latency (and its ratio to the ideal)."""
+    from ..analysis.verdict import ms
+
+    if row.get("errors") and not row.get("batches"):
+        return f"failed: {row['errors']}"
+    if row["congested"]:
+        return f"congested: {row.get('reason', '')}"
+    if row.get("mean_max_latency_ms") in ("", None):
+        return "no batch measured"
+    ratio = row.get("latency_over_ideal")
+    return f"mean max-latency {ms(row['mean_max_latency_ms'])} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
 
 
 def notice_line(text: str) -> str:
