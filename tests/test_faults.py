@@ -700,7 +700,22 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
                               "line 2: mean_max_latency_ms", says)
     (run / "points.csv").write_text(points + lines[1])  # a row pasted twice was reported as two measurements
     assert_one_line_error(cli("plot", run, "--table"), f"lines 2 and {len(lines) + 1} are the same point")
+    for column, value, says in (("rate_qps", "inf", "rate_qps inf is not a finite positive number"),  # "at least
+                                ("congested", "yes", "congested 'yes' is not True or False"),  # inf q/s"; read as
+                                ("batches", "abc", "batches 'abc' is not a whole number"),  # uncongested; a crash
+                                ("workers", "cpu:4x1", "workers 'cpu:4x1' differs from line 2's")):  # merged rows
+        frame = pd.read_csv(io.StringIO(points), dtype=str, keep_default_na=False)
+        frame.loc[len(frame) - 1, column] = value
+        frame.to_csv(run / "points.csv", index=False)
+        assert_one_line_error(cli("report", run, "-o", tmp_path / "r.md", "--force"), says)
+        before = (run / "batches.csv").read_bytes()  # --resume checks every row before it changes anything
+        assert_one_line_error(cli(*resume), says)
+        assert (run / "batches.csv").read_bytes() == before
     (run / "points.csv").write_text(points)
+    assert_one_line_error(cli(*resume, "--force"), "--resume and --force contradict")
+    (run / "run.json").unlink()
+    assert_one_line_error(cli(*resume), "has points.csv but no run.json")
+    (run / "run.json").write_text(meta)
     batches = pd.read_csv(run / "batches.csv")
     batches["task_times"] = batches["task_times"].astype(object)
     batches.loc[batches.index[-1], "task_times"] = "0:abc-def"  # a batch of the point trace shows by default

@@ -16,8 +16,10 @@ from .rundir import point_key
 from .runmeta import RunMeta
 from .schema import (
     BATCH_COLUMNS_REQUIRED,
+    FALSE,
     POINT_COLUMNS_REQUIRED,
     RUN_SCHEMA_VERSION,
+    TRUE,
     complete_text,
     flags,
     read_run_meta,
@@ -108,35 +110,57 @@ def read_run(path: Path) -> Run:
         raise UserError(f"'{path}' is not a run directory (it needs run.json and points.csv, written by "
                         "staronnx sweep)")
     meta = versioned_meta(path)
+    return Run(path, RunMeta.from_json(meta, meta_file), read_points(points_file))
+
+
+FIX = "fix or remove that row, or sweep again"
+TIMES = ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms")
+LAYOUT = ("system", "engine", "policy", "workers")  # one run, one layout: a row of another is a merged file
+
+
+def read_points(points_file: Path) -> pd.DataFrame:
+    """points.csv, every row checked (report, plot, trace and --resume alike): what names a point, its counts and
+    times are numbers in range, its flags True or False, each point once, and one layout in the whole file."""
     points = _read_csv(points_file)
     _require(points, POINT_COLUMNS_REQUIRED, points_file)
-    for column in ("batch_size", "rate_qps"):  # what names a point: a row without them is no point
+    for column, whole, what in (("batch_size", True, "a whole positive number"), ("rate_qps", False,
+                                 "a finite positive number"), ("batches", True, "a whole number, 0 or more")):
         values = pd.to_numeric(points[column], errors="coerce")
-        bad = values.isna() | ~(values > 0) | ((values % 1 != 0) if column == "batch_size" else False)
-        if bad.any():
-            row = bad.to_numpy().nonzero()[0][0]
-            raise UserError(f"'{points_file}' line {row + 2}: {column} {points[column].iloc[row]!r} is not a "
-                            f"{'whole ' if column == 'batch_size' else ''}positive number (edited?): fix or remove "
-                            "that row, or sweep again")
-        points[column] = values.astype(int) if column == "batch_size" else values.astype(float)
+        floor = values >= 0 if column == "batches" else values > 0
+        bad = values.isna() | ~(floor & (values < math.inf)) | ((values % 1 != 0) if whole else False)
+        _refuse_rows(points, bad, points_file, column, f"is not {what}")
+        points[column] = values.astype(int) if whole else values.astype(float)
+    written = points["congested"].astype(str).str.strip().str.lower()
+    _refuse_rows(points, ~written.isin(TRUE + FALSE), points_file, "congested", "is not True or False")
     points["congested"] = flags(points["congested"])
-    for column in ("mean_max_latency_ms", "std_max_latency_ms", "ideal_latency_ms", "service_ms"):
-        if column in points:
-            values = pd.to_numeric(points[column], errors="coerce")
-            written = points[column].notna() & (points[column].astype(str).str.strip() != "")
-            bad = written & ~((values >= 0) & (values < math.inf))  # text, a time below 0 or infinite: an edit
-            if column == "mean_max_latency_ms":  # a measured point that is not congested has its latency
-                bad |= ~points["congested"] & (pd.to_numeric(points["batches"], errors="coerce") > 0) & values.isna()
-            if bad.any():
-                row = bad.to_numpy().nonzero()[0][0]
-                value = points[column].iloc[row]
-                what = "has no value on a measured point that is not congested" if pd.isna(value) or not str(
-                    value).strip() else f"{value!r} is not a time"
-                raise UserError(f"'{points_file}' line {row + 2}: {column} {what} (edited?): fix or remove that row, "
-                                "or sweep again")
-            points[column] = values
+    for column in (c for c in TIMES if c in points):
+        values = pd.to_numeric(points[column], errors="coerce")
+        given = points[column].notna() & (points[column].astype(str).str.strip() != "")
+        _refuse_rows(points, given & ~((values >= 0) & (values < math.inf)), points_file, column, "is not a time")
+        if column == "mean_max_latency_ms":  # a measured point that is not congested has its latency
+            _refuse_rows(points, ~points["congested"] & (points["batches"] > 0) & values.isna(), points_file, column,
+                         "has no value on a measured point that is not congested")
+        points[column] = values
+    for column in (c for c in LAYOUT if c in points):
+        _refuse_rows(points, points[column].astype(str) != str(points[column].iloc[0]), points_file, column,
+                     f"differs from line 2's {_shown(points[column].iloc[0])} (one run has one layout: merged")
     _refuse_repeated_points(points, points_file)
-    return Run(path, RunMeta.from_json(meta, meta_file), points)
+    return points
+
+
+def _refuse_rows(points: pd.DataFrame, bad: pd.Series, points_file: Path, column: str, what: str) -> None:
+    """One line naming the first bad row, its column and value, when any row is bad."""
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise UserError(f"'{points_file}' line {row + 2}: {column} {_shown(points[column].iloc[row])} {what}"
+                        f"{' or edited?)' if what.endswith('merged') else ' (edited?)'}: {FIX}")
+
+
+def _shown(value) -> str:
+    """A cell as it reads in the file (numpy's scalars as plain numbers; an empty cell said so)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or not str(value).strip():
+        return "(empty)"
+    return repr(value.item() if hasattr(value, "item") else value)
 
 
 def _refuse_repeated_points(points: pd.DataFrame, points_file: Path) -> None:

@@ -31,6 +31,7 @@ NOT_SETTLED = "not settled"  # a point's reason begins so when its latency still
 
 
 TRUE = ("true", "1", "1.0")  # a CSV's True as written (True), or read back as a number
+FALSE = ("false", "0", "0.0")
 
 
 def flags(column: pd.Series) -> pd.Series:

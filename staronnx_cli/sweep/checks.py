@@ -10,9 +10,10 @@ from pathlib import Path
 from ..errors import UserError, first_line
 from ..kinds import key_on_gpu
 from ..load.schedule import arrivals
+from ..results.read import read_points
 from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
-from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, read_run_meta
+from ..results.schema import RUN_FILES, RUN_SCHEMA_VERSION, complete_text, read_run_meta
 from ..runtime.platform import HOST_MODELS
 from ..systems.target import Target
 from .point import PointSpec, point_of
@@ -62,15 +63,23 @@ def check_settings(s: SweepSettings) -> None:
     if points.exists() and not (s.resume or s.force):
         raise UserError(f"run directory '{s.output}' already has results: add --resume to continue it or --force "
                         "to start over")
+    if s.resume and s.force:
+        raise UserError("--resume and --force contradict: --resume continues the run, --force measures every point "
+                        "again; choose one")
     if points.exists() and s.resume:
         meta = s.output / "run.json"
-        version = read_run_meta(meta).get("schema_version") if meta.exists() else None
+        if not meta.exists():
+            raise UserError(f"run directory '{s.output}' has points.csv but no run.json (removed?): its points "
+                            "cannot be continued without it; sweep into a new directory or use --force")
+        version = read_run_meta(meta).get("schema_version")
         if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
             raise UserError(f"run directory '{s.output}': its run.json's schema_version {version!r} is not a whole "
                             "number (edited?): sweep into a new directory or use --force")
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
+        if complete_text(points).count("\n") > 1:  # a row to continue from: each checked before any is changed
+            read_points(points)
 
 
 def is_run(directory: Path) -> bool:
