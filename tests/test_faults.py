@@ -678,12 +678,16 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     meta, points = (run / "run.json").read_text(), (run / "points.csv").read_text()
     resume = ("sweep", tiny_cnn_path, *SWEEP, "-o", run, "--resume")
     for key, value, fragment in (("calibration", [1], "'calibration' holds an item that is not a record"),
-                                 ("schema_version", "4", "schema_version '4' is not a whole number")):
+                                 ("schema_version", "4", "schema_version '4' is not a whole number"),
+                                 ("workers", ["cpu:1x1"], "'workers' is ['cpu:1x1'], not text"),  # a crash in report
+                                 ("offload_fraction", 5, "'offload_fraction' is 5, not a fraction"),  # "500 % off"
+                                 ("engine", "warp", "'engine' is 'warp', not real or sim"),
+                                 ("parts", 0, "'parts' is 0, not a whole number from 1")):  # the verdict was dropped
         (run / "run.json").write_text(json.dumps(json.loads(meta) | {key: value}))
         assert_one_line_error(cli("report", run, "-o", tmp_path / "r.md", "--force"), fragment)
         assert_one_line_error(cli(*resume), fragment)
     (run / "run.json").write_text(json.dumps(json.loads(meta) | {"judging": "7"}))
-    assert_one_line_error(cli(*resume), "judging '7', not a whole number")
+    assert_one_line_error(cli(*resume), "'judging' is '7', not a whole number")
     (run / "run.json").write_text(meta)
     lines = points.splitlines(keepends=True)
     (run / "points.csv").write_text(lines[0] + lines[1].replace(",1,20.0,", ",x,20.0,", 1) + "".join(lines[2:]))

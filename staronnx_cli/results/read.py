@@ -141,7 +141,7 @@ def read_points(points_file: Path) -> pd.DataFrame:
             _refuse_rows(points, ~points["congested"] & (points["batches"] > 0) & values.isna(), points_file, column,
                          "has no value on a measured point that is not congested")
         points[column] = values
-    for column in (c for c in LAYOUT if c in points):
+    for column in (c for c in LAYOUT if c in points and len(points)):
         _refuse_rows(points, points[column].astype(str) != str(points[column].iloc[0]), points_file, column,
                      f"differs from line 2's {_shown(points[column].iloc[0])} (one run has one layout: merged")
     _refuse_repeated_points(points, points_file)

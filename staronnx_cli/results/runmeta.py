@@ -62,9 +62,7 @@ class RunMeta:
         values = {k: v for k, v in data.items() if k in FIELDS and v is not None}
         try:
             meta = cls(**values, extra={k: v for k, v in data.items() if k not in FIELDS})
-            for name, kind in (("parts", int), ("offload_fraction", float), ("schema_version", int)):
-                if getattr(meta, name) is not None:
-                    kind(getattr(meta, name))
+            _check_values(meta, values)
             wrong = [f.name for f in fields(cls) if f.name in values and isinstance(DEFAULTS.get(f.name), (list, dict))
                      and not isinstance(values[f.name], type(DEFAULTS[f.name]))]
             if wrong:
@@ -98,3 +96,27 @@ FIELDS = frozenset(f.name for f in fields(RunMeta)) - {"extra"}
 RECORDED = frozenset({"perfmodel", "platform_name", "calibration", "machine_load", "auto_rates", "auto_capacity_qps",
                       "cuda_graph_parts", "transfer_measured", "transfer", "mix", "scales", "vary", "memory_limits"})
 DEFAULTS = {f.name: getattr(RunMeta(schema_version=0), f.name) for f in fields(RunMeta)}
+
+
+TEXT = ("command", "staronnx", "onnxruntime", "python", "cpu", "host", "target", "model_name", "model_sha256",
+        "plan_sha256", "split_method", "workers", "policy", "engine", "system", "arrival")
+WHOLE = ("parts", "seed", "batches", "warmup", "judging", "cores")
+
+
+def _check_values(meta: RunMeta, given: dict) -> None:
+    """What readers print or compute with: text that is text, counts that are whole numbers in range, an offload
+    a fraction, an engine this staronnx knows (a TypeError or ValueError names the first that is not)."""
+    for name in TEXT:
+        if name in given and not isinstance(getattr(meta, name), str):
+            raise TypeError(f"'{name}' is {getattr(meta, name)!r}, not text")
+    for name in WHOLE:
+        value = getattr(meta, name)
+        if name in given and (isinstance(value, bool) or not isinstance(value, int) or value < (
+                1 if name == "parts" else 0)):
+            raise ValueError(f"'{name}' is {value!r}, not a whole number{' from 1' if name == 'parts' else ''}")
+    fraction = meta.offload_fraction
+    if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                                 or not 0 <= fraction < 1):
+        raise ValueError(f"'offload_fraction' is {fraction!r}, not a fraction from 0 to below 1")
+    if meta.engine not in ("real", "sim"):
+        raise ValueError(f"'engine' is {meta.engine!r}, not real or sim")
