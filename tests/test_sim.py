@@ -147,8 +147,8 @@ def test_a_captured_platform_simulates_the_run_it_came_from(cli, tiny_cnn_path, 
 
     meta = json.loads((real / "run.json").read_text())
     for key, value, fragment in (("schema_version", 99, "newer than this staronnx reads"),
-                                 ("engine", "quantum", "engine 'quantum' is not one staronnx writes"),
-                                 ("parts", 0, "parts 0 is not one staronnx writes")):
+                                 ("engine", "quantum", "'engine' is 'quantum', not real or sim"),
+                                 ("parts", 0, "'parts' is 0, not a whole number from 1")):
         edited = tmp_path / f"edited_{key}"
         shutil.copytree(real, edited, dirs_exist_ok=True)
         (edited / "run.json").write_text(json.dumps({**meta, key: value}))
@@ -220,6 +220,10 @@ def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path,
     (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nfactor = 0\n'), "factor = 0 would make"),
     (platform_text(extra='[[speeds]]\nkind = "cpu:1"\ncosts = "c.csv"\nop_factors = { Conv = 0 }\n'),
      "Conv = 0 would make its nodes take no time"),
+    # a second time of one (part, kind, batch) replaced the first unsaid; "no" was read as true
+    (platform_text(times=[(0, "cpu:1", 1, 1.0), (0, "cpu:1", 2, 2.0), (0, "cpu:1", 1, 50.0)]),
+     "[[times]] #3 repeats [[times]] #1 (part 0, kind cpu:1, batch 1)"),
+    ('estimate = "no"\n' + platform_text(), "estimate = 'no' must be true or false"),
 ])
 def test_bad_platforms(cli, tiny_cnn_path, tmp_path, text, fragment):
     p = write(tmp_path / "p.toml", text)

@@ -294,6 +294,7 @@ def test_baseline_bad_input(cli, tiny_cnn_path, tmp_path):
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--system", "native", "--policy", "dmda", "-o", tmp_path / "p"),
                           "--policy dmda applies to --system staronnx")  # the default named: accepted, then unused
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--policy", "", "-o", tmp_path / "p"), "--policy is empty")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--rate", "", "-o", tmp_path / "p"), "--rate is empty")
     plan = tmp_path / "plan"
     assert cli("split", tiny_cnn_path, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
     assert_one_line_error(cli("sweep", plan, "--system", "native", "-o", tmp_path / "r"), "whole model")

@@ -100,7 +100,7 @@ def sweep(
         if trust_platform and platform is None:
             raise UserError("--trust-platform vouches for a platform file's times: give --platform P.toml too")
         for flag, given, example in (("--workers", workers, "cpu:1x2"), ("--batch", batch, "1,2,4"),
-                                     ("--policy", policy, "dmda")):
+                                     ("--policy", policy, "dmda"), ("--rate", rate, "auto")):
             if given is not None and not given.strip():  # an empty shell variable: not the default, said
                 raise UserError(f"{flag} is empty: give e.g. {flag} {example}, or leave it out for that default")
         workers = workers or "cpu:1x2"

@@ -220,6 +220,20 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
     bandwidth = _number(transfer, "bandwidth_GBps", "[transfer]", 12.0)
     if bandwidth <= 0:
         raise UserError(f"platform: [transfer]: bandwidth_GBps = {bandwidth} must be positive (GB/s)")
+    times = _times(data)
+    estimate = data.get("estimate", False)
+    if not isinstance(estimate, bool):  # estimate = "no" read as true
+        raise UserError(f"platform: estimate = {estimate!r} must be true or false")
+    speeds = [_speed(entry, f"[[speeds]] #{i + 1}", path) for i, entry in enumerate(_entries(data, "speeds"))]
+    return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
+                    _number(transfer, "latency_us", "[transfer]", 10.0, 0),
+                    _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
+                    estimate, str(data.get("notes", "")), path,
+                    str(data.get("target_sha256", "")), str(data.get("model_sha256", "")), _ray_resources(data))
+
+
+def _times(data: dict) -> list[TimeRow]:
+    """The [[times]] entries, checked, each (part, kind, batch) once."""
     times = []
     for i, t in enumerate(_entries(data, "times")):
         where = f"[[times]] #{i + 1}"
@@ -228,12 +242,12 @@ def parse_platform(data: dict, path: Path | None = None) -> Platform:
             raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
         times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
                              _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
-    speeds = [_speed(entry, f"[[speeds]] #{i + 1}", path) for i, entry in enumerate(_entries(data, "speeds"))]
-    return Platform(str(data.get("name", path.stem if path else "platform")), groups, bandwidth,
-                    _number(transfer, "latency_us", "[transfer]", 10.0, 0),
-                    _number(overhead, "task_us", "[overhead]", 0.0, 0), times, speeds,
-                    bool(data.get("estimate", False)), str(data.get("notes", "")), path,
-                    str(data.get("target_sha256", "")), str(data.get("model_sha256", "")), _ray_resources(data))
+        first = next(j for j, r in enumerate(times) if (r.part, r.kind, r.batch) == (times[-1].part, kind,
+                                                                                      times[-1].batch))
+        if first < i:  # the later one replaced the earlier without a word
+            raise UserError(f"platform: {where} repeats [[times]] #{first + 1} (part {times[-1].part}, kind {kind}, "
+                            f"batch {times[-1].batch}): keep one of them")
+    return times
 
 
 def _speed(s, where: str, path: Path | None) -> Speed:
