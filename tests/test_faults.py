@@ -726,6 +726,19 @@ def test_a_run_whose_files_were_edited_is_one_line_naming_the_field(cli, tiny_cn
     batches.to_csv(run / "batches.csv", index=False)
     assert_one_line_error(cli("trace", run, "-o", tmp_path / "t.json"), "unreadable task cells")
     assert_one_line_error(cli("platform", "from-run", run, "-o", tmp_path / "p.toml"), "unreadable task cells")
+    original = pd.read_csv(run / "batches.csv", dtype=str, keep_default_na=False)
+    for column, value, says in (("task_times", "0:nan-0.1", "unreadable task cells"),  # NaN in the trace's JSON
+                                ("task_times", "", "task_times (empty) is missing on a batch that finished"),
+                                ("actual_release_s", "zz", "actual_release_s 'zz' is not a finite time"),
+                                ("batch_size", "zz", "batch_size 'zz' is not a whole number")):  # crashes, or
+        batches = original.copy()  # "the point ran no task"
+        batches[column] = value
+        batches.to_csv(run / "batches.csv", index=False)
+        assert_one_line_error(cli("trace", run, "-o", tmp_path / "t.json"), says)
+        assert_one_line_error(cli("platform", "from-run", run, "-o", tmp_path / "p.toml"), says)
+    original.drop(columns=["batch_index"]).to_csv(run / "batches.csv", index=False)
+    assert_one_line_error(cli("platform", "from-run", run, "-o", tmp_path / "p.toml"),
+                          "lacks the column(s) batch_index")
 
 
 def test_result_rows_keep_an_older_files_columns_and_a_refused_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):

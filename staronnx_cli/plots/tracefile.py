@@ -7,6 +7,7 @@ The load generator has a track of its own with an instant event at each batch re
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -64,7 +65,8 @@ def trace_events(run: Run, batch_size: int | None, rate: float | None, mix: str 
                        "args": {"scheduled_us": round(1e6 * float(b.scheduled_release_s), 3),
                                 "late_us": round(1e6 * (float(b.actual_release_s) - float(b.scheduled_release_s)), 3)}})
     models = mine["model"].fillna("").astype(str) if "mix" in point else pd.Series([""] * len(mine), index=mine.index)
-    latency = dict(zip(zip(models, mine.batch_index.astype(int)), mine.first_query_latency_ms))
+    latency = {key: float(v) if math.isfinite(v) else None  # unfinished when the point stopped: no latency (JSON
+               for key, v in zip(zip(models, mine.batch_index.astype(int)), mine.first_query_latency_ms)}  # has no NaN)
     copying = sorted(tasks.dropna(subset=["transfer_start_s"]).worker.unique()) if not tasks.empty else []
     ctid = {w: len(workers) + 1 + i for i, w in enumerate(copying)}  # a track per GPU worker's copy stream
     events += [{"ph": "M", "name": "thread_name", "pid": PID, "tid": ctid[w], "args": {"name": f"{w} copies"}}
@@ -105,7 +107,7 @@ def write_trace(run: Run, batch_size: int | None, rate: float | None, output: Pa
                 scale: float | None = None) -> tuple[Path, str]:
     """The trace file and which point it holds, in words."""
     trace = trace_events(run, batch_size, rate, mix, scale)
-    write_text_atomic(output, json.dumps(trace) + "\n")
+    write_text_atomic(output, json.dumps(trace, allow_nan=False) + "\n")  # a NaN would make it no JSON
     point = trace["otherData"]
     return output, (f"'{point['mix']}' at scale {point['scale']:g}" if "mix" in point else
                     f"N={point['batch_size']} at {point['rate_qps']:g} q/s")

@@ -67,9 +67,7 @@ class Run:
         file = self.path / "batches.csv"
         if not file.exists():
             raise UserError(f"run '{self.path}' has no batches.csv: a timeline needs the per-batch records")
-        frame = _read_csv(file)
-        _require(frame, BATCH_COLUMNS_REQUIRED, file)
-        return frame
+        return read_batches(file)
 
 
 def _read_csv(file: Path) -> pd.DataFrame:
@@ -146,6 +144,37 @@ def read_points(points_file: Path) -> pd.DataFrame:
                      f"differs from line 2's {_shown(points[column].iloc[0])} (one run has one layout: merged")
     _refuse_repeated_points(points, points_file)
     return points
+
+
+def read_batches(batches_file: Path) -> pd.DataFrame:
+    """batches.csv, every row checked (trace, timeline, platform from-run alike): what names its point and its
+    index are numbers, its arrival and release times finite, its end a time where written (none, or infinite:
+    unfinished when the point stopped), and the task cells there (a batch that ran nothing leaves them empty)."""
+    frame = _read_csv(batches_file)
+    _require(frame, [*BATCH_COLUMNS_REQUIRED, "placement", "task_times"], batches_file)
+    for column, whole, floor in (("batch_size", True, 1), ("rate_qps", False, 0), ("batch_index", True, 0)):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        low = values >= floor if whole else values > 0
+        bad = values.isna() | ~(low & (values < math.inf)) | ((values % 1 != 0) if whole else False)
+        _refuse_rows(frame, bad, batches_file, column, f"is not a whole number from {floor}" if whole else
+                     "is not a finite positive number")
+        frame[column] = values.astype(int) if whole else values.astype(float)
+    for column in ("first_arrival_s", "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if column in ("end_s", "first_query_latency_ms"):  # empty or infinite: unfinished when the point stopped
+            given = frame[column].notna() & (frame[column].astype(str).str.strip() != "")
+            _refuse_rows(frame, given & values.isna(), batches_file, column, "is not a time")
+        else:
+            _refuse_rows(frame, ~(values.abs() < math.inf), batches_file, column, "is not a finite time")
+        frame[column] = values
+    for column in ("placement", "task_times", "transfer_times", "error"):  # text: an empty cell is "", not NaN
+        if column in frame:
+            frame[column] = frame[column].fillna("").astype(str)
+    ran = (frame["end_s"].abs() < math.inf) & (frame.get("error", pd.Series("", index=frame.index)) == "")
+    for column in ("placement", "task_times"):  # a batch that finished without an error ran its tasks somewhere
+        _refuse_rows(frame, ran & (frame[column].str.strip() == ""), batches_file, column,
+                     "is missing on a batch that finished")
+    return frame
 
 
 def _refuse_rows(points: pd.DataFrame, bad: pd.Series, points_file: Path, column: str, what: str) -> None:

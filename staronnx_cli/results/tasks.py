@@ -7,6 +7,8 @@ copies of a GPU task's inputs, where the worker measured them; empty otherwise).
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from ..errors import UserError
@@ -55,5 +57,8 @@ def spans(text) -> list[tuple[str, tuple[float, float]]]:
     for item in text.split(";"):
         part, _, span = item.partition(":")
         start, _, end = span.partition("-")
-        found.append((part, (float(start), float(end))))
+        times = float(start), float(end)
+        if not all(math.isfinite(t) for t in times):  # as float() fails on text: the caller names the cell
+            raise ValueError(f"{item!r} is not a span of finite times")
+        found.append((part, times))
     return found

@@ -10,7 +10,6 @@ nothing to do (the dispatch path: loop, queue, thread wake-up).
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..kinds import device_of_worker, kind_of_worker
-from ..results.read import versioned_meta
+from ..results.read import read_batches, versioned_meta
 from ..results.runmeta import RunMeta
 from ..results.schema import complete_text, flags
 from ..results.tasks import task_table
@@ -46,13 +45,9 @@ def _read_batches(path: Path) -> pd.DataFrame:
     """The measured batches of batches.csv (none: an empty frame)."""
     if not path.exists():
         return pd.DataFrame()
-    text = complete_text(path)
-    if not text.strip():
+    if not complete_text(path).strip():
         return pd.DataFrame()
-    try:
-        frame = pd.read_csv(io.StringIO(text))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"'{path}' is not a readable CSV ({exc}): sweep again, then capture") from None
+    frame = read_batches(path)
     if frame.empty or "measured" not in frame:
         return frame.iloc[0:0]
     return frame[flags(frame.measured)]
