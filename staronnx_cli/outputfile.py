@@ -28,7 +28,10 @@ def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None
             f.write(data)
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True) if tmp.parent.is_dir() else None
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only file system refuses even that: the write's own error is the one to tell
+            pass
         if then is None:
             raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from None
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): {then}") from None

@@ -487,8 +487,9 @@ def test_a_file_gone_while_staronnx_ran_is_not_blamed_on_the_output_folder():
     gone = OSError(errno.ENOENT, os.strerror(errno.ENOENT), "run/points.csv")
     assert storage_message(gone) == ("No such file or directory: 'run/points.csv': it, or a folder on its path, does "
                                      "not exist and cannot be made there (or was removed while staronnx ran): check "
-                                     "the path, or choose another -o; files already written are kept (a sweep "
-                                     "continues with --resume)")
+                                     "the path, or choose another -o; files already written are kept")
+    unnamed = OSError(errno.EFBIG, os.strerror(errno.EFBIG))  # a write's error names no file: no doubled colon
+    assert storage_message(unnamed).startswith("File too large: the file size limit (ulimit -f) was reached")
 
 
 def test_a_device_or_fifo_at_the_output_is_never_replaced_by_a_file(cli, tiny_cnn_path, tmp_path):

@@ -47,7 +47,8 @@ def handle_errors(command):
         except OSError as exc:
             if exc.errno not in STORAGE_FIXES or os.environ.get("STARONNX_DEBUG"):
                 raise_internal(exc)
-            fail(storage_message(exc))
+            fail(storage_message(exc) + (" (continue with --resume)" if command.__name__ == "sweep" and
+                                         STORAGE_FIXES[exc.errno or 0].endswith(_AGAIN) else ""))
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             raise_internal(exc)
 
@@ -87,7 +88,7 @@ def raise_internal(exc: BaseException):
          "(rerun with STARONNX_DEBUG=1 for the traceback and report it)", 1)
 
 
-_AGAIN = "files already written are kept (a sweep continues with --resume)"
+_AGAIN = "files already written are kept"  # a sweep adds how it continues (handle_errors)
 STORAGE_FIXES = {  # the file system said no: the user's to fix, not a bug of ours
     errno.EROFS: "write elsewhere with -o; " + _AGAIN,
     errno.EACCES: "write elsewhere with -o or fix the permissions; " + _AGAIN,
@@ -117,7 +118,7 @@ def storage_message(exc: OSError) -> str:
     if name and (name == cache or name.startswith(cache.rstrip("/") + "/")):
         fix = (f"staronnx's cache ({cache}) cannot be used: set STARONNX_CACHE to a folder you can write, or unset "
                "it for ~/.cache/staronnx")
-    return f"{exc.strerror or errno.errorcode.get(exc.errno or 0, 'I/O error')}:{where}: {fix}"
+    return f"{exc.strerror or errno.errorcode.get(exc.errno or 0, 'I/O error')}{':' + where if where else ''}: {fix}"
 
 
 def resolve_model(model: str):
