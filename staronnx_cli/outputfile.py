@@ -50,3 +50,12 @@ def refuse_special(path: Path) -> None:
         what = "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else \
             "a FIFO" if stat.S_ISFIFO(mode) else "a socket"
         raise UserError(f"'{path}' is {what}, not a file: staronnx writes whole files; choose another -o")
+
+
+def ready_to_write(path: Path) -> None:
+    """Before long work whose result goes to `path`: its folder made, and writable (a file where a folder should be
+    is the OSError's line); a read-only or forbidden folder is one line now, not after the measuring."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK):
+        raise UserError(f"-o {path}: its folder '{path.parent}' cannot be written (read-only, or no permission): "
+                        "choose another -o")

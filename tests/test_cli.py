@@ -92,6 +92,13 @@ def test_profile_bad_input_is_one_line_and_exit_2(cli, tiny_cnn_path, tmp_path, 
     assert not (tmp_path / "c.csv").exists()
 
 
+def test_profile_refuses_an_unwritable_output_before_it_measures(cli, tiny_cnn_path, tmp_path):
+    """-o under a file: refused only after every profiling run (41 s of 3,000 runs, then the error)."""
+    (tmp_path / "afile").write_text("x\n")
+    result = cli("profile", tiny_cnn_path, "--runs", "100000", "-o", tmp_path / "afile" / "c.csv")
+    assert_one_line_error(result, "a file is where a folder was to be made")
+
+
 def test_profile_text_file_and_model_without_batch(cli, tmp_path):
     text = tmp_path / "notes.onnx"
     text.write_text("hello\n")

@@ -35,6 +35,7 @@ def profile(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..devices import parse_device
+    from ..outputfile import ready_to_write
     from ..profile.costs import meta_path
     from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
@@ -48,6 +49,7 @@ def profile(
     refuse_measured_file(output)
     if output.exists() and not force:
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
+    ready_to_write(output)  # before the profiling runs, not after them
     settings = ProfileSettings(resolved, parse_device(device), parse_int_list(batch, "--batch"),
                                runs, warmup, opt_level, overhead)
     total = len(settings.batch_sizes) * (settings.runs + settings.warmup)
