@@ -75,6 +75,8 @@ def test_an_arrival_trace_with_nan_and_a_nan_delay_are_refused(cli, tiny_cnn_pat
     trace.write_text("0\n0.1\nnan\n0.3\n")
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--arrival", f"trace:{trace}", "-o", tmp_path / "r"),
                           "line 3", "not a finite time")
+    assert_one_line_error(cli("sweep", tiny_cnn_path, "--arrival", "trace:", "-o", tmp_path / "r"),
+                          "--arrival trace: names no file")  # was "arrival trace '.' is a directory"
     assert_one_line_error(cli("sweep", tiny_cnn_path, "--max-queue-delay", "nan", "-o", tmp_path / "r"),
                           "--max-queue-delay nan")
 

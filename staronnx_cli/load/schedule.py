@@ -77,6 +77,8 @@ def arrivals(kind: str, rate_qps: float, queries: int, seed: int = 0, blocks: Se
     if kind == "poisson":
         return poisson(rate_qps, queries, seed, blocks)
     if kind.startswith("trace:"):
+        if not kind.partition(":")[2].strip():  # Path('') is '.', a directory: the file's name was left out
+            raise UserError("--arrival trace: names no file: give trace:FILE, one arrival time in seconds per line")
         return from_trace(Path(kind.partition(":")[2]), queries) / rate_qps
     raise UserError(f"--arrival '{kind}' is unknown: choose {ARRIVALS}")
 
