@@ -6,6 +6,7 @@ runtime/."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 HOST = "host"  # the memory node of every CPU worker
@@ -80,3 +81,18 @@ def device_of_worker(name: str) -> int:
 def kind_of_worker(name: str) -> WorkerKind:
     """A worker's name says its kind (cuda0, cuda0.1, cpu3); a name no kind begins with is a CPU worker's."""
     return next((k for k in KINDS if k.on_gpu and name.startswith(k)), CPU)
+
+
+CPU_SPEC = re.compile(r"cpu:(?:(\d+)x)?(\d+)")  # --workers cpu:GxK (G workers of K cores), cpu:K
+GPU_SPEC = re.compile(r"cuda(?::(\d+))?(?:x(\d+))?")  # --workers cuda, cuda:ID, cuda:IDxW (W workers on one GPU)
+
+
+def layout_key(spec: str) -> str:
+    """A worker spec in one spelling (cpu:2 is cpu:1x2, cuda is cuda:0x1, spaces dropped): two specs of one layout
+    compare equal (a resume of a run made with cpu:1x1 was refused when given cpu:1)."""
+    items = []
+    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+        cpu, gpu = CPU_SPEC.fullmatch(item), GPU_SPEC.fullmatch(item)
+        items.append(f"cpu:{int(cpu.group(1) or 1)}x{int(cpu.group(2))}" if cpu else
+                     f"cuda:{int(gpu.group(1) or 0)}x{int(gpu.group(2) or 1)}" if gpu else item)
+    return ",".join(items)

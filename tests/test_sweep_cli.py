@@ -379,3 +379,17 @@ def test_the_progress_counts_each_point_to_its_plan_whatever_runs_longer():
     assert (p.batches_done, p.batches_total, p.seconds_done, p.seconds_total) == (14, 14, pytest.approx(1.5),
                                                                                  pytest.approx(1.5))
     assert told[0] == ("", 0) and ("a mix point", 10) in told and told[-1] == ("a mix point", 14)  # batches: throttled
+
+
+def test_a_resume_takes_another_spelling_of_the_same_layout(cli, tiny_cnn_path, tmp_path):
+    """cpu:1 is cpu:1x1: the resume was refused ("measured with workers = 'cpu:1x1', this sweep has 'cpu:1'"), and
+    rows of both spellings are one layout to the readers."""
+    run = tmp_path / "run"
+    args = ("sweep", tiny_cnn_path, "--batch", "1", "--batches", "5", "--warmup", "1", "-o", run)
+    assert cli(*args, "--workers", "cpu:1x1", "--rate", "50").exit_code == 0
+    assert_one_line_error(cli(*args, "--workers", "cpu:2", "--rate", "50,60", "--resume"),
+                          "workers = 'cpu:1x1', this sweep has 'cpu:2'")  # another layout is still another
+    result = cli(*args, "--workers", "cpu:1", "--rate", "50,60", "--resume")
+    assert result.exit_code == 0, result.stderr
+    assert cli("report", run, "-o", tmp_path / "r.md").exit_code == 0
+    assert len(pd.read_csv(run / "points.csv")) == 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, first_line
+from ..kinds import layout_key
 from ..zoo.names import display_name
 from .rundir import point_key
 from .runmeta import RunMeta
@@ -140,7 +141,8 @@ def read_points(points_file: Path) -> pd.DataFrame:
                          "has no value on a measured point that is not congested")
         points[column] = values
     for column in (c for c in LAYOUT if c in points and len(points)):
-        _refuse_rows(points, points[column].astype(str) != str(points[column].iloc[0]), points_file, column,
+        spelt = points[column].astype(str).map(layout_key if column == "workers" else str)  # cpu:1 is cpu:1x1
+        _refuse_rows(points, spelt != spelt.iloc[0], points_file, column,
                      f"differs from line 2's {_shown(points[column].iloc[0])} (one run has one layout: merged")
     _refuse_repeated_points(points, points_file)
     return points

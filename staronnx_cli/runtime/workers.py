@@ -4,11 +4,10 @@ GPU, each with its own host thread, sessions and streams), joined by commas, or 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 from ..errors import UserError
-from ..kinds import CPU, CUDA, WorkerKind
+from ..kinds import CPU, CPU_SPEC, CUDA, GPU_SPEC, WorkerKind
 from ..kinds import HOST as HOST  # the memory node of CPU workers, where the runtime imports it from
 
 
@@ -43,8 +42,7 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
     workers: list[WorkerSpec] = []
     free = list(cores)
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
-        cpu = re.fullmatch(r"cpu:(?:(\d+)x)?(\d+)", item)
-        gpu = re.fullmatch(r"cuda(?::(\d+))?(?:x(\d+))?", item)
+        cpu, gpu = CPU_SPEC.fullmatch(item), GPU_SPEC.fullmatch(item)
         if cpu:
             groups, size = int(cpu.group(1) or 1), int(cpu.group(2))
             if groups < 1 or size < 1:

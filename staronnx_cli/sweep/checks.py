@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError, first_line
-from ..kinds import key_on_gpu
+from ..kinds import key_on_gpu, layout_key
 from ..load.schedule import arrivals
 from ..results.read import read_points
 from ..results.rundir import RunDir
@@ -144,7 +144,9 @@ def check_resume(meta: RunMeta, run_dir: Path) -> None:
             raise UserError(f"--resume: '{run_dir}' measured {_target_words(old, key)}, this sweep "
                             f"{_target_words(meta, key)}: resume with the same target, a new -o, or --force")
     for key in RESUME_KEYS:
-        if old.get(key) != meta.get(key):
+        same = layout_key(str(old.get(key))) == layout_key(str(meta.get(key))) if key == "workers" else \
+            old.get(key) == meta.get(key)
+        if not same:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
     if meta.get("engine") == "sim":  # the simulated machine is a setting too: one run, one machine
