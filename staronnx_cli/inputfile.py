@@ -17,6 +17,8 @@ def checked_input(path: str | Path, kind: str, how_to_make: str, max_bytes: int 
     """`path` if it is a regular file of at most `max_bytes`; else one line: `kind` names the file ("arrival trace"),
     `how_to_make` says how to get a good one."""
     path = Path(path)
+    if dangling(path):
+        raise UserError(f"{kind} '{path}' is a symbolic link that {DANGLING}: {how_to_make}")
     if not path.exists():
         raise UserError(f"{kind} '{path}' not found: {how_to_make}")
     if path.is_dir():
@@ -28,3 +30,11 @@ def checked_input(path: str | Path, kind: str, how_to_make: str, max_bytes: int 
         raise UserError(f"{kind} '{path}' is {size / 2**20:.0f} MiB, more than the {max_bytes / 2**20:.0f} MiB such a "
                         "file needs: check the path")
     return path
+
+
+DANGLING = "leads nowhere (round in a loop, or to something removed)"
+
+
+def dangling(path: Path) -> bool:
+    """A symbolic link whose end is not there: a loop, or a target removed (exists() says only 'not found')."""
+    return path.is_symlink() and not path.exists()

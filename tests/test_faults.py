@@ -770,3 +770,16 @@ def test_result_rows_keep_an_older_files_columns_and_a_refused_write_leaves_the_
     listed.write_text("[]")
     with pytest.raises(UserError, match="is not a staronnx run.json"):
         schema.read_run_meta(listed)
+
+
+def test_a_loop_of_symbolic_links_is_said_by_every_command_that_meets_it(cli, tiny_cnn_path, tmp_path):
+    """report and plot crashed (RuntimeError: Symlink loop); sweep -o said "a file is where a folder was to be
+    made", platform from-run "no run.json", --mix and --platform "not found"."""
+    loop = tmp_path / "l1"
+    loop.symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(loop)
+    for args in (("report", loop, "-o", tmp_path / "r.md"), ("plot", loop, "--table"),
+                 ("platform", "from-run", loop, "-o", tmp_path / "p.toml"), ("sweep", "--mix", loop),
+                 ("sweep", tiny_cnn_path, "--engine", "sim", "--platform", loop, "-o", tmp_path / "s"),
+                 ("sweep", tiny_cnn_path, *SWEEP, "-o", loop)):
+        assert_one_line_error(cli(*args), "is a symbolic link that leads nowhere")

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..errors import UserError, first_line
+from ..inputfile import DANGLING, dangling
 
 told = False  # whether a command printed its one line (the entry point says one itself when none did)
 console = Console(emoji=False, soft_wrap=True)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji;
@@ -114,6 +115,8 @@ def storage_message(exc: OSError) -> str:
     name = str(exc.filename or "")
     where = f" '{name[:120]}...'" if len(name) > 120 else f" '{name}'" if name else ""
     fix = STORAGE_FIXES.get(exc.errno or 0, "choose another -o")
+    if exc.errno == errno.EEXIST and name and dangling(Path(name)):  # mkdir over a link to nowhere
+        fix = f"it is a symbolic link that {DANGLING}: choose another -o"
     cache = str(cache_dir())
     if name and (name == cache or name.startswith(cache.rstrip("/") + "/")):
         fix = (f"staronnx's cache ({cache}) cannot be used: set STARONNX_CACHE to a folder you can write, or unset "

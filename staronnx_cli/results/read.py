@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError, first_line
+from ..inputfile import DANGLING, dangling
 from ..kinds import layout_key
 from ..zoo.names import display_name
 from .rundir import point_key
@@ -102,6 +103,8 @@ def versioned_meta(path: Path) -> dict:
 def read_run(path: Path) -> Run:
     """A run directory (run.json + points.csv), checked: one clear error for anything else."""
     path = Path(path)
+    if dangling(path):
+        raise UserError(f"'{path}' is a symbolic link that {DANGLING}: give the run directory a sweep wrote")
     if not path.is_dir():
         raise UserError(f"'{path}' is not a directory: give the run directory a sweep wrote (-o of staronnx sweep)")
     meta_file, points_file = path / "run.json", path / "points.csv"
@@ -210,12 +213,13 @@ def _refuse_repeated_points(points: pd.DataFrame, points_file: Path) -> None:
 def read_runs(paths: list[Path]) -> list[Run]:
     if not paths:
         raise UserError("no run directory given: name at least one directory written by staronnx sweep")
+    runs = [read_run(p) for p in paths]  # each checked first: a loop of links is said, not resolved
     seen: dict[Path, Path] = {}
     for p in paths:  # the same run twice would be reported, and drawn, as two
         if Path(p).resolve() in seen:
             raise UserError(f"'{p}' is given twice (as '{seen[Path(p).resolve()]}' too): name each run once")
         seen[Path(p).resolve()] = Path(p)
-    return [read_run(p) for p in paths]
+    return runs
 
 
 def legend_labels(runs: list[Run]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..inputfile import DANGLING, dangling
 from ..kinds import device_of_worker, kind_of_worker
 from ..results.read import read_batches, versioned_meta
 from ..results.runmeta import RunMeta
@@ -94,6 +95,8 @@ def measured_link(recorded) -> tuple[float, float] | None:
 
 def platform_from_run(run: Path) -> Platform:
     meta_file = run / "run.json"
+    if dangling(run):
+        raise UserError(f"'{run}' is a symbolic link that {DANGLING}: give the -o directory of a real sweep")
     if not meta_file.exists():
         raise UserError(f"'{run}' is not a run directory (no run.json): give the -o directory of a real sweep")
     meta = RunMeta.from_json(versioned_meta(run), meta_file)
