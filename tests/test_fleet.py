@@ -206,6 +206,12 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
      "policy = 'eager' applies to system staronnx"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "native"\npolicy = "dmda"\n'),
      "policy = 'dmda' applies to system staronnx"),
+    # the sweep's own limits, each refused by the node after the job reached it
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatches = 1\n'), "batches 1: at least 2"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "1e-9"\nbatch = "1"\n'),
+     "more than max-hours 24"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatches = 99999999999\n'),
+     "at most 1,000,000 batches"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n[[sweep]]\ntarget = "tiny_cnn"\n'
                    'kinds = ["large"]\n'), "two [[sweep]] are named 'tiny_cnn'"),
     # a typo'd [[sweeps]] beside a good [[sweep]] was dropped without a word; a kind's extra key; a name with a

@@ -169,6 +169,7 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
     in one line, before Ray starts. Whether a node has the cores a layout asks for is the node's to say."""
     from ..runtime.policies import make_policy
     from ..runtime.workers import parse_workers
+    from ..sweep.checks import check_grid
     from ..sweep.grid import parse_rates
     from ..systems import check_system_engine
 
@@ -182,8 +183,21 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
         if values.get("system", "staronnx") != "staronnx" and "policy" in values:
             raise UserError(f"--policy = {values['policy']!r} applies to system staronnx: {values['system']} places "
                             "queries its own way; drop policy")
+        check_grid(_grid_of(values))
     except UserError as exc:
         raise UserError(prefix + str(exc).replace("--", "")) from None
+
+
+def _grid_of(values: dict):
+    """The job's grid as a sweep's settings (no target or output yet: what check_grid looks at)."""
+    from ..sweep.grid import parse_rates
+    from ..sweep.settings import SweepSettings
+
+    rate = values.get("rate", "auto")
+    return SweepSettings(Path(), Path(), batch_sizes=tuple(int(n) for n in values.get("batch", "1,2,4").split(",")),
+                         rates=() if rate == "auto" else tuple(parse_rates(rate)), auto_rates=rate == "auto",
+                         batches=values.get("batches", 50), warmup=values.get("warmup", 5),
+                         seed=values.get("seed", 0), engine=values.get("engine", "real"))
 
 
 def _number(text: str) -> bool:

@@ -38,26 +38,7 @@ def check_settings(s: SweepSettings) -> None:
     if not s.force and not is_run(s.output) and any(not p.name.startswith(".") for p in _entries(s.output)):
         raise UserError(f"-o '{s.output}' holds other files and no run: choose a new or empty -o, or add --force to "
                         "write the run there")
-    if any(b < 1 for b in s.batch_sizes):
-        raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
-    if s.batches < 2:
-        raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
-    for flag, value in (("--batches", s.batches), ("--warmup", s.warmup)):
-        if value > MAX_POINT_BATCHES:
-            raise UserError(f"{flag} {value}: at most {MAX_POINT_BATCHES:,} batches per point (the paper measures 50)")
-    if s.sim_noise and s.engine != "sim":  # silently measured without it
-        raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
-    if s.warmup < 0:
-        raise UserError(f"--warmup {s.warmup}: cannot be negative")
-    if s.seed < 0:
-        raise UserError(f"--seed {s.seed}: a seed is a non-negative integer")
-    if not 0 <= s.triton_port <= 65533:  # it uses the port and the next two
-        raise UserError(f"--triton-port {s.triton_port}: a TCP port from 1 to 65533 (it uses P, P+1, P+2), or 0 "
-                        "for free ones")
-    if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
-        raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
-                        "more")
-    check_duration(s)
+    check_grid(s)
     arrivals(s.arrival, 1.0, 2, s.seed)  # an unknown kind or an unreadable trace fails here, before any work
     points = s.output / "points.csv"
     if points.exists() and not (s.resume or s.force):
@@ -80,6 +61,31 @@ def check_settings(s: SweepSettings) -> None:
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
         if complete_text(points).count("\n") > 1:  # a row to continue from: each checked before any is changed
             read_points(points)
+
+
+def check_grid(s: SweepSettings) -> None:
+    """What the sweep's own numbers allow, whatever machine runs it (a campaign checks its jobs by it before Ray
+    starts): batch sizes, batch counts, seed, port, delay, and how long the arrivals take."""
+    if any(b < 1 for b in s.batch_sizes):
+        raise UserError(f"--batch {list(s.batch_sizes)}: batch sizes must be at least 1")
+    if s.batches < 2:
+        raise UserError(f"--batches {s.batches}: at least 2 measured batches per point (the paper uses 50)")
+    for flag, value in (("--batches", s.batches), ("--warmup", s.warmup)):
+        if value > MAX_POINT_BATCHES:
+            raise UserError(f"{flag} {value}: at most {MAX_POINT_BATCHES:,} batches per point (the paper measures 50)")
+    if s.sim_noise and s.engine != "sim":  # silently measured without it
+        raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
+    if s.warmup < 0:
+        raise UserError(f"--warmup {s.warmup}: cannot be negative")
+    if s.seed < 0:
+        raise UserError(f"--seed {s.seed}: a seed is a non-negative integer")
+    if not 0 <= s.triton_port <= 65533:  # it uses the port and the next two
+        raise UserError(f"--triton-port {s.triton_port}: a TCP port from 1 to 65533 (it uses P, P+1, P+2), or 0 "
+                        "for free ones")
+    if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
+        raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
+                        "more")
+    check_duration(s)
 
 
 def is_run(directory: Path) -> bool:
