@@ -53,9 +53,13 @@ def refuse_special(path: Path) -> None:
 
 
 def ready_to_write(path: Path) -> None:
-    """Before long work whose result goes to `path`: its folder made, and writable (a file where a folder should be
-    is the OSError's line); a read-only or forbidden folder is one line now, not after the measuring."""
+    """Before long work whose result goes to `path`: its folder made, and a file can be made there (an OSError
+    naming `path` otherwise: a file where a folder should be, a read-only or forbidden folder), now, not after
+    the measuring."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(path.parent, os.W_OK):
-        raise UserError(f"-o {path}: its folder '{path.parent}' cannot be written (read-only, or no permission): "
-                        "choose another -o")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:  # a file made and removed: the file system's own answer (read-only, no permission, no space for a name)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        probe.unlink()
+    except OSError as exc:  # said of the path asked for (the command's one line: cli/common.storage_message)
+        raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from None

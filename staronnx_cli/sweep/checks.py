@@ -59,7 +59,11 @@ def check_settings(s: SweepSettings) -> None:
         if version != RUN_SCHEMA_VERSION:
             raise UserError(f"run directory '{s.output}' was written by another staronnx (schema {version}, this "
                             f"one writes {RUN_SCHEMA_VERSION}): sweep into a new directory or use --force")
-        if complete_text(points).count("\n") > 1:  # a row to continue from: each checked before any is changed
+        try:
+            rows = complete_text(points).count("\n")
+        except UnicodeDecodeError:  # no text at all: the repair names the file before it changes anything
+            rows = 0
+        if rows > 1:  # a row to continue from: each checked before any is changed
             read_points(points)
 
 
