@@ -141,6 +141,26 @@ def test_a_mix_sends_every_models_queries_in_arrival_order():
     assert [r.tasks[0].part for r in records] == [r.model for r in records]  # each model's own part
 
 
+def test_triton_gets_each_query_at_its_own_arrival_under_random_arrivals():
+    """Queries of a group were due evenly between its first and last arrival: exact at a fixed rate, another
+    stream than the one scheduled under Poisson arrivals (Triton's own batcher forms batches from it)."""
+    import numpy as np
+
+    from staronnx_cli.load.schedule import arrivals, batch_schedule
+    from staronnx_cli.runtime.loop import RealLoop
+    from staronnx_cli.runtime.scheduler import Limits, records_of
+    from staronnx_cli.systems.triton import TritonRunner
+
+    times = arrivals("poisson", 2000.0, 12, seed=3)
+    schedule = batch_schedule(times, 4)
+    records = records_of(schedule)
+    due = [d for d, _, _ in TritonRunner(RealLoop(), None, parts=[0])._queries(schedule, records, Limits(50, 10.0))]
+    assert due == times.tolist()  # each query at its own arrival
+    evenly = [r.first_arrival_s + q * (r.scheduled_release_s - r.first_arrival_s) / 3 for r in records
+              for q in range(4)]
+    assert np.max(np.abs(np.array(evenly) - times)) > 1e-4  # Poisson gaps: evenly spaced would be another stream
+
+
 @pytest.mark.realtime
 def test_triton_serves_a_mix_with_one_row_per_model(cli, tmp_path):
     mix = Path(__file__).resolve().parent.parent / "experiments" / "mixes" / "tiny.toml"

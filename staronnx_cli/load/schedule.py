@@ -99,6 +99,7 @@ class BatchSchedule:
     models: np.ndarray | None = None
     deadline_s: np.ndarray | None = None
     priority: np.ndarray | None = None
+    arrival_s: np.ndarray | None = None  # every query's arrival, indexed by first_query (a mix's: None, per model)
 
     @property
     def batches(self) -> int:
@@ -112,7 +113,7 @@ def batch_schedule(arrivals: np.ndarray, batch_size: int) -> BatchSchedule:
     count = len(arrivals) // batch_size
     grouped = arrivals[: count * batch_size].reshape(count, batch_size)
     return BatchSchedule(batch_size, grouped[:, 0].copy(), grouped[:, -1].copy(), np.full(count, batch_size),
-                         np.arange(count) * batch_size)
+                         np.arange(count) * batch_size, arrival_s=arrivals)
 
 
 def dynamic_batch_schedule(arrivals: np.ndarray, batch_size: int, max_queue_delay_s: float) -> BatchSchedule:
@@ -135,7 +136,7 @@ def dynamic_batch_schedule(arrivals: np.ndarray, batch_size: int, max_queue_dela
         starts.append(i)
         i = j
     return BatchSchedule(batch_size, np.array(firsts), np.array(releases), np.array(sizes, dtype=np.int64),
-                         np.array(starts, dtype=np.int64))
+                         np.array(starts, dtype=np.int64), arrival_s=arrivals)
 
 
 def fixed_rate_batches(rate_qps: float, batch_size: int, batches: int) -> BatchSchedule:

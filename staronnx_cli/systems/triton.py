@@ -210,16 +210,19 @@ class TritonRunner:
                     releasing = False
                     break
                 for q in range(records[k].size):
-                    heapq.heappush(stream, (self._arrival(records[k], q), k, q))
+                    heapq.heappush(stream, (self._arrival(records[k], q, schedule.arrival_s), k, q))
                 k += 1
             if not stream:
                 return
             yield heapq.heappop(stream)
 
     @staticmethod
-    def _arrival(record: BatchRecord, q: int) -> float:
-        """Query q of the group: its first and last query at their arrivals, the others evenly between (their
-        arrivals at a fixed rate; with random arrivals the group still completes at its last query's)."""
+    def _arrival(record: BatchRecord, q: int, arrival_s: np.ndarray | None) -> float:
+        """Query q of the group: its own arrival where the schedule holds every query's (Triton's batcher sees the
+        stream as it came); a mix's schedule does not: its first and last at theirs, the others evenly between
+        (their arrivals at a fixed rate)."""
+        if arrival_s is not None and record.first_query + q < len(arrival_s):
+            return float(arrival_s[record.first_query + q])
         if record.size == 1:
             return record.first_arrival_s
         return record.first_arrival_s + q * (record.scheduled_release_s - record.first_arrival_s) / (record.size - 1)
