@@ -272,20 +272,24 @@ def test_a_simulated_resume_keeps_its_platform_and_noise(cli, tiny_cnn_path, tmp
     assert cli(*args, "--batch", "1,2", "--rate", "10", "--resume").exit_code == 0
 
 
+RAN = (0, 3)  # a sweep that ran: answered, or every point congested (NO_ANSWER)
+
+
 def test_a_simulated_resume_from_this_hosts_models_refuses_models_changed_since(cli, tiny_cnn_path, tmp_path,
                                                                                monkeypatch):
     """Without --platform the simulated machine is this host's performance models, which every real sweep updates:
     a --resume after one simulated its new points on another machine than its first ones, unsaid."""
     monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    # exit 3: the sweep ran but every point congested (a machine busy with other work): its models learnt the same
     real = ("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--batches", "5")
-    assert cli(*real, "--rate", "50", "-o", tmp_path / "real").exit_code == 0
+    assert cli(*real, "--rate", "50", "-o", tmp_path / "real").exit_code in RAN
     sim = (*real, "--engine", "sim", "-o", tmp_path / "sim")
-    assert cli(*sim, "--rate", "50").exit_code == 0
-    assert cli(*sim, "--rate", "50,60", "--resume").exit_code == 0  # the same models: it continues
+    assert cli(*sim, "--rate", "50").exit_code in RAN
+    assert cli(*sim, "--rate", "50,60", "--resume").exit_code in RAN  # the same models: it continues
     other_n = ("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "4", "--batches", "5", "--rate", "50")
-    assert cli(*other_n, "-o", tmp_path / "real4").exit_code == 0  # N=4's models: none of the times N=1 uses
-    assert cli(*sim, "--rate", "50,60,65", "--resume").exit_code == 0
-    assert cli(*real, "--rate", "60", "-o", tmp_path / "real2").exit_code == 0  # N=1's learn more
+    assert cli(*other_n, "-o", tmp_path / "real4").exit_code in RAN  # N=4's models: none of the times N=1 uses
+    assert cli(*sim, "--rate", "50,60,65", "--resume").exit_code in RAN
+    assert cli(*real, "--rate", "60", "-o", tmp_path / "real2").exit_code in RAN  # N=1's learn more
     assert_one_line_error(cli(*sim, "--rate", "50,60,70", "--resume"), "simulated with this host's performance models "
                           "as they were", "a real sweep has changed them since")
 
