@@ -49,18 +49,20 @@ def mix_limits(mix: Mix, point: MixPoint, planned: MixSchedule, services: list[l
 
 
 def culprit(mix: Mix, records: list[BatchRecord], stop: str) -> int | None:
-    """The model a stop is blamed on: the one it names, else the one with the most released batches unfinished
-    (relative to its batches released); None when the point ran to its end."""
+    """The model a stop is blamed on: the one it names, else the one with the largest share of its released batches
+    unfinished when the point stopped (at its last release); None when the point ran to its end."""
     if not stop:
         return None
     for m, model in enumerate(mix.models):
         if stop.startswith(f"{model.name}: "):
             return m
+    released = [r for r in records if math.isfinite(r.actual_release_s)]
+    stopped_at = max((r.actual_release_s for r in released), default=0.0)  # the last release: where it stopped
     unfinished = [0.0] * len(mix.models)
-    for m in range(len(mix.models)):
-        mine = [r for r in records if r.model == m and math.isfinite(r.actual_release_s)]
+    for m in range(len(mix.models)):  # unfinished then (the batches in flight were run to their end after it)
+        mine = [r for r in released if r.model == m]
         if mine:
-            unfinished[m] = sum(not math.isfinite(r.end_s) for r in mine) / len(mine)
+            unfinished[m] = sum(not r.end_s <= stopped_at for r in mine) / len(mine)
     return max(range(len(mix.models)), key=lambda m: unfinished[m])
 
 
