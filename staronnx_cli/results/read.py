@@ -146,7 +146,8 @@ def read_points(points_file: Path) -> pd.DataFrame:
     for column in (c for c in LAYOUT if c in points and len(points)):
         spelt = points[column].astype(str).map(layout_key if column == "workers" else str)  # cpu:1 is cpu:1x1
         _refuse_rows(points, spelt != spelt.iloc[0], points_file, column,
-                     f"differs from line 2's {_shown(points[column].iloc[0])} (one run has one layout: merged")
+                     f"differs from line 2's {_shown(points[column].iloc[0])}",
+                     "one run has one layout: merged or edited?")
     _refuse_repeated_points(points, points_file)
     return points
 
@@ -182,12 +183,13 @@ def read_batches(batches_file: Path) -> pd.DataFrame:
     return frame
 
 
-def _refuse_rows(points: pd.DataFrame, bad: pd.Series, points_file: Path, column: str, what: str) -> None:
-    """One line naming the first bad row, its column and value, when any row is bad."""
+def _refuse_rows(points: pd.DataFrame, bad: pd.Series, points_file: Path, column: str, what: str,
+                 how: str = "edited?") -> None:
+    """One line naming the first bad row, its column and value, when any row is bad (`how` it likely came so)."""
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
-        raise UserError(f"'{points_file}' line {row + 2}: {column} {_shown(points[column].iloc[row])} {what}"
-                        f"{' or edited?)' if what.endswith('merged') else ' (edited?)'}: {FIX}")
+        raise UserError(f"'{points_file}' line {row + 2}: {column} {_shown(points[column].iloc[row])} {what} "
+                        f"({how}): {FIX}")
 
 
 def _shown(value) -> str:
