@@ -206,6 +206,12 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
      "policy = 'eager' applies to system staronnx"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "native"\npolicy = "dmda"\n'),
      "policy = 'dmda' applies to system staronnx"),
+    # what the target allows, refused by the node once it held it: ortstreams given a model, a static policy with
+    # more kinds than parts
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nsystem = "ortstreams"\n'),
+     "[[sweep]] tiny_cnn: system ortstreams lays ONNX Runtime's streams out by a branch plan"),
+    (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\npolicy = "static:cpu,cpu"\n'),
+     "policy static:cpu,cpu names 2 kinds for 1 part(s)"),
     # the sweep's own limits, each refused by the node after the job reached it
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatches = 1\n'), "batches 1: at least 2"),
     (campaign_text('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "1e-9"\nbatch = "1"\n'),
@@ -227,6 +233,23 @@ def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragm
     campaign.write_text(text)
     assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"), fragment)
     assert not (tmp_path / "out" / "ray.log").exists()
+
+
+def test_a_plan_given_to_a_whole_model_system_is_one_line_before_ray_starts(cli, tiny_cnn_path, tmp_path):
+    """Each node refused it after the job reached it, and the job was retried as if its node were lost."""
+    assert cli("split", tiny_cnn_path, "--offload", "0.3", "-o", tmp_path / "plan").exit_code == 0
+    parts = len(json.loads((tmp_path / "plan" / "plan.json").read_text())["parts"])
+    campaign = tmp_path / "c.toml"
+    for sweeps, fragment in (('system = "native"', "system native runs the whole model: give the model, not a plan"),
+                             ('system = "ortstreams"', "this plan was split with --method metis"),
+                             (f'policy = "static:{",".join(["cpu"] * (parts + 1))}"',
+                              f"names {parts + 1} kinds for {parts} part(s)")):
+        # the same target twice: the second [[sweep]] is checked though its files are shipped once
+        campaign.write_text(campaign_text(f'[[sweep]]\nname = "a"\ntarget = "plan"\nkinds = ["small"]\n'
+                                          f'[[sweep]]\nname = "b"\ntarget = "plan"\nkinds = ["small"]\n{sweeps}\n'))
+        assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"),
+                              "campaign: [[sweep]] b: ", fragment)
+        assert not (tmp_path / "out" / "ray.log").exists()
 
 
 def test_a_campaign_never_writes_into_a_run_a_plan_or_an_advice(cli, tiny_cnn_path, tmp_path):

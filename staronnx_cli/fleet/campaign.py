@@ -185,7 +185,16 @@ def _check_on_a_node(values: dict, prefix: str) -> None:
                             "queries its own way; drop policy")
         check_grid(_grid_of(values))
     except UserError as exc:
-        raise UserError(prefix + str(exc).replace("--", "")) from None
+        raise UserError(prefix + campaign_words(str(exc))) from None
+
+
+SWEEP_KEYS = "|".join(f for f in SweepSpec.__dataclass_fields__ if f not in ("name", "target", "kinds"))
+
+
+def campaign_words(text: str) -> str:
+    """A sweep's refusal in a campaign's words: its options named as the [[sweep]] keys they are (--rate: rate),
+    other commands' options (split's --method) left as they are."""
+    return re.sub(rf"--({SWEEP_KEYS}|max-hours)\b", r"\1", text)
 
 
 def _grid_of(values: dict):

@@ -16,7 +16,10 @@ from ..errors import UserError, json_text
 from ..outputfile import write_text_atomic
 from ..results.rundir import RunDir
 from ..results.schema import RUN_FILES
-from .campaign import Campaign, Job, read_campaign
+from ..runtime.policies import check_policy_parts, make_policy
+from ..split.plan import read_plan
+from ..systems import check_system_target
+from .campaign import Campaign, Job, SweepSpec, campaign_words, read_campaign
 from .driver import FleetDriver, Submit
 from .job import held_files
 
@@ -176,18 +179,23 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
 
     here = campaign.path.parent
     ships: dict[str, dict[str, bytes]] = {}
+    shapes: dict[str, tuple[int, str]] = {}  # each target's parts and split method ("" for a model)
     for job in campaign.jobs:
         ship_id, spec = _ship_id(job), job.sweep
         if ship_id in ships:
+            _check_target(spec, *shapes[ship_id])
             continue
         files: dict[str, bytes] = {}
         target = here / spec.target
+        parts, method = 1, ""  # a model's, or its plan's
         if target.is_file():
             files["target.onnx"] = target.read_bytes()
         elif target.is_dir():
             if not (target / "plan.json").exists():
                 raise UserError(f"campaign: [[sweep]] {spec.name}: '{target}' is a directory without plan.json: give "
                                 "a plan directory of staronnx split")
+            plan = read_plan(target)
+            parts, method = len(plan.parts), plan.method
             files.update({f"target/{f.name}": f.read_bytes() for f in target.iterdir() if f.is_file()})
         elif spec.target not in ZOO:
             raise UserError(f"campaign: [[sweep]] {spec.name}: target '{spec.target}' is neither a file, a plan "
@@ -197,8 +205,19 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
             if not platform.is_file():
                 raise UserError(f"campaign: [[sweep]] {spec.name}: platform '{platform}' is not a file")
             files["platform.toml"] = platform.read_bytes()
-        ships[ship_id] = files
+        ships[ship_id], shapes[ship_id] = files, (parts, method)
+        _check_target(spec, parts, method)
     return ships
+
+
+def _check_target(spec: SweepSpec, parts: int, method: str) -> None:
+    """What a node would refuse once it held the target (a baseline given a plan, a static policy with more kinds
+    than parts): refused here, before Ray starts."""
+    try:
+        check_system_target(spec.system, parts, method)
+        check_policy_parts(spec.policy, make_policy(spec.policy), parts)
+    except UserError as exc:
+        raise UserError(f"campaign: [[sweep]] {spec.name}: {campaign_words(str(exc))}") from None
 
 
 def _check_kinds(campaign: Campaign, nodes: dict[str, dict[str, float]]) -> None:

@@ -130,6 +130,14 @@ class LaunchOrder(Dmda):
     name, ordered, by_launch = "opara", True, True
 
 
+def check_policy_parts(spec: str, policy: Policy, parts: int) -> None:
+    """A static policy naming more kinds than the model has parts was a typo: one line (sweep and campaign
+    alike)."""
+    if len(policy.kinds) > parts:
+        raise UserError(f"--policy {spec} names {len(policy.kinds)} kinds for {parts} part(s): give one kind per "
+                        "part (the last is used for any later part)")
+
+
 def make_policy(spec: str, link: Link = DEFAULT_LINK) -> Policy:
     """A policy from --policy; `link`: the transfer figures dmda predicts with."""
     name, colon, arg = spec.partition(":")

@@ -16,7 +16,7 @@ from ..ortenv import cuda_status
 from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
 from ..results.schema import RUN_SCHEMA_VERSION, unsettled
-from ..runtime.policies import Policy, make_policy
+from ..runtime.policies import Policy, check_policy_parts, make_policy
 from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
 from .autogrid import MAX_PROBES, PRECISION, grid_capacity, next_probe, union_grid
@@ -66,9 +66,7 @@ class Prepared:
 def check_policy_kinds(s: SweepSettings, policy, engine, parts: int) -> None:
     """A static policy naming a worker kind the workers lack could only congest, and one naming more kinds than
     the model has parts was a typo: one line instead."""
-    if len(policy.kinds) > parts:
-        raise UserError(f"--policy {s.policy} names {len(policy.kinds)} kinds for {parts} part(s): give one kind per "
-                        "part (the last is used for any later part)")
+    check_policy_parts(s.policy, policy, parts)
     missing = [k for k in policy.kinds if not any(w.kind == k for w in engine.workers)]
     if missing:
         raise UserError(f"--policy {s.policy} puts parts on {missing[0]} workers but the workers "

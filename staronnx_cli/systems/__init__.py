@@ -7,8 +7,8 @@ from ..errors import UserError
 from .contract import BatchSizeSetup, Engine, Executor, Runner
 from .target import Target
 
-__all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "check_system_engine", "make_engine",
-           "policy_of"]
+__all__ = ["SYSTEMS", "BatchSizeSetup", "Engine", "Executor", "Runner", "check_system_engine",
+           "check_system_target", "make_engine", "policy_of"]
 
 SYSTEMS = ("staronnx", "native", "ortparallel", "ortstreams", "roundrobin", "triton")
 WHOLE_MODEL = ("roundrobin", "native", "ortparallel")  # systems that run one model, whole
@@ -25,13 +25,25 @@ def check_system_engine(system: str, engine: str) -> None:
         raise UserError(f"--system {system} runs for real only: drop --engine sim")
 
 
+def check_system_target(system: str, parts: int, method: str = "") -> None:
+    """A system given what it can run: a whole-model system a model, ortstreams a branch plan (sweep and campaign
+    files alike; `method`: the plan's split method, "" for a model)."""
+    if system in WHOLE_MODEL and parts > 1:
+        raise UserError(f"--system {system} runs the whole model: give the model, not a plan")
+    if system == "ortstreams" and not method:
+        raise UserError("--system ortstreams lays ONNX Runtime's streams out by a branch plan: give the plan of "
+                        "'staronnx split MODEL --method branches', not the model")
+    if system == "ortstreams" and method != "branches":
+        raise UserError(f"--system ortstreams lays ONNX Runtime's streams out by a branch plan: this plan was split "
+                        f"with --method {method}; give a plan of 'staronnx split MODEL --method branches'")
+
+
 def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | None = None) -> Engine:
     """The engine of `s.system` on `s.engine`'s clock; every combination that cannot run is one line here."""
     check_system_engine(s.system, s.engine)
     if target.members and s.system in (*WHOLE_MODEL, "ortstreams"):
         raise UserError(f"--system {s.system} serves one model: a mix runs on staronnx or triton")
-    if s.system in WHOLE_MODEL and len(target.part_files) > 1:
-        raise UserError(f"--system {s.system} runs the whole model: give the model, not a plan")
+    check_system_target(s.system, len(target.part_files), target.split_method or "")
     if s.engine == "sim":
         from .sim import SimConfig, SimEngine
 
@@ -47,9 +59,6 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
         from .native import NativeConfig, NativeEngine
         from .streams import plan_streams
 
-        if len(target.part_files) == 1:
-            raise UserError("--system ortstreams lays ONNX Runtime's streams out by a branch plan: give the plan of "
-                            "'staronnx split MODEL --method branches', not the model")
         source, stream_of = plan_streams(s.target)
         return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of), [source])
     if s.system == "triton":
