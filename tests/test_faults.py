@@ -290,6 +290,36 @@ def test_sweeps_interrupted_at_random_moments_resume_to_the_whole_grid(tiny_cnn_
         assert list(mine.batch_index) == list(range(len(mine)))  # one whole run of the point, in order
 
 
+@pytest.mark.realtime
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_while_the_sweep_ends_keeps_its_line_and_its_exit_code(tiny_cnn_path, tmp_path, signal_name):
+    """A job scheduler's two SIGTERMs, or Ctrl-C pressed twice: the second one, while the interrupted sweep ended
+    (its line said, the interpreter shutting down), killed it by the signal (exit 143) or said a second line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", str(tiny_cnn_path), "--workers", "cpu:1x1",
+                             "--batch", "1", "--rate", "50,100,150,200", "--batches", "400", "--warmup", "1", "-o",
+                             str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                                                  signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (run / "points.csv").exists() and time.monotonic() < deadline:  # measuring its second point
+        time.sleep(0.05)
+    sig = getattr(signal, signal_name)
+    proc.send_signal(sig)
+    time.sleep(0.05)  # the interrupted sweep's line is said within it, its exit takes longer
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted: the 1 point finished so far is in"), err
+
+
 def test_a_torn_performance_model_cache_is_reported_and_ignored(cli, tiny_cnn_path, tmp_path, monkeypatch):
     import json
 

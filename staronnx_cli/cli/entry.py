@@ -4,8 +4,11 @@ limit) is handled as a Ctrl-C: the same cleanup (a Triton server stopped, worker
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import sys
+from typing import NoReturn
 
 
 def _terminate(signum, frame):
@@ -14,6 +17,7 @@ def _terminate(signum, frame):
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
+    atexit.register(_ignore_signals)  # registered first, run last: after every other exit handler
     undecodable = _undecodable(sys.argv[1:])
     if undecodable:
         sys.stderr.write(f"error: {undecodable}\n")
@@ -26,14 +30,46 @@ def main() -> None:
         except Exception as exc:  # Click's own (Typer may vendor Click: its classes are told by their members)
             _click_error(exc)
             raise
-        sys.exit(code if isinstance(code, int) else 0)
-    except KeyboardInterrupt:  # the commands handle their own; this is the start-up before them
-        sys.stderr.write("error: interrupted while starting; nothing was written\n")
-        sys.exit(130)
+        _exit(code if isinstance(code, int) else 0)
+    except KeyboardInterrupt:  # the commands handle their own; this is the start-up before them, or a second
+        if not _told():  # Ctrl-C after the command said its line
+            sys.stderr.write("error: interrupted while starting; nothing was written\n")
+        _exit(130)
     except SystemExit as exc:  # typer turns a Ctrl-C while it parses the options into a silent exit 130
         if exc.code == 130 and not _told():
             sys.stderr.write("error: interrupted while starting; nothing was written\n")
         raise
+
+
+def _exit(code: int) -> NoReturn:
+    """The command has ended, what it measured written and its line said. A Ctrl-C or SIGTERM while the interpreter
+    shuts down (exit handlers, ONNX Runtime's thread pools: a fraction of a second) is ignored, so that the exit
+    code stays the command's instead of the signal's (143) and every exit handler runs; a second one ends it at
+    once, with the same code."""
+    received: list[int] = []
+
+    def on_signal(signum, frame):
+        if not received:
+            received.append(signum)
+            return
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said
+                pass
+        os._exit(code)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    sys.exit(code)
+
+
+def _ignore_signals() -> None:
+    """The last exit handler: Python then resets its signal handlers to the default, and a Ctrl-C or SIGTERM in
+    what remains (ONNX Runtime's thread pools torn down, milliseconds) would kill it by the signal; ignored, the
+    exit code stays the command's."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _undecodable(args: list[str]) -> str:
