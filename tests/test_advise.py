@@ -186,6 +186,18 @@ def test_advise_on_this_machine_confirms_its_top_candidates_for_real(cli, tiny_c
     # microseconds, around the 50 us a part must be worth, so whether one is made depends on this machine's times
     assert ("branches2" in targets) != ("no branch plan in 2 streams: every parallel branch" in text)
     assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "200", "-o", out), "--force")
+    # the figure is drawn from curves.csv, and `plot` draws it again from that file alone
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.what) <= {"predicted", "measured", "congested"} and "predicted" in set(curves.what)
+    drawn = (out / "advice.png").read_bytes()
+    (out / "advice.png").unlink()
+    assert cli("plot", out).exit_code == 0 and (out / "advice.png").exists()
+    assert cli("plot", out, "--log", "-o", tmp_path / "log.png").exit_code == 0 and drawn
+    assert_one_line_error(cli("plot", out, "--table"), "--table does not apply to an advice directory")
+    assert_one_line_error(cli("plot", out / "real", "--kind", "advice"), "is not an advice directory")
+    curves.loc[0, "latency_ms"] = float("nan")
+    curves.to_csv(out / "curves.csv", index=False)
+    assert_one_line_error(cli("plot", out), "curves.csv' line 2", "run advise again")
 
 
 def test_advise_bad_input_is_one_line(cli, tiny_cnn_path, tmp_path, monkeypatch):
@@ -253,7 +265,7 @@ def test_confirmation_keeps_the_candidates_that_fit_the_budget_best_first():
 
 def test_two_candidates_congested_at_the_same_predicted_latency_both_show_in_the_figure(tmp_path):
     """advice.png: two red-and-black x's at one point drew one over the other; each is a size of its own now."""
-    from staronnx_cli.advise.answer import draw
+    from staronnx_cli.advise.answer import draw, write_curves
     from staronnx_cli.advise.confirm import Confirmed
 
     whole = Target("whole", "m.onnx")
@@ -265,7 +277,9 @@ def test_two_candidates_congested_at_the_same_predicted_latency_both_show_in_the
     real = plt.subplots
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(plt, "subplots", lambda *a, **k: figures.append(real(*a, **k)) or figures[-1])
-        assert draw(entries, "m", tmp_path / "advice.png") is not None
+        (tmp_path / "advice.md").write_text("# Advice for m\n")
+        write_curves(entries, "m", tmp_path / "curves.csv")
+        assert draw(tmp_path) == tmp_path / "advice.png"
     crosses = [line for line in figures[0][1].lines if line.get_marker() == "x"]
     assert [(line.get_xydata().tolist(), line.get_markersize()) for line in crosses] == [
         ([[40.0, 25.0]], 8), ([[40.0, 25.0]], 13)]  # the same point, two sizes

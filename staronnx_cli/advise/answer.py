@@ -1,6 +1,6 @@
 """The advice written down: advice.md (its first lines the recommendation, its expected latency and headroom to
 saturation), candidates.csv (every candidate at every rate, simulated or pruned and why), advice.png (the top
-candidates: predicted dashed, measured solid)."""
+candidates: predicted dashed, measured solid, drawn from curves.csv)."""
 
 from __future__ import annotations
 
@@ -177,36 +177,29 @@ def _ms(value) -> str:
     return "congested" if value is None else ms(value)
 
 
-def draw(entries: list[Confirmed], model: str, path: Path) -> Path | None:
-    """The top candidates' predicted curves (dashed) and their measured points (solid)."""
-    import matplotlib.pyplot as plt
+def write_curves(entries: list[Confirmed], model: str, path: Path) -> None:
+    """curves.csv: each top candidate's predicted curve (its headroom simulations, uncongested), its measured
+    points and where it was congested for real (at the latency predicted there): what advice.png draws."""
+    from ..plots.advice import CURVE_COLUMNS
 
-    from ..plots.figures import LATENCY_LABEL, RATE_LABEL, RUN_COLOURS, save
+    rows: list[tuple] = []
+    for e in entries:
+        if not e.curve:
+            continue
+        c = e.candidate
+        rows += [(model, c.name, c.setup, rate, "predicted", latency) for rate, latency in e.curve]
+        for rate, latency in sorted(e.measured.items()):
+            if latency is not None:
+                rows.append((model, c.name, c.setup, rate, "measured", latency))
+            elif e.predicted.get(rate):
+                rows.append((model, c.name, c.setup, rate, "congested", e.predicted[rate]))
+    write_text_atomic(path, pd.DataFrame(rows, columns=list(CURVE_COLUMNS)).to_csv(index=False))
 
-    drawn = [e for e in entries if e.curve]
-    if not drawn:
-        return None
-    fig, ax = plt.subplots(figsize=(9, 5.2), layout="constrained")
-    fig.suptitle(f"{model}: the top candidates of advise", fontsize=12)
-    ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x: congested when measured",
-                 fontsize=8.5, color="#444444")
-    gap = 4.0 * max(len(drawn) - 1, 1)  # each curve's dashes in the others' gaps: equal predictions all show
-    for i, e in enumerate(drawn):
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
-        rates, latencies = zip(*e.curve)
-        ax.plot(rates, latencies, linestyle=(4.0 * i, (4.0, gap)), color=colour, linewidth=1.4)
-        ax.plot([], [], linestyle="-", marker="o", color=colour, linewidth=2, label=e.candidate.setup)  # its swatch
-        real = sorted((r, v) for r, v in e.measured.items() if v is not None)
-        if real:
-            ax.plot(*zip(*real), linestyle="-", marker="o", color=colour, linewidth=2)
-        jammed = [(r, e.predicted[r]) for r, v in e.measured.items() if v is None and e.predicted.get(r)]
-        if jammed:  # congested for real: marked at the latency that was predicted there, each candidate's x a size
-            ax.plot(*zip(*jammed), linestyle="none", marker="x", markersize=8 + 5 * i, markeredgewidth=1.6,
-                    color=colour)  # of its own: two predicted alike both show (concentric), not one over the other
-    ax.set_xlabel(RATE_LABEL)
-    ax.set_ylabel(LATENCY_LABEL)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.25)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, ncol=1)
-    return save(fig, path)
+
+def draw(directory: Path) -> Path | None:
+    """advice.png from the directory's curves.csv (None when no candidate has a curve)."""
+    from ..plots.advice import advice_figure, read_curves
+    from ..plots.figures import save
+
+    figure = advice_figure(read_curves(directory))
+    return None if figure is None else save(figure, directory / "advice.png")

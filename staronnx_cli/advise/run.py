@@ -12,7 +12,7 @@ from ..analysis.verdict import qps
 from ..errors import UserError
 from ..rayproc import need_ray
 from ..runtime.platform import read_platform
-from .answer import draw, recommendations, write_candidates, write_markdown
+from .answer import draw, recommendations, write_candidates, write_curves, write_markdown
 from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
 from .earlier import EarlierRuns, drop_set_aside, mark_layout
 from .reasons import compare_layouts, markdown_lines
@@ -260,10 +260,11 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         result.notes += _confirm(s, entries, settings, s.budget_s - (time.monotonic() - started), on_step, on_count)
     recs = recommendations(result, entries, s.latency_bound_ms)
     compare_layouts(result, recs, targets, s.latency_bound_ms)
-    figure = draw(entries, settings.model_name, s.output / "advice.png")
+    write_curves(entries, settings.model_name, s.output / "curves.csv")
+    figure = draw(s.output)
     write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command,
                    markdown_lines(recs, times))
-    files = [s.output / "advice.md", s.output / "candidates.csv"] + ([figure] if figure else [])
+    files = [s.output / name for name in ("advice.md", "candidates.csv", "curves.csv")] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
 
 

@@ -10,18 +10,20 @@ import typer
 from ..errors import UserError
 from .common import console, handle_errors
 
-KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes", "mix", "parts")
+KINDS = ("envelope", "batches", "compare", "splits", "timeline", "nodes", "mix", "parts", "advice")
 
 
 @handle_errors
 def plot(
     runs: Annotated[list[Path], typer.Argument(
-        help="Run directories written by staronnx sweep; with --kind nodes, costs files of staronnx profile.")],
+        help="Run directories written by staronnx sweep; with --kind nodes, costs files of staronnx profile; an "
+             "advice directory of staronnx advise.")],
     kind: Annotated[str, typer.Option(
         help="envelope, batches, compare, splits, timeline; nodes: a profile's top nodes and op types, and with a "
              "CPU and a GPU costs file each node's CPU/GPU time ratio; mix: a sweep --mix run, each model's latency "
-             "against the mix's scale; parts: a plan's parts as they can overlap (a branch plan's DAG). Default: "
-             "envelope, or mix for a sweep --mix run.")] = "",
+             "against the mix's scale; parts: a plan's parts as they can overlap (a branch plan's DAG); advice: an "
+             "advise directory's top candidates, predicted and measured. Default: envelope, mix for a sweep --mix "
+             "run, advice for an advise directory.")] = "",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Figure file: .png, .svg or .pdf "
                                                 "(default: <run>/<kind>.png; nodes: <costs>_nodes.png beside the "
                                                 "first costs file).")] = None,
@@ -52,6 +54,10 @@ def plot(
         return _plot_nodes(runs, batch_size, output, table, format, top)
     if kind == "parts":
         return _plot_parts(runs, output)
+    from ..plots.advice import is_advice
+
+    if kind == "advice" or (not chosen and len(runs) == 1 and is_advice(runs[0])):
+        return _plot_advice(runs, output, log, table)
     costs = [p for p in runs if p.is_file() and p.suffix == ".csv"]
     if costs:
         raise UserError(f"'{costs[0]}' is a costs file: draw it with --kind nodes")
@@ -123,6 +129,24 @@ def _plot_fleet(path: Path, output: Path | None, log: bool) -> None:
     figure = figures.compare_figure([f.run for f in fleet], labels, log, title=f"{path.name}: each sweep on each "
                                     "machine kind")
     console.print(f"wrote {figures.save(figure, output or path / 'fleet.png')}")
+
+
+def _plot_advice(paths: list[Path], output: Path | None, log: bool, table: bool) -> None:
+    from ..plots import figures
+    from ..plots.advice import advice_figure, is_advice, read_curves
+
+    if len(paths) != 1:
+        raise UserError(f"--kind advice draws one advice directory (advise -o), not {len(paths)}: give one")
+    if not is_advice(paths[0]):
+        raise UserError(f"'{paths[0]}' is not an advice directory (advise -o writes advice.md there): give one to "
+                        "--kind advice")
+    if table:
+        raise UserError(f"--table does not apply to an advice directory: its tables are in {paths[0] / 'advice.md'}")
+    figure = advice_figure(read_curves(paths[0]), log)
+    if figure is None:
+        raise UserError(f"advice directory '{paths[0]}' has no top candidate with a predicted curve: nothing to draw "
+                        "(advice.md says why)")
+    console.print(f"wrote {figures.save(figure, output or paths[0] / 'advice.png')}")
 
 
 def _plot_parts(paths: list[Path], output: Path | None) -> None:

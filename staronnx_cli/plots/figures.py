@@ -75,7 +75,7 @@ def _new(run_title: str, subtitle: str, wide: bool = False):
     return fig, ax
 
 
-def _latency_axes(ax, log: bool) -> None:
+def latency_axes(ax, log: bool) -> None:
     ax.set_xlabel(RATE_LABEL)
     ax.set_ylabel(LATENCY_LABEL)
     ax.set_xlim(left=0)
@@ -123,7 +123,7 @@ def batches_figure(run: Run, log: bool = False):
         ax.errorbar(group.rate_qps, group.mean_max_latency_ms, yerr=group.std_max_latency_ms.fillna(0),
                     color=batch_colour(int(n)), marker="o", markersize=4, capsize=3, linewidth=1.5, label=f"N = {n}")
     _mark_congestion(ax, run, batch_colour)
-    _latency_axes(ax, log)
+    latency_axes(ax, log)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: "congested" in labels[i])  # the curves, then the lines
     ax.legend([handles[i] for i in order], [labels[i] for i in order], title="batch size (bars: std)",
@@ -159,7 +159,7 @@ def envelope_figure(run: Run, log: bool = False):
     top = env.system_rho_max(run.points)
     if top is not None:
         ax.axvline(top, color="black", linestyle=":", linewidth=1, label=f"rho_max {top:g} q/s (saturation)")
-    _latency_axes(ax, log)
+    latency_axes(ax, log)
     _label_curve_starts(fig, ax, starts)
     ax.plot([], [], color="#bbbbbb", linewidth=1, label="each N (grey)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8.5)
@@ -227,7 +227,7 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
                 label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60))
         shared = sum(t == top for t in tops) > 1
         ax.axvline(top, color="#555555" if shared else colour, linestyle=":", linewidth=1.2)
-    _latency_axes(ax, log)
+    latency_axes(ax, log)
     drawn = [label for label, top in zip(labels, tops) if top is not None]
     columns = len(drawn) if sum(min(len(label), 60) + 25 for label in drawn) <= 130 else 1
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8.5, ncol=columns)
