@@ -42,6 +42,20 @@ class SweepSpec:
     warmup: int = 5
     seed: int = 0
 
+    def settings(self, target: Path = Path(), output: Path = Path(), platform: Path | None = None,
+                 resume: bool = False):
+        """The SweepSettings this [[sweep]] means, as `staronnx sweep` would build them (without a target or an
+        output: what check_grid looks at, before Ray starts)."""
+        from ..sweep.grid import parse_rates
+        from ..sweep.settings import SweepSettings
+
+        return SweepSettings(
+            target, output, workers=self.workers, policy=self.policy,
+            batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=self.rate == "auto",
+            rates=() if self.rate == "auto" else tuple(parse_rates(self.rate)), batches=self.batches,
+            warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,
+            resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}", model_name=Path(self.target).stem)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -160,30 +174,28 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
     rate = values.get("rate", "auto")
     if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", rate)):
         raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, START:STOP:STEP or a list")
-    _check_on_a_node(values, f"campaign: {where} ({name}): ")
-    return SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
+    spec = SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
+    _check_on_a_node(spec, "policy" in values, f"campaign: {where} ({name}): ")
+    return spec
 
 
-def _check_on_a_node(values: dict, prefix: str) -> None:
+def _check_on_a_node(spec: SweepSpec, policy_given: bool, prefix: str) -> None:
     """What a node would refuse after the job reached it (a rate of 0, a misspelt layout or policy): refused here,
     in one line, before Ray starts. Whether a node has the cores a layout asks for is the node's to say."""
     from ..runtime.policies import make_policy
     from ..runtime.workers import parse_workers
     from ..sweep.checks import check_grid
-    from ..sweep.grid import parse_rates
     from ..systems import check_system_engine
 
     try:
-        if values.get("rate", "auto") != "auto":
-            parse_rates(values["rate"])
-        if values.get("workers", "auto") != "auto":
-            parse_workers(values["workers"], list(range(1 << 16)), cuda_usable=True)
-        make_policy(values.get("policy", "dmda"))
-        check_system_engine(values.get("system", "staronnx"), values.get("engine", "real"))
-        if values.get("system", "staronnx") != "staronnx" and "policy" in values:
-            raise UserError(f"--policy = {values['policy']!r} applies to system staronnx: {values['system']} places "
-                            "queries its own way; drop policy")
-        check_grid(_grid_of(values))
+        if spec.workers != "auto":
+            parse_workers(spec.workers, list(range(1 << 16)), cuda_usable=True)
+        make_policy(spec.policy)
+        check_system_engine(spec.system, spec.engine)
+        if spec.system != "staronnx" and policy_given:
+            raise UserError(f"--policy = {spec.policy!r} applies to system staronnx: {spec.system} places queries "
+                            "its own way; drop policy")
+        check_grid(spec.settings())  # parses the rates too
     except UserError as exc:
         raise UserError(prefix + campaign_words(str(exc))) from None
 
@@ -195,18 +207,6 @@ def campaign_words(text: str) -> str:
     """A sweep's refusal in a campaign's words: its options named as the [[sweep]] keys they are (--rate: rate),
     other commands' options (split's --method) left as they are."""
     return re.sub(rf"--({SWEEP_KEYS}|max-hours)\b", r"\1", text)
-
-
-def _grid_of(values: dict):
-    """The job's grid as a sweep's settings (no target or output yet: what check_grid looks at)."""
-    from ..sweep.grid import parse_rates
-    from ..sweep.settings import SweepSettings
-
-    rate = values.get("rate", "auto")
-    return SweepSettings(Path(), Path(), batch_sizes=tuple(int(n) for n in values.get("batch", "1,2,4").split(",")),
-                         rates=() if rate == "auto" else tuple(parse_rates(rate)), auto_rates=rate == "auto",
-                         batches=values.get("batches", 50), warmup=values.get("warmup", 5),
-                         seed=values.get("seed", 0), engine=values.get("engine", "real"))
 
 
 def _number(text: str) -> bool:

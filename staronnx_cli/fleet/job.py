@@ -20,19 +20,6 @@ RUN_JSON, POINTS, BATCHES = RUN_FILES
 PROGRESS_EVERY_S = 1.0
 
 
-def sweep_settings(spec: SweepSpec, target: Path, output: Path, platform_file: Path | None, resume: bool):
-    """The SweepSettings a campaign's [[sweep]] means, as `staronnx sweep` would build them."""
-    from ..sweep.grid import parse_rates
-    from ..sweep.settings import SweepSettings
-
-    return SweepSettings(
-        target, output, workers=spec.workers, policy=spec.policy,
-        batch_sizes=tuple(int(n) for n in spec.batch.split(",") if n.strip()), auto_rates=spec.rate == "auto",
-        rates=() if spec.rate == "auto" else tuple(parse_rates(spec.rate)), batches=spec.batches,
-        warmup=spec.warmup, system=spec.system, seed=spec.seed, engine=spec.engine, platform=platform_file,
-        resume=resume, command=f"staronnx fleet: [[sweep]] {spec.name}", model_name=Path(spec.target).stem)
-
-
 def run_job(key: str, spec: SweepSpec, shipped: dict[str, bytes], held: dict[str, str], inbox, attempt: int,
             kind: str) -> dict[str, Any]:
     """Run the job; each committed point goes to `inbox` as ("point", key, run.json, point rows, batch rows, the
@@ -59,8 +46,7 @@ def run_job(key: str, spec: SweepSpec, shipped: dict[str, bytes], held: dict[str
             from ..zoo.cache import build_cached
 
             target = build_cached(spec.target)[0]
-        settings = sweep_settings(spec, target, run, here / "platform.toml" if spec.platform else None,
-                                  resume=bool(held))
+        settings = spec.settings(target, run, here / "platform.toml" if spec.platform else None, resume=bool(held))
         tails = {name: _Tail(run / name) for name in (POINTS, BATCHES)}  # what the driver already holds is skipped
         sent = [0]
 
