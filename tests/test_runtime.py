@@ -426,6 +426,23 @@ def test_full_workers_and_twice_the_ideal_latency_is_saturation_even_without_a_c
     assert row["congested"] and row["reason"].startswith("saturated")
 
 
+def test_two_measured_batches_of_an_idle_worker_are_not_saturation():
+    """--batches 2: the later half is one batch, and over that batch's own span its worker is busy all of it;
+    with a tiny model's latency above twice the ideal, an idle worker was called saturated."""
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=50.0, warmup=0, batches=2)
+    records = []
+    for k in range(2):  # a 0.69 ms task every 20 ms (a calibrated S(1) of 0.2 ms): latency 3.5 x the ideal
+        t = 0.02 * k
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + 0.7e-3)
+        record.tasks.append(TaskRecord(0, 0, t + 0.01e-3, t + 0.7e-3))
+        records.append(record)
+    row = point_row(spec, records, "", [0.02, 0.04], ["cpu0"], 0.2e-3)
+    assert not row["congested"] and row["reason"] == "", row["reason"]
+
+
 def test_the_verdict_is_drawn_from_the_evidence_alone():
     """judge_point is pure: a stop is the reason; a short point far beyond capacity is congested however calm
     its few batches look; a point whose every batch failed says so; a calm point within capacity has none."""

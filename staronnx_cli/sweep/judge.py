@@ -62,6 +62,16 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     return Verdict(reason, note)
 
 
+def _busy_window(p: PointSpec, later: list) -> tuple[float, float]:
+    """Where the workers' busy share is taken: from the later batches' first arrival to their last end, and at least
+    the time their queries were offered over (len x N / rate): over one batch's own span a worker is busy all of it,
+    and `--batches 2` called an idle worker saturated."""
+    if not later:
+        return 0.0, 0.0
+    start = later[0].first_arrival_s
+    return start, max(max(r.end_s for r in later), start + len(later) * p.batch_size / p.rate_qps)
+
+
 def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
     """(reason, note) of a point that ran to its end."""
     measured, latency, capacity = ev.measured, ev.latency, ev.capacity
@@ -88,7 +98,7 @@ def _trend(p: PointSpec, ev: Evidence, may_settle: bool) -> tuple[str, str]:
         return "", (f"not congested: {rising.partition(':')[0]} over its later batches, yet {served:.1%} of the load "
                     "offered over the measured batches was served (a random burst's queue)")
     later = measured[len(measured) // 2:]
-    window = (later[0].first_arrival_s, max(r.end_s for r in later)) if later else (0.0, 0.0)
+    window = _busy_window(p, later)
     shares = utilisation(ev.busy, window) if later else []
     used = [u for w, u in enumerate(shares) if any(t.worker == w for r in later for t in r.tasks)]
     busiest, least_used = max(used, default=0.0), min(used, default=0.0)
