@@ -393,3 +393,18 @@ def test_a_resume_takes_another_spelling_of_the_same_layout(cli, tiny_cnn_path, 
     assert result.exit_code == 0, result.stderr
     assert cli("report", run, "-o", tmp_path / "r.md").exit_code == 0
     assert len(pd.read_csv(run / "points.csv")) == 2
+
+
+def test_a_resume_on_the_other_hot_path_is_refused(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    """Points of the native core and of the Python scheduler (several times its cost per task) were mixed in one
+    run, and run.json still named the first."""
+    run = tmp_path / "run"
+    args = ("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--batches", "5", "--warmup", "1", "-o",
+            run)
+    assert cli(*args, "--rate", "50").exit_code == 0
+    if json.loads((run / "run.json").read_text())["hot_path"] != "native core":
+        pytest.skip("the native core is not built here")
+    monkeypatch.setenv("STARONNX_HOT_PATH", "python")
+    assert_one_line_error(cli(*args, "--rate", "50,60", "--resume"), "was measured on the native core",
+                          "their points would not compare", "without STARONNX_HOT_PATH=python")
+    assert len(pd.read_csv(run / "points.csv")) == 1

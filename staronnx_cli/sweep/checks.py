@@ -159,6 +159,7 @@ def check_resume(meta: RunMeta, run_dir: Path) -> None:
         if not same:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
+    _check_hot_path(old.get("hot_path"), meta.get("hot_path"), run_dir)
     if meta.get("engine") == "sim":  # the simulated machine is a setting too: one run, one machine
         if old.get("platform") == HOST_MODELS == meta.get("platform"):
             _check_host_times(old.get("host_times"), meta.get("host_times"), run_dir)
@@ -170,6 +171,17 @@ def check_resume(meta: RunMeta, run_dir: Path) -> None:
         if bool(old.get("sim_noise")) != bool(meta.get("sim_noise")):
             raise UserError(f"--resume: '{run_dir}' was simulated {'with' if old.get('sim_noise') else 'without'} "
                             "--sim-noise: use the same settings, a new -o, or --force")
+
+
+def _check_hot_path(old, new, run_dir: Path) -> None:
+    """The native core and the Python scheduler differ several times over in their cost per task (on tiny models,
+    in latency): points of both in one run would not compare."""
+    was, now = (str(path or "").partition(" (")[0] for path in (old, new))
+    if was and now and was != now:
+        how = "with STARONNX_HOT_PATH=python" if was.startswith("python") else "without STARONNX_HOT_PATH=python"
+        raise UserError(f"--resume: '{run_dir}' was measured on the {was}, this sweep runs on the {new}: their costs "
+                        f"per task differ, so their points would not compare; resume it {how}, sweep into a new -o, "
+                        "or start over with --force")
 
 
 def _check_host_times(old, new, run_dir: Path) -> None:
