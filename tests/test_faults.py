@@ -222,7 +222,16 @@ def test_a_plan_whose_parts_were_changed_or_point_outside_is_refused(cli, workdi
                            (lambda p: p.update(source_model=None), "source_model"),
                            (lambda p: p.update(dag="x"), "dag must be an object"),
                            (lambda p: p.update(dag={"launch_order": [9]}), "order each of its 2 parts once"),
-                           (lambda p: p.update(edges=[]), "reads 'image', which no edge brings it")):
+                           (lambda p: p.update(edges=[]), "reads 'image', which no edge brings it"),
+                           # a tensor moved to an edge whose source does not make it: the Python path ran the part
+                           # before its real source ended (latencies too low); parts listed out of order; times
+                           # that are no time (a negative critical path, an internal error)
+                           (lambda p: p["edges"][-1]["tensors"].append("image"), "brings 'image', which is not among "
+                            "part 0's outputs"),
+                           (lambda p: p.update(parts=p["parts"][::-1]), "part i at index i (their indexes read [1, 0])"),
+                           (lambda p: p["parts"][1].update(estimated_us={"cpu": -5.0}), "part 1's estimated_us"),
+                           (lambda p: p["parts"][1].update(estimated_us={"cpu": "5"}), "part 1's estimated_us"),
+                           (lambda p: p["parts"][0].update(share=[1]), "part 0's share must be a number")):
         edited = json.loads(json.dumps(plan))
         edit(edited)
         (workdir / "plan" / "plan.json").write_text(json.dumps(edited))

@@ -130,9 +130,19 @@ def _wrong_field(plan: Plan) -> str:
     """What in a plan read back is not of its type (a file name, the DAG's groups and launch order), or ''."""
     if not isinstance(plan.source_model, str) or not isinstance(plan.source_sha256, str):
         return "source_model and source_sha256 must be text"
+    if [p.index for p in plan.parts] != list(range(len(plan.parts))):
+        indexes = [p.index for p in plan.parts]
+        return f"parts must be listed in their order, part i at index i (their indexes read {indexes})"
     bad = next((p.index for p in plan.parts if not (isinstance(p.file, str) and p.file)), None)
     if bad is not None:
         return f"part {bad} names no file"
+    for part in plan.parts:
+        times = part.estimated_us
+        if not (isinstance(times, dict) and all(isinstance(k, str) and _amount(v) for k, v in times.items())):
+            return f"part {part.index}'s estimated_us must map each device to a time in us, 0 or more"
+        wrong = next((name for name in ("share", "flops", "bytes_moved") if not _amount(getattr(part, name))), "")
+        if wrong:
+            return f"part {part.index}'s {wrong} must be a number, 0 or more"
     if not isinstance(plan.dag, dict):
         return "dag must be an object"
     for key in ("launch_order", "groups"):
@@ -148,8 +158,20 @@ def _wrong_field(plan: Plan) -> str:
     return ""
 
 
+def _amount(value) -> bool:
+    """A finite number, 0 or more (not a boolean)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < float("inf")
+
+
 def _unfed_input(plan: Plan) -> str:
-    """A part input no edge brings it (from the model's inputs or an earlier part's outputs), or ''."""
+    """A part input no edge brings it (from the model's inputs or an earlier part's outputs), or an edge bringing a
+    tensor its source does not make; or ''."""
+    for e in plan.edges:
+        made = plan.model_inputs if e.source < 0 else [t.name for t in plan.parts[e.source].outputs]
+        foreign = [t for t in e.tensors if t not in made]
+        if foreign:
+            where = "the model's inputs" if e.source < 0 else f"part {e.source}'s outputs"
+            return f"edge {e.source} -> {e.target} brings '{foreign[0]}', which is not among {where}"
     brought = {(e.target, t) for e in plan.edges for t in e.tensors if isinstance(e.target, int)}
     for part in plan.parts:
         for spec in part.inputs:
