@@ -229,7 +229,8 @@ def test_ctrl_c_keeps_the_finished_points_and_resume_completes_the_grid(tiny_cnn
     assert points.iloc[: len(kept)].astype(str).equals(kept.astype(str))
 
 
-def test_sweep_of_a_plan_whose_source_model_changed(cli, tmp_path, tiny_cnn_path):
+def test_sweep_of_a_plan_whose_source_model_changed(cli, tmp_path, tiny_cnn_path, monkeypatch):
+    import os
     import shutil
 
     import onnx
@@ -237,7 +238,16 @@ def test_sweep_of_a_plan_whose_source_model_changed(cli, tmp_path, tiny_cnn_path
     model = tmp_path / "model.onnx"
     shutil.copy(tiny_cnn_path, model)
     plan = tmp_path / "plan"
-    assert cli("split", model, "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert cli("split", "model.onnx", "--offload", "0.2", "--no-verify", "-o", plan).exit_code == 0
+    assert json.loads((plan / "plan.json").read_text())["source_model"] == os.path.abspath(model)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.onnx").write_bytes(b"another model of the same name")  # read as the plan's source, from
+    monkeypatch.chdir(elsewhere)  # the current directory: the plan was refused as made from another version
+    result = cli("sweep", plan, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "4", "-o",
+                 tmp_path / "ok")
+    assert result.exit_code == 0, result.stderr
     changed = onnx.load(str(model))
     changed.doc_string = "edited after the split"  # any change of the file changes its sha256
     onnx.save(changed, str(model))

@@ -4,6 +4,7 @@ verified plan."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -357,7 +358,7 @@ def _plan(s, model, model_sha, costs: Costs, dag, candidates, ios, tensors) -> P
                       sum(tensors[t].fixed_bytes for t in names)) for (src, dst), names in sorted(grouped.items())]
     seed = int(chosen.detail.split()[1].rstrip(",")) if chosen.method == "metis" else 0
     return Plan(
-        source_model=str(s.model), source_sha256=model_sha, costs_file=str(s.costs),
+        source_model=os.path.abspath(s.model), source_sha256=model_sha, costs_file=str(s.costs),
         costs_sha256=costs.sha256, device=costs.device, batch_size=s.batch, method=chosen.method,
         detail=chosen.detail, seed=seed, target_fraction=s.offload if chosen.method != "branches" else 0.0,
         achieved_fraction=round(chosen.fraction, 4),
