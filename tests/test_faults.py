@@ -822,3 +822,27 @@ def test_a_loop_of_symbolic_links_is_said_by_every_command_that_meets_it(cli, ti
                  ("sweep", tiny_cnn_path, "--engine", "sim", "--platform", loop, "-o", tmp_path / "s"),
                  ("sweep", tiny_cnn_path, *SWEEP, "-o", loop)):
         assert_one_line_error(cli(*args), "is a symbolic link that leads nowhere")
+
+
+def test_a_profile_past_the_memory_there_is_is_one_line_not_a_silent_kill(cli, tiny_cnn_path, tmp_path, monkeypatch):
+    """tiny_cnn at batch 65,536 grew past a 24 GiB machine and the kernel killed it without a word (exit 137): a
+    ceiling under what the machine can give makes the allocation fail instead, said in one line. Here the
+    machine is said to have 256 MiB to give; batch 8,192 needs more."""
+    import resource
+
+    import numpy as np
+
+    from staronnx_cli import memlimit
+
+    monkeypatch.setattr(memlimit, "available_bytes", lambda: 256 * 2**20)
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    with memlimit.memory_ceiling() as ceiling:
+        assert ceiling is not None and resource.getrlimit(resource.RLIMIT_DATA)[0] == ceiling
+        with pytest.raises(MemoryError):
+            np.ones(2**30 // 8)  # 1 GiB, past the ceiling
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before  # restored
+    result = cli("profile", tiny_cnn_path, "--batch", "8192", "--runs", "1", "--warmup", "0", "-o",
+                 tmp_path / "c.csv")
+    assert_one_line_error(result, "at batch 8192 ran out of memory (more than the", "profile a smaller --batch")
+    assert not (tmp_path / "c.csv").exists()
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before

@@ -21,7 +21,9 @@ import onnxruntime as ort
 from .. import modelio
 from ..devices import Device
 from ..errors import UserError, first_line
-from ..ortenv import cuda_status, session_options
+from ..memlimit import memory_ceiling, out_of_memory
+from ..ortenv import FATAL_SEVERITY, cuda_status, session_options
+from ..zoo.names import typed_name
 from .costs import main_timing, write_costs
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
@@ -114,11 +116,19 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
     check_memory(model, specs, max(settings.batch_sizes))
     recorder, note = _gpu_recorder(settings.device)
     result = ProfileResult([], recorder.source if recorder else "", note)
-    for batch in settings.batch_sizes:
-        profiled = _profile_batch(settings, model, specs, batch, on_batch, recorder)
-        if profiled.note and recorder is not None:  # CUPTI's records did not hold up: trust them no further
-            recorder, result.note = None, profiled.note
-        result.batches.append(profiled)
+    with memory_ceiling() as ceiling:  # past the memory there is: one line, not the kernel's silent kill
+        for batch in settings.batch_sizes:
+            try:
+                profiled = _profile_batch(settings, model, specs, batch, on_batch, recorder)
+            except Exception as exc:
+                if not out_of_memory(exc):
+                    raise
+                room = f" (more than the {ceiling / 2**30:.3g} GiB this machine had to give)" if ceiling else ""
+                raise UserError(f"profiling {typed_name(settings.model)} at batch {batch} ran out of memory{room}: "
+                                "profile a smaller --batch") from None
+            if profiled.note and recorder is not None:  # CUPTI's records did not hold up: trust them no further
+                recorder, result.note = None, profiled.note
+            result.batches.append(profiled)
     return result
 
 
@@ -154,6 +164,7 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
              optimised_path: str | None = None) -> ort.InferenceSession:
     device = settings.device
     so = session_options(None if device.on_gpu else device.number, opt_level)
+    so.log_severity_level = FATAL_SEVERITY  # a failed run raises, and is said in one line: not logged in red too
     for dim in {s.batch_dim for s in specs if s.batch_dim}:
         so.add_free_dimension_override_by_name(dim, batch)
     if profile_prefix:
