@@ -320,3 +320,31 @@ def test_a_workers_service_time_is_measured_on_runs_that_follow_each_other(plans
         assert executor.run_alone(0, 1, 0) == []
     finally:
         executor.close()
+
+
+def test_a_model_output_that_is_also_its_input_runs_on_the_core(tmp_path):
+    """outputs [y, x] of Relu(x) -> y: the part 'made' x, read x, and depended on itself (an internal error)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4]), x])
+    path = tmp_path / "passthrough.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    tensors = core.PartTensors([path])
+    assert tensors.deps == [[]] and tensors.model_inputs == ["x"]
+    (y, y_slot), (passed, passed_slot) = tensors.outputs[0]
+    assert (y, passed) == ("y", "x") and len({tensors.slot["x"], y_slot, passed_slot}) == 3
+    executor = core.CoreExecutor(parse_workers("cpu:1x1", [0, 1], False), [path], 2)
+    try:
+        executor.core.keep_outputs(True)
+        records, why = core.CoreRunner(executor, make_policy("dmda"), PerfModel()).run(at_once(3, 2),
+                                                                                       Limits(10 ** 6, 1e9))
+        assert why == "" and not any(r.error for r in records)
+        given = executor.arrays[0][:2]
+        for slot, expected in ((y_slot, np.maximum(given, 0)), (passed_slot, given)):
+            data, shape, _ = executor.core.output(2, slot)
+            np.testing.assert_array_equal(np.frombuffer(data, dtype=np.float32).reshape(shape), expected)
+    finally:
+        executor.close()

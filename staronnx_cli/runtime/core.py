@@ -86,21 +86,31 @@ def ineligible(workers: list[WorkerSpec], policy: str, mix: bool) -> str:
     return unavailable()
 
 
+PASSED = "\0passed:"  # the slot key of an output that is its part's own input, passed through
+
+
 class PartTensors:
     """Every tensor of a plan as a slot number (model inputs first), and each part's inputs and outputs by slot."""
 
     def __init__(self, part_files: list[Path]):
         protos = [modelio.load_model(p, with_weights=False) for p in part_files]
         self.protos = protos
-        produced = {o.name for m in protos for o in m.graph.output}
         inputs = [[i.name for i in m.graph.input if i.name not in {x.name for x in m.graph.initializer}]
                   for m in protos]
+        # made by a part: its outputs, but for those that are its own inputs passed through (a model output that is
+        # also a model input: its part depended on itself)
+        produced = {o.name for p, m in enumerate(protos) for o in m.graph.output if o.name not in inputs[p]}
         self.model_inputs = list(dict.fromkeys(n for names in inputs for n in names if n not in produced))
-        names = self.model_inputs + list(dict.fromkeys(o.name for m in protos for o in m.graph.output))
+        # a part's output that is its own input passed through is a copy in a slot of its own (the core writes no
+        # output into a model input's slot); readers of that name read the input's
+        passed = [[PASSED + o.name if o.name in inputs[p] else o.name for o in m.graph.output]
+                  for p, m in enumerate(protos)]
+        names = list(dict.fromkeys(self.model_inputs + [n for names_ in passed for n in names_]))
         self.slot = {n: s for s, n in enumerate(names)}
         self.inputs = [[(n, self.slot[n]) for n in names_] for names_ in inputs]
-        self.outputs = [[(o.name, self.slot[o.name]) for o in m.graph.output] for m in protos]
-        maker = {o.name: p for p, m in enumerate(protos) for o in m.graph.output}
+        self.outputs = [[(o.name, self.slot[key]) for o, key in zip(m.graph.output, keys)]
+                        for m, keys in zip(protos, passed)]
+        maker = {o.name: p for p, m in enumerate(protos) for o in m.graph.output if o.name not in inputs[p]}
         self.deps = [sorted({maker[n] for n in names_ if n in maker}) for names_ in inputs]  # who makes what it reads
 
     def specs(self) -> list[modelio.InputSpec]:
