@@ -110,6 +110,10 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
         unknown = [d.dim_param or "?" for d in rest if not d.HasField("dim_value")]
         if unknown:
             raise UserError(_free_dims_fix(value.name, unknown, first.dim_param))
+        negative = [d.dim_value for d in rest if d.dim_value < 0]
+        if negative:  # -1 (a "free" dimension some exporters write as a size): no batch can be made of it
+            raise UserError(f"input '{value.name}' has a dimension of size {negative[0]}, which no tensor has: "
+                            "re-export the model with that dimension named (a symbolic dimension) or fixed")
         dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
         if dtype.kind not in "fiub":  # strings, bfloat16, float8, complex: no random batch we can make or pass on
             raise UserError(f"input '{value.name}' is of type {onnx.TensorProto.DataType.Name(ttype.elem_type)}: "

@@ -33,7 +33,8 @@ def test_text_file_named_onnx(tmp_path):
 
 
 @pytest.mark.parametrize("shape, message", [([1, 4], "fixed first dimension 1"), ([], "no batch dimension"),
-                                            (["b", "seq"], r"free dimensions \['seq'\] besides the batch")])
+                                            (["b", "seq"], r"free dimensions \['seq'\] besides the batch"),
+                                            (["b", -1], "a dimension of size -1, which no tensor has")])
 def test_inputs_without_a_usable_batch_dimension(shape, message):
     with pytest.raises(UserError, match=message):
         modelio.input_specs(relu_model(shape))
