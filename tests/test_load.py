@@ -43,6 +43,11 @@ def test_a_trace_keeps_its_shape_and_is_scaled_to_the_rate(tmp_path):
         arrivals(f"trace:{trace}", 50.0, 5)
     with pytest.raises(UserError, match="--arrival 'bursty'"):
         arrivals("bursty", 50.0, 5)
+    # internal errors before: a 2-D array's truth value; an overflowing span scaled to NaN
+    for text, message in (("0 1\n2 3\n", "has 2 numbers per line"), ("-1e308\n1e308\n", "more than a number holds")):
+        trace.write_text(text)
+        with pytest.raises(UserError, match=message):
+            arrivals(f"trace:{trace}", 50.0, 5)
 
 
 def test_dynamic_batching_closes_a_batch_when_full_or_when_its_first_query_waited_long_enough():

@@ -7,6 +7,7 @@ arrived, at (kN + N - 1) * tau; its latency is measured from its first query's a
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
             times = np.loadtxt(path, dtype=np.float64, ndmin=1)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read arrival trace '{path}' ({exc}): one time in seconds per line") from None
+    if times.ndim != 1:  # several numbers on a line: which one is the time is not ours to guess
+        raise UserError(f"arrival trace '{path}' has {times.shape[1]} numbers per line: one time in seconds per "
+                        "line (keep only the arrival column, e.g. cut -d' ' -f1)")
     if not np.all(np.isfinite(times)):
         bad = int(np.argmax(~np.isfinite(times)))
         raise UserError(f"arrival trace '{path}' line {bad + 1}: {times[bad]} is not a finite time; one time in "
@@ -57,7 +61,12 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
     if times.size < 2 or np.any(np.diff(times) < 0) or times[-1] == times[0]:
         raise UserError(f"arrival trace '{path}' needs at least two non-decreasing times, one per line, "
                         "not all equal")
-    times = (times - times[0]) / ((times[-1] - times[0]) / (times.size - 1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        span = times[-1] - times[0]
+    if not math.isfinite(span):  # -1e308 to 1e308: the span itself is no number
+        raise UserError(f"arrival trace '{path}' spans from {times[0]:g} to {times[-1]:g} s, more than a number "
+                        "holds: give times in seconds from the trace's start")
+    times = (times - times[0]) / (span / (times.size - 1))
     span = times[-1] + 1.0
     reps = -(-queries // times.size)
     return (np.concatenate([times + r * span for r in range(reps)]))[:queries]
