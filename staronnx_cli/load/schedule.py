@@ -58,7 +58,9 @@ def from_trace(path: Path, queries: int) -> np.ndarray:
         bad = int(np.argmax(~np.isfinite(times)))
         raise UserError(f"arrival trace '{path}' line {bad + 1}: {times[bad]} is not a finite time; one time in "
                         "seconds per line")
-    if times.size < 2 or np.any(np.diff(times) < 0) or times[-1] == times[0]:
+    with np.errstate(over="ignore", invalid="ignore"):  # -1e308 to 1e308: said below
+        falls = bool(np.any(np.diff(times) < 0))
+    if times.size < 2 or falls or times[-1] == times[0]:
         raise UserError(f"arrival trace '{path}' needs at least two non-decreasing times, one per line, "
                         "not all equal")
     with np.errstate(over="ignore", invalid="ignore"):
