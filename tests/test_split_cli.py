@@ -123,8 +123,15 @@ def test_edited_costs_rows_are_one_line(cli, tiny_cnn_path, tiny_costs, tmp_path
     import pandas as pd
 
     frame = pd.read_csv(tiny_costs)
-    for edited, fragment in ((frame.assign(batch_size=0), "batch_size 0 is no batch"),
-                             (pd.concat([frame, frame.iloc[[0]]]), "is there twice")):
+    times = ["mean_us", "median_us", "std_us", "host_us"]
+    for edited, fragment in ((frame.assign(batch_size=0), "batch_size 0 is not a whole number from 1"),
+                             (pd.concat([frame, frame.iloc[[0]]]), "is there twice"),
+                             # each an internal error before: a ZeroDivisionError, pymetis' integer overflow, a
+                             # float device; and a batch of 1.5 was used ("its batch-1.5 times")
+                             (frame.assign(**{c: 0.0 for c in times}), "every compute node takes 0 us at batch"),
+                             (frame.assign(**{c: 1e300 for c in times}), "mean_us is 1e+300, not a value from 0 to"),
+                             (frame.assign(device=""), "line 2: device is empty"),
+                             (frame.assign(batch_size=1.5), "batch_size 1.5 is not a whole number from 1")):
         path = tmp_path / "c.csv"
         edited.to_csv(path, index=False)
         assert_one_line_error(cli("split", tiny_cnn_path, "--costs", path, "-o", tmp_path / "p"), fragment)

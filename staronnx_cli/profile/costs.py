@@ -61,17 +61,25 @@ def read_costs(path: str | Path) -> pd.DataFrame:
             row = int(bad.idxmax())
             raise UserError(f"'{path}' line {row + 2}: {column} is '{frame[column].iloc[row]}', not a number (the "
                             "file is cut short or was edited): profile again with 'staronnx profile'")
-        wrong = ~values.between(0, float("inf"), inclusive="left")  # negative or infinite: no time or size is
+        # negative or beyond any real one: no time or size is (1e300 us overflowed METIS's integer weights)
+        wrong = ~values.between(0, LARGEST[column])
         if wrong.any():
             row = int(wrong.idxmax())
-            raise UserError(f"'{path}' line {row + 2}: {column} is {values.iloc[row]:g}, not a finite value of 0 or "
-                            "more (the file was edited): profile again with 'staronnx profile'")
+            raise UserError(f"'{path}' line {row + 2}: {column} is {values.iloc[row]:g}, not a value from 0 to "
+                            f"{LARGEST[column]:g} (the file was edited): profile again with 'staronnx profile'")
         frame[column] = values
     fix = "the file was edited: profile again with 'staronnx profile'"
-    small = frame.batch_size < 1
+    small = (frame.batch_size < 1) | (frame.batch_size % 1 != 0) | (frame.runs % 1 != 0)
     if small.any():
         row = int(small.to_numpy().nonzero()[0][0])
-        raise UserError(f"'{path}' line {row + 2}: batch_size {frame.batch_size.iloc[row]:g} is no batch ({fix})")
+        what = "runs" if frame.batch_size.iloc[row] % 1 == 0 and frame.batch_size.iloc[row] >= 1 else "batch_size"
+        raise UserError(f"'{path}' line {row + 2}: {what} {frame[what].iloc[row]:g} is not a whole number from 1 "
+                        f"({fix})")
+    for column in ("node", "device"):  # a blank cell is read as NaN, a float
+        blank = ~frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))
+        if blank.any():
+            row = int(blank.to_numpy().nonzero()[0][0])
+            raise UserError(f"'{path}' line {row + 2}: {column} is empty ({fix})")
     twice = frame.duplicated(["node", "device", "batch_size"])
     if twice.any():  # a node's time counted twice would double its share
         row = int(twice.to_numpy().nonzero()[0][0])
@@ -90,6 +98,9 @@ def main_timing(timings) -> str:
 
 
 NUMERIC = ["batch_size", "runs", "mean_us", "median_us", "std_us", "output_bytes", "host_us"]
+HOUR_US = 3.6e9
+LARGEST = {"mean_us": HOUR_US, "median_us": HOUR_US, "std_us": HOUR_US, "host_us": HOUR_US,  # a node's run: an hour
+           "output_bytes": 2.0**50, "batch_size": 2.0**31, "runs": 2.0**31}
 TIMINGS = {"gpu": "cuda", "host-launch": "cuda", "cpu": None}  # timing -> the device kind it needs (None: any)
 
 

@@ -149,6 +149,9 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
     if missing:
         raise UserError(f"'{path}' has no time for {len(missing)} compute nodes (e.g. '{missing[0]}'): "
                         f"profile this model again with 'staronnx profile MODEL -o {path}'")
+    if not float(node_cost(rows[rows.node.isin(compute)]).sum()) > 0:  # every share would divide by it
+        raise UserError(f"'{path}': every compute node takes 0 us at batch {nearest} on {device}, no time to split "
+                        f"by (edited?): profile this model again with 'staronnx profile MODEL -o {path}'")
     timing = _timing_words(set(timing_of(rows)))
     if timing == "host-launch":
         why = meta.get("gpu_clock_note") or "it was profiled without CUPTI, or before staronnx measured GPU time"
