@@ -65,7 +65,15 @@ def test_what_was_an_internal_error_is_one_line(cli, tiny_cnn_path, tmp_path, mo
                               "-o", tmp_path / ("x" * 300)), "longer than the file system allows (255 bytes)")
     monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "file" / "cache"))
     assert_one_line_error(cli("zoo", "build", "tiny_transformer", "-o", tmp_path / "t.onnx"),
-                          "set STARONNX_CACHE to a folder you can write")
+                          "set STARONNX_CACHE to a folder you can write, or unset it")
+    # the default cache unusable: nothing to unset; a sweep says how it goes on, as for a full disk
+    monkeypatch.delenv("STARONNX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50", "--batches", "5",
+                 "-o", tmp_path / "r")
+    assert_one_line_error(result, "set STARONNX_CACHE to a folder you can write; files already written are kept "
+                          "(continue with --resume)")
+    assert "unset" not in result.stderr
 
 
 def test_a_report_of_a_run_with_no_point_says_so(cli, tiny_cnn_path, tmp_path):

@@ -48,8 +48,9 @@ def handle_errors(command):
         except OSError as exc:
             if exc.errno not in STORAGE_FIXES or os.environ.get("STARONNX_DEBUG"):
                 raise_internal(exc)
-            fail(storage_message(exc) + (" (continue with --resume)" if command.__name__ == "sweep" and
-                                         STORAGE_FIXES[exc.errno or 0].endswith(_AGAIN) else ""))
+            message = storage_message(exc)
+            fail(message + (" (continue with --resume)" if command.__name__ == "sweep" and message.endswith(_AGAIN)
+                            else ""))
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             raise_internal(exc)
 
@@ -119,8 +120,9 @@ def storage_message(exc: OSError) -> str:
         fix = f"it is a symbolic link that {DANGLING}: choose another -o"
     cache = str(cache_dir())
     if name and (name == cache or name.startswith(cache.rstrip("/") + "/")):
-        fix = (f"staronnx's cache ({cache}) cannot be used: set STARONNX_CACHE to a folder you can write, or unset "
-               "it for ~/.cache/staronnx")
+        how = ("set STARONNX_CACHE to a folder you can write, or unset it for ~/.cache/staronnx"
+               if os.environ.get("STARONNX_CACHE") else "set STARONNX_CACHE to a folder you can write")
+        fix = f"staronnx's cache ({cache}) cannot be used: {how}; {_AGAIN}"
     return f"{exc.strerror or errno.errorcode.get(exc.errno or 0, 'I/O error')}{':' + where if where else ''}: {fix}"
 
 
