@@ -18,6 +18,18 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     return (lines[0] if lines else type(exc).__name__)[:limit]
 
 
+def ort_reason(exc: BaseException, limit: int = 320) -> str:
+    """ONNX Runtime's refusal in one line, its reason kept: without the status prefix and the C++ source location
+    and signature, and a long one cut in the middle, not at its end (where ORT says what it supports)."""
+    import re
+
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ .*?\)\s+(?=[A-Z])", " ", text)  # file:line signature(...) Reason
+    text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
+    return text if len(text) <= limit else f"{text[:limit // 3].rstrip()} ... {text[-(2 * limit) // 3:].lstrip()}"
+
+
 def json_text(value, indent: int | None = 2) -> str:
     """JSON for our files: a NaN or an infinity (not JSON; other tools choke on them) becomes null."""
     import json

@@ -73,3 +73,21 @@ def test_external_data_is_loaded_and_must_stay_in_the_models_folder(tmp_path):
 def test_tensor_bytes_by_node_fixes_the_batch():
     sizes = modelio.tensor_bytes_by_node(relu_model(["b", 3, 5]), batch=8)
     assert sizes == {"relu": 8 * 3 * 5 * 4}
+
+
+def test_onnx_runtime_s_refusal_keeps_its_reason(tmp_path):
+    """An opset ORT does not support: the first 200 characters held a C++ signature and ended before the reason
+    ("Current official support for domain ai.onnx is till opset 26")."""
+    import onnxruntime as ort
+
+    from staronnx_cli.errors import ort_reason
+
+    model = relu_model(["N", 4])
+    model.opset_import[0].version = 99
+    path = tmp_path / "op99.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(Exception) as caught:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    reason = ort_reason(caught.value)
+    assert reason.startswith(f"Load model from {path} failed: ") and "onnxruntime_src" not in reason
+    assert "ai.onnx is till opset" in reason and len(reason) <= 330 and "\n" not in reason

@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..devices import Device
-from ..errors import UserError, first_line
+from ..errors import UserError, first_line, ort_reason
 from ..memlimit import memory_ceiling, out_of_memory
 from ..ortenv import FATAL_SEVERITY, cuda_status, session_options
 from ..zoo.names import typed_name
@@ -179,7 +179,7 @@ def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profi
             raise UserError(f"ONNX Runtime could not write the optimised model it profiles to "
                             f"{Path(optimised_path).parent} ({first_line(exc)}): free space there, raise the file "
                             "size limit (ulimit -f), or set TMPDIR to a folder with room") from None
-        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {first_line(exc)}") from None
+        raise UserError(f"ONNX Runtime cannot load '{settings.model}' on {device}: {ort_reason(exc)}") from None
 
 
 def _timed_runs(session: ort.InferenceSession, feeds: dict, count: int) -> list[int]:

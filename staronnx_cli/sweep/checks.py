@@ -7,7 +7,7 @@ import math
 import os
 from pathlib import Path
 
-from ..errors import UserError, first_line
+from ..errors import UserError, ort_reason
 from ..kinds import key_on_gpu, layout_key
 from ..load.schedule import arrivals
 from ..results.read import read_points
@@ -235,7 +235,7 @@ def check_loadable(target: Target) -> None:
         try:
             ort.InferenceSession(str(part), session_options(1, "disabled"), providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - ORT raises its own Fail/InvalidGraph/NotImplemented types
-            raise UserError(f"ONNX Runtime cannot load '{part}' ({first_line(exc)}): check the model with "
+            raise UserError(f"ONNX Runtime cannot load '{part}' ({ort_reason(exc)}): check the model with "
                             "'staronnx profile', or re-export it") from None
 
 
