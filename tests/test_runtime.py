@@ -262,6 +262,8 @@ def test_worker_specs():
         parse_workers("cuda:0", [0, 1], False, "no driver")
     with pytest.raises(UserError, match="not a worker"):
         parse_workers("gpu", [0, 1], False)
+    with pytest.raises(UserError, match="auto picks the whole layout, it joins no list"):  # "'auto' is not a worker"
+        parse_workers("auto,cpu:1x1", [0, 1], False)
     with pytest.raises(UserError, match="unknown"):
         make_policy("fastest")
 

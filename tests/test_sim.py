@@ -208,6 +208,7 @@ def test_a_platform_is_captured_from_the_runs_own_files_only(cli, tiny_cnn_path,
     (platform_text('[[workers]]\nkind = "cuda"\ncount = 1\n'), "no time for part 0 on cuda workers"),
     (platform_text('[[workers]]\nkind = "tpu"\n'), "not a worker kind"),
     (platform_text(times=[(0, "cpu:1", 1, -1.0)]), "mean_ms"),
+    (platform_text(times=[(0, "cpu:1", 1, 0.0)]), "'mean_ms' = 0: a task takes some time"),  # 0.00 ms latencies
     ("name = \"x\"\n", "no [[workers]]"),
     ("workers = [[[", "not valid TOML"),
     # a typo is said, not ignored (a dropped [transfr] table or task_usec key simulated another machine)

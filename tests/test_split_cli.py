@@ -264,6 +264,16 @@ def test_branch_plans_refuse_what_cannot_help(cli, tiny_cnn_path, tiny_costs, tm
     assert_one_line_error(cli("split", chain, "--method", "branches", "-o", tmp_path / "c"), "no two nodes",
                           "--method metis")
     assert not (tmp_path / "c").exists()  # said before anything is profiled or written
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])
+    one = tmp_path / "one.onnx"  # one node: metis and topo cannot split it either, and were suggested
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="r")], "one", [x],
+                                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(one))
+    result = cli("split", one, "--method", "branches", "-o", tmp_path / "o")
+    assert_one_line_error(result, "(one node: no split can help it)")
+    assert "--method metis" not in result.stderr
     assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--batch", "2", "--method", "branches",
                               "--min-part-us", "1e9", "-o", tmp_path / "m"), "lower --min-part-us")
 

@@ -242,6 +242,9 @@ def _times(data: dict) -> list[TimeRow]:
             raise UserError(f"platform: {where}: kind {kind!r} must be cuda or cpu:<cores>")
         times.append(TimeRow(_number(t, "part", where, None, 0, True), kind, _number(t, "batch", where, None, 1, True),
                              _number(t, "mean_ms", where, None, 0), _number(t, "std_ms", where, 0.0, 0)))
+        if times[-1].mean_ms <= 0:  # no task takes no time: latencies of 0.00 ms and no capacity followed
+            raise UserError(f"platform: {where}: 'mean_ms' = {times[-1].mean_ms:g}: a task takes some time; give "
+                            "its mean in ms, more than 0")
         first = next(j for j, r in enumerate(times) if (r.part, r.kind, r.batch) == (times[-1].part, kind,
                                                                                       times[-1].batch))
         if first < i:  # the later one replaced the earlier without a word

@@ -67,6 +67,9 @@ def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: s
             for j in range(count):  # one memory node: tensors pass between them without a copy
                 workers.append(WorkerSpec(CUDA.worker_name(device, j if count > 1 else None), CUDA, (),
                                           device))
+        elif item.strip().lower() == "auto":
+            raise UserError(f"--workers {spec}: auto picks the whole layout, it joins no list: give auto alone, or "
+                            "list the workers, e.g. cpu:1x1,cpu:1x1")
         else:
             raise UserError(f"--workers '{item}' is not a worker: write cpu:GxK (G workers of K cores), cpu:K, "
                             "cuda:ID, cuda:IDxW (W workers on one GPU), or auto")

@@ -292,8 +292,10 @@ def _add_work(plan: Plan, model: onnx.ModelProto, tensors: dict[str, TensorInfo]
 def check_branches(model: onnx.ModelProto, path: Path) -> None:
     """A branch plan needs nodes that can run at once; said before anything is profiled or written."""
     if width(build_dag(model, {}, defaultdict(int))) < 2:
+        other = ("; split it with --method metis or topo to offload part of it instead" if
+                 sum(1 for _ in model.graph.node) > 1 else " (one node: no split can help it)")
         raise UserError(f"no two nodes of '{path.name}' can run at once (its graph is a single chain): a branch plan "
-                        "cannot help it; split it with --method metis or topo to offload part of it instead")
+                        f"cannot help it{other}")
 
 
 def check_branch_plan(branch: BranchPlan, s: SplitSettings, dag: WeightedDag) -> None:
