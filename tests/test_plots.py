@@ -296,3 +296,21 @@ def test_the_envelope_leaves_out_rates_where_an_unmeasured_batch_size_would_have
                                      170.0)  # 175 ms: N=4's 170 stays the best at 20 q/s
     assert env.unmeasured_better(points([(2, 40, 30, 140.0, 5.0, False), (4, 20, 30, 170.0, 5.0, False)]), 20,
                                  170.0)  # 165 ms
+
+
+def test_a_run_with_a_point_stopped_on_its_backlog_is_read_by_trace_timeline_and_platform(cli, tiny_cnn_path,
+                                                                                           tmp_path):
+    """Batches a backlog stop left unstarted have empty task cells: read as '', they were taken for unreadable
+    ones, and platform from-run, trace and the timeline refused every such run (most --rate auto runs)."""
+    run = tmp_path / "run"
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50,100000", "--batches",
+               "20", "--warmup", "2", "-o", run).exit_code == 0
+    batches = pd.read_csv(run / "batches.csv")
+    assert batches.placement.isna().any()  # the 100,000 q/s point stopped with batches never started
+    # an uncongested point ended early by the judge leaves them too (its last batch here, as it would be)
+    last = batches[batches.rate_qps == 50].index[-1]
+    batches.loc[last, ["end_s", "first_query_latency_ms", "placement", "task_times"]] = None
+    batches.to_csv(run / "batches.csv", index=False)
+    assert cli("platform", "from-run", run, "-o", tmp_path / "p.toml").exit_code == 0
+    assert cli("trace", run, "-o", tmp_path / "t.json").exit_code == 0
+    assert cli("plot", run, "--kind", "timeline", "-o", tmp_path / "t.png").exit_code == 0

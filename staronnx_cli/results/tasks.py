@@ -32,21 +32,26 @@ def task_table(batches: pd.DataFrame) -> pd.DataFrame:
     Batches without tasks (failed) are skipped."""
     rows = []
     for b in batches.to_dict("records"):
-        if not isinstance(b.get("placement"), str) or not isinstance(b.get("task_times"), str):
+        if not _filled(b.get("placement")) and not _filled(b.get("task_times")):  # never started, or failed
             continue
         try:
-            where = dict(item.split(":", 1) for item in b["placement"].split(","))
+            where = dict(item.split(":", 1) for item in str(b["placement"]).split(","))
             copies, times = dict(spans(b.get("transfer_times"))), spans(b["task_times"])
         except ValueError:
             raise UserError(f"batches.csv: batch {b.get('batch_index')} of N={b.get('batch_size')} at "
                             f"{b.get('rate_qps')} q/s has unreadable task cells (placement {b['placement']!r}, "
-                            f"task_times {b['task_times'][:40]!r}; edited?): sweep again") from None
+                            f"task_times {str(b['task_times'])[:40]!r}; edited?): sweep again") from None
         for part, (start, end) in times:
             copy = copies.get(part, (float("nan"), float("nan")))
             rows.append({"batch_index": int(b["batch_index"]), "part": int(part), "worker": where.get(part, "?"),
                          "start_s": start, "end_s": end, "transfer_start_s": copy[0], "transfer_end_s": copy[1],
                          "measured": flag(b.get("measured"), missing=True)})
     return pd.DataFrame(rows, columns=TASK_COLUMNS)
+
+
+def _filled(cell) -> bool:
+    """A task cell with something in it (read_batches reads an empty one as '', older readers as NaN)."""
+    return isinstance(cell, str) and bool(cell.strip())
 
 
 def spans(text) -> list[tuple[str, tuple[float, float]]]:
