@@ -49,6 +49,9 @@ def init_ray(address: str | None, option: str, log: str) -> str:
         ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
                  configure_logging=False)
         return ""
+    except ImportError as exc:  # a package of the [ray] extra missing: no cluster could answer, whatever is there
+        return (f"{option} {address}: Python's {exc.name or first_line(exc)} module is not installed: pip install "
+                "'staronnx[ray]' (Ray and grpcio)")
     except BaseException as exc:  # Ray raises ConnectionError, RuntimeError, even SystemExit for a bad address
         if address:
             return (f"{option} {address}: no Ray cluster answers there ({first_line(exc)}): start one with 'ray "
@@ -108,7 +111,8 @@ def reachable(address: str, option: str = "--ray-address", timeout_s: float = PR
 def probe_gcs(address: str, timeout_s: float = PROBE_S) -> str:
     """Ray's GCS answers there (not merely some server on that port): its cluster id, asked over gRPC; "token"
     where it asks for the cluster's token first (Ray's token authentication), else "open"."""
-    import grpc  # Ray's own dependency; `ray` itself is imported after, once its settings are known
+    import grpc  # the [ray] extra's (Ray itself does not require it); `ray` is imported after, once its settings are
+    # known
 
     host, port = split_address(address)
     with grpc.insecure_channel(f"{host}:{port}") as channel:

@@ -308,3 +308,16 @@ def test_the_campaigns_eta_sums_the_jobs_scheduled_arrivals_over_those_running_a
     p.scheduled = {"a/x": (10.0, 30.0), "b/x": (5.0, 20.0)}  # 35 s left; a job averages 25 s; one still queued
     p.estimate()
     assert p.seconds_left == (20.0 + 15.0 + 25.0) / 2
+
+
+def test_a_missing_grpcio_is_said_as_such_not_as_no_cluster(monkeypatch, tmp_path):
+    """Ray 2.60 does not require grpcio, which the address probe needs: with the [ray] extra alone, a running
+    cluster was reported as 'no Ray cluster answers there (No module named 'grpc')'."""
+    import sys
+
+    from staronnx_cli.rayproc import init_ray
+
+    monkeypatch.setitem(sys.modules, "grpc", None)  # import grpc raises ImportError
+    said = init_ray("127.0.0.1:6379", "--ray-address", str(tmp_path / "ray.log"))
+    assert said == ("--ray-address 127.0.0.1:6379: Python's grpc module is not installed: pip install "
+                    "'staronnx[ray]' (Ray and grpcio)")
