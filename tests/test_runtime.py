@@ -445,6 +445,43 @@ def test_two_measured_batches_of_an_idle_worker_are_not_saturation():
     assert not row["congested"] and row["reason"] == "", row["reason"]
 
 
+def test_a_latency_falling_within_the_capacity_is_extended_then_noted_as_an_upper_bound():
+    """A backlog left by a slowdown, draining over the measured window (337 ms down to 19 ms in an advise
+    confirmation): its mean overstated the steady latency 7 times, without a word, and advise chose by it."""
+    import pandas as pd
+
+    from staronnx_cli.analysis import noise
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.point import PointJudge, PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=20.0, warmup=0, batches=20)
+    records = []
+    for k in range(20):  # 0.3 s down to 0.02 s: a queue emptying at the rate the worker outruns the stream
+        t = 0.05 * k
+        latency = max(0.3 - 0.3 * t, 0.02) + 0.001 * (k % 3)
+        record = BatchRecord(k, t, t, 1, k, actual_release_s=t, end_s=t + latency)
+        record.tasks.append(TaskRecord(0, 0, t + latency - 0.015, t + latency))
+        records.append(record)
+    judge = PointJudge(spec, capacity_qps=60.0)
+    for record in records:
+        judge.watch(record)
+    assert judge.extend() and judge.extended == 1  # runs on while it drains
+    flat = PointJudge(spec, capacity_qps=60.0)
+    for record in records:
+        flat.watch(BatchRecord(record.index, record.first_arrival_s, record.scheduled_release_s, 1, record.index,
+                               actual_release_s=record.actual_release_s, end_s=record.first_arrival_s + 0.02))
+    assert not flat.extend()
+    row = point_row(spec, records, "", [0.05 * k for k in range(20)], ["cpu0"], 0.015)
+    assert not row["congested"] and "a backlog left by a slowdown, still draining" in row["reason"], row["reason"]
+    assert row["reason"].startswith("latency falls ") and "upper bound" in row["reason"]
+
+    class Points:  # a run's points, as the draining warning reads them
+        points = pd.DataFrame([row])
+
+    (warning,) = noise._draining(Points)
+    assert warning.startswith("latency was still falling at 1 point(s) (N=1 at 20 q/s)")
+
+
 def test_the_verdict_is_drawn_from_the_evidence_alone():
     """judge_point is pure: a stop is the reason; a short point far beyond capacity is congested however calm
     its few batches look; a point whose every batch failed says so; a calm point within capacity has none."""

@@ -8,6 +8,7 @@ import pandas as pd
 from ..hostload import busy_warnings
 from ..metrics.spread import SPREAD
 from ..results.read import Run
+from ..results.schema import DRAINING
 from . import envelope as env
 
 BELOW_IDEAL = 0.90  # measured latency below this share of the ideal: the ideal's S(N) came from a slow spell
@@ -17,7 +18,7 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
     return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
-            *_above_capacity(run), *_late_releases(run), *_disturbances(run)]
+            *_above_capacity(run), *_late_releases(run), *_disturbances(run), *_draining(run)]
 
 
 def _unsettled(run: Run) -> list[str]:
@@ -85,6 +86,17 @@ def _late_releases(run: Run) -> list[str]:
     return [f"queries were released late at {int((late > LATE_RELEASE_US).sum())} point(s) (p99 up to "
             f"{late.max() / 1000:.1f} ms, N={int(worst.batch_size)} at {worst.rate_qps:g} q/s): the load "
             "generator's thread was starved of CPU; leave it a core (fewer worker cores) or stop other work"]
+
+
+def _draining(run: Run) -> list[str]:
+    if "reason" not in run.points:
+        return []
+    hits = run.points[run.points["reason"].fillna("").astype(str).str.contains(DRAINING, regex=False)]
+    if hits.empty:
+        return []
+    where = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
+    return [f"latency was still falling at {len(hits)} point(s) ({where}): a backlog left by a slowdown was "
+            "draining, so their latencies are upper bounds: sweep again on a quiet machine, or with more --batches"]
 
 
 def _disturbances(run: Run) -> list[str]:

@@ -35,6 +35,7 @@ def query_latencies(end_s: np.ndarray, arrivals_s: np.ndarray, sizes) -> np.ndar
 
 UNSERVED_FRACTION = 0.03  # latency rising by 3 % of elapsed time = 3 % of the offered load not served
 SLOPE_T = 3.0  # the rise must stand 3 standard errors above noise
+EXTEND_ON_FALL = 0.005  # a latency falling this fast (0.5 % of elapsed time), significantly, is a backlog draining
 
 
 def congestion(latency_s: np.ndarray, release_s: np.ndarray, min_batches: int = 10,
@@ -53,19 +54,33 @@ def congestion(latency_s: np.ndarray, release_s: np.ndarray, min_batches: int = 
     if k < max(min_batches, 3):
         return ""
     recent = max(min_batches, k // 2) if later_half else k  # a queue that grew, then levelled off, keeps up
-    latency_s = np.asarray(latency_s, dtype=np.float64)[-recent:]
-    t = np.asarray(release_s, dtype=np.float64)[-recent:]
-    k = recent
-    dt = t - t.mean()
-    spread = float(dt @ dt)
-    if spread <= 0:
-        return ""
-    dl = latency_s - latency_s.mean()
-    slope = float(dt @ dl) / spread  # least squares, closed form (np.polyfit is ten times slower)
-    residual = dl - slope * dt
-    stderr = np.sqrt(float(residual @ residual) / (k - 2) / spread)
+    slope, stderr = latency_slope(latency_s[-recent:], release_s[-recent:])
     if slope > unserved and slope > t_threshold * stderr:
         return f"latency grows {1000 * slope:.0f} ms per s: about {min(slope, 1):.0%} of the load is not served"
+    return ""
+
+
+def latency_slope(latency_s, release_s) -> tuple[float, float]:
+    """The least-squares slope of latency against release time (s per s) and its standard error; (0, inf) where
+    the batches are too few or released at one instant."""
+    latency = np.asarray(latency_s, dtype=np.float64)
+    t = np.asarray(release_s, dtype=np.float64)
+    dt = t - t.mean()
+    spread = float(dt @ dt)
+    if len(latency) < 3 or spread <= 0:
+        return 0.0, float("inf")
+    dl = latency - latency.mean()
+    slope = float(dt @ dl) / spread  # closed form (np.polyfit is ten times slower)
+    residual = dl - slope * dt
+    return slope, float(np.sqrt(float(residual @ residual) / (len(latency) - 2) / spread))
+
+
+def draining(latency_s, release_s, rate: float = EXTEND_ON_FALL, t_threshold: float = SLOPE_T) -> str:
+    """A latency falling over the batches given, significantly: a backlog left by a disturbance (another process,
+    a slow first run) still draining, so that their mean overstates the steady latency; '' otherwise."""
+    slope, stderr = latency_slope(latency_s, release_s)
+    if slope < -rate and -slope > t_threshold * stderr:
+        return f"latency falls {1000 * -slope:.0f} ms per s"
     return ""
 
 

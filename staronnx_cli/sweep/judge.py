@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..metrics.points import UNSERVED_FRACTION, congestion, ideal_latency_s, queries_per_s, utilisation
-from ..results.schema import NOT_SETTLED
+from ..metrics.points import UNSERVED_FRACTION, congestion, draining, ideal_latency_s, queries_per_s, utilisation
+from ..results.schema import DRAINING, NOT_SETTLED
 from ..runtime.scheduler import BatchRecord
 
 if TYPE_CHECKING:
@@ -53,6 +53,10 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     if not reason and ev.measured and ev.capacity and p.rate_qps > FAR_BEYOND * ev.capacity:
         reason, note = (f"{p.rate_qps / ev.capacity:.0f} x the workers' capacity of {ev.capacity:.0f} q/s (too few "
                         "batches for the queue to show)"), ""  # no system serves this, whatever a short point shows
+    if not reason and not note and ev.measured and (fall := draining(ev.latency, [r.scheduled_release_s for r in
+                                                                          ev.measured])):
+        note = (f"{fall} over its {len(ev.measured)} measured batches ({DRAINING}): its latency is an upper "
+                "bound")
     late = max((r.actual_release_s - r.scheduled_release_s for r in ev.measured), default=0.0)
     if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
         note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
