@@ -678,3 +678,17 @@ def test_a_confirmation_that_did_not_settle_does_not_hold_its_rate():
     _record(e, {"rate_qps": 40, "congested": False, "mean_max_latency_ms": float("nan"), "errors": float("nan"),
                 "reason": float("nan")})
     assert e.measured == {10.0: 5.0, 20.0: None, 30.0: None} and e.failed == {40.0: "no batch measured"}
+
+
+def test_a_confirmation_far_above_its_prediction_is_said():
+    """A confirmation 7 times its prediction (a slowdown while it ran) decided the answer without a word."""
+    from staronnx_cli.advise.confirm import Confirmed, far_from_predicted
+
+    whole = Target("whole", "m.onnx")
+    slow = Confirmed(Candidate(whole, "cpu:1x2", "dmda", 1), [20.0, 40.0], predicted={20.0: 19.4, 40.0: 22.0},
+                     measured={20.0: 142.0, 40.0: 22.9})
+    congested = Confirmed(Candidate(whole, "cpu:2x1", "dmda", 1), [20.0], predicted={20.0: 19.0},
+                          measured={20.0: None})
+    (note,) = far_from_predicted([slow, congested])
+    assert note.startswith("whole model, --workers cpu:1x2, --policy dmda, N=1 at 20 q/s measured 142 ms where "
+                           "19.4 was predicted (7.3 x)")

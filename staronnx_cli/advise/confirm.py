@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..analysis.verdict import qps
+from ..analysis.verdict import ms, qps
 from ..errors import UserError
 from ..results.schema import unsettled
 from .earlier import CONFIRMATIONS, set_aside_confirmations
@@ -171,6 +171,23 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
             continue
         for p in rows:
             _record(e, p)
+    return notes
+
+
+FAR_FROM_PREDICTED = 3.0  # a confirmation this many times its prediction: the machine, or the model, was off
+
+
+def far_from_predicted(entries: list[Confirmed]) -> list[str]:
+    """A note per confirmation measured far above its prediction: the answer rests on it, and either the machine
+    was slowed while it ran or the simulation is off (said, not hidden in the table)."""
+    notes = []
+    for e in entries:
+        for rate, measured in sorted(e.measured.items()):
+            predicted = e.predicted.get(rate)
+            if measured is not None and predicted and measured > FAR_FROM_PREDICTED * predicted:
+                notes.append(f"{e.candidate.setup} at {qps(rate)} q/s measured {ms(measured)} ms where "
+                             f"{ms(predicted)} was predicted ({measured / predicted:.1f} x): the machine was slowed "
+                             "while it ran, or the simulation is off; advise again on a quiet machine to tell")
     return notes
 
 

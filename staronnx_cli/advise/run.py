@@ -13,7 +13,15 @@ from ..errors import UserError
 from ..rayproc import need_ray
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_curves, write_markdown
-from .confirm import Confirmed, keep_most_headroom, measure, measure_on_cluster, predict_saturation, top_candidates
+from .confirm import (
+    Confirmed,
+    far_from_predicted,
+    keep_most_headroom,
+    measure,
+    measure_on_cluster,
+    predict_saturation,
+    top_candidates,
+)
 from .earlier import EarlierRuns, drop_set_aside, mark_layout
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
@@ -258,6 +266,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
     if confirm and entries:
         result.notes += _confirm(s, entries, settings, s.budget_s - (time.monotonic() - started), on_step, on_count)
+        result.notes += far_from_predicted(entries)
     recs = recommendations(result, entries, s.latency_bound_ms)
     compare_layouts(result, recs, targets, s.latency_bound_ms)
     write_curves(entries, settings.model_name, s.output / "curves.csv")
