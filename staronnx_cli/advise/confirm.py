@@ -108,7 +108,8 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
     from ..results.read import read_run
     from ..sweep.runner import SweepSettings, run_sweep
 
-    notes = []
+    notes: list[str] = []
+    warned: list[str] = []  # each confirmation's first warning of a busy machine
     for i, e in enumerate(entries):
         on_count(i, len(entries))
         c = e.candidate
@@ -124,12 +125,13 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
             notes.append(f"not confirmed: {c.setup}: {exc}")
             e.failed.update({r: str(exc) for r in e.rates})
             continue
-        for warning in hostload.busy_warnings(read_run(out).meta.machine_load):
-            if f"while confirming for real: {warning}" not in notes:
-                notes.append(f"while confirming for real: {warning}")
+        warned += [w.replace("and sweep again", "and advise again") for w in
+                   hostload.busy_warnings(read_run(out).meta.machine_load)[:1]]
         for p in points:
             _record(e, p)
     on_count(len(entries), len(entries))
+    if warned:  # one note, not one per confirmation
+        notes.append(f"while confirming for real ({len(warned)} of {len(entries)} confirmations): {warned[0]}")
     return notes
 
 

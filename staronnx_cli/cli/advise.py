@@ -60,9 +60,11 @@ def advise(
     batches: Annotated[int, typer.Option(help="Measured batches per simulated point.")] = 50,
     jobs: Annotated[int, typer.Option(help="Processes simulating candidates (0: one per usable core).")] = 0,
     ray: Annotated[bool, typer.Option(help="Simulate on a Ray cluster (the \\[ray] extra) instead of local "
-                                           "processes; real confirmation stays on this machine.")] = False,
-    ray_address: Annotated[str | None, typer.Option(help="With --ray: the cluster's address (default: start "
-                                                         "Ray on this machine).")] = None,
+                                           "processes; the real confirmation runs on this machine, or with "
+                                           "--platform on a node with the platform's \\[ray] resources.")] = False,
+    ray_address: Annotated[str | None, typer.Option(help="With --ray: the cluster's address (default: the cluster "
+                                                         "'ray start' began on this machine, if one runs; else Ray "
+                                                         "started here).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of inputs and simulated noise.")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="The advice directory.")] = Path("results/advice"),
     force: Annotated[bool, typer.Option(help="Replace an advice in the directory.")] = False,

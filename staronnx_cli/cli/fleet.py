@@ -17,10 +17,10 @@ def fleet(
     output: Annotated[Path, typer.Option("-o", "--output", help="The campaign's folder: a run directory per (sweep, "
                                                                 "kind), fleet.json. Run again to finish it.")
                       ] = Path("results/fleet"),
-    ray_address: Annotated[str | None, typer.Option(help="The Ray cluster's address (default: a Ray instance "
-                                                         "started here, which has none of the kinds' resources: "
-                                                         "start one with ray start --head --resources and give its "
-                                                         "address).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="The Ray cluster's address (default: the cluster 'ray "
+                                                         "start' began on this machine, if one runs; else a Ray "
+                                                         "instance started here, which has none of the kinds' "
+                                                         "resources).")] = None,
 ):
     """Run every (sweep, machine kind) job of CAMPAIGN on a node of that kind, each point's rows written here as
     they are measured; a job lost with its node is resumed on another node of its kind."""

@@ -44,9 +44,9 @@ def check(
     platform: Annotated[Path, typer.Argument(help="A platform file (TOML).")],
     target: Annotated[str, typer.Argument(help="The model, zoo name or plan directory it will simulate.")],
     trust_platform: Annotated[bool, typer.Option(
-        help="Its [[times]] are of the same split made again elsewhere (as sweep --trust-platform).")] = False,
+        help="Its \\[\\[times]] are of the same split made again elsewhere (as sweep --trust-platform).")] = False,
 ):
-    """Validate a platform against a target as `sweep --engine sim` will: its [[times]] are of this target, and
+    """Validate a platform against a target as `sweep --engine sim` will: its \\[\\[times]] are of this target, and
     every worker kind has a time for every part."""
     from ..runtime.platform import check_times_target, falling_times, read_platform
     from ..runtime.simtimes import part_times

@@ -54,9 +54,10 @@ def split(
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}")
     plan = result.plan
-    what = (f"branches in at most {streams} streams" if method == "branches" else
-            f"methods at offload {offload} ({parts} parts")
-    methods = Table(title=f"{what}, batch {batch}, fractions of {plan.fraction_of})")
+    what = (f"branches in at most {streams} streams, batch {batch}, fractions of {plan.fraction_of}"
+            if method == "branches" else
+            f"methods at offload {offload} ({parts} parts, batch {batch}, fractions of {plan.fraction_of})")
+    methods = Table(title=what)
     for column in ("method", "best of", "achieved fraction", "cut per batch", ""):
         methods.add_column(column, justify="right" if "fraction" in column or "cut" in column else "left")
     for c in result.candidates:
