@@ -29,7 +29,7 @@ def fleet(
     from ..fleet.run import FleetSettings, run_fleet
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("jobs", total=None)
 
         def on_progress(p) -> None:

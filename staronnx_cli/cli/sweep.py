@@ -239,7 +239,8 @@ def _progress_bar():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[batches]}"),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console) as bar:
+                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                  disable=not console.is_terminal) as bar:  # piped: results only, no last frame of the bar
         task = bar.add_task("preparing", total=None, batches="")
 
         def on_progress(p):
