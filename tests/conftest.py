@@ -11,6 +11,18 @@ from typer.testing import CliRunner  # noqa: E402
 from staronnx_cli.cli.app import app  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def signal_handlers():
+    """Each test leaves Ctrl-C and SIGTERM as it found them: entry.main() run in this process sets its exit's own
+    (a second signal ignored), and a later test's real SIGINT must still raise KeyboardInterrupt."""
+    import signal
+
+    kept = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in kept.items():
+        signal.signal(sig, handler)
+
+
 @pytest.fixture
 def cli():
     """Invoke `staronnx ARGS...`; returns click's Result (exit_code, stdout, stderr)."""

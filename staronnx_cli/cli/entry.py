@@ -18,6 +18,9 @@ def _terminate(signum, frame):
 def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     atexit.register(_ignore_signals)  # registered first, run last: after every other exit handler
+    common = sys.modules.get("staronnx_cli.cli.common")
+    if common is not None:  # said by this invocation only (a process running main twice: the tests)
+        setattr(common, "told", False)  # noqa: B010 - a module from sys.modules: mypy knows no attribute
     undecodable = _undecodable(sys.argv[1:])
     if undecodable:
         sys.stderr.write(f"error: {undecodable}\n")
