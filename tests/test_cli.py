@@ -113,7 +113,11 @@ def test_profile_never_overwrites_without_force(cli, tiny_cnn_path, tmp_path):
     out.write_text("precious\n")
     assert_one_line_error(cli("profile", tiny_cnn_path, "-o", out), "already exists", "--force")
     assert out.read_text() == "precious\n"
-    assert_one_line_error(cli("profile", tiny_cnn_path, "-o", tmp_path, "--force"), "is a directory", "costs.csv")
+    assert_one_line_error(cli("profile", tiny_cnn_path, "-o", tmp_path, "--force"), "names a directory", "costs.csv")
+    # a folder to be made, said as one by its '/': a file named 'new' and 'new.meta.json' were written
+    assert_one_line_error(cli("profile", tiny_cnn_path, "-o", f"{tmp_path / 'new'}/"), "new/' names a directory",
+                          "new/costs.csv")
+    assert not (tmp_path / "new").exists()
 
 
 def test_doctor_reports_cuda_without_ort_log_noise():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -25,7 +26,7 @@ def profile(
     opt_level: Annotated[str, typer.Option(
         help="ORT graph optimisation level to profile at: basic keeps node names (exact per-node times); "
              "extended/all fuse more and times of fused nodes are shared by a work estimate.")] = "basic",
-    output: Annotated[Path, typer.Option("-o", "--output", help="Costs CSV to write.")] = Path("costs.csv"),
+    written: Annotated[str, typer.Option("-o", "--output", help="Costs CSV to write.")] = "costs.csv",
     overhead: Annotated[bool, typer.Option(help="Also time runs without the profiler and at level all.")] = True,
     top: Annotated[int, typer.Option(help="Nodes shown in the summary.")] = 12,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
@@ -44,8 +45,10 @@ def profile(
     resolved = resolve_model(model)
     if not resolved.exists():
         raise UserError(f"model file '{model}' not found: give an .onnx file or a zoo name (staronnx zoo list)")
-    if output.is_dir():  # found only after profiling, when the CSV could not be written
-        raise UserError(f"-o '{output}' is a directory: profile writes a CSV file, e.g. -o {output / 'costs.csv'}")
+    output = Path(written)
+    if written.endswith(("/", os.sep)) or output.is_dir():  # 'newdir/' was a file named newdir, an existing
+        # folder was found only after profiling, when the CSV could not be written
+        raise UserError(f"-o '{written}' names a directory: profile writes a CSV file, e.g. -o {output / 'costs.csv'}")
     refuse_measured_file(output)
     if output.exists() and not force:
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
