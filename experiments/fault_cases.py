@@ -968,6 +968,111 @@ for sig in (signal.SIGINT, signal.SIGTERM):
          {"triton"})(_triton_interrupted(sig))
 
 
+# ---- found by the fifth and sixth rounds of hostile inputs (2026-12-07) ------------------------------------------
+
+def _onnx(path: Path, shape: list, outputs_x: bool = False) -> None:
+    """x -> Relu -> y, x of `shape`; `outputs_x`: x is a model output too."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)] + ([x] if outputs_x else [])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x], outputs)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+
+
+@case("inputs", "a model with an input dimension of size -1", "exit 2, one line naming it")
+def _(d):
+    _onnx(d / "neg.onnx", ["N", -1])
+    return one_line(staronnx(d, "sweep", "neg.onnx", *SWEEP, "-o", "out"), 2, "size -1")
+
+
+@case("models", "a model whose output is also its input (outputs [y, x])", "exit 0, its points measured")
+def _(d):
+    _onnx(d / "pass.onnx", ["N", 4], outputs_x=True)
+    o = staronnx(d, "sweep", "pass.onnx", *SWEEP, "-o", "out")
+    return one_line(o, 0) or grid_complete(d / "out")
+
+
+@case("inputs", "an arrival trace with two numbers per line", "exit 2, one line naming it")
+def _(d):
+    (d / "t.txt").write_text("0 1\n2 3\n4 5\n")
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--arrival", "trace:t.txt", "-o", "out"), 2,
+                    "2 numbers per line")
+
+
+@case("outputs", "`profile -o newdir/` (a folder to be made)", "exit 2, one line; no file named newdir")
+def _(d):
+    o = staronnx(d, "profile", "tiny.onnx", "--runs", "2", "-o", "newdir/")
+    return one_line(o, 2, "names a directory") or ("a file named newdir" if (d / "newdir").exists() else None)
+
+
+@case("plans", "plan.json with its parts listed in reverse order", "exit 2, one line naming the order")
+def _(d):
+    import json
+
+    path = d / "plan/plan.json"
+    plan = json.loads(path.read_text())
+    plan["parts"] = plan["parts"][::-1]
+    path.write_text(json.dumps(plan))
+    return one_line(staronnx(d, "sweep", "plan", *SWEEP, "-o", "out"), 2, "part i at index i")
+
+
+@case("numbers", "costs.csv with every time 0, then `split`", "exit 2, one line: no time to split by")
+def _(d):
+    import pandas as pd
+
+    costs = pd.read_csv(d / "costs.csv")
+    costs[["mean_us", "median_us", "std_us", "host_us"]] = 0.0
+    costs.to_csv(d / "zero.csv", index=False)
+    return one_line(staronnx(d, "split", "tiny.onnx", "--costs", "zero.csv", "-o", "p0"), 2, "no time to split by")
+
+
+@case("resume", "`--resume` of a native-core run with STARONNX_HOT_PATH=python", "exit 2, one line; no row added")
+def _(d):
+    import json
+
+    if json.loads((d / "run/run.json").read_text()).get("hot_path") != "native core":
+        return "NOT RUN: the native core is not built here"
+    before = rows_of(d / "run/points.csv")
+    proc = subprocess.run([sys.executable, "-m", "staronnx_cli", "sweep", "tiny.onnx", *SWEEP, "-o", "run",
+                           "--resume"], cwd=d, env={**ENV, "STARONNX_HOT_PATH": "python"}, text=True,
+                          capture_output=True, timeout=120)
+    o = Outcome(proc.returncode, proc.stdout, proc.stderr, 0.0)
+    return one_line(o, 2, "measured on the native core") or (None if rows_of(d / "run/points.csv") == before
+                                                              else "rows added")
+
+
+@case("reads", "`platform from-run`, `trace` and `plot --kind timeline` of a run with batches never started",
+      "exit 0 each")
+def _(d):
+    o = staronnx(d, "sweep", "tiny.onnx", "--workers", "cpu:1x1", "--batch", "1", "--rate", "50,100000", "--batches",
+                 "20", "--warmup", "2", "-o", "jam")
+    return (one_line(o, 0) or one_line(staronnx(d, "platform", "from-run", "jam", "-o", "p.toml"), 0)
+            or one_line(staronnx(d, "trace", "jam", "-o", "t.json"), 0)
+            or one_line(staronnx(d, "plot", "jam", "--kind", "timeline", "-o", "t.png"), 0))
+
+
+@case("interrupts", "two SIGTERMs 50 ms apart during a sweep (a scheduler's time limit)",
+      "exit 130, one line; what was finished kept")
+def _(d):
+    grid = ["--workers", "cpu:1x1", "--batch", "1", "--rate", "50,100,150", "--batches", "400", "--warmup", "1"]
+    shutil.rmtree(d / "run")
+    proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", "tiny.onnx", *grid, "-o", "run"], cwd=d,
+                            env=ENV, text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint)
+    for _ in range(1200):  # until its first point is written
+        if (d / "run/points.csv").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    return one_line(Outcome(proc.returncode, "", err, 0.0), 130, "interrupted") or \
+        (None if len(rows_of(d / "run/points.csv")) >= 1 else "the finished point lost")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/faults.md"))

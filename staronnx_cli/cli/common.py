@@ -70,7 +70,10 @@ def deferred_interrupts() -> Iterator[None]:
     finally:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        if received:
+        if received:  # told to the handler held back (the executable's counts them: a second is ignored)
+            handler = handlers[signal.Signals(received[0])]
+            if callable(handler) and handler is not signal.default_int_handler:
+                handler(received[0], None)
             raise KeyboardInterrupt
 
 

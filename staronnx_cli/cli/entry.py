@@ -1,6 +1,7 @@
 """The `staronnx` executable: the app is imported inside `main`, so a Ctrl-C while ONNX Runtime and the rest load
 (a second or two) is one line, like a Ctrl-C later, not a traceback. A SIGTERM (`kill`, a job scheduler's time
-limit) is handled as a Ctrl-C: the same cleanup (a Triton server stopped, workers joined) and the same one line."""
+limit) is handled as a Ctrl-C: the same cleanup (a Triton server stopped, workers joined) and the same one line; a
+second one while that cleanup runs is ignored, a third ends the process at once."""
 
 from __future__ import annotations
 
@@ -10,13 +11,34 @@ import signal
 import sys
 from typing import NoReturn
 
+_received: list[int] = []  # the Ctrl-Cs and SIGTERMs of this invocation
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+
+def _interrupt(signum, frame):
+    """The first Ctrl-C or SIGTERM interrupts (the command cleans up, keeps what it measured and says one line);
+    a second one is ignored, so that it cannot cut that cleanup or that line short (exit 130 and nothing said);
+    a third ends the process at once, for a cleanup that hangs."""
+    _received.append(signum)
+    if len(_received) == 1:
+        raise KeyboardInterrupt
+    if len(_received) >= 3:
+        _flush()
+        os._exit(130)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    _received.clear()
+    signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where a shell started it ignoring Ctrl-C
+        signal.signal(signal.SIGINT, _interrupt)
     atexit.register(_ignore_signals)  # registered first, run last: after every other exit handler
     common = sys.modules.get("staronnx_cli.cli.common")
     if common is not None:  # said by this invocation only (a process running main twice: the tests)
@@ -55,11 +77,7 @@ def _exit(code: int) -> NoReturn:
         if not received:
             received.append(signum)
             return
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe: nothing more can be said
-                pass
+        _flush()
         os._exit(code)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
