@@ -91,7 +91,7 @@ def test_a_split_one_grid_step_above_the_whole_model_did_not_raise_saturation():
     whole = run_of([(1, 100, 10, 5.0, 0.1, False), (1, 105, 10, None, None, True)])
     split = run_of([(1, 100, 10, 5.0, 0.1, False), (1, 105, 10, 5.0, 0.1, False), (1, 110, 10, None, None, True)],
                    parts=2)
-    assert split_verdict(whole, split).startswith(
+    assert split_verdict([whole], split).startswith(
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 100 q/s whole, 105 q/s split "
         "(+5%, within the 5% these sweeps resolve).")
 

@@ -130,10 +130,13 @@ def _saturation_sentences(run: Run) -> list[str]:
     return sentences
 
 
-def split_verdict(whole: Run, split: Run) -> str:
-    """Whether splitting raised saturation (by how much, or 'no'), and at which rates it lowers latency."""
+def split_verdict(wholes: list[Run], split: Run) -> str:
+    """Whether splitting raised saturation (by how much, or 'no'), and at which rates it lowers latency, against
+    the whole model's runs measured as the split was (several: the best of them at each rate, said so)."""
     share = split.meta.offload_fraction
     what = f"{split.meta.parts} parts" + (f", {share:.0%} of the compute offloaded" if share else "")
+    whole = max(wholes, key=lambda r: top_rate(r)[0] or 0.0)  # the whole model's highest saturation
+    against = f" (against the best of {len(wholes)} whole-model runs)" if len(wholes) > 1 else ""
     whole_top, _ = top_rate(whole)
     split_top, _ = top_rate(split)
     if split_top is None:
@@ -148,17 +151,19 @@ def split_verdict(whole: Run, split: Run) -> str:
         split_words = f"at least {qps(split_top)}" if open_split else qps(split_top)
         which = " and ".join(name for name, is_open in (("the whole model", open_whole), ("the split", open_split))
                              if is_open)
-        return (f"Splitting ({what}): saturation {whole_words} q/s whole, {split_words} q/s split; {which} never "
-                "congested in its grid, so which saturates first is not known: sweep higher rates. "
-                + _latency_change(whole, split))
+        return (f"Splitting ({what}){against}: saturation {whole_words} q/s whole, {split_words} q/s split; {which} "
+                "never congested in its grid, so which saturates first is not known: sweep higher rates. "
+                + _latency_change(wholes, whole, split))
     if change > tolerance:
-        head = f"Splitting ({what}) raised saturation from {qps(whole_top)} to {qps(split_top)} q/s ({change:+.0%})."
+        head = (f"Splitting ({what}) raised saturation from {qps(whole_top)} to {qps(split_top)} q/s "
+                f"({change:+.0%}){against}.")
     elif change < -tolerance:
-        head = f"Splitting ({what}) lowered saturation from {qps(whole_top)} to {qps(split_top)} q/s ({change:+.0%})."
+        head = (f"Splitting ({what}) lowered saturation from {qps(whole_top)} to {qps(split_top)} q/s "
+                f"({change:+.0%}){against}.")
     else:
         head = (f"Splitting ({what}) did not raise saturation: {qps(whole_top)} q/s whole, {qps(split_top)} q/s "
-                f"split ({change:+.0%}, within the {tolerance:.0%} these sweeps resolve).")
-    return head + " " + _latency_change(whole, split)
+                f"split ({change:+.0%}, within the {tolerance:.0%} these sweeps resolve){against}.")
+    return head + " " + _latency_change(wholes, whole, split)
 
 
 def best_latency_at(points, rate: float) -> float | None:
@@ -198,9 +203,10 @@ def never_congested(run: Run) -> bool:
     return n is not None and env.first_bounded(run.points).get(n) is None
 
 
-def _latency_change(whole: Run, split: Run) -> str:
-    """The split's best latency at each of its rates against the whole model's best at the same rate (each of
-    its batch sizes interpolated between its measured rates where the grids differ)."""
+def _latency_change(wholes: list[Run], whole: Run, split: Run) -> str:
+    """The split's best latency at each of its rates against the whole model's best at the same rate, over its
+    runs (each of their batch sizes interpolated between its measured rates where the grids differ); `whole`: the
+    run of the whole model's saturation."""
     mine = env.envelope(split.points)
     whole_top, _ = top_rate(whole)
     lower, higher, beyond, gains, between, compared = [], [], [], [], False, 0
@@ -209,10 +215,10 @@ def _latency_change(whole: Run, split: Run) -> str:
             if not never_congested(whole):  # beyond a known saturation; else: simply not measured there
                 beyond.append(row.rate_qps)
             continue
-        found = least_latency_at(whole.points, row.rate_qps)
-        if found is None:
+        known = [found for w in wholes if (found := least_latency_at(w.points, row.rate_qps)) is not None]
+        if not known:
             continue
-        (reference, on_line), compared = found, compared + 1
+        (reference, on_line), compared = min(known), compared + 1
         ratio = row.mean_max_latency_ms / reference - 1
         between |= abs(ratio) > LATENCY_CHANGE and on_line  # a claim resting on a line between measured rates
         if ratio < -LATENCY_CHANGE:
@@ -247,18 +253,27 @@ def _rates(values: list[float]) -> str:
     return f"{len(values)} rates from {qps(values[0])} to {qps(values[-1])} q/s"
 
 
-def pairs(runs: list[Run]) -> list[tuple[Run, Run]]:
-    """(whole, split) of the same source model, same system, on the same kind of machine (a fleet's runs are of
-    several); a split pairs with the whole run on the same workers where there is one."""
+def pairs(runs: list[Run]) -> list[tuple[list[Run], Run]]:
+    """(wholes, split): each split with the whole model's runs measured as it was: the same source model, system
+    and engine, the same arrivals and queue delay, the same machine (this host and CPU for real runs; a fleet's
+    kind); those on the split's own workers where there are some, else every such run (compared by their best at
+    each rate: the first alone made the verdict hang on the order the runs were given)."""
     found = []
     for split in (r for r in runs if int(r.meta.parts) > 1):
-        wholes = [r for r in runs if int(r.meta.parts) == 1 and r.model == split.model and r.model
-                  and r.meta.system == split.meta.system and r.meta.engine == split.meta.engine
-                  and _machine_kind(r) == _machine_kind(split)]
+        wholes = [r for r in runs if int(r.meta.parts) == 1 and r.model and r.model == split.model
+                  and _conditions(r) == _conditions(split)]
         same = [r for r in wholes if r.meta.workers == split.meta.workers]
         if same or wholes:
-            found.append(((same or wholes)[0], split))
+            found.append((same or wholes, split))
     return found
+
+
+def _conditions(run: Run) -> tuple:
+    """What two runs must share for their latencies to compare: a split measured under Poisson arrivals against a
+    whole model under fixed ones, or on another host, was called a gain of splitting."""
+    meta = run.meta
+    machine = (meta.host, meta.cpu) if meta.engine == "real" else ()
+    return (meta.system, meta.engine, meta.arrival, meta.max_queue_delay_ms, _machine_kind(run), *machine)
 
 
 def _machine_kind(run: Run) -> str:
@@ -276,4 +291,4 @@ def verdict(runs: list[Run]) -> list[str]:
         return run_verdict(runs[0])
     labels = dict(zip((id(r) for r in runs), legend_labels(runs)))
     lines = [f"{labels[id(r)]}: " + " ".join(run_verdict(r)) for r in runs]
-    return lines + [split_verdict(whole, split) for whole, split in pairs(runs)]
+    return lines + [split_verdict(wholes, split) for wholes, split in pairs(runs)]
