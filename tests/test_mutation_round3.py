@@ -295,6 +295,10 @@ def test_a_stop_naming_no_model_is_blamed_on_the_one_with_the_largest_share_unfi
                SimpleNamespace(model=0, actual_release_s=math.nan, end_s=math.nan)]  # never released: not counted
     assert culprit(mix, records, "backlog of 4 unfinished batches (> 3)") == 1
     assert culprit(mix, records, "a: latency rose") == 0 and culprit(mix, records, "") is None
+    # where each model's offered load is known, the one taking the largest share of the workers: a, at 1.6 times
+    # what they serve, though b has the larger share of its few batches unfinished
+    assert culprit(mix, records, "backlog of 4 unfinished batches (> 3)", [1.6, 0.12]) == 0
+    assert culprit(mix, records, "backlog of 4 unfinished batches (> 3)", [1.6, math.nan]) == 1  # not known: shares
 
 
 def test_the_model_a_stop_is_blamed_on_keeps_its_reason_and_the_others_say_whose_it_was():

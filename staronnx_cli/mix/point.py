@@ -4,9 +4,11 @@ the batches.csv rows per model, each judged on its own batches (the workers' bus
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 from ..analysis.mix import meets_target
+from ..metrics.points import capacity_qps
 from ..runtime.scheduler import BatchRecord, Limits
 from ..sweep.point import PointJudge, PointSpec, batch_rows, point_row, stream_backlog, time_cap_s
 from .schedule import MixPoint, MixSchedule, mix_schedule, model_batches
@@ -48,14 +50,19 @@ def mix_limits(mix: Mix, point: MixPoint, planned: MixSchedule, services: list[l
     return Limits(max_backlog=bound, time_cap_s=time_cap_s(planned.duration_s))
 
 
-def culprit(mix: Mix, records: list[BatchRecord], stop: str) -> int | None:
-    """The model a stop is blamed on: the one it names, else the one with the largest share of its released batches
-    unfinished when the point stopped (at its last release); None when the point ran to its end."""
+def culprit(mix: Mix, records: list[BatchRecord], stop: str, loads: Sequence[float] = ()) -> int | None:
+    """The model a stop is blamed on: the one it names, else the one whose offered load takes the largest share of
+    the workers (`loads`: each model's rate over its capacity N * sum(1 / S_w(N)), where known: a share of batches
+    unfinished blamed a model with 1 of 2 batches waiting beside one offering 1.6 times what the workers serve),
+    else the one with the largest share of its released batches unfinished when the point stopped (at its last
+    release); None when the point ran to its end."""
     if not stop:
         return None
     for m, model in enumerate(mix.models):
         if stop.startswith(f"{model.name}: "):
             return m
+    if len(loads) == len(mix.models) and all(math.isfinite(x) and x > 0 for x in loads):
+        return max(range(len(mix.models)), key=lambda m: loads[m])
     released = [r for r in records if math.isfinite(r.actual_release_s)]
     stopped_at = max((r.actual_release_s for r in released), default=0.0)  # the last release: where it stopped
     unfinished = [0.0] * len(mix.models)
@@ -72,7 +79,8 @@ def mix_rows(mix: Mix, point: MixPoint, ran: tuple[MixSchedule, list[BatchRecord
     schedule, the records, why it stopped). A model's row is congested when the point stopped: with its own
     reason if the stop is its doing, else saying which model stopped it."""
     planned, records, stop = ran
-    blamed = culprit(mix, records, stop)
+    capacities = [capacity_qps(n, mine) for n, mine in zip(point.sizes, services)]
+    blamed = culprit(mix, records, stop, [rate / c if c > 0 else math.nan for rate, c in zip(point.rates, capacities)])
     firsts = planned.firsts(records)
     combination = combination_label(mix, point.sizes)
     point_rows, batch_out = [], []
