@@ -325,3 +325,24 @@ def test_a_mix_point_at_a_very_high_rate_spans_a_single_sweeps_least_warm_up_and
     planned = mix_schedule(mix, MixPoint(1.0, (1, 2), (100_000.0, 100_000.0), warmup=2, batches=3))
     assert planned.duration_s >= WARMUP_S + MEASURE_S - 1e-5  # the last batch arrives within 10 us of the span
     assert planned.window_start_s >= WARMUP_S - 1e-5
+
+
+def test_a_mix_missing_its_targets_only_at_low_scales_answers_from_the_first_scale_that_meets_them():
+    """N=4 of cnn misses its 3 ms target at scales 0.5 and 1 (its batches fill too slowly at a low rate) and meets
+    it from 1.5 to 3: the verdict said 'no scale measured where every model meets its target' (and exit 3)."""
+    import math
+
+    from staronnx_cli.analysis.mix import combinations
+
+    rows = []
+    for scale, latency in ((0.5, 6.46), (1.0, 4.1), (1.5, 2.9), (2.0, 2.4), (2.5, 2.2), (3.0, 2.1), (3.5, None)):
+        rows.append({"mix": "cnn=4", "scale": scale, "model": "cnn", "rate_qps": 1000 * scale,
+                     "congested": latency is None, "mean_max_latency_ms": latency if latency else math.nan,
+                     "latency_target_ms": 3.0, "reason": "" if latency else "backlog"})
+    (answer,) = combinations(pd.DataFrame(rows))
+    assert (answer["largest_scale"]["from_scale"], answer["largest_scale"]["scale"]) == (1.5, 3.0)
+    assert answer["below"] == {"scale": 0.5, "models": [{"model": "cnn", "why": "6.46 ms > target 3 ms"}]}
+    assert answer["first_failure"]["scale"] == 3.5
+    congested_first = pd.DataFrame([{**rows[0], "congested": True, "mean_max_latency_ms": math.nan}] + rows[1:])
+    (answer,) = combinations(congested_first)  # a congested low scale still ends the search there
+    assert answer["largest_scale"] is None and answer["first_failure"]["scale"] == 0.5

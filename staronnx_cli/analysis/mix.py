@@ -66,20 +66,34 @@ def _meets(row) -> bool:
 
 def combinations(points: pd.DataFrame) -> list[dict]:
     """Per batch-size combination: the largest scale meeting every target from the lowest scale up, and what
-    fails at the first scale that does not (model, why)."""
+    fails at the first scale that does not (model, why). Scales below the first that meets them all, where every
+    miss is a latency above its target (uncongested: a batch of N > 1 fills too slowly at a low rate), do not end
+    the search: the answer then starts at `from_scale`, and `below` says what missed under it."""
     out = []
     for label, rows in points.groupby("mix", sort=False):
-        best, failure = None, None
+        best, failure, below, start = None, None, None, None
         for scale, at in rows.sort_values("scale").groupby("scale", sort=True):
             missed = [r for _, r in at.iterrows() if not _meets(r)]
+            if missed and best is None and all(_too_slow(r) for r in missed):
+                below = below or {"scale": float(scale), "models": [_why(r) for r in missed]}
+                continue
             if missed:
                 failure = {"scale": float(scale), "models": [_why(r) for r in missed]}
                 break
-            best = {"scale": float(scale), "models": {
+            start = float(scale) if start is None else start
+            best = {"scale": float(scale), "from_scale": start, "models": {
                 r["model"]: {"rate_qps": float(r["rate_qps"]), "mean_max_latency_ms": float(r["mean_max_latency_ms"])}
                 for _, r in at.iterrows()}}
-        out.append({"mix": str(label), "largest_scale": best, "first_failure": failure})
+        if best is None:  # nothing met: the first miss is the answer's reason, whatever kind
+            failure, below = below or failure, None
+        out.append({"mix": str(label), "largest_scale": best, "first_failure": failure, "below": below})
     return out
+
+
+def _too_slow(row) -> bool:
+    """Uncongested and measured, above its target: at a higher rate its batches fill sooner."""
+    latency = row["mean_max_latency_ms"]
+    return not row["congested"] and latency is not None and math.isfinite(latency) and not _meets(row)
 
 
 def _why(row) -> dict:
@@ -109,7 +123,12 @@ def mix_summary(run: Run) -> dict:
                           for name, m in best["models"].items())
         tail = f"; at scale {failure['scale']:g}: " + "; ".join(f"{f['model']} {f['why']}" for f in failure["models"]) \
             if failure else " (the largest scale measured: sweep higher --scale to find the limit)"
-        verdict.append(head + f"every model {goal} up to scale {best['scale']:g}: {rates}" + tail)
+        below = c["below"]
+        start = (f"from scale {best['from_scale']:g} " if below else "")
+        under = (f"; below it, at scale {below['scale']:g}: " + "; ".join(f"{f['model']} {f['why']}" for f in
+                                                                          below["models"])
+                 + " (a batch fills too slowly at a low rate)") if below else ""
+        verdict.append(head + f"every model {goal} {start}up to scale {best['scale']:g}: {rates}" + tail + under)
     answered = [c for c in combos if c["largest_scale"]]
     if len(combos) > 1 and answered:
         top = max(answered, key=lambda c: c["largest_scale"]["scale"])
