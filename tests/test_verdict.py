@@ -215,10 +215,12 @@ def test_noise_is_called_out_with_cause_and_fix_and_clean_runs_say_nothing(tmp_p
         "S(N) was measured unsteadily (N=1 on cpu:1 31%, N=2 on cpu:1 15%; interquartile range over median of 10 "
         "runs, above 10%): "
         "the ideal and the capacity rest on it; sweep again on a quiet machine",
-        "2 point(s) ran faster than their ideal (lowest: N=2 at 250 q/s, 0.80 x): S(N) was measured in a slow "
-        "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine",
-        "1 batch size(s) sustained more than their capacity (most: N=2 at 400 q/s, 1.05 x its 380.0 q/s): S(N) was "
-        "measured in a slow spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine",
+        # a simulated run (the fixture): its ideal and capacity are exact, no slow spell is blamed
+        "2 point(s) ran faster than their ideal (lowest: N=2 at 250 q/s, 0.80 x): the simulated task times "
+        "(--sim-noise) drew short ones; more --batches average them out",
+        "1 batch size(s) sustained more than their capacity (most: N=2 at 400 q/s, 1.05 x its 380.0 q/s): its 30 "
+        "measured batches per point were too few to show a small lost load (the simulated capacity is exact): sweep "
+        "with more --batches near it",
         "queries were released late at 1 point(s) (p99 up to 3.2 ms, N=2 at 250 q/s): the load generator's thread "
         "was starved of CPU; leave it a core (fewer worker cores) or stop other work",
         "latency rose while the workers had time to spare at 1 point(s) (N=4 at 100 q/s): something else slowed "

@@ -54,9 +54,12 @@ def _below_ideal(run: Run) -> list[str]:
     if low.empty:
         return []
     worst = low.loc[ratio[low.index].idxmin()]
-    return [f"{len(low)} point(s) ran faster than their ideal (lowest: N={int(worst.batch_size)} at "
-            f"{worst.rate_qps:g} q/s, {float(worst.latency_over_ideal):.2f} x): S(N) was measured in a slow "
-            "spell, so ideals and capacities are too pessimistic: sweep again on a quiet machine"]
+    head = (f"{len(low)} point(s) ran faster than their ideal (lowest: N={int(worst.batch_size)} at "
+            f"{worst.rate_qps:g} q/s, {float(worst.latency_over_ideal):.2f} x): ")
+    if run.meta.engine == "sim":  # no slow spell in a simulation: its noise (--sim-noise) drew short tasks
+        return [head + "the simulated task times (--sim-noise) drew short ones; more --batches average them out"]
+    return [head + "S(N) was measured in a slow spell, so ideals and capacities are too pessimistic: sweep again on "
+            "a quiet machine"]
 
 
 def _above_capacity(run: Run) -> list[str]:
@@ -71,9 +74,13 @@ def _above_capacity(run: Run) -> list[str]:
     if not over:
         return []
     n, rho, cap = max(over, key=lambda o: o[1] / o[2])
-    return [f"{len(over)} batch size(s) sustained more than their capacity (most: N={n} at {rho:g} q/s, "
-            f"{rho / cap:.2f} x its {cap:.1f} q/s): S(N) was measured in a slow spell, so ideals and capacities "
-            "are too pessimistic: sweep again on a quiet machine"]
+    head = (f"{len(over)} batch size(s) sustained more than their capacity (most: N={n} at {rho:g} q/s, "
+            f"{rho / cap:.2f} x its {cap:.1f} q/s): ")
+    if run.meta.engine == "sim":  # the simulated times are the platform's: the capacity is exact
+        return [head + f"its {run.meta.batches} measured batches per point were too few to show a small lost load "
+                "(the simulated capacity is exact): sweep with more --batches near it"]
+    return [head + "S(N) was measured in a slow spell, so ideals and capacities are too pessimistic: sweep again "
+            "on a quiet machine"]
 
 
 def _late_releases(run: Run) -> list[str]:
