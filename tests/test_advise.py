@@ -693,3 +693,24 @@ def test_a_confirmation_far_above_its_prediction_is_said():
     (note,) = far_from_predicted([slow, congested])
     assert note.startswith("whole model, --workers cpu:1x2, --policy dmda, N=1 at 20 q/s measured 142 ms where "
                            "19.4 was predicted (7.3 x)")
+
+
+def test_the_task_times_advice_md_shows_are_those_the_predictions_used(monkeypatch, tiny_cnn_path):
+    """The real confirmations relearn the host's performance models; advice.md read them afterwards and showed a
+    busy machine's part times (0.104 + 0.011 ms) beside a prediction made from 0.051 + 0.004 ms."""
+    from staronnx_cli.advise import times as times_module
+    from staronnx_cli.advise.times import HostTimes
+    from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel
+
+    cached = [PerfModel()]
+    for _ in range(CALIBRATION_SAMPLES + 1):  # the first is dropped (a cold run)
+        cached[0].record(0, "cpu:1", 1, 0.05e-3)
+    monkeypatch.setattr(times_module.PerfModel, "load", staticmethod(lambda path: cached[0]))
+    host = HostTimes.of([Target("whole", str(tiny_cnn_path))])
+    used = host.frozen()
+    relearnt = PerfModel()
+    for _ in range(CALIBRATION_SAMPLES + 1):  # the first is dropped (a cold run)
+        relearnt.record(0, "cpu:1", 1, 0.10e-3)
+    cached[0] = relearnt  # the cache after the confirmations
+    assert used.part_s("whole", 1)["cpu:1"][0] == pytest.approx(0.05e-3)
+    assert host.part_s("whole", 1)["cpu:1"][0] == pytest.approx(0.10e-3)

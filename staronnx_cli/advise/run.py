@@ -264,6 +264,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
             pool.shutdown()
     if s.latency_bound_ms is not None:
         entries = keep_most_headroom(entries)  # under a bound, the answer is the one with the most headroom
+    used = times.frozen()  # the times the predictions rest on, before the confirmations relearn the host's
     if confirm and entries:
         result.notes += _confirm(s, entries, settings, s.budget_s - (time.monotonic() - started), on_step, on_count)
         result.notes += far_from_predicted(entries)
@@ -272,7 +273,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     write_curves(entries, settings.model_name, s.output / "curves.csv")
     figure = draw(s.output)
     write_markdown(s.output / "advice.md", settings.model_name, recs, result, entries, figure, s.command,
-                   markdown_lines(recs, times))
+                   markdown_lines(recs, used))
     files = [s.output / name for name in ("advice.md", "candidates.csv", "curves.csv")] + ([figure] if figure else [])
     return Advice(recs, result, entries, files)
 

@@ -27,14 +27,23 @@ class HostTimes:
     """This host's performance models, one file per target (as the real engine keeps them)."""
 
     targets: dict[str, LoadedTarget]  # target key -> its part files and sha256s
+    held: dict[str, PerfModel] | None = None  # frozen(): the models as they were then, not the cache's now
 
     @classmethod
     def of(cls, targets: list[Target]) -> HostTimes:
         return cls({t.key: load_target(Path(t.path)) for t in targets})
 
+    def frozen(self) -> HostTimes:
+        """These times as they are now: the real confirmations go on to relearn the host's models (a busy machine's
+        times then read as the ones the predictions used, and advice.md showed two parts' 0.115 ms beside a
+        prediction made from their 0.055 ms)."""
+        return HostTimes(self.targets, {key: self._perf(key) for key in self.targets})
+
     def _perf(self, key: str) -> PerfModel:
         import onnxruntime as ort
 
+        if self.held is not None:
+            return self.held[key]
         loaded = self.targets[key]
         return PerfModel.load(cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__))
 
@@ -81,6 +90,9 @@ class PlatformTimes:
 
     def missing(self, key: str, kinds: set[str], n: int) -> set[str]:
         return {k for k in kinds if k not in self.part_s(key, n)}
+
+    def frozen(self) -> PlatformTimes:
+        return self  # a file's times do not change
 
 
 def calibration_estimate_s(missing: list[tuple[Target, str]], n: int, one_run_s: float, cores: int) -> float:
