@@ -314,3 +314,12 @@ def test_a_run_with_a_point_stopped_on_its_backlog_is_read_by_trace_timeline_and
     assert cli("platform", "from-run", run, "-o", tmp_path / "p.toml").exit_code == 0
     assert cli("trace", run, "-o", tmp_path / "t.json").exit_code == 0
     assert cli("plot", run, "--kind", "timeline", "-o", tmp_path / "t.png").exit_code == 0
+
+
+def test_nine_runs_compared_are_nine_styles():
+    """Past 8 runs the colours came round again: the first and the ninth were both black, in curves and legend."""
+    from staronnx_cli.plots.figures import run_style
+
+    styles = [tuple(sorted(run_style(i).items())) for i in range(32)]
+    assert len(set(styles)) == 32 and run_style(0)["color"] == run_style(8)["color"]
+    assert run_style(0)["linestyle"] != run_style(8)["linestyle"]

@@ -31,6 +31,15 @@ LATENCY_LABEL = "mean max-latency per batch (ms)"
 _BATCH_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f"]
 RUN_COLOURS = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
+RUN_LINES = ["-", "--", "-.", ":"]  # past 8 runs the colours come round again: each round with a line of its own
+
+
+def run_style(i: int) -> dict:
+    """The i-th run's colour, line and marker: distinct for 32 runs (two runs in one colour could not be told
+    apart, in the curves or the legend)."""
+    turn = i // len(RUN_COLOURS)
+    return {"color": RUN_COLOURS[i % len(RUN_COLOURS)], "linestyle": RUN_LINES[turn % len(RUN_LINES)],
+            "marker": "osD^"[turn % 4]}
 
 
 def batch_colour(n: int) -> str:
@@ -221,12 +230,12 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
     for i, (run, label, top) in enumerate(zip(runs, labels, tops)):
         if top is None:
             continue
-        colour = RUN_COLOURS[i % len(RUN_COLOURS)]
+        style = run_style(i)
         best = env.envelope(run.points)
-        ax.plot(best.rate_qps, best.mean_max_latency_ms, color=colour, marker="o", markersize=4, linewidth=1.8,
-                label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60))
+        ax.plot(best.rate_qps, best.mean_max_latency_ms, markersize=4, linewidth=1.8,
+                label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60), **style)
         shared = sum(t == top for t in tops) > 1
-        ax.axvline(top, color="#555555" if shared else colour, linestyle=":", linewidth=1.2)
+        ax.axvline(top, color="#555555" if shared else style["color"], linestyle=":", linewidth=1.2)
     latency_axes(ax, log)
     drawn = [label for label, top in zip(labels, tops) if top is not None]
     columns = len(drawn) if sum(min(len(label), 60) + 25 for label in drawn) <= 130 else 1
