@@ -345,6 +345,16 @@ def test_a_platform_gives_one_layout_per_distinct_subset_of_its_groups_and_too_m
     assert result.exit_code == 0, result.stderr
     assert source.exists() and (tmp_path / "machine.toml").exists()
     assert "mine" in {p.name for p in (out / "sim").iterdir()}
+    # an advise interrupted before its advice.md: run again without --force, its runs left beside the new
+    # answer's were kept (a confirmation folder holding its run.json alone)
+    (out / "advice.md").unlink()
+    stale = out / "sim" / "whole_cuda-0+cuda-1+cuda-2_dmda_N1"
+    stale.mkdir()
+    (stale / "run.json").write_text(json.dumps(meta))  # advise's own (its command is advise's)
+    result = cli("advise", tiny_cnn_path, "--rate", "100", "--batch", "1", "--platform", platform, "--offload", "0",
+                 "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert not stale.exists() and "mine" in {p.name for p in (out / "sim").iterdir()}
 
 
 def test_a_split_that_cannot_be_made_is_a_note_and_the_others_are_searched(tiny_cnn_path, monkeypatch):

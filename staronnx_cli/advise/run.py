@@ -208,10 +208,11 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)
     with run_lock(s.output):  # two advise into one -o both answered, each over the other's files
-        earlier = EarlierRuns.of(s.output, s.platform) if s.force else None
+        # an advice replaced (--force), or one interrupted before its advice.md: its runs this one does not write
+        # again are dropped once it is written (an interrupted one's were left beside the new answer's)
+        earlier = EarlierRuns.of(s.output, s.platform)
         advice = _advise(s, on_step, on_count)
-        if earlier is not None:  # the runs of the advice replaced that this one did not write again
-            earlier.drop_unreplaced()
+        earlier.drop_unreplaced()
         drop_set_aside(s.output)  # an earlier advise's confirmations on a cluster, measured again now
         return advice
 
