@@ -197,6 +197,8 @@ def test_report_holds_figures_tables_and_metadata(cli, tmp_path):
     assert "| staronnx cpu:2x1 dmda (sim) | 400 |" in text  # congested above it: rho_max known
     assert_one_line_error(cli("report", RUNS / "two_workers", "-o", output), "--force")
     assert_one_line_error(cli("report", RUNS / "split", RUNS / "split", "-o", output, "--force"), "is given twice")
+    (tmp_path / "dir.md").mkdir()  # a folder: '--force' was asked for, then refused as a folder
+    assert_one_line_error(cli("report", RUNS / "split", "-o", tmp_path / "dir.md"), "is a folder", "dir.md/report.md")
 
 
 def test_trace_is_valid_trace_event_json(cli, tmp_path):

@@ -24,6 +24,8 @@ def report(
 
     if output.suffix.lower() != ".md":
         raise UserError(f"-o {output}: a report is Markdown, name it e.g. report.md")
+    if output.is_dir():  # --force could not help: it was asked for, then refused
+        raise UserError(f"-o {output} is a folder: a report is one Markdown file, e.g. -o {output / 'report.md'}")
     if output.exists() and not force:
         raise UserError(f"'{output}' exists: add --force to overwrite it")
     from ..fleet.run import is_fleet
