@@ -353,6 +353,10 @@ def test_a_mixs_target_check_hours_resume_identity_and_rows_not_run():
     mix = mix_of({"name": "a", "batch": 1, "target_ms": 10}, {"name": "b", "batch": 2})
     assert check_targets(mix, (1, 2), [[0.010, 0.020], [1.0]]) == ""
     assert "below its service time" in check_targets(mix, (1, 2), [[float("nan"), 0.011], None])
+    # at batch 1 no smaller batch exists to suggest (it said "or lower its batch size", already 1)
+    assert check_targets(mix, (1, 2), [[0.011], None]).endswith("raise target_ms, or give it faster workers")
+    both = mix_of({"name": "a", "batch": 4, "target_ms": 10}, {"name": "b", "batch": 2})
+    assert check_targets(both, (4, 2), [[0.011], None]).endswith("raise target_ms or lower its batch size")
     s = SimpleNamespace(sweep=SimpleNamespace(warmup=1, batches=2), vary=None)
     assert mix_seconds(mix, (1, 2), 2.0, s) == pytest.approx(0.03)  # b: 3 batches of 2 at 200 q/s
     assert _without_file({"file": "/a/mix.toml", "models": [1]}) == {"models": [1]}

@@ -219,7 +219,7 @@ def check_targets(mix: Mix, sizes: tuple[int, ...], services) -> str:
         if model.target_ms is not None and known and 1000 * min(known) > model.target_ms:
             return (f"mix model '{model.name}': target_ms = {model.target_ms:g} is below its service time at batch "
                     f"{n} ({1000 * min(known):.3g} ms on the fastest worker, alone): no schedule meets it; raise "
-                    "target_ms or lower its batch size")
+                    f"target_ms{' or lower its batch size' if n > 1 else ', or give it faster workers'}")
     return ""
 
 
