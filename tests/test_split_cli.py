@@ -131,7 +131,8 @@ def test_edited_costs_rows_are_one_line(cli, tiny_cnn_path, tiny_costs, tmp_path
                              (frame.assign(**{c: 0.0 for c in times}), "every compute node takes 0 us at batch"),
                              (frame.assign(**{c: 1e300 for c in times}), "mean_us is 1e+300, not a value from 0 to"),
                              (frame.assign(device=""), "line 2: device is empty"),
-                             (frame.assign(batch_size=1.5), "batch_size 1.5 is not a whole number from 1")):
+                             (frame.assign(batch_size=1.5), "batch_size 1.5 is not a whole number from 1"),
+                             (frame.assign(runs=0), "runs 0 is not a whole number from 1")):
         path = tmp_path / "c.csv"
         edited.to_csv(path, index=False)
         assert_one_line_error(cli("split", tiny_cnn_path, "--costs", path, "-o", tmp_path / "p"), fragment)

@@ -69,10 +69,13 @@ def read_costs(path: str | Path) -> pd.DataFrame:
                             f"{LARGEST[column]:g} (the file was edited): profile again with 'staronnx profile'")
         frame[column] = values
     fix = "the file was edited: profile again with 'staronnx profile'"
-    small = (frame.batch_size < 1) | (frame.batch_size % 1 != 0) | (frame.runs % 1 != 0)
+    def whole(column: pd.Series) -> pd.Series:
+        return (column >= 1) & (column % 1 == 0)
+
+    small = ~whole(frame.batch_size) | ~whole(frame.runs)
     if small.any():
         row = int(small.to_numpy().nonzero()[0][0])
-        what = "runs" if frame.batch_size.iloc[row] % 1 == 0 and frame.batch_size.iloc[row] >= 1 else "batch_size"
+        what = "batch_size" if not whole(frame.batch_size).iloc[row] else "runs"
         raise UserError(f"'{path}' line {row + 2}: {what} {frame[what].iloc[row]:g} is not a whole number from 1 "
                         f"({fix})")
     for column in ("node", "device"):  # a blank cell is read as NaN, a float
