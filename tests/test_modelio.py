@@ -91,3 +91,13 @@ def test_onnx_runtime_s_refusal_keeps_its_reason(tmp_path):
     reason = ort_reason(caught.value)
     assert reason.startswith(f"Load model from {path} failed: ") and "onnxruntime_src" not in reason
     assert "ai.onnx is till opset" in reason and len(reason) <= 330 and "\n" not in reason
+
+
+def test_a_first_dimension_written_as_0_is_a_batch_and_bool_inputs_are_fed():
+    """Some exporters write an unknown batch as 0; bool inputs (masks) are fed like int ones."""
+    (spec,) = modelio.input_specs(relu_model([0, 4]))
+    assert spec.shape == (4,)
+    model = relu_model(["N", 3])
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.BOOL
+    (spec,) = modelio.input_specs(model)
+    assert spec.dtype == np.bool_ and modelio.random_inputs([spec], 2)["x"].dtype == np.bool_

@@ -348,3 +348,36 @@ def test_ortstreams_runs_the_model_on_onnx_runtimes_logic_streams_laid_out_by_a_
     assert cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.3", "-o", chain).exit_code == 0
     assert_one_line_error(cli("sweep", chain, "--system", "ortstreams", "-o", tmp_path / "r"),
                           "was split with --method")
+
+
+def test_costs_of_other_batch_sizes_use_the_nearest_the_smaller_on_a_tie_and_say_so(cli, tiny_cnn_path, tiny_costs,
+                                                                                      tmp_path):
+    """No times at the batch asked for: the nearest batch's are used, the smaller of two as near, and a note says
+    which (a mutant taking the larger, or saying nothing, went unseen)."""
+    import pandas as pd
+
+    frame = pd.read_csv(tiny_costs)  # batch 2
+    both = pd.concat([frame.assign(batch_size=1), frame.assign(batch_size=3)])
+    path = tmp_path / "c13.csv"
+    both.to_csv(path, index=False)
+    result = cli("split", tiny_cnn_path, "--costs", path, "--offload", "0.3", "--batch", "2", "--no-verify", "-o",
+                 tmp_path / "p")
+    assert result.exit_code == 0, result.stderr
+    assert f"{path} has no batch 2 on cpu:1: using its batch-1 times" in " ".join(result.stdout.split())
+
+
+def test_a_two_node_chain_is_told_to_split_by_metis_or_topo():
+    """The 'one node: no split can help it' words belong to one node: two in a chain can be cut by metis or topo."""
+    from pathlib import Path
+
+    from onnx import TensorProto, helper
+
+    from staronnx_cli.errors import UserError
+    from staronnx_cli.split.splitter import check_branches
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 4])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="r1"), helper.make_node("Sigmoid", ["a"], ["y"], name="s1")]
+    two = helper.make_model(helper.make_graph(nodes, "two", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                                                               ["b", 4])]))
+    with pytest.raises(UserError, match="split it with --method metis or topo"):
+        check_branches(two, Path("two.onnx"))
