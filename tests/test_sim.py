@@ -368,3 +368,16 @@ def test_a_simulated_sweep_holds_no_input_batches_so_its_memory_bound_counts_non
     result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "60000", "--rate",
                  "100000", "--batches", "5", "--max-memory", "0.5", "-o", tmp_path / "r")
     assert result.exit_code == 3, result.stderr  # ran (and congested): 1.37 GiB of inputs were counted before
+
+
+def test_a_platform_whose_times_fall_with_the_batch_is_noted_before_a_simulated_sweep(cli, tiny_cnn_path, tmp_path):
+    """platform check said it, sweep used the times without a word."""
+    p = write(tmp_path / "p.toml", platform_text(times=[(0, "cpu:1", 1, 10.0), (0, "cpu:1", 2, 8.0)]))
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", p, "--batch", "1", "--rate", "20",
+                 "--batches", "10", "-o", tmp_path / "r")
+    assert result.exit_code == 0, result.stderr
+    assert ("in p.toml, a larger batch takes less time: part 0 on cpu:1: 10 ms at N=1, 8 ms at N=2 (noise, or an "
+            "edit?)") in " ".join(result.output.split())
+    quiet = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", write(tmp_path / "q.toml", platform_text()),
+                "--batch", "1", "--rate", "20", "--batches", "10", "-o", tmp_path / "q")
+    assert "a larger batch takes less time" not in quiet.output

@@ -114,6 +114,17 @@ def output_notes(s: SweepSettings) -> list[str]:
 SHARP_RANDOM_BATCHES = 120  # K random batches near the capacity judged as sharply as fixed ones (docs/sweep.md)
 
 
+def platform_notes(s: SweepSettings) -> list[str]:
+    """A platform whose times fall as the batch grows (noise, or an edit): said before a simulated sweep uses them,
+    as `platform check` says it."""
+    if s.engine != "sim" or s.platform is None:
+        return []
+    from ..runtime.platform import falling_times, read_platform
+
+    return [f"in {s.platform.name}, a larger batch takes less time: {where} (noise, or an edit?): the simulator "
+            "uses them as they are between those sizes" for where in falling_times(read_platform(s.platform))[:3]]
+
+
 def arrival_notes(s: SweepSettings, given: str = "") -> list[str]:
     """Random arrivals over few batches: verdicts near the capacity blur; said before the sweep, with the fix.
     `given`: where the arrival process was chosen, when not --arrival (a mix file's entry)."""

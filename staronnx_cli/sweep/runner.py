@@ -29,6 +29,7 @@ from .checks import (
     check_settings,
     layout_warnings,
     output_notes,
+    platform_notes,
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
@@ -79,8 +80,8 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     target = load_target(s.target)
     engine, policy = prepare_engine(s, target)
     return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
-                        output_notes(s) + arrival_notes(s) + layout_warnings(target, engine.workers, s.system,
-                                                                             _this_machine(s)))
+                        output_notes(s) + arrival_notes(s) + platform_notes(s)
+                        + layout_warnings(target, engine.workers, s.system, _this_machine(s)))
 
 
 def _this_machine(s: SweepSettings) -> tuple[int, bool] | None:
