@@ -96,23 +96,24 @@ def _late_releases(run: Run) -> list[str]:
 
 
 def _draining(run: Run) -> list[str]:
-    if "reason" not in run.points:
+    hits, where = _noted(run, DRAINING)
+    if not hits:
         return []
-    hits = run.points[run.points["reason"].fillna("").astype(str).str.contains(DRAINING, regex=False)]
-    if hits.empty:
-        return []
-    where = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
-    return [f"latency was still falling at {len(hits)} point(s) ({where}): a backlog left by a slowdown was "
-            "draining, so their latencies are upper bounds: sweep again on a quiet machine, or with more --batches"]
+    return [f"latency was still falling at {hits} point(s) ({where}): a backlog left by a slowdown was draining, "
+            "so their latencies are upper bounds: sweep again on a quiet machine, or with more --batches"]
 
 
 def _disturbances(run: Run) -> list[str]:
+    hits, where = _noted(run, "a disturbance")
+    if not hits:
+        return []
+    return [f"latency rose while the workers had time to spare at {hits} point(s) ({where}): something else slowed "
+            "the machine then; their latencies are pessimistic: sweep again on a quiet machine"]
+
+
+def _noted(run: Run, phrase: str) -> tuple[int, str]:
+    """How many points' reasons hold `phrase`, and the first three of them in words."""
     if "reason" not in run.points:
-        return []
-    reasons = run.points["reason"].fillna("").astype(str)
-    hits = run.points[reasons.str.contains("a disturbance", regex=False)]
-    if hits.empty:
-        return []
-    where = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
-    return [f"latency rose while the workers had time to spare at {len(hits)} point(s) ({where}): something "
-            "else slowed the machine then; their latencies are pessimistic: sweep again on a quiet machine"]
+        return 0, ""
+    hits = run.points[run.points["reason"].fillna("").astype(str).str.contains(phrase, regex=False)]
+    return len(hits), ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
