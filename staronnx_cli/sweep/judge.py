@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..metrics.points import UNSERVED_FRACTION, congestion, draining, ideal_latency_s, queries_per_s, utilisation
-from ..results.schema import DRAINING, NOT_SETTLED
+from ..results.schema import DRAINING, NOT_SETTLED, SLOWED
 from ..runtime.scheduler import BatchRecord
 
 if TYPE_CHECKING:
@@ -23,6 +23,7 @@ FAR_BEYOND = 3.0  # a rate this many times the isolated capacity is congested wh
 EXTEND_ON_RISE = 0.005  # a point within capacity whose latency still rises this fast (significantly) runs on
 SHORT_BEYOND = 0.05  # beyond the capacity, this share of the offered load unserved is congestion without a trend
 LATE_NOTE_S = 0.001  # a measured batch released this much later than scheduled: the machine stalled the issuer
+SLOWED_BY = 1.5  # a point congested within the capacity whose tasks ran this many times S_w(N) (median): slowed
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,23 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
         note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
                 "that wait")
+    if reason and ev.capacity and p.rate_qps <= ev.capacity and (slow := slowdown(ev)) >= SLOWED_BY:
+        reason += f"; its tasks ran {slow:.2f} x the S(N) measured alone ({SLOWED})"
     if ev.failed and not ev.measured:
         reason = reason or "every batch failed"
     return Verdict(reason, note)
+
+
+def slowdown(ev: Evidence) -> float:
+    """How much slower than measured alone the point's tasks ran: the median over its measured batches of the sum of
+    their tasks' times, each over its worker's S_w(N) (a part's share of S_w(N) is alike on every worker). A point
+    congested within its capacity with tasks twice as slow was congested by what slowed them (another process,
+    workers sharing memory or caches), not by the rate; 0.0 when the S_w(N) are not all known."""
+    services: list = ev.ideal_of if isinstance(ev.ideal_of, list) else [ev.ideal_of] * len(ev.busy)
+    if not ev.measured or ev.capacity is None or len(services) != len(ev.busy):
+        return 0.0
+    shares = [sum((t.end_s - t.start_s) / services[t.worker] for t in r.tasks) for r in ev.measured if r.tasks]
+    return float(np.median(shares)) if shares else 0.0
 
 
 def _busy_window(p: PointSpec, later: list) -> tuple[float, float]:
