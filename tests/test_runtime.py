@@ -353,6 +353,30 @@ def test_a_point_congested_within_its_capacity_by_slowed_tasks_says_so(task_s, r
             "(N=4 at 56.5 q/s)" in _slowed(run)[0]
 
 
+STALLED_AT_THE_END_MS = [0.311, 1.152, 0.303, 0.284, 1.018, 0.307, 0.957, 0.304, 0.284, 0.284, 0.695, 0.358, 1.208,
+                         0.314, 0.284, 1.046, 0.309, 1.027, 0.305, 0.285, 0.285, 0.772, 2.731, 1.172, 2.484, 2.412,
+                         0.795]  # tiny_cnn N=4 at 21,450 q/s on cpu:2x1: one core stalled ~2.4 ms in the last batches
+
+
+@pytest.mark.parametrize("latencies_ms, arrival, extended", [
+    (STALLED_AT_THE_END_MS, "fixed", True),
+    (STALLED_AT_THE_END_MS[:22] + STALLED_AT_THE_END_MS[17:22], "fixed", False),  # the same noise, no stall
+    (STALLED_AT_THE_END_MS, "poisson", False)])  # random arrivals: the ends' difference is the arrivals' own
+def test_a_window_of_fixed_arrivals_ending_a_lost_loads_share_above_its_start_is_extended(latencies_ms, arrival,
+                                                                                          extended):
+    """Judging 9: the measured batches of a point within capacity rose 1.2 ms over 4.3 ms between their ends (72 %
+    of the load served), yet two workers' 0.3 / 1.0 ms latencies hid the rise from the trend test, and the point was
+    taken as uncongested with 72 % served. It runs K more batches now; the noise alone does not."""
+    from staronnx_cli.runtime.scheduler import BatchRecord
+    from staronnx_cli.sweep.point import PointJudge, PointSpec
+
+    judge = PointJudge(PointSpec(4, 21450.0, warmup=0, batches=27, arrival=arrival), capacity_qps=50978.0)
+    for k, latency in enumerate(latencies_ms):
+        t = k * 4 / 21450.0
+        assert judge.watch(BatchRecord(k, t, t, 4, 4 * k, actual_release_s=t, end_s=t + latency / 1000)) == ""
+    assert judge.extend() == extended
+
+
 def test_ideal_saturation_and_utilisation_arithmetic():
     from staronnx_cli.metrics.points import capacity_qps, ideal_latency_s, utilisation
 

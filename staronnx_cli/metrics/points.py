@@ -75,6 +75,19 @@ def latency_slope(latency_s, release_s) -> tuple[float, float]:
     return slope, float(np.sqrt(float(residual @ residual) / (len(latency) - 2) / spread))
 
 
+END_BATCHES = 4  # fixed arrivals: the latency at each end of a window is the mean of this many batches
+
+
+def ends_served(latency_s: np.ndarray, release_s: np.ndarray) -> float:
+    """The share of a fixed stream these batches served: a queue that grows by the unserved share of the load
+    raises the latency by that share of the time elapsed, measured between the window's two ends, each the mean
+    of END_BATCHES batches (an even count: two workers' alternation cancels; a queue that drained at the end lost
+    no load)."""
+    m = END_BATCHES if len(latency_s) >= 2 * END_BATCHES else 1
+    elapsed = float(release_s[-m:].mean() - release_s[:m].mean()) if len(release_s) else 0.0
+    return 1.0 - float(latency_s[-m:].mean() - latency_s[:m].mean()) / elapsed if elapsed > 0 else 1.0
+
+
 def draining(latency_s, release_s, rate: float = EXTEND_ON_FALL, t_threshold: float = SLOPE_T) -> str:
     """A latency falling over the batches given, significantly: a backlog left by a disturbance (another process,
     a slow first run) still draining, so that their mean overstates the steady latency; '' otherwise."""

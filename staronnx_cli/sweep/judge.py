@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..metrics.points import UNSERVED_FRACTION, congestion, draining, ideal_latency_s, queries_per_s, utilisation
+from ..metrics.points import (
+    UNSERVED_FRACTION,
+    congestion,
+    draining,
+    ends_served,
+    ideal_latency_s,
+    queries_per_s,
+    utilisation,
+)
 from ..results.schema import DRAINING, NOT_SETTLED, SLOWED
 from ..runtime.scheduler import BatchRecord
 
@@ -158,7 +166,7 @@ def _served_share(p: PointSpec, ev: Evidence, exact: bool) -> float:
     alternating latencies there); random ones over the ends' span against the rate asked, which each window
     offers exactly; else against the releases' rate (failed batches: not served)."""
     if exact and p.arrival == "fixed":
-        return _fixed_served(ev.measured, ev.latency)
+        return ends_served(ev.latency, np.array([r.scheduled_release_s for r in ev.measured]))
     return _served(ev.measured, p.rate_qps if exact else None)
 
 
@@ -171,20 +179,6 @@ def _served(measured: list[BatchRecord], rate_qps: float | None = None) -> float
     sizes = np.array([r.size for r in measured])
     offered = rate_qps or queries_per_s(np.array([r.scheduled_release_s for r in measured]), sizes)
     return queries_per_s(np.array([r.end_s for r in measured]), sizes) / offered if offered > 0 else 0.0
-
-
-END_BATCHES = 4  # fixed arrivals: the latency at each end of a window is the mean of this many batches
-
-
-def _fixed_served(measured: list[BatchRecord], latency: np.ndarray) -> float:
-    """The share of a fixed stream these batches served: a queue that grows by the unserved share of the load
-    raises the latency by that share of the time elapsed, measured between the window's two ends, each the mean
-    of END_BATCHES batches (an even count: two workers' alternation cancels; a queue that drained at the end lost
-    no load)."""
-    m = END_BATCHES if len(measured) >= 2 * END_BATCHES else 1
-    releases = np.array([r.scheduled_release_s for r in measured])
-    elapsed = float(releases[-m:].mean() - releases[:m].mean())
-    return 1.0 - float(latency[-m:].mean() - latency[:m].mean()) / elapsed if elapsed > 0 else 1.0
 
 
 def _steady_served(measured: list[BatchRecord], rate_qps: float) -> float:
