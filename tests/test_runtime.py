@@ -893,3 +893,42 @@ def test_a_few_batches_that_waited_make_no_queue():
 
     assert not _queued(batches(2), 0.001)  # 2 of 10 waited: a hiccup
     assert _queued(batches(6), 0.001)  # most waited: a queue
+
+
+@pytest.mark.parametrize("stalls, congested", [(1, False), (2, True)])
+def test_a_real_point_congested_well_within_its_capacity_is_measured_once_more(tmp_path, stalls, congested):
+    """One worker, S = 1 ms, 200 q/s (20 % of the capacity): the first try's worker stalls 60 ms at its 10th
+    task and the backlog bound stops the point. It is measured again: where the stall does not recur, the second
+    try's uncongested row and batches are the ones written, its reason saying the first try congested; where it
+    recurs, congested it stays (once more only)."""
+    from staronnx_cli.analysis.noise import _retried
+    from staronnx_cli.results.schema import RETRIED
+    from staronnx_cli.sweep.point import SchedulerSetup
+    from staronnx_cli.sweep.progress import SweepProgress
+    from staronnx_cli.sweep.runner import RateGrid
+    from staronnx_cli.sweep.settings import SweepSettings
+
+    specs = [WorkerSpec("cpu0", CPU, (0,))]
+    tries = []  # per try, its tasks so far
+
+    def task_s(part, kind, batch):
+        tries[-1] += 1
+        return 0.060 if tries[-1] == 10 and len(tries) <= stalls else 0.001
+
+    prepared = SimpleNamespace(engine=SchedulerSetup(specs, PerfModel(), VirtualLoop), policy=make_policy("eager"),
+                               target=SimpleNamespace(graph=PartGraph.single()))
+    grid = RateGrid(SweepSettings(tmp_path / "m.onnx", tmp_path / "run", batches=20, warmup=2), prepared,
+                    {"system": "staronnx", "model": "m"})
+    grid.services = [0.001]
+    one_try = grid._try
+    grid._try = lambda *args: (tries.append(0), one_try(*args))[1]  # type: ignore[method-assign]
+    (tmp_path / "run").mkdir()
+    executor = ModelledExecutor(VirtualLoop(), specs, task_s)
+    [row] = grid.measure(1, 200.0, SimpleNamespace(executor=executor), SweepProgress())
+    assert len(tries) == 2 and bool(row["congested"]) == congested and RETRIED in row["reason"]
+    assert "measured twice: the first try congested at 20% of the capacity (backlog of 9" in row["reason"]
+    assert row["reason"].startswith("backlog of 9" if congested else "measured twice")
+    written = pd.read_csv(tmp_path / "run" / "batches.csv")
+    assert written.batch_index.is_unique and len(written) > 0  # one try's batches, not both
+    assert _retried(SimpleNamespace(points=pd.DataFrame([row])))[0].startswith(
+        "1 point(s) congested at their first try well within their capacity")

@@ -8,7 +8,7 @@ import pandas as pd
 from ..hostload import busy_warnings
 from ..metrics.spread import SPREAD
 from ..results.read import Run
-from ..results.schema import DRAINING, SLOWED
+from ..results.schema import DRAINING, RETRIED, SLOWED
 from . import envelope as env
 
 BELOW_IDEAL = 0.90  # measured latency below this share of the ideal: the ideal's S(N) came from a slow spell
@@ -18,7 +18,8 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
     return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
-            *_above_capacity(run), *_late_releases(run), *_disturbances(run), *_draining(run), *_slowed(run)]
+            *_above_capacity(run), *_late_releases(run), *_disturbances(run), *_draining(run), *_slowed(run),
+            *_retried(run)]
 
 
 def _unsettled(run: Run) -> list[str]:
@@ -111,6 +112,15 @@ def _slowed(run: Run) -> list[str]:
             f"measured alone ({where}): something slowed the workers then (other work on the machine, or workers "
             "sharing a device, memory and caches), so rho_max may lie higher: sweep those rates again (--batch N "
             "--rate R); if they congest again, the workers slow each other and rho_max stands"]
+
+
+def _retried(run: Run) -> list[str]:
+    hits, where = _noted(run, RETRIED)
+    if not hits:
+        return []
+    return [f"{hits} point(s) congested at their first try well within their capacity and were measured again "
+            f"({where}): the machine stalled or slowed then, and the second try's figures are the ones kept; on a "
+            "quiet machine this does not happen"]
 
 
 def _disturbances(run: Run) -> list[str]:

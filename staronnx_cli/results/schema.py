@@ -29,6 +29,7 @@ BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "
 POINT_COLUMNS_REQUIRED = POINT_COLUMNS[:14]
 DRAINING = "a backlog left by a slowdown, still draining"  # in an uncongested point's reason: its latency falls
 SLOWED = "slowed tasks"  # in a congested point's reason: its tasks ran well above the S(N) measured alone
+RETRIED = "measured twice"  # in a point's reason: its first try congested well within the capacity
 NOT_SETTLED = "not settled"  # a point's reason begins so when its latency still rose after every extension
 
 

@@ -21,6 +21,7 @@ from ..metrics.points import (
     summarize,
     utilisation,
 )
+from ..results.schema import RETRIED, SLOWED
 from ..results.tasks import pack_tasks
 from ..runtime.loop import RealLoop, VirtualLoop
 from ..runtime.perfmodel import PerfModel
@@ -84,7 +85,8 @@ advise confirmation measured 142 ms for a setup that serves its rate in 19), and
 every extension: its latency is an upper bound. 9 also extends a point of fixed arrivals within the capacity whose
 latest K batches end a lost load's share (3 %) above where they began, trend or not (a 2.4 ms stall in the last
 batches of a 5 ms window, tiny_cnn N=4 at 21,450 q/s, read 72 % of the load served, and the point was taken as
-uncongested without a second look)."""
+uncongested without a second look); and a real point congested at RETRY_BELOW of its capacity or less, or with slowed
+tasks, is measured once more (the second try's row and batches kept, its reason saying so)."""
 
 WARMUP_S = 0.002
 """A point's warm-up lasts at least this long: after the pause between two points a worker's first runs are slow
@@ -384,6 +386,27 @@ def _services(service_s, workers: int) -> list[float]:
     if isinstance(service_s, (int, float, np.number)):
         return [float(service_s)] * workers if service_s > 0 and service_s == service_s else []
     return [float(s) for s in service_s if s is not None and s > 0 and s == s]
+
+
+RETRY_BELOW = 0.5
+"""A point congested at this share of its capacity or less (or with its tasks slowed) is measured once more before it
+condemns every higher rate: a one-off stall of the machine (a neighbour, a preempted vCPU) congests a point at 11-18
+% of its capacity (tiny_cnn at 5,000 q/s, an advise confirmation), and a slow spell one at 80 % (googlenet N=4)."""
+
+
+def worth_a_second_try(row: dict) -> bool:
+    """Whether a real point's row is congested where its capacity says it should not be (see RETRY_BELOW)."""
+    reason, capacity = str(row.get("reason") or ""), row.get("capacity_qps")
+    if not row.get("congested") or RETRIED in reason or not isinstance(capacity, (int, float)) or capacity <= 0:
+        return False
+    return float(row["rate_qps"]) <= RETRY_BELOW * capacity or SLOWED in reason
+
+
+def second_try_reason(second: dict, first: dict) -> str:
+    """The second try's reason, saying the first congested (and why): the row is the second try's."""
+    said = f"{RETRIED}: the first try congested at {float(first['rate_qps']) / first['capacity_qps']:.0%} of the " \
+           f"capacity ({first['reason']})"
+    return f"{second['reason']}; {said}" if second.get("reason") else said
 
 
 def batch_rows(p: PointSpec, records: list[BatchRecord], worker_names: list[str], first: int | None = None

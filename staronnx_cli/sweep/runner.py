@@ -33,7 +33,7 @@ from .checks import (
 )
 from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
-from .point import JUDGING, batch_rows, point_of, point_row, run_point
+from .point import JUDGING, batch_rows, point_of, point_row, run_point, second_try_reason, worth_a_second_try
 from .progress import SweepProgress
 from .settings import SweepSettings
 
@@ -208,15 +208,29 @@ class RateGrid:
         progress.start(label_of(n, rate), *self.plan_of(n, rate))
 
     def measure(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> list[dict]:
+        """The point's row; a real point congested well within its capacity is measured once more and the second
+        try's row and batches kept (`worth_a_second_try`), its reason saying so."""
+        row, batches = self._try(n, rate, setup, progress)
+        if self.s.engine == "real" and worth_a_second_try(row):
+            progress.add(*self.plan_of(n, rate))
+            progress.finish()
+            progress.start(label_of(n, rate) + " again", *self.plan_of(n, rate))
+            first = row
+            row, batches = self._try(n, rate, setup, progress)
+            row["reason"] = second_try_reason(row, first)
+        RunDir(self.s.output).append_batches(batches)
+        return [row]
+
+    def _try(self, n: int, rate: float, setup: BatchSizeSetup, progress: SweepProgress) -> tuple[dict, list[dict]]:
         s, engine = self.s, self.prepared.engine
         spec = point_of(n, rate, s.warmup, s.batches, s.arrival,
                         None if s.max_queue_delay_ms is None else s.max_queue_delay_ms / 1000, s.seed)
         records, stop, times, first = run_point(spec, engine, setup.executor, self.prepared.policy,
                                                 self.prepared.target.graph, self.services,
                                                 on_batch=lambda record: progress.batch())
-        RunDir(s.output).append_batches([{"system": s.system, **b, "model": self.label["model"]}
-                                         for b in batch_rows(spec, records, self.names, first)])
-        return [{**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}]
+        batches = [{"system": s.system, **b, "model": self.label["model"]}
+                   for b in batch_rows(spec, records, self.names, first)]
+        return {**self.label, **point_row(spec, records, stop, times, self.names, self.services, first)}, batches
 
     def not_run(self, n: int, rate: float, why: str, failure: str) -> list[dict]:
         if failure:
