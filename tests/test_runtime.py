@@ -335,7 +335,7 @@ def test_a_point_congested_within_its_capacity_by_slowed_tasks_says_so(task_s, r
     neighbour made every task take 210 ms and the backlog stopped the point. Congested it is (at that speed it was),
     but the reason says the tasks ran 1.84 x S(N), and the noise warning asks to sweep that rate again. Beyond the
     capacity (80 q/s), slowed or not, the rate explains the congestion: no caveat."""
-    from staronnx_cli.analysis.noise import _slowed
+    from staronnx_cli.analysis.noise import _noted_warnings as _slowed
     from staronnx_cli.results.schema import SLOWED
     from staronnx_cli.sweep.point import PointSpec, SchedulerSetup, point_row, run_point
 
@@ -529,7 +529,7 @@ def test_a_latency_falling_within_the_capacity_is_extended_then_noted_as_an_uppe
     class Points:  # a run's points, as the draining warning reads them
         points = pd.DataFrame([row])
 
-    (warning,) = noise._draining(Points)
+    (warning,) = noise._noted_warnings(Points)
     assert warning.startswith("latency was still falling at 1 point(s) (N=1 at 20 q/s)")
 
 
@@ -901,7 +901,7 @@ def test_a_real_point_congested_well_within_its_capacity_is_measured_once_more(t
     task and the backlog bound stops the point. It is measured again: where the stall does not recur, the second
     try's uncongested row and batches are the ones written, its reason saying the first try congested; where it
     recurs, congested it stays (once more only)."""
-    from staronnx_cli.analysis.noise import _retried
+    from staronnx_cli.analysis.noise import _noted_warnings as _retried
     from staronnx_cli.results.schema import RETRIED
     from staronnx_cli.sweep.point import SchedulerSetup
     from staronnx_cli.sweep.progress import SweepProgress

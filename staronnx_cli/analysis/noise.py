@@ -18,8 +18,7 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
     return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
-            *_above_capacity(run), *_late_releases(run), *_disturbances(run), *_draining(run), *_slowed(run),
-            *_retried(run)]
+            *_above_capacity(run), *_late_releases(run), *_noted_warnings(run)]
 
 
 def _unsettled(run: Run) -> list[str]:
@@ -96,39 +95,29 @@ def _late_releases(run: Run) -> list[str]:
             "generator's thread was starved of CPU; leave it a core (fewer worker cores) or stop other work"]
 
 
-def _draining(run: Run) -> list[str]:
-    hits, where = _noted(run, DRAINING)
-    if not hits:
-        return []
-    return [f"latency was still falling at {hits} point(s) ({where}): a backlog left by a slowdown was draining, "
-            "so their latencies are upper bounds: sweep again on a quiet machine, or with more --batches"]
+NOTED = [  # a phrase in some points' reasons -> the warning ({hits}: how many, {where}: the first three)
+    ("a disturbance", "latency rose while the workers had time to spare at {hits} point(s) ({where}): something else "
+     "slowed the machine then; their latencies are pessimistic: sweep again on a quiet machine"),
+    (DRAINING, "latency was still falling at {hits} point(s) ({where}): a backlog left by a slowdown was draining, so "
+     "their latencies are upper bounds: sweep again on a quiet machine, or with more --batches"),
+    (SLOWED, "{hits} point(s) were congested within their capacity while their tasks ran well above the S(N) measured "
+     "alone ({where}): something slowed the workers then (other work on the machine, or workers sharing a device, "
+     "memory and caches), so rho_max may lie higher: sweep those rates again on a quiet machine (--batch N --rate "
+     "R); if they congest again, the workers slow each other and rho_max stands"),
+    (RETRIED, "{hits} point(s) congested at their first try well within their capacity and were measured again "
+     "({where}): the machine stalled or slowed then, and the second try's figures are the ones kept; on a quiet "
+     "machine this does not happen"),
+]
 
 
-def _slowed(run: Run) -> list[str]:
-    hits, where = _noted(run, SLOWED)
-    if not hits:
-        return []
-    return [f"{hits} point(s) were congested within their capacity while their tasks ran well above the S(N) "
-            f"measured alone ({where}): something slowed the workers then (other work on the machine, or workers "
-            "sharing a device, memory and caches), so rho_max may lie higher: sweep those rates again (--batch N "
-            "--rate R); if they congest again, the workers slow each other and rho_max stands"]
-
-
-def _retried(run: Run) -> list[str]:
-    hits, where = _noted(run, RETRIED)
-    if not hits:
-        return []
-    return [f"{hits} point(s) congested at their first try well within their capacity and were measured again "
-            f"({where}): the machine stalled or slowed then, and the second try's figures are the ones kept; on a "
-            "quiet machine this does not happen"]
-
-
-def _disturbances(run: Run) -> list[str]:
-    hits, where = _noted(run, "a disturbance")
-    if not hits:
-        return []
-    return [f"latency rose while the workers had time to spare at {hits} point(s) ({where}): something else slowed "
-            "the machine then; their latencies are pessimistic: sweep again on a quiet machine"]
+def _noted_warnings(run: Run) -> list[str]:
+    """The warnings of NOTED whose phrase some points' reasons hold."""
+    said = []
+    for phrase, text in NOTED:
+        hits, where = _noted(run, phrase)
+        if hits:
+            said.append(text.format(hits=hits, where=where))
+    return said
 
 
 def _noted(run: Run, phrase: str) -> tuple[int, str]:
