@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import console, handle_errors, parse_int_list, resolve_model
+from .common import NO_ANSWER, console, handle_errors, parse_int_list, resolve_model
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -121,3 +121,12 @@ def advise(
         fix = "; raise --latency-bound" if recs[0]["why"].startswith("no candidate meets") \
             else "; give lower rates"
         raise UserError(f"{recs[0]['why']}{others}: advice in {output}{fix}")
+    unmet = [r for r in recs if r.get("congested_for_real") or r.get("over_bound")]
+    if unmet:  # the advice is written, but this machine did not deliver it: as a sweep without an uncongested point
+        what = "measured above --latency-bound" if all(r.get("over_bound") for r in unmet) else \
+            "not measured keeping up"
+        rates = ", ".join(f"{r['rate_qps']:g}" for r in unmet)
+        console.print(f"{output}: at {rates} q/s the advice was {what} on "
+                      f"this machine (exit code {NO_ANSWER}): advise again on a quiet machine, or at lower rates",
+                      soft_wrap=True)
+        raise typer.Exit(NO_ANSWER)

@@ -18,6 +18,8 @@ from ..errors import UserError, first_line
 from ..inputfile import DANGLING, dangling
 
 told = False  # whether a command printed its one line (the entry point says one itself when none did)
+NO_ANSWER = 3  # exit code: the command ran and wrote its files, but found no (measured) answer: a sweep without an
+# uncongested point, an advise whose answer at some rate this machine did not deliver
 console = Console(emoji=False, soft_wrap=True)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji;
 # lines are never wrapped mid-phrase (a path or a figure cut in two): the terminal wraps them, a log keeps them whole
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import console, handle_errors, parse_int_list, resolve_model
+from .common import NO_ANSWER, console, handle_errors, parse_int_list, resolve_model
 
 if TYPE_CHECKING:
     from ..sweep.settings import SweepSettings
@@ -293,7 +293,6 @@ def notice_line(text: str) -> str:
     return f"[yellow]note:[/] {escape(text)}"
 
 
-NO_ANSWER = 3  # exit code: the sweep ran and wrote its files, but no point of the grid was uncongested
 
 
 def render_answer(output: Path, as_json: bool = False) -> bool:
