@@ -418,3 +418,16 @@ def test_a_resume_on_the_other_hot_path_is_refused(cli, tiny_cnn_path, tmp_path,
     assert_one_line_error(cli(*args, "--rate", "50,60", "--resume"), "was measured on the native core",
                           "their points would not compare", "without STARONNX_HOT_PATH=python")
     assert len(pd.read_csv(run / "points.csv")) == 1
+
+
+def test_the_rates_not_run_after_a_congested_one_are_one_line_per_batch_size(cli, tiny_cnn_path, tmp_path):
+    """Every congested batch size printed 6-7 'congested: not run: ...' lines, one per higher rate of the grid."""
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1,2", "--rate",
+                 "100,1500,3000,5000,8000", "--batches", "20", "-o", tmp_path / "run")
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "N=1 3 rates, 3000 to 8000 q/s, not run: batch 1 was already congested at 1500 q/s" in lines
+    assert "N=2 3 rates, 3000 to 8000 q/s, not run: batch 2 was already congested at 1500 q/s" in lines
+    assert not [line for line in lines if "congested: not run" in line]
+    assert lines.index("N=1 3 rates, 3000 to 8000 q/s, not run: batch 1 was already congested at 1500 q/s") < \
+        next(i for i, line in enumerate(lines) if line.startswith("N=2 100 q/s"))  # said before the next N

@@ -264,12 +264,32 @@ def _run_with_progress(settings, prepared) -> None:
     from ..sweep.runner import run_sweep
 
     with _progress_bar() as (bar, on_progress):
-        def on_point(row):
-            text = point_outcome(row)
-            bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(text)}", soft_wrap=True)
+        skipped: list[dict] = []  # a batch size's rates not run after a congested one: one line for all of them
 
-        run_sweep(settings, on_point, on_progress, prepared, lambda text: bar.console.print(notice_line(text),
-                                                                                          soft_wrap=True))
+        def say_skipped():
+            if skipped:
+                first, last = skipped[0], skipped[-1]
+                rates = f"{first['rate_qps']:g} q/s" if len(skipped) == 1 else \
+                    f"{len(skipped)} rates, {first['rate_qps']:g} to {last['rate_qps']:g} q/s,"
+                bar.console.print(f"N={first['batch_size']:<3} {rates} {escape(str(first['reason']))}", soft_wrap=True)
+                skipped.clear()
+
+        def on_point(row):
+            not_run = row["congested"] and str(row.get("reason", "")).startswith("not run")
+            if not (not_run and skipped and skipped[0]["batch_size"] == row["batch_size"]):
+                say_skipped()
+            if not_run:
+                skipped.append(row)
+            else:
+                bar.console.print(f"N={row['batch_size']:<3} {row['rate_qps']:>8g} q/s  {escape(point_outcome(row))}",
+                                  soft_wrap=True)
+
+        def on_notice(text):
+            say_skipped()
+            bar.console.print(notice_line(text), soft_wrap=True)
+
+        run_sweep(settings, on_point, on_progress, prepared, on_notice)
+        say_skipped()
 
 
 def point_outcome(row: dict) -> str:
