@@ -94,7 +94,9 @@ def test_a_split_that_raises_saturation_and_lowers_latency_is_said_so_with_the_f
     # line there would read 16 ms); at 30 q/s 13 ms against its measured 20: 35 % lower
     assert split_verdict([whole], split) == (
         "Splitting (2 parts, 10% of the compute offloaded) raised saturation from 30 to 36 q/s (+20%). It lowers "
-        "the worst-case latency at 30 q/s (by 35%); it alone serves 36 q/s, beyond the whole model's saturation.")
+        "the worst-case latency at 30 q/s (by 35%); it alone serves 36 q/s, beyond the whole model's saturation. "
+        "Compared at 2 of the split's 3 rates the whole model served: at the others its latency is not known closely "
+        "enough (give both sweeps the same --rate).")  # 25 q/s, at the knee, is not compared: said so
     gentle = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 12.0, 0.1, False), (1, 30, 30, 14.0, 1.0, False),
                           (1, 30.8, 10, None, None, True)])  # 12 -> 14 ms: interpolated, 13 ms at 25 q/s
     assert split_verdict([gentle], split).endswith(
@@ -367,7 +369,9 @@ def test_a_batch_size_whose_curve_bends_at_a_rate_is_not_passed_over_for_a_worse
     split = hand_run(2, [(1, 20, 30, 40.0, 1.0, False), (1, 33.7, 30, 45.0, 1.0, False), (1, 50, 10, None, None, True)])
     assert split_verdict([whole], split) == (  # 33.7 q/s is not compared (it read "at 20 and 33.7 q/s (by up to 79%)")
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 40 q/s whole, 33.7 q/s split "
-        "(-16%, within the 48% these sweeps resolve). It lowers the worst-case latency at 20 q/s (by 33%).")
+        "(-16%, within the 48% these sweeps resolve). It lowers the worst-case latency at 20 q/s (by 33%). Compared "
+        "at 1 of the split's 2 rates the whole model served: at the others its latency is not known closely enough "
+        "(give both sweeps the same --rate).")
 
 
 def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():

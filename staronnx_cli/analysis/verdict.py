@@ -209,12 +209,13 @@ def _latency_change(wholes: list[Run], whole: Run, split: Run) -> str:
     run of the whole model's saturation."""
     mine = env.envelope(split.points)
     whole_top, _ = top_rate(whole)
-    lower, higher, beyond, gains, between, compared = [], [], [], [], False, 0
+    lower, higher, beyond, gains, between, compared, within = [], [], [], [], False, 0, 0
     for row in mine.itertuples():
         if row.rate_qps > whole_top:
             if not never_congested(whole):  # beyond a known saturation; else: simply not measured there
                 beyond.append(row.rate_qps)
             continue
+        within += 1
         known = [found for w in wholes if (found := least_latency_at(w.points, row.rate_qps)) is not None]
         if not known:
             continue
@@ -238,11 +239,13 @@ def _latency_change(wholes: list[Run], whole: Run, split: Run) -> str:
                      "saturation")
     if not words and not compared:
         return "No rate of the split's lies where the whole model's latency is known closely enough to compare them."
+    partly = (f" Compared at {compared} of the split's {within} rates the whole model served: at the others its "
+              "latency is not known closely enough (give both sweeps the same --rate)." if compared < within else "")
     if not words:
-        return (f"Its worst-case latency is within {LATENCY_CHANGE:.0%} of the whole model's at every rate both "
-                "served.")
+        return (f"Its worst-case latency is within {LATENCY_CHANGE:.0%} of the whole model's at every rate "
+                + (f"compared.{partly}" if partly else "both served."))
     return "; ".join(words) + (" (the whole model's latencies interpolated between its measured rates)."
-                               if between else ".")
+                               if between else ".") + partly
 
 
 def _rates(values: list[float]) -> str:
