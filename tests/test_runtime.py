@@ -324,6 +324,7 @@ def test_a_point_row_from_records_on_the_virtual_clock():
     # each worker runs 10 ms of every 40 ms (window: first measured arrival 40 ms to last end 240 ms)
     assert row["utilisation"] == "cpu0=0.250 cpu1=0.250"
     assert row["release_lateness_p99_us"] == 0.0
+    assert (row["fill_ms"], row["wait_ms"], row["run_ms"]) == (10.0, 0.0, 10.0)  # (N-1)/rate, no wait, S: the 20 ms
     rows = batch_rows(spec, records, ["cpu0", "cpu1"])
     assert [r["placement"] for r in rows[:3]] == ["0:cpu0", "0:cpu1", "0:cpu0"]
     assert [r["measured"] for r in rows[:3]] == [False, False, True] and rows[0]["queries"] == 2
@@ -932,3 +933,17 @@ def test_a_real_point_congested_well_within_its_capacity_is_measured_once_more(t
     assert written.batch_index.is_unique and len(written) > 0  # one try's batches, not both
     assert _retried(SimpleNamespace(points=pd.DataFrame([row])))[0].startswith(
         "1 point(s) congested at their first try well within their capacity")
+
+
+def test_the_latency_parts_add_up_to_the_worst_case_latency_and_a_queue_is_waiting():
+    """Two parts on one worker, 4 + 1 ms, batches of 1 every 4 ms: the worker (5 ms a batch) falls behind, so the
+    batches wait more and more; the parts say fill 0, wait as it grows, run 5 ms (the two tasks back to back), and
+    they add up to each batch's latency, whatever the queue."""
+    from staronnx_cli.metrics.points import latency_parts
+
+    first = np.array([0.0, 0.004, 0.008])
+    start = np.array([0.0, 0.005, 0.010])  # each waits 1 ms more than the one before
+    end = start + 0.005
+    fill, wait, run = latency_parts(first, first, start, end)
+    assert (fill, wait, run) == (0.0, pytest.approx(0.001), pytest.approx(0.005))
+    assert fill + wait + run == pytest.approx(float((end - first).mean()))

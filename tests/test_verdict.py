@@ -309,7 +309,10 @@ def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_pa
     assert data["verdict"][0] == "Best batch size: N=1 from 100 to 400 q/s (worst-case latency 2.08 ms)."
     assert [b["rate_qps"] for b in data["best"]] == [100.0, 400.0]
     assert set(data["best"][0]) == {"rate_qps", "batch_size", "mean_max_latency_ms", "std_max_latency_ms",
-                                    "ideal_latency_ms", "latency_over_ideal", "p99_latency_ms", "achieved_qps"}
+                                    "ideal_latency_ms", "latency_over_ideal", "p99_latency_ms", "achieved_qps",
+                                    "fill_ms", "wait_ms", "run_ms"}
+    best = data["best"][0]  # the parts add up to the worst case (rounded to 0.1 us each)
+    assert best["fill_ms"] + best["wait_ms"] + best["run_ms"] == pytest.approx(best["mean_max_latency_ms"], abs=3e-4)
     points = pd.read_csv(tmp_path / "a" / "points.csv").set_index(["rate_qps", "batch_size"])
     assert [(b["p99_latency_ms"], b["achieved_qps"]) for b in data["best"]] == [
         tuple(points.loc[(b["rate_qps"], b["batch_size"]), ["p99_latency_ms", "achieved_qps"]]) for b in data["best"]]

@@ -35,7 +35,8 @@ def envelope(points: pd.DataFrame) -> pd.DataFrame:
     known = [not unmeasured_better(points, r.rate_qps, r.mean_max_latency_ms) for r in best.itertuples()]
     best = best.loc[np.array(known, dtype=bool)]
     columns = ["rate_qps", "batch_size", "mean_max_latency_ms", "std_max_latency_ms"]
-    columns += [c for c in ("p99_latency_ms", "achieved_qps") if c in best.columns]  # older runs: without
+    columns += [c for c in ("p99_latency_ms", "achieved_qps", "fill_ms", "wait_ms", "run_ms")
+                if c in best.columns]  # older runs: without
     return best[columns].reset_index(drop=True)
 
 

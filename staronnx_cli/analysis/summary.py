@@ -25,8 +25,8 @@ def _number(value) -> float | None:
 
 def best_points(run: Run) -> list[dict]:
     """For each rate with an uncongested point: N*, its worst-case latency (mean and std over batches), the
-    ideal (N-1)/rho + S(N) at that point, measured/ideal, and (as perf_analyzer shows them) the queries' p99
-    latency and the rate served."""
+    ideal (N-1)/rho + S(N) at that point, measured/ideal, (as perf_analyzer shows them) the queries' p99
+    latency and the rate served, and where the latency went (filling, waiting, running; None for older runs)."""
     ideals = run.points.set_index(["rate_qps", "batch_size"]).get("ideal_latency_ms")
     rows = []
     for b in env.envelope(run.points).itertuples():
@@ -36,7 +36,8 @@ def best_points(run: Run) -> list[dict]:
                      "std_max_latency_ms": _number(b.std_max_latency_ms), "ideal_latency_ms": ideal,
                      "latency_over_ideal": round(b.mean_max_latency_ms / ideal, 4) if ideal else None,
                      "p99_latency_ms": _number(getattr(b, "p99_latency_ms", None)),
-                     "achieved_qps": _number(getattr(b, "achieved_qps", None))})
+                     "achieved_qps": _number(getattr(b, "achieved_qps", None)),
+                     **{key: _number(getattr(b, key, None)) for key in ("fill_ms", "wait_ms", "run_ms")}})
     return rows
 
 

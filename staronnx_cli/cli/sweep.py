@@ -303,7 +303,10 @@ def point_outcome(row: dict) -> str:
     if row.get("mean_max_latency_ms") in ("", None):
         return "no batch measured"
     ratio = row.get("latency_over_ideal")
-    return f"mean max-latency {ms(row['mean_max_latency_ms'])} ms" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
+    parts = [row[key] for key in ("fill_ms", "wait_ms", "run_ms") if isinstance(row.get(key), float)]
+    said = " = " + " + ".join(f"{ms(max(p, 0.0))} {w}" for p, w in zip(parts, ("fill", "wait", "run"))) \
+        if len(parts) == 3 else ""
+    return f"mean max-latency {ms(row['mean_max_latency_ms'])} ms{said}" + (f"  ({ratio:.2f} x ideal)" if ratio else "")
 
 
 def notice_line(text: str) -> str:

@@ -130,6 +130,15 @@ def queries_per_s(times_s: np.ndarray, sizes) -> float:
     return float(counts[1:].sum()) / span if span > 0 else float("nan")
 
 
+def latency_parts(first_arrival_s: np.ndarray, scheduled_release_s: np.ndarray, first_start_s: np.ndarray,
+                  end_s: np.ndarray) -> tuple[float, float, float]:
+    """Where the batches' latency went, as means (s) that add up to the mean max-latency: filling the batch (its
+    first query's arrival to its release as scheduled), waiting (to its first task's start: a worker busy, the
+    issuer late, the dispatch), running (to its end: its tasks, and the hand-overs between its parts)."""
+    return (float((scheduled_release_s - first_arrival_s).mean()), float((first_start_s - scheduled_release_s).mean()),
+            float((end_s - first_start_s).mean()))
+
+
 def utilisation(busy: list[list[tuple[float, float]]], window: tuple[float, float]) -> list[float]:
     """Per worker, the fraction of `window` it spent running tasks (intervals clipped to the window, overlapping
     ones counted once: a Triton group spans its queries' time in the server, and groups overlap)."""

@@ -9,12 +9,19 @@ from ..results.read import Run
 
 def envelope_rows(run: Run) -> list[dict]:
     """For each rate with an uncongested point: the best N, its worst-case latency (mean, std), ideal, ratio; the
-    queries' p99 latency and the rate served."""
+    queries' p99 latency, the rate served, and the latency's parts."""
     return [{"rate q/s": f"{r['rate_qps']:g}", "best N": str(r["batch_size"]),
              "mean max-latency ms": _ms(r["mean_max_latency_ms"]), "std ms": _ms(r["std_max_latency_ms"]),
              "ideal ms": _ms(r["ideal_latency_ms"]), "measured/ideal": _fixed(r["latency_over_ideal"], 3),
-             "p99 ms": _ms(r["p99_latency_ms"]), "served q/s": _fixed(r["achieved_qps"], 1)}
+             "p99 ms": _ms(r["p99_latency_ms"]), "served q/s": _fixed(r["achieved_qps"], 1),
+             "fill + wait + run ms": _parts(r)}
             for r in best_points(run)]
+
+
+def _parts(r: dict) -> str:
+    """Where the worst-case latency went: filling the batch, waiting for a worker, running ('' for older runs)."""
+    parts = [r.get(key) for key in ("fill_ms", "wait_ms", "run_ms")]
+    return " + ".join(_ms(max(p, 0.0)) for p in parts if p is not None) if None not in parts else ""
 
 
 def rho_rows(run: Run) -> list[dict]:

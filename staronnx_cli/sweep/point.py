@@ -18,6 +18,7 @@ from ..metrics.points import (
     draining,
     ends_served,
     ideal_latency_s,
+    latency_parts,
     summarize,
     utilisation,
 )
@@ -361,6 +362,10 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
            "service_ms": round(1000 * fastest, 4) if fastest else "", "ideal_latency_ms": "",
            "latency_over_ideal": "", "errors": "; ".join(sorted({r.error for r in records if r.error})),
            "warmup_batches": ev.first, "capacity_qps": round(capacity, 2) if capacity else ""}
+    if measured and all(r.tasks for r in measured) and not summary.congested:
+        parts = latency_parts(*(np.array(values) for values in zip(*[
+            (r.first_arrival_s, r.scheduled_release_s, min(t.start_s for t in r.tasks), r.end_s) for r in measured])))
+        row.update({key: round(1000 * value, 4) for key, value in zip(("fill_ms", "wait_ms", "run_ms"), parts)})
     if verdict.note and not summary.congested:
         row["reason"] = verdict.note
     if summary.congested:
