@@ -55,3 +55,32 @@ def test_rate_auto_finds_each_batch_sizes_saturation_within_three_percent(cli, t
     assert meta["auto_capacity_qps"] == {"1": 100.0, "2": 125.0} and meta["auto_rates"][0] == 25
     again = cli(*args, "--resume")  # the same grid, nothing left to measure
     assert again.exit_code == 0 and len(pd.read_csv(run / "points.csv")) == len(points)
+
+
+def test_rate_auto_with_rates_of_yours_measures_them_for_every_batch_size(cli, tiny_cnn_path, tmp_path):
+    """--rate auto picked its own grid, so 137 q/s (the rate a user runs) was answered only by chance; auto,137 adds
+    it for every N, says so, and keeps it on --resume (with any rate added then)."""
+    from pathlib import Path
+
+    from staronnx_cli.sweep.grid import parse_rate_option
+
+    assert parse_rate_option("auto") == (True, ())
+    assert parse_rate_option("auto,137,40") == (True, (40.0, 137.0))
+    assert parse_rate_option("10:30:10") == (False, (10.0, 20.0, 30.0))
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1,4", "--rate",
+                 "auto,137", "--batches", "20", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    assert "(yours: 137)" in result.stdout
+    points = pd.read_csv(run / "points.csv")
+    assert set(points[points.rate_qps == 137.0].batch_size) == {1, 4}
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1,4", "--rate",
+                 "auto,95", "--batches", "20", "-o", run, "--resume")
+    assert result.exit_code == 0, result.stderr
+    points = pd.read_csv(run / "points.csv")
+    assert set(points[points.rate_qps == 95.0].batch_size) == {1, 4} and (points.rate_qps == 137.0).sum() == 2
+    assert 95.0 in json.loads((run / "run.json").read_text())["auto_rates"]
+    bad = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--rate", "auto,0", "-o",
+              tmp_path / "bad")
+    assert bad.exit_code == 2 and "--rate 0: every rate must be a positive" in bad.stderr

@@ -227,6 +227,8 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
     ('[kinds.small]\nresources = { small = 1 }\ncount = 4\n[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n',
      "[kinds.small]: unknown key 'count'"),
     (campaign_text('[[sweep]]\nname = "abc\\n"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name 'abc\\n'"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "auto,x"\n'),
+     "rate = 'auto,x': auto, auto,250, START:STOP:STEP or a list"),
 ])
 def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragment):
     campaign = tmp_path / "c.toml"

@@ -36,7 +36,8 @@ def sweep(
                                                    "own).")] = None,
     rate: Annotated[str | None, typer.Option(
         help="Rates in queries/s: auto (fitted to each batch size's measured capacity, then its saturation found "
-             "within 3 %), START:STOP:STEP, or a list (default auto; a mix sets its own).")] = None,
+             "within 3 %), auto,R1,R2 (and these rates for every batch size), START:STOP:STEP, or a list (default "
+             "auto; a mix sets its own).")] = None,
     mix: Annotated[Path | None, typer.Option(
         help="A mix file (TOML): several models served together on the same workers, each with its rate, batch "
              "size(s), latency target and priority (docs/mix.md).")] = None,
@@ -90,7 +91,7 @@ def sweep(
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
     with _progress_on_stderr(json_summary):  # stdout carries only the JSON then
-        from ..sweep.grid import parse_rates
+        from ..sweep.grid import parse_rate_option
         from ..sweep.runner import SweepSettings, prepare_sweep
         from ..zoo.names import model_name_of
 
@@ -129,12 +130,12 @@ def sweep(
         for option, value in (("--scale", scale != "0.5:2:0.5"), ("--vary", vary), ("--memory-limit", memory_limit)):
             if value:
                 raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
-        rate = rate or "auto"
+        auto, rates = parse_rate_option(rate or "auto")
         path = Path(target)
         settings = replace(
             shared, target=path if path.is_dir() else resolve_model(target),
-            batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), auto_rates=rate == "auto",
-            rates=() if rate == "auto" else tuple(parse_rates(rate)), model_name=model_name_of(target, path),
+            batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), auto_rates=auto, rates=rates,
+            model_name=model_name_of(target, path),
             command=shared.command or " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]))
         prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
         for warning in prepared.warnings:

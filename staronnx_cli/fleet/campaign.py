@@ -46,13 +46,14 @@ class SweepSpec:
                  resume: bool = False):
         """The SweepSettings this [[sweep]] means, as `staronnx sweep` would build them (without a target or an
         output: what check_grid looks at, before Ray starts)."""
-        from ..sweep.grid import parse_rates
+        from ..sweep.grid import parse_rate_option
         from ..sweep.settings import SweepSettings
 
+        auto, rates = parse_rate_option(self.rate)
         return SweepSettings(
             target, output, workers=self.workers, policy=self.policy,
-            batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=self.rate == "auto",
-            rates=() if self.rate == "auto" else tuple(parse_rates(self.rate)), batches=self.batches,
+            batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=auto, rates=rates,
+            batches=self.batches,
             warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,
             resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}", model_name=Path(self.target).stem)
 
@@ -172,8 +173,9 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
     if not all(n.strip().isdigit() and int(n) >= 1 for n in batch.split(",")):
         raise UserError(f"campaign: {where} ({name}): batch = {batch!r}: batch sizes from 1, e.g. \"1,2,4\"")
     rate = values.get("rate", "auto")
-    if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", rate)):
-        raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, START:STOP:STEP or a list")
+    given = rate.partition(",")[2] if rate.partition(",")[0].strip() == "auto" else rate
+    if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", given)):
+        raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, auto,250, START:STOP:STEP or a list")
     spec = SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
     _check_on_a_node(spec, "policy" in values, f"campaign: {where} ({name}): ")
     return spec

@@ -10,6 +10,15 @@ MAX_QPS = 1e12  # queries/s: no machine serves a trillion a second; beyond, a ty
 MAX_RATES = 10_000  # rates in one grid: more is a typo (a tiny step), not a sweep anyone waits for
 
 
+def parse_rate_option(text: str) -> tuple[bool, tuple[float, ...]]:
+    """--rate as given: (auto, rates): `auto`, `auto,250,400` (the grid fitted to each N's capacity, and these rates
+    measured for every N too: the answer at the rate you run), START:STOP:STEP or a list."""
+    head, _, rest = text.strip().partition(",")
+    if head.strip() == "auto":
+        return True, tuple(parse_rates(rest)) if rest.strip() else ()
+    return False, tuple(parse_rates(text))
+
+
 def parse_rates(text: str) -> list[float]:
     try:
         if ":" in text:
@@ -28,7 +37,8 @@ def parse_rates(text: str) -> list[float]:
         else:
             rates = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"--rate '{text}': write auto, START:STOP:STEP or a list such as 10,50,200") from None
+        raise UserError(f"--rate '{text}': write auto, auto,250 (auto and your rates), START:STOP:STEP or a list such "
+                        "as 10,50,200") from None
     if not rates or any(not math.isfinite(r) or r <= 0 for r in rates):
         raise UserError(f"--rate {text}: every rate must be a positive, finite number (queries per second)")
     if max(rates) > MAX_QPS:

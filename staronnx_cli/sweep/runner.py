@@ -248,7 +248,10 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
     run = RunDir(s.output)
     meta = run.read_meta()
     if s.resume and meta.auto_rates:
-        return [float(r) for r in meta.auto_rates], {int(k): v for k, v in (meta.auto_capacity_qps or {}).items()}
+        grid = sorted({float(r) for r in meta.auto_rates} | set(s.rates))  # and any rate of yours added now
+        if len(grid) > len(meta.auto_rates):
+            run.update_meta(lambda meta: replace(meta, auto_rates=grid))
+        return grid, {int(k): v for k, v in (meta.auto_capacity_qps or {}).items()}
     capacities: dict[int, float | None] = {}
     for n in s.batch_sizes:
         setup = engine.prepare(n)
@@ -258,7 +261,7 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
             if setup.executor is not None:
                 setup.executor.close()
     record_calibration(run, engine)
-    grid = union_grid(capacities)
+    grid = sorted(set(union_grid(capacities)) | set(s.rates))  # --rate auto,250: yours measured for every N too
     if not grid:
         raise UserError("--rate auto: no worker's service time could be measured at any batch size: give rates, "
                         "e.g. --rate 10:100:10")
@@ -267,6 +270,7 @@ def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[i
         str(n): (round(c, 3) if c else None) for n, c in capacities.items()}))
     on_notice("--rate auto: capacity (a first measurement, for the grid) " + ", ".join(
         f"N={n} {c:,.4g} q/s" if c < 1000 else f"N={n} {c:,.0f} q/s" for n, c in capacities.items() if c)
-              + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s, then each N's rho_max to "
-              f"{100 * PRECISION:.0f} %")
+              + f"; {len(grid)} rates from {grid[0]:g} to {grid[-1]:g} q/s"
+              + (f" (yours: {', '.join(f'{r:g}' for r in s.rates)})" if s.rates else "")
+              + f", then each N's rho_max to {100 * PRECISION:.0f} %")
     return grid, capacities
