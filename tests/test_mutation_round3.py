@@ -422,7 +422,7 @@ def test_a_campaign_refuses_a_zero_resource_zero_batches_and_a_rate_that_is_no_n
         campaign('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\n', "[kinds.small]\nresources = { small = 0 }\n")
     with pytest.raises(UserError, match="batches = 0 must be a whole number from 1"):
         campaign('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nbatches = 0\n')
-    with pytest.raises(UserError, match="rate = '10,abc': auto, START:STOP:STEP or a list"):
+    with pytest.raises(UserError, match="rate = '10,abc': auto, auto,250, START:STOP:STEP or a list"):
         campaign('[[sweep]]\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "10,abc"\n')
 
 

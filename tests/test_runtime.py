@@ -947,3 +947,27 @@ def test_the_latency_parts_add_up_to_the_worst_case_latency_and_a_queue_is_waiti
     fill, wait, run = latency_parts(first, first, start, end)
     assert (fill, wait, run) == (0.0, pytest.approx(0.001), pytest.approx(0.005))
     assert fill + wait + run == pytest.approx(float((end - first).mean()))
+
+
+def test_a_point_whose_every_batch_failed_is_failed_not_congested():
+    """--system native with --max-queue-delay refused every partial batch of N=2 (its session fixed at N), and the
+    verdict said 'N=2 congested at every rate', exit 0: a rate cannot fix a batch the workers refuse."""
+    from staronnx_cli.runtime.scheduler import BatchRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=2, rate_qps=50.0, warmup=1, batches=5)
+    records = [BatchRecord(k, 0.04 * k, 0.04 * k, 2, 2 * k, actual_release_s=0.04 * k, end_s=0.04 * k + 1e-4,
+                           error="Got invalid dimensions for input: image") for k in range(6)]
+    row = point_row(spec, records, "", np.arange(12) * 0.02, ["cpu0"], 0.001)
+    assert (row["congested"], row["batches"], row["reason"]) == (False, 0, "failed: every batch failed")
+    assert row["errors"] == "Got invalid dimensions for input: image"
+
+
+def test_native_with_a_queue_delay_runs_partial_batches(cli, tiny_cnn_path, tmp_path):
+    """The native baseline's session was fixed at N, so a batch closed by --max-queue-delay with fewer queries
+    failed; it takes any batch up to N now, as the runtime's workers do."""
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--system", "native", "--max-queue-delay", "5",
+                 "--batch", "2", "--rate", "50", "--batches", "5", "--warmup", "1", "-o", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    points = pd.read_csv(tmp_path / "run" / "points.csv")
+    assert points.batches.iloc[0] >= 5 and not points.congested.iloc[0] and pd.isna(points.errors.iloc[0])

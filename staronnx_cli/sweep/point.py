@@ -368,6 +368,8 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
         row.update({key: round(1000 * value, 4) for key, value in zip(("fill_ms", "wait_ms", "run_ms"), parts)})
     if verdict.note and not summary.congested:
         row["reason"] = verdict.note
+    if ev.failed and not measured:  # nothing ran: failed, as a batch size the workers cannot run, not congested
+        row.update(congested=False, reason=f"failed: {verdict.reason}")
     if summary.congested:
         for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
             row[key] = ""

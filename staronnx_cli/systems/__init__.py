@@ -54,13 +54,15 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
     if s.system in ("native", "ortparallel"):
         from .native import NativeConfig, NativeEngine
 
-        return NativeEngine(NativeConfig(s.workers, s.seed, parallel=s.system == "ortparallel"), target.part_files)
+        return NativeEngine(NativeConfig(s.workers, s.seed, parallel=s.system == "ortparallel",
+                                         variable_batches=s.max_queue_delay_ms is not None), target.part_files)
     if s.system == "ortstreams":
         from .native import NativeConfig, NativeEngine
         from .streams import plan_streams
 
         source, stream_of = plan_streams(s.target)
-        return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of), [source])
+        return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of,
+                                         variable_batches=s.max_queue_delay_ms is not None), [source])
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 

@@ -39,6 +39,7 @@ class NativeConfig:
     seed: int = 0
     parallel: bool = False  # ORT_PARALLEL: inter-op threads, one per core (--system ortparallel)
     stream_of: dict[str, int] | None = None  # a node's logic stream, from a branch plan (--system ortstreams)
+    variable_batches: bool = False  # --max-queue-delay: a batch may close before N queries arrived
 
 
 class NativeEngine:
@@ -63,7 +64,8 @@ class NativeEngine:
             raise UserError("--system native serves one model: a mix runs on staronnx or triton")
         try:
             session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed,
-                                    parallel=self.config.parallel, stream_of=self.config.stream_of)
+                                    parallel=self.config.parallel, stream_of=self.config.stream_of,
+                                    variable_batches=self.config.variable_batches)
         except UserError as exc:
             return BatchSizeSetup(failure=str(exc))
         service = session.service_time(n)
@@ -92,13 +94,14 @@ class NativeSession:
     (the loop's) is pinned to those cores while it exists."""
 
     def __init__(self, worker: WorkerSpec, model: Path, batch: int, seed: int = 0, warmup_runs: int = 3,
-                 parallel: bool = False, stream_of: dict[str, int] | None = None):
+                 parallel: bool = False, stream_of: dict[str, int] | None = None, variable_batches: bool = False):
         self.worker, self.loop = worker, None
         self.streams: list[int] = []  # nodes per logic stream (--system ortstreams)
         self._saved_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if worker.cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(worker.cores))
-        so = pinned_session_options(worker.cores[:1] if parallel else worker.cores, model, batch, worker.kind)
+        fixed = None if variable_batches else batch  # a partial batch (--max-queue-delay) must fit the session
+        so = pinned_session_options(worker.cores[:1] if parallel else worker.cores, model, fixed, worker.kind)
         if parallel:  # independent nodes at once, each on one core; ORT's threads inherit this thread's cores
             so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
             so.inter_op_num_threads = max(1, len(worker.cores))
@@ -108,7 +111,7 @@ class NativeSession:
             from .streams import PARTITION_KEY, partition_file
 
             partition, self.streams = partition_file(
-                model, lambda: pinned_session_options(worker.cores, model, batch, worker.kind), providers, stream_of)
+                model, lambda: pinned_session_options(worker.cores, model, fixed, worker.kind), providers, stream_of)
             so.add_session_config_entry(PARTITION_KEY, str(partition))
         try:
             self.session = ort.InferenceSession(str(model), so, providers=providers)
