@@ -8,7 +8,8 @@ from pathlib import Path
 
 def cache_dir() -> Path:
     """$STARONNX_CACHE, else $XDG_CACHE_HOME/staronnx, else ~/.cache/staronnx."""
-    if os.environ.get("STARONNX_CACHE"):
-        return Path(os.environ["STARONNX_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    if os.environ.get("STARONNX_CACHE"):  # '~/x' quoted in an env file or a unit: no shell expanded it
+        return Path(os.environ["STARONNX_CACHE"]).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative path
     return base / "staronnx"

@@ -4,6 +4,7 @@ file, a crash leaves the old one, and a symbolic link at the path is replaced, n
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def write_text_atomic(path: Path, text: str, then: str | None = None) -> None:
 
 def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None:
     refuse_special(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = beside(path, "tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.unlink(missing_ok=True)  # a stale one, or a link planted there: never written through
@@ -35,6 +36,16 @@ def write_bytes_atomic(path: Path, data: bytes, then: str | None = None) -> None
         if then is None:
             raise OSError(exc.errno, exc.strerror or first_line(exc), str(path)) from None
         raise UserError(f"cannot write '{path}' ({exc.strerror or first_line(exc)}): {then}") from None
+
+
+def beside(path: Path, suffix: str) -> Path:
+    """A temporary name beside `path` (.NAME.PID.SUFFIX), within the 255 bytes a file system allows a name even
+    when NAME itself is near them: a legal -o was refused as 'File name too long'."""
+    name = f".{path.name}.{os.getpid()}.{suffix}"
+    if len(name.encode()) > 255:
+        digest = hashlib.sha256(path.name.encode()).hexdigest()[:12]
+        name = f".{path.name.encode()[:200].decode(errors='ignore')}.{digest}.{os.getpid()}.{suffix}"
+    return path.with_name(name)
 
 
 def refuse_special(path: Path) -> None:
@@ -57,7 +68,7 @@ def ready_to_write(path: Path) -> None:
     naming `path` otherwise: a file where a folder should be, a read-only or forbidden folder), now, not after
     the measuring."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    probe = beside(path, "probe")
     try:  # a file made and removed: the file system's own answer (read-only, no permission, no space for a name)
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
         probe.unlink()

@@ -846,3 +846,41 @@ def test_a_profile_past_the_memory_there_is_is_one_line_not_a_silent_kill(cli, t
     assert_one_line_error(result, "at batch 8192 ran out of memory (more than the", "profile a smaller --batch")
     assert not (tmp_path / "c.csv").exists()
     assert resource.getrlimit(resource.RLIMIT_DATA) == before
+
+
+def test_a_performance_model_cache_that_cannot_be_written_is_one_warning_and_every_point_runs(cli, tiny_cnn_path,
+                                                                                              tmp_path, monkeypatch):
+    """A read-only (shared) cache: the models were saved after each point, so each sweep measured one point and
+    exited 2, and each --resume one more (fuzz round 7). Now: said once, kept in memory, every point measured."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "perfmodels").write_text("a file where the folder should be")  # as root, permissions do not stop us
+    monkeypatch.setenv("STARONNX_CACHE", str(cache))
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1", "--rate", "50,100", "--batches",
+                 "5", "--warmup", "1", "-o", tmp_path / "run")
+    assert result.exit_code == 0, result.stderr
+    assert " ".join(result.output.split()).count("the performance-model cache") == 1
+    assert len(pd.read_csv(tmp_path / "run" / "points.csv")) == 2
+
+
+def test_a_cache_path_with_a_tilde_or_relative_is_made_absolute(monkeypatch, tmp_path):
+    """STARONNX_CACHE='~/cache' from an env file (no shell expanded it) made a folder named '~' in the working
+    directory; a relative XDG_CACHE_HOME is ignored, as the XDG spec says."""
+    from staronnx_cli.cachedir import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("STARONNX_CACHE", "~/cache")
+    assert cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("STARONNX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")
+    assert cache_dir() == tmp_path / ".cache" / "staronnx"
+
+
+def test_names_near_the_file_systems_limit_are_written(tmp_path):
+    """A legal 250-byte output name was refused as 'File name too long': its temporary name beside it was longer."""
+    from staronnx_cli.outputfile import ready_to_write, write_text_atomic
+
+    path = tmp_path / ("r" * 246 + ".md")
+    ready_to_write(path)
+    write_text_atomic(path, "ok")
+    assert path.read_text() == "ok" and [p.name for p in tmp_path.iterdir()] == [path.name]

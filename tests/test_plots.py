@@ -199,6 +199,10 @@ def test_report_holds_figures_tables_and_metadata(cli, tmp_path):
     assert_one_line_error(cli("report", RUNS / "split", RUNS / "split", "-o", output, "--force"), "is given twice")
     (tmp_path / "dir.md").mkdir()  # a folder: '--force' was asked for, then refused as a folder
     assert_one_line_error(cli("report", RUNS / "split", "-o", tmp_path / "dir.md"), "is a folder", "dir.md/report.md")
+    spaced = tmp_path / "whole (v2).md"  # a bare link destination ends at its first space: no figure showed
+    assert cli("report", RUNS / "split", "-o", spaced).exit_code == 0
+    links = [line for line in spaced.read_text().splitlines() if line.startswith("![")]
+    assert links and all(line.endswith(".png>)") and "](<whole (v2)_files/" in line for line in links)
 
 
 def test_trace_is_valid_trace_event_json(cli, tmp_path):

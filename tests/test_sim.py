@@ -381,3 +381,19 @@ def test_a_platform_whose_times_fall_with_the_batch_is_noted_before_a_simulated_
     quiet = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", write(tmp_path / "q.toml", platform_text()),
                 "--batch", "1", "--rate", "20", "--batches", "10", "-o", tmp_path / "q")
     assert "a larger batch takes less time" not in quiet.output
+
+
+def test_a_platform_captured_from_a_queue_delay_run_takes_full_batches_only():
+    """--max-queue-delay closes batches early: every N=2 batch of a 50 q/s run held one query, and from-run recorded
+    their time as S(2), so a simulation at N=2 cost one query per batch (fuzz round 7)."""
+    from staronnx_cli.sweep.capture import _task_times
+
+    def batch(k, n, queries, ms):
+        return {"batch_index": k, "rate_qps": 50.0, "batch_size": n, "queries": queries, "measured": True,
+                "task_times": f"0:0.0-{ms / 1000:.7f}", "placement": "0:cpu0"}
+
+    frame = pd.DataFrame([batch(0, 2, 1, 0.18), batch(1, 2, 1, 0.18), batch(2, 2, 2, 0.30), batch(3, 2, 2, 0.30),
+                          batch(4, 1, 1, 0.17)])
+    times = _task_times(frame, {"cpu0": "cpu:1"}, 1)
+    assert times[(0, "cpu:1", 2)].mean_ms == pytest.approx(0.30) and times[(0, "cpu:1", 1)].mean_ms == \
+        pytest.approx(0.17)

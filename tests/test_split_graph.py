@@ -95,3 +95,29 @@ def test_a_tensor_read_by_two_other_parts_is_moved_twice():
     # a writes ta, read by b (part 1) and c (part 2): two copies cross a cut
     dag = WeightedDag(["a", "b", "c"], [1.0, 1.0, 1.0], {"ta": 0}, {"ta": [1, 2]}, {"ta": 1000})
     assert cut_bytes(dag, [0, 1, 2]) == 2000 and cut_bytes(dag, [0, 1, 1]) == 1000 and cut_bytes(dag, [0, 0, 0]) == 0
+
+
+def test_an_if_on_a_constant_condition_whose_branches_read_an_activation_is_no_constant():
+    """An If whose one explicit input is an initializer, its branches reading the outer 'a': taken for a constant,
+    splitting it failed with KeyError 'a' and --method branches called the graph a single chain (fuzz round 7)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from staronnx_cli.split.graph import constant_nodes
+
+    def vi(name):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["b", 4])
+
+    then = helper.make_graph([helper.make_node("Sigmoid", ["a"], ["tb"], name="then_sig")], "then", [], [vi("tb")])
+    other = helper.make_graph([helper.make_node("Relu", ["a"], ["eb"], name="else_relu")], "else", [], [vi("eb")])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["a"], name="n0"), helper.make_node("Tanh", ["a"], ["t"], name="n1"),
+         helper.make_node("If", ["cond"], ["ifo"], then_branch=then, else_branch=other, name="iff"),
+         helper.make_node("Neg", ["cond_f"], ["c2"], name="const_neg"),
+         helper.make_node("Add", ["t", "ifo"], ["y"], name="add")],
+        "g", [vi("x")], [vi("y")],
+        initializer=[numpy_helper.from_array(np.array(True), "cond"),
+                     numpy_helper.from_array(np.ones(4, np.float32), "cond_f")])
+    onnx.checker.check_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert constant_nodes(graph) == {"const_neg"}  # the If reads 'a' through its branches

@@ -43,6 +43,7 @@ def main() -> None:
     common = sys.modules.get("staronnx_cli.cli.common")
     if common is not None:  # said by this invocation only (a process running main twice: the tests)
         setattr(common, "told", False)  # noqa: B010 - a module from sys.modules: mypy knows no attribute
+    _quiet_libraries()
     undecodable = _undecodable(sys.argv[1:])
     if undecodable:
         sys.stderr.write(f"error: {undecodable}\n")
@@ -91,6 +92,17 @@ def _ignore_signals() -> None:
     exit code stays the command's."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _quiet_libraries() -> None:
+    """Lines staronnx's libraries print on their own where HOME cannot be written (a container, a batch job, a
+    read-only home): ONNX Runtime's 'Failed to persist telemetry device ID' (in colour, when it is imported, before
+    its log level can be set) and Matplotlib's 'mkdir -p failed' and 'created a temporary cache directory'. They
+    broke the one line of every error and NO_COLOR."""
+    import logging
+
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
 
 
 def _undecodable(args: list[str]) -> str:

@@ -60,7 +60,7 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
     if len(runs) > 1:
         image = figures.save(figures.compare_figure(runs), folder / "compare.png")
         written.append(image)
-        lines += ["## Comparison", "", f"![envelopes of every run]({folder.name}/{image.name})", ""]
+        lines += ["## Comparison", "", f"![envelopes of every run]({link(folder, image)})", ""]
         lines += ["| run | rho_max q/s |", "|---|---:|"]
         for run, label in zip(runs, legend_labels(runs)):
             top, n = top_rate(run)
@@ -79,7 +79,7 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
             for kind, draw in (("envelope", figures.envelope_figure), ("batches", figures.batches_figure)):
                 image = figures.save(draw(run), folder / f"{i}_{run.path.name}_{kind}.png")
                 written.append(image)
-                lines += [f"![{kind}]({folder.name}/{image.name})", ""]
+                lines += [f"![{kind}]({link(folder, image)})", ""]
         lines += ["### Best batch size at each rate", "", tables.markdown(tables.envelope_rows(run)),
                   "### Saturation per batch size", "", tables.markdown(tables.rho_rows(run)),
                   "### Run", "", "| key | value |", "|---|---|"]
@@ -96,10 +96,19 @@ def _mix_report(runs: list[Run], output: Path, folder: Path) -> list[Path]:
         image = figures.save(mix_figure(run), folder / f"{i}_{run.path.name}_mix.png")
         written.append(image)
         lines += [f"## {run.label}", "", *[f"- {sentence}" for sentence in mix_summary(run)["verdict"]], "",
-                  f"![mix]({folder.name}/{image.name})", "", tables.markdown(mix_table_rows(run)),
+                  f"![mix]({link(folder, image)})", "", tables.markdown(mix_table_rows(run)),
                   "Cells: each model's mean max-latency per batch (ms) at that scale; '!' past its target.", "",
                   "| key | value |", "|---|---|"]
         lines += [f"| {key} | `{run.meta.get(key)}` |" for key in META_KEYS if run.meta.get(key) not in (None, "")]
         lines.append("")
     write_text_atomic(output, "\n".join(lines) + "\n")
     return [output, *written]
+
+
+def link(folder: Path, image: Path) -> str:
+    """A figure's path as a Markdown link destination, in <...>: a report or run named with a space or brackets
+    ('whole (v2)') still shows its figures (CommonMark ends a bare destination at the first space)."""
+    path = f"{folder.name}/{image.name}"
+    if not any(c in path for c in " ()<>"):
+        return path
+    return "<" + path.replace("<", "%3C").replace(">", "%3E") + ">"

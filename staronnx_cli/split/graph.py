@@ -54,11 +54,12 @@ class WeightedDag:
 
 
 def constant_nodes(graph: onnx.GraphProto) -> set[str]:
-    """Nodes whose inputs are all initializers or outputs of other constant nodes."""
+    """Nodes whose inputs are all initializers or outputs of other constant nodes; a subgraph's reads from the
+    outer scope count (an If on a constant condition whose branches read an activation is no constant)."""
     constant_tensors = {i.name for i in graph.initializer}
     result = set()
     for node in graph.node:  # ONNX requires topological node order
-        if all(not t or t in constant_tensors for t in node.input):
+        if all(not t or t in constant_tensors for t in _all_inputs(node)):
             result.add(node.name)
             constant_tensors.update(t for t in node.output if t)
     return result

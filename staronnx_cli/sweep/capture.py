@@ -55,10 +55,14 @@ def _read_batches(path: Path) -> pd.DataFrame:
 
 
 def _task_times(batches: pd.DataFrame, kind_of: dict[str, str], parts: int) -> dict[tuple, TimeRow]:
-    """(part, kind, N) -> mean and std of the tasks the run's measured batches ran there."""
+    """(part, kind, N) -> mean and std of the tasks the run's measured batches ran there: full batches only (a
+    batch closed early by --max-queue-delay holds fewer than N queries, and its time is not S(N))."""
     found: dict[tuple, TimeRow] = {}
     if batches.empty:
         return found
+    if "queries" in batches:
+        queries = pd.to_numeric(batches.queries, errors="coerce")
+        batches = batches[queries.isna() | (queries == batches.batch_size)]
     for n, group in batches.groupby("batch_size"):
         tasks = task_table(group)
         tasks = tasks.assign(kind=tasks.worker.map(kind_of), ms=1000 * (tasks.end_s - tasks.start_s))

@@ -35,6 +35,20 @@ class RealConfig:
     policy: str = "dmda"  # the policy its points run (the native core runs dmda, eager, roundrobin, opara)
 
 
+def unwritable_cache(paths: list[Path]) -> str:
+    """'' where the performance-model cache files can be written; else the notice that they will not be."""
+    from ..outputfile import ready_to_write
+
+    for path in paths:
+        try:
+            ready_to_write(path)
+        except OSError as exc:
+            return (f"warning: the performance-model cache '{path.parent}' cannot be written ({exc.strerror}): what "
+                    "this sweep learns of the task times is kept in memory only; set STARONNX_CACHE to a folder you "
+                    "can write to keep it for the next sweep")
+    return ""
+
+
 class RealEngine:
     name = "real"
     loop_factory = RealLoop
@@ -51,6 +65,9 @@ class RealEngine:
                             m.first_part, len(m.target.part_files)) for m in members] if members else \
             [(cache_file(host.node(), model_sha256, plan_sha256, ort.__version__), 0, len(part_files))]
         self.perf_file = self.perf_files[0][0]
+        self.perf_unsaved = unwritable_cache([f for f, _, _ in self.perf_files])
+        if self.perf_unsaved:  # a read-only or shared cache: the sweep runs, its calibrations kept in memory only
+            self.log.notices.append(self.perf_unsaved)
         self.perf = PerfModel() if config.calibrate else PerfModel.merged(
             [(PerfModel.load(f, self.log.notices.append), first) for f, first, _ in self.perf_files])
         self.link = DEFAULT_LINK  # dmda's transfer figures: the GPU workers' own once measured (prepare)
@@ -92,6 +109,8 @@ class RealEngine:
                               self.target.graph.models if self.target is not None else None, options)
 
     def after_point(self) -> None:
+        if self.perf_unsaved:
+            return
         for path, first, count in self.perf_files:
             (self.perf if len(self.perf_files) == 1 else self.perf.parts(first, count)).save(path)
 
