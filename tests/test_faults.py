@@ -884,3 +884,20 @@ def test_names_near_the_file_systems_limit_are_written(tmp_path):
     ready_to_write(path)
     write_text_atomic(path, "ok")
     assert path.read_text() == "ok" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_sweep(tiny_cnn_path, tmp_path):
+    """`staronnx sweep ... | head -1` stopped the sweep after two of nine points with exit 1 and not a word: Rich's
+    console exits on a broken pipe. What is left to print goes nowhere now; every point is measured."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", str(tiny_cnn_path), "--engine", "sim",
+                             "--platform", str(platform), "--batch", "1,2", "--rate", "100,400,900", "--batches",
+                             "20", "-o", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # as head -1 does
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert len(pd.read_csv(tmp_path / "run" / "points.csv")) == 6

@@ -20,7 +20,20 @@ from ..inputfile import DANGLING, dangling
 told = False  # whether a command printed its one line (the entry point says one itself when none did)
 NO_ANSWER = 3  # exit code: the command ran and wrote its files, but found no (measured) answer: a sweep without an
 # uncongested point, an advise whose answer at some rate this machine did not deliver
-console = Console(emoji=False, soft_wrap=True)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji;
+
+
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        """stdout's reader went away (`staronnx sweep ... | head -1`, a pager quit): what is left to print goes
+        nowhere and the command goes on to its end and its exit code (its files are what it makes). Rich's own
+        exits 1 at once, saying nothing: a sweep stopped after the point being printed, as a bug would."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+
+console = _StdoutConsole(emoji=False, soft_wrap=True)  # ":100:" in "--rate 10:100:10" is a rate range, not an emoji;
 # lines are never wrapped mid-phrase (a path or a figure cut in two): the terminal wraps them, a log keeps them whole
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
@@ -108,6 +121,8 @@ STORAGE_FIXES = {  # the file system said no: the user's to fix, not a bug of ou
     errno.EEXIST: "a file is where a folder was to be made: choose another -o",
     errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes): choose a shorter -o",
     errno.ELOOP: "the path goes round in symbolic links: choose another -o",
+    errno.EMFILE: "too many files open for this process (ulimit -n): raise the limit and run again; " + _AGAIN,
+    errno.ENFILE: "too many files open on this machine: close some programs and run again; " + _AGAIN,
     errno.ENOENT: "it, or a folder on its path, does not exist and cannot be made there (or was removed while "
                   "staronnx ran): check the path, or choose another -o; " + _AGAIN,
 }
