@@ -143,7 +143,7 @@ def test_a_torn_last_row_is_cut_and_uncommitted_batch_rows_dropped_on_resume(cli
 def test_a_second_writer_is_refused_naming_the_holder(cli, tiny_cnn_path, tmp_path):
     import os
 
-    from staronnx_cli.sweep.lock import run_lock
+    from staronnx_cli.dirlock import run_lock
 
     run = tmp_path / "run"
     with run_lock(run):

@@ -381,3 +381,21 @@ def test_a_two_node_chain_is_told_to_split_by_metis_or_topo():
                                                                                                ["b", 4])]))
     with pytest.raises(UserError, match="split it with --method metis or topo"):
         check_branches(two, Path("two.onnx"))
+
+
+def test_a_split_into_a_plan_directory_another_command_writes_is_refused(cli, tiny_cnn_path, tiny_costs, tmp_path):
+    """Two `split -o P --force` at once: internal errors (KeyError, NoSuchFile), a part said to be 'not a regular
+    file', or a stray part_2.onnx beside a 2-part plan (fuzz round 7). Split holds P's lock as sweep does."""
+    import os
+
+    from staronnx_cli.dirlock import run_lock
+
+    plan_dir = tmp_path / "plan"
+    assert cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.1", "-o", plan_dir).exit_code == 0
+    before = {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.name != ".staronnx.lock"}
+    with run_lock(plan_dir):
+        assert_one_line_error(cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.2", "-o", plan_dir,
+                                  "--force"), "being written by another staronnx command", f"pid {os.getpid()}")
+    assert {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.name != ".staronnx.lock"} == before
+    again = cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.2", "-o", plan_dir, "--force")
+    assert again.exit_code == 0, again.stderr  # its own lock file is no foreign file

@@ -203,7 +203,7 @@ def count_layouts(groups, most: int, where) -> int:
 def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, done, total: None) -> Advice:
     """`on_step(text)`: what it does now; `on_count(stage, done, total)`: how far the simulated search and the
     real confirmation are."""
-    from ..sweep.lock import run_lock
+    from ..dirlock import run_lock
 
     check(s)
     s.output.mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from ..dirlock import run_lock
 from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
 from ..sweep.checks import arrival_notes, check_settings, output_notes
 from ..sweep.grid import MAX_QPS
-from ..sweep.lock import run_lock
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
 from ..sweep.runner import Prepared, prepare_engine, prepared_run, run_metadata

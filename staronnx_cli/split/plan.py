@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..dirlock import LOCK_FILE
 from ..errors import UserError, json_text
 from ..inputfile import MAX_JSON_BYTES, checked_input
 from ..outputfile import write_text_atomic
@@ -180,7 +181,8 @@ def _unfed_input(plan: Plan) -> str:
     return ""
 
 
-PLAN_FILES = re.compile(r"^\.?(plan\.json|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)(\.tmp|\.\d+\.tmp)?$")
+PLAN_FILES = re.compile(r"^\.?(plan\.json|part_\d+\.(onnx|data)|costs\.csv|costs\.meta\.json)(\.tmp|\.\d+\.tmp)?$"
+                        r"|^\.staronnx\.lock$")  # the lock split holds while it writes (dirlock.py)
 
 
 def clear_plan_dir(directory: Path, inputs: list[Path]) -> None:
@@ -188,7 +190,7 @@ def clear_plan_dir(directory: Path, inputs: list[Path]) -> None:
     `split` writes (parts, their external data, the costs it profiled), and no input of this command."""
     if not directory.exists():
         return
-    entries = list(directory.iterdir())
+    entries = [e for e in directory.iterdir() if e.name != LOCK_FILE]  # the lock this split holds stays
     if not entries:
         return
     foreign = [e.name for e in entries if not (e.is_file() and PLAN_FILES.match(e.name))]

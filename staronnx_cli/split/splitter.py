@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import modelio
 from ..devices import parse_device
+from ..dirlock import LOCK_FILE, run_lock
 from ..errors import UserError, install_hint
 from ..profile.costs import CLOCK_WORDS, main_timing, node_cost, read_costs, read_meta, timing_of
 from ..zoo.names import typed_name
@@ -187,11 +188,12 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     again as it is (it left a profile's costs.csv, and -o was then refused as an existing plan directory)."""
     check_settings(s)
     existed, started_ns = s.output.is_dir(), time.time_ns()
-    try:
-        return _split(s, on_step)
-    except BaseException:
-        _remove_written(s.output, started_ns, existed)
-        raise
+    with run_lock(s.output):  # two splits into one -o mixed their parts, or one cleared the other's (--force)
+        try:
+            return _split(s, on_step)
+        except BaseException:
+            _remove_written(s.output, started_ns, existed)
+            raise
 
 
 def _remove_written(directory: Path, since_ns: int, existed: bool) -> None:
@@ -199,7 +201,8 @@ def _remove_written(directory: Path, since_ns: int, existed: bool) -> None:
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.is_file() and PLAN_FILES.match(entry.name) and entry.stat().st_mtime_ns >= since_ns:
+        made = entry.stat().st_mtime_ns >= since_ns or (entry.name == LOCK_FILE and not existed)  # (coarse clocks)
+        if entry.is_file() and PLAN_FILES.match(entry.name) and made:
             entry.unlink(missing_ok=True)
     if not existed and not any(directory.iterdir()):
         directory.rmdir()

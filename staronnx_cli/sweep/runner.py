@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 import onnxruntime as ort
 
 from .. import __version__
+from ..dirlock import run_lock
 from ..errors import UserError
 from ..machine import machine_info
 from ..ortenv import cuda_status
@@ -31,7 +32,6 @@ from .checks import (
     output_notes,
     platform_notes,
 )
-from .lock import run_lock
 from .orchestrator import record_calibration, run_grid
 from .point import JUDGING, batch_rows, point_of, point_row, run_point, second_try_reason, worth_a_second_try
 from .progress import SweepProgress

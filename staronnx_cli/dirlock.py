@@ -1,4 +1,4 @@
-"""One writer per run directory: an advisory lock (fcntl) held for a whole sweep.
+"""One writer per output directory: an advisory lock (fcntl) held for a whole sweep, advise or split.
 
 Two sweeps into one directory would interleave their rows, and a `--force` would delete the other's finished
 points. The lock file holds the writer's pid, so the second sweep can name it. The kernel releases the lock
@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import UserError
+from .errors import UserError
 
 LOCK_FILE = ".staronnx.lock"
 
 
 @contextmanager
 def run_lock(directory: Path) -> Iterator[None]:
-    """`directory` held for this process: a sweep's run, or advise's output."""
+    """`directory` held for this process: a sweep's run, advise's output, a split's plan."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_FILE
     try:  # never through a link: a lock file linked elsewhere would have that file truncated and given our pid
@@ -42,8 +42,8 @@ def run_lock(directory: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise UserError(f"run directory '{directory}' is being written by another staronnx command (pid {holder}): "
-                        "wait for it to finish, or write into another -o") from None
+        raise UserError(f"'{directory}' is being written by another staronnx command (pid {holder}): wait for it "
+                        "to finish, or write into another -o") from None
     try:
         handle.seek(0)
         handle.truncate()
