@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_one_line_error
 
 from staronnx_cli.analysis.noise import noise_warnings
 from staronnx_cli.analysis.verdict import pairs, run_verdict, split_verdict, verdict
+from staronnx_cli.errors import UserError
 from staronnx_cli.hostload import Counters, _cpu_ticks, busy_warnings, sample_load
 from staronnx_cli.kinds import CPU, CUDA
 from staronnx_cli.results.read import Run, read_run
@@ -302,9 +304,9 @@ def test_sweep_json_prints_only_the_summary_on_stdout(cli, tiny_cnn_path, tmp_pa
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)  # nothing else on stdout: no progress, no note, no table
     assert set(data) == {"summary_version", "run", "model", "label", "answered", "rho_max_qps", "rho_max_batch_size",
-                         "rho_max_is_lower_bound", "verdict", "warnings", "best", "saturation", "exit_code"}
+                         "rho_max_is_lower_bound", "verdict", "warnings", "best", "saturation", "exit_code", "slo"}
     assert data["rho_max_is_lower_bound"]  # 400 q/s never congested: the machine serves at least that
-    assert data["summary_version"] == 1 and data["answered"] and data["exit_code"] == 0
+    assert data["summary_version"] == 1 and data["answered"] and data["exit_code"] == 0 and data["slo"] is None
     assert data["rho_max_qps"] == 400.0 and data["model"] == tiny_cnn_path.stem.split("-")[0]
     assert data["verdict"][0] == "Best batch size: N=1 from 100 to 400 q/s (worst-case latency 2.08 ms)."
     assert [b["rate_qps"] for b in data["best"]] == [100.0, 400.0]
@@ -394,3 +396,51 @@ def test_noise_and_summary_read_a_minimal_points_file(tmp_path):
     run = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 10, None, None, True)])
     assert noise_warnings(run) == []
     assert summary(run)["saturation"][0]["service_ms"] is None
+
+
+def test_a_latency_objective_answers_with_the_highest_rate_a_batch_size_met_it_at():
+    """--slo p99<=5 (Model Analyzer's constraint, perf_analyzer's --latency-threshold): N=1 meets 5 ms of p99 up to
+    20 q/s, N=2 (a lower p99 from 20 q/s on) up to 30; at 40 q/s none does. By the worst case (mean max-latency)
+    the answer differs: the objective decides, not the paper's metric."""
+    from staronnx_cli.analysis.slo import parse_slo, slo_answer, slo_sentence
+
+    points = pd.DataFrame({
+        "batch_size": [1, 1, 1, 1, 2, 2, 2, 2], "rate_qps": [10, 20, 30, 40, 10, 20, 30, 40],
+        "batches": [200] * 8, "mean_queries_per_batch": [1, 1, 1, 1, 2, 2, 2, 2],
+        "mean_max_latency_ms": [2.0, 3.0, 4.0, 9.0, 3.0, 3.5, 4.5, 6.0],
+        "p99_latency_ms": [3.0, 4.9, 6.0, 12.0, 4.0, 4.5, 4.8, 7.0],
+        "std_max_latency_ms": [0.1] * 8, "congested": [False] * 8})
+    run = Run(Path("run"), RunMeta(schema_version=5), points)
+    answer = slo_answer(run, parse_slo("p99<=5"))
+    assert (answer["rate_qps"], answer["batch_size"], answer["latency_ms"], answer["next_rate_qps"]) == \
+        (30.0, 2, 4.8, 40.0)
+    assert slo_sentence(answer) == ("Within p99 latency <= 5 ms: up to 30 q/s, with N=2 (p99 latency 4.80 ms there); "
+                                    "at 40 q/s, the next rate of the grid, no batch size met it.")
+    assert slo_answer(run, parse_slo("4.5"))["rate_qps"] == 30.0 and slo_answer(run, parse_slo("4.5"))[
+        "batch_size"] == 1  # the worst case: N=1's 4.0 ms at 30 q/s
+    assert slo_sentence(slo_answer(run, parse_slo("p99 <= 1ms"))) == (
+        "No measured point meets p99 latency <= 1 ms: the least was 3.00 ms (N=1 at 10 q/s); measure lower rates or "
+        "smaller batch sizes, or relax it.")
+    assert slo_sentence(slo_answer(run, parse_slo("max<=100"))) == (  # a run without max_latency_ms (older)
+        "This run has no max latency figures (an older run): sweep it again to hold it to max latency <= 100 ms.")
+    assert slo_sentence(slo_answer(run, parse_slo("p99<=20"))).endswith(
+        "up to 40 q/s, with N=2 (p99 latency 7.00 ms there) (the top of the grid: it may hold higher; sweep higher "
+        "rates to find where it stops).")
+    for bad in ("p95<=3", "p99<=0", "p99<=nan", "fast", ""):
+        with pytest.raises(UserError, match="write METRIC<=MS"):
+            parse_slo(bad)
+
+
+def test_sweep_and_report_take_a_latency_objective(cli, tiny_cnn_path, tmp_path):
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1,4", "--rate",
+                 "100,400,900", "--batches", "40", "--slo", "mean-max<=3", "--json", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["slo"]["rate_qps"] == 400.0 and data["slo"]["batch_size"] == 1
+    assert data["verdict"][0].startswith("Within worst-case latency <= 3 ms: up to 400 q/s, with N=1")
+    assert cli("report", run, "--slo", "p99<=3", "-o", tmp_path / "r.md").exit_code == 0
+    assert "- Within p99 latency <= 3 ms: up to" in (tmp_path / "r.md").read_text()
+    assert_one_line_error(cli("report", run, "--slo", "p95<=3", "-o", tmp_path / "s.md"), "--slo 'p95<=3'")
+    assert not (tmp_path / "s.md").exists()

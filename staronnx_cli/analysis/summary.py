@@ -10,6 +10,7 @@ import pandas as pd
 from ..results.read import Run
 from . import envelope as env
 from .noise import noise_warnings
+from .slo import Slo, slo_answer, slo_sentence
 from .verdict import never_congested, run_verdict, top_rate
 
 SUMMARY_VERSION = 1
@@ -60,11 +61,12 @@ def saturation(run: Run) -> list[dict]:
     return rows
 
 
-def summary(run: Run) -> dict:
-    """Everything `sweep --json` prints (docs/formats.md documents the keys)."""
+def summary(run: Run, slo: Slo | None = None) -> dict:
+    """Everything `sweep --json` prints (docs/formats.md documents the keys); `slo`: its answer first (--slo)."""
     top, n = top_rate(run)
+    answer = slo_answer(run, slo) if slo is not None else None
     return {"summary_version": SUMMARY_VERSION, "run": str(run.path), "model": run.model_name, "label": run.label,
             "answered": top is not None, "rho_max_qps": top, "rho_max_batch_size": n,
             "rho_max_is_lower_bound": top is not None and never_congested(run),
-            "verdict": run_verdict(run), "warnings": noise_warnings(run),
-            "best": best_points(run), "saturation": saturation(run)}
+            "verdict": ([slo_sentence(answer)] if answer else []) + run_verdict(run), "warnings": noise_warnings(run),
+            "best": best_points(run), "saturation": saturation(run), "slo": answer}

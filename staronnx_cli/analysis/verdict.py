@@ -285,13 +285,13 @@ def _machine_kind(run: Run) -> str:
     return str(where.get("kind", "")) if isinstance(where, dict) else ""
 
 
-def verdict(runs: list[Run]) -> list[str]:
+def verdict(runs: list[Run], first=lambda run: []) -> list[str]:
     """The report's opening: each run's sentences (prefixed by its label when there are several), then each
-    whole-vs-split pair's."""
+    whole-vs-split pair's. `first(run)`: sentences said before each run's own (its answer to --slo)."""
     from ..results.read import legend_labels
 
     if len(runs) == 1:
-        return run_verdict(runs[0])
+        return first(runs[0]) + run_verdict(runs[0])
     labels = dict(zip((id(r) for r in runs), legend_labels(runs)))
-    lines = [f"{labels[id(r)]}: " + " ".join(run_verdict(r)) for r in runs]
+    lines = [f"{labels[id(r)]}: " + " ".join(first(r) + run_verdict(r)) for r in runs]
     return lines + [split_verdict(wholes, split) for wholes, split in pairs(runs)]

@@ -17,10 +17,16 @@ def report(
                                                     "fleet campaign (staronnx fleet -o).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The Markdown file.")] = Path("report.md"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing report.")] = False,
+    slo: Annotated[str | None, typer.Option(
+        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p99, max; ms): each run's verdict opens "
+             "with the highest rate where a batch size met it, and which.")] = None,
 ):
     """Write the figures, the best-N and rho_max tables and each run's metadata into one Markdown file."""
+    from ..analysis.slo import parse_slo
     from ..plots.report import write_report
     from ..results.read import read_runs
+
+    objective = parse_slo(slo) if slo is not None else None
 
     if output.suffix.lower() != ".md":
         raise UserError(f"-o {output}: a report is Markdown, name it e.g. report.md")
@@ -37,8 +43,8 @@ def report(
         fleet = read_fleet(runs[0])
         preface = ["## Across machine kinds", "", *[f"- {s}" for s in fleet_answer(fleet)], "",
                    markdown(fleet_rows(fleet)), ""]
-        written = write_report([f.run for f in fleet], output, preface)
+        written = write_report([f.run for f in fleet], output, preface, objective)
     else:
-        written = write_report(read_runs(runs), output)
+        written = write_report(read_runs(runs), output, slo=objective)
     folder = written[0].with_name(written[0].stem + "_files")
     console.print(f"wrote {written[0]} and {len(written) - 1} figure(s) in {folder}/")

@@ -87,6 +87,9 @@ def sweep(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary (verdict, best batch sizes, "
                                                                "rho_max, warnings) as JSON on stdout; "
                                                                "progress goes to stderr.")] = False,
+    slo: Annotated[str | None, typer.Option(
+        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p99, max; ms): the verdict opens with the "
+             "highest rate where a batch size met it, and which (--json: slo).")] = None,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
@@ -116,9 +119,12 @@ def sweep(
             max_memory_gib=max_memory, max_hours=max_hours, engine=engine, platform=platform, sim_noise=sim_noise,
             trust_platform=trust_platform, triton_port=triton_port, resume=resume, force=force,
             command=shlex.join(["staronnx", *sys.argv[1:]]) if invoked else "")
+        from ..analysis.slo import parse_slo
+
+        objective = parse_slo(slo) if slo is not None else None  # checked before anything runs
         if mix is not None:
             extra: tuple[tuple[str, object], ...] = (("--trust-platform", trust_platform or None), ("--batch", batch),
-                                                     ("--rate", rate), (str(target), target))
+                                                     ("--rate", rate), ("--slo", slo), (str(target), target))
             for option, value in extra:
                 if value is not None:
                     _refuse_with_mix(option, value is target)
@@ -144,7 +150,7 @@ def sweep(
             _run_with_progress(settings, prepared)
         except KeyboardInterrupt:
             raise UserError(interrupted(output), exit_code=130) from None
-        if not render_answer(output, json_summary):
+        if not render_answer(output, json_summary, objective):
             raise typer.Exit(NO_ANSWER)
 
 
@@ -319,7 +325,7 @@ def notice_line(text: str) -> str:
 
 
 
-def render_answer(output: Path, as_json: bool = False) -> bool:
+def render_answer(output: Path, as_json: bool = False, slo=None) -> bool:
     """The best batch size at each rate, rho_max per batch size, the verdict in words and the noise warnings
     (or all of it as JSON on stdout); False when there is no answer (every point congested or failed)."""
     import json
@@ -329,7 +335,7 @@ def render_answer(output: Path, as_json: bool = False) -> bool:
     from ..results.read import read_run
 
     run = read_run(output)
-    data = summary(run)
+    data = summary(run, slo)
     if as_json:
         typer.echo(json.dumps({**data, "exit_code": 0 if data["answered"] else NO_ANSWER}, indent=2))
         return data["answered"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..analysis.mix import is_mix, mix_summary, mix_table_rows
 from ..analysis.noise import noise_warnings
+from ..analysis.slo import Slo, slo_answer, slo_sentence
 from ..analysis.verdict import top_rate, verdict
 from ..errors import UserError
 from ..outputfile import write_text_atomic
@@ -36,9 +37,10 @@ COLUMNS = """<details><summary>What the columns mean</summary>
 </details>"""
 
 
-def write_report(runs: list[Run], output: Path, preface: list[str] | None = None) -> list[Path]:
+def write_report(runs: list[Run], output: Path, preface: list[str] | None = None, slo: Slo | None = None
+                 ) -> list[Path]:
     """Write output (Markdown) and its figures in `<output stem>_files/`; returns every file written. `preface`:
-    lines after the title (a fleet's answer across machine kinds)."""
+    lines after the title (a fleet's answer across machine kinds); `slo`: each run's answer to it, first."""
     folder = output.with_name(output.stem + "_files")
     mixes = [run for run in runs if is_mix(run)]
     if mixes and len(mixes) < len(runs):
@@ -50,7 +52,8 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
     written: list[Path] = []
     lines = [f"# staronnx report: {', '.join(sorted({r.model_name for r in runs}))}", "", *(preface or []),
              "## Verdict", ""]
-    lines += [f"- {sentence}" for sentence in verdict(runs)] + [""]
+    first = (lambda run: [slo_sentence(slo_answer(run, slo))]) if slo is not None else (lambda run: [])
+    lines += [f"- {sentence}" for sentence in verdict(runs, first)] + [""]
     warnings = [(run, w) for run in runs for w in noise_warnings(run)]
     if warnings:
         lines += ["**Noise** (these figures may not be the machine's own):", ""]
