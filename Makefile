@@ -49,7 +49,9 @@ run: $(STAMP)
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole --kind batches -o $(RESULTS)/batches.png
 	$(BIN)/staronnx plot $(RESULTS)/sweep_whole $(RESULTS)/sweep_split --kind splits -o $(RESULTS)/splits.png
 	$(BIN)/staronnx report $(RESULTS)/sweep_whole $(RESULTS)/sweep_split -o $(RESULTS)/report.md --force
-	$(BIN)/staronnx advise $(MODEL) --rate 20,40 -o $(RESULTS)/advice --force
+	@# exit 3: the advice is written, but this machine did not deliver it when confirmed (a busy machine's stall);
+	@# its line says so, and make run's results stand
+	$(BIN)/staronnx advise $(MODEL) --rate 20,40 -o $(RESULTS)/advice --force || [ $$? -eq 3 ]
 
 ## test: the type checker over staronnx_cli and experiments (the contracts held), then the test suite (tiny models; a few
 ## seconds of real ONNX Runtime sessions)

@@ -284,7 +284,7 @@ def test_two_candidates_congested_at_the_same_predicted_latency_both_show_in_the
         assert draw(tmp_path) == tmp_path / "advice.png"
     crosses = [line for line in figures[0][1].lines if line.get_marker() == "x"]
     assert [(line.get_xydata().tolist(), line.get_markersize()) for line in crosses] == [
-        ([[40.0, 0.96]], 8), ([[40.0, 0.96]], 13)]  # the same point, two sizes: along the top, not at the predicted
+        ([[40.0, 1.03]], 8), ([[40.0, 1.07]], 8)]  # the same rate, a row each above the plot, not at the predicted
     assert all(line.get_transform() == figures[0][1].get_xaxis_transform() for line in crosses)  # 25 ms (no latency)
 
 

@@ -83,4 +83,4 @@ def test_rate_auto_with_rates_of_yours_measures_them_for_every_batch_size(cli, t
     assert 95.0 in json.loads((run / "run.json").read_text())["auto_rates"]
     bad = cli("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--rate", "auto,0", "-o",
               tmp_path / "bad")
-    assert bad.exit_code == 2 and "--rate 0: every rate must be a positive" in bad.stderr
+    assert bad.exit_code == 2 and "--rate auto,0: every rate must be a positive" in bad.stderr

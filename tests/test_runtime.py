@@ -971,3 +971,48 @@ def test_native_with_a_queue_delay_runs_partial_batches(cli, tiny_cnn_path, tmp_
     assert result.exit_code == 0, result.stderr
     points = pd.read_csv(tmp_path / "run" / "points.csv")
     assert points.batches.iloc[0] >= 5 and not points.congested.iloc[0] and pd.isna(points.errors.iloc[0])
+
+
+def test_a_task_that_starts_before_its_batch_is_released_runs_from_the_release():
+    """Triton's task spans from its first query's sending (the batch forms in the server): its wait read -14.99 ms
+    and its run included the fill. The parts still add up, none below 0, and no 'slowed tasks' is read from it."""
+    from staronnx_cli.metrics.points import latency_parts
+    from staronnx_cli.runtime.scheduler import BatchRecord, TaskRecord
+    from staronnx_cli.sweep.judge import Evidence, slowdown
+
+    first = np.array([0.0, 0.02])
+    release = first + 0.015  # N=4 at 200 q/s: 15 ms to fill
+    start = first  # sent with the first query
+    end = release + 0.003
+    fill, wait, run = latency_parts(first, release, start, end)
+    assert (fill, wait, run) == (pytest.approx(0.015), 0.0, pytest.approx(0.003))
+    records = []
+    for k in range(2):
+        record = BatchRecord(k, first[k], release[k], 4, 4 * k, actual_release_s=release[k], end_s=end[k])
+        record.tasks.append(TaskRecord(0, 0, start[k], end[k]))
+        records.append(record)
+    assert slowdown(Evidence(records, end - first, [[]], 100.0, 0.003, 0.003, 0, False)) == 0.0
+
+
+def test_the_noise_warnings_read_a_second_trys_own_words_not_the_first_ones_it_quotes():
+    """A point uncongested at its second try quotes its first try's 'slowed tasks': the warning said it was
+    congested and asked to sweep it again."""
+    from staronnx_cli.analysis.noise import _noted_warnings
+
+    reason = ("measured twice: the first try congested at 80% of the capacity (backlog of 9 unfinished batches "
+              "(> 8); its tasks ran 1.84 x the S(N) measured alone (slowed tasks))")
+    said = _noted_warnings(SimpleNamespace(points=pd.DataFrame({"batch_size": [4], "rate_qps": [56.5],
+                                                               "reason": [reason]})))
+    assert len(said) == 1 and said[0].startswith("1 point(s) congested at their first try")
+
+
+def test_slowed_tasks_alone_send_one_point_per_batch_size_to_a_second_try():
+    """Workers that slow each other (several on one GPU) would have every point near the capacity measured twice."""
+    from staronnx_cli.sweep.point import worth_a_second_try
+
+    slowed = {"congested": True, "rate_qps": 80.0, "capacity_qps": 100.0,
+              "reason": "backlog of 9 unfinished batches (> 8); its tasks ran 1.8 x the S(N) measured alone "
+                        "(slowed tasks)"}
+    assert worth_a_second_try(slowed) and not worth_a_second_try(slowed, slowed=False)
+    assert worth_a_second_try({**slowed, "rate_qps": 50.0}, slowed=False)  # at half the capacity: always
+    assert not worth_a_second_try({**slowed, "congested": False})

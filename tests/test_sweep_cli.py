@@ -431,3 +431,33 @@ def test_the_rates_not_run_after_a_congested_one_are_one_line_per_batch_size(cli
     assert not [line for line in lines if "congested: not run" in line]
     assert lines.index("N=1 3 rates, 3000 to 8000 q/s, not run: batch 1 was already congested at 1500 q/s") < \
         next(i for i, line in enumerate(lines) if line.startswith("N=2 100 q/s"))  # said before the next N
+
+
+def test_a_batch_size_whose_every_batch_fails_stops_at_its_first_failed_rate(cli, tiny_cnn_path, tmp_path,
+                                                                             monkeypatch):
+    """A failed point is not congested, yet a higher rate fails as well: the grid's next rates are said not run
+    (they all ran and failed), and --rate auto does not probe above it."""
+    from staronnx_cli.analysis.verdict import run_verdict
+    from staronnx_cli.results.read import read_run
+    from staronnx_cli.runtime.executors import ThreadExecutor
+
+    monkeypatch.setenv("STARONNX_HOT_PATH", "python")
+    real_input = ThreadExecutor._input
+
+    def wrong_dtype_at_batch_2(self, k, m, name, size, *where):
+        value = real_input(self, k, m, name, size, *where)
+        return value.astype("float64") if size == 2 else value  # ONNX Runtime refuses every batch of 2
+
+    monkeypatch.setattr(ThreadExecutor, "_input", wrong_dtype_at_batch_2)
+    run = tmp_path / "run"
+    result = cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1,2", "--rate", "50,100,200",
+                 "--batches", "5", "--warmup", "1", "-o", run)
+    assert result.exit_code == 0, result.stderr
+    twos = _points(run).query("batch_size == 2").sort_values("rate_qps")
+    assert twos.reason.tolist() == ["failed: every batch failed", "not run: batch 2 already failed at 50 q/s (every "
+                                    "batch)", "not run: batch 2 already failed at 50 q/s (every batch)"]
+    assert not twos.congested.any()  # failed, as the batch size is: not congested at any rate
+    said = " ".join(result.stdout.split())
+    assert "N=2 100 q/s failed" not in said and "N=2 congested" not in said
+    assert "N=2 2 rates, 100 to 200 q/s, not run: batch 2 already failed at 50 q/s (every batch)" in said
+    assert any("N=2" in line and "failed" in line for line in run_verdict(read_run(run)))

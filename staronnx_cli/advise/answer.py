@@ -128,7 +128,8 @@ def headline(rec: dict) -> str:
     top = rec["rho_max_predicted"]
     headroom = (f"; it saturates at about {qps(top)} q/s or beyond ({top / rec['rate_qps']:.2g} x this rate, "
                 "simulated)" if top else "")
-    if rec.get("bound_qps") and not rec.get("over_bound"):  # measured above it here: the simulated rate says nothing
+    if rec.get("bound_qps") and not rec.get("over_bound") and not rec.get("congested_for_real"):  # not beside a
+        # measured miss (above the bound, or congested): the simulated rate says nothing then
         headroom += f"; within the {rec['bound_ms']:g} ms bound up to about {qps(rec['bound_qps'])} q/s (simulated)"
     return f"At {qps(rec['rate_qps'])} q/s: {rec['setup']}: worst-case latency {latency}{headroom}."
 

@@ -123,7 +123,8 @@ def comparison(bests: list[LayoutBest], chosen: dict) -> str:
                      ": its extra workers add nothing at this rate." if more else ".")
             return said + f"the same {ms(theirs)} ms" + extra
         said += f"{ms(theirs)} ms: {ms(abs(gap))} ms {'more' if gap > 0 else 'less'} than the answer."
-        if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps"):
+        if gap < 0 and chosen.get("by") == "headroom" and chosen.get("bound_qps") and not chosen.get(
+                "congested_for_real") and not chosen.get("over_bound"):  # not said beside a measured miss
             return said + (f" The answer stays within the {chosen['bound_ms']:g} ms bound up to about "
                            f"{qps(chosen['bound_qps'])} q/s: the most headroom of its top candidates (simulated).")
         return said + (" The answer is the best of those measured here." if gap < 0 and chosen.get("confirmed")

@@ -124,5 +124,8 @@ def _noted(run: Run, phrase: str) -> tuple[int, str]:
     """How many points' reasons hold `phrase`, and the first three of them in words."""
     if "reason" not in run.points:
         return 0, ""
-    hits = run.points[run.points["reason"].fillna("").astype(str).str.contains(phrase, regex=False)]
+    reasons = run.points["reason"].fillna("").astype(str)
+    if phrase != RETRIED:  # a second try's reason quotes the first's: only its own words count
+        reasons = reasons.str.split(RETRIED, regex=False).str[0]
+    hits = run.points[reasons.str.contains(phrase, regex=False)]
     return len(hits), ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())

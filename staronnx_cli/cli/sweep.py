@@ -276,13 +276,13 @@ def _run_with_progress(settings, prepared) -> None:
         def say_skipped():
             if skipped:
                 first, last = skipped[0], skipped[-1]
-                rates = f"{first['rate_qps']:g} q/s" if len(skipped) == 1 else \
+                rates = f"{first['rate_qps']:>8g} q/s " if len(skipped) == 1 else \
                     f"{len(skipped)} rates, {first['rate_qps']:g} to {last['rate_qps']:g} q/s,"
                 bar.console.print(f"N={first['batch_size']:<3} {rates} {escape(str(first['reason']))}", soft_wrap=True)
                 skipped.clear()
 
         def on_point(row):
-            not_run = row["congested"] and str(row.get("reason", "")).startswith("not run")
+            not_run = str(row.get("reason", "")).startswith("not run")
             if not (not_run and skipped and skipped[0]["batch_size"] == row["batch_size"]):
                 say_skipped()
             if not_run:
@@ -295,8 +295,10 @@ def _run_with_progress(settings, prepared) -> None:
             say_skipped()
             bar.console.print(notice_line(text), soft_wrap=True)
 
-        run_sweep(settings, on_point, on_progress, prepared, on_notice)
-        say_skipped()
+        try:
+            run_sweep(settings, on_point, on_progress, prepared, on_notice)
+        finally:  # Ctrl-C too: those rows are written, so said
+            say_skipped()
 
 
 def point_outcome(row: dict) -> str:

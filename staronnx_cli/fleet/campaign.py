@@ -174,7 +174,7 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
         raise UserError(f"campaign: {where} ({name}): batch = {batch!r}: batch sizes from 1, e.g. \"1,2,4\"")
     rate = values.get("rate", "auto")
     given = rate.partition(",")[2] if rate.partition(",")[0].strip() == "auto" else rate
-    if rate != "auto" and not all(_number(r) for r in re.split(r"[,:]", given)):
+    if rate != "auto" and given.strip() and not all(_number(r) for r in re.split(r"[,:]", given)):
         raise UserError(f"campaign: {where} ({name}): rate = {rate!r}: auto, auto,250, START:STOP:STEP or a list")
     spec = SweepSpec(name, target, tuple(dict.fromkeys(chosen)), **values)
     _check_on_a_node(spec, "policy" in values, f"campaign: {where} ({name}): ")

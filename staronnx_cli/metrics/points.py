@@ -134,9 +134,12 @@ def latency_parts(first_arrival_s: np.ndarray, scheduled_release_s: np.ndarray, 
                   end_s: np.ndarray) -> tuple[float, float, float]:
     """Where the batches' latency went, as means (s) that add up to the mean max-latency: filling the batch (its
     first query's arrival to its release as scheduled), waiting (to its first task's start: a worker busy, the
-    issuer late, the dispatch), running (to its end: its tasks, and the hand-overs between its parts)."""
-    return (float((scheduled_release_s - first_arrival_s).mean()), float((first_start_s - scheduled_release_s).mean()),
-            float((end_s - first_start_s).mean()))
+    issuer late, the dispatch), running (to its end: its tasks, and between a split's parts their hand-overs and any
+    wait for a worker). A task that starts before its batch's release (Triton's, from its first query's sending)
+    runs from the release on: the three still add up, none below 0."""
+    start = np.maximum(first_start_s, scheduled_release_s)
+    return (float((scheduled_release_s - first_arrival_s).mean()), float((start - scheduled_release_s).mean()),
+            float((end_s - start).mean()))
 
 
 def utilisation(busy: list[list[tuple[float, float]]], window: tuple[float, float]) -> list[float]:

@@ -15,7 +15,7 @@ from ..inputfile import checked_input
 CURVES = "curves.csv"
 CURVE_COLUMNS = ("model", "candidate", "setup", "rate_qps", "what", "latency_ms")
 WHATS = ("predicted", "measured", "congested")  # simulated uncongested; measured; congested for real (its row holds
-# the latency predicted there; drawn as an x along the top)
+# the latency predicted there; drawn as an x above the plot, a row per candidate)
 
 
 def is_advice(path: Path) -> bool:
@@ -57,9 +57,9 @@ def advice_figure(curves: pd.DataFrame, log: bool = False):
         return None
     fig, ax = plt.subplots(figsize=(9, 5.2), layout="constrained")
     fig.suptitle(f"{curves.model.iloc[0]}: the top candidates of advise", fontsize=12)
-    ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x along the top: congested "
-                 "when measured",
-                 fontsize=8.5, color="#444444")
+    rows = (curves.what == "congested").any() * len(setups)  # the rows of x's above the plot, below the title
+    ax.set_title("dashed: predicted (simulated); solid: measured on this machine; x above the plot: congested "
+                 "when measured", fontsize=8.5, color="#444444", pad=6 + 12 * rows)
     gap = 4.0 * max(len(setups) - 1, 1)  # each curve's dashes in the others' gaps: equal predictions all show
     for i, setup in enumerate(setups):
         colour = RUN_COLOURS[i % len(RUN_COLOURS)]
@@ -70,9 +70,9 @@ def advice_figure(curves: pd.DataFrame, log: bool = False):
         ax.plot([], [], linestyle="-", marker="o", color=colour, linewidth=2, label=setup)  # its swatch
         if not real.empty:
             ax.plot(real.rate_qps, real.latency_ms, linestyle="-", marker="o", color=colour, linewidth=2)
-        if not jammed.empty:  # congested for real: no latency to draw, so an x along the top at its rate (at the
-            # latency predicted there it read as a good measured point), each candidate's x a size of its own
-            ax.plot(jammed.rate_qps, [0.96] * len(jammed), linestyle="none", marker="x", markersize=8 + 5 * i,
+        if not jammed.empty:  # congested for real: no latency to draw, so an x above the plot at its rate (at the
+            # latency predicted there it read as a good measured point), each candidate's in a row of its own
+            ax.plot(jammed.rate_qps, [1.03 + 0.04 * i] * len(jammed), linestyle="none", marker="x", markersize=8,
                     markeredgewidth=1.6, color=colour, transform=ax.get_xaxis_transform(), clip_on=False)
     latency_axes(ax, log)
     ax.grid(True, alpha=0.25)

@@ -24,8 +24,9 @@ COLUMNS = """<details><summary>What the columns mean</summary>
   (its first query's: waiting for the batch to fill, then for a worker, then the service), averaged over the
   measured batches of the point. **std ms**: its standard deviation across those batches. **fill + wait + run
   ms**: where it went, adding up to it: filling the batch (its first query's arrival to its release), waiting
-  (to its first task's start: workers busy, a late release), running (its tasks and the hand-overs between parts).
-  **p99 ms**: the 99th percentile of every query's latency (from its own arrival).
+  (to its first task's start: workers busy, a late release), running (its tasks; between a split's parts, the
+  hand-overs and any wait for a worker). **p99 ms**: the 99th percentile of every query's latency (from its own
+  arrival).
 - **ideal ms**: (N - 1) / rate + S(N), the latency with no queueing: batch formation plus the service time of
   the fastest worker alone. **measured/ideal**: 1.0 is ideal; below 0.9 the ideal's S(N) came from a slow spell.
 - **rho_max q/s**: the highest rate a batch size sustains without a growing queue (congestion: a rising latency

@@ -70,7 +70,7 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
     if not reason and not note and late > LATE_NOTE_S:  # the system ran what it was given: not its congestion
         note = (f"released up to {1000 * late:.1f} ms late (this machine held the issuer up): the latencies include "
                 "that wait")
-    if reason and ev.capacity and p.rate_qps <= ev.capacity and (slow := slowdown(ev)) >= SLOWED_BY:
+    if reason and may_settle and ev.capacity and p.rate_qps <= ev.capacity and (slow := slowdown(ev)) >= SLOWED_BY:
         reason += f"; its tasks ran {slow:.2f} x the S(N) measured alone ({SLOWED})"
     if ev.failed and not ev.measured:
         reason = reason or "every batch failed"
@@ -80,10 +80,13 @@ def judge_point(p: PointSpec, stop: str, ev: Evidence, may_settle: bool = True) 
 def slowdown(ev: Evidence) -> float:
     """How much slower than measured alone the point's tasks ran: the median over its measured batches of the sum of
     their tasks' times, each over its worker's S_w(N) (a part's share of S_w(N) is alike on every worker). A point
-    congested within its capacity with tasks twice as slow was congested by what slowed them (another process,
-    workers sharing memory or caches), not by the rate; 0.0 when the S_w(N) are not all known."""
+    congested within its capacity with tasks SLOWED_BY times as slow was congested by what slowed them (another
+    process, workers sharing memory or caches), not by the rate; 0.0 when the S_w(N) are not all known, or where a
+    task spans more than its run (Triton's, from its first query's sending: its batch's filling and queue)."""
     services: list = ev.ideal_of if isinstance(ev.ideal_of, list) else [ev.ideal_of] * len(ev.busy)
     if not ev.measured or ev.capacity is None or len(services) != len(ev.busy):
+        return 0.0
+    if any(t.start_s < r.actual_release_s for r in ev.measured for t in r.tasks):
         return 0.0
     shares = [sum((t.end_s - t.start_s) / services[t.worker] for t in r.tasks) for r in ev.measured if r.tasks]
     return float(np.median(shares)) if shares else 0.0

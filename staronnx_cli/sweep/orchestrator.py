@@ -60,8 +60,8 @@ def run_grid(s: SweepSettings, engine: Engine, meta: RunMeta, grid: Grid, on_poi
                     point_rows = grid.not_run(key, point, why, setup.failure)
                 else:
                     point_rows = grid.measure(key, point, setup, progress)
-                    if congested_at is None and any(r["congested"] for r in point_rows):
-                        congested_at = point
+                    if congested_at is None and any(r["congested"] or failed_row(r) for r in point_rows):
+                        congested_at = point  # a higher rate would only be slower, or fail as well
                 run.append_points(point_rows)  # the commit
                 engine.after_point()
                 rows += point_rows
@@ -126,3 +126,8 @@ def warn_rejected_graphs(engine: Engine, on_notice: Callable[[str], None]) -> No
     for note in engine.log.graph_rejections:
         on_notice(f"warning: no CUDA graph for {note}; the plain session serves it (--no-cuda-graphs says so "
                   "up front)")
+
+
+def failed_row(row: dict) -> bool:
+    """A point whose every batch failed (the workers refuse them): a higher rate fails as well."""
+    return str(row.get("reason") or "").startswith("failed:") and not row.get("batches")

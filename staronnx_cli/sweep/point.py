@@ -401,12 +401,13 @@ condemns every higher rate: a one-off stall of the machine (a neighbour, a preem
 % of its capacity (tiny_cnn at 5,000 q/s, an advise confirmation), and a slow spell one at 80 % (googlenet N=4)."""
 
 
-def worth_a_second_try(row: dict) -> bool:
-    """Whether a real point's row is congested where its capacity says it should not be (see RETRY_BELOW)."""
+def worth_a_second_try(row: dict, slowed: bool = True) -> bool:
+    """Whether a real point's row is congested where its capacity says it should not be (see RETRY_BELOW);
+    `slowed`: whether slowed tasks alone are reason enough (once per batch size)."""
     reason, capacity = str(row.get("reason") or ""), row.get("capacity_qps")
     if not row.get("congested") or RETRIED in reason or not isinstance(capacity, (int, float)) or capacity <= 0:
         return False
-    return float(row["rate_qps"]) <= RETRY_BELOW * capacity or SLOWED in reason
+    return float(row["rate_qps"]) <= RETRY_BELOW * capacity or (slowed and SLOWED in reason)
 
 
 def second_try_reason(second: dict, first: dict) -> str:

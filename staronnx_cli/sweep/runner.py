@@ -32,7 +32,7 @@ from .checks import (
     output_notes,
     platform_notes,
 )
-from .orchestrator import record_calibration, run_grid
+from .orchestrator import failed_row, record_calibration, run_grid
 from .point import JUDGING, batch_rows, point_of, point_row, run_point, second_try_reason, worth_a_second_try
 from .progress import SweepProgress
 from .settings import SweepSettings
@@ -157,6 +157,9 @@ class RateGrid:
         self.services: list[float] = []
         self.probing = False
         self.rows_per_point = 1
+        self.failed: set[int] = set()  # batch sizes a point of which failed every batch
+        self.slowed_again: set[int] = set()  # batch sizes measured twice for slowed tasks (once each: workers that
+        # slow each other, several on one GPU, would have every point near the capacity measured twice)
 
     def plan_of(self, n: int, rate: float) -> tuple[int, float]:
         """The batches point (n, rate) releases as planned (its warm-up, at least WARMUP_S long, and K, at least
@@ -192,6 +195,8 @@ class RateGrid:
         yield from [r for r in self.rates if (n, r) not in self.measured]
         self.probing = True
         for _ in range(MAX_PROBES if self.s.auto_rates and not setup.failure else 0):
+            if n in self.failed:
+                return
             probe = next_probe(self.mine[n], self.capacities.get(n))
             if probe is None or any(r == probe for r, _ in self.mine[n]):
                 return
@@ -200,6 +205,8 @@ class RateGrid:
     def skipped(self, n: int, rate: float, congested_at: float | None) -> str:
         if self.probing or congested_at is None or rate <= congested_at:
             return ""
+        if n in self.failed:
+            return f"not run: batch {n} already failed at {congested_at:g} q/s (every batch)"
         return f"not run: batch {n} was already congested at {congested_at:g} q/s"
 
     def start(self, n: int, rate: float, progress: SweepProgress) -> None:
@@ -211,7 +218,8 @@ class RateGrid:
         """The point's row; a real point congested well within its capacity is measured once more and the second
         try's row and batches kept (`worth_a_second_try`), its reason saying so."""
         row, batches = self._try(n, rate, setup, progress)
-        if self.s.engine == "real" and worth_a_second_try(row):
+        if self.s.engine == "real" and worth_a_second_try(row, slowed=n not in self.slowed_again):
+            self.slowed_again.add(n)
             progress.add(*self.plan_of(n, rate))
             progress.finish()
             progress.start(label_of(n, rate) + " again", *self.plan_of(n, rate))
@@ -236,10 +244,13 @@ class RateGrid:
         if failure:
             return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": False,
                      "reason": "failed: workers could not run this batch size", "errors": failure}]
-        return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": True, "reason": why}]
+        return [{**self.label, "batch_size": n, "rate_qps": rate, "batches": 0, "congested": n not in self.failed,
+                 "reason": why}]  # after a failed point: failed too, not congested
 
     def done(self, n: int, rate: float, rows: list[dict]) -> None:  # not settled: probed below, as congested
         self.mine[n].append((rate, bool(rows[0]["congested"]) or unsettled(rows[0].get("reason"))))
+        if failed_row(rows[0]):
+            self.failed.add(n)  # no probe either: each would fail as well
 
 
 def _auto_grid(s: SweepSettings, engine, on_notice) -> tuple[list[float], dict[int, float | None]]:
