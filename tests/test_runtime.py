@@ -1016,3 +1016,13 @@ def test_slowed_tasks_alone_send_one_point_per_batch_size_to_a_second_try():
     assert worth_a_second_try(slowed) and not worth_a_second_try(slowed, slowed=False)
     assert worth_a_second_try({**slowed, "rate_qps": 50.0}, slowed=False)  # at half the capacity: always
     assert not worth_a_second_try({**slowed, "congested": False})
+
+
+def test_p90_and_p95_are_percentiles_of_every_query_as_p50_and_p99():
+    """perf_analyzer's -f export has p50, p90, p95 and p99; points.csv had p50 and p99 only (--slo p95<=X too)."""
+    first = np.zeros(1)
+    end = np.array([0.1])
+    arrivals = np.linspace(0.0, 0.099, 100)  # one batch of 100 queries: latencies 1 to 100 ms
+    s = summarize(first, end, arrivals, 100, 0.1)
+    assert (s.p50_latency_ms, s.p90_latency_ms, s.p95_latency_ms, s.p99_latency_ms) == (
+        pytest.approx(50.5), pytest.approx(90.1), pytest.approx(95.05), pytest.approx(99.01))

@@ -426,7 +426,7 @@ def test_a_latency_objective_answers_with_the_highest_rate_a_batch_size_met_it_a
     assert slo_sentence(slo_answer(run, parse_slo("p99<=20"))).endswith(
         "up to 40 q/s, with N=2 (p99 latency 7.00 ms there) (the top of the grid: it may hold higher; sweep higher "
         "rates to find where it stops).")
-    for bad in ("p95<=3", "p99<=0", "p99<=nan", "fast", ""):
+    for bad in ("p97<=3", "p99<=0", "p99<=nan", "fast", ""):
         with pytest.raises(UserError, match="write METRIC<=MS"):
             parse_slo(bad)
 
@@ -442,5 +442,5 @@ def test_sweep_and_report_take_a_latency_objective(cli, tiny_cnn_path, tmp_path)
     assert data["verdict"][0].startswith("Within worst-case latency <= 3 ms: up to 400 q/s, with N=1")
     assert cli("report", run, "--slo", "p99<=3", "-o", tmp_path / "r.md").exit_code == 0
     assert "- Within p99 latency <= 3 ms: up to" in (tmp_path / "r.md").read_text()
-    assert_one_line_error(cli("report", run, "--slo", "p95<=3", "-o", tmp_path / "s.md"), "--slo 'p95<=3'")
+    assert_one_line_error(cli("report", run, "--slo", "p97<=3", "-o", tmp_path / "s.md"), "--slo 'p97<=3'")
     assert not (tmp_path / "s.md").exists()

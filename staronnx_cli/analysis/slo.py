@@ -16,6 +16,7 @@ from . import envelope as env
 from .verdict import ms, qps
 
 METRICS = {"mean-max": ("mean_max_latency_ms", "worst-case latency"), "p50": ("p50_latency_ms", "p50 latency"),
+           "p90": ("p90_latency_ms", "p90 latency"), "p95": ("p95_latency_ms", "p95 latency"),
            "p99": ("p99_latency_ms", "p99 latency"), "max": ("max_latency_ms", "max latency")}
 FEW_QUERIES = 100  # a p99 of fewer queries is close to their maximum: said beside the answer
 _SLO = re.compile(r"^\s*(?:([a-z0-9-]+)\s*<=?\s*)?([0-9.eE+-]+)\s*(ms)?\s*$")

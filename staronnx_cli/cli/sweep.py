@@ -88,8 +88,8 @@ def sweep(
                                                                "rho_max, warnings) as JSON on stdout; "
                                                                "progress goes to stderr.")] = False,
     slo: Annotated[str | None, typer.Option(
-        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p99, max; ms): the verdict opens with the "
-             "highest rate where a batch size met it, and which (--json: slo).")] = None,
+        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p90, p95, p99, max; ms): the verdict opens "
+             "with the highest rate where a batch size met it, and which (--json: slo).")] = None,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""

@@ -24,6 +24,8 @@ class PointSummary:
     achieved_qps: float
     congested: bool
     reason: str
+    p90_latency_ms: float = math.nan  # perf_analyzer's other percentiles (of every query, as p50 and p99)
+    p95_latency_ms: float = math.nan
 
 
 def query_latencies(end_s: np.ndarray, arrivals_s: np.ndarray, sizes) -> np.ndarray:
@@ -114,6 +116,8 @@ def summarize(first_arrival_s: np.ndarray, end_s: np.ndarray, query_arrivals_s: 
         std_max_latency_ms=float(1000 * latency.std(ddof=1)) if latency.size > 1 else 0.0,
         p50_latency_ms=float(1000 * np.percentile(queries, 50)),
         p99_latency_ms=float(1000 * np.percentile(queries, 99)),
+        p90_latency_ms=float(1000 * np.percentile(queries, 90)),
+        p95_latency_ms=float(1000 * np.percentile(queries, 95)),
         max_latency_ms=float(1000 * latency.max()), achieved_qps=float(achieved),
         congested=bool(congested_reason), reason=congested_reason)
 

@@ -371,7 +371,8 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
     if ev.failed and not measured:  # nothing ran: failed, as a batch size the workers cannot run, not congested
         row.update(congested=False, reason=f"failed: {verdict.reason}")
     if summary.congested:
-        for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms"):
+        for key in ("mean_max_latency_ms", "std_max_latency_ms", "p50_latency_ms", "p90_latency_ms", "p95_latency_ms",
+                    "p99_latency_ms"):
             row[key] = ""
     elif fastest and p.arrival == "fixed" and p.max_queue_delay_s is None and measured:
         ideal = ideal_latency_s(p.batch_size, p.rate_qps, ev.ideal_of)
