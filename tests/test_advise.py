@@ -754,3 +754,52 @@ def test_advice_this_machine_did_not_deliver_exits_3_and_its_headline_does_not_c
     assert said in " ".join(result.stdout.split())
     within = "; within the 5 ms bound up to about 800 q/s (simulated)" in headline({**base, **rec})
     assert within == (rec.get("bound_qps") is not None and not rec.get("over_bound"))  # not beside a measured miss
+
+
+def test_task_times_that_fall_as_the_batch_grows_are_said_and_recalibrate_drops_them(cli, tiny_cnn_path, tmp_path,
+                                                                                     monkeypatch):
+    """The host's cached models had N=1 at 0.097 ms and N=2 at 0.051 ms on cpu:2 (learnt while the machine was
+    busy): advise predicted 0.041 ms, measured 0.224, said nothing of it. Now a note names them, and
+    --recalibrate measures them afresh (the cached file dropped)."""
+    from staronnx_cli.advise.times import falling_times
+    from staronnx_cli.runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel
+
+    perf = PerfModel()
+    for _ in range(CALIBRATION_SAMPLES + 1):
+        perf.record(0, "cpu:2", 1, 0.097e-3)
+        perf.record(0, "cpu:2", 2, 0.051e-3)
+        perf.record(0, "cpu:1", 1, 0.05e-3)
+        perf.record(0, "cpu:1", 2, 0.09e-3)  # rising: as it should
+
+    class Times:
+        def part_s(self, key, n):
+            return {k: [perf.predict(0, k, n)] for k in ("cpu:1", "cpu:2")}
+
+    (note,) = falling_times(Times(), ["whole"], (1, 2))
+    assert note.startswith("the task times of whole fall as the batch grows (cpu:2, part 0: N=1 0.097 ms, N=2 "
+                           "0.051 ms)") and note.endswith("advise again with --recalibrate on a quiet machine")
+    assert falling_times(Times(), ["whole"], (1,)) == []
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    assert_one_line_error(cli("advise", tiny_cnn_path, "--rate", "20", "--platform", platform, "--recalibrate",
+                              "-o", tmp_path / "a"), "--recalibrate measures this host's task times afresh")
+
+
+def test_recalibrate_drops_the_host_s_cached_models_of_the_targets_only(monkeypatch, tmp_path):
+    import platform as host
+    from types import SimpleNamespace
+
+    import onnxruntime as ort
+
+    from staronnx_cli.advise.times import HostTimes
+    from staronnx_cli.runtime.perfmodel import cache_file
+
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    mine = cache_file(host.node(), "a" * 64, "", ort.__version__)
+    other = cache_file(host.node(), "b" * 64, "", ort.__version__)
+    for path in (mine, other):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    times = HostTimes({"whole": SimpleNamespace(model_sha256="a" * 64, plan_sha256="", part_files=[])})
+    assert times.forget() == [mine] and not mine.exists() and other.exists()
+    assert times.forget() == []  # nothing left to drop

@@ -26,6 +26,7 @@ from .earlier import EarlierRuns, drop_set_aside, mark_layout
 from .reasons import compare_layouts, markdown_lines
 from .search import SearchResult, SearchSettings, process_pool, search
 from .space import BATCH_SIZES, OFFLOADS, PARTS, POLICIES, STREAMS, Target, machine_layouts
+from .times import falling_times
 
 MAX_PARTS = 8  # more parts than this cut a model into tasks too small to schedule
 CONFIRM_WARMUP = 3  # warm-up batches of each real confirmation point
@@ -51,6 +52,7 @@ class AdviseSettings:
     warmup: int = 5
     confirm: bool = True
     confirm_batches: int = 30
+    recalibrate: bool = False  # this host's cached task times of the targets dropped: calibrated afresh
     jobs: int = 0  # 0: this machine's usable cores
     ray: bool = False  # simulate on a Ray cluster instead of a local process pool
     ray_address: str | None = None  # None: a Ray instance started on this machine
@@ -76,6 +78,9 @@ def check(s: AdviseSettings) -> None:
     _check_numbers(s)
     if s.ray:  # before the profile and the splits, minutes on a large model
         need_ray("--ray", "drop --ray to search on a local process pool")
+    if s.platform is not None and s.recalibrate:
+        raise UserError(f"--recalibrate measures this host's task times afresh, and --platform {s.platform} gives "
+                        "them from its file: drop one")
     if s.platform is not None:
         platform, _, _, _ = platform_for(s)  # its mistakes too, before anything runs
         count_layouts(platform.workers, s.max_layouts, s.platform)
@@ -232,6 +237,10 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
         notes += said
         layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
         times, platforms, confirm = HostTimes.of(targets), None, s.confirm
+        if s.recalibrate:
+            gone = times.forget()
+            notes.append(f"--recalibrate: {len(gone)} cached performance model(s) of these targets dropped; their "
+                         "task times are measured afresh")
     else:
         targets, layouts, times, platforms, one_run_s, said = _platform_space(s)
         on_node = read_platform(s.platform).ray_resources if s.ray else {}
@@ -251,6 +260,8 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     try:
         result = search(settings, times, on_step, pool, lambda done, total: on_count("simulated", done, total))
         result.notes = notes + result.notes
+        if s.platform is None:  # the host's times, learnt over earlier runs: a busy machine's said
+            result.notes += falling_times(times, [t.key for t in targets], settings.batch_sizes)
         write_candidates(result, s.output / "candidates.csv")  # the search is kept whatever confirmation meets
         entries = top_candidates(result, targets, s.latency_bound_ms)
         on_step(f"simulating the headroom of {len(entries)} candidate(s) at 1 to 4 x the rate")

@@ -57,6 +57,19 @@ class HostTimes:
         have = self.part_s(key, n)
         return {k for k in kinds if k not in have or any(t is None for t in have[k])}
 
+    def forget(self) -> list[Path]:
+        """advise --recalibrate: this host's cached models of these targets removed (each is calibrated afresh:
+        their means were running averages of every earlier run's tasks, a busy machine's too); the files removed."""
+        import onnxruntime as ort
+
+        removed = []
+        for loaded in self.targets.values():
+            path = cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__)
+            if path.exists():
+                path.unlink()
+                removed.append(path)
+        return removed
+
     def calibrate(self, key: str, kind: str, n: int) -> str:
         """Short real runs of one worker of `kind` alone at batch n (the real engine's calibration, saved in the
         host's cache); returns why it failed ('' when it did not)."""
@@ -150,3 +163,27 @@ def check_budget(estimate_s: float, budget_left_s: float, n: int) -> None:
         raise UserError(f"--budget-s: calibrating N={n} takes about {estimate_s:.0f} s, more than the "
                         f"{budget_left_s:.0f} s left: raise --budget-s, or give fewer --batch sizes or --offload "
                         "fractions")
+
+
+FALLING = 1.25  # a task time per batch this many times the one of a larger batch: learnt on a busy machine
+
+
+def falling_times(times, keys: list[str], batch_sizes: tuple[int, ...]) -> list[str]:
+    """Task times that fall as the batch grows (a part's time for N=1 above its time for N=2 by FALLING or more):
+    a batch of more queries does not run faster, so the smaller batch's time was learnt in a slow spell, and the
+    predictions resting on it are off. One note per target, the worst pair named."""
+    notes = []
+    for key in keys:
+        worst: tuple[float, str] | None = None
+        for small, large in zip(sorted(batch_sizes), sorted(batch_sizes)[1:]):
+            low, high = times.part_s(key, small), times.part_s(key, large)
+            for kind in sorted(set(low) & set(high)):
+                for part, (a, b) in enumerate(zip(low[kind], high[kind])):
+                    if a and b and a > FALLING * b and (worst is None or a / b > worst[0]):
+                        worst = (a / b, f"{kind}, part {part}: N={small} {1000 * a:.3g} ms, N={large} "
+                                        f"{1000 * b:.3g} ms")
+        if worst is not None:
+            notes.append(f"the task times of {key} fall as the batch grows ({worst[1]}): the smaller batch's were "
+                         "learnt while the machine was busy, and the predictions resting on them are off; advise "
+                         "again with --recalibrate on a quiet machine")
+    return notes

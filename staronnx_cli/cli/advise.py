@@ -57,6 +57,9 @@ def advise(
     confirm: Annotated[bool, typer.Option(help="Confirm the top 3 candidates at each rate with short real "
                                                "sweeps.")] = True,
     confirm_batches: Annotated[int, typer.Option(help="Measured batches per confirmation point.")] = 30,
+    recalibrate: Annotated[bool, typer.Option(help="Drop this host's cached task times of the model and its splits "
+                                                   "and measure them afresh (a note says when they look learnt on "
+                                                   "a busy machine).")] = False,
     batches: Annotated[int, typer.Option(help="Measured batches per simulated point.")] = 50,
     jobs: Annotated[int, typer.Option(help="Processes simulating candidates (0: one per usable core).")] = 0,
     ray: Annotated[bool, typer.Option(help="Simulate on a Ray cluster (the \\[ray] extra) instead of local "
@@ -84,7 +87,7 @@ def advise(
         tuple(dict.fromkeys(p.strip() for p in policy.split(",") if p.strip())),  # dmda,dmda: once
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
         streams=tuple(k for k in parse_int_list(streams, "--streams", "2,4") if k != 0),
-        jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force,
+        jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force, recalibrate=recalibrate,
         command=shlex.join(["staronnx", *sys.argv[1:]]))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
