@@ -1026,3 +1026,13 @@ def test_p90_and_p95_are_percentiles_of_every_query_as_p50_and_p99():
     s = summarize(first, end, arrivals, 100, 0.1)
     assert (s.p50_latency_ms, s.p90_latency_ms, s.p95_latency_ms, s.p99_latency_ms) == (
         pytest.approx(50.5), pytest.approx(90.1), pytest.approx(95.05), pytest.approx(99.01))
+
+
+def test_a_workers_spec_is_recorded_in_one_spelling():
+    """' cpu:01x1' (and a full-width digit) ran and was written as given, so --resume with 'cpu:1x1' was refused
+    and a resume with ' cpu:1x1' appended rows labelled so (fuzz round 7)."""
+    from staronnx_cli.runtime.workers import canonical_workers
+
+    assert canonical_workers(" cpu:01x1") == "cpu:1x1"
+    assert canonical_workers("CPU:1x\uff11, cuda:0x2") == "cpu:1x1,cuda:0x2"
+    assert canonical_workers("auto") == "auto" and canonical_workers("cpu:2x1") == "cpu:2x1"

@@ -94,6 +94,7 @@ def sweep(
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
     with _progress_on_stderr(json_summary):  # stdout carries only the JSON then
+        from ..runtime.workers import canonical_workers
         from ..sweep.grid import parse_rate_option
         from ..sweep.runner import SweepSettings, prepare_sweep
         from ..zoo.names import model_name_of
@@ -107,7 +108,7 @@ def sweep(
                                      ("--policy", policy, "dmda"), ("--rate", rate, "auto")):
             if given is not None and not given.strip():  # an empty shell variable: not the default, said
                 raise UserError(f"{flag} is empty: give e.g. {flag} {example}, or leave it out for that default")
-        workers = workers or "cpu:1x2"
+        workers = canonical_workers(workers or "cpu:1x2")
         if system != "staronnx" and policy is not None:  # a baseline places queries its own way: it was recorded
             raise UserError(f"--policy {policy} applies to --system staronnx: --system {system} places queries its "
                             "own way (docs/sweep.md); drop --policy")  # as eager or fifo, the option dropped unsaid

@@ -46,12 +46,13 @@ class SweepSpec:
                  resume: bool = False):
         """The SweepSettings this [[sweep]] means, as `staronnx sweep` would build them (without a target or an
         output: what check_grid looks at, before Ray starts)."""
+        from ..runtime.workers import canonical_workers
         from ..sweep.grid import parse_rate_option
         from ..sweep.settings import SweepSettings
 
         auto, rates = parse_rate_option(self.rate)
         return SweepSettings(
-            target, output, workers=self.workers, policy=self.policy,
+            target, output, workers=canonical_workers(self.workers), policy=self.policy,
             batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=auto, rates=rates,
             batches=self.batches,
             warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,

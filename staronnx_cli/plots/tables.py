@@ -10,12 +10,16 @@ from ..results.read import Run
 def envelope_rows(run: Run) -> list[dict]:
     """For each rate with an uncongested point: the best N, its worst-case latency (mean, std), ideal, ratio; the
     queries' p99 latency, the rate served, and the latency's parts."""
-    return [{"rate q/s": f"{r['rate_qps']:g}", "best N": str(r["batch_size"]),
+    rows = [{"rate q/s": f"{r['rate_qps']:g}", "best N": str(r["batch_size"]),
              "mean max-latency ms": _ms(r["mean_max_latency_ms"]), "std ms": _ms(r["std_max_latency_ms"]),
              "ideal ms": _ms(r["ideal_latency_ms"]), "measured/ideal": _fixed(r["latency_over_ideal"], 3),
              "p99 ms": _ms(r["p99_latency_ms"]), "served q/s": _fixed(r["achieved_qps"], 1),
              "fill + wait + run ms": _parts(r)}
             for r in best_points(run)]
+    if not any(row["fill + wait + run ms"] for row in rows):  # a run before schema 5: no empty column
+        for row in rows:
+            del row["fill + wait + run ms"]
+    return rows
 
 
 def _parts(r: dict) -> str:

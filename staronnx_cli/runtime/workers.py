@@ -4,6 +4,7 @@ GPU, each with its own host thread, sessions and streams), joined by commas, or 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 from ..errors import UserError
@@ -30,6 +31,12 @@ class WorkerSpec:
     def kind_key(self) -> str:
         """What a performance model is keyed by: the kind and its size (cpu:4, cuda)."""
         return self.kind.key(len(self.cores))
+
+
+def canonical_workers(spec: str) -> str:
+    """--workers as run.json records it and --resume compares it: items stripped, kinds lower-case, numbers plain
+    (' cpu:01x1' ran and was written as given; a full-width digit too)."""
+    return ",".join(re.sub(r"\d+", lambda m: str(int(m.group())), item.strip().lower()) for item in spec.split(","))
 
 
 def parse_workers(spec: str, cores: list[int], cuda_usable: bool, cuda_reason: str = "") -> list[WorkerSpec]:
