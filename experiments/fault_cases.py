@@ -40,7 +40,8 @@ class Outcome:
         return [line for line in self.err.splitlines() if line.strip()]
 
 
-def staronnx(cwd: Path, *args, timeout: float = 120, limit_file_bytes: int | None = None) -> Outcome:
+def staronnx(cwd: Path, *args, timeout: float = 120, limit_file_bytes: int | None = None,
+             env_extra: dict[str, str] | None = None) -> Outcome:
     """One command, as a user types it; a hang is an outcome (rc None), not a stuck harness."""
     def limits():
         default_sigint()
@@ -52,8 +53,9 @@ def staronnx(cwd: Path, *args, timeout: float = 120, limit_file_bytes: int | Non
 
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "staronnx_cli", *map(str, args)], cwd=cwd, env=ENV, text=True,
-                              capture_output=True, timeout=timeout, preexec_fn=limits)
+        proc = subprocess.run([sys.executable, "-m", "staronnx_cli", *map(str, args)], cwd=cwd,
+                              env={**ENV, **(env_extra or {})}, text=True, capture_output=True, timeout=timeout,
+                              preexec_fn=limits)
         return Outcome(proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - start)
     except subprocess.TimeoutExpired as exc:
         return Outcome(None, str(exc.stdout or ""), str(exc.stderr or ""), time.perf_counter() - start)
@@ -295,6 +297,29 @@ def _(d):
     return one_line(o, 0) or (None if "perfmodels" in o.out + o.err else "no notice")
 
 
+@case("torn", "a performance-model cache that cannot be written (a file where its folder goes)",
+      "one warning, every point measured, exit 0")
+def _(d):
+    cache = d / "cache"
+    cache.mkdir()
+    (cache / "perfmodels").write_text("not a folder")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "-o", "r3", env_extra={"STARONNX_CACHE": str(cache)})
+    return one_line(o, 0) or (None if len(rows_of(d / "r3/points.csv")) == 4 else "points missing")
+
+
+@case("outputs", "`sweep ... | head -1`: the reader goes away after one line", "exit 0, every point measured")
+def _(d):
+    proc = subprocess.Popen([sys.executable, "-m", "staronnx_cli", "sweep", "tiny.onnx", *SWEEP, "-o", "piped"],
+                            cwd=d, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()
+    rc = proc.wait(timeout=300)
+    err = proc.stderr.read() if proc.stderr else ""
+    if rc != 0:
+        return f"exit {rc}: {err[-200:]}"
+    return None if len(rows_of(d / "piped/points.csv")) == 4 else "points missing"
+
+
 # ---- numbers at the edge ----------------------------------------------------------------------------------------
 
 def refused(args: list[str], *fragments: str, subject="tiny.onnx", command="sweep", extra=SWEEP):
@@ -511,6 +536,22 @@ case("lock", "two sweeps into one -o at once", "the second: exit 2 naming the ho
     _concurrent(["--resume"]))
 case("lock", "a `--force` sweep into a run being written", "exit 2 naming the pid; the run intact")(
     _concurrent(["--force"]))
+
+
+@case("lock", "`split -o plan --force` while another command holds plan/", "exit 2 naming the pid; the plan intact")
+def _(d):
+    before = {p.name: p.read_bytes() for p in (d / "plan").iterdir() if p.name != ".staronnx.lock"}
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from staronnx_cli.dirlock import run_lock\n"
+                               "with run_lock(__import__('pathlib').Path('plan')):\n    print('held', flush=True)\n"
+                               "    time.sleep(60)"], cwd=d, env=ENV, text=True, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        o = staronnx(d, "split", "tiny.onnx", "--costs", "costs.csv", "--offload", "0.2", "-o", "plan", "--force")
+    finally:
+        holder.kill()
+        holder.wait()
+    after = {p.name: p.read_bytes() for p in (d / "plan").iterdir() if p.name != ".staronnx.lock"}
+    return one_line(o, 2, f"pid {holder.pid}") or (None if after == before else "the plan changed")
 
 
 @case("lock", "a stale run folder (run.json, no points.csv), then a sweep without flags", "replaced, exit 0")

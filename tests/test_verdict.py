@@ -444,3 +444,20 @@ def test_sweep_and_report_take_a_latency_objective(cli, tiny_cnn_path, tmp_path)
     assert "- Within p99 latency <= 3 ms: up to" in (tmp_path / "r.md").read_text()
     assert_one_line_error(cli("report", run, "--slo", "p97<=3", "-o", tmp_path / "s.md"), "--slo 'p97<=3'")
     assert not (tmp_path / "s.md").exists()
+
+
+def test_a_small_saturation_change_on_a_busy_machine_is_said_to_be_maybe_the_machines():
+    """Two sweeps of one setup on a busy VM saturated 19 % apart, and the split verdict called +10 % a gain of
+    splitting."""
+    whole = hand_run(1, [(1, 10, 30, 10.0, 0.1, False), (1, 20, 30, 12.0, 0.1, False), (1, 21, 10, None, None, True)])
+    split = hand_run(2, [(1, 10, 30, 10.2, 0.1, False), (1, 22, 30, 11.0, 0.1, False), (1, 23, 10, None, None, True)])
+    quiet = split_verdict([whole], split)
+    assert quiet.startswith("Splitting (2 parts, 10% of the compute offloaded) raised saturation from 20 to 22 q/s")
+    assert "busy machine" not in quiet
+    from dataclasses import replace
+
+    busy = Run(split.path, replace(split.meta, machine_load=[{"when": "during", "cores": 2,
+                                                              "others_busy_cores": 1.5}]), split.points)
+    said = split_verdict([whole], busy)
+    assert "(+10%). The split's sweep ran on a busy machine (see the warnings): a change this small may be the " \
+           "machine's, not the split's; sweep both again on a quiet machine." in said

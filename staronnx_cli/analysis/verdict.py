@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..hostload import busy_warnings
 from ..results.read import Run
 from . import envelope as env
 from .envelope import PRECISION
@@ -130,6 +131,9 @@ def _saturation_sentences(run: Run) -> list[str]:
     return sentences
 
 
+BUSY_DOUBT = 0.25  # a saturation change below this, with a sweep run on a busy machine, may be the machine's
+
+
 def split_verdict(wholes: list[Run], split: Run) -> str:
     """Whether splitting raised saturation (by how much, or 'no'), and at which rates it lowers latency, against
     the whole model's runs measured as the split was (several: the best of them at each rate, said so)."""
@@ -163,6 +167,11 @@ def split_verdict(wholes: list[Run], split: Run) -> str:
     else:
         head = (f"Splitting ({what}) did not raise saturation: {qps(whole_top)} q/s whole, {qps(split_top)} q/s "
                 f"split ({change:+.0%}, within the {tolerance:.0%} these sweeps resolve){against}.")
+    busy = [name for name, run in (("the whole model's", whole), ("the split's", split))
+            if busy_warnings(run.meta.machine_load)]
+    if busy and tolerance < abs(change) < BUSY_DOUBT:  # two sweeps of one setup on a busy VM: 19 % apart
+        head += (f" {' and '.join(busy).capitalize()} sweep ran on a busy machine (see the warnings): a change this "
+                 "small may be the machine's, not the split's; sweep both again on a quiet machine.")
     return head + " " + _latency_change(wholes, whole, split)
 
 
