@@ -444,7 +444,7 @@ def test_the_grid_s_own_numbers_are_checked_at_their_edges():
     from staronnx_cli.sweep.checks import check_grid
 
     for fine in (grid(), grid(batches=1_000_000, rates=(1e9,)), grid(warmup=1_000_000, rates=(1e9,)),
-                 grid(seed=0, triton_port=65533), grid(max_queue_delay_ms=0.0)):
+                 grid(seed=0, triton_port=65533, system="triton"), grid(max_queue_delay_ms=0.0)):
         check_grid(fine)
     for bad, says in ((grid(batch_sizes=(0,)), "--batch [0]: batch sizes must be at least 1"),
                       (grid(batches=1), "--batches 1: at least 2 measured batches"),
@@ -456,7 +456,9 @@ def test_the_grid_s_own_numbers_are_checked_at_their_edges():
                       (grid(max_queue_delay_ms=-0.5), "--max-queue-delay -0.5: a delay in ms must be a finite"),
                       (grid(max_queue_delay_ms=math.inf), "--max-queue-delay inf: a delay in ms must be a finite"),
                       (grid(sim_noise=True), "--sim-noise draws the simulator's task times: add --engine sim"),
-                      (grid(max_hours=0.0), "--max-hours 0: give a positive, finite number of hours")):
+                      (grid(max_hours=0.0), "--max-hours 0: give a positive, finite number of hours"),
+                      (grid(triton_port=8001), "--triton-port 8001 is the Triton server's port: add --system triton"),
+                      (grid(calibrate=False, engine="sim"), "--no-calibrate keeps a real sweep's cached task times")):
         assert says in refusal(lambda bad=bad: check_grid(bad)), says
 
 

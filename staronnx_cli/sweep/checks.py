@@ -79,6 +79,9 @@ def check_grid(s: SweepSettings) -> None:
             raise UserError(f"{flag} {value}: at most {MAX_POINT_BATCHES:,} batches per point (the paper measures 50)")
     if s.sim_noise and s.engine != "sim":  # silently measured without it
         raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
+    if not s.calibrate and s.engine == "sim":  # silently ignored: the platform's times are the models
+        raise UserError("--no-calibrate keeps a real sweep's cached task times; a simulated one takes its platform's: "
+                        "drop --no-calibrate")
     if s.warmup < 0:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
     if s.seed < 0:
@@ -86,6 +89,8 @@ def check_grid(s: SweepSettings) -> None:
     if not 0 <= s.triton_port <= 65533:  # it uses the port and the next two
         raise UserError(f"--triton-port {s.triton_port}: a TCP port from 1 to 65533 (it uses P, P+1, P+2), or 0 "
                         "for free ones")
+    if s.triton_port and s.system != "triton":  # silently ignored
+        raise UserError(f"--triton-port {s.triton_port} is the Triton server's port: add --system triton, or drop it")
     if s.max_queue_delay_ms is not None and not (0 <= s.max_queue_delay_ms < float("inf")):
         raise UserError(f"--max-queue-delay {s.max_queue_delay_ms:g}: a delay in ms must be a finite number, 0 or "
                         "more")
