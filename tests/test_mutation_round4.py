@@ -457,8 +457,7 @@ def test_the_grid_s_own_numbers_are_checked_at_their_edges():
                       (grid(max_queue_delay_ms=math.inf), "--max-queue-delay inf: a delay in ms must be a finite"),
                       (grid(sim_noise=True), "--sim-noise draws the simulator's task times: add --engine sim"),
                       (grid(max_hours=0.0), "--max-hours 0: give a positive, finite number of hours"),
-                      (grid(triton_port=8001), "--triton-port 8001 is the Triton server's port: add --system triton"),
-                      (grid(calibrate=False, engine="sim"), "--no-calibrate keeps a real sweep's cached task times")):
+                      (grid(triton_port=8001), "--triton-port 8001 is the Triton server's port: add --system triton")):
         assert says in refusal(lambda bad=bad: check_grid(bad)), says
 
 

@@ -79,9 +79,6 @@ def check_grid(s: SweepSettings) -> None:
             raise UserError(f"{flag} {value}: at most {MAX_POINT_BATCHES:,} batches per point (the paper measures 50)")
     if s.sim_noise and s.engine != "sim":  # silently measured without it
         raise UserError("--sim-noise draws the simulator's task times: add --engine sim, or drop it for a real sweep")
-    if not s.calibrate and s.engine == "sim":  # silently ignored: the platform's times are the models
-        raise UserError("--no-calibrate keeps a real sweep's cached task times; a simulated one takes its platform's: "
-                        "drop --no-calibrate")
     if s.warmup < 0:
         raise UserError(f"--warmup {s.warmup}: cannot be negative")
     if s.seed < 0:
