@@ -53,9 +53,12 @@ def load_model(path: str | Path, with_weights: bool = True) -> onnx.ModelProto:
     except Exception as exc:  # noqa: BLE001 - protobuf raises several types for garbage input
         raise UserError(f"'{path}' is not an ONNX model ({type(exc).__name__}): "
                         "give a file exported with torch.onnx.export or built with 'staronnx zoo build'") from None
-    if not model.graph.node or not model.graph.output:
-        raise UserError(f"'{path}' is not an ONNX model (no graph nodes or outputs): "
+    if not model.graph.output:
+        raise UserError(f"'{path}' is not an ONNX model (its graph has no output): "
                         "give a file exported with torch.onnx.export or built with 'staronnx zoo build'")
+    if not model.graph.node:  # a valid model (its output an input or a constant), but nothing to run or measure
+        raise UserError(f"'{path}' has no node to run: its outputs are its inputs or constants, so there is nothing "
+                        "to measure; give the model that computes them")
     _check_external_data(model, path)
     if with_weights:
         external_data_helper.load_external_data_for_model(model, str(path.parent))

@@ -101,3 +101,17 @@ def test_a_first_dimension_written_as_0_is_a_batch_and_bool_inputs_are_fed():
     model.graph.input[0].type.tensor_type.elem_type = TensorProto.BOOL
     (spec,) = modelio.input_specs(model)
     assert spec.dtype == np.bool_ and modelio.random_inputs([spec], 2)["x"].dtype == np.bool_
+
+
+def test_a_model_without_a_node_is_said_to_have_nothing_to_run(cli, tmp_path):
+    """A valid model whose output is its input was called 'not an ONNX model' (fuzz round 7)."""
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    model = helper.make_model(helper.make_graph([], "g", [value], [value]))
+    onnx.checker.check_model(model)
+    onnx.save(model, tmp_path / "zero.onnx")
+    assert_one_line_error(cli("profile", tmp_path / "zero.onnx", "-o", tmp_path / "c.csv"),
+                          "has no node to run: its outputs are its inputs or constants")
