@@ -143,9 +143,11 @@ def check_memory(model, specs, batch: int) -> None:
     inputs = sum(int(np.prod(s.shape, dtype=np.float64)) * s.dtype.itemsize for s in specs) * batch
     needed = inputs + max(modelio.tensor_bytes_by_node(model, batch).values(), default=0)
     if needed > total:
+        fix = "profile a smaller --batch" if batch > 1 else \
+            "the model's own sample is too large for this machine (check its input shapes)"
         raise UserError(f"profiling batch {batch} needs at least {needed / 2**30:.3g} GiB (its inputs "
                         f"{inputs / 2**30:.3g} GiB and its largest tensor), more than this machine's "
-                        f"{total / 2**30:.3g} GiB: profile a smaller --batch")
+                        f"{total / 2**30:.3g} GiB: {fix}")
 
 
 def _gpu_recorder(device: Device):

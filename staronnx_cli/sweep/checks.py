@@ -278,8 +278,11 @@ def check_memory(s: SweepSettings, target: Target, workers) -> None:
         raise UserError(f"--max-memory {limit_gib:g}: give a positive, finite number of GiB")
     needed, why = memory_needed(s, target, workers)
     if needed > limit_gib * 2**30:
+        fix = "lower --batches or the largest --batch, or raise --max-memory" if max(s.batch_sizes) > 1 else \
+            "lower --batches, or raise --max-memory (at batch 1, the model's own sample may be too large: check its " \
+            "input shapes)"
         raise UserError(f"this sweep needs about {needed / 2**30:.3g} GiB ({why}), more than --max-memory "
-                        f"{limit_gib:.3g} GiB: lower --batches or the largest --batch, or raise --max-memory")
+                        f"{limit_gib:.3g} GiB: {fix}")
 
 
 def layout_warnings(target: Target, workers, system: str, machine: tuple[int, bool] | None = None) -> list[str]:
