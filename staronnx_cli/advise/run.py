@@ -222,25 +222,32 @@ def advise(s: AdviseSettings, on_step=lambda text: None, on_count=lambda stage, 
         return advice
 
 
+def _host_space(s: AdviseSettings, cores: int, on_step):
+    """This host's search space: the model and its splits, its worker layouts, its cached task times (dropped
+    with --recalibrate); and the notes of making them."""
+    from ..ortenv import cuda_status
+    from .targets import make_targets
+    from .times import HostTimes
+
+    targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step, streams=s.streams)
+    times = HostTimes.of(targets)
+    if s.recalibrate:
+        gone = times.forget()
+        said = [*said, f"--recalibrate: {len(gone)} cached performance model(s) of these targets dropped; their "
+                       "task times are measured afresh"]
+    return targets, machine_layouts(cores, 1 if cuda_status().usable else 0), times, one_run_s, said
+
+
 def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     from ..devices import usable_cores
-    from ..ortenv import cuda_status
 
     started = time.monotonic()
     cores = usable_cores()
     notes = []
     if s.platform is None:
-        from .targets import make_targets
-        from .times import HostTimes
-
-        targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step, streams=s.streams)
+        targets, layouts, times, one_run_s, said = _host_space(s, cores, on_step)
+        platforms, confirm = None, s.confirm
         notes += said
-        layouts = machine_layouts(cores, 1 if cuda_status().usable else 0)
-        times, platforms, confirm = HostTimes.of(targets), None, s.confirm
-        if s.recalibrate:
-            gone = times.forget()
-            notes.append(f"--recalibrate: {len(gone)} cached performance model(s) of these targets dropped; their "
-                         "task times are measured afresh")
     else:
         targets, layouts, times, platforms, one_run_s, said = _platform_space(s)
         on_node = read_platform(s.platform).ray_resources if s.ray else {}
