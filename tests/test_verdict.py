@@ -141,7 +141,7 @@ def test_a_point_that_did_not_settle_bounds_saturation_like_a_congested_one():
                        (1, 72.1, 30, 85.5, 5.0, False)])
     run.points["reason"] = ["", "", "not settled: latency still rising after 153 batches"]
     said = " ".join(run_verdict(run))
-    assert "Saturation (rho_max, within 3%): N=1 at 70.5 q/s." in said and "never congested" not in said
+    assert "Saturation (rho_max, the highest uncongested rate, to a 3% step of the rates): N=1 at 70.5 q/s." in said and "never congested" not in said
     assert "The machine saturates at 70.5 q/s, with N=1" in said
 
 
@@ -387,7 +387,7 @@ def test_a_saturation_never_reached_in_a_grid_is_said_to_be_a_lower_bound():
                            "40 q/s split; the whole model never congested in its grid")
     assert "beyond the whole model's saturation" not in text
     probe_cut = hand_run(1, [(1, 20, 30, 10.0, 0.1, False), (1, 40, 10, None, None, True)])  # auto, stopped early
-    assert "Saturation (rho_max, within 100%)" in run_verdict(probe_cut)[1]
+    assert "Saturation (rho_max, the highest uncongested rate, to a 100% step of the rates)" in run_verdict(probe_cut)[1]
 
 
 def test_noise_and_summary_read_a_minimal_points_file(tmp_path):

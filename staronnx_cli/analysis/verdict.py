@@ -103,8 +103,8 @@ def top_rate(run: Run) -> tuple[float | None, int | None]:
 
 def _saturation_sentences(run: Run) -> list[str]:
     highest, first_bad = env.rho_max(run.points), env.first_bounded(run.points)
-    how = (f"within {resolution(run):.0%}" if run.meta.auto_rates else
-           "the highest uncongested rate of the grid")
+    how = (f"the highest uncongested rate, to a {resolution(run):.0%} step of the rates" if run.meta.auto_rates else
+           "the highest uncongested rate of the grid")  # a step, not a confidence: runs apart differ more
     per_n = []
     for size, highest_n in highest.items():
         if highest_n is None:
