@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from ..hostload import busy_warnings
 from ..results.read import Run
@@ -115,7 +116,7 @@ def _saturation_sentences(run: Run) -> list[str]:
         else:
             per_n.append(f"N={size} at {qps(highest_n)} q/s")
     top, n = top_rate(run)
-    sentences = [f"Saturation (rho_max, {how}): " + ", ".join(per_n) + "."]
+    sentences = [f"Saturation (rho_max, {how}): " + ", ".join(per_n) + ".", *_below_capacity(run, first_bad)]
     if top is None or n is None:  # no batch size served any rate: the first sentence says so
         return sentences
     bad = first_bad.get(n)
@@ -129,6 +130,32 @@ def _saturation_sentences(run: Run) -> list[str]:
         sentences.append(f"The machine saturates at {qps(top)} q/s, with N={n}: above it every batch size's "
                          "queue grows without bound.")
     return sentences
+
+
+SLOWED_AT_ONCE = 1.15  # tasks this many times their S(N) alone near saturation: the workers slowed each other
+BELOW_CAPACITY = 0.9  # a batch size congested below this share of its capacity (S(N) measured alone)
+
+
+def _below_capacity(run: Run, first_bad: dict) -> list[str]:
+    """Why a batch size saturated well below its capacity, where its tasks say: near saturation they ran slower than
+    S(N) measured alone (googlenet N=4 on two 1-core workers: 150-170 ms tasks for an S(4) of 113 ms when both ran,
+    congested at 53 q/s of a 71 q/s capacity). The capacity a user can plan with is the one at that speed."""
+    if "task_over_s" not in run.points or "capacity_qps" not in run.points:
+        return []
+    said = []
+    for size, bad in first_bad.items():
+        mine = run.points[run.points.batch_size == size]
+        capacity = pd.to_numeric(mine.capacity_qps, errors="coerce").median()
+        if bad is None or not capacity > 0 or bad > BELOW_CAPACITY * capacity:
+            continue
+        near = mine[(mine.rate_qps >= 0.75 * bad) & (mine.rate_qps <= bad)]  # the highest rates, the first congested
+        ratio = pd.to_numeric(near.task_over_s, errors="coerce").max()
+        if ratio >= SLOWED_AT_ONCE:
+            said.append(f"N={size} saturates below its capacity of {qps(capacity)} q/s (S(N) measured alone): near "
+                        f"{qps(bad)} q/s its tasks ran {ratio:.2f} x S(N), as workers busy at once slow each other "
+                        f"(memory, caches) or something else ran; at that speed its capacity is about "
+                        f"{qps(capacity / ratio)} q/s.")
+    return said[:2]
 
 
 BUSY_DOUBT = 0.25  # a saturation change below this, with a sweep run on a busy machine, may be the machine's

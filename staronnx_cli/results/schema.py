@@ -14,15 +14,15 @@ import pandas as pd
 from ..errors import UserError, first_line
 from ..inputfile import MAX_JSON_BYTES, MAX_RESULT_BYTES, checked_input
 
-RUN_SCHEMA_VERSION = 5  # 5: fill_ms, wait_ms, run_ms, p90_latency_ms, p95_latency_ms; 4: the model column (and a
-# mix's scale, mix, latency_target_ms, met_target)
+RUN_SCHEMA_VERSION = 5  # 5: fill_ms, wait_ms, run_ms, p90_latency_ms, p95_latency_ms, task_over_s; 4: the model
+# column (and a mix's scale, mix, latency_target_ms, met_target)
 RUN_FILES = ("run.json", "points.csv", "batches.csv")  # what a run directory is made of (never overwritten by plots)
 POINT_COLUMNS = ["system", "engine", "policy", "workers", "batch_size", "rate_qps", "batches", "mean_max_latency_ms",
                  "std_max_latency_ms", "p50_latency_ms", "p99_latency_ms", "max_latency_ms", "achieved_qps",
                  "congested", "reason", "arrival", "max_queue_delay_ms", "mean_queries_per_batch", "utilisation",
                  "release_lateness_p99_us", "service_ms", "ideal_latency_ms", "latency_over_ideal", "errors",
                  "warmup_batches", "capacity_qps", "model", "scale", "mix", "latency_target_ms", "met_target",
-                 "fill_ms", "wait_ms", "run_ms", "p90_latency_ms", "p95_latency_ms"]
+                 "fill_ms", "wait_ms", "run_ms", "p90_latency_ms", "p95_latency_ms", "task_over_s"]
 BATCH_COLUMNS = ["system", "batch_size", "rate_qps", "batch_index", "queries", "measured", "first_arrival_s",
                  "scheduled_release_s", "actual_release_s", "end_s", "first_query_latency_ms", "placement",
                  "task_times", "error", "transfer_times", "model", "scale", "mix"]

@@ -28,7 +28,7 @@ from ..runtime.loop import RealLoop, VirtualLoop
 from ..runtime.perfmodel import PerfModel
 from ..runtime.scheduler import BatchRecord, Limits, Scheduler
 from ..runtime.workers import WorkerSpec
-from .judge import EXTEND_ON_RISE, Evidence, Verdict, judge_point
+from .judge import EXTEND_ON_RISE, Evidence, Verdict, judge_point, slowdown
 
 
 @dataclass(frozen=True)
@@ -362,6 +362,8 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
            "service_ms": round(1000 * fastest, 4) if fastest else "", "ideal_latency_ms": "",
            "latency_over_ideal": "", "errors": "; ".join(sorted({r.error for r in records if r.error})),
            "warmup_batches": ev.first, "capacity_qps": round(capacity, 2) if capacity else ""}
+    if (ratio := slowdown(ev)) > 0:  # how much slower than alone the tasks ran (workers busy at once, a neighbour)
+        row["task_over_s"] = round(ratio, 3)
     if measured and all(r.tasks for r in measured) and not summary.congested:
         parts = latency_parts(*(np.array(values) for values in zip(*[
             (r.first_arrival_s, r.scheduled_release_s, min(t.start_s for t in r.tasks), r.end_s) for r in measured])))
