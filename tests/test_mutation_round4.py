@@ -641,5 +641,5 @@ def test_the_draining_warning_counts_its_points_and_names_three():
     rows.append({"batch_size": 16, "rate_qps": 10.0, "reason": np.nan})
     (warning,) = noise._noted_warnings(SimpleNamespace(points=pd.DataFrame(rows)))
     assert warning.startswith("latency was still falling at 4 point(s) (N=1 at 10 q/s, N=2 at 10 q/s, N=4 at 10 "
-                              "q/s): a backlog")
+                              "q/s and 1 more): a backlog")
     assert noise._noted_warnings(SimpleNamespace(points=pd.DataFrame({"batch_size": [1]}))) == []

@@ -128,4 +128,5 @@ def _noted(run: Run, phrase: str) -> tuple[int, str]:
     if phrase != RETRIED:  # a second try's reason quotes the first's: only its own words count
         reasons = reasons.str.split(RETRIED, regex=False).str[0]
     hits = run.points[reasons.str.contains(phrase, regex=False)]
-    return len(hits), ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
+    named = ", ".join(f"N={int(r.batch_size)} at {r.rate_qps:g} q/s" for r in hits.head(3).itertuples())
+    return len(hits), named + (f" and {len(hits) - 3} more" if len(hits) > 3 else "")

@@ -46,9 +46,11 @@ def run_verdict(run: Run) -> list[str]:
             return ["No point was measured yet: run the sweep (or continue it with --resume)."]
         failed = failed_sizes(run.points)
         if failed and set(failed) == set(run.points.batch_size.astype(int)):  # lower rates would not help
+            partial = " (or at the partial batches --max-queue-delay closes: a model fixed to N runs no other)" \
+                if run.meta.max_queue_delay_ms is not None else ""
             return [f"Every point failed ({', '.join(f'N={n}' for n in failed)}): the model does not run at "
-                    f"{'this batch size' if len(failed) == 1 else 'these batch sizes'} on these workers (points.csv's "
-                    "errors say why); check it with 'staronnx profile MODEL --batch N'."]
+                    f"{'this batch size' if len(failed) == 1 else 'these batch sizes'} on these workers{partial} "
+                    "(points.csv's errors say why); check it with 'staronnx profile MODEL --batch N'."]
         lowest = run.points.rate_qps.min()
         also = f"; {', '.join(f'N={n}' for n in failed)} failed at every rate" if failed else ""
         return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s{also}): "
@@ -143,14 +145,17 @@ def _below_capacity(run: Run, first_bad: dict) -> list[str]:
     if "task_over_s" not in run.points or "capacity_qps" not in run.points:
         return []
     said = []
+    highest = env.rho_max(run.points)
     for size, bad in first_bad.items():
         mine = run.points[run.points.batch_size == size]
         capacity = pd.to_numeric(mine.capacity_qps, errors="coerce").median()
         if bad is None or not capacity > 0 or bad > BELOW_CAPACITY * capacity:
             continue
         near = mine[(mine.rate_qps >= 0.75 * bad) & (mine.rate_qps <= bad)]  # the highest rates, the first congested
-        ratio = pd.to_numeric(near.task_over_s, errors="coerce").max()
-        if ratio >= SLOWED_AT_ONCE:
+        ratio = pd.to_numeric(near.task_over_s, errors="coerce").median()
+        slowed_capacity = capacity / ratio if ratio > 0 else math.inf
+        explains = highest.get(size) is not None and 0.8 * slowed_capacity <= bad <= 1.2 * slowed_capacity
+        if ratio >= SLOWED_AT_ONCE and explains:  # the slower tasks account for where it saturated
             said.append(f"N={size} saturates below its capacity of {qps(capacity)} q/s (S(N) measured alone): near "
                         f"{qps(bad)} q/s its tasks ran {ratio:.2f} x S(N), as workers busy at once slow each other "
                         f"(memory, caches) or something else ran; at that speed its capacity is about "

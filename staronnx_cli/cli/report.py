@@ -18,8 +18,8 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="The Markdown file.")] = Path("report.md"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing report.")] = False,
     slo: Annotated[str | None, typer.Option(
-        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p90, p95, p99, max; ms): each run's verdict "
-             "opens with the highest rate where a batch size met it, and which.")] = None,
+        help="A latency objective, e.g. 'p99<=5', quoted (metrics: mean-max, p50, p90, p95, p99, max; ms): each "
+             "run's verdict opens with the highest rate where a batch size met it, and which.")] = None,
 ):
     """Write the figures, the best-N and rho_max tables and each run's metadata into one Markdown file."""
     from ..analysis.slo import parse_slo

@@ -36,7 +36,7 @@ def sweep(
                                                    "own).")] = None,
     rate: Annotated[str | None, typer.Option(
         help="Rates in queries/s: auto (fitted to each batch size's measured capacity, then its saturation found "
-             "within 3 %), auto,R1,R2 (and these rates for every batch size), START:STOP:STEP, or a list (default "
+             "to a 3 % step), auto,R1,R2 (and these rates for every batch size), START:STOP:STEP, or a list (default "
              "auto; a mix sets its own).")] = None,
     mix: Annotated[Path | None, typer.Option(
         help="A mix file (TOML): several models served together on the same workers, each with its rate, batch "
@@ -88,8 +88,8 @@ def sweep(
                                                                "rho_max, warnings) as JSON on stdout; "
                                                                "progress goes to stderr.")] = False,
     slo: Annotated[str | None, typer.Option(
-        help="A latency objective, e.g. p99<=5 (metrics: mean-max, p50, p90, p95, p99, max; ms): the verdict opens "
-             "with the highest rate where a batch size met it, and which (--json: slo).")] = None,
+        help="A latency objective, e.g. 'p99<=5', quoted (metrics: mean-max, p50, p90, p95, p99, max; ms): the "
+             "verdict opens with the highest rate where a batch size met it, and which (--json: slo).")] = None,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
@@ -352,7 +352,10 @@ def render_answer(output: Path, as_json: bool = False, slo=None) -> bool:
     for warning in data["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if not data["answered"]:
-        console.print(f"{output}: no uncongested point in this grid (exit code {NO_ANSWER})", soft_wrap=True)
+        failed = not run.points.empty and (run.points.batches == 0).all() and \
+            not run.points.congested.astype(bool).any()
+        what = "every point failed" if failed else "no uncongested point in this grid"
+        console.print(f"{output}: {what} (exit code {NO_ANSWER})", soft_wrap=True)
     return data["answered"]
 
 

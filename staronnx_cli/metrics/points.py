@@ -67,9 +67,11 @@ def latency_slope(latency_s, release_s) -> tuple[float, float]:
     the batches are too few or released at one instant."""
     latency = np.asarray(latency_s, dtype=np.float64)
     t = np.asarray(release_s, dtype=np.float64)
+    if len(latency) < 3:  # (an empty window's mean warned on stderr: every batch of a point had failed)
+        return 0.0, float("inf")
     dt = t - t.mean()
     spread = float(dt @ dt)
-    if len(latency) < 3 or spread <= 0:
+    if spread <= 0:
         return 0.0, float("inf")
     dl = latency - latency.mean()
     slope = float(dt @ dl) / spread  # closed form (np.polyfit is ten times slower)

@@ -47,6 +47,9 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
     if mixes and len(mixes) < len(runs):
         raise UserError(f"'{mixes[0].path}' is a mix run and '{next(r for r in runs if not is_mix(r)).path}' is not: "
                         "report mixes and single-model runs separately")
+    if mixes and slo is not None:  # a mix's models have their own latency targets (met_target)
+        raise UserError(f"--slo with a mix run ('{mixes[0].path}'): a mix's models have their own latency targets, "
+                        "in its mix file; drop --slo")
     folder.mkdir(parents=True, exist_ok=True)
     if mixes:
         return _mix_report(runs, output, folder)
