@@ -1036,3 +1036,15 @@ def test_a_workers_spec_is_recorded_in_one_spelling():
     assert canonical_workers(" cpu:01x1") == "cpu:1x1"
     assert canonical_workers("CPU:1x\uff11, cuda:0x2") == "cpu:1x1,cuda:0x2"
     assert canonical_workers("auto") == "auto" and canonical_workers("cpu:2x1") == "cpu:2x1"
+
+
+def test_a_point_without_a_measured_batch_leaves_its_figures_empty_not_nan():
+    """A point stopped before any measured batch ended wrote 'nan' as its max latency beside empty cells."""
+    from staronnx_cli.runtime.scheduler import BatchRecord
+    from staronnx_cli.sweep.point import PointSpec, point_row
+
+    spec = PointSpec(batch_size=1, rate_qps=100.0, warmup=1, batches=5)
+    records = [BatchRecord(k, 0.01 * k, 0.01 * k, 1, k, actual_release_s=0.01 * k) for k in range(4)]  # none ended
+    row = point_row(spec, records, "backlog of 4 unfinished batches (> 3)", np.arange(6) * 0.01, ["cpu0"], 0.5)
+    assert row["congested"] and row["batches"] == 0
+    assert row["max_latency_ms"] == "" and row["mean_max_latency_ms"] == ""

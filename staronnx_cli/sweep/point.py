@@ -354,7 +354,7 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
     lateness = np.array([r.actual_release_s - r.scheduled_release_s for r in released])
     row = {"batch_size": p.batch_size, "rate_qps": p.rate_qps, "arrival": p.arrival,
            "max_queue_delay_ms": "" if p.max_queue_delay_s is None else round(1000 * p.max_queue_delay_s, 3),
-           **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.__dict__.items()},
+           **{k: _cell(v) for k, v in summary.__dict__.items()},
            "mean_queries_per_batch": round(float(sizes.mean()), 3) if sizes.size else "",
            "utilisation": " ".join(f"{n}={u:.3f}" for n, u in zip(worker_names, utilisation(ev.busy, window))
                                    if math.isfinite(u)),
@@ -382,6 +382,14 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
             row["ideal_latency_ms"] = round(1000 * ideal, 4)
             row["latency_over_ideal"] = round(float(ev.latency.mean()) / ideal, 4)
     return row
+
+
+def _cell(value):
+    """A summary figure as points.csv holds it: rounded, and empty where unknown (no batch measured: 'nan' was
+    written beside the other empty cells)."""
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else ""
+    return value
 
 
 def _capacity(batch_size: int, services: list[float], workers: int) -> float | None:
