@@ -1048,3 +1048,7 @@ def test_a_point_without_a_measured_batch_leaves_its_figures_empty_not_nan():
     row = point_row(spec, records, "backlog of 4 unfinished batches (> 3)", np.arange(6) * 0.01, ["cpu0"], 0.5)
     assert row["congested"] and row["batches"] == 0
     assert row["max_latency_ms"] == "" and row["mean_max_latency_ms"] == ""
+    assert row["warmup_batches"] == 1  # the batches before the measured window; 4 released, W = 1
+    early = point_row(PointSpec(batch_size=1, rate_qps=100.0, warmup=20, batches=5), records, "backlog", np.arange(25)
+                      * 0.01, ["cpu0"], 0.5)
+    assert early["warmup_batches"] == 4  # stopped in its warm-up: the batches released, not the planned 20

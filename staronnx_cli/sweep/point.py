@@ -361,7 +361,7 @@ def _row(p: PointSpec, ev: Evidence, verdict: Verdict, records: list[BatchRecord
            "release_lateness_p99_us": round(float(np.percentile(lateness, 99) * 1e6), 1) if lateness.size else "",
            "service_ms": round(1000 * fastest, 4) if fastest else "", "ideal_latency_ms": "",
            "latency_over_ideal": "", "errors": "; ".join(sorted({r.error for r in records if r.error})),
-           "warmup_batches": ev.first, "capacity_qps": round(capacity, 2) if capacity else ""}
+           "warmup_batches": min(ev.first, len(released)), "capacity_qps": round(capacity, 2) if capacity else ""}
     if (ratio := slowdown(ev)) > 0:  # how much slower than alone the tasks ran (workers busy at once, a neighbour)
         row["task_over_s"] = round(ratio, 3)
     if measured and all(r.tasks for r in measured) and not summary.congested:
