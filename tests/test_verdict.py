@@ -528,3 +528,16 @@ def test_report_refuses_a_latency_objective_for_a_mix_run(tmp_path):
     with pytest.raises(UserError, match="--slo with a mix run .* a mix's models have their own latency targets"):
         write_report([mix], tmp_path / "r.md", slo=parse_slo("p99<=5"))
     assert not (tmp_path / "r_files").exists()
+
+
+def test_an_uncongested_point_reading_far_less_served_than_its_rate_is_named():
+    """An uncongested point at 12,300 q/s read 7,741 served (one late batch at its window's end stretches the span
+    served q/s is counted over): a perf_analyzer user reads that column as throughput."""
+    points = pd.DataFrame({"batch_size": [1, 1, 2], "rate_qps": [100.0, 12300.0, 100.0], "batches": [50, 50, 50],
+                           "mean_max_latency_ms": [1.0, 2.0, 3.0], "std_max_latency_ms": [0.1] * 3,
+                           "congested": [False] * 3, "achieved_qps": [99.5, 7741.0, 96.0]})
+    said = noise_warnings(Run(Path("run"), RunMeta(schema_version=5), points))
+    assert ("1 uncongested point(s) read less than 90% of their rate served (least: N=1 at 12300 q/s, 7741 served)"
+            in " ".join(said))
+    poisson = noise_warnings(Run(Path("run"), RunMeta(schema_version=5, arrival="poisson"), points))
+    assert not any("rate served" in w for w in poisson)

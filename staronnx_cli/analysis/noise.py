@@ -18,7 +18,7 @@ LATE_RELEASE_US = 1000.0  # p99 lateness of releases beyond which the load gener
 def noise_warnings(run: Run) -> list[str]:
     """Every warning for one run, most telling first."""
     return [*busy_warnings(run.meta.machine_load), *_spread_warnings(run), *_unsettled(run), *_below_ideal(run),
-            *_above_capacity(run), *_late_releases(run), *_noted_warnings(run)]
+            *_above_capacity(run), *_late_releases(run), *_short_served(run), *_noted_warnings(run)]
 
 
 def _unsettled(run: Run) -> list[str]:
@@ -81,6 +81,27 @@ def _above_capacity(run: Run) -> list[str]:
                 "(the simulated capacity is exact): sweep with more --batches near it"]
     return [head + "S(N) was measured in a slow spell, so ideals and capacities are too pessimistic: sweep again "
             "on a quiet machine"]
+
+
+SHORT_SERVED = 0.9  # an uncongested point of fixed arrivals whose served rate reads below this share of the offered
+
+
+def _short_served(run: Run) -> list[str]:
+    """Uncongested points whose `achieved_qps` (first to last batch end) reads well below the rate offered: one late
+    batch at the window's end stretched it (a point at 12,300 q/s read 7,741 served), so their figures rest on a
+    window that ended in a stall. Fixed arrivals only: random ones offer their rate over the window, not its ends."""
+    if "achieved_qps" not in run.points or run.meta.arrival != "fixed" or run.meta.max_queue_delay_ms is not None:
+        return []
+    points = env.usable(run.points)
+    served = pd.to_numeric(points["achieved_qps"], errors="coerce")
+    short = points[served < SHORT_SERVED * points.rate_qps]
+    if short.empty:
+        return []
+    worst = short.loc[(served[short.index] / short.rate_qps).idxmin()]
+    return [f"{len(short)} uncongested point(s) read less than {SHORT_SERVED:.0%} of their rate served (least: N="
+            f"{int(worst.batch_size)} at {worst.rate_qps:g} q/s, {float(worst.achieved_qps):g} served): their "
+            "windows ended in a stall (one late batch stretches the span served q/s is counted over); sweep them "
+            "again, or with more --batches"]
 
 
 def _late_releases(run: Run) -> list[str]:
