@@ -13,7 +13,7 @@ import pandas as pd
 from ..errors import UserError
 from ..results.read import Run
 from . import envelope as env
-from .verdict import ms, qps
+from .verdict import every_point_failed, ms, qps
 
 METRICS = {"mean-max": ("mean_max_latency_ms", "worst-case latency"), "p50": ("p50_latency_ms", "p50 latency"),
            "p90": ("p90_latency_ms", "p90 latency"), "p95": ("p95_latency_ms", "p95 latency"),
@@ -62,8 +62,7 @@ def slo_answer(run: Run, slo: Slo) -> dict:
     answer = {"slo": slo.words(), "metric": slo.metric, "bound_ms": slo.bound_ms, "rate_qps": None,
               "batch_size": None, "latency_ms": None, "next_rate_qps": None, "next_sizes": None, "again_qps": [],
               "few_queries": False, "least_ms": None, "least_at": None, "unknown": False,
-              "failed": bool(not run.points.empty and (run.points.batches == 0).all()
-                             and not run.points.congested.astype(bool).any())}
+              "failed": every_point_failed(run.points)}
     if met.empty:
         answer["unknown"] = bool(not points.empty and value.isna().all())  # an older run, without that column
         if value.notna().any():

@@ -45,7 +45,7 @@ def run_verdict(run: Run) -> list[str]:
         if run.points.empty:
             return ["No point was measured yet: run the sweep (or continue it with --resume)."]
         failed = failed_sizes(run.points)
-        if failed and set(failed) == set(run.points.batch_size.astype(int)):  # lower rates would not help
+        if every_point_failed(run.points):  # lower rates would not help
             partial = " (or at the partial batches --max-queue-delay closes: a model fixed to N runs no other)" \
                 if run.meta.max_queue_delay_ms is not None else ""
             return [f"Every point failed ({', '.join(f'N={n}' for n in failed)}): the model does not run at "
@@ -62,6 +62,12 @@ def failed_sizes(points) -> list[int]:
     """The batch sizes that ran no batch at any of their points (uncongested and none measured: each one failed)."""
     ran = points[(points.batches > 0) | points.congested.astype(bool)].batch_size.astype(int)
     return sorted(set(points.batch_size.astype(int)) - set(ran))
+
+
+def every_point_failed(points) -> bool:
+    """No batch ran at any point: every batch size failed (lower rates would not help)."""
+    failed = failed_sizes(points)
+    return bool(failed) and set(failed) == set(points.batch_size.astype(int))
 
 
 def _best_sentence(best) -> str:

@@ -334,6 +334,7 @@ def render_answer(output: Path, as_json: bool = False, slo=None) -> bool:
     import json
 
     from ..analysis.summary import summary
+    from ..analysis.verdict import every_point_failed
     from ..plots import tables
     from ..results.read import read_run
 
@@ -352,9 +353,7 @@ def render_answer(output: Path, as_json: bool = False, slo=None) -> bool:
     for warning in data["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if not data["answered"]:
-        failed = not run.points.empty and (run.points.batches == 0).all() and \
-            not run.points.congested.astype(bool).any()
-        what = "every point failed" if failed else "no uncongested point in this grid"
+        what = "every point failed" if every_point_failed(run.points) else "no uncongested point in this grid"
         console.print(f"{output}: {what} (exit code {NO_ANSWER})", soft_wrap=True)
     return data["answered"]
 
