@@ -433,6 +433,22 @@ def test_the_rates_not_run_after_a_congested_one_are_one_line_per_batch_size(cli
         next(i for i, line in enumerate(lines) if line.startswith("N=2 100 q/s"))  # said before the next N
 
 
+def test_a_resume_after_a_congested_point_goes_on_as_the_run_would_have(cli, tiny_cnn_path, tmp_path):
+    """Interrupted right after its congested point, a resumed run measured the higher rates anyway: the rates after
+    a congested (or failed) point are 'not run', resumed or not."""
+    platform = Path(__file__).parent / "data" / "golden_sim" / "platform.toml"
+    args = ("sweep", tiny_cnn_path, "--engine", "sim", "--platform", platform, "--batch", "1", "--rate",
+            "100,1500,3000,5000", "--batches", "20", "-o", tmp_path / "run")
+    assert cli(*args).exit_code == 0
+    whole = _points(tmp_path / "run")
+    lines = (tmp_path / "run" / "points.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "run" / "points.csv").write_text("".join(lines[:3]))  # the header, 100 and 1500 (congested)
+    assert cli(*args, "--resume").exit_code == 0
+    resumed = _points(tmp_path / "run")
+    assert resumed.reason.tolist() == whole.reason.tolist()
+    assert resumed.reason.tolist()[2:] == ["not run: batch 1 was already congested at 1500 q/s"] * 2
+
+
 def test_a_batch_size_whose_every_batch_fails_stops_at_its_first_failed_rate(cli, tiny_cnn_path, tmp_path,
                                                                              monkeypatch):
     """A failed point is not congested, yet a higher rate fails as well: the grid's next rates are said not run
@@ -461,3 +477,8 @@ def test_a_batch_size_whose_every_batch_fails_stops_at_its_first_failed_rate(cli
     assert "N=2 100 q/s failed" not in said and "N=2 congested" not in said
     assert "N=2 2 rates, 100 to 200 q/s, not run: batch 2 already failed at 50 q/s (every batch)" in said
     assert any("N=2" in line and "failed" in line for line in run_verdict(read_run(run)))
+    lines = (run / "points.csv").read_text().splitlines(keepends=True)
+    (run / "points.csv").write_text("".join(lines[:5]))  # interrupted after N=2's failed point: resumed alike
+    assert cli("sweep", tiny_cnn_path, "--workers", "cpu:1x1", "--batch", "1,2", "--rate", "50,100,200",
+               "--batches", "5", "--warmup", "1", "-o", run, "--resume").exit_code == 0
+    assert _points(run).query("batch_size == 2").sort_values("rate_qps").reason.tolist() == twos.reason.tolist()

@@ -16,7 +16,7 @@ from ..machine import machine_info
 from ..ortenv import cuda_status
 from ..results.rundir import RunDir
 from ..results.runmeta import RunMeta
-from ..results.schema import RUN_SCHEMA_VERSION, unsettled
+from ..results.schema import RUN_SCHEMA_VERSION, flags, unsettled
 from ..runtime.policies import Policy, check_policy_parts, make_policy
 from ..systems import BatchSizeSetup, Engine, make_engine, policy_of
 from ..systems.target import Target, load_target
@@ -158,6 +158,7 @@ class RateGrid:
         self.probing = False
         self.rows_per_point = 1
         self.failed: set[int] = set()  # batch sizes a point of which failed every batch
+        self.stopped: dict[int, float] = {}  # N -> the lowest rate a resumed run found congested or failed
         self.slowed_again: set[int] = set()  # batch sizes measured twice for slowed tasks (once each: workers that
         # slow each other, several on one GPU, would have every point near the capacity measured twice)
 
@@ -169,6 +170,8 @@ class RateGrid:
 
     def plan(self, progress: SweepProgress) -> None:
         self.measured = RunDir(self.s.output).measured() if self.s.resume else {}
+        if self.s.resume:
+            self._resume_stops()
         if self.s.auto_rates:  # the run directory is ready: the capacities measured are kept in its run.json
             self.rates, self.capacities = _auto_grid(self.s, self.prepared.engine, self.on_notice)
         for n in self.s.batch_sizes:
@@ -178,6 +181,21 @@ class RateGrid:
                 if (n, rate) in self.measured:
                     progress.start(label_of(n, rate), *self.plan_of(n, rate))
                     progress.finish()
+
+    def _resume_stops(self) -> None:
+        """A resumed run goes on as the interrupted one would have: rates above a congested or failed point are not
+        run, and a failed batch size is not probed."""
+        frame = RunDir(self.s.output).point_rows()
+        if frame.empty:
+            return
+        congested = flags(frame.congested) & (frame.batches.fillna(0) > 0)  # measured so, not a "not run" row
+        for row, was_congested in zip(frame.to_dict("records"), congested):
+            n, rate = int(row["batch_size"]), float(row["rate_qps"])
+            if failed_row(row):
+                self.failed.add(n)
+            elif not was_congested:
+                continue
+            self.stopped[n] = min(rate, self.stopped.get(n, rate))
 
     def setups(self) -> list[int]:
         return list(self.s.batch_sizes)
@@ -203,6 +221,7 @@ class RateGrid:
             yield probe
 
     def skipped(self, n: int, rate: float, congested_at: float | None) -> str:
+        congested_at = min((r for r in (congested_at, self.stopped.get(n)) if r is not None), default=None)
         if self.probing or congested_at is None or rate <= congested_at:
             return ""
         if n in self.failed:
