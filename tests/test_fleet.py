@@ -173,7 +173,7 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
                                       'rate = "100"\nbatch = "1"\n'))
     stdout, stderr, code = fleet(campaign, tmp_path / "out", cluster.address)
     job = json.loads((tmp_path / "out" / "fleet.json").read_text())["jobs"]["tiny_cnn/small"]
-    assert code == 1 and job["status"] == "failed" and job["attempts"] == 3, stdout + stderr
+    assert code == 3 and job["status"] == "failed" and job["attempts"] == 3, stdout + stderr
     assert job["why"].startswith("--workers cpu:4096x1: asks for 4096 more cores") and "\x1b" not in job["why"]
     assert "tiny_cnn/small: failed (--workers cpu:4096x1: asks for" in stdout and "lost" not in stdout
     assert "given up after 3 attempt(s): --workers cpu:4096x1" in stdout

@@ -266,9 +266,12 @@ def test_costs_rows_hold_whole_batches_and_runs_named_nodes_and_times_up_to_an_h
 
     ok = read_costs(costs_file(tmp_path, [crow(mean="3.6e9", out=str(2**50)), crow(batch="2", runs="1")], "ok.csv"))
     assert ok.batch_size.tolist() == [1, 2] and ok.mean_us.iloc[0] == 3.6e9
+    unknown = read_costs(costs_file(tmp_path, [crow(out="-1")], "unknown.csv"))  # as profile writes it: was refused
+    assert unknown.output_bytes.tolist() == [-1]
     for row, says in ((crow(mean="3.7e9"), "line 3: mean_us is 3.7e+09, not a value from 0 to 3.6e+09"),
                       (crow(out=str(2**50 + 2**40)), "line 3: output_bytes is 1.127e+15, not a value from 0 to "
                                                       "1.1259e+15"),
+                      (crow(out="-2"), "line 3: output_bytes is -2, not a value from 0 to"),
                       (crow(batch=str(2**31 + 1)), "line 3: batch_size is 2.14748e+09, not a value from 0 to"),
                       (crow(runs=str(2**31 + 1)), "line 3: runs is 2.14748e+09, not a value from 0 to"),
                       (crow(batch="0"), "line 3: batch_size 0 is not a whole number from 1"),

@@ -22,6 +22,7 @@ import onnx
 from .. import modelio
 from ..kinds import key_on_gpu
 from .attribution import attribute
+from .costs import UNKNOWN
 from .gpu_times import GpuTimes
 from .trace import Trace
 
@@ -66,7 +67,7 @@ def node_rows(model: onnx.ModelProto, optimised: onnx.ModelProto, trace: Trace, 
         host_samples = [a.share * sum(host[k][r] for k in kernels) for r in measured]
         rows.append({
             "node": a.node, "op_type": a.op_type, "device": device, "batch_size": batch, "runs": len(samples),
-            **_stats(samples), "output_bytes": tensor_bytes.get(a.node, out_bytes.get(a.node, -1)),
+            **_stats(samples), "output_bytes": tensor_bytes.get(a.node, out_bytes.get(a.node, UNKNOWN)),
             "how": a.how, "share": round(a.share, 6), "kernels": " ".join(a.kernels),
             "host_us": round(statistics.fmean(host_samples), 3), "timing": timing,
         })
