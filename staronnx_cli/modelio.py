@@ -142,7 +142,16 @@ def check_node_names(model: onnx.ModelProto) -> None:
 
 
 PART_BATCH_DIM = "batch"
-"""The batch dimension's name in the tensors between a plan's parts (split/tensors.py), on whichever axis it is."""
+"""The batch dimension's name in the tensors between a plan's parts (split/tensors.py), on whichever axis it is;
+"batch*K" names an axis of K rows per sample (an FFN on [batch*seq, hidden], as older exports write it)."""
+
+
+def batch_multiple(dim: str) -> int:
+    """Rows per sample of a part's dimension so named: 1 for PART_BATCH_DIM, K for "batch*K", 0 for any other."""
+    if dim == PART_BATCH_DIM:
+        return 1
+    head, _, k = dim.partition("*")
+    return int(k) if head == PART_BATCH_DIM and k.isdigit() and int(k) > 0 else 0
 
 
 def batch_dims(model: onnx.ModelProto) -> list[str]:
@@ -155,8 +164,13 @@ def batch_dims(model: onnx.ModelProto) -> list[str]:
         if value.name in initializers:
             continue
         dims = value.type.tensor_type.shape.dim
-        names += [d.dim_param for i, d in enumerate(dims) if d.dim_param and (i == 0 or d.dim_param == PART_BATCH_DIM)]
+        names += [d.dim_param for i, d in enumerate(dims) if d.dim_param and (i == 0 or batch_multiple(d.dim_param))]
     return list(dict.fromkeys(names))
+
+
+def batch_dim_values(model: onnx.ModelProto, batch: int) -> list[tuple[str, int]]:
+    """Each batch dimension's size at this batch size (ORT's free-dimension overrides): "batch*K" is K x batch."""
+    return [(dim, batch * max(1, batch_multiple(dim))) for dim in batch_dims(model)]
 
 
 def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pandas as pd
 import pytest
 from conftest import assert_one_line_error
 from test_modelio import relu_model
@@ -399,3 +400,73 @@ def test_a_split_into_a_plan_directory_another_command_writes_is_refused(cli, ti
     assert {p.name: p.read_bytes() for p in plan_dir.iterdir() if p.name != ".staronnx.lock"} == before
     again = cli("split", tiny_cnn_path, "--costs", tiny_costs, "--offload", "0.2", "-o", plan_dir, "--force")
     assert again.exit_code == 0, again.stderr  # its own lock file is no foreign file
+
+
+def _own_model(path, outputs_from: str):
+    """A user's model as exporters write them: 'weights' (a second output computed from weights alone, 0-d and
+    [1, 1], anchors and priors in detection models), 'passthrough' (a weight and an input given back as outputs),
+    or 'flat' (an FFN on [batch*seq, hidden], as older exporters reshape it)."""
+    from onnx import TensorProto
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    rng = np.random.default_rng(1)
+    seq, hidden = (4, 8) if outputs_from == "flat" else (1, 16)
+    shape = ["batch", seq, hidden] if outputs_from == "flat" else ["batch", hidden]
+    x = h.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    weights = [nh.from_array((rng.standard_normal((hidden, hidden)) * 0.1).astype(np.float32), f"w{i}")
+               for i in range(4)] + [nh.from_array(np.array([-1, hidden], np.int64), "flat_shape")]
+    first = "t0" if outputs_from == "flat" else "x"
+    nodes = [h.make_node("Shape", ["x"], ["xshape"], name="shape"),
+             h.make_node("Reshape", ["x", "flat_shape"], ["t0"], name="flatten")] if outputs_from == "flat" else []
+    for i in range(4):
+        nodes += [h.make_node("MatMul", [first if i == 0 else f"r{i - 1}", f"w{i}"], [f"m{i}"], name=f"mm{i}"),
+                  h.make_node("Relu", [f"m{i}"], [f"r{i}"], name=f"relu{i}")]
+    outputs = [h.make_tensor_value_info("y", TensorProto.FLOAT, shape)]
+    if outputs_from == "flat":
+        nodes.append(h.make_node("Reshape", ["r3", "xshape"], ["y"], name="unflatten"))
+    else:
+        nodes.append(h.make_node("Identity", ["r3"], ["y"], name="out"))
+    if outputs_from == "weights":
+        nodes += [h.make_node("ReduceSum", ["w0"], ["total"], name="total", keepdims=0),
+                  h.make_node("ReduceMax", ["w1"], ["peak"], name="peak", keepdims=1)]
+        outputs += [h.make_tensor_value_info("total", TensorProto.FLOAT, []),
+                    h.make_tensor_value_info("peak", TensorProto.FLOAT, [1, 1])]
+    if outputs_from == "passthrough":
+        outputs += [h.make_tensor_value_info("w2", TensorProto.FLOAT, [hidden, hidden]),
+                    h.make_tensor_value_info("x", TensorProto.FLOAT, shape)]
+    model = h.make_model(h.make_graph(nodes, "own", [x], outputs, weights), opset_imports=[h.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("outputs_from", ["weights", "passthrough", "flat"])
+def test_models_as_users_export_them_split_and_sweep(cli, tmp_path, outputs_from):
+    """A user's models (an own-model walk): an output from weights alone was an internal error (KeyError) in split and
+    dropped every split in advise; a weight or an input given back as an output made an edge from the last part to
+    the first; an FFN on [batch*seq, hidden] was labelled [batch, hidden] and passed verification (at batch 1, without
+    the sweep's dimension overrides), then failed every point of every sweep."""
+    model = _own_model(tmp_path / f"{outputs_from}.onnx", outputs_from)
+    plan_dir = tmp_path / "plan"
+    result = cli("split", model, "--offload", "0.5", "--batch", "2", "-o", plan_dir)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    plan = read_plan(plan_dir)
+    assert plan.verification["passed"] and len(plan.parts) == 2
+    assert all(e.source < e.target for e in plan.edges if isinstance(e.target, int) and e.source >= 0)
+    if outputs_from == "flat":
+        flat = [t for t in plan.parts[1].inputs if t.shape[0] != "batch" and t.name != "xshape"]
+        assert [(t.shape, t.bytes_per_sample) for t in flat] == [(["batch*4", 8], 4 * 8 * 4)]
+        from staronnx_cli import modelio
+        from staronnx_cli.runtime.gpumemory import tensor_bytes
+
+        part = modelio.load_model(plan_dir / "part_1.onnx")
+        assert ("batch*4", 12) in modelio.batch_dim_values(part, 3)  # ORT's override: 4 rows per sample
+        value = next(v for v in part.graph.input if v.name == flat[0].name)
+        assert tensor_bytes(value, 3, frozenset(modelio.batch_dims(part))) == 3 * 4 * 8 * 4
+    run = tmp_path / "run"
+    result = cli("sweep", plan_dir, "--workers", "cpu:1x1,cpu:1x1", "--batch", "1,3", "--rate", "50",
+                 "--batches", "5", "--warmup", "1", "-o", run)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    points = pd.read_csv(run / "points.csv")
+    assert points.errors.isna().all() and (points.batches > 0).all(), points.to_dict("records")

@@ -127,7 +127,7 @@ class PartTensors:
         """Per part, the batch dimension fixed at `batch` (static shapes), as pinned_session_options does."""
         if not batch:
             return [[] for _ in self.protos]
-        return [[(dim, batch) for dim in modelio.batch_dims(p)] for p in self.protos]
+        return [modelio.batch_dim_values(p, batch) for p in self.protos]
 
 
 class CoreExecutor(PointClock):

@@ -23,7 +23,7 @@ def tensor_bytes(value_info, batch: int, batch_names: frozenset[str] = frozenset
     count = 1
     for i, d in enumerate(dims):
         if named[i] or (i == 0 and not any(named)):
-            count *= batch
+            count *= batch * max(1, modelio.batch_multiple(d.dim_param))
         else:
             count *= d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
     return count * _DTYPE_BYTES.get(ttype.elem_type, 4)

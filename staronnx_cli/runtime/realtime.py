@@ -146,6 +146,6 @@ def pinned_session_options(cores: tuple[int, ...] | list[int], model: Path | Non
     if batch and model is not None:
         from .. import modelio
 
-        for dim in modelio.batch_dims(modelio.load_model(model, with_weights=False)):
-            so.add_free_dimension_override_by_name(dim, batch)
+        for dim, size in modelio.batch_dim_values(modelio.load_model(model, with_weights=False), batch):
+            so.add_free_dimension_override_by_name(dim, size)
     return so

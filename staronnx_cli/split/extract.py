@@ -38,11 +38,14 @@ def part_io(model: onnx.ModelProto, dag: WeightedDag, parts: list[int], count: i
         if node.name in part_of:
             for t in _all_inputs(node):
                 readers.setdefault(t, set()).add(part_of[node.name])
+    computed = {t for n in graph.node if n.name in part_of for t in n.output if t}
+    orphans = [t for t in model_outputs if t not in computed]  # from weights alone, a weight, or an input as is
     result = []
     for p in range(count):
         compute = [n for n in graph.node if part_of.get(n.name) == p]
         needed_constants: set[str] = set()
-        stack = [t for n in compute for t in _all_inputs(n)]
+        last = orphans if p == count - 1 else []  # the last part writes them
+        stack = [t for n in compute for t in _all_inputs(n)] + last
         while stack:
             t = stack.pop()
             node = producer_node.get(t)
@@ -53,19 +56,19 @@ def part_io(model: onnx.ModelProto, dag: WeightedDag, parts: list[int], count: i
         nodes = [n for n in graph.node if n.name in names]
         produced = {t for n in nodes for t in n.output if t}
         inputs = []
-        for n in nodes:
-            for t in _all_inputs(n):
-                if t not in produced and t not in initializers and t not in inputs:
-                    inputs.append(t)
+        for t in [t for n in nodes for t in _all_inputs(n)] + last:
+            if t not in produced and t not in initializers and t not in inputs:
+                inputs.append(t)
         outputs = [t for n in compute for t in n.output
-                   if t and (t in model_outputs or any(q != p for q in readers.get(t, ())))]
+                   if t and (t in model_outputs or any(q != p for q in readers.get(t, ())))] + last
         result.append(PartIO(inputs, outputs, [n.name for n in nodes]))
     return result
 
 
-def _value_info(name: str, info: TensorInfo, originals: dict[str, onnx.ValueInfoProto]) -> onnx.ValueInfoProto:
-    if name in originals:
+def _value_info(name: str, info: TensorInfo | None, originals: dict[str, onnx.ValueInfoProto]) -> onnx.ValueInfoProto:
+    if name in originals:  # the model's own inputs and outputs, as declared
         return originals[name]
+    assert info is not None, name
     return helper.make_tensor_value_info(name, info.onnx_type, list(info.shape))
 
 
@@ -75,12 +78,12 @@ def write_part(model: onnx.ModelProto, io: PartIO, index: int, tensors: dict[str
     originals = {v.name: v for v in list(graph.input) + list(graph.output)}
     names = set(io.node_names)
     nodes = [n for n in graph.node if n.name in names]
-    referenced = {t for n in nodes for t in _all_inputs(n)}
+    referenced = {t for n in nodes for t in _all_inputs(n)} | set(io.outputs)  # a weight may be a model output
     weights = [i for i in graph.initializer if i.name in referenced]
     part_graph = helper.make_graph(
         nodes, f"{graph.name}_part{index}",
-        [_value_info(t, tensors[t], originals) for t in io.inputs],
-        [_value_info(t, tensors[t], originals) for t in io.outputs],
+        [_value_info(t, tensors.get(t), originals) for t in io.inputs],
+        [_value_info(t, tensors.get(t), originals) for t in io.outputs],
         weights)
     part = helper.make_model(part_graph, opset_imports=list(model.opset_import),
                              producer_name="staronnx-split")

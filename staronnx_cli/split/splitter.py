@@ -236,7 +236,8 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
     wanted = {t for n in model.graph.node for t in n.output if t} | {i.name for i in model.graph.input}
     wanted -= {i.name for i in model.graph.initializer}
     constant_out = {t for n in model.graph.node if n.name in constants for t in n.output}
-    tensors = tensor_table(model, s.model, wanted - constant_out)
+    outputs = {o.name for o in model.graph.output}  # one may come from weights alone: the last part writes it
+    tensors = tensor_table(model, s.model, (wanted - constant_out) | outputs)
     dag = build_dag(model, costs.node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
     on_step("partitioning")
@@ -357,7 +358,8 @@ def _plan(s, model, model_sha, costs: Costs, dag, candidates, ios, tensors) -> P
         parts.append(PartSpec(i, f"part_{i}.onnx", len(io.node_names), len(names), estimated,
                               round(chosen.part_us[i] / dag.total_us, 4),
                               [_spec(tensors[t]) for t in io.inputs], [_spec(tensors[t]) for t in io.outputs]))
-    producer = {t: i for i, io in enumerate(ios) for t in io.outputs}
+    model_inputs = {i.name for i in model.graph.input}  # one may be a model output too: no part makes it
+    producer = {t: i for i, io in enumerate(ios) for t in io.outputs if t not in model_inputs}
     grouped: dict[tuple[int, int], list[str]] = {}
     for i, io in enumerate(ios):
         for t in io.inputs:

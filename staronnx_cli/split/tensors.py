@@ -25,7 +25,7 @@ BATCH = modelio.PART_BATCH_DIM
 class TensorInfo:
     name: str
     dtype: str  # numpy dtype name, e.g. "float32"
-    shape: tuple  # ints, with "batch" at the batch axis (if any)
+    shape: tuple  # ints, with "batch" at the batch axis (if any), "batch*K" or None (see _axis_name)
     bytes_per_sample: int  # bytes that scale with the batch
     fixed_bytes: int  # bytes that do not (a tensor without a batch axis)
 
@@ -75,6 +75,14 @@ def _probe(model_path: Path, model: onnx.ModelProto, names: list[str], batch: in
     return {name: (np.asarray(array).dtype.name, np.asarray(array).shape) for name, array in zip(names, outputs)}
 
 
+def _axis_name(at_1: int, at_2: int) -> int | str | None:
+    """An axis' size, or its name where the batch changes it: "batch", "batch*K" (K rows per sample: [batch*seq,
+    hidden] is not [batch, hidden]), or None (dynamic) for a size that does not grow as K x batch."""
+    if at_1 == at_2:
+        return at_1
+    return (BATCH if at_1 == 1 else f"{BATCH}*{at_1}") if at_2 == 2 * at_1 else None
+
+
 def tensor_table(model: onnx.ModelProto, model_path: Path, wanted: set[str]) -> dict[str, TensorInfo]:
     """TensorInfo for every name in `wanted` (tensors produced by nodes or fed as model inputs)."""
     one, two = _infer(model, 1), _infer(model, 2)
@@ -86,10 +94,8 @@ def tensor_table(model: onnx.ModelProto, model_path: Path, wanted: set[str]) -> 
     for name in wanted:
         (dtype, s1), (_, s2) = one[name], two[name]
         itemsize = np.dtype(dtype).itemsize
-        axes = [i for i, (a, b) in enumerate(zip(s1, s2)) if a != b]
-        if axes:
-            axis = axes[0]
-            shape = tuple(BATCH if i == axis else d for i, d in enumerate(s1))
+        if any(a != b for a, b in zip(s1, s2)):
+            shape = tuple(_axis_name(a, b) for a, b in zip(s1, s2))
             table[name] = TensorInfo(name, dtype, shape, int(np.prod(s1)) * itemsize, 0)
         else:
             table[name] = TensorInfo(name, dtype, tuple(s1), 0, int(np.prod(s1)) * itemsize)
