@@ -25,7 +25,8 @@ def ort_reason(exc: BaseException, limit: int = 320) -> str:
 
     text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
     text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
-    text = re.sub(r"/onnxruntime_src/\S+:\d+ .*?\)\s+(?=[A-Z])", " ", text)  # file:line signature(...) Reason
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ [\w:~<>]+\([^()]*\)\s*", " ", text)  # file:line signature(...)
+    text = re.sub(r"/onnxruntime_src/\S+:\d+ .*?\)\s+(?=[A-Z])", " ", text)  # a signature with parentheses inside
     text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
     return text if len(text) <= limit else f"{text[:limit // 3].rstrip()} ... {text[-(2 * limit) // 3:].lstrip()}"
 

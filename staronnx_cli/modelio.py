@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +81,33 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
                             "copy it beside the model")
 
 
-def _free_dims_fix(name: str, unknown: list[str], batch: str) -> str:
-    """A model whose inputs have free dimensions besides the batch (a sequence length): the command that fixes each
-    named one at the size to measure, keeping the batch free (fixing the input's whole shape would fix it too)."""
-    named = [d for d in dict.fromkeys(unknown) if d != "?" and d != batch]
-    if "?" in unknown or batch in unknown:  # [batch, seq, seq] (an attention mask): one name, fixed once
-        return (f"input '{name}' has unnamed free dimensions besides the batch ({unknown}): staronnx measures one "
-                "shape; re-export the model with those sizes fixed and only the batch axis dynamic")
-    runs = "; then ".join(f"python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param {d} --dim_value SIZE "
-                          f"{'MODEL.onnx' if i == 0 else 'FIXED.onnx'} FIXED.onnx" for i, d in enumerate(named))
-    return (f"input '{name}' has free dimensions {named} besides the batch: staronnx measures one shape; fix each at "
-            f"the size to measure (SIZE, e.g. a sequence length of 128) with: {runs}, and give FIXED.onnx")
+_BATCH_NAMES = re.compile(r"^(n|b|bs|batch|batch_?size|.*_batch|batch_.*|.*batch_size)$", re.IGNORECASE)
+
+
+def batch_not_first(name: str, dims: list) -> str:
+    """Why an input whose batch dimension, by its name, is not its first (a sequence-first [seq, batch, hidden])
+    cannot be swept: fixing it would sweep the first axis as the batch size; '' for any other."""
+    first = (dims[0].dim_param or (str(dims[0].dim_value) if dims[0].HasField("dim_value") else "")) if dims else ""
+    later = [(axis, d.dim_param) for axis, d in enumerate(dims) if axis and _BATCH_NAMES.match(d.dim_param or "?")]
+    if not later or _BATCH_NAMES.match(first or "?"):
+        return ""
+    axis, batch = later[0]
+    return (f"input '{name}' has its batch dimension ('{batch}') on axis {axis}, after '{first or '?'}': staronnx "
+            f"batches the first axis (it would take '{first or '?'}' for the batch); export the model batch-first "
+            "(e.g. batch_first=True) and give that")
+
+
+def _free_dims_fix(name: str, dims: list) -> str:
+    """A model whose input has free dimensions besides the batch (a sequence length): the --shape that fixes them
+    at the size to measure; or why fixing them would measure the wrong thing (`batch_not_first`)."""
+    free = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
+    if batch_not_first(name, dims):
+        return batch_not_first(name, dims)
+    dims = dims[1:]
+    sizes = ",".join("SIZE" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
+    example = ",".join("128" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
+    return (f"input '{name}' has free dimensions {free} besides the batch: staronnx measures one shape; give the "
+            f"sizes to measure with --shape {name}:{sizes} (e.g. --shape {name}:{example}, a sequence length of 128)")
 
 
 def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:
@@ -107,12 +124,15 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
             raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape): "
                             "re-export the model with a dynamic first axis (torch.onnx.export dynamic_axes)")
         first, rest = dims[0], dims[1:]
+        if batch_not_first(value.name, dims):
+            raise UserError(batch_not_first(value.name, dims))
         if first.HasField("dim_value") and first.dim_value != 0:
             raise UserError(f"input '{value.name}' has a fixed first dimension {first.dim_value}, not a batch "
-                            "dimension: re-export with a dynamic batch axis (torch.onnx.export dynamic_axes)")
-        unknown = [d.dim_param or "?" for d in rest if not d.HasField("dim_value")]
-        if unknown:
-            raise UserError(_free_dims_fix(value.name, unknown, first.dim_param))
+                            "dimension: re-export with a dynamic batch axis (torch.onnx.export dynamic_axes)"
+                            + (", or free it in place as docs/profile.md shows ('A model exported at batch 1')"
+                               if first.dim_value == 1 else ""))
+        if any(not d.HasField("dim_value") for d in rest):
+            raise UserError(_free_dims_fix(value.name, dims))
         negative = [d.dim_value for d in rest if d.dim_value < 0]
         if negative:  # -1 (a "free" dimension some exporters write as a size): no batch can be made of it
             raise UserError(f"input '{value.name}' has a dimension of size {negative[0]}, which no tensor has: "

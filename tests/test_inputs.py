@@ -207,28 +207,61 @@ def test_a_model_whose_nodes_are_unnamed_or_share_a_name_is_one_line_in_profile_
         assert_one_line_error(cli("split", tmp_path / "m.onnx", "--offload", "0.3", "-o", tmp_path / "p"), fragment)
 
 
-def test_a_free_sequence_dimension_names_the_command_that_fixes_it_and_the_fixed_model_runs(cli, tmp_path):
-    """'fix them first with make_dynamic_shape_fixed' gave no arguments; fixing the input's whole shape (its
-    --input_shape) would have fixed the batch too."""
-    import subprocess
-    import sys
-
+def test_a_free_sequence_dimension_is_given_with_shape_as_perf_analyzer_does(cli, tmp_path):
+    """A free sequence length was refused with a command to fix it in another file (make_dynamic_shape_fixed), and an
+    unnamed one with 're-export': --shape INPUT:SIZES (perf_analyzer's) fixes them in a cached copy named by the
+    shape, so two sequence lengths are told apart; the batch stays free."""
     import onnx
+    import pandas as pd
     from conftest import assert_one_line_error
     from onnx import helper
 
     x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq", "seq"]) for n in ("x", "y"))  # a mask's shape
-    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    m = helper.make_tensor_value_info("m", 1, ["batch", None])  # an unnamed free size
+    z = helper.make_tensor_value_info("z", 1, ["batch", None])
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu"),
+                                                 helper.make_node("Neg", ["m"], ["z"], name="neg")], "g", [x, m],
+                                                [y, z]), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "m.onnx")
-    fix = ("python -m onnxruntime.tools.make_dynamic_shape_fixed --dim_param seq --dim_value SIZE MODEL.onnx "
-           "FIXED.onnx, and give FIXED.onnx")
     assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"),
-                          "input 'x' has free dimensions ['seq'] besides the batch", fix)
-    command = fix.removesuffix(", and give FIXED.onnx").replace("SIZE", "16").replace(
-        "MODEL.onnx", str(tmp_path / "m.onnx")).replace("FIXED.onnx", str(tmp_path / "fixed.onnx")).split()
-    subprocess.run([sys.executable, *command[1:]], check=True, capture_output=True)
-    done = cli("sweep", tmp_path / "fixed.onnx", "--workers", "cpu:1x1", "--batch", "2", "--rate", "50", "--batches",
-               "5", "-o", tmp_path / "r")
-    assert done.exit_code == 0, done.stderr  # the batch axis stayed free
+                          "input 'x' has free dimensions ['seq', 'seq'] besides the batch",
+                          "--shape x:SIZE,SIZE (e.g. --shape x:128,128")
+    assert_one_line_error(cli("profile", tmp_path / "m.onnx", "--shape", "x:16,16", "-o", tmp_path / "c.csv"),
+                          "input 'm' has free dimensions ['?']", "--shape m:SIZE")  # one still free: no copy
+    for shape, says in ((["y:16,16"], "the model has no input 'y'; its inputs: x, m"),
+                        (["x:16"], "input 'x' has 2 dimension(s) after the batch ([seq,seq]): give 2 size(s)"),
+                        (["x:16,8", "m:4"], "dimension 'seq' two sizes (16 and 8)"),
+                        (["x:16,16", "m:4", "x:8,8"], "gives input 'x' twice with different sizes"),
+                        (["x:16,0"], "every size must be from 1 to 2^31"), (["x"], "write INPUT:SIZES")):
+        assert_one_line_error(cli("sweep", tmp_path / "m.onnx", *[a for s in shape for a in ("--shape", s)],
+                                  "-o", tmp_path / "never"), says)
+    args = ("sweep", tmp_path / "m.onnx", "--shape", "x:16,16", "--shape", "m:4", "--workers", "cpu:1x1", "--batch",
+            "1,2", "--rate", "50", "--batches", "5", "-o", tmp_path / "r")
+    done = cli(*args)
+    assert done.exit_code == 0, done.stderr
+    assert "--shape x:16,16 m:4: the model with these sizes" in " ".join(done.stdout.split())  # written or cached
+    points = pd.read_csv(tmp_path / "r" / "points.csv")
+    assert set(points.model) == {"m.x-16x16.m-4"} and (points.batches > 0).all()  # the batch axis stayed free
+    again = cli(*args[:-4], "--rate", "50,60", "--batches", "5", "-o", tmp_path / "r", "--resume")  # the same copy
+    assert again.exit_code == 0 and "cached at" in again.stdout, again.stderr
+    assert_one_line_error(cli("sweep", tmp_path / "r", "--shape", "x:16,16", "-o", tmp_path / "r2"),
+                          "--shape applies to a model")
+
+
+def test_a_batch_on_the_second_axis_is_not_swept_as_the_first(cli, tmp_path):
+    """A sequence-first model [seq, batch, hidden]: the fix offered was to fix 'batch', after which 'seq' was swept as
+    the batch size and the verdict's N was a sequence length."""
+    import onnx
+    from conftest import assert_one_line_error
+    from onnx import helper
+
+    src, out = (helper.make_tensor_value_info(n, 1, ["seq", "batch", 8]) for n in ("src", "out"))
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["src"], ["out"], name="relu")], "g",
+                                                [src], [out]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    for args in ((), ("--shape", "src:4,8")):
+        assert_one_line_error(cli("profile", tmp_path / "m.onnx", *args, "-o", tmp_path / "c.csv"),
+                              "input 'src' has its batch dimension ('batch') on axis 1, after 'seq'",
+                              "export the model batch-first")

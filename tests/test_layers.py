@@ -10,7 +10,7 @@ LAYERS = [  # top first; a package may import packages of its own layer (if no c
     {"analysis"},
     {"systems"},
     {"runtime", "split"},
-    {"profile", "load", "metrics", "results", "zoo", "triton"},
+    {"profile", "load", "metrics", "results", "zoo", "triton", "shapes"},
     {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "outputfile",
      "kinds", "rayproc", "memlimit", "dirlock", "__init__"},
 ]

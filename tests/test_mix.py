@@ -206,13 +206,24 @@ def test_a_mix_point_is_committed_for_every_model_or_none_and_its_combination_na
     ("", ["--system", "native"], "serves one model"),
     ("unknown", [], "'no_such_model' is no file, no plan directory and no zoo model"),
     ("tight", [], "below its service time"),
+    ("shape", [], "shape applies to a model: a plan's parts"),
+    ("badshape", [], "shape = 128 must be INPUT:SIZES or a list of them"),
+    ("wrongshape", [], "model 'cnn': --shape image:3,32: input 'image' has 3 dimension(s) after the batch"),
+    ("--shape", ["--shape", "image:3,32,32"], "--shape with --mix"),
 ])
 def test_bad_mixes_are_one_line_and_exit_2(cli, tmp_path, setup, args, message):
     mix = TINY
     if setup:
         text = TINY.read_text()
-        text = text.replace('"tiny_cnn"', '"no_such_model"') if setup == "unknown" else \
-            text.replace("target_ms = 10", "target_ms = 0.00001")
+        plan = tmp_path / "plan"
+        plan.mkdir()
+        (plan / "plan.json").write_text("{}")
+        text = {"unknown": text.replace('"tiny_cnn"', '"no_such_model"'),
+                "tight": text.replace("target_ms = 10", "target_ms = 0.00001"),
+                "shape": text.replace('model = "tiny_cnn"', f'model = "{plan}"\nshape = "x:1"'),
+                "badshape": text.replace('model = "tiny_cnn"', 'model = "tiny_cnn"\nshape = 128'),
+                "wrongshape": text.replace('model = "tiny_cnn"', 'model = "tiny_cnn"\nshape = ["image:3,32"]'),
+                "--shape": text}[setup]
         mix = tmp_path / "mix.toml"
         mix.write_text(text)
     result = cli("sweep", "--mix", mix, "--scale", "1", "--batches", "2", "--warmup", "0", "-o", tmp_path / "o",

@@ -616,6 +616,14 @@ def test_ort_s_refusal_keeps_its_reason_and_cuts_a_long_one_in_the_middle():
            "onnxruntime::Model::Model(int) Unsupported model IR version: 99, max supported IR version: 10")
     assert ort_reason(RuntimeError(raw)) == ("Load model failed: Unsupported model IR version: 99, max supported IR "
                                              "version: 10")
+    reshape = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Reshape node. Name:'r' "
+               "Status Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/reshape_helper.h:91 "
+               "onnxruntime::ReshapeHelper::ReshapeHelper(const onnxruntime::TensorShape&, "
+               "onnxruntime::TensorShapeVector&, bool) "
+               "input_shape_size == requested_shape_size was false. Input shape:{2,4,16}, requested shape:{1,64}")
+    assert ort_reason(RuntimeError(reshape)) == (  # a reason in lower case after the signature: it was cut off
+        "Non-zero status code returned while running Reshape node. Name:'r' Status Message: input_shape_size == "
+        "requested_shape_size was false. Input shape:{2,4,16}, requested shape:{1,64}")
     assert ort_reason(RuntimeError("x" * 320)) == "x" * 320
     long = ort_reason(RuntimeError("a" * 200 + "b" * 200))
     assert long == "a" * 106 + " ... " + "a" * 14 + "b" * 200, long

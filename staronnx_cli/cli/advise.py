@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import NO_ANSWER, console, handle_errors, parse_int_list, resolve_model
+from .common import NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -71,6 +71,7 @@ def advise(
     seed: Annotated[int, typer.Option(help="Seed of inputs and simulated noise.")] = 0,
     output: Annotated[Path, typer.Option("-o", "--output", help="The advice directory.")] = Path("results/advice"),
     force: Annotated[bool, typer.Option(help="Replace an advice in the directory.")] = False,
+    shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
 ):
     """Search batch sizes, splits, worker layouts and policies in simulation for the target rate(s), confirm the
     best for real, and write advice.md, candidates.csv and advice.png."""
@@ -81,8 +82,12 @@ def advise(
     from ..zoo.names import model_name_of
 
     offloads = tuple(f for f in _floats(offload, "--offload") if f != 0)
+    if shape and Path(model).is_dir():
+        raise UserError(f"--shape applies to a model: the parts of plan '{model}' have the sizes split gave them")
+    resolved = resolve_model(model, shape)
     settings = AdviseSettings(
-        resolve_model(model), output, _floats(rate, "--rate"), model_name_of(model, Path(model)), latency_bound,
+        resolved, output, _floats(rate, "--rate"), model_name_of(model, resolved if shape else Path(model)),
+        latency_bound,
         tuple(parse_int_list(batch, "--batch")), offloads, tuple(parse_int_list(parts, "--parts", "2,3")),
         tuple(dict.fromkeys(p.strip() for p in policy.split(",") if p.strip())),  # dmda,dmda: once
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,

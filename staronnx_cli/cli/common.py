@@ -146,11 +146,19 @@ def storage_message(exc: OSError) -> str:
     return f"{exc.strerror or errno.errorcode.get(exc.errno or 0, 'I/O error')}{':' + where if where else ''}: {fix}"
 
 
-def resolve_model(model: str):
-    """A path, or a zoo name built on first use (said on the console)."""
+def resolve_model(model: str, shape: list[str] | None = None):
+    """A path, or a zoo name built on first use (said on the console); with --shape, the copy with those sizes."""
+    from ..shapes import shaped_model
     from ..zoo.names import resolve_model as resolve
 
-    return resolve(model, lambda text: console.print(text, soft_wrap=True))
+    def say(text: str) -> None:
+        console.print(text, soft_wrap=True)
+
+    return shaped_model(resolve(model, say), shape or [], say)
+
+
+SHAPE_HELP = ("INPUT:SIZES, an input's sizes after the batch, as perf_analyzer's --shape (a sequence length: "
+              "--shape input_ids:128); repeat it per input. The model with them is kept in the cache.")
 
 
 def parse_int_list(text: str, option: str, example: str = "1,8") -> list[int]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UserError
-from .common import console, handle_errors, parse_int_list, refuse_measured_file, resolve_model
+from .common import SHAPE_HELP, console, handle_errors, parse_int_list, refuse_measured_file, resolve_model
 
 if TYPE_CHECKING:
     from ..profile.profiler import BatchProfile, ProfileSettings
@@ -30,6 +30,7 @@ def profile(
     overhead: Annotated[bool, typer.Option(help="Also time runs without the profiler and at level all.")] = True,
     top: Annotated[int, typer.Option(help="Nodes shown in the summary.")] = 12,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
+    shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
 ):
     """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
     from rich.markup import escape
@@ -42,7 +43,7 @@ def profile(
 
     if opt_level not in ("basic", "extended", "all"):
         raise UserError(f"--opt-level '{opt_level}': choose basic, extended or all")
-    resolved = resolve_model(model)
+    resolved = resolve_model(model, shape)
     if not resolved.exists():
         raise UserError(f"model file '{model}' not found: give an .onnx file or a zoo name (staronnx zoo list)")
     output = Path(written)

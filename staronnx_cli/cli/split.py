@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import console, handle_errors, resolve_model
+from .common import SHAPE_HELP, console, handle_errors, resolve_model
 
 
 def _kib(size: int) -> str:
@@ -38,6 +38,7 @@ def split(
     allow_host_times: Annotated[bool, typer.Option(
         help="Cut a GPU split on host launch times (costs profiled on CUDA without CUPTI): the fraction is then of "
              "launch time, not of GPU time.")] = False,
+    shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
 ):
     """Split MODEL into an acyclic chain of parts (or a DAG of branches) and write PLAN_DIR/plan.json +
     part_<i>.onnx."""
@@ -45,8 +46,8 @@ def split(
 
     from ..split.splitter import SplitSettings, run_split
 
-    settings = SplitSettings(model=resolve_model(model), output=output, costs=costs, offload=offload, parts=parts,
-                             method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
+    settings = SplitSettings(model=resolve_model(model, shape), output=output, costs=costs, offload=offload,
+                             parts=parts, method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
                              check=check, force=force, allow_host_times=allow_host_times, streams=streams,
                              min_part_us=min_part_us)
     with console.status("splitting") as status:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import NO_ANSWER, console, handle_errors, parse_int_list, resolve_model
+from .common import NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
 
 if TYPE_CHECKING:
     from ..sweep.settings import SweepSettings
@@ -90,6 +90,7 @@ def sweep(
     slo: Annotated[str | None, typer.Option(
         help="A latency objective, e.g. 'p99<=5', quoted (metrics: mean-max, p50, p90, p95, p99, max; ms): the "
              "verdict opens with the highest rate where a batch size met it, and which (--json: slo).")] = None,
+    shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
@@ -125,7 +126,8 @@ def sweep(
         objective = parse_slo(slo) if slo is not None else None  # checked before anything runs
         if mix is not None:
             extra: tuple[tuple[str, object], ...] = (("--trust-platform", trust_platform or None), ("--batch", batch),
-                                                     ("--rate", rate), ("--slo", slo), (str(target), target))
+                                                     ("--rate", rate), ("--slo", slo), ("--shape", shape or None),
+                                                     (str(target), target))
             for option, value in extra:
                 if value is not None:
                     _refuse_with_mix(option, value is target)
@@ -139,10 +141,14 @@ def sweep(
                 raise UserError(f"{option} applies to a mix: add --mix MIX.toml or drop {option}")
         auto, rates = parse_rate_option(rate or "auto")
         path = Path(target)
+        if shape and path.is_dir():
+            raise UserError(f"--shape applies to a model: the parts of plan '{target}' have the sizes split gave "
+                            "them (split MODEL --shape ...)")
+        resolved = path if path.is_dir() else resolve_model(target, shape)
         settings = replace(
-            shared, target=path if path.is_dir() else resolve_model(target),
+            shared, target=resolved,
             batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), auto_rates=auto, rates=rates,
-            model_name=model_name_of(target, path),
+            model_name=model_name_of(target, resolved if shape else path),
             command=shared.command or " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]))
         prepared = prepare_sweep(settings)  # every mistake is one line here, before the progress bar
         for warning in prepared.warnings:

@@ -35,9 +35,9 @@ class MixSettings:
     memory_limit: str | None = None  # --memory-limit as given
 
 
-def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
-    """Everything a user can get wrong in a mix, refused in one line before any point. `resolve(source)`: a
-    model's path (zoo names built on first use)."""
+def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepared:
+    """Everything a user can get wrong in a mix, refused in one line before any point. `resolve(source, shape)`: a
+    model's path (zoo names built on first use; with a shape, the copy with those sizes)."""
     from pathlib import Path
 
     mix, sw = s.mix, s.sweep
@@ -51,7 +51,9 @@ def prepare_mix(s: MixSettings, resolve=lambda source: source) -> Prepared:
     named = []
     for model in mix.models:
         try:
-            path = Path(resolve(model.source))
+            if model.shape and Path(model.source).is_dir():
+                raise UserError("shape applies to a model: a plan's parts have the sizes split gave them")
+            path = Path(resolve(model.source, list(model.shape)))
         except UserError as exc:
             raise UserError(f"mix '{mix.path}' model '{model.name}': {exc}") from None
         if not path.exists():

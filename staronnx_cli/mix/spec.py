@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..load.schedule import ARRIVALS, arrivals
 from ..tomlfile import read_toml
 
-KEYS = ("name", "model", "rate", "batch", "target_ms", "priority", "arrival")
+KEYS = ("name", "model", "rate", "batch", "target_ms", "priority", "arrival", "shape")
 MAX_COMBINATIONS = 64  # batch-size combinations of one mix: beyond, the grid is a typo, not a plan
 
 
@@ -38,6 +38,7 @@ class MixModel:
     target_ms: float | None = None
     priority: int = 0
     arrival: str = "fixed"
+    shape: tuple[str, ...] = ()  # --shape's INPUT:SIZES (a sequence length), for a model file
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,13 @@ def _model(entry, i: int, path: Path) -> MixModel:
         raise UserError(f"{where}: arrival = {arrival!r} is not an arrival process: write {ARRIVALS}") from None
     if not Path(source).is_absolute() and (path.parent / source).exists():
         source = str((path.parent / source).resolve())
+    shape = entry.get("shape", [])
+    shape = [shape] if isinstance(shape, str) else shape
+    if not isinstance(shape, list) or not all(isinstance(s, str) for s in shape):
+        raise UserError(f"{where}: shape = {entry.get('shape')!r} must be INPUT:SIZES or a list of them, e.g. "
+                        "shape = [\"input_ids:128\"] (as sweep's --shape)")
     return MixModel(name, source, float(rate), tuple(dict.fromkeys(batches)), None if target is None else
-                    float(target), priority, arrival)
+                    float(target), priority, arrival, tuple(shape))
 
 
 def _positive(entry: dict, key: str, where: str, hint: str) -> float:

@@ -262,8 +262,10 @@ def _run(settings: ProfileSettings, session, feeds: dict, batch: int, first: int
         try:
             session.run(None, feeds)
         except Exception as exc:  # noqa: BLE001
+            hint = (" (an export at batch 1 can bake that size into a Reshape's target: does --batch 1 run? then "
+                    "re-export with a dynamic batch axis)") if batch > 1 else ""
             raise UserError(f"ONNX Runtime failed to run '{settings.model}' at batch {batch}: "
-                            f"{first_line(exc)}") from None
+                            f"{ort_reason(exc)}{hint}") from None
         if on_batch:
             on_batch(batch, i + 1, total)
 

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
-from ..errors import first_line
+from ..errors import ort_reason
 from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
@@ -254,7 +254,7 @@ class ThreadExecutor(PointClock):
         except KeyboardInterrupt:  # the sweep was interrupted while this worker waited to capture
             return
         except Exception as exc:  # noqa: BLE001 - reported once, as a user-facing line
-            self.errors.append(f"worker {worker.name} cannot prepare its sessions: {first_line(exc)}")
+            self.errors.append(f"worker {worker.name} cannot prepare its sessions: {ort_reason(exc)}")
         try:
             ready.wait()
         except threading.BrokenBarrierError:  # the sweep was interrupted while the workers prepared
@@ -279,7 +279,7 @@ class ThreadExecutor(PointClock):
                 outputs = runner.run(local, feeds)
                 self._keep(k, outputs)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
-                error = f"{type(exc).__name__}: {first_line(exc)}"
+                error = f"{type(exc).__name__}: {ort_reason(exc)}"
             end = self.loop.now()
             self.loop.deliver(complete, i, k, part, start, end, error)
 
@@ -327,7 +327,7 @@ class ThreadExecutor(PointClock):
                 transfer = runner.transfer_interval(copies)
                 self._keep(k, outputs, lent)
             except Exception as exc:  # noqa: BLE001 - the point records the error and the sweep goes on
-                error = f"{type(exc).__name__}: {first_line(exc)}"
+                error = f"{type(exc).__name__}: {ort_reason(exc)}"
             pending.popleft()
             end = self.loop.now()
             self.loop.deliver(complete, i, k, part, start, end, error, transfer)

@@ -16,7 +16,7 @@ import onnx
 from onnx import helper
 
 from .. import modelio
-from ..errors import UserError, first_line
+from ..errors import UserError, ort_reason
 
 BATCH = modelio.PART_BATCH_DIM
 
@@ -71,7 +71,7 @@ def _probe(model_path: Path, model: onnx.ModelProto, names: list[str], batch: in
         outputs = session.run(names, modelio.random_inputs(specs, batch))
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot measure tensor sizes of '{model_path}' by running it: "
-                        f"{first_line(exc)}") from None
+                        f"{ort_reason(exc)}") from None
     return {name: (np.asarray(array).dtype.name, np.asarray(array).shape) for name, array in zip(names, outputs)}
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
-from ..errors import UserError, first_line
+from ..errors import UserError, ort_reason
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -123,7 +123,7 @@ class NativeSession:
                 self.session.run(self.names, self.feeds)
         except Exception as exc:
             self.close()
-            raise UserError(f"native session cannot run batch {batch}: {first_line(exc)}") from None
+            raise UserError(f"native session cannot run batch {batch}: {ort_reason(exc)}") from None
 
     def run_batch(self, size: int) -> str:
         """Run one batch of `size` queries; returns '' or the error."""
@@ -131,7 +131,7 @@ class NativeSession:
             self.session.run(self.names, {k: v[:size] for k, v in self.feeds.items()})
             return ""
         except Exception as exc:  # noqa: BLE001 - recorded in the batch, the sweep goes on
-            return f"{type(exc).__name__}: {first_line(exc)}"
+            return f"{type(exc).__name__}: {ort_reason(exc)}"
 
     def service_time(self, size: int, runs: int = 10) -> float:
         """S(N): the median of `runs` batches of `size` run back to back."""

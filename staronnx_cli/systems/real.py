@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..errors import UserError, first_line
+from ..errors import UserError, ort_reason
 from ..ortenv import cuda_status
 from ..runtime import core, hotwait
 from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
@@ -102,7 +102,7 @@ class RealEngine:
             try:
                 executor = core.CoreExecutor(self.workers, self.part_files, sizes, options)
             except RuntimeError as exc:
-                raise UserError(f"the workers cannot prepare their sessions: {first_line(exc)}") from None
+                raise UserError(f"the workers cannot prepare their sessions: {ort_reason(exc)}") from None
             self.issuer_level = executor.issuer_level()
             return executor
         return ThreadExecutor(RealLoop(), self.workers, self.part_files, sizes,

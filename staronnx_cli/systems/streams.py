@@ -20,7 +20,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from .. import modelio
-from ..errors import UserError, first_line
+from ..errors import UserError, ort_reason
 from ..split.plan import read_plan
 
 PARTITION_KEY = "session.node_partition_config_file"
@@ -57,7 +57,7 @@ def partition_file(model: Path, options: Callable[[], ort.SessionOptions], provi
         layout = json.loads(default.read_text())
     except Exception as exc:  # noqa: BLE001 - ORT's refusal, or no file written: one line
         raise UserError(f"--system ortstreams: ONNX Runtime wrote no partition of {model.name} "
-                        f"({first_line(exc)})") from None
+                        f"({ort_reason(exc)})") from None
     on_gpu = any(d != CPU_DEVICE for d in layout["devices"])
     streams, devices = [], []
     for nodes, device in zip(layout["streams"], layout["devices"]):
