@@ -10,6 +10,7 @@ from staronnx_cli.analysis import envelope as env
 from staronnx_cli.analysis.noise import noise_warnings
 from staronnx_cli.analysis.summary import saturation, summary
 from staronnx_cli.analysis.verdict import _rates, least_latency_at, ms, qps, run_verdict, split_verdict
+from staronnx_cli.errors import UserError
 from staronnx_cli.results.read import Run
 from staronnx_cli.results.runmeta import RunMeta
 
@@ -133,3 +134,27 @@ def test_fleet_names_the_kind_whose_measured_latency_wins_even_where_another_of_
     b = run_of([(1, 30, 10, 60.0, 0.1, False), (1, 40, 10, None, None, True)], model_name="m")
     runs = [FleetRun("s", "a", a), FleetRun("s", "b", b)]
     assert "m at 30 q/s: a (s) at most 50.0 ms worst-case." in fleet_answer(runs)
+
+
+def test_a_split_that_failed_everywhere_and_a_branch_plan_are_said_as_such():
+    """A split whose every point failed read 'had no uncongested point' (as if it were too slow), and a branch plan
+    was '4 parts, 49% of the compute offloaded' (nothing is offloaded in branches): an own-model walk."""
+    whole = run_of([(1, 100, 10, 5.0, 0.1, False), (1, 105, 10, None, None, True)])
+    failed = run_of([(1, 100, 0, None, None, False), (1, 105, 0, None, None, False)], parts=2)
+    assert split_verdict([whole], failed) == ("The split (2 parts, 10% of the compute offloaded) failed at every point "
+                                              "(no batch ran; its errors column says why): no comparison.")
+    congested = run_of([(1, 100, 10, None, None, True)], parts=2)
+    assert split_verdict([whole], congested).endswith("had no uncongested point: no comparison.")
+    branches = run_of([(1, 100, 10, 5.0, 0.1, False)], parts=4, split_method="branches")
+    assert split_verdict([whole], branches).startswith("Splitting (4 parts in parallel branches): ")
+
+
+def test_tracing_a_run_whose_every_point_failed_says_so():
+    """'no uncongested point matching that: give --batch-size and --rate' sent the user looking for a point."""
+    from staronnx_cli.plots.figures import pick_point
+
+    failed = run_of([(1, 100, 0, None, None, False), (2, 100, 0, None, None, False)])
+    with pytest.raises(UserError, match="every point failed .* nothing to trace"):
+        pick_point(failed, None, None)
+    with pytest.raises(UserError, match="no uncongested point matching that"):
+        pick_point(run_of([(1, 100, 10, None, None, True)]), None, None)

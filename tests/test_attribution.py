@@ -59,3 +59,24 @@ def test_every_node_of_a_real_model_is_attributed_once(tmp_path, level):
     assert set().union(*(set(a.kernels) for a in result)) == kernels
     if level == "basic":
         assert sum(a.how == "exact" for a in result) >= len(result) // 2
+
+
+def test_a_large_group_shared_by_the_work_estimate_is_said_and_conv_bn_pairs_are_not():
+    """An fp16 MLP on CPU ran as one group of 13 kernels (Casts around it) shared among its 9 nodes by the work
+    estimate: the profile showed each node's share as measured (an own-model walk). Conv+BN pairs (GoogLeNet's 117
+    fused rows, one kernel each) are measured, and stay unsaid."""
+    from staronnx_cli.profile.attribution import estimated_group_warning
+
+    def row(node, us, kernels, how="fused"):
+        return {"node": node, "mean_us": us, "kernels": kernels, "how": how}
+
+    region = "cast_x cast_w mm0 mm1 relu"
+    fp16 = [row("mm0", 30.0, region), row("relu", 1.0, region), row("mm1", 60.0, region), row("out", 9.0, "o", "exact")]
+    said = estimated_group_warning(1, fp16)
+    assert said.startswith("batch 1: 91% of the node time is one group of 5 kernels shared among 3 nodes (mm0 ... "
+                           "mm1) by a work estimate"), said
+    pairs = [row(f"conv{i}", 99.0, f"conv{i}") for i in range(5)] + [row(f"bn{i}", 1.0, f"conv{i}") for i in range(5)]
+    assert estimated_group_warning(1, pairs) == ""
+    assert estimated_group_warning(1, fp16[:2] + [row("big", 300.0, "big", "exact")]) == ""  # 2 nodes, 8 %
+    small = [row(f"n{i}", 1.0, region) for i in range(3)] + [row("big", 10.0, "big", "exact")]
+    assert estimated_group_warning(1, small) == ""  # 23 % of the time: below the share said

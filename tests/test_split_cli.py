@@ -239,6 +239,9 @@ def test_the_min_part_us_a_refused_branch_plan_suggests_makes_one(cli, tiny_cnn_
     suggested = found.group(1)
     assert cli(*args, "--min-part-us", suggested, "-o", tmp_path / "b").exit_code == 0
     assert len(read_plan(tmp_path / "b").parts) >= 2
+    other = cli(*args[:5], "4", *args[6:], "--min-part-us", "1e9", "-o", tmp_path / "c")  # costs of batch 2 only
+    assert other.exit_code == 2 and "at batch 4" in other.stderr
+    assert f"({tiny_costs} has no batch 4 on cpu:1: using its batch-2 times)" in " ".join(other.stderr.split())
 
 
 def test_a_split_that_fails_leaves_nothing_and_its_fix_runs_as_is(cli, tiny_cnn_path, tmp_path):
@@ -453,6 +456,8 @@ def test_models_as_users_export_them_split_and_sweep(cli, tmp_path, outputs_from
     assert result.exit_code == 0, result.stdout + result.stderr
     plan = read_plan(plan_dir)
     assert plan.verification["passed"] and len(plan.parts) == 2
+    if outputs_from == "weights":  # 16 floats at batch 2: they read '0.1 KiB'
+        assert "cut 128 B per batch of 2" in " ".join(result.stdout.split())
     assert all(e.source < e.target for e in plan.edges if isinstance(e.target, int) and e.source >= 0)
     if outputs_from == "flat":
         flat = [t for t in plan.parts[1].inputs if t.shape[0] != "batch" and t.name != "xshape"]

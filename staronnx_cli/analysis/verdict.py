@@ -175,12 +175,13 @@ BUSY_DOUBT = 0.25  # a saturation change below this, with a sweep run on a busy 
 def split_verdict(wholes: list[Run], split: Run) -> str:
     """Whether splitting raised saturation (by how much, or 'no'), and at which rates it lowers latency, against
     the whole model's runs measured as the split was (several: the best of them at each rate, said so)."""
-    share = split.meta.offload_fraction
-    what = f"{split.meta.parts} parts" + (f", {share:.0%} of the compute offloaded" if share else "")
+    what = split.meta.plan_words()
     whole = max(wholes, key=lambda r: top_rate(r)[0] or 0.0)  # the whole model's highest saturation
     against = f" (against the best of {len(wholes)} whole-model runs)" if len(wholes) > 1 else ""
     whole_top, _ = top_rate(whole)
     split_top, _ = top_rate(split)
+    if split_top is None and every_point_failed(split.points):
+        return f"The split ({what}) failed at every point (no batch ran; its errors column says why): no comparison."
     if split_top is None:
         return f"The split ({what}) had no uncongested point: no comparison."
     if whole_top is None:

@@ -83,6 +83,7 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
     from rich.markup import escape
     from rich.table import Table
 
+    from ..profile.attribution import estimated_group_warning
     from ..profile.costs import CLOCK_WORDS
     from ..profile.steadiness import profile_warnings, stalled_nodes_warning
     from ..zoo.names import typed_name
@@ -119,8 +120,9 @@ def render_summary(result: BatchProfile, settings: ProfileSettings, top: int) ->
                       f"unprofiled {plain / 1000:.3f} ms); level all runs in {full / 1000:.3f} ms "
                       f"= {100 * full / plain:.0f} % of level {settings.opt_level}")
     stalled = stalled_nodes_warning(result.batch_size, result.rows)
+    estimated = estimated_group_warning(result.batch_size, result.rows) if settings.opt_level == "basic" else ""
     for warning in profile_warnings(result.batch_size, result.run_us, result.plain_run_us, result.full_opt_run_us,
-                                    settings.opt_level) + ([stalled] if stalled else []):
+                                    settings.opt_level) + [w for w in (stalled, estimated) if w]:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 

@@ -12,6 +12,8 @@ from .common import SHAPE_HELP, console, handle_errors, resolve_model
 
 
 def _kib(size: int) -> str:
+    if size < 1024:  # 40 bytes read '0.0 KiB'
+        return f"{size:,} B"
     return f"{size / 1024:,.1f} KiB" if size < 1 << 20 else f"{size / (1 << 20):,.2f} MiB"
 
 

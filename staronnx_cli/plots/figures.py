@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..analysis import envelope as env  # noqa: E402
-from ..analysis.verdict import failed_sizes  # noqa: E402
+from ..analysis.verdict import every_point_failed, failed_sizes  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
@@ -58,11 +58,7 @@ def title_of(run: Run) -> str:
 
 
 def _split_words(meta: RunMeta) -> str:
-    parts = int(meta.parts)
-    if parts <= 1:
-        return ""
-    fraction = meta.offload_fraction
-    return f" ({parts} parts" + (f", {100 * float(fraction):.0f} % offloaded)" if fraction else ")")
+    return f" ({meta.plan_words()})" if meta.plan_words() else ""
 
 
 def subtitle_of(run: Run) -> str:
@@ -244,13 +240,8 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
 
 
 def split_label(run: Run) -> str:
-    """'whole model' or 'K parts, f % on the later parts' from the plan the run measured (if still there)."""
-    parts = int(run.meta.parts)
-    if parts <= 1:
-        return f"whole model ({run.path.name})"
-    fraction = run.meta.offload_fraction
-    share = f", {100 * float(fraction):.0f} % offloaded" if fraction is not None else ""
-    return f"{parts} parts{share} ({run.path.name})"
+    """'whole model' or the plan's words (RunMeta.plan_words), with the run's folder."""
+    return f"{run.meta.plan_words() or 'whole model'} ({run.path.name})"
 
 
 def splits_figure(runs: list[Run], log: bool = False):
@@ -345,6 +336,9 @@ def pick_point(run: Run, batch_size: int | None, rate: float | None) -> tuple[in
         ok = ok[ok.batch_size == batch_size]
     if rate is not None:
         ok = ok[(ok.rate_qps - rate).abs() < 1e-6]
+    if ok.empty and every_point_failed(points):
+        raise UserError(f"run '{run.path}': every point failed (no batch ran; its errors column says why), so there "
+                        "is nothing to trace: fix what failed and sweep again")
     if ok.empty:
         raise UserError(f"run '{run.path}' has no uncongested point matching that: give --batch-size and --rate "
                         "of a point in its points.csv")

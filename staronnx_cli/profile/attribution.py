@@ -133,3 +133,25 @@ def _work_estimates(model: onnx.ModelProto) -> dict[str, float]:
             reduction = float(np.prod(dims[1:])) if node.op_type.startswith("Conv") else float(dims[0])
         work[node.name] = max(out * reduction, 1.0)
     return work
+
+
+ESTIMATED_SHARE = 0.25  # a group of this share of the time or more, over several nodes and kernels, is said
+
+
+def estimated_group_warning(batch_size: int, rows: list[dict]) -> str:
+    """A large group whose time is shared among its nodes by the work estimate (ORT rewrote the graph there at level
+    basic: float16 on CPU wraps it in Casts and decomposes Softmax), so those nodes' times, and a cut between them,
+    rest on an estimate; '' when no such group weighs."""
+    total = sum(r["mean_us"] for r in rows) or 1.0
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        if r["how"] == "fused":
+            groups[r["kernels"]].append(r)
+    kernels, members = max(groups.items(), key=lambda g: sum(r["mean_us"] for r in g[1]), default=("", []))
+    share = sum(r["mean_us"] for r in members) / total
+    if len(members) < 3 or len(kernels.split()) < 3 or share < ESTIMATED_SHARE:
+        return ""
+    return (f"batch {batch_size}: {share:.0%} of the node time is one group of {len(kernels.split())} kernels "
+            f"shared among {len(members)} nodes ({members[0]['node']} ... {members[-1]['node']}) by a work estimate: "
+            "ONNX Runtime rewrote the graph there (float16 on CPU adds Casts around it), so those nodes' times are "
+            "estimates and a split between them is cut on an estimate, not a measurement")

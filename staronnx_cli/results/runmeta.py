@@ -57,6 +57,17 @@ class RunMeta:
     memory_limits: dict | None = None
     extra: dict = field(default_factory=dict)  # everything else an engine recorded (calibrate, platform, ...)
 
+    def plan_words(self) -> str:
+        """'2 parts, 10% of the compute offloaded' (a chain), '4 parts in parallel branches' (a branch plan: nothing
+        is offloaded there), or '' for a whole model."""
+        parts = int(self.parts)
+        if parts <= 1:
+            return ""
+        if self.split_method == "branches":
+            return f"{parts} parts in parallel branches"
+        share = self.offload_fraction
+        return f"{parts} parts" + (f", {float(share):.0%} of the compute offloaded" if share else "")
+
     @classmethod
     def from_json(cls, data: dict, path: Path) -> RunMeta:
         values = {k: v for k, v in data.items() if k in FIELDS and v is not None}

@@ -241,7 +241,11 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
     dag = build_dag(model, costs.node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
     on_step("partitioning")
-    candidates, branch = _partition(s, dag)
+    try:
+        candidates, branch = _partition(s, dag)
+    except UserError as exc:  # said with what the times are: the notes are printed only after a split
+        other = next((note for note in notes if "using its batch-" in note), "")
+        raise UserError(f"{exc} ({other})" if other else str(exc)) from None
     chosen = best(candidates, s.offload, s.tolerance)
     if branch is None and abs(chosen.fraction - s.offload) > s.tolerance:
         notes.append(_why_unreachable(dag, chosen, s.offload))
