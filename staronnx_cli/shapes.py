@@ -49,6 +49,12 @@ def parse_shapes(texts: list[str]) -> list[InputShape]:
     return list(shapes.values())
 
 
+def shape_slug(shapes: list[InputShape]) -> str:
+    """The shape in a file name (and so in every result's model name): 'input_ids-128', 'x-16x16.m-4'."""
+    slug = ".".join(f"{s.name}-{'x'.join(map(str, s.dims))}" for s in shapes)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", slug)[:120]
+
+
 def _sizes(model: onnx.ModelProto, shapes: list[InputShape]) -> tuple[dict[str, int], dict[tuple[str, int], int]]:
     """The sizes `shapes` give: by dimension name (every tensor naming it), and by (input, axis) for unnamed ones."""
     initializers = {i.name for i in model.graph.initializer}
@@ -105,8 +111,7 @@ def shaped_model(path: Path, texts: list[str], say: Callable[[str], None] = lamb
     _fix(skeleton, named, unnamed)
     modelio.input_specs(skeleton)  # what is still free, or a batch not first: one line, before any copy is made
     words = " ".join(s.words() for s in shapes)
-    slug = ".".join(f"{s.name}-{'x'.join(map(str, s.dims))}" for s in shapes)
-    slug = re.sub(r"[^A-Za-z0-9._-]", "_", slug)[:120]
+    slug = shape_slug(shapes)
     digest = hashlib.sha256(f"{modelio.sha256_of(path)}|{words}".encode()).hexdigest()[:12]
     folder = cache_dir() / "shaped" / digest
     copy = folder / f"{display_name(Path(path))}.{slug}.onnx"  # a zoo model's name, not its cache file's

@@ -229,6 +229,10 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
     (campaign_text('[[sweep]]\nname = "abc\\n"\ntarget = "tiny_cnn"\nkinds = ["small"]\n'), "name 'abc\\n'"),
     (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\nrate = "auto,x"\n'),
      "rate = 'auto,x': auto, auto,250, START:STOP:STEP or a list"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\nshape = 5\n'),
+     "shape = 5 must be INPUT:SIZES or a list of them"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\nshape = "image:3,32"\n'),
+     "[[sweep]] a: --shape image:3,32: input 'image' has 3 dimension(s) after the batch"),
 ])
 def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragment):
     campaign = tmp_path / "c.toml"
@@ -323,3 +327,27 @@ def test_a_missing_grpcio_is_said_as_such_not_as_no_cluster(monkeypatch, tmp_pat
     said = init_ray("127.0.0.1:6379", "--ray-address", str(tmp_path / "ray.log"))
     assert said == ("--ray-address 127.0.0.1:6379: Python's grpc module is not installed: pip install "
                     "'staronnx[ray]' (Ray and grpcio)")
+
+
+def test_a_campaign_sends_the_model_with_its_shape_and_names_its_results_by_it(tmp_path):
+    """sweep's --shape in a campaign (shape = [...]): the copy with those sizes is made on the driver and sent, so
+    the node sees a model whose only free dimension is the batch; the results' model name says the shape."""
+    import onnx
+    from onnx import helper
+
+    from staronnx_cli.fleet.campaign import read_campaign
+    from staronnx_cli.fleet.run import _shipments
+
+    x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq"]) for n in ("x", "y"))
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    campaign = tmp_path / "c.toml"
+    campaign.write_text(campaign_text('[[sweep]]\ntarget = "m.onnx"\nkinds = ["small"]\nshape = "x:16"\n'))
+    read = read_campaign(campaign)
+    (shipped,) = _shipments(read).values()
+    sent = onnx.load_from_string(shipped["target.onnx"])
+    assert [[d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim] for v in sent.graph.input] == \
+        [["batch", 16]]
+    assert read.jobs[0].sweep.settings().model_name == "m.x-16"

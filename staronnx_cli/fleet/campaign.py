@@ -41,6 +41,16 @@ class SweepSpec:
     batches: int = 50
     warmup: int = 5
     seed: int = 0
+    shape: tuple[str, ...] = ()  # sweep's --shape: a model's free sizes after the batch
+
+    @property
+    def model_name(self) -> str:
+        """The target's name, and its shape (as `sweep --shape` names it): results of two sequence lengths apart."""
+        from ..shapes import parse_shapes, shape_slug
+        from ..zoo.names import display_name
+
+        name = display_name(Path(self.target)) if self.target.endswith(".onnx") else Path(self.target).stem
+        return f"{name}.{shape_slug(parse_shapes(list(self.shape)))}" if self.shape else name
 
     def settings(self, target: Path = Path(), output: Path = Path(), platform: Path | None = None,
                  resume: bool = False):
@@ -56,7 +66,7 @@ class SweepSpec:
             batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=auto, rates=rates,
             batches=self.batches,
             warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,
-            resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}", model_name=Path(self.target).stem)
+            resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}", model_name=self.model_name)
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,16 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key != "batches" else 1):
             raise UserError(f"campaign: {where} ({name}): {key} = {value!r} must be a whole number"
                             f"{' from 1' if key == 'batches' else ', 0 or more'}")
+    shape = values.get("shape", [])
+    shape = [shape] if isinstance(shape, str) else shape
+    if not isinstance(shape, list) or not all(isinstance(s, str) for s in shape):
+        raise UserError(f"campaign: {where} ({name}): shape = {values['shape']!r} must be INPUT:SIZES or a list of "
+                        "them, e.g. shape = [\"input_ids:128\"] (as sweep's --shape)")
+    if shape:
+        from ..shapes import parse_shapes
+
+        parse_shapes(shape)
+        values["shape"] = tuple(shape)
     for key in ("workers", "batch", "rate", "system", "policy", "engine", "platform"):
         if key in values and not isinstance(values[key], str):
             values[key] = ",".join(map(str, values[key])) if isinstance(values[key], list) else str(values[key])

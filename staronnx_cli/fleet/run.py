@@ -169,7 +169,7 @@ def _submit(driver: FleetDriver, job: Job, state: dict, output: Path) -> None:
 
 
 def _ship_id(job: Job) -> str:
-    return f"{job.sweep.target}|{job.sweep.platform}"
+    return f"{job.sweep.target}|{job.sweep.platform}|{' '.join(job.sweep.shape)}"
 
 
 def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
@@ -188,7 +188,9 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
         files: dict[str, bytes] = {}
         target = here / spec.target
         parts, method = 1, ""  # a model's, or its plan's
-        if target.is_file():
+        if spec.shape:  # the copy with those sizes, made here and sent: the node sees a model with the batch free
+            files["target.onnx"] = _shaped(spec, target).read_bytes()
+        elif target.is_file():
             files["target.onnx"] = target.read_bytes()
         elif target.is_dir():
             if not (target / "plan.json").exists():
@@ -208,6 +210,19 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
         ships[ship_id], shapes[ship_id] = files, (parts, method)
         _check_target(spec, parts, method)
     return ships
+
+
+def _shaped(spec: SweepSpec, target: Path) -> Path:
+    from ..shapes import shaped_model
+    from ..zoo.names import resolve_model
+
+    if target.is_dir():
+        raise UserError(f"campaign: [[sweep]] {spec.name}: shape applies to a model: the parts of plan '{target}' have "
+                        "the sizes split gave them")
+    try:
+        return shaped_model(resolve_model(str(target) if target.exists() else spec.target), list(spec.shape))
+    except UserError as exc:
+        raise UserError(f"campaign: [[sweep]] {spec.name}: {exc}") from None
 
 
 def _check_target(spec: SweepSpec, parts: int, method: str) -> None:
