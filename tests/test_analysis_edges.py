@@ -158,3 +158,22 @@ def test_tracing_a_run_whose_every_point_failed_says_so():
         pick_point(failed, None, None)
     with pytest.raises(UserError, match="no uncongested point matching that"):
         pick_point(run_of([(1, 100, 10, None, None, True)]), None, None)
+
+
+def test_tasks_slowed_at_low_load_are_said_with_the_idle_machine_as_the_cause():
+    """At 100 q/s a tiny model's 3-part split ran 0.31-0.36 ms per batch for an S(N) of 0.11 ms measured back to back
+    (advise's confirmations predicted 0.107 ms): cores idle between batches run the next one slower. Said for the
+    points at or below 0.3 of capacity whose median task_over_s is 1.5 or more; not for busier points, nor a
+    simulation."""
+    rows = [(1, 10, 10, 0.4, 0.1, False), (1, 20, 10, 0.4, 0.1, False), (1, 50, 10, 0.2, 0.1, False),
+            (2, 10, 10, 0.5, 0.1, False)]
+    extra = {"task_over_s": [3.0, 2.6, 3.5, 1.6], "capacity_qps": [100.0, 100.0, 100.0, 200.0],
+             "service_ms": [0.11, 0.11, 0.11, 0.2]}
+    said = [s for s in run_verdict(run_of(rows, extra=extra)) if s.startswith("At low load")]
+    assert said == ["At low load the tasks ran 2.8 x S(N) (N=1 from 10 to 20 q/s, S(N) 0.110 ms back to back, N=2 "
+                    "1.6 x): cores left idle between batches run the next one slower (power saving, a virtual CPU "
+                    "put to sleep, caches emptied by other work), so the latency there is the idle machine's; where "
+                    "power saving is the cause, a performance CPU governor or shallower idle states narrow it."]
+    calm = {**extra, "task_over_s": [1.4, 1.4, 3.5, 1.2]}  # 50 q/s is half the capacity: not low load
+    assert not [s for s in run_verdict(run_of(rows, extra=calm)) if s.startswith("At low load")]
+    assert not [s for s in run_verdict(run_of(rows, extra=extra, engine="sim")) if s.startswith("At low load")]

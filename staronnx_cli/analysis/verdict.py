@@ -55,7 +55,7 @@ def run_verdict(run: Run) -> list[str]:
         also = f"; {', '.join(f'N={n}' for n in failed)} failed at every rate" if failed else ""
         return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s{also}): "
                 "sweep lower rates."]
-    return [_best_sentence(best), *_saturation_sentences(run)]
+    return [_best_sentence(best), *_idle_slowed(run), *_saturation_sentences(run)]
 
 
 def failed_sizes(points) -> list[int]:
@@ -138,6 +138,35 @@ def _saturation_sentences(run: Run) -> list[str]:
         sentences.append(f"The machine saturates at {qps(top)} q/s, with N={n}: above it every batch size's "
                          "queue grows without bound.")
     return sentences
+
+
+LOW_LOAD = 0.3  # a rate at or below this share of the capacity: the workers idle most of the time
+IDLE_SLOWED = 1.5  # tasks this many times their S(N) (back to back) at low load: cores idle between batches
+
+
+def _idle_slowed(run: Run) -> list[str]:
+    """Why the latency at low rates lies well above S(N): there the tasks ran slower than back to back (tiny_cnn on
+    this VM: 38 us back to back, 310 us after 10 ms idle), cores left idle between batches (power saving, a virtual
+    CPU put to sleep, caches emptied by other work). The latency a quiet hour sees is that one, not S(N)'s."""
+    points = env.usable(run.points)
+    if "task_over_s" not in points or "capacity_qps" not in points or run.meta.engine == "sim":
+        return []
+    ratio = pd.to_numeric(points.task_over_s, errors="coerce")
+    low = points[pd.to_numeric(points.rate_qps, errors="coerce") <= LOW_LOAD * pd.to_numeric(
+        points.capacity_qps, errors="coerce")].assign(ratio=ratio)
+    slowed = [(int(n), float(g.ratio.median()), g) for n, g in low.groupby("batch_size") if g.ratio.median() >=
+              IDLE_SLOWED]
+    if not slowed:
+        return []
+    n, worst, group = max(slowed, key=lambda s: s[1])
+    rates = (f"at {qps(group.rate_qps.min())} q/s" if len(group) == 1 else
+             f"from {qps(group.rate_qps.min())} to {qps(group.rate_qps.max())} q/s")
+    service = pd.to_numeric(group.get("service_ms", pd.Series(dtype=float)), errors="coerce").median()
+    back = f", S(N) {ms(service)} ms back to back" if service > 0 else ""
+    others = "".join(f", N={m} {r:.1f} x" for m, r, _ in slowed if m != n)
+    return [f"At low load the tasks ran {worst:.1f} x S(N) (N={n} {rates}{back}{others}): cores left idle between batches run the next one slower (power saving, a virtual CPU put "
+            "to sleep, caches emptied by other work), so the latency there is the idle machine's; where power saving "
+            "is the cause, a performance CPU governor or shallower idle states narrow it."]
 
 
 SLOWED_AT_ONCE = 1.15  # tasks this many times their S(N) alone near saturation: the workers slowed each other

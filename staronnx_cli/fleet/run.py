@@ -169,7 +169,8 @@ def _submit(driver: FleetDriver, job: Job, state: dict, output: Path) -> None:
 
 
 def _ship_id(job: Job) -> str:
-    return f"{job.sweep.target}|{job.sweep.platform}|{' '.join(job.sweep.shape)}"
+    shape = f"|{' '.join(job.sweep.shape)}" if job.sweep.shape else ""
+    return f"{job.sweep.target}|{job.sweep.platform}{shape}"
 
 
 def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
