@@ -164,9 +164,10 @@ def _idle_slowed(run: Run) -> list[str]:
     service = pd.to_numeric(group.get("service_ms", pd.Series(dtype=float)), errors="coerce").median()
     back = f", S(N) {ms(service)} ms back to back" if service > 0 else ""
     others = "".join(f", N={m} {r:.1f} x" for m, r, _ in slowed if m != n)
-    return [f"At low load the tasks ran {worst:.1f} x S(N) (N={n} {rates}{back}{others}): cores left idle between batches run the next one slower (power saving, a virtual CPU put "
-            "to sleep, caches emptied by other work), so the latency there is the idle machine's; where power saving "
-            "is the cause, a performance CPU governor or shallower idle states narrow it."]
+    return [f"At low load the tasks ran {worst:.1f} x S(N) (N={n} {rates}{back}{others}): cores left idle between "
+            "batches run the next one slower (power saving, a virtual CPU put to sleep, caches emptied by other work), "
+            "so the latency there is the idle machine's; where power saving is the cause, a performance CPU governor "
+            "or shallower idle states narrow it."]
 
 
 SLOWED_AT_ONCE = 1.15  # tasks this many times their S(N) alone near saturation: the workers slowed each other
