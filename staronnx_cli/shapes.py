@@ -112,7 +112,8 @@ def shaped_model(path: Path, texts: list[str], say: Callable[[str], None] = lamb
     modelio.input_specs(skeleton)  # what is still free, or a batch not first: one line, before any copy is made
     words = " ".join(s.words() for s in shapes)
     slug = shape_slug(shapes)
-    digest = hashlib.sha256(f"{modelio.sha256_of(path)}|{words}".encode()).hexdigest()[:12]
+    maker = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()  # a copy made by other code is made again
+    digest = hashlib.sha256(f"{modelio.sha256_of(path)}|{words}|{maker}".encode()).hexdigest()[:12]
     folder = cache_dir() / "shaped" / digest
     copy = folder / f"{display_name(Path(path))}.{slug}.onnx"  # a zoo model's name, not its cache file's
     if copy.is_file():
