@@ -807,6 +807,48 @@ def _(d):
     return one_line(o, 2, "ulimit -f") or (None if "cannot load" not in o.err else "blames the model")
 
 
+def _sequence_model(path: Path) -> None:
+    """A model whose input has a free sequence length besides the batch (as exported from Hugging Face)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    x, y = (helper.make_tensor_value_info(n, 1, ["batch", "seq", 64]) for n in ("x", "y"))
+    weight = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    model = helper.make_model(helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                                                [x], [y], [weight]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@case("outputs", "`profile --shape x:16,64` with a cache that cannot be written (a file where it goes)",
+      "exit 2, one line naming STARONNX_CACHE")
+def _(d):
+    _sequence_model(d / "seq.onnx")
+    (d / "cachefile").write_text("not a folder")
+    o = staronnx(d, "profile", "seq.onnx", "--shape", "x:16,64", "-o", "cs.csv",
+                 env_extra={"STARONNX_CACHE": str(d / "cachefile")})
+    return one_line(o, 2, "STARONNX_CACHE")
+
+
+@case("outputs", "`profile --shape x:16,64` on a full disk while the copy is written, then again with room",
+      "exit 2, one line; the copy made afresh and profiled the second time")
+def _(d):
+    _sequence_model(d / "seq.onnx")
+    cache = {"STARONNX_CACHE": str(d / "shapecache")}
+    o = staronnx(d, "profile", "seq.onnx", "--shape", "x:16,64", "-o", "cs.csv", limit_file_bytes=4_000,
+                 env_extra=cache)
+    said = one_line(o, 2)
+    if said:
+        return said
+    if list((d / "shapecache").rglob("*.tmp")):
+        return "a torn staging file left in the cache"
+    again = staronnx(d, "profile", "seq.onnx", "--shape", "x:16,64", "--runs", "2", "--warmup", "0", "-o", "cs.csv",
+                     env_extra=cache)
+    return one_line(again, 0) or (None if "written to" in again.out and (d / "cs.csv").exists() else
+                                  "a torn copy was reused")
+
+
 @case("outputs", "`trace -o tiny.onnx` (an existing file that is not a trace)", "exit 2 naming --force, model kept")
 def _(d):
     before = (d / "tiny.onnx").read_bytes()

@@ -124,8 +124,11 @@ def shaped_model(path: Path, texts: list[str], say: Callable[[str], None] = lamb
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder / f".{copy.name}.{os.getpid()}.tmp"
     large = model.ByteSize() > modelio.MAX_MODEL_BYTES // 2
-    onnx.save_model(model, str(staging), save_as_external_data=large, all_tensors_to_one_file=True,
-                    location=copy.stem + ".data", size_threshold=1024)
-    os.replace(staging, copy)  # last: a copy cut short is never found
+    try:
+        onnx.save_model(model, str(staging), save_as_external_data=large, all_tensors_to_one_file=True,
+                        location=copy.stem + ".data", size_threshold=1024)
+        os.replace(staging, copy)  # last: a copy cut short is never found
+    finally:
+        staging.unlink(missing_ok=True)  # a full disk left it behind
     say(f"--shape {words}: the model with these sizes written to {copy}")
     return copy
