@@ -81,7 +81,9 @@ def _check_external_data(model: onnx.ModelProto, path: Path) -> None:
                             "copy it beside the model")
 
 
-_BATCH_NAMES = re.compile(r"^(n|b|bs|batch|batch_?size|.*_batch|batch_.*|.*batch_size)$", re.IGNORECASE)
+_BATCH_NAMES = re.compile(r"^(n|b|bs|bsz|batch|batch_?size|.*_batch|batch_.*|.*batch_size)$", re.IGNORECASE)
+_SEQUENCE_NAMES = re.compile(r"^(s|t|seq|seq_?len(gth)?|sequence(_?len(gth)?)?|src_?len|tgt_?len|time|time_?steps?|"
+                             r"len(gth)?|num_frames|frames|tokens?)$", re.IGNORECASE)
 
 
 def batch_not_first(name: str, dims: list) -> str:
@@ -89,6 +91,11 @@ def batch_not_first(name: str, dims: list) -> str:
     cannot be swept: fixing it would sweep the first axis as the batch size; '' for any other."""
     first = (dims[0].dim_param or (str(dims[0].dim_value) if dims[0].HasField("dim_value") else "")) if dims else ""
     later = [(axis, d.dim_param) for axis, d in enumerate(dims) if axis and _BATCH_NAMES.match(d.dim_param or "?")]
+    if (not later or _BATCH_NAMES.match(first or "?")) and len(dims) > 1 and \
+            _SEQUENCE_NAMES.match(dims[0].dim_param or "?"):  # [seq, 8, 64]: its batch fixed at 8
+        return (f"input '{name}' has a first dimension named '{first}', a sequence's length by its name: staronnx "
+                "batches the first axis (it would sweep the sequence as the batch size); export the model "
+                "batch-first (e.g. batch_first=True) and give that")
     if not later or _BATCH_NAMES.match(first or "?"):
         return ""
     axis, batch = later[0]
@@ -107,7 +114,7 @@ def _free_dims_fix(name: str, dims: list) -> str:
     sizes = ",".join("SIZE" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
     example = ",".join("128" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
     return (f"input '{name}' has free dimensions {free} besides the batch: staronnx measures one shape; give the "
-            f"sizes to measure with --shape {name}:{sizes} (e.g. --shape {name}:{example}, a sequence length of 128)")
+            f"sizes to measure with --shape {name}:{sizes} (e.g. --shape {name}:{example})")
 
 
 def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:

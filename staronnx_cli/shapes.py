@@ -20,7 +20,7 @@ from .errors import UserError
 from .zoo.names import display_name
 
 EXAMPLE = "--shape input_ids:128"
-_SHAPE = re.compile(r"^\s*([^:]+?)\s*:\s*([0-9][0-9,\s]*)$")
+_SHAPE = re.compile(r"^\s*(.+?)\s*:\s*([0-9][0-9,\s]*)$")  # the last ':' (tf2onnx names inputs 'input_ids:0')
 
 
 @dataclass(frozen=True)

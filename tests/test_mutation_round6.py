@@ -93,7 +93,7 @@ def test_no_copy_is_written_while_a_dimension_stays_free_and_a_zoo_file_keeps_it
 
 # --- modelio.py
 
-@pytest.mark.parametrize("names, refused", [(["time", "bins"], False), (["seq", "n", 8], True),
+@pytest.mark.parametrize("names, refused", [(["batch", "time"], False), (["seq", "n", 8], True),
                                             (["S", "Batch", 8], True), (["batch", "batch_len"], False),
                                             (["seq", "bs", 8], True)])
 def test_a_batch_named_after_the_first_axis_is_found_by_its_name(names, refused):

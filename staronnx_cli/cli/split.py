@@ -98,5 +98,7 @@ def split(
                       f"cut {_kib(plan.cut_bytes)} per batch of {batch}, method {plan.method} ({plan.detail})")
     if plan.verification:
         v = plan.verification
+        skipped = v.get("not_compared") or []
         console.print(f"verified: parts run in order = full model on a batch of {v['batch']}, max abs diff "
-                      f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g})")
+                      f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g})"
+                      + (f"; not compared (not tensors): {', '.join(skipped)}" if skipped else ""), soft_wrap=True)

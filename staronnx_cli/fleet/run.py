@@ -192,6 +192,7 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
         if spec.shape:  # the copy with those sizes, made here and sent: the node sees a model with the batch free
             files["target.onnx"] = _shaped(spec, target).read_bytes()
         elif target.is_file():
+            _check_inputs(spec, target)
             files["target.onnx"] = target.read_bytes()
         elif target.is_dir():
             if not (target / "plan.json").exists():
@@ -211,6 +212,17 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
         ships[ship_id], shapes[ship_id] = files, (parts, method)
         _check_target(spec, parts, method)
     return ships
+
+
+def _check_inputs(spec: SweepSpec, target: Path) -> None:
+    """A model a node would refuse whatever the node (a free sequence length without shape = [...]): said here, once,
+    not after three attempts on the cluster."""
+    from .. import modelio
+
+    try:
+        modelio.input_specs(modelio.load_model(target, with_weights=False))
+    except UserError as exc:
+        raise UserError(f"campaign: [[sweep]] {spec.name}: {campaign_words(str(exc))}") from None
 
 
 def _shaped(spec: SweepSpec, target: Path) -> Path:

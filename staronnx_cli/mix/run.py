@@ -21,7 +21,7 @@ from ..systems.target import load_target, mix_target
 from .memory import check_memory_limits, parse_memory_limits
 from .point import mix_rows, run_mix_point
 from .schedule import MixPoint, fill_seconds, rates_at
-from .spec import Mix, combination_label
+from .spec import Mix, MixModel, combination_label
 
 
 @dataclass
@@ -38,8 +38,6 @@ class MixSettings:
 def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepared:
     """Everything a user can get wrong in a mix, refused in one line before any point. `resolve(source, shape)`: a
     model's path (zoo names built on first use; with a shape, the copy with those sizes)."""
-    from pathlib import Path
-
     mix, sw = s.mix, s.sweep
     check_settings(sw)
     make_policy(sw.policy)
@@ -48,19 +46,7 @@ def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepare
     if sw.arrival != "fixed" or sw.max_queue_delay_ms is not None:
         raise UserError("--arrival is set per model in a mix (arrival = ...), and a mix batches as the paper does "
                         "(no --max-queue-delay): drop them")
-    named = []
-    for model in mix.models:
-        try:
-            if model.shape and Path(model.source).is_dir():
-                raise UserError("shape applies to a model: a plan's parts have the sizes split gave them")
-            path = Path(resolve(model.source, list(model.shape)))
-        except UserError as exc:
-            raise UserError(f"mix '{mix.path}' model '{model.name}': {exc}") from None
-        if not path.exists():
-            raise UserError(f"mix '{mix.path}' model '{model.name}': '{model.source}' is neither a file, a plan "
-                            "directory nor a zoo model ('staronnx zoo list' names them)")
-        named.append((model.name, load_target(path)))
-    target = mix_target(named)
+    target = mix_target([(model.name, _loaded(mix, model, resolve)) for model in mix.models])
     engine, policy = prepare_engine(sw, target, mix)
     memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
     if memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
@@ -95,6 +81,26 @@ def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepare
     notes = [] if random is None else arrival_notes(replace(sw, arrival=random.arrival),
                                                     f'{random.name}\'s arrival = "{random.arrival}" in {mix.path.name}')
     return prepared_run(sw, target, engine, policy, meta, output_notes(sw) + notes)
+
+
+def _loaded(mix: Mix, model: MixModel, resolve):
+    """A mix's model as a target, each mistake one line naming the model (and the mix's shape key)."""
+    from pathlib import Path
+
+    try:
+        if model.shape and Path(model.source).is_dir():
+            raise UserError("shape applies to a model: a plan's parts have the sizes split gave them")
+        path = Path(resolve(model.source, list(model.shape)))
+    except UserError as exc:
+        raise UserError(f"mix '{mix.path}' model '{model.name}': {exc}") from None
+    if not path.exists():
+        raise UserError(f"mix '{mix.path}' model '{model.name}': '{model.source}' is neither a file, a plan "
+                        "directory nor a zoo model ('staronnx zoo list' names them)")
+    try:
+        return load_target(path)
+    except UserError as exc:  # a free sequence length: the mix's own key gives it
+        where = " (in a mix: shape = [\"INPUT:SIZES\"] in its [[model]])" if "--shape" in str(exc) else ""
+        raise UserError(f"mix '{mix.path}' model '{model.name}': {exc}{where}") from None
 
 
 def _without_file(value):

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..analysis import envelope as env  # noqa: E402
-from ..analysis.verdict import every_point_failed, failed_sizes  # noqa: E402
+from ..analysis.verdict import every_point_failed, failed_sizes, never_congested  # noqa: E402
 from ..errors import UserError  # noqa: E402
 from ..kinds import kind_of_worker  # noqa: E402
 from ..results.read import Run, legend_labels  # noqa: E402
@@ -163,7 +163,8 @@ def envelope_figure(run: Run, log: bool = False):
                 label="ideal (N-1)/rho + S(N) of that N")
     top = env.system_rho_max(run.points)
     if top is not None:
-        ax.axvline(top, color="black", linestyle=":", linewidth=1, label=f"rho_max {top:g} q/s (saturation)")
+        ax.axvline(top, color="black", linestyle=":", linewidth=1, label=_rho_words(run, top) + (
+            " (never congested: saturation above)" if never_congested(run) else " (saturation)"))
     latency_axes(ax, log)
     _label_curve_starts(fig, ax, starts)
     ax.plot([], [], color="#bbbbbb", linewidth=1, label="each N (grey)")
@@ -208,6 +209,12 @@ def _ideal_along(points: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rate_qps", "ideal_ms"])
 
 
+def _rho_words(run: Run, top: float) -> str:
+    """'rho_max 100 q/s', or 'rho_max >= 100 q/s' where no batch size congested at the top of the grid (a lower
+    bound: the verdict says 'at least')."""
+    return f"rho_max {'>= ' if never_congested(run) else ''}{top:g} q/s"
+
+
 def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool = False, title: str | None = None):
     """Fig. 3 / Fig. 4: the envelopes of several runs on one figure, each rho_max marked (dotted, in the run's
     colour; grey where several runs share it). Only what is drawn is in the legend, below the axes, its labels
@@ -229,7 +236,7 @@ def compare_figure(runs: list[Run], labels: list[str] | None = None, log: bool =
         style = run_style(i)
         best = env.envelope(run.points)
         ax.plot(best.rate_qps, best.mean_max_latency_ms, markersize=4, linewidth=1.8,
-                label=textwrap.fill(f"{label}: rho_max {top:g} q/s", 60), **style)
+                label=textwrap.fill(f"{label}: {_rho_words(run, top)}", 60), **style)
         shared = sum(t == top for t in tops) > 1
         ax.axvline(top, color="#555555" if shared else style["color"], linestyle=":", linewidth=1.2)
     latency_axes(ax, log)

@@ -167,6 +167,17 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
                  modelio.sha256_of(path))
 
 
+def _estimated(costs: Costs) -> list[str]:
+    """profile's warning where the times cut on are mostly a work estimate's (one group of many nodes)."""
+    from ..profile.attribution import estimated_group_warning
+
+    table = costs.table[costs.table.device == costs.device]
+    if not {"how", "kernels", "mean_us"} <= set(table.columns) or table.empty:
+        return []
+    said = estimated_group_warning(int(table.batch_size.iloc[0]), table.to_dict("records"))
+    return [said] if said else []
+
+
 def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
     from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
@@ -232,6 +243,7 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
         s.costs = _profile_now(s, notes)
         costs = _costs_for(model, model_sha, s.costs, s.batch, s.device, constants, notes, s.allow_host_times)
 
+    notes += _estimated(costs)
     on_step("measuring tensor sizes")
     wanted = {t for n in model.graph.node for t in n.output if t} | {i.name for i in model.graph.input}
     wanted -= {i.name for i in model.graph.initializer}

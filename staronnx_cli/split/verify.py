@@ -34,7 +34,26 @@ def verify(model_path: Path, part_files: list[Path], batch: int, seed: int = 0) 
     full = ort.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
     expected = dict(zip([o.name for o in full.get_outputs()], full.run(None, feeds)))
     chained = run_chain(part_files, feeds, batch)
-    diffs = {name: float(np.max(np.abs(np.asarray(chained[name], np.float64) - np.asarray(value, np.float64))))
-             if np.asarray(value).size else 0.0 for name, value in expected.items()}
-    scale = max((float(np.max(np.abs(v))) for v in expected.values() if np.asarray(v).size), default=1.0)
-    return {"batch": batch, "max_abs_diff": max(diffs.values()), "per_output": diffs, "output_scale": scale}
+    numeric = {name: value for name, value in expected.items() if _numbers(value)}  # a ZipMap's maps: not compared
+    diffs = {name: _difference(chained[name], value) for name, value in numeric.items()}
+    scale = max((float(np.nanmax(np.abs(v))) for v in numeric.values() if np.isfinite(v).any()), default=1.0)
+    worst = float("nan") if any(d != d for d in diffs.values()) else max(diffs.values(), default=0.0)
+    return {"batch": batch, "max_abs_diff": worst, "per_output": diffs,
+            "output_scale": scale, "not_compared": sorted(set(expected) - set(numeric))}
+
+
+def _numbers(value) -> bool:
+    """A tensor of numbers (or bools): what can be compared; a sequence of maps (scikit-learn's ZipMap) is not."""
+    return isinstance(value, np.ndarray) and value.dtype.kind in "fiub"
+
+
+def _difference(got, want: np.ndarray) -> float:
+    """The largest absolute difference; NaN where one side has it and the other not (a Log of random inputs gives
+    NaN on both sides: equal), 0.0 for an empty output."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if not want.size:
+        return 0.0
+    if got.shape != want.shape or (np.isnan(got) != np.isnan(want)).any():
+        return float("nan")
+    both = ~np.isnan(want)
+    return float(np.max(np.abs(got[both] - want[both]), initial=0.0))
