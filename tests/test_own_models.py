@@ -2,6 +2,8 @@
 sequence-first exports the names give away, tf2onnx's 'name:0' inputs, a free sequence length in a mix or a
 campaign without its shape, a saturation that is only a lower bound in the figures, fp16 estimates in split."""
 
+from dataclasses import replace
+
 import numpy as np
 import onnx
 import pytest
@@ -134,3 +136,59 @@ def test_split_of_an_fp16_model_on_cpu_says_its_times_are_estimates(cli, tmp_pat
     said = _estimated(Costs({}, "cpu:1", "cpu", table, ""))
     assert len(said) == 1 and said[0].startswith("batch 1: 100% of the node time is one group of 5 kernels")
     assert _estimated(Costs({}, "cpu:1", "cpu", table.drop(columns=["kernels"]), "")) == []  # an older costs file
+
+
+def test_a_fleet_tells_two_models_of_one_file_name_apart():
+    """hf_a/model.onnx (a BERT) and hf_b/model.onnx (an MLP) were one 'model': the MLP's latencies answered for the
+    BERT's rates. Grouped by their sha256 now, each named with its sweeps; a model and its split stay together."""
+    from test_analysis_edges import run_of
+
+    from staronnx_cli.analysis.fleet import FleetRun, fleet_answer
+
+    def of(sha, latency, parts=1):
+        run = run_of([(1, 50, 10, latency, 0.1, False)], parts=parts, model_name="model")
+        run.meta = replace(run.meta, model_sha256=sha)
+        return run
+
+    bert, mlp, mlp_split = of("bert", 9.0), of("mlp", 0.2), of("mlp", 0.1, parts=2)
+    said = fleet_answer([FleetRun("bert", "here", bert), FleetRun("mlp", "here", mlp),
+                         FleetRun("mlp_split", "here", mlp_split)])
+    assert "model (bert) at 50 q/s: here (bert) at 9.00 ms worst-case." in said
+    assert "model (mlp, mlp_split) at 50 q/s: here (mlp_split) at 0.100 ms worst-case." in said
+
+
+def test_a_campaign_names_a_plan_by_its_source_model_not_its_folder(tmp_path):
+    """Two plans in folders named 'plan' (the README's name) were both 'plan' in the fleet's answer."""
+    import json
+
+    from staronnx_cli.fleet.campaign import SweepSpec
+
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps({"source_model": "/models/bert.onnx"}))
+    spec = SweepSpec("bert_split", "plan", ("small",))
+    assert spec.settings(tmp_path / "plan").model_name == "bert"
+    assert spec.settings().model_name == "plan"  # checked before the plan is at hand: its target's name
+
+
+@pytest.mark.parametrize("hot_path", ["", "python"])
+def test_a_batch_that_onnx_runtime_refuses_is_said_once_not_in_its_raw_log_too(tmp_path, hot_path):
+    """An export at batch 1 that baked the batch into a Reshape fails every batch of 2: the native core's sessions
+    also printed ONNX Runtime's raw '[E:onnxruntime:...]' lines on stderr beside staronnx's own words."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    x = helper.make_tensor_value_info("x", 1, ["batch", 4, 16])
+    y = helper.make_tensor_value_info("y", 1, ["batch", 64])
+    shape = numpy_helper.from_array(np.array([1, 64], np.int64), "shape")
+    model = _model(tmp_path / "baked.onnx", [helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")],
+                   [x], [y], [shape])
+    done = subprocess.run([sys.executable, "-m", "staronnx_cli", "sweep", str(model), "--workers", "cpu:1x1",
+                           "--batch", "1,2", "--rate", "50", "--batches", "5", "--warmup", "1", "-o",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200", "STARONNX_HOT_PATH": hot_path})
+    points = pd.read_csv(tmp_path / "run" / "points.csv")
+    assert points.query("batch_size == 2").errors.str.contains("Reshape").all(), points.errors.tolist()
+    assert "E:onnxruntime" not in done.stderr + done.stdout, done.stderr[-600:]

@@ -71,6 +71,19 @@ def _unbounded(points, top: float) -> bool:
                for n, v in env.rho_max(points).items())
 
 
+def _by_model(runs: list[FleetRun]) -> dict[str, list[FleetRun]]:
+    """The runs of each model (a whole model and its splits are alternatives, compared), known by its sha256: two
+    files both named model.onnx (as Hugging Face exports write them) are two models, each then named with its
+    sweeps."""
+    groups: dict[str, list[FleetRun]] = {}
+    for f in runs:
+        groups.setdefault(f.run.meta.model_sha256 or f.model, []).append(f)
+    names = [mine[0].model for mine in groups.values()]
+    return {(mine[0].model if names.count(mine[0].model) == 1 else
+             f"{mine[0].model} ({', '.join(dict.fromkeys(f.sweep for f in mine))})"): mine
+            for mine in sorted(groups.values(), key=lambda mine: (mine[0].model, mine[0].sweep))}
+
+
 def fleet_answer(runs: list[FleetRun]) -> list[str]:
     """Per model: the kind that serves the most per node, then at each rate measured the kind (and sweep) with the
     lowest worst-case latency there."""
@@ -78,8 +91,7 @@ def fleet_answer(runs: list[FleetRun]) -> list[str]:
                  "from the points already measured" for f in runs if f.attempts > 1 and f.finished]
     sentences += [f"{f.sweep} on {f.kind} did not finish ({f.attempts} attempts; the last: {f.lost}): its points are "
                   "those measured before; run the campaign again to finish it" for f in runs if not f.finished]
-    for model in sorted({f.model for f in runs}):
-        mine = [f for f in runs if f.model == model]
+    for model, mine in _by_model(runs).items():
         served = [(top, f) for f in mine if (top := env.system_rho_max(f.run.points)) is not None]
         if not served:
             sentences.append(f"{model}: no kind served any rate without congestion.")

@@ -59,6 +59,7 @@ class SweepSpec:
         from ..runtime.workers import canonical_workers
         from ..sweep.grid import parse_rate_option
         from ..sweep.settings import SweepSettings
+        from ..zoo.names import model_name_of
 
         auto, rates = parse_rate_option(self.rate)
         return SweepSettings(
@@ -66,7 +67,8 @@ class SweepSpec:
             batch_sizes=tuple(int(n) for n in self.batch.split(",") if n.strip()), auto_rates=auto, rates=rates,
             batches=self.batches,
             warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,
-            resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}", model_name=self.model_name)
+            resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}",
+            model_name=model_name_of(str(target), target) if target != Path() and target.is_dir() else self.model_name)
 
 
 @dataclass(frozen=True)

@@ -955,7 +955,9 @@ static OrtSession *make_session(const char *path, Worker *wk, PyObject *free_dim
         return NULL;
     }
     OrtStatus *st = CALL(S_CreateSessionOptions, CreateOptionsFn)(&so);
-    if (!st) st = CALL(S_SetSessionLogSeverityLevel, SetIntFn)(so, 3);
+    /* fatal only: a failed run returns its status, which the batch records (errors column); ORT also logging it
+       printed a raw [E:onnxruntime:...] line beside staronnx's own */
+    if (!st) st = CALL(S_SetSessionLogSeverityLevel, SetIntFn)(so, 4);
     if (!st) st = CALL(S_SetSessionGraphOptimizationLevel, SetIntFn)(so, opt_level);
     if (!st) st = CALL(S_SetIntraOpNumThreads, SetIntFn)(so, wk->ncores > 0 ? wk->ncores : 1);
     if (!st) st = CALL(S_SetInterOpNumThreads, SetIntFn)(so, 1);

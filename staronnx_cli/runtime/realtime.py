@@ -141,6 +141,7 @@ def pinned_session_options(cores: tuple[int, ...] | list[int], model: Path | Non
     """A worker's session: one intra-op thread per core, ORT's own threads pinned to cores[1:] (the driving thread,
     pinned by its caller, is the first); with `batch`, the model's free batch dimension fixed (static shapes)."""
     so = session_options(len(cores) or 1)
+    so.log_severity_level = 4  # fatal only: a failed run raises, and the batch records why (errors column)
     if kind.pins_threads and len(cores) > 1:  # thread affinities are 1-based logical processors
         so.add_session_config_entry("session.intra_op_thread_affinities", ";".join(str(c + 1) for c in cores[1:]))
     if batch and model is not None:
