@@ -117,11 +117,29 @@ def _free_dims_fix(name: str, dims: list) -> str:
             f"sizes to measure with --shape {name}:{sizes} (e.g. --shape {name}:{example})")
 
 
+def _free_dims_fixes(free: list[tuple[str, list]]) -> str:
+    """Every input that needs a size, in one line: an input whose free dimensions an earlier one names already
+    (attention_mask's 'seq', as input_ids') needs none of its own; an unnamed one does."""
+    covered: set[str] = set()
+    needed = []
+    for name, dims in free:
+        named = {d.dim_param for d in dims[1:] if not d.HasField("dim_value")}
+        if "" in named or not named <= covered:
+            needed.append((name, dims))
+        covered |= named - {""}
+    if len(needed) == 1:
+        return _free_dims_fix(*needed[0])
+    flags = " ".join(f"--shape {name}:" + ",".join("SIZE" if not d.HasField("dim_value") else str(d.dim_value)
+                                                   for d in dims[1:]) for name, dims in needed)
+    return (f"inputs {', '.join(repr(name) for name, _ in needed)} have free dimensions besides the batch: staronnx "
+            f"measures one shape; give the sizes to measure with {flags} (SIZE e.g. 128)")
+
+
 def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:
     """The model's real inputs (not initializers), each with a batch dimension first; with `names`, only those (a
     part's inputs that are the model's: the others may carry the batch on another axis)."""
     initializers = {i.name for i in model.graph.initializer}
-    specs = []
+    specs, free = [], []
     for value in model.graph.input:
         if value.name in initializers or (names is not None and value.name not in names):
             continue
@@ -139,7 +157,8 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
                             + (", or free it in place as docs/profile.md shows ('A model exported at batch 1')"
                                if first.dim_value == 1 else ""))
         if any(not d.HasField("dim_value") for d in rest):
-            raise UserError(_free_dims_fix(value.name, dims))
+            free.append((value.name, dims))  # said once for every input that needs a size
+            continue
         negative = [d.dim_value for d in rest if d.dim_value < 0]
         if negative:  # -1 (a "free" dimension some exporters write as a size): no batch can be made of it
             raise UserError(f"input '{value.name}' has a dimension of size {negative[0]}, which no tensor has: "
@@ -150,6 +169,8 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
                             "staronnx feeds float, integer and bool inputs only; export the model with such an input "
                             "(a Cast inside it)")
         specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param))
+    if free:
+        raise UserError(_free_dims_fixes(free))
     if not specs:
         raise UserError("the model has no inputs (every input is an initializer): nothing to feed a batch to")
     return specs

@@ -224,9 +224,9 @@ def test_a_free_sequence_dimension_is_given_with_shape_as_perf_analyzer_does(cli
                                                 [y, z]), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "m.onnx")
-    assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"),
-                          "input 'x' has free dimensions ['seq', 'seq'] besides the batch",
-                          "--shape x:SIZE,SIZE (e.g. --shape x:128,128")
+    assert_one_line_error(cli("profile", tmp_path / "m.onnx", "-o", tmp_path / "c.csv"),  # every input, at once
+                          "inputs 'x', 'm' have free dimensions besides the batch",
+                          "--shape x:SIZE,SIZE --shape m:SIZE (SIZE e.g. 128)")
     assert_one_line_error(cli("profile", tmp_path / "m.onnx", "--shape", "x:16,16", "-o", tmp_path / "c.csv"),
                           "input 'm' has free dimensions ['?']", "--shape m:SIZE")  # one still free: no copy
     for shape, says in ((["y:16,16"], "the model has no input 'y'; its inputs: x, m"),

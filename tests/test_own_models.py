@@ -192,3 +192,17 @@ def test_a_batch_that_onnx_runtime_refuses_is_said_once_not_in_its_raw_log_too(t
     points = pd.read_csv(tmp_path / "run" / "points.csv")
     assert points.query("batch_size == 2").errors.str.contains("Reshape").all(), points.errors.tolist()
     assert "E:onnxruntime" not in done.stderr + done.stdout, done.stderr[-600:]
+
+
+def test_costs_of_another_shape_are_refused_naming_the_file_they_profiled(cli, tmp_path):
+    """split --shape input_ids:48 --costs (profiled at 24) said only 'another model (sha256 ...)', and its fix lacked
+    the --shape."""
+    x = helper.make_tensor_value_info("input_ids", 1, ["batch", "seq"])
+    y = helper.make_tensor_value_info("y", 1, ["batch", "seq"])
+    model = _model(tmp_path / "bert.onnx", [helper.make_node("Relu", ["input_ids"], ["a"], name="r"),
+                                            helper.make_node("Neg", ["a"], ["y"], name="n")], [x], [y])
+    costs = tmp_path / "c24.csv"
+    assert cli("profile", model, "--shape", "input_ids:24", "--runs", "2", "--warmup", "0", "--no-overhead", "-o",
+               costs).exit_code == 0
+    assert_one_line_error(cli("split", model, "--shape", "input_ids:48", "--costs", costs, "-o", tmp_path / "p"),
+                          "it profiled bert.input_ids-24.onnx", "with the same --shape as here")

@@ -126,9 +126,11 @@ def _costs_for(model: onnx.ModelProto, model_sha: str, path: Path, batch: int, d
     meta = read_meta(path)
     recorded = meta.get("model_sha256")
     if recorded and recorded != model_sha:
-        raise UserError(f"'{path}' was measured on another model (sha256 {recorded[:12]}, this one {model_sha[:12]}): "
-                        "profile this model into a file of its own with 'staronnx profile MODEL -o costs.csv' (that "
-                        "one is the other model's)")
+        other = f"; it profiled {Path(str(meta['model'])).name}" if meta.get("model") else ""  # another --shape?
+        raise UserError(f"'{path}' was measured on another model (sha256 {recorded[:12]}, this one {model_sha[:12]}"
+                        f"{other}): profile this model into a file of its "
+                        "own with 'staronnx profile MODEL -o costs.csv' (that one is the other model's; with the same "
+                        "--shape as here, where it has one)")
     names = {n.name for n in model.graph.node}
     foreign = set(frame.node) - names
     if foreign:
