@@ -20,6 +20,7 @@ class InputSpec:
     dtype: np.dtype
     shape: tuple[int, ...]  # without the batch dimension
     batch_dim: str  # the symbolic name of the batch dimension ("" if ORT must infer it)
+    high: int = 2  # integers are drawn from [0, high): 0 or 1, or the rows of the table they index
 
 
 def sha256_of(path: Path) -> str:
@@ -117,6 +118,28 @@ def _free_dims_fix(name: str, dims: list) -> str:
             f"sizes to measure with --shape {name}:{sizes} (e.g. --shape {name}:{example})")
 
 
+PASSED_ON = {"Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape", "Flatten"}  # the same indices, reshaped or cast
+
+
+def index_bounds(model: onnx.ModelProto) -> dict[str, int]:
+    """An integer input's exclusive bound where it indexes a table: the rows of each weight a Gather reads it into
+    (token ids over a vocabulary of 30,522, token types over the 1 or 2 rows a RoBERTa has; random 0 or 1 asked a
+    one-row table for its row 1), the fewest of them; through Casts and reshapes."""
+    tables = {i.name: list(i.dims) for i in model.graph.initializer}
+    origin = {v.name: v.name for v in model.graph.input if v.name not in tables}
+    bounds: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type in PASSED_ON and node.input and node.input[0] in origin:
+            origin.update({out: origin[node.input[0]] for out in node.output if out})
+        if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] in origin and node.input[0] in tables:
+            dims = tables[node.input[0]]
+            axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+            if -len(dims) <= axis < len(dims) and dims[axis] > 0:
+                source = origin[node.input[1]]
+                bounds[source] = min(bounds.get(source, dims[axis]), dims[axis])
+    return bounds
+
+
 def _free_dims_fixes(free: list[tuple[str, list]]) -> str:
     """Every input that needs a size, in one line: an input whose free dimensions an earlier one names already
     (attention_mask's 'seq', as input_ids') needs none of its own; an unnamed one does."""
@@ -139,7 +162,7 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
     """The model's real inputs (not initializers), each with a batch dimension first; with `names`, only those (a
     part's inputs that are the model's: the others may carry the batch on another axis)."""
     initializers = {i.name for i in model.graph.initializer}
-    specs, free = [], []
+    specs, free, bounds = [], [], index_bounds(model)
     for value in model.graph.input:
         if value.name in initializers or (names is not None and value.name not in names):
             continue
@@ -168,7 +191,8 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
             raise UserError(f"input '{value.name}' is of type {onnx.TensorProto.DataType.Name(ttype.elem_type)}: "
                             "staronnx feeds float, integer and bool inputs only; export the model with such an input "
                             "(a Cast inside it)")
-        specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param))
+        specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param,
+                               bounds.get(value.name, 2)))
     if free:
         raise UserError(_free_dims_fixes(free))
     if not specs:
@@ -222,7 +246,8 @@ def batch_dim_values(model: onnx.ModelProto, batch: int) -> list[tuple[str, int]
 
 
 def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """A batch of random inputs; integer inputs get small non-negative values (token ids, indices)."""
+    """A batch of random inputs; integer inputs 0 or 1 (masks, indices), or over the rows of the table they index
+    (`index_bounds`)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
@@ -232,7 +257,7 @@ def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str
         elif spec.dtype == np.bool_:
             feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
         else:
-            feeds[spec.name] = rng.integers(0, 2, shape).astype(spec.dtype)
+            feeds[spec.name] = rng.integers(0, spec.high, shape).astype(spec.dtype)
     return feeds
 
 

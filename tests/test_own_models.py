@@ -206,3 +206,28 @@ def test_costs_of_another_shape_are_refused_naming_the_file_they_profiled(cli, t
                costs).exit_code == 0
     assert_one_line_error(cli("split", model, "--shape", "input_ids:48", "--costs", costs, "-o", tmp_path / "p"),
                           "it profiled bert.input_ids-24.onnx", "with the same --shape as here")
+
+
+def test_token_ids_are_drawn_over_the_rows_of_the_table_they_index(cli, tmp_path):
+    """Integers were 0 or 1 always: a RoBERTa's one-row token-type table was asked for its row 1 (ONNX Runtime
+    refused every run), and token ids never left the first two rows of a 100-row vocabulary."""
+    from staronnx_cli import modelio
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", 8])
+    types = helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", 8])
+    y = helper.make_tensor_value_info("y", 1, ["batch", 8, 4])
+    rng = np.random.default_rng(0)
+    vocab = numpy_helper.from_array(rng.standard_normal((100, 4)).astype(np.float32), "vocab")
+    one_row = numpy_helper.from_array(rng.standard_normal((1, 4)).astype(np.float32), "types")
+    nodes = [helper.make_node("Cast", ["input_ids"], ["ids64"], name="cast", to=TensorProto.INT64),
+             helper.make_node("Gather", ["vocab", "ids64"], ["e"], name="words"),
+             helper.make_node("Gather", ["types", "token_type_ids"], ["t"], name="kinds"),
+             helper.make_node("Add", ["e", "t"], ["y"], name="add")]
+    model = _model(tmp_path / "roberta.onnx", nodes, [ids, types], [y], [vocab, one_row])
+    specs = {s.name: s for s in modelio.input_specs(onnx.load(model))}
+    assert (specs["input_ids"].high, specs["token_type_ids"].high) == (100, 1)
+    feeds = modelio.random_inputs(list(specs.values()), 64)
+    assert feeds["input_ids"].max() > 1 and feeds["input_ids"].max() < 100 and not feeds["token_type_ids"].any()
+    done = cli("profile", model, "--batch", "1,2", "--runs", "2", "--warmup", "0", "--no-overhead", "-o",
+               tmp_path / "c.csv")
+    assert done.exit_code == 0, done.stdout + done.stderr
