@@ -231,3 +231,15 @@ def test_token_ids_are_drawn_over_the_rows_of_the_table_they_index(cli, tmp_path
     done = cli("profile", model, "--batch", "1,2", "--runs", "2", "--warmup", "0", "--no-overhead", "-o",
                tmp_path / "c.csv")
     assert done.exit_code == 0, done.stdout + done.stderr
+
+
+def test_a_report_of_two_sequence_lengths_heads_each_with_its_shape(cli, tmp_path):
+    """Two runs of one model at --shape 16 and 64 got the same section heading ('## staronnx cpu:1x1 dmda')."""
+    model = _sequence_model(tmp_path / "bert.onnx")
+    for size in (8, 16):
+        done = cli("sweep", model, "--shape", f"input_ids:{size}", "--workers", "cpu:1x1", "--batch", "1", "--rate",
+                   "50", "--batches", "5", "--warmup", "1", "-o", tmp_path / f"r{size}")
+        assert done.exit_code == 0, done.stdout + done.stderr
+    assert cli("report", tmp_path / "r8", tmp_path / "r16", "-o", tmp_path / "report.md").exit_code == 0
+    headings = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("## bert")]
+    assert len(headings) == 2 and "bert.input_ids-8" in headings[0] and "bert.input_ids-16" in headings[1], headings

@@ -75,8 +75,8 @@ def write_report(runs: list[Run], output: Path, preface: list[str] | None = None
             figure = "none" if top is None else f"at least {top:g}" if open_ended else f"{top:g}"
             lines.append(f"| {label} | {figure} |")
         lines.append("")
-    for i, run in enumerate(runs):
-        lines += [f"## {run.label}", "", f"{figures.title_of(run)}; {figures.subtitle_of(run)}.", ""]
+    for i, (run, label) in enumerate(zip(runs, legend_labels(runs))):  # two sequence lengths: their headings apart
+        lines += [f"## {label}", "", f"{figures.title_of(run)}; {figures.subtitle_of(run)}.", ""]
         if figures.env.usable(run.points).empty:
             every_failed = set(figures.failed_sizes(run.points)) == set(run.points.batch_size.astype(int))
             lines += ["Every point of this run failed: no figure. Check the model at its batch sizes with 'staronnx "

@@ -144,7 +144,7 @@ def check_memory(model, specs, batch: int) -> None:
     needed = inputs + max(modelio.tensor_bytes_by_node(model, batch).values(), default=0)
     if needed > total:
         fix = "profile a smaller --batch" if batch > 1 else \
-            "the model's own sample is too large for this machine (check its input shapes)"
+            "the model's own sample is too large for this machine (check its input shapes, and any --shape given)"
         raise UserError(f"profiling batch {batch} needs at least {needed / 2**30:.3g} GiB (its inputs "
                         f"{inputs / 2**30:.3g} GiB and its largest tensor), more than this machine's "
                         f"{total / 2**30:.3g} GiB: {fix}")
