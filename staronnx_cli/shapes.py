@@ -6,6 +6,7 @@ command after this one sees a model whose only free dimension is the batch, and 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -17,7 +18,8 @@ import onnx
 from . import modelio
 from .cachedir import cache_dir
 from .errors import UserError
-from .zoo.names import display_name
+from .outputfile import write_text_atomic
+from .zoo.names import display_name, source_file, typed_name
 
 EXAMPLE = "--shape input_ids:128"
 _SHAPE = re.compile(r"^\s*(.+?)\s*:\s*([0-9][0-9,\s]*)$")  # the last ':' (tf2onnx names inputs 'input_ids:0')
@@ -127,6 +129,8 @@ def shaped_model(path: Path, texts: list[str], say: Callable[[str], None] = lamb
     try:
         onnx.save_model(model, str(staging), save_as_external_data=large, all_tensors_to_one_file=True,
                         location=copy.stem + ".data", size_threshold=1024)
+        write_text_atomic(source_file(copy), json.dumps({"model": typed_name(Path(path)),
+                                                         "shape": [s.words() for s in shapes]}))
         os.replace(staging, copy)  # last: a copy cut short is never found
     finally:
         staging.unlink(missing_ok=True)  # a full disk left it behind

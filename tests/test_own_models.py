@@ -243,3 +243,16 @@ def test_a_report_of_two_sequence_lengths_heads_each_with_its_shape(cli, tmp_pat
     assert cli("report", tmp_path / "r8", tmp_path / "r16", "-o", tmp_path / "report.md").exit_code == 0
     headings = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("## bert")]
     assert len(headings) == 2 and "bert.input_ids-8" in headings[0] and "bert.input_ids-16" in headings[1], headings
+
+
+def test_a_shaped_copy_is_named_as_the_user_types_it(tmp_path, monkeypatch):
+    """advise said 'to try one anyway: staronnx split $CACHE/shaped/.../bert.input_ids-24.onnx ...' where the user
+    typed bert.onnx --shape input_ids:24."""
+    from staronnx_cli.shapes import shaped_model
+    from staronnx_cli.zoo.names import typed_name
+
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
+    model = _sequence_model(tmp_path / "bert.onnx")
+    copy = shaped_model(model, ["input_ids:24"])
+    assert typed_name(copy) == f"{model} --shape input_ids:24"
+    assert typed_name(model) == str(model)

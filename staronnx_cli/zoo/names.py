@@ -44,12 +44,23 @@ def display_name(path: Path) -> str:
     return re.sub(r"-seed\d+-[0-9a-f]{12}$", "", Path(path).stem)
 
 
+def source_file(copy: Path) -> Path:
+    """Beside a --shape copy (shapes.py): the model and the --shape it was made from, for `typed_name`."""
+    return copy.with_name(copy.stem + ".source.json")
+
+
 def typed_name(path: Path) -> str:
     """What a user types to name this model again: the zoo name of a cached zoo file of seed 0 (its file name is a
-    digest's; a zoo name builds seed 0), else its path."""
+    digest's; a zoo name builds seed 0), a --shape copy's model and --shape (not the cache's path), else its path."""
     from ..cachedir import cache_dir
 
     path = Path(path)
+    if path.resolve().parent.parent == (cache_dir() / "shaped").resolve() and source_file(path).is_file():
+        try:
+            made = json.loads(source_file(path).read_text())
+            return " ".join([str(made["model"]), *(f"--shape {s}" for s in made["shape"])])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # its path, then
     cached = path.resolve().parent == (cache_dir() / "zoo").resolve()
     match = re.fullmatch(r"(.+)-seed0-[0-9a-f]{12}", path.stem)
     return match.group(1) if cached and match else str(path)
