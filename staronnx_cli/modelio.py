@@ -107,10 +107,8 @@ def batch_not_first(name: str, dims: list) -> str:
 
 def _free_dims_fix(name: str, dims: list) -> str:
     """A model whose input has free dimensions besides the batch (a sequence length): the --shape that fixes them
-    at the size to measure; or why fixing them would measure the wrong thing (`batch_not_first`)."""
+    at the size to measure (input_specs said a batch not first before)."""
     free = [d.dim_param or "?" for d in dims[1:] if not d.HasField("dim_value")]
-    if batch_not_first(name, dims):
-        return batch_not_first(name, dims)
     dims = dims[1:]
     sizes = ",".join("SIZE" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
     example = ",".join("128" if not d.HasField("dim_value") else str(d.dim_value) for d in dims)
@@ -172,8 +170,8 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
             raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape): "
                             "re-export the model with a dynamic first axis (torch.onnx.export dynamic_axes)")
         first, rest = dims[0], dims[1:]
-        if batch_not_first(value.name, dims):
-            raise UserError(batch_not_first(value.name, dims))
+        if not_first := batch_not_first(value.name, dims):
+            raise UserError(not_first)
         if first.HasField("dim_value") and first.dim_value != 0:
             raise UserError(f"input '{value.name}' has a fixed first dimension {first.dim_value}, not a batch "
                             "dimension: re-export with a dynamic batch axis (torch.onnx.export dynamic_axes)"

@@ -69,8 +69,8 @@ def _sizes(model: onnx.ModelProto, shapes: list[InputShape]) -> tuple[dict[str, 
                             f"{', '.join(inputs)}")
         dims = list(inputs[shape.name].type.tensor_type.shape.dim)
         batch = dims[0].dim_param if dims else ""
-        if modelio.batch_not_first(shape.name, dims):
-            raise UserError(modelio.batch_not_first(shape.name, dims))
+        if not_first := modelio.batch_not_first(shape.name, dims):
+            raise UserError(not_first)
         if len(dims) - 1 != len(shape.dims):
             now = ",".join(d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in dims[1:])
             raise UserError(f"--shape {shape.words()}: input '{shape.name}' has {len(dims) - 1} dimension(s) after "

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..analysis.summary import finite_number
 from ..analysis.verdict import IDLE_SLOWED, LOW_LOAD, ms, qps
 from ..errors import UserError
 from ..results.schema import unsettled
@@ -218,18 +219,9 @@ def _record(e: Confirmed, point: dict) -> None:
                               "no batch measured")  # a read run's empty cells are NaN
     else:
         e.measured[rate] = float(latency)
-        over, capacity = (_number(point.get(key)) for key in ("task_over_s", "capacity_qps"))
+        over, capacity = (finite_number(point.get(key)) or 0.0 for key in ("task_over_s", "capacity_qps"))
         if over > 0:
             e.slowed[rate] = (over, capacity > 0 and rate <= LOW_LOAD * capacity)
-
-
-def _number(value) -> float:
-    """A points.csv cell as a number (0.0 where empty or not one)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0
-    return number if number == number else 0.0
 
 
 def _exact(rates: list[float]) -> str:

@@ -16,7 +16,8 @@ from .verdict import never_congested, run_verdict, top_rate
 SUMMARY_VERSION = 1
 
 
-def _number(value) -> float | None:
+def finite_number(value) -> float | None:
+    """A cell of a run's files as a number: None where it is empty, not one, or not finite."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -31,14 +32,14 @@ def best_points(run: Run) -> list[dict]:
     ideals = run.points.set_index(["rate_qps", "batch_size"]).get("ideal_latency_ms")
     rows = []
     for b in env.envelope(run.points).itertuples():
-        ideal = None if ideals is None else _number(ideals.get((b.rate_qps, b.batch_size)))
+        ideal = None if ideals is None else finite_number(ideals.get((b.rate_qps, b.batch_size)))
         rows.append({"rate_qps": float(b.rate_qps), "batch_size": int(b.batch_size),
                      "mean_max_latency_ms": float(b.mean_max_latency_ms),
-                     "std_max_latency_ms": _number(b.std_max_latency_ms), "ideal_latency_ms": ideal,
+                     "std_max_latency_ms": finite_number(b.std_max_latency_ms), "ideal_latency_ms": ideal,
                      "latency_over_ideal": round(b.mean_max_latency_ms / ideal, 4) if ideal else None,
-                     "p99_latency_ms": _number(getattr(b, "p99_latency_ms", None)),
-                     "achieved_qps": _number(getattr(b, "achieved_qps", None)),
-                     **{key: _number(getattr(b, key, None)) for key in ("fill_ms", "wait_ms", "run_ms")}})
+                     "p99_latency_ms": finite_number(getattr(b, "p99_latency_ms", None)),
+                     "achieved_qps": finite_number(getattr(b, "achieved_qps", None)),
+                     **{key: finite_number(getattr(b, key, None)) for key in ("fill_ms", "wait_ms", "run_ms")}})
     return rows
 
 
