@@ -11,6 +11,15 @@ class UserError(Exception):
         self.exit_code = exit_code
 
 
+def baked_batch_hint(batch: int, reason: str) -> str:
+    """What to try when ONNX Runtime refuses a batch size above 1 over a shape: a model exported at batch 1 often
+    holds that 1 in a Reshape's target, so only --batch 1 runs; '' for any other failure."""
+    if batch <= 1 or "shape" not in reason.lower():
+        return ""
+    return (" (an export at batch 1 can bake that size into a Reshape's target: does --batch 1 run? then re-export "
+            "with a dynamic batch axis)")
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """An exception in one line for a message: its first non-empty line, or its type when it says nothing
     (MemoryError() has no message: indexing its lines would raise again, inside an error path)."""

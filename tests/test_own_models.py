@@ -171,7 +171,7 @@ def test_a_campaign_names_a_plan_by_its_source_model_not_its_folder(tmp_path):
 
 
 @pytest.mark.parametrize("hot_path", ["", "python"])
-def test_a_batch_that_onnx_runtime_refuses_is_said_once_not_in_its_raw_log_too(tmp_path, hot_path):
+def test_a_batch_that_onnx_runtime_refuses_is_said_once_with_the_fix_not_in_its_raw_log_too(tmp_path, hot_path):
     """An export at batch 1 that baked the batch into a Reshape fails every batch of 2: the native core's sessions
     also printed ONNX Runtime's raw '[E:onnxruntime:...]' lines on stderr beside staronnx's own words."""
     import os
@@ -191,6 +191,7 @@ def test_a_batch_that_onnx_runtime_refuses_is_said_once_not_in_its_raw_log_too(t
                           env={**os.environ, "COLUMNS": "200", "STARONNX_HOT_PATH": hot_path})
     points = pd.read_csv(tmp_path / "run" / "points.csv")
     assert points.query("batch_size == 2").errors.str.contains("Reshape").all(), points.errors.tolist()
+    assert "does --batch 1 run? then re-export with a dynamic batch axis" in done.stdout, done.stdout[-600:]
     assert "E:onnxruntime" not in done.stderr + done.stdout, done.stderr[-600:]
 
 

@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..devices import Device
-from ..errors import UserError, first_line, ort_reason
+from ..errors import UserError, baked_batch_hint, first_line, ort_reason
 from ..memlimit import memory_ceiling, out_of_memory
 from ..ortenv import FATAL_SEVERITY, cuda_status, session_options
 from ..zoo.names import typed_name
@@ -262,10 +262,9 @@ def _run(settings: ProfileSettings, session, feeds: dict, batch: int, first: int
         try:
             session.run(None, feeds)
         except Exception as exc:  # noqa: BLE001
-            hint = (" (an export at batch 1 can bake that size into a Reshape's target: does --batch 1 run? then "
-                    "re-export with a dynamic batch axis)") if batch > 1 else ""
+            reason = ort_reason(exc)
             raise UserError(f"ONNX Runtime failed to run '{settings.model}' at batch {batch}: "
-                            f"{ort_reason(exc)}{hint}") from None
+                            f"{reason}{baked_batch_hint(batch, reason)}") from None
         if on_batch:
             on_batch(batch, i + 1, total)
 

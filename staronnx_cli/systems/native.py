@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
-from ..errors import UserError, ort_reason
+from ..errors import UserError, baked_batch_hint, ort_reason
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -67,7 +67,7 @@ class NativeEngine:
                                     parallel=self.config.parallel, stream_of=self.config.stream_of,
                                     variable_batches=self.config.variable_batches)
         except UserError as exc:
-            return BatchSizeSetup(failure=str(exc))
+            return BatchSizeSetup(failure=f"{exc}{baked_batch_hint(n, str(exc))}")
         service = session.service_time(n)
         return BatchSizeSetup(session, "", [service] if math.isfinite(service) else None)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..errors import UserError, ort_reason
+from ..errors import UserError, baked_batch_hint, ort_reason
 from ..ortenv import cuda_status
 from ..runtime import core, hotwait
 from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
@@ -85,7 +85,8 @@ class RealEngine:
         try:
             executor = self._executor(sizes, options)
         except UserError as exc:
-            return BatchSizeSetup(failure=str(exc))
+            largest = max(sizes) if isinstance(sizes, list) else sizes
+            return BatchSizeSetup(failure=f"{exc}{baked_batch_hint(largest, str(exc))}")
         self.log.graph_notes = [f"N={n} {note}" for note in executor.graph_notes]
         self.log.graph_rejections = [f"N={n} {note}" for note in executor.graph_rejections]
         if executor.links:  # the slowest GPU link: a transfer to any GPU is predicted no faster than it goes
