@@ -21,6 +21,17 @@ class InputSpec:
     shape: tuple[int, ...]  # without the batch dimension
     batch_dim: str  # the symbolic name of the batch dimension ("" if ORT must infer it)
     high: int = 2  # integers are drawn from [0, high): 0 or 1, or the rows of the table they index
+    batched: bool = True  # False: a fixed-shape input (a threshold, a TopK's k) given whole to every batch
+
+
+def whole_inputs(specs: list[InputSpec]) -> frozenset[str]:
+    """The inputs given whole to every batch (shape is all of theirs, no batch axis): never sliced by rows."""
+    return frozenset(s.name for s in specs if not s.batched)
+
+
+def leading_rows(feeds: dict[str, np.ndarray], size: int, whole: frozenset[str]) -> dict[str, np.ndarray]:
+    """A batch of `size` from feeds made for the largest: the first rows of each batched input, the others whole."""
+    return {name: value if name in whole else value[:size] for name, value in feeds.items()}
 
 
 def sha256_of(path: Path) -> str:
@@ -156,19 +167,49 @@ def _free_dims_fixes(free: list[tuple[str, list]]) -> str:
             f"measures one shape; give the sizes to measure with {flags} (SIZE e.g. 128)")
 
 
+def _fixed(dims: list) -> bool:
+    return all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims)
+
+
+def _whole_spec(value: onnx.ValueInfoProto, dims: list, high: int) -> InputSpec:
+    """A fixed-shape input beside batched ones (a scalar threshold, a TopK's k of shape [1]): every batch gets it
+    whole, as ONNX Runtime would take it from a caller serving one query or many."""
+    ttype = value.type.tensor_type
+    dtype = _feedable(value.name, ttype.elem_type)
+    return InputSpec(value.name, dtype, tuple(d.dim_value for d in dims), "", high, batched=False)
+
+
+def _feedable(name: str, elem_type: int) -> np.dtype:
+    if not elem_type:  # no type at all: nothing to make a tensor of
+        raise UserError(f"input '{name}' has no element type: export the model with typed inputs")
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+    if dtype.kind not in "fiub":  # strings, bfloat16, float8, complex: no random batch we can make or pass on
+        raise UserError(f"input '{name}' is of type {onnx.TensorProto.DataType.Name(elem_type)}: "
+                        "staronnx feeds float, integer and bool inputs only; export the model with such an input "
+                        "(a Cast inside it)")
+    return dtype
+
+
 def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[InputSpec]:
-    """The model's real inputs (not initializers), each with a batch dimension first; with `names`, only those (a
-    part's inputs that are the model's: the others may carry the batch on another axis)."""
+    """The model's real inputs (not initializers), each with a batch dimension first, or of a fixed shape beside
+    such inputs (given whole to every batch); with `names`, only those (a part's inputs that are the model's: the
+    others may carry the batch on another axis)."""
     initializers = {i.name for i in model.graph.initializer}
+    real = [v for v in model.graph.input if v.name not in initializers]
+    batched_beside = any(not _fixed(list(v.type.tensor_type.shape.dim)) for v in real)
     specs, free, bounds = [], [], index_bounds(model)
-    for value in model.graph.input:
-        if value.name in initializers or (names is not None and value.name not in names):
+    for value in real:
+        if names is not None and value.name not in names:
             continue
         ttype = value.type.tensor_type
         dims = list(ttype.shape.dim)
+        if batched_beside and _fixed(dims) and value.type.HasField("tensor_type") and ttype.HasField("shape"):
+            specs.append(_whole_spec(value, dims, bounds.get(value.name, 2)))
+            continue
         if not dims:
-            raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape): "
-                            "re-export the model with a dynamic first axis (torch.onnx.export dynamic_axes)")
+            raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape), and no "
+                            "other input has one: re-export the model with a dynamic first axis (torch.onnx.export "
+                            "dynamic_axes)")
         first, rest = dims[0], dims[1:]
         if not_first := batch_not_first(value.name, dims):
             raise UserError(not_first)
@@ -184,11 +225,7 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
         if negative:  # -1 (a "free" dimension some exporters write as a size): no batch can be made of it
             raise UserError(f"input '{value.name}' has a dimension of size {negative[0]}, which no tensor has: "
                             "re-export the model with that dimension named (a symbolic dimension) or fixed")
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(ttype.elem_type))
-        if dtype.kind not in "fiub":  # strings, bfloat16, float8, complex: no random batch we can make or pass on
-            raise UserError(f"input '{value.name}' is of type {onnx.TensorProto.DataType.Name(ttype.elem_type)}: "
-                            "staronnx feeds float, integer and bool inputs only; export the model with such an input "
-                            "(a Cast inside it)")
+        dtype = _feedable(value.name, ttype.elem_type)
         specs.append(InputSpec(value.name, dtype, tuple(d.dim_value for d in rest), first.dim_param,
                                bounds.get(value.name, 2)))
     if free:
@@ -196,6 +233,22 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
     if not specs:
         raise UserError("the model has no inputs (every input is an initializer): nothing to feed a batch to")
     return specs
+
+
+def plan_input_specs(protos: list[onnx.ModelProto]) -> list[InputSpec]:
+    """The model inputs of a plan's parts (read by a part, made by none), each from the first part that reads it:
+    a later part may read one that the first does not (a scale applied at the end)."""
+    produced: set[str] = set()
+    for proto in protos:  # a part's output that is its own input passed through is not made by it
+        own = {i.name for i in proto.graph.input}
+        produced |= {o.name for o in proto.graph.output if o.name not in own}
+    found: dict[str, InputSpec] = {}
+    for proto in protos:
+        weights = {i.name for i in proto.graph.initializer}
+        wanted = {i.name for i in proto.graph.input} - weights - produced - set(found)
+        for spec in input_specs(proto, wanted) if wanted else []:
+            found[spec.name] = spec
+    return list(found.values())
 
 
 def check_node_names(model: onnx.ModelProto) -> None:
@@ -249,7 +302,7 @@ def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
-        shape = (batch, *spec.shape)
+        shape = (batch, *spec.shape) if spec.batched else spec.shape
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:

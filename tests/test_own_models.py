@@ -257,3 +257,70 @@ def test_a_shaped_copy_is_named_as_the_user_types_it(tmp_path, monkeypatch):
     copy = shaped_model(model, ["input_ids:24"])
     assert typed_name(copy) == f"{model} --shape input_ids:24"
     assert typed_name(model) == str(model)
+
+
+def _thresholded(path):
+    """x [batch, 16] beside a scalar threshold and a [16] scale read only at the end (the last part of a split)."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 16)).astype(np.float32), f"w{i}") for i in range(4)]
+    nodes = [helper.make_node("Sub", ["x", "thr"], ["s"], name="sub"), helper.make_node("Relu", ["s"], ["t"], name="r")]
+    for i in range(4):
+        nodes += [helper.make_node("MatMul", ["t" if i == 0 else f"h{i - 1}", f"w{i}"], [f"m{i}"], name=f"mm{i}"),
+                  helper.make_node("Tanh", [f"m{i}"], [f"h{i}"], name=f"tanh{i}")]
+    nodes.append(helper.make_node("Mul", ["h3", "scale"], ["y"], name="mul"))
+    inputs = [helper.make_tensor_value_info("x", 1, ["batch", 16]), helper.make_tensor_value_info("thr", 1, []),
+              helper.make_tensor_value_info("scale", 1, [16])]
+    return _model(path, nodes, inputs, [helper.make_tensor_value_info("y", 1, ["batch", 16])], weights)
+
+
+def test_fixed_shape_inputs_beside_a_batched_one_are_given_whole_and_alone_still_refused(tmp_path):
+    from staronnx_cli import modelio
+
+    specs = modelio.input_specs(onnx.load(_thresholded(tmp_path / "t.onnx")))
+    assert [(s.name, s.shape, s.batched) for s in specs] == [("x", (16,), True), ("thr", (), False),
+                                                             ("scale", (16,), False)]
+    feeds = modelio.random_inputs(specs, 4)
+    assert [feeds[n].shape for n in ("x", "thr", "scale")] == [(4, 16), (), (16,)]
+    batch = modelio.leading_rows(feeds, 3, modelio.whole_inputs(specs))
+    assert [batch[n].shape for n in ("x", "thr", "scale")] == [(3, 16), (), (16,)]
+    alone = _model(tmp_path / "alone.onnx", [helper.make_node("Relu", ["thr"], ["y"], name="r")],
+                   [helper.make_tensor_value_info("thr", 1, [])], [helper.make_tensor_value_info("y", 1, [])])
+    with pytest.raises(Exception, match="no other input has one"):
+        modelio.input_specs(onnx.load(alone))
+
+
+@pytest.mark.parametrize("hot_path", ["", "python"])
+def test_a_split_whose_last_part_reads_a_whole_input_is_swept_on_either_hot_path(cli, tmp_path, hot_path,
+                                                                               monkeypatch):
+    """The Python scheduler fed a plan's model inputs from its first part only: 'scale', read by the last part
+    alone, was a KeyError that failed every point; the native core took only inputs with a batch axis."""
+    import pandas as pd
+
+    monkeypatch.setenv("STARONNX_HOT_PATH", hot_path)
+    model = _thresholded(tmp_path / "t.onnx")
+    profiled = cli("profile", model, "--batch", "1,2", "--runs", "3", "-o", tmp_path / "costs")
+    assert profiled.exit_code == 0, profiled.output
+    assert "'scale', 'thr' have no batch axis: each batch gets them whole" in profiled.output
+    split = cli("split", model, "--costs", tmp_path / "costs", "--parts", "2", "--offload", "0.5", "-o",
+                tmp_path / "plan")
+    assert split.exit_code == 0, split.output
+    firsts = {i.name for i in onnx.load(tmp_path / "plan" / "part_0.onnx").graph.input}
+    assert "scale" in {i.name for i in onnx.load(tmp_path / "plan" / "part_1.onnx").graph.input} - firsts
+    done = cli("sweep", tmp_path / "plan", "--workers", "cpu:1x1,cpu:1x1", "--batch", "1,3", "--rate", "50",
+               "--batches", "5", "--warmup", "1", "-o", tmp_path / "run")
+    assert done.exit_code == 0, done.output
+    points = pd.read_csv(tmp_path / "run" / "points.csv")
+    assert points.errors.isna().all() and not points.congested.any(), points.to_dict("records")
+
+
+def test_native_serves_a_whole_input_and_triton_refuses_it(cli, tmp_path):
+    import pandas as pd
+
+    model = _thresholded(tmp_path / "t.onnx")
+    done = cli("sweep", model, "--system", "native", "--workers", "cpu:1x1", "--batch", "2", "--rate", "50",
+               "--batches", "5", "--warmup", "1", "-o", tmp_path / "run")
+    assert done.exit_code == 0, done.output
+    assert pd.read_csv(tmp_path / "run" / "points.csv").errors.isna().all()
+    refused = cli("sweep", model, "--system", "triton", "--workers", "cpu:1x1", "--batch", "2", "--rate", "50",
+                  "-o", tmp_path / "triton")
+    assert_one_line_error(refused, "input 'thr' has no batch axis")

@@ -71,6 +71,11 @@ def profile(
         console.print(f"[yellow]note:[/] no GPU clock: {escape(result.note)}. Node times are host launch times "
                       "(timing host-launch): 'staronnx split' refuses them unless given --allow-host-times",
                       soft_wrap=True)
+    if result.whole_inputs:
+        console.print(f"note: {', '.join(repr(n) for n in result.whole_inputs)} "
+                      f"{'has' if len(result.whole_inputs) == 1 else 'have'} no batch axis: each batch gets "
+                      f"{'it' if len(result.whole_inputs) == 1 else 'them'} whole, one value for all its queries "
+                      "(the same in sweep)", soft_wrap=True)
     rows = write_profile(output, settings, result)
     for r in result.batches:
         render_summary(r, settings, top)

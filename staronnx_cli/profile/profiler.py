@@ -88,6 +88,7 @@ class ProfileResult:
     batches: list[BatchProfile]
     gpu_clock: str = ""  # on CUDA: "cupti-python X" when node times come from the GPU, else ""
     note: str = ""  # on CUDA without CUPTI: why (one line)
+    whole_inputs: tuple[str, ...] = ()  # inputs without a batch axis, given whole to every batch
 
 
 MAX_RUNS = 10_000  # per batch size: ONNX Runtime's profiler keeps at most a million events, and more is a typo
@@ -115,7 +116,7 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
     modelio.check_node_names(model)
     check_memory(model, specs, max(settings.batch_sizes))
     recorder, note = _gpu_recorder(settings.device)
-    result = ProfileResult([], recorder.source if recorder else "", note)
+    result = ProfileResult([], recorder.source if recorder else "", note, tuple(sorted(modelio.whole_inputs(specs))))
     with memory_ceiling() as ceiling:  # past the memory there is: one line, not the kernel's silent kill
         for batch in settings.batch_sizes:
             try:

@@ -280,9 +280,9 @@ struct Core {
     char *consumed;  /* slot -> read by a later part (else a final output, released at once) */
     /* model inputs: buffers (kept by Python), element type, shape without the batch dimension */
     void **in_data;
-    int *in_type, *in_rank;
+    int *in_type, *in_rank, *in_whole;  /* whole: a fixed-shape input given whole to every batch (a threshold) */
     int64_t **in_shape;
-    size_t *in_row_bytes;
+    size_t *in_row_bytes;  /* bytes per row; a whole input's bytes */
     int64_t max_size;
     OrtValue **in_values;  /* (worker, size, input) -> a tensor over the leading rows (make_input): one per worker,
                             * as ONNX Runtime copies a feed's reference count on every run */
@@ -615,9 +615,9 @@ static OrtStatus *make_input(Core *c, Worker *wk, int64_t size, int i) {
     int64_t shape[16];
     int rank = c->in_rank[i] < 16 ? c->in_rank[i] : 16;
     for (int d = 0; d < rank; d++) shape[d] = c->in_shape[i][d];
-    shape[0] = size;
-    return CALL(S_CreateTensorWithDataAsOrtValue, CreateTensorFn)(cpu_info, c->in_data[i],
-                                                                  c->in_row_bytes[i] * (size_t)size, shape, rank,
+    if (!c->in_whole[i]) shape[0] = size;
+    size_t bytes = c->in_whole[i] ? c->in_row_bytes[i] : c->in_row_bytes[i] * (size_t)size;
+    return CALL(S_CreateTensorWithDataAsOrtValue, CreateTensorFn)(cpu_info, c->in_data[i], bytes, shape, rank,
                                                                   c->in_type[i], v);
 }
 
@@ -884,7 +884,7 @@ static void free_core(Core *c) {
     free(c->in_names), free(c->out_names), free(c->in_slot), free(c->out_slot), free(c->succ), free(c->nsucc);
     free(c->nin), free(c->nout), free(c->ndeps), free(c->consumed), free(c->rank);
     for (int i = 0; i < c->ninputs; i++) free(c->in_shape ? c->in_shape[i] : NULL);
-    free(c->in_shape), free(c->in_data), free(c->in_type), free(c->in_rank), free(c->in_row_bytes);
+    free(c->in_shape), free(c->in_data), free(c->in_type), free(c->in_rank), free(c->in_whole), free(c->in_row_bytes);
     for (int64_t i = 0; i < c->nerrors; i++) free(c->error_text[i]);
     free(c->error_task), free(c->error_text), free(c->model);
     pthread_mutex_destroy(&c->ev_mutex);
@@ -1041,15 +1041,17 @@ static int build_parts(Core *c, PyObject *deps, PyObject *inputs, PyObject *outp
     return 0;
 }
 
-/* Model inputs: (array, onnx element type) per input slot; each array holds max_size rows, C-contiguous. */
+/* Model inputs: (array, onnx element type[, whole]) per input slot; each array holds max_size rows, C-contiguous, or
+ * (whole = 1) is given whole to every batch. */
 static int build_inputs(CoreObject *self, Core *c, PyObject *arrays) {
     c->in_data = calloc(c->ninputs + 1, sizeof(void *));
     c->in_type = calloc(c->ninputs + 1, sizeof(int)), c->in_rank = calloc(c->ninputs + 1, sizeof(int));
+    c->in_whole = calloc(c->ninputs + 1, sizeof(int));
     c->in_shape = calloc(c->ninputs + 1, sizeof(int64_t *)), c->in_row_bytes = calloc(c->ninputs + 1, sizeof(size_t));
     for (int i = 0; i < c->ninputs; i++) {
         PyObject *array;
-        int type;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(arrays, i), "Oi", &array, &type)) return -1;
+        int type, whole = 0;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(arrays, i), "Oi|p", &array, &type, &whole)) return -1;
         if (self->nviews >= 16) {
             PyErr_SetString(PyExc_ValueError, "at most 16 model inputs");
             return -1;
@@ -1057,14 +1059,14 @@ static int build_inputs(CoreObject *self, Core *c, PyObject *arrays) {
         Py_buffer *view = &self->views[self->nviews];
         if (PyObject_GetBuffer(array, view, PyBUF_C_CONTIGUOUS | PyBUF_ND) < 0) return -1;
         self->nviews++;
-        if (view->ndim < 1 || view->shape[0] < c->max_size) {
+        if (!whole && (view->ndim < 1 || view->shape[0] < c->max_size)) {
             PyErr_SetString(PyExc_ValueError, "a model input has fewer rows than the largest batch");
             return -1;
         }
-        c->in_data[i] = view->buf, c->in_type[i] = type, c->in_rank[i] = view->ndim;
-        c->in_shape[i] = calloc(view->ndim, sizeof(int64_t));
+        c->in_data[i] = view->buf, c->in_type[i] = type, c->in_rank[i] = view->ndim, c->in_whole[i] = whole;
+        c->in_shape[i] = calloc(view->ndim + 1, sizeof(int64_t));
         for (int d = 0; d < view->ndim; d++) c->in_shape[i][d] = view->shape[d];
-        c->in_row_bytes[i] = (size_t)(view->len / view->shape[0]);
+        c->in_row_bytes[i] = whole ? (size_t)view->len : (size_t)(view->len / view->shape[0]);
     }
     c->in_values = calloc(c->nworkers * (c->max_size + 1) * c->ninputs + 1, sizeof(OrtValue *));
     return 0;

@@ -9,7 +9,7 @@ def monotonic_ns() -> int: ...
 class Core:
     def __init__(self, worker_cores: list[list[int]], worker_kinds: list[int], part_paths: list[str],
                  deps: list[list[int]], part_inputs: list[list[tuple[str, int]]],
-                 part_outputs: list[list[tuple[str, int]]], slots: int, inputs: list[tuple[np.ndarray, int]],
+                 part_outputs: list[list[tuple[str, int]]], slots: int, inputs: list[tuple[np.ndarray, int, bool]],
                  max_size: int, free_dims: list[list[tuple[str, int]]], opt_level: int, spin_ns: int,
                  issuer_cores: list[int]) -> None: ...
     def start(self, release_ns: np.ndarray, sizes: np.ndarray, actual_ns: np.ndarray, end_ns: np.ndarray,

@@ -114,13 +114,8 @@ class PartTensors:
         self.deps = [sorted({maker[n] for n in names_ if n in maker}) for names_ in inputs]  # who makes what it reads
 
     def specs(self) -> list[modelio.InputSpec]:
-        """The model inputs' specs (from the first part that reads each)."""
-        found: dict[str, modelio.InputSpec] = {}
-        wanted = set(self.model_inputs)
-        for proto in self.protos:
-            for spec in modelio.input_specs(proto, wanted) if any(i.name in wanted for i in proto.graph.input) \
-                    else []:
-                found.setdefault(spec.name, spec)
+        """The model inputs' specs (from the first part that reads each), in slot order."""
+        found = {spec.name: spec for spec in modelio.plan_input_specs(self.protos)}
         return [found[n] for n in self.model_inputs]
 
     def free_dims(self, batch: int | None) -> list[list[tuple[str, int]]]:
@@ -149,8 +144,9 @@ class CoreExecutor(PointClock):
         tensors = PartTensors(part_files)
         specs = tensors.specs()
         arrays = modelio.random_inputs(specs, batch, o.seed)
-        self.arrays = [np.ascontiguousarray(arrays[s.name]) for s in specs]  # the core reads them: kept alive here
-        inputs = [(a, ONNX_TYPES[a.dtype]) for a in self.arrays]
+        # the core reads them: kept alive here (copied C-contiguous, a scalar kept 0-d: ascontiguousarray makes it 1-d)
+        self.arrays = [np.array(arrays[s.name], order="C") for s in specs]
+        inputs = [(a, ONNX_TYPES[a.dtype], not s.batched) for a, s in zip(self.arrays, specs)]
         self.kinds = list(dict.fromkeys(w.kind_key for w in workers))  # workers of one kind share their models
         self.spare = spare_cpus(workers)
         spin = int(WORKER_SPIN_S * 1e9) if self.spare else SHORT_SPIN_NS

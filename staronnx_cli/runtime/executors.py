@@ -136,8 +136,10 @@ class ThreadExecutor(PointClock):
         self.variable_batches = variable_batches
         self.store: dict[int, dict[str, Any]] = {}  # host arrays or gpu.DeviceTensors  # batch -> tensor name -> value
         protos = [modelio.load_model(p, with_weights=False) for p in part_files]
-        self.inputs = [modelio.random_inputs(modelio.input_specs(protos[self.first_part[m]]), self.batches[m],
-                                             seed + m) for m in range(count)]
+        specs = [modelio.plan_input_specs([p for p, of in zip(protos, self.part_model) if of == m])
+                 for m in range(count)]  # every part's model inputs: a later part may read one the first does not
+        self.inputs = [modelio.random_inputs(specs[m], self.batches[m], seed + m) for m in range(count)]
+        self.whole = [modelio.whole_inputs(specs[m]) for m in range(count)]  # given whole to every batch
         consumed = {i.name for m in protos for i in m.graph.input}
         self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed}
         self.arena_caps = self._arena_caps(protos)  # GPU worker name -> each session's arena (--memory-limit)
@@ -350,9 +352,10 @@ class ThreadExecutor(PointClock):
 
     def _input(self, k: int, m: int, name: str, size: int, worker: WorkerSpec, runner):
         if name in self.inputs[m]:
+            rows = 0 if name in self.whole[m] else size  # a whole input (a threshold) is every batch's
             if worker.on_gpu:
-                return runner.inputs.batch(name, size)  # born pinned: one DMA to the device
-            return self.inputs[m][name][:size]  # a leading slice of a C-contiguous array stays contiguous
+                return runner.inputs.batch(name, rows)  # born pinned: one DMA to the device
+            return self.inputs[m][name][:rows] if rows else self.inputs[m][name]  # a leading slice stays contiguous
         value = self.store[k][name]
         if not worker.on_gpu and not isinstance(value, np.ndarray):
             return self.gpus[value.device_id].fetch(value)

@@ -58,7 +58,8 @@ class PinnedInputs:
             self.buffers[name] = buffer
 
     def batch(self, name: str, size: int) -> Pinned:
-        return Pinned(self.buffers[name][:size])
+        """The first `size` rows; size 0: the whole buffer (an input given whole to every batch)."""
+        return Pinned(self.buffers[name][:size] if size else self.buffers[name])
 
 
 def cupy_pinned_allocator(cupy) -> Callable[[tuple[int, ...], np.dtype], np.ndarray]:

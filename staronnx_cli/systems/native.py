@@ -118,6 +118,7 @@ class NativeSession:
             if not parallel:  # as the runtime's workers: this thread on the first core, ORT's threads on the others
                 pin_driver(worker.cores)
             self.feeds = modelio.random_inputs(specs, batch, seed)
+            self.whole = modelio.whole_inputs(specs)  # given whole to every batch, never sliced
             self.names = [o.name for o in self.session.get_outputs()]
             for _ in range(warmup_runs):
                 self.session.run(self.names, self.feeds)
@@ -128,7 +129,7 @@ class NativeSession:
     def run_batch(self, size: int) -> str:
         """Run one batch of `size` queries; returns '' or the error."""
         try:
-            self.session.run(self.names, {k: v[:size] for k, v in self.feeds.items()})
+            self.session.run(self.names, modelio.leading_rows(self.feeds, size, self.whole))
             return ""
         except Exception as exc:  # noqa: BLE001 - recorded in the batch, the sweep goes on
             return f"{type(exc).__name__}: {ort_reason(exc)}"

@@ -82,7 +82,7 @@ def load_target(path: Path) -> Target:
                       plan.achieved_fraction, plan.method, plan.device)
     model = modelio.load_model(path, with_weights=False)
     specs = modelio.input_specs(model)
-    per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs)
+    per_sample = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in specs if s.batched)  # a whole one: a few B
     return Target([path], PartGraph([[]], [{-1: per_sample}], [_output_bytes_per_sample(model)]),
                   modelio.sha256_of(path), "")
 

@@ -243,6 +243,16 @@ class TritonConfig:
     seed: int = 0
 
 
+def _refuse_whole_inputs(path: Path) -> None:
+    """Triton's dynamic batcher stacks every input of a model along the batch axis: an input given whole to every
+    batch (a threshold of shape []) cannot be served batched there."""
+    whole = [s.name for s in modelio.input_specs(modelio.load_model(path, with_weights=False)) if not s.batched]
+    if whole:
+        raise UserError(f"input '{whole[0]}' has no batch axis (staronnx gives it whole to every batch); Triton's "
+                        "dynamic batcher stacks every input along one: sweep this model with --system staronnx or "
+                        "--system native")
+
+
 class TritonEngine:
     """One Triton server per batch size (max_batch_size = preferred = N; a mix: one model each with its own N),
     started before its points and stopped after them, also on errors and Ctrl-C."""
@@ -266,6 +276,8 @@ class TritonEngine:
         # (Triton's name, ONNX file) and the run graph's part of each model served
         self.models = [(m.name, m.target.part_files[0]) for m in members] if members else [(MODEL_NAME, part_files[0])]
         self.parts = [m.first_part for m in members] if members else [0]
+        for _, path in self.models:
+            _refuse_whole_inputs(path)
         workers = parse_workers(config.workers, sorted(os.sched_getaffinity(0)), False)
         if len(workers) != 1 or workers[0].on_gpu:
             raise UserError("--system triton runs one model instance on CPU cores here: give one CPU worker, "
