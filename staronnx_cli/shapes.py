@@ -71,6 +71,9 @@ def _sizes(model: onnx.ModelProto, shapes: list[InputShape]) -> tuple[dict[str, 
         batch = dims[0].dim_param if dims else ""
         if not_first := modelio.batch_not_first(shape.name, dims):
             raise UserError(not_first)
+        if all(d.HasField("dim_value") for d in dims):  # a scalar or a fixed [16]: nothing is free in it
+            raise UserError(f"--shape {shape.words()}: input '{shape.name}' has a fixed shape "
+                            f"[{','.join(str(d.dim_value) for d in dims)}], nothing to fix: drop this --shape")
         if len(dims) - 1 != len(shape.dims):
             now = ",".join(d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?") for d in dims[1:])
             raise UserError(f"--shape {shape.words()}: input '{shape.name}' has {len(dims) - 1} dimension(s) after "

@@ -283,6 +283,10 @@ def test_fixed_shape_inputs_beside_a_batched_one_are_given_whole_and_alone_still
     assert [feeds[n].shape for n in ("x", "thr", "scale")] == [(4, 16), (), (16,)]
     batch = modelio.leading_rows(feeds, 3, modelio.whole_inputs(specs))
     assert [batch[n].shape for n in ("x", "thr", "scale")] == [(3, 16), (), (16,)]
+    with pytest.raises(Exception, match=r"input 'thr' has a fixed shape \[\], nothing to fix: drop this --shape"):
+        from staronnx_cli.shapes import shaped_model
+
+        shaped_model(tmp_path / "t.onnx", ["thr:4"])
     alone = _model(tmp_path / "alone.onnx", [helper.make_node("Relu", ["thr"], ["y"], name="r")],
                    [helper.make_tensor_value_info("thr", 1, [])], [helper.make_tensor_value_info("y", 1, [])])
     with pytest.raises(Exception, match="no other input has one"):
