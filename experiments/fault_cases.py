@@ -584,6 +584,39 @@ def _(d):
     return one_line(o, 2, "not a regular file")
 
 
+@case("inputs", "`sweep --input-data` a FIFO nobody writes", "exit 2, one line, at once")
+def _(d):
+    os.mkfifo(d / "samples.npz")
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--input-data", "samples.npz", "-o", "r", timeout=30),
+                    2, "not a regular file")
+
+
+@case("inputs", "`sweep --input-data` a .npz cut in half (a torn copy)", "exit 2, one line naming the file")
+def _(d):
+    import numpy as np
+
+    np.savez(d / "samples.npz", image=np.zeros((4, 3, 32, 32), np.float32))
+    whole = (d / "samples.npz").read_bytes()
+    (d / "samples.npz").write_bytes(whole[: len(whole) // 2])
+    return one_line(staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--input-data", "samples.npz", "-o", "r"), 2,
+                    "samples.npz' cannot be read")
+
+
+@case("inputs", "`profile --input-data` perf_analyzer JSON with base64 content", "exit 2, one line, the fix named")
+def _(d):
+    (d / "data.json").write_text('{"data": [{"image": {"b64": "AAAA"}}]}')
+    return one_line(staronnx(d, "profile", "tiny.onnx", "--input-data", "data.json", "-o", "c2.csv"), 2,
+                    'is base64 ("b64")', '"content" list')
+
+
+@case("inputs", "`sweep --resume` of a finished run with another --input-data", "exit 2, the run's rows unchanged")
+def _(d):
+    before = rows_of(d / "run" / "points.csv")
+    o = staronnx(d, "sweep", "tiny.onnx", *SWEEP, "--input-data", "zeros", "-o", "run", "--resume")
+    return one_line(o, 2, "input_data = 'random'", "'zeros'") or (
+        None if rows_of(d / "run" / "points.csv") == before else "rows changed")
+
+
 @case("inputs", "`split --costs` a FIFO nobody writes", "exit 2, one line, at once")
 def _(d):
     os.mkfifo(d / "costs.fifo")

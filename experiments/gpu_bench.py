@@ -36,7 +36,7 @@ FRACTIONS = (0.5, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0, 2.3, 2.6, 3.0)  
 
 def native_service_s(model: Path, n: int, cpu: bool = False) -> float:
     worker = WorkerSpec("cpu0", CPU, (0,)) if cpu else WorkerSpec("cuda0", CUDA, (), 0)
-    session = NativeSession(worker, model, n, 0)
+    session = NativeSession(worker, model, n)
     try:
         session.service_time(n, runs=5)  # warm
         return session.service_time(n, runs=20)

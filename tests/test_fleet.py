@@ -56,10 +56,15 @@ def test_a_campaign_runs_each_job_on_its_kind_one_real_sweep_per_node_and_a_reru
     platform.write_text('name = "m"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n[[times]]\npart = 0\n'
                         'kind = "cpu:1"\nbatch = 1\nmean_ms = 2.0\nstd_ms = 0.1\n')
     campaign = tmp_path / "campaign.toml"
+    (tmp_path / "data").mkdir()
+    import numpy as np
+
+    np.savez(tmp_path / "data" / "tokens.npz", tokens=np.zeros((2, 16, 32), np.float32))  # sent to the node
     campaign.write_text(campaign_text(
         f'[[sweep]]\nname = "cnn"\ntarget = "tiny_cnn"\nkinds = ["small", "large"]\nrate = "40,80"\nbatches = 6\n'
         f'{SWEEP}\n[[sweep]]\nname = "transformer"\ntarget = "tiny_transformer"\nkinds = ["small"]\nrate = "40"\n'
-        f'batches = 6\n{SWEEP}\n[[sweep]]\nname = "what_if"\ntarget = "tiny_cnn"\nkinds = ["large"]\nengine = "sim"\n'
+        f'batches = 6\ninput_data = "data/tokens.npz"\n{SWEEP}\n[[sweep]]\nname = "what_if"\ntarget = "tiny_cnn"\n'
+        f'kinds = ["large"]\nengine = "sim"\n'
         f'platform = "machine.toml"\nrate = "100,200"\nbatches = 20\nbatch = "1"\nwarmup = 1\n'))
     out = tmp_path / "fleet"
     stdout, stderr, code = fleet(campaign, out, cluster.address)
@@ -76,6 +81,8 @@ def test_a_campaign_runs_each_job_on_its_kind_one_real_sweep_per_node_and_a_reru
         where = json.loads((out / key / "run.json").read_text())["fleet"]
         kind = key.split("/")[1]
         assert where["kind"] == kind and where["ray_node_id"] in nodes_with(cluster, kind), key
+        assert json.loads((out / key / "run.json").read_text())["input_data"].startswith(
+            "tokens.npz (sha256 " if key.startswith("transformer") else "random"), key
         if not key.startswith("what_if"):
             spans.append((where["ray_node_id"], where["started"], where["ended"]))
     for node, start, end in spans:  # never two real sweeps at once on one node
@@ -233,8 +240,17 @@ def test_a_sweep_that_fails_on_its_node_says_why_each_time(cluster, tmp_path):
      "shape = 5 must be INPUT:SIZES or a list of them"),
     (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\nshape = "image:3,32"\n'),
      "[[sweep]] a: --shape image:3,32: input 'image' has 3 dimension(s) after the batch"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\ninput_data = 3\n'),
+     "(a): input_data = 3 must be"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\ninput_data = "no.npz"\n'),
+     "[[sweep]] a: input_data file"),
+    (campaign_text('[[sweep]]\nname = "a"\ntarget = "tiny_cnn"\nkinds = ["small"]\ninput_data = "ids.npz"\n'),
+     "[[sweep]] a: input data"),
 ])
 def test_bad_campaigns_are_one_line_before_ray_starts(cli, tmp_path, text, fragment):
+    import numpy as np
+
+    np.savez(tmp_path / "ids.npz", ids=np.zeros((2, 4), np.int64))  # tiny_cnn has no input 'ids'
     campaign = tmp_path / "c.toml"
     campaign.write_text(text)
     assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"), fragment)

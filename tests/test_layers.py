@@ -12,7 +12,7 @@ LAYERS = [  # top first; a package may import packages of its own layer (if no c
     {"runtime", "split"},
     {"profile", "load", "metrics", "results", "zoo", "triton", "shapes"},
     {"errors", "modelio", "ortenv", "machine", "hostload", "devices", "cachedir", "tomlfile", "inputfile", "outputfile",
-     "kinds", "rayproc", "memlimit", "dirlock", "__init__"},
+     "kinds", "rayproc", "memlimit", "dirlock", "inputdata", "__init__"},
 ]
 LEVEL = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 

@@ -121,6 +121,7 @@ def measure(entries: list[Confirmed], s: SearchSettings, batches: int, warmup: i
         settings = SweepSettings(Path(c.target.path), out, workers=c.layout, policy=c.policy,
                                  batch_sizes=(c.batch_size,), rates=tuple(sorted(e.rates)), batches=batches,
                                  warmup=warmup, seed=s.seed, force=True, model_name=s.model_name,
+                                 input_data=s.input_data,
                                  command=f"staronnx advise (confirmation): {c.setup}")
         try:
             points = run_sweep(settings)
@@ -150,11 +151,14 @@ def measure_on_cluster(entries: list[Confirmed], s: SearchSettings, batches: int
     folder.mkdir(parents=True, exist_ok=True)
     names = {e.candidate.name: e.candidate.name.replace("+", ".") for e in entries}  # a campaign name is a folder's
     kind = "platform"
+    data = Path(s.input_data.source).resolve() if s.input_data.is_file else s.input_data.source
     sweeps = "".join(f'[[sweep]]\nname = "{names[e.candidate.name]}"\n'
                      f'target = "{Path(e.candidate.target.path).resolve()}"\nkinds = ["{kind}"]\n'
                      f'workers = "{e.candidate.layout}"\npolicy = "{e.candidate.policy}"\n'
                      f'batch = "{e.candidate.batch_size}"\nrate = "{_exact(e.rates)}"\n'
-                     f'batches = {batches}\nwarmup = {warmup}\nseed = {s.seed}\n\n' for e in entries)
+                     f'batches = {batches}\nwarmup = {warmup}\nseed = {s.seed}\n'
+                     f'input_data = "{data}"\n\n'
+                     for e in entries)
     table = ", ".join(f'"{k}" = {v:g}' for k, v in resources.items())
     campaign = folder / "campaign.toml"
     campaign.write_text(f'name = "{CONFIRMATIONS}"\n[kinds.{kind}]\nresources = {{ {table} }}\n\n{sweeps}')

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..analysis.verdict import qps
 from ..errors import UserError
+from ..inputdata import RANDOM, InputData
 from ..rayproc import need_ray
 from ..runtime.platform import read_platform
 from .answer import draw, recommendations, write_candidates, write_curves, write_markdown
@@ -60,6 +61,7 @@ class AdviseSettings:
     force: bool = False
     command: str = ""
     streams: tuple[int, ...] = STREAMS  # a branch plan per count of streams (none: empty)
+    input_data: InputData = RANDOM  # what the model is fed when profiled, split, calibrated and confirmed
 
 
 @dataclass
@@ -76,6 +78,11 @@ MIN_RATE = 0.01  # queries/s: one query every 100 s
 def check(s: AdviseSettings) -> None:
     _check_paths(s)
     _check_numbers(s)
+    if s.input_data.is_file:  # a samples file that does not fit the model: before the profile and the splits
+        from ..sweep.checks import check_target_data
+        from ..systems.target import load_target
+
+        check_target_data(s.input_data, load_target(s.model))
     if s.ray:  # before the profile and the splits, minutes on a large model
         need_ray("--ray", "drop --ray to search on a local process pool")
     if s.platform is not None and s.recalibrate:
@@ -229,8 +236,9 @@ def _host_space(s: AdviseSettings, cores: int, on_step):
     from .targets import make_targets
     from .times import HostTimes
 
-    targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step, streams=s.streams)
-    times = HostTimes.of(targets)
+    targets, one_run_s, said = make_targets(s.model, s.offloads, s.parts, on_step=on_step, streams=s.streams,
+                                            data=s.input_data)
+    times = HostTimes.of(targets, s.input_data)
     if s.recalibrate:
         gone = times.forget()
         said = [*said, f"--recalibrate: {len(gone)} cached performance model(s) of these targets dropped; their "
@@ -262,7 +270,7 @@ def _advise(s: AdviseSettings, on_step, on_count) -> Advice:
     settings = SearchSettings(s.model_name or s.model.stem, targets, layouts, tuple(sorted(set(s.batch_sizes))),
                               tuple(sorted(set(s.rates))), s.policies, s.output, s.latency_bound_ms, s.batches,
                               s.warmup, s.seed, s.jobs or cores, s.budget_s - (confirm_floor_s(s) if confirm else 0),
-                              platforms, one_run_s, cores)
+                              platforms, one_run_s, cores, s.input_data)
     pool = process_pool(settings.jobs, s.ray, s.ray_address, s.output / "ray.log")
     try:
         result = search(settings, times, on_step, pool, lambda done, total: on_count("simulated", done, total))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis.verdict import qps
+from ..inputdata import RANDOM, InputData
 from ..results.schema import unsettled
 from .space import Candidate, Target, candidates, worker_kinds
 from .times import bounds, calibrate_all, calibration_estimate_s, check_budget
@@ -36,6 +37,7 @@ class SearchSettings:
     platforms: dict[str, Path] | None = None  # layout -> platform file (simulating a platform's machine)
     one_run_s: float = 0.0  # the model's end-to-end run at batch 1, for calibration estimates
     cores: int = 1
+    input_data: InputData = RANDOM  # what confirmations feed the model
 
 
 @dataclass

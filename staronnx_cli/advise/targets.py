@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import modelio
 from ..cachedir import cache_dir
+from ..inputdata import RANDOM, InputData
 from ..zoo.names import typed_name
 from .space import Target
 
@@ -20,15 +21,16 @@ def _cache(model_sha: str) -> Path:
     return cache_dir() / "advise" / f"{host.node() or 'host'}-{model_sha[:16]}-ort{ort.__version__}"
 
 
-def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tuple[Path, float]:
-    """A CPU profile of the model at batch 1 (cached), and its end-to-end time per run (seconds)."""
+def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None, data: InputData = RANDOM
+                   ) -> tuple[Path, float]:
+    """A CPU profile of the model at batch 1 (cached, per input data), and its end-to-end time per run (seconds)."""
     import json
 
     from ..devices import parse_device
     from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
-    path = _cache(model_sha) / "costs.csv"
-    meta = path.with_name("costs.advise.json")
+    path = _cache(model_sha) / ("costs.csv" if data == RANDOM else f"costs-{_data_key(data)}.csv")
+    meta = path.with_name(f"{path.stem}.advise.json")  # costs.advise.json beside costs.csv
     if path.exists() and meta.exists():
         try:
             return path, float(json.loads(meta.read_text())["end_to_end_s"])
@@ -36,7 +38,7 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
             pass  # a torn cache entry (a crash while writing it): profiled again below
     on_step(f"profiling {typed_name(model)} on the CPU (10 runs at batch 1) for its splits")
     device = parse_device("cpu")
-    profiled = ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False)
+    profiled = ProfileSettings(model, device, [1], runs=10, warmup=2, overhead=False, input_data=data)
     result = profile_model(profiled)
     write_profile(path, profiled, result)
     batch = result.batches[0]
@@ -44,8 +46,14 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None) -> tu
     return path, batch.end_to_end_us / 1e6
 
 
+def _data_key(data: InputData) -> str:
+    """zeros, or a samples file's sha256 head: the profile (and the plans cut on it) of the model on those inputs."""
+    return modelio.sha256_of(Path(data.source))[:16] if data.is_file else data.source
+
+
 def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...] = (2,),
-                 on_step=lambda text: None, streams: tuple[int, ...] = ()) -> tuple[list[Target], float, list[str]]:
+                 on_step=lambda text: None, streams: tuple[int, ...] = (), data: InputData = RANDOM
+                 ) -> tuple[list[Target], float, list[str]]:
     """The whole model, one plan per (number of parts, offload fraction) and one branch plan per count of streams,
     made now or found in the cache; the model's end-to-end time per run at batch 1 on all cores, which calibration
     estimates start from; and a note for each plan that could not be made (the others are searched without it)."""
@@ -53,7 +61,7 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
     from ..split.splitter import SplitSettings, run_split
 
     model_sha = modelio.sha256_of(model)
-    costs, end_to_end_s = profiled_costs(model, model_sha, on_step)
+    costs, end_to_end_s = profiled_costs(model, model_sha, on_step, data)
     targets, notes = [Target("whole", str(model))], []
     costs_sha = modelio.sha256_of(costs)[:12]
     for count in dict.fromkeys(parts):
@@ -64,7 +72,8 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
                 on_step(f"splitting {typed_name(model)} in {count} parts: {fraction:.0%} of its CPU time to the later "
                         "ones")
                 try:
-                    run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=count, force=True))
+                    run_split(SplitSettings(model, plan, costs=costs, offload=fraction, parts=count, force=True,
+                                            input_data=data))
                 except UserError as exc:
                     notes.append(f"no {count}-part split at {fraction:.0%}: {exc}; searched without it")
                     continue
@@ -75,7 +84,8 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
         if not (plan / "plan.json").exists():
             on_step(f"cutting {typed_name(model)} into a branch plan of {k} streams")
             try:
-                run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True))
+                run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True,
+                                        input_data=data))
             except UserError as exc:  # its fix names split's options: said as a split of one's own
                 fix = "" if "--min-part-us" not in str(exc) else \
                     f" (to try one anyway: staronnx split {typed_name(model)} --method branches --streams {k} with a " \

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..inputdata import RANDOM, InputData
 from ..kinds import key_on_gpu
 from ..runtime.calibration import SERVICE_RUNS
 from ..runtime.perfmodel import CALIBRATION_SAMPLES, PerfModel, cache_file
@@ -28,16 +29,17 @@ class HostTimes:
 
     targets: dict[str, LoadedTarget]  # target key -> its part files and sha256s
     held: dict[str, PerfModel] | None = None  # frozen(): the models as they were then, not the cache's now
+    data: InputData = RANDOM  # what calibration feeds the model (advise --input-data)
 
     @classmethod
-    def of(cls, targets: list[Target]) -> HostTimes:
-        return cls({t.key: load_target(Path(t.path)) for t in targets})
+    def of(cls, targets: list[Target], data: InputData = RANDOM) -> HostTimes:
+        return cls({t.key: load_target(Path(t.path)) for t in targets}, data=data)
 
     def frozen(self) -> HostTimes:
         """These times as they are now: the real confirmations go on to relearn the host's models (a busy machine's
         times then read as the ones the predictions used, and advice.md showed two parts' 0.115 ms beside a
         prediction made from their 0.055 ms)."""
-        return HostTimes(self.targets, {key: self._perf(key) for key in self.targets})
+        return HostTimes(self.targets, {key: self._perf(key) for key in self.targets}, self.data)
 
     def _perf(self, key: str) -> PerfModel:
         import onnxruntime as ort
@@ -77,7 +79,8 @@ class HostTimes:
 
         loaded = self.targets[key]
         layout = "cuda:0" if key_on_gpu(kind) else f"cpu:1x{kind.split(':')[1]}"
-        engine = RealEngine(RealConfig(layout), loaded.part_files, loaded.model_sha256, loaded.plan_sha256)
+        engine = RealEngine(RealConfig(layout, input_data=(self.data,)), loaded.part_files, loaded.model_sha256,
+                            loaded.plan_sha256)
         setup = engine.prepare(n)
         if setup.executor is not None:
             setup.executor.close()

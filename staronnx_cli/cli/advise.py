@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
+from .common import INPUT_DATA_HELP, NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
 
 
 def _floats(text: str, option: str) -> tuple[float, ...]:
@@ -72,12 +72,15 @@ def advise(
     output: Annotated[Path, typer.Option("-o", "--output", help="The advice directory.")] = Path("results/advice"),
     force: Annotated[bool, typer.Option(help="Replace an advice in the directory.")] = False,
     shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
+    input_data: Annotated[str, typer.Option(help=INPUT_DATA_HELP + " Profiled, split, calibrated and confirmed on "
+                                                 "it.")] = "random",
 ):
     """Search batch sizes, splits, worker layouts and policies in simulation for the target rate(s), confirm the
     best for real, and write advice.md, candidates.csv and advice.png."""
     from ..advise.answer import headline, top_rows
     from ..advise.run import AdviseSettings
     from ..advise.run import advise as run_advise
+    from ..inputdata import parse_input_data
     from ..plots.tables import rich_table
     from ..zoo.names import model_name_of
 
@@ -93,7 +96,7 @@ def advise(
         platform, trust_platform, budget_s, max_layouts, batches, confirm=confirm, confirm_batches=confirm_batches,
         streams=tuple(k for k in parse_int_list(streams, "--streams", "2,4") if k != 0),
         jobs=jobs, ray=ray, ray_address=ray_address, seed=seed, force=force, recalibrate=recalibrate,
-        command=shlex.join(["staronnx", *sys.argv[1:]]))
+        command=shlex.join(["staronnx", *sys.argv[1:]]), input_data=parse_input_data(input_data))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..advise.run import check

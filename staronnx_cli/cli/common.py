@@ -161,6 +161,10 @@ SHAPE_HELP = ("INPUT:SIZES, an input's sizes after the batch, as perf_analyzer's
               "--shape input_ids:128); repeat it per input. The model with them is kept in the cache.")
 
 
+INPUT_DATA_HELP = ("What the model is fed, as perf_analyzer's --input-data: random (seeded), zeros, or a file of "
+                   "samples: .npz (an array per input, samples first) or perf_analyzer's JSON.")
+
+
 def parse_int_list(text: str, option: str, example: str = "1,8") -> list[int]:
     """'1,8' -> [1, 8]; anything else is a UserError naming the option (and an `example` it takes)."""
     try:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..errors import UserError
-from .common import SHAPE_HELP, console, handle_errors, parse_int_list, refuse_measured_file, resolve_model
+from .common import (
+    INPUT_DATA_HELP,
+    SHAPE_HELP,
+    console,
+    handle_errors,
+    parse_int_list,
+    refuse_measured_file,
+    resolve_model,
+)
 
 if TYPE_CHECKING:
     from ..profile.profiler import BatchProfile, ProfileSettings
@@ -31,12 +39,14 @@ def profile(
     top: Annotated[int, typer.Option(help="Nodes shown in the summary.")] = 12,
     force: Annotated[bool, typer.Option(help="Overwrite OUTPUT if it exists.")] = False,
     shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
+    input_data: Annotated[str, typer.Option(help=INPUT_DATA_HELP)] = "random",
 ):
     """Profile MODEL node by node and write costs.csv (plus costs.meta.json)."""
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..devices import parse_device
+    from ..inputdata import parse_input_data
     from ..outputfile import ready_to_write
     from ..profile.costs import meta_path
     from ..profile.profiler import ProfileSettings, profile_model, write_profile
@@ -55,7 +65,7 @@ def profile(
         raise UserError(f"'{output}' already exists: choose another -o or add --force to overwrite it")
     ready_to_write(output)  # before the profiling runs, not after them
     settings = ProfileSettings(resolved, parse_device(device), parse_int_list(batch, "--batch"),
-                               runs, warmup, opt_level, overhead)
+                               runs, warmup, opt_level, overhead, parse_input_data(input_data))
     total = len(settings.batch_sizes) * (settings.runs + settings.warmup)
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import SHAPE_HELP, console, handle_errors, resolve_model
+from .common import INPUT_DATA_HELP, SHAPE_HELP, console, handle_errors, resolve_model
 
 
 def _kib(size: int) -> str:
@@ -41,17 +41,19 @@ def split(
         help="Cut a GPU split on host launch times (costs profiled on CUDA without CUPTI): the fraction is then of "
              "launch time, not of GPU time.")] = False,
     shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
+    input_data: Annotated[str, typer.Option(help=INPUT_DATA_HELP + " Profiled, probed and verified on it.")] = "random",
 ):
     """Split MODEL into an acyclic chain of parts (or a DAG of branches) and write PLAN_DIR/plan.json +
     part_<i>.onnx."""
     from rich.table import Table
 
+    from ..inputdata import parse_input_data
     from ..split.splitter import SplitSettings, run_split
 
     settings = SplitSettings(model=resolve_model(model, shape), output=output, costs=costs, offload=offload,
                              parts=parts, method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
                              check=check, force=force, allow_host_times=allow_host_times, streams=streams,
-                             min_part_us=min_part_us)
+                             min_part_us=min_part_us, input_data=parse_input_data(input_data))
     with console.status("splitting") as status:
         result = run_split(settings, lambda text: status.update(text))
     for note in result.notes:

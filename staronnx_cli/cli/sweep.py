@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import UserError
-from .common import NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
+from .common import INPUT_DATA_HELP, NO_ANSWER, SHAPE_HELP, console, handle_errors, parse_int_list, resolve_model
 
 if TYPE_CHECKING:
     from ..sweep.settings import SweepSettings
@@ -91,10 +91,12 @@ def sweep(
         help="A latency objective, e.g. 'p99<=5', quoted (metrics: mean-max, p50, p90, p95, p99, max; ms): the "
              "verdict opens with the highest rate where a batch size met it, and which (--json: slo).")] = None,
     shape: Annotated[list[str] | None, typer.Option(help=SHAPE_HELP)] = None,
+    input_data: Annotated[str | None, typer.Option(help=INPUT_DATA_HELP + " Recorded in run.json.")] = None,
 ):
     """Replay query streams (fixed rate by default) and write run.json, batches.csv and points.csv, point by
     point."""
     with _progress_on_stderr(json_summary):  # stdout carries only the JSON then
+        from ..inputdata import parse_input_data
         from ..runtime.workers import canonical_workers
         from ..sweep.grid import parse_rate_option
         from ..sweep.runner import SweepSettings, prepare_sweep
@@ -127,7 +129,7 @@ def sweep(
         if mix is not None:
             extra: tuple[tuple[str, object], ...] = (("--trust-platform", trust_platform or None), ("--batch", batch),
                                                      ("--rate", rate), ("--slo", slo), ("--shape", shape or None),
-                                                     (str(target), target))
+                                                     ("--input-data", input_data), (str(target), target))
             for option, value in extra:
                 if value is not None:
                     _refuse_with_mix(option, value is target)
@@ -146,7 +148,7 @@ def sweep(
                             "them (split MODEL --shape ...)")
         resolved = path if path.is_dir() else resolve_model(target, shape)
         settings = replace(
-            shared, target=resolved,
+            shared, target=resolved, input_data=parse_input_data(input_data or "random"),
             batch_sizes=tuple(parse_int_list(batch or "1,2,4", "--batch")), auto_rates=auto, rates=rates,
             model_name=model_name_of(target, resolved if shape else path),
             command=shared.command or " ".join(["staronnx sweep", target, *_echo(engine, platform, workers)]))
@@ -178,7 +180,8 @@ def _refuse_with_mix(option: str, is_target: bool) -> None:
     if option == "--trust-platform":
         raise UserError("--trust-platform applies to one model's [[times]], which a mix does not take: drop it")
     where = "the mix file names the models" if is_target else "the mix file gives each model's"
-    raise UserError(f"{option} with --mix: {where}; drop it")
+    key = {"--shape": "shape", "--input-data": "input_data"}.get(option)
+    raise UserError(f"{option} with --mix: {where}" + (f" ({key} = ... in its [[model]])" if key else "") + "; drop it")
 
 
 def _sweep_mix(given: MixOptions) -> None:

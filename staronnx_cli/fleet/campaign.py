@@ -42,6 +42,7 @@ class SweepSpec:
     warmup: int = 5
     seed: int = 0
     shape: tuple[str, ...] = ()  # sweep's --shape: a model's free sizes after the batch
+    input_data: str = "random"  # sweep's --input-data: random, zeros or a samples file (relative to the campaign)
 
     @property
     def model_name(self) -> str:
@@ -53,9 +54,10 @@ class SweepSpec:
         return f"{name}.{shape_slug(parse_shapes(list(self.shape)))}" if self.shape else name
 
     def settings(self, target: Path = Path(), output: Path = Path(), platform: Path | None = None,
-                 resume: bool = False):
+                 resume: bool = False, input_data: Path | None = None):
         """The SweepSettings this [[sweep]] means, as `staronnx sweep` would build them (without a target or an
         output: what check_grid looks at, before Ray starts)."""
+        from ..inputdata import RANDOM, InputData
         from ..runtime.workers import canonical_workers
         from ..sweep.grid import parse_rate_option
         from ..sweep.settings import SweepSettings
@@ -68,6 +70,8 @@ class SweepSpec:
             batches=self.batches,
             warmup=self.warmup, system=self.system, seed=self.seed, engine=self.engine, platform=platform,
             resume=resume, command=f"staronnx fleet: [[sweep]] {self.name}",
+            input_data=InputData(str(input_data)) if input_data else
+            RANDOM if self.input_data == "random" else InputData(self.input_data),
             model_name=model_name_of(str(target), target) if target != Path() and target.is_dir() else self.model_name)
 
 
@@ -181,6 +185,7 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
 
         parse_shapes(shape)
         values["shape"] = tuple(shape)
+    values["input_data"] = _input_data(values.get("input_data", "random"), f"{where} ({name})")
     for key in ("workers", "batch", "rate", "system", "policy", "engine", "platform"):
         if key in values and not isinstance(values[key], str):
             values[key] = ",".join(map(str, values[key])) if isinstance(values[key], list) else str(values[key])
@@ -232,6 +237,14 @@ def campaign_words(text: str) -> str:
     """A sweep's refusal in a campaign's words: its options named as the [[sweep]] keys they are (--rate: rate),
     other commands' options (split's --method) left as they are."""
     return re.sub(rf"--({SWEEP_KEYS}|max-hours)\b", r"\1", text)
+
+
+def _input_data(given, where: str) -> str:
+    """random, zeros, or a samples file's path (checked, against its model, when the jobs are shipped)."""
+    if not isinstance(given, str) or not given.strip():
+        raise UserError(f"campaign: {where}: input_data = {given!r} must be \"random\", \"zeros\" or a samples "
+                        "file's path, e.g. input_data = \"samples.npz\" (as sweep's --input-data)")
+    return given.strip().lower() if given.strip().lower() in ("random", "zeros") else given
 
 
 def _number(text: str) -> bool:

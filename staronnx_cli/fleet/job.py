@@ -46,7 +46,9 @@ def run_job(key: str, spec: SweepSpec, shipped: dict[str, bytes], held: dict[str
             from ..zoo.cache import build_cached
 
             target = build_cached(spec.target)[0]
-        settings = spec.settings(target, run, here / "platform.toml" if spec.platform else None, resume=bool(held))
+        samples = next((here / n for n in shipped if n.startswith("input_data/")), None)  # the job's samples file
+        settings = spec.settings(target, run, here / "platform.toml" if spec.platform else None, resume=bool(held),
+                                 input_data=samples)
         tails = {name: _Tail(run / name) for name in (POINTS, BATCHES)}  # what the driver already holds is skipped
         sent = [0]
 

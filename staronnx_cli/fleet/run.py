@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -170,7 +171,7 @@ def _submit(driver: FleetDriver, job: Job, state: dict, output: Path) -> None:
 
 def _ship_id(job: Job) -> str:
     shape = f"|{' '.join(job.sweep.shape)}" if job.sweep.shape else ""
-    return f"{job.sweep.target}|{job.sweep.platform}{shape}"
+    return f"{job.sweep.target}|{job.sweep.platform}{shape}|{job.sweep.input_data}"
 
 
 def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
@@ -209,9 +210,37 @@ def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
             if not platform.is_file():
                 raise UserError(f"campaign: [[sweep]] {spec.name}: platform '{platform}' is not a file")
             files["platform.toml"] = platform.read_bytes()
+        files.update(_samples(spec, here, files, target))
         ships[ship_id], shapes[ship_id] = files, (parts, method)
         _check_target(spec, parts, method)
     return ships
+
+
+def _samples(spec: SweepSpec, here: Path, files: dict[str, bytes], target: Path) -> dict[str, bytes]:
+    """A job's samples file (input_data), checked against the model it feeds (the one shipped, or the zoo's)
+    before anything runs, and shipped under its own name (run.json names it so on every node)."""
+    from ..inputdata import parse_input_data
+    from ..sweep.checks import check_target_data
+    from ..systems.target import load_target
+    from ..zoo.cache import build_cached
+
+    if spec.input_data in ("random", "zeros"):
+        return {}
+    where = f"campaign: [[sweep]] {spec.name}: input_data"
+    data = parse_input_data(str(here / spec.input_data), where)
+    with tempfile.TemporaryDirectory(prefix="staronnx-samples-") as tmp:
+        if files:  # the model or plan as the node will hold it
+            for name, content in files.items():
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / name).write_bytes(content)
+            shipped = Path(tmp) / ("target.onnx" if "target.onnx" in files else "target")
+        else:
+            shipped = build_cached(spec.target)[0] if not target.exists() else target
+        try:
+            check_target_data(data, load_target(shipped))
+        except UserError as exc:
+            raise UserError(f"campaign: [[sweep]] {spec.name}: {exc}") from None
+    return {f"input_data/{Path(data.source).name}": Path(data.source).read_bytes()}
 
 
 def _check_inputs(spec: SweepSpec, target: Path) -> None:

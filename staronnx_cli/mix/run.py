@@ -10,7 +10,7 @@ from ..dirlock import run_lock
 from ..errors import UserError
 from ..results.rundir import RunDir
 from ..runtime.policies import make_policy
-from ..sweep.checks import arrival_notes, check_settings, output_notes
+from ..sweep.checks import arrival_notes, check_settings, check_target_data, output_notes
 from ..sweep.grid import MAX_QPS
 from ..sweep.orchestrator import run_grid
 from ..sweep.progress import SweepProgress
@@ -47,6 +47,8 @@ def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepare
         raise UserError("--arrival is set per model in a mix (arrival = ...), and a mix batches as the paper does "
                         "(no --max-queue-delay): drop them")
     target = mix_target([(model.name, _loaded(mix, model, resolve)) for model in mix.models])
+    for model, member in zip(mix.models, target.members):
+        check_target_data(model.input_data, member.target, f"mix model '{model.name}'")
     engine, policy = prepare_engine(sw, target, mix)
     memory_limits = parse_memory_limits(s.memory_limit, engine.workers)
     if memory_limits:  # the engine built again with them: GPU sessions' arenas within each worker's budget
@@ -65,7 +67,8 @@ def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepare
     meta = replace(run_metadata(sw, target, engine), mix={"file": str(mix.path), "models": [
         {"name": m.name, "source": m.source, "model_sha256": mem.target.model_sha256,
          "plan_sha256": mem.target.plan_sha256, "parts": len(mem.target.part_files), "rate_qps": m.rate_qps,
-         "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival}
+         "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival,
+         "input_data": m.input_data.words()}
         for m, mem in zip(mix.models, target.members)]}, scales=list(s.scales), vary=s.vary,
         memory_limits=memory_limits)
     if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
@@ -104,8 +107,12 @@ def _loaded(mix: Mix, model: MixModel, resolve):
 
 
 def _without_file(value):
-    """A mix as recorded, less the path it was read from (the same file named another way is the same mix)."""
-    return {k: v for k, v in value.items() if k != "file"} if isinstance(value, dict) else value
+    """A mix as recorded, less the path it was read from (the same file named another way is the same mix); a
+    model recorded before input_data was fed random inputs."""
+    if not isinstance(value, dict):
+        return value
+    models = [{"input_data": "random", **m} if isinstance(m, dict) else m for m in value.get("models") or []]
+    return {**{k: v for k, v in value.items() if k != "file"}, "models": models}
 
 
 def mix_seconds(mix: Mix, sizes: tuple[int, ...], scale: float, s: MixSettings) -> float:

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..inputdata import KINDS, RANDOM, InputData, parse_input_data
 from ..load.schedule import ARRIVALS, arrivals
 from ..tomlfile import read_toml
 
-KEYS = ("name", "model", "rate", "batch", "target_ms", "priority", "arrival", "shape")
+KEYS = ("name", "model", "rate", "batch", "target_ms", "priority", "arrival", "shape", "input_data")
 MAX_COMBINATIONS = 64  # batch-size combinations of one mix: beyond, the grid is a typo, not a plan
 
 
@@ -39,6 +40,7 @@ class MixModel:
     priority: int = 0
     arrival: str = "fixed"
     shape: tuple[str, ...] = ()  # --shape's INPUT:SIZES (a sequence length), for a model file
+    input_data: InputData = RANDOM  # --input-data's random, zeros or samples file, for this model
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,18 @@ def _model(entry, i: int, path: Path) -> MixModel:
         raise UserError(f"{where}: shape = {entry.get('shape')!r} must be INPUT:SIZES or a list of them, e.g. "
                         "shape = [\"input_ids:128\"] (as sweep's --shape)")
     return MixModel(name, source, float(rate), tuple(dict.fromkeys(batches)), None if target is None else
-                    float(target), priority, arrival, tuple(shape))
+                    float(target), priority, arrival, tuple(shape), _input_data(entry, path, where))
+
+
+def _input_data(entry: dict, path: Path, where: str) -> InputData:
+    """input_data = "random" | "zeros" | "FILE" (a path against the mix file's directory), as sweep's --input-data."""
+    given = entry.get("input_data", "random")
+    if not isinstance(given, str):
+        raise UserError(f"{where}: input_data = {given!r} must be \"random\", \"zeros\" or a samples file's path, "
+                        "e.g. input_data = \"samples.npz\" (as sweep's --input-data)")
+    if given.strip().lower() not in KINDS and not Path(given).is_absolute():
+        given = str(path.parent / given)
+    return parse_input_data(given, f"{where}: input_data")
 
 
 def _positive(entry: dict, key: str, where: str, hint: str) -> float:

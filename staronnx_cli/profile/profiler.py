@@ -21,6 +21,7 @@ import onnxruntime as ort
 from .. import modelio
 from ..devices import Device
 from ..errors import UserError, baked_batch_hint, first_line, ort_reason
+from ..inputdata import RANDOM, InputData, check_input_data
 from ..memlimit import memory_ceiling, out_of_memory
 from ..ortenv import FATAL_SEVERITY, cuda_status, session_options
 from ..zoo.names import typed_name
@@ -41,6 +42,7 @@ class ProfileSettings:
     warmup: int = 3
     opt_level: str = "basic"
     overhead: bool = True  # also time runs without the profiler, and at the full optimisation level
+    input_data: InputData = RANDOM  # what the model is fed (--input-data)
 
 
 @dataclass
@@ -113,6 +115,7 @@ def profile_model(settings: ProfileSettings, on_batch=None) -> ProfileResult:
     check_settings(settings)
     model = modelio.load_model(settings.model)
     specs = modelio.input_specs(model)
+    check_input_data(settings.input_data, specs)
     modelio.check_node_names(model)
     check_memory(model, specs, max(settings.batch_sizes))
     recorder, note = _gpu_recorder(settings.device)
@@ -201,7 +204,7 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
     Sessions are not interleaved run by run: an idle ORT session's threads keep spinning after a run
     and would steal the cores of the next session (measured: GoogLeNet 2.6x slower interleaved).
     """
-    feeds = modelio.random_inputs(specs, batch)
+    feeds = settings.input_data.feeds(specs, batch)
     total = settings.warmup + settings.runs
     recording = None
     with tempfile.TemporaryDirectory(prefix="staronnx-profile-") as tmp:
@@ -308,7 +311,7 @@ def costs_meta(settings: ProfileSettings, result: ProfileResult) -> dict:
     return {
         "model": str(settings.model), "model_sha256": modelio.sha256_of(settings.model),
         "device": str(settings.device), "opt_level": settings.opt_level, "runs": settings.runs,
-        "warmup": settings.warmup,
+        "warmup": settings.warmup, "input_data": settings.input_data.words(),
         "timing": sorted({r.timing for r in result.batches}),
         "gpu_clock": result.gpu_clock or None, "gpu_clock_note": result.note or None,
         "batches": {str(r.batch_size): {

@@ -37,6 +37,7 @@ class RunMeta:
     arrival: str = "fixed"
     max_queue_delay_ms: float | None = None
     seed: int = 0
+    input_data: str = "random"  # --input-data in words: random, zeros, or a file and its sha256's head
     batches: int | None = None
     warmup: int | None = None
     cuda_graphs: bool = True

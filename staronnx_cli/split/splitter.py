@@ -18,6 +18,7 @@ from .. import modelio
 from ..devices import parse_device
 from ..dirlock import LOCK_FILE, run_lock
 from ..errors import UserError, install_hint
+from ..inputdata import RANDOM, InputData, check_input_data
 from ..profile.costs import CLOCK_WORDS, main_timing, node_cost, read_costs, read_meta, timing_of
 from ..zoo.names import typed_name
 from .branches import width
@@ -50,6 +51,7 @@ class SplitSettings:
     allow_host_times: bool = False  # cut a GPU split on host launch times (no CUPTI when profiled)
     streams: int = 2  # branches: the most chains of nodes run at once (Opara's streams)
     min_part_us: float = 50.0  # branches: a part worth less (a few tasks' cost in the runtime) joins a neighbour
+    input_data: InputData = RANDOM  # what the model is fed when it is profiled, probed and verified
 
 
 @dataclass
@@ -184,7 +186,8 @@ def _profile_now(settings: SplitSettings, notes: list[str]) -> Path:
     from ..profile.profiler import ProfileSettings, profile_model, write_profile
 
     device = parse_device("cpu")
-    profiled = ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2, overhead=False)
+    profiled = ProfileSettings(settings.model, device, [settings.batch], runs=10, warmup=2, overhead=False,
+                               input_data=settings.input_data)
     path = settings.output / "costs.csv"
     write_profile(path, profiled, profile_model(profiled))
     notes.append(f"no --costs: profiled {typed_name(settings.model)} on {device} now (10 runs, batch {settings.batch}) "
@@ -225,7 +228,7 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
     notes: list[str] = []
     on_step("loading the model")
     model = modelio.load_model(s.model)
-    modelio.input_specs(model)
+    check_input_data(s.input_data, modelio.input_specs(model))
     modelio.check_node_names(model)
     model_sha = modelio.sha256_of(s.model)
     constants = constant_nodes(model.graph)
@@ -251,7 +254,7 @@ def _split(s: SplitSettings, on_step) -> SplitResult:
     wanted -= {i.name for i in model.graph.initializer}
     constant_out = {t for n in model.graph.node if n.name in constants for t in n.output}
     outputs = {o.name for o in model.graph.output}  # one may come from weights alone: the last part writes it
-    tensors = tensor_table(model, s.model, (wanted - constant_out) | outputs)
+    tensors = tensor_table(model, s.model, (wanted - constant_out) | outputs, s.input_data)
     dag = build_dag(model, costs.node_us, {t: info.bytes_at(s.batch) for t, info in tensors.items()})
 
     on_step("partitioning")
@@ -346,7 +349,8 @@ def _branch_threshold(dag: WeightedDag, streams: int) -> str:
 def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
     """The chain of parts against the full model, recorded in plan.json; beyond the tolerance, one line (the plan
     is kept for inspection)."""
-    plan.verification = verify(s.model, files, min(s.batch, 4))
+    plan.verification = verify(s.model, files, min(s.batch, 4), data=s.input_data)
+    plan.verification["input_data"] = s.input_data.words()
     limit = s.check_tolerance * max(1.0, plan.verification["output_scale"])
     plan.verification["tolerance"] = limit
     plan.verification["passed"] = plan.verification["max_abs_diff"] <= limit

@@ -17,6 +17,7 @@ from onnx import helper
 
 from .. import modelio
 from ..errors import UserError, ort_reason
+from ..inputdata import RANDOM, InputData
 
 BATCH = modelio.PART_BATCH_DIM
 
@@ -52,7 +53,7 @@ def _infer(model: onnx.ModelProto, batch: int) -> dict[str, tuple[str, tuple[int
     return known
 
 
-def _probe(model_path: Path, model: onnx.ModelProto, names: list[str], batch: int) -> dict:
+def _probe(model_path: Path, model: onnx.ModelProto, names: list[str], batch: int, data: InputData) -> dict:
     """Run the model with `names` as extra outputs (ORT infers their types) and read their shapes."""
     import onnxruntime as ort
 
@@ -68,7 +69,7 @@ def _probe(model_path: Path, model: onnx.ModelProto, names: list[str], batch: in
     so = session_options(opt_level="disabled")
     try:
         session = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        outputs = session.run(names, modelio.random_inputs(specs, batch))
+        outputs = session.run(names, data.feeds(specs, batch))
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"cannot measure tensor sizes of '{model_path}' by running it: "
                         f"{ort_reason(exc)}") from None
@@ -83,13 +84,14 @@ def _axis_name(at_1: int, at_2: int) -> int | str | None:
     return (BATCH if at_1 == 1 else f"{BATCH}*{at_1}") if at_2 == 2 * at_1 else None
 
 
-def tensor_table(model: onnx.ModelProto, model_path: Path, wanted: set[str]) -> dict[str, TensorInfo]:
+def tensor_table(model: onnx.ModelProto, model_path: Path, wanted: set[str], data: InputData = RANDOM
+                 ) -> dict[str, TensorInfo]:
     """TensorInfo for every name in `wanted` (tensors produced by nodes or fed as model inputs)."""
     one, two = _infer(model, 1), _infer(model, 2)
     unknown = sorted(n for n in wanted if n not in one or n not in two)
     if unknown:
-        one.update(_probe(model_path, model, unknown, 1))
-        two.update(_probe(model_path, model, unknown, 2))
+        one.update(_probe(model_path, model, unknown, 1, data))  # shapes that follow the data: the sweep's data
+        two.update(_probe(model_path, model, unknown, 2, data))
     table = {}
     for name in wanted:
         (dtype, s1), (_, s2) = one[name], two[name]

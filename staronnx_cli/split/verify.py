@@ -8,6 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .. import modelio
+from ..inputdata import RANDOM, InputData
 from ..ortenv import session_options
 
 
@@ -26,11 +27,11 @@ def run_chain(part_files: list[Path], feeds: dict[str, np.ndarray], batch: int) 
     return pool
 
 
-def verify(model_path: Path, part_files: list[Path], batch: int, seed: int = 0) -> dict:
+def verify(model_path: Path, part_files: list[Path], batch: int, seed: int = 0, data: InputData = RANDOM) -> dict:
     """Max abs difference of every model output between the full model and the chain of parts."""
     model = modelio.load_model(model_path, with_weights=False)
     specs = modelio.input_specs(model)
-    feeds = modelio.random_inputs(specs, batch, seed)
+    feeds = data.feeds(specs, batch, seed)
     full = ort.InferenceSession(str(model_path), session_options(), providers=["CPUExecutionProvider"])
     expected = dict(zip([o.name for o in full.get_outputs()], full.run(None, feeds)))
     chained = run_chain(part_files, feeds, batch)

@@ -7,7 +7,9 @@ import math
 import os
 from pathlib import Path
 
+from .. import modelio
 from ..errors import UserError, ort_reason
+from ..inputdata import InputData, check_input_data
 from ..kinds import key_on_gpu, layout_key
 from ..load.schedule import arrivals
 from ..results.read import read_points
@@ -146,7 +148,8 @@ def _target_words(meta, key: str) -> str:
 
 
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
-               "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs")
+               "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs", "input_data")
+RESUME_DEFAULTS = {"input_data": "random"}  # a run written before the key: what it was measured with
 
 
 def check_resume(meta: RunMeta, run_dir: Path) -> None:
@@ -168,7 +171,7 @@ def check_resume(meta: RunMeta, run_dir: Path) -> None:
                             f"{_target_words(meta, key)}: resume with the same target, a new -o, or --force")
     for key in RESUME_KEYS:
         same = layout_key(str(old.get(key))) == layout_key(str(meta.get(key))) if key == "workers" else \
-            old.get(key) == meta.get(key)
+            old.get(key, RESUME_DEFAULTS.get(key)) == meta.get(key)
         if not same:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")
@@ -235,6 +238,14 @@ def activation_bytes_per_sample(part: Path) -> int:
     from .. import modelio
 
     return sum(modelio.tensor_bytes_by_node(modelio.load_model(part, with_weights=False), 1).values())
+
+
+def check_target_data(data: InputData, target: Target, what: str = "the model") -> None:
+    """A samples file against the inputs of the model or plan it feeds: one line before any point (a point would
+    only fail)."""
+    if data.is_file:
+        protos = [modelio.load_model(p, with_weights=False) for p in target.part_files]
+        check_input_data(data, modelio.plan_input_specs(protos), what)
 
 
 def check_loadable(target: Target) -> None:

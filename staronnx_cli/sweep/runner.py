@@ -28,6 +28,7 @@ from .checks import (
     check_memory,
     check_resume,
     check_settings,
+    check_target_data,
     layout_warnings,
     output_notes,
     platform_notes,
@@ -49,7 +50,8 @@ def run_metadata(s: SweepSettings, target: Target, engine) -> RunMeta:
         parts=len(target.part_files), offload_fraction=target.offload_fraction, split_method=target.split_method,
         workers=engine.workers_label(), worker_cores={w.name: list(w.cores) for w in engine.workers},
         policy=policy_of(s), engine=engine.name, system=s.system, arrival=s.arrival,
-        max_queue_delay_ms=s.max_queue_delay_ms, seed=s.seed, batches=s.batches, warmup=s.warmup,
+        max_queue_delay_ms=s.max_queue_delay_ms, seed=s.seed, input_data=s.input_data.words(), batches=s.batches,
+        warmup=s.warmup,
         cuda_graphs=s.cuda_graphs, judging=JUDGING).with_recorded(engine.metadata())
 
 
@@ -78,6 +80,7 @@ def prepare_sweep(s: SweepSettings) -> Prepared:
     check_settings(s)
     make_policy(s.policy)  # an unknown policy is refused even when a baseline system ignores it
     target = load_target(s.target)
+    check_target_data(s.input_data, target)
     engine, policy = prepare_engine(s, target)
     return prepared_run(s, target, engine, policy, run_metadata(s, target, engine),
                         output_notes(s) + arrival_notes(s) + platform_notes(s)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
+from ..inputdata import RANDOM, InputData
+
 
 @dataclass
 class SweepSettings:
@@ -26,6 +28,7 @@ class SweepSettings:
     max_queue_delay_ms: float | None = None
     system: str = "staronnx"
     seed: int = 0
+    input_data: InputData = RANDOM  # what the model is fed (--input-data); a mix: each model's own, in its file
     max_memory_gib: float | None = None  # refuse a sweep needing more (default: half this machine's memory)
     max_hours: float = 24.0  # refuse a real sweep whose arrivals alone last longer (a typo in --batch or --rate)
     calibrate: bool = False  # start the performance models afresh instead of reusing the cached ones

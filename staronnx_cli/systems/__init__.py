@@ -47,6 +47,10 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
     if s.engine == "sim":
         from .sim import SimConfig, SimEngine
 
+        if any(data.source != "random" for data in model_inputs(s, mix)):
+            raise UserError("--input-data feeds the models of a real sweep: the simulator takes its task times from "
+                            "the platform, not from inputs; drop it (in a mix: input_data)")
+
         return SimEngine(SimConfig(s.workers, s.platform, s.model_name or s.target.stem, tuple(s.batch_sizes),
                                    s.seed, s.sim_noise, s.calibrate, s.trust_platform), target)
     if s.platform is not None:
@@ -55,26 +59,33 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
         from .native import NativeConfig, NativeEngine
 
         return NativeEngine(NativeConfig(s.workers, s.seed, parallel=s.system == "ortparallel",
-                                         variable_batches=s.max_queue_delay_ms is not None), target.part_files)
+                                         variable_batches=s.max_queue_delay_ms is not None, input_data=s.input_data),
+                            target.part_files)
     if s.system == "ortstreams":
         from .native import NativeConfig, NativeEngine
         from .streams import plan_streams
 
         source, stream_of = plan_streams(s.target)
-        return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of,
+        return NativeEngine(NativeConfig(s.workers, s.seed, stream_of=stream_of, input_data=s.input_data,
                                          variable_batches=s.max_queue_delay_ms is not None), [source])
     if s.system == "triton":
         from .triton import TritonConfig, TritonEngine
 
         # a mix's arrivals are its models' own
         arrival = next((m.arrival for m in mix.models if m.arrival != "fixed"), s.arrival) if mix else s.arrival
-        return TritonEngine(TritonConfig(s.workers, s.output, arrival, s.max_queue_delay_ms, s.triton_port, s.seed),
+        return TritonEngine(TritonConfig(s.workers, s.output, arrival, s.max_queue_delay_ms, s.triton_port, s.seed,
+                                         model_inputs(s, mix)),
                             target.part_files, target)
     from .real import RealConfig, RealEngine
 
     return RealEngine(RealConfig(s.workers, s.seed, s.calibrate, s.cuda_graphs, s.max_queue_delay_ms is not None,
-                                 memory_limits, policy_of(s)),
+                                 memory_limits, policy_of(s), model_inputs(s, mix)),
                       target.part_files, target.model_sha256, target.plan_sha256, target)
+
+
+def model_inputs(s, mix) -> tuple:
+    """What each model is fed: a mix's models their own input_data, one model --input-data."""
+    return tuple(m.input_data for m in mix.models) if mix else (s.input_data,)
 
 
 def policy_of(s) -> str:

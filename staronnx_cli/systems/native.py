@@ -23,6 +23,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import UserError, baked_batch_hint, ort_reason
+from ..inputdata import RANDOM, InputData
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -40,6 +41,7 @@ class NativeConfig:
     parallel: bool = False  # ORT_PARALLEL: inter-op threads, one per core (--system ortparallel)
     stream_of: dict[str, int] | None = None  # a node's logic stream, from a branch plan (--system ortstreams)
     variable_batches: bool = False  # --max-queue-delay: a batch may close before N queries arrived
+    input_data: InputData = RANDOM
 
 
 class NativeEngine:
@@ -63,9 +65,7 @@ class NativeEngine:
         if isinstance(n, tuple):  # make_engine gives mixes to staronnx and triton only
             raise UserError("--system native serves one model: a mix runs on staronnx or triton")
         try:
-            session = NativeSession(self.workers[0], self.part_files[0], n, self.config.seed,
-                                    parallel=self.config.parallel, stream_of=self.config.stream_of,
-                                    variable_batches=self.config.variable_batches)
+            session = NativeSession(self.workers[0], self.part_files[0], n, self.config)
         except UserError as exc:
             return BatchSizeSetup(failure=f"{exc}{baked_batch_hint(n, str(exc))}")
         service = session.service_time(n)
@@ -93,14 +93,16 @@ class NativeSession:
     """The one session, made for batch size n with the worker's threads and cores; the calling thread
     (the loop's) is pinned to those cores while it exists."""
 
-    def __init__(self, worker: WorkerSpec, model: Path, batch: int, seed: int = 0, warmup_runs: int = 3,
-                 parallel: bool = False, stream_of: dict[str, int] | None = None, variable_batches: bool = False):
+    def __init__(self, worker: WorkerSpec, model: Path, batch: int, config: NativeConfig | None = None,
+                 warmup_runs: int = 3):
+        c = config or NativeConfig("")
+        parallel, stream_of = c.parallel, c.stream_of
         self.worker, self.loop = worker, None
         self.streams: list[int] = []  # nodes per logic stream (--system ortstreams)
         self._saved_affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if worker.cores and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, set(worker.cores))
-        fixed = None if variable_batches else batch  # a partial batch (--max-queue-delay) must fit the session
+        fixed = None if c.variable_batches else batch  # a partial batch (--max-queue-delay) must fit the session
         so = pinned_session_options(worker.cores[:1] if parallel else worker.cores, model, fixed, worker.kind)
         if parallel:  # independent nodes at once, each on one core; ORT's threads inherit this thread's cores
             so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
@@ -117,7 +119,7 @@ class NativeSession:
             self.session = ort.InferenceSession(str(model), so, providers=providers)
             if not parallel:  # as the runtime's workers: this thread on the first core, ORT's threads on the others
                 pin_driver(worker.cores)
-            self.feeds = modelio.random_inputs(specs, batch, seed)
+            self.feeds = c.input_data.feeds(specs, batch, c.seed)
             self.whole = modelio.whole_inputs(specs)  # given whole to every batch, never sliced
             self.names = [o.name for o in self.session.get_outputs()]
             for _ in range(warmup_runs):

@@ -11,6 +11,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from ..errors import UserError, baked_batch_hint, ort_reason
+from ..inputdata import InputData
 from ..ortenv import cuda_status
 from ..runtime import core, hotwait
 from ..runtime.executors import WORKER_NICE, ExecutorOptions, ThreadExecutor
@@ -33,6 +34,7 @@ class RealConfig:
     variable_batches: bool = False  # --max-queue-delay: batches may close before N queries
     memory_limits: dict | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
     policy: str = "dmda"  # the policy its points run (the native core runs dmda, eager, roundrobin, opara)
+    input_data: tuple[InputData, ...] = ()  # per model (--input-data; a mix: each model's)
 
 
 def unwritable_cache(paths: list[Path]) -> str:
@@ -81,6 +83,7 @@ class RealEngine:
         the model at this batch size) fails this N's points, not the sweep."""
         sizes = list(n) if isinstance(n, tuple) else n
         options = ExecutorOptions(variable_batches=self.config.variable_batches, seed=self.config.seed,
+                                  input_data=self.config.input_data,
                                   cuda_graphs=self.config.cuda_graphs, memory_limits=self.config.memory_limits)
         try:
             executor = self._executor(sizes, options)

@@ -28,6 +28,7 @@ import onnx
 
 from .. import modelio
 from ..errors import UserError, first_line
+from ..inputdata import RANDOM, InputData
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -47,14 +48,16 @@ class TritonClient:
     """One server per batch size (a mix: per combination), its gRPC client, and one random sample per input of each
     model to send. Models are named by their index in the list given (a mix's order)."""
 
-    def __init__(self, server: TritonServer, models: list[tuple[str, onnx.ModelProto]], seed: int):
+    def __init__(self, server: TritonServer, models: list[tuple[str, onnx.ModelProto]], seed: int,
+                 data: tuple[InputData, ...] = ()):
         import tritonclient.grpc as grpcclient
 
         self.grpc, self.server, self.loop = grpcclient, server, None
         self.client = grpcclient.InferenceServerClient(server.url)
         self.names = [name for name, _ in models]
         self.specs = [modelio.input_specs(model) for _, model in models]
-        self.samples = [modelio.random_inputs(specs, 1, seed + m) for m, specs in enumerate(self.specs)]
+        self.samples = [(data[m] if m < len(data) else RANDOM).feeds(specs, 1, seed + m)
+                        for m, specs in enumerate(self.specs)]
 
     def request(self, model: int):
         inputs = []
@@ -241,6 +244,7 @@ class TritonConfig:
     max_queue_delay_ms: float | None = None
     port: int = 0  # gRPC port (HTTP +1, metrics +2); 0: free ones
     seed: int = 0
+    input_data: tuple[InputData, ...] = ()  # per model (a mix: each model's)
 
 
 def _refuse_whole_inputs(path: Path) -> None:
@@ -302,7 +306,7 @@ class TritonEngine:
         server.start()
         try:
             client = TritonClient(server, [(m.name, modelio.load_model(m.path, with_weights=False)) for m in served],
-                                  self.config.seed)
+                                  self.config.seed, self.config.input_data)
             for m, size in enumerate(sizes):
                 for _ in range(3):  # warm: the stub's first ORT runs
                     client.service_time(size, runs=1, model=m)
