@@ -260,7 +260,7 @@ def check_node_names(model: onnx.ModelProto) -> None:
             what = "has no name" if not node.name else f"is named {node.name!r} like an earlier node"
             raise UserError(f"node #{i} ({node.op_type}) {what}: staronnx times nodes by name; give each node a "
                             "unique name, e.g. in Python: for i, n in enumerate(m.graph.node): "
-                            "n.name = n.name or f'{n.op_type}_{i}' (then onnx.save)")
+                            "n.name = f'{n.name or n.op_type}_{i}' (then onnx.save)")
         seen.add(node.name)
 
 
@@ -298,11 +298,14 @@ def batch_dim_values(model: onnx.ModelProto, batch: int) -> list[tuple[str, int]
 
 def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A batch of random inputs; integer inputs 0 or 1 (masks, indices), or over the rows of the table they index
-    (`index_bounds`)."""
+    (`index_bounds`). An input given whole to every batch is the same at every batch size (drawn apart from the
+    batched ones); a whole integer is 1 where no table bounds it (a TopK's k, a count: 0 would ask for nothing)."""
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds = {spec.name: _whole_value(spec, seed) for spec in specs if not spec.batched}
     for spec in specs:
-        shape = (batch, *spec.shape) if spec.batched else spec.shape
+        if not spec.batched:
+            continue
+        shape = (batch, *spec.shape)
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
@@ -310,6 +313,15 @@ def random_inputs(specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str
         else:
             feeds[spec.name] = rng.integers(0, spec.high, shape).astype(spec.dtype)
     return feeds
+
+
+def _whole_value(spec: InputSpec, seed: int) -> np.ndarray:
+    if spec.dtype.kind == "f":
+        rng = np.random.default_rng([seed, int.from_bytes(hashlib.sha256(spec.name.encode()).digest()[:4], "big")])
+        return rng.standard_normal(spec.shape).astype(spec.dtype)
+    if spec.dtype == np.bool_:
+        return np.ones(spec.shape, bool)
+    return np.full(spec.shape, 1 if spec.high > 1 else 0, spec.dtype)
 
 
 def shape_skeleton(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
