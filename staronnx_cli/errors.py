@@ -37,7 +37,12 @@ def ort_reason(exc: BaseException, limit: int = 320) -> str:
     text = re.sub(r"/onnxruntime_src/\S+:\d+ [\w:~<>]+\([^()]*\)\s*", " ", text)  # file:line signature(...)
     text = re.sub(r"/onnxruntime_src/\S+:\d+ .*?\)\s+(?=[A-Z])", " ", text)  # a signature with parentheses inside
     text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
-    return text if len(text) <= limit else f"{text[:limit // 3].rstrip()} ... {text[-(2 * limit) // 3:].lstrip()}"
+    text = text if len(text) <= limit else f"{text[:limit // 3].rstrip()} ... {text[-(2 * limit) // 3:].lstrip()}"
+    newer = re.search(r"Unsupported model IR version: \d+, max supported IR version: (\d+)", text)
+    if newer:  # onnx writes the newest IR by default: a model just saved by a newer onnx than ORT reads
+        text += (f" (an onnx newer than this onnxruntime saved it: set m.ir_version = {newer.group(1)} before "
+                 "onnx.save, or upgrade onnxruntime)")
+    return text
 
 
 def json_text(value, indent: int | None = 2) -> str:

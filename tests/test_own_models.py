@@ -2,6 +2,7 @@
 sequence-first exports the names give away, tf2onnx's 'name:0' inputs, a free sequence length in a mix or a
 campaign without its shape, a saturation that is only a lower bound in the figures, fp16 estimates in split."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -281,6 +282,10 @@ def test_fixed_shape_inputs_beside_a_batched_one_are_given_whole_and_alone_still
                                                              ("scale", (16,), False)]
     feeds = modelio.random_inputs(specs, 4)
     assert [feeds[n].shape for n in ("x", "thr", "scale")] == [(4, 16), (), (16,)]
+    one = modelio.random_inputs(specs, 1)  # every batch size measures the same model: the same threshold and scale
+    assert one["thr"] == feeds["thr"] and (one["scale"] == feeds["scale"]).all() and (one["x"] == feeds["x"][:1]).all()
+    k = modelio.InputSpec("k", np.dtype(np.int64), (1,), "", 2, batched=False)
+    assert modelio.random_inputs([k], 8)["k"].tolist() == [1]  # a TopK's k: 0 would ask for nothing
     batch = modelio.leading_rows(feeds, 3, modelio.whole_inputs(specs))
     assert [batch[n].shape for n in ("x", "thr", "scale")] == [(3, 16), (), (16,)]
     with pytest.raises(Exception, match=r"input 'thr' has a fixed shape \[\], nothing to fix: drop this --shape"):
@@ -328,3 +333,67 @@ def test_native_serves_a_whole_input_and_triton_refuses_it(cli, tmp_path):
     refused = cli("sweep", model, "--system", "triton", "--workers", "cpu:1x1", "--batch", "2", "--rate", "50",
                   "-o", tmp_path / "triton")
     assert_one_line_error(refused, "input 'thr' has no batch axis")
+
+
+@pytest.mark.parametrize("names", [["n", "n"], ["", "r"], ["a", "", "a"]])
+def test_the_fix_said_for_unnamed_or_twice_named_nodes_works_when_followed(names):
+    """The snippet the line gives, run as written: it named only the unnamed nodes, so a name used twice stayed."""
+    import re
+
+    from staronnx_cli import modelio
+    from staronnx_cli.errors import UserError
+
+    nodes = [helper.make_node("Relu", ["x" if i == 0 else f"t{i - 1}"], [f"t{i}"], name=name)
+             for i, name in enumerate(names)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, ["batch", 4])],
+                              [helper.make_tensor_value_info(f"t{len(names) - 1}", 1, ["batch", 4])])
+    m = helper.make_model(graph)
+    with pytest.raises(UserError) as caught:
+        modelio.check_node_names(m)
+    snippet = re.search(r"in Python: (.+) \(then onnx.save\)", str(caught.value)).group(1)
+    exec(snippet.replace(": ", ":\n    ", 1), {"m": m})
+    modelio.check_node_names(m)
+
+
+def test_a_model_saved_by_an_onnx_newer_than_onnx_runtime_names_the_ir_version_to_set(cli, tmp_path):
+    path = tmp_path / "new.onnx"
+    model = onnx.load(_model(path, [helper.make_node("Relu", ["x"], ["y"], name="r")],
+                             [helper.make_tensor_value_info("x", 1, ["batch", 4])],
+                             [helper.make_tensor_value_info("y", 1, ["batch", 4])]))
+    model.ir_version = 99
+    onnx.save(model, path)
+    refused = cli("profile", path, "--runs", "1", "-o", tmp_path / "c.csv")
+    assert_one_line_error(refused, "set m.ir_version = ", "before onnx.save, or upgrade onnxruntime")
+
+
+def _fp16_chain(path):
+    """As a user's float16 export: x -> MatMul -> Relu -> MatMul, weights of unit scale (outputs near 100)."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float16), name)
+               for name, shape in (("w1", (64, 64)), ("w2", (64, 16)))]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h1"], name="fc1"),
+             helper.make_node("Relu", ["h1"], ["a1"], name="act"), helper.make_node("MatMul", ["a1", "w2"], ["y"],
+                                                                                  name="fc2")]
+    return _model(path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["batch", 64])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["batch", 16])], weights)
+
+
+def test_a_float16_split_is_verified_within_float16s_own_precision_and_a_failed_plan_is_kept_not_swept(
+        cli, tmp_path, monkeypatch):
+    """1e-4 of the largest output is below one float16 step: every split of a float16 model failed verification
+    (advise dropped them all), and 'the plan is kept for inspection' was deleted with the rest."""
+    from staronnx_cli.split import splitter
+
+    model = _fp16_chain(tmp_path / "half.onnx")
+    done = cli("split", model, "--method", "topo", "--offload", "0.5", "-o", tmp_path / "plan")
+    assert done.exit_code == 0, done.output
+    verification = json.loads((tmp_path / "plan" / "plan.json").read_text())["verification"]
+    assert verification["passed"] and verification["output_eps"] == float(np.finfo(np.float16).eps)
+    real = splitter.verify
+    monkeypatch.setattr(splitter, "verify", lambda *a, **k: {**real(*a, **k), "max_abs_diff": 1e9})
+    failed = cli("split", model, "--method", "topo", "--offload", "0.5", "-o", tmp_path / "bad")
+    assert_one_line_error(failed, "the plan is kept in", "--verify-tolerance")
+    assert (tmp_path / "bad" / "plan.json").exists() and (tmp_path / "bad" / "part_0.onnx").exists()
+    assert_one_line_error(cli("sweep", tmp_path / "bad", "--workers", "cpu:1x1,cpu:1x1", "-o", tmp_path / "run"),
+                          "failed its verification", "--no-verify")
+    assert_one_line_error(cli("split", model, "--verify-tolerance", "0", "-o", tmp_path / "z"), "--verify-tolerance 0")

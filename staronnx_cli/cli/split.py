@@ -35,6 +35,9 @@ def split(
     seeds: Annotated[int, typer.Option(help="METIS seeds tried; the best repaired one is kept.")] = 8,
     tolerance: Annotated[float, typer.Option(help="Accepted distance to the target fraction.")] = 0.03,
     check: Annotated[bool, typer.Option("--verify/--no-verify", help="Run parts vs the full model.")] = True,
+    verify_tolerance: Annotated[float, typer.Option(
+        help="Largest difference accepted, relative to the largest output (never below 4 steps of the outputs' "
+             "float type: float16 rounds at each cut).")] = 1e-4,
     output: Annotated[Path, typer.Option("-o", "--output", help="Plan directory to write.")] = Path("plan"),
     force: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     allow_host_times: Annotated[bool, typer.Option(
@@ -52,8 +55,9 @@ def split(
 
     settings = SplitSettings(model=resolve_model(model, shape), output=output, costs=costs, offload=offload,
                              parts=parts, method=method, batch=batch, device=device, seeds=seeds, tolerance=tolerance,
-                             check=check, force=force, allow_host_times=allow_host_times, streams=streams,
-                             min_part_us=min_part_us, input_data=parse_input_data(input_data))
+                             check=check, check_tolerance=verify_tolerance, force=force,
+                             allow_host_times=allow_host_times, streams=streams, min_part_us=min_part_us,
+                             input_data=parse_input_data(input_data))
     with console.status("splitting") as status:
         result = run_split(settings, lambda text: status.update(text))
     for note in result.notes:
@@ -77,8 +81,8 @@ def split(
                       names[0], names[-1])
     console.print(table)
     cuts = Table(title="tensors between parts")
-    for column in ("from", "to", "tensor", "bytes per sample"):
-        cuts.add_column(column, justify="right" if column in ("from", "to", "bytes per sample") else "left")
+    for column in ("from", "to", "tensor", "bytes at batch 1"):  # a tensor without a batch axis: per batch
+        cuts.add_column(column, justify="right" if column in ("from", "to", "bytes at batch 1") else "left")
     specs = {t.name: t for p in plan.parts for t in p.inputs}
     for edge in plan.edges:
         for name in edge.tensors:

@@ -135,6 +135,11 @@ def _work_estimates(model: onnx.ModelProto) -> dict[str, float]:
     return work
 
 
+def _has_cast(members: list[dict]) -> bool:
+    """ORT inserted Casts among the group's kernels (float16 on a CPU: its kernels run in float32)."""
+    return any("Cast" in kernel for r in members for kernel in str(r["kernels"]).split())
+
+
 ESTIMATED_SHARE = 0.25  # a group of this share of the time or more, over several nodes and kernels, is said
 
 
@@ -151,7 +156,8 @@ def estimated_group_warning(batch_size: int, rows: list[dict]) -> str:
     share = sum(r["mean_us"] for r in members) / total
     if len(members) < 3 or len(kernels.split()) < 3 or share < ESTIMATED_SHARE:
         return ""
+    casts = " (float16 on CPU adds Casts around it)" if _has_cast(members) else ""
     return (f"batch {batch_size}: {share:.0%} of the node time is one group of {len(kernels.split())} kernels "
             f"shared among {len(members)} nodes ({members[0]['node']} ... {members[-1]['node']}) by a work estimate: "
-            "ONNX Runtime rewrote the graph there (float16 on CPU adds Casts around it), so those nodes' times are "
-            "estimates and a split between them is cut on an estimate, not a measurement")
+            f"ONNX Runtime rewrote the graph there{casts}"
+            ", so those nodes' times are estimates and a split between them is cut on an estimate, not a measurement")

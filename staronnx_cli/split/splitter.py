@@ -82,6 +82,9 @@ def check_settings(s: SplitSettings) -> None:
         raise UserError(f"--min-part-us {s.min_part_us}: a time in microseconds, 0 or more (default 50)")
     if s.batch < 1:
         raise UserError(f"--batch {s.batch}: the batch size must be at least 1")
+    if not 0.0 < s.check_tolerance < 1.0:  # NaN fails this too
+        raise UserError(f"--verify-tolerance {s.check_tolerance}: a difference relative to the largest output, above "
+                        "0 and below 1, e.g. --verify-tolerance 1e-3")
     if not 0.0 <= s.tolerance < 1.0:  # NaN fails this too
         raise UserError(f"--tolerance {s.tolerance}: a distance to the target fraction, at least 0 and below 1 "
                         "(default 0.03)")
@@ -207,6 +210,8 @@ def run_split(s: SplitSettings, on_step=lambda text: None) -> SplitResult:
     with run_lock(s.output):  # two splits into one -o mixed their parts, or one cleared the other's (--force)
         try:
             return _split(s, on_step)
+        except VerificationFailed:
+            raise  # the plan is kept for inspection, as the message says
         except BaseException:
             _remove_written(s.output, started_ns, existed)
             raise
@@ -351,14 +356,25 @@ def _verify(s: SplitSettings, plan: Plan, files: list[Path]) -> None:
     is kept for inspection)."""
     plan.verification = verify(s.model, files, min(s.batch, 4), data=s.input_data)
     plan.verification["input_data"] = s.input_data.words()
-    limit = s.check_tolerance * max(1.0, plan.verification["output_scale"])
+    relative = max(s.check_tolerance, FLOAT_STEPS * plan.verification["output_eps"])  # float16: its own precision
+    limit = relative * max(1.0, plan.verification["output_scale"])
     plan.verification["tolerance"] = limit
     plan.verification["passed"] = plan.verification["max_abs_diff"] <= limit
     write_plan(plan, s.output)
     if not plan.verification["passed"]:
-        raise UserError(f"verification failed: the parts differ from the full model by "
-                        f"{plan.verification['max_abs_diff']:.3g} (> {limit:.3g}); the plan is kept in "
-                        f"{s.output} for inspection; please report this model")
+        raise VerificationFailed(f"verification failed: the parts differ from the full model by "
+                                 f"{plan.verification['max_abs_diff']:.3g} (> {limit:.3g}); the plan is kept in "
+                                 f"{s.output} for inspection (a sweep refuses it); --verify-tolerance "
+                                 f"{s.check_tolerance:g} is relative to the largest output "
+                                 f"({plan.verification['output_scale']:.3g}): raise it if that difference is "
+                                 "rounding, else please report this model")
+
+
+FLOAT_STEPS = 4  # a tolerance never below this many steps of the outputs' float type, relative to their scale
+
+
+class VerificationFailed(UserError):
+    """The parts do not compute the model: the plan is kept (marked failed) for the user to look at."""
 
 
 def _why_unreachable(dag: WeightedDag, chosen: Candidate, offload: float) -> str:

@@ -58,6 +58,10 @@ def mix_target(named: list[tuple[str, Target]]) -> Target:
 def load_target(path: Path) -> Target:
     if path.is_dir():
         plan = read_plan(path)
+        if plan.verification.get("passed") is False:  # kept for inspection: its parts do not compute the model
+            raise UserError(f"plan '{path}' failed its verification (its parts differ from the model by "
+                            f"{plan.verification.get('max_abs_diff')}): split again (--verify-tolerance, if that is "
+                            "rounding), or --no-verify to sweep it unchecked")
         files = [path / p.file for p in plan.parts]
         outside = [p.file for p, f in zip(plan.parts, files) if f.resolve().parent != path.resolve()]
         if outside:
