@@ -88,6 +88,9 @@ def profile(
                       "(the same in sweep)", soft_wrap=True)
     rows = write_profile(output, settings, result)
     for r in result.batches:
+        for line in r.notes:
+            console.print(f"note: batch {r.batch_size}: {escape(line)}", soft_wrap=True)
+    for r in result.batches:
         render_summary(r, settings, top)
     console.print(f"wrote {output} ({len(rows)} rows) and {meta_path(output)}; "
                   f"draw it with 'staronnx plot {output} --kind nodes'", soft_wrap=True)

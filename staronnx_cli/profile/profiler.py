@@ -25,6 +25,7 @@ from ..inputdata import RANDOM, InputData, check_input_data
 from ..memlimit import memory_ceiling, out_of_memory
 from ..ortenv import FATAL_SEVERITY, cuda_status, session_options
 from ..zoo.names import typed_name
+from .controlflow import correct_rows, has_control_flow
 from .costs import main_timing, write_costs
 from .gpu_times import GpuRecording, GpuTimes, attribute_gpu_activity
 from .rows import CPU_PROVIDER, node_rows
@@ -75,6 +76,7 @@ class BatchProfile:
     gpu: GpuStats | None = None
     timing: str = "cpu"  # the clock of this batch size's node times: cpu, gpu or host-launch
     note: str = ""  # why a CUDA profile fell back to host launch times
+    notes: list[str] = field(default_factory=list)  # control-flow nodes timed alone (controlflow.py)
 
     @property
     def node_sum_us(self) -> float:
@@ -166,13 +168,18 @@ def _gpu_recorder(device: Device):
         return None, str(exc)
 
 
-def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profile_prefix: str | None = None,
-             optimised_path: str | None = None) -> ort.InferenceSession:
-    device = settings.device
-    so = session_options(None if device.on_gpu else device.number, opt_level)
+def _options(settings: ProfileSettings, specs, batch: int, opt_level: str) -> ort.SessionOptions:
+    so = session_options(None if settings.device.on_gpu else settings.device.number, opt_level)
     so.log_severity_level = FATAL_SEVERITY  # a failed run raises, and is said in one line: not logged in red too
     for dim in {s.batch_dim for s in specs if s.batch_dim}:
         so.add_free_dimension_override_by_name(dim, batch)
+    return so
+
+
+def _session(settings: ProfileSettings, specs, batch: int, opt_level: str, profile_prefix: str | None = None,
+             optimised_path: str | None = None) -> ort.InferenceSession:
+    device = settings.device
+    so = _options(settings, specs, batch, opt_level)
     if profile_prefix:
         so.enable_profiling = True
         so.profile_file_prefix = profile_prefix
@@ -224,6 +231,7 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
     result = BatchProfile(batch, node_rows(model, optimised, trace, measured, str(settings.device), batch, gpu_times),
                           [trace.runs_us[r] for r in measured if r < len(trace.runs_us)], note=note)
     result.timing = main_timing(row["timing"] for row in result.rows)
+    session = None  # its idle threads spin: the runs below would share the cores with them
     if gpu_times is not None and recording is not None:
         result.gpu = _gpu_stats(gpu_times, measured, recording.dropped)
     if settings.overhead:
@@ -238,6 +246,9 @@ def _profile_batch(settings: ProfileSettings, model: onnx.ModelProto, specs, bat
         _timed_runs(full, feeds, settings.warmup)
         result.full_opt_run_us = _timed_runs(full, feeds, settings.runs)
         del full
+    if not settings.device.on_gpu and has_control_flow(model):  # its body's node runs inflate its profiled time
+        result.notes = correct_rows(result.rows, model, feeds, _options(settings, specs, batch, settings.opt_level),
+                                    settings.runs, settings.warmup)
     return result
 
 
@@ -321,7 +332,7 @@ def costs_meta(settings: ProfileSettings, result: ProfileResult) -> dict:
             "end_to_end_level_all": summary_stats(r.full_opt_run_us) if r.full_opt_run_us else None,
             "node_sum_us": round(r.node_sum_us, 1),
             "host_sum_us": round(sum(row["host_us"] for row in r.rows), 1),
-            "gpu": _gpu_meta(r),
+            "gpu": _gpu_meta(r), "notes": r.notes,
         } for r in result.batches},
     }
 
