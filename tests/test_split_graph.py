@@ -121,3 +121,25 @@ def test_an_if_on_a_constant_condition_whose_branches_read_an_activation_is_no_c
                      numpy_helper.from_array(np.ones(4, np.float32), "cond_f")])
     onnx.checker.check_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     assert constant_nodes(graph) == {"const_neg"}  # the If reads 'a' through its branches
+
+
+def test_a_weights_dequantize_counts_in_the_part_of_the_node_that_reads_it():
+    """A QDQ model's weight DequantizeLinear reads only initializers (a constant node), yet ORT runs it on every
+    run, in the part that holds its reader: its time was dropped, so split's fractions missed it (0.571 where the
+    cut moved 0.506)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from staronnx_cli.split.graph import build_dag
+
+    weights = [numpy_helper.from_array(np.ones((4, 4), np.int8), "wq"),
+               numpy_helper.from_array(np.array(0.1, np.float32), "scale"),
+               numpy_helper.from_array(np.array([1, 0], np.int64), "perm")]
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "scale"], ["w"], name="dq_w"),
+             helper.make_node("Transpose", ["w"], ["wt"], name="t_w", perm=[1, 0]),  # a constant read by one
+             helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("MatMul", ["r", "wt"], ["y"], name="mm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", 1, ["batch", 4])], weights)
+    dag = build_dag(helper.make_model(graph), {"dq_w": 4.0, "t_w": 0.0, "relu": 1.0, "mm": 10.0}, {"r": 16})
+    assert dict(zip(dag.names, dag.weights_us)) == {"relu": 1.0, "mm": 14.0}

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from ..profile.controlflow import outer_reads
+
 
 @dataclass
 class WeightedDag:
@@ -69,6 +71,7 @@ def build_dag(model: onnx.ModelProto, node_us: dict[str, float], tensor_bytes: d
     graph = model.graph
     constants = constant_nodes(graph)
     compute = [n for n in graph.node if n.name not in constants]
+    weights = _weights_with_constants(graph, constants, node_us)
     index = {n.name: i for i, n in enumerate(compute)}
     producer, consumers = {}, defaultdict(list)
     for node in compute:
@@ -78,22 +81,47 @@ def build_dag(model: onnx.ModelProto, node_us: dict[str, float], tensor_bytes: d
         for t in _all_inputs(node):
             consumers[t].append(index[node.name])
     consumed = {t: c for t, c in consumers.items() if t in producer}
-    return WeightedDag(names=[n.name for n in compute], weights_us=[float(node_us.get(n.name, 0.0)) for n in compute],
+    return WeightedDag(names=[n.name for n in compute], weights_us=[weights[n.name] for n in compute],
                        tensor_producer={t: p for t, p in producer.items() if t in consumed},
                        tensor_consumers=dict(consumed), tensor_bytes={t: tensor_bytes[t] for t in consumed})
 
 
+def _weights_with_constants(graph: onnx.GraphProto, constants: set[str], node_us: dict[str, float]
+                            ) -> dict[str, float]:
+    """Each compute node's time, plus that of the constant nodes only it reads (first, through other constants):
+    ORT runs a QDQ model's weight DequantizeLinear on every run, in the part that holds its reader (extract.py
+    copies it there); a constant folded at load costs 0."""
+    weights = {n.name: float(node_us.get(n.name, 0.0)) for n in graph.node if n.name not in constants}
+    readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        for t in _all_inputs(node):
+            readers[t].append(node)
+    for node in graph.node:
+        if node.name in constants and node_us.get(node.name):
+            reader = _first_compute_reader(node, readers, constants)
+            if reader:
+                weights[reader] += float(node_us[node.name])
+    return weights
+
+
+def _first_compute_reader(node: onnx.NodeProto, readers: dict, constants: set[str]) -> str:
+    """The first compute node reading what `node` makes, through constant nodes ('' when none does)."""
+    seen, todo = set(), [node]
+    while todo:
+        current = todo.pop(0)
+        for t in current.output:
+            for reader in readers.get(t, []):
+                if reader.name not in constants:
+                    return reader.name
+                if reader.name not in seen:
+                    seen.add(reader.name)
+                    todo.append(reader)
+    return ""
+
+
 def _all_inputs(node: onnx.NodeProto) -> list[str]:
     """Inputs of a node including names its subgraphs (If/Loop/Scan bodies) read from the outer scope."""
-    names = [t for t in node.input if t]
-    for attr in node.attribute:
-        for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
-            local = {i.name for i in sub.input} | {i.name for i in sub.initializer}
-            for inner in sub.node:
-                local.update(inner.output)
-            for inner in sub.node:
-                names += [t for t in _all_inputs(inner) if t not in local]
-    return names
+    return outer_reads(node)
 
 
 # -- evaluating an assignment of vertices to parts ------------------------------------------------------
