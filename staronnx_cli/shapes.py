@@ -71,7 +71,10 @@ def _sizes(model: onnx.ModelProto, shapes: list[InputShape]) -> tuple[dict[str, 
         batch = dims[0].dim_param if dims else ""
         if not_first := modelio.batch_not_first(shape.name, dims):
             raise UserError(not_first)
-        if all(d.HasField("dim_value") for d in dims):  # a scalar or a fixed [16]: nothing is free in it
+        fixed = [d.dim_value for d in dims] if all(d.HasField("dim_value") for d in dims) else None
+        if fixed is not None and (fixed[1:] == list(shape.dims) or fixed == list(shape.dims)):
+            continue  # the sizes it has (as a sweep of one sequence length given again): nothing to do
+        if fixed is not None:  # a scalar or a fixed [16]: nothing is free in it
             raise UserError(f"--shape {shape.words()}: input '{shape.name}' has a fixed shape "
                             f"[{','.join(str(d.dim_value) for d in dims)}], nothing to fix: drop this --shape")
         if len(dims) - 1 != len(shape.dims):

@@ -292,6 +292,7 @@ def test_fixed_shape_inputs_beside_a_batched_one_are_given_whole_and_alone_still
         from staronnx_cli.shapes import shaped_model
 
         shaped_model(tmp_path / "t.onnx", ["thr:4"])
+    assert shaped_model(tmp_path / "t.onnx", ["scale:16"]) == tmp_path / "t.onnx"  # its own sizes: nothing to do
     alone = _model(tmp_path / "alone.onnx", [helper.make_node("Relu", ["thr"], ["y"], name="r")],
                    [helper.make_tensor_value_info("thr", 1, [])], [helper.make_tensor_value_info("y", 1, [])])
     with pytest.raises(Exception, match="no other input has one"):

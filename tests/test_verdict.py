@@ -54,6 +54,11 @@ def test_whole_and_split_fixtures_pair_and_the_split_does_not_raise_saturation()
     assert split_verdict([whole], split) == (
         "Splitting (2 parts, 10% of the compute offloaded) did not raise saturation: 400 q/s whole, 400 q/s split "
         "(+0%, within the 38% these sweeps resolve). It raises the worst-case latency at 400 q/s.")
+    one_core = Run(whole.path, replace(whole.meta, worker_cores={"cpu0": [0]}), whole.points)
+    two_cores = Run(split.path, replace(split.meta, worker_cores={"cpu0": [0], "cpu1": [1]}), split.points)
+    assert split_verdict([one_core], two_cores).endswith(  # a whole model on fewer cores: the cores are said
+        "The split ran on 2 cores, the whole model on 1: part of the difference is the added cores; sweep the whole "
+        f"model on the split's workers too (--workers {split.meta.workers}) to see the split's own effect.")
     lines = verdict([whole, split])
     assert lines[0].startswith("staronnx cpu:2x1 dmda (sim): Best batch size: N=1")
     assert lines[-1].startswith("Splitting (2 parts")

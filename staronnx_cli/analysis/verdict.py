@@ -226,7 +226,7 @@ def split_verdict(wholes: list[Run], split: Run) -> str:
                              if is_open)
         return (f"Splitting ({what}){against}: saturation {whole_words} q/s whole, {split_words} q/s split; {which} "
                 "never congested in its grid, so which saturates first is not known: sweep higher rates. "
-                + _latency_change(wholes, whole, split))
+                + _latency_change(wholes, whole, split) + _cores_caveat(whole, split))
     if change > tolerance:
         head = (f"Splitting ({what}) raised saturation from {qps(whole_top)} to {qps(split_top)} q/s "
                 f"({change:+.0%}){against}.")
@@ -241,7 +241,21 @@ def split_verdict(wholes: list[Run], split: Run) -> str:
     if busy and tolerance < abs(change) < BUSY_DOUBT:  # two sweeps of one setup on a busy VM: 19 % apart
         head += (f" {' and '.join(busy).capitalize()} sweep ran on a busy machine (see the warnings): a change this "
                  "small may be the machine's, not the split's; sweep both again on a quiet machine.")
-    return head + " " + _latency_change(wholes, whole, split)
+    return head + " " + _latency_change(wholes, whole, split) + _cores_caveat(whole, split)
+
+
+def _cores_caveat(whole: Run, split: Run) -> str:
+    """Runs on different numbers of cores: part of any difference is the cores, not the split (a whole model on
+    cpu:1x1 against a split on cpu:1x1,cpu:1x1 read as 'splitting lowers latency by 50 %')."""
+    def cores(run: Run) -> int:
+        return len({c for held in (run.meta.worker_cores or {}).values() for c in held})
+
+    mine, theirs = cores(split), cores(whole)
+    if not mine or not theirs or mine == theirs:
+        return ""
+    return (f" The split ran on {mine} cores, the whole model on {theirs}: part of the difference is the "
+            f"{'added' if mine > theirs else 'fewer'} cores; sweep the whole model on the split's workers too "
+            f"(--workers {split.meta.workers}) to see the split's own effect.")
 
 
 def best_latency_at(points, rate: float) -> float | None:

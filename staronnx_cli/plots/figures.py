@@ -10,10 +10,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is ever needed
-
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -25,6 +21,7 @@ from ..results.read import Run, legend_labels  # noqa: E402
 from ..results.runmeta import RunMeta  # noqa: E402
 from ..results.schema import flags  # noqa: E402
 from ..results.tasks import task_table  # noqa: E402
+from . import backend  # noqa: F401 - Agg, before pyplot
 
 RATE_LABEL = "injected throughput (queries/s)"
 LATENCY_LABEL = "mean max-latency per batch (ms)"

@@ -11,10 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -23,6 +19,7 @@ from ..errors import UserError  # noqa: E402
 from ..kinds import key_on_gpu  # noqa: E402
 from ..profile.costs import CLOCK_WORDS, main_timing, read_costs, read_meta, timing_of  # noqa: E402
 from ..zoo.names import display_name  # noqa: E402
+from . import backend  # noqa: F401 - Agg, before pyplot
 
 GPU_COLOUR, CPU_COLOUR = "#2ca02c", "#1f77b4"
 OP_COLOURS = ["#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]  # op types: apart from the GPU/CPU colours

@@ -4,13 +4,10 @@ plan shows which parts can overlap, and its critical path against the work."""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display is ever needed
-
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..split.plan import Plan  # noqa: E402
+from . import backend  # noqa: F401 - Agg, before pyplot
 
 LANE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 

@@ -109,8 +109,10 @@ def read_run(path: Path) -> Run:
         raise UserError(f"'{path}' is not a directory: give the run directory a sweep wrote (-o of staronnx sweep)")
     meta_file, points_file = path / "run.json", path / "points.csv"
     if not meta_file.exists() or not points_file.exists():
+        plan = (path / "plan.json").exists()  # a split's plan: plot draws it as its parts
         raise UserError(f"'{path}' is not a run directory (it needs run.json and points.csv, written by "
-                        "staronnx sweep)")
+                        "staronnx sweep)" + (f": it is a plan; draw it with 'staronnx plot {path} --kind parts'"
+                                             if plan else ""))
     meta = versioned_meta(path)
     return Run(path, RunMeta.from_json(meta, meta_file), read_points(points_file))
 
