@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import modelio
 from .errors import UserError
 from .inputfile import MAX_JSON_BYTES, checked_input
-from .modelio import InputSpec, random_inputs, sha256_of
+from .modelio import InputSpec, sha256_of
 
 KINDS = ("random", "zeros")
+ALIASES = {"zero": "zeros"}  # perf_analyzer's word
 HOW = ("give random, zeros, or a .npz file (one array per model input, samples along the first axis) or "
        "perf_analyzer's JSON input data")
 MAX_DATA_BYTES = 4 * 2**30  # samples are loaded into memory: beyond, a mistake (or a dataset to cut)
@@ -39,30 +41,47 @@ class InputData:
         """As run.json and notes record it: a file by its name and its sha256's head (a changed file is other
         samples; the same file elsewhere, as a fleet's node holds it, the same)."""
         path = Path(self.source)
-        return f"{path.name} (sha256 {sha256_of(path)[:12]})" if self.is_file else self.source
+        return f"{path.name} (sha256 {sha256_of(_present(path))[:12]})" if self.is_file else self.source
+
+    def cache_key(self) -> str:
+        """'' for random inputs; else what tells these inputs apart in a cache (zeros, a file's sha256 head)."""
+        if not self.is_file:
+            return "" if self.source == "random" else self.source
+        return sha256_of(_present(Path(self.source)))[:16]
 
     def feeds(self, specs: list[InputSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
         """A batch of `batch` queries for these inputs."""
         if self.source == "random":
-            return random_inputs(specs, batch, seed)
+            return modelio.random_inputs(specs, batch, seed)
         if self.source == "zeros":
             return {s.name: np.zeros((batch, *s.shape) if s.batched else s.shape, s.dtype) for s in specs}
-        samples = _samples(self.source, Path(self.source).stat().st_mtime_ns)
+        samples = _samples(self.source, _present(Path(self.source)).stat().st_mtime_ns)
         return {s.name: _batch_of(self.source, s, samples, batch) for s in specs}
 
 
 RANDOM = InputData()
 
 
+def _present(path: Path) -> Path:
+    """The samples file, still there: moved or removed since it was given, one line (not a raw OSError)."""
+    if not path.is_file():
+        raise UserError(f"input data '{path}' is gone (moved or removed since it was given): put it back, or give "
+                        "the file where it is now")
+    return path
+
+
 def parse_input_data(text: str, option: str = "--input-data") -> InputData:
     """random, zeros or a samples file that exists and reads as one (its arrays are checked against the model by
     check_input_data)."""
     text = text.strip()
-    if text.lower() in KINDS:
-        return InputData(text.lower())
+    if ALIASES.get(text.lower(), text.lower()) in KINDS:
+        return InputData(ALIASES.get(text.lower(), text.lower()))
     if not text:
         raise UserError(f"{option} is empty: {HOW}")
-    path = checked_input(text, f"{option} file", HOW, MAX_DATA_BYTES if not text.endswith(".json") else MAX_JSON_BYTES)
+    path = checked_input(text, f"{option} file", HOW, MAX_DATA_BYTES)
+    if path.suffix.lower() == ".json" and path.stat().st_size > MAX_JSON_BYTES:  # parsed whole into Python lists
+        raise UserError(f"{option} '{text}' is {path.stat().st_size / 2**20:.0f} MiB of JSON, more than the "
+                        f"{MAX_JSON_BYTES // 2**20} MiB parsed as such: give the samples as a .npz (numpy.savez)")
     if path.suffix.lower() not in (".npz", ".json"):
         raise UserError(f"{option} '{text}' is neither random, zeros, a .npz nor a .json file: {HOW}")
     _samples(str(path), path.stat().st_mtime_ns)  # unreadable: one line now, not at the first point
@@ -74,7 +93,7 @@ def check_input_data(data: InputData, specs: list[InputSpec], what: str = "the m
     array for an input the model lacks (a typo): one line naming the input and the fix."""
     if not data.is_file:
         return
-    samples = _samples(data.source, Path(data.source).stat().st_mtime_ns)
+    samples = _samples(data.source, _present(Path(data.source)).stat().st_mtime_ns)
     names = [s.name for s in specs]
     extra = sorted(set(samples) - set(names))
     if extra:
@@ -89,7 +108,11 @@ def _samples(path: str, _mtime_ns: int) -> dict[str, np.ndarray]:
     """The file's arrays by input name, samples first (a JSON file's entries stacked); cached per file version."""
     try:
         if path.lower().endswith(".npz"):
-            with np.load(path, allow_pickle=False) as found:
+            found = np.load(path, allow_pickle=False)
+            if not isinstance(found, np.lib.npyio.NpzFile):  # a .npy under a .npz name: one array, no input names
+                raise UserError(f"input data '{path}' is one array (a .npy), not a .npz of arrays named after the "
+                                "model's inputs: save it with numpy.savez(path, INPUT=array)")
+            with found:
                 return {name: found[name] for name in found.files}
         return _json_samples(path)
     except UserError:
@@ -168,7 +191,10 @@ def _stack(path: str, name: str, values: list[np.ndarray]) -> np.ndarray:
 def _castable(found: np.ndarray, dtype: np.dtype) -> bool:
     """Safe to feed as `dtype`: the same kind (float64 samples to a float32 input), integers to integers or floats,
     and 0/1 integers to a bool (perf_analyzer's JSON writes a mask so); never floats truncated to integers."""
-    if np.can_cast(found.dtype, dtype, "same_kind") or (found.dtype.kind in "iu" and dtype.kind in "iuf"):
+    if found.dtype.kind in "iu" and dtype.kind in "iu" and found.size:  # narrower integers: values must fit
+        limits = np.iinfo(dtype)
+        return bool(limits.min <= found.min() and found.max() <= limits.max)
+    if np.can_cast(found.dtype, dtype, "same_kind") or (found.dtype.kind in "iu" and dtype.kind == "f"):
         return True
     return dtype.kind == "b" and found.dtype.kind in "iu" and bool(np.isin(found, (0, 1)).all())
 
@@ -184,7 +210,8 @@ def _batch_of(path: str, spec: InputSpec, samples: dict[str, np.ndarray], batch:
                         "and bool inputs")
     if not _castable(found, spec.dtype):
         raise UserError(f"input data '{path}': '{spec.name}' holds {found.dtype} values, the model takes "
-                        f"{spec.dtype}: give {spec.dtype} values (floats are not truncated to integers)")
+                        f"{spec.dtype}: give {spec.dtype} values (floats are not truncated to integers, nor "
+                        "integers wrapped)")
     sample = spec.shape
     if found.ndim == len(sample) and found.shape == sample:
         rows = found[np.newaxis]  # one sample, without the samples axis

@@ -168,7 +168,15 @@ def _free_dims_fixes(free: list[tuple[str, list]]) -> str:
 
 
 def _fixed(dims: list) -> bool:
-    return all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims)
+    return all(d.HasField("dim_value") and d.dim_value > 0 for d in dims)
+
+
+def _given_whole(dims: list) -> bool:
+    """A fixed input beside batched ones that is given whole: a scalar, a vector ([1] k, a [16] scale), or a
+    table not led by 1 ([8, 64]). A fixed [1, 128] beside a batched input is a batch axis the export forgot
+    (dynamic axes set on input_ids only): refused with the fix, as a model exported at batch 1 is, not fed one
+    query's mask for every query of a batch."""
+    return _fixed(dims) and (len(dims) <= 1 or dims[0].dim_value != 1)
 
 
 def _whole_spec(value: onnx.ValueInfoProto, dims: list, high: int) -> InputSpec:
@@ -203,13 +211,13 @@ def input_specs(model: onnx.ModelProto, names: set[str] | None = None) -> list[I
             continue
         ttype = value.type.tensor_type
         dims = list(ttype.shape.dim)
-        if batched_beside and _fixed(dims) and value.type.HasField("tensor_type") and ttype.HasField("shape"):
+        if batched_beside and _given_whole(dims) and value.type.HasField("tensor_type") and ttype.HasField("shape"):
             specs.append(_whole_spec(value, dims, bounds.get(value.name, 2)))
             continue
         if not dims:
-            raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape), and no "
-                            "other input has one: re-export the model with a dynamic first axis (torch.onnx.export "
-                            "dynamic_axes)")
+            raise UserError(f"input '{value.name}' has no batch dimension (it is a scalar or has no shape)"
+                            + (", and no other input has one" if not batched_beside else "")
+                            + ": re-export the model with a dynamic first axis (torch.onnx.export dynamic_axes)")
         first, rest = dims[0], dims[1:]
         if not_first := batch_not_first(value.name, dims):
             raise UserError(not_first)

@@ -52,11 +52,22 @@ def test_a_node_alone_reads_its_inputs_and_the_outer_values_its_body_uses(tmp_pa
     assert np.allclose(y, 1 + 30 * 1.01)  # h, then h and the bias added 30 times
 
 
-def test_profile_times_a_loop_alone_and_says_so(cli, tmp_path):
+def test_profile_times_a_loop_alone_and_says_so(cli, tmp_path, monkeypatch):
+    from staronnx_cli.profile import controlflow
+
+    real = controlflow.timed_alone
+    ran = []
+
+    def timed(model, node, values, options, runs, warmup):  # the real runs, a time below any profiled one
+        ran.append((node.name, sorted(values), len(real(model, node, values, options, runs, warmup))))
+        return [0.001] * runs
+
+    monkeypatch.setattr(controlflow, "timed_alone", timed)
     model = _loop_model(tmp_path / "loop.onnx")
     done = cli("profile", model, "--batch", "1,2", "--runs", "3", "-o", tmp_path / "c.csv")
     assert done.exit_code == 0, done.output
     assert "Loop 'loop':" in done.output and "timed alone without it: that time kept" in done.output
+    assert ran == [("loop", ["h"], 20)] * 2  # per batch size: its one fed value, at least 20 runs
     import pandas as pd
 
     costs = pd.read_csv(tmp_path / "c.csv")
@@ -66,3 +77,18 @@ def test_profile_times_a_loop_alone_and_says_so(cli, tmp_path):
     split = cli("split", model, "--costs", tmp_path / "c.csv", "--method", "topo", "--offload", "0.5", "-o",
                 tmp_path / "plan")
     assert split.exit_code == 0, split.output  # costs of a node timed alone are measured, not estimates
+
+
+def test_a_control_flow_node_slower_alone_keeps_its_profiled_time(tmp_path, monkeypatch):
+    """Alone, a run also pays session.run's own microseconds (a body-less If: 6 us alone, 9.5 profiled): the
+    profiled time stays where it is the lower."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from staronnx_cli.profile import controlflow
+
+    model = onnx.load(_loop_model(tmp_path / "loop.onnx"))
+    rows = [{"node": "loop", "how": "exact", "mean_us": 3.0, "median_us": 3.0, "std_us": 0.0}]
+    monkeypatch.setattr(controlflow, "timed_alone", lambda *a: [5.0] * 20)
+    assert controlflow.correct_rows(rows, model, {"x": np.ones((1, 8), np.float32)}, ort.SessionOptions(), 3, 1) == []
+    assert rows[0]["mean_us"] == 3.0 and rows[0]["how"] == "exact"

@@ -173,3 +173,74 @@ def test_advise_profiles_on_the_samples_and_refuses_a_file_that_does_not_fit(cli
     failed = cli("advise", model, "--rate", "50", "--batch", "1", "--input-data", _samples(tmp_path, 10), "-o",
                  tmp_path / "b")
     assert failed.exit_code == 2 and "out of data bounds" in failed.output, failed.output
+
+
+def test_a_npy_under_a_npz_name_a_file_gone_and_integers_that_would_wrap_are_one_line(tmp_path):
+    np.save(tmp_path / "one.npy", np.ones((2, 4)))
+    (tmp_path / "one.npy").rename(tmp_path / "one.npz")
+    with pytest.raises(UserError, match="is one array \\(a .npy\\), not a .npz of arrays named after"):
+        parse_input_data(str(tmp_path / "one.npz"))
+    np.savez(tmp_path / "ids.npz", ids=np.array([[300, -1]]))
+    data = parse_input_data(str(tmp_path / "ids.npz"))
+    with pytest.raises(UserError, match="'ids' holds int64 values, the model takes uint8"):
+        check_input_data(data, [_spec("ids", (2,), np.uint8)])
+    assert data.feeds([_spec("ids", (2,), np.int32)], 1)["ids"].tolist() == [[300, -1]]  # fits: cast
+    (tmp_path / "ids.npz").unlink()
+    for use in (lambda: data.feeds([_spec("ids", (2,))], 1), data.words, data.cache_key):
+        with pytest.raises(UserError, match="is gone \\(moved or removed since it was given\\)"):
+            use()
+    assert parse_input_data("zero") == InputData("zeros")  # perf_analyzer's word
+
+
+def test_a_fixed_input_led_by_1_beside_a_batched_one_is_a_forgotten_batch_axis_not_a_whole_input():
+    from staronnx_cli import modelio
+
+    def model(shape):
+        inputs = [helper.make_tensor_value_info("x", 1, ["batch", 4]), helper.make_tensor_value_info("m", 1, shape)]
+        graph = helper.make_graph([helper.make_node("Add", ["x", "m"], ["o"], name="a")], "g", inputs,
+                                  [helper.make_tensor_value_info("o", 1, ["batch", 4])])
+        return helper.make_model(graph)
+
+    with pytest.raises(UserError, match="input 'm' has a fixed first dimension 1"):
+        modelio.input_specs(model([1, 4]))  # dynamic axes set on x only: one query's mask for every query
+    assert [s.batched for s in modelio.input_specs(model([8, 4]))] == [True, False]  # a table: whole
+
+
+def test_the_learnt_task_times_are_kept_apart_per_input_data(tmp_path, monkeypatch):
+    """dmda's cached models of a model fed zeros or a file are not those learnt on random inputs (advise
+    calibrated nothing on its data: the random inputs' times were found and reused)."""
+    from staronnx_cli.runtime.perfmodel import cache_file
+
+    np.savez(tmp_path / "d.npz", x=np.ones(3))
+    keys = {cache_file("h", "m" * 64, "", "1.0", d.cache_key()).name
+            for d in (InputData(), InputData("zeros"), parse_input_data(str(tmp_path / "d.npz")))}
+    assert len(keys) == 3 and cache_file("h", "m" * 64, "", "1.0").name in keys  # random: the file as before
+
+
+def test_triton_sends_sample_i_as_the_i_th_query_of_a_batch():
+    from staronnx_cli.systems.triton import TritonClient
+
+    client = TritonClient.__new__(TritonClient)
+    sent = []
+
+    class Grpc:
+        class InferInput:
+            def __init__(self, name, shape, dtype):
+                self.shape = shape
+
+            def set_data_from_numpy(self, array):
+                sent.append(array.copy())
+
+    client.grpc, client.specs, client.rows, client.turn = Grpc, [[_spec("x", (2,))]], [3], [0]
+    client.samples = [{"x": np.arange(6, dtype=np.float32).reshape(3, 2)}]
+    for _ in range(4):
+        client.request(0)
+    assert [s.tolist() for s in sent] == [[[0, 1]], [[2, 3]], [[4, 5]], [[0, 1]]]
+
+
+def test_a_fleet_sweep_simulated_with_input_data_is_refused_before_ray(cli, tmp_path):
+    campaign = tmp_path / "c.toml"
+    campaign.write_text('name = "t"\n[kinds.small]\nresources = { small = 1 }\n[[sweep]]\nname = "a"\n'
+                        'target = "tiny_cnn"\nkinds = ["small"]\nengine = "sim"\ninput_data = "zeros"\n')
+    assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"),
+                          "(a): input_data feeds the models of a real sweep")

@@ -853,7 +853,7 @@ def test_advise_keeps_one_plan_per_fraction_and_counts_a_branch_plans_parts(tiny
     costs = tmp_path / "costs.csv"
     costs.write_text("node\n")
     monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(targets, "profiled_costs", lambda model, sha, on_step: (costs, 0.001))
+    monkeypatch.setattr(targets, "profiled_costs", lambda model, sha, on_step, data: (costs, 0.001))
 
     def fake_split(s, on_step=lambda text: None):
         s.output.mkdir(parents=True)

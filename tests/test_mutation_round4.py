@@ -615,7 +615,8 @@ def test_ort_s_refusal_keeps_its_reason_and_cuts_a_long_one_in_the_middle():
     raw = ("[ONNXRuntimeError] : 1 : FAIL : Load model failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:180 "
            "onnxruntime::Model::Model(int) Unsupported model IR version: 99, max supported IR version: 10")
     assert ort_reason(RuntimeError(raw)) == ("Load model failed: Unsupported model IR version: 99, max supported IR "
-                                             "version: 10")
+                                             "version: 10 (an onnx newer than this onnxruntime saved it: set "
+                                             "m.ir_version = 10 before onnx.save, or upgrade onnxruntime)")
     reshape = ("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running Reshape node. Name:'r' "
                "Status Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/reshape_helper.h:91 "
                "onnxruntime::ReshapeHelper::ReshapeHelper(const onnxruntime::TensorShape&, "

@@ -395,6 +395,9 @@ def test_a_float16_split_is_verified_within_float16s_own_precision_and_a_failed_
     failed = cli("split", model, "--method", "topo", "--offload", "0.5", "-o", tmp_path / "bad")
     assert_one_line_error(failed, "the plan is kept in", "--verify-tolerance")
     assert (tmp_path / "bad" / "plan.json").exists() and (tmp_path / "bad" / "part_0.onnx").exists()
+    from staronnx_cli.advise.targets import _made
+
+    assert _made(tmp_path / "plan") and not _made(tmp_path / "bad")  # advise splits a failed cached plan again
     assert_one_line_error(cli("sweep", tmp_path / "bad", "--workers", "cpu:1x1,cpu:1x1", "-o", tmp_path / "run"),
                           "failed its verification", "--no-verify")
     assert_one_line_error(cli("split", model, "--verify-tolerance", "0", "-o", tmp_path / "z"), "--verify-tolerance 0")

@@ -46,6 +46,15 @@ def profiled_costs(model: Path, model_sha: str, on_step=lambda text: None, data:
     return path, batch.end_to_end_us / 1e6
 
 
+def _made(plan: Path) -> bool:
+    """A cached plan to search: made, and not one kept after failing its verification (split keeps such a plan for
+    the user to look at; a sweep refuses it): that one is split again (and fails again, said as a note)."""
+    try:
+        return json.loads((plan / "plan.json").read_text()).get("verification", {}).get("passed") is not False
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _data_key(data: InputData) -> str:
     """zeros, or a samples file's sha256 head: the profile (and the plans cut on it) of the model on those inputs."""
     return modelio.sha256_of(Path(data.source))[:16] if data.is_file else data.source
@@ -68,7 +77,7 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
         for fraction in dict.fromkeys(offloads):
             percent = f"{100 * fraction:g}".replace(".", "_")  # 0.124 -> 12_4: two fractions never share a plan
             plan = _cache(model_sha) / f"plan-{costs_sha}-f{percent}-p{count}"
-            if not (plan / "plan.json").exists():
+            if not _made(plan):
                 on_step(f"splitting {typed_name(model)} in {count} parts: {fraction:.0%} of its CPU time to the later "
                         "ones")
                 try:
@@ -81,7 +90,7 @@ def make_targets(model: Path, offloads: tuple[float, ...], parts: tuple[int, ...
             targets.append(Target(key, str(plan), count, fraction))
     for k in dict.fromkeys(streams):
         plan = _cache(model_sha) / f"plan-{costs_sha}-b{k}"
-        if not (plan / "plan.json").exists():
+        if not _made(plan):
             on_step(f"cutting {typed_name(model)} into a branch plan of {k} streams")
             try:
                 run_split(SplitSettings(model, plan, costs=costs, method="branches", streams=k, force=True,

@@ -47,7 +47,8 @@ class HostTimes:
         if self.held is not None:
             return self.held[key]
         loaded = self.targets[key]
-        return PerfModel.load(cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__))
+        return PerfModel.load(cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__,
+                                         self.data.cache_key()))
 
     def part_s(self, key: str, n: int) -> dict[str, list[float | None]]:
         """kind -> the time of each part at batch n (None where not calibrated)."""
@@ -66,7 +67,8 @@ class HostTimes:
 
         removed = []
         for loaded in self.targets.values():
-            path = cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__)
+            path = cache_file(host.node(), loaded.model_sha256, loaded.plan_sha256, ort.__version__,
+                              self.data.cache_key())
             if path.exists():
                 path.unlink()
                 removed.append(path)

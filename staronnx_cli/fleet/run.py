@@ -171,7 +171,8 @@ def _submit(driver: FleetDriver, job: Job, state: dict, output: Path) -> None:
 
 def _ship_id(job: Job) -> str:
     shape = f"|{' '.join(job.sweep.shape)}" if job.sweep.shape else ""
-    return f"{job.sweep.target}|{job.sweep.platform}{shape}|{job.sweep.input_data}"
+    data = f"|{job.sweep.input_data}" if job.sweep.input_data != "random" else ""
+    return f"{job.sweep.target}|{job.sweep.platform}{shape}{data}"
 
 
 def _shipments(campaign: Campaign) -> dict[str, dict[str, bytes]]:
@@ -229,7 +230,7 @@ def _samples(spec: SweepSpec, here: Path, files: dict[str, bytes], target: Path)
     where = f"campaign: [[sweep]] {spec.name}: input_data"
     data = parse_input_data(str(here / spec.input_data), where)
     with tempfile.TemporaryDirectory(prefix="staronnx-samples-") as tmp:
-        if files:  # the model or plan as the node will hold it
+        if "target.onnx" in files or any(n.startswith("target/") for n in files):  # as the node will hold it
             for name, content in files.items():
                 (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(tmp) / name).write_bytes(content)

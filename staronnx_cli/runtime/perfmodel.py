@@ -127,9 +127,11 @@ class PerfModel:
         return model
 
 
-def cache_file(host: str, model_sha256: str, plan_sha256: str, ort_version: str) -> Path:
-    """Where the models of one (host, model or plan, ONNX Runtime version) live between runs."""
+def cache_file(host: str, model_sha256: str, plan_sha256: str, ort_version: str, inputs: str = "") -> Path:
+    """Where the models of one (host, model or plan, ONNX Runtime version, inputs) live between runs: `inputs` is
+    '' for random ones, else InputData.cache_key() (a model whose time follows its data learns apart per data)."""
     from ..cachedir import cache_dir
 
-    key = "-".join(x for x in (host or "host", model_sha256[:16], plan_sha256[:8], f"ort{ort_version}") if x)
+    key = "-".join(x for x in (host or "host", model_sha256[:16], plan_sha256[:8], f"ort{ort_version}",
+                               f"in{inputs}" if inputs else "") if x)
     return cache_dir() / "perfmodels" / f"{key}.json"

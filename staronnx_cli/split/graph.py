@@ -88,9 +88,10 @@ def build_dag(model: onnx.ModelProto, node_us: dict[str, float], tensor_bytes: d
 
 def _weights_with_constants(graph: onnx.GraphProto, constants: set[str], node_us: dict[str, float]
                             ) -> dict[str, float]:
-    """Each compute node's time, plus that of the constant nodes only it reads (first, through other constants):
+    """Each compute node's time, plus that of the constant nodes it is the first to read (through other constants):
     ORT runs a QDQ model's weight DequantizeLinear on every run, in the part that holds its reader (extract.py
-    copies it there); a constant folded at load costs 0."""
+    copies it there); a constant folded at load costs 0. One read by several parts (tied weights) runs in each
+    but is counted once, in its first reader's: an approximation that errs by that node's time."""
     weights = {n.name: float(node_us.get(n.name, 0.0)) for n in graph.node if n.name not in constants}
     readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in graph.node:

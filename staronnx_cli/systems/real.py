@@ -63,9 +63,12 @@ class RealEngine:
         self.log = EngineLog()
         # a mix keeps each model's models in that model's own cache file (shared with its single-model sweeps)
         members = target.members if target is not None and target.members else None
-        self.perf_files = [(cache_file(host.node(), m.target.model_sha256, m.target.plan_sha256, ort.__version__),
-                            m.first_part, len(m.target.part_files)) for m in members] if members else \
-            [(cache_file(host.node(), model_sha256, plan_sha256, ort.__version__), 0, len(part_files))]
+        data = [d.cache_key() for d in config.input_data]  # per model: what it is fed
+        self.perf_files = [(cache_file(host.node(), m.target.model_sha256, m.target.plan_sha256, ort.__version__,
+                                       data[i] if i < len(data) else ""), m.first_part, len(m.target.part_files))
+                           for i, m in enumerate(members)] if members else \
+            [(cache_file(host.node(), model_sha256, plan_sha256, ort.__version__, data[0] if data else ""), 0,
+              len(part_files))]
         self.perf_file = self.perf_files[0][0]
         self.perf_unsaved = unwritable_cache([f for f, _, _ in self.perf_files])
         if self.perf_unsaved:  # a read-only or shared cache: the sweep runs, its calibrations kept in memory only

@@ -61,7 +61,7 @@ def load_target(path: Path) -> Target:
         if plan.verification.get("passed") is False:  # kept for inspection: its parts do not compute the model
             raise UserError(f"plan '{path}' failed its verification (its parts differ from the model by "
                             f"{plan.verification.get('max_abs_diff')}): split again (--verify-tolerance, if that is "
-                            "rounding), or --no-verify to sweep it unchecked")
+                            "rounding), or split again with --no-verify to sweep it unchecked")
         files = [path / p.file for p in plan.parts]
         outside = [p.file for p, f in zip(plan.parts, files) if f.resolve().parent != path.resolve()]
         if outside:

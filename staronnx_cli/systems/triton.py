@@ -45,25 +45,30 @@ TRITON_NOTE = "Triton Inference Server 2.51 (nvidia-pytriton wheel), ONNX Runtim
 
 
 class TritonClient:
-    """One server per batch size (a mix: per combination), its gRPC client, and one random sample per input of each
-    model to send. Models are named by their index in the list given (a mix's order)."""
+    """One server per batch size (a mix: per combination), its gRPC client, and each model's batch of samples,
+    sent one query at a time in turn (the i-th query of a batch of N holds sample i, as the other systems' batches
+    do). Models are named by their index in the list given (a mix's order)."""
 
     def __init__(self, server: TritonServer, models: list[tuple[str, onnx.ModelProto]], seed: int,
-                 data: tuple[InputData, ...] = ()):
+                 data: tuple[InputData, ...] = (), rows: tuple[int, ...] = ()):
         import tritonclient.grpc as grpcclient
 
         self.grpc, self.server, self.loop = grpcclient, server, None
         self.client = grpcclient.InferenceServerClient(server.url)
         self.names = [name for name, _ in models]
         self.specs = [modelio.input_specs(model) for _, model in models]
-        self.samples = [(data[m] if m < len(data) else RANDOM).feeds(specs, 1, seed + m)
+        self.rows = [rows[m] if m < len(rows) else 1 for m in range(len(models))]
+        self.samples = [(data[m] if m < len(data) else RANDOM).feeds(specs, self.rows[m], seed + m)
                         for m, specs in enumerate(self.specs)]
+        self.turn = [0] * len(models)
 
     def request(self, model: int):
+        row = self.turn[model] % self.rows[model]
+        self.turn[model] += 1
         inputs = []
         for spec in self.specs[model]:
             tensor = self.grpc.InferInput(spec.name, [1, *spec.shape], _triton_dtype(spec.dtype))
-            tensor.set_data_from_numpy(self.samples[model][spec.name])
+            tensor.set_data_from_numpy(self.samples[model][spec.name][row:row + 1])
             inputs.append(tensor)
         return inputs
 
@@ -306,7 +311,7 @@ class TritonEngine:
         server.start()
         try:
             client = TritonClient(server, [(m.name, modelio.load_model(m.path, with_weights=False)) for m in served],
-                                  self.config.seed, self.config.input_data)
+                                  self.config.seed, self.config.input_data, sizes)
             for m, size in enumerate(sizes):
                 for _ in range(3):  # warm: the stub's first ORT runs
                     client.service_time(size, runs=1, model=m)
