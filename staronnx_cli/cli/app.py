@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import advise, doctor, fleet, platform, plot, profile, report, split, sweep, trace, zoo
+from . import advise, doctor, export, fleet, platform, plot, profile, report, split, sweep, trace, zoo
 
 app = typer.Typer(
     name="staronnx",
@@ -36,6 +36,7 @@ app.command("split")(split.split)
 app.command("sweep")(sweep.sweep)
 app.command("plot")(plot.plot)
 app.command("report")(report.report)
+app.command("export")(export.export)
 app.command("advise")(advise.advise)
 app.command("fleet")(fleet.fleet)
 app.command("trace")(trace.trace)
