@@ -401,3 +401,29 @@ def test_a_float16_split_is_verified_within_float16s_own_precision_and_a_failed_
     assert_one_line_error(cli("sweep", tmp_path / "bad", "--workers", "cpu:1x1,cpu:1x1", "-o", tmp_path / "run"),
                           "failed its verification", "--no-verify")
     assert_one_line_error(cli("split", model, "--verify-tolerance", "0", "-o", tmp_path / "z"), "--verify-tolerance 0")
+
+
+def test_a_model_output_a_later_part_reads_too_is_still_returned_by_the_workers(cli, tmp_path):
+    """The Python scheduler (GPU workers) copied back to the host only outputs no part reads: a model output that a
+    later part also reads (BERT's hidden states beside its pooled output) stayed on the device, work a server does."""
+    from staronnx_cli.runtime.executors import ExecutorOptions, ThreadExecutor
+    from staronnx_cli.runtime.loop import RealLoop
+    from staronnx_cli.runtime.workers import parse_workers
+    from staronnx_cli.systems.target import load_target
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 16)).astype(np.float32), f"w{i}") for i in range(4)]
+    nodes = [helper.make_node("MatMul", ["x" if i == 0 else f"h{i - 1}", f"w{i}"], [f"h{i}"], name=f"mm{i}")
+             for i in range(4)]
+    model = _model(tmp_path / "m.onnx", nodes, [helper.make_tensor_value_info("x", 1, ["batch", 16])],
+                   [helper.make_tensor_value_info("h1", 1, ["batch", 16]),
+                    helper.make_tensor_value_info("h3", 1, ["batch", 16])], weights)
+    assert cli("split", model, "--method", "topo", "--offload", "0.5", "-o", tmp_path / "plan").exit_code == 0
+    target = load_target(tmp_path / "plan")
+    assert set(target.graph.model_outputs) == {"h1", "h3"}
+    executor = ThreadExecutor(RealLoop(), parse_workers("cpu:1x1", [0], False), target.part_files, 1, None,
+                              ExecutorOptions(model_outputs=target.graph.model_outputs))
+    try:
+        assert executor.final_outputs == {"h1", "h3"}
+    finally:
+        executor.close()

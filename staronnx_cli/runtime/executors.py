@@ -100,6 +100,7 @@ class ExecutorOptions:
     variable_batches: bool = False  # dynamic batching: no fixed batch dimension
     seed: int = 0  # of the random inputs
     input_data: tuple[InputData, ...] = ()  # per model (a mix: each its own): random where not given
+    model_outputs: tuple[str, ...] = ()  # a plan's outputs: returned to the host even where a later part reads one
     cuda_graphs: bool = True  # GPU workers run parts with static shapes as CUDA graphs
     memory_limits: dict[str, int] | None = None  # worker name -> bytes its sessions may hold (--memory-limit)
 
@@ -144,7 +145,9 @@ class ThreadExecutor(PointClock):
         self.inputs = [data[m].feeds(specs[m], self.batches[m], seed + m) for m in range(count)]
         self.whole = [modelio.whole_inputs(specs[m]) for m in range(count)]  # given whole to every batch
         consumed = {i.name for m in protos for i in m.graph.input}
-        self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed}
+        made = {o.name for m in protos for o in m.graph.output}
+        self.final_outputs = {o.name for m in protos for o in m.graph.output if o.name not in consumed} | \
+            (made & set(o.model_outputs))  # a model output a later part reads too (BERT's hidden states)
         self.arena_caps = self._arena_caps(protos)  # GPU worker name -> each session's arena (--memory-limit)
         self.inboxes: list[queue.SimpleQueue] = [queue.SimpleQueue() for _ in workers]
         self.bells = [Bell() for _ in workers]  # rung with every task handed over: an idle worker polls its bell

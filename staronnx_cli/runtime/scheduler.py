@@ -30,6 +30,7 @@ class PartGraph:
     final_output_bytes_per_sample: list[int] | None = None  # part -> bytes of model outputs it writes
     models: list[int] | None = None  # part -> the model it belongs to, in a mix (None: one model)
     launch_order: list[int] | None = None  # a branch plan's parts in Opara's launch order (None: their numbering)
+    model_outputs: tuple[str, ...] = ()  # a plan's model outputs (one a later part reads too is still returned)
 
     @classmethod
     def single(cls) -> PartGraph:
@@ -39,13 +40,15 @@ class PartGraph:
     def union(cls, graphs: list[PartGraph]) -> PartGraph:
         """Several models' graphs as one, parts numbered model after model: one scheduler runs a mix."""
         deps, sizes, final, models, offset = [], [], [], [], 0
+        outputs: list[str] = []
         for m, g in enumerate(graphs):
+            outputs += g.model_outputs
             deps += [[d + offset for d in ds] for ds in g.deps]
             sizes += [{(s + offset if s >= 0 else s): b for s, b in per.items()} for per in g.input_bytes_per_sample]
             final += g.final_output_bytes_per_sample or [0] * len(g.deps)
             models += [m] * len(g.deps)
             offset += len(g.deps)
-        return cls(deps, sizes, final, models)
+        return cls(deps, sizes, final, models, model_outputs=tuple(outputs))
 
     def parts_of(self) -> list[list[int]]:
         """Model -> its parts (one model: every part)."""

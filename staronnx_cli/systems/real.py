@@ -87,6 +87,7 @@ class RealEngine:
         sizes = list(n) if isinstance(n, tuple) else n
         options = ExecutorOptions(variable_batches=self.config.variable_batches, seed=self.config.seed,
                                   input_data=self.config.input_data,
+                                  model_outputs=self.target.graph.model_outputs if self.target is not None else (),
                                   cuda_graphs=self.config.cuda_graphs, memory_limits=self.config.memory_limits)
         try:
             executor = self._executor(sizes, options)

@@ -81,7 +81,8 @@ def load_target(path: Path) -> Target:
         deps = [sorted({e.source for e in plan.edges if e.target == i and e.source >= 0}) for i in range(len(files))]
         sizes = [{e.source: e.bytes_per_sample for e in plan.edges if e.target == i} for i in range(len(files))]
         final = [sum(t.bytes_per_sample for t in p.outputs if t.name in plan.model_outputs) for p in plan.parts]
-        graph = PartGraph(deps, sizes, final, launch_order=plan.dag.get("launch_order"))
+        graph = PartGraph(deps, sizes, final, launch_order=plan.dag.get("launch_order"),
+                          model_outputs=tuple(plan.model_outputs))
         return Target(files, graph, plan.source_sha256, modelio.sha256_of(path / "plan.json"),
                       plan.achieved_fraction, plan.method, plan.device)
     model = modelio.load_model(path, with_weights=False)
