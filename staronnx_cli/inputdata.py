@@ -130,6 +130,12 @@ def _json_samples(path: str) -> dict[str, np.ndarray]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"input data '{path}' is not JSON ({exc}): {HOW}") from None
     entries = document.get("data") if isinstance(document, dict) else None
+    if isinstance(entries, list) and not entries:
+        raise UserError(f"input data '{path}' has an empty \"data\" list: give one object per sample (input name -> "
+                        "values)")
+    if isinstance(entries, list) and entries and all(isinstance(e, list) for e in entries):
+        raise UserError(f"input data '{path}' holds streams (\"data\": [[...], [...]]), perf_analyzer's form for "
+                        "sequence models: give one list of samples, \"data\": [{...}, {...}]")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise UserError(f"input data '{path}' has no \"data\": [...] list of samples (one object per sample, "
                         "input name -> values), as perf_analyzer writes it: " + HOW)
@@ -188,12 +194,21 @@ def _stack(path: str, name: str, values: list[np.ndarray]) -> np.ndarray:
     return np.stack(values)
 
 
+def _range(found: np.ndarray) -> str:
+    return f"from {found.min()} to {found.max()}" if found.size and found.dtype.kind in "iub" else \
+        f"up to {np.abs(found[np.isfinite(found)]).max():g} in size" if found.size and np.isfinite(found).any() else ""
+
+
 def _castable(found: np.ndarray, dtype: np.dtype) -> bool:
     """Safe to feed as `dtype`: the same kind (float64 samples to a float32 input), integers to integers or floats,
     and 0/1 integers to a bool (perf_analyzer's JSON writes a mask so); never floats truncated to integers."""
     if found.dtype.kind in "iu" and dtype.kind in "iu" and found.size:  # narrower integers: values must fit
         limits = np.iinfo(dtype)
         return bool(limits.min <= found.min() and found.max() <= limits.max)
+    if dtype.kind == "f" and found.dtype.kind in "iuf" and found.size:  # 1e6 to float16, 1e300 to float32: inf
+        finite = np.abs(found[np.isfinite(found)]) if found.dtype.kind == "f" else np.abs(found)
+        if finite.size and float(finite.max()) > float(np.finfo(dtype).max):
+            return False
     if np.can_cast(found.dtype, dtype, "same_kind") or (found.dtype.kind in "iu" and dtype.kind == "f"):
         return True
     return dtype.kind == "b" and found.dtype.kind in "iu" and bool(np.isin(found, (0, 1)).all())
@@ -209,10 +224,13 @@ def _batch_of(path: str, spec: InputSpec, samples: dict[str, np.ndarray], batch:
         raise UserError(f"input data '{path}': '{spec.name}' is of type {found.dtype}: staronnx feeds float, integer "
                         "and bool inputs")
     if not _castable(found, spec.dtype):
-        raise UserError(f"input data '{path}': '{spec.name}' holds {found.dtype} values, the model takes "
-                        f"{spec.dtype}: give {spec.dtype} values (floats are not truncated to integers, nor "
-                        "integers wrapped)")
+        raise UserError(f"input data '{path}': '{spec.name}' holds {found.dtype} values "
+                        f"{_range(found)}, the model takes {spec.dtype}: give values {spec.dtype} holds (floats are "
+                        "not truncated to integers, nor integers wrapped, nor values beyond a float's range made "
+                        "infinite)")
     sample = spec.shape
+    if found.ndim >= 1 and found.shape[0] == 0:
+        raise UserError(f"input data '{path}': '{spec.name}' holds no sample (shape {found.shape}): give at least one")
     if found.ndim == len(sample) and found.shape == sample:
         rows = found[np.newaxis]  # one sample, without the samples axis
     elif found.ndim >= 1 and found.shape[1:] == sample and found.shape[0] > 0:
@@ -220,10 +238,12 @@ def _batch_of(path: str, spec: InputSpec, samples: dict[str, np.ndarray], batch:
     elif found.ndim == 2 and found.shape[0] > 0 and found.shape[1] == int(np.prod(sample)):
         rows = found.reshape((found.shape[0], *sample))  # perf_analyzer's flat values
     else:
-        raise UserError(f"input data '{path}': '{spec.name}' has shape {found.shape}; the model takes samples of "
-                        f"{list(sample)} (an array of [samples, {', '.join(map(str, sample))}]"
-                        f"{', or one sample' if sample else ''}): give arrays of that shape"
-                        + (", or a --shape of your samples' sizes" if sample else ""))
+        shape = f"[samples, {', '.join(map(str, sample))}]" if sample else "[samples]"
+        raise UserError(f"input data '{path}': '{spec.name}' has shape {found.shape}; the model takes "
+                        + (f"samples of {list(sample)} (an array of {shape}, or one sample)" if spec.batched else
+                           f"it whole, of shape {list(sample)} (one value for every batch)")
+                        + ": give arrays of that shape"
+                        + (", or a --shape of your samples' sizes" if spec.batched and sample else ""))
     if not spec.batched:
         return np.array(rows[0], dtype=spec.dtype)
     taken = rows[np.arange(batch) % rows.shape[0]]

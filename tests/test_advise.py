@@ -14,7 +14,10 @@ from staronnx_cli.advise.run import AdviseSettings, advise
 from staronnx_cli.advise.search import simulate
 from staronnx_cli.advise.space import Candidate, Target, candidates, machine_layouts, worker_kinds, workers_in
 from staronnx_cli.advise.times import bounds
+from staronnx_cli.inputdata import RANDOM
 from staronnx_cli.kinds import CPU, CUDA
+
+FED = (0, RANDOM)  # the seed and the input data a simulation runs on
 
 PLATFORM = """name = "test: a GPU and two CPU cores"
 [[workers]]
@@ -102,7 +105,7 @@ def test_the_search_finds_what_brute_force_finds_exactly_on_the_virtual_loop(tin
         for n in (1, 2, 4, 8):
             for policy in ("dmda", "eager") if workers_in(layout) > 1 else ("dmda",):
                 c = Candidate(Target("whole", str(tiny_cnn_path)), layout, policy, n)
-                for p in simulate(c, list(rates), tmp_path / "brute" / c.name, path, "tiny_cnn", 100, 3, 0):
+                for p in simulate(c, list(rates), tmp_path / "brute" / c.name, path, "tiny_cnn", 100, 3, FED):
                     if not p["congested"]:
                         brute[p["rate_qps"]] = min(brute[p["rate_qps"]], p["mean_max_latency_ms"])
     for rate in rates:
@@ -142,13 +145,13 @@ def test_under_a_latency_bound_the_answer_is_the_most_headroom_exactly(tiny_cnn_
             for policy in ("dmda", "eager") if workers_in(layout) > 1 else ("dmda",):
                 c = Candidate(Target("whole", str(tiny_cnn_path)), layout, policy, n)
                 at = {p["rate_qps"]: p for p in simulate(c, list(rates), tmp_path / "b" / c.name, path, "tiny_cnn",
-                                                         100, 3, 0)}
+                                                         100, 3, FED)}
                 within = [r for r in rates if eligible(at[r]) and at[r]["mean_max_latency_ms"] <= bound]
                 if not within:
                     continue
                 wide = sorted({round(r * f, 3) for r in within for f in HEADROOM})
                 points = {p["rate_qps"]: p for p in simulate(c, wide, tmp_path / "h" / c.name, path, "tiny_cnn", 100,
-                                                             3, 0)}
+                                                             3, FED)}
                 for r in within:
                     top = 0.0  # up to which rate of r x HEADROOM every point answers within the bound
                     for q in (round(r * f, 3) for f in HEADROOM):

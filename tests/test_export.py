@@ -37,9 +37,11 @@ def test_each_batch_size_is_one_perf_analyzer_file_of_its_held_points_in_microse
 
 
 def test_a_mix_is_one_file_per_model_and_batch_size_and_unknown_columns_stay_empty():
-    points = pd.DataFrame({"batch_size": [1, 1, 2], "rate_qps": [10, 20, 10], "achieved_qps": [10, 20, 10],
-                           "congested": [False, True, False], "errors": ["", "", ""], "model": ["a", "a", "b"],
-                           "p50_latency_ms": [1.0, 2.0, 3.0], "p99_latency_ms": [1.5, 2.5, 3.5]})
+    points = pd.DataFrame({"batch_size": [1, 1, 2, 1], "rate_qps": [10, 20, 10, 10], "achieved_qps": [10, 20, 10, 11],
+                           "congested": [False, True, False, False], "errors": ["", "", "", ""],
+                           "model": ["a", "a", "b", "a"], "mix": ["a=1 b=2", "a=1 b=2", "a=1 b=2", "a=1 b=4"],
+                           "p50_latency_ms": [1.0, 2.0, 3.0, 4.0], "p99_latency_ms": [1.5, 2.5, 3.5, 4.5]})
     tables = perf_analyzer_tables(points)
-    assert sorted(tables) == [("a", 1), ("b", 2)]  # the congested point: not a rate perf_analyzer would report
-    assert tables[("a", 1)] == [["10", "10.0", 0, 0, "", 0, "", 0, 0, 1000, "", "", 1500]]
+    # the congested point is not a rate perf_analyzer would report; a's rows of two combinations are two files
+    assert sorted(tables) == ["a.N1.a1_b2", "a.N1.a1_b4", "b.N2.a1_b2"]
+    assert tables["a.N1.a1_b2"] == [["10", "10.0", 0, 0, "", 0, "", 0, 0, 1000, "", "", 1500]]

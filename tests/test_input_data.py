@@ -48,6 +48,8 @@ def test_perf_analyzers_json_flat_nested_or_with_content_and_shape(tmp_path):
     ({"data": [{"x": {"content": [1, 2, 3], "shape": [2]}}]}, 'has 3 values, not the [2] its "shape" says'),
     ({"inputs": []}, 'has no "data": [...] list of samples'),
     ({"data": [{"x": ["a", "b"]}]}, "not numbers or booleans"),
+    ({"data": []}, 'has an empty "data" list'),
+    ({"data": [[{"x": [1]}], [{"x": [2]}]]}, "holds streams"),
 ])
 def test_a_json_file_perf_analyzer_would_not_read_either_is_one_line(tmp_path, content, message):
     path = tmp_path / "d.json"
@@ -61,8 +63,10 @@ def test_a_json_file_perf_analyzer_would_not_read_either_is_one_line(tmp_path, c
     ({"x": np.ones((3, 5))}, "'x' has shape (3, 5); the model takes samples of [4]"),
     ({"x": np.ones((3, 4)), "y": np.ones(2)}, "holds 'y', which is not an input of the model (its inputs: x)"),
     ({"z": np.ones((3, 4))}, "holds 'z', which is not an input"),
-    ({"x": np.ones((3, 4), np.float32), "k": np.ones(1)}, "'k' holds float64 values, the model takes int64"),
-    ({"x": np.ones((0, 4))}, "'x' has shape (0, 4)"),
+    ({"x": np.ones((3, 4), np.float32), "k": np.ones(1)}, "'k' holds float64 values up to 1 in size, the model takes "
+                                                          "int64"),
+    ({"x": np.full((3, 4), 1e300)}, "'x' holds float64 values up to 1e+300 in size, the model takes float32"),
+    ({"x": np.ones((0, 4))}, "'x' holds no sample (shape (0, 4))"),
 ])
 def test_a_samples_file_that_does_not_fit_the_model_names_the_input(tmp_path, arrays, message):
     path = tmp_path / "d.npz"
@@ -125,6 +129,7 @@ def test_a_sweep_feeds_the_samples_on_every_scheduler_and_records_them(cli, tmp_
     failed = cli(*args, "--input-data", _samples(tmp_path, 10), "-o", tmp_path / "bad")
     errors = pd.read_csv(tmp_path / "bad" / "points.csv").errors
     assert errors.str.contains("out of data bounds", case=False).all(), (failed.output, errors.tolist())
+    assert "check it with 'staronnx profile MODEL --batch N --input-data ids10.npz'" in failed.output
     good = _samples(tmp_path, 9)
     done = cli(*args, "--input-data", good, "-o", tmp_path / "good")
     assert done.exit_code == 0, done.output
@@ -133,6 +138,10 @@ def test_a_sweep_feeds_the_samples_on_every_scheduler_and_records_them(cli, tmp_
     assert meta["input_data"].startswith(f"{good.name} (sha256 ")
     if system == "staronnx" and not hot_path:  # another file, or none, is another run: --resume refuses it
         assert_one_line_error(cli(*args, "-o", tmp_path / "good", "--resume"), "input_data")
+        import shutil
+
+        shutil.copy(good, tmp_path / "renamed.npz")  # the same samples under another name: the same run
+        assert cli(*args, "--input-data", tmp_path / "renamed.npz", "-o", tmp_path / "good", "--resume").exit_code == 0
         del meta["input_data"]  # a run written before the key: measured on random inputs, resumed on them
         (tmp_path / "good" / "run.json").write_text(json.dumps(meta))
         assert cli(*args, "-o", tmp_path / "good", "--resume").exit_code == 0
@@ -159,9 +168,27 @@ def test_a_mix_gives_each_model_its_own_samples_and_refuses_the_flag(cli, tmp_pa
                           "nope.npz' not found")
 
 
-def test_the_simulator_refuses_input_data(cli, tmp_path):
-    assert_one_line_error(cli("sweep", "tiny_cnn", "--engine", "sim", "--input-data", "zeros", "-o", tmp_path / "s"),
-                          "--input-data feeds the models of a real sweep")
+def test_the_simulator_runs_on_this_hosts_times_learnt_on_the_data_and_a_platform_refuses_it(cli, tmp_path,
+                                                                                              monkeypatch):
+    """advise --input-data calibrated into the data's own cache file, then simulated with the random inputs' file
+    (missing on a fresh cache: every advise exited 2; else the predictions were the random inputs')."""
+    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))  # a fresh host: nothing learnt yet
+    model = _lookup(tmp_path / "lookup.onnx")
+    good = _samples(tmp_path, 9)
+    advised = cli("advise", model, "--rate", "50", "--batch", "1", "--offload", "0", "--streams", "0", "--input-data",
+                  good, "--confirm-batches", "5", "--budget-s", "60", "-o", tmp_path / "advice")
+    assert advised.exit_code == 0, advised.output
+    assert list((tmp_path / "cache" / "perfmodels").glob("*-in*.json"))  # learnt on the data, apart
+    simulated = cli("sweep", model, "--engine", "sim", "--workers", "cpu:1x2", "--batch", "1", "--rate", "50",
+                    "--input-data", good, "-o", tmp_path / "sim")
+    assert simulated.exit_code == 0, simulated.output
+    assert_one_line_error(cli("sweep", model, "--engine", "sim", "--workers", "cpu:1x2", "--batch", "1", "--rate",
+                              "50", "-o", tmp_path / "sim2"), "no performance models of this model on this host")
+    platform = tmp_path / "p.toml"
+    platform.write_text('name = "m"\n[[workers]]\nkind = "cpu"\ncount = 1\ncores = 1\n[[times]]\npart = 0\n'
+                        'kind = "cpu:1"\nbatch = 1\nmean_ms = 2.0\nstd_ms = 0.1\n')
+    assert_one_line_error(cli("sweep", model, "--engine", "sim", "--platform", platform, "--input-data", "zeros",
+                              "-o", tmp_path / "s"), "--input-data with --platform")
 
 
 def test_advise_profiles_on_the_samples_and_refuses_a_file_that_does_not_fit(cli, tmp_path):
@@ -182,7 +209,7 @@ def test_a_npy_under_a_npz_name_a_file_gone_and_integers_that_would_wrap_are_one
         parse_input_data(str(tmp_path / "one.npz"))
     np.savez(tmp_path / "ids.npz", ids=np.array([[300, -1]]))
     data = parse_input_data(str(tmp_path / "ids.npz"))
-    with pytest.raises(UserError, match="'ids' holds int64 values, the model takes uint8"):
+    with pytest.raises(UserError, match="'ids' holds int64 values from -1 to 300, the model takes uint8"):
         check_input_data(data, [_spec("ids", (2,), np.uint8)])
     assert data.feeds([_spec("ids", (2,), np.int32)], 1)["ids"].tolist() == [[300, -1]]  # fits: cast
     (tmp_path / "ids.npz").unlink()
@@ -238,9 +265,10 @@ def test_triton_sends_sample_i_as_the_i_th_query_of_a_batch():
     assert [s.tolist() for s in sent] == [[[0, 1]], [[2, 3]], [[4, 5]], [[0, 1]]]
 
 
-def test_a_fleet_sweep_simulated_with_input_data_is_refused_before_ray(cli, tmp_path):
+def test_a_fleet_sweep_simulated_on_a_platform_with_input_data_is_refused_before_ray(cli, tmp_path):
     campaign = tmp_path / "c.toml"
     campaign.write_text('name = "t"\n[kinds.small]\nresources = { small = 1 }\n[[sweep]]\nname = "a"\n'
-                        'target = "tiny_cnn"\nkinds = ["small"]\nengine = "sim"\ninput_data = "zeros"\n')
+                        'target = "tiny_cnn"\nkinds = ["small"]\nengine = "sim"\nplatform = "p.toml"\n'
+                        'input_data = "zeros"\n')
     assert_one_line_error(cli("fleet", campaign, "-o", tmp_path / "out", "--ray-address", "127.0.0.1:9"),
-                          "(a): input_data feeds the models of a real sweep")
+                          "(a): input_data with a platform")

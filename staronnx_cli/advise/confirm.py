@@ -64,7 +64,7 @@ def predict_saturation(entries: list[Confirmed], s: SearchSettings, pool=None,
     HEADROOM) and, under a bound, per target rate, the rate up to which every point stays within it."""
     args = [(e.candidate, sorted({round(r * f, 3) for r in e.rates for f in HEADROOM}),
              s.out / "headroom" / e.candidate.name, (s.platforms or {}).get(e.candidate.layout), s.model_name,
-             s.batches, s.warmup, s.seed) for e in entries]
+             s.batches, s.warmup, (s.seed, s.input_data)) for e in entries]
     on_count(0, len(entries))
     for i, (e, points) in enumerate(zip(entries, map_simulations(args, pool))):
         answered = {float(p["rate_qps"]): float(p["mean_max_latency_ms"]) for p in points if eligible(p)}

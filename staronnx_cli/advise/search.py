@@ -51,14 +51,16 @@ class SearchResult:
 
 
 def simulate(c: Candidate, rates: list[float], out: Path, platform: Path | None, model_name: str, batches: int,
-             warmup: int, seed: int) -> list[dict]:
-    """One candidate at its rates on the virtual clock (the sweep's own code: judge, congestion, points.csv)."""
+             warmup: int, fed: tuple[int, InputData]) -> list[dict]:
+    """One candidate at its rates on the virtual clock (the sweep's own code: judge, congestion, points.csv); `fed`:
+    the seed, and the input data whose learnt times (this host's) it simulates with."""
     from ..sweep.runner import SweepSettings, run_sweep
 
+    seed, data = fed
     settings = SweepSettings(Path(c.target.path), out, workers=c.layout, policy=c.policy, batch_sizes=(c.batch_size,),
                              rates=tuple(sorted(rates)), batches=batches, warmup=warmup, engine="sim",
                              platform=platform, seed=seed, force=True, model_name=model_name,
-                             command=f"staronnx advise: {c.setup}")
+                             command=f"staronnx advise: {c.setup}", input_data=data if platform is None else RANDOM)
     return run_sweep(settings)
 
 
@@ -256,7 +258,7 @@ def _give_up_unreachable(rates, leaders, capacity: dict[int, float], hopeless: s
 def _run(jobs, s: SearchSettings, pool):
     """Each job's points, in the order of `jobs`, as they come (the caller counts them)."""
     args = [(c, todo, s.out / "sim" / c.name, (s.platforms or {}).get(c.layout), s.model_name, s.batches, s.warmup,
-             s.seed) for c, todo, _ in jobs]
+             (s.seed, s.input_data)) for c, todo, _ in jobs]
     return map_simulations(args, pool)
 
 

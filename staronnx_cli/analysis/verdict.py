@@ -48,9 +48,11 @@ def run_verdict(run: Run) -> list[str]:
         if every_point_failed(run.points):  # lower rates would not help
             partial = " (or at the partial batches --max-queue-delay closes: a model fixed to N runs no other)" \
                 if run.meta.max_queue_delay_ms is not None else ""
+            fed = str(getattr(run.meta, "input_data", "random") or "random")
+            data = "" if fed == "random" else f" --input-data {fed.split(' (sha256')[0]}"  # what the sweep fed it
             return [f"Every point failed ({', '.join(f'N={n}' for n in failed)}): the model does not run at "
                     f"{'this batch size' if len(failed) == 1 else 'these batch sizes'} on these workers{partial} "
-                    "(points.csv's errors say why); check it with 'staronnx profile MODEL --batch N'."]
+                    f"(points.csv's errors say why); check it with 'staronnx profile MODEL --batch N{data}'."]
         lowest = run.points.rate_qps.min()
         also = f"; {', '.join(f'N={n}' for n in failed)} failed at every rate" if failed else ""
         return [f"No point was uncongested (every batch size congested or failed from {qps(lowest)} q/s{also}): "

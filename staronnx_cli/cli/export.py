@@ -20,7 +20,7 @@ def export(
                                                           "us).")] = "perf_analyzer",
     force: Annotated[bool, typer.Option(help="Overwrite files of the same names in the folder.")] = False,
 ):
-    """Write each run's uncongested points as perf_analyzer's CSV: RUN.N<n>.csv (a mix: RUN.MODEL.N<n>.csv)."""
+    """Write each run's uncongested points as perf_analyzer's CSV: RUN.N<n>.csv (a mix: RUN.MODEL.N<n>.COMBO.csv)."""
     from ..outputfile import ready_to_write, write_text_atomic
     from ..results.export import perf_analyzer_tables, table_text
     from ..results.read import read_runs
@@ -31,10 +31,13 @@ def export(
         raise UserError(f"-o {output} is a file: export writes a folder of CSV files, e.g. -o export")
     if (output / "run.json").exists() or (output / "plan.json").exists():
         raise UserError(f"-o {output} is a run or a plan directory: export writes a folder of its own; choose another")
-    files = {}
+    files, empty = {}, []
     for run in read_runs(runs):
-        for (model, n), rows in perf_analyzer_tables(run.points).items():
-            name = ".".join(x for x in (run.path.resolve().name, model, f"N{n}") if x) + ".csv"
+        tables = perf_analyzer_tables(run.points)
+        if not tables:
+            empty.append(str(run.path))
+        for part, rows in tables.items():
+            name = f"{run.path.resolve().name}.{part}.csv"
             if name in files:
                 raise UserError(f"two runs named '{run.path.resolve().name}' would write {name}: export them into "
                                 "two folders")
@@ -51,3 +54,5 @@ def export(
         write_text_atomic(output / name, text)
     console.print(f"wrote {len(files)} perf_analyzer CSV file(s) to {output}/: {', '.join(sorted(files))}",
                   soft_wrap=True)
+    for path in empty:  # perf_analyzer writes no row for a rate it cannot hold
+        console.print(f"note: {path} has no uncongested point without errors: no file for it", soft_wrap=True)

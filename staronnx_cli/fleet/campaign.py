@@ -186,9 +186,9 @@ def _sweep(entry, index: int, kinds: dict[str, Kind]) -> SweepSpec:
         parse_shapes(shape)
         values["shape"] = tuple(shape)
     values["input_data"] = _input_data(values.get("input_data", "random"), f"{where} ({name})")
-    if values["input_data"] != "random" and values.get("engine", "real") == "sim":
-        raise UserError(f"campaign: {where} ({name}): input_data feeds the models of a real sweep: the simulator takes "
-                        "its task times from the platform, not from inputs; drop it")
+    if values["input_data"] != "random" and values.get("platform"):
+        raise UserError(f"campaign: {where} ({name}): input_data with a platform: the platform's task times are its "
+                        "own, not learnt on inputs; drop one of them")
     for key in ("workers", "batch", "rate", "system", "policy", "engine", "platform"):
         if key in values and not isinstance(values[key], str):
             values[key] = ",".join(map(str, values[key])) if isinstance(values[key], list) else str(values[key])

@@ -70,12 +70,13 @@ def prepare_mix(s: MixSettings, resolve=lambda source, shape: source) -> Prepare
          "batch_sizes": list(m.batch_sizes), "target_ms": m.target_ms, "priority": m.priority, "arrival": m.arrival,
          "input_data": m.input_data.words()}
         for m, mem in zip(mix.models, target.members)]}, scales=list(s.scales), vary=s.vary,
-        memory_limits=memory_limits)
+        memory_limits=memory_limits, input_data="; ".join(f"{m.name}: {m.input_data.words()}" for m in mix.models)
+        if any(m.input_data.source != "random" for m in mix.models) else "random")
     if sw.resume and not sw.force and (sw.output / "run.json").exists() and (sw.output / "points.csv").exists():
         old = RunDir(sw.output).read_meta()
         if not old.get("mix"):
             raise UserError(f"--resume: '{sw.output}' is one model's run, not a mix's: sweep the mix into a new -o")
-        for key, what in (("mix", "a different mix (models, rates, batch sizes, targets or priorities)"),
+        for key, what in (("mix", "a different mix (models, rates, batch sizes, targets, priorities or input data)"),
                           ("vary", "another --vary")):
             if _without_file(old.get(key)) != _without_file(meta.get(key)):
                 raise UserError(f"--resume: '{sw.output}' was measured with {what}: use the same mix and options, a "

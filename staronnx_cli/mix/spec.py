@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..inputdata import KINDS, RANDOM, InputData, parse_input_data
+from ..inputdata import ALIASES, KINDS, RANDOM, InputData, parse_input_data
 from ..load.schedule import ARRIVALS, arrivals
 from ..tomlfile import read_toml
 
@@ -144,7 +144,7 @@ def _input_data(entry: dict, path: Path, where: str) -> InputData:
     if not isinstance(given, str):
         raise UserError(f"{where}: input_data = {given!r} must be \"random\", \"zeros\" or a samples file's path, "
                         "e.g. input_data = \"samples.npz\" (as sweep's --input-data)")
-    if given.strip().lower() not in KINDS and not Path(given).is_absolute():
+    if ALIASES.get(given.strip().lower(), given.strip().lower()) not in KINDS and not Path(given).is_absolute():
         given = str(path.parent / given)
     return parse_input_data(given, f"{where}: input_data")
 

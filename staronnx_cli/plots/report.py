@@ -15,8 +15,8 @@ from . import figures, tables
 from .mix import mix_figure
 
 META_KEYS = ["command", "system", "engine", "workers", "worker_cores", "policy", "arrival", "max_queue_delay_ms",
-             "batches", "warmup", "seed", "cpu", "cores", "gpu", "host", "python", "onnxruntime", "staronnx",
-             "target", "parts", "offload_fraction", "model_sha256", "plan_sha256", "start_time"]
+             "batches", "warmup", "seed", "input_data", "cpu", "cores", "gpu", "host", "python", "onnxruntime",
+             "staronnx", "target", "parts", "offload_fraction", "model_sha256", "plan_sha256", "start_time"]
 
 COLUMNS = """<details><summary>What the columns mean</summary>
 

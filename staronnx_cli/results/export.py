@@ -10,6 +10,7 @@ queue holds too), Server Compute Infer = run; the client and network columns are
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -36,15 +37,20 @@ def _row(point) -> list:
             _us(ms("p99_latency_ms"))]
 
 
-def perf_analyzer_tables(points: pd.DataFrame) -> dict[tuple[str, int], list[list]]:
-    """(model, batch size) -> perf_analyzer's rows of its held points (model '' for a run of one model)."""
+def perf_analyzer_tables(points: pd.DataFrame) -> dict[str, list[list]]:
+    """A file's name part -> perf_analyzer's rows of its held points: 'N2' for a run of one model; for a mix,
+    'cnn.N2.cnn2_transformer1' (the model, its batch size, and the combination it ran in: each model's rows of
+    two combinations are two configurations)."""
     held = points[~flags(points["congested"]) & points["errors"].fillna("").astype(str).str.strip().eq("")]
     mix = "model" in points and points["model"].fillna("").astype(str).nunique() > 1
-    models = held["model"].fillna("").astype(str) if mix else pd.Series("", index=held.index)
-    tables: dict[tuple[str, int], list[list]] = {}
-    for (model, n), group in held.groupby([models, held["batch_size"].astype(int)], sort=True):
-        ordered = group.sort_values("achieved_qps")
-        tables[(str(model), int(n))] = [_row(p) for p in ordered.itertuples()]
+    blank = pd.Series("", index=held.index)
+    models = held["model"].fillna("").astype(str) if mix else blank
+    combos = held["mix"].fillna("").astype(str) if mix and "mix" in held else blank
+    tables: dict[str, list[list]] = {}
+    for (model, n, combo), group in held.groupby([models, held["batch_size"].astype(int), combos], sort=True):
+        label = re.sub(r"[^A-Za-z0-9_.-]+", "", str(combo).replace(" ", "_"))
+        name = ".".join(x for x in (str(model), f"N{n}", label) if x)
+        tables[name] = [_row(p) for p in group.sort_values("achieved_qps").itertuples()]
     return tables
 
 

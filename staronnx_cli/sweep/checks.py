@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from .. import modelio
@@ -149,7 +150,16 @@ def _target_words(meta, key: str) -> str:
 
 RESUME_KEYS = ("model_sha256", "plan_sha256", "system", "engine", "workers", "policy", "arrival",
                "max_queue_delay_ms", "batches", "warmup", "seed", "cuda_graphs", "input_data")
-RESUME_DEFAULTS = {"input_data": "random"}  # a run written before the key: what it was measured with
+
+
+def _same_data(old, new) -> bool:
+    """The same inputs: random, zeros, or a file of the same bytes (its sha256), whatever its name now (a run
+    written before the key was fed random inputs)."""
+    def key(words) -> str:
+        found = re.search(r"\(sha256 ([0-9a-f]+)\)", str(words))
+        return found.group(1) if found else str(words)
+
+    return key(old) == key(new)
 
 
 def check_resume(meta: RunMeta, run_dir: Path) -> None:
@@ -171,7 +181,7 @@ def check_resume(meta: RunMeta, run_dir: Path) -> None:
                             f"{_target_words(meta, key)}: resume with the same target, a new -o, or --force")
     for key in RESUME_KEYS:
         same = layout_key(str(old.get(key))) == layout_key(str(meta.get(key))) if key == "workers" else \
-            old.get(key, RESUME_DEFAULTS.get(key)) == meta.get(key)
+            _same_data(old.get(key, "random"), meta.get(key)) if key == "input_data" else old.get(key) == meta.get(key)
         if not same:
             raise UserError(f"--resume: '{run_dir}' was measured with {key} = {old.get(key)!r}, this sweep has "
                             f"{meta.get(key)!r}: use the same settings, a new -o, or --force")

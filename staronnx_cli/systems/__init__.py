@@ -47,12 +47,14 @@ def make_engine(s, target: Target, mix=None, memory_limits: dict[str, int] | Non
     if s.engine == "sim":
         from .sim import SimConfig, SimEngine
 
-        if any(data.source != "random" for data in model_inputs(s, mix)):
-            raise UserError("--input-data feeds the models of a real sweep: the simulator takes its task times from "
-                            "the platform, not from inputs; drop it (in a mix: input_data)")
-
+        fed = model_inputs(s, mix)
+        if s.platform is not None and any(data.source != "random" for data in fed):
+            raise UserError("--input-data with --platform: the platform's task times are its own, not learnt on "
+                            "inputs; drop --input-data (in a mix: input_data), or --platform to simulate with this "
+                            "host's times learnt on that data")
         return SimEngine(SimConfig(s.workers, s.platform, s.model_name or s.target.stem, tuple(s.batch_sizes),
-                                   s.seed, s.sim_noise, s.calibrate, s.trust_platform), target)
+                                   s.seed, s.sim_noise, s.calibrate, s.trust_platform,
+                                   tuple(data.cache_key() for data in fed)), target)
     if s.platform is not None:
         raise UserError("--platform describes a machine for the simulator: add --engine sim")
     if s.system in ("native", "ortparallel"):

@@ -32,6 +32,7 @@ class SimConfig:
     sim_noise: bool = False  # draw task times from the models' std (seeded)
     calibrate: bool = False  # start dmda's models empty and calibrate them in simulation
     trust_platform: bool = False  # the platform's [[times]] of the same split made again elsewhere (another sha256)
+    inputs: tuple[str, ...] = ()  # per model, without a platform: which of this host's models (InputData.cache_key)
 
 
 class SimEngine:
@@ -51,7 +52,7 @@ class SimEngine:
                 self.platform, f"--platform {config.platform}", mine, len(target.part_files), config.trust_platform,
                 target.model_sha256)
         else:
-            self.platform, self.trusted = platform_from_cache(config.workers, target), False
+            self.platform, self.trusted = platform_from_cache(config.workers, target, config.inputs), False
         self.workers = platform_workers(self.platform)
         self.link = self.platform.link  # dmda predicts transfers with the figures the simulator charges
         try:
@@ -131,17 +132,18 @@ def mix_times(platform: Platform, target: Target) -> PartTimes:
     return PartTimes(table)
 
 
-def platform_from_cache(spec: str, target: Target) -> Platform:
+def platform_from_cache(spec: str, target: Target, inputs: tuple[str, ...] = ()) -> Platform:
     """`--engine sim --workers SPEC` without a platform: this host's cached performance models of the target (of a
-    mix: each model's, from its own cache file)."""
+    mix: each model's, from its own cache file), learnt on the inputs `inputs` names per model ('' random)."""
     from ..ortenv import cuda_status
 
     # simulated workers are not bounded by this machine, but `auto` is this machine's layout (as a real sweep's)
     workers = parse_workers(spec, list(range(4096)), cuda_status().usable if spec.strip() == "auto" else True)
     named = [(m.name, m.target, m.first_part) for m in target.members] if target.members else [("", target, 0)]
     models = []
-    for name, one, first in named:
-        perf_file = cache_file(host.node(), one.model_sha256, one.plan_sha256, ort.__version__)
+    for m, (name, one, first) in enumerate(named):
+        perf_file = cache_file(host.node(), one.model_sha256, one.plan_sha256, ort.__version__,
+                               inputs[m] if m < len(inputs) else "")
         said: list[str] = []
         perf = PerfModel.load(perf_file, said.append)
         if not perf.stats:
