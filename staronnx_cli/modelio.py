@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -251,12 +251,16 @@ def plan_input_specs(protos: list[onnx.ModelProto]) -> list[InputSpec]:
         own = {i.name for i in proto.graph.input}
         produced |= {o.name for o in proto.graph.output if o.name not in own}
     found: dict[str, InputSpec] = {}
+    tables: dict[str, int] = {}  # an integer input's rows, the fewest of every table any part indexes with it
     for proto in protos:
         weights = {i.name for i in proto.graph.initializer}
-        wanted = {i.name for i in proto.graph.input} - weights - produced - set(found)
+        wanted = {i.name for i in proto.graph.input} - weights - produced
+        for name, rows in index_bounds(proto).items():
+            if name in wanted:
+                tables[name] = min(tables.get(name, rows), rows)
         for spec in input_specs(proto, wanted) if wanted else []:
-            found[spec.name] = spec
-    return list(found.values())
+            found.setdefault(spec.name, spec)
+    return [replace(s, high=tables[s.name]) if s.name in tables else s for s in found.values()]
 
 
 def check_node_names(model: onnx.ModelProto) -> None:
