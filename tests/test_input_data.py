@@ -88,10 +88,11 @@ def test_an_input_data_that_is_not_a_samples_file_is_one_line(tmp_path, monkeypa
         parse_input_data(text)
 
 
-def _lookup(path):
+def _lookup(path, seed=0):
     """ids [batch, 4] index a table of 10 rows: an id of 10 or more is ONNX Runtime's out-of-bounds error, so a
-    samples file holding one shows that the samples, not random ids, reached the run."""
-    table = numpy_helper.from_array(np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32), "table")
+    samples file holding one shows that the samples, not random ids, reached the run; `seed` None: a model this
+    host never measured (its own sha256)."""
+    table = numpy_helper.from_array(np.random.default_rng(seed).standard_normal((10, 8)).astype(np.float32), "table")
     nodes = [helper.make_node("Gather", ["table", "ids"], ["e"], name="gather"),
              helper.make_node("ReduceSum", ["e"], ["y"], name="sum", keepdims=0, axes=[1])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 4])],
@@ -168,17 +169,20 @@ def test_a_mix_gives_each_model_its_own_samples_and_refuses_the_flag(cli, tmp_pa
                           "nope.npz' not found")
 
 
-def test_the_simulator_runs_on_this_hosts_times_learnt_on_the_data_and_a_platform_refuses_it(cli, tmp_path,
-                                                                                              monkeypatch):
+def test_the_simulator_runs_on_this_hosts_times_learnt_on_the_data_and_a_platform_refuses_it(cli, tmp_path):
     """advise --input-data calibrated into the data's own cache file, then simulated with the random inputs' file
     (missing on a fresh cache: every advise exited 2; else the predictions were the random inputs')."""
-    monkeypatch.setenv("STARONNX_CACHE", str(tmp_path / "cache"))  # a fresh host: nothing learnt yet
-    model = _lookup(tmp_path / "lookup.onnx")
+    from staronnx_cli.cachedir import cache_dir
+    from staronnx_cli.modelio import sha256_of
+
+    # a model never measured here (not a fresh STARONNX_CACHE: advise's forkserver keeps the environment it began
+    # with, an earlier test's)
+    model = _lookup(tmp_path / "lookup.onnx", seed=None)
     good = _samples(tmp_path, 9)
     advised = cli("advise", model, "--rate", "50", "--batch", "1", "--offload", "0", "--streams", "0", "--input-data",
                   good, "--confirm-batches", "5", "--budget-s", "60", "-o", tmp_path / "advice")
     assert advised.exit_code == 0, advised.output
-    assert list((tmp_path / "cache" / "perfmodels").glob("*-in*.json"))  # learnt on the data, apart
+    assert list((cache_dir() / "perfmodels").glob(f"*{sha256_of(model)[:16]}*-in*.json"))  # learnt apart
     simulated = cli("sweep", model, "--engine", "sim", "--workers", "cpu:1x2", "--batch", "1", "--rate", "50",
                     "--input-data", good, "-o", tmp_path / "sim")
     assert simulated.exit_code == 0, simulated.output
