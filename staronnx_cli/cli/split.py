@@ -108,3 +108,7 @@ def split(
         console.print(f"verified: parts run in order = full model on a batch of {v['batch']}, max abs diff "
                       f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:.3g})"
                       + (f"; not compared (not tensors): {', '.join(skipped)}" if skipped else ""), soft_wrap=True)
+        if v.get("no_finite_output"):  # NaN equals NaN there: the check compared nothing
+            console.print("[yellow]note:[/] every output of the model is NaN or infinite on these inputs, so the "
+                          "verification compared nothing: verify on inputs it computes numbers for (--input-data)",
+                          soft_wrap=True)

@@ -41,8 +41,9 @@ def verify(model_path: Path, part_files: list[Path], batch: int, seed: int = 0, 
     worst = float("nan") if any(d != d for d in diffs.values()) else max(diffs.values(), default=0.0)
     # the coarsest float output's step: float16 parts round at each cut where the whole model kept float32
     eps = max((float(np.finfo(v.dtype).eps) for v in numeric.values() if v.dtype.kind == "f"), default=0.0)
-    return {"batch": batch, "max_abs_diff": worst, "per_output": diffs,
-            "output_scale": scale, "output_eps": eps, "not_compared": sorted(set(expected) - set(numeric))}
+    return {"batch": batch, "max_abs_diff": worst, "per_output": diffs, "output_scale": scale, "output_eps": eps,
+            "not_compared": sorted(set(expected) - set(numeric)),
+            "no_finite_output": bool(numeric) and not any(np.isfinite(v).any() for v in numeric.values())}
 
 
 def _numbers(value) -> bool:
