@@ -62,6 +62,11 @@ class InputData:
 RANDOM = InputData()
 
 
+def of_model(data: tuple[InputData, ...], m: int) -> InputData:
+    """Model m's inputs among a run's (a mix: one per model; random where none was given)."""
+    return data[m] if m < len(data) else RANDOM
+
+
 def _present(path: Path) -> Path:
     """The samples file, still there: moved or removed since it was given, one line (not a raw OSError)."""
     if not path.is_file():

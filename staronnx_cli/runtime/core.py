@@ -23,7 +23,7 @@ from types import ModuleType
 import numpy as np
 
 from .. import modelio
-from ..inputdata import RANDOM
+from ..inputdata import of_model
 from ..load.schedule import BatchSchedule
 from .executors import ExecutorOptions, PointClock, part_range
 from .hotwait import WORKER_SPIN_S, spare_cores
@@ -144,7 +144,7 @@ class CoreExecutor(PointClock):
         self.nparts = len(part_files)
         tensors = PartTensors(part_files)
         specs = tensors.specs()
-        arrays = (o.input_data[0] if o.input_data else RANDOM).feeds(specs, batch, o.seed)
+        arrays = of_model(o.input_data, 0).feeds(specs, batch, o.seed)
         # the core reads them: kept alive here (copied C-contiguous, a scalar kept 0-d: ascontiguousarray makes it 1-d)
         self.arrays = [np.array(arrays[s.name], order="C") for s in specs]
         inputs = [(a, ONNX_TYPES[a.dtype], not s.batched) for a, s in zip(self.arrays, specs)]

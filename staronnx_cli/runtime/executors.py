@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 from .. import modelio
 from ..errors import ort_reason
-from ..inputdata import RANDOM, InputData
+from ..inputdata import InputData, of_model
 from . import hotwait
 from .hotwait import Bell
 from .prefetch import Prefetcher
@@ -122,7 +122,6 @@ class ThreadExecutor(PointClock):
                  models: list[int] | None = None, options: ExecutorOptions | None = None):
         o = options or ExecutorOptions()
         warmup_runs, variable_batches, seed, cuda_graphs = o.warmup_runs, o.variable_batches, o.seed, o.cuda_graphs
-        data = [o.input_data[m] if m < len(o.input_data) else RANDOM for m in range(max(models or [0]) + 1)]
         memory_limits = o.memory_limits
         # polling pays where a core is left for the issuer; else an idle worker blocks and the issuer sleeps
         self.polls = hotwait.NATIVE and hotwait.spare_cores([w.cores for w in workers], _available_cores()) > 0
@@ -142,7 +141,7 @@ class ThreadExecutor(PointClock):
         protos = [modelio.load_model(p, with_weights=False) for p in part_files]
         specs = [modelio.plan_input_specs([p for p, of in zip(protos, self.part_model) if of == m])
                  for m in range(count)]  # every part's model inputs: a later part may read one the first does not
-        self.inputs = [data[m].feeds(specs[m], self.batches[m], seed + m) for m in range(count)]
+        self.inputs = [of_model(o.input_data, m).feeds(specs[m], self.batches[m], seed + m) for m in range(count)]
         self.whole = [modelio.whole_inputs(specs[m]) for m in range(count)]  # given whole to every batch
         consumed = {i.name for m in protos for i in m.graph.input}
         made = {o.name for m in protos for o in m.graph.output}

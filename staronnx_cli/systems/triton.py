@@ -28,7 +28,7 @@ import onnx
 
 from .. import modelio
 from ..errors import UserError, first_line
-from ..inputdata import RANDOM, InputData
+from ..inputdata import InputData, of_model
 from ..load.schedule import BatchSchedule
 from ..runtime.loop import RealLoop
 from ..runtime.perfmodel import PerfModel
@@ -58,7 +58,7 @@ class TritonClient:
         self.names = [name for name, _ in models]
         self.specs = [modelio.input_specs(model) for _, model in models]
         self.rows = [rows[m] if m < len(rows) else 1 for m in range(len(models))]
-        self.samples = [(data[m] if m < len(data) else RANDOM).feeds(specs, self.rows[m], seed + m)
+        self.samples = [of_model(data, m).feeds(specs, self.rows[m], seed + m)
                         for m, specs in enumerate(self.specs)]
         self.turn = [0] * len(models)
 
